@@ -1,0 +1,56 @@
+"""The one exception tree of mailferry.
+
+    MailferryError                 root; carries a one-line message for people
+    ├── ConfigError                bad usage or configuration (exit 2); ``problems`` lists every one found
+    ├── AccountError               an account cannot be used at all (exit 3)
+    │   ├── ConnectError           host unknown, port refused, TLS failure, connection dropped
+    │   └── AuthError              login refused
+    ├── FolderError                one folder cannot be read or created; the rest of the run goes on
+    ├── MessageError               one message cannot be copied; recorded with its reason, the run goes on
+    └── StateError                 the state database is unusable (not ours, newer version, corrupt)
+
+Library exceptions (socket, ssl, imaplib, sqlite) are translated into these at the adapter boundary.
+"""
+
+from __future__ import annotations
+
+
+class MailferryError(Exception):
+    """Root of every error mailferry raises on purpose."""
+
+
+class ConfigError(MailferryError):
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class AccountError(MailferryError):
+    """The account cannot be used: connection or login."""
+
+
+class ConnectError(AccountError):
+    pass
+
+
+class AuthError(AccountError):
+    pass
+
+
+class FolderError(MailferryError):
+    def __init__(self, folder: str, reason: str) -> None:
+        self.folder = folder
+        self.reason = reason
+        super().__init__(f"folder {folder!r}: {reason}")
+
+
+class MessageError(MailferryError):
+    def __init__(self, folder: str, uid: int, reason: str) -> None:
+        self.folder = folder
+        self.uid = uid
+        self.reason = reason
+        super().__init__(f"folder {folder!r} uid {uid}: {reason}")
+
+
+class StateError(MailferryError):
+    pass

@@ -1,0 +1,166 @@
+"""Value types shared by every layer."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import BinaryIO
+
+# System flags that every IMAP server keeps. \Recent is session-only and never copied.
+SYSTEM_FLAGS = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Draft", "\\Deleted"})
+DELETED = "\\Deleted"
+
+
+class Role(StrEnum):
+    """The special use of a folder (RFC 6154), plus INBOX."""
+
+    INBOX = "inbox"
+    SENT = "sent"
+    DRAFTS = "drafts"
+    TRASH = "trash"
+    JUNK = "junk"
+    ARCHIVE = "archive"
+    ALL = "all"
+    FLAGGED = "flagged"
+
+
+class Security(StrEnum):
+    SSL = "ssl"  # implicit TLS (imaps)
+    STARTTLS = "starttls"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where an account lives and who logs in. Never holds the password."""
+
+    host: str
+    port: int
+    security: Security
+    user: str
+    authuser: str | None = None  # admin/master login acting for ``user`` (SASL PLAIN authzid)
+
+    def display(self) -> str:
+        scheme = {
+            Security.SSL: "imaps",
+            Security.STARTTLS: "imap+starttls",
+            Security.NONE: "imap",
+        }[self.security]
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{self.user}@{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class FolderInfo:
+    """A folder as LIST shows it; ``name`` is decoded (never modified UTF-7)."""
+
+    name: str
+    delimiter: str | None
+    flags: frozenset[str] = frozenset()  # LIST attributes, e.g. "\\Noselect", "\\Sent"
+    subscribed: bool = False
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        if not self.delimiter:
+            return (self.name,)
+        return tuple(self.name.split(self.delimiter))
+
+    @property
+    def selectable(self) -> bool:
+        lowered = {f.lower() for f in self.flags}
+        return not ({"\\noselect", "\\nonexistent"} & lowered)
+
+
+@dataclass(frozen=True)
+class FolderStatus:
+    uidvalidity: int
+    uidnext: int
+    exists: int
+    highestmodseq: int | None = None  # only where CONDSTORE is offered
+
+
+@dataclass(frozen=True)
+class MessageMeta:
+    """What is known of a message without its body."""
+
+    uid: int
+    flags: frozenset[str]
+    internaldate: dt.datetime  # timezone-aware
+    size: int
+    message_id: str | None = None  # normalised, see identity.normalise_message_id
+    sha256: str | None = None  # filled only where content identity is needed
+
+    @property
+    def deleted(self) -> bool:
+        return DELETED in self.flags
+
+
+@dataclass
+class FetchedMessage:
+    """A message body spooled by an adapter: read it from ``body`` (positioned at 0)."""
+
+    uid: int
+    size: int
+    sha256: str
+    body: BinaryIO
+
+
+@dataclass(frozen=True)
+class AppendRequest:
+    """One message to append; ``body`` is read from its current position for ``size`` bytes."""
+
+    key: int  # the caller's correlation key (the source UID)
+    body: BinaryIO
+    size: int
+    flags: frozenset[str]
+    internaldate: dt.datetime
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    key: int
+    ok: bool
+    target_uid: int | None = None  # from APPENDUID (UIDPLUS), when the server tells
+    reason: str | None = None  # the server's words when ``ok`` is false
+
+
+@dataclass
+class Failure:
+    folder: str
+    uid: int | None
+    reason: str
+
+
+@dataclass
+class Summary:
+    """The outcome of one run; ``as_json`` is the documented ``--json`` shape."""
+
+    folders: int = 0
+    messages_copied: int = 0
+    messages_skipped_existing: int = 0
+    messages_skipped_deleted: int = 0
+    messages_skipped_filtered: int = 0
+    messages_failed: int = 0
+    bytes_copied: int = 0
+    flags_updated: int = 0
+    seconds: float = 0.0
+    failures: list[Failure] = field(default_factory=list)
+    renames: list[tuple[str, str, str]] = field(default_factory=list)  # source, target, why
+    warnings: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "folders": self.folders,
+            "messages_copied": self.messages_copied,
+            "messages_skipped_existing": self.messages_skipped_existing,
+            "messages_skipped_deleted": self.messages_skipped_deleted,
+            "messages_skipped_filtered": self.messages_skipped_filtered,
+            "messages_failed": self.messages_failed,
+            "bytes_copied": self.bytes_copied,
+            "flags_updated": self.flags_updated,
+            "seconds": round(self.seconds, 3),
+            "failures": [{"folder": f.folder, "uid": f.uid, "reason": f.reason} for f in self.failures],
+            "renames": [{"source": s, "target": t, "reason": r} for s, t, r in self.renames],
+            "warnings": list(self.warnings),
+        }
