@@ -160,7 +160,9 @@ class Summary:
             "bytes_copied": self.bytes_copied,
             "flags_updated": self.flags_updated,
             "seconds": round(self.seconds, 3),
-            "failures": [{"folder": f.folder, "uid": f.uid, "reason": f.reason} for f in self.failures],
+            "failures": [
+                {"folder": f.folder, "uid": f.uid, "reason": f.reason} for f in self.failures
+            ],
             "renames": [{"source": s, "target": t, "reason": r} for s, t, r in self.renames],
             "warnings": list(self.warnings),
         }

@@ -1,0 +1,1 @@
+"""Adapters: the only code that speaks to servers, databases and the filesystem."""

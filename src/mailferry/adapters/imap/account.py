@@ -1,0 +1,296 @@
+"""ImapAccount: the MailAccount port over a real IMAP server (imapclient for control, wire.py for bulk)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import io
+import tempfile
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import imapclient
+
+from mailferry.adapters.imap.session import Credentials, TlsOptions, as_str, open_client, translated
+from mailferry.adapters.imap.wire import Pipeline, uid_set
+from mailferry.domain.errors import FolderError, MailferryError
+from mailferry.domain.identity import normalise_message_id
+from mailferry.domain.model import (
+    AppendRequest,
+    AppendResult,
+    Endpoint,
+    FetchedMessage,
+    FolderInfo,
+    FolderStatus,
+    MessageMeta,
+)
+
+META_CHUNK = 1000  # messages per metadata FETCH command
+BODY_BATCH_BYTES = 8 << 20  # small messages fetched together up to this many bytes
+PARTIAL_CHUNK = 4 << 20  # large messages fetched in partial chunks of this size
+SPOOL_IN_MEMORY = 1 << 20  # bodies larger than this spool to a temporary file
+MESSAGE_ID_ITEM = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
+
+
+class ImapAccount:
+    """One logged-in IMAP account. ``readonly`` accounts EXAMINE folders and never write."""
+
+    def __init__(self, client: imapclient.IMAPClient, *, readonly: bool) -> None:
+        self._client = client
+        self._readonly = readonly
+        self._caps = frozenset(as_str(c).upper() for c in client.capabilities())
+        self._selected: str | None = None
+        self._select_info: dict[bytes, Any] = {}
+        self._pipeline = Pipeline(client._imap)  # imaplib's documented send/readline/read
+        if "CONDSTORE" in self._caps and "ENABLE" in self._caps:
+            with translated():
+                client.enable("CONDSTORE")
+        self._delimiter = self._find_delimiter()
+
+    @classmethod
+    def connect(
+        cls,
+        endpoint: Endpoint,
+        credentials: Credentials,
+        *,
+        tls: TlsOptions | None = None,
+        timeout: float = 120.0,
+        readonly: bool = False,
+    ) -> ImapAccount:
+        client = open_client(endpoint, credentials, tls or TlsOptions(), timeout)
+        return cls(client, readonly=readonly)
+
+    # -- capabilities -------------------------------------------------------------------------------
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return self._caps
+
+    @property
+    def delimiter(self) -> str:
+        return self._delimiter
+
+    @property
+    def condstore(self) -> bool:
+        return "CONDSTORE" in self._caps
+
+    @property
+    def literal_plus(self) -> bool:
+        return "LITERAL+" in self._caps
+
+    def _find_delimiter(self) -> str:
+        with translated():
+            if "NAMESPACE" in self._caps:
+                personal = self._client.namespace().personal
+                if personal and personal[0][1]:
+                    return as_str(personal[0][1])
+            listed = self._client.list_folders(pattern="")
+        for _flags, delim, _name in listed:
+            if delim:
+                return as_str(delim)
+        return "/"
+
+    # -- folders ------------------------------------------------------------------------------------
+    def list_folders(self) -> list[FolderInfo]:
+        with translated():
+            listed = self._client.list_folders()
+            subscribed = {name for _f, _d, name in self._client.list_sub_folders()}
+        folders = []
+        for flags, delim, name in listed:
+            folders.append(
+                FolderInfo(
+                    name=as_str(name),
+                    delimiter=as_str(delim) if delim else None,
+                    flags=frozenset(as_str(f) for f in flags),
+                    subscribed=name in subscribed,
+                )
+            )
+        return folders
+
+    def create_folder(self, name: str) -> None:
+        with translated(name):
+            try:
+                self._client.create_folder(name)
+            except imapclient.exceptions.IMAPClientError as exc:
+                if "ALREADYEXISTS" in str(exc).upper() or self._client.folder_exists(name):
+                    return
+                raise
+
+    def subscribe(self, name: str) -> None:
+        with translated(name):
+            self._client.subscribe_folder(name)
+
+    def status(self, folder: str) -> FolderStatus:
+        items = ["UIDVALIDITY", "UIDNEXT", "MESSAGES"]
+        if self.condstore:
+            items.append("HIGHESTMODSEQ")
+        with translated(folder):
+            raw = self._client.folder_status(folder, items)
+        modseq = raw.get(b"HIGHESTMODSEQ")
+        return FolderStatus(
+            uidvalidity=int(raw[b"UIDVALIDITY"]),
+            uidnext=int(raw[b"UIDNEXT"]),
+            exists=int(raw[b"MESSAGES"]),
+            highestmodseq=int(modseq) if modseq is not None else None,
+        )
+
+    def _select(self, folder: str) -> dict[bytes, Any]:
+        if self._selected != folder:
+            with translated(folder):
+                self._select_info = self._client.select_folder(folder, readonly=self._readonly)
+            self._selected = folder
+        return self._select_info
+
+    def permanent_flags(self, folder: str) -> frozenset[str]:
+        info = self._select(folder)
+        flags = info.get(b"PERMANENTFLAGS")
+        if flags is None:  # RFC 3501: no PERMANENTFLAGS means every flag is permanent
+            return frozenset({"\\*"})
+        return frozenset(as_str(f) for f in flags)
+
+    # -- reading ------------------------------------------------------------------------------------
+    def _all_uids(self, folder: str) -> list[int]:
+        info = self._select(folder)
+        if int(info.get(b"EXISTS", 0)) == 0:
+            return []
+        with translated(folder):
+            return sorted(int(u) for u in self._client.search(["ALL"]))
+
+    def fetch_meta(
+        self, folder: str, uids: Sequence[int] | None = None, *, message_ids: bool = False
+    ) -> Iterator[MessageMeta]:
+        wanted = self._all_uids(folder) if uids is None else sorted(set(uids))
+        self._select(folder)
+        items = ["FLAGS", "INTERNALDATE", "RFC822.SIZE"]
+        if message_ids:
+            items.append("BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]")
+        for start in range(0, len(wanted), META_CHUNK):
+            chunk = wanted[start : start + META_CHUNK]
+            with translated(folder):
+                rows = self._client.fetch(uid_set(chunk), items)
+            for uid in sorted(rows):
+                row = rows[uid]
+                if b"INTERNALDATE" not in row:
+                    continue
+                yield MessageMeta(
+                    uid=int(uid),
+                    flags=_flags(row.get(b"FLAGS", ())),
+                    internaldate=_aware(row[b"INTERNALDATE"]),
+                    size=int(row[b"RFC822.SIZE"]),
+                    message_id=normalise_message_id(row.get(MESSAGE_ID_ITEM))
+                    if message_ids
+                    else None,
+                )
+
+    def fetch_flags(
+        self, folder: str, changed_since: int | None = None
+    ) -> Iterator[tuple[int, frozenset[str]]]:
+        info = self._select(folder)
+        if int(info.get(b"EXISTS", 0)) == 0:
+            return
+        modifiers = [f"CHANGEDSINCE {changed_since}"] if changed_since is not None else None
+        with translated(folder):
+            rows = self._client.fetch("1:*", ["FLAGS"], modifiers=modifiers)
+        for uid in sorted(rows):
+            yield int(uid), _flags(rows[uid].get(b"FLAGS", ()))
+
+    def fetch_messages(self, folder: str, metas: Sequence[MessageMeta]) -> Iterator[FetchedMessage]:
+        """Small messages many per FETCH; large ones in partial chunks spooled to disk."""
+        self._select(folder)
+        group: list[MessageMeta] = []
+        group_bytes = 0
+        for meta in sorted(metas, key=lambda m: m.uid):
+            if meta.size > PARTIAL_CHUNK:
+                yield from self._fetch_group(folder, group)
+                group, group_bytes = [], 0
+                fetched = self._fetch_large(folder, meta)
+                if fetched is not None:
+                    yield fetched
+                continue
+            if group and group_bytes + meta.size > BODY_BATCH_BYTES:
+                yield from self._fetch_group(folder, group)
+                group, group_bytes = [], 0
+            group.append(meta)
+            group_bytes += meta.size
+        yield from self._fetch_group(folder, group)
+
+    def _fetch_group(self, folder: str, group: Sequence[MessageMeta]) -> Iterator[FetchedMessage]:
+        if not group:
+            return
+        with translated(folder):
+            rows = self._client.fetch(uid_set(m.uid for m in group), ["BODY.PEEK[]"])
+        for meta in group:
+            body = rows.get(meta.uid, {}).get(b"BODY[]")
+            if body is None:
+                continue  # expunged meanwhile: the caller notices the gap
+            yield FetchedMessage(
+                meta.uid, len(body), hashlib.sha256(body).hexdigest(), io.BytesIO(body)
+            )
+
+    def _fetch_large(self, folder: str, meta: MessageMeta) -> FetchedMessage | None:
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - handed to the caller
+        digest = hashlib.sha256()
+        offset = 0
+        while True:
+            item = f"BODY.PEEK[]<{offset}.{PARTIAL_CHUNK}>"
+            with translated(folder):
+                rows = self._client.fetch([meta.uid], [item])
+            part = next(
+                iter(
+                    rows.get(meta.uid, {}).get(k)
+                    for k in rows.get(meta.uid, {})
+                    if k.startswith(b"BODY[]")
+                ),
+                None,
+            )
+            if part is None:
+                if offset == 0:
+                    spool.close()
+                    return None
+                break
+            spool.write(part)
+            digest.update(part)
+            offset += len(part)
+            if len(part) < PARTIAL_CHUNK:
+                break
+        spool.seek(0)
+        return FetchedMessage(meta.uid, offset, digest.hexdigest(), spool)  # type: ignore[arg-type]
+
+    # -- writing ------------------------------------------------------------------------------------
+    def append_batch(self, folder: str, requests: Sequence[AppendRequest]) -> list[AppendResult]:
+        if self._readonly:
+            raise FolderError(folder, "refusing to write to the source account")
+        with translated(folder):
+            if self.literal_plus:
+                return self._pipeline.append_pipelined(folder, requests)
+            return [self._pipeline.append_synchronous(folder, r) for r in requests]
+
+    def store_flags(self, folder: str, updates: Sequence[tuple[int, frozenset[str]]]) -> None:
+        if self._readonly:
+            raise FolderError(folder, "refusing to write to the source account")
+        self._select(folder)
+        by_flags: dict[frozenset[str], list[int]] = {}
+        for uid, flags in updates:
+            by_flags.setdefault(flags, []).append(uid)
+        with translated(folder):
+            for flags, uids in by_flags.items():
+                encoded = [f.encode("utf-8", "surrogateescape") for f in sorted(flags)]
+                self._client.set_flags(uid_set(uids), encoded, silent=True)
+
+    def close(self) -> None:
+        try:
+            with translated():
+                self._client.logout()
+        except MailferryError:  # a dead session is closed all the same
+            with contextlib.suppress(OSError):
+                self._client.shutdown()
+
+
+def _flags(raw: Sequence[Any]) -> frozenset[str]:
+    return frozenset(as_str(f) for f in raw if as_str(f).lower() != "\\recent")
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:  # imapclient with normalise_times=False keeps the zone; be safe anyway
+        return value.replace(tzinfo=dt.UTC)
+    return value

@@ -1,0 +1,142 @@
+"""Opening an IMAP session: TLS, login, and the translation of library errors into ours."""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import socket
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import imapclient
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+
+from mailferry.domain.errors import AuthError, ConnectError, FolderError, MailferryError
+from mailferry.domain.model import Endpoint, Security
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    ca_file: Path | None = None
+    insecure: bool = False  # skip certificate verification (explicit opt-in only)
+
+    def context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        if self.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A password for ``endpoint.authuser`` if set, else for ``endpoint.user``. Never printed."""
+
+    password: str = ""
+
+    def __repr__(self) -> str:
+        return "Credentials(password=***)"
+
+
+def open_client(
+    endpoint: Endpoint, credentials: Credentials, tls: TlsOptions, timeout: float
+) -> imapclient.IMAPClient:
+    """Connect and log in; every failure becomes ConnectError or AuthError with one clear line."""
+    where = f"{endpoint.host}:{endpoint.port}"
+    try:
+        client = imapclient.IMAPClient(
+            endpoint.host,
+            port=endpoint.port,
+            ssl=endpoint.security is Security.SSL,
+            ssl_context=tls.context(),
+            timeout=timeout,
+        )
+    except socket.gaierror as exc:
+        raise ConnectError(f"cannot resolve host {endpoint.host!r}: {exc.strerror}") from None
+    except ssl.SSLCertVerificationError as exc:
+        raise ConnectError(_tls_problem(where, exc)) from None
+    except (ssl.SSLError, OSError, IMAPClientError) as exc:
+        raise ConnectError(f"cannot connect to {where}: {_describe(exc)}") from None
+    try:
+        _nodelay(client)
+        if endpoint.security is Security.STARTTLS:
+            client.starttls(tls.context())
+        _login(client, endpoint, credentials)
+        client.normalise_times = False
+    except MailferryError:
+        _quietly_close(client)
+        raise
+    except ssl.SSLCertVerificationError as exc:
+        _quietly_close(client)
+        raise ConnectError(_tls_problem(where, exc)) from None
+    except (ssl.SSLError, OSError, IMAPClientError) as exc:
+        _quietly_close(client)
+        raise ConnectError(f"session with {where} failed: {_describe(exc)}") from None
+    return client
+
+
+def _nodelay(client: imapclient.IMAPClient) -> None:
+    sock = client.socket()
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _login(client: imapclient.IMAPClient, endpoint: Endpoint, credentials: Credentials) -> None:
+    who = f"{endpoint.user} at {endpoint.host}"
+    try:
+        if endpoint.authuser:
+            # SASL PLAIN with an authorization identity: the admin logs in acting as the user.
+            client.plain_login(endpoint.authuser, credentials.password, endpoint.user)
+        elif b"AUTH=PLAIN" in client.capabilities():
+            client.plain_login(endpoint.user, credentials.password)
+        else:
+            client.login(endpoint.user, credentials.password)
+    except LoginError as exc:
+        raise AuthError(f"login refused for {who}: {_describe(exc)}") from None
+    except imaplib.IMAP4.error as exc:
+        if isinstance(exc, IMAPClientAbortError | imaplib.IMAP4.abort):
+            raise
+        raise AuthError(f"login refused for {who}: {_describe(exc)}") from None
+
+
+def _tls_problem(where: str, exc: ssl.SSLCertVerificationError) -> str:
+    return (
+        f"TLS certificate of {where} is not trusted ({exc.verify_message}); "
+        "give its CA with --ca-file, or --insecure to skip verification"
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if text.startswith(("b'", 'b"')):
+        text = text[2:-1]
+    return text or type(exc).__name__
+
+
+def _quietly_close(client: imapclient.IMAPClient) -> None:
+    with contextlib.suppress(Exception):
+        client.shutdown()
+
+
+@contextlib.contextmanager
+def translated(folder: str | None = None) -> Iterator[None]:
+    """Turn library exceptions into ours: a lost connection is a ConnectError, a refusal a FolderError."""
+    try:
+        yield
+    except MailferryError:
+        raise
+    except (IMAPClientAbortError, imaplib.IMAP4.abort, OSError) as exc:
+        raise ConnectError(f"connection lost: {_describe(exc)}") from None
+    except (IMAPClientError, imaplib.IMAP4.error) as exc:
+        if folder is None:
+            raise ConnectError(f"server refused: {_describe(exc)}") from None
+        raise FolderError(folder, _describe(exc)) from None
+
+
+def as_str(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    return str(value)

@@ -1,0 +1,187 @@
+"""The bytes of IMAP that imapclient does not write for us: pipelined APPEND and its helpers.
+
+imapclient (on imaplib) sends one command and waits for its answer. A migration over a link with 20 ms round
+trips cannot afford that, so APPENDs are written back to back with non-synchronising literals (LITERAL+,
+RFC 7888) and their tagged answers read afterwards. Bodies are streamed from their spool in chunks, so a
+100 MB message never sits in memory whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from imapclient.imap_utf7 import encode as encode_utf7
+
+from mailferry.domain.errors import ConnectError
+from mailferry.domain.model import AppendRequest, AppendResult
+
+CHUNK = 1 << 20
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_LITERAL_AT_END = re.compile(rb"\{(\d+)\+?\}\r\n$")
+_APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
+_TAGGED = re.compile(rb"^(\S+) (OK|NO|BAD)\b ?(.*)$", re.IGNORECASE | re.DOTALL)
+
+
+class Connection(Protocol):
+    """The three calls of imaplib.IMAP4 we use for raw traffic (documented public methods)."""
+
+    def send(self, data: bytes) -> None: ...
+
+    def readline(self) -> bytes: ...
+
+    def read(self, size: int) -> bytes: ...
+
+
+def quote_mailbox(name: str) -> bytes:
+    """A folder name as an IMAP quoted string, in modified UTF-7."""
+    raw: bytes = encode_utf7(name)
+    return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+def internaldate(moment: dt.datetime) -> bytes:
+    """``"dd-Mon-yyyy hh:mm:ss +zzzz"``, locale-independent; a naive time is refused (never "now")."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("INTERNALDATE needs a timezone")
+    offset = moment.utcoffset() or dt.timedelta()
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    hh, mm = divmod(abs(minutes), 60)
+    text = (
+        f'"{moment.day:02d}-{_MONTHS[moment.month - 1]}-{moment.year:04d} '
+        f'{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d} {sign}{hh:02d}{mm:02d}"'
+    )
+    return text.encode("ascii")
+
+
+def flag_list(flags: Iterable[str]) -> bytes:
+    return b"(" + b" ".join(sorted(f.encode("utf-8", "surrogateescape") for f in flags)) + b")"
+
+
+def uid_set(uids: Iterable[int]) -> str:
+    """Compress UIDs into an IMAP sequence set: ``1:5,9,12:14``."""
+    ordered = sorted(set(uids))
+    parts: list[str] = []
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}:{ordered[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+@dataclass
+class Tagged:
+    status: str
+    text: bytes
+
+
+class Pipeline:
+    """Raw command traffic on an imaplib connection, with our own tags (``mf1``, ``mf2``…)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._counter = 0
+
+    def next_tag(self) -> bytes:
+        self._counter += 1
+        return b"mf%d" % self._counter
+
+    def send_body(self, body: BinaryIO, size: int) -> None:
+        left = size
+        while left > 0:
+            chunk = body.read(min(CHUNK, left))
+            if not chunk:
+                raise ValueError("message spool shorter than its size")
+            self._conn.send(chunk)
+            left -= len(chunk)
+
+    def read_response_line(self) -> bytes:
+        """One logical response line, with any literals inlined (they are skipped: we need none)."""
+        line = self._readline()
+        while (match := _LITERAL_AT_END.search(line)) is not None:
+            self._conn.read(int(match.group(1)))
+            line = line[: match.start()] + b"{literal}" + self._readline()
+        return line
+
+    def _readline(self) -> bytes:
+        line = self._conn.readline()
+        if not line:
+            raise ConnectError("the server closed the connection")
+        return line
+
+    def wait_tagged(
+        self, tags: Sequence[bytes], on_continuation: Callable[[], None] | None = None
+    ) -> dict[bytes, Tagged]:
+        """Read until every tag in ``tags`` completed; ``+`` lines call ``on_continuation``."""
+        pending = set(tags)
+        done: dict[bytes, Tagged] = {}
+        while pending:
+            line = self.read_response_line()
+            if line.startswith(b"+"):
+                if on_continuation is None:
+                    raise ConnectError("unexpected continuation request from the server")
+                on_continuation()
+                continue
+            if line[:5].upper() == b"* BYE":
+                raise ConnectError("the server ended the session: " + _text(line[5:]))
+            match = _TAGGED.match(line.rstrip(b"\r\n"))
+            if match and match.group(1) in pending:
+                pending.discard(match.group(1))
+                done[match.group(1)] = Tagged(match.group(2).upper().decode(), match.group(3))
+        return done
+
+    def append_pipelined(
+        self, folder: str, requests: Sequence[AppendRequest]
+    ) -> list[AppendResult]:
+        """Every APPEND sent with a LITERAL+ literal before any answer is read."""
+        mailbox = quote_mailbox(folder)
+        tags: list[bytes] = []
+        for request in requests:
+            tag = self.next_tag()
+            tags.append(tag)
+            self._conn.send(_append_head(tag, mailbox, request, b"+"))
+            self.send_body(request.body, request.size)
+            self._conn.send(b"\r\n")
+        answers = self.wait_tagged(tags)
+        return [_result(req, answers[tag]) for req, tag in zip(requests, tags, strict=True)]
+
+    def append_synchronous(self, folder: str, request: AppendRequest) -> AppendResult:
+        """One APPEND with a synchronising literal (the server says ``+`` before the body)."""
+        mailbox = quote_mailbox(folder)
+        tag = self.next_tag()
+        self._conn.send(_append_head(tag, mailbox, request, b""))
+
+        def send() -> None:
+            self.send_body(request.body, request.size)
+            self._conn.send(b"\r\n")
+
+        answers = self.wait_tagged([tag], on_continuation=send)
+        return _result(request, answers[tag])
+
+
+def _append_head(tag: bytes, mailbox: bytes, request: AppendRequest, plus: bytes) -> bytes:
+    return b"%s APPEND %s %s %s {%d%s}\r\n" % (
+        tag,
+        mailbox,
+        flag_list(request.flags),
+        internaldate(request.internaldate),
+        request.size,
+        plus,
+    )
+
+
+def _result(request: AppendRequest, answer: Tagged) -> AppendResult:
+    if answer.status != "OK":
+        return AppendResult(request.key, ok=False, reason=_text(answer.text) or answer.status)
+    match = _APPENDUID.search(answer.text)
+    return AppendResult(request.key, ok=True, target_uid=int(match.group(2)) if match else None)
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace").strip()

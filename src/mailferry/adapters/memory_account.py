@@ -1,0 +1,216 @@
+"""An in-memory mail server and account: the fake behind unit tests and the crash state machine.
+
+It keeps IMAP's semantics that matter to a migration (UIDVALIDITY, UIDNEXT, mod-sequences, PERMANENTFLAGS,
+APPENDUID) and can be told to break: ``crash_after`` appends raises ConnectError *after* the server stored
+the message, which is the window the intent log exists for. ``tests/integration/test_contract.py`` runs the
+same checks against it and a real Dovecot so that it cannot drift.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from mailferry.domain.errors import ConnectError, FolderError
+from mailferry.domain.identity import normalise_message_id
+from mailferry.domain.model import (
+    AppendRequest,
+    AppendResult,
+    FetchedMessage,
+    FolderInfo,
+    FolderStatus,
+    MessageMeta,
+)
+
+_validity = itertools.count(1000)
+
+
+@dataclass
+class StoredMessage:
+    uid: int
+    body: bytes
+    flags: frozenset[str]
+    internaldate: dt.datetime
+    modseq: int
+
+
+@dataclass
+class MemoryFolder:
+    name: str
+    uidvalidity: int = field(default_factory=lambda: next(_validity))
+    uidnext: int = 1
+    modseq: int = 1
+    messages: dict[int, StoredMessage] = field(default_factory=dict)
+    subscribed: bool = False
+    special_use: str | None = None
+
+    def add(self, body: bytes, flags: frozenset[str], internaldate: dt.datetime) -> int:
+        uid = self.uidnext
+        self.uidnext += 1
+        self.modseq += 1
+        self.messages[uid] = StoredMessage(uid, body, flags, internaldate, self.modseq)
+        return uid
+
+    def set_flags(self, uid: int, flags: frozenset[str]) -> None:
+        self.modseq += 1
+        message = self.messages[uid]
+        message.flags = flags
+        message.modseq = self.modseq
+
+    def expunge(self, uid: int) -> None:
+        self.modseq += 1
+        del self.messages[uid]
+
+
+@dataclass
+class MemoryServer:
+    """The mailbox store of one account; accounts are sessions on it."""
+
+    delimiter: str = "/"
+    condstore: bool = True
+    keywords: bool = True  # False: PERMANENTFLAGS without \\*, so keywords are refused
+    max_size: int | None = None
+    folders: dict[str, MemoryFolder] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.folders.setdefault("INBOX", MemoryFolder("INBOX", subscribed=True))
+
+    def folder(self, name: str) -> MemoryFolder:
+        key = "INBOX" if name.upper() == "INBOX" else name
+        if key not in self.folders:
+            raise FolderError(name, "Mailbox doesn't exist")
+        return self.folders[key]
+
+    def create(self, name: str, special_use: str | None = None) -> MemoryFolder:
+        key = "INBOX" if name.upper() == "INBOX" else name
+        if key not in self.folders:
+            self.folders[key] = MemoryFolder(key, special_use=special_use)
+        return self.folders[key]
+
+    def recreate(self, name: str) -> None:
+        """Drop and recreate a folder with the same messages: a new UIDVALIDITY and new UIDs."""
+        old = self.folder(name)
+        new = MemoryFolder(old.name, subscribed=old.subscribed, special_use=old.special_use)
+        for message in sorted(old.messages.values(), key=lambda m: m.uid):
+            new.add(message.body, message.flags, message.internaldate)
+        self.folders[old.name] = new
+
+
+class MemoryAccount:
+    """A MailAccount session on a MemoryServer."""
+
+    def __init__(self, server: MemoryServer, *, crash_after: int | None = None) -> None:
+        self.server = server
+        self.crash_after = crash_after  # appends stored before the "connection" breaks
+        self.appends = 0
+
+    @property
+    def delimiter(self) -> str:
+        return self.server.delimiter
+
+    @property
+    def condstore(self) -> bool:
+        return self.server.condstore
+
+    def list_folders(self) -> list[FolderInfo]:
+        folders: dict[str, FolderInfo] = {}
+        for name, folder in self.server.folders.items():
+            flags = frozenset({folder.special_use}) if folder.special_use else frozenset()
+            folders[name] = FolderInfo(name, self.delimiter, flags, folder.subscribed)
+            parts = name.split(self.delimiter)
+            for depth in range(1, len(parts)):
+                parent = self.delimiter.join(parts[:depth])
+                if parent not in self.server.folders and parent not in folders:
+                    folders[parent] = FolderInfo(
+                        parent, self.delimiter, frozenset({"\\Noselect"}), subscribed=False
+                    )
+        return sorted(folders.values(), key=lambda f: f.name)
+
+    def create_folder(self, name: str) -> None:
+        if not name or any(not part for part in name.split(self.delimiter)):
+            raise FolderError(name, "invalid mailbox name")
+        self.server.create(name)
+
+    def subscribe(self, name: str) -> None:
+        self.server.folder(name).subscribed = True
+
+    def status(self, folder: str) -> FolderStatus:
+        box = self.server.folder(folder)
+        modseq = box.modseq if self.condstore else None
+        return FolderStatus(box.uidvalidity, box.uidnext, len(box.messages), modseq)
+
+    def permanent_flags(self, folder: str) -> frozenset[str]:
+        self.server.folder(folder)
+        system = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Draft", "\\Deleted"})
+        return system | {"\\*"} if self.server.keywords else system
+
+    def fetch_meta(
+        self, folder: str, uids: Sequence[int] | None = None, *, message_ids: bool = False
+    ) -> Iterator[MessageMeta]:
+        box = self.server.folder(folder)
+        wanted = sorted(box.messages) if uids is None else sorted(set(uids) & box.messages.keys())
+        for uid in wanted:
+            message = box.messages[uid]
+            mid = (
+                normalise_message_id(_header(message.body, b"message-id")) if message_ids else None
+            )
+            yield MessageMeta(uid, message.flags, message.internaldate, len(message.body), mid)
+
+    def fetch_flags(
+        self, folder: str, changed_since: int | None = None
+    ) -> Iterator[tuple[int, frozenset[str]]]:
+        box = self.server.folder(folder)
+        for uid in sorted(box.messages):
+            message = box.messages[uid]
+            if changed_since is None or message.modseq > changed_since:
+                yield uid, message.flags
+
+    def fetch_messages(self, folder: str, metas: Sequence[MessageMeta]) -> Iterator[FetchedMessage]:
+        box = self.server.folder(folder)
+        for meta in sorted(metas, key=lambda m: m.uid):
+            message = box.messages.get(meta.uid)
+            if message is not None:
+                digest = hashlib.sha256(message.body).hexdigest()
+                yield FetchedMessage(meta.uid, len(message.body), digest, io.BytesIO(message.body))
+
+    def append_batch(self, folder: str, requests: Sequence[AppendRequest]) -> list[AppendResult]:
+        box = self.server.folder(folder)
+        results = []
+        for request in requests:
+            body = request.body.read(request.size)
+            if self.server.max_size is not None and len(body) > self.server.max_size:
+                results.append(
+                    AppendResult(request.key, ok=False, reason="[TOOBIG] Message too large")
+                )
+                continue
+            uid = box.add(body, request.flags, request.internaldate)
+            self.appends += 1
+            if self.crash_after is not None and self.appends >= self.crash_after:
+                # The server kept the message; its answer never arrives.
+                raise ConnectError("connection lost (injected)")
+            results.append(AppendResult(request.key, ok=True, target_uid=uid))
+        return results
+
+    def store_flags(self, folder: str, updates: Sequence[tuple[int, frozenset[str]]]) -> None:
+        box = self.server.folder(folder)
+        for uid, flags in updates:
+            if uid in box.messages:
+                box.set_flags(uid, flags)
+
+    def close(self) -> None:
+        pass
+
+
+def _header(body: bytes, name: bytes) -> bytes | None:
+    head = body.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    lines = head.replace(b"\r\n", b"\n").split(b"\n")
+    for index, line in enumerate(lines):
+        if line.lower().startswith(name + b":"):
+            block = [line]
+            block.extend(itertools.takewhile(lambda x: x[:1] in (b" ", b"\t"), lines[index + 1 :]))
+            return b"\r\n".join(block)
+    return None

@@ -1,0 +1,141 @@
+"""The composition root: turns a validated request into connected accounts, a state store and a Migration."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mailferry.adapters.imap import Credentials, ImapAccount, TlsOptions
+from mailferry.adapters.memory_state import MemoryStateStore
+from mailferry.adapters.sqlite_state import SqlStateStore
+from mailferry.config import default_state_path, pair_key, parse_endpoint
+from mailferry.domain.errors import ConfigError
+from mailferry.domain.folders import MappingOptions
+from mailferry.domain.model import Endpoint, Summary
+from mailferry.domain.plan import Selection
+from mailferry.domain.ports import StateStore
+from mailferry.service.migrate import FolderWork, Migration, SyncOptions
+from mailferry.service.progress import Progress
+from mailferry.service.verify import VerifyReport, verify
+
+
+@dataclass(frozen=True)
+class Side:
+    url: str
+    name: str  # "source" or "target"
+    authuser: str | None = None
+    password_env: str = ""
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    source: Side
+    target: Side
+    allow_plaintext: bool = False
+    mapping: MappingOptions = field(default_factory=MappingOptions)
+    selection: Selection = field(default_factory=Selection)
+    state_path: Path | None = None
+    dry_run: bool = False
+    timeout: float = 120.0
+    prompt: Callable[[str], str] | None = None
+
+
+@dataclass
+class Pair:
+    request: SyncRequest
+    source: ImapAccount
+    target: ImapAccount
+    store: StateStore
+    key: str
+
+    def migration(self, progress: Progress | None = None) -> Migration:
+        options = SyncOptions(
+            mapping=self.request.mapping,
+            selection=self.request.selection,
+            dry_run=self.request.dry_run,
+        )
+        return Migration(self.source, self.target, self.store, self.key, options, progress)
+
+    def plan(self) -> list[FolderWork]:
+        return self.migration().plan()
+
+
+def endpoints(request: SyncRequest) -> tuple[Endpoint, Endpoint]:
+    problems: list[str] = []
+    found: list[Endpoint] = []
+    for side in (request.source, request.target):
+        try:
+            found.append(
+                parse_endpoint(
+                    side.url,
+                    authuser=side.authuser,
+                    allow_plaintext=request.allow_plaintext,
+                    side=side.name,
+                )
+            )
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return found[0], found[1]
+
+
+def password(side: Side, endpoint: Endpoint, prompt: Callable[[str], str] | None) -> Credentials:
+    """From the side's file, else its environment variable, else an interactive prompt."""
+    if side.password_file is not None:
+        try:
+            text = side.password_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read {side.name} password file: {exc.strerror}") from None
+        return Credentials(text.rstrip("\r\n"))
+    if side.password_env in os.environ:
+        return Credentials(os.environ[side.password_env])
+    if prompt is not None:
+        login = endpoint.authuser or endpoint.user
+        return Credentials(prompt(f"Password for {login} at {endpoint.host} ({side.name})"))
+    raise ConfigError(
+        f"no {side.name} password: set {side.password_env} or use --{side.name}-password-file"
+    )
+
+
+@contextlib.contextmanager
+def open_pair(request: SyncRequest, *, use_state: bool = True) -> Iterator[Pair]:
+    source_ep, target_ep = endpoints(request)
+    creds = [password(request.source, source_ep, request.prompt)]
+    creds.append(password(request.target, target_ep, request.prompt))
+    store: StateStore
+    if use_state and not request.dry_run:
+        store = SqlStateStore.open_sqlite(request.state_path or default_state_path())
+    elif use_state and (request.state_path or default_state_path()).exists():
+        # A dry run reads the real state; Migration.plan() never writes to it.
+        store = SqlStateStore.open_sqlite(request.state_path or default_state_path())
+    else:
+        store = MemoryStateStore()
+    with contextlib.ExitStack() as stack:
+        stack.callback(store.close)
+        source = _connect(source_ep, creds[0], request.source, request.timeout, readonly=True)
+        stack.callback(source.close)
+        target = _connect(target_ep, creds[1], request.target, request.timeout, readonly=False)
+        stack.callback(target.close)
+        yield Pair(request, source, target, store, pair_key(source_ep, target_ep))
+
+
+def _connect(
+    endpoint: Endpoint, creds: Credentials, side: Side, timeout: float, *, readonly: bool
+) -> ImapAccount:
+    tls = TlsOptions(ca_file=side.ca_file, insecure=side.insecure)
+    return ImapAccount.connect(endpoint, creds, tls=tls, timeout=timeout, readonly=readonly)
+
+
+def run_sync(pair: Pair, progress: Progress | None = None) -> Summary:
+    return pair.migration(progress).run()
+
+
+def run_verify(pair: Pair) -> VerifyReport:
+    return verify(pair.source, pair.target, pair.request.mapping, pair.request.selection)

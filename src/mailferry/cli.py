@@ -1,0 +1,254 @@
+"""The ``mailferry`` command. Maps every MailferryError to an exit code and one clear line.
+
+Exit codes: 0 all copied (or identical); 1 some messages failed (or verify found differences);
+2 usage or configuration error; 3 a server cannot be reached or a login fails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from mailferry import __version__
+from mailferry.bootstrap import Side, SyncRequest, open_pair, run_sync, run_verify
+from mailferry.domain.errors import AccountError, ConfigError, MailferryError, StateError
+from mailferry.domain.folders import MappingOptions, parse_map
+from mailferry.domain.plan import Selection
+from mailferry.terminal import print_plan, print_summary, print_verify, progress_display
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_CONNECT = 0, 1, 2, 3
+
+
+def _side_options(side: str) -> Callable[[F], F]:
+    def decorate(func: F) -> F:
+        for option in reversed(
+            [
+                click.option(
+                    f"--{side}-password-file",
+                    type=click.Path(dir_okay=False, path_type=Path),
+                    help=f"Read the {side} password from this file (else ${_env(side)}).",
+                ),
+                click.option(
+                    f"--{side}-authuser",
+                    metavar="ADMIN",
+                    help=f"Log in to the {side} as ADMIN acting for the URL's user (SASL PLAIN).",
+                ),
+                click.option(
+                    f"--{side}-ca-file",
+                    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                    help=f"Trust this CA for the {side}'s TLS certificate.",
+                ),
+                click.option(
+                    f"--{side}-insecure",
+                    is_flag=True,
+                    help=f"Do not verify the {side}'s TLS certificate (unsafe).",
+                ),
+            ]
+        ):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def _env(side: str) -> str:
+    return f"MAILFERRY_{side.upper()}_PASSWORD"
+
+
+def _common_options(func: F) -> F:
+    options = [
+        click.argument("source_url", metavar="SOURCE"),
+        click.argument("target_url", metavar="TARGET"),
+        _side_options("source"),
+        _side_options("target"),
+        click.option("--allow-plaintext", is_flag=True, help="Allow imap:// beyond loopback."),
+        click.option(
+            "--insecure", is_flag=True, help="Do not verify TLS certificates (both sides)."
+        ),
+        click.option(
+            "--map",
+            "maps",
+            multiple=True,
+            metavar="SRC=DST",
+            help="Map a source folder to a target folder.",
+        ),
+        click.option(
+            "--include", multiple=True, metavar="REGEX", help="Only folders matching REGEX."
+        ),
+        click.option(
+            "--exclude", multiple=True, metavar="REGEX", help="Skip folders matching REGEX."
+        ),
+        click.option("--since", metavar="YYYY-MM-DD", help="Only messages received on or after."),
+        click.option("--before", metavar="YYYY-MM-DD", help="Only messages received before."),
+        click.option(
+            "--include-deleted", is_flag=True, help="Also copy messages flagged \\Deleted."
+        ),
+        click.option(
+            "--timeout", type=float, default=120.0, show_default=True, help="Network timeout (s)."
+        ),
+        click.option("--json", "as_json", is_flag=True, help="Print one JSON summary at the end."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _handle_errors(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                click.echo(f"mailferry: {problem}", err=True)
+            sys.exit(EXIT_CONFIG)
+        except StateError as exc:
+            click.echo(f"mailferry: state database: {exc}", err=True)
+            sys.exit(EXIT_CONFIG)
+        except AccountError as exc:
+            click.echo(f"mailferry: {exc}", err=True)
+            sys.exit(EXIT_CONNECT)
+        except MailferryError as exc:
+            click.echo(f"mailferry: {exc}", err=True)
+            sys.exit(EXIT_FAILED)
+        except KeyboardInterrupt:
+            click.echo("mailferry: interrupted; run again to resume", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mailferry")
+def main() -> None:
+    """Move whole mailboxes between mail systems, faithfully and without duplicates."""
+
+
+@main.command()
+@_common_options
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="State database (default: ~/.local/share/mailferry/state.sqlite3).",
+)
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
+@_handle_errors
+def sync(**kwargs: Any) -> None:
+    """Copy every folder and message of SOURCE to TARGET; re-run any time for an incremental pass."""
+    request = _request(kwargs)
+    with open_pair(request) as pair:
+        if request.dry_run:
+            print_plan(pair.plan())
+            return
+        with progress_display(enabled=not kwargs["as_json"]) as progress:
+            summary = run_sync(pair, progress)
+    if kwargs["as_json"]:
+        click.echo(json.dumps(summary.as_json(), indent=2, ensure_ascii=False))
+    else:
+        print_summary(summary)
+    sys.exit(EXIT_FAILED if summary.failures else EXIT_OK)
+
+
+@main.command()
+@_common_options
+@_handle_errors
+def verify(**kwargs: Any) -> None:
+    """Compare SOURCE and TARGET after folder mapping; exit 1 on any difference."""
+    request = _request(kwargs)
+    with open_pair(request, use_state=False) as pair:
+        report = run_verify(pair)
+    if kwargs["as_json"]:
+        data = [
+            {
+                "source": f.source,
+                "target": f.target,
+                "source_count": f.source_count,
+                "target_count": f.target_count,
+                "problems": f.problems,
+            }
+            for f in report.folders
+        ]
+        click.echo(json.dumps({"identical": report.identical, "folders": data}, indent=2))
+    else:
+        print_verify(report)
+    sys.exit(EXIT_OK if report.identical else EXIT_FAILED)
+
+
+def _request(kw: dict[str, Any]) -> SyncRequest:
+    problems: list[str] = []
+    maps = []
+    for spec in kw["maps"]:
+        try:
+            maps.append(parse_map(spec))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    include = _patterns(kw["include"], "--include", problems)
+    exclude = _patterns(kw["exclude"], "--exclude", problems)
+    since = _date(kw["since"], "--since", problems)
+    before = _date(kw["before"], "--before", problems)
+    sides = [
+        Side(
+            url=kw[f"{side}_url"],
+            authuser=kw[f"{side}_authuser"],
+            password_env=_env(side),
+            password_file=kw[f"{side}_password_file"],
+            ca_file=kw[f"{side}_ca_file"],
+            insecure=kw[f"{side}_insecure"] or kw["insecure"],
+            name=side,
+        )
+        for side in ("source", "target")
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return SyncRequest(
+        source=sides[0],
+        target=sides[1],
+        allow_plaintext=kw["allow_plaintext"],
+        mapping=MappingOptions(maps=tuple(maps), include=include, exclude=exclude),
+        selection=Selection(since=since, before=before, include_deleted=kw["include_deleted"]),
+        state_path=kw.get("state"),
+        dry_run=bool(kw.get("dry_run")),
+        timeout=kw["timeout"],
+        prompt=_prompt if sys.stdin.isatty() and not os.environ.get("CI") else None,
+    )
+
+
+def _prompt(label: str) -> str:
+    return str(click.prompt(label, hide_input=True))
+
+
+def _patterns(
+    values: tuple[str, ...], option: str, problems: list[str]
+) -> tuple[re.Pattern[str], ...]:
+    out = []
+    for value in values:
+        try:
+            out.append(re.compile(value))
+        except re.error as exc:
+            problems.append(f"{option} {value!r}: not a valid regular expression ({exc})")
+    return tuple(out)
+
+
+def _date(value: str | None, option: str, problems: list[str]) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        problems.append(f"{option} {value!r}: expected a date as YYYY-MM-DD")
+        return None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,68 @@
+"""Typed settings: endpoint URLs and where state lives. Validated once; every problem reported together."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from mailferry.domain.errors import ConfigError
+from mailferry.domain.model import Endpoint, Security
+
+SCHEMES = {
+    "imaps": (Security.SSL, 993),
+    "imap+starttls": (Security.STARTTLS, 143),
+    "imap": (Security.NONE, 143),
+}
+
+
+def parse_endpoint(
+    url: str, *, authuser: str | None = None, allow_plaintext: bool = False, side: str = "endpoint"
+) -> Endpoint:
+    """``imaps://USER@HOST[:PORT]``; USER may hold ``@`` (the last one ends it) or be percent-encoded."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in SCHEMES:
+        raise ConfigError(
+            f"{side} {url!r}: expected imaps://USER@HOST[:PORT], imap+starttls://… or imap://…"
+        )
+    security, default_port = SCHEMES[scheme.lower()]
+    rest = rest.rstrip("/")
+    user_part, at, hostport = rest.rpartition("@")
+    if not at or not user_part:
+        raise ConfigError(f"{side} {url!r}: the user is missing (USER@HOST)")
+    if not hostport:
+        raise ConfigError(f"{side} {url!r}: the host is missing")
+    try:
+        parsed = urlsplit(f"//{hostport}")
+        host = parsed.hostname
+        port = parsed.port or default_port
+    except ValueError as exc:
+        raise ConfigError(f"{side} {url!r}: {exc}") from None
+    if not host:
+        raise ConfigError(f"{side} {url!r}: the host is missing")
+    if security is Security.NONE and not allow_plaintext and not is_loopback(host):
+        raise ConfigError(
+            f"{side} {url!r}: imap:// sends the password unencrypted; it is allowed only to "
+            "loopback, or with --allow-plaintext"
+        )
+    return Endpoint(host, port, security, unquote(user_part), authuser or None)
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def default_state_path() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "mailferry" / "state.sqlite3"
+
+
+def pair_key(source: Endpoint, target: Endpoint) -> str:
+    """The identity of a migration pair in the state database."""
+    return f"{source.display()} -> {target.display()}"

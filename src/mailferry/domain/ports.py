@@ -1,0 +1,155 @@
+"""The interfaces the service layer needs; adapters implement them.
+
+``MailAccount`` is one logged-in account (source or target: both sides read, the target also writes).
+``StateStore`` is the durable memory of a pair: what was copied where, and what was in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from mailferry.domain.model import (
+    AppendRequest,
+    AppendResult,
+    FetchedMessage,
+    FolderInfo,
+    FolderStatus,
+    MessageMeta,
+)
+
+
+class MailAccount(Protocol):
+    @property
+    def delimiter(self) -> str:
+        """The hierarchy delimiter of the personal namespace."""
+        ...
+
+    @property
+    def condstore(self) -> bool:
+        """True when the server offers CONDSTORE (HIGHESTMODSEQ, CHANGEDSINCE)."""
+        ...
+
+    def list_folders(self) -> list[FolderInfo]:
+        """Every folder, with LIST attributes and whether it is subscribed."""
+        ...
+
+    def create_folder(self, name: str) -> None:
+        """Create ``name``; a folder that already exists is not an error."""
+        ...
+
+    def subscribe(self, name: str) -> None: ...
+
+    def status(self, folder: str) -> FolderStatus:
+        """Select ``folder`` (read-only on a source) and return its status."""
+        ...
+
+    def permanent_flags(self, folder: str) -> frozenset[str]:
+        """Flags the folder keeps; contains ``\\*`` when any keyword may be created."""
+        ...
+
+    def fetch_meta(
+        self, folder: str, uids: Sequence[int] | None = None, *, message_ids: bool = False
+    ) -> Iterator[MessageMeta]:
+        """Metadata of the given UIDs (all messages when None), in UID order."""
+        ...
+
+    def fetch_flags(
+        self, folder: str, changed_since: int | None = None
+    ) -> Iterator[tuple[int, frozenset[str]]]:
+        """(uid, flags) of every message, or of those changed since a mod-sequence (CONDSTORE)."""
+        ...
+
+    def fetch_messages(self, folder: str, metas: Sequence[MessageMeta]) -> Iterator[FetchedMessage]:
+        """Bodies spooled to memory or disk, in UID order. A message that no longer exists is left out."""
+        ...
+
+    def append_batch(self, folder: str, requests: Sequence[AppendRequest]) -> list[AppendResult]:
+        """Append in one pipelined burst; one result per request, in order."""
+        ...
+
+    def store_flags(self, folder: str, updates: Sequence[tuple[int, frozenset[str]]]) -> None:
+        """Replace the flags of target UIDs."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where the last complete pass over a source folder ended."""
+
+    source_folder: str
+    target_folder: str
+    source_uidvalidity: int
+    source_uidnext: int
+    source_modseq: int | None
+    target_uidvalidity: int
+    selection: str  # fingerprint of the options that choose messages (dates, deleted)
+
+
+@dataclass(frozen=True)
+class Copied:
+    """A source message known to be on the target."""
+
+    source_uid: int
+    target_uid: int | None
+    flags: frozenset[str]  # the flags last written to the target
+
+
+@dataclass(frozen=True)
+class Intent:
+    """Written before an APPEND: enough to find the message on the target if we crash."""
+
+    source_uid: int
+    sha256: str
+    size: int
+    flags: frozenset[str]
+    target_folder: str
+    target_uidvalidity: int
+    target_uidnext: int  # the target folder's UIDNEXT before the append
+
+
+class StateStore(Protocol):
+    def checkpoint(self, pair: str, folder: str) -> Checkpoint | None: ...
+
+    def save_checkpoint(self, pair: str, checkpoint: Checkpoint) -> None: ...
+
+    def reset_folder(self, pair: str, folder: str) -> None:
+        """Forget everything about a source folder (its UIDVALIDITY or target changed)."""
+        ...
+
+    def copied(
+        self, pair: str, folder: str, uids: Iterable[int] | None = None
+    ) -> dict[int, Copied]:
+        """Copied messages of a source folder, optionally only the given source UIDs."""
+        ...
+
+    def add_intents(self, pair: str, folder: str, intents: Sequence[Intent]) -> None:
+        """Record intents durably (one transaction) before the APPENDs are sent."""
+        ...
+
+    def intents(self, pair: str, folder: str) -> list[Intent]: ...
+
+    def resolve(
+        self, pair: str, folder: str, confirmed: Sequence[Copied], dropped: Sequence[int]
+    ) -> None:
+        """In one transaction: turn intents into copied rows, and drop intents that did not land."""
+        ...
+
+    def add_copied(self, pair: str, folder: str, copied: Sequence[Copied]) -> None:
+        """Record messages found already on the target (no intent involved)."""
+        ...
+
+    def update_flags(
+        self, pair: str, folder: str, updates: Mapping[int, frozenset[str]]
+    ) -> None: ...
+
+    def failed_uids(self, pair: str, folder: str) -> set[int]: ...
+
+    def set_failures(self, pair: str, folder: str, failures: Mapping[int, str]) -> None:
+        """Replace the recorded per-message failures of a folder (uid -> reason)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Use cases: migrate one pair (migrate.py), compare two accounts (verify.py)."""

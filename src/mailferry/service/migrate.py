@@ -1,0 +1,477 @@
+"""Migrate one pair of accounts: snapshot -> plan -> execute -> record, folder by folder.
+
+The no-duplicate guarantee rests on three rules:
+1. Before an APPEND is sent, an *intent* (source UID, content hash, size, the target folder's UIDNEXT) is
+   committed to the state store. After a crash, pending intents are reconciled against what actually arrived
+   on the target at or above that UIDNEXT; only intents that did not land are copied again.
+2. A folder without usable state (first run, lost database, UIDVALIDITY changed on either side) is matched
+   against the target by message identity (Message-ID + INTERNALDATE + size, else SHA-256), as multisets.
+3. A checkpoint is written when a folder pass starts (marking it incomplete) and again when it ends; an
+   incomplete pass is finished from the per-message rows, never from scratch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from mailferry.domain.errors import FolderError
+from mailferry.domain.folders import FolderMapping, FolderPlan, MappingOptions, map_folders
+from mailferry.domain.model import (
+    AppendRequest,
+    AppendResult,
+    Failure,
+    FetchedMessage,
+    FolderStatus,
+    MessageMeta,
+    Summary,
+)
+from mailferry.domain.plan import (
+    FlagUpdate,
+    Selection,
+    batches,
+    choose,
+    flag_updates,
+    match_existing,
+    reconcile_intents,
+    target_flags,
+    uncopied,
+)
+from mailferry.domain.ports import Checkpoint, Copied, Intent, MailAccount, StateStore
+from mailferry.service.progress import NoProgress, Progress
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    mapping: MappingOptions = field(default_factory=MappingOptions)
+    selection: Selection = field(default_factory=Selection)
+    dry_run: bool = False
+    batch_count: int = 200
+    batch_bytes: int = 16 << 20
+
+
+@dataclass
+class FolderWork:
+    """What one folder pass will do (the plan), and what --dry-run prints."""
+
+    mapping: FolderMapping
+    source_status: FolderStatus
+    target_status: (
+        FolderStatus | None
+    )  # None in a dry run when the target folder does not exist yet
+    copy: list[MessageMeta] = field(default_factory=list)
+    updates: list[FlagUpdate] = field(default_factory=list)
+    existing: int = 0
+    skipped_deleted: int = 0
+    skipped_filtered: int = 0
+
+    @property
+    def copy_bytes(self) -> int:
+        return sum(m.size for m in self.copy)
+
+
+class Migration:
+    """One run over one pair. Build it, call ``run()`` (or ``plan()`` for a dry run)."""
+
+    def __init__(
+        self,
+        source: MailAccount,
+        target: MailAccount,
+        store: StateStore,
+        pair: str,
+        options: SyncOptions | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.source = source
+        self.target = target
+        self.store = store
+        self.pair = pair
+        self.options = options or SyncOptions()
+        self.progress = progress or NoProgress()
+        self.summary = Summary()
+        self._folder_plan: FolderPlan | None = None
+
+    # -- entry points -------------------------------------------------------------------------------
+    def folder_plan(self) -> FolderPlan:
+        if self._folder_plan is None:
+            self._folder_plan = map_folders(
+                self.source.list_folders(),
+                self.target.list_folders(),
+                self.target.delimiter,
+                self.options.mapping,
+            )
+        return self._folder_plan
+
+    def plan(self) -> list[FolderWork]:
+        """The dry run: what a run would do, folder by folder. Writes nothing anywhere."""
+        works = []
+        for mapping in self.folder_plan().mappings:
+            try:
+                works.append(self._plan_folder(mapping, dry_run=True))
+            except FolderError as exc:
+                self._fail(mapping.source.name, None, exc.reason)
+        return works
+
+    def run(self) -> Summary:
+        started = time.monotonic()
+        plan = self.folder_plan()
+        self.summary.renames.extend(
+            (m.source.name, m.target, m.rename_reason) for m in plan.mappings if m.rename_reason
+        )
+        self._prepare_target(plan)
+        for mapping in plan.mappings:
+            try:
+                self._sync_folder(mapping)
+            except FolderError as exc:
+                self._fail(mapping.source.name, None, exc.reason)
+            self.summary.folders += 1
+        self.summary.seconds = time.monotonic() - started
+        return self.summary
+
+    # -- folders ------------------------------------------------------------------------------------
+    def _prepare_target(self, plan: FolderPlan) -> None:
+        for name in plan.create:
+            try:
+                self.target.create_folder(name)
+            except FolderError as exc:
+                self._fail(name, None, f"cannot create folder: {exc.reason}")
+        for name in plan.subscribe:
+            try:
+                self.target.subscribe(name)
+            except FolderError as exc:
+                self.summary.warnings.append(f"cannot subscribe {name!r}: {exc.reason}")
+
+    def _sync_folder(self, mapping: FolderMapping) -> None:
+        work = self._plan_folder(mapping, dry_run=False)
+        self.progress.folder_started(
+            mapping.source.name, mapping.target, len(work.copy), work.copy_bytes
+        )
+        self._apply_flag_updates(mapping, work.updates)
+        permanent = self.target.permanent_flags(mapping.target)
+        failures: dict[int, str] = {}
+        refused: set[str] = set()
+        for batch in batches(
+            work.copy, max_count=self.options.batch_count, max_bytes=self.options.batch_bytes
+        ):
+            self._copy_batch(mapping, batch, permanent, failures, refused)
+        if refused:
+            self.summary.warnings.append(
+                f"folder {mapping.target!r} refuses keywords {sorted(refused)}; "
+                "messages were copied without them"
+            )
+        self.store.set_failures(self.pair, mapping.source.name, failures)
+        self._finish_checkpoint(mapping, work)
+        self.progress.folder_finished(mapping.source.name)
+
+    def _plan_folder(self, mapping: FolderMapping, *, dry_run: bool) -> FolderWork:
+        name = mapping.source.name
+        src = self.source.status(name)
+        tgt = self._target_status(mapping.target, dry_run=dry_run)
+        checkpoint = self.store.checkpoint(self.pair, name)
+        if (
+            checkpoint is not None
+            and tgt is not None
+            and _still_valid(checkpoint, mapping, src, tgt)
+        ):
+            if not dry_run:
+                self._reconcile_intents(mapping, tgt)
+            work = self._plan_incremental(mapping, src, tgt, checkpoint)
+        else:
+            if not dry_run and tgt is not None:
+                # Start clean, and mark the pass as started before anything is recorded: a crash from
+                # here on resumes from the per-message rows instead of matching them a second time.
+                self.store.reset_folder(self.pair, name)
+                self.store.save_checkpoint(
+                    self.pair,
+                    Checkpoint(name, mapping.target, src.uidvalidity, 0, None, tgt.uidvalidity, ""),
+                )
+            work = self._plan_fresh(mapping, src, tgt, dry_run=dry_run)
+        self.summary.messages_skipped_existing += work.existing
+        self.summary.messages_skipped_deleted += work.skipped_deleted
+        self.summary.messages_skipped_filtered += work.skipped_filtered
+        return work
+
+    def _target_status(self, folder: str, *, dry_run: bool) -> FolderStatus | None:
+        try:
+            return self.target.status(folder)
+        except FolderError:
+            if dry_run:  # the folder would be created by a real run
+                return None
+            raise
+
+    def _finish_checkpoint(self, mapping: FolderMapping, work: FolderWork) -> None:
+        src, tgt = work.source_status, work.target_status
+        if tgt is None:
+            return
+        self.store.save_checkpoint(
+            self.pair,
+            Checkpoint(
+                mapping.source.name,
+                mapping.target,
+                src.uidvalidity,
+                src.uidnext,
+                src.highestmodseq,
+                tgt.uidvalidity,
+                self.options.selection.fingerprint(),
+            ),
+        )
+
+    # -- planning -----------------------------------------------------------------------------------
+    def _plan_fresh(
+        self, mapping: FolderMapping, src: FolderStatus, tgt: FolderStatus | None, *, dry_run: bool
+    ) -> FolderWork:
+        """No usable state: match the source against what the target already holds."""
+        name = mapping.source.name
+        source = list(self.source.fetch_meta(name, message_ids=True))
+        target: list[MessageMeta] = []
+        if tgt is not None and tgt.exists:
+            target = list(self.target.fetch_meta(mapping.target, message_ids=True))
+        if target and any(m.message_id is None for m in source):
+            source = self._with_hashes(self.source, name, source)
+        if target and any(m.message_id is None for m in target):
+            target = self._with_hashes(self.target, mapping.target, target)
+        claimed = self._claimed_target_uids(mapping)
+        pairs, unmatched = match_existing(source, target, claimed)
+        existing = [Copied(s.uid, t.uid, t.flags) for s, t in pairs]
+        if existing and not dry_run:
+            self.store.add_copied(self.pair, name, existing)
+        choice = choose(unmatched, self.options.selection)
+        permanent = self._permanent(mapping.target, exists=tgt is not None)
+        updates = flag_updates(
+            {s.uid: s.flags for s, _ in pairs},
+            {c.source_uid: c for c in existing},
+            permanent,
+            self.options.selection,
+        )
+        return FolderWork(
+            mapping,
+            src,
+            tgt,
+            copy=choice.copy,
+            updates=updates,
+            existing=len(pairs),
+            skipped_deleted=len(choice.skipped_deleted),
+            skipped_filtered=len(choice.skipped_filtered),
+        )
+
+    def _plan_incremental(
+        self,
+        mapping: FolderMapping,
+        src: FolderStatus,
+        tgt: FolderStatus,
+        checkpoint: Checkpoint,
+    ) -> FolderWork:
+        """State is valid: look only at what changed since the last complete pass."""
+        name = mapping.source.name
+        selection = self.options.selection
+        failed = self.store.failed_uids(self.pair, name)
+        same_selection = checkpoint.selection == selection.fingerprint()
+        if (
+            same_selection
+            and not failed
+            and src.uidnext == checkpoint.source_uidnext
+            and src.highestmodseq is not None
+            and src.highestmodseq == checkpoint.source_modseq
+        ):
+            return FolderWork(mapping, src, tgt, existing=src.exists)  # STATUS was enough
+        if same_selection and self.source.condstore and checkpoint.source_modseq is not None:
+            flags_now = dict(self.source.fetch_flags(name, changed_since=checkpoint.source_modseq))
+            copied = self.store.copied(self.pair, name, set(flags_now) | failed)
+            candidates = sorted(set(uncopied(flags_now, copied)) | (failed - copied.keys()))
+            existing = max(src.exists - len(candidates), 0)
+        else:
+            flags_now = dict(self.source.fetch_flags(name))
+            copied = self.store.copied(self.pair, name)
+            candidates = uncopied(flags_now, copied)
+            existing = len(flags_now.keys() & copied.keys())
+        metas = list(self.source.fetch_meta(name, candidates)) if candidates else []
+        choice = choose(metas, selection)
+        updates = flag_updates(
+            flags_now, copied, self._permanent(mapping.target, exists=True), selection
+        )
+        return FolderWork(
+            mapping,
+            src,
+            tgt,
+            copy=choice.copy,
+            updates=updates,
+            existing=existing,
+            skipped_deleted=len(choice.skipped_deleted),
+            skipped_filtered=len(choice.skipped_filtered),
+        )
+
+    def _permanent(self, folder: str, *, exists: bool) -> frozenset[str]:
+        if not exists:
+            return frozenset({"\\*"})
+        return self.target.permanent_flags(folder)
+
+    def _with_hashes(
+        self, account: MailAccount, folder: str, metas: Sequence[MessageMeta]
+    ) -> list[MessageMeta]:
+        """Fill SHA-256 for messages without a Message-ID (the only identity they have)."""
+        need = [m for m in metas if m.message_id is None]
+        hashes = {}
+        for fetched in account.fetch_messages(folder, need):
+            hashes[fetched.uid] = fetched.sha256
+            fetched.body.close()
+        return [_replace_sha(m, hashes.get(m.uid)) if m.message_id is None else m for m in metas]
+
+    def _claimed_target_uids(self, mapping: FolderMapping) -> set[int]:
+        """Target UIDs already owned by source folders that share this target folder."""
+        claimed: set[int] = set()
+        for other in self.folder_plan().mappings:
+            if other.target == mapping.target:
+                claimed.update(
+                    c.target_uid
+                    for c in self.store.copied(self.pair, other.source.name).values()
+                    if c.target_uid is not None
+                )
+        return claimed
+
+    def _reconcile_intents(self, mapping: FolderMapping, tgt: FolderStatus) -> None:
+        """Settle appends that were in flight when an earlier run stopped."""
+        name = mapping.source.name
+        intents = self.store.intents(self.pair, name)
+        if not intents:
+            return
+        valid = [
+            i
+            for i in intents
+            if i.target_folder == mapping.target and i.target_uidvalidity == tgt.uidvalidity
+        ]
+        stale = [i.source_uid for i in intents if i not in valid]
+        landed: list[MessageMeta] = []
+        if valid:
+            low = min(i.target_uidnext for i in valid)
+            sizes = {i.size for i in valid}
+            if tgt.uidnext > low:
+                arrived = self.target.fetch_meta(mapping.target, range(low, tgt.uidnext))
+                landed = self._hashed(mapping.target, [m for m in arrived if m.size in sizes])
+        confirmed, lost = reconcile_intents(valid, landed, self._claimed_target_uids(mapping))
+        self.store.resolve(self.pair, name, confirmed, lost + stale)
+
+    def _hashed(self, folder: str, metas: Sequence[MessageMeta]) -> list[MessageMeta]:
+        hashes: dict[int, tuple[str, int]] = {}
+        for fetched in self.target.fetch_messages(folder, metas):
+            hashes[fetched.uid] = (fetched.sha256, fetched.size)
+            fetched.body.close()
+        return [
+            MessageMeta(
+                m.uid, m.flags, m.internaldate, hashes[m.uid][1], m.message_id, hashes[m.uid][0]
+            )
+            for m in metas
+            if m.uid in hashes
+        ]
+
+    # -- execution ----------------------------------------------------------------------------------
+    def _apply_flag_updates(self, mapping: FolderMapping, updates: Sequence[FlagUpdate]) -> None:
+        if not updates:
+            return
+        self.target.store_flags(mapping.target, [(u.target_uid, u.flags) for u in updates])
+        self.store.update_flags(
+            self.pair, mapping.source.name, {u.source_uid: u.flags for u in updates}
+        )
+        self.summary.flags_updated += len(updates)
+
+    def _copy_batch(
+        self,
+        mapping: FolderMapping,
+        metas: Sequence[MessageMeta],
+        permanent: frozenset[str],
+        failures: dict[int, str],
+        refused: set[str],
+    ) -> None:
+        name = mapping.source.name
+        by_uid = {m.uid: m for m in metas}
+        fetched = list(self.source.fetch_messages(name, metas))
+        try:
+            self._note_vanished(name, by_uid, fetched)
+            if not fetched:
+                return
+            tgt = self.target.status(mapping.target)
+            requests = []
+            intents = []
+            for message in fetched:
+                meta = by_uid[message.uid]
+                flags, dropped = target_flags(meta.flags, permanent, self.options.selection)
+                refused.update(dropped)
+                requests.append(
+                    AppendRequest(message.uid, message.body, message.size, flags, meta.internaldate)
+                )
+                intents.append(
+                    Intent(
+                        message.uid,
+                        message.sha256,
+                        message.size,
+                        flags,
+                        mapping.target,
+                        tgt.uidvalidity,
+                        tgt.uidnext,
+                    )
+                )
+            self.store.add_intents(self.pair, name, intents)
+            results = self.target.append_batch(mapping.target, requests)
+            self._record_results(mapping, intents, results, failures)
+        finally:
+            for message in fetched:
+                with contextlib.suppress(OSError):
+                    message.body.close()
+
+    def _record_results(
+        self,
+        mapping: FolderMapping,
+        intents: Sequence[Intent],
+        results: Iterable[AppendResult],
+        failures: dict[int, str],
+    ) -> None:
+        by_uid = {i.source_uid: i for i in intents}
+        confirmed: list[Copied] = []
+        dropped: list[int] = []
+        copied_bytes = 0
+        for result in results:
+            uid = result.key
+            intent = by_uid[uid]
+            if result.ok:
+                confirmed.append(Copied(uid, result.target_uid, intent.flags))
+                copied_bytes += intent.size
+                failures.pop(uid, None)
+            else:
+                dropped.append(uid)
+                reason = f"target refused the message: {result.reason}"
+                failures[uid] = reason
+                self._fail(mapping.source.name, uid, reason)
+        self.store.resolve(self.pair, mapping.source.name, confirmed, dropped)
+        self.summary.messages_copied += len(confirmed)
+        self.summary.bytes_copied += copied_bytes
+        self.progress.advanced(len(confirmed) + len(dropped), copied_bytes)
+
+    def _note_vanished(
+        self, folder: str, by_uid: dict[int, MessageMeta], fetched: Sequence[FetchedMessage]
+    ) -> None:
+        gone = by_uid.keys() - {m.uid for m in fetched}
+        for uid in sorted(gone):
+            self.summary.warnings.append(
+                f"folder {folder!r} uid {uid}: expunged on the source during the run; not copied"
+            )
+
+    def _fail(self, folder: str, uid: int | None, reason: str) -> None:
+        self.summary.failures.append(Failure(folder, uid, reason))
+        if uid is not None:
+            self.summary.messages_failed += 1
+
+
+def _still_valid(
+    checkpoint: Checkpoint, mapping: FolderMapping, src: FolderStatus, tgt: FolderStatus | None
+) -> bool:
+    return (
+        checkpoint.source_uidvalidity == src.uidvalidity
+        and checkpoint.target_folder == mapping.target
+        and tgt is not None
+        and checkpoint.target_uidvalidity == tgt.uidvalidity
+    )
+
+
+def _replace_sha(meta: MessageMeta, sha: str | None) -> MessageMeta:
+    return MessageMeta(meta.uid, meta.flags, meta.internaldate, meta.size, meta.message_id, sha)

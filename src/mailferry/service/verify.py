@@ -1,0 +1,140 @@
+"""Compare a source and a target after mapping: folders, message counts, content hashes, flags and dates.
+
+Independent of the state database: it reads both accounts and trusts nothing we recorded.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from mailferry.domain.errors import FolderError
+from mailferry.domain.folders import FolderMapping, MappingOptions, map_folders
+from mailferry.domain.identity import epoch
+from mailferry.domain.plan import Selection, target_flags
+from mailferry.domain.ports import MailAccount
+
+# A message as verify sees it: (sha256, INTERNALDATE in epoch seconds, flags as the target should hold them)
+Fingerprint = tuple[str, int, frozenset[str]]
+
+
+@dataclass
+class FolderDiff:
+    source: str
+    target: str
+    source_count: int = 0
+    target_count: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class VerifyReport:
+    folders: list[FolderDiff] = field(default_factory=list)
+
+    @property
+    def identical(self) -> bool:
+        return not any(f.problems for f in self.folders)
+
+    def lines(self) -> Iterator[str]:
+        for diff in self.folders:
+            mark = "ok  " if not diff.problems else "DIFF"
+            yield (
+                f"{mark} {diff.source} -> {diff.target}: "
+                f"{diff.source_count} source, {diff.target_count} target"
+            )
+            for problem in diff.problems:
+                yield f"     {problem}"
+
+
+def verify(
+    source: MailAccount,
+    target: MailAccount,
+    mapping: MappingOptions | None = None,
+    selection: Selection | None = None,
+) -> VerifyReport:
+    selection = selection or Selection()
+    plan = map_folders(
+        source.list_folders(), target.list_folders(), target.delimiter, mapping or MappingOptions()
+    )
+    existing = {f.name for f in target.list_folders()}
+    report = VerifyReport()
+    by_target: dict[str, list[FolderMapping]] = {}
+    for folder in plan.mappings:
+        by_target.setdefault(folder.target, []).append(folder)
+    for target_name, mappings in by_target.items():
+        diff = FolderDiff(" + ".join(m.source.name for m in mappings), target_name)
+        report.folders.append(diff)
+        if target_name not in existing and target_name.upper() != "INBOX":
+            diff.problems.append("target folder is missing")
+            continue
+        permanent = target.permanent_flags(target_name)
+        wanted: Counter[Fingerprint] = Counter()
+        for m in mappings:
+            wanted += _source_prints(source, m.source.name, permanent, selection)
+        have = _target_prints(target, target_name, selection)
+        diff.source_count = sum(wanted.values())
+        diff.target_count = sum(have.values())
+        diff.problems.extend(_compare(wanted, have))
+    return report
+
+
+def _source_prints(
+    account: MailAccount, folder: str, permanent: frozenset[str], selection: Selection
+) -> Counter[Fingerprint]:
+    metas = {m.uid: m for m in account.fetch_meta(folder)}
+    chosen = [m for m in metas.values() if selection.skip_reason(m) is None]
+    prints: Counter[Fingerprint] = Counter()
+    for fetched in account.fetch_messages(folder, chosen):
+        fetched.body.close()
+        meta = metas[fetched.uid]
+        flags, _ = target_flags(meta.flags, permanent, selection)
+        prints[(fetched.sha256, epoch(meta.internaldate), flags)] += 1
+    return prints
+
+
+def _target_prints(account: MailAccount, folder: str, selection: Selection) -> Counter[Fingerprint]:
+    try:
+        metas = {m.uid: m for m in account.fetch_meta(folder)}
+    except FolderError:
+        return Counter()
+    prints: Counter[Fingerprint] = Counter()
+    for fetched in account.fetch_messages(folder, list(metas.values())):
+        fetched.body.close()
+        meta = metas[fetched.uid]
+        flags, _ = target_flags(meta.flags, frozenset({"\\*"}), selection)
+        prints[(fetched.sha256, epoch(meta.internaldate), flags)] += 1
+    return prints
+
+
+def _compare(wanted: Counter[Fingerprint], have: Counter[Fingerprint]) -> list[str]:
+    missing = wanted - have
+    extra = have - wanted
+    problems: list[str] = []
+    # Explain near misses: same content, different date or flags.
+    extra_by_hash: dict[str, list[Fingerprint]] = {}
+    for fp, count in extra.items():
+        extra_by_hash.setdefault(fp[0], []).extend([fp] * count)
+    for fp, count in sorted(missing.items()):
+        for _ in range(count):
+            twins = extra_by_hash.get(fp[0])
+            if twins:
+                twin = twins.pop()
+                extra[twin] -= 1
+                problems.append(_near_miss(fp, twin))
+            else:
+                problems.append(f"missing on target: message sha256 {fp[0][:12]}… dated {fp[1]}")
+    for fp, count in sorted((+extra).items()):
+        problems.extend(
+            f"extra on target: message sha256 {fp[0][:12]}… dated {fp[1]}" for _ in range(count)
+        )
+    return problems
+
+
+def _near_miss(want: Fingerprint, got: Fingerprint) -> str:
+    parts = []
+    if want[1] != got[1]:
+        parts.append(f"date {got[1]} instead of {want[1]}")
+    if want[2] != got[2]:
+        parts.append(f"flags {sorted(got[2])} instead of {sorted(want[2])}")
+    return f"message sha256 {want[0][:12]}…: " + ", ".join(parts)

@@ -1,0 +1,127 @@
+"""What people see on a terminal: live progress, the plan, the summary, verify's differences."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from mailferry.domain.model import Summary
+from mailferry.service.migrate import FolderWork
+from mailferry.service.progress import NoProgress
+from mailferry.service.progress import Progress as ProgressPort
+from mailferry.service.verify import VerifyReport
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+class RichProgress:
+    """Two bars: the current folder (messages) and the whole run (bytes, rate, ETA)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._folder: TaskID | None = None
+        self._bytes = progress.add_task("bytes", total=None)
+
+    def folder_started(self, source: str, target: str, messages: int, nbytes: int) -> None:
+        if self._folder is not None:
+            self._progress.remove_task(self._folder)
+        label = source if source == target else f"{source} → {target}"
+        self._folder = self._progress.add_task(label, total=messages)
+        task = self._progress.tasks[self._bytes]
+        self._progress.update(self._bytes, total=(task.total or 0) + nbytes)
+
+    def advanced(self, messages: int, nbytes: int) -> None:
+        if self._folder is not None:
+            self._progress.advance(self._folder, messages)
+        self._progress.advance(self._bytes, nbytes)
+
+    def folder_finished(self, source: str) -> None:
+        del source
+
+
+@contextlib.contextmanager
+def progress_display(*, enabled: bool) -> Iterator[ProgressPort]:
+    if not enabled or not sys.stderr.isatty():
+        yield NoProgress()
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as progress:
+        yield RichProgress(progress)
+
+
+def print_plan(works: Sequence[FolderWork]) -> None:
+    table = Table(title="Plan (dry run: nothing is written)")
+    for column in (
+        "source folder",
+        "target folder",
+        "to copy",
+        "bytes",
+        "on target",
+        "flag updates",
+        "skipped",
+    ):
+        table.add_column(
+            column, justify="right" if column not in ("source folder", "target folder") else "left"
+        )
+    for work in works:
+        skipped = work.skipped_deleted + work.skipped_filtered
+        table.add_row(
+            work.mapping.source.name,
+            work.mapping.target
+            + (f"  ({work.mapping.rename_reason})" if work.mapping.rename_reason else ""),
+            str(len(work.copy)),
+            str(work.copy_bytes),
+            str(work.existing),
+            str(len(work.updates)),
+            str(skipped),
+        )
+    out.print(table)
+    total = sum(len(w.copy) for w in works)
+    out.print(
+        f"{len(works)} folders, {total} messages, {sum(w.copy_bytes for w in works)} bytes to copy"
+    )
+
+
+def print_summary(summary: Summary) -> None:
+    out.print(
+        f"{summary.folders} folders: {summary.messages_copied} messages copied "
+        f"({summary.bytes_copied} bytes), {summary.messages_skipped_existing} already there, "
+        f"{summary.flags_updated} flag updates, {summary.messages_skipped_deleted} deleted skipped, "
+        f"{summary.messages_skipped_filtered} outside the date window, "
+        f"{summary.messages_failed} failed, in {summary.seconds:.1f} s"
+    )
+    for source, target, why in summary.renames:
+        out.print(f"renamed: {source!r} -> {target!r} ({why})")
+    for warning in summary.warnings:
+        err.print(f"warning: {warning}")
+    for failure in summary.failures:
+        where = failure.folder if failure.uid is None else f"{failure.folder} uid {failure.uid}"
+        err.print(f"FAILED {where}: {failure.reason}")
+
+
+def print_verify(report: VerifyReport) -> None:
+    for line in report.lines():
+        out.print(line, markup=False)
+    out.print("identical" if report.identical else "DIFFERENCES FOUND")

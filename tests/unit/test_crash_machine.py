@@ -1,0 +1,122 @@
+"""Random mail changes, crashes mid-copy, lost state and UIDVALIDITY changes; the target must converge.
+
+The single invariant a migration tool lives by: after any sequence of runs, interrupted or not, every live
+source message is on the target and nothing is on the target twice. Runs on the in-memory fake server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+
+import hypothesis.strategies as st
+from hypothesis import settings
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from mailferry.adapters.memory_account import MemoryAccount, MemoryServer
+from mailferry.adapters.memory_state import MemoryStateStore
+from mailferry.domain.errors import ConnectError
+from mailferry.domain.plan import Selection, target_flags
+from mailferry.service.migrate import Migration, SyncOptions
+from tests.fakes import BASE
+
+FOLDERS = {"INBOX": "INBOX", "Work": "Work", "Work/2024": "Work.2024", "Reçus & co": "Reçus & co"}
+FLAGS = ["\\Seen", "\\Answered", "\\Flagged", "\\Draft", "\\Deleted", "$Label1"]
+PAIR = "src -> dst"
+
+
+def key(body: bytes, when) -> tuple[str, int]:
+    return hashlib.sha256(body).hexdigest(), int(when.timestamp())
+
+
+class MigrationMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.src = MemoryServer(delimiter="/")
+        self.dst = MemoryServer(delimiter=".")
+        for name in FOLDERS:
+            self.src.create(name)
+        self.store = MemoryStateStore()
+        self.counter = 0
+        self.synced = False
+
+    @rule(
+        folder=st.sampled_from(sorted(FOLDERS)),
+        with_id=st.booleans(),
+        copies=st.integers(1, 3),
+        flags=st.sets(st.sampled_from(FLAGS), max_size=3),
+        same_text=st.booleans(),
+    )
+    def new_mail(self, folder, with_id, copies, flags, same_text):
+        self.counter += 1
+        n = 0 if same_text else self.counter
+        head = f"Message-ID: <{n}@x>\r\n" if with_id else ""
+        body = f"{head}Subject: {n}\r\n\r\nbody {n}\r\n".encode()
+        box = self.src.folder(folder)
+        for _ in range(copies):  # byte-identical copies, same INTERNALDATE
+            box.add(body, frozenset(flags), BASE.replace(year=2010 + n % 15))
+        self.synced = False
+
+    @rule(data=st.data(), flags=st.sets(st.sampled_from(FLAGS), max_size=3))
+    def change_flags(self, data, flags):
+        folder = data.draw(st.sampled_from(sorted(FOLDERS)))
+        box = self.src.folder(folder)
+        if box.messages:
+            uid = data.draw(st.sampled_from(sorted(box.messages)))
+            box.set_flags(uid, frozenset(flags))
+            self.synced = False
+
+    @rule(crash_after=st.integers(0, 6))
+    def interrupted_sync(self, crash_after):
+        target = MemoryAccount(self.dst, crash_after=crash_after)
+        try:
+            Migration(MemoryAccount(self.src), target, self.store, PAIR, SyncOptions(batch_count=3)).run()
+        except ConnectError:
+            self.synced = False
+        else:
+            self.synced = True
+
+    @rule()
+    def sync(self):
+        summary = Migration(
+            MemoryAccount(self.src), MemoryAccount(self.dst), self.store, PAIR, SyncOptions(batch_count=4)
+        ).run()
+        assert summary.failures == []
+        self.synced = True
+
+    @rule()
+    def lose_state(self):
+        self.store = MemoryStateStore()
+
+    @rule(folder=st.sampled_from(sorted(FOLDERS)))
+    def uidvalidity_changes(self, folder):
+        self.src.recreate(folder)
+
+    @invariant()
+    def never_a_duplicate(self):
+        for source_name, target_name in FOLDERS.items():
+            every = Counter(key(m.body, m.internaldate) for m in self.src.folder(source_name).messages.values())
+            if target_name not in self.dst.folders:
+                continue
+            there = Counter(key(m.body, m.internaldate) for m in self.dst.folder(target_name).messages.values())
+            for k, count in there.items():
+                assert count <= every[k], f"{target_name}: {count} copies of a message the source has {every[k]} times"
+
+    @precondition(lambda self: self.synced)
+    @invariant()
+    def complete_and_faithful_after_a_full_run(self):
+        for source_name, target_name in FOLDERS.items():
+            box = self.src.folder(source_name)
+            live = Counter(key(m.body, m.internaldate) for m in box.messages.values() if "\\Deleted" not in m.flags)
+            there = Counter(key(m.body, m.internaldate) for m in self.dst.folder(target_name).messages.values())
+            assert live - there == Counter(), f"{target_name} is missing messages"
+            singles = {k for k, c in Counter(key(m.body, m.internaldate) for m in box.messages.values()).items() if c == 1}
+            by_key = {key(m.body, m.internaldate): m.flags for m in self.dst.folder(target_name).messages.values()}
+            for m in box.messages.values():
+                k = key(m.body, m.internaldate)
+                if k in singles and "\\Deleted" not in m.flags:
+                    assert by_key[k] == target_flags(m.flags, frozenset({"\\*"}), Selection())[0]
+
+
+MigrationMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
+TestMigrationMachine = MigrationMachine.TestCase

@@ -1,0 +1,171 @@
+"""The migration service on the in-memory fake server (no sockets)."""
+
+import pytest
+
+from mailferry.adapters.memory_account import MemoryAccount, MemoryServer
+from mailferry.adapters.memory_state import MemoryStateStore
+from mailferry.domain.errors import ConnectError
+from mailferry.domain.plan import Selection
+from mailferry.service.migrate import Migration, SyncOptions
+from tests.fakes import contents, fill, live_contents, message
+
+PAIR = "src -> dst"
+
+
+def migrate(src, dst, store, **kw):
+    options = SyncOptions(**kw)
+    return Migration(MemoryAccount(src), MemoryAccount(dst), store, PAIR, options).run()
+
+
+@pytest.fixture
+def servers():
+    src = MemoryServer(delimiter="/")
+    dst = MemoryServer(delimiter=".")
+    fill(src, "INBOX", [message(i) for i in range(5)])
+    fill(src, "Work/Projects", [message(10 + i, mid=i % 2 == 0) for i in range(4)])
+    src.create("Empty")
+    return src, dst
+
+
+def test_first_run_copies_everything_and_second_run_nothing(servers):
+    src, dst = servers
+    store = MemoryStateStore()
+    first = migrate(src, dst, store)
+    assert first.messages_copied == 9
+    assert first.failures == []
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+    assert contents(dst, "Work.Projects") == contents(src, "Work/Projects")
+    assert "Empty" in dst.folders
+    second = migrate(src, dst, store)
+    assert second.messages_copied == 0
+    assert second.messages_skipped_existing == 9
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+
+
+def test_new_mail_and_flag_changes_carry_over_exactly(servers):
+    src, dst = servers
+    store = MemoryStateStore()
+    migrate(src, dst, store)
+    box = src.folder("INBOX")
+    box.add(message(99), frozenset(), box.messages[1].internaldate)
+    box.set_flags(2, frozenset({"\\Flagged", "$Label1"}))
+    summary = migrate(src, dst, store)
+    assert summary.messages_copied == 1
+    assert summary.flags_updated == 1
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+
+
+def test_without_condstore_flag_changes_are_found_by_a_flag_scan(servers):
+    src, dst = servers
+    src.condstore = False
+    store = MemoryStateStore()
+    migrate(src, dst, store)
+    src.folder("INBOX").set_flags(3, frozenset({"\\Answered"}))
+    summary = migrate(src, dst, store)
+    assert summary.flags_updated == 1
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+
+
+def test_lost_state_matches_existing_messages_instead_of_copying_again(servers):
+    src, dst = servers
+    migrate(src, dst, MemoryStateStore())
+    summary = migrate(src, dst, MemoryStateStore())
+    assert summary.messages_copied == 0
+    assert summary.messages_skipped_existing == 9
+    assert contents(dst, "Work.Projects") == contents(src, "Work/Projects")
+
+
+def test_identical_messages_in_one_folder_stay_distinct():
+    src, dst = MemoryServer(), MemoryServer()
+    same = message(1)
+    fill(src, "INBOX", [same, same, same, message(2, mid=False), message(2, mid=False)])
+    src.folder("INBOX").messages[2].internaldate = src.folder("INBOX").messages[1].internaldate
+    src.folder("INBOX").messages[3].internaldate = src.folder("INBOX").messages[1].internaldate
+    migrate(src, dst, MemoryStateStore())
+    assert len(dst.folder("INBOX").messages) == 5
+    # Even with the state lost, a partial target is completed, never doubled.
+    del dst.folder("INBOX").messages[min(dst.folder("INBOX").messages)]
+    summary = migrate(src, dst, MemoryStateStore())
+    assert summary.messages_copied == 1
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+
+
+def test_uidvalidity_change_on_the_source_does_not_duplicate(servers):
+    src, dst = servers
+    store = MemoryStateStore()
+    migrate(src, dst, store)
+    src.recreate("INBOX")
+    summary = migrate(src, dst, store)
+    assert summary.messages_copied == 0
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+
+
+def test_target_folder_recreated_is_refilled_once(servers):
+    src, dst = servers
+    store = MemoryStateStore()
+    migrate(src, dst, store)
+    dst.folders["Work.Projects"] = type(dst.folders["Work.Projects"])("Work.Projects")
+    summary = migrate(src, dst, store)
+    assert summary.messages_copied == 4
+    assert contents(dst, "Work.Projects") == contents(src, "Work/Projects")
+
+
+def test_crash_after_the_server_kept_a_message_is_reconciled(servers):
+    src, dst = servers
+    store = MemoryStateStore()
+    crashing = MemoryAccount(dst, crash_after=3)
+    with pytest.raises(ConnectError):
+        Migration(MemoryAccount(src), crashing, store, PAIR, SyncOptions()).run()
+    assert store.intents(PAIR, "INBOX"), "the in-flight batch must be on record"
+    summary = migrate(src, dst, store)
+    assert summary.messages_copied == 9 - 3
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+    assert store.intents(PAIR, "INBOX") == []
+
+
+def test_deleted_messages_are_skipped_and_counted_unless_asked(servers):
+    src, dst = servers
+    src.folder("INBOX").set_flags(1, frozenset({"\\Deleted", "\\Seen"}))
+    summary = migrate(src, dst, MemoryStateStore())
+    assert summary.messages_skipped_deleted == 1
+    assert contents(dst, "INBOX") == live_contents(src, "INBOX")
+    dst2 = MemoryServer()
+    summary = migrate(src, dst2, MemoryStateStore(), selection=Selection(include_deleted=True))
+    assert summary.messages_skipped_deleted == 0
+    assert len(dst2.folder("INBOX").messages) == 5
+
+
+def test_refused_message_is_reported_and_retried_later(servers):
+    src, dst = servers
+    fill(src, "Big", [message(1, body="x" * 5000)])
+    dst.max_size = 1000
+    store = MemoryStateStore()
+    summary = migrate(src, dst, store)
+    assert summary.messages_failed == 1
+    assert summary.failures[0].folder == "Big"
+    assert "TOOBIG" in summary.failures[0].reason
+    assert store.failed_uids(PAIR, "Big") == {1}
+    dst.max_size = None
+    summary = migrate(src, dst, store)
+    assert summary.messages_copied == 1
+    assert summary.failures == []
+    assert contents(dst, "Big") == contents(src, "Big")
+
+
+def test_refused_keywords_are_reported_once_per_folder():
+    src, dst = MemoryServer(), MemoryServer(keywords=False)
+    fill(src, "INBOX", [message(1), message(2)], flags={"\\Seen", "$Label1"})
+    summary = migrate(src, dst, MemoryStateStore())
+    assert summary.messages_copied == 2
+    assert len([w for w in summary.warnings if "$Label1" in w]) == 1
+    assert all(m.flags == {"\\Seen"} for m in dst.folder("INBOX").messages.values())
+
+
+def test_dry_run_writes_nothing(servers):
+    src, dst = servers
+    store = MemoryStateStore()
+    works = Migration(MemoryAccount(src), MemoryAccount(dst), store, PAIR, SyncOptions(dry_run=True)).plan()
+    assert sum(len(w.copy) for w in works) == 9
+    assert list(dst.folders) == ["INBOX"]
+    assert not dst.folder("INBOX").messages
+    assert store.checkpoint(PAIR, "INBOX") is None
