@@ -17,7 +17,9 @@ def message(n: int, *, mid: bool = True, body: str = "") -> bytes:
     return (f"{head}Subject: message {n}\r\nFrom: a@example.com\r\n\r\n{body or n}\r\n").encode()
 
 
-def fill(server: MemoryServer, folder: str, bodies: list[bytes], *, flags=frozenset({"\\Seen"})) -> None:
+def fill(
+    server: MemoryServer, folder: str, bodies: list[bytes], *, flags=frozenset({"\\Seen"})
+) -> None:
     box = server.create(folder)
     for i, body in enumerate(bodies):
         box.add(body, frozenset(flags), BASE + dt.timedelta(days=i, seconds=i))

@@ -42,6 +42,7 @@ class SyncRequest:
     selection: Selection = field(default_factory=Selection)
     state_path: Path | None = None
     dry_run: bool = False
+    batch_size: int = 200
     timeout: float = 120.0
     prompt: Callable[[str], str] | None = None
 
@@ -59,6 +60,7 @@ class Pair:
             mapping=self.request.mapping,
             selection=self.request.selection,
             dry_run=self.request.dry_run,
+            batch_count=self.request.batch_size,
         )
         return Migration(self.source, self.target, self.store, self.key, options, progress)
 

@@ -143,6 +143,13 @@ def main() -> None:
     help="State database (default: ~/.local/share/mailferry/state.sqlite3).",
 )
 @click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 5000),
+    default=200,
+    show_default=True,
+    help="Messages per pipelined APPEND burst (each burst is one state transaction).",
+)
 @_handle_errors
 def sync(**kwargs: Any) -> None:
     """Copy every folder and message of SOURCE to TARGET; re-run any time for an incremental pass."""
@@ -219,6 +226,7 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
         selection=Selection(since=since, before=before, include_deleted=kw["include_deleted"]),
         state_path=kw.get("state"),
         dry_run=bool(kw.get("dry_run")),
+        batch_size=kw.get("batch_size") or 200,
         timeout=kw["timeout"],
         prompt=_prompt if sys.stdin.isatty() and not os.environ.get("CI") else None,
     )

@@ -70,7 +70,9 @@ class MigrationMachine(RuleBasedStateMachine):
     def interrupted_sync(self, crash_after):
         target = MemoryAccount(self.dst, crash_after=crash_after)
         try:
-            Migration(MemoryAccount(self.src), target, self.store, PAIR, SyncOptions(batch_count=3)).run()
+            Migration(
+                MemoryAccount(self.src), target, self.store, PAIR, SyncOptions(batch_count=3)
+            ).run()
         except ConnectError:
             self.synced = False
         else:
@@ -79,7 +81,11 @@ class MigrationMachine(RuleBasedStateMachine):
     @rule()
     def sync(self):
         summary = Migration(
-            MemoryAccount(self.src), MemoryAccount(self.dst), self.store, PAIR, SyncOptions(batch_count=4)
+            MemoryAccount(self.src),
+            MemoryAccount(self.dst),
+            self.store,
+            PAIR,
+            SyncOptions(batch_count=4),
         ).run()
         assert summary.failures == []
         self.synced = True
@@ -95,28 +101,51 @@ class MigrationMachine(RuleBasedStateMachine):
     @invariant()
     def never_a_duplicate(self):
         for source_name, target_name in FOLDERS.items():
-            every = Counter(key(m.body, m.internaldate) for m in self.src.folder(source_name).messages.values())
+            every = Counter(
+                key(m.body, m.internaldate) for m in self.src.folder(source_name).messages.values()
+            )
             if target_name not in self.dst.folders:
                 continue
-            there = Counter(key(m.body, m.internaldate) for m in self.dst.folder(target_name).messages.values())
+            there = Counter(
+                key(m.body, m.internaldate) for m in self.dst.folder(target_name).messages.values()
+            )
             for k, count in there.items():
-                assert count <= every[k], f"{target_name}: {count} copies of a message the source has {every[k]} times"
+                assert count <= every[k], (
+                    f"{target_name}: {count} copies of a message the source has {every[k]} times"
+                )
 
     @precondition(lambda self: self.synced)
     @invariant()
     def complete_and_faithful_after_a_full_run(self):
         for source_name, target_name in FOLDERS.items():
             box = self.src.folder(source_name)
-            live = Counter(key(m.body, m.internaldate) for m in box.messages.values() if "\\Deleted" not in m.flags)
-            there = Counter(key(m.body, m.internaldate) for m in self.dst.folder(target_name).messages.values())
+            live = Counter(
+                key(m.body, m.internaldate)
+                for m in box.messages.values()
+                if "\\Deleted" not in m.flags
+            )
+            there = Counter(
+                key(m.body, m.internaldate) for m in self.dst.folder(target_name).messages.values()
+            )
             assert live - there == Counter(), f"{target_name} is missing messages"
-            singles = {k for k, c in Counter(key(m.body, m.internaldate) for m in box.messages.values()).items() if c == 1}
-            by_key = {key(m.body, m.internaldate): m.flags for m in self.dst.folder(target_name).messages.values()}
+            singles = {
+                k
+                for k, c in Counter(
+                    key(m.body, m.internaldate) for m in box.messages.values()
+                ).items()
+                if c == 1
+            }
+            by_key = {
+                key(m.body, m.internaldate): m.flags
+                for m in self.dst.folder(target_name).messages.values()
+            }
             for m in box.messages.values():
                 k = key(m.body, m.internaldate)
                 if k in singles and "\\Deleted" not in m.flags:
                     assert by_key[k] == target_flags(m.flags, frozenset({"\\*"}), Selection())[0]
 
 
-MigrationMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
+MigrationMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=25, deadline=None
+)
 TestMigrationMachine = MigrationMachine.TestCase

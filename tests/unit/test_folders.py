@@ -108,8 +108,13 @@ def test_flat_source_namespace() -> None:
 
 def test_target_delimiter_inside_a_name_is_replaced_with_a_reason() -> None:
     plan = map_folders(tree(".", "Invoices 1/2", "Invoices 1/2.Paid"), [], "/")
-    assert targets(plan) == {"Invoices 1/2": "Invoices 1_2", "Invoices 1/2.Paid": "Invoices 1_2/Paid"}
-    assert reasons(plan)["Invoices 1/2"] == "'/' is the target's hierarchy delimiter, replaced by '_'"
+    assert targets(plan) == {
+        "Invoices 1/2": "Invoices 1_2",
+        "Invoices 1/2.Paid": "Invoices 1_2/Paid",
+    }
+    assert (
+        reasons(plan)["Invoices 1/2"] == "'/' is the target's hierarchy delimiter, replaced by '_'"
+    )
     assert reasons(plan)["Invoices 1/2.Paid"] is None  # its parent's rename is reported once
     assert plan.create == ("Invoices 1_2", "Invoices 1_2/Paid")
 
@@ -146,8 +151,17 @@ def test_replacement_avoids_a_target_delimiter_of_underscore() -> None:
 def test_empty_levels_are_dropped_with_a_reason() -> None:
     plan = map_folders(tree("/", "a//b", "c/"), [], ".")
     assert targets(plan) == {"a//b": "a.b", "c/": "c"}
-    assert reasons(plan) == {"a//b": "empty hierarchy level dropped", "c/": "empty hierarchy level dropped"}
+    assert reasons(plan) == {
+        "a//b": "empty hierarchy level dropped",
+        "c/": "empty hierarchy level dropped",
+    }
     assert plan.create == ("a", "a.b", "c")
+
+
+def test_a_name_made_only_of_delimiters_still_gets_a_name() -> None:
+    plan = map_folders(tree("/", "/"), [], ".")
+    assert targets(plan) == {"/": "_"}
+    assert plan.create == ("_",)
 
 
 def test_a_name_ending_with_the_delimiter_beside_its_twin_is_suffixed() -> None:
@@ -196,7 +210,9 @@ def test_suffixes_do_not_depend_on_what_the_target_already_holds() -> None:
         ("Work", "/", ("\\HasChildren",), None),
     ],
 )
-def test_role_of(name: str, delimiter: str | None, flags: tuple[str, ...], role: Role | None) -> None:
+def test_role_of(
+    name: str, delimiter: str | None, flags: tuple[str, ...], role: Role | None
+) -> None:
     assert role_of(folder(name, delimiter, *flags), delimiter) is role
 
 
@@ -288,7 +304,13 @@ def test_map_exact_and_prefix() -> None:
         "Archived": "Archived",  # a prefix of segments, not of characters
     }
     assert plan.mappings[0].role is Role.ARCHIVE
-    assert plan.create == ("Old", "Old.Archive", "Old.Archive.2019", "Old.Archive.2019.Q1", "Archived")
+    assert plan.create == (
+        "Old",
+        "Old.Archive",
+        "Old.Archive.2019",
+        "Old.Archive.2019.Q1",
+        "Archived",
+    )
 
 
 def test_longest_map_wins_and_unlisted_mapped_parents_still_guide_children() -> None:
@@ -358,7 +380,11 @@ def test_descendants_of_an_excluded_folder_are_judged_on_their_own() -> None:
 
 
 def test_noselect_source_parents_are_created_but_not_mapped() -> None:
-    source = [folder("Lists", "/", "\\Noselect"), folder("Lists/a"), folder("Gone", "/", "\\NonExistent")]
+    source = [
+        folder("Lists", "/", "\\Noselect"),
+        folder("Lists/a"),
+        folder("Gone", "/", "\\NonExistent"),
+    ]
     plan = map_folders(source, [], ".")
     assert targets(plan) == {"Lists/a": "Lists.a"}
     assert plan.create == ("Lists", "Lists.a")
@@ -408,28 +434,36 @@ _TARGET_SEGMENTS = ["a", "b", "Sent", "Sent Items", "Trash", "x_y", "x-y"]
 @st.composite
 def sides(draw: st.DrawFn) -> tuple[list[FolderInfo], list[FolderInfo], str, MappingOptions]:
     source_delimiter, target_delimiter = draw(st.sampled_from([("/", "."), (".", "/")]))
-    paths = draw(st.lists(st.lists(st.sampled_from(_SEGMENTS), min_size=1, max_size=4), max_size=12))
+    paths = draw(
+        st.lists(st.lists(st.sampled_from(_SEGMENTS), min_size=1, max_size=4), max_size=12)
+    )
     names = list(dict.fromkeys(source_delimiter.join(p) for p in paths))
     keys: set[str] = set()
-    source = []
+    source: list[FolderInfo] = []
     for name in names:
         key = "INBOX" + name[5:] if name[:5].upper() == "INBOX" else name
         if key in keys:  # a server lists INBOX in one spelling only
             continue
         keys.add(key)
-        flags = draw(st.sets(st.sampled_from(["\\Noselect", "\\Sent", "\\Junk", "\\All"]), max_size=1))
+        flags = draw(
+            st.sets(st.sampled_from(["\\Noselect", "\\Sent", "\\Junk", "\\All"]), max_size=1)
+        )
         source.append(FolderInfo(name, source_delimiter, frozenset(flags), draw(st.booleans())))
-    target_paths = draw(st.lists(st.lists(st.sampled_from(_TARGET_SEGMENTS), min_size=1, max_size=3)))
+    target_paths = draw(
+        st.lists(st.lists(st.sampled_from(_TARGET_SEGMENTS), min_size=1, max_size=3))
+    )
     target = [
         FolderInfo(
             target_delimiter.join(p),
             target_delimiter,
-            frozenset(draw(st.sets(st.sampled_from(["\\Sent", "\\Noselect", "\\Trash"]), max_size=1))),
+            frozenset(
+                draw(st.sets(st.sampled_from(["\\Sent", "\\Noselect", "\\Trash"]), max_size=1))
+            ),
         )
         for p in dict.fromkeys(tuple(p) for p in target_paths)
     ]
-    maps = ()
-    if source and draw(st.booleans()):
+    maps: tuple[tuple[str, str], ...] = ()
+    if draw(st.booleans()) and source:
         src = draw(st.sampled_from([f.name for f in source]))
         maps = ((src, draw(st.sampled_from(["Mapped", "a", f"Old{target_delimiter}Stuff"]))),)
     exclude = draw(st.sampled_from([(), (re.compile("b"),), (re.compile("^x"),)]))

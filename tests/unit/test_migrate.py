@@ -164,7 +164,9 @@ def test_refused_keywords_are_reported_once_per_folder():
 def test_dry_run_writes_nothing(servers):
     src, dst = servers
     store = MemoryStateStore()
-    works = Migration(MemoryAccount(src), MemoryAccount(dst), store, PAIR, SyncOptions(dry_run=True)).plan()
+    works = Migration(
+        MemoryAccount(src), MemoryAccount(dst), store, PAIR, SyncOptions(dry_run=True)
+    ).plan()
     assert sum(len(w.copy) for w in works) == 9
     assert list(dst.folders) == ["INBOX"]
     assert not dst.folder("INBOX").messages

@@ -32,7 +32,9 @@ def test_date_window_uses_internaldate_day():
     old = meta(1, when=dt.datetime(2010, 1, 1, tzinfo=dt.UTC))
     edge = meta(2, when=dt.datetime(2012, 1, 1, 0, 0, 1, tzinfo=dt.UTC))
     new = meta(3, when=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
-    choice = choose([old, edge, new], Selection(since=dt.date(2012, 1, 1), before=dt.date(2020, 1, 1)))
+    choice = choose(
+        [old, edge, new], Selection(since=dt.date(2012, 1, 1), before=dt.date(2020, 1, 1))
+    )
     assert [m.uid for m in choice.copy] == [2]
     assert choice.skipped_filtered == [1, 3]
 
@@ -90,10 +92,20 @@ def test_reconcile_requires_matching_size_and_unclaimed():
 
 
 def test_flag_updates_only_where_the_source_changed():
-    copied = {1: Copied(1, 10, frozenset({"\\Seen"})), 2: Copied(2, 11, frozenset()), 3: Copied(3, None, frozenset())}
-    now = {1: frozenset({"\\Seen"}), 2: frozenset({"\\Flagged", "\\Recent"}), 3: frozenset({"\\Seen"})}
+    copied = {
+        1: Copied(1, 10, frozenset({"\\Seen"})),
+        2: Copied(2, 11, frozenset()),
+        3: Copied(3, None, frozenset()),
+    }
+    now = {
+        1: frozenset({"\\Seen"}),
+        2: frozenset({"\\Flagged", "\\Recent"}),
+        3: frozenset({"\\Seen"}),
+    }
     updates = flag_updates(now, copied, ALL, Selection())
-    assert [(u.source_uid, u.target_uid, u.flags) for u in updates] == [(2, 11, frozenset({"\\Flagged"}))]
+    assert [(u.source_uid, u.target_uid, u.flags) for u in updates] == [
+        (2, 11, frozenset({"\\Flagged"}))
+    ]
 
 
 def test_marking_deleted_on_the_source_is_not_carried_over():

@@ -47,7 +47,9 @@ class MemoryStateStore:
         for table in (self._copied, self._intents, self._failures):
             table.pop(key, None)
 
-    def copied(self, pair: str, folder: str, uids: Iterable[int] | None = None) -> dict[int, Copied]:
+    def copied(
+        self, pair: str, folder: str, uids: Iterable[int] | None = None
+    ) -> dict[int, Copied]:
         rows = self._copied.get(self._folder(pair, folder), {})
         if uids is None:
             return dict(rows)

@@ -260,7 +260,7 @@ def _specials(rng: random.Random, big_message_mb: int) -> list[CorpusMessage]:
     large = CorpusMessage(INBOX, _multipart(rng, when := _date(rng), 200_000), ("\\Seen",), when)
     extra = [pair, pair, triple, triple, triple, large]
     if big_message_mb > 0:
-        body = _multipart(rng, when := _date(rng), big_message_mb * 1024 * 1024 * 3 // 4)
+        body = _multipart(rng, when := _date(rng), big_message_mb * 1024 * 1024 * 57 // 78)
         extra.append(CorpusMessage(INBOX, body, ("\\Seen",), when))
     return extra
 

@@ -265,6 +265,7 @@ class DovecotServer:
             "auth_mechanisms = plain login",
             "disable_plaintext_auth = no",
             "auth_master_user_separator = *",
+            "auth_failure_delay = 0",
             f"mail_location = {layout}",
             *self._ssl_config(),
             *self._auth_config(),
@@ -320,6 +321,9 @@ class DovecotServer:
     def _service_config(self) -> list[str]:
         ssl_port = self._ssl_port if self.ssl else 0
         return [
+            # No auth penalty: one failed login in a test would delay every later login from
+            # 127.0.0.1 by seconds (auth_failure_delay = 0 does not cover it).
+            "service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}",
             "service imap-login {",
             f"  inet_listener imap {{\n    address = {HOST}\n    port = {self.port}\n  }}",
             f"  inet_listener imaps {{\n    address = {HOST}\n    port = {ssl_port}",

@@ -12,7 +12,14 @@ from typing import Any
 
 import imapclient
 
-from mailferry.adapters.imap.session import Credentials, TlsOptions, as_str, open_client, translated
+from mailferry.adapters.imap.session import (
+    Client,
+    Credentials,
+    TlsOptions,
+    as_str,
+    open_client,
+    translated,
+)
 from mailferry.adapters.imap.wire import Pipeline, uid_set
 from mailferry.domain.errors import FolderError, MailferryError
 from mailferry.domain.identity import normalise_message_id
@@ -36,7 +43,7 @@ MESSAGE_ID_ITEM = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
 class ImapAccount:
     """One logged-in IMAP account. ``readonly`` accounts EXAMINE folders and never write."""
 
-    def __init__(self, client: imapclient.IMAPClient, *, readonly: bool) -> None:
+    def __init__(self, client: Client, *, readonly: bool) -> None:
         self._client = client
         self._readonly = readonly
         self._caps = frozenset(as_str(c).upper() for c in client.capabilities())
@@ -167,7 +174,7 @@ class ImapAccount:
         for start in range(0, len(wanted), META_CHUNK):
             chunk = wanted[start : start + META_CHUNK]
             with translated(folder):
-                rows = self._client.fetch(uid_set(chunk), items)
+                rows = self._client.fetch_set(uid_set(chunk), items)
             for uid in sorted(rows):
                 row = rows[uid]
                 if b"INTERNALDATE" not in row:
@@ -190,7 +197,7 @@ class ImapAccount:
             return
         modifiers = [f"CHANGEDSINCE {changed_since}"] if changed_since is not None else None
         with translated(folder):
-            rows = self._client.fetch("1:*", ["FLAGS"], modifiers=modifiers)
+            rows = self._client.fetch_set("1:*", ["FLAGS"], modifiers)
         for uid in sorted(rows):
             yield int(uid), _flags(rows[uid].get(b"FLAGS", ()))
 
@@ -218,7 +225,7 @@ class ImapAccount:
         if not group:
             return
         with translated(folder):
-            rows = self._client.fetch(uid_set(m.uid for m in group), ["BODY.PEEK[]"])
+            rows = self._client.fetch_set(uid_set(m.uid for m in group), ["BODY.PEEK[]"])
         for meta in group:
             body = rows.get(meta.uid, {}).get(b"BODY[]")
             if body is None:
@@ -234,7 +241,7 @@ class ImapAccount:
         while True:
             item = f"BODY.PEEK[]<{offset}.{PARTIAL_CHUNK}>"
             with translated(folder):
-                rows = self._client.fetch([meta.uid], [item])
+                rows = self._client.fetch_set(str(meta.uid), [item])
             part = next(
                 iter(
                     rows.get(meta.uid, {}).get(k)

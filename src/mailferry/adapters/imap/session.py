@@ -13,6 +13,8 @@ from typing import Any
 
 import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+from imapclient.response_parser import parse_fetch_response
+from imapclient.imapclient import seq_to_parenstr_upper
 
 from mailferry.domain.errors import AuthError, ConnectError, FolderError, MailferryError
 from mailferry.domain.model import Endpoint, Security
@@ -41,13 +43,41 @@ class Credentials:
         return "Credentials(password=***)"
 
 
+class Client(imapclient.IMAPClient):  # type: ignore[misc]  # imapclient is untyped
+    """IMAPClient plus a FETCH that takes a sequence set such as ``1:*`` or ``5:900,1000``.
+
+    imapclient 4.1's ``fetch`` drops every response whose UID it cannot find in its argument, so a range
+    like ``1:*`` returns nothing. This is the same command path without that filter.
+    """
+
+    def fetch_set(
+        self, message_set: str, data: list[str], modifiers: list[str] | None = None
+    ) -> dict[int, dict[bytes, Any]]:
+        args = [
+            "FETCH",
+            message_set.encode("ascii"),
+            seq_to_parenstr_upper(data),
+            seq_to_parenstr_upper(modifiers) if modifiers else None,
+        ]
+        if self.use_uid:
+            args.insert(0, "UID")
+        tag = self._imap._command(*args)
+        typ, raw = self._imap._command_complete("FETCH", tag)
+        self._checkok("fetch", typ, raw)
+        typ, raw = self._imap._untagged_response(typ, raw, "FETCH")
+        parsed: dict[int, dict[bytes, Any]] = parse_fetch_response(
+            raw, self.normalise_times, self.use_uid
+        )
+        return parsed
+
+
 def open_client(
     endpoint: Endpoint, credentials: Credentials, tls: TlsOptions, timeout: float
-) -> imapclient.IMAPClient:
+) -> Client:
     """Connect and log in; every failure becomes ConnectError or AuthError with one clear line."""
     where = f"{endpoint.host}:{endpoint.port}"
     try:
-        client = imapclient.IMAPClient(
+        client = Client(
             endpoint.host,
             port=endpoint.port,
             ssl=endpoint.security is Security.SSL,

@@ -1,0 +1,54 @@
+"""Shared fixtures: throwaway Dovecot servers and fresh users on them."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from mailferry.sandbox.dovecot import DovecotServer
+
+# A typical old host: "/" hierarchy, special-use folders under their Apple/Outlook names,
+# flagged only if the user has them (nothing is auto-created).
+SOURCE_SPECIAL_USE = {
+    "Sent Messages": "\\Sent",
+    "Deleted Messages": "\\Trash",
+    "Drafts": "\\Drafts",
+}
+
+MakeUser = Callable[[DovecotServer], tuple[str, str]]
+
+_user_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def dovecot_slash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]:
+    """Source-like server: delimiter "/", names may contain ".", special-use not auto-created."""
+    root = tmp_path_factory.mktemp("dovecot_slash")
+    with DovecotServer(
+        root, delimiter="/", special_use=SOURCE_SPECIAL_USE, auto_create=False
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dovecot_dot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]:
+    """Fresh target: delimiter ".", Sent/Drafts/Trash/Junk auto-created and subscribed."""
+    root = tmp_path_factory.mktemp("dovecot_dot")
+    with DovecotServer(root, delimiter=".") as server:
+        yield server
+
+
+@pytest.fixture
+def make_user(request: pytest.FixtureRequest) -> MakeUser:
+    """``make_user(server) -> (user, password)``: a new, empty account for this test only."""
+    stem = "".join(c for c in request.node.name.lower() if c.isalnum())[:24] or "user"
+
+    def make(server: DovecotServer) -> tuple[str, str]:
+        user = f"{stem}{next(_user_numbers)}"
+        password = f"pw-{user}"
+        server.add_user(user, password)
+        return user, password
+
+    return make

@@ -1,0 +1,74 @@
+"""Running mailferry against the fixture servers, in-process (click's runner) or as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from mailferry.cli import main
+from mailferry.sandbox.corpus import build_corpus, connect, load_corpus
+from mailferry.sandbox.dovecot import DovecotServer
+
+
+@dataclass
+class Account:
+    server: DovecotServer
+    user: str
+    password: str
+
+    @property
+    def url(self) -> str:
+        return f"imap://{self.user}@127.0.0.1:{self.server.port}"
+
+    def client(self):
+        return connect(self.server, self.user, self.password)
+
+
+@dataclass
+class Migration:
+    source: Account
+    target: Account
+    state: Path
+
+    def env(self) -> dict[str, str]:
+        return {
+            "MAILFERRY_SOURCE_PASSWORD": self.source.password,
+            "MAILFERRY_TARGET_PASSWORD": self.target.password,
+        }
+
+    def cli(self, command: str, *args: str):
+        """Run ``mailferry COMMAND SOURCE TARGET ARGS`` in-process; returns click's Result."""
+        extra = ["--state", str(self.state)] if command == "sync" else []
+        argv = [command, self.source.url, self.target.url, *extra, *args]
+        return CliRunner().invoke(main, argv, env=self.env(), catch_exceptions=False)
+
+    def sync_json(self, *args: str) -> tuple[int, dict]:
+        result = self.cli("sync", "--json", *args)
+        return result.exit_code, json.loads(result.stdout)
+
+    def process(self, *args: str) -> subprocess.Popen[bytes]:
+        """``mailferry sync`` as a separate process (for kill -9 tests)."""
+        argv = [sys.executable, "-m", "mailferry.cli", "sync", self.source.url, self.target.url]
+        argv += ["--state", str(self.state), "--json", *args]
+        return subprocess.Popen(
+            argv,
+            env={**os.environ, **self.env()},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+
+def load(account: Account, *, seed: int = 1, scale: int = 1, big_message_mb: int = 0):
+    corpus = build_corpus(seed, scale=scale, big_message_mb=big_message_mb)
+    client = account.client()
+    try:
+        report = load_corpus(client, corpus, account.server.delimiter)
+    finally:
+        client.logout()
+    return corpus, report

@@ -1,0 +1,106 @@
+"""One contract, two implementations: the in-memory fake must behave like a real Dovecot where it matters."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import pytest
+
+from mailferry.adapters.imap import Credentials, ImapAccount
+from mailferry.adapters.memory_account import MemoryAccount, MemoryServer
+from mailferry.domain.errors import FolderError
+from mailferry.domain.model import AppendRequest, Endpoint, Security
+
+pytestmark = pytest.mark.integration
+
+WHEN = dt.datetime(2013, 7, 14, 9, 30, 5, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+
+
+def body(n: int) -> bytes:
+    return f"Message-ID: <c{n}@x>\r\nSubject: contract {n}\r\n\r\nhello {n}\r\n".encode()
+
+
+def request(n: int, flags=("\\Seen",)) -> AppendRequest:
+    data = body(n)
+    return AppendRequest(n, io.BytesIO(data), len(data), frozenset(flags), WHEN)
+
+
+@pytest.fixture(params=["memory", "dovecot"])
+def account(request, dovecot_dot, make_user):
+    if request.param == "memory":
+        yield MemoryAccount(MemoryServer(delimiter="."))
+        return
+    user, password = make_user(dovecot_dot)
+    endpoint = Endpoint("127.0.0.1", dovecot_dot.port, Security.NONE, user)
+    acc = ImapAccount.connect(endpoint, Credentials(password))
+    yield acc
+    acc.close()
+
+
+def test_delimiter(account):
+    assert account.delimiter == "."
+
+
+def test_create_is_idempotent_and_listed(account):
+    account.create_folder("Contract")
+    account.create_folder("Contract")
+    account.subscribe("Contract")
+    names = {f.name: f for f in account.list_folders()}
+    assert "Contract" in names
+    assert names["Contract"].subscribed
+
+
+def test_status_of_missing_folder_is_a_folder_error(account):
+    with pytest.raises(FolderError):
+        account.status("Does-Not-Exist")
+
+
+def test_append_assigns_uids_from_uidnext_and_keeps_date_flags_bytes(account):
+    account.create_folder("A")
+    before = account.status("A")
+    results = account.append_batch("A", [request(1), request(2, ("$Label1", "\\Flagged"))])
+    assert [r.ok for r in results] == [True, True]
+    assert [r.target_uid for r in results] == [before.uidnext, before.uidnext + 1]
+    after = account.status("A")
+    assert after.uidnext == before.uidnext + 2
+    assert after.exists == 2
+    assert after.uidvalidity == before.uidvalidity
+    metas = list(account.fetch_meta("A", message_ids=True))
+    assert [m.message_id for m in metas] == ["<c1@x>", "<c2@x>"]
+    assert metas[1].flags == {"$Label1", "\\Flagged"}
+    assert metas[0].internaldate == WHEN
+    assert metas[0].size == len(body(1))
+    fetched = list(account.fetch_messages("A", metas))
+    assert [f.body.read() for f in fetched] == [body(1), body(2)]
+
+
+def test_fetch_meta_for_given_uids_skips_missing(account):
+    account.create_folder("B")
+    [r] = account.append_batch("B", [request(3)])
+    metas = list(account.fetch_meta("B", [r.target_uid, r.target_uid + 50]))
+    assert [m.uid for m in metas] == [r.target_uid]
+
+
+def test_flags_changed_since_and_store(account):
+    account.create_folder("C")
+    results = account.append_batch("C", [request(4), request(5)])
+    status = account.status("C")
+    assert account.condstore
+    account.store_flags("C", [(results[1].target_uid, frozenset({"\\Answered", "Work"}))])
+    changed = dict(account.fetch_flags("C", changed_since=status.highestmodseq))
+    assert changed == {results[1].target_uid: frozenset({"\\Answered", "Work"})}
+    everything = dict(account.fetch_flags("C"))
+    assert everything[results[0].target_uid] == {"\\Seen"}
+    assert account.status("C").highestmodseq > status.highestmodseq
+
+
+def test_permanent_flags_allow_keywords(account):
+    account.create_folder("D")
+    assert "\\*" in account.permanent_flags("D")
+
+
+def test_empty_folder_reads_as_empty(account):
+    account.create_folder("E")
+    assert list(account.fetch_meta("E")) == []
+    assert list(account.fetch_flags("E")) == []

@@ -1,0 +1,437 @@
+"""One contract for every StateStore, then what only the SQLite file can show."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from mailferry.adapters.memory_state import MemoryStateStore
+from mailferry.adapters.sqlite_state import SCHEMA_VERSION, UID_CHUNK, SqlStateStore
+from mailferry.domain.errors import StateError
+from mailferry.domain.ports import Checkpoint, Copied, Intent, StateStore
+
+PAIR = "alice@old->alice@new"
+SEEN = frozenset({"\\Seen"})
+MAX_UID = 2**32 - 1
+UNICODE_FOLDERS = [
+    "Entwürfe",
+    "送信済みメール",
+    "Archiv/2024/Ölfirma",
+    'with "quotes" and 100% _under_',
+    "📬 Post",
+    "inbox",  # distinct from INBOX: folder names are compared exactly here
+]
+
+
+def checkpoint(folder: str = "INBOX", uidnext: int = 10, modseq: int | None = 7) -> Checkpoint:
+    return Checkpoint(
+        source_folder=folder,
+        target_folder=f"Migrated/{folder}",
+        source_uidvalidity=1_700_000_000,
+        source_uidnext=uidnext,
+        source_modseq=modseq,
+        target_uidvalidity=MAX_UID,
+        selection="all",
+    )
+
+
+def intent(uid: int, flags: frozenset[str] = SEEN, sha: str = "ab" * 32) -> Intent:
+    return Intent(
+        source_uid=uid,
+        sha256=sha,
+        size=1000 + uid,
+        flags=flags,
+        target_folder="INBOX",
+        target_uidvalidity=42,
+        target_uidnext=100,
+    )
+
+
+def sqlite_path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "mailferry.sqlite"
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
+    opened: StateStore
+    if request.param == "sqlite":
+        opened = SqlStateStore.open_sqlite(sqlite_path(tmp_path))
+    else:
+        opened = MemoryStateStore()
+    yield opened
+    opened.close()
+
+
+class TestStateStoreContract:
+    def test_a_new_store_knows_nothing(self, store: StateStore) -> None:
+        assert store.checkpoint(PAIR, "INBOX") is None
+        assert store.copied(PAIR, "INBOX") == {}
+        assert store.copied(PAIR, "INBOX", [1, 2]) == {}
+        assert store.intents(PAIR, "INBOX") == []
+        assert store.failed_uids(PAIR, "INBOX") == set()
+
+    def test_checkpoint_is_saved_and_replaced(self, store: StateStore) -> None:
+        store.save_checkpoint(PAIR, checkpoint(uidnext=10))
+        assert store.checkpoint(PAIR, "INBOX") == checkpoint(uidnext=10)
+        store.save_checkpoint(PAIR, checkpoint(uidnext=20, modseq=None))
+        assert store.checkpoint(PAIR, "INBOX") == checkpoint(uidnext=20, modseq=None)
+        assert store.checkpoint("other pair", "INBOX") is None
+        assert store.checkpoint(PAIR, "Sent") is None
+
+    def test_checkpoint_keeps_the_largest_protocol_numbers(self, store: StateStore) -> None:
+        big = checkpoint(uidnext=MAX_UID, modseq=2**63 - 1)
+        store.save_checkpoint(PAIR, big)
+        assert store.checkpoint(PAIR, "INBOX") == big
+
+    def test_copied_round_trip_and_upsert(self, store: StateStore) -> None:
+        store.add_copied(
+            PAIR,
+            "INBOX",
+            [Copied(1, 101, SEEN), Copied(2, None, frozenset()), Copied(MAX_UID, MAX_UID, SEEN)],
+        )
+        store.add_copied(PAIR, "INBOX", [Copied(2, 102, frozenset({"\\Flagged", "$Label1"}))])
+        assert store.copied(PAIR, "INBOX") == {
+            1: Copied(1, 101, SEEN),
+            2: Copied(2, 102, frozenset({"\\Flagged", "$Label1"})),
+            MAX_UID: Copied(MAX_UID, MAX_UID, SEEN),
+        }
+        assert store.copied(PAIR, "Sent") == {}
+        assert store.copied("other pair", "INBOX") == {}
+
+    def test_the_last_of_repeated_uids_in_one_call_wins(self, store: StateStore) -> None:
+        store.add_copied(PAIR, "INBOX", [Copied(1, 101, SEEN), Copied(1, 201, frozenset())])
+        assert store.copied(PAIR, "INBOX") == {1: Copied(1, 201, frozenset())}
+
+    def test_copied_filtered_by_uids(self, store: StateStore) -> None:
+        store.add_copied(PAIR, "INBOX", [Copied(uid, uid + 100, SEEN) for uid in range(1, 11)])
+        assert set(store.copied(PAIR, "INBOX", [2, 4, 4, 99])) == {2, 4}
+        assert set(store.copied(PAIR, "INBOX", (uid for uid in (3, 5)))) == {3, 5}
+        assert store.copied(PAIR, "INBOX", []) == {}
+
+    def test_copied_with_thousands_of_uids(self, store: StateStore) -> None:
+        store.add_copied(PAIR, "INBOX", [Copied(uid, uid, SEEN) for uid in range(1, 2001)])
+        assert len(store.copied(PAIR, "INBOX")) == 2000
+        asked = list(range(2000, 0, -1)) + list(range(5000, 5100))  # unordered, some unknown
+        found = store.copied(PAIR, "INBOX", asked)
+        assert sorted(found) == list(range(1, 2001))
+        assert found[1234] == Copied(1234, 1234, SEEN)
+        every_third = range(3, 2001, 3)
+        assert sorted(store.copied(PAIR, "INBOX", every_third)) == list(every_third)
+
+    def test_update_flags_touches_only_known_messages(self, store: StateStore) -> None:
+        store.add_copied(PAIR, "INBOX", [Copied(1, 101, SEEN), Copied(2, 102, SEEN)])
+        store.update_flags(PAIR, "INBOX", {1: frozenset({"\\Seen", "\\Answered"}), 7: SEEN})
+        store.update_flags(PAIR, "INBOX", {})
+        assert store.copied(PAIR, "INBOX") == {
+            1: Copied(1, 101, frozenset({"\\Seen", "\\Answered"})),
+            2: Copied(2, 102, SEEN),
+        }
+
+    def test_intents_in_uid_order_newest_intent_per_uid(self, store: StateStore) -> None:
+        store.add_intents(PAIR, "INBOX", [intent(3), intent(1), intent(2, frozenset())])
+        store.add_intents(PAIR, "INBOX", [intent(3, sha="cd" * 32)])
+        store.add_intents(PAIR, "Sent", [intent(9)])
+        assert store.intents(PAIR, "INBOX") == [
+            intent(1),
+            intent(2, frozenset()),
+            intent(3, sha="cd" * 32),
+        ]
+        assert store.intents(PAIR, "Sent") == [intent(9)]
+        assert store.intents("other pair", "INBOX") == []
+
+    def test_resolve_turns_intents_into_copied_rows(self, store: StateStore) -> None:
+        store.add_intents(PAIR, "INBOX", [intent(uid) for uid in (1, 2, 3, 4)])
+        store.add_intents(PAIR, "Sent", [intent(1)])
+        store.add_copied(PAIR, "INBOX", [Copied(1, None, frozenset())])
+        store.resolve(
+            PAIR, "INBOX", confirmed=[Copied(1, 11, SEEN), Copied(2, None, SEEN)], dropped=[3]
+        )
+        assert store.intents(PAIR, "INBOX") == [intent(4)]
+        assert store.intents(PAIR, "Sent") == [intent(1)]
+        assert store.copied(PAIR, "INBOX") == {1: Copied(1, 11, SEEN), 2: Copied(2, None, SEEN)}
+
+    def test_resolve_of_nothing_changes_nothing(self, store: StateStore) -> None:
+        store.add_intents(PAIR, "INBOX", [intent(1)])
+        store.resolve(PAIR, "INBOX", confirmed=[], dropped=[])
+        store.resolve(PAIR, "INBOX", confirmed=[], dropped=[99])
+        assert store.intents(PAIR, "INBOX") == [intent(1)]
+        assert store.copied(PAIR, "INBOX") == {}
+
+    def test_a_refused_resolve_leaves_no_trace(self, store: StateStore) -> None:
+        store.add_intents(PAIR, "INBOX", [intent(1), intent(2)])
+        bad = [Copied(1, 11, SEEN), Copied(2, 12, frozenset({"two words"}))]
+        with pytest.raises(ValueError, match="two words"):
+            store.resolve(PAIR, "INBOX", confirmed=bad, dropped=[])
+        assert store.intents(PAIR, "INBOX") == [intent(1), intent(2)]
+        assert store.copied(PAIR, "INBOX") == {}
+
+    @pytest.mark.parametrize("flag", ["", "a b", "tab\there", "new\nline"])
+    def test_flags_that_cannot_be_stored_are_refused(self, store: StateStore, flag: str) -> None:
+        with pytest.raises(ValueError, match="cannot be stored"):
+            store.add_copied(PAIR, "INBOX", [Copied(1, 1, frozenset({flag}))])
+        with pytest.raises(ValueError, match="cannot be stored"):
+            store.add_intents(PAIR, "INBOX", [intent(1, frozenset({flag}))])
+        store.add_copied(PAIR, "INBOX", [Copied(1, 1, SEEN)])
+        with pytest.raises(ValueError, match="cannot be stored"):
+            store.update_flags(PAIR, "INBOX", {1: frozenset({flag})})
+        assert store.copied(PAIR, "INBOX") == {1: Copied(1, 1, SEEN)}
+        assert store.intents(PAIR, "INBOX") == []
+
+    def test_set_failures_replaces_the_folders_failures(self, store: StateStore) -> None:
+        store.set_failures(PAIR, "INBOX", {1: "too big", 2: "refused by server"})
+        store.set_failures(PAIR, "Sent", {5: "too big"})
+        assert store.failed_uids(PAIR, "INBOX") == {1, 2}
+        store.set_failures(PAIR, "INBOX", {3: "bad date"})
+        assert store.failed_uids(PAIR, "INBOX") == {3}
+        store.set_failures(PAIR, "INBOX", {})
+        assert store.failed_uids(PAIR, "INBOX") == set()
+        assert store.failed_uids(PAIR, "Sent") == {5}
+
+    def test_reset_folder_forgets_only_that_folder(self, store: StateStore) -> None:
+        for pair, folder in [(PAIR, "INBOX"), (PAIR, "Sent"), ("other pair", "INBOX")]:
+            store.save_checkpoint(pair, checkpoint(folder))
+            store.add_copied(pair, folder, [Copied(1, 1, SEEN)])
+            store.add_intents(pair, folder, [intent(2)])
+            store.set_failures(pair, folder, {3: "too big"})
+        store.reset_folder(PAIR, "INBOX")
+        assert store.checkpoint(PAIR, "INBOX") is None
+        assert store.copied(PAIR, "INBOX") == {}
+        assert store.intents(PAIR, "INBOX") == []
+        assert store.failed_uids(PAIR, "INBOX") == set()
+        for pair, folder in [(PAIR, "Sent"), ("other pair", "INBOX")]:
+            assert store.checkpoint(pair, folder) == checkpoint(folder)
+            assert store.copied(pair, folder) == {1: Copied(1, 1, SEEN)}
+            assert store.intents(pair, folder) == [intent(2)]
+            assert store.failed_uids(pair, folder) == {3}
+
+    def test_unicode_folder_names_are_kept_apart(self, store: StateStore) -> None:
+        for uid, folder in enumerate(["INBOX", *UNICODE_FOLDERS], start=1):
+            store.save_checkpoint(PAIR, checkpoint(folder, uidnext=uid))
+            store.add_copied(PAIR, folder, [Copied(uid, uid, SEEN)])
+            store.add_intents(PAIR, folder, [intent(uid)])
+            store.set_failures(PAIR, folder, {uid: f"failed in {folder}"})
+        for uid, folder in enumerate(["INBOX", *UNICODE_FOLDERS], start=1):
+            assert store.checkpoint(PAIR, folder) == checkpoint(folder, uidnext=uid)
+            assert store.copied(PAIR, folder) == {uid: Copied(uid, uid, SEEN)}
+            assert store.intents(PAIR, folder) == [intent(uid)]
+            assert store.failed_uids(PAIR, folder) == {uid}
+        store.reset_folder(PAIR, "Entwürfe")
+        assert store.copied(PAIR, "Entwürfe") == {}
+        assert store.copied(PAIR, "送信済みメール") != {}
+
+    def test_a_closed_store_refuses_work(self, store: StateStore) -> None:
+        store.close()
+        with pytest.raises(StateError, match="closed"):
+            store.copied(PAIR, "INBOX")
+        with pytest.raises(StateError, match="closed"):
+            store.add_intents(PAIR, "INBOX", [intent(1)])
+        store.close()  # twice is fine
+
+
+# -- the SQLite file -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return sqlite_path(tmp_path)
+
+
+@pytest.fixture
+def sql_store(path: Path) -> Iterator[SqlStateStore]:
+    opened = SqlStateStore.open_sqlite(path)
+    yield opened
+    opened.close()
+
+
+def raw_sql(path: Path, *statements: str) -> list[Any]:
+    """Run statements on the file behind the store's back; return the last one's rows."""
+    with closing(sqlite3.connect(path)) as conn, conn:
+        rows: list[Any] = []
+        for statement in statements:
+            rows = conn.execute(statement).fetchall()
+        return rows
+
+
+class TestSqliteFile:
+    def test_everything_survives_close_and_reopen(self, path: Path) -> None:
+        first = SqlStateStore.open_sqlite(path)
+        first.save_checkpoint(PAIR, checkpoint("Entwürfe"))
+        first.add_copied(PAIR, "Entwürfe", [Copied(1, 101, SEEN), Copied(2, None, frozenset())])
+        first.add_intents(PAIR, "Entwürfe", [intent(3)])
+        first.set_failures(PAIR, "Entwürfe", {4: "too big"})
+        first.close()
+        again = SqlStateStore.open_sqlite(path)
+        try:
+            assert again.checkpoint(PAIR, "Entwürfe") == checkpoint("Entwürfe")
+            assert again.copied(PAIR, "Entwürfe") == {
+                1: Copied(1, 101, SEEN),
+                2: Copied(2, None, frozenset()),
+            }
+            assert again.intents(PAIR, "Entwürfe") == [intent(3)]
+            assert again.failed_uids(PAIR, "Entwürfe") == {4}
+        finally:
+            again.close()
+
+    def test_intents_are_committed_when_add_intents_returns(
+        self, sql_store: SqlStateStore, path: Path
+    ) -> None:
+        sql_store.add_intents(PAIR, "INBOX", [intent(1), intent(2)])
+        # Another connection sees them while the store is still open (nothing left to flush) ...
+        assert raw_sql(path, "SELECT source_uid FROM intents ORDER BY 1") == [(1,), (2,)]
+        # ... and a second store (a run started after a crash) finds them.
+        other = SqlStateStore.open_sqlite(path)
+        try:
+            assert other.intents(PAIR, "INBOX") == [intent(1), intent(2)]
+        finally:
+            other.close()
+
+    def test_connection_settings(self, sql_store: SqlStateStore, path: Path) -> None:
+        with sql_store._engine.connect() as conn:
+            setting = {
+                name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+            }
+        assert setting == {
+            "journal_mode": "wal",
+            "synchronous": 2,  # FULL
+            "foreign_keys": 1,
+            "busy_timeout": 30_000,
+        }
+        assert raw_sql(path, "PRAGMA journal_mode") == [("wal",)]  # persistent in the file
+
+    def test_new_directories_and_file_are_private(self, tmp_path: Path) -> None:
+        path = tmp_path / "a" / "b" / "state.sqlite"
+        SqlStateStore.open_sqlite(path).close()
+        for created in (tmp_path / "a", tmp_path / "a" / "b"):
+            assert stat.S_IMODE(created.stat().st_mode) == 0o700
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
+
+    def test_an_empty_file_becomes_a_state_database(self, path: Path) -> None:
+        path.parent.mkdir()
+        path.touch()
+        SqlStateStore.open_sqlite(path).close()
+        assert raw_sql(path, "SELECT application, schema_version FROM meta") == [
+            ("mailferry", SCHEMA_VERSION)
+        ]
+
+    def test_resolve_is_one_transaction(self, sql_store: SqlStateStore, path: Path) -> None:
+        sql_store.add_intents(PAIR, "INBOX", [intent(1), intent(2), intent(3)])
+        raw_sql(
+            path,
+            "CREATE TRIGGER refuse AFTER INSERT ON copied WHEN NEW.source_uid = 2 "
+            "BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
+        )
+        with pytest.raises(StateError, match="refused by test"):
+            sql_store.resolve(PAIR, "INBOX", [Copied(1, 11, SEEN), Copied(2, 12, SEEN)], [3])
+        assert sql_store.intents(PAIR, "INBOX") == [intent(1), intent(2), intent(3)]
+        assert sql_store.copied(PAIR, "INBOX") == {}
+
+    def test_batches_are_one_executemany(self, sql_store: SqlStateStore) -> None:
+        statements = self.record_statements(sql_store)
+        sql_store.add_copied(PAIR, "INBOX", [Copied(uid, uid, SEEN) for uid in range(1, 301)])
+        sql_store.add_intents(PAIR, "INBOX", [intent(uid) for uid in range(301, 601)])
+        sql_store.resolve(
+            PAIR, "INBOX", [Copied(uid, uid, SEEN) for uid in range(301, 451)], range(451, 601)
+        )
+        sql_store.update_flags(PAIR, "INBOX", dict.fromkeys(range(1, 301), frozenset()))
+        sql_store.set_failures(PAIR, "INBOX", dict.fromkeys(range(700, 900), "too big"))
+        writes = [(sql.split()[0], many) for sql, many in statements if not sql.startswith("BEGIN")]
+        assert writes == [
+            ("INSERT", True),
+            ("INSERT", True),
+            ("DELETE", True),
+            ("INSERT", True),
+            ("UPDATE", True),
+            ("DELETE", False),
+            ("INSERT", True),
+        ]
+        assert [sql for sql, _ in statements if sql.startswith("BEGIN")] == ["BEGIN IMMEDIATE"] * 5
+
+    def test_copied_asks_in_chunks(self, sql_store: SqlStateStore) -> None:
+        sql_store.add_copied(PAIR, "INBOX", [Copied(uid, uid, SEEN) for uid in range(1, 2001)])
+        statements = self.record_statements(sql_store)
+        assert len(sql_store.copied(PAIR, "INBOX", range(1, 2001))) == 2000
+        selects = [sql for sql, _ in statements if sql.startswith("SELECT")]
+        assert len(selects) == -(-2000 // UID_CHUNK)
+        assert [sql for sql, _ in statements if sql.startswith("BEGIN")] == ["BEGIN"]
+
+    @staticmethod
+    def record_statements(store: SqlStateStore) -> list[tuple[str, bool]]:
+        seen: list[tuple[str, bool]] = []
+
+        def record(*args: Any) -> None:
+            statement, executemany = args[2], args[5]
+            seen.append((statement.strip(), executemany))
+
+        event.listen(store._engine, "before_cursor_execute", record)
+        return seen
+
+    def test_library_errors_become_state_errors(self, sql_store: SqlStateStore, path: Path) -> None:
+        raw_sql(path, "DROP TABLE copied")
+        with pytest.raises(StateError, match="no such table: copied") as caught:
+            sql_store.copied(PAIR, "INBOX")
+        assert "SELECT" not in str(caught.value)  # the driver's words, not the whole statement
+
+
+class TestRefusedDatabases:
+    def test_somebody_elses_sqlite_database(self, path: Path) -> None:
+        path.parent.mkdir()
+        raw_sql(path, "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        with pytest.raises(StateError, match="is not a mailferry state database"):
+            SqlStateStore.open_sqlite(path)
+        # Left as it was: no tables of ours, and still in its own journal mode.
+        assert raw_sql(path, "SELECT name FROM sqlite_master") == [("notes",)]
+        assert raw_sql(path, "PRAGMA journal_mode") == [("delete",)]
+
+    def test_a_meta_table_that_is_not_ours(self, path: Path) -> None:
+        path.parent.mkdir()
+        raw_sql(path, "CREATE TABLE meta (key TEXT, value TEXT)")
+        with pytest.raises(StateError, match="is not a mailferry state database"):
+            SqlStateStore.open_sqlite(path)
+
+    def test_a_meta_row_of_another_application(self, path: Path) -> None:
+        SqlStateStore.open_sqlite(path).close()
+        raw_sql(path, "UPDATE meta SET application = 'othertool'")
+        with pytest.raises(StateError, match="is not a mailferry state database"):
+            SqlStateStore.open_sqlite(path)
+
+    def test_a_newer_schema(self, path: Path) -> None:
+        SqlStateStore.open_sqlite(path).close()
+        raw_sql(path, "UPDATE meta SET schema_version = schema_version + 1")
+        expected = f"was written by a newer mailferry \\(schema {SCHEMA_VERSION + 1}\\); upgrade"
+        with pytest.raises(StateError, match=expected):
+            SqlStateStore.open_sqlite(path)
+
+    def test_a_damaged_state_database(self, path: Path) -> None:
+        SqlStateStore.open_sqlite(path).close()
+        raw_sql(path, "DROP TABLE intents")
+        with pytest.raises(StateError, match="missing tables intents"):
+            SqlStateStore.open_sqlite(path)
+
+    def test_a_file_that_is_not_sqlite(self, path: Path) -> None:
+        path.parent.mkdir()
+        garbage = bytes(range(256)) * 64
+        path.write_bytes(garbage)
+        with pytest.raises(StateError, match="cannot be opened as a state database"):
+            SqlStateStore.open_sqlite(path)
+        assert path.read_bytes() == garbage
+
+    def test_a_directory_in_place_of_the_file(self, path: Path) -> None:
+        path.mkdir(parents=True)
+        with pytest.raises(StateError, match="cannot be opened as a state database"):
+            SqlStateStore.open_sqlite(path)
+
+    @pytest.mark.parametrize(
+        ("url", "reason"),
+        [("not a url", "cannot use"), ("mysql+pymysql://u@h/db", "not supported|cannot use")],
+    )
+    def test_urls_it_cannot_use(self, url: str, reason: str) -> None:
+        with pytest.raises(StateError, match=reason):
+            SqlStateStore(url)
