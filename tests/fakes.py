@@ -7,7 +7,7 @@ import hashlib
 from collections import Counter
 
 from mailferry.adapters.memory_account import MemoryServer
-from mailferry.domain.plan import target_flags, Selection
+from mailferry.domain.plan import Selection, target_flags
 
 BASE = dt.datetime(2010, 1, 1, tzinfo=dt.UTC)
 

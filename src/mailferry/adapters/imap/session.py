@@ -13,8 +13,8 @@ from typing import Any
 
 import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
-from imapclient.response_parser import parse_fetch_response
 from imapclient.imapclient import seq_to_parenstr_upper
+from imapclient.response_parser import parse_fetch_response
 
 from mailferry.domain.errors import AuthError, ConnectError, FolderError, MailferryError
 from mailferry.domain.model import Endpoint, Security
