@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from mailferry import __version__
-from mailferry.bootstrap import Side, SyncRequest, open_pair, run_sync, run_verify
+from mailferry.bootstrap import Side, SyncRequest, endpoints, open_pair, run_sync, run_verify
 from mailferry.domain.errors import AccountError, ConfigError, MailferryError, StateError
 from mailferry.domain.folders import MappingOptions, parse_map
 from mailferry.domain.plan import Selection
@@ -216,9 +216,7 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
         )
         for side in ("source", "target")
     ]
-    if problems:
-        raise ConfigError(problems)
-    return SyncRequest(
+    request = SyncRequest(
         source=sides[0],
         target=sides[1],
         allow_plaintext=kw["allow_plaintext"],
@@ -230,6 +228,13 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
         timeout=kw["timeout"],
         prompt=_prompt if sys.stdin.isatty() and not os.environ.get("CI") else None,
     )
+    try:
+        endpoints(request)
+    except ConfigError as exc:
+        problems[:0] = exc.problems
+    if problems:
+        raise ConfigError(problems)
+    return request
 
 
 def _prompt(label: str) -> str:

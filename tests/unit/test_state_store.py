@@ -435,3 +435,14 @@ class TestRefusedDatabases:
     def test_urls_it_cannot_use(self, url: str, reason: str) -> None:
         with pytest.raises(StateError, match=reason):
             SqlStateStore(url)
+
+
+def test_count_copied_counts_one_folder(store: StateStore) -> None:
+    assert store.count_copied("p", "A") == 0
+    store.add_copied("p", "A", [Copied(1, 10, SEEN), Copied(2, 11, SEEN)])
+    store.add_copied("p", "B", [Copied(1, 12, SEEN)])
+    store.add_copied("q", "A", [Copied(5, 13, SEEN)])
+    assert store.count_copied("p", "A") == 2
+    assert store.count_copied("p", "B") == 1
+    store.reset_folder("p", "A")
+    assert store.count_copied("p", "A") == 0

@@ -55,6 +55,9 @@ class MemoryStateStore:
             return dict(rows)
         return {uid: rows[uid] for uid in set(uids) if uid in rows}
 
+    def count_copied(self, pair: str, folder: str) -> int:
+        return len(self._copied.get(self._folder(pair, folder), {}))
+
     def add_copied(self, pair: str, folder: str, copied: Sequence[Copied]) -> None:
         key = self._folder(pair, folder)
         for message in copied:

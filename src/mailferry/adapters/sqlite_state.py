@@ -29,6 +29,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     inspect,
     select,
     update,
@@ -318,6 +319,15 @@ class SqlStateStore:
                         row.source_uid, row.target_uid, decode_flags(row.flags)
                     )
         return found
+
+    def count_copied(self, pair: str, folder: str) -> int:
+        query = (
+            select(func.count())
+            .select_from(COPIED)
+            .where(COPIED.c.pair == pair, COPIED.c.folder == folder)
+        )
+        with self._transaction() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def add_copied(self, pair: str, folder: str, copied: Sequence[Copied]) -> None:
         rows = _copied_rows(pair, folder, copied)

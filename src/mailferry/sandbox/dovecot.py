@@ -36,7 +36,9 @@ DEFAULT_SPECIAL_USE: dict[str, str] = {
 }
 HOST = "127.0.0.1"
 START_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
+# Dovecot's master takes about 1 s to stop after SIGTERM, up to 6 s just after start-up; past
+# this it is killed (its children exit when the master's pipe closes).
+STOP_TIMEOUT = 3.0
 # Unix socket paths are limited to 108 bytes; Dovecot's longest socket name under base_dir is
 # about 30 bytes, so a longer base_dir moves to a short directory under /tmp.
 MAX_BASE_DIR = 70
@@ -54,6 +56,14 @@ def free_port() -> int:
         sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _program(name: str) -> str:
+    """``dovecot`` and ``doveadm`` live in /usr/sbin and /usr/bin, not always on PATH."""
+    for candidate in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise SandboxError(f"{name} not found; run scripts/install (Debian package dovecot-imapd)")
 
 
 def _check_field(kind: str, value: str, forbidden: str = ':\n\r"') -> None:
@@ -174,7 +184,7 @@ class DovecotServer:
         self.conf_path.write_text(self._config())
         with self.stderr_path.open("wb") as stderr:
             self._process = subprocess.Popen(
-                ["dovecot", "-F", "-c", str(self.conf_path)],
+                [_program("dovecot"), "-F", "-c", str(self.conf_path)],
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,
@@ -387,7 +397,7 @@ class DovecotServer:
     def doveadm(self, *args: str) -> str:
         """Run ``doveadm -c CONF ARGS...`` against this instance and return its stdout."""
         result = subprocess.run(
-            ["doveadm", "-c", str(self.conf_path), *args],
+            [_program("doveadm"), "-c", str(self.conf_path), *args],
             capture_output=True,
             text=True,
             check=False,

@@ -275,7 +275,8 @@ class Migration:
             and src.highestmodseq is not None
             and src.highestmodseq == checkpoint.source_modseq
         ):
-            return FolderWork(mapping, src, tgt, existing=src.exists)  # STATUS was enough
+            # Nothing changed since the last complete pass: STATUS was enough.
+            return FolderWork(mapping, src, tgt, existing=self.store.count_copied(self.pair, name))
         if same_selection and self.source.condstore and checkpoint.source_modseq is not None:
             flags_now = dict(self.source.fetch_flags(name, changed_since=checkpoint.source_modseq))
             copied = self.store.copied(self.pair, name, set(flags_now) | failed)
