@@ -17,7 +17,7 @@ from mailferry.domain.folders import MappingOptions
 from mailferry.domain.model import Endpoint, Summary
 from mailferry.domain.plan import Selection
 from mailferry.domain.ports import StateStore
-from mailferry.service.migrate import FolderWork, Migration, SyncOptions
+from mailferry.service.migrate import FolderWork, Migration, SyncOptions, plan_folders
 from mailferry.service.progress import Progress
 from mailferry.service.verify import VerifyReport, verify
 
@@ -107,18 +107,18 @@ def password(side: Side, endpoint: Endpoint, prompt: Callable[[str], str] | None
 
 
 @contextlib.contextmanager
-def open_pair(request: SyncRequest, *, use_state: bool = True) -> Iterator[Pair]:
+def open_pair(request: SyncRequest, *, read_only: bool = False) -> Iterator[Pair]:
+    """Connected accounts and the state store. ``read_only`` (dry runs, verify) never creates a
+    state file; an existing one is read (Migration.plan and verify never write to it)."""
     source_ep, target_ep = endpoints(request)
     creds = [password(request.source, source_ep, request.prompt)]
     creds.append(password(request.target, target_ep, request.prompt))
+    state_path = request.state_path or default_state_path()
     store: StateStore
-    if use_state and not request.dry_run:
-        store = SqlStateStore.open_sqlite(request.state_path or default_state_path())
-    elif use_state and (request.state_path or default_state_path()).exists():
-        # A dry run reads the real state; Migration.plan() never writes to it.
-        store = SqlStateStore.open_sqlite(request.state_path or default_state_path())
-    else:
+    if read_only and not state_path.exists():
         store = MemoryStateStore()
+    else:
+        store = SqlStateStore.open_sqlite(state_path)
     with contextlib.ExitStack() as stack:
         stack.callback(store.close)
         source = _connect(source_ep, creds[0], request.source, request.timeout, readonly=True)
@@ -140,4 +140,5 @@ def run_sync(pair: Pair, progress: Progress | None = None) -> Summary:
 
 
 def run_verify(pair: Pair) -> VerifyReport:
-    return verify(pair.source, pair.target, pair.request.mapping, pair.request.selection)
+    plan = plan_folders(pair.source, pair.target, pair.request.mapping, pair.store, pair.key)
+    return verify(pair.source, pair.target, plan, pair.request.selection)

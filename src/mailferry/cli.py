@@ -98,6 +98,11 @@ def _common_options(func: F) -> F:
             "--timeout", type=float, default=120.0, show_default=True, help="Network timeout (s)."
         ),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON summary at the end."),
+        click.option(
+            "--state",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="State database (default: ~/.local/share/mailferry/state.sqlite3).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -137,11 +142,6 @@ def main() -> None:
 
 @main.command()
 @_common_options
-@click.option(
-    "--state",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="State database (default: ~/.local/share/mailferry/state.sqlite3).",
-)
 @click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
 @click.option(
     "--batch-size",
@@ -154,7 +154,7 @@ def main() -> None:
 def sync(**kwargs: Any) -> None:
     """Copy every folder and message of SOURCE to TARGET; re-run any time for an incremental pass."""
     request = _request(kwargs)
-    with open_pair(request) as pair:
+    with open_pair(request, read_only=request.dry_run) as pair:
         if request.dry_run:
             print_plan(pair.plan())
             return
@@ -173,7 +173,7 @@ def sync(**kwargs: Any) -> None:
 def verify(**kwargs: Any) -> None:
     """Compare SOURCE and TARGET after folder mapping; exit 1 on any difference."""
     request = _request(kwargs)
-    with open_pair(request, use_state=False) as pair:
+    with open_pair(request, read_only=True) as pair:
         report = run_verify(pair)
     if kwargs["as_json"]:
         data = [

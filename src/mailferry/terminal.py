@@ -72,7 +72,27 @@ def progress_display(*, enabled: bool) -> Iterator[ProgressPort]:
 
 
 def print_plan(works: Sequence[FolderWork]) -> None:
-    table = Table(title="Plan (dry run: nothing is written)")
+    if out.is_terminal:
+        _plan_table(works)
+    else:  # plain lines for pipes and logs: nothing cut to a terminal's width
+        for work in works:
+            mapping = work.mapping
+            renamed = f" (renamed: {mapping.rename_reason})" if mapping.rename_reason else ""
+            out.print(
+                f"{mapping.source.name} -> {mapping.target}{renamed}: {len(work.copy)} to copy "
+                f"({work.copy_bytes} bytes), {work.existing} on target, "
+                f"{len(work.updates)} flag updates, "
+                f"{work.skipped_deleted + work.skipped_filtered} skipped",
+                markup=False,
+            )
+    total = sum(len(w.copy) for w in works)
+    out.print(
+        f"{len(works)} folders, {total} messages, {sum(w.copy_bytes for w in works)} bytes to copy"
+    )
+
+
+def _plan_table(works: Sequence[FolderWork]) -> None:
+    table = Table(title="Plan (dry run: nothing is written)", expand=False)
     for column in (
         "source folder",
         "target folder",
@@ -82,9 +102,8 @@ def print_plan(works: Sequence[FolderWork]) -> None:
         "flag updates",
         "skipped",
     ):
-        table.add_column(
-            column, justify="right" if column not in ("source folder", "target folder") else "left"
-        )
+        text = column in ("source folder", "target folder")
+        table.add_column(column, justify="left" if text else "right", overflow="fold")
     for work in works:
         skipped = work.skipped_deleted + work.skipped_filtered
         table.add_row(
@@ -98,10 +117,6 @@ def print_plan(works: Sequence[FolderWork]) -> None:
             str(skipped),
         )
     out.print(table)
-    total = sum(len(w.copy) for w in works)
-    out.print(
-        f"{len(works)} folders, {total} messages, {sum(w.copy_bytes for w in works)} bytes to copy"
-    )
 
 
 def print_summary(summary: Summary) -> None:

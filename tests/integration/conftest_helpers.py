@@ -44,7 +44,7 @@ class Migration:
 
     def cli(self, command: str, *args: str):
         """Run ``mailferry COMMAND SOURCE TARGET ARGS`` in-process; returns click's Result."""
-        extra = ["--state", str(self.state)] if command == "sync" else []
+        extra = ["--state", str(self.state)]
         argv = [command, self.source.url, self.target.url, *extra, *args]
         return CliRunner().invoke(main, argv, env=self.env(), catch_exceptions=False)
 

@@ -84,4 +84,5 @@ def test_kill_9_at_many_points_then_one_run_completes(
     src, dst = no_duplicates(m)
     for name in FOLDERS:
         assert dst[name.replace("/", ".")] == src[name], f"{name} incomplete after kills"
-    assert m.cli("verify").exit_code == 0
+    verify = m.cli("verify")
+    assert verify.exit_code == 0, verify.output

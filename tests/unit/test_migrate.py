@@ -171,3 +171,21 @@ def test_dry_run_writes_nothing(servers):
     assert list(dst.folders) == ["INBOX"]
     assert not dst.folder("INBOX").messages
     assert store.checkpoint(PAIR, "INBOX") is None
+
+
+def test_folders_stay_where_the_first_run_put_them():
+    """A target that flags "Sent Messages" as \\Sent only once it exists must not move folders on re-runs."""
+    src, dst = MemoryServer(delimiter="."), MemoryServer(delimiter="/")
+    fill(src, "Sent", [message(1)])
+    src.folders["Sent"].special_use = "\\Sent"
+    fill(src, "Sent Messages", [message(2)])
+    store = MemoryStateStore()
+    migrate(src, dst, store)
+    assert sorted(dst.folders) == ["INBOX", "Sent", "Sent Messages"]
+    dst.folders["Sent Messages"].special_use = "\\Sent"  # what Dovecot's special_use config does
+    fill(src, "Sent", [message(3)])
+    summary = migrate(src, dst, store)
+    assert summary.messages_copied == 1
+    assert sorted(dst.folders) == ["INBOX", "Sent", "Sent Messages"]
+    assert contents(dst, "Sent") == contents(src, "Sent")
+    assert contents(dst, "Sent Messages") == contents(src, "Sent Messages")

@@ -62,7 +62,7 @@ def run_demo(root: Path) -> int:
         state = str(root / "state.sqlite3")
         first = _mailferry("sync", source, target, "--state", state, env=env)
         _show(first)
-        check = _mailferry("verify", source, target, env=env)
+        check = _mailferry("verify", source, target, "--state", state, env=env)
         _show(check)
         again = _mailferry("sync", source, target, "--state", state, "--json", env=env)
         _show(again)

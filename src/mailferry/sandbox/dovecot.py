@@ -19,6 +19,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -37,10 +38,10 @@ DEFAULT_SPECIAL_USE: dict[str, str] = {
 HOST = "127.0.0.1"
 START_TIMEOUT = 20.0
 # Dovecot's master takes about 1 s to stop after SIGTERM, up to 6 s just after start-up; past
-# this it is killed (its children exit when the master's pipe closes).
+# this its whole process group is killed (its children outlive a killed master otherwise).
 STOP_TIMEOUT = 3.0
 # Unix socket paths are limited to 108 bytes; Dovecot's longest socket name under base_dir is
-# about 30 bytes, so a longer base_dir moves to a short directory under /tmp.
+# about 30 bytes, so a longer root puts base_dir in a short directory under /tmp.
 MAX_BASE_DIR = 70
 MAIL_USER = "nobody"
 MAIL_GROUP = "nogroup"
@@ -71,16 +72,9 @@ def _check_field(kind: str, value: str, forbidden: str = ':\n\r"') -> None:
         raise SandboxError(f"{kind} {value!r} cannot go into a passwd-file")
 
 
-def _make_traversable(path: Path) -> None:
-    """Let the unprivileged Dovecot users (nobody, dovecot) walk down to ``path``.
-
-    pytest creates its temp roots with mode 0700; only the search bit for others is added, never
-    read. pytest resets its own root to 0700 at the start of the next session.
-    """
-    for directory in [path, *path.parents]:
-        mode = directory.stat().st_mode
-        if not mode & 0o001:
-            directory.chmod(mode | 0o001)
+def _traversable(path: Path) -> bool:
+    """Can the unprivileged Dovecot users (nobody, dovecot) walk down to ``path``?"""
+    return all(directory.stat().st_mode & 0o001 for directory in [path, *path.parents])
 
 
 def _self_signed_cert(directory: Path) -> tuple[Path, Path]:
@@ -127,15 +121,13 @@ class DovecotServer:
         self.master_user = "master"
         self.master_password = secrets.token_hex(8)
         self.conf_path = self.root / "dovecot.conf"
-        self.users_dir = self.root / "users"
-        self.masters_path = self.root / "masters"
         self.log_path = self.root / "dovecot.log"
         self.stderr_path = self.root / "dovecot.stderr"
         self.port = 0
         self._ssl_port: int | None = None
         self._ca_file: Path | None = None
-        self._base_dir: Path | None = None
-        self._own_base_dir = False
+        self._data_dir: Path | None = None
+        self._own_data_dir = False
         self._process: subprocess.Popen[bytes] | None = None
 
     # -- properties ---------------------------------------------------------------------------
@@ -151,6 +143,27 @@ class DovecotServer:
         if self._ca_file is None:
             raise SandboxError("this server was started without ssl=True")
         return self._ca_file
+
+    @property
+    def data_dir(self) -> Path:
+        """Where mail (``home/USER/Maildir``), passwd-files and sockets live: ``root`` or /tmp.
+
+        pytest's temp directories sit under a 0700 directory that another pytest session may
+        reset at any time, so whenever ``root`` is not reachable for the ``nobody`` and
+        ``dovecot`` users (or is too long for socket paths), the data goes to a private
+        directory under /tmp instead, linked as ``root/data`` and removed by ``stop()``.
+        """
+        if self._data_dir is None:
+            raise SandboxError("server not started")
+        return self._data_dir
+
+    @property
+    def users_dir(self) -> Path:
+        return self.data_dir / "users"
+
+    @property
+    def masters_path(self) -> Path:
+        return self.data_dir / "masters"
 
     @property
     def running(self) -> bool:
@@ -188,6 +201,7 @@ class DovecotServer:
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,
+                start_new_session=True,  # its own process group, to kill children if need be
             )
         try:
             self._wait_until_accepting()
@@ -202,11 +216,11 @@ class DovecotServer:
             try:
                 process.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        if self._own_base_dir and self._base_dir is not None:
-            shutil.rmtree(self._base_dir, ignore_errors=True)
-            self._own_base_dir = False
+        if self._own_data_dir and self._data_dir is not None:
+            shutil.rmtree(self._data_dir, ignore_errors=True)
+            self._own_data_dir = False
 
     def _wait_until_accepting(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
@@ -223,11 +237,15 @@ class DovecotServer:
                 )
             time.sleep(0.02)
 
-    @staticmethod
-    def _accepts(port: int) -> bool:
+    def _accepts(self, port: int) -> bool:
+        """The port greets (``* OK``): Dovecot's login and auth processes are ready."""
         try:
-            with socket.create_connection((HOST, port), timeout=0.5):
-                return True
+            with socket.create_connection((HOST, port), timeout=2) as sock:
+                if port != self._ssl_port:
+                    return sock.recv(256).startswith(b"* OK")
+                context = ssl.create_default_context(cafile=self.ca_file)
+                with context.wrap_socket(sock, server_hostname=HOST) as tls:
+                    return tls.recv(256).startswith(b"* OK")
         except OSError:
             return False
 
@@ -238,18 +256,19 @@ class DovecotServer:
 
     def _prepare_files(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        _make_traversable(self.root)
+        (self.root / "state").mkdir(exist_ok=True)
+        self._data_dir = self.root
+        if not _traversable(self.root) or len(str(self.root / "run")) > MAX_BASE_DIR:
+            self._data_dir = Path(tempfile.mkdtemp(prefix="mailferry-dovecot-"))
+            self._data_dir.chmod(0o711)
+            self._own_data_dir = True
+            link = self.root / "data"
+            link.unlink(missing_ok=True)
+            link.symlink_to(self._data_dir)
         uid, gid = pwd.getpwnam(MAIL_USER).pw_uid, grp.getgrnam(MAIL_GROUP).gr_gid
-        for name in ("home", "state"):
-            (self.root / name).mkdir(exist_ok=True)
-        os.chown(self.root / "home", uid, gid)
-        base_dir = self.root / "run"
-        if len(str(base_dir)) > MAX_BASE_DIR:
-            base_dir = Path(tempfile.mkdtemp(prefix="mailferry-dovecot-"))
-            self._own_base_dir = True
-        base_dir.mkdir(exist_ok=True)
-        base_dir.chmod(0o755)
-        self._base_dir = base_dir
+        (self.data_dir / "home").mkdir(exist_ok=True)
+        os.chown(self.data_dir / "home", uid, gid)
+        (self.data_dir / "run").mkdir(mode=0o755, exist_ok=True)
         self.users_dir.mkdir(exist_ok=True)
         self.users_dir.chmod(0o755)
         self.masters_path.write_text(f"{self.master_user}:{self.master_password}\n")
@@ -261,10 +280,9 @@ class DovecotServer:
             self._ca_file = cert
 
     def _config(self) -> str:
-        assert self._base_dir is not None  # noqa: S101 - set by _prepare_files
         layout = "maildir:~/Maildir" + (":LAYOUT=fs" if self.delimiter == "/" else "")
         lines = [
-            f"base_dir = {self._base_dir}",
+            f"base_dir = {self.data_dir / 'run'}",
             f"state_dir = {self.root / 'state'}",
             f"instance_name = mailferry-{self.port}",
             f"log_path = {self.log_path}",
@@ -298,7 +316,7 @@ class DovecotServer:
         return lines
 
     def _auth_config(self) -> list[str]:
-        home = self.root / "home" / "%u"
+        home = self.data_dir / "home" / "%u"
         return [
             "passdb {",
             "  driver = passwd-file",

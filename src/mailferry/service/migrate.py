@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mailferry.domain.errors import FolderError
 from mailferry.domain.folders import FolderMapping, FolderPlan, MappingOptions, map_folders
@@ -24,6 +24,7 @@ from mailferry.domain.model import (
     AppendResult,
     Failure,
     FetchedMessage,
+    FolderInfo,
     FolderStatus,
     MessageMeta,
     Summary,
@@ -96,11 +97,8 @@ class Migration:
     # -- entry points -------------------------------------------------------------------------------
     def folder_plan(self) -> FolderPlan:
         if self._folder_plan is None:
-            self._folder_plan = map_folders(
-                self.source.list_folders(),
-                self.target.list_folders(),
-                self.target.delimiter,
-                self.options.mapping,
+            self._folder_plan = plan_folders(
+                self.source, self.target, self.options.mapping, self.store, self.pair
             )
         return self._folder_plan
 
@@ -461,6 +459,51 @@ class Migration:
         self.summary.failures.append(Failure(folder, uid, reason))
         if uid is not None:
             self.summary.messages_failed += 1
+
+
+def plan_folders(
+    source: MailAccount,
+    target: MailAccount,
+    mapping: MappingOptions,
+    store: StateStore | None = None,
+    pair: str = "",
+) -> FolderPlan:
+    """Map the folders, keeping each source folder where an earlier run put it.
+
+    Mapping by role and name is a function of both folder lists, and the target's list changes once we
+    have copied into it (a server may flag a new "Sent Messages" as \\Sent, say). Pinning each source folder
+    to the target folder recorded in its checkpoint keeps every later run on the same folders. The user's
+    own --map entries always win over pins.
+    """
+    source_folders = source.list_folders()
+    target_folders = target.list_folders()
+    if store is not None:
+        mapping = _with_pins(mapping, store, pair, source_folders, target_folders)
+    return map_folders(source_folders, target_folders, target.delimiter, mapping)
+
+
+def _with_pins(
+    mapping: MappingOptions,
+    store: StateStore,
+    pair: str,
+    source_folders: Sequence[FolderInfo],
+    target_folders: Sequence[FolderInfo],
+) -> MappingOptions:
+    existing = {f.name for f in target_folders if f.selectable}
+    user = [src for src, _ in mapping.maps]
+    pins = []
+    for folder in source_folders:
+        checkpoint = store.checkpoint(pair, folder.name)
+        if checkpoint is None or checkpoint.target_folder not in existing:
+            continue
+        under_user_map = any(
+            folder.name == src
+            or (folder.delimiter and folder.name.startswith(src + folder.delimiter))
+            for src in user
+        )
+        if not under_user_map:
+            pins.append((folder.name, checkpoint.target_folder))
+    return replace(mapping, maps=(*mapping.maps, *pins))
 
 
 def _still_valid(

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from mailferry.domain.errors import FolderError
-from mailferry.domain.folders import FolderMapping, MappingOptions, map_folders
+from mailferry.domain.folders import FolderMapping, FolderPlan
 from mailferry.domain.identity import epoch
 from mailferry.domain.plan import Selection, target_flags
 from mailferry.domain.ports import MailAccount
@@ -50,13 +50,11 @@ class VerifyReport:
 def verify(
     source: MailAccount,
     target: MailAccount,
-    mapping: MappingOptions | None = None,
+    plan: FolderPlan,
     selection: Selection | None = None,
 ) -> VerifyReport:
+    """Compare every mapped folder of ``plan`` (see migrate.plan_folders) on both accounts."""
     selection = selection or Selection()
-    plan = map_folders(
-        source.list_folders(), target.list_folders(), target.delimiter, mapping or MappingOptions()
-    )
     existing = {f.name for f in target.list_folders()}
     report = VerifyReport()
     by_target: dict[str, list[FolderMapping]] = {}
