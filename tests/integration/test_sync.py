@@ -252,3 +252,47 @@ def test_verify_reports_a_difference(slash_to_dot):
     assert "DIFF R&D -> R&D" in result.stdout
     assert "flags" in result.stdout
     assert "extra on target" in result.stdout
+
+
+AWKWARD = [
+    "c[c",
+    "[Gmail]/All Mail",
+    'quo"te',
+    "back\\slash",
+    "a]b",
+    "(paren)",
+    "{brace}",
+    "%pct",
+    "*star",
+    "x~y",
+]
+
+
+def test_folder_names_with_imap_specials_survive(slash_to_dot):
+    m = slash_to_dot
+    src = m.source.client()
+    try:
+        for name in AWKWARD:
+            src.create_folder(name)
+            src.append(
+                name,
+                f"Subject: {name}\r\n\r\nin {name}\r\n".encode(),
+                [b"\\Seen"],
+                dt.datetime(2019, 9, 9, 9, 9, 9, tzinfo=dt.UTC),
+            )
+    finally:
+        src.logout()
+    code, summary = m.sync_json()
+    assert code == 0, summary
+    assert summary["messages_copied"] == len(AWKWARD)
+    assert m.cli("verify").exit_code == 0
+    dst = m.target.client()
+    try:
+        typ, data = dst._imap.list('""', "*")
+        assert typ == "OK"
+        from mailferry.adapters.imap.wire import parse_list
+
+        names = {name for _f, _d, name in parse_list(data)}
+    finally:
+        dst.logout()
+    assert {n.replace("/", ".") for n in AWKWARD} <= names

@@ -20,7 +20,14 @@ from mailferry.adapters.imap.session import (
     open_client,
     translated,
 )
-from mailferry.adapters.imap.wire import Pipeline, uid_set
+from mailferry.adapters.imap.wire import (
+    ListEntry,
+    Pipeline,
+    parse_list,
+    parse_status,
+    quote_mailbox,
+    uid_set,
+)
 from mailferry.domain.errors import FolderError, MailferryError
 from mailferry.domain.identity import normalise_message_id
 from mailferry.domain.model import (
@@ -91,28 +98,28 @@ class ImapAccount:
                 personal = self._client.namespace().personal
                 if personal and personal[0][1]:
                     return as_str(personal[0][1])
-            listed = self._client.list_folders(pattern="")
-        for _flags, delim, _name in listed:
+        for _flags, delim, _name in self._list("LIST"):
             if delim:
-                return as_str(delim)
+                return delim
         return "/"
 
     # -- folders ------------------------------------------------------------------------------------
     def list_folders(self) -> list[FolderInfo]:
+        listed = self._list("LIST")
+        subscribed = {name for _flags, _delim, name in self._list("LSUB")}
+        return [
+            FolderInfo(name=name, delimiter=delim, flags=flags, subscribed=name in subscribed)
+            for flags, delim, name in listed
+        ]
+
+    def _list(self, command: str) -> list[ListEntry]:
+        imap = self._client._imap
         with translated():
-            listed = self._client.list_folders()
-            subscribed = {name for _f, _d, name in self._client.list_sub_folders()}
-        folders = []
-        for flags, delim, name in listed:
-            folders.append(
-                FolderInfo(
-                    name=as_str(name),
-                    delimiter=as_str(delim) if delim else None,
-                    flags=frozenset(as_str(f) for f in flags),
-                    subscribed=name in subscribed,
-                )
-            )
-        return folders
+            call = imap.list if command == "LIST" else imap.lsub
+            typ, data = call('""', "*")
+            if typ != "OK":
+                raise FolderError("*", f"{command} failed: {data}")
+        return parse_list(data)
 
     def create_folder(self, name: str) -> None:
         with translated(name):
@@ -131,8 +138,12 @@ class ImapAccount:
         items = ["UIDVALIDITY", "UIDNEXT", "MESSAGES"]
         if self.condstore:
             items.append("HIGHESTMODSEQ")
+        imap = self._client._imap
         with translated(folder):
-            raw = self._client.folder_status(folder, items)
+            typ, data = imap.status(quote_mailbox(folder).decode("ascii"), f"({' '.join(items)})")
+            if typ != "OK":
+                raise FolderError(folder, _said(data))
+        raw = parse_status(data)
         modseq = raw.get(b"HIGHESTMODSEQ")
         return FolderStatus(
             uidvalidity=int(raw[b"UIDVALIDITY"]),
@@ -301,3 +312,7 @@ def _aware(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:  # imapclient with normalise_times=False keeps the zone; be safe anyway
         return value.replace(tzinfo=dt.UTC)
     return value
+
+
+def _said(data: Sequence[Any]) -> str:
+    return " ".join(as_str(d) for d in data if d is not None) or "refused"

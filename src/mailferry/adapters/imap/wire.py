@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
+from imapclient.imap_utf7 import decode as decode_utf7
 from imapclient.imap_utf7 import encode as encode_utf7
 
 from mailferry.domain.errors import ConnectError
@@ -185,3 +186,60 @@ def _result(request: AppendRequest, answer: Tagged) -> AppendResult:
 
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace").strip()
+
+
+ListEntry = tuple[frozenset[str], str | None, str]
+_LIST_HEAD = re.compile(rb'^\(([^)]*)\) (NIL|"(?:[^"\\]|\\.)*") ?(.*)$', re.IGNORECASE | re.DOTALL)
+
+
+def parse_list(data: Sequence[bytes | tuple[bytes, bytes] | None]) -> list[ListEntry]:
+    """LIST/LSUB responses as imaplib returns them -> (attributes, delimiter, decoded name).
+
+    Written here because imapclient's parser rejects legal unquoted names such as ``c[c`` that Dovecot
+    sends. A name may be an atom (to the end of the line), a quoted string, or a literal.
+    """
+    entries: list[ListEntry] = []
+    for item in data:
+        if item is None or item == b"":
+            continue
+        line, literal = (item[0], item[1]) if isinstance(item, tuple) else (item, None)
+        match = _LIST_HEAD.match(line.rstrip(b"\r\n"))
+        if match is None:
+            continue
+        flags = frozenset(f.decode("ascii", "replace") for f in match.group(1).split())
+        raw_delim = match.group(2)
+        delimiter = (
+            None if raw_delim.upper() == b"NIL" else _unquote(raw_delim).decode("ascii", "replace")
+        )
+        rest = match.group(3)
+        if literal is not None:
+            raw_name = literal
+        elif rest.startswith(b'"'):
+            raw_name = _unquote(rest)
+        else:
+            raw_name = rest
+        entries.append((flags, delimiter, decode_utf7(raw_name)))
+    return entries
+
+
+def _unquote(quoted: bytes) -> bytes:
+    body = quoted.strip()[1:-1]
+    return re.sub(rb"\\(.)", rb"\1", body)
+
+
+_STATUS_ITEMS = re.compile(rb"\(([^()]*)\)\s*$")
+
+
+def parse_status(data: Sequence[bytes | tuple[bytes, bytes] | None]) -> dict[bytes, int]:
+    """``* STATUS name (MESSAGES 3 UIDNEXT 9 ...)`` -> {b"MESSAGES": 3, ...}, whatever the name holds."""
+    for item in data:
+        line = item[-1] if isinstance(item, tuple) else item
+        if not line:
+            continue
+        match = _STATUS_ITEMS.search(line)
+        if match:
+            words = match.group(1).split()
+            return {
+                key.upper(): int(value) for key, value in zip(words[::2], words[1::2], strict=False)
+            }
+    return {}
