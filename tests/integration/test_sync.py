@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 
+from mailferry.adapters.imap.wire import parse_list
 from tests.integration.conftest_helpers import Account, Migration, load
 from tests.integration.mailcheck import snapshot, subscribed
 
@@ -290,8 +291,6 @@ def test_folder_names_with_imap_specials_survive(slash_to_dot):
     try:
         typ, data = dst._imap.list('""', "*")
         assert typ == "OK"
-        from mailferry.adapters.imap.wire import parse_list
-
         names = {name for _f, _d, name in parse_list(data)}
     finally:
         dst.logout()

@@ -2,7 +2,14 @@ import datetime as dt
 
 import pytest
 
-from mailferry.adapters.imap.wire import flag_list, internaldate, parse_list, quote_mailbox, uid_set
+from mailferry.adapters.imap.wire import (
+    flag_list,
+    internaldate,
+    parse_list,
+    parse_status,
+    quote_mailbox,
+    uid_set,
+)
 
 
 def test_parse_list_handles_atoms_quoted_literals_and_nil():
@@ -41,7 +48,7 @@ def test_internaldate_is_locale_free_and_keeps_the_zone():
     )
     assert internaldate(moment) == b'"03-Feb-2009 04:05:06 -0330"'
     with pytest.raises(ValueError, match="timezone"):
-        internaldate(dt.datetime(2009, 2, 3))  # never silently "now" or local time
+        internaldate(dt.datetime(2009, 2, 3))  # noqa: DTZ001 - never silently "now" or local time
 
 
 def test_quote_mailbox_encodes_modified_utf7_and_escapes():
@@ -56,8 +63,6 @@ def test_flag_list_is_sorted_and_parenthesised():
 
 
 def test_parse_status_ignores_the_mailbox_name():
-    from mailferry.adapters.imap.wire import parse_status
-
     assert parse_status([b"c[c (MESSAGES 3 UIDNEXT 9 UIDVALIDITY 77)"]) == {
         b"MESSAGES": 3,
         b"UIDNEXT": 9,

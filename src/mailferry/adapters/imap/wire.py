@@ -232,14 +232,10 @@ _STATUS_ITEMS = re.compile(rb"\(([^()]*)\)\s*$")
 
 def parse_status(data: Sequence[bytes | tuple[bytes, bytes] | None]) -> dict[bytes, int]:
     """``* STATUS name (MESSAGES 3 UIDNEXT 9 ...)`` -> {b"MESSAGES": 3, ...}, whatever the name holds."""
-    for item in data:
-        line = item[-1] if isinstance(item, tuple) else item
-        if not line:
-            continue
-        match = _STATUS_ITEMS.search(line)
-        if match:
-            words = match.group(1).split()
-            return {
-                key.upper(): int(value) for key, value in zip(words[::2], words[1::2], strict=False)
-            }
-    return {}
+    # Literal contents (a name sent as {n}) are left out: only the line around them is read.
+    line = b"".join((item[0] if isinstance(item, tuple) else item) or b"" for item in data)
+    match = _STATUS_ITEMS.search(line)
+    if match is None:
+        return {}
+    words = match.group(1).split()
+    return {key.upper(): int(value) for key, value in zip(words[::2], words[1::2], strict=False)}
