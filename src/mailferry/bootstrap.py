@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from mailferry.domain.plan import Selection
 from mailferry.domain.ports import StateStore
 from mailferry.service.migrate import FolderWork, Migration, SyncOptions, plan_folders
 from mailferry.service.progress import Progress
+from mailferry.service.resilience import RetryPolicy
 from mailferry.service.verify import VerifyReport, verify
 
 
@@ -43,8 +45,45 @@ class SyncRequest:
     state_path: Path | None = None
     dry_run: bool = False
     batch_size: int = 200
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float = 120.0
     prompt: Callable[[str], str] | None = None
+
+
+class Connector:
+    """Opens sessions to both sides of a pair, any number of times (Migration reconnects with it),
+    and closes every one it opened."""
+
+    def __init__(
+        self, request: SyncRequest, endpoints: tuple[Endpoint, Endpoint], creds: list[Credentials]
+    ) -> None:
+        self._request = request
+        self._endpoints = endpoints
+        self._creds = creds
+        self._opened: list[ImapAccount] = []
+
+    def source(self) -> ImapAccount:
+        return self._open(0, readonly=True)
+
+    def target(self) -> ImapAccount:
+        return self._open(1, readonly=False)
+
+    def _open(self, index: int, *, readonly: bool) -> ImapAccount:
+        side = (self._request.source, self._request.target)[index]
+        tls = TlsOptions(ca_file=side.ca_file, insecure=side.insecure)
+        account = ImapAccount.connect(
+            self._endpoints[index],
+            self._creds[index],
+            tls=tls,
+            timeout=self._request.timeout,
+            readonly=readonly,
+        )
+        self._opened.append(account)
+        return account
+
+    def close_all(self) -> None:
+        while self._opened:
+            self._opened.pop().close()
 
 
 @dataclass
@@ -54,15 +93,28 @@ class Pair:
     target: ImapAccount
     store: StateStore
     key: str
+    connector: Connector
 
-    def migration(self, progress: Progress | None = None) -> Migration:
+    def migration(
+        self, progress: Progress | None = None, stop: threading.Event | None = None
+    ) -> Migration:
         options = SyncOptions(
             mapping=self.request.mapping,
             selection=self.request.selection,
             dry_run=self.request.dry_run,
             batch_count=self.request.batch_size,
+            retry=self.request.retry,
         )
-        return Migration(self.source, self.target, self.store, self.key, options, progress)
+        return Migration(
+            self.source,
+            self.target,
+            self.store,
+            self.key,
+            options,
+            progress,
+            reconnect=self.connector,
+            stop=stop,
+        )
 
     def plan(self) -> list[FolderWork]:
         return self.migration().plan()
@@ -119,24 +171,19 @@ def open_pair(request: SyncRequest, *, read_only: bool = False) -> Iterator[Pair
         store = MemoryStateStore()
     else:
         store = SqlStateStore.open_sqlite(state_path)
+    connector = Connector(request, (source_ep, target_ep), creds)
     with contextlib.ExitStack() as stack:
         stack.callback(store.close)
-        source = _connect(source_ep, creds[0], request.source, request.timeout, readonly=True)
-        stack.callback(source.close)
-        target = _connect(target_ep, creds[1], request.target, request.timeout, readonly=False)
-        stack.callback(target.close)
-        yield Pair(request, source, target, store, pair_key(source_ep, target_ep))
+        stack.callback(connector.close_all)
+        source = connector.source()
+        target = connector.target()
+        yield Pair(request, source, target, store, pair_key(source_ep, target_ep), connector)
 
 
-def _connect(
-    endpoint: Endpoint, creds: Credentials, side: Side, timeout: float, *, readonly: bool
-) -> ImapAccount:
-    tls = TlsOptions(ca_file=side.ca_file, insecure=side.insecure)
-    return ImapAccount.connect(endpoint, creds, tls=tls, timeout=timeout, readonly=readonly)
-
-
-def run_sync(pair: Pair, progress: Progress | None = None) -> Summary:
-    return pair.migration(progress).run()
+def run_sync(
+    pair: Pair, progress: Progress | None = None, stop: threading.Event | None = None
+) -> Summary:
+    return pair.migration(progress, stop).run()
 
 
 def run_verify(pair: Pair) -> VerifyReport:

@@ -6,13 +6,16 @@ Exit codes: 0 all copied (or identical); 1 some messages failed (or verify found
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
 import os
 import re
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,11 +26,12 @@ from mailferry.bootstrap import Side, SyncRequest, endpoints, open_pair, run_syn
 from mailferry.domain.errors import AccountError, ConfigError, MailferryError, StateError
 from mailferry.domain.folders import MappingOptions, parse_map
 from mailferry.domain.plan import Selection
+from mailferry.service.resilience import RetryPolicy
 from mailferry.terminal import print_plan, print_summary, print_verify, progress_display
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_CONNECT = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_CONNECT, EXIT_STOPPED = 0, 1, 2, 3, 130
 
 
 def _side_options(side: str) -> Callable[[F], F]:
@@ -95,7 +99,25 @@ def _common_options(func: F) -> F:
             "--include-deleted", is_flag=True, help="Also copy messages flagged \\Deleted."
         ),
         click.option(
-            "--timeout", type=float, default=120.0, show_default=True, help="Network timeout (s)."
+            "--timeout",
+            type=click.FloatRange(min=1),
+            default=120.0,
+            show_default=True,
+            help="Seconds without a byte from a server before the connection counts as dropped.",
+        ),
+        click.option(
+            "--retries",
+            type=click.IntRange(0, 1000),
+            default=6,
+            show_default=True,
+            help="Reconnects per folder after drops or throttling before the folder is reported failed.",
+        ),
+        click.option(
+            "--retry-wait",
+            type=click.FloatRange(min=0),
+            default=1.0,
+            show_default=True,
+            help="First backoff in seconds; doubled per attempt (with jitter), at most 60.",
         ),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON summary at the end."),
         click.option(
@@ -158,13 +180,34 @@ def sync(**kwargs: Any) -> None:
         if request.dry_run:
             print_plan(pair.plan())
             return
-        with progress_display(enabled=not kwargs["as_json"]) as progress:
-            summary = run_sync(pair, progress)
+        stop = threading.Event()
+        with progress_display(enabled=not kwargs["as_json"]) as progress, _stop_on_signals(stop):
+            summary = run_sync(pair, progress, stop)
     if kwargs["as_json"]:
         click.echo(json.dumps(summary.as_json(), indent=2, ensure_ascii=False))
     else:
         print_summary(summary)
+    if stop.is_set():
+        click.echo("mailferry: stopped on request; run the same command again to resume", err=True)
+        sys.exit(EXIT_STOPPED)
     sys.exit(EXIT_FAILED if summary.failures else EXIT_OK)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM finish the burst in flight and save the state; a second SIGINT interrupts."""
+
+    def handler(signum: int, _frame: object) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @main.command()
@@ -225,6 +268,7 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
         state_path=kw.get("state"),
         dry_run=bool(kw.get("dry_run")),
         batch_size=kw.get("batch_size") or 200,
+        retry=RetryPolicy(attempts=kw["retries"], base_wait=kw["retry_wait"]),
         timeout=kw["timeout"],
         prompt=_prompt if sys.stdin.isatty() and not os.environ.get("CI") else None,
     )

@@ -73,7 +73,11 @@ class MemoryServer:
     delimiter: str = "/"
     condstore: bool = True
     keywords: bool = True  # False: PERMANENTFLAGS without \\*, so keywords are refused
-    max_size: int | None = None
+    max_size: int | None = None  # larger appends are refused with [TOOBIG]
+    advertised_limit: int | None = None  # APPENDLIMIT, if the fake should announce one
+    refuse_next: list[str] = field(
+        default_factory=list
+    )  # NO answers for the next appends, in order
     folders: dict[str, MemoryFolder] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -115,6 +119,10 @@ class MemoryAccount:
     @property
     def condstore(self) -> bool:
         return self.server.condstore
+
+    @property
+    def append_limit(self) -> int | None:
+        return self.server.advertised_limit
 
     def list_folders(self) -> list[FolderInfo]:
         folders: dict[str, FolderInfo] = {}
@@ -182,6 +190,11 @@ class MemoryAccount:
         results = []
         for request in requests:
             body = request.body.read(request.size)
+            if self.server.refuse_next:
+                results.append(
+                    AppendResult(request.key, ok=False, reason=self.server.refuse_next.pop(0))
+                )
+                continue
             if self.server.max_size is not None and len(body) > self.server.max_size:
                 results.append(
                     AppendResult(request.key, ok=False, reason="[TOOBIG] Message too large")

@@ -4,7 +4,10 @@
     ├── ConfigError                bad usage or configuration (exit 2); ``problems`` lists every one found
     ├── AccountError               an account cannot be used at all (exit 3)
     │   ├── ConnectError           host unknown, port refused, TLS failure, connection dropped
+    │   │   └── ThrottledError     the server said "slow down" (carries the wait it suggested)
     │   └── AuthError              login refused
+    ├── TargetFullError            the target mailbox is over quota: the run stops cleanly (exit 1)
+    ├── StopRequestedError         SIGINT/SIGTERM: stopped after the burst in flight
     ├── FolderError                one folder cannot be read or created; the rest of the run goes on
     ├── MessageError               one message cannot be copied; recorded with its reason, the run goes on
     └── StateError                 the state database is unusable (not ours, newer version, corrupt)
@@ -33,7 +36,21 @@ class ConnectError(AccountError):
     pass
 
 
+class ThrottledError(ConnectError):
+    def __init__(self, message: str, wait: float = 0.0) -> None:
+        self.wait = wait
+        super().__init__(message)
+
+
 class AuthError(AccountError):
+    pass
+
+
+class TargetFullError(MailferryError):
+    pass
+
+
+class StopRequestedError(MailferryError):
     pass
 
 

@@ -144,6 +144,9 @@ class Summary:
     messages_failed: int = 0
     bytes_copied: int = 0
     flags_updated: int = 0
+    reconnects: int = 0
+    throttled: int = 0
+    stopped: str | None = None  # why the run ended early (full target, stop request)
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
     renames: list[tuple[str, str, str]] = field(default_factory=list)  # source, target, why
@@ -159,6 +162,9 @@ class Summary:
             "messages_failed": self.messages_failed,
             "bytes_copied": self.bytes_copied,
             "flags_updated": self.flags_updated,
+            "reconnects": self.reconnects,
+            "throttled": self.throttled,
+            "stopped": self.stopped,
             "seconds": round(self.seconds, 3),
             "failures": [
                 {"folder": f.folder, "uid": f.uid, "reason": f.reason} for f in self.failures

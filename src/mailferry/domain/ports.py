@@ -31,6 +31,11 @@ class MailAccount(Protocol):
         """True when the server offers CONDSTORE (HIGHESTMODSEQ, CHANGEDSINCE)."""
         ...
 
+    @property
+    def append_limit(self) -> int | None:
+        """The largest message the server accepts (APPENDLIMIT, RFC 7889), when it says."""
+        ...
+
     def list_folders(self) -> list[FolderInfo]:
         """Every folder, with LIST attributes and whether it is subscribed."""
         ...

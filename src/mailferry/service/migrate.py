@@ -13,11 +13,21 @@ The no-duplicate guarantee rests on three rules:
 from __future__ import annotations
 
 import contextlib
+import functools
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
-from mailferry.domain.errors import FolderError
+from mailferry.domain.errors import (
+    AuthError,
+    ConnectError,
+    FolderError,
+    MailferryError,
+    StopRequestedError,
+    TargetFullError,
+    ThrottledError,
+)
 from mailferry.domain.folders import FolderMapping, FolderPlan, MappingOptions, map_folders
 from mailferry.domain.model import (
     AppendRequest,
@@ -41,7 +51,9 @@ from mailferry.domain.plan import (
     uncopied,
 )
 from mailferry.domain.ports import Checkpoint, Copied, Intent, MailAccount, StateStore
+from mailferry.domain.responses import target_full, throttle_delay
 from mailferry.service.progress import NoProgress, Progress
+from mailferry.service.resilience import Pace, Reconnect, RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,7 @@ class SyncOptions:
     dry_run: bool = False
     batch_count: int = 200
     batch_bytes: int = 16 << 20
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 @dataclass
@@ -84,6 +97,9 @@ class Migration:
         pair: str,
         options: SyncOptions | None = None,
         progress: Progress | None = None,
+        *,
+        reconnect: Reconnect | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.source = source
         self.target = target
@@ -92,6 +108,9 @@ class Migration:
         self.options = options or SyncOptions()
         self.progress = progress or NoProgress()
         self.summary = Summary()
+        self.pace = Pace(self.options.batch_count)
+        self._reconnect = reconnect  # None: a dropped connection ends the run (tests, dry runs)
+        self._stop = stop or threading.Event()
         self._folder_plan: FolderPlan | None = None
 
     # -- entry points -------------------------------------------------------------------------------
@@ -113,20 +132,93 @@ class Migration:
         return works
 
     def run(self) -> Summary:
+        """Every folder, each retried within the budget; a full target or a stop request ends early."""
         started = time.monotonic()
-        plan = self.folder_plan()
-        self.summary.renames.extend(
-            (m.source.name, m.target, m.rename_reason) for m in plan.mappings if m.rename_reason
-        )
-        self._prepare_target(plan)
-        for mapping in plan.mappings:
-            try:
-                self._sync_folder(mapping)
-            except FolderError as exc:
-                self._fail(mapping.source.name, None, exc.reason)
-            self.summary.folders += 1
-        self.summary.seconds = time.monotonic() - started
+        try:
+            self._retrying(None, self._start)
+            for mapping in self.folder_plan().mappings:
+                self._check_stop()
+                self._retrying(mapping.source.name, functools.partial(self._sync_folder, mapping))
+                self.summary.folders += 1
+        except TargetFullError as exc:
+            self._fail("*", None, str(exc))
+            self.summary.stopped = str(exc)
+        except StopRequestedError as exc:
+            self.summary.stopped = str(exc)
+        finally:
+            self.summary.seconds = time.monotonic() - started
         return self.summary
+
+    def _start(self) -> None:
+        self._folder_plan = None
+        plan = self.folder_plan()
+        self.summary.renames = [
+            (m.source.name, m.target, m.rename_reason) for m in plan.mappings if m.rename_reason
+        ]
+        self._prepare_target(plan)
+
+    def request_stop(self, why: str = "stop requested") -> None:
+        """Finish the burst in flight, save state, and return (safe from a signal handler)."""
+        self._stop_reason = why
+        self._stop.set()
+
+    def _check_stop(self) -> None:
+        if self._stop.is_set():
+            raise StopRequestedError(getattr(self, "_stop_reason", "stop requested"))
+
+    def _retrying(self, folder: str | None, work: Callable[[], None]) -> None:
+        """Run ``work``; on a lost connection or a throttle, back off, reconnect and run it again.
+
+        ``folder`` None means the run's start (listing, creating folders): when its budget is spent the
+        run cannot go on and the error propagates. A folder's spent budget is reported and the run goes on.
+        """
+        policy = self.options.retry
+        attempt = 0
+        while True:
+            try:
+                work()
+            except FolderError as exc:
+                if folder is None:
+                    raise
+                self._fail(folder, None, exc.reason)
+                return
+            except ConnectError as exc:
+                if self._reconnect is None or isinstance(exc, AuthError):
+                    raise
+                attempt += 1
+                if attempt > policy.attempts:
+                    if folder is None:
+                        raise
+                    self._fail(folder, None, f"gave up after {policy.attempts} reconnects: {exc}")
+                    return
+                suggested = exc.wait if isinstance(exc, ThrottledError) else 0.0
+                if isinstance(exc, ThrottledError):
+                    self.pace.slow_down()
+                    self.summary.throttled += 1
+                else:
+                    self.summary.reconnects += 1
+                self._pause(policy.wait(attempt - 1, suggested))
+                self._reopen()
+            else:
+                return
+
+    def _pause(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
+            self._check_stop()
+
+    def _reopen(self) -> None:
+        """Fresh sessions on both sides; a failure here costs an attempt like any other."""
+        assert self._reconnect is not None  # noqa: S101 - _retrying checked it
+        for account in (self.source, self.target):
+            with contextlib.suppress(MailferryError):
+                account.close()
+        try:
+            self.source = self._reconnect.source()
+            self.target = self._reconnect.target()
+        except AuthError:
+            raise
+        except ConnectError:
+            return  # the next attempt will fail fast and count
 
     # -- folders ------------------------------------------------------------------------------------
     def _prepare_target(self, plan: FolderPlan) -> None:
@@ -150,10 +242,18 @@ class Migration:
         permanent = self.target.permanent_flags(mapping.target)
         failures: dict[int, str] = {}
         refused: set[str] = set()
-        for batch in batches(
-            work.copy, max_count=self.options.batch_count, max_bytes=self.options.batch_bytes
-        ):
-            self._copy_batch(mapping, batch, permanent, failures, refused)
+        limit = self.target.append_limit
+        for batch in self._bursts(work.copy):
+            self._check_stop()
+            too_big = [m for m in batch if limit is not None and m.size > limit]
+            for meta in too_big:
+                reason = f"{meta.size} bytes is over the target's APPENDLIMIT of {limit} bytes"
+                failures[meta.uid] = reason
+                self._fail(mapping.source.name, meta.uid, reason)
+            sendable = [m for m in batch if m not in too_big]
+            if sendable:
+                self._copy_batch(mapping, sendable, permanent, failures, refused)
+                self.pace.went_well()
         if refused:
             self.summary.warnings.append(
                 f"folder {mapping.target!r} refuses keywords {sorted(refused)}; "
@@ -162,6 +262,17 @@ class Migration:
         self.store.set_failures(self.pair, mapping.source.name, failures)
         self._finish_checkpoint(mapping, work)
         self.progress.folder_finished(mapping.source.name)
+
+    def _bursts(self, messages: Sequence[MessageMeta]) -> Iterator[list[MessageMeta]]:
+        """Bursts sized by the current pace (which throttling lowers), bounded in bytes."""
+        start = 0
+        while start < len(messages):
+            chunk = messages[start : start + self.pace.current]
+            first = batches(chunk, max_count=self.pace.current, max_bytes=self.options.batch_bytes)[
+                0
+            ]
+            yield first
+            start += len(first)
 
     def _plan_folder(self, mapping: FolderMapping, *, dry_run: bool) -> FolderWork:
         name = mapping.source.name
@@ -429,6 +540,8 @@ class Migration:
         confirmed: list[Copied] = []
         dropped: list[int] = []
         copied_bytes = 0
+        slow_down: float | None = None
+        full: str | None = None
         for result in results:
             uid = result.key
             intent = by_uid[uid]
@@ -436,8 +549,14 @@ class Migration:
                 confirmed.append(Copied(uid, result.target_uid, intent.flags))
                 copied_bytes += intent.size
                 failures.pop(uid, None)
+                continue
+            dropped.append(uid)
+            wait = throttle_delay(result.reason)
+            if wait is not None:  # not the message's fault: it goes again after a pause
+                slow_down = max(slow_down or 0.0, wait)
+            elif target_full(result.reason):
+                full = result.reason
             else:
-                dropped.append(uid)
                 reason = f"target refused the message: {result.reason}"
                 failures[uid] = reason
                 self._fail(mapping.source.name, uid, reason)
@@ -445,6 +564,13 @@ class Migration:
         self.summary.messages_copied += len(confirmed)
         self.summary.bytes_copied += copied_bytes
         self.progress.advanced(len(confirmed) + len(dropped), copied_bytes)
+        if full is not None:
+            raise TargetFullError(
+                f"the target mailbox is full ({full}); raise its quota and run again: "
+                "what was copied stays, nothing is copied twice"
+            )
+        if slow_down is not None:
+            raise ThrottledError(f"the target asks to slow down ({mapping.target})", slow_down)
 
     def _note_vanished(
         self, folder: str, by_uid: dict[int, MessageMeta], fetched: Sequence[FetchedMessage]

@@ -89,6 +89,14 @@ class ImapAccount:
         return "CONDSTORE" in self._caps
 
     @property
+    def append_limit(self) -> int | None:
+        for cap in self._caps:
+            name, _, value = cap.partition("=")
+            if name == "APPENDLIMIT" and value.isdigit():
+                return int(value)
+        return None
+
+    @property
     def literal_plus(self) -> bool:
         return "LITERAL+" in self._caps
 

@@ -16,8 +16,15 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from imapclient.imapclient import seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
 
-from mailferry.domain.errors import AuthError, ConnectError, FolderError, MailferryError
+from mailferry.domain.errors import (
+    AuthError,
+    ConnectError,
+    FolderError,
+    MailferryError,
+    ThrottledError,
+)
 from mailferry.domain.model import Endpoint, Security
+from mailferry.domain.responses import throttle_delay
 
 
 @dataclass(frozen=True)
@@ -125,7 +132,11 @@ def _login(client: imapclient.IMAPClient, endpoint: Endpoint, credentials: Crede
         else:
             client.login(endpoint.user, credentials.password)
     except LoginError as exc:
-        raise AuthError(f"login refused for {who}: {_describe(exc)}") from None
+        said = _describe(exc)
+        wait = throttle_delay(said)
+        if wait is not None:
+            raise ThrottledError(f"login for {who} throttled: {said}", wait) from None
+        raise AuthError(f"login refused for {who}: {said}") from None
     except imaplib.IMAP4.error as exc:
         if isinstance(exc, IMAPClientAbortError | imaplib.IMAP4.abort):
             raise
@@ -159,11 +170,19 @@ def translated(folder: str | None = None) -> Iterator[None]:
     except MailferryError:
         raise
     except (IMAPClientAbortError, imaplib.IMAP4.abort, OSError) as exc:
-        raise ConnectError(f"connection lost: {_describe(exc)}") from None
+        said = _describe(exc)
+        wait = throttle_delay(said)
+        if wait is not None:
+            raise ThrottledError(f"server asks to slow down: {said}", wait) from None
+        raise ConnectError(f"connection lost: {said}") from None
     except (IMAPClientError, imaplib.IMAP4.error) as exc:
+        said = _describe(exc)
+        wait = throttle_delay(said)
+        if wait is not None:
+            raise ThrottledError(f"server asks to slow down: {said}", wait) from None
         if folder is None:
-            raise ConnectError(f"server refused: {_describe(exc)}") from None
-        raise FolderError(folder, _describe(exc)) from None
+            raise ConnectError(f"server refused: {said}") from None
+        raise FolderError(folder, said) from None
 
 
 def as_str(value: Any) -> str:

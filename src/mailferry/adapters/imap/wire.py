@@ -17,8 +17,9 @@ from typing import BinaryIO, Protocol
 from imapclient.imap_utf7 import decode as decode_utf7
 from imapclient.imap_utf7 import encode as encode_utf7
 
-from mailferry.domain.errors import ConnectError
+from mailferry.domain.errors import ConnectError, ThrottledError
 from mailferry.domain.model import AppendRequest, AppendResult
+from mailferry.domain.responses import throttle_delay
 
 CHUNK = 1 << 20
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -130,7 +131,11 @@ class Pipeline:
                 on_continuation()
                 continue
             if line[:5].upper() == b"* BYE":
-                raise ConnectError("the server ended the session: " + _text(line[5:]))
+                said = _text(line[5:])
+                wait = throttle_delay(said)
+                if wait is not None:
+                    raise ThrottledError("server asks to slow down: " + said, wait)
+                raise ConnectError("the server ended the session: " + said)
             match = _TAGGED.match(line.rstrip(b"\r\n"))
             if match and match.group(1) in pending:
                 pending.discard(match.group(1))

@@ -1,0 +1,54 @@
+"""Staying alive on real networks: retry budgets with backoff and jitter, reconnecting, adaptive pace.
+
+A dropped connection, a timeout, a BYE or a "slow down" answer never loses work: the migration's state
+is consistent between bursts, so the answer is always the same — wait, reconnect, re-plan the folder from
+the state, and go on. Only the budget decides when a folder is given up (and reported) instead.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Protocol
+
+from mailferry.domain.ports import MailAccount
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6  # reconnects per folder before it is reported failed
+    base_wait: float = 1.0  # seconds; doubled each attempt
+    max_wait: float = 60.0
+
+    def wait(self, attempt: int, suggested: float = 0.0) -> float:
+        """Exponential backoff with jitter, never shorter than what the server suggested."""
+        computed = min(self.max_wait, self.base_wait * (2**attempt))
+        jittered = computed * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+        return float(max(jittered, suggested))
+
+
+class Reconnect(Protocol):
+    """Opens a fresh session to either side (the composition root knows endpoints and secrets)."""
+
+    def source(self) -> MailAccount: ...
+
+    def target(self) -> MailAccount: ...
+
+
+class Pace:
+    """Messages per burst: halved when the server throttles, grown back after bursts that went well."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.current = self.limit
+        self._good = 0
+
+    def slow_down(self) -> None:
+        self.current = max(1, self.current // 2)
+        self._good = 0
+
+    def went_well(self) -> None:
+        self._good += 1
+        if self._good >= 4 and self.current < self.limit:
+            self.current = min(self.limit, self.current * 2)
+            self._good = 0

@@ -1,0 +1,156 @@
+"""Reconnects, throttling, full targets and stop requests, on the in-memory fake server."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from mailferry.adapters.memory_account import MemoryAccount, MemoryServer
+from mailferry.adapters.memory_state import MemoryStateStore
+from mailferry.domain.errors import ConnectError
+from mailferry.service.migrate import Migration, SyncOptions
+from mailferry.service.resilience import Pace, RetryPolicy
+from tests.fakes import contents, fill, message
+
+PAIR = "src -> dst"
+FAST = RetryPolicy(attempts=3, base_wait=0.0, max_wait=0.0)
+
+
+class Flaky:
+    """Reconnect factory: the first ``breaks`` target sessions drop after ``after`` appends."""
+
+    def __init__(self, src: MemoryServer, dst: MemoryServer, *, breaks: int, after: int) -> None:
+        self.src, self.dst, self.breaks, self.after = src, dst, breaks, after
+        self.opened = 0
+
+    def source(self) -> MemoryAccount:
+        return MemoryAccount(self.src)
+
+    def target(self) -> MemoryAccount:
+        self.opened += 1
+        crash = self.after if self.opened <= self.breaks else None
+        return MemoryAccount(self.dst, crash_after=crash)
+
+
+def servers(n: int = 30) -> tuple[MemoryServer, MemoryServer]:
+    src, dst = MemoryServer(), MemoryServer(delimiter=".")
+    fill(src, "INBOX", [message(i) for i in range(n)])
+    fill(src, "Other", [message(100 + i) for i in range(5)])
+    return src, dst
+
+
+def run(src, dst, store, flaky: Flaky | None, **kw) -> Migration:
+    options = SyncOptions(batch_count=kw.pop("batch_count", 4), retry=kw.pop("retry", FAST), **kw)
+    target = flaky.target() if flaky else MemoryAccount(dst)
+    migration = Migration(MemoryAccount(src), target, store, PAIR, options, reconnect=flaky, **kw)
+    migration.run()
+    return migration
+
+
+def test_drops_mid_copy_are_reconnected_and_resumed_without_duplicates():
+    src, dst = servers()
+    flaky = Flaky(src, dst, breaks=3, after=5)
+    m = run(src, dst, MemoryStateStore(), flaky)
+    assert m.summary.failures == []
+    assert m.summary.reconnects == 3
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+    assert contents(dst, "Other") == contents(src, "Other")
+
+
+def test_spent_budget_fails_the_folder_and_the_rest_goes_on():
+    src, dst = servers()
+    flaky = Flaky(src, dst, breaks=100, after=0)  # every session drops at its first append
+    dst.create("Other")
+    m = run(src, dst, MemoryStateStore(), flaky)
+    failed = {f.folder for f in m.summary.failures}
+    assert failed == {"INBOX", "Other"}
+    assert all("gave up after 3 reconnects" in f.reason for f in m.summary.failures)
+    # No message was lost or doubled: what landed is a sub-multiset of the source.
+    assert not (contents(dst, "INBOX") - contents(src, "INBOX"))
+
+
+def test_without_a_reconnect_factory_a_drop_ends_the_run():
+    src, dst = servers()
+    with pytest.raises(ConnectError):
+        Migration(
+            MemoryAccount(src), MemoryAccount(dst, crash_after=2), MemoryStateStore(), PAIR
+        ).run()
+
+
+def test_throttled_appends_slow_down_and_finish():
+    src, dst = servers(12)
+    dst.refuse_next = [
+        "[THROTTLED] Request is throttled. Suggested Backoff Time: 1 milliseconds"
+    ] * 3
+    flaky = Flaky(src, dst, breaks=0, after=0)
+    m = run(src, dst, MemoryStateStore(), flaky, batch_count=8)
+    assert m.summary.failures == []
+    assert m.summary.throttled >= 1
+    assert m.pace.current < 8 or m.summary.throttled == 1
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+
+
+def test_full_target_stops_cleanly_and_a_rerun_finishes():
+    src, dst = servers(10)
+    dst.refuse_next = ["[OVERQUOTA] Quota exceeded (mailbox for user is full)"] * 50
+    store = MemoryStateStore()
+    m = run(src, dst, store, Flaky(src, dst, breaks=0, after=0))
+    assert m.summary.stopped and "full" in m.summary.stopped
+    assert m.summary.messages_failed == 0  # no message is to blame
+    assert any(f.folder == "*" for f in m.summary.failures)
+    dst.refuse_next.clear()
+    again = run(src, dst, store, Flaky(src, dst, breaks=0, after=0))
+    assert again.summary.failures == []
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+
+
+def test_appendlimit_is_checked_before_sending():
+    src, dst = MemoryServer(), MemoryServer()
+    fill(src, "INBOX", [message(1), message(2, body="y" * 5000)])
+    dst.advertised_limit = 1000
+    m = run(src, dst, MemoryStateStore(), None)
+    assert m.summary.messages_copied == 1
+    [failure] = m.summary.failures
+    assert failure.uid == 2
+    assert "APPENDLIMIT" in failure.reason
+
+
+def test_stop_request_ends_after_the_burst_and_a_rerun_finishes():
+    src, dst = servers(20)
+    store = MemoryStateStore()
+    stop = threading.Event()
+
+    class StopAfterFirstBurst(MemoryAccount):
+        def append_batch(self, folder, requests):
+            results = super().append_batch(folder, requests)
+            stop.set()
+            return results
+
+    options = SyncOptions(batch_count=4, retry=FAST)
+    m = Migration(MemoryAccount(src), StopAfterFirstBurst(dst), store, PAIR, options, stop=stop)
+    m.run()
+    assert m.summary.stopped
+    assert m.summary.messages_copied == 4
+    again = run(src, dst, store, None)
+    assert again.summary.messages_copied == 20 + 5 - 4
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+
+
+def test_pace_halves_and_recovers():
+    pace = Pace(16)
+    pace.slow_down()
+    pace.slow_down()
+    assert pace.current == 4
+    for _ in range(8):
+        pace.went_well()
+    assert pace.current == 16
+
+
+def test_backoff_grows_is_jittered_and_honours_the_server():
+    policy = RetryPolicy(attempts=5, base_wait=1.0, max_wait=8.0)
+    waits = [policy.wait(a) for a in range(6)]
+    assert 0.5 <= waits[0] <= 1.0
+    assert 4.0 <= waits[4] <= 8.0
+    assert waits[5] <= 8.0
+    assert policy.wait(0, suggested=30.0) == 30.0
