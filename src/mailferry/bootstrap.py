@@ -18,7 +18,8 @@ from mailferry.domain.folders import MappingOptions
 from mailferry.domain.model import Endpoint, Summary
 from mailferry.domain.plan import Selection
 from mailferry.domain.ports import StateStore
-from mailferry.service.migrate import FolderWork, Migration, SyncOptions, plan_folders
+from mailferry.service.migrate import Migration, SyncOptions
+from mailferry.service.planning import FolderWork, plan_folders
 from mailferry.service.progress import Progress
 from mailferry.service.resilience import RetryPolicy
 from mailferry.service.verify import VerifyReport, verify

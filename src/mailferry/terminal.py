@@ -20,7 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from mailferry.domain.model import Summary
-from mailferry.service.migrate import FolderWork
+from mailferry.service.planning import FolderWork
 from mailferry.service.progress import NoProgress
 from mailferry.service.progress import Progress as ProgressPort
 from mailferry.service.verify import VerifyReport

@@ -1,0 +1,326 @@
+"""Planning one folder pass: read both sides and the state, decide what to copy and which flags to set.
+
+The decisions themselves are pure functions in ``domain/plan.py``; this module fetches their inputs
+(snapshots of both folders, rows of the state store) and records what planning alone establishes
+(messages found already on the target, a "pass started" checkpoint).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from mailferry.domain.errors import FolderError
+from mailferry.domain.folders import FolderMapping, FolderPlan, MappingOptions, map_folders
+from mailferry.domain.model import FolderInfo, FolderStatus, MessageMeta
+from mailferry.domain.plan import (
+    FlagUpdate,
+    Selection,
+    choose,
+    flag_updates,
+    match_existing,
+    reconcile_intents,
+    uncopied,
+)
+from mailferry.domain.ports import Checkpoint, Copied, MailAccount, StateStore
+
+
+@dataclass
+class FolderWork:
+    """What one folder pass will do (the plan), and what --dry-run prints."""
+
+    mapping: FolderMapping
+    source_status: FolderStatus
+    target_status: (
+        FolderStatus | None
+    )  # None in a dry run when the target folder does not exist yet
+    copy: list[MessageMeta] = field(default_factory=list)
+    updates: list[FlagUpdate] = field(default_factory=list)
+    existing: int = 0
+    skipped_deleted: int = 0
+    skipped_filtered: int = 0
+
+    @property
+    def copy_bytes(self) -> int:
+        return sum(m.size for m in self.copy)
+
+
+class FolderPlanner:
+    """Plans passes over the folders of one pair, with one session to each side."""
+
+    def __init__(
+        self,
+        source: MailAccount,
+        target: MailAccount,
+        store: StateStore,
+        pair: str,
+        selection: Selection,
+        folders: FolderPlan,
+    ) -> None:
+        self.source = source
+        self.target = target
+        self.store = store
+        self.pair = pair
+        self.selection = selection
+        self.folders = folders
+
+    def plan(self, mapping: FolderMapping, *, dry_run: bool) -> FolderWork:
+        name = mapping.source.name
+        src = self.source.status(name)
+        tgt = self._target_status(mapping.target, dry_run=dry_run)
+        checkpoint = self.store.checkpoint(self.pair, name)
+        if (
+            checkpoint is not None
+            and tgt is not None
+            and _still_valid(checkpoint, mapping, src, tgt)
+        ):
+            if not dry_run:
+                self._reconcile_intents(mapping, tgt)
+            work = self._plan_incremental(mapping, src, tgt, checkpoint)
+        else:
+            if not dry_run and tgt is not None:
+                # Start clean, and mark the pass as started before anything is recorded: a crash from
+                # here on resumes from the per-message rows instead of matching them a second time.
+                self.store.reset_folder(self.pair, name)
+                self.store.save_checkpoint(
+                    self.pair,
+                    Checkpoint(name, mapping.target, src.uidvalidity, 0, None, tgt.uidvalidity, ""),
+                )
+            work = self._plan_fresh(mapping, src, tgt, dry_run=dry_run)
+        return work
+
+    def _target_status(self, folder: str, *, dry_run: bool) -> FolderStatus | None:
+        try:
+            return self.target.status(folder)
+        except FolderError:
+            if dry_run:  # the folder would be created by a real run
+                return None
+            raise
+
+    def finish(self, mapping: FolderMapping, work: FolderWork) -> None:
+        """The checkpoint of a complete pass: the STATUS values read when it started."""
+        src, tgt = work.source_status, work.target_status
+        if tgt is None:
+            return
+        self.store.save_checkpoint(
+            self.pair,
+            Checkpoint(
+                mapping.source.name,
+                mapping.target,
+                src.uidvalidity,
+                src.uidnext,
+                src.highestmodseq,
+                tgt.uidvalidity,
+                self.selection.fingerprint(),
+            ),
+        )
+
+    # -- planning -----------------------------------------------------------------------------------
+    def _plan_fresh(
+        self, mapping: FolderMapping, src: FolderStatus, tgt: FolderStatus | None, *, dry_run: bool
+    ) -> FolderWork:
+        """No usable state: match the source against what the target already holds."""
+        name = mapping.source.name
+        source = list(self.source.fetch_meta(name, message_ids=True))
+        target: list[MessageMeta] = []
+        if tgt is not None and tgt.exists:
+            target = list(self.target.fetch_meta(mapping.target, message_ids=True))
+        if target and any(m.message_id is None for m in source):
+            source = self._with_hashes(self.source, name, source)
+        if target and any(m.message_id is None for m in target):
+            target = self._with_hashes(self.target, mapping.target, target)
+        claimed = self._claimed_target_uids(mapping)
+        pairs, unmatched = match_existing(source, target, claimed)
+        existing = [Copied(s.uid, t.uid, t.flags) for s, t in pairs]
+        if existing and not dry_run:
+            self.store.add_copied(self.pair, name, existing)
+        choice = choose(unmatched, self.selection)
+        permanent = self._permanent(mapping.target, exists=tgt is not None)
+        updates = flag_updates(
+            {s.uid: s.flags for s, _ in pairs},
+            {c.source_uid: c for c in existing},
+            permanent,
+            self.selection,
+        )
+        return FolderWork(
+            mapping,
+            src,
+            tgt,
+            copy=choice.copy,
+            updates=updates,
+            existing=len(pairs),
+            skipped_deleted=len(choice.skipped_deleted),
+            skipped_filtered=len(choice.skipped_filtered),
+        )
+
+    def _plan_incremental(
+        self,
+        mapping: FolderMapping,
+        src: FolderStatus,
+        tgt: FolderStatus,
+        checkpoint: Checkpoint,
+    ) -> FolderWork:
+        """State is valid: look only at what changed since the last complete pass."""
+        name = mapping.source.name
+        selection = self.selection
+        failed = self.store.failed_uids(self.pair, name)
+        same_selection = checkpoint.selection == selection.fingerprint()
+        if (
+            same_selection
+            and not failed
+            and src.uidnext == checkpoint.source_uidnext
+            and src.highestmodseq is not None
+            and src.highestmodseq == checkpoint.source_modseq
+        ):
+            # Nothing changed since the last complete pass: STATUS was enough.
+            return FolderWork(mapping, src, tgt, existing=self.store.count_copied(self.pair, name))
+        if same_selection and self.source.condstore and checkpoint.source_modseq is not None:
+            flags_now = dict(self.source.fetch_flags(name, changed_since=checkpoint.source_modseq))
+            copied = self.store.copied(self.pair, name, set(flags_now) | failed)
+            candidates = sorted(set(uncopied(flags_now, copied)) | (failed - copied.keys()))
+            existing = max(src.exists - len(candidates), 0)
+        else:
+            flags_now = dict(self.source.fetch_flags(name))
+            copied = self.store.copied(self.pair, name)
+            candidates = uncopied(flags_now, copied)
+            existing = len(flags_now.keys() & copied.keys())
+        metas = list(self.source.fetch_meta(name, candidates)) if candidates else []
+        choice = choose(metas, selection)
+        updates = flag_updates(
+            flags_now, copied, self._permanent(mapping.target, exists=True), selection
+        )
+        return FolderWork(
+            mapping,
+            src,
+            tgt,
+            copy=choice.copy,
+            updates=updates,
+            existing=existing,
+            skipped_deleted=len(choice.skipped_deleted),
+            skipped_filtered=len(choice.skipped_filtered),
+        )
+
+    def _permanent(self, folder: str, *, exists: bool) -> frozenset[str]:
+        if not exists:
+            return frozenset({"\\*"})
+        return self.target.permanent_flags(folder)
+
+    def _with_hashes(
+        self, account: MailAccount, folder: str, metas: Sequence[MessageMeta]
+    ) -> list[MessageMeta]:
+        """Fill SHA-256 for messages without a Message-ID (the only identity they have)."""
+        need = [m for m in metas if m.message_id is None]
+        hashes = {}
+        for fetched in account.fetch_messages(folder, need):
+            hashes[fetched.uid] = fetched.sha256
+            fetched.body.close()
+        return [_replace_sha(m, hashes.get(m.uid)) if m.message_id is None else m for m in metas]
+
+    def _claimed_target_uids(self, mapping: FolderMapping) -> set[int]:
+        """Target UIDs already owned by source folders that share this target folder."""
+        claimed: set[int] = set()
+        for other in self.folders.mappings:
+            if other.target == mapping.target:
+                claimed.update(
+                    c.target_uid
+                    for c in self.store.copied(self.pair, other.source.name).values()
+                    if c.target_uid is not None
+                )
+        return claimed
+
+    def _reconcile_intents(self, mapping: FolderMapping, tgt: FolderStatus) -> None:
+        """Settle appends that were in flight when an earlier run stopped."""
+        name = mapping.source.name
+        intents = self.store.intents(self.pair, name)
+        if not intents:
+            return
+        valid = [
+            i
+            for i in intents
+            if i.target_folder == mapping.target and i.target_uidvalidity == tgt.uidvalidity
+        ]
+        stale = [i.source_uid for i in intents if i not in valid]
+        landed: list[MessageMeta] = []
+        if valid:
+            low = min(i.target_uidnext for i in valid)
+            sizes = {i.size for i in valid}
+            if tgt.uidnext > low:
+                arrived = self.target.fetch_meta(mapping.target, range(low, tgt.uidnext))
+                landed = self._hashed(mapping.target, [m for m in arrived if m.size in sizes])
+        confirmed, lost = reconcile_intents(valid, landed, self._claimed_target_uids(mapping))
+        self.store.resolve(self.pair, name, confirmed, lost + stale)
+
+    def _hashed(self, folder: str, metas: Sequence[MessageMeta]) -> list[MessageMeta]:
+        hashes: dict[int, tuple[str, int]] = {}
+        for fetched in self.target.fetch_messages(folder, metas):
+            hashes[fetched.uid] = (fetched.sha256, fetched.size)
+            fetched.body.close()
+        return [
+            MessageMeta(
+                m.uid, m.flags, m.internaldate, hashes[m.uid][1], m.message_id, hashes[m.uid][0]
+            )
+            for m in metas
+            if m.uid in hashes
+        ]
+
+    # -- execution ----------------------------------------------------------------------------------
+
+
+def plan_folders(
+    source: MailAccount,
+    target: MailAccount,
+    mapping: MappingOptions,
+    store: StateStore | None = None,
+    pair: str = "",
+) -> FolderPlan:
+    """Map the folders, keeping each source folder where an earlier run put it.
+
+    Mapping by role and name is a function of both folder lists, and the target's list changes once we
+    have copied into it (a server may flag a new "Sent Messages" as \\Sent, say). Pinning each source folder
+    to the target folder recorded in its checkpoint keeps every later run on the same folders. The user's
+    own --map entries always win over pins.
+    """
+    source_folders = source.list_folders()
+    target_folders = target.list_folders()
+    if store is not None:
+        mapping = _with_pins(mapping, store, pair, source_folders, target_folders)
+    return map_folders(source_folders, target_folders, target.delimiter, mapping)
+
+
+def _with_pins(
+    mapping: MappingOptions,
+    store: StateStore,
+    pair: str,
+    source_folders: Sequence[FolderInfo],
+    target_folders: Sequence[FolderInfo],
+) -> MappingOptions:
+    existing = {f.name for f in target_folders if f.selectable}
+    user = [src for src, _ in mapping.maps]
+    pins = []
+    for folder in source_folders:
+        checkpoint = store.checkpoint(pair, folder.name)
+        if checkpoint is None or checkpoint.target_folder not in existing:
+            continue
+        under_user_map = any(
+            folder.name == src
+            or (folder.delimiter and folder.name.startswith(src + folder.delimiter))
+            for src in user
+        )
+        if not under_user_map:
+            pins.append((folder.name, checkpoint.target_folder))
+    return replace(mapping, maps=(*mapping.maps, *pins))
+
+
+def _still_valid(
+    checkpoint: Checkpoint, mapping: FolderMapping, src: FolderStatus, tgt: FolderStatus | None
+) -> bool:
+    return (
+        checkpoint.source_uidvalidity == src.uidvalidity
+        and checkpoint.target_folder == mapping.target
+        and tgt is not None
+        and checkpoint.target_uidvalidity == tgt.uidvalidity
+    )
+
+
+def _replace_sha(meta: MessageMeta, sha: str | None) -> MessageMeta:
+    return MessageMeta(meta.uid, meta.flags, meta.internaldate, meta.size, meta.message_id, sha)
