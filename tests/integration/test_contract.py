@@ -104,3 +104,13 @@ def test_empty_folder_reads_as_empty(account):
     account.create_folder("E")
     assert list(account.fetch_meta("E")) == []
     assert list(account.fetch_flags("E")) == []
+
+
+def test_a_refused_message_in_a_burst_fails_alone(account):
+    """With MULTIAPPEND the server refuses the whole command; the adapter must find the one culprit."""
+    account.create_folder("F")
+    empty = AppendRequest(99, io.BytesIO(b""), 0, frozenset(), WHEN)
+    results = account.append_batch("F", [request(6), empty, request(7)])
+    assert [r.ok for r in results] == [True, False, True]
+    assert results[1].reason
+    assert [m.message_id for m in account.fetch_meta("F", message_ids=True)] == ["<c6@x>", "<c7@x>"]

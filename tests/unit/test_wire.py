@@ -69,3 +69,11 @@ def test_parse_status_ignores_the_mailbox_name():
         b"UIDVALIDITY": 77,
     }
     assert parse_status([(b"{4}", b"(x) "), b" (HIGHESTMODSEQ 12)"]) == {b"HIGHESTMODSEQ": 12}
+
+
+def test_appenduid_sets_expand_in_order():
+    from mailferry.adapters.imap.wire import _appenduid_set
+
+    assert _appenduid_set(b"[APPENDUID 38505 3955:3957,3960] done") == [3955, 3956, 3957, 3960]
+    assert _appenduid_set(b"[APPENDUID 1 7] ok") == [7]
+    assert _appenduid_set(b"OK no code") is None

@@ -195,6 +195,11 @@ class MemoryAccount:
                     AppendResult(request.key, ok=False, reason=self.server.refuse_next.pop(0))
                 )
                 continue
+            if not body:  # as Dovecot: "Can't save a zero byte message"
+                results.append(
+                    AppendResult(request.key, ok=False, reason="Can't save a zero byte message")
+                )
+                continue
             if self.server.max_size is not None and len(body) > self.server.max_size:
                 results.append(
                     AppendResult(request.key, ok=False, reason="[TOOBIG] Message too large")

@@ -73,7 +73,9 @@ class SecretBox:
         try:
             return self._fernet.rotate(token.encode("ascii")).decode("ascii")
         except InvalidToken:
-            raise ConfigError("a stored password cannot be decrypted with the current keys") from None
+            raise ConfigError(
+                "a stored password cannot be decrypted with the current keys"
+            ) from None
 
 
 def _key_file(path: Path) -> list[bytes]:

@@ -287,6 +287,13 @@ class ImapAccount:
         if self._readonly:
             raise FolderError(folder, "refusing to write to the source account")
         with translated(folder):
+            if self.literal_plus and "MULTIAPPEND" in self._caps and len(requests) > 1:
+                starts = [r.body.tell() for r in requests]
+                results = self._pipeline.append_multi(folder, requests)
+                if results is not None:
+                    return results
+                for request, start in zip(requests, starts, strict=True):
+                    request.body.seek(start)  # refused as a whole: find the culprit one by one
             if self.literal_plus:
                 return self._pipeline.append_pipelined(folder, requests)
             return [self._pipeline.append_synchronous(folder, r) for r in requests]

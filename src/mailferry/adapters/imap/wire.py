@@ -157,6 +157,38 @@ class Pipeline:
         answers = self.wait_tagged(tags)
         return [_result(req, answers[tag]) for req, tag in zip(requests, tags, strict=True)]
 
+    def append_multi(
+        self, folder: str, requests: Sequence[AppendRequest]
+    ) -> list[AppendResult] | None:
+        """One MULTIAPPEND (RFC 3502) with LITERAL+ literals: one command, one answer, atomic.
+
+        Returns None when the server refused the command as a whole (nothing was stored): the caller
+        then appends one by one to learn which message is to blame.
+        """
+        mailbox = quote_mailbox(folder)
+        tag = self.next_tag()
+        for index, request in enumerate(requests):
+            if index:  # later messages continue the same command: " (flags) date {n+}"
+                head = b" %s %s {%d+}\r\n" % (
+                    flag_list(request.flags),
+                    internaldate(request.internaldate),
+                    request.size,
+                )
+            else:
+                head = _append_head(tag, mailbox, request, b"+")
+            self._conn.send(head)
+            self.send_body(request.body, request.size)
+        self._conn.send(b"\r\n")
+        answer = self.wait_tagged([tag])[tag]
+        if answer.status != "OK":
+            return None
+        uids = _appenduid_set(answer.text)
+        if uids is None or len(uids) != len(requests):
+            return [AppendResult(r.key, ok=True) for r in requests]
+        return [
+            AppendResult(r.key, ok=True, target_uid=u) for r, u in zip(requests, uids, strict=True)
+        ]
+
     def append_synchronous(self, folder: str, request: AppendRequest) -> AppendResult:
         """One APPEND with a synchronising literal (the server says ``+`` before the body)."""
         mailbox = quote_mailbox(folder)
@@ -187,6 +219,23 @@ def _result(request: AppendRequest, answer: Tagged) -> AppendResult:
         return AppendResult(request.key, ok=False, reason=_text(answer.text) or answer.status)
     match = _APPENDUID.search(answer.text)
     return AppendResult(request.key, ok=True, target_uid=int(match.group(2)) if match else None)
+
+
+_APPENDUID_SET = re.compile(rb"\[APPENDUID \d+ ([\d:,]+)\]", re.IGNORECASE)
+
+
+def _appenduid_set(text: bytes) -> list[int] | None:
+    """The UIDs of ``[APPENDUID validity 5:7,9]`` in order, or None when absent."""
+    match = _APPENDUID_SET.search(text)
+    if match is None:
+        return None
+    uids: list[int] = []
+    for part in match.group(1).decode().split(","):
+        low, _, high = part.partition(":")
+        first, last = int(low), int(high or low)
+        step = 1 if last >= first else -1
+        uids.extend(range(first, last + step, step))
+    return uids
 
 
 def _text(raw: bytes) -> str:
