@@ -3,6 +3,7 @@ import datetime as dt
 import pytest
 
 from mailferry.adapters.imap.wire import (
+    _appenduid_set,
     flag_list,
     internaldate,
     parse_list,
@@ -72,8 +73,6 @@ def test_parse_status_ignores_the_mailbox_name():
 
 
 def test_appenduid_sets_expand_in_order():
-    from mailferry.adapters.imap.wire import _appenduid_set
-
     assert _appenduid_set(b"[APPENDUID 38505 3955:3957,3960] done") == [3955, 3956, 3957, 3960]
     assert _appenduid_set(b"[APPENDUID 1 7] ok") == [7]
     assert _appenduid_set(b"OK no code") is None
