@@ -46,6 +46,7 @@ class SyncRequest:
     state_path: Path | None = None
     dry_run: bool = False
     batch_size: int = 200
+    connections: int = 1
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float = 120.0
     prompt: Callable[[str], str] | None = None
@@ -104,6 +105,7 @@ class Pair:
             selection=self.request.selection,
             dry_run=self.request.dry_run,
             batch_count=self.request.batch_size,
+            connections=self.request.connections,
             retry=self.request.retry,
         )
         return Migration(

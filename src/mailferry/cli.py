@@ -166,6 +166,13 @@ def main() -> None:
 @_common_options
 @click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
 @click.option(
+    "--connections",
+    type=click.IntRange(1, 32),
+    default=1,
+    show_default=True,
+    help="Sessions per account; folders are shared out over them (mind the servers' limits).",
+)
+@click.option(
     "--batch-size",
     type=click.IntRange(1, 5000),
     default=200,
@@ -268,6 +275,7 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
         state_path=kw.get("state"),
         dry_run=bool(kw.get("dry_run")),
         batch_size=kw.get("batch_size") or 200,
+        connections=kw.get("connections") or 1,
         retry=RetryPolicy(attempts=kw["retries"], base_wait=kw["retry_wait"]),
         timeout=kw["timeout"],
         prompt=_prompt if sys.stdin.isatty() and not os.environ.get("CI") else None,
@@ -306,6 +314,10 @@ def _date(value: str | None, option: str, problems: list[str]) -> dt.date | None
         problems.append(f"{option} {value!r}: expected a date as YYYY-MM-DD")
         return None
 
+
+from mailferry.cli_batch import register  # noqa: E402 - after main exists: cli_batch adds to it
+
+register(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

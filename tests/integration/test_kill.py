@@ -56,8 +56,9 @@ def no_duplicates(m: Migration) -> tuple[dict, dict]:
     return src, dst
 
 
+@pytest.mark.parametrize("connections", ["1", "3"])
 def test_kill_9_at_many_points_then_one_run_completes(
-    dovecot_slash, dovecot_dot, make_user, tmp_path
+    dovecot_slash, dovecot_dot, make_user, tmp_path, connections
 ):
     m = Migration(
         Account(dovecot_slash, *make_user(dovecot_slash)),
@@ -68,7 +69,7 @@ def test_kill_9_at_many_points_then_one_run_completes(
     rng = random.Random(2026)
     kills = 0
     for _attempt in range(10):
-        proc = m.process("--batch-size", "25")
+        proc = m.process("--batch-size", "25", "--connections", connections)
         time.sleep(rng.uniform(0.15, 0.9))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)

@@ -295,3 +295,13 @@ def test_folder_names_with_imap_specials_survive(slash_to_dot):
     finally:
         dst.logout()
     assert {n.replace("/", ".") for n in AWKWARD} <= names
+
+
+def test_several_connections_give_the_same_faithful_result(slash_to_dot):
+    m = slash_to_dot
+    load(m.source, scale=3)
+    code, summary = m.sync_json("--connections", "4", "--batch-size", "7")
+    assert code == 0, summary
+    assert_faithful(m)
+    code, again = m.sync_json("--connections", "4")
+    assert (code, again["messages_copied"]) == (0, 0)

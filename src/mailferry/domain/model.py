@@ -152,6 +152,25 @@ class Summary:
     renames: list[tuple[str, str, str]] = field(default_factory=list)  # source, target, why
     warnings: list[str] = field(default_factory=list)
 
+    def absorb(self, other: Summary) -> None:
+        """Add another lane's counts and lists into this summary."""
+        for name in (
+            "folders",
+            "messages_copied",
+            "messages_skipped_existing",
+            "messages_skipped_deleted",
+            "messages_skipped_filtered",
+            "messages_failed",
+            "bytes_copied",
+            "flags_updated",
+            "reconnects",
+            "throttled",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.failures.extend(other.failures)
+        self.warnings.extend(other.warnings)
+        self.stopped = self.stopped or other.stopped
+
     def as_json(self) -> dict[str, object]:
         return {
             "folders": self.folders,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -57,6 +58,7 @@ class SyncOptions:
     dry_run: bool = False
     batch_count: int = 200
     batch_bytes: int = 16 << 20
+    connections: int = 1  # sessions per account; folders are shared out over them
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
@@ -124,22 +126,94 @@ class Migration:
         return works
 
     def run(self) -> Summary:
-        """Every folder, each retried within the budget; a full target or a stop request ends early."""
+        """Every folder, each retried within the budget; a full target or a stop request ends early.
+
+        With ``options.connections`` > 1 (and a way to open sessions), folders are shared out over that
+        many lanes, each with its own source and target session, largest folders first.
+        """
         started = time.monotonic()
         try:
             self._retrying(None, self._start)
-            for mapping in self.folder_plan().mappings:
+            queue = self._folder_queue()
+            if self.options.connections > 1 and self._reconnect is not None and queue.qsize() > 1:
+                self._run_lanes(queue)
+            else:
+                self._drain(queue)
+        except StopRequestedError as exc:
+            self.summary.stopped = self.summary.stopped or str(exc)
+        finally:
+            self.summary.seconds = time.monotonic() - started
+        return self.summary
+
+    def _folder_queue(self) -> queue.SimpleQueue[FolderMapping]:
+        mappings = list(self.folder_plan().mappings)
+        if self.options.connections > 1:  # big folders first, so lanes finish together
+            sizes = {m.source.name: self._size_hint(m.source.name) for m in mappings}
+            mappings.sort(key=lambda m: -sizes[m.source.name])
+        folders: queue.SimpleQueue[FolderMapping] = queue.SimpleQueue()
+        for mapping in mappings:
+            folders.put(mapping)
+        return folders
+
+    def _size_hint(self, folder: str) -> int:
+        try:
+            return self.source.status(folder).exists
+        except MailferryError:
+            return 0
+
+    def _drain(self, folders: queue.SimpleQueue[FolderMapping]) -> None:
+        """Take folders off the shared queue until it is empty (one lane's loop)."""
+        try:
+            while True:
+                try:
+                    mapping = folders.get_nowait()
+                except queue.Empty:
+                    return
                 self._check_stop()
                 self._retrying(mapping.source.name, functools.partial(self._sync_folder, mapping))
                 self.summary.folders += 1
         except TargetFullError as exc:
             self._fail("*", None, str(exc))
             self.summary.stopped = str(exc)
-        except StopRequestedError as exc:
-            self.summary.stopped = str(exc)
-        finally:
-            self.summary.seconds = time.monotonic() - started
-        return self.summary
+            self._stop.set()  # the other lanes stop after their burst in flight
+
+    def _run_lanes(self, folders: queue.SimpleQueue[FolderMapping]) -> None:
+        assert self._reconnect is not None  # noqa: S101 - run() checked it
+        lanes = [self]
+        for _ in range(self.options.connections - 1):
+            lane = Migration(
+                self._reconnect.source(),
+                self._reconnect.target(),
+                self.store,
+                self.pair,
+                self.options,
+                self.progress,
+                reconnect=self._reconnect,
+                stop=self._stop,
+            )
+            lane._folder_plan = self.folder_plan()
+            lanes.append(lane)
+        errors: list[BaseException] = []
+
+        def work(lane: Migration) -> None:
+            try:
+                lane._drain(folders)
+            except StopRequestedError as exc:
+                lane.summary.stopped = lane.summary.stopped or str(exc)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread below
+                errors.append(exc)
+                self._stop.set()
+
+        threads = [threading.Thread(target=work, args=(lane,), daemon=True) for lane in lanes[1:]]
+        for thread in threads:
+            thread.start()
+        work(self)
+        for thread in threads:
+            thread.join()
+        for lane in lanes[1:]:
+            self.summary.absorb(lane.summary)
+        if errors:
+            raise errors[0]
 
     def _start(self) -> None:
         self._folder_plan = None
