@@ -117,7 +117,14 @@ def _common_options(func: F) -> F:
             type=click.FloatRange(min=0),
             default=1.0,
             show_default=True,
-            help="First backoff in seconds; doubled per attempt (with jitter), at most 60.",
+            help="First backoff in seconds; doubled per attempt without progress (with jitter).",
+        ),
+        click.option(
+            "--retry-max-wait",
+            type=click.FloatRange(min=0),
+            default=60.0,
+            show_default=True,
+            help="Longest backoff in seconds (a server's own suggested wait is always honoured).",
         ),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON summary at the end."),
         click.option(
@@ -188,30 +195,38 @@ def sync(**kwargs: Any) -> None:
             print_plan(pair.plan())
             return
         stop = threading.Event()
-        with progress_display(enabled=not kwargs["as_json"]) as progress, _stop_on_signals(stop):
+        with (
+            progress_display(enabled=not kwargs["as_json"]) as progress,
+            _stop_on_signals(stop) as signalled,
+        ):
             summary = run_sync(pair, progress, stop)
     if kwargs["as_json"]:
         click.echo(json.dumps(summary.as_json(), indent=2, ensure_ascii=False))
     else:
         print_summary(summary)
-    if stop.is_set():
+    if signalled.is_set():
         click.echo("mailferry: stopped on request; run the same command again to resume", err=True)
         sys.exit(EXIT_STOPPED)
     sys.exit(EXIT_FAILED if summary.failures else EXIT_OK)
 
 
 @contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM finish the burst in flight and save the state; a second SIGINT interrupts."""
+def _stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
+    """SIGINT/SIGTERM finish the burst in flight and save the state; a second SIGINT interrupts.
+
+    Yields an event that tells whether a signal (rather than the run itself) asked for the stop.
+    """
+    signalled = threading.Event()
 
     def handler(signum: int, _frame: object) -> None:
-        if stop.is_set() and signum == signal.SIGINT:
+        if signalled.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
+        signalled.set()
         stop.set()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield signalled
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
@@ -276,7 +291,9 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
         dry_run=bool(kw.get("dry_run")),
         batch_size=kw.get("batch_size") or 200,
         connections=kw.get("connections") or 1,
-        retry=RetryPolicy(attempts=kw["retries"], base_wait=kw["retry_wait"]),
+        retry=RetryPolicy(
+            attempts=kw["retries"], base_wait=kw["retry_wait"], max_wait=kw["retry_max_wait"]
+        ),
         timeout=kw["timeout"],
         prompt=_prompt if sys.stdin.isatty() and not os.environ.get("CI") else None,
     )

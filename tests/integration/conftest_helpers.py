@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -21,10 +22,11 @@ class Account:
     server: DovecotServer
     user: str
     password: str
+    via_port: int | None = None  # mailferry connects here (a proxy) instead of the server
 
     @property
     def url(self) -> str:
-        return f"imap://{self.user}@127.0.0.1:{self.server.port}"
+        return f"imap://{self.user}@127.0.0.1:{self.via_port or self.server.port}"
 
     def client(self):
         return connect(self.server, self.user, self.password)
@@ -72,3 +74,24 @@ def load(account: Account, *, seed: int = 1, scale: int = 1, big_message_mb: int
     finally:
         client.logout()
     return corpus, report
+
+
+def bulk_load(account: Account, folders: list[str], per_folder: int) -> None:
+    """Many small messages (1 in 5 without Message-ID) plus a byte-identical pair per folder."""
+    client = connect(account.server, account.user, account.password)
+    try:
+        for name in folders[1:]:
+            client.create_folder(name)
+        rng = random.Random(7)
+        for f, name in enumerate(folders):
+            for i in range(per_folder):
+                has_id = i % 5 != 0
+                head = f"Message-ID: <k{f}.{i}@kill.test>\r\n" if has_id else ""
+                text = "x" * rng.randint(200, 20_000)
+                body = f"{head}Subject: kill {f}.{i}\r\nFrom: a@b\r\n\r\n{text}\r\n".encode()
+                client.append(name, body, [b"\\Seen"] if i % 2 else [], None)
+            # byte-identical twins must stay twins
+            client.append(name, b"Subject: twin\r\n\r\ntwin\r\n", [], None)
+            client.append(name, b"Subject: twin\r\n\r\ntwin\r\n", [], None)
+    finally:
+        client.logout()

@@ -10,33 +10,12 @@ from collections import Counter
 
 import pytest
 
-from mailferry.sandbox.corpus import connect
-from tests.integration.conftest_helpers import Account, Migration
+from tests.integration.conftest_helpers import Account, Migration, bulk_load
 from tests.integration.mailcheck import snapshot
 
 pytestmark = pytest.mark.integration
 
 FOLDERS = ["INBOX", "Archive", "Archive/2019", "Lists"]
-
-
-def bulk_load(account: Account, per_folder: int) -> None:
-    client = connect(account.server, account.user, account.password)
-    try:
-        for name in FOLDERS[1:]:
-            client.create_folder(name)
-        rng = random.Random(7)
-        for f, name in enumerate(FOLDERS):
-            for i in range(per_folder):
-                has_id = i % 5 != 0
-                head = f"Message-ID: <k{f}.{i}@kill.test>\r\n" if has_id else ""
-                text = "x" * rng.randint(200, 20_000)
-                body = f"{head}Subject: kill {f}.{i}\r\nFrom: a@b\r\n\r\n{text}\r\n".encode()
-                client.append(name, body, [b"\\Seen"] if i % 2 else [], None)
-            # byte-identical twins must stay twins
-            client.append(name, b"Subject: twin\r\n\r\ntwin\r\n", [], None)
-            client.append(name, b"Subject: twin\r\n\r\ntwin\r\n", [], None)
-    finally:
-        client.logout()
 
 
 def no_duplicates(m: Migration) -> tuple[dict, dict]:
@@ -65,7 +44,7 @@ def test_kill_9_at_many_points_then_one_run_completes(
         Account(dovecot_dot, *make_user(dovecot_dot)),
         tmp_path / "state.sqlite3",
     )
-    bulk_load(m.source, per_folder=300)
+    bulk_load(m.source, FOLDERS, per_folder=300)
     rng = random.Random(2026)
     kills = 0
     for _attempt in range(10):
@@ -87,3 +66,31 @@ def test_kill_9_at_many_points_then_one_run_completes(
         assert dst[name.replace("/", ".")] == src[name], f"{name} incomplete after kills"
     verify = m.cli("verify")
     assert verify.exit_code == 0, verify.output
+
+
+def test_sigterm_stops_gracefully_and_the_next_run_finishes(
+    dovecot_slash, dovecot_dot, make_user, tmp_path
+):
+    m = Migration(
+        Account(dovecot_slash, *make_user(dovecot_slash)),
+        Account(dovecot_dot, *make_user(dovecot_dot)),
+        tmp_path / "state.sqlite3",
+    )
+    bulk_load(m.source, FOLDERS, per_folder=300)
+    proc = m.process("--batch-size", "20")
+    time.sleep(0.6)
+    assert proc.poll() is None, "finished before the signal; raise per_folder"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    assert b"stopped on request" in err
+    stopped = json.loads(out)
+    assert stopped["stopped"]
+    assert stopped["messages_copied"] > 0
+    no_duplicates(m)
+    proc = m.process()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+    src, dst = no_duplicates(m)
+    for name in FOLDERS:
+        assert dst[name.replace("/", ".")] == src[name]

@@ -45,6 +45,7 @@ from mailferry.domain.errors import ConfigError, StateError
 APPLICATION = "mailferry.batches"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
+_WRITE = "mailferry_write"
 
 METADATA = MetaData()
 # The shared ``meta`` table, declared again in this MetaData (same name and columns) so that
@@ -237,7 +238,10 @@ def _pragmas(dbapi_connection: Any, _record: object) -> None:
 
 
 def _begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")  # every transaction here is short: take the lock now
+    # A writer takes the lock up front (and waits for it: busy_timeout); readers never block
+    # in WAL mode, so `batch status` stays quick while a service writes.
+    write = conn.get_execution_options().get(_WRITE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def _reason(exc: SQLAlchemyError) -> str:
@@ -249,9 +253,10 @@ class BatchStore:
 
     def __init__(self, engine: Engine, where: str) -> None:
         self._engine = engine
+        self._writer = engine.execution_options(**{_WRITE: True})
         self._where = where
         try:
-            with self._tx() as conn:
+            with self._tx(write=True) as conn:
                 self._check_or_create(conn)
         except BaseException:
             engine.dispose()
@@ -270,9 +275,9 @@ class BatchStore:
         self._engine.dispose()
 
     @contextmanager
-    def _tx(self) -> Iterator[Connection]:
+    def _tx(self, *, write: bool = False) -> Iterator[Connection]:
         try:
-            with self._engine.begin() as conn:
+            with (self._writer if write else self._engine).begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
             raise StateError(f"state database {self._where}: {_reason(exc)}") from exc
@@ -299,7 +304,7 @@ class BatchStore:
     def add_endpoint(self, record: EndpointRecord, *, replace: bool = False) -> None:
         row = _as_row(record)
         try:
-            with self._tx() as conn:
+            with self._tx(write=True) as conn:
                 if replace:
                     conn.execute(
                         update(ENDPOINTS).where(ENDPOINTS.c.name == record.name).values(row)
@@ -323,7 +328,7 @@ class BatchStore:
 
     def remove_endpoint(self, name: str) -> bool:
         used = select(BATCHES.c.name).where((BATCHES.c.source == name) | (BATCHES.c.target == name))
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             users = list(conn.scalars(used))
             if users:
                 raise ConfigError(f"endpoint {name!r} is used by batch(es) {', '.join(users)}")
@@ -334,7 +339,7 @@ class BatchStore:
         row = _as_row(batch)
         row["options"] = json.dumps(batch.options, sort_keys=True)
         try:
-            with self._tx() as conn:
+            with self._tx(write=True) as conn:
                 conn.execute(BATCHES.insert(), row)
                 conn.execute(MAILBOXES.insert(), [_mailbox_row(m) for m in mailboxes])
         except StateError as exc:
@@ -353,13 +358,13 @@ class BatchStore:
         return [_batch(row._asdict()) for row in rows]
 
     def delete_batch(self, name: str) -> None:
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             for table in (FAILURES, RUNS, MAILBOXES):
                 conn.execute(delete(table).where(table.c.batch == name))
             conn.execute(delete(BATCHES).where(BATCHES.c.name == name))
 
     def set_batch(self, name: str, **values: Any) -> None:
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             conn.execute(update(BATCHES).where(BATCHES.c.name == name).values(**values))
 
     # -- mailboxes ---------------------------------------------------------------------------------
@@ -376,9 +381,15 @@ class BatchStore:
         return [_mailbox(row._asdict()) for row in rows]
 
     def request(
-        self, batch: str, pending: str | None, states: Sequence[str], *, state: str | None = None
+        self,
+        batch: str,
+        pending: str | None,
+        states: Sequence[str],
+        *,
+        state: str | None = None,
+        emails: Sequence[str] | None = None,
     ) -> int:
-        """Set ``pending`` (and ``state``, if given) on the batch's mailboxes in ``states``."""
+        """Set ``pending`` (and ``state``) on the batch's mailboxes in ``states`` (and ``emails``)."""
         values: dict[str, Any] = {"pending": pending}
         if state is not None:
             values["state"] = state
@@ -387,12 +398,14 @@ class BatchStore:
             .where(MAILBOXES.c.batch == batch, MAILBOXES.c.state.in_(list(states)))
             .values(**values)
         )
-        with self._tx() as conn:
+        if emails is not None:
+            statement = statement.where(MAILBOXES.c.email.in_(list(emails)))
+        with self._tx(write=True) as conn:
             return int(conn.execute(statement).rowcount)
 
     def unowned_request(self, batch: str, pending: str | None, state: str, live: set[str]) -> int:
         """Like ``request`` for every mailbox not run by a live process (``stop``)."""
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             rows = conn.execute(
                 select(MAILBOXES.c.email, MAILBOXES.c.owner).where(
                     MAILBOXES.c.batch == batch, MAILBOXES.c.pending.is_not(None)
@@ -411,7 +424,7 @@ class BatchStore:
         """Take a pending mailbox for ``owner``; False if somebody else got it first."""
         mb = MAILBOXES.c
         taken = mb.owner.is_(None) if previous is None else mb.owner == previous
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             pending = conn.scalar(
                 select(mb.pending).where(mb.batch == batch, mb.email == email, taken)
             )
@@ -438,7 +451,7 @@ class BatchStore:
     def progress(self, batch: str, email: str, owner: str, now: float, **counts: int) -> bool:
         """Record a running mailbox's progress; True when its batch was asked to stop."""
         mb = MAILBOXES.c
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             conn.execute(
                 update(MAILBOXES)
                 .where(mb.batch == batch, mb.email == email, mb.owner == owner)
@@ -451,7 +464,7 @@ class BatchStore:
         """Record a run's end on its mailbox (if ``owner`` still holds it), its run row and failures."""
         mb = MAILBOXES.c
         summary = outcome.summary
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             current = conn.execute(
                 select(mb.copied, mb.bytes, mb.seconds, mb.pending).where(
                     mb.batch == batch, mb.email == email, mb.owner == owner
@@ -517,7 +530,7 @@ class BatchStore:
     # -- liveness ----------------------------------------------------------------------------------
     def heartbeat(self, owner: str, now: float, *, service: bool) -> None:
         """Refresh the owner's claims (and its service row, for ``mailferry serve``)."""
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             conn.execute(update(MAILBOXES).where(MAILBOXES.c.owner == owner).values(heartbeat=now))
             if service:
                 found = conn.execute(
@@ -531,7 +544,7 @@ class BatchStore:
             return [(r.owner, r.heartbeat) for r in conn.execute(select(SERVICES))]
 
     def forget_service(self, owner: str) -> None:
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             conn.execute(delete(SERVICES).where(SERVICES.c.owner == owner))
 
 

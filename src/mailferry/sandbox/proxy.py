@@ -118,6 +118,7 @@ class Proxy:
     def start(self) -> None:
         if self._listener is not None:
             raise ProxyError("proxy already started")
+        self._stopping.clear()
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((HOST, 0))

@@ -88,7 +88,9 @@ def _decode(data: bytes) -> str:
         try:
             return data.decode("utf-16")
         except UnicodeDecodeError:
-            raise ConfigError("CSV: starts with a UTF-16 byte-order mark but is not UTF-16") from None
+            raise ConfigError(
+                "CSV: starts with a UTF-16 byte-order mark but is not UTF-16"
+            ) from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -237,10 +237,11 @@ class Migration:
 
         ``folder`` None means the run's start (listing, creating folders): when its budget is spent the
         run cannot go on and the error propagates. A folder's spent budget is reported and the run goes on.
+        The budget counts failures in a row: an attempt that copied something starts the count again.
         """
-        policy = self.options.retry
         attempt = 0
         while True:
+            mark = self._progress_mark()
             try:
                 work()
             except FolderError as exc:
@@ -251,22 +252,31 @@ class Migration:
             except ConnectError as exc:
                 if self._reconnect is None or isinstance(exc, AuthError):
                     raise
-                attempt += 1
-                if attempt > policy.attempts:
+                attempt = 1 if self._progress_mark() != mark else attempt + 1
+                if attempt > self.options.retry.attempts:
                     if folder is None:
                         raise
-                    self._fail(folder, None, f"gave up after {policy.attempts} reconnects: {exc}")
+                    self._fail(folder, None, f"gave up after {attempt - 1} reconnects: {exc}")
                     return
-                suggested = exc.wait if isinstance(exc, ThrottledError) else 0.0
-                if isinstance(exc, ThrottledError):
-                    self.pace.slow_down()
-                    self.summary.throttled += 1
-                else:
-                    self.summary.reconnects += 1
-                self._pause(policy.wait(attempt - 1, suggested))
-                self._reopen()
+                self._recover(exc, attempt)
             else:
                 return
+
+    def _recover(self, exc: ConnectError, attempt: int) -> None:
+        """Count the fault, slow down if asked, wait out the backoff, open fresh sessions."""
+        suggested = 0.0
+        if isinstance(exc, ThrottledError):
+            suggested = exc.wait
+            self.pace.slow_down()
+            self.summary.throttled += 1
+        else:
+            self.summary.reconnects += 1
+        self._pause(self.options.retry.wait(attempt - 1, suggested))
+        self._reopen()
+
+    def _progress_mark(self) -> tuple[int, int, int]:
+        s = self.summary
+        return (s.messages_copied, s.messages_failed, s.flags_updated)
 
     def _pause(self, seconds: float) -> None:
         if self._stop.wait(seconds):

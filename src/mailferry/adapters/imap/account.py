@@ -28,7 +28,7 @@ from mailferry.adapters.imap.wire import (
     quote_mailbox,
     uid_set,
 )
-from mailferry.domain.errors import FolderError, MailferryError
+from mailferry.domain.errors import ConnectError, FolderError, MailferryError, ThrottledError
 from mailferry.domain.identity import normalise_message_id
 from mailferry.domain.model import (
     AppendRequest,
@@ -39,6 +39,7 @@ from mailferry.domain.model import (
     FolderStatus,
     MessageMeta,
 )
+from mailferry.domain.responses import throttle_delay
 
 META_CHUNK = 1000  # messages per metadata FETCH command
 BODY_BATCH_BYTES = 8 << 20  # small messages fetched together up to this many bytes
@@ -58,7 +59,7 @@ class ImapAccount:
         self._select_info: dict[bytes, Any] = {}
         self._pipeline = Pipeline(client._imap)  # imaplib's documented send/readline/read
         if "CONDSTORE" in self._caps and "ENABLE" in self._caps:
-            with translated():
+            with self._guard():
                 client.enable("CONDSTORE")
         self._delimiter = self._find_delimiter()
 
@@ -74,6 +75,23 @@ class ImapAccount:
     ) -> ImapAccount:
         client = open_client(endpoint, credentials, tls or TlsOptions(), timeout)
         return cls(client, readonly=readonly)
+
+    @contextlib.contextmanager
+    def _guard(self, folder: str | None = None) -> Iterator[None]:
+        """``translated`` plus one thing only the session knows: the text of a BYE that came just
+        before the connection closed ("Server Unavailable. 15" is a request to slow down)."""
+        try:
+            with translated(folder):
+                yield
+        except ConnectError as exc:
+            if isinstance(exc, ThrottledError):
+                raise
+            untagged = getattr(self._client._imap, "untagged_responses", {})
+            said = " ".join(as_str(b) for b in untagged.get("BYE", []) if b)
+            wait = throttle_delay(said)
+            if wait is not None:
+                raise ThrottledError(f"server asks to slow down: {said}", wait) from None
+            raise
 
     # -- capabilities -------------------------------------------------------------------------------
     @property
@@ -101,7 +119,7 @@ class ImapAccount:
         return "LITERAL+" in self._caps
 
     def _find_delimiter(self) -> str:
-        with translated():
+        with self._guard():
             if "NAMESPACE" in self._caps:
                 personal = self._client.namespace().personal
                 if personal and personal[0][1]:
@@ -122,7 +140,7 @@ class ImapAccount:
 
     def _list(self, command: str) -> list[ListEntry]:
         imap = self._client._imap
-        with translated():
+        with self._guard():
             call = imap.list if command == "LIST" else imap.lsub
             typ, data = call('""', "*")
             if typ != "OK":
@@ -130,7 +148,7 @@ class ImapAccount:
         return parse_list(data)
 
     def create_folder(self, name: str) -> None:
-        with translated(name):
+        with self._guard(name):
             try:
                 self._client.create_folder(name)
             except imapclient.exceptions.IMAPClientError as exc:
@@ -139,7 +157,7 @@ class ImapAccount:
                 raise
 
     def subscribe(self, name: str) -> None:
-        with translated(name):
+        with self._guard(name):
             self._client.subscribe_folder(name)
 
     def status(self, folder: str) -> FolderStatus:
@@ -147,7 +165,7 @@ class ImapAccount:
         if self.condstore:
             items.append("HIGHESTMODSEQ")
         imap = self._client._imap
-        with translated(folder):
+        with self._guard(folder):
             typ, data = imap.status(quote_mailbox(folder).decode("ascii"), f"({' '.join(items)})")
             if typ != "OK":
                 raise FolderError(folder, _said(data))
@@ -162,7 +180,7 @@ class ImapAccount:
 
     def _select(self, folder: str) -> dict[bytes, Any]:
         if self._selected != folder:
-            with translated(folder):
+            with self._guard(folder):
                 self._select_info = self._client.select_folder(folder, readonly=self._readonly)
             self._selected = folder
         return self._select_info
@@ -179,7 +197,7 @@ class ImapAccount:
         info = self._select(folder)
         if int(info.get(b"EXISTS", 0)) == 0:
             return []
-        with translated(folder):
+        with self._guard(folder):
             return sorted(int(u) for u in self._client.search(["ALL"]))
 
     def fetch_meta(
@@ -192,7 +210,7 @@ class ImapAccount:
             items.append("BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]")
         for start in range(0, len(wanted), META_CHUNK):
             chunk = wanted[start : start + META_CHUNK]
-            with translated(folder):
+            with self._guard(folder):
                 rows = self._client.fetch_set(uid_set(chunk), items)
             for uid in sorted(rows):
                 row = rows[uid]
@@ -215,7 +233,7 @@ class ImapAccount:
         if int(info.get(b"EXISTS", 0)) == 0:
             return
         modifiers = [f"CHANGEDSINCE {changed_since}"] if changed_since is not None else None
-        with translated(folder):
+        with self._guard(folder):
             rows = self._client.fetch_set("1:*", ["FLAGS"], modifiers)
         for uid in sorted(rows):
             yield int(uid), _flags(rows[uid].get(b"FLAGS", ()))
@@ -243,7 +261,7 @@ class ImapAccount:
     def _fetch_group(self, folder: str, group: Sequence[MessageMeta]) -> Iterator[FetchedMessage]:
         if not group:
             return
-        with translated(folder):
+        with self._guard(folder):
             rows = self._client.fetch_set(uid_set(m.uid for m in group), ["BODY.PEEK[]"])
         for meta in group:
             body = rows.get(meta.uid, {}).get(b"BODY[]")
@@ -259,7 +277,7 @@ class ImapAccount:
         offset = 0
         while True:
             item = f"BODY.PEEK[]<{offset}.{PARTIAL_CHUNK}>"
-            with translated(folder):
+            with self._guard(folder):
                 rows = self._client.fetch_set(str(meta.uid), [item])
             part = next(
                 iter(
@@ -286,7 +304,7 @@ class ImapAccount:
     def append_batch(self, folder: str, requests: Sequence[AppendRequest]) -> list[AppendResult]:
         if self._readonly:
             raise FolderError(folder, "refusing to write to the source account")
-        with translated(folder):
+        with self._guard(folder):
             if self.literal_plus and "MULTIAPPEND" in self._caps and len(requests) > 1:
                 starts = [r.body.tell() for r in requests]
                 results = self._pipeline.append_multi(folder, requests)
@@ -305,14 +323,14 @@ class ImapAccount:
         by_flags: dict[frozenset[str], list[int]] = {}
         for uid, flags in updates:
             by_flags.setdefault(flags, []).append(uid)
-        with translated(folder):
+        with self._guard(folder):
             for flags, uids in by_flags.items():
                 encoded = [f.encode("utf-8", "surrogateescape") for f in sorted(flags)]
                 self._client.set_flags(uid_set(uids), encoded, silent=True)
 
     def close(self) -> None:
         try:
-            with translated():
+            with self._guard():
                 self._client.logout()
         except MailferryError:  # a dead session is closed all the same
             with contextlib.suppress(OSError):

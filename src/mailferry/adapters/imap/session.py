@@ -133,9 +133,14 @@ def _login(client: imapclient.IMAPClient, endpoint: Endpoint, credentials: Crede
             client.login(endpoint.user, credentials.password)
     except LoginError as exc:
         said = _describe(exc)
-        wait = throttle_delay(said)
+        bye = " ".join(as_str(b) for b in client._imap.untagged_responses.get("BYE", []) if b)
+        wait = throttle_delay(f"{said} {bye}")
         if wait is not None:
-            raise ThrottledError(f"login for {who} throttled: {said}", wait) from None
+            raise ThrottledError(f"login for {who} throttled: {bye or said}", wait) from None
+        if (
+            said.startswith("socket error") or bye
+        ):  # imapclient wraps a dropped session as LoginError
+            raise ConnectError(f"connection lost while logging in {who}: {bye or said}") from None
         raise AuthError(f"login refused for {who}: {said}") from None
     except imaplib.IMAP4.error as exc:
         if isinstance(exc, IMAPClientAbortError | imaplib.IMAP4.abort):

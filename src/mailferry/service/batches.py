@@ -1,0 +1,460 @@
+"""The migration service API: endpoints, batches and their lifecycle, status and reports.
+
+The CLI (``cli_batch.py``) and the web layer to come call this and nothing below it. Running the
+mailboxes is ``service/scheduler.py``; the tables are ``adapters/batch_store.py``.
+
+Mailbox lifecycle (``MailboxState``)::
+
+    created --start--> syncing --> synced --sync--> syncing --> synced ...
+                          |           '--complete--> completing --> completed
+                          '--> failed (reason)      stop: stopped      start/resume: again
+
+``pending`` on a mailbox row is the pass it still needs ("sync" or "complete"); it is cleared in
+the same transaction that records the pass's end. A process killed mid-pass leaves ``pending``
+set and its ``owner`` dead, so the next scheduler (``serve`` or ``batch start``) runs it again:
+re-running is the recovery, since the sync itself never duplicates a message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from mailferry.adapters.batch_store import (
+    BatchRecord,
+    BatchStore,
+    EndpointRecord,
+    FailureRecord,
+    MailboxRecord,
+)
+from mailferry.adapters.secrets import Secret, SecretBox
+from mailferry.config import is_loopback
+from mailferry.domain.errors import ConfigError
+from mailferry.domain.model import Security
+from mailferry.service.csvimport import CsvRules, parse_batch_csv
+from mailferry.service.reports import render_csv
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SERVICE_FRESH = 30.0  # seconds: a service row older than this is a dead service
+DEFAULT_PORTS = {Security.SSL: 993, Security.STARTTLS: 143, Security.NONE: 143}
+
+
+class MailboxState(StrEnum):
+    CREATED = "created"
+    SYNCING = "syncing"
+    SYNCED = "synced"
+    COMPLETING = "completing"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+S = MailboxState
+STARTABLE = (S.CREATED, S.STOPPED, S.FAILED)
+SYNCABLE = (S.CREATED, S.STOPPED, S.FAILED, S.SYNCED)
+COMPLETABLE = (S.CREATED, S.STOPPED, S.FAILED, S.SYNCED)
+
+
+# -- process identity: who runs a mailbox ------------------------------------------------------------
+def new_owner() -> str:
+    """``host:pid:started``: unique per process, and enough to tell whether it still lives."""
+    return f"{socket.gethostname()}:{os.getpid()}:{time.time():.6f}"
+
+
+def owner_alive(owner: str, heartbeat: float | None, now: float, fresh: float = 60.0) -> bool:
+    """On this host a dead pid is dead at once; elsewhere, a heartbeat older than ``fresh`` is."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host == socket.gethostname() and pid_text.isdigit():
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return heartbeat is None or now - heartbeat < fresh * 10
+    return heartbeat is not None and now - heartbeat < fresh
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    name: str
+    host: str
+    port: int | None = None
+    security: Security = Security.SSL
+    max_connections: int = 10
+    auth_user: str | None = None
+    auth_password: Secret | None = None
+    ca_file: Path | None = None
+    insecure: bool = False
+    allow_plaintext: bool = False
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    since: dt.date | None = None
+    before: dt.date | None = None
+    include_deleted: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "since": self.since.isoformat() if self.since else None,
+            "before": self.before.isoformat() if self.before else None,
+            "include_deleted": self.include_deleted,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BatchOptions:
+        since, before = data.get("since"), data.get("before")
+        return cls(
+            since=dt.date.fromisoformat(since) if since else None,
+            before=dt.date.fromisoformat(before) if before else None,
+            include_deleted=bool(data.get("include_deleted")),
+        )
+
+
+@dataclass(frozen=True)
+class MailboxView:
+    """A mailbox as status and reports show it."""
+
+    record: MailboxRecord
+    running: bool
+    eta: float | None  # seconds, when the rate and the remaining bytes are known
+
+    @property
+    def state(self) -> str:
+        if self.record.pending and not self.running:
+            return "queued"  # waiting for a slot, or its process died: the next scheduler runs it
+        return self.record.state
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    batch: BatchRecord
+    mailboxes: list[MailboxView]
+
+    @property
+    def state(self) -> str:
+        """The batch's own state, from its mailboxes'."""
+        states = {m.state for m in self.mailboxes}
+        if states & {"syncing", "completing", "queued"}:
+            return "completing" if "completing" in states else "syncing"
+        for single in ("completed", "synced", "stopped", "created"):
+            if states <= {single, "failed"} and single in states:
+                return single
+        return "failed" if states == {"failed"} else "mixed"
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for view in self.mailboxes:
+            counts[view.state] = counts.get(view.state, 0) + 1
+        return counts
+
+
+REPORT_COLUMNS = (
+    "mailbox",
+    "source_user",
+    "target_user",
+    "state",
+    "reason",
+    "folders",
+    "messages_copied",
+    "messages_existing",
+    "messages_skipped",
+    "messages_failed",
+    "bytes_copied",
+    "seconds",
+    "started",
+    "finished",
+    "last_synced",
+)
+FAILURE_COLUMNS = ("mailbox", "folder", "uid", "reason")
+
+
+class BatchService:
+    def __init__(self, store: BatchStore, box: SecretBox, state_path: Path) -> None:
+        self.store = store
+        self.box = box
+        self.state_path = state_path  # the sync state lives in the same file
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- endpoints ---------------------------------------------------------------------------------
+    def add_endpoint(self, spec: EndpointSpec, *, replace: bool = False) -> EndpointRecord:
+        problems = _endpoint_problems(spec)
+        if problems:
+            raise ConfigError(problems)
+        record = EndpointRecord(
+            name=spec.name,
+            host=spec.host,
+            port=spec.port or DEFAULT_PORTS[spec.security],
+            security=str(spec.security),
+            max_connections=spec.max_connections,
+            auth_user=spec.auth_user or None,
+            auth_secret=self.box.encrypt(spec.auth_password) if spec.auth_password else None,
+            ca_file=str(spec.ca_file) if spec.ca_file else None,
+            insecure=spec.insecure,
+            created=time.time(),
+        )
+        self.store.add_endpoint(record, replace=replace)
+        return record
+
+    def endpoint(self, name: str) -> EndpointRecord:
+        record = self.store.endpoint(name)
+        if record is None:
+            raise ConfigError(f"no endpoint {name!r} (see `mailferry endpoint list`)")
+        return record
+
+    def endpoints(self) -> list[EndpointRecord]:
+        return self.store.endpoints()
+
+    def remove_endpoint(self, name: str) -> None:
+        if not self.store.remove_endpoint(name):
+            raise ConfigError(f"no endpoint {name!r}")
+
+    def capacity(self, name: str) -> int:
+        record = self.store.endpoint(name)
+        return record.max_connections if record else 0
+
+    # -- batches -----------------------------------------------------------------------------------
+    def create_batch(
+        self, name: str, source: str, target: str, csv_data: bytes, options: BatchOptions
+    ) -> BatchStatus:
+        problems = [] if NAME.match(name) else [f"batch name {name!r}: use letters, digits, . _ -"]
+        endpoints = []
+        for side, ep_name in (("source", source), ("target", target)):
+            record = self.store.endpoint(ep_name)
+            if record is None:
+                problems.append(f"no {side} endpoint {ep_name!r}")
+            endpoints.append(record)
+        if options.since and options.before and options.since >= options.before:
+            problems.append("--since must be before --before")
+        if problems:
+            raise ConfigError(problems)
+        src, dst = endpoints
+        rules = CsvRules(
+            source_password_required=not (src and src.auth_user),
+            target_password_required=not (dst and dst.auth_user),
+        )
+        rows = parse_batch_csv(csv_data, rules)
+        now = time.time()
+        mailboxes = [
+            MailboxRecord(
+                batch=name,
+                email=row.email,
+                line=row.line,
+                source_user=row.source_user,
+                target_user=row.target_user,
+                state=S.CREATED,
+                source_secret=self._seal(row.source_password),
+                target_secret=self._seal(row.target_password),
+                include=row.include,
+                exclude=row.exclude,
+            )
+            for row in rows
+        ]
+        self.store.create_batch(
+            BatchRecord(name, source, target, options.as_json(), created=now), mailboxes
+        )
+        return self.status(name)
+
+    def _seal(self, password: str) -> str | None:
+        return self.box.encrypt(Secret(password)) if password else None
+
+    def batch(self, name: str) -> BatchRecord:
+        record = self.store.batch(name)
+        if record is None:
+            raise ConfigError(f"no batch {name!r} (see `mailferry batch list`)")
+        return record
+
+    def batches(self) -> list[BatchStatus]:
+        return [self.status(b.name) for b in self.store.batches()]
+
+    def start(self, name: str) -> int:
+        """Queue an initial pass for mailboxes not yet synced (also: resume after stop/failure)."""
+        self.batch(name)
+        self.store.set_batch(name, stop_requested=False)
+        return self.store.request(name, "sync", STARTABLE)
+
+    resume = start
+
+    def sync(self, name: str, every: float | None = None) -> int:
+        """Queue an incremental pass for every mailbox not completed; ``every`` keeps it going."""
+        self.batch(name)
+        self.store.set_batch(name, stop_requested=False, every=every)
+        return self.store.request(name, "sync", SYNCABLE)
+
+    def complete(self, name: str) -> int:
+        """Queue the final pass: afterwards the mailboxes are Completed and never synced again."""
+        self.batch(name)
+        self.store.set_batch(name, stop_requested=False, every=None)
+        return self.store.request(name, "complete", COMPLETABLE)
+
+    def stop(self, name: str) -> int:
+        """Queued mailboxes stop now; running ones after the burst in flight."""
+        self.batch(name)
+        self.store.set_batch(name, stop_requested=True)
+        return self.store.unowned_request(name, None, S.STOPPED, self._live_owners(name))
+
+    def delete(self, name: str) -> None:
+        self.batch(name)
+        if self._live_owners(name):
+            raise ConfigError(f"batch {name!r} is running; stop it first (`mailferry batch stop`)")
+        self.store.delete_batch(name)
+
+    def schedule_due(self, now: float, default_every: float | None = None) -> int:
+        """Queue an incremental pass for Synced mailboxes whose batch's ``every`` (else
+        ``default_every``, from ``serve --every``) has passed since their last pass."""
+        queued = 0
+        for batch in self.store.batches():
+            every = batch.every or default_every
+            if every is None or batch.stop_requested:
+                continue
+            due = [
+                m.email
+                for m in self.store.mailboxes(batch.name)
+                if m.state == S.SYNCED
+                and m.pending is None
+                and (m.last_synced or 0.0) + every <= now
+            ]
+            if due:
+                queued += self.store.request(batch.name, "sync", (S.SYNCED,), emails=due)
+        return queued
+
+    def _live_owners(self, name: str) -> set[str]:
+        now = time.time()
+        return {
+            m.owner
+            for m in self.store.mailboxes(name)
+            if m.owner and owner_alive(m.owner, m.heartbeat, now)
+        }
+
+    def service_running(self) -> str | None:
+        """The owner token of a live ``mailferry serve``, if any."""
+        now = time.time()
+        for owner, heartbeat in self.store.services():
+            if now - heartbeat < SERVICE_FRESH and owner_alive(owner, heartbeat, now):
+                return owner
+        return None
+
+    # -- status and reports ------------------------------------------------------------------------
+    def status(self, name: str) -> BatchStatus:
+        batch = self.batch(name)
+        now = time.time()
+        views = []
+        for mailbox in self.store.mailboxes(name):
+            running = bool(mailbox.owner) and owner_alive(
+                mailbox.owner or "", mailbox.heartbeat, now
+            )
+            views.append(MailboxView(mailbox, running, _eta(mailbox, now) if running else None))
+        return BatchStatus(batch, views)
+
+    def report_rows(self, name: str) -> list[dict[str, object]]:
+        return [_report_row(view) for view in self.status(name).mailboxes]
+
+    def report_json(self, name: str) -> dict[str, object]:
+        status = self.status(name)
+        failures: dict[str, list[dict[str, object]]] = {}
+        for failure in self.store.failures(name):
+            failures.setdefault(failure.email, []).append(_failure_row(failure))
+        mailboxes = []
+        for view in status.mailboxes:
+            row = _report_row(view)
+            row["failures"] = failures.get(view.record.email, [])
+            mailboxes.append(row)
+        return {
+            "batch": name,
+            "source": status.batch.source,
+            "target": status.batch.target,
+            "state": status.state,
+            "counts": status.counts(),
+            "mailboxes": mailboxes,
+        }
+
+    def report_csv(self, name: str) -> str:
+        return render_csv(REPORT_COLUMNS, self.report_rows(name))
+
+    def failures_csv(self, name: str) -> str:
+        self.batch(name)
+        return render_csv(FAILURE_COLUMNS, [_failure_row(f) for f in self.store.failures(name)])
+
+
+def _eta(mailbox: MailboxRecord, now: float) -> float | None:
+    if not mailbox.started or mailbox.done_bytes <= 0:
+        return None
+    rate = mailbox.done_bytes / max(now - mailbox.started, 0.001)
+    remaining = max(mailbox.planned_bytes - mailbox.done_bytes, 0)
+    return remaining / rate
+
+
+def _iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return dt.datetime.fromtimestamp(moment, dt.UTC).isoformat(timespec="seconds")
+
+
+def _report_row(view: MailboxView) -> dict[str, object]:
+    m = view.record
+    return {
+        "mailbox": m.email,
+        "source_user": m.source_user,
+        "target_user": m.target_user,
+        "state": view.state,
+        "reason": m.reason,
+        "folders": m.folders,
+        "messages_copied": m.copied,
+        "messages_existing": m.existing,
+        "messages_skipped": m.skipped,
+        "messages_failed": m.errors,
+        "bytes_copied": m.bytes,
+        "seconds": round(m.seconds, 1),
+        "started": _iso(m.started),
+        "finished": _iso(m.finished),
+        "last_synced": _iso(m.last_synced),
+    }
+
+
+def _failure_row(failure: FailureRecord) -> dict[str, object]:
+    return {
+        "mailbox": failure.email,
+        "folder": failure.folder,
+        "uid": failure.uid,
+        "reason": failure.reason,
+    }
+
+
+def _endpoint_problems(spec: EndpointSpec) -> list[str]:
+    problems = []
+    if not NAME.match(spec.name):
+        problems.append(f"endpoint name {spec.name!r}: use letters, digits, . _ - (up to 64)")
+    if not spec.host or any(ch.isspace() or ch in "/@" for ch in spec.host):
+        problems.append(f"--host {spec.host!r}: expected a host name or address")
+    if spec.port is not None and not 0 < spec.port < 65536:
+        problems.append(f"--port {spec.port}: expected 1-65535")
+    if spec.max_connections < 1:
+        problems.append("--max-connections must be at least 1")
+    if spec.security is Security.NONE and not spec.allow_plaintext and not is_loopback(spec.host):
+        problems.append(
+            "--security none sends passwords unencrypted; allowed only to loopback, "
+            "or with --allow-plaintext"
+        )
+    if spec.auth_user and spec.auth_password is None:
+        problems.append("--auth-user needs the admin's password (see --auth-password-file)")
+    if spec.ca_file is not None and not spec.ca_file.is_file():
+        problems.append(f"--ca-file {spec.ca_file}: no such file")
+    return problems
+
+
+def open_service(state_path: Path) -> BatchService:
+    """The composition of the service: its tables in the state file, the key ring beside it."""
+    box = SecretBox.open(state_path.parent)
+    store = BatchStore.open_sqlite(state_path)
+    return BatchService(store, box, state_path)

@@ -1,0 +1,446 @@
+"""Running batches: claim pending mailboxes, cap connections per endpoint, sync in a thread pool.
+
+One ``Scheduler`` per process (``mailferry serve``, or ``batch start`` in the foreground). Each
+tick it refreshes its heartbeat, queues scheduled incremental passes, and starts every pending
+mailbox whose endpoints have free connection slots (``limits.ConnectionLimiter``): the lease is
+taken before the mailbox is claimed and given back only after both connections are closed.
+Running a mailbox builds a ``Migration`` the way ``bootstrap`` does for ``mailferry sync``; an
+``AccountError`` (wrong password, unreachable) fails that mailbox alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from mailferry.adapters.batch_store import (
+    BatchRecord,
+    EndpointRecord,
+    FailureRecord,
+    MailboxRecord,
+    Outcome,
+)
+from mailferry.adapters.imap import Credentials, ImapAccount, TlsOptions
+from mailferry.adapters.sqlite_state import SqlStateStore
+from mailferry.config import pair_key
+from mailferry.domain.errors import AccountError, MailferryError, StateError
+from mailferry.domain.folders import MappingOptions
+from mailferry.domain.model import Endpoint, Security, Summary
+from mailferry.domain.plan import Selection
+from mailferry.domain.ports import MailAccount
+from mailferry.service.batches import (
+    BatchOptions,
+    BatchService,
+    MailboxState,
+    new_owner,
+    owner_alive,
+)
+from mailferry.service.limits import ConnectionLimiter, Lease, LocalLimiter
+from mailferry.service.migrate import Migration, SyncOptions
+
+log = logging.getLogger("mailferry.scheduler")
+
+FLUSH_EVERY = 1.0  # seconds between progress writes (and stop checks) of a running mailbox
+HEARTBEAT_EVERY = 5.0
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything one mailbox pass needs, resolved before its thread starts."""
+
+    mailbox: MailboxRecord
+    kind: str  # "sync" or "complete"
+    source: Endpoint
+    target: Endpoint
+    source_tls: TlsOptions
+    target_tls: TlsOptions
+    source_creds: Credentials = field(repr=False)
+    target_creds: Credentials = field(repr=False)
+    options: SyncOptions
+    needs: dict[str, int]
+
+
+@dataclass
+class _Running:
+    job: Job
+    stop: threading.Event
+    future: Future[None] | None = None
+
+
+class Sides:
+    """The ``Reconnect`` port for a job: every session it opened, to close them all at the end."""
+
+    def __init__(self, job: Job, timeout: float) -> None:
+        self._job = job
+        self._timeout = timeout
+        self.opened: list[MailAccount] = []
+
+    def source(self) -> MailAccount:
+        job = self._job
+        return self._keep(
+            ImapAccount.connect(
+                job.source,
+                job.source_creds,
+                tls=job.source_tls,
+                timeout=self._timeout,
+                readonly=True,
+            )
+        )
+
+    def target(self) -> MailAccount:
+        job = self._job
+        return self._keep(
+            ImapAccount.connect(
+                job.target,
+                job.target_creds,
+                tls=job.target_tls,
+                timeout=self._timeout,
+                readonly=False,
+            )
+        )
+
+    def _keep(self, account: ImapAccount) -> ImapAccount:
+        self.opened.append(account)
+        return account
+
+    def close(self) -> None:
+        for account in reversed(self.opened):
+            with contextlib.suppress(MailferryError, OSError):
+                account.close()
+
+
+class MailboxProgress:
+    """The ``Progress`` port for one mailbox: counts, written to its row at most once a second;
+    each write also learns whether the batch was asked to stop. Safe to call from several
+    threads; a failed write is logged, never allowed to fail the sync it describes."""
+
+    def __init__(
+        self, service: BatchService, mailbox: MailboxRecord, owner: str, stop: threading.Event
+    ) -> None:
+        self._service = service
+        self._mailbox = mailbox
+        self._owner = owner
+        self._stop = stop
+        self._last = 0.0
+        self._lock = threading.Lock()
+        self.stop_requested = False
+        self.counts = {"planned": 0, "planned_bytes": 0, "done": 0, "done_bytes": 0}
+
+    def folder_started(self, source: str, target: str, messages: int, nbytes: int) -> None:
+        del source, target
+        with self._lock:
+            self.counts["planned"] += messages
+            self.counts["planned_bytes"] += nbytes
+        self.flush(force=True)
+
+    def advanced(self, messages: int, nbytes: int) -> None:
+        with self._lock:
+            self.counts["done"] += messages
+            self.counts["done_bytes"] += nbytes
+        self.flush()
+
+    def folder_finished(self, source: str) -> None:
+        del source
+        self.flush(force=True)
+
+    def flush(self, *, force: bool = False) -> None:
+        now = time.time()
+        with self._lock:
+            if not force and now - self._last < FLUSH_EVERY:
+                return
+            self._last = now
+            counts = dict(self.counts)
+        m = self._mailbox
+        try:
+            stop = self._service.store.progress(m.batch, m.email, self._owner, now, **counts)
+        except MailferryError:
+            log.warning("mailbox.progress_unsaved", exc_info=True)
+            return
+        if stop:
+            self.stop_requested = True
+            self._stop.set()
+
+
+class Scheduler:
+    """Runs pending mailboxes (of one batch, or of all) until told to stop, or until idle."""
+
+    def __init__(
+        self,
+        service: BatchService,
+        limiter: ConnectionLimiter | None = None,
+        *,
+        batch: str | None = None,
+        workers: int = 32,
+        poll: float = 1.0,
+        timeout: float = 120.0,
+        is_service: bool = False,
+        every: float | None = None,
+        on_finish: Callable[[MailboxRecord, Outcome], None] | None = None,
+    ) -> None:
+        self.service = service
+        self.limiter = limiter or LocalLimiter(service.capacity)
+        self.batch = batch
+        self.poll = poll
+        self.timeout = timeout
+        self.owner = new_owner()
+        self.is_service = is_service
+        self.every = every  # serve --every: incremental passes for batches without their own
+        self.on_finish = on_finish
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailbox")
+        self._workers = workers
+        self._running: dict[tuple[str, str], _Running] = {}
+        self._lock = threading.Lock()
+        self._shutdown = threading.Event()
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        until_idle: bool = False,
+        on_tick: Callable[[], None] | None = None,
+    ) -> None:
+        last_beat = 0.0
+        try:
+            while not stop.is_set():
+                try:
+                    last_beat = self._tick(last_beat)
+                    if until_idle and self.idle():
+                        break
+                except StateError:  # a database busy beyond its timeout: try again next tick
+                    log.warning("scheduler.tick_failed", exc_info=True)
+                if on_tick is not None:
+                    on_tick()
+                stop.wait(self.poll)
+        finally:
+            self.shutdown()
+
+    def _tick(self, last_beat: float) -> float:
+        now = time.time()
+        if now - last_beat >= HEARTBEAT_EVERY:
+            self.service.store.heartbeat(self.owner, now, service=self.is_service)
+            last_beat = now
+        if self.is_service:
+            self.service.schedule_due(now, self.every)
+        self.dispatch()
+        return last_beat
+
+    def idle(self) -> bool:
+        """Nothing running here, and nothing pending that this scheduler could run."""
+        with self._lock:
+            if self._running:
+                return False
+        return not self._candidates()
+
+    def shutdown(self) -> None:
+        """Ask running mailboxes to stop after their burst in flight; they stay queued for the next start."""
+        self._shutdown.set()
+        with self._lock:
+            for running in self._running.values():
+                running.stop.set()
+        self._pool.shutdown(wait=True)
+        if self.is_service:
+            with contextlib.suppress(MailferryError):
+                self.service.store.forget_service(self.owner)
+
+    # -- picking mailboxes -------------------------------------------------------------------------
+    def _candidates(self, batches: dict[str, BatchRecord] | None = None) -> list[MailboxRecord]:
+        """Pending mailboxes nobody alive runs (a dead owner's are taken over: the recovery)."""
+        now = time.time()
+        if batches is None:
+            batches = {b.name: b for b in self.service.store.batches()}
+        found = []
+        for mailbox in self.service.store.mailboxes(self.batch, pending_only=True):
+            batch = batches.get(mailbox.batch)
+            if batch is None or batch.stop_requested or mailbox.owner == self.owner:
+                continue
+            if mailbox.owner and owner_alive(mailbox.owner, mailbox.heartbeat, now):
+                continue
+            found.append(mailbox)
+        return found
+
+    def dispatch(self) -> int:
+        """Start every candidate that gets its connection slots. Slots are tried before anything
+        is decrypted or claimed, and an endpoint set found full is not tried again this tick."""
+        batches = {b.name: b for b in self.service.store.batches()}
+        full: set[tuple[tuple[str, int], ...]] = set()
+        started = 0
+        for mailbox in self._candidates(batches):
+            with self._lock:
+                if len(self._running) >= self._workers or self._shutdown.is_set():
+                    break
+            batch = batches[mailbox.batch]
+            needs = connection_needs(batch)
+            key = tuple(sorted(needs.items()))
+            if key in full:
+                continue
+            lease = self.limiter.try_acquire(needs)
+            if lease is None:
+                full.add(key)
+                continue
+            try:
+                job = self._job(mailbox, batch)
+            except MailferryError as exc:  # an endpoint removed, a key lost: fail it, go on
+                lease.release()
+                self._claim_and_fail(mailbox, str(exc))
+                continue
+            if not self.service.store.claim(
+                mailbox.batch, mailbox.email, self.owner, mailbox.owner, time.time()
+            ):
+                lease.release()
+                continue
+            self._start(job, lease)
+            started += 1
+        return started
+
+    def _start(self, job: Job, lease: Lease) -> None:
+        running = _Running(job, threading.Event())
+        key = (job.mailbox.batch, job.mailbox.email)
+        with self._lock:
+            self._running[key] = running
+        running.future = self._pool.submit(self._execute, running, lease)
+
+    def _claim_and_fail(self, mailbox: MailboxRecord, reason: str) -> None:
+        now = time.time()
+        if self.service.store.claim(mailbox.batch, mailbox.email, self.owner, mailbox.owner, now):
+            outcome = Outcome(MailboxState.FAILED, reason, mailbox.pending or "sync", now, now, {})
+            self.service.store.finish(mailbox.batch, mailbox.email, self.owner, outcome)
+
+    # -- one mailbox -------------------------------------------------------------------------------
+    def _job(self, mailbox: MailboxRecord, batch: BatchRecord) -> Job:
+        src = self.service.endpoint(batch.source)
+        dst = self.service.endpoint(batch.target)
+        options = BatchOptions.from_json(batch.options)
+        source, source_creds = self._side(src, mailbox.source_user, mailbox.source_secret)
+        target, target_creds = self._side(dst, mailbox.target_user, mailbox.target_secret)
+        mapping = MappingOptions(
+            include=tuple(re.compile(p) for p in mailbox.include),
+            exclude=tuple(re.compile(p) for p in mailbox.exclude),
+        )
+        selection = Selection(options.since, options.before, options.include_deleted)
+        return Job(
+            mailbox=mailbox,
+            kind=mailbox.pending or "sync",
+            source=source,
+            target=target,
+            source_tls=_tls(src),
+            target_tls=_tls(dst),
+            source_creds=source_creds,
+            target_creds=target_creds,
+            options=SyncOptions(mapping=mapping, selection=selection),
+            needs=connection_needs(batch),
+        )
+
+    def _side(
+        self, record: EndpointRecord, user: str, secret: str | None
+    ) -> tuple[Endpoint, Credentials]:
+        """The endpoint's admin login acting for ``user`` if it has one, else the row's password."""
+        security = Security(record.security)
+        if record.auth_user and record.auth_secret:
+            password = self.service.box.decrypt(record.auth_secret)
+            endpoint = Endpoint(record.host, record.port, security, user, record.auth_user)
+        else:
+            password = self.service.box.decrypt(secret or "")
+            endpoint = Endpoint(record.host, record.port, security, user)
+        return endpoint, Credentials(password.reveal())
+
+    def _execute(self, running: _Running, lease: Lease) -> None:
+        job = running.job
+        mailbox = job.mailbox
+        progress = MailboxProgress(self.service, mailbox, self.owner, running.stop)
+        started = time.time()
+        try:
+            try:
+                summary = self._migrate(job, progress, running.stop)
+            finally:
+                lease.release()  # after both connections are closed (_migrate closes them)
+            outcome = self._outcome(job, summary, progress, started)
+        except MailferryError as exc:  # AccountError (login, unreachable), StateError, ...
+            outcome = Outcome(MailboxState.FAILED, str(exc), job.kind, started, time.time(), {})
+        except Exception as exc:  # the executor loop: one mailbox's bug must not end the others
+            log.exception(
+                "mailbox.crashed", extra={"batch": mailbox.batch, "mailbox": mailbox.email}
+            )
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+            outcome = Outcome(MailboxState.FAILED, reason, job.kind, started, time.time(), {})
+        try:
+            self.service.store.finish(mailbox.batch, mailbox.email, self.owner, outcome)
+        except MailferryError:  # left claimed by this process: the next start runs it again
+            log.exception("mailbox.unrecorded", extra={"batch": mailbox.batch})
+        finally:
+            with self._lock:
+                self._running.pop((mailbox.batch, mailbox.email), None)
+        if self.on_finish is not None:
+            self.on_finish(mailbox, outcome)
+
+    def _migrate(self, job: Job, progress: MailboxProgress, stop: threading.Event) -> Summary:
+        sides = Sides(job, self.timeout)
+        store = SqlStateStore.open_sqlite(self.service.state_path)
+        try:
+            source = _side_named("source", sides.source)
+            target = _side_named("target", sides.target)
+            key = pair_key(job.source, job.target)
+            migration = Migration(
+                source, target, store, key, job.options, progress, reconnect=sides, stop=stop
+            )
+            return migration.run()
+        finally:
+            sides.close()
+            store.close()
+
+    def _outcome(
+        self, job: Job, summary: Summary, progress: MailboxProgress, started: float
+    ) -> Outcome:
+        finished = time.time()
+        failures = [
+            FailureRecord(job.mailbox.email, f.folder, f.uid, f.reason) for f in summary.failures
+        ]
+        data: dict[str, Any] = summary.as_json()
+        base = Outcome(MailboxState.SYNCED, None, job.kind, started, finished, data, failures)
+        if summary.stopped is not None:
+            if progress.stop_requested:
+                return replace(base, state=MailboxState.STOPPED, reason="stopped by request")
+            if self._shutdown.is_set():
+                state = MailboxState.COMPLETING if job.kind == "complete" else MailboxState.SYNCING
+                return replace(
+                    base,
+                    state=state,
+                    reason="interrupted; resumes on the next start",
+                    keep_pending=True,
+                )
+            return replace(base, state=MailboxState.FAILED, reason=summary.stopped)
+        if job.kind == "complete":
+            base = replace(base, state=MailboxState.COMPLETED)
+        if failures:
+            return replace(base, reason=f"{len(failures)} errors; first: {failures[0].reason}")
+        return base
+
+
+def _side_named(side: str, connect: Callable[[], MailAccount]) -> MailAccount:
+    """Connect; a login or connection failure says which side it was."""
+    try:
+        return connect()
+    except AccountError as exc:
+        raise type(exc)(f"{side}: {exc}") from None
+
+
+def connection_needs(batch: BatchRecord) -> dict[str, int]:
+    """Endpoint name -> connections one mailbox of the batch holds: one session per side (two on
+    one endpoint when a batch migrates within it). Raise these if a sync ever opens more."""
+    needs = {batch.source: 1}
+    needs[batch.target] = needs.get(batch.target, 0) + 1
+    return needs
+
+
+def _tls(record: EndpointRecord) -> TlsOptions:
+    return TlsOptions(
+        ca_file=Path(record.ca_file) if record.ca_file else None, insecure=record.insecure
+    )

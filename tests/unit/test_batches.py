@@ -1,0 +1,325 @@
+"""The batch service without servers: secrets at rest, the connection limiter, the lifecycle."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sqlite3
+import stat
+import threading
+import time
+
+import pytest
+from click.testing import CliRunner
+from cryptography.fernet import Fernet
+
+from mailferry.adapters.batch_store import FailureRecord, Outcome
+from mailferry.adapters.secrets import KEY_ENV, Secret, SecretBox
+from mailferry.adapters.sqlite_state import SqlStateStore
+from mailferry.cli import main
+from mailferry.domain.errors import ConfigError
+from mailferry.domain.model import Security
+from mailferry.service.batches import (
+    BatchOptions,
+    EndpointSpec,
+    new_owner,
+    open_service,
+    owner_alive,
+)
+from mailferry.service.limits import LocalLimiter
+
+CSV = (
+    b"EmailAddress,UserName,Password,TargetPassword\n"
+    b"ann@new.example,ann,ann-secret,ann-target\n"
+    b"bob@new.example,bob,bob-secret,bob-target\n"
+)
+
+
+@pytest.fixture
+def service(tmp_path, monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    svc = open_service(tmp_path / "data" / "state.sqlite3")
+    svc.add_endpoint(EndpointSpec("old", "127.0.0.1", 10143, Security.NONE, max_connections=3))
+    svc.add_endpoint(EndpointSpec("new", "mail.new.example", None, Security.SSL))
+    yield svc
+    svc.close()
+
+
+# -- secrets ---------------------------------------------------------------------------------------
+
+
+def test_key_file_is_created_0600_and_reused(tmp_path, monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    box = SecretBox.open(tmp_path / "d")
+    key = tmp_path / "d" / "secret.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    token = box.encrypt(Secret("hunter2"))
+    assert "hunter2" not in token
+    assert SecretBox.open(tmp_path / "d").decrypt(token).reveal() == "hunter2"
+
+
+def test_key_file_readable_by_others_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    SecretBox.open(tmp_path)
+    (tmp_path / "secret.key").chmod(0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        SecretBox.open(tmp_path)
+
+
+def test_env_key_ring_rotates(tmp_path, monkeypatch):
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    monkeypatch.setenv(KEY_ENV, old)
+    token = SecretBox.open(tmp_path).encrypt(Secret("pw"))
+    monkeypatch.setenv(KEY_ENV, f"{new},{old}")
+    ring = SecretBox.open(tmp_path)
+    assert ring.decrypt(token).reveal() == "pw"
+    rotated = ring.rotate(token)
+    monkeypatch.setenv(KEY_ENV, new)
+    assert SecretBox.open(tmp_path).decrypt(rotated).reveal() == "pw"
+    assert not (tmp_path / "secret.key").exists()
+
+
+def test_wrong_key_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, Fernet.generate_key().decode())
+    token = SecretBox.open(tmp_path).encrypt(Secret("pw"))
+    monkeypatch.setenv(KEY_ENV, Fernet.generate_key().decode())
+    with pytest.raises(ConfigError, match="cannot be decrypted"):
+        SecretBox.open(tmp_path).decrypt(token)
+    monkeypatch.setenv(KEY_ENV, "not-a-key")
+    with pytest.raises(ConfigError, match="not a valid key"):
+        SecretBox.open(tmp_path)
+
+
+def test_secret_never_in_repr():
+    assert "pw" not in repr(Secret("pw"))
+    assert "pw" not in str(Secret("pw"))
+
+
+def test_passwords_are_stored_only_encrypted(service):
+    service.create_batch("w1", "old", "new", CSV, BatchOptions())
+    raw = service.state_path.read_bytes()
+    for secret in (b"ann-secret", b"bob-target"):
+        assert secret not in raw
+    with sqlite3.connect(service.state_path) as conn:
+        dump = "\n".join(conn.iterdump())
+    assert "ann-secret" not in dump
+    assert "ann-target" not in dump
+
+
+# -- the limiter -----------------------------------------------------------------------------------
+
+
+def test_limiter_takes_all_slots_or_none():
+    caps = {"a": 2, "b": 1}
+    limiter = LocalLimiter(caps.__getitem__)
+    first = limiter.try_acquire({"a": 1, "b": 1})
+    assert first is not None
+    assert limiter.try_acquire({"a": 1, "b": 1}) is None
+    assert limiter.in_use("a") == 1  # the refused request took nothing
+    second = limiter.try_acquire({"a": 1})
+    assert second is not None
+    assert limiter.try_acquire({"a": 1}) is None
+    first.release()
+    first.release()  # twice is harmless
+    assert limiter.in_use("a") == 1
+    assert limiter.in_use("b") == 0
+    assert limiter.peak == {"a": 2, "b": 1}
+
+
+def test_limiter_never_exceeds_cap_under_threads():
+    limiter = LocalLimiter(lambda _name: 3)
+    held = 0
+    worst = 0
+    lock = threading.Lock()
+
+    def work():
+        nonlocal held, worst
+        for _ in range(200):
+            lease = limiter.try_acquire({"src": 1})
+            if lease is None:
+                continue
+            with lock:
+                held += 1
+                worst = max(worst, held)
+            time.sleep(0.0001)
+            with lock:
+                held -= 1
+            lease.release()
+
+    threads = [threading.Thread(target=work) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert worst <= 3
+    assert limiter.in_use("src") == 0
+
+
+# -- endpoints and batches -------------------------------------------------------------------------
+
+
+def test_endpoint_validation_reports_every_problem(service):
+    with pytest.raises(ConfigError) as info:
+        service.add_endpoint(
+            EndpointSpec("bad name", "mail.example", 0, Security.NONE, max_connections=0)
+        )
+    assert len(info.value.problems) == 4
+    with pytest.raises(ConfigError, match="exists already"):
+        service.add_endpoint(EndpointSpec("old", "127.0.0.1", 143, Security.NONE))
+
+
+def test_admin_password_is_encrypted(service):
+    service.add_endpoint(
+        EndpointSpec(
+            "m365",
+            "outlook.example",
+            None,
+            Security.SSL,
+            auth_user="admin@new.example",
+            auth_password=Secret("adm1n-pw"),
+        )
+    )
+    record = service.endpoint("m365")
+    assert record.port == 993
+    assert record.auth_secret
+    assert "adm1n-pw" not in record.auth_secret
+    assert "adm1n-pw" not in repr(record)
+    assert service.box.decrypt(record.auth_secret).reveal() == "adm1n-pw"
+
+
+def test_same_file_as_sync_state(service):
+    store = SqlStateStore.open_sqlite(service.state_path)  # still a valid sync state file
+    store.close()
+
+
+def test_create_batch_refuses_bad_csv_and_unknown_endpoints(service):
+    with pytest.raises(ConfigError) as info:
+        service.create_batch("w1", "old", "nope", b"EmailAddress\nx\n", BatchOptions())
+    assert info.value.problems == ["no target endpoint 'nope'"]
+    with pytest.raises(ConfigError):
+        service.create_batch(
+            "w1", "old", "new", b"EmailAddress,UserName,Password\nbad,u,p\n", BatchOptions()
+        )
+    assert service.batches() == []
+
+
+def test_lifecycle_requests(service):
+    status = service.create_batch("w1", "old", "new", CSV, BatchOptions())
+    assert status.state == "created"
+    assert [m.state for m in status.mailboxes] == ["created", "created"]
+    assert service.start("w1") == 2
+    assert {m.state for m in service.status("w1").mailboxes} == {"queued"}
+    assert service.stop("w1") == 2
+    assert service.status("w1").state == "stopped"
+    assert service.resume("w1") == 2
+    with pytest.raises(ConfigError, match="exists already"):
+        service.create_batch("w1", "old", "new", CSV, BatchOptions())
+    with pytest.raises(ConfigError, match="used by batch"):
+        service.remove_endpoint("old")
+    service.delete("w1")
+    with pytest.raises(ConfigError, match="no batch"):
+        service.status("w1")
+    service.remove_endpoint("old")
+
+
+def test_finished_run_is_recorded_and_reported(service):
+    service.create_batch("w1", "old", "new", CSV, BatchOptions())
+    service.start("w1")
+    owner = new_owner()
+    store = service.store
+    assert store.claim("w1", "ann@new.example", owner, None, time.time())
+    assert not store.claim("w1", "ann@new.example", "other", None, time.time())
+    assert service.status("w1").mailboxes[0].state == "syncing"
+    failure = FailureRecord("ann@new.example", '=HYPERLINK("x")', 7, "target refused")
+    summary = {"folders": 3, "messages_copied": 10, "bytes_copied": 1000}
+    now = time.time()
+    store.finish(
+        "w1",
+        "ann@new.example",
+        owner,
+        Outcome("synced", "1 errors", "sync", now - 2, now, summary, [failure]),
+    )
+    view = service.status("w1").mailboxes[0]
+    assert (view.state, view.record.copied, view.record.errors, view.record.pending) == (
+        "synced",
+        10,
+        1,
+        None,
+    )
+    report = service.report_json("w1")
+    assert report["mailboxes"][0]["failures"] == [
+        {
+            "mailbox": "ann@new.example",
+            "folder": '=HYPERLINK("x")',
+            "uid": 7,
+            "reason": "target refused",
+        }
+    ]
+    assert "'=HYPERLINK" in service.failures_csv("w1")
+    assert "ann-secret" not in service.report_csv("w1")
+
+
+def test_dead_owner_is_not_alive():
+    me = new_owner()
+    assert owner_alive(me, time.time(), time.time())
+    host = me.split(":")[0]
+    dead = f"{host}:{2**22 + 12345}:0"
+    assert not owner_alive(dead, time.time(), time.time())
+    assert not owner_alive("elsewhere:1:0", time.time() - 600, time.time())
+    assert owner_alive("elsewhere:1:0", time.time(), time.time())
+    assert os.getpid() == int(me.split(":")[1])
+
+
+def test_schedule_due_uses_batch_every_else_serve_default(service):
+    service.create_batch("w1", "old", "new", CSV, BatchOptions())
+    service.start("w1")
+    owner = new_owner()
+    now = time.time()
+    for email in ("ann@new.example", "bob@new.example"):
+        assert service.store.claim("w1", email, owner, None, now)
+        outcome = Outcome("synced", None, "sync", now - 1, now, {"messages_copied": 1})
+        service.store.finish("w1", email, owner, outcome)
+    assert service.schedule_due(now + 10) == 0  # no schedule anywhere
+    assert service.schedule_due(now + 10, default_every=60) == 0  # not due yet
+    assert service.schedule_due(now + 61, default_every=60) == 2
+    assert {m.state for m in service.status("w1").mailboxes} == {"queued"}
+    service.stop("w1")
+    assert service.schedule_due(now + 10_000, default_every=60) == 0  # a stopped batch stays so
+
+
+def test_cli_status_and_report_without_servers(tmp_path, monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    env = {"MAILFERRY_STATE": str(tmp_path / "state.sqlite3")}
+    runner = CliRunner()
+
+    def run(*args):
+        return runner.invoke(main, list(args), env=env, catch_exceptions=False)
+
+    assert run("endpoint", "add", "old", "--host", "127.0.0.1", "--security", "none").exit_code == 0
+    csv_path = tmp_path / "hostile.csv"
+    csv_path.write_bytes(
+        b"\xef\xbb\xbfEmailAddress,UserName,Password,TargetPassword\r\n"
+        b"=cmd@evil.example,@SUM(A1),pw1,pw2\r\n"
+    )
+    create = run(
+        "batch", "create", "h", "--source", "old", "--target", "old", "--csv", str(csv_path)
+    )
+    assert create.exit_code == 0, create.output
+    status = run("batch", "status", "h")
+    assert status.exit_code == 0
+    assert "batch h (old -> old): created" in status.output
+    assert "=cmd@evil.example  created" in status.output
+    report = run("batch", "report", "h")
+    assert report.exit_code == 0
+    rows = list(csv.reader(io.StringIO(report.output, newline="")))
+    assert rows[1][:4] == ["'=cmd@evil.example", "'@SUM(A1)", "'=cmd@evil.example", "created"]
+    assert "pw1" not in report.output
+    as_json = json.loads(run("batch", "report", "h", "--json").output)
+    assert as_json["mailboxes"][0]["mailbox"] == "=cmd@evil.example"  # JSON is data: left as is
+    listing = run("endpoint", "list", "--json")
+    assert json.loads(listing.output)[0]["name"] == "old"
+    assert run("batch", "sync", "h", "--every", "soon", "--detach").exit_code == 2
+    assert run("batch", "delete", "h", "--yes").exit_code == 0
+    assert run("endpoint", "remove", "old").exit_code == 0
