@@ -134,9 +134,10 @@ class Migration:
         started = time.monotonic()
         try:
             self._retrying(None, self._start)
-            queue = self._folder_queue()
-            if self.options.connections > 1 and self._reconnect is not None and queue.qsize() > 1:
-                self._run_lanes(queue)
+            lanes = self._lanes_worth_opening()
+            queue = self._folder_queue(sort_by_size=lanes > 1)
+            if lanes > 1:
+                self._run_lanes(queue, lanes)
             else:
                 self._drain(queue)
         except StopRequestedError as exc:
@@ -145,9 +146,21 @@ class Migration:
             self.summary.seconds = time.monotonic() - started
         return self.summary
 
-    def _folder_queue(self) -> queue.SimpleQueue[FolderMapping]:
+    def _lanes_worth_opening(self) -> int:
+        """Extra sessions pay off for a first pass; an incremental pass is a few round trips per
+        folder, cheaper than logging in again (every folder has completed a pass before)."""
+        mappings = self.folder_plan().mappings
+        if self.options.connections <= 1 or self._reconnect is None or len(mappings) <= 1:
+            return 1
+        for mapping in mappings:
+            checkpoint = self.store.checkpoint(self.pair, mapping.source.name)
+            if checkpoint is None or checkpoint.source_uidnext == 0:
+                return self.options.connections
+        return 1
+
+    def _folder_queue(self, *, sort_by_size: bool) -> queue.SimpleQueue[FolderMapping]:
         mappings = list(self.folder_plan().mappings)
-        if self.options.connections > 1:  # big folders first, so lanes finish together
+        if sort_by_size:  # big folders first, so lanes finish together
             sizes = {m.source.name: self._size_hint(m.source.name) for m in mappings}
             mappings.sort(key=lambda m: -sizes[m.source.name])
         folders: queue.SimpleQueue[FolderMapping] = queue.SimpleQueue()
@@ -177,10 +190,10 @@ class Migration:
             self.summary.stopped = str(exc)
             self._stop.set()  # the other lanes stop after their burst in flight
 
-    def _run_lanes(self, folders: queue.SimpleQueue[FolderMapping]) -> None:
+    def _run_lanes(self, folders: queue.SimpleQueue[FolderMapping], count: int) -> None:
         assert self._reconnect is not None  # noqa: S101 - run() checked it
         lanes = [self]
-        for _ in range(self.options.connections - 1):
+        for _ in range(count - 1):
             lane = Migration(
                 self._reconnect.source(),
                 self._reconnect.target(),
