@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
+import time
 from collections.abc import Iterator, Sequence
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from rich.progress import BarColumn, Progress, Task, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from mailferry.domain.model import Summary
@@ -30,28 +23,65 @@ out = Console(highlight=False)
 
 
 class RichProgress:
-    """Two bars: the current folder (messages) and the whole run (bytes, rate, ETA)."""
+    """A run bar (bytes, rate, ETA over what is planned so far) and one bar per folder in flight.
+
+    Called from several lanes at once with --connections: every update goes through one lock.
+    """
 
     def __init__(self, progress: Progress) -> None:
         self._progress = progress
-        self._folder: TaskID | None = None
-        self._bytes = progress.add_task("bytes", total=None)
+        self._lock = threading.Lock()
+        self._folders: dict[str, TaskID] = {}
+        self._started = time.monotonic()
+        self._messages = 0
+        self._run = progress.add_task("run", total=0, detail="starting")
 
     def folder_started(self, source: str, target: str, messages: int, nbytes: int) -> None:
-        if self._folder is not None:
-            self._progress.remove_task(self._folder)
         label = source if source == target else f"{source} → {target}"
-        self._folder = self._progress.add_task(label, total=messages)
-        task = self._progress.tasks[self._bytes]
-        self._progress.update(self._bytes, total=(task.total or 0) + nbytes)
+        with self._lock:
+            old = self._folders.pop(source, None)
+            if old is not None:  # a retried folder starts again
+                self._progress.remove_task(old)
+            self._folders[source] = self._progress.add_task(
+                label, total=max(messages, 1), detail=f"0/{messages} msgs"
+            )
+            total = (self._task(self._run).total or 0) + nbytes
+            self._progress.update(self._run, total=total)
+            self._refresh_run()
 
     def advanced(self, messages: int, nbytes: int) -> None:
-        if self._folder is not None:
-            self._progress.advance(self._folder, messages)
-        self._progress.advance(self._bytes, nbytes)
+        with self._lock:
+            self._messages += messages
+            self._progress.advance(self._run, nbytes)
+            self._refresh_run()
+
+    def folder_advanced(self, source: str, messages: int) -> None:
+        with self._lock:
+            task = self._folders.get(source)
+            if task is not None:
+                self._progress.advance(task, messages)
+                done = int(self._task(task).completed)
+                total = int(self._task(task).total or 0)
+                self._progress.update(task, detail=f"{done}/{total} msgs")
 
     def folder_finished(self, source: str) -> None:
-        del source
+        with self._lock:
+            task = self._folders.pop(source, None)
+            if task is not None:
+                self._progress.remove_task(task)
+
+    def _task(self, task_id: TaskID) -> Task:
+        return next(t for t in self._progress.tasks if t.id == task_id)
+
+    def _refresh_run(self) -> None:
+        run = self._task(self._run)
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        rate = run.completed / elapsed / 1e6
+        detail = (
+            f"{run.completed / 1e6:.1f}/{(run.total or 0) / 1e6:.1f} MB  {rate:.1f} MB/s  "
+            f"{self._messages} msgs  {self._messages / elapsed:.0f} msg/s"
+        )
+        self._progress.update(self._run, detail=detail)
 
 
 @contextlib.contextmanager
@@ -62,9 +92,7 @@ def progress_display(*, enabled: bool) -> Iterator[ProgressPort]:
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
+        TextColumn("{task.fields[detail]}"),
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=err, transient=True) as progress:

@@ -451,6 +451,7 @@ class Migration:
         self.summary.messages_copied += len(confirmed)
         self.summary.bytes_copied += copied_bytes
         self.progress.advanced(len(confirmed) + len(dropped), copied_bytes)
+        self.progress.folder_advanced(mapping.source.name, len(confirmed) + len(dropped))
         if full is not None:
             raise TargetFullError(
                 f"the target mailbox is full ({full}); raise its quota and run again: "

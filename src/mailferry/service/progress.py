@@ -10,6 +10,8 @@ class Progress(Protocol):
 
     def advanced(self, messages: int, nbytes: int) -> None: ...
 
+    def folder_advanced(self, source: str, messages: int) -> None: ...
+
     def folder_finished(self, source: str) -> None: ...
 
 
@@ -18,6 +20,9 @@ class NoProgress:
         pass
 
     def advanced(self, messages: int, nbytes: int) -> None:
+        pass
+
+    def folder_advanced(self, source: str, messages: int) -> None:
         pass
 
     def folder_finished(self, source: str) -> None:

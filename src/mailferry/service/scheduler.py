@@ -147,6 +147,9 @@ class MailboxProgress:
             self.counts["done_bytes"] += nbytes
         self.flush()
 
+    def folder_advanced(self, source: str, messages: int) -> None:
+        del source, messages  # per-folder progress is not stored; the totals above are
+
     def folder_finished(self, source: str) -> None:
         del source
         self.flush(force=True)
