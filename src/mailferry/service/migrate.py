@@ -328,7 +328,8 @@ class Migration:
             mapping.source.name, mapping.target, len(work.copy), work.copy_bytes
         )
         self._apply_flag_updates(mapping, work.updates)
-        permanent = self.target.permanent_flags(mapping.target)
+        # SELECT the target only when there is something to copy: an up-to-date folder costs two STATUS.
+        permanent = self.target.permanent_flags(mapping.target) if work.copy else frozenset()
         failures: dict[int, str] = {}
         refused: set[str] = set()
         limit = self.target.append_limit
