@@ -46,7 +46,7 @@ def mailferry(
 
 def serve(env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "mailferry.cli", "serve", "--poll", "0.2", *extra],
+        [sys.executable, "-m", "mailferry.cli", "serve", "--no-web", "--poll", "0.2", *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -1,0 +1,157 @@
+"""``create_app(service, settings) -> FastAPI``: the pages, the REST API, the static files, and
+one error handler per root of the error tree (JSON under ``/api``, an HTML page elsewhere)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException
+
+from mailferry.domain.errors import AccountError, ConfigError, MailferryError, StateError
+from mailferry.service.batches import BatchService
+from mailferry.web import api, pages
+from mailferry.web.context import Web
+from mailferry.web.credentials import AuthStore
+from mailferry.web.folders import FolderReader
+from mailferry.web.format import register_filters
+from mailferry.web.operations import NotFoundError
+from mailferry.web.security import CsrfRejected, Unauthenticated
+from mailferry.web.settings import WebSettings
+
+HERE = Path(str(resources.files("mailferry.web")))
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+CONFLICT_WORDS = ("exists already", "is running", "is used by")
+
+
+def create_app(service: BatchService, settings: WebSettings | None = None) -> FastAPI:
+    settings = settings or WebSettings()
+    templates = Jinja2Templates(directory=HERE / "templates")
+    register_filters(templates.env)
+    web = Web(
+        service=service,
+        settings=settings,
+        auth=AuthStore.open_sqlite(service.state_path),
+        folders=FolderReader(service.state_path),
+        templates=templates,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        web.close()
+
+    app = FastAPI(
+        title="mailferry",
+        summary="Migration batches: endpoints, batches, mailboxes, reports.",
+        version="1",
+        openapi_url="/api/openapi.json",
+        docs_url=None,  # Swagger UI loads its scripts from a CDN: the schema is enough
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.web = web
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    _errors(app)
+    app.middleware("http")(_headers)
+    return app
+
+
+async def _headers(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    response = await call_next(request)
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Frame-Options"] = "DENY"
+    if not request.url.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path == "/api"
+
+
+def _error(
+    request: Request, status: int, message: str, problems: list[str] | None = None
+) -> Response:
+    problems = problems or []
+    if _is_api(request):
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(
+            {"error": message, "problems": problems}, status_code=status, headers=headers
+        )
+    web: Web = request.app.state.web
+    return web.templates.TemplateResponse(
+        request,
+        "error.html",
+        {"status": status, "message": message, "problems": problems, "session": None},
+        status_code=status,
+    )
+
+
+async def _unauthenticated(request: Request, _exc: Exception) -> Response:
+    if _is_api(request):
+        return _error(request, 401, "authentication required: a bearer token or a session")
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+
+async def _csrf(request: Request, _exc: Exception) -> Response:
+    return _error(request, 403, "missing or wrong CSRF token; reload the page and try again")
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return _error(request, 404, exc.what if isinstance(exc, NotFoundError) else "not found")
+
+
+async def _mailferry_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ConfigError):
+        conflict = any(w in p for p in exc.problems for w in CONFLICT_WORDS)
+        message = exc.problems[0] if len(exc.problems) == 1 else "invalid input"
+        return _error(request, 409 if conflict else 400, message, exc.problems)
+    if isinstance(exc, AccountError):
+        return _error(request, 502, str(exc))
+    if isinstance(exc, StateError):
+        return _error(request, 503, f"state database: {exc}")
+    return _error(request, 500, str(exc))
+
+
+async def _invalid(request: Request, exc: Exception) -> Response:
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    problems = [
+        f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get('msg')}"
+        for e in errors
+    ]
+    return _error(request, 422, "invalid request", problems)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, HTTPException) or exc.status_code == 404:
+        return _error(request, 404, "not found")
+    return _error(request, exc.status_code, str(exc.detail))
+
+
+def _errors(app: FastAPI) -> None:
+    """One handler per root of the error tree (and FastAPI's own)."""
+    app.add_exception_handler(Unauthenticated, _unauthenticated)
+    app.add_exception_handler(CsrfRejected, _csrf)
+    app.add_exception_handler(NotFoundError, _not_found)
+    app.add_exception_handler(MailferryError, _mailferry_error)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(HTTPException, _http_error)

@@ -1,0 +1,159 @@
+"""From the service's records to the API's shapes (``schemas``); the pages render the same
+shapes, so a number on the page is the number the API gives."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from mailferry.adapters.batch_store import EndpointRecord, FailureRecord
+from mailferry.service.batches import BatchStatus, MailboxView
+from mailferry.web.folders import FolderProgress
+from mailferry.web.schemas import (
+    BatchDetailOut,
+    BatchOut,
+    EndpointOut,
+    FailureOut,
+    FolderOut,
+    MailboxDetailOut,
+    MailboxOut,
+    RunningOut,
+)
+
+DONE_STATES = ("synced", "completed")
+
+
+def iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return dt.datetime.fromtimestamp(moment, dt.UTC).isoformat(timespec="seconds")
+
+
+def endpoint_out(record: EndpointRecord) -> EndpointOut:
+    return EndpointOut(
+        name=record.name,
+        host=record.host,
+        port=record.port,
+        security=record.security,
+        max_connections=record.max_connections,
+        auth_user=record.auth_user,
+        has_admin_password=record.auth_secret is not None,
+        ca_file=record.ca_file,
+        insecure=record.insecure,
+    )
+
+
+def _rate(view: MailboxView, now: float) -> float | None:
+    m = view.record
+    if view.running and m.started:
+        return m.done_bytes / max(now - m.started, 0.001)
+    return None
+
+
+def _progress(view: MailboxView) -> float | None:
+    m = view.record
+    if view.running:
+        if m.planned_bytes > 0:
+            return min(m.done_bytes / m.planned_bytes, 1.0)
+        if m.planned > 0:
+            return min(m.done / m.planned, 1.0)
+        return 0.0
+    if view.state in DONE_STATES:
+        return 1.0
+    return None
+
+
+def mailbox_out(view: MailboxView, now: float | None = None) -> MailboxOut:
+    now = time.time() if now is None else now
+    m = view.record
+    current = None
+    if view.running:
+        current = RunningOut(
+            planned_messages=m.planned,
+            planned_bytes=m.planned_bytes,
+            done_messages=m.done,
+            done_bytes=m.done_bytes,
+        )
+    return MailboxOut(
+        address=m.email,
+        line=m.line,
+        source_user=m.source_user,
+        target_user=m.target_user,
+        state=view.state,
+        pending=m.pending,
+        running=view.running,
+        reason=m.reason,
+        folders=m.folders,
+        messages_copied=m.copied,
+        messages_existing=m.existing,
+        messages_skipped=m.skipped,
+        messages_failed=m.errors,
+        bytes_copied=m.bytes,
+        current=current,
+        progress=_progress(view),
+        rate_bytes_per_second=_rate(view, now),
+        eta_seconds=view.eta,
+        started=iso(m.started),
+        finished=iso(m.finished),
+        last_synced=iso(m.last_synced),
+    )
+
+
+def batch_out(status: BatchStatus, now: float | None = None) -> BatchOut:
+    return _batch_fields(status, time.time() if now is None else now)[0]
+
+
+def batch_detail_out(status: BatchStatus, now: float | None = None) -> BatchDetailOut:
+    summary, mailboxes = _batch_fields(status, time.time() if now is None else now)
+    return BatchDetailOut(**summary.model_dump(), mailboxes=mailboxes)
+
+
+def _batch_fields(status: BatchStatus, now: float) -> tuple[BatchOut, list[MailboxOut]]:
+    b = status.batch
+    mailboxes = [mailbox_out(view, now) for view in status.mailboxes]
+    parts = [m.progress for m in mailboxes if m.state != "failed"]
+    known = [p for p in parts if p is not None]
+    progress = sum(known) / len(parts) if parts and known else None
+    summary = BatchOut(
+        name=b.name,
+        source=b.source,
+        target=b.target,
+        state=status.state,
+        counts=status.counts(),
+        mailbox_count=len(mailboxes),
+        since=b.options.get("since"),
+        before=b.options.get("before"),
+        include_deleted=bool(b.options.get("include_deleted")),
+        every_seconds=b.every,
+        stop_requested=b.stop_requested,
+        created=iso(b.created),
+        messages_copied=sum(m.messages_copied for m in mailboxes),
+        bytes_copied=sum(m.bytes_copied for m in mailboxes),
+        progress=progress,
+        rate_bytes_per_second=sum(m.rate_bytes_per_second or 0.0 for m in mailboxes),
+    )
+    return summary, mailboxes
+
+
+def mailbox_detail_out(
+    batch: str,
+    view: MailboxView,
+    folders: list[FolderProgress],
+    failures: list[FailureRecord],
+) -> MailboxDetailOut:
+    base = mailbox_out(view)
+    return MailboxDetailOut(
+        **base.model_dump(),
+        batch=batch,
+        folder_progress=[
+            FolderOut(
+                source=f.source,
+                target=f.target,
+                messages_copied=f.copied,
+                messages_failed=f.failed,
+                pass_finished=f.pass_finished,
+            )
+            for f in folders
+        ],
+        failures=[FailureOut(folder=f.folder, uid=f.uid, reason=f.reason) for f in failures],
+    )
