@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -10,14 +11,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailferry.adapters.imap import Credentials, ImapAccount, TlsOptions
+from mailferry.adapters.imap.session import AuthMethod
 from mailferry.adapters.memory_state import MemoryStateStore
+from mailferry.adapters.oauth import (
+    M365_AUTHORITY_HOST,
+    CachedToken,
+    ClientCertificate,
+    GoogleServiceAccount,
+    MsalAppOnly,
+    ServiceAccountKey,
+    TokenProvider,
+    command_grant,
+)
 from mailferry.adapters.sqlite_state import SqlStateStore
 from mailferry.config import default_state_path, pair_key, parse_endpoint
-from mailferry.domain.errors import ConfigError
+from mailferry.domain.errors import AuthError, ConfigError
 from mailferry.domain.folders import MappingOptions
 from mailferry.domain.model import Endpoint, Summary
 from mailferry.domain.plan import Selection
 from mailferry.domain.ports import StateStore
+from mailferry.domain.profiles import (
+    Profile,
+    choose_profile,
+    effective_size_limit,
+    reserved_renames,
+    system_folder_patterns,
+)
 from mailferry.service.migrate import Migration, SyncOptions
 from mailferry.service.planning import FolderWork, plan_folders
 from mailferry.service.progress import Progress
@@ -34,6 +53,27 @@ class Side:
     password_file: Path | None = None
     ca_file: Path | None = None
     insecure: bool = False
+    auth: str = "auto"  # an AuthMethod value
+    oauth_token_command: str | None = None
+    m365_tenant: str | None = None
+    m365_client_id: str | None = None
+    m365_client_secret_file: Path | None = None
+    m365_certificate_file: Path | None = None
+    m365_authority: str = M365_AUTHORITY_HOST
+    google_service_account_file: Path | None = None
+    profile: str = "auto"  # a profile name, or "auto": by host
+
+    @property
+    def token_sources(self) -> list[str]:
+        """The token sources given for this side, as the options that name them."""
+        found = []
+        if self.oauth_token_command:
+            found.append(f"--{self.name}-oauth-token-command")
+        if self.m365_tenant or self.m365_client_id:
+            found.append(f"--{self.name}-m365-tenant/--{self.name}-m365-client-id")
+        if self.google_service_account_file:
+            found.append(f"--{self.name}-google-service-account-file")
+        return found
 
 
 @dataclass(frozen=True)
@@ -62,6 +102,7 @@ class Connector:
         self._request = request
         self._endpoints = endpoints
         self._creds = creds
+        self._profiles = profiles(request, endpoints)
         self._opened: list[ImapAccount] = []
 
     def source(self) -> ImapAccount:
@@ -71,21 +112,50 @@ class Connector:
         return self._open(1, readonly=False)
 
     def _open(self, index: int, *, readonly: bool) -> ImapAccount:
+        """A new session. A token login takes a fresh token from the provider (cached until shortly
+        before it expires); if the server refuses it, the token is fetched anew, once."""
         side = (self._request.source, self._request.target)[index]
         tls = TlsOptions(ca_file=side.ca_file, insecure=side.insecure)
-        account = ImapAccount.connect(
-            self._endpoints[index],
-            self._creds[index],
-            tls=tls,
-            timeout=self._request.timeout,
-            readonly=readonly,
-        )
+        creds = self._creds[index]
+
+        def connect() -> ProfiledAccount:
+            account = ProfiledAccount.connect(
+                self._endpoints[index],
+                creds,
+                tls=tls,
+                timeout=self._request.timeout,
+                readonly=readonly,
+            )
+            assert isinstance(account, ProfiledAccount)  # noqa: S101 - connect() builds cls
+            account.profile = self._profiles[index]
+            return account
+
+        try:
+            account = connect()
+        except AuthError:
+            if creds.tokens is None:
+                raise
+            creds.tokens.token(force_refresh=True)  # revoked or expired early: ask again, once
+            account = connect()
         self._opened.append(account)
         return account
 
     def close_all(self) -> None:
         while self._opened:
             self._opened.pop().close()
+
+
+class ProfiledAccount(ImapAccount):
+    """An IMAP account that also holds its provider's limits (the profile's message size limit)."""
+
+    profile: Profile | None = None
+
+    @property
+    def append_limit(self) -> int | None:
+        advertised = super().append_limit
+        if self.profile is None:
+            return advertised
+        return effective_size_limit(self.profile, advertised)
 
 
 @dataclass
@@ -143,6 +213,98 @@ def endpoints(request: SyncRequest) -> tuple[Endpoint, Endpoint]:
     return found[0], found[1]
 
 
+def profiles(request: SyncRequest, pair: tuple[Endpoint, Endpoint]) -> tuple[Profile, Profile]:
+    return (
+        choose_profile(request.source.profile, pair[0].host),
+        choose_profile(request.target.profile, pair[1].host),
+    )
+
+
+def profiled_mapping(request: SyncRequest, pair: tuple[Endpoint, Endpoint]) -> MappingOptions:
+    """The user's folder options plus the profiles' rules: the source provider's system folders are
+    excluded, the target provider's reserved names are mapped elsewhere."""
+    source, target = profiles(request, pair)
+    mapping = request.mapping
+    return MappingOptions(
+        maps=mapping.maps + reserved_renames(target, mapping.maps),
+        include=mapping.include,
+        exclude=mapping.exclude + system_folder_patterns(source),
+    )
+
+
+def credentials(side: Side, endpoint: Endpoint, prompt: Callable[[str], str] | None) -> Credentials:
+    """A token provider if the side names a token source, else a password (see ``password``)."""
+    try:
+        method = AuthMethod(side.auth)
+    except ValueError:
+        choices = ", ".join(m.value for m in AuthMethod)
+        raise ConfigError(f"--{side.name}-auth {side.auth!r}: expected one of {choices}") from None
+    tokens = token_provider(side, endpoint)
+    if tokens is None:
+        if method in {AuthMethod.XOAUTH2, AuthMethod.OAUTHBEARER}:
+            raise ConfigError(
+                f"--{side.name}-auth {method.value} needs a token source: "
+                f"--{side.name}-oauth-token-command, --{side.name}-m365-tenant with "
+                f"--{side.name}-m365-client-id, or --{side.name}-google-service-account-file"
+            )
+        return dataclasses.replace(password(side, endpoint, prompt), method=method)
+    if method is AuthMethod.PASSWORD:
+        raise ConfigError(f"--{side.name}-auth password contradicts {side.token_sources[0]}")
+    if endpoint.authuser:
+        raise ConfigError(
+            f"--{side.name}-authuser is for password logins; a token logs in as the URL's user"
+        )
+    return Credentials(tokens=tokens, method=method)
+
+
+def token_provider(side: Side, endpoint: Endpoint) -> TokenProvider | None:
+    sources = side.token_sources
+    if len(sources) > 1:
+        raise ConfigError(f"{side.name}: give one token source, not {' and '.join(sources)}")
+    if side.oauth_token_command:
+        return CachedToken(command_grant(side.oauth_token_command))
+    if side.google_service_account_file:
+        key = ServiceAccountKey.load(side.google_service_account_file)
+        return CachedToken(GoogleServiceAccount(key, endpoint.user))
+    if sources:
+        return CachedToken(_m365(side))
+    return None
+
+
+def _m365(side: Side) -> MsalAppOnly:
+    opt = f"--{side.name}-m365"
+    problems = []
+    if not side.m365_tenant:
+        problems.append(f"{opt}-tenant is missing (the directory/tenant id)")
+    if not side.m365_client_id:
+        problems.append(f"{opt}-client-id is missing (the application/client id)")
+    if (side.m365_client_secret_file is None) == (side.m365_certificate_file is None):
+        problems.append(f"give one of {opt}-client-secret-file and {opt}-certificate-file")
+    if problems:
+        raise ConfigError(problems)
+    assert side.m365_tenant  # noqa: S101 - checked above
+    assert side.m365_client_id  # noqa: S101 - checked above
+    if side.m365_client_secret_file is not None:
+        secret = _read_secret(side.m365_client_secret_file, f"{side.name} client secret")
+        return MsalAppOnly(
+            side.m365_tenant, side.m365_client_id, secret=secret, authority_host=side.m365_authority
+        )
+    assert side.m365_certificate_file is not None  # noqa: S101 - checked above
+    return MsalAppOnly(
+        side.m365_tenant,
+        side.m365_client_id,
+        certificate=ClientCertificate.load(side.m365_certificate_file),
+        authority_host=side.m365_authority,
+    )
+
+
+def _read_secret(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} file: {exc.strerror}") from None
+
+
 def password(side: Side, endpoint: Endpoint, prompt: Callable[[str], str] | None) -> Credentials:
     """From the side's file, else its environment variable, else an interactive prompt."""
     if side.password_file is not None:
@@ -166,8 +328,11 @@ def open_pair(request: SyncRequest, *, read_only: bool = False) -> Iterator[Pair
     """Connected accounts and the state store. ``read_only`` (dry runs, verify) never creates a
     state file; an existing one is read (Migration.plan and verify never write to it)."""
     source_ep, target_ep = endpoints(request)
-    creds = [password(request.source, source_ep, request.prompt)]
-    creds.append(password(request.target, target_ep, request.prompt))
+    creds = [credentials(request.source, source_ep, request.prompt)]
+    creds.append(credentials(request.target, target_ep, request.prompt))
+    request = dataclasses.replace(
+        request, mapping=profiled_mapping(request, (source_ep, target_ep))
+    )
     state_path = request.state_path or default_state_path()
     store: StateStore
     if read_only and not state_path.exists():

@@ -22,10 +22,13 @@ from typing import Any, TypeVar
 import click
 
 from mailferry import __version__
+from mailferry.adapters.imap.session import AuthMethod
+from mailferry.adapters.oauth import M365_AUTHORITY_HOST
 from mailferry.bootstrap import Side, SyncRequest, endpoints, open_pair, run_sync, run_verify
 from mailferry.domain.errors import AccountError, ConfigError, MailferryError, StateError
 from mailferry.domain.folders import MappingOptions, parse_map
 from mailferry.domain.plan import Selection
+from mailferry.domain.profiles import PROFILE_NAMES
 from mailferry.service.resilience import RetryPolicy
 from mailferry.terminal import print_plan, print_summary, print_verify, progress_display
 
@@ -58,12 +61,72 @@ def _side_options(side: str) -> Callable[[F], F]:
                     is_flag=True,
                     help=f"Do not verify the {side}'s TLS certificate (unsafe).",
                 ),
+                *_oauth_options(side),
             ]
         ):
             func = option(func)
         return func
 
     return decorate
+
+
+def _oauth_options(side: str) -> list[Callable[[F], F]]:
+    file = click.Path(exists=True, dir_okay=False, path_type=Path)
+    return [
+        click.option(
+            f"--{side}-auth",
+            type=click.Choice([m.value for m in AuthMethod]),
+            default=AuthMethod.AUTO.value,
+            show_default=True,
+            help=f"How to log in to the {side}: auto takes a token login (SASL XOAUTH2, else "
+            "OAUTHBEARER) when a token source is given, else the password.",
+        ),
+        click.option(
+            f"--{side}-oauth-token-command",
+            metavar="CMD",
+            help="Run CMD for an OAuth2 access token (its stdout: the token, or JSON with "
+            "access_token and expires_in); run again to refresh.",
+        ),
+        click.option(
+            f"--{side}-m365-tenant",
+            metavar="ID",
+            help=f"Microsoft 365 app-only login to the {side}: the tenant (directory) id.",
+        ),
+        click.option(
+            f"--{side}-m365-client-id",
+            metavar="ID",
+            help="Microsoft 365 app-only: the application (client) id.",
+        ),
+        click.option(
+            f"--{side}-m365-client-secret-file",
+            type=file,
+            help="Microsoft 365 app-only: a file holding the client secret.",
+        ),
+        click.option(
+            f"--{side}-m365-certificate-file",
+            type=file,
+            help="Microsoft 365 app-only: a PEM file with the certificate and its private key.",
+        ),
+        click.option(
+            f"--{side}-m365-authority",
+            metavar="URL",
+            default=M365_AUTHORITY_HOST,
+            show_default=True,
+            help="Microsoft identity platform host (national clouds differ).",
+        ),
+        click.option(
+            f"--{side}-google-service-account-file",
+            type=file,
+            help="Google Workspace: a service account key (JSON) with domain-wide delegation; "
+            "the token acts as the URL's user.",
+        ),
+        click.option(
+            f"--{side}-profile",
+            type=click.Choice(PROFILE_NAMES),
+            default=None,
+            help=f"Provider profile of the {side} (default: --profile).",
+        ),
+    ]
 
 
 def _env(side: str) -> str:
@@ -77,6 +140,14 @@ def _common_options(func: F) -> F:
         _side_options("source"),
         _side_options("target"),
         click.option("--allow-plaintext", is_flag=True, help="Allow imap:// beyond loopback."),
+        click.option(
+            "--profile",
+            type=click.Choice(PROFILE_NAMES),
+            default="auto",
+            show_default=True,
+            help="Provider profile (system folders, reserved names, size limit) for both sides; "
+            "auto: by host.",
+        ),
         click.option(
             "--insecure", is_flag=True, help="Do not verify TLS certificates (both sides)."
         ),
@@ -175,9 +246,10 @@ def main() -> None:
 @click.option(
     "--connections",
     type=click.IntRange(1, 32),
-    default=1,
+    default=3,
     show_default=True,
-    help="Sessions per account; folders are shared out over them (mind the servers' limits).",
+    help="Sessions per account for a first pass; folders are shared out over them "
+    "(incremental passes use one). Mind the servers' per-account limits.",
 )
 @click.option(
     "--batch-size",
@@ -278,6 +350,15 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
             ca_file=kw[f"{side}_ca_file"],
             insecure=kw[f"{side}_insecure"] or kw["insecure"],
             name=side,
+            auth=kw[f"{side}_auth"],
+            oauth_token_command=kw[f"{side}_oauth_token_command"],
+            m365_tenant=kw[f"{side}_m365_tenant"],
+            m365_client_id=kw[f"{side}_m365_client_id"],
+            m365_client_secret_file=kw[f"{side}_m365_client_secret_file"],
+            m365_certificate_file=kw[f"{side}_m365_certificate_file"],
+            m365_authority=kw[f"{side}_m365_authority"],
+            google_service_account_file=kw[f"{side}_google_service_account_file"],
+            profile=kw[f"{side}_profile"] or kw["profile"],
         )
         for side in ("source", "target")
     ]
@@ -290,7 +371,7 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
         state_path=kw.get("state"),
         dry_run=bool(kw.get("dry_run")),
         batch_size=kw.get("batch_size") or 200,
-        connections=kw.get("connections") or 1,
+        connections=kw.get("connections") or 3,
         retry=RetryPolicy(
             attempts=kw["retries"], base_wait=kw["retry_wait"], max_wait=kw["retry_max_wait"]
         ),

@@ -8,6 +8,7 @@ import signal
 import time
 from collections import Counter
 
+import imapclient
 import pytest
 
 from tests.integration.conftest_helpers import Account, Migration, bulk_load
@@ -16,6 +17,25 @@ from tests.integration.mailcheck import snapshot
 pytestmark = pytest.mark.integration
 
 FOLDERS = ["INBOX", "Archive", "Archive/2019", "Lists"]
+
+
+def copying_began(m: Migration, timeout: float) -> None:
+    """Wait until the target holds at least one message (polling with a separate session)."""
+    deadline = time.monotonic() + timeout
+    client = m.target.client()
+    try:
+        while time.monotonic() < deadline:
+            for name in FOLDERS:
+                try:
+                    status = client.folder_status(name.replace("/", "."), ["MESSAGES"])
+                except imapclient.exceptions.IMAPClientError:
+                    continue  # not created yet
+                if status[b"MESSAGES"]:
+                    return
+            time.sleep(0.05)
+    finally:
+        client.logout()
+    raise AssertionError("no message arrived on the target in time")
 
 
 def no_duplicates(m: Migration) -> tuple[dict, dict]:
@@ -78,7 +98,7 @@ def test_sigterm_stops_gracefully_and_the_next_run_finishes(
     )
     bulk_load(m.source, FOLDERS, per_folder=300)
     proc = m.process("--batch-size", "20")
-    time.sleep(0.6)
+    copying_began(m, timeout=30)
     assert proc.poll() is None, "finished before the signal; raise per_folder"
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)

@@ -108,6 +108,7 @@ class DovecotServer:
         capability: str | None = None,
         quota_bytes: int | None = None,
         ssl: bool = False,
+        oauth2_introspection_url: str | None = None,
     ) -> None:
         if delimiter not in {".", "/"}:
             raise SandboxError(f"delimiter must be '.' or '/', not {delimiter!r}")
@@ -118,6 +119,10 @@ class DovecotServer:
         self.capability = capability
         self.quota_bytes = quota_bytes
         self.ssl = ssl
+        # Also accept SASL XOAUTH2/OAUTHBEARER, checking each token with ``POST token=TOKEN`` to this
+        # URL; the answer is RFC 7662 style, ``{"active": true, "username": ...}``, and the username
+        # must be the login's.
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.master_user = "master"
         self.master_password = secrets.token_hex(8)
         self.conf_path = self.root / "dovecot.conf"
@@ -290,7 +295,8 @@ class DovecotServer:
             f"listen = {HOST}",
             "default_login_user = dovenull",
             "default_internal_user = dovecot",
-            "auth_mechanisms = plain login",
+            "auth_mechanisms = plain login"
+            + (" xoauth2 oauthbearer" if self.oauth2_introspection_url else ""),
             "disable_plaintext_auth = no",
             "auth_master_user_separator = *",
             "auth_failure_delay = 0",
@@ -318,6 +324,7 @@ class DovecotServer:
     def _auth_config(self) -> list[str]:
         home = self.data_dir / "home" / "%u"
         return [
+            *self._oauth2_config(),
             "passdb {",
             "  driver = passwd-file",
             f"  args = scheme=PLAIN username_format=%u {self.masters_path}",
@@ -332,6 +339,35 @@ class DovecotServer:
             "  driver = passwd-file",
             f"  args = username_format=%u {self.users_dir}/%u",
             f"  default_fields = uid={MAIL_USER} gid={MAIL_GROUP} home={home}",
+            "}",
+        ]
+
+    def _oauth2_config(self) -> list[str]:
+        """An ``oauth2`` passdb for the token mechanisms only (passwords still go to passwd-file)."""
+        if self.oauth2_introspection_url is None:
+            return []
+        url = self.oauth2_introspection_url
+        ext = self.root / "dovecot-oauth2.conf.ext"
+        ext.write_text(
+            "\n".join(
+                [
+                    # POST token=...; the URL takes no %variables (2.3.19's auth process panics).
+                    "introspection_mode = post",
+                    f"introspection_url = {url}",
+                    "force_introspection = yes",
+                    "username_attribute = username",
+                    "active_attribute = active",
+                    "active_value = true",
+                ]
+            )
+            + "\n"
+        )
+        ext.chmod(0o644)
+        return [
+            "passdb {",
+            "  driver = oauth2",
+            "  mechanisms = xoauth2 oauthbearer",
+            f"  args = {ext}",
             "}",
         ]
 

@@ -190,13 +190,21 @@ class Migration:
             self.summary.stopped = str(exc)
             self._stop.set()  # the other lanes stop after their burst in flight
 
-    def _run_lanes(self, folders: queue.SimpleQueue[FolderMapping], count: int) -> None:
+    def _open_lanes(self, count: int) -> list[Migration]:
+        """This run plus up to ``count - 1`` lanes with sessions of their own."""
         assert self._reconnect is not None  # noqa: S101 - run() checked it
         lanes = [self]
         for _ in range(count - 1):
+            try:
+                source, target = self._reconnect.source(), self._reconnect.target()
+            except ConnectError as exc:  # fewer lanes, not a failed run (AuthError still ends it)
+                if isinstance(exc, AuthError):
+                    raise
+                self.summary.warnings.append(f"ran with {len(lanes)} connection(s): {exc}")
+                break
             lane = Migration(
-                self._reconnect.source(),
-                self._reconnect.target(),
+                source,
+                target,
                 self.store,
                 self.pair,
                 self.options,
@@ -206,6 +214,10 @@ class Migration:
             )
             lane._folder_plan = self.folder_plan()
             lanes.append(lane)
+        return lanes
+
+    def _run_lanes(self, folders: queue.SimpleQueue[FolderMapping], count: int) -> None:
+        lanes = self._open_lanes(count)
         errors: list[BaseException] = []
 
         def work(lane: Migration) -> None:

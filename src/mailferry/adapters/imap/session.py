@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import json
 import socket
 import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from imapclient.imapclient import seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
 
+from mailferry.adapters.oauth import TokenProvider
 from mailferry.domain.errors import (
     AuthError,
     ConnectError,
@@ -40,14 +43,27 @@ class TlsOptions:
         return context
 
 
+class AuthMethod(StrEnum):
+    AUTO = "auto"  # a token login if there is a token provider (XOAUTH2, else OAUTHBEARER), else password
+    PASSWORD = "password"  # noqa: S105 - the name of a method, not a password
+    XOAUTH2 = "xoauth2"
+    OAUTHBEARER = "oauthbearer"
+
+
 @dataclass(frozen=True)
 class Credentials:
-    """A password for ``endpoint.authuser`` if set, else for ``endpoint.user``. Never printed."""
+    """A password for ``endpoint.authuser`` if set, else for ``endpoint.user``; or a token provider
+    whose tokens log in as ``endpoint.user`` (SASL XOAUTH2/OAUTHBEARER). Never printed."""
 
-    password: str = ""
+    password: str = field(default="", repr=False)
+    tokens: TokenProvider | None = field(default=None, repr=False)
+    method: AuthMethod = AuthMethod.AUTO
 
     def __repr__(self) -> str:
-        return "Credentials(password=***)"
+        kind = "token" if self.tokens is not None else "password"
+        return f"Credentials({kind}=***, method={self.method.value})"
+
+    __str__ = __repr__
 
 
 class Client(imapclient.IMAPClient):  # type: ignore[misc]  # imapclient is untyped
@@ -99,6 +115,10 @@ def open_client(
         raise ConnectError(f"cannot connect to {where}: {_describe(exc)}") from None
     try:
         _nodelay(client)
+        # imapclient turns imaplib's wire tracing on (debug=5) and routes it to a logger: every line and
+        # literal is repr()-formatted even when nobody logs it (half the CPU of a bulk copy), and the
+        # trace would hold mail and credentials. mailferry never traces the wire.
+        client._imap.debug = 0
         if endpoint.security is Security.STARTTLS:
             client.starttls(tls.context())
         _login(client, endpoint, credentials)
@@ -121,9 +141,29 @@ def _nodelay(client: imapclient.IMAPClient) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _login(client: imapclient.IMAPClient, endpoint: Endpoint, credentials: Credentials) -> None:
-    who = f"{endpoint.user} at {endpoint.host}"
-    try:
+def choose_method(credentials: Credentials, capabilities: tuple[bytes, ...]) -> AuthMethod:
+    """The login mechanism: the one asked for, else a token mechanism the server offers, else password."""
+    method = credentials.method
+    if method is AuthMethod.AUTO:
+        if credentials.tokens is None:
+            return AuthMethod.PASSWORD
+        for candidate in (AuthMethod.XOAUTH2, AuthMethod.OAUTHBEARER):
+            if b"AUTH=" + candidate.value.upper().encode() in capabilities:
+                return candidate
+        offered = " ".join(as_str(c) for c in capabilities if c.startswith(b"AUTH=")) or "none"
+        raise AuthError(
+            f"the server offers no OAuth2 login (AUTH=XOAUTH2 or AUTH=OAUTHBEARER); it offers {offered}"
+        )
+    if method is not AuthMethod.PASSWORD and credentials.tokens is None:
+        raise AuthError(f"{method.value} login needs a token source")
+    return method
+
+
+def _authenticate(
+    client: imapclient.IMAPClient, endpoint: Endpoint, credentials: Credentials
+) -> AuthMethod:
+    method = choose_method(credentials, tuple(client.capabilities()))
+    if method is AuthMethod.PASSWORD:
         if endpoint.authuser:
             # SASL PLAIN with an authorization identity: the admin logs in acting as the user.
             client.plain_login(endpoint.authuser, credentials.password, endpoint.user)
@@ -131,6 +171,52 @@ def _login(client: imapclient.IMAPClient, endpoint: Endpoint, credentials: Crede
             client.plain_login(endpoint.user, credentials.password)
         else:
             client.login(endpoint.user, credentials.password)
+        return method
+    assert credentials.tokens is not None  # noqa: S101 - choose_method checked it
+    response = _sasl_response(method, endpoint.user, credentials.tokens.token())
+    try:
+        client.sasl_login(method.value.upper(), response)
+    except LoginError as exc:
+        raise LoginError(f"{_describe(exc)} ({method.value.upper()}{response.refusal})") from None
+    return method
+
+
+class _SaslToken:
+    """The client side of XOAUTH2 / OAUTHBEARER (RFC 7628): the token first; when the server answers
+    with an error challenge (JSON), the dummy response that ends the exchange, keeping what it said."""
+
+    def __init__(self, method: AuthMethod, initial: str) -> None:
+        self._method = method
+        self._initial: str | None = initial
+        self.refusal = ""
+
+    def __call__(self, challenge: bytes) -> bytes:
+        if self._initial is not None:
+            initial, self._initial = self._initial, None
+            return initial.encode("utf-8")
+        try:
+            said = json.loads(challenge)
+            status = said.get("status") if isinstance(said, dict) else None
+            self.refusal = f", token refused with status {status}" if status else ""
+        except (ValueError, UnicodeError):
+            self.refusal = ""
+        return b"\x01" if self._method is AuthMethod.OAUTHBEARER else b""
+
+    def __repr__(self) -> str:
+        return f"_SaslToken({self._method.value})"
+
+
+def _sasl_response(method: AuthMethod, user: str, token: str) -> _SaslToken:
+    if method is AuthMethod.XOAUTH2:
+        return _SaslToken(method, f"user={user}\x01auth=Bearer {token}\x01\x01")
+    gs2 = "n,a=" + user.replace("=", "=3D").replace(",", "=2C") + ","
+    return _SaslToken(method, f"{gs2}\x01auth=Bearer {token}\x01\x01")
+
+
+def _login(client: imapclient.IMAPClient, endpoint: Endpoint, credentials: Credentials) -> None:
+    who = f"{endpoint.user} at {endpoint.host}"
+    try:
+        _authenticate(client, endpoint, credentials)
     except LoginError as exc:
         said = _describe(exc)
         bye = " ".join(as_str(b) for b in client._imap.untagged_responses.get("BYE", []) if b)
