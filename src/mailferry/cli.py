@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import json
 import os
 import re
@@ -25,16 +24,20 @@ from mailferry import __version__
 from mailferry.adapters.imap.session import AuthMethod
 from mailferry.adapters.oauth import M365_AUTHORITY_HOST
 from mailferry.bootstrap import Side, SyncRequest, endpoints, open_pair, run_sync, run_verify
-from mailferry.domain.errors import AccountError, ConfigError, MailferryError, StateError
+from mailferry.domain.errors import ConfigError
 from mailferry.domain.folders import MappingOptions, parse_map
 from mailferry.domain.plan import Selection
 from mailferry.domain.profiles import PROFILE_NAMES
+from mailferry.exits import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_STOPPED,
+    handle_errors,
+)
 from mailferry.service.resilience import RetryPolicy
 from mailferry.terminal import print_plan, print_summary, print_verify, progress_display
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_CONNECT, EXIT_STOPPED = 0, 1, 2, 3, 130
 
 
 def _side_options(side: str) -> Callable[[F], F]:
@@ -209,31 +212,6 @@ def _common_options(func: F) -> F:
     return func
 
 
-def _handle_errors(func: F) -> F:
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ConfigError as exc:
-            for problem in exc.problems:
-                click.echo(f"mailferry: {problem}", err=True)
-            sys.exit(EXIT_CONFIG)
-        except StateError as exc:
-            click.echo(f"mailferry: state database: {exc}", err=True)
-            sys.exit(EXIT_CONFIG)
-        except AccountError as exc:
-            click.echo(f"mailferry: {exc}", err=True)
-            sys.exit(EXIT_CONNECT)
-        except MailferryError as exc:
-            click.echo(f"mailferry: {exc}", err=True)
-            sys.exit(EXIT_FAILED)
-        except KeyboardInterrupt:
-            click.echo("mailferry: interrupted; run again to resume", err=True)
-            sys.exit(130)
-
-    return wrapper  # type: ignore[return-value]
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mailferry")
 def main() -> None:
@@ -258,7 +236,7 @@ def main() -> None:
     show_default=True,
     help="Messages per pipelined APPEND burst (each burst is one state transaction).",
 )
-@_handle_errors
+@handle_errors
 def sync(**kwargs: Any) -> None:
     """Copy every folder and message of SOURCE to TARGET; re-run any time for an incremental pass."""
     request = _request(kwargs)
@@ -306,7 +284,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
 
 @main.command()
 @_common_options
-@_handle_errors
+@handle_errors
 def verify(**kwargs: Any) -> None:
     """Compare SOURCE and TARGET after folder mapping; exit 1 on any difference."""
     request = _request(kwargs)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import json
 import os
 import re
@@ -29,8 +28,13 @@ from mailferry.adapters.batch_store import MailboxRecord, Outcome
 from mailferry.adapters.imap import Credentials, ImapAccount, TlsOptions
 from mailferry.adapters.secrets import Secret
 from mailferry.config import default_state_path
-from mailferry.domain.errors import AccountError, ConfigError, MailferryError, StateError
+from mailferry.domain.errors import ConfigError
 from mailferry.domain.model import Endpoint, Security
+from mailferry.exits import (
+    EXIT_FAILED,
+    EXIT_OK,
+    handle_errors,
+)
 from mailferry.service.batches import (
     BatchOptions,
     BatchService,
@@ -42,7 +46,6 @@ from mailferry.service.batches import (
 from mailferry.service.scheduler import Scheduler
 
 F = TypeVar("F", bound=Callable[..., Any])
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_CONNECT = 0, 1, 2, 3
 ENDPOINT_PASSWORD_ENV = "MAILFERRY_ENDPOINT_PASSWORD"  # noqa: S105 - a variable's name
 TEST_PASSWORD_ENV = "MAILFERRY_PASSWORD"  # noqa: S105 - a variable's name
 ADMIN_PASSWORD_ENV = "MAILFERRY_ADMIN_PASSWORD"  # noqa: S105 - a variable's name
@@ -51,30 +54,6 @@ UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
-
-
-def _errors(func: F) -> F:
-    """Every MailferryError becomes an exit code and one line; never a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ConfigError as exc:
-            for problem in exc.problems:
-                click.echo(f"mailferry: {problem}", err=True)
-            sys.exit(EXIT_CONFIG)
-        except StateError as exc:
-            click.echo(f"mailferry: state database: {exc}", err=True)
-            sys.exit(EXIT_CONFIG)
-        except AccountError as exc:
-            click.echo(f"mailferry: {exc}", err=True)
-            sys.exit(EXIT_CONNECT)
-        except MailferryError as exc:
-            click.echo(f"mailferry: {exc}", err=True)
-            sys.exit(EXIT_FAILED)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _state_option(func: F) -> F:
@@ -153,7 +132,7 @@ def endpoint() -> None:
 @click.option("--allow-plaintext", is_flag=True, help="Allow --security none beyond loopback.")
 @click.option("--replace", is_flag=True, help="Change an existing endpoint.")
 @_state_option
-@_errors
+@handle_errors
 def endpoint_add(name: str, **kw: Any) -> None:
     """Add (or with --replace change) an endpoint."""
     password = None
@@ -181,7 +160,7 @@ def endpoint_add(name: str, **kw: Any) -> None:
 @endpoint.command("list")
 @click.option("--json", "as_json", is_flag=True)
 @_state_option
-@_errors
+@handle_errors
 def endpoint_list(as_json: bool, state: Path | None) -> None:
     """Every endpoint (never its password)."""
     with _service(state) as service:
@@ -212,7 +191,7 @@ def endpoint_list(as_json: bool, state: Path | None) -> None:
 @endpoint.command("remove")
 @click.argument("name")
 @_state_option
-@_errors
+@handle_errors
 def endpoint_remove(name: str, state: Path | None) -> None:
     """Remove an endpoint no batch uses."""
     with _service(state) as service:
@@ -226,7 +205,7 @@ def endpoint_remove(name: str, state: Path | None) -> None:
 @click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--timeout", type=float, default=30.0, show_default=True)
 @_state_option
-@_errors
+@handle_errors
 def endpoint_test(name: str, user: str | None, password_file: Path | None, **kw: Any) -> None:
     """Connect and log in (as the admin, or as --user); print the server's capabilities."""
     with _service(kw["state"]) as service:
@@ -270,7 +249,7 @@ def batch() -> None:
 @click.option("--before", metavar="YYYY-MM-DD")
 @click.option("--include-deleted", is_flag=True)
 @_state_option
-@_errors
+@handle_errors
 def batch_create(name: str, csv_path: Path, **kw: Any) -> None:
     """Create a batch from an Exchange-style CSV (EmailAddress,UserName,Password,...)."""
     problems: list[str] = []
@@ -303,7 +282,7 @@ def _date(value: str | None, option: str, problems: list[str]) -> dt.date | None
 
 @batch.command("list")
 @_state_option
-@_errors
+@handle_errors
 def batch_list(state: Path | None) -> None:
     """Every batch with its state and mailbox counts."""
     with _service(state) as service:
@@ -331,7 +310,7 @@ def _run_options(func: F) -> F:
 @batch.command("start")
 @click.argument("name")
 @_run_options
-@_errors
+@handle_errors
 def batch_start(name: str, **kw: Any) -> None:
     """Run the initial pass (foreground, unless `mailferry serve` runs or --detach)."""
     _lifecycle(name, kw, lambda service: service.start(name), "start")
@@ -340,7 +319,7 @@ def batch_start(name: str, **kw: Any) -> None:
 @batch.command("resume")
 @click.argument("name")
 @_run_options
-@_errors
+@handle_errors
 def batch_resume(name: str, **kw: Any) -> None:
     """Run stopped and failed mailboxes again."""
     _lifecycle(name, kw, lambda service: service.resume(name), "resume")
@@ -350,7 +329,7 @@ def batch_resume(name: str, **kw: Any) -> None:
 @click.argument("name")
 @click.option("--every", metavar="DURATION", help="Keep synced mailboxes current (e.g. 24h).")
 @_run_options
-@_errors
+@handle_errors
 def batch_sync(name: str, every: str | None, **kw: Any) -> None:
     """Run an incremental pass over every mailbox not completed."""
     seconds = parse_duration(every) if every else None
@@ -360,7 +339,7 @@ def batch_sync(name: str, every: str | None, **kw: Any) -> None:
 @batch.command("complete")
 @click.argument("name")
 @_run_options
-@_errors
+@handle_errors
 def batch_complete(name: str, **kw: Any) -> None:
     """Run the final incremental pass and mark the mailboxes Completed."""
     _lifecycle(name, kw, lambda service: service.complete(name), "complete")
@@ -426,7 +405,7 @@ def _foreground(service: BatchService, name: str, workers: int) -> None:
 @batch.command("stop")
 @click.argument("name")
 @_state_option
-@_errors
+@handle_errors
 def batch_stop(name: str, state: Path | None) -> None:
     """Stop queued mailboxes now and running ones after their burst in flight."""
     with _service(state) as service:
@@ -438,7 +417,7 @@ def batch_stop(name: str, state: Path | None) -> None:
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask.")
 @_state_option
-@_errors
+@handle_errors
 def batch_delete(name: str, yes: bool, state: Path | None) -> None:
     """Forget a batch, its stored passwords and reports (mail already copied stays)."""
     if not yes and sys.stdin.isatty():
@@ -452,7 +431,7 @@ def batch_delete(name: str, yes: bool, state: Path | None) -> None:
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True)
 @_state_option
-@_errors
+@handle_errors
 def batch_status(name: str, as_json: bool, state: Path | None) -> None:
     """Per mailbox: state, folders, messages, bytes, errors, ETA."""
     with _service(state) as service:
@@ -469,7 +448,7 @@ def batch_status(name: str, as_json: bool, state: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON (with per-message failures).")
 @click.option("--failures", is_flag=True, help="The per-message failure list (CSV).")
 @_state_option
-@_errors
+@handle_errors
 def batch_report(
     name: str, output: Path | None, as_json: bool, failures: bool, state: Path | None
 ) -> None:
@@ -564,7 +543,7 @@ def _rows(status: BatchStatus) -> list[tuple[str, ...]]:
 @click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--no-web", is_flag=True, help="Run the scheduler only, without the web app.")
 @_state_option
-@_errors
+@handle_errors
 def serve(
     poll: float, workers: int, until_idle: bool, every: str | None, state: Path | None, **web: Any
 ) -> None:
@@ -621,7 +600,7 @@ def admin() -> None:
     help=f"Read the password from this file (else ${ADMIN_PASSWORD_ENV}, else a prompt).",
 )
 @_state_option
-@_errors
+@handle_errors
 def admin_init(password_file: Path | None, state: Path | None) -> None:
     """Set (or change) the admin password of `mailferry serve`; ends every browser session."""
     from mailferry.web.credentials import AuthStore  # noqa: PLC0415 - see _serve_web
@@ -645,7 +624,7 @@ def token() -> None:
 @token.command("create")
 @click.argument("name")
 @_state_option
-@_errors
+@handle_errors
 def token_create(name: str, state: Path | None) -> None:
     """Create a token and print it, once: it is stored only as a hash."""
     from mailferry.web.credentials import AuthStore  # noqa: PLC0415 - see _serve_web
@@ -661,7 +640,7 @@ def token_create(name: str, state: Path | None) -> None:
 @token.command("revoke")
 @click.argument("name")
 @_state_option
-@_errors
+@handle_errors
 def token_revoke(name: str, state: Path | None) -> None:
     """Revoke a token by name."""
     from mailferry.web.credentials import AuthStore  # noqa: PLC0415 - see _serve_web
