@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from mailferry.adapters.oauth import (
 )
 from mailferry.adapters.sqlite_state import SqlStateStore
 from mailferry.config import default_state_path, pair_key, parse_endpoint
-from mailferry.domain.errors import AuthError, ConfigError
+from mailferry.domain.errors import AuthError, ConfigError, ThrottledError
 from mailferry.domain.folders import MappingOptions
 from mailferry.domain.model import Endpoint, Summary
 from mailferry.domain.plan import Selection
@@ -343,9 +344,23 @@ def open_pair(request: SyncRequest, *, read_only: bool = False) -> Iterator[Pair
     with contextlib.ExitStack() as stack:
         stack.callback(store.close)
         stack.callback(connector.close_all)
-        source = connector.source()
-        target = connector.target()
+        source = _first_session(connector.source, request.retry)
+        target = _first_session(connector.target, request.retry)
         yield Pair(request, source, target, store, pair_key(source_ep, target_ep), connector)
+
+
+def _first_session(open_session: Callable[[], ImapAccount], policy: RetryPolicy) -> ImapAccount:
+    """The first login: a server that says "slow down" (Exchange's login NO [THROTTLED]) is waited for
+    within the retry budget; any other failure (unknown host, refused, TLS, wrong password) ends the
+    run at once with its one-line reason."""
+    for attempt in range(policy.attempts + 1):
+        try:
+            return open_session()
+        except ThrottledError as exc:
+            if attempt == policy.attempts:
+                raise
+            time.sleep(policy.wait(attempt, exc.wait))
+    raise AssertionError  # pragma: no cover - the loop returns or raises
 
 
 def run_sync(

@@ -145,3 +145,16 @@ def test_budget_spent_reports_the_folder_and_a_rerun_finishes(proxied):
     [summary] = run_to_completion(m, reruns=0)
     assert summary["failures"] == []
     exactly_once(m, ["INBOX"])
+
+
+def test_throttled_first_login_is_waited_for(proxied):
+    m, src_proxy, _dst = proxied
+    bulk_load(m.source, ["INBOX"], per_folder=5)
+    src_proxy.replace_next(
+        rb"^(\S+) OK .*Logged in.*",
+        rb"\1 NO [UNAVAILABLE] Server Unavailable. 15",
+    )
+    [summary] = run_to_completion(m, "--connections", "1", reruns=0)
+    assert summary["failures"] == []
+    assert src_proxy.total_connections == 2  # the first login was refused, the second one worked
+    exactly_once(m, ["INBOX"])
