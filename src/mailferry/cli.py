@@ -7,7 +7,6 @@ Exit codes: 0 all copied (or identical); 1 some messages failed (or verify found
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
 import re
@@ -24,6 +23,7 @@ from mailferry import __version__
 from mailferry.adapters.imap.session import AuthMethod
 from mailferry.adapters.oauth import M365_AUTHORITY_HOST
 from mailferry.bootstrap import Side, SyncRequest, endpoints, open_pair, run_sync, run_verify
+from mailferry.config import parse_date
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.folders import MappingOptions, parse_map
 from mailferry.domain.plan import Selection
@@ -317,8 +317,8 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
             problems.extend(exc.problems)
     include = _patterns(kw["include"], "--include", problems)
     exclude = _patterns(kw["exclude"], "--exclude", problems)
-    since = _date(kw["since"], "--since", problems)
-    before = _date(kw["before"], "--before", problems)
+    since = parse_date(kw["since"], "--since", problems)
+    before = parse_date(kw["before"], "--before", problems)
     sides = [
         Side(
             url=kw[f"{side}_url"],
@@ -379,16 +379,6 @@ def _patterns(
         except re.error as exc:
             problems.append(f"{option} {value!r}: not a valid regular expression ({exc})")
     return tuple(out)
-
-
-def _date(value: str | None, option: str, problems: list[str]) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        problems.append(f"{option} {value!r}: expected a date as YYYY-MM-DD")
-        return None
 
 
 from mailferry.cli_batch import register  # noqa: E402 - after main exists: cli_batch adds to it

@@ -8,7 +8,6 @@ configuration error; 3 an endpoint cannot be reached or its login fails (``endpo
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
 import re
@@ -27,7 +26,7 @@ from rich.table import Table
 from mailferry.adapters.batch_store import MailboxRecord, Outcome
 from mailferry.adapters.imap import Credentials, ImapAccount, TlsOptions
 from mailferry.adapters.secrets import Secret
-from mailferry.config import default_state_path
+from mailferry.config import default_state_path, parse_date
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.model import Endpoint, Security
 from mailferry.exits import (
@@ -254,8 +253,8 @@ def batch_create(name: str, csv_path: Path, **kw: Any) -> None:
     """Create a batch from an Exchange-style CSV (EmailAddress,UserName,Password,...)."""
     problems: list[str] = []
     options = BatchOptions(
-        since=_date(kw["since"], "--since", problems),
-        before=_date(kw["before"], "--before", problems),
+        since=parse_date(kw["since"], "--since", problems),
+        before=parse_date(kw["before"], "--before", problems),
         include_deleted=kw["include_deleted"],
     )
     try:
@@ -268,16 +267,6 @@ def batch_create(name: str, csv_path: Path, **kw: Any) -> None:
     with _service(kw["state"]) as service:
         status = service.create_batch(name, kw["source"], kw["target"], data, options)
     click.echo(f"batch {name}: {len(status.mailboxes)} mailboxes created")
-
-
-def _date(value: str | None, option: str, problems: list[str]) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        problems.append(f"{option} {value!r}: expected a date as YYYY-MM-DD")
-        return None
 
 
 @batch.command("list")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import os
 from pathlib import Path
@@ -66,3 +67,14 @@ def default_state_path() -> Path:
 def pair_key(source: Endpoint, target: Endpoint) -> str:
     """The identity of a migration pair in the state database."""
     return f"{source.display()} -> {target.display()}"
+
+
+def parse_date(value: str | None, option: str, problems: list[str]) -> dt.date | None:
+    """``YYYY-MM-DD`` (blank: None); a bad value is added to ``problems`` so all are reported together."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        problems.append(f"{option} {value!r}: expected a date as YYYY-MM-DD")
+        return None

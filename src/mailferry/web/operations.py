@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import re
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from pathlib import Path
 
 from mailferry.adapters.imap import Credentials, ImapAccount, TlsOptions
 from mailferry.adapters.secrets import Secret
+from mailferry.config import parse_date
 from mailferry.domain.errors import AccountError, ConfigError
 from mailferry.domain.model import Endpoint, Security
 from mailferry.service.batches import BatchOptions, BatchService, EndpointSpec
@@ -100,16 +100,6 @@ def try_endpoint(web: Web, name: str, data: EndpointTestIn) -> EndpointTestOut:
     return EndpointTestOut(
         endpoint=name, login=login, ok=True, delimiter=delimiter, capabilities=caps
     )
-
-
-def parse_date(value: str | None, label: str, problems: list[str]) -> dt.date | None:
-    if not value or not value.strip():
-        return None
-    try:
-        return dt.date.fromisoformat(value.strip())
-    except ValueError:
-        problems.append(f"{label} {value!r}: expected a date as YYYY-MM-DD")
-        return None
 
 
 def batch_options(since: str | None, before: str | None, include_deleted: bool) -> BatchOptions:
