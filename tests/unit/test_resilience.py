@@ -175,3 +175,13 @@ def test_several_lanes_share_the_folders_and_converge():
     for f in range(7):
         assert contents(dst, f"F{f}") == contents(src, f"F{f}")
     assert flaky.opened >= 3
+
+
+def test_full_target_reason_survives_several_lanes():
+    src, dst = MemoryServer(), MemoryServer(delimiter=".")
+    for f in range(5):
+        fill(src, f"F{f}", [message(f * 100 + i) for i in range(6)])
+    dst.refuse_next = ["[OVERQUOTA] Quota exceeded (mailbox for user is full)"] * 1000
+    m = run(src, dst, MemoryStateStore(), Flaky(src, dst, breaks=0, after=0), connections=3)
+    assert m.summary.stopped
+    assert "full" in m.summary.stopped

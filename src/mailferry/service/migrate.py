@@ -50,6 +50,8 @@ from mailferry.service.planning import FolderPlanner, FolderWork, plan_folders
 from mailferry.service.progress import NoProgress, Progress
 from mailferry.service.resilience import Pace, Reconnect, RetryPolicy
 
+STOP_REQUESTED = "stop requested"
+
 
 @dataclass(frozen=True)
 class SyncOptions:
@@ -235,8 +237,12 @@ class Migration:
         work(self)
         for thread in threads:
             thread.join()
+        # Why the run stopped: a lane's own reason (a full target) beats the echo it caused in the others.
+        reasons = [lane.summary.stopped for lane in lanes if lane.summary.stopped]
+        own = [r for r in reasons if r != STOP_REQUESTED]
         for lane in lanes[1:]:
             self.summary.absorb(lane.summary)
+        self.summary.stopped = (own or reasons)[0] if reasons else None
         if errors:
             raise errors[0]
 
@@ -248,14 +254,14 @@ class Migration:
         ]
         self._prepare_target(plan)
 
-    def request_stop(self, why: str = "stop requested") -> None:
+    def request_stop(self, why: str = STOP_REQUESTED) -> None:
         """Finish the burst in flight, save state, and return (safe from a signal handler)."""
         self._stop_reason = why
         self._stop.set()
 
     def _check_stop(self) -> None:
         if self._stop.is_set():
-            raise StopRequestedError(getattr(self, "_stop_reason", "stop requested"))
+            raise StopRequestedError(getattr(self, "_stop_reason", STOP_REQUESTED))
 
     def _retrying(self, folder: str | None, work: Callable[[], None]) -> None:
         """Run ``work``; on a lost connection or a throttle, back off, reconnect and run it again.
