@@ -128,7 +128,12 @@ class Connector:
                 readonly=readonly,
             )
             assert isinstance(account, ProfiledAccount)  # noqa: S101 - connect() builds cls
-            account.profile = self._profiles[index]
+            account.profile = profile = self._profiles[index]
+            if profile is not None:
+                account.without_capabilities(
+                    ({"MULTIAPPEND"} if not profile.assume_multiappend else set())
+                    | ({"CONDSTORE"} if not profile.assume_condstore else set())
+                )
             return account
 
         try:

@@ -114,3 +114,21 @@ def test_a_refused_message_in_a_burst_fails_alone(account):
     assert [r.ok for r in results] == [True, False, True]
     assert results[1].reason
     assert [m.message_id for m in account.fetch_meta("F", message_ids=True)] == ["<c6@x>", "<c7@x>"]
+
+
+def test_a_profile_can_mask_capabilities(dovecot_dot, make_user):
+    user, password = make_user(dovecot_dot)
+    acc = ImapAccount.connect(
+        Endpoint("127.0.0.1", dovecot_dot.port, Security.NONE, user), Credentials(password)
+    )
+    try:
+        assert acc.condstore
+        acc.without_capabilities({"multiappend", "CONDSTORE"})
+        assert "MULTIAPPEND" not in acc.capabilities
+        assert not acc.condstore
+        acc.create_folder("M")
+        assert acc.status("M").highestmodseq is None  # no CONDSTORE item is asked for
+        results = acc.append_batch("M", [request(8), request(9)])  # pipelined singles instead
+        assert [r.ok for r in results] == [True, True]
+    finally:
+        acc.close()

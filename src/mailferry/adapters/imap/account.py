@@ -7,7 +7,7 @@ import datetime as dt
 import hashlib
 import io
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import imapclient
@@ -97,6 +97,11 @@ class ImapAccount:
     @property
     def capabilities(self) -> frozenset[str]:
         return self._caps
+
+    def without_capabilities(self, names: Iterable[str]) -> None:
+        """Act as if the server did not offer ``names`` (a provider profile knows better, e.g. that
+        Microsoft 365 must not be counted on for MULTIAPPEND or CONDSTORE)."""
+        self._caps = self._caps - {name.upper() for name in names}
 
     @property
     def delimiter(self) -> str:
