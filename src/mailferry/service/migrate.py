@@ -271,6 +271,7 @@ class Migration:
         The budget counts failures in a row: an attempt that copied something starts the count again.
         """
         attempt = 0
+        refused_before = False
         while True:
             mark = self._progress_mark()
             try:
@@ -278,8 +279,13 @@ class Migration:
             except FolderError as exc:
                 if folder is None:
                     raise
-                self._fail(folder, None, exc.reason)
-                return
+                if refused_before or self._reconnect is None:
+                    self._fail(folder, None, exc.reason)
+                    return
+                # One more try on fresh sessions: servers refuse transiently too (Dovecot answers
+                # [ALREADYEXISTS] to a STATUS racing its own auto-creation of a special-use folder).
+                refused_before = True
+                self._reopen()
             except ConnectError as exc:
                 if self._reconnect is None or isinstance(exc, AuthError):
                     raise
