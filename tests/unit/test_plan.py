@@ -1,5 +1,6 @@
 import datetime as dt
 
+from mailferry.domain.identity import epoch
 from mailferry.domain.model import MessageMeta
 from mailferry.domain.plan import (
     Selection,
@@ -122,3 +123,20 @@ def test_batches_bound_count_and_bytes_and_big_messages_go_alone():
 def test_selection_fingerprint_changes_with_options():
     assert Selection().fingerprint() != Selection(include_deleted=True).fingerprint()
     assert Selection().fingerprint() == Selection().fingerprint()
+
+
+def test_reconcile_falls_back_to_message_id_and_date_when_the_target_rewrote_the_bytes():
+    rewritten = Intent(1, "h-original", 100, frozenset(), "INBOX", 7, 5, "<a@x>", epoch(DAY))
+    other = Intent(2, "h-other", 100, frozenset(), "INBOX", 7, 5, "<b@x>", epoch(DAY))
+    landed = [meta(5, mid="<a@x>", sha="h-converted", size=131)]
+    confirmed, lost = reconcile_intents([rewritten, other], landed)
+    assert confirmed == [Copied(1, 5, frozenset())]
+    assert lost == [2]
+
+
+def test_reconcile_never_confirms_two_intents_with_one_message():
+    a = Intent(1, "h", 100, frozenset(), "INBOX", 7, 5, "<a@x>", epoch(DAY))
+    b = Intent(2, "h2", 100, frozenset(), "INBOX", 7, 5, "<a@x>", epoch(DAY))
+    confirmed, lost = reconcile_intents([a, b], [meta(5, mid="<a@x>", sha="h")])
+    assert [c.source_uid for c in confirmed] == [1]
+    assert lost == [2]

@@ -446,3 +446,10 @@ def test_count_copied_counts_one_folder(store: StateStore) -> None:
     assert store.count_copied("p", "B") == 1
     store.reset_folder("p", "A")
     assert store.count_copied("p", "A") == 0
+
+
+def test_intents_keep_message_id_and_date(store: StateStore) -> None:
+    kept = Intent(7, "ab" * 32, 10, SEEN, "INBOX", 1, 2, "<m@x>", 1_600_000_000)
+    bare = Intent(8, "cd" * 32, 10, SEEN, "INBOX", 1, 2)
+    store.add_intents("p", "INBOX", [kept, bare])
+    assert store.intents("p", "INBOX") == [kept, bare]

@@ -96,6 +96,8 @@ INTENTS = Table(
     Column("target_folder", Text, nullable=False),
     Column("target_uidvalidity", BigInteger, nullable=False),
     Column("target_uidnext", BigInteger, nullable=False),
+    Column("message_id", Text, nullable=True),
+    Column("internaldate", BigInteger, nullable=True),
 )
 FAILURES = Table("failures", METADATA, *_key_columns(), Column("reason", Text, nullable=False))
 
@@ -355,7 +357,7 @@ class SqlStateStore:
 
     def add_intents(self, pair: str, folder: str, intents: Sequence[Intent]) -> None:
         """Durable when this returns (synchronous=FULL). A UID's newer intent replaces the old."""
-        rows = [
+        rows: list[dict[str, object]] = [
             {
                 "pair": pair,
                 "folder": folder,
@@ -366,6 +368,8 @@ class SqlStateStore:
                 "target_folder": intent.target_folder,
                 "target_uidvalidity": intent.target_uidvalidity,
                 "target_uidnext": intent.target_uidnext,
+                "message_id": intent.message_id,
+                "internaldate": intent.internaldate,
             }
             for intent in intents
         ]
@@ -389,6 +393,8 @@ class SqlStateStore:
                 target_folder=row.target_folder,
                 target_uidvalidity=row.target_uidvalidity,
                 target_uidnext=row.target_uidnext,
+                message_id=row.message_id,
+                internaldate=row.internaldate,
             )
             for row in rows
         ]

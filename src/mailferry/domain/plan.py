@@ -12,7 +12,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from mailferry.domain.identity import IdentityKey, identity
+from mailferry.domain.identity import IdentityKey, epoch, identity
 from mailferry.domain.model import DELETED, MessageMeta
 from mailferry.domain.ports import Copied, Intent
 
@@ -126,20 +126,38 @@ def reconcile_intents(
     message confirms one intent); the rest are returned as lost, to be copied again.
     """
     taken = set(claimed)
-    pool: dict[tuple[str, int], deque[MessageMeta]] = defaultdict(deque)
-    for meta in sorted(landed, key=lambda m: m.uid):
-        if meta.sha256 is not None and meta.uid not in taken:
-            pool[(meta.sha256, meta.size)].append(meta)
+    ordered = sorted((m for m in landed if m.uid not in taken), key=lambda m: m.uid)
+    by_content: dict[tuple[str, int], deque[MessageMeta]] = defaultdict(deque)
+    by_header: dict[tuple[str, int], deque[MessageMeta]] = defaultdict(deque)
+    for meta in ordered:
+        if meta.sha256 is not None:
+            by_content[(meta.sha256, meta.size)].append(meta)
+        if meta.message_id:
+            by_header[(meta.message_id, epoch(meta.internaldate))].append(meta)
+    used: set[int] = set()
     confirmed: list[Copied] = []
     lost: list[int] = []
     for intent in sorted(intents, key=lambda i: i.source_uid):
-        bucket = pool.get((intent.sha256, intent.size))
-        if bucket:
-            hit = bucket.popleft()
-            confirmed.append(Copied(intent.source_uid, hit.uid, hit.flags))
-        else:
+        hit = _take(by_content.get((intent.sha256, intent.size)), used)
+        if hit is None and intent.message_id and intent.internaldate is not None:
+            # The target may have rewritten the bytes (Exchange converts MIME): same Message-ID
+            # and received date is then the evidence that the APPEND landed.
+            hit = _take(by_header.get((intent.message_id, intent.internaldate)), used)
+        if hit is None:
             lost.append(intent.source_uid)
+        else:
+            confirmed.append(Copied(intent.source_uid, hit.uid, hit.flags))
     return confirmed, lost
+
+
+def _take(bucket: deque[MessageMeta] | None, used: set[int]) -> MessageMeta | None:
+    """The first message of ``bucket`` not yet used to confirm another intent."""
+    while bucket:
+        meta = bucket.popleft()
+        if meta.uid not in used:
+            used.add(meta.uid)
+            return meta
+    return None
 
 
 @dataclass(frozen=True)

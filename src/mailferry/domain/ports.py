@@ -114,6 +114,9 @@ class Intent:
     target_folder: str
     target_uidvalidity: int
     target_uidnext: int  # the target folder's UIDNEXT before the append
+    # A second way to recognise the message, for targets that rewrite what they store (Exchange):
+    message_id: str | None = None
+    internaldate: int | None = None  # epoch seconds
 
 
 class StateStore(Protocol):

@@ -30,6 +30,7 @@ from mailferry.domain.errors import (
     ThrottledError,
 )
 from mailferry.domain.folders import FolderMapping, FolderPlan, MappingOptions
+from mailferry.domain.identity import epoch
 from mailferry.domain.model import (
     AppendRequest,
     AppendResult,
@@ -431,6 +432,8 @@ class Migration:
                         mapping.target,
                         tgt.uidvalidity,
                         tgt.uidnext,
+                        meta.message_id,
+                        epoch(meta.internaldate),
                     )
                 )
             self.store.add_intents(self.pair, name, intents)

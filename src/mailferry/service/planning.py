@@ -184,7 +184,9 @@ class FolderPlanner:
             copied = self.store.copied(self.pair, name)
             candidates = uncopied(flags_now, copied)
             existing = len(flags_now.keys() & copied.keys())
-        metas = list(self.source.fetch_meta(name, candidates)) if candidates else []
+        metas = (
+            list(self.source.fetch_meta(name, candidates, message_ids=True)) if candidates else []
+        )
         choice = choose(metas, selection)
         updates = flag_updates(
             flags_now, copied, self._permanent(mapping.target, exists=True), selection
@@ -245,8 +247,16 @@ class FolderPlanner:
             low = min(i.target_uidnext for i in valid)
             sizes = {i.size for i in valid}
             if tgt.uidnext > low:
-                arrived = self.target.fetch_meta(mapping.target, range(low, tgt.uidnext))
-                landed = self._hashed(mapping.target, [m for m in arrived if m.size in sizes])
+                arrived = list(
+                    self.target.fetch_meta(
+                        mapping.target, range(low, tgt.uidnext), message_ids=True
+                    )
+                )
+                hashed = {
+                    m.uid: m
+                    for m in self._hashed(mapping.target, [m for m in arrived if m.size in sizes])
+                }
+                landed = [hashed.get(m.uid, m) for m in arrived]
         confirmed, lost = reconcile_intents(valid, landed, self._claimed_target_uids(mapping))
         self.store.resolve(self.pair, name, confirmed, lost + stale)
 
