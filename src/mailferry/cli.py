@@ -212,7 +212,29 @@ def _common_options(func: F) -> F:
     return func
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """``sync`` and ``verify`` here; the service commands (endpoint, batch, serve, admin, token) are
+    loaded from cli_batch only when asked for, so that ``mailferry sync`` starts without them."""
+
+    SERVICE = ("admin", "batch", "endpoint", "serve", "token")
+
+    def _load_service(self) -> None:
+        if "batch" not in self.commands:
+            from mailferry.cli_batch import register  # noqa: PLC0415 - see the class docstring
+
+            register(self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_service()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.SERVICE:
+            self._load_service()
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mailferry")
 def main() -> None:
     """Move whole mailboxes between mail systems, faithfully and without duplicates."""
@@ -380,10 +402,6 @@ def _patterns(
             problems.append(f"{option} {value!r}: not a valid regular expression ({exc})")
     return tuple(out)
 
-
-from mailferry.cli_batch import register  # noqa: E402 - after main exists: cli_batch adds to it
-
-register(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
