@@ -11,33 +11,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mailferry.adapters import oauth
 from mailferry.adapters.imap import Credentials, ImapAccount, TlsOptions
+from mailferry.adapters.imap.profiled import open_profiled
 from mailferry.adapters.imap.session import AuthMethod
 from mailferry.adapters.memory_state import MemoryStateStore
-from mailferry.adapters.oauth import (
-    M365_AUTHORITY_HOST,
-    CachedToken,
-    ClientCertificate,
-    GoogleServiceAccount,
-    MsalAppOnly,
-    ServiceAccountKey,
-    TokenProvider,
-    command_grant,
-)
+from mailferry.adapters.oauth import M365_AUTHORITY_HOST, TokenProvider, TokenSource
 from mailferry.adapters.sqlite_state import SqlStateStore
 from mailferry.config import default_state_path, pair_key, parse_endpoint
-from mailferry.domain.errors import AuthError, ConfigError, ThrottledError
+from mailferry.domain.errors import ConfigError, ThrottledError
 from mailferry.domain.folders import MappingOptions
 from mailferry.domain.model import Endpoint, Summary
 from mailferry.domain.plan import Selection
 from mailferry.domain.ports import StateStore
-from mailferry.domain.profiles import (
-    Profile,
-    choose_profile,
-    effective_size_limit,
-    reserved_renames,
-    system_folder_patterns,
-)
+from mailferry.domain.profiles import Profile, apply_profiles, choose_profile
 from mailferry.service.migrate import Migration, SyncOptions
 from mailferry.service.planning import FolderWork, plan_folders
 from mailferry.service.progress import Progress
@@ -113,55 +100,21 @@ class Connector:
         return self._open(1, readonly=False)
 
     def _open(self, index: int, *, readonly: bool) -> ImapAccount:
-        """A new session. A token login takes a fresh token from the provider (cached until shortly
-        before it expires); if the server refuses it, the token is fetched anew, once."""
         side = (self._request.source, self._request.target)[index]
-        tls = TlsOptions(ca_file=side.ca_file, insecure=side.insecure)
-        creds = self._creds[index]
-
-        def connect() -> ProfiledAccount:
-            account = ProfiledAccount.connect(
-                self._endpoints[index],
-                creds,
-                tls=tls,
-                timeout=self._request.timeout,
-                readonly=readonly,
-            )
-            assert isinstance(account, ProfiledAccount)  # noqa: S101 - connect() builds cls
-            account.profile = profile = self._profiles[index]
-            if profile is not None:
-                account.without_capabilities(
-                    ({"MULTIAPPEND"} if not profile.assume_multiappend else set())
-                    | ({"CONDSTORE"} if not profile.assume_condstore else set())
-                )
-            return account
-
-        try:
-            account = connect()
-        except AuthError:
-            if creds.tokens is None:
-                raise
-            creds.tokens.token(force_refresh=True)  # revoked or expired early: ask again, once
-            account = connect()
+        account = open_profiled(
+            self._endpoints[index],
+            self._creds[index],
+            self._profiles[index],
+            tls=TlsOptions(ca_file=side.ca_file, insecure=side.insecure),
+            timeout=self._request.timeout,
+            readonly=readonly,
+        )
         self._opened.append(account)
         return account
 
     def close_all(self) -> None:
         while self._opened:
             self._opened.pop().close()
-
-
-class ProfiledAccount(ImapAccount):
-    """An IMAP account that also holds its provider's limits (the profile's message size limit)."""
-
-    profile: Profile | None = None
-
-    @property
-    def append_limit(self) -> int | None:
-        advertised = super().append_limit
-        if self.profile is None:
-            return advertised
-        return effective_size_limit(self.profile, advertised)
 
 
 @dataclass
@@ -227,15 +180,8 @@ def profiles(request: SyncRequest, pair: tuple[Endpoint, Endpoint]) -> tuple[Pro
 
 
 def profiled_mapping(request: SyncRequest, pair: tuple[Endpoint, Endpoint]) -> MappingOptions:
-    """The user's folder options plus the profiles' rules: the source provider's system folders are
-    excluded, the target provider's reserved names are mapped elsewhere."""
-    source, target = profiles(request, pair)
-    mapping = request.mapping
-    return MappingOptions(
-        maps=mapping.maps + reserved_renames(target, mapping.maps),
-        include=mapping.include,
-        exclude=mapping.exclude + system_folder_patterns(source),
-    )
+    """The user's folder options plus the profiles' rules (see ``profiles.apply_profiles``)."""
+    return apply_profiles(request.mapping, *profiles(request, pair))
 
 
 def credentials(side: Side, endpoint: Endpoint, prompt: Callable[[str], str] | None) -> Credentials:
@@ -264,43 +210,51 @@ def credentials(side: Side, endpoint: Endpoint, prompt: Callable[[str], str] | N
 
 
 def token_provider(side: Side, endpoint: Endpoint) -> TokenProvider | None:
-    sources = side.token_sources
-    if len(sources) > 1:
-        raise ConfigError(f"{side.name}: give one token source, not {' and '.join(sources)}")
-    if side.oauth_token_command:
-        return CachedToken(command_grant(side.oauth_token_command))
-    if side.google_service_account_file:
-        key = ServiceAccountKey.load(side.google_service_account_file)
-        return CachedToken(GoogleServiceAccount(key, endpoint.user))
-    if sources:
-        return CachedToken(_m365(side))
-    return None
+    try:
+        return oauth.token_provider(token_source(side), endpoint.user, f"--{side.name}-")
+    except ConfigError as exc:
+        raise ConfigError([f"{side.name}: {p}" for p in exc.problems]) from None
 
 
-def _m365(side: Side) -> MsalAppOnly:
-    opt = f"--{side.name}-m365"
-    problems = []
-    if not side.m365_tenant:
-        problems.append(f"{opt}-tenant is missing (the directory/tenant id)")
-    if not side.m365_client_id:
-        problems.append(f"{opt}-client-id is missing (the application/client id)")
-    if (side.m365_client_secret_file is None) == (side.m365_certificate_file is None):
-        problems.append(f"give one of {opt}-client-secret-file and {opt}-certificate-file")
-    if problems:
-        raise ConfigError(problems)
-    assert side.m365_tenant  # noqa: S101 - checked above
-    assert side.m365_client_id  # noqa: S101 - checked above
-    if side.m365_client_secret_file is not None:
-        secret = _read_secret(side.m365_client_secret_file, f"{side.name} client secret")
-        return MsalAppOnly(
-            side.m365_tenant, side.m365_client_id, secret=secret, authority_host=side.m365_authority
-        )
-    assert side.m365_certificate_file is not None  # noqa: S101 - checked above
-    return MsalAppOnly(
-        side.m365_tenant,
-        side.m365_client_id,
-        certificate=ClientCertificate.load(side.m365_certificate_file),
-        authority_host=side.m365_authority,
+def token_source(side: Side) -> TokenSource:
+    """The side's token source with its files read (what an endpoint stores, encrypted)."""
+    return load_token_source(
+        side.name,
+        command=side.oauth_token_command,
+        m365_tenant=side.m365_tenant,
+        m365_client_id=side.m365_client_id,
+        m365_client_secret_file=side.m365_client_secret_file,
+        m365_certificate_file=side.m365_certificate_file,
+        m365_authority=side.m365_authority,
+        google_service_account_file=side.google_service_account_file,
+    )
+
+
+def load_token_source(
+    who: str,
+    *,
+    command: str | None,
+    m365_tenant: str | None,
+    m365_client_id: str | None,
+    m365_client_secret_file: Path | None,
+    m365_certificate_file: Path | None,
+    m365_authority: str,
+    google_service_account_file: Path | None,
+) -> TokenSource:
+    """Read the token options' files (``who`` names them in errors): for ``mailferry sync`` and
+    ``mailferry endpoint add`` alike."""
+
+    def read(path: Path | None, what: str) -> str | None:
+        return None if path is None else _read_secret(path, f"{who} {what}")
+
+    return TokenSource(
+        command=command or None,
+        m365_tenant=m365_tenant or None,
+        m365_client_id=m365_client_id or None,
+        m365_client_secret=read(m365_client_secret_file, "client secret"),
+        m365_certificate_pem=read(m365_certificate_file, "certificate"),
+        m365_authority=m365_authority,
+        google_service_account_json=read(google_service_account_file, "service account"),
     )
 
 
@@ -309,6 +263,8 @@ def _read_secret(path: Path, what: str) -> str:
         return path.read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as exc:
         raise ConfigError(f"cannot read {what} file: {exc.strerror}") from None
+    except UnicodeError:
+        raise ConfigError(f"{what} file {path}: not UTF-8 text") from None
 
 
 def password(side: Side, endpoint: Endpoint, prompt: Callable[[str], str] | None) -> Credentials:

@@ -23,12 +23,22 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from mailferry.adapters.batch_store import MailboxRecord, Outcome
-from mailferry.adapters.imap import Credentials, ImapAccount, TlsOptions
+from mailferry.adapters.batch_store import EndpointRecord, MailboxRecord, Outcome
+from mailferry.adapters.imap import Credentials, TlsOptions
+from mailferry.adapters.imap.profiled import open_profiled
+from mailferry.adapters.imap.session import (
+    AuthMethod,
+    choose_method,
+    login_capabilities,
+    offered_logins,
+)
+from mailferry.adapters.oauth import M365_AUTHORITY_HOST, TokenSource, token_provider
 from mailferry.adapters.secrets import Secret
+from mailferry.bootstrap import load_token_source
 from mailferry.config import default_state_path, parse_date
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.model import Endpoint, Security
+from mailferry.domain.profiles import PROFILE_NAMES, choose_profile
 from mailferry.exits import (
     EXIT_FAILED,
     EXIT_OK,
@@ -103,6 +113,65 @@ def register(main: click.Group) -> None:
     main.add_command(token)
 
 
+def _token_options(func: F) -> F:
+    file = click.Path(exists=True, dir_okay=False, path_type=Path)
+    for option in reversed(
+        (
+            click.option(
+                "--auth",
+                type=click.Choice([m.value for m in AuthMethod]),
+                default=AuthMethod.AUTO.value,
+                show_default=True,
+                help="How mailboxes log in: auto takes a token login (SASL XOAUTH2, else "
+                "OAUTHBEARER) when a token source is given, else the password.",
+            ),
+            click.option(
+                "--oauth-token-command",
+                metavar="CMD",
+                help="Run CMD for an OAuth2 access token (its stdout: the token, or JSON with "
+                "access_token and expires_in); run again to refresh. One token for every mailbox.",
+            ),
+            click.option("--m365-tenant", metavar="ID", help="Microsoft 365 app-only: tenant id."),
+            click.option(
+                "--m365-client-id", metavar="ID", help="Microsoft 365 app-only: application id."
+            ),
+            click.option(
+                "--m365-client-secret-file",
+                type=file,
+                help="Microsoft 365 app-only: a file holding the client secret (stored encrypted).",
+            ),
+            click.option(
+                "--m365-certificate-file",
+                type=file,
+                help="Microsoft 365 app-only: a PEM file with the certificate and its private key "
+                "(stored encrypted).",
+            ),
+            click.option(
+                "--m365-authority",
+                metavar="URL",
+                default=M365_AUTHORITY_HOST,
+                show_default=True,
+                help="Microsoft identity platform host (national clouds differ).",
+            ),
+            click.option(
+                "--google-service-account-file",
+                type=file,
+                help="Google Workspace: a service account key (JSON) with domain-wide "
+                "delegation (stored encrypted); each token acts as the mailbox.",
+            ),
+            click.option(
+                "--profile",
+                type=click.Choice(PROFILE_NAMES),
+                default="auto",
+                show_default=True,
+                help="Provider profile (system folders, reserved names, size limit); auto: by host.",
+            ),
+        )
+    ):
+        func = option(func)
+    return func
+
+
 # -- endpoints ---------------------------------------------------------------------------------------
 @click.group()
 def endpoint() -> None:
@@ -130,10 +199,27 @@ def endpoint() -> None:
 @click.option("--insecure", is_flag=True, help="Do not verify the TLS certificate (unsafe).")
 @click.option("--allow-plaintext", is_flag=True, help="Allow --security none beyond loopback.")
 @click.option("--replace", is_flag=True, help="Change an existing endpoint.")
+@_token_options
 @_state_option
 @handle_errors
 def endpoint_add(name: str, **kw: Any) -> None:
-    """Add (or with --replace change) an endpoint."""
+    """Add (or with --replace change) an endpoint.
+
+    With a token source (--oauth-token-command, --m365-tenant/--m365-client-id with a client
+    secret or certificate, --google-service-account-file) every mailbox logs in with a token
+    (SASL XOAUTH2/OAUTHBEARER) as the mailbox of its CSV row, and the CSV needs no password for
+    this side. The source's secrets are stored encrypted, like passwords.
+    """
+    tokens = load_token_source(
+        "endpoint",
+        command=kw["oauth_token_command"],
+        m365_tenant=kw["m365_tenant"],
+        m365_client_id=kw["m365_client_id"],
+        m365_client_secret_file=kw["m365_client_secret_file"],
+        m365_certificate_file=kw["m365_certificate_file"],
+        m365_authority=kw["m365_authority"],
+        google_service_account_file=kw["google_service_account_file"],
+    )
     password = None
     if kw["auth_user"]:
         password = _read_secret(
@@ -150,10 +236,24 @@ def endpoint_add(name: str, **kw: Any) -> None:
         ca_file=kw["ca_file"],
         insecure=kw["insecure"],
         allow_plaintext=kw["allow_plaintext"],
+        auth=kw["auth"],
+        tokens=tokens,
+        profile=kw["profile"],
     )
     with _service(kw["state"]) as service:
         record = service.add_endpoint(spec, replace=kw["replace"])
-    click.echo(f"endpoint {record.name}: {record.security}://{record.host}:{record.port}")
+    login = f", {_login_kind(spec.token_source)} login" if spec.token_source else ""
+    click.echo(f"endpoint {record.name}: {record.security}://{record.host}:{record.port}{login}")
+
+
+def _login_kind(source: TokenSource | None) -> str:
+    if source is None:
+        return "password"
+    if source.command:
+        return "token command"
+    if source.google_service_account_json is not None:
+        return "Google service account"
+    return "Microsoft 365 app-only"
 
 
 @endpoint.command("list")
@@ -161,9 +261,10 @@ def endpoint_add(name: str, **kw: Any) -> None:
 @_state_option
 @handle_errors
 def endpoint_list(as_json: bool, state: Path | None) -> None:
-    """Every endpoint (never its password)."""
+    """Every endpoint (never its password or token secrets)."""
     with _service(state) as service:
         records = service.endpoints()
+        service_tokens = {r.name: service.token_source(r) for r in records}
     rows = [
         {
             "name": r.name,
@@ -172,6 +273,9 @@ def endpoint_list(as_json: bool, state: Path | None) -> None:
             "security": r.security,
             "auth_user": r.auth_user,
             "max_connections": r.max_connections,
+            "auth": r.auth,
+            "login": _login_kind(service_tokens.get(r.name)),
+            "profile": r.profile,
             "insecure": r.insecure,
         }
         for r in records
@@ -180,7 +284,10 @@ def endpoint_list(as_json: bool, state: Path | None) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     table = Table()
-    for column in ("name", "host", "port", "security", "auth_user", "max_connections"):
+    for column in (
+        "name", "host", "port", "security", "auth_user", "max_connections", "auth", "login",
+        "profile",
+    ):  # fmt: skip
         table.add_column(column)
     for row in rows:
         table.add_row(*(str(row[c] or "") for c in row if c != "insecure"))
@@ -206,31 +313,51 @@ def endpoint_remove(name: str, state: Path | None) -> None:
 @_state_option
 @handle_errors
 def endpoint_test(name: str, user: str | None, password_file: Path | None, **kw: Any) -> None:
-    """Connect and log in (as the admin, or as --user); print the server's capabilities."""
+    """Connect and log in (as the admin, as --user, or with the endpoint's token as the mailbox
+    --user); print the login methods offered, the one used, the profile and the capabilities."""
     with _service(kw["state"]) as service:
         record = service.endpoint(name)
-        if record.auth_user and record.auth_secret and not user:
-            password = service.box.decrypt(record.auth_secret)
-            login = record.auth_user
-        elif user:
-            found = _read_secret(password_file, TEST_PASSWORD_ENV, "Password", required=True)
-            if found is None:
-                raise ConfigError(f"no password for {user}: set ${TEST_PASSWORD_ENV}")
-            password, login = found, user
-        else:
-            raise ConfigError(f"endpoint {name} has no admin login: give --user to test a login")
+        login, creds = _test_login(service, record, user, password_file)
     where = Endpoint(record.host, record.port, Security(record.security), login)
     tls = TlsOptions(Path(record.ca_file) if record.ca_file else None, record.insecure)
-    account = ImapAccount.connect(
-        where, Credentials(password.reveal()), tls=tls, timeout=kw["timeout"], readonly=True
-    )
+    profile = choose_profile(record.profile, record.host)
+    offered = login_capabilities(where, tls, kw["timeout"])
+    method = choose_method(creds, offered)
+    account = open_profiled(where, creds, profile, tls=tls, timeout=kw["timeout"], readonly=True)
     try:
         caps = sorted(account.capabilities)
         delimiter = account.delimiter
     finally:
         account.close()
+    how = "by host" if record.profile == "auto" else "chosen"
     click.echo(f"{where.display()}: reachable, login ok, delimiter {delimiter!r}")
+    click.echo("login methods offered: " + (" ".join(offered_logins(offered)) or "none"))
+    click.echo(f"login used: {method.value}" + (" (token)" if creds.tokens else ""))
+    click.echo(f"profile: {profile.name} ({how})")
     click.echo("capabilities: " + " ".join(caps))
+
+
+def _test_login(
+    service: BatchService, record: EndpointRecord, user: str | None, password_file: Path | None
+) -> tuple[str, Credentials]:
+    method = AuthMethod(record.auth)
+    source = service.token_source(record)
+    if source is not None:
+        if not user:
+            raise ConfigError(
+                f"endpoint {record.name} logs in with tokens: give --user MAILBOX to test a login"
+            )
+        tokens = token_provider(source, user)
+        return user, Credentials(tokens=tokens, method=method)
+    if record.auth_user and record.auth_secret and not user:
+        password = service.box.decrypt(record.auth_secret)
+        return record.auth_user, Credentials(password.reveal(), method=method)
+    if user:
+        found = _read_secret(password_file, TEST_PASSWORD_ENV, "Password", required=True)
+        if found is None:
+            raise ConfigError(f"no password for {user}: set ${TEST_PASSWORD_ENV}")
+        return user, Credentials(found.reveal(), method=method)
+    raise ConfigError(f"endpoint {record.name} has no admin login: give --user to test a login")
 
 
 # -- batches -----------------------------------------------------------------------------------------

@@ -69,6 +69,11 @@ ENDPOINTS = Table(
     Column("ca_file", Text, nullable=True),
     Column("insecure", Boolean, nullable=False, default=False),
     Column("created", Float, nullable=False),
+    # Added after the first schema (see _add_missing_columns); NULL in an older row reads as the
+    # default. ``oauth`` is JSON: the token source's settings, its secrets as Fernet tokens.
+    Column("auth", String(16), nullable=True),  # an AuthMethod value; NULL: auto
+    Column("oauth", Text, nullable=True),
+    Column("profile", String(16), nullable=True),  # a profile name; NULL: auto
 )
 BATCHES = Table(
     "batch_batches",
@@ -162,6 +167,9 @@ class EndpointRecord:
     ca_file: str | None = None
     insecure: bool = False
     created: float = 0.0
+    auth: str = "auto"
+    oauth: str | None = field(default=None, repr=False)  # JSON, secrets encrypted
+    profile: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -299,6 +307,7 @@ class BatchStore:
         missing = sorted({t.name for t in _OURS} - set(inspect(conn).get_table_names()))
         if missing:
             raise StateError(f"{self._where} is damaged: missing tables {', '.join(missing)}")
+        _add_missing_columns(conn)
 
     # -- endpoints ---------------------------------------------------------------------------------
     def add_endpoint(self, record: EndpointRecord, *, replace: bool = False) -> None:
@@ -319,12 +328,12 @@ class BatchStore:
     def endpoint(self, name: str) -> EndpointRecord | None:
         with self._tx() as conn:
             row = conn.execute(select(ENDPOINTS).where(ENDPOINTS.c.name == name)).one_or_none()
-        return None if row is None else EndpointRecord(**row._asdict())
+        return None if row is None else _endpoint(row._asdict())
 
     def endpoints(self) -> list[EndpointRecord]:
         with self._tx() as conn:
             rows = conn.execute(select(ENDPOINTS).order_by(ENDPOINTS.c.name)).all()
-        return [EndpointRecord(**row._asdict()) for row in rows]
+        return [_endpoint(row._asdict()) for row in rows]
 
     def remove_endpoint(self, name: str) -> bool:
         used = select(BATCHES.c.name).where((BATCHES.c.source == name) | (BATCHES.c.target == name))
@@ -546,6 +555,23 @@ class BatchStore:
     def forget_service(self, owner: str) -> None:
         with self._tx(write=True) as conn:
             conn.execute(delete(SERVICES).where(SERVICES.c.owner == owner))
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Columns added to a table after its first release of schema 1 (all nullable): a file made
+    before them gets them here, and its old rows read as the defaults."""
+    for table in (ENDPOINTS,):
+        have = {c["name"] for c in inspect(conn).get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have and column.nullable:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
+
+
+def _endpoint(row: dict[str, Any]) -> EndpointRecord:
+    row["auth"] = row.get("auth") or "auto"
+    row["profile"] = row.get("profile") or "auto"
+    return EndpointRecord(**row)
 
 
 def _as_row(record: object) -> dict[str, Any]:

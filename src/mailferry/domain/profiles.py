@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from mailferry.domain.errors import ConfigError
+from mailferry.domain.folders import MappingOptions
 
 
 class AuthPreference(StrEnum):
@@ -167,3 +168,13 @@ def effective_size_limit(profile: Profile, advertised: int | None) -> int | None
     """The largest message to send: the smaller of the server's APPENDLIMIT and the profile's."""
     limits = [limit for limit in (advertised, profile.message_size_limit) if limit is not None]
     return min(limits) if limits else None
+
+
+def apply_profiles(mapping: MappingOptions, source: Profile, target: Profile) -> MappingOptions:
+    """The user's folder options plus the profiles' rules: the source provider's system folders are
+    excluded, the target provider's reserved names are mapped elsewhere."""
+    return MappingOptions(
+        maps=mapping.maps + reserved_renames(target, mapping.maps),
+        include=mapping.include,
+        exclude=mapping.exclude + system_folder_patterns(source),
+    )

@@ -109,6 +109,7 @@ class DovecotServer:
         quota_bytes: int | None = None,
         ssl: bool = False,
         oauth2_introspection_url: str | None = None,
+        oauth2_username_format: str | None = None,
     ) -> None:
         if delimiter not in {".", "/"}:
             raise SandboxError(f"delimiter must be '.' or '/', not {delimiter!r}")
@@ -123,6 +124,10 @@ class DovecotServer:
         # URL; the answer is RFC 7662 style, ``{"active": true, "username": ...}``, and the username
         # must be the login's.
         self.oauth2_introspection_url = oauth2_introspection_url
+        # Dovecot's ``username_format`` for that check: a constant (e.g. "tenant-app") makes every
+        # login name match an app token whose introspected username is that constant, as Exchange
+        # Online's app-only tokens serve every mailbox the app was given (the SASL user).
+        self.oauth2_username_format = oauth2_username_format
         self.master_user = "master"
         self.master_password = secrets.token_hex(8)
         self.conf_path = self.root / "dovecot.conf"
@@ -356,6 +361,11 @@ class DovecotServer:
                     f"introspection_url = {url}",
                     "force_introspection = yes",
                     "username_attribute = username",
+                    *(
+                        [f"username_format = {self.oauth2_username_format}"]
+                        if self.oauth2_username_format
+                        else []
+                    ),
                     "active_attribute = active",
                     "active_value = true",
                 ]

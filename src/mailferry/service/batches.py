@@ -17,7 +17,9 @@ re-running is the recovery, since the sync itself never duplicates a message.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import os
 import re
 import socket
@@ -34,10 +36,13 @@ from mailferry.adapters.batch_store import (
     FailureRecord,
     MailboxRecord,
 )
+from mailferry.adapters.imap.session import AuthMethod
+from mailferry.adapters.oauth import TokenSource
 from mailferry.adapters.secrets import Secret, SecretBox
 from mailferry.config import is_loopback
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.model import Security
+from mailferry.domain.profiles import PROFILE_NAMES
 from mailferry.service.csvimport import CsvRules, parse_batch_csv
 from mailferry.service.reports import render_csv
 
@@ -95,6 +100,18 @@ class EndpointSpec:
     ca_file: Path | None = None
     insecure: bool = False
     allow_plaintext: bool = False
+    auth: str = "auto"  # an AuthMethod value
+    tokens: TokenSource | None = None  # OAuth2: where the tokens come from (its secrets loaded)
+    profile: str = "auto"  # a profile name, or "auto": by host
+
+    @property
+    def token_source(self) -> TokenSource | None:
+        """The token source if it names any (an empty one is none)."""
+        return self.tokens if self.tokens is not None and self.tokens.kinds() else None
+
+
+# The token source's fields that are secrets: stored only encrypted, never shown.
+SECRET_FIELDS = ("m365_client_secret", "m365_certificate_pem", "google_service_account_json")
 
 
 @dataclass(frozen=True)
@@ -203,9 +220,33 @@ class BatchService:
             ca_file=str(spec.ca_file) if spec.ca_file else None,
             insecure=spec.insecure,
             created=time.time(),
+            auth=spec.auth,
+            oauth=self._seal_tokens(spec.token_source),
+            profile=spec.profile,
         )
         self.store.add_endpoint(record, replace=replace)
         return record
+
+    def _seal_tokens(self, source: TokenSource | None) -> str | None:
+        """The token source as JSON for the endpoint row, every secret in it encrypted."""
+        if source is None:
+            return None
+        data: dict[str, str] = {}
+        for name, value in dataclasses.asdict(source).items():
+            if value is None:
+                continue
+            data[name] = self.box.encrypt(Secret(value)) if name in SECRET_FIELDS else value
+        return json.dumps(data, sort_keys=True)
+
+    def token_source(self, record: EndpointRecord) -> TokenSource | None:
+        """The endpoint's token source with its secrets decrypted (None: password logins)."""
+        if not record.oauth:
+            return None
+        data = json.loads(record.oauth)
+        for name in SECRET_FIELDS:
+            if name in data:
+                data[name] = self.box.decrypt(data[name]).reveal()
+        return TokenSource(**data)
 
     def endpoint(self, name: str) -> EndpointRecord:
         record = self.store.endpoint(name)
@@ -240,9 +281,11 @@ class BatchService:
         if problems:
             raise ConfigError(problems)
         src, dst = endpoints
+        # An endpoint with an admin login, or with a token source (a token logs in as the
+        # mailbox), needs no password per mailbox.
         rules = CsvRules(
-            source_password_required=not (src and src.auth_user),
-            target_password_required=not (dst and dst.auth_user),
+            source_password_required=not (src and (src.auth_user or src.oauth)),
+            target_password_required=not (dst and (dst.auth_user or dst.oauth)),
         )
         rows = parse_batch_csv(csv_data, rules)
         now = time.time()
@@ -450,6 +493,35 @@ def _endpoint_problems(spec: EndpointSpec) -> list[str]:
         problems.append("--auth-user needs the admin's password (see --auth-password-file)")
     if spec.ca_file is not None and not spec.ca_file.is_file():
         problems.append(f"--ca-file {spec.ca_file}: no such file")
+    return problems + _auth_problems(spec)
+
+
+def _auth_problems(spec: EndpointSpec) -> list[str]:
+    """The login settings: a method that fits the token source (or its absence), a known profile."""
+    problems = []
+    if spec.profile not in PROFILE_NAMES:
+        problems.append(f"--profile {spec.profile!r}: expected one of {', '.join(PROFILE_NAMES)}")
+    try:
+        method = AuthMethod(spec.auth)
+    except ValueError:
+        choices = ", ".join(m.value for m in AuthMethod)
+        return [*problems, f"--auth {spec.auth!r}: expected one of {choices}"]
+    source = spec.token_source
+    if source is None:
+        if method in {AuthMethod.XOAUTH2, AuthMethod.OAUTHBEARER}:
+            problems.append(
+                f"--auth {method.value} needs a token source: --oauth-token-command, "
+                "--m365-tenant with --m365-client-id, or --google-service-account-file"
+            )
+        return problems
+    try:
+        source.check()
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    if method is AuthMethod.PASSWORD:
+        problems.append(f"--auth password contradicts {source.kinds()[0]}")
+    if spec.auth_user:
+        problems.append("--auth-user is for password logins; a token logs in as each mailbox")
     return problems
 
 

@@ -29,6 +29,9 @@ from mailferry.adapters.batch_store import (
     Outcome,
 )
 from mailferry.adapters.imap import Credentials, ImapAccount, TlsOptions
+from mailferry.adapters.imap.profiled import open_profiled
+from mailferry.adapters.imap.session import AuthMethod
+from mailferry.adapters.oauth import TokenProvider, token_provider
 from mailferry.adapters.sqlite_state import SqlStateStore
 from mailferry.config import pair_key
 from mailferry.domain.errors import AccountError, MailferryError, StateError
@@ -36,6 +39,7 @@ from mailferry.domain.folders import MappingOptions
 from mailferry.domain.model import Endpoint, Security, Summary
 from mailferry.domain.plan import Selection
 from mailferry.domain.ports import MailAccount
+from mailferry.domain.profiles import Profile, apply_profiles, choose_profile
 from mailferry.service.batches import (
     BatchOptions,
     BatchService,
@@ -66,6 +70,8 @@ class Job:
     target_creds: Credentials = field(repr=False)
     options: SyncOptions
     needs: dict[str, int]
+    source_profile: Profile | None = None
+    target_profile: Profile | None = None
 
 
 @dataclass
@@ -86,9 +92,10 @@ class Sides:
     def source(self) -> MailAccount:
         job = self._job
         return self._keep(
-            ImapAccount.connect(
+            open_profiled(
                 job.source,
                 job.source_creds,
+                job.source_profile,
                 tls=job.source_tls,
                 timeout=self._timeout,
                 readonly=True,
@@ -98,9 +105,10 @@ class Sides:
     def target(self) -> MailAccount:
         job = self._job
         return self._keep(
-            ImapAccount.connect(
+            open_profiled(
                 job.target,
                 job.target_creds,
+                job.target_profile,
                 tls=job.target_tls,
                 timeout=self._timeout,
                 readonly=False,
@@ -202,6 +210,9 @@ class Scheduler:
         self._running: dict[tuple[str, str], _Running] = {}
         self._lock = threading.Lock()
         self._shutdown = threading.Event()
+        # One token provider per endpoint (and settings), shared by all its mailboxes: one app
+        # token serves the tenant. A Google token acts for one mailbox, so it is kept per mailbox.
+        self._tokens: dict[tuple[str, str, str], TokenProvider] = {}
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(
@@ -324,10 +335,13 @@ class Scheduler:
         options = BatchOptions.from_json(batch.options)
         source, source_creds = self._side(src, mailbox.source_user, mailbox.source_secret)
         target, target_creds = self._side(dst, mailbox.target_user, mailbox.target_secret)
+        source_profile = choose_profile(src.profile, src.host)
+        target_profile = choose_profile(dst.profile, dst.host)
         mapping = MappingOptions(
             include=tuple(re.compile(p) for p in mailbox.include),
             exclude=tuple(re.compile(p) for p in mailbox.exclude),
         )
+        mapping = apply_profiles(mapping, source_profile, target_profile)
         selection = Selection(options.since, options.before, options.include_deleted)
         return Job(
             mailbox=mailbox,
@@ -340,20 +354,43 @@ class Scheduler:
             target_creds=target_creds,
             options=SyncOptions(mapping=mapping, selection=selection),
             needs=connection_needs(batch),
+            source_profile=source_profile,
+            target_profile=target_profile,
         )
 
     def _side(
         self, record: EndpointRecord, user: str, secret: str | None
     ) -> tuple[Endpoint, Credentials]:
-        """The endpoint's admin login acting for ``user`` if it has one, else the row's password."""
+        """A token login as ``user`` if the endpoint has a token source; else its admin login
+        acting for ``user`` if it has one; else the row's password."""
         security = Security(record.security)
+        method = AuthMethod(record.auth)
+        tokens = self._token_provider(record, user)
+        if tokens is not None:
+            endpoint = Endpoint(record.host, record.port, security, user)
+            return endpoint, Credentials(tokens=tokens, method=method)
         if record.auth_user and record.auth_secret:
             password = self.service.box.decrypt(record.auth_secret)
             endpoint = Endpoint(record.host, record.port, security, user, record.auth_user)
         else:
             password = self.service.box.decrypt(secret or "")
             endpoint = Endpoint(record.host, record.port, security, user)
-        return endpoint, Credentials(password.reveal())
+        return endpoint, Credentials(password.reveal(), method=method)
+
+    def _token_provider(self, record: EndpointRecord, user: str) -> TokenProvider | None:
+        """The endpoint's shared provider (made on first use; --replace makes a new one)."""
+        source = self.service.token_source(record)
+        if source is None:
+            return None
+        key = (record.name, record.oauth or "", user if source.per_mailbox else "")
+        with self._lock:
+            provider = self._tokens.get(key)
+            if provider is None:
+                provider = token_provider(source, user)
+                if provider is None:
+                    return None
+                self._tokens[key] = provider
+            return provider
 
     def _execute(self, running: _Running, lease: Lease) -> None:
         job = running.job

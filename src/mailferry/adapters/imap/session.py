@@ -99,6 +99,52 @@ def open_client(
 ) -> Client:
     """Connect and log in; every failure becomes ConnectError or AuthError with one clear line."""
     where = f"{endpoint.host}:{endpoint.port}"
+    client = _connect(endpoint, tls, timeout)
+    try:
+        if endpoint.security is Security.STARTTLS:
+            client.starttls(tls.context())
+        _login(client, endpoint, credentials)
+        client.normalise_times = False
+    except MailferryError:
+        _quietly_close(client)
+        raise
+    except ssl.SSLCertVerificationError as exc:
+        _quietly_close(client)
+        raise ConnectError(_tls_problem(where, exc)) from None
+    except (ssl.SSLError, OSError, IMAPClientError) as exc:
+        _quietly_close(client)
+        raise ConnectError(f"session with {where} failed: {_describe(exc)}") from None
+    return client
+
+
+def login_capabilities(endpoint: Endpoint, tls: TlsOptions, timeout: float) -> tuple[bytes, ...]:
+    """What the server offers before login (its ``AUTH=`` mechanisms), over a session that is
+    closed at once (``endpoint test``)."""
+    where = f"{endpoint.host}:{endpoint.port}"
+    client = _connect(endpoint, tls, timeout)
+    try:
+        if endpoint.security is Security.STARTTLS:
+            client.starttls(tls.context())
+        return tuple(client.capabilities())
+    except ssl.SSLCertVerificationError as exc:
+        raise ConnectError(_tls_problem(where, exc)) from None
+    except (ssl.SSLError, OSError, IMAPClientError) as exc:
+        raise ConnectError(f"session with {where} failed: {_describe(exc)}") from None
+    finally:
+        _quietly_close(client)
+
+
+def offered_logins(capabilities: tuple[bytes, ...]) -> list[str]:
+    """The login methods a server offers: its SASL mechanisms, and LOGIN unless disabled."""
+    found = [as_str(c)[5:] for c in capabilities if c.upper().startswith(b"AUTH=")]
+    if b"LOGINDISABLED" not in {c.upper() for c in capabilities}:
+        found.append("LOGIN")
+    return found
+
+
+def _connect(endpoint: Endpoint, tls: TlsOptions, timeout: float) -> Client:
+    """A connected client, not yet logged in (and before STARTTLS)."""
+    where = f"{endpoint.host}:{endpoint.port}"
     try:
         client = Client(
             endpoint.host,
@@ -113,25 +159,11 @@ def open_client(
         raise ConnectError(_tls_problem(where, exc)) from None
     except (ssl.SSLError, OSError, IMAPClientError) as exc:
         raise ConnectError(f"cannot connect to {where}: {_describe(exc)}") from None
-    try:
-        _nodelay(client)
-        # imapclient turns imaplib's wire tracing on (debug=5) and routes it to a logger: every line and
-        # literal is repr()-formatted even when nobody logs it (half the CPU of a bulk copy), and the
-        # trace would hold mail and credentials. mailferry never traces the wire.
-        client._imap.debug = 0
-        if endpoint.security is Security.STARTTLS:
-            client.starttls(tls.context())
-        _login(client, endpoint, credentials)
-        client.normalise_times = False
-    except MailferryError:
-        _quietly_close(client)
-        raise
-    except ssl.SSLCertVerificationError as exc:
-        _quietly_close(client)
-        raise ConnectError(_tls_problem(where, exc)) from None
-    except (ssl.SSLError, OSError, IMAPClientError) as exc:
-        _quietly_close(client)
-        raise ConnectError(f"session with {where} failed: {_describe(exc)}") from None
+    _nodelay(client)
+    # imapclient turns imaplib's wire tracing on (debug=5) and routes it to a logger: every line and
+    # literal is repr()-formatted even when nobody logs it (half the CPU of a bulk copy), and the
+    # trace would hold mail and credentials. mailferry never traces the wire.
+    client._imap.debug = 0
     return client
 
 
