@@ -5,8 +5,11 @@ import pytest
 from mailferry.adapters.memory_account import MemoryAccount, MemoryServer
 from mailferry.adapters.memory_state import MemoryStateStore
 from mailferry.domain.errors import ConnectError
+from mailferry.domain.folders import MappingOptions
 from mailferry.domain.plan import Selection
 from mailferry.service.migrate import Migration, SyncOptions
+from mailferry.service.planning import plan_folders
+from mailferry.service.verify import verify
 from tests.fakes import contents, fill, live_contents, message
 
 PAIR = "src -> dst"
@@ -189,3 +192,41 @@ def test_folders_stay_where_the_first_run_put_them():
     assert sorted(dst.folders) == ["INBOX", "Sent", "Sent Messages"]
     assert contents(dst, "Sent") == contents(src, "Sent")
     assert contents(dst, "Sent Messages") == contents(src, "Sent Messages")
+
+
+def test_lost_state_on_a_target_that_rewrites_messages_does_not_duplicate():
+    """Exchange stores a converted copy: sizes and hashes differ, Message-ID and INTERNALDATE do not."""
+    src, dst = MemoryServer(), MemoryServer(rewrites=True)
+    fill(src, "INBOX", [message(i) for i in range(6)])
+    migrate(src, dst, MemoryStateStore())
+    assert all(m.body.startswith(b"X-MS-Converted") for m in dst.folder("INBOX").messages.values())
+    summary = migrate(src, dst, MemoryStateStore())  # the state database is lost
+    assert summary.messages_copied == 0
+    assert summary.messages_skipped_existing == 6
+    assert len(dst.folder("INBOX").messages) == 6
+
+
+def test_a_crash_mid_burst_on_a_rewriting_target_does_not_duplicate():
+    src, dst = MemoryServer(), MemoryServer(rewrites=True)
+    fill(src, "INBOX", [message(i) for i in range(9)])
+    store = MemoryStateStore()
+    with pytest.raises(ConnectError):
+        Migration(
+            MemoryAccount(src), MemoryAccount(dst, crash_after=4), store, PAIR, SyncOptions()
+        ).run()
+    summary = migrate(src, dst, store)
+    assert summary.messages_copied == 5
+    assert len(dst.folder("INBOX").messages) == 9
+
+
+def test_verify_on_a_rewriting_target_compares_message_ids_not_bytes():
+    src, dst = MemoryServer(), MemoryServer(rewrites=True)
+    fill(src, "INBOX", [message(i) for i in range(4)])
+    migrate(src, dst, MemoryStateStore())
+    source, target = MemoryAccount(src), MemoryAccount(dst)
+    plan = plan_folders(source, target, MappingOptions())
+    assert verify(source, target, plan).identical
+    dst.folder("INBOX").set_flags(1, frozenset({"\\Flagged"}))
+    report = verify(source, target, plan)
+    assert not report.identical
+    assert any("flags" in line for line in report.lines())

@@ -75,6 +75,7 @@ class MemoryServer:
     keywords: bool = True  # False: PERMANENTFLAGS without \\*, so keywords are refused
     max_size: int | None = None  # larger appends are refused with [TOOBIG]
     advertised_limit: int | None = None  # APPENDLIMIT, if the fake should announce one
+    rewrites: bool = False  # store a converted copy, as Exchange does (a header is added)
     refuse_next: list[str] = field(
         default_factory=list
     )  # NO answers for the next appends, in order
@@ -123,6 +124,10 @@ class MemoryAccount:
     @property
     def append_limit(self) -> int | None:
         return self.server.advertised_limit
+
+    @property
+    def keeps_bytes(self) -> bool:
+        return not self.server.rewrites
 
     def list_folders(self) -> list[FolderInfo]:
         folders: dict[str, FolderInfo] = {}
@@ -205,6 +210,8 @@ class MemoryAccount:
                     AppendResult(request.key, ok=False, reason="[TOOBIG] Message too large")
                 )
                 continue
+            if self.server.rewrites:
+                body = b"X-MS-Converted: yes\r\n" + body
             uid = box.add(body, request.flags, request.internaldate)
             self.appends += 1
             if self.crash_after is not None and self.appends >= self.crash_after:

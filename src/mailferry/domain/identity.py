@@ -43,10 +43,14 @@ def epoch(moment: dt.datetime) -> int:
     return int(moment.timestamp())
 
 
-def identity(meta: MessageMeta) -> IdentityKey | None:
-    """The key that recognises ``meta`` on another server; None when a content hash is needed first."""
+def identity(meta: MessageMeta, *, with_size: bool = True) -> IdentityKey | None:
+    """The key that recognises ``meta`` on another server; None when a content hash is needed first.
+
+    ``with_size`` False: for a target that stores rewritten copies, where only the headers agree.
+    """
     if meta.message_id:
-        return ("mid", meta.message_id, epoch(meta.internaldate), meta.size)
+        size = meta.size if with_size else -1
+        return ("mid", meta.message_id, epoch(meta.internaldate), size)
     if meta.sha256:
         return ("sha", meta.sha256)
     return None

@@ -90,7 +90,11 @@ def choose(candidates: Iterable[MessageMeta], selection: Selection) -> Choice:
 
 
 def match_existing(
-    source: Sequence[MessageMeta], target: Sequence[MessageMeta], claimed: Iterable[int] = ()
+    source: Sequence[MessageMeta],
+    target: Sequence[MessageMeta],
+    claimed: Iterable[int] = (),
+    *,
+    with_size: bool = True,
 ) -> tuple[list[tuple[MessageMeta, MessageMeta]], list[MessageMeta]]:
     """Pair source messages with target messages of the same identity, as multisets.
 
@@ -101,13 +105,13 @@ def match_existing(
     taken = set(claimed)
     pool: dict[IdentityKey, deque[MessageMeta]] = defaultdict(deque)
     for meta in sorted(target, key=lambda m: m.uid):
-        key = identity(meta)
+        key = identity(meta, with_size=with_size)
         if key is not None and meta.uid not in taken:
             pool[key].append(meta)
     pairs: list[tuple[MessageMeta, MessageMeta]] = []
     unmatched: list[MessageMeta] = []
     for meta in sorted(source, key=lambda m: m.uid):
-        key = identity(meta)
+        key = identity(meta, with_size=with_size)
         bucket = pool.get(key) if key is not None else None
         if bucket:
             pairs.append((meta, bucket.popleft()))

@@ -32,6 +32,11 @@ class MailAccount(Protocol):
         ...
 
     @property
+    def keeps_bytes(self) -> bool:
+        """False when the server stores a rewritten copy (sizes and hashes then differ)."""
+        ...
+
+    @property
     def append_limit(self) -> int | None:
         """The largest message the server accepts (APPENDLIMIT, RFC 7889), when it says."""
         ...

@@ -39,6 +39,9 @@ class Profile:
     message_size_limit: int | None = None  # bytes; larger messages are reported, not sent
     assume_multiappend: bool = True  # False: never rely on MULTIAPPEND even if advertised
     assume_condstore: bool = True  # False: never rely on CONDSTORE even if advertised
+    # True: the server stores a converted copy (Exchange rewrites MIME), so size and bytes differ from
+    # what was appended; messages are then recognised by Message-ID and INTERNALDATE alone.
+    rewrites_messages: bool = False
     auth_preference: tuple[AuthPreference, ...] = (
         AuthPreference.XOAUTH2,
         AuthPreference.OAUTHBEARER,
@@ -54,6 +57,7 @@ GENERIC = Profile(name="generic")
 
 MICROSOFT365 = Profile(
     name="microsoft365",
+    rewrites_messages=True,
     hosts=("outlook.office365.com", "outlook.office.com", "*.outlook.com", "*.office365.com"),
     system_folders=(
         "Sync Issues",

@@ -130,7 +130,9 @@ class FolderPlanner:
         if target and any(m.message_id is None for m in target):
             target = self._with_hashes(self.target, mapping.target, target)
         claimed = self._claimed_target_uids(mapping)
-        pairs, unmatched = match_existing(source, target, claimed)
+        pairs, unmatched = match_existing(
+            source, target, claimed, with_size=self.target.keeps_bytes
+        )
         existing = [Copied(s.uid, t.uid, t.flags) for s, t in pairs]
         if existing and not dry_run:
             self.store.add_copied(self.pair, name, existing)

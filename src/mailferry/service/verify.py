@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from mailferry.domain.errors import FolderError
 from mailferry.domain.folders import FolderMapping, FolderPlan
 from mailferry.domain.identity import epoch
+from mailferry.domain.model import MessageMeta
 from mailferry.domain.plan import Selection, target_flags
 from mailferry.domain.ports import MailAccount
 
@@ -67,10 +68,13 @@ def verify(
             diff.problems.append("target folder is missing")
             continue
         permanent = target.permanent_flags(target_name)
+        by_content = target.keeps_bytes
         wanted: Counter[Fingerprint] = Counter()
         for m in mappings:
-            wanted += _source_prints(source, m.source.name, permanent, selection)
-        have = _target_prints(target, target_name, selection)
+            wanted += _source_prints(
+                source, m.source.name, permanent, selection, by_content=by_content
+            )
+        have = _target_prints(target, target_name, selection, by_content=by_content)
         diff.source_count = sum(wanted.values())
         diff.target_count = sum(have.values())
         diff.problems.extend(_compare(wanted, have))
@@ -78,30 +82,52 @@ def verify(
 
 
 def _source_prints(
-    account: MailAccount, folder: str, permanent: frozenset[str], selection: Selection
+    account: MailAccount,
+    folder: str,
+    permanent: frozenset[str],
+    selection: Selection,
+    *,
+    by_content: bool,
 ) -> Counter[Fingerprint]:
-    metas = {m.uid: m for m in account.fetch_meta(folder)}
+    metas = {m.uid: m for m in account.fetch_meta(folder, message_ids=not by_content)}
     chosen = [m for m in metas.values() if selection.skip_reason(m) is None]
-    prints: Counter[Fingerprint] = Counter()
-    for fetched in account.fetch_messages(folder, chosen):
-        fetched.body.close()
-        meta = metas[fetched.uid]
-        flags, _ = target_flags(meta.flags, permanent, selection)
-        prints[(fetched.sha256, epoch(meta.internaldate), flags)] += 1
-    return prints
+    return _prints(account, folder, chosen, permanent, selection, by_content=by_content)
 
 
-def _target_prints(account: MailAccount, folder: str, selection: Selection) -> Counter[Fingerprint]:
+def _target_prints(
+    account: MailAccount, folder: str, selection: Selection, *, by_content: bool
+) -> Counter[Fingerprint]:
     try:
-        metas = {m.uid: m for m in account.fetch_meta(folder)}
+        metas = {m.uid: m for m in account.fetch_meta(folder, message_ids=not by_content)}
     except FolderError:
         return Counter()
+    every = frozenset({"\\*"})
+    return _prints(account, folder, list(metas.values()), every, selection, by_content=by_content)
+
+
+def _prints(
+    account: MailAccount,
+    folder: str,
+    chosen: list[MessageMeta],
+    permanent: frozenset[str],
+    selection: Selection,
+    *,
+    by_content: bool,
+) -> Counter[Fingerprint]:
+    """(identity, date, flags) per message. The identity is the SHA-256 of the bytes; for a target that
+    stores rewritten copies (``by_content`` False) it is the Message-ID where there is one."""
     prints: Counter[Fingerprint] = Counter()
-    for fetched in account.fetch_messages(folder, list(metas.values())):
+    needs_body = [m for m in chosen if by_content or not m.message_id]
+    hashes = {}
+    for fetched in account.fetch_messages(folder, needs_body):
         fetched.body.close()
-        meta = metas[fetched.uid]
-        flags, _ = target_flags(meta.flags, frozenset({"\\*"}), selection)
-        prints[(fetched.sha256, epoch(meta.internaldate), flags)] += 1
+        hashes[fetched.uid] = fetched.sha256
+    for meta in chosen:
+        key = hashes.get(meta.uid) if by_content or not meta.message_id else f"id:{meta.message_id}"
+        if key is None:
+            continue  # expunged meanwhile
+        flags, _ = target_flags(meta.flags, permanent, selection)
+        prints[(key, epoch(meta.internaldate), flags)] += 1
     return prints
 
 

@@ -112,6 +112,10 @@ class ImapAccount:
         return "CONDSTORE" in self._caps
 
     @property
+    def keeps_bytes(self) -> bool:
+        return True  # an IMAP server stores what it is given (see ProfiledAccount for exceptions)
+
+    @property
     def append_limit(self) -> int | None:
         for cap in self._caps:
             name, _, value = cap.partition("=")

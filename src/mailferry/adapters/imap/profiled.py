@@ -16,6 +16,10 @@ class ProfiledAccount(ImapAccount):
     profile: Profile | None = None
 
     @property
+    def keeps_bytes(self) -> bool:
+        return self.profile is None or not self.profile.rewrites_messages
+
+    @property
     def append_limit(self) -> int | None:
         advertised = super().append_limit
         if self.profile is None:
