@@ -37,9 +37,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from mailferry.adapters.sqlite_state import META, SqlStateStore
+from mailferry.adapters.sqlite_state import META, SqlStateStore, db_reason, ensure_component
 from mailferry.domain.errors import ConfigError, StateError
 
 APPLICATION = "mailferry.batches"
@@ -252,10 +252,6 @@ def _begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-def _reason(exc: SQLAlchemyError) -> str:
-    return str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)
-
-
 class BatchStore:
     """The service's persistence; every method is one transaction and translates DB errors."""
 
@@ -288,25 +284,18 @@ class BatchStore:
             with (self._writer if write else self._engine).begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StateError(f"state database {self._where}: {_reason(exc)}") from exc
+            raise StateError(f"state database {self._where}: {db_reason(exc)}") from exc
 
     def _check_or_create(self, conn: Connection) -> None:
-        version = conn.scalar(
-            select(_META.c.schema_version).where(_META.c.application == APPLICATION)
+        ensure_component(
+            conn,
+            _META,
+            application=APPLICATION,
+            version=SCHEMA_VERSION,
+            tables=_OURS,
+            where=self._where,
+            what="batch",
         )
-        if version is None:
-            METADATA.create_all(conn, tables=list(_OURS))
-            conn.execute(
-                _META.insert(), {"application": APPLICATION, "schema_version": SCHEMA_VERSION}
-            )
-            return
-        if version != SCHEMA_VERSION:
-            raise StateError(
-                f"{self._where}: batch tables have schema {version}; upgrade mailferry"
-            )
-        missing = sorted({t.name for t in _OURS} - set(inspect(conn).get_table_names()))
-        if missing:
-            raise StateError(f"{self._where} is damaged: missing tables {', '.join(missing)}")
         _add_missing_columns(conn)
 
     # -- endpoints ---------------------------------------------------------------------------------

@@ -145,9 +145,37 @@ def _begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-def _reason(exc: SQLAlchemyError) -> str:
-    # A DBAPIError's own text repeats the SQL and every parameter: keep the driver's words only.
+def db_reason(exc: SQLAlchemyError) -> str:
+    """What went wrong, for a person. A DBAPIError's own text repeats the SQL and every parameter
+    (session ids, password hashes, ...): only the driver's words are kept."""
     return str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)
+
+
+def ensure_component(
+    conn: Connection,
+    meta: Table,
+    *,
+    application: str,
+    version: int,
+    tables: Sequence[Table],
+    where: str,
+    what: str,
+) -> None:
+    """Create a component's tables and its row in ``meta`` on first use; refuse a newer or a damaged one.
+
+    The sync state, the batch service and the web app each keep their own tables and schema version in
+    the same database file.
+    """
+    found = conn.scalar(select(meta.c.schema_version).where(meta.c.application == application))
+    if found is None:
+        tables[0].metadata.create_all(conn, tables=list(tables))
+        conn.execute(meta.insert(), {"application": application, "schema_version": version})
+        return
+    if found != version:
+        raise StateError(f"{where}: {what} tables have schema {found}; upgrade mailferry")
+    missing = sorted({t.name for t in tables} - set(inspect(conn).get_table_names()))
+    if missing:
+        raise StateError(f"{where} is damaged: missing tables {', '.join(missing)}")
 
 
 class SqlStateStore:
@@ -199,7 +227,7 @@ class SqlStateStore:
             with (self._writer if write else self._engine).begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StateError(f"state database {self._where}: {_reason(exc)}") from exc
+            raise StateError(f"state database {self._where}: {db_reason(exc)}") from exc
 
     # -- opening: recognise, create, or refuse ------------------------------------------------
 
@@ -212,7 +240,7 @@ class SqlStateStore:
                 self._switch_to_wal()
         except SQLAlchemyError as exc:  # e.g. "file is not a database", "unable to open"
             raise StateError(
-                f"{self._where} cannot be opened as a state database: {_reason(exc)}"
+                f"{self._where} cannot be opened as a state database: {db_reason(exc)}"
             ) from exc
 
     def _check_or_create(self, conn: Connection) -> None:

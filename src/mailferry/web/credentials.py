@@ -42,7 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from mailferry.adapters.sqlite_state import META, SqlStateStore
+from mailferry.adapters.sqlite_state import META, SqlStateStore, db_reason, ensure_component
 from mailferry.domain.errors import ConfigError, StateError
 
 APPLICATION = "mailferry.web"
@@ -170,19 +170,18 @@ class AuthStore:
             with self._engine.begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StateError(f"state database {self._where}: {exc}") from exc
+            raise StateError(f"state database {self._where}: {db_reason(exc)}") from exc
 
     def _check_or_create(self, conn: Connection) -> None:
-        version = conn.scalar(
-            select(_META.c.schema_version).where(_META.c.application == APPLICATION)
+        ensure_component(
+            conn,
+            _META,
+            application=APPLICATION,
+            version=SCHEMA_VERSION,
+            tables=_OURS,
+            where=self._where,
+            what="web",
         )
-        if version is None:
-            METADATA.create_all(conn, tables=list(_OURS))
-            conn.execute(
-                _META.insert(), {"application": APPLICATION, "schema_version": SCHEMA_VERSION}
-            )
-        elif version != SCHEMA_VERSION:
-            raise StateError(f"{self._where}: web tables have schema {version}; upgrade mailferry")
 
     # -- the admin password ------------------------------------------------------------------------
     def set_admin_password(self, password: str) -> None:
