@@ -39,7 +39,7 @@ from mailferry.domain.model import (
     FolderStatus,
     MessageMeta,
 )
-from mailferry.domain.responses import throttle_delay
+from mailferry.domain.responses import slow_down
 
 META_CHUNK = 1000  # messages per metadata FETCH command
 BODY_BATCH_BYTES = 8 << 20  # small messages fetched together up to this many bytes
@@ -74,7 +74,12 @@ class ImapAccount:
         readonly: bool = False,
     ) -> ImapAccount:
         client = open_client(endpoint, credentials, tls or TlsOptions(), timeout)
-        return cls(client, readonly=readonly)
+        try:
+            return cls(client, readonly=readonly)
+        except BaseException:  # ENABLE or NAMESPACE failed (a BYE after login): no socket left open
+            with contextlib.suppress(Exception):
+                client.shutdown()
+            raise
 
     @contextlib.contextmanager
     def _guard(self, folder: str | None = None) -> Iterator[None]:
@@ -88,9 +93,9 @@ class ImapAccount:
                 raise
             untagged = getattr(self._client._imap, "untagged_responses", {})
             said = " ".join(as_str(b) for b in untagged.get("BYE", []) if b)
-            wait = throttle_delay(said)
-            if wait is not None:
-                raise ThrottledError(f"server asks to slow down: {said}", wait) from None
+            throttled = slow_down(said, "server asks to slow down")
+            if throttled is not None:
+                raise throttled from None
             raise
 
     # -- capabilities -------------------------------------------------------------------------------
