@@ -313,15 +313,23 @@ def open_pair(request: SyncRequest, *, read_only: bool = False) -> Iterator[Pair
 def _first_session(open_session: Callable[[], ImapAccount], policy: RetryPolicy) -> ImapAccount:
     """The first login: a server that says "slow down" (Exchange's login NO [THROTTLED]) is waited for
     within the retry budget; any other failure (unknown host, refused, TLS, wrong password) ends the
-    run at once with its one-line reason."""
-    for attempt in range(policy.attempts + 1):
+    run at once with its one-line reason. A daily cap is waited out like in a run (``cap_pause`` at a
+    time, ``cap_max_pause`` in all) without spending the budget."""
+    attempt = 0
+    paused = 0.0
+    while True:
         try:
             return open_session()
         except ThrottledError as exc:
+            pause = max(policy.cap_pause, exc.wait)
+            if exc.cap and paused + pause <= policy.cap_max_pause:
+                paused += pause
+                time.sleep(pause)
+                continue
             if attempt == policy.attempts:
                 raise
             time.sleep(policy.wait(attempt, exc.wait))
-    raise AssertionError  # pragma: no cover - the loop returns or raises
+            attempt += 1
 
 
 def run_sync(

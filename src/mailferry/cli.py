@@ -200,6 +200,22 @@ def _common_options(func: F) -> F:
             show_default=True,
             help="Longest backoff in seconds (a server's own suggested wait is always honoured).",
         ),
+        click.option(
+            "--cap-pause",
+            type=click.FloatRange(min=0),
+            default=1800.0,
+            show_default=True,
+            help="Seconds to pause when a provider's daily cap is reached (Gmail's bandwidth "
+            "limit); such pauses never spend the retry budget.",
+        ),
+        click.option(
+            "--cap-max-pause",
+            type=click.FloatRange(min=0),
+            default=26 * 3600.0,
+            show_default=True,
+            help="Longest time in all to wait for a daily cap to lift before the folder is "
+            "reported failed.",
+        ),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON summary at the end."),
         click.option(
             "--state",
@@ -373,7 +389,11 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
         batch_size=kw.get("batch_size") or 200,
         connections=kw.get("connections") or 3,
         retry=RetryPolicy(
-            attempts=kw["retries"], base_wait=kw["retry_wait"], max_wait=kw["retry_max_wait"]
+            attempts=kw["retries"],
+            base_wait=kw["retry_wait"],
+            max_wait=kw["retry_max_wait"],
+            cap_pause=kw["cap_pause"],
+            cap_max_pause=kw["cap_max_pause"],
         ),
         timeout=kw["timeout"],
         prompt=_prompt if sys.stdin.isatty() and not os.environ.get("CI") else None,

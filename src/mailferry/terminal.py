@@ -70,6 +70,10 @@ class RichProgress:
             if task is not None:
                 self._progress.remove_task(task)
 
+    def paused(self, reason: str, seconds: float) -> None:
+        until = time.strftime("%H:%M", time.localtime(time.time() + seconds))
+        self._progress.console.print(f"paused until {until} ({seconds / 60:.0f} min): {reason}")
+
     def _task(self, task_id: TaskID) -> Task:
         return next(t for t in self._progress.tasks if t.id == task_id)
 
@@ -155,6 +159,11 @@ def print_summary(summary: Summary) -> None:
         f"{summary.messages_skipped_filtered} outside the date window, "
         f"{summary.messages_failed} failed, in {summary.seconds:.1f} s"
     )
+    if summary.cap_pauses:
+        out.print(
+            f"paused {summary.cap_pauses} times ({summary.paused_seconds / 60:.0f} min) "
+            "while a provider's daily cap was in force"
+        )
     for source, target, why in summary.renames:
         out.print(f"renamed: {source!r} -> {target!r} ({why})")
     for warning in summary.warnings:

@@ -185,3 +185,46 @@ def test_full_target_reason_survives_several_lanes():
     m = run(src, dst, MemoryStateStore(), Flaky(src, dst, breaks=0, after=0), connections=3)
     assert m.summary.stopped
     assert "full" in m.summary.stopped
+
+
+GMAIL_CAP = "[OVERQUOTA] Account exceeded command or bandwidth limits. (Failure)"
+
+
+def test_daily_cap_pauses_without_spending_the_retry_budget():
+    src, dst = servers(12)
+    dst.refuse_next = [GMAIL_CAP] * 3
+    no_budget = RetryPolicy(attempts=0, base_wait=0.0, max_wait=0.0, cap_pause=0.05)
+    m = run(src, dst, MemoryStateStore(), Flaky(src, dst, breaks=0, after=0), retry=no_budget)
+    assert m.summary.failures == []
+    assert m.summary.cap_pauses >= 1
+    assert m.summary.throttled == 0  # a cap is not an ordinary throttle: the pace is not halved
+    assert m.summary.paused_seconds >= 0.05 * m.summary.cap_pauses
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+    assert contents(dst, "Other") == contents(src, "Other")
+
+
+def test_daily_cap_still_in_force_after_the_longest_pause_fails_the_folder():
+    src, dst = servers(6)
+    dst.refuse_next = [GMAIL_CAP] * 1000
+    policy = RetryPolicy(
+        attempts=5, base_wait=0.0, max_wait=0.0, cap_pause=0.01, cap_max_pause=0.03
+    )
+    m = run(src, dst, MemoryStateStore(), Flaky(src, dst, breaks=0, after=0), retry=policy)
+    reasons = {f.folder: f.reason for f in m.summary.failures}
+    assert set(reasons) == {"INBOX", "Other"}
+    assert all("still refused after pausing" in r for r in reasons.values())
+    assert m.summary.cap_pauses == 3  # 0.03 s in pauses of 0.01 s, then the first folder gives up
+    assert m.summary.messages_failed == 0  # no message is to blame
+    assert not contents(dst, "INBOX")
+
+
+def test_a_stop_request_ends_a_long_cap_pause():
+    src, dst = servers(6)
+    dst.refuse_next = [GMAIL_CAP] * 1000
+    stop = threading.Event()
+    hour = RetryPolicy(attempts=0, base_wait=0.0, max_wait=0.0, cap_pause=3600.0)
+    threading.Timer(0.2, stop.set).start()
+    m = run(src, dst, MemoryStateStore(), Flaky(src, dst, breaks=0, after=0), retry=hour, stop=stop)
+    assert m.summary.stopped == "stop requested"
+    assert m.summary.cap_pauses == 1
+    assert m.summary.failures == []

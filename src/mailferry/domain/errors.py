@@ -4,7 +4,8 @@
     ├── ConfigError                bad usage or configuration (exit 2); ``problems`` lists every one found
     ├── AccountError               an account cannot be used at all (exit 3)
     │   ├── ConnectError           host unknown, port refused, TLS failure, connection dropped
-    │   │   └── ThrottledError     the server said "slow down" (carries the wait it suggested)
+    │   │   └── ThrottledError     the server said "slow down" (carries the wait it suggested, and
+    │   │                          whether it is a daily cap: then the run pauses instead of retrying)
     │   └── AuthError              login refused
     ├── TargetFullError            the target mailbox is over quota: the run stops cleanly (exit 1)
     ├── StopRequestedError         SIGINT/SIGTERM: stopped after the burst in flight
@@ -37,8 +38,9 @@ class ConnectError(AccountError):
 
 
 class ThrottledError(ConnectError):
-    def __init__(self, message: str, wait: float = 0.0) -> None:
+    def __init__(self, message: str, wait: float = 0.0, *, cap: bool = False) -> None:
         self.wait = wait
+        self.cap = cap  # a daily bandwidth/command cap (Gmail): lifts in hours, not seconds
         super().__init__(message)
 
 

@@ -146,6 +146,8 @@ class Summary:
     flags_updated: int = 0
     reconnects: int = 0
     throttled: int = 0
+    cap_pauses: int = 0  # pauses for a provider's daily cap
+    paused_seconds: float = 0.0
     stopped: str | None = None  # why the run ended early (full target, stop request)
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
@@ -165,6 +167,8 @@ class Summary:
             "flags_updated",
             "reconnects",
             "throttled",
+            "cap_pauses",
+            "paused_seconds",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failures.extend(other.failures)
@@ -183,6 +187,8 @@ class Summary:
             "flags_updated": self.flags_updated,
             "reconnects": self.reconnects,
             "throttled": self.throttled,
+            "cap_pauses": self.cap_pauses,
+            "paused_seconds": round(self.paused_seconds, 3),
             "stopped": self.stopped,
             "seconds": round(self.seconds, 3),
             "failures": [

@@ -46,12 +46,13 @@ from mailferry.domain.plan import (
     target_flags,
 )
 from mailferry.domain.ports import Copied, Intent, MailAccount, StateStore
-from mailferry.domain.responses import target_full, throttle_delay
+from mailferry.domain.responses import slow_down, target_full
 from mailferry.service.planning import FolderPlanner, FolderWork, plan_folders
 from mailferry.service.progress import NoProgress, Progress
 from mailferry.service.resilience import Pace, Reconnect, RetryPolicy
 
 STOP_REQUESTED = "stop requested"
+PAUSE_SLICE = 5.0  # a long pause wakes this often to let progress (and stop requests) through
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class Migration:
         self._reconnect = reconnect  # None: a dropped connection ends the run (tests, dry runs)
         self._stop = stop or threading.Event()
         self._folder_plan: FolderPlan | None = None
+        self._capped = 0.0  # seconds this lane paused for daily caps
 
     # -- entry points -------------------------------------------------------------------------------
     def planner(self) -> FolderPlanner:
@@ -290,18 +292,32 @@ class Migration:
             except ConnectError as exc:
                 if self._reconnect is None or isinstance(exc, AuthError):
                     raise
-                attempt = 1 if self._progress_mark() != mark else attempt + 1
-                if attempt > self.options.retry.attempts:
-                    if folder is None:
-                        raise
-                    self._fail(folder, None, f"gave up after {attempt - 1} reconnects: {exc}")
-                    return
-                self._recover(exc, attempt)
+                attempt = self._next_attempt(exc, attempt, mark)
+                given_up = self._recover(exc, attempt)
+                if given_up is None:
+                    continue
+                if folder is None:
+                    raise
+                self._fail(folder, None, given_up)
+                return
             else:
                 return
 
-    def _recover(self, exc: ConnectError, attempt: int) -> None:
-        """Count the fault, slow down if asked, wait out the backoff, open fresh sessions."""
+    def _next_attempt(self, exc: ConnectError, attempt: int, mark: tuple[int, int, int]) -> int:
+        """Failures in a row without progress; a daily cap costs time, never an attempt."""
+        if isinstance(exc, ThrottledError) and exc.cap:
+            return attempt
+        return 1 if self._progress_mark() != mark else attempt + 1
+
+    def _recover(self, exc: ConnectError, attempt: int) -> str | None:
+        """Count the fault, slow down if asked, wait out the backoff (or the daily cap), open fresh
+        sessions. Returns why to give up instead, once the budget is spent."""
+        if isinstance(exc, ThrottledError) and exc.cap:
+            if self._wait_out_cap(exc):
+                return None
+            return f"{exc}; still refused after pausing {_hours(self._capped)}"
+        if attempt > self.options.retry.attempts:
+            return f"gave up after {attempt - 1} reconnects: {exc}"
         suggested = 0.0
         if isinstance(exc, ThrottledError):
             suggested = exc.wait
@@ -311,6 +327,25 @@ class Migration:
             self.summary.reconnects += 1
         self._pause(self.options.retry.wait(attempt - 1, suggested))
         self._reopen()
+        return None
+
+    def _wait_out_cap(self, exc: ThrottledError) -> bool:
+        """Pause for a provider's daily cap (Gmail's bandwidth limit lifts within 24 hours), then
+        reconnect; False once the run has paused for ``retry.cap_max_pause`` in all."""
+        policy = self.options.retry
+        pause = max(policy.cap_pause, exc.wait)
+        if self._capped + pause > policy.cap_max_pause:
+            return False
+        self._capped += pause
+        self.summary.cap_pauses += 1
+        self.summary.paused_seconds += pause
+        self.progress.paused(str(exc), pause)
+        deadline = time.monotonic() + pause
+        while (left := deadline - time.monotonic()) > 0:
+            self._pause(min(left, PAUSE_SLICE))
+            self.progress.advanced(0, 0)  # a batch's progress writer learns of stop requests here
+        self._reopen()
+        return True
 
     def _progress_mark(self) -> tuple[int, int, int]:
         s = self.summary
@@ -455,7 +490,7 @@ class Migration:
         confirmed: list[Copied] = []
         dropped: list[int] = []
         copied_bytes = 0
-        slow_down: float | None = None
+        throttled: ThrottledError | None = None
         full: str | None = None
         for result in results:
             uid = result.key
@@ -466,9 +501,9 @@ class Migration:
                 failures.pop(uid, None)
                 continue
             dropped.append(uid)
-            wait = throttle_delay(result.reason)
-            if wait is not None:  # not the message's fault: it goes again after a pause
-                slow_down = max(slow_down or 0.0, wait)
+            asked = slow_down(result.reason, f"the target asks to slow down ({mapping.target})")
+            if asked is not None:  # not the message's fault: it goes again after a pause
+                throttled = _stronger(throttled, asked)
             elif target_full(result.reason):
                 full = result.reason
             else:
@@ -485,8 +520,8 @@ class Migration:
                 f"the target mailbox is full ({full}); raise its quota and run again: "
                 "what was copied stays, nothing is copied twice"
             )
-        if slow_down is not None:
-            raise ThrottledError(f"the target asks to slow down ({mapping.target})", slow_down)
+        if throttled is not None:
+            raise throttled
 
     def _note_vanished(
         self, folder: str, by_uid: dict[int, MessageMeta], fetched: Sequence[FetchedMessage]
@@ -501,3 +536,14 @@ class Migration:
         self.summary.failures.append(Failure(folder, uid, reason))
         if uid is not None:
             self.summary.messages_failed += 1
+
+
+def _stronger(first: ThrottledError | None, second: ThrottledError) -> ThrottledError:
+    """Of two slow-down answers in one burst, the one to obey: a daily cap, else the longer wait."""
+    if first is None:
+        return second
+    return max(first, second, key=lambda e: (e.cap, e.wait))
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"

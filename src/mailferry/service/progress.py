@@ -14,6 +14,10 @@ class Progress(Protocol):
 
     def folder_finished(self, source: str) -> None: ...
 
+    def paused(self, reason: str, seconds: float) -> None:
+        """The run waits ``seconds`` for a provider's daily cap to lift (``reason``: its words)."""
+        ...
+
 
 class NoProgress:
     def folder_started(self, source: str, target: str, messages: int, nbytes: int) -> None:
@@ -26,4 +30,7 @@ class NoProgress:
         pass
 
     def folder_finished(self, source: str) -> None:
+        pass
+
+    def paused(self, reason: str, seconds: float) -> None:
         pass

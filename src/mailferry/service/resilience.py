@@ -19,6 +19,10 @@ class RetryPolicy:
     attempts: int = 6  # reconnects per folder before it is reported failed
     base_wait: float = 1.0  # seconds; doubled each attempt
     max_wait: float = 60.0
+    # A daily cap (Gmail's bandwidth limit) is waited out in long pauses that cost no attempt,
+    # until the run has paused this long in all; then the folder is reported failed.
+    cap_pause: float = 1800.0
+    cap_max_pause: float = 26 * 3600.0
 
     def wait(self, attempt: int, suggested: float = 0.0) -> float:
         """Exponential backoff with jitter, never shorter than what the server suggested."""

@@ -162,6 +162,13 @@ class MailboxProgress:
         del source
         self.flush(force=True)
 
+    def paused(self, reason: str, seconds: float) -> None:
+        m = self._mailbox
+        log.warning(
+            "mailbox.paused",
+            extra={"batch": m.batch, "mailbox": m.email, "seconds": seconds, "reason": reason},
+        )
+
     def flush(self, *, force: bool = False) -> None:
         now = time.time()
         with self._lock:

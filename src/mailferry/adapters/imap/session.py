@@ -24,10 +24,9 @@ from mailferry.domain.errors import (
     ConnectError,
     FolderError,
     MailferryError,
-    ThrottledError,
 )
 from mailferry.domain.model import Endpoint, Security
-from mailferry.domain.responses import throttle_delay
+from mailferry.domain.responses import slow_down
 
 
 @dataclass(frozen=True)
@@ -252,9 +251,9 @@ def _login(client: imapclient.IMAPClient, endpoint: Endpoint, credentials: Crede
     except LoginError as exc:
         said = _describe(exc)
         bye = " ".join(as_str(b) for b in client._imap.untagged_responses.get("BYE", []) if b)
-        wait = throttle_delay(f"{said} {bye}")
-        if wait is not None:
-            raise ThrottledError(f"login for {who} throttled: {bye or said}", wait) from None
+        throttled = slow_down(f"{said} {bye}".strip(), f"login for {who} throttled")
+        if throttled is not None:
+            raise throttled from None
         if (
             said.startswith("socket error") or bye
         ):  # imapclient wraps a dropped session as LoginError
@@ -294,15 +293,15 @@ def translated(folder: str | None = None) -> Iterator[None]:
         raise
     except (IMAPClientAbortError, imaplib.IMAP4.abort, OSError) as exc:
         said = _describe(exc)
-        wait = throttle_delay(said)
-        if wait is not None:
-            raise ThrottledError(f"server asks to slow down: {said}", wait) from None
+        throttled = slow_down(said, "server asks to slow down")
+        if throttled is not None:
+            raise throttled from None
         raise ConnectError(f"connection lost: {said}") from None
     except (IMAPClientError, imaplib.IMAP4.error) as exc:
         said = _describe(exc)
-        wait = throttle_delay(said)
-        if wait is not None:
-            raise ThrottledError(f"server asks to slow down: {said}", wait) from None
+        throttled = slow_down(said, "server asks to slow down")
+        if throttled is not None:
+            raise throttled from None
         if folder is None:
             raise ConnectError(f"server refused: {said}") from None
         raise FolderError(folder, said) from None

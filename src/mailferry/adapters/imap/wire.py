@@ -17,9 +17,9 @@ from typing import BinaryIO, Protocol
 from imapclient.imap_utf7 import decode as decode_utf7
 from imapclient.imap_utf7 import encode as encode_utf7
 
-from mailferry.domain.errors import ConnectError, ThrottledError
+from mailferry.domain.errors import ConnectError
 from mailferry.domain.model import AppendRequest, AppendResult
-from mailferry.domain.responses import throttle_delay
+from mailferry.domain.responses import slow_down
 
 CHUNK = 1 << 20
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -132,9 +132,9 @@ class Pipeline:
                 continue
             if line[:5].upper() == b"* BYE":
                 said = _text(line[5:])
-                wait = throttle_delay(said)
-                if wait is not None:
-                    raise ThrottledError("server asks to slow down: " + said, wait)
+                throttled = slow_down(said, "server asks to slow down")
+                if throttled is not None:
+                    raise throttled
                 raise ConnectError("the server ended the session: " + said)
             match = _TAGGED.match(line.rstrip(b"\r\n"))
             if match and match.group(1) in pending:
