@@ -78,6 +78,7 @@ class SyncRequest:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float = 120.0
     prompt: Callable[[str], str] | None = None
+    neutralise_read_receipts: bool = False  # rename receipt requests in what the source gives
 
 
 class Connector:
@@ -108,6 +109,7 @@ class Connector:
             tls=TlsOptions(ca_file=side.ca_file, insecure=side.insecure),
             timeout=self._request.timeout,
             readonly=readonly,
+            neutralise_receipts=readonly and self._request.neutralise_read_receipts,
         )
         self._opened.append(account)
         return account

@@ -173,6 +173,12 @@ def _common_options(func: F) -> F:
             "--include-deleted", is_flag=True, help="Also copy messages flagged \\Deleted."
         ),
         click.option(
+            "--neutralise-read-receipts",
+            is_flag=True,
+            help="Rename Disposition-Notification-To (and Return-Receipt-To, X-Confirm-Reading-To) "
+            "to X-Orig-… headers of the same length, so the target never sends old read receipts.",
+        ),
+        click.option(
             "--timeout",
             type=click.FloatRange(min=1),
             default=120.0,
@@ -396,6 +402,7 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
             cap_max_pause=kw["cap_max_pause"],
         ),
         timeout=kw["timeout"],
+        neutralise_read_receipts=kw["neutralise_read_receipts"],
         prompt=_prompt if sys.stdin.isatty() and not os.environ.get("CI") else None,
     )
     try:

@@ -374,6 +374,11 @@ def batch() -> None:
 @click.option("--since", metavar="YYYY-MM-DD")
 @click.option("--before", metavar="YYYY-MM-DD")
 @click.option("--include-deleted", is_flag=True)
+@click.option(
+    "--neutralise-read-receipts",
+    is_flag=True,
+    help="Rename read-receipt request headers (same length) so the target sends no old receipts.",
+)
 @_state_option
 @handle_errors
 def batch_create(name: str, csv_path: Path, **kw: Any) -> None:
@@ -383,6 +388,7 @@ def batch_create(name: str, csv_path: Path, **kw: Any) -> None:
         since=parse_date(kw["since"], "--since", problems),
         before=parse_date(kw["before"], "--before", problems),
         include_deleted=kw["include_deleted"],
+        neutralise_read_receipts=kw["neutralise_read_receipts"],
     )
     try:
         data = csv_path.read_bytes()

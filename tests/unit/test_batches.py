@@ -323,3 +323,19 @@ def test_cli_status_and_report_without_servers(tmp_path, monkeypatch):
     assert run("batch", "sync", "h", "--every", "soon", "--detach").exit_code == 2
     assert run("batch", "delete", "h", "--yes").exit_code == 0
     assert run("endpoint", "remove", "old").exit_code == 0
+
+
+def test_batch_options_reach_each_mailbox_job(service):
+    from mailferry.service.scheduler import Scheduler  # noqa: PLC0415 - only this test needs it
+
+    options = BatchOptions(include_deleted=True, neutralise_read_receipts=True)
+    assert BatchOptions.from_json(json.loads(json.dumps(options.as_json()))) == options
+    service.create_batch("opts", "old", "new", CSV, options)
+    scheduler = Scheduler(service, batch="opts")
+    try:
+        batch = service.batch("opts")
+        jobs = [scheduler._job(m, batch) for m in service.store.mailboxes("opts")]
+    finally:
+        scheduler.shutdown()
+    assert [j.neutralise_read_receipts for j in jobs] == [True, True]
+    assert all(j.options.selection.include_deleted for j in jobs)

@@ -119,12 +119,14 @@ class BatchOptions:
     since: dt.date | None = None
     before: dt.date | None = None
     include_deleted: bool = False
+    neutralise_read_receipts: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
             "since": self.since.isoformat() if self.since else None,
             "before": self.before.isoformat() if self.before else None,
             "include_deleted": self.include_deleted,
+            "neutralise_read_receipts": self.neutralise_read_receipts,
         }
 
     @classmethod
@@ -134,6 +136,7 @@ class BatchOptions:
             since=dt.date.fromisoformat(since) if since else None,
             before=dt.date.fromisoformat(before) if before else None,
             include_deleted=bool(data.get("include_deleted")),
+            neutralise_read_receipts=bool(data.get("neutralise_read_receipts")),
         )
 
 

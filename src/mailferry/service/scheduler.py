@@ -72,6 +72,7 @@ class Job:
     needs: dict[str, int]
     source_profile: Profile | None = None
     target_profile: Profile | None = None
+    neutralise_read_receipts: bool = False
 
 
 @dataclass
@@ -99,6 +100,7 @@ class Sides:
                 tls=job.source_tls,
                 timeout=self._timeout,
                 readonly=True,
+                neutralise_receipts=job.neutralise_read_receipts,
             )
         )
 
@@ -363,6 +365,7 @@ class Scheduler:
             needs=connection_needs(batch),
             source_profile=source_profile,
             target_profile=target_profile,
+            neutralise_read_receipts=options.neutralise_read_receipts,
         )
 
     def _side(
