@@ -21,10 +21,11 @@ from mailferry.adapters.sqlite_state import SqlStateStore
 from mailferry.config import default_state_path, pair_key, parse_endpoint
 from mailferry.domain.errors import ConfigError, ThrottledError
 from mailferry.domain.folders import MappingOptions
+from mailferry.domain.labels import LabelMode, LabelPolicy
 from mailferry.domain.model import Endpoint, Summary
 from mailferry.domain.plan import Selection
 from mailferry.domain.ports import StateStore
-from mailferry.domain.profiles import Profile, apply_profiles, choose_profile
+from mailferry.domain.profiles import Profile, apply_profiles, choose_profile, label_policy
 from mailferry.service.migrate import Migration, SyncOptions
 from mailferry.service.planning import FolderWork, plan_folders
 from mailferry.service.progress import Progress
@@ -79,6 +80,7 @@ class SyncRequest:
     timeout: float = 120.0
     prompt: Callable[[str], str] | None = None
     neutralise_read_receipts: bool = False  # rename receipt requests in what the source gives
+    labels: LabelMode = LabelMode.ONCE  # a source whose folders are labels (Gmail)
 
 
 class Connector:
@@ -127,6 +129,7 @@ class Pair:
     store: StateStore
     key: str
     connector: Connector
+    labels: LabelPolicy | None = None
 
     def migration(
         self, progress: Progress | None = None, stop: threading.Event | None = None
@@ -138,6 +141,7 @@ class Pair:
             batch_count=self.request.batch_size,
             connections=self.request.connections,
             retry=self.request.retry,
+            labels=self.labels,
         )
         return Migration(
             self.source,
@@ -309,7 +313,9 @@ def open_pair(request: SyncRequest, *, read_only: bool = False) -> Iterator[Pair
         stack.callback(connector.close_all)
         source = _first_session(connector.source, request.retry)
         target = _first_session(connector.target, request.retry)
-        yield Pair(request, source, target, store, pair_key(source_ep, target_ep), connector)
+        labels = label_policy(profiles(request, (source_ep, target_ep))[0], request.labels)
+        key = pair_key(source_ep, target_ep)
+        yield Pair(request, source, target, store, key, connector, labels)
 
 
 def _first_session(open_session: Callable[[], ImapAccount], policy: RetryPolicy) -> ImapAccount:
@@ -342,4 +348,4 @@ def run_sync(
 
 def run_verify(pair: Pair) -> VerifyReport:
     plan = plan_folders(pair.source, pair.target, pair.request.mapping, pair.store, pair.key)
-    return verify(pair.source, pair.target, plan, pair.request.selection)
+    return verify(pair.source, pair.target, plan, pair.request.selection, pair.labels)

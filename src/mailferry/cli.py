@@ -26,6 +26,7 @@ from mailferry.bootstrap import Side, SyncRequest, endpoints, open_pair, run_syn
 from mailferry.config import parse_date
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.folders import MappingOptions, parse_map
+from mailferry.domain.labels import LabelMode
 from mailferry.domain.plan import Selection
 from mailferry.domain.profiles import PROFILE_NAMES
 from mailferry.exits import (
@@ -171,6 +172,15 @@ def _common_options(func: F) -> F:
         click.option("--before", metavar="YYYY-MM-DD", help="Only messages received before."),
         click.option(
             "--include-deleted", is_flag=True, help="Also copy messages flagged \\Deleted."
+        ),
+        click.option(
+            "--labels",
+            type=click.Choice([m.value for m in LabelMode]),
+            default=LabelMode.ONCE.value,
+            show_default=True,
+            help="A source whose folders are labels (Gmail): copy a message found in several "
+            "label folders once, into the first (INBOX, Sent, Drafts, then the labels by name), "
+            "or once per label folder ('folders'). All Mail adds only what no other folder holds.",
         ),
         click.option(
             "--neutralise-read-receipts",
@@ -403,6 +413,7 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
         ),
         timeout=kw["timeout"],
         neutralise_read_receipts=kw["neutralise_read_receipts"],
+        labels=LabelMode(kw["labels"]),
         prompt=_prompt if sys.stdin.isatty() and not os.environ.get("CI") else None,
     )
     try:

@@ -37,6 +37,7 @@ from mailferry.adapters.secrets import Secret
 from mailferry.bootstrap import load_token_source
 from mailferry.config import default_state_path, parse_date
 from mailferry.domain.errors import ConfigError
+from mailferry.domain.labels import LabelMode
 from mailferry.domain.model import Endpoint, Security
 from mailferry.domain.profiles import PROFILE_NAMES, choose_profile
 from mailferry.exits import (
@@ -379,6 +380,13 @@ def batch() -> None:
     is_flag=True,
     help="Rename read-receipt request headers (same length) so the target sends no old receipts.",
 )
+@click.option(
+    "--labels",
+    type=click.Choice([m.value for m in LabelMode]),
+    default=LabelMode.ONCE.value,
+    show_default=True,
+    help="Gmail sources: a message in several labels is copied once, or once per label folder.",
+)
 @_state_option
 @handle_errors
 def batch_create(name: str, csv_path: Path, **kw: Any) -> None:
@@ -389,6 +397,7 @@ def batch_create(name: str, csv_path: Path, **kw: Any) -> None:
         before=parse_date(kw["before"], "--before", problems),
         include_deleted=kw["include_deleted"],
         neutralise_read_receipts=kw["neutralise_read_receipts"],
+        labels=LabelMode(kw["labels"]),
     )
     try:
         data = csv_path.read_bytes()

@@ -114,7 +114,8 @@ def print_plan(works: Sequence[FolderWork]) -> None:
                 f"{mapping.source.name} -> {mapping.target}{renamed}: {len(work.copy)} to copy "
                 f"({work.copy_bytes} bytes), {work.existing} on target, "
                 f"{len(work.updates)} flag updates, "
-                f"{work.skipped_deleted + work.skipped_filtered} skipped",
+                f"{work.skipped_deleted + work.skipped_filtered} skipped"
+                + (f", {work.elsewhere} copied from another label" if work.elsewhere else ""),
                 markup=False,
             )
     total = sum(len(w.copy) for w in works)
@@ -133,6 +134,7 @@ def _plan_table(works: Sequence[FolderWork]) -> None:
         "on target",
         "flag updates",
         "skipped",
+        "in other labels",
     ):
         text = column in ("source folder", "target folder")
         table.add_column(column, justify="left" if text else "right", overflow="fold")
@@ -147,6 +149,7 @@ def _plan_table(works: Sequence[FolderWork]) -> None:
             str(work.existing),
             str(len(work.updates)),
             str(skipped),
+            str(work.elsewhere),
         )
     out.print(table)
 
@@ -159,6 +162,11 @@ def print_summary(summary: Summary) -> None:
         f"{summary.messages_skipped_filtered} outside the date window, "
         f"{summary.messages_failed} failed, in {summary.seconds:.1f} s"
     )
+    if summary.messages_skipped_labels:
+        out.print(
+            f"{summary.messages_skipped_labels} messages seen in several label folders were "
+            "copied from the first of them only"
+        )
     if summary.cap_pauses:
         out.print(
             f"paused {summary.cap_pauses} times ({summary.paused_seconds / 60:.0f} min) "

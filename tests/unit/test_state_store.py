@@ -453,3 +453,40 @@ def test_intents_keep_message_id_and_date(store: StateStore) -> None:
     bare = Intent(8, "cd" * 32, 10, SEEN, "INBOX", 1, 2)
     store.add_intents("p", "INBOX", [kept, bare])
     assert store.intents("p", "INBOX") == [kept, bare]
+
+
+def test_label_tally_counts_standing_copies_and_the_folders_own(store: StateStore) -> None:
+    store.add_copied(
+        "p",
+        "INBOX",
+        [Copied(1, 10, SEEN, "k1"), Copied(2, 11, SEEN, "k1"), Copied(3, 12, SEEN, "k2")],
+    )
+    store.add_copied("p", "Work", [Copied(1, None, SEEN, "k1", elsewhere=True)])
+    store.add_copied("p", "All", [Copied(4, 13, SEEN, None)])  # no label: not counted
+    store.add_copied("q", "INBOX", [Copied(1, 14, SEEN, "k1")])  # another pair
+    tally = store.label_tally("p", "Work", ["k1", "k2", "k3"])
+    assert dict(tally.standing) == {"k1": 2, "k2": 1}
+    assert dict(tally.mine) == {"k1": 1}
+    assert store.copied("p", "Work") == {1: Copied(1, None, SEEN, "k1", elsewhere=True)}
+    assert not store.label_tally("p", "INBOX", []).standing
+    many = [f"x{i}" for i in range(UID_CHUNK * 2 + 3)]
+    store.add_copied("p", "Big", [Copied(i, i, SEEN, key) for i, key in enumerate(many)])
+    assert sum(store.label_tally("p", "Big", many).mine.values()) == len(many)
+
+
+def test_a_schema_1_file_is_upgraded_in_place(path: Path) -> None:
+    SqlStateStore.open_sqlite(path).close()
+    raw_sql(
+        path,
+        "DROP INDEX copied_label",
+        "ALTER TABLE copied DROP COLUMN label",
+        "ALTER TABLE copied DROP COLUMN elsewhere",
+        "UPDATE meta SET schema_version = 1",
+        "INSERT INTO copied (pair, folder, source_uid, target_uid, flags) "
+        "VALUES ('p', 'INBOX', 5, 50, '\\Seen')",
+    )
+    with closing(SqlStateStore.open_sqlite(path)) as store:
+        assert store.copied("p", "INBOX") == {5: Copied(5, 50, SEEN)}
+        store.add_copied("p", "INBOX", [Copied(6, 60, SEEN, "k")])
+        assert store.label_tally("p", "INBOX", ["k"]).standing == {"k": 1}
+    assert raw_sql(path, "SELECT schema_version FROM meta") == [(SCHEMA_VERSION,)]

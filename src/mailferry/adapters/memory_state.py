@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 
 from mailferry.domain.errors import StateError
+from mailferry.domain.labels import LabelTally
 from mailferry.domain.ports import Checkpoint, Copied, Intent
 
 _Folder = tuple[str, str]  # (pair, source folder)
@@ -94,6 +95,21 @@ class MemoryStateStore:
             pending.pop(uid, None)
         if confirmed:
             self._copied.setdefault(key, {}).update((c.source_uid, c) for c in confirmed)
+
+    def label_tally(self, pair: str, folder: str, keys: Iterable[str]) -> LabelTally:
+        wanted = set(keys)
+        tally = LabelTally()
+        for (row_pair, row_folder), rows in self._copied.items():
+            if row_pair != self._folder(pair, folder)[0]:
+                continue
+            for row in rows.values():
+                if row.label not in wanted:
+                    continue
+                if not row.elsewhere:
+                    tally.standing[row.label] += 1
+                if row_folder == folder:
+                    tally.mine[row.label] += 1
+        return tally
 
     def failed_uids(self, pair: str, folder: str) -> set[int]:
         return set(self._failures.get(self._folder(pair, folder), {}))

@@ -20,6 +20,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
+    Index,
     Integer,
     MetaData,
     String,
@@ -38,10 +39,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from mailferry.domain.errors import StateError
+from mailferry.domain.labels import LabelTally
 from mailferry.domain.ports import Checkpoint, Copied, Intent
 
 APPLICATION = "mailferry"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: copied.label and copied.elsewhere (sources whose folders are labels)
 UID_CHUNK = 500  # source UIDs per IN (...) query; SQLite allowed 999 variables before 3.32
 BUSY_TIMEOUT_MS = 30_000
 _WRITE = "mailferry_write"  # execution option: this transaction will write
@@ -84,6 +86,9 @@ COPIED = Table(
     *_key_columns(),
     Column("target_uid", BigInteger, nullable=True),
     Column("flags", Text, nullable=False),
+    Column("label", Text, nullable=True),
+    Column("elsewhere", Integer, nullable=False, server_default="0"),
+    Index("copied_label", "pair", "label"),
 )
 INTENTS = Table(
     "intents",
@@ -256,8 +261,10 @@ class SqlStateStore:
             raise StateError(
                 f"{self._where} was written by a newer mailferry (schema {version}); upgrade"
             )
-        if version < SCHEMA_VERSION:  # no older schema exists yet: migrations start at 2
+        if version < 1:
             raise StateError(f"{self._where} has an unknown schema version {version}")
+        if version < SCHEMA_VERSION:
+            _upgrade(conn, version)
         missing = sorted(set(METADATA.tables) - tables)
         if missing:
             raise StateError(f"{self._where} is damaged: missing tables {', '.join(missing)}")
@@ -345,7 +352,11 @@ class SqlStateStore:
             for chunk in chunks:
                 for row in conn.execute(chunk):
                     found[row.source_uid] = Copied(
-                        row.source_uid, row.target_uid, decode_flags(row.flags)
+                        row.source_uid,
+                        row.target_uid,
+                        decode_flags(row.flags),
+                        row.label,
+                        bool(row.elsewhere),
                     )
         return found
 
@@ -441,6 +452,24 @@ class SqlStateStore:
                 conn.execute(forget, done)
             _upsert_messages(conn, COPIED, rows)
 
+    # -- labels --------------------------------------------------------------------------------
+
+    def label_tally(self, pair: str, folder: str, keys: Iterable[str]) -> LabelTally:
+        wanted = sorted(set(keys))
+        tally = LabelTally()
+        count = func.count().label("n")
+        with self._transaction() as conn:
+            for start in range(0, len(wanted), UID_CHUNK):
+                chunk = COPIED.c.label.in_(wanted[start : start + UID_CHUNK])
+                base = select(COPIED.c.label, count).where(COPIED.c.pair == pair, chunk)
+                standing = base.where(COPIED.c.elsewhere == 0).group_by(COPIED.c.label)
+                for row in conn.execute(standing):
+                    tally.standing[row.label] = row.n
+                mine = base.where(COPIED.c.folder == folder).group_by(COPIED.c.label)
+                for row in conn.execute(mine):
+                    tally.mine[row.label] = row.n
+        return tally
+
     # -- failures ------------------------------------------------------------------------------
 
     def failed_uids(self, pair: str, folder: str) -> set[int]:
@@ -476,9 +505,22 @@ def _copied_rows(pair: str, folder: str, messages: Sequence[Copied]) -> list[dic
             "source_uid": message.source_uid,
             "target_uid": message.target_uid,
             "flags": encode_flags(message.flags),
+            "label": message.label,
+            "elsewhere": int(message.elsewhere),
         }
         for message in messages
     ]
+
+
+def _upgrade(conn: Connection, version: int) -> None:
+    """Bring an older state database to ``SCHEMA_VERSION``, in the opening transaction."""
+    if version < 2:
+        conn.exec_driver_sql("ALTER TABLE copied ADD COLUMN label TEXT")
+        conn.exec_driver_sql("ALTER TABLE copied ADD COLUMN elsewhere INTEGER NOT NULL DEFAULT 0")
+        conn.exec_driver_sql("CREATE INDEX copied_label ON copied (pair, label)")
+    conn.execute(
+        update(META).where(META.c.application == APPLICATION).values(schema_version=SCHEMA_VERSION)
+    )
 
 
 def _upsert_messages(conn: Connection, table: Table, rows: list[dict[str, object]]) -> None:

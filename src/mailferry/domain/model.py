@@ -141,6 +141,7 @@ class Summary:
     messages_skipped_existing: int = 0
     messages_skipped_deleted: int = 0
     messages_skipped_filtered: int = 0
+    messages_skipped_labels: int = 0  # in several label folders: copied from one of them
     messages_failed: int = 0
     bytes_copied: int = 0
     flags_updated: int = 0
@@ -162,6 +163,7 @@ class Summary:
             "messages_skipped_existing",
             "messages_skipped_deleted",
             "messages_skipped_filtered",
+            "messages_skipped_labels",
             "messages_failed",
             "bytes_copied",
             "flags_updated",
@@ -182,6 +184,7 @@ class Summary:
             "messages_skipped_existing": self.messages_skipped_existing,
             "messages_skipped_deleted": self.messages_skipped_deleted,
             "messages_skipped_filtered": self.messages_skipped_filtered,
+            "messages_skipped_labels": self.messages_skipped_labels,
             "messages_failed": self.messages_failed,
             "bytes_copied": self.bytes_copied,
             "flags_updated": self.flags_updated,

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from mailferry.domain.labels import LabelTally
 from mailferry.domain.model import (
     AppendRequest,
     AppendResult,
@@ -106,6 +107,10 @@ class Copied:
     source_uid: int
     target_uid: int | None
     flags: frozenset[str]  # the flags last written to the target
+    # Sources whose folders are labels (domain/labels.py): the message's key across folders, and
+    # True when no copy was made from this folder because one from another folder stands for it.
+    label: str | None = None
+    elsewhere: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,11 @@ class StateStore(Protocol):
     def update_flags(
         self, pair: str, folder: str, updates: Mapping[int, frozenset[str]]
     ) -> None: ...
+
+    def label_tally(self, pair: str, folder: str, keys: Iterable[str]) -> LabelTally:
+        """For label keys: copies standing on the target from any folder of the pair (rows with
+        the key, not ``elsewhere``), and rows of ``folder`` with the key (copied or left out)."""
+        ...
 
     def failed_uids(self, pair: str, folder: str) -> set[int]: ...
 

@@ -20,6 +20,7 @@ from enum import StrEnum
 
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.folders import MappingOptions
+from mailferry.domain.labels import LabelMode, LabelPolicy
 
 
 class AuthPreference(StrEnum):
@@ -48,7 +49,9 @@ class Profile:
     )
     # What the provider says when it throttles (see domain/responses.py, which understands each).
     throttle_hints: tuple[str, ...] = ()
-    # Gmail: folders that hold the same message as the label folders (copied once, not per label).
+    # Gmail: the folders are labels, one message shows in each of its labels (domain/labels.py),
+    # and these folders aggregate every label (they add only what is in no other folder).
+    folders_are_labels: bool = False
     label_aggregates: tuple[str, ...] = ()
     oauth_scope: str | None = None
 
@@ -102,10 +105,10 @@ GMAIL = Profile(
     hosts=("imap.gmail.com", "imap.googlemail.com"),
     # Important and Starred are views Gmail computes (a star is the \Flagged flag, which travels
     # with the message). All Mail is kept: it is the only home of archived (unlabelled) mail, so
-    # leaving it out would lose mail; copying each message once across labels needs the
-    # migration's cross-folder de-duplication (see ``label_aggregates``).
+    # leaving it out would lose mail; it adds only what no other folder holds (domain/labels.py).
     system_folders=("[Gmail]/Important", "[Gmail]/Starred"),
-    label_aggregates=("[Gmail]/All Mail",),
+    folders_are_labels=True,
+    label_aggregates=("[Gmail]/All Mail", "[Google Mail]/All Mail"),
     # Gmail announces APPENDLIMIT itself (honoured from the capability); no fixed number here.
     auth_preference=(AuthPreference.XOAUTH2, AuthPreference.OAUTHBEARER),
     throttle_hints=("[OVERQUOTA] Account exceeded command or bandwidth limits",),
@@ -143,12 +146,27 @@ def system_folder_patterns(profile: Profile) -> tuple[re.Pattern[str], ...]:
     The source's delimiter is not known before connecting, so a nested name (``[Gmail]/All Mail``)
     matches with any of ``/`` and ``.`` between its levels.
     """
-    patterns = []
-    for name in profile.system_folders:
-        levels = [re.escape(level) for level in name.split("/")]
-        body = "[/.]".join(levels)
-        patterns.append(re.compile(rf"^{body}(?:[/.].*)?$", re.IGNORECASE))
-    return tuple(patterns)
+    return tuple(_name_pattern(name, children=True) for name in profile.system_folders)
+
+
+def _name_pattern(name: str, *, children: bool) -> re.Pattern[str]:
+    """``name`` (levels split by ``/``) under either delimiter, case-insensitively."""
+    body = "[/.]".join(re.escape(level) for level in name.split("/"))
+    below = "(?:[/.].*)?" if children else ""
+    return re.compile(rf"^{body}{below}$", re.IGNORECASE)
+
+
+def label_policy(profile: Profile, mode: LabelMode | str) -> LabelPolicy | None:
+    """How to copy a source whose folders are labels (None: an ordinary source)."""
+    if not profile.folders_are_labels:
+        return None
+    try:
+        chosen = LabelMode(mode)
+    except ValueError:
+        choices = ", ".join(m.value for m in LabelMode)
+        raise ConfigError(f"--labels {mode!r}: expected one of {choices}") from None
+    aggregates = tuple(_name_pattern(n, children=False) for n in profile.label_aggregates)
+    return LabelPolicy(chosen, aggregates)
 
 
 def is_system_folder(profile: Profile, name: str) -> bool:

@@ -41,6 +41,7 @@ from mailferry.adapters.oauth import TokenSource
 from mailferry.adapters.secrets import Secret, SecretBox
 from mailferry.config import is_loopback
 from mailferry.domain.errors import ConfigError
+from mailferry.domain.labels import LabelMode
 from mailferry.domain.model import Security
 from mailferry.domain.profiles import PROFILE_NAMES
 from mailferry.service.csvimport import CsvRules, parse_batch_csv
@@ -120,6 +121,7 @@ class BatchOptions:
     before: dt.date | None = None
     include_deleted: bool = False
     neutralise_read_receipts: bool = False
+    labels: LabelMode = LabelMode.ONCE  # a source whose folders are labels (Gmail)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -127,6 +129,7 @@ class BatchOptions:
             "before": self.before.isoformat() if self.before else None,
             "include_deleted": self.include_deleted,
             "neutralise_read_receipts": self.neutralise_read_receipts,
+            "labels": self.labels.value,
         }
 
     @classmethod
@@ -137,6 +140,7 @@ class BatchOptions:
             before=dt.date.fromisoformat(before) if before else None,
             include_deleted=bool(data.get("include_deleted")),
             neutralise_read_receipts=bool(data.get("neutralise_read_receipts")),
+            labels=LabelMode(data.get("labels") or LabelMode.ONCE.value),
         )
 
 

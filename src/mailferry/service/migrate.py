@@ -17,6 +17,7 @@ import functools
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ from mailferry.domain.errors import (
 )
 from mailferry.domain.folders import FolderMapping, FolderPlan, MappingOptions
 from mailferry.domain.identity import epoch
+from mailferry.domain.labels import LabelPolicy
 from mailferry.domain.model import (
     AppendRequest,
     AppendResult,
@@ -47,7 +49,7 @@ from mailferry.domain.plan import (
 )
 from mailferry.domain.ports import Copied, Intent, MailAccount, StateStore
 from mailferry.domain.responses import slow_down, target_full
-from mailferry.service.planning import FolderPlanner, FolderWork, plan_folders
+from mailferry.service.planning import FolderPlanner, FolderWork, intent_key, plan_folders
 from mailferry.service.progress import NoProgress, Progress
 from mailferry.service.resilience import Pace, Reconnect, RetryPolicy
 
@@ -64,6 +66,7 @@ class SyncOptions:
     batch_bytes: int = 16 << 20
     connections: int = 1  # sessions per account; folders are shared out over them
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    labels: LabelPolicy | None = None  # the source's folders are labels (Gmail)
 
 
 class Migration:
@@ -93,6 +96,7 @@ class Migration:
         self._stop = stop or threading.Event()
         self._folder_plan: FolderPlan | None = None
         self._capped = 0.0  # seconds this lane paused for daily caps
+        self._dry_standing: Counter[str] = Counter()  # a dry run's copies by label key
 
     # -- entry points -------------------------------------------------------------------------------
     def planner(self) -> FolderPlanner:
@@ -104,6 +108,8 @@ class Migration:
             self.pair,
             self.options.selection,
             self.folder_plan(),
+            self.options.labels,
+            self._dry_standing,
         )
 
     def _plan_folder(self, mapping: FolderMapping, *, dry_run: bool) -> FolderWork:
@@ -111,6 +117,7 @@ class Migration:
         self.summary.messages_skipped_existing += work.existing
         self.summary.messages_skipped_deleted += work.skipped_deleted
         self.summary.messages_skipped_filtered += work.skipped_filtered
+        self.summary.messages_skipped_labels += work.elsewhere
         return work
 
     def folder_plan(self) -> FolderPlan:
@@ -123,7 +130,8 @@ class Migration:
     def plan(self) -> list[FolderWork]:
         """The dry run: what a run would do, folder by folder. Writes nothing anywhere."""
         works = []
-        for mapping in self.folder_plan().mappings:
+        free, ordered = self._phases()
+        for mapping in free + ordered:
             try:
                 works.append(self._plan_folder(mapping, dry_run=True))
             except FolderError as exc:
@@ -134,17 +142,21 @@ class Migration:
         """Every folder, each retried within the budget; a full target or a stop request ends early.
 
         With ``options.connections`` > 1 (and a way to open sessions), folders are shared out over that
-        many lanes, each with its own source and target session, largest folders first.
+        many lanes, each with its own source and target session, largest folders first. Label folders
+        that leave out what another folder's copy stands for (``options.labels``) come after, one by
+        one, in the policy's order.
         """
         started = time.monotonic()
         try:
             self._retrying(None, self._start)
+            free, ordered = self._phases()
             lanes = self._lanes_worth_opening()
-            queue = self._folder_queue(sort_by_size=lanes > 1)
+            queue = self._folder_queue(free, sort_by_size=lanes > 1)
             if lanes > 1:
                 self._run_lanes(queue, lanes)
             else:
                 self._drain(queue)
+            self._drain(self._folder_queue(ordered, sort_by_size=False))
         except StopRequestedError as exc:
             self.summary.stopped = self.summary.stopped or str(exc)
         finally:
@@ -163,8 +175,16 @@ class Migration:
                 return self.options.connections
         return 1
 
-    def _folder_queue(self, *, sort_by_size: bool) -> queue.SimpleQueue[FolderMapping]:
+    def _phases(self) -> tuple[list[FolderMapping], list[FolderMapping]]:
+        """(folders in any order, folders one after another): see ``LabelPolicy.order``."""
         mappings = list(self.folder_plan().mappings)
+        if self.options.labels is None:
+            return mappings, []
+        return self.options.labels.order(mappings)
+
+    def _folder_queue(
+        self, mappings: list[FolderMapping], *, sort_by_size: bool
+    ) -> queue.SimpleQueue[FolderMapping]:
         if sort_by_size:  # big folders first, so lanes finish together
             sizes = {m.source.name: self._size_hint(m.source.name) for m in mappings}
             mappings.sort(key=lambda m: -sizes[m.source.name])
@@ -496,7 +516,8 @@ class Migration:
             uid = result.key
             intent = by_uid[uid]
             if result.ok:
-                confirmed.append(Copied(uid, result.target_uid, intent.flags))
+                label = intent_key(intent) if self.options.labels is not None else None
+                confirmed.append(Copied(uid, result.target_uid, intent.flags, label))
                 copied_bytes += intent.size
                 failures.pop(uid, None)
                 continue

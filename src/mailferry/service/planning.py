@@ -7,11 +7,13 @@ The decisions themselves are pure functions in ``domain/plan.py``; this module f
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from mailferry.domain.errors import FolderError
 from mailferry.domain.folders import FolderMapping, FolderPlan, MappingOptions, map_folders
+from mailferry.domain.labels import LabelPolicy, label_key, meta_key, split_by_label
 from mailferry.domain.model import FolderInfo, FolderStatus, MessageMeta
 from mailferry.domain.plan import (
     FlagUpdate,
@@ -22,7 +24,7 @@ from mailferry.domain.plan import (
     reconcile_intents,
     uncopied,
 )
-from mailferry.domain.ports import Checkpoint, Copied, MailAccount, StateStore
+from mailferry.domain.ports import Checkpoint, Copied, Intent, MailAccount, StateStore
 
 
 @dataclass
@@ -39,6 +41,7 @@ class FolderWork:
     existing: int = 0
     skipped_deleted: int = 0
     skipped_filtered: int = 0
+    elsewhere: int = 0  # left out: a copy from another label folder stands for them
 
     @property
     def copy_bytes(self) -> int:
@@ -56,6 +59,8 @@ class FolderPlanner:
         pair: str,
         selection: Selection,
         folders: FolderPlan,
+        labels: LabelPolicy | None = None,
+        dry_standing: Counter[str] | None = None,
     ) -> None:
         self.source = source
         self.target = target
@@ -63,6 +68,9 @@ class FolderPlanner:
         self.pair = pair
         self.selection = selection
         self.folders = folders
+        self.labels = labels  # set when the source's folders are labels (Gmail)
+        # A dry run records nothing: copies it would make, by label key, for the folders after.
+        self.dry_standing = dry_standing if dry_standing is not None else Counter()
 
     def plan(self, mapping: FolderMapping, *, dry_run: bool) -> FolderWork:
         name = mapping.source.name
@@ -87,7 +95,39 @@ class FolderPlanner:
                     Checkpoint(name, mapping.target, src.uidvalidity, 0, None, tgt.uidvalidity, ""),
                 )
             work = self._plan_fresh(mapping, src, tgt, dry_run=dry_run)
+        if self.labels is not None and self.labels.dedupes(mapping) and work.copy:
+            self._leave_out_elsewhere(mapping, work, dry_run=dry_run)
+        elif dry_run and self.labels is not None:
+            self.dry_standing.update(self._keys(mapping.source.name, work.copy).values())
         return work
+
+    # -- labels -------------------------------------------------------------------------------------
+    def _keys(self, folder: str, metas: Sequence[MessageMeta]) -> dict[int, str]:
+        """Label keys by UID; messages without a Message-ID are hashed first."""
+        if any(m.message_id is None for m in metas):
+            metas = self._with_hashes(self.source, folder, metas)
+        keys = {m.uid: meta_key(m) for m in metas}
+        return {uid: key for uid, key in keys.items() if key is not None}
+
+    def _leave_out_elsewhere(
+        self, mapping: FolderMapping, work: FolderWork, *, dry_run: bool
+    ) -> None:
+        """Drop from ``work.copy`` what a copy from another label folder already stands for, and
+        record those as accounted for (so later passes do not look at them again)."""
+        name = mapping.source.name
+        keys = self._keys(name, work.copy)
+        candidates = [(m, keys[m.uid]) for m in work.copy if m.uid in keys]
+        tally = self.store.label_tally(self.pair, name, keys.values())
+        tally.standing.update(self.dry_standing)
+        copy, left_out = split_by_label(candidates, tally)
+        work.copy = [m for m in work.copy if m.uid not in keys] + copy
+        work.copy.sort(key=lambda m: m.uid)
+        work.elsewhere = len(left_out)
+        if dry_run:
+            self.dry_standing.update(keys[m.uid] for m in copy)
+        elif left_out:
+            rows = [Copied(m.uid, None, m.flags, key, elsewhere=True) for m, key in left_out]
+            self.store.add_copied(self.pair, name, rows)
 
     def _target_status(self, folder: str, *, dry_run: bool) -> FolderStatus | None:
         try:
@@ -133,7 +173,7 @@ class FolderPlanner:
         pairs, unmatched = match_existing(
             source, target, claimed, with_size=self.target.keeps_bytes
         )
-        existing = [Copied(s.uid, t.uid, t.flags) for s, t in pairs]
+        existing = [Copied(s.uid, t.uid, t.flags, self._label(s)) for s, t in pairs]
         if existing and not dry_run:
             self.store.add_copied(self.pair, name, existing)
         choice = choose(unmatched, self.selection)
@@ -204,6 +244,9 @@ class FolderPlanner:
             skipped_filtered=len(choice.skipped_filtered),
         )
 
+    def _label(self, meta: MessageMeta) -> str | None:
+        return meta_key(meta) if self.labels is not None else None
+
     def _permanent(self, folder: str, *, exists: bool) -> frozenset[str]:
         if not exists:
             return frozenset({"\\*"})
@@ -260,6 +303,9 @@ class FolderPlanner:
                 }
                 landed = [hashed.get(m.uid, m) for m in arrived]
         confirmed, lost = reconcile_intents(valid, landed, self._claimed_target_uids(mapping))
+        if self.labels is not None:
+            by_uid = {i.source_uid: i for i in valid}
+            confirmed = [replace(c, label=intent_key(by_uid[c.source_uid])) for c in confirmed]
         self.store.resolve(self.pair, name, confirmed, lost + stale)
 
     def _hashed(self, folder: str, metas: Sequence[MessageMeta]) -> list[MessageMeta]:
@@ -336,3 +382,8 @@ def _still_valid(
 
 def _replace_sha(meta: MessageMeta, sha: str | None) -> MessageMeta:
     return MessageMeta(meta.uid, meta.flags, meta.internaldate, meta.size, meta.message_id, sha)
+
+
+def intent_key(intent: Intent) -> str | None:
+    """The label key of a message sent with this intent (the same as ``meta_key`` of its source)."""
+    return label_key(intent.message_id, intent.internaldate, intent.size, intent.sha256)

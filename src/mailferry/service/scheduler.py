@@ -39,7 +39,7 @@ from mailferry.domain.folders import MappingOptions
 from mailferry.domain.model import Endpoint, Security, Summary
 from mailferry.domain.plan import Selection
 from mailferry.domain.ports import MailAccount
-from mailferry.domain.profiles import Profile, apply_profiles, choose_profile
+from mailferry.domain.profiles import Profile, apply_profiles, choose_profile, label_policy
 from mailferry.service.batches import (
     BatchOptions,
     BatchService,
@@ -361,7 +361,11 @@ class Scheduler:
             target_tls=_tls(dst),
             source_creds=source_creds,
             target_creds=target_creds,
-            options=SyncOptions(mapping=mapping, selection=selection),
+            options=SyncOptions(
+                mapping=mapping,
+                selection=selection,
+                labels=label_policy(source_profile, options.labels),
+            ),
             needs=connection_needs(batch),
             source_profile=source_profile,
             target_profile=target_profile,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from mailferry.domain.errors import FolderError
 from mailferry.domain.folders import FolderMapping, FolderPlan
 from mailferry.domain.identity import epoch
+from mailferry.domain.labels import LabelPolicy
 from mailferry.domain.model import MessageMeta
 from mailferry.domain.plan import Selection, target_flags
 from mailferry.domain.ports import MailAccount
@@ -27,6 +28,7 @@ class FolderDiff:
     source_count: int = 0
     target_count: int = 0
     problems: list[str] = field(default_factory=list)
+    elsewhere: int = 0  # source messages found in another target folder (labels copied once)
 
 
 @dataclass
@@ -40,9 +42,10 @@ class VerifyReport:
     def lines(self) -> Iterator[str]:
         for diff in self.folders:
             mark = "ok  " if not diff.problems else "DIFF"
+            also = f" (+{diff.elsewhere} in other label folders)" if diff.elsewhere else ""
             yield (
                 f"{mark} {diff.source} -> {diff.target}: "
-                f"{diff.source_count} source, {diff.target_count} target"
+                f"{diff.source_count} source, {diff.target_count} target{also}"
             )
             for problem in diff.problems:
                 yield f"     {problem}"
@@ -53,32 +56,56 @@ def verify(
     target: MailAccount,
     plan: FolderPlan,
     selection: Selection | None = None,
+    labels: LabelPolicy | None = None,
 ) -> VerifyReport:
-    """Compare every mapped folder of ``plan`` (see migrate.plan_folders) on both accounts."""
+    """Compare every mapped folder of ``plan`` (see migrate.plan_folders) on both accounts.
+
+    With ``labels`` (a source whose folders are labels), a folder that leaves out messages whose
+    copy stands elsewhere may miss exactly those: a message it lacks must then be in another
+    target folder of the plan.
+    """
     selection = selection or Selection()
     existing = {f.name for f in target.list_folders()}
     report = VerifyReport()
     by_target: dict[str, list[FolderMapping]] = {}
     for folder in plan.mappings:
         by_target.setdefault(folder.target, []).append(folder)
+    compared: list[tuple[FolderDiff, Counter[Fingerprint], Counter[Fingerprint], bool]] = []
+    everywhere: Counter[Fingerprint] = Counter()
     for target_name, mappings in by_target.items():
         diff = FolderDiff(" + ".join(m.source.name for m in mappings), target_name)
         report.folders.append(diff)
         if target_name not in existing and target_name.upper() != "INBOX":
             diff.problems.append("target folder is missing")
             continue
-        permanent = target.permanent_flags(target_name)
-        by_content = target.keeps_bytes
-        wanted: Counter[Fingerprint] = Counter()
-        for m in mappings:
-            wanted += _source_prints(
-                source, m.source.name, permanent, selection, by_content=by_content
-            )
-        have = _target_prints(target, target_name, selection, by_content=by_content)
+        wanted, have = _folder_prints(source, target, mappings, target_name, selection)
+        everywhere += have
+        dedupes = labels is not None and any(labels.dedupes(m) for m in mappings)
+        compared.append((diff, wanted, have, dedupes))
+    for diff, wanted, have, dedupes in compared:
+        covered = (wanted - have) & (everywhere - have) if dedupes else Counter()
+        diff.elsewhere = sum(covered.values())
         diff.source_count = sum(wanted.values())
         diff.target_count = sum(have.values())
-        diff.problems.extend(_compare(wanted, have))
+        diff.problems.extend(_compare(wanted - covered, have))
     return report
+
+
+def _folder_prints(
+    source: MailAccount,
+    target: MailAccount,
+    mappings: list[FolderMapping],
+    target_name: str,
+    selection: Selection,
+) -> tuple[Counter[Fingerprint], Counter[Fingerprint]]:
+    """(what the source folders mapped to ``target_name`` hold, what the target folder holds)."""
+    permanent = target.permanent_flags(target_name)
+    by_content = target.keeps_bytes
+    wanted: Counter[Fingerprint] = Counter()
+    for m in mappings:
+        wanted += _source_prints(source, m.source.name, permanent, selection, by_content=by_content)
+    have = _target_prints(target, target_name, selection, by_content=by_content)
+    return wanted, have
 
 
 def _source_prints(
