@@ -322,6 +322,19 @@ def test_replace_next_waits_for_whole_lines(proxy: Proxy, greeting_size: int) ->
     assert lines[1].startswith(b"b OK ")
 
 
+def test_watch_keeps_matching_server_lines(proxy: Proxy, greeting_size: int) -> None:
+    proxy.watch(rb"^\S+ OK .*completed")
+    with raw(proxy) as sock:
+        read_line(sock)
+        sock.sendall(b"a NOOP\r\nb CAPABILITY\r\nc NOOP\r\n")
+        lines = [read_line(sock) for _ in range(4)]  # CAPABILITY adds an untagged line
+    assert lines[-1].startswith(b"c OK ")
+    assert lines[2].startswith(b"b OK ")  # Dovecot: "Pre-login capabilities listed, ..."
+    seen = proxy.seen(rb"^\S+ OK .*completed")
+    assert [line.split()[0] for line in seen] == [b"a", b"c"]
+    assert all(not line.endswith(b"\r") for line in seen)
+
+
 def test_refuse_new_closes_new_connections_until_turned_off(
     proxy: Proxy, account: tuple[str, str]
 ) -> None:

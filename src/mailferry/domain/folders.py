@@ -104,6 +104,8 @@ class MappingOptions:
     maps: tuple[tuple[str, str], ...] = ()  # (full source name, full target name), see parse_map
     include: tuple[re.Pattern[str], ...] = ()  # searched in the full source name
     exclude: tuple[re.Pattern[str], ...] = ()
+    # Why a map was added for the user (a provider profile's reserved name): reported as a rename.
+    map_reasons: tuple[tuple[str, str], ...] = ()  # (full source name, reason)
 
 
 @dataclass(frozen=True)
@@ -368,10 +370,11 @@ def map_folders(
         if mapped[key] and anchored is not None:
             placer.taken.add(_key(anchored[0]))
     mappings: list[FolderMapping] = []
+    map_reasons = dict(options.map_reasons)
     for key, folder in ordered.items():
         path, reasons = placer.place(folder, key, claims=mapped[key])
         if mapped[key]:
-            why = "; ".join(dict.fromkeys(reasons)) or None
+            why = "; ".join(dict.fromkeys(reasons)) or map_reasons.get(folder.name)
             mappings.append(FolderMapping(folder, target_delimiter.join(path), roles.get(key), why))
     return FolderPlan(
         mappings=tuple(mappings),

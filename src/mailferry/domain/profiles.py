@@ -195,8 +195,11 @@ def effective_size_limit(profile: Profile, advertised: int | None) -> int | None
 def apply_profiles(mapping: MappingOptions, source: Profile, target: Profile) -> MappingOptions:
     """The user's folder options plus the profiles' rules: the source provider's system folders are
     excluded, the target provider's reserved names are mapped elsewhere."""
+    renames = reserved_renames(target, mapping.maps)
     return MappingOptions(
-        maps=mapping.maps + reserved_renames(target, mapping.maps),
+        maps=mapping.maps + renames,
         include=mapping.include,
         exclude=mapping.exclude + system_folder_patterns(source),
+        map_reasons=mapping.map_reasons
+        + tuple((name, f"{name!r} is reserved on {target.name} targets") for name, _ in renames),
     )

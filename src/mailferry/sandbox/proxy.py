@@ -98,6 +98,7 @@ class Proxy:
         self._threads: list[threading.Thread] = []
         self._faults: list[_Fault] = []
         self._replacement: tuple[re.Pattern[bytes], bytes] | None = None
+        self._watches: dict[bytes, tuple[re.Pattern[bytes], list[bytes]]] = {}
         self._refusing = False
         self._counts = dict.fromkeys(("open", "max", "total", "refused", "up", "down", "fired"), 0)
 
@@ -213,6 +214,17 @@ class Proxy:
         with self._lock:
             self._replacement = (re.compile(pattern), replacement)
 
+    def watch(self, pattern: bytes) -> None:
+        """From now on, keep every server-to-client line that matches ``pattern`` (``re.search``);
+        ``seen(pattern)`` returns them. Makes the server-to-client direction line-aware."""
+        with self._lock:
+            self._watches.setdefault(pattern, (re.compile(pattern), []))
+
+    def seen(self, pattern: bytes) -> list[bytes]:
+        """The lines (without line ending) that matched a watched ``pattern`` so far."""
+        with self._lock:
+            return list(self._watches[pattern][1])
+
     def refuse_new(self, on: bool) -> None:
         """While on, accept new connections and close them at once (before any greeting)."""
         with self._lock:
@@ -265,24 +277,28 @@ class Proxy:
             return allowed, first
 
     def _rewrite(self, block: bytes) -> tuple[bytes, bool]:
-        """Apply the armed replacement to the complete lines of ``block``; still armed?"""
+        """Note the watched lines of ``block`` and apply the armed replacement to its complete
+        lines; still line-aware afterwards?"""
         with self._lock:
-            if self._replacement is None:
-                return block, False
-            pattern, replacement = self._replacement
             lines = block.split(b"\n")
             for i, line in enumerate(lines[:-1]):
                 text = line.removesuffix(b"\r")
-                if pattern.search(text):
+                for pattern, found in self._watches.values():
+                    if pattern.search(text):
+                        found.append(text)
+                if self._replacement is not None and self._replacement[0].search(text):
+                    pattern, replacement = self._replacement
                     lines[i] = pattern.sub(replacement, text, count=1) + line[len(text) :]
                     self._replacement = None
                     self._counts["fired"] += 1
-                    return b"\n".join(lines), False
-            return block, True
+            return b"\n".join(lines), self._line_aware_locked()
+
+    def _line_aware_locked(self) -> bool:
+        return self._replacement is not None or bool(self._watches)
 
     def _replacing(self) -> bool:
         with self._lock:
-            return self._replacement is not None
+            return self._line_aware_locked()
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

@@ -417,7 +417,10 @@ class Migration:
             self._check_stop()
             too_big = [m for m in batch if limit is not None and m.size > limit]
             for meta in too_big:
-                reason = f"{meta.size} bytes is over the target's APPENDLIMIT of {limit} bytes"
+                reason = (
+                    f"{meta.size} bytes is over the target's limit of {limit} bytes "
+                    "(its APPENDLIMIT, or its provider profile's largest message)"
+                )
                 failures[meta.uid] = reason
                 self._fail(mapping.source.name, meta.uid, reason)
             sendable = [m for m in batch if m not in too_big]
