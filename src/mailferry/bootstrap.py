@@ -217,7 +217,8 @@ def credentials(side: Side, endpoint: Endpoint, prompt: Callable[[str], str] | N
 
 def token_provider(side: Side, endpoint: Endpoint) -> TokenProvider | None:
     try:
-        return oauth.token_provider(token_source(side), endpoint.user, f"--{side.name}-")
+        names = oauth.SourceNames.options(f"--{side.name}-")
+        return oauth.token_provider(token_source(side), endpoint.user, names)
     except ConfigError as exc:
         raise ConfigError([f"{side.name}: {p}" for p in exc.problems]) from None
 

@@ -23,23 +23,16 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from mailferry.adapters.batch_store import EndpointRecord, MailboxRecord, Outcome
-from mailferry.adapters.imap import Credentials, TlsOptions
-from mailferry.adapters.imap.profiled import open_profiled
-from mailferry.adapters.imap.session import (
-    AuthMethod,
-    choose_method,
-    login_capabilities,
-    offered_logins,
-)
-from mailferry.adapters.oauth import M365_AUTHORITY_HOST, TokenSource, token_provider
+from mailferry.adapters.batch_store import MailboxRecord, Outcome
+from mailferry.adapters.imap.session import AuthMethod
+from mailferry.adapters.oauth import M365_AUTHORITY_HOST
 from mailferry.adapters.secrets import Secret
 from mailferry.bootstrap import load_token_source
 from mailferry.config import default_state_path, parse_date
-from mailferry.domain.errors import ConfigError
+from mailferry.domain.errors import AccountError, ConfigError
 from mailferry.domain.labels import LabelMode
-from mailferry.domain.model import Endpoint, Security
-from mailferry.domain.profiles import PROFILE_NAMES, choose_profile
+from mailferry.domain.model import Security
+from mailferry.domain.profiles import PROFILE_NAMES
 from mailferry.exits import (
     EXIT_FAILED,
     EXIT_OK,
@@ -53,6 +46,8 @@ from mailferry.service.batches import (
     MailboxState,
     open_service,
 )
+from mailferry.service.endpoints import login_kind
+from mailferry.service.probe import probe
 from mailferry.service.scheduler import Scheduler
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -243,18 +238,8 @@ def endpoint_add(name: str, **kw: Any) -> None:
     )
     with _service(kw["state"]) as service:
         record = service.add_endpoint(spec, replace=kw["replace"])
-    login = f", {_login_kind(spec.token_source)} login" if spec.token_source else ""
+    login = f", {login_kind(record)} login" if spec.token_source else ""
     click.echo(f"endpoint {record.name}: {record.security}://{record.host}:{record.port}{login}")
-
-
-def _login_kind(source: TokenSource | None) -> str:
-    if source is None:
-        return "password"
-    if source.command:
-        return "token command"
-    if source.google_service_account_json is not None:
-        return "Google service account"
-    return "Microsoft 365 app-only"
 
 
 @endpoint.command("list")
@@ -265,7 +250,6 @@ def endpoint_list(as_json: bool, state: Path | None) -> None:
     """Every endpoint (never its password or token secrets)."""
     with _service(state) as service:
         records = service.endpoints()
-        service_tokens = {r.name: service.token_source(r) for r in records}
     rows = [
         {
             "name": r.name,
@@ -275,7 +259,7 @@ def endpoint_list(as_json: bool, state: Path | None) -> None:
             "auth_user": r.auth_user,
             "max_connections": r.max_connections,
             "auth": r.auth,
-            "login": _login_kind(service_tokens.get(r.name)),
+            "login": login_kind(r),
             "profile": r.profile,
             "insecure": r.insecure,
         }
@@ -316,49 +300,24 @@ def endpoint_remove(name: str, state: Path | None) -> None:
 def endpoint_test(name: str, user: str | None, password_file: Path | None, **kw: Any) -> None:
     """Connect and log in (as the admin, as --user, or with the endpoint's token as the mailbox
     --user); print the login methods offered, the one used, the profile and the capabilities."""
-    with _service(kw["state"]) as service:
-        record = service.endpoint(name)
-        login, creds = _test_login(service, record, user, password_file)
-    where = Endpoint(record.host, record.port, Security(record.security), login)
-    tls = TlsOptions(Path(record.ca_file) if record.ca_file else None, record.insecure)
-    profile = choose_profile(record.profile, record.host)
-    offered = login_capabilities(where, tls, kw["timeout"])
-    method = choose_method(creds, offered)
-    account = open_profiled(where, creds, profile, tls=tls, timeout=kw["timeout"], readonly=True)
-    try:
-        caps = sorted(account.capabilities)
-        delimiter = account.delimiter
-    finally:
-        account.close()
-    how = "by host" if record.profile == "auto" else "chosen"
-    click.echo(f"{where.display()}: reachable, login ok, delimiter {delimiter!r}")
-    click.echo("login methods offered: " + (" ".join(offered_logins(offered)) or "none"))
-    click.echo(f"login used: {method.value}" + (" (token)" if creds.tokens else ""))
-    click.echo(f"profile: {profile.name} ({how})")
-    click.echo("capabilities: " + " ".join(caps))
 
-
-def _test_login(
-    service: BatchService, record: EndpointRecord, user: str | None, password_file: Path | None
-) -> tuple[str, Credentials]:
-    method = AuthMethod(record.auth)
-    source = service.token_source(record)
-    if source is not None:
-        if not user:
-            raise ConfigError(
-                f"endpoint {record.name} logs in with tokens: give --user MAILBOX to test a login"
-            )
-        tokens = token_provider(source, user)
-        return user, Credentials(tokens=tokens, method=method)
-    if record.auth_user and record.auth_secret and not user:
-        password = service.box.decrypt(record.auth_secret)
-        return record.auth_user, Credentials(password.reveal(), method=method)
-    if user:
+    def password_of(login: str) -> Secret:
         found = _read_secret(password_file, TEST_PASSWORD_ENV, "Password", required=True)
         if found is None:
-            raise ConfigError(f"no password for {user}: set ${TEST_PASSWORD_ENV}")
-        return user, Credentials(found.reveal(), method=method)
-    raise ConfigError(f"endpoint {record.name} has no admin login: give --user to test a login")
+            raise ConfigError(f"no password for {login}: set ${TEST_PASSWORD_ENV}")
+        return found
+
+    with _service(kw["state"]) as service:
+        record = service.endpoint(name)
+        result = probe(service, record, user, password_of, timeout=kw["timeout"])
+    if result.error is not None:
+        raise AccountError(result.error)
+    how = "by host" if result.profile_by_host else "chosen"
+    click.echo(f"{result.address}: reachable, login ok, delimiter {result.delimiter!r}")
+    click.echo("login methods offered: " + (" ".join(result.offered) or "none"))
+    click.echo(f"login used: {result.method}" + (" (token)" if result.token else ""))
+    click.echo(f"profile: {result.profile} ({how})")
+    click.echo("capabilities: " + " ".join(result.capabilities))
 
 
 # -- batches -----------------------------------------------------------------------------------------

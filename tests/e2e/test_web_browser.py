@@ -1,7 +1,9 @@
 """The dashboard in real headless Chromium (Debian's, driven by Playwright) against
 `mailferry serve` as a process and two real Dovecot servers: log in, add endpoints, test one,
 upload a CSV of 4 users (one with a wrong password), start, watch the page reach Synced without
-reloading, open the failed mailbox, download the report, complete the batch.
+reloading, open the failed mailbox, download the report, complete the batch. Then OAuth2:
+Microsoft 365 app-only endpoints added through the form (a secret; a certificate uploaded) and
+tested with tokens from a FAKE identity provider that a Dovecot oauth2 passdb checks.
 
 Screenshots of the main pages go to test-artifacts/screenshots/ for a reviewer.
 """
@@ -17,12 +19,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
 from mailferry.sandbox.corpus import build_corpus, connect, load_corpus
+from mailferry.sandbox.dovecot import DovecotServer
+from tests.integration.fake_idp import FakeIdentityProvider, rsa_key_pem, self_signed_certificate
 
 pytestmark = pytest.mark.e2e
 
@@ -39,6 +43,9 @@ CHROMIUM_FLAGS = [
 ]
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 ADMIN_PASSWORD = "a long admin password"
+TENANT_APP = "tenant-app"  # what the FAKE identity provider's app tokens introspect to
+APP, APP_SECRET = "web-app", "web-app-secret-k3v9"
+CERT_APP = "web-cert-app"
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -71,8 +78,12 @@ def env(tmp_path) -> dict[str, str]:
     return clean
 
 
-@pytest.fixture
-def server(env, tmp_path) -> Iterator[str]:
+@contextlib.contextmanager
+def serving(
+    env: dict[str, str], tmp_path: Path, never_logged: Callable[[], Iterable[str]] = tuple
+) -> Iterator[str]:
+    """`mailferry admin init` then `mailferry serve` as a process; yields its URL. When it has
+    stopped, its output holds no traceback and none of ``never_logged()`` (secrets, tokens)."""
     password_file = tmp_path / "admin-password"
     password_file.write_text(ADMIN_PASSWORD + "\n")
     init = subprocess.run(
@@ -93,11 +104,49 @@ def server(env, tmp_path) -> Iterator[str]:
     finally:
         proc.terminate()
         try:
-            _out, err = proc.communicate(timeout=30)
+            out, err = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-            _out, err = proc.communicate()
-        assert "Traceback" not in err, err
+            out, err = proc.communicate()
+    assert "Traceback" not in err, err
+    for secret in never_logged():
+        assert secret not in out + err, "a secret or a token reached the server's output"
+
+
+@pytest.fixture
+def server(env, tmp_path) -> Iterator[str]:
+    with serving(env, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def idp(tmp_path) -> Iterator[FakeIdentityProvider]:
+    """A FAKE identity provider on 127.0.0.1 (tests/integration/fake_idp.py), standing in for
+    Entra ID: msal in the served app gets its app-only tokens from it, Dovecot checks them."""
+    with FakeIdentityProvider(tmp_path / "idp", lifetime=120) as provider:
+        provider.add_client(APP, APP_SECRET)
+        for client in (APP, CERT_APP):
+            provider.mailbox_permissions[client] = TENANT_APP
+        yield provider
+
+
+@pytest.fixture
+def oauth_dovecot(tmp_path, idp) -> Iterator[DovecotServer]:
+    with DovecotServer(
+        tmp_path / "dovecot",
+        delimiter="/",
+        oauth2_introspection_url=idp.introspection_url,
+        oauth2_username_format=TENANT_APP,
+    ) as dovecot:
+        dovecot.add_user("ann", "pw-ann-unused")
+        yield dovecot
+
+
+@pytest.fixture
+def oauth_server(env, tmp_path, idp) -> Iterator[str]:
+    env = {**env, "REQUESTS_CA_BUNDLE": str(idp.ca_file)}  # msal's https to the fake IdP
+    with serving(env, tmp_path, lambda: [APP_SECRET, *idp.tokens]) as url:
+        yield url
 
 
 @pytest.fixture
@@ -177,6 +226,9 @@ def test_dashboard_end_to_end(server, page, tmp_path, dovecot_slash, dovecot_dot
     page.locator("form.inline").nth(1).locator("button").click()
     expect(page.locator("#test-result")).to_contain_text("login as")
     expect(page.locator("#test-result")).to_contain_text("ok")
+    expect(page.locator("#test-result")).to_contain_text("Login methods offered")
+    expect(page.locator("#test-result")).to_contain_text("generic (by host)")
+    expect(page.locator('tr[data-endpoint="old"] td.login')).to_have_text("password")
     assert rows[0][2] not in page.content()  # the password typed is not sent back
     shot(page, "02-endpoints")
 
@@ -237,3 +289,103 @@ def test_dashboard_end_to_end(server, page, tmp_path, dovecot_slash, dovecot_dot
     page.click("nav >> text=Batches")
     expect(page.locator("table.grid td a", has_text="wave1")).to_be_visible()
     shot(page, "09-batches")
+
+
+def add_m365_endpoint(
+    page, name: str, port: int, idp, client: str, screenshot: str | None = None, **credential: str
+) -> None:
+    """Fill the form for a Microsoft 365 app-only endpoint (with the FAKE IdP as its authority)."""
+    page.select_option("#ep-login", "m365")  # after each save the form starts afresh
+    page.fill("#ep-name", name)
+    page.fill("#ep-host", "127.0.0.1")
+    page.fill("#ep-port", str(port))
+    page.select_option("#ep-security", "none")
+    page.select_option("#ep-profile", "microsoft365")
+    page.fill("#ep-m365-tenant", idp.tenant)
+    page.fill("#ep-m365-client", client)
+    if "secret" in credential:
+        page.fill("#ep-m365-secret", credential["secret"])
+    if "certificate" in credential:
+        page.set_input_files("#ep-m365-cert", credential["certificate"])
+    page.fill("#ep-m365-authority", idp.authority.rsplit("/", 1)[0])
+    if screenshot:
+        shot(page, screenshot)
+    page.click("button:text-is('Add endpoint')")
+
+
+def run_endpoint_test(page, name: str, mailbox: str):
+    row = page.locator(f'tr[data-endpoint="{name}"]')
+    row.locator("input[name=user]").fill(mailbox)
+    row.locator("button").click()
+    return page.locator("#test-result")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed")
+def test_oauth_endpoints_added_and_tested_in_the_browser(
+    oauth_server, page, idp, oauth_dovecot, tmp_path
+):
+    """Microsoft 365 app-only endpoints (a secret; a certificate uploaded) added through the form,
+    listed with their login kind and profile, and tested with a token for a mailbox: the token comes
+    from the FAKE identity provider, Dovecot's oauth2 passdb checks it."""
+    expect = playwright_api.expect
+    key = rsa_key_pem(tmp_path / "app-key.pem")
+    certificate = tmp_path / "app.pem"
+    certificate.write_bytes((tmp_path / "app-key.pem").read_bytes() + self_signed_certificate(key))
+    idp.add_client_certificate(CERT_APP, key.public_key())
+
+    page.goto(oauth_server + "/endpoints")
+    page.fill("#password", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.get_by_role("heading", name="Endpoints")).to_be_visible()
+    expect(page.locator("#ep-m365-tenant")).to_be_hidden()  # only the chosen login's fields
+    page.select_option("#ep-login", "m365")
+    expect(page.locator("#ep-m365-tenant")).to_be_visible()
+    expect(page.locator("#ep-admin")).to_be_hidden()
+
+    add_m365_endpoint(
+        page, "m365", oauth_dovecot.port, idp, APP, "10-endpoint-form-m365", secret=APP_SECRET
+    )
+    row = page.locator('tr[data-endpoint="m365"]')
+    expect(row.locator("td.login")).to_have_text("Microsoft 365 app-only")
+    expect(row.locator("td.profile")).to_have_text("microsoft365")
+    add_m365_endpoint(
+        page, "m365-cert", oauth_dovecot.port, idp, CERT_APP, certificate=str(certificate)
+    )
+    expect(page.locator('tr[data-endpoint="m365-cert"] td.login')).to_have_text(
+        "Microsoft 365 app-only"
+    )
+    add_m365_endpoint(page, "m365-wrong", oauth_dovecot.port, idp, APP, secret="not-the-secret")
+
+    result = run_endpoint_test(page, "m365", "ann")
+    expect(result).to_contain_text("login as ann ok")
+    expect(result).to_contain_text("XOAUTH2 OAUTHBEARER")
+    expect(result).to_contain_text("xoauth2 (with a token)")
+    expect(result).to_contain_text("microsoft365 (chosen)")
+    html = page.content()
+    assert idp.tokens, "the fake IdP issued no token"
+    assert not any(token in html for token in idp.tokens)
+    assert APP_SECRET not in html
+    shot(page, "11-endpoints-oauth-tested")
+
+    result = run_endpoint_test(page, "m365-cert", "ann")
+    expect(result).to_contain_text("login as ann ok")
+    assert {issued.client for issued in idp.tokens.values()} == {APP, CERT_APP}
+    result = run_endpoint_test(page, "m365-wrong", "ann")  # the IdP refuses: a result, not a 500
+    expect(result).to_contain_text("login as ann failed")
+    expect(result).to_contain_text("invalid_client")
+
+    # problems come back together; the form keeps the login chosen and what is no secret
+    page.select_option("#ep-login", "google")
+    page.fill("#ep-name", "gmail")
+    page.fill("#ep-host", "imap.gmail.com")
+    page.fill("#ep-max", "lots")
+    page.set_input_files(
+        "#ep-google-key",
+        files=[{"name": "key.json", "mimeType": "application/json", "buffer": b"{}"}],
+    )
+    page.click("button:text-is('Add endpoint')")
+    expect(page.locator("[role=alert]")).to_contain_text("not a Google service account key file")
+    expect(page.locator("[role=alert]")).to_contain_text("max connections 'lots'")
+    expect(page.locator("#ep-name")).to_have_value("gmail")
+    expect(page.locator("#ep-google-key")).to_be_visible()
+    shot(page, "12-endpoint-problems")

@@ -19,6 +19,7 @@ from mailferry.adapters.imap.session import (
     Credentials,
     _sasl_response,
     choose_method,
+    offered_logins,
 )
 from mailferry.adapters.oauth import (
     JWT_BEARER,
@@ -307,6 +308,13 @@ def test_choose_method(caps, method, tokens, expected):
 def test_no_token_mechanism_offered():
     with pytest.raises(AuthError, match=r"offers AUTH=PLAIN$"):
         choose_method(Credentials(tokens=TOKENS), (b"IMAP4rev1", b"AUTH=PLAIN"))
+
+
+def test_offered_logins_name_login_once():
+    caps = (b"IMAP4rev1", b"AUTH=PLAIN", b"AUTH=LOGIN", b"AUTH=XOAUTH2")
+    assert offered_logins(caps) == ["PLAIN", "LOGIN", "XOAUTH2"]  # SASL LOGIN and the command
+    assert offered_logins((b"IMAP4rev1", b"AUTH=XOAUTH2")) == ["XOAUTH2", "LOGIN"]
+    assert offered_logins((b"AUTH=XOAUTH2", b"LOGINDISABLED")) == ["XOAUTH2"]
 
 
 def test_token_method_without_tokens():

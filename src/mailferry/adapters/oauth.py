@@ -422,6 +422,36 @@ def _b64json(data: dict[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
+class SourceNames:
+    """What a token source's settings are called where they were given, so that its problems name
+    them: the command line's options (``options``), the web form's fields, the API's keys."""
+
+    command: str
+    m365: str  # the Microsoft 365 app-only source as a whole
+    m365_tenant: str
+    m365_client_id: str
+    m365_client_secret: str
+    m365_certificate: str
+    google_service_account: str
+
+    @classmethod
+    def options(cls, prefix: str = "--") -> SourceNames:
+        """The command line's options (``prefix`` is ``--`` or ``--source-``)."""
+        return cls(
+            command=f"{prefix}oauth-token-command",
+            m365=f"{prefix}m365-tenant/{prefix}m365-client-id",
+            m365_tenant=f"{prefix}m365-tenant",
+            m365_client_id=f"{prefix}m365-client-id",
+            m365_client_secret=f"{prefix}m365-client-secret-file",
+            m365_certificate=f"{prefix}m365-certificate-file",
+            google_service_account=f"{prefix}google-service-account-file",
+        )
+
+
+OPTIONS = SourceNames.options()
+
+
+@dataclass(frozen=True)
 class TokenSource:
     """Where one endpoint's tokens come from, its secrets loaded as text (never printed).
 
@@ -437,15 +467,15 @@ class TokenSource:
     m365_authority: str = M365_AUTHORITY_HOST
     google_service_account_json: str | None = field(default=None, repr=False)
 
-    def kinds(self, prefix: str = "--") -> list[str]:
-        """The sources given, named by their options (``prefix`` is ``--`` or ``--source-``)."""
+    def kinds(self, names: SourceNames = OPTIONS) -> list[str]:
+        """The sources given, as ``names`` calls them."""
         found = []
         if self.command:
-            found.append(f"{prefix}oauth-token-command")
+            found.append(names.command)
         if self.m365_tenant or self.m365_client_id:
-            found.append(f"{prefix}m365-tenant/{prefix}m365-client-id")
+            found.append(names.m365)
         if self.google_service_account_json is not None:
-            found.append(f"{prefix}google-service-account-file")
+            found.append(names.google_service_account)
         return found
 
     @property
@@ -454,27 +484,26 @@ class TokenSource:
         otherwise one provider (an app token, a command) serves every mailbox of the endpoint."""
         return self.google_service_account_json is not None
 
-    def check(self, prefix: str = "--") -> None:
+    def check(self, names: SourceNames = OPTIONS) -> None:
         """Raise ConfigError with every problem: one source, complete, its keys parse."""
-        sources = self.kinds(prefix)
+        sources = self.kinds(names)
         if len(sources) > 1:
             raise ConfigError(f"give one token source, not {' and '.join(sources)}")
         if self.command is not None:
             shlex_split(self.command)
         if self.google_service_account_json is not None:
-            ServiceAccountKey.parse(self.google_service_account_json, "the service account key")
+            ServiceAccountKey.parse(self.google_service_account_json, names.google_service_account)
         if self.m365_tenant or self.m365_client_id:
-            self._m365(prefix)
+            self._m365(names)
 
-    def _m365(self, prefix: str) -> MsalAppOnly:
-        opt = f"{prefix}m365"
+    def _m365(self, names: SourceNames) -> MsalAppOnly:
         problems = []
         if not self.m365_tenant:
-            problems.append(f"{opt}-tenant is missing (the directory/tenant id)")
+            problems.append(f"{names.m365_tenant} is missing (the directory/tenant id)")
         if not self.m365_client_id:
-            problems.append(f"{opt}-client-id is missing (the application/client id)")
+            problems.append(f"{names.m365_client_id} is missing (the application/client id)")
         if (self.m365_client_secret is None) == (self.m365_certificate_pem is None):
-            problems.append(f"give one of {opt}-client-secret-file and {opt}-certificate-file")
+            problems.append(f"give one of {names.m365_client_secret} and {names.m365_certificate}")
         if problems:
             raise ConfigError(problems)
         assert self.m365_tenant  # noqa: S101 - checked above
@@ -482,7 +511,7 @@ class TokenSource:
         certificate = None
         if self.m365_certificate_pem is not None:
             certificate = ClientCertificate.parse(
-                self.m365_certificate_pem.encode("utf-8"), "the Microsoft 365 certificate"
+                self.m365_certificate_pem.encode("utf-8"), names.m365_certificate
             )
         return MsalAppOnly(
             self.m365_tenant,
@@ -504,15 +533,19 @@ def shlex_split(command: str) -> list[str]:
     return argv
 
 
-def token_provider(source: TokenSource, subject: str, prefix: str = "--") -> TokenProvider | None:
+def token_provider(
+    source: TokenSource, subject: str, names: SourceNames = OPTIONS
+) -> TokenProvider | None:
     """A cached provider over the source (None if it names none). ``subject`` is the mailbox a
     Google token acts for; the other sources' tokens do not depend on it."""
-    source.check(prefix)
+    source.check(names)
     if source.command:
         return CachedToken(command_grant(source.command))
     if source.google_service_account_json is not None:
-        key = ServiceAccountKey.parse(source.google_service_account_json, "the service account key")
+        key = ServiceAccountKey.parse(
+            source.google_service_account_json, names.google_service_account
+        )
         return CachedToken(GoogleServiceAccount(key, subject))
-    if source.kinds(prefix):
-        return CachedToken(source._m365(prefix))
+    if source.kinds(names):
+        return CachedToken(source._m365(names))
     return None

@@ -45,6 +45,7 @@ from mailferry.domain.labels import LabelMode
 from mailferry.domain.model import Security
 from mailferry.domain.profiles import PROFILE_NAMES
 from mailferry.service.csvimport import CsvRules, parse_batch_csv
+from mailferry.service.endpoints import OPTION_NAMES, EndpointNames
 from mailferry.service.reports import render_csv
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -212,8 +213,12 @@ class BatchService:
         self.store.close()
 
     # -- endpoints ---------------------------------------------------------------------------------
-    def add_endpoint(self, spec: EndpointSpec, *, replace: bool = False) -> EndpointRecord:
-        problems = _endpoint_problems(spec)
+    def add_endpoint(
+        self, spec: EndpointSpec, *, replace: bool = False, names: EndpointNames = OPTION_NAMES
+    ) -> EndpointRecord:
+        """Store the endpoint, its secrets encrypted; ``names``: what its problems call the
+        settings (the CLI's options by default)."""
+        problems = endpoint_problems(spec, names)
         if problems:
             raise ConfigError(problems)
         record = EndpointRecord(
@@ -481,54 +486,54 @@ def _failure_row(failure: FailureRecord) -> dict[str, object]:
     }
 
 
-def _endpoint_problems(spec: EndpointSpec) -> list[str]:
+def endpoint_problems(spec: EndpointSpec, names: EndpointNames = OPTION_NAMES) -> list[str]:
+    """Every problem of the endpoint's settings, each naming the setting as ``names`` does."""
+    n = names
     problems = []
     if not NAME.match(spec.name):
         problems.append(f"endpoint name {spec.name!r}: use letters, digits, . _ - (up to 64)")
     if not spec.host or any(ch.isspace() or ch in "/@" for ch in spec.host):
-        problems.append(f"--host {spec.host!r}: expected a host name or address")
+        problems.append(f"{n.host} {spec.host!r}: expected a host name or address")
     if spec.port is not None and not 0 < spec.port < 65536:
-        problems.append(f"--port {spec.port}: expected 1-65535")
+        problems.append(f"{n.port} {spec.port}: expected 1-65535")
     if spec.max_connections < 1:
-        problems.append("--max-connections must be at least 1")
+        problems.append(f"{n.max_connections} must be at least 1")
     if spec.security is Security.NONE and not spec.allow_plaintext and not is_loopback(spec.host):
         problems.append(
-            "--security none sends passwords unencrypted; allowed only to loopback, "
-            "or with --allow-plaintext"
+            f"{n.security} none sends passwords unencrypted; allowed only to loopback, "
+            f"or with {n.allow_plaintext}"
         )
     if spec.auth_user and spec.auth_password is None:
-        problems.append("--auth-user needs the admin's password (see --auth-password-file)")
+        problems.append(f"{n.auth_user} needs the admin's password (see {n.auth_password})")
     if spec.ca_file is not None and not spec.ca_file.is_file():
-        problems.append(f"--ca-file {spec.ca_file}: no such file")
-    return problems + _auth_problems(spec)
+        problems.append(f"{n.ca_file} {spec.ca_file}: no such file")
+    return problems + _auth_problems(spec, names)
 
 
-def _auth_problems(spec: EndpointSpec) -> list[str]:
+def _auth_problems(spec: EndpointSpec, names: EndpointNames) -> list[str]:
     """The login settings: a method that fits the token source (or its absence), a known profile."""
+    n = names
     problems = []
     if spec.profile not in PROFILE_NAMES:
-        problems.append(f"--profile {spec.profile!r}: expected one of {', '.join(PROFILE_NAMES)}")
+        problems.append(f"{n.profile} {spec.profile!r}: expected one of {', '.join(PROFILE_NAMES)}")
     try:
         method = AuthMethod(spec.auth)
     except ValueError:
         choices = ", ".join(m.value for m in AuthMethod)
-        return [*problems, f"--auth {spec.auth!r}: expected one of {choices}"]
+        return [*problems, f"{n.auth} {spec.auth!r}: expected one of {choices}"]
     source = spec.token_source
     if source is None:
         if method in {AuthMethod.XOAUTH2, AuthMethod.OAUTHBEARER}:
-            problems.append(
-                f"--auth {method.value} needs a token source: --oauth-token-command, "
-                "--m365-tenant with --m365-client-id, or --google-service-account-file"
-            )
+            problems.append(f"{n.auth} {method.value} needs a token source: {n.oauth_sources}")
         return problems
     try:
-        source.check()
+        source.check(n.tokens)
     except ConfigError as exc:
         problems.extend(exc.problems)
     if method is AuthMethod.PASSWORD:
-        problems.append(f"--auth password contradicts {source.kinds()[0]}")
+        problems.append(f"{n.auth} password contradicts {source.kinds(n.tokens)[0]}")
     if spec.auth_user:
-        problems.append("--auth-user is for password logins; a token logs in as each mailbox")
+        problems.append(f"{n.auth_user} is for password logins; a token logs in as each mailbox")
     return problems
 
 

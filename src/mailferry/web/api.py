@@ -42,15 +42,18 @@ def list_endpoints(request: Request) -> list[EndpointOut]:
 
 @router.post("/endpoints", status_code=201, tags=["endpoints"])
 def add_endpoint(request: Request, data: EndpointIn) -> EndpointOut:
-    service = web_of(request).service
-    operations.add_endpoint(service, data)
-    return endpoint_out(service.endpoint(data.name.strip()))
+    """Password, admin or OAuth2 (Microsoft 365 app-only, Google service account) logins, as
+    ``mailferry endpoint add``; a token command is refused (CLI only)."""
+    return endpoint_out(operations.add_endpoint(web_of(request).service, data))
 
 
 @router.post("/endpoints/{name}/test", tags=["endpoints"])
 def endpoint_test(
     request: Request, name: str, data: EndpointTestIn | None = None
 ) -> EndpointTestOut:
+    """Log in as the admin, as ``user`` with ``password``, or (a token endpoint) with a token for
+    the mailbox ``user``: the logins offered, the one used, the profile, the capabilities. A
+    refused login is ``ok: false`` with the server's reason."""
     return operations.try_endpoint(web_of(request), name, data or EndpointTestIn())
 
 

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 
 from mailferry.domain.errors import AccountError, ConfigError, MailferryError, StateError
 from mailferry.service.batches import BatchService
-from mailferry.web import api, pages
+from mailferry.web import api, endpoint_pages, pages
 from mailferry.web.context import Web
 from mailferry.web.credentials import AuthStore
 from mailferry.web.folders import FolderReader
@@ -65,6 +65,7 @@ def create_app(service: BatchService, settings: WebSettings | None = None) -> Fa
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(endpoint_pages.router)
     _errors(app)
     app.middleware("http")(_headers)
     return app

@@ -5,17 +5,20 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mailferry.adapters.imap import Credentials, ImapAccount, TlsOptions
+from mailferry.adapters.batch_store import EndpointRecord
+from mailferry.adapters.oauth import M365_AUTHORITY_HOST, SourceNames, TokenSource
 from mailferry.adapters.secrets import Secret
 from mailferry.config import parse_date
-from mailferry.domain.errors import AccountError, ConfigError
-from mailferry.domain.model import Endpoint, Security
-from mailferry.service.batches import BatchOptions, BatchService, EndpointSpec
+from mailferry.domain.errors import ConfigError
+from mailferry.domain.model import Security
+from mailferry.service.batches import BatchOptions, BatchService, EndpointSpec, endpoint_problems
+from mailferry.service.endpoints import EndpointNames
+from mailferry.service.probe import probe
 from mailferry.web.context import Web
-from mailferry.web.present import mailbox_detail_out
+from mailferry.web.present import endpoint_test_out, mailbox_detail_out
 from mailferry.web.schemas import EndpointIn, EndpointTestIn, EndpointTestOut, MailboxDetailOut
 
 ACTIONS: dict[str, Callable[[BatchService, str], int]] = {
@@ -26,6 +29,33 @@ ACTIONS: dict[str, Callable[[BatchService, str], int]] = {
     "stop": lambda service, name: service.stop(name),
 }
 CONFIRM = frozenset({"stop", "complete", "delete"})  # the pages ask before these
+COMMAND_REFUSED = (
+    "a token command is set only on the command line (mailferry endpoint add "
+    "--oauth-token-command): the web never configures a command for the server to run"
+)
+# The API's keys, as its problems name them.
+API_NAMES = EndpointNames(
+    host="host",
+    port="port",
+    max_connections="max_connections",
+    security="security",
+    allow_plaintext="allow_plaintext",
+    auth_user="auth_user",
+    auth_password="auth_password",  # noqa: S106 - a key's name
+    ca_file="ca_file",
+    auth="auth",
+    profile="profile",
+    oauth_sources="m365_tenant with m365_client_id, or google_service_account_json",
+    tokens=SourceNames(
+        command="oauth_token_command",
+        m365="m365_tenant/m365_client_id",
+        m365_tenant="m365_tenant",
+        m365_client_id="m365_client_id",
+        m365_client_secret="m365_client_secret",  # noqa: S106 - a key's name
+        m365_certificate="m365_certificate_pem",
+        google_service_account="google_service_account_json",
+    ),
+)
 
 
 class NotFoundError(Exception):
@@ -51,55 +81,71 @@ def delete_batch(service: BatchService, name: str) -> None:
     service.delete(name)
 
 
-def add_endpoint(service: BatchService, data: EndpointIn) -> None:
-    spec = EndpointSpec(
+def add_endpoint(
+    service: BatchService,
+    data: EndpointIn,
+    names: EndpointNames = API_NAMES,
+    problems: Sequence[str] = (),
+) -> EndpointRecord:
+    """Check and store the endpoint as ``mailferry endpoint add`` does. ``problems``: those the
+    caller found already (a form's), reported with the service's; ``names``: what they call the
+    settings. A token command is refused: the server would run whatever it is given."""
+    spec = endpoint_spec(data)
+    found = list(problems)
+    if data.oauth_token_command is not None:
+        found.append(f"{names.tokens.command}: {COMMAND_REFUSED}")
+    found += endpoint_problems(spec, names)
+    if found:
+        raise ConfigError(found)
+    return service.add_endpoint(spec, names=names)
+
+
+def endpoint_spec(data: EndpointIn) -> EndpointSpec:
+    tokens = TokenSource(
+        m365_tenant=_text(data.m365_tenant),
+        m365_client_id=_text(data.m365_client_id),
+        m365_client_secret=data.m365_client_secret or None,
+        m365_certificate_pem=data.m365_certificate_pem or None,
+        m365_authority=data.m365_authority.strip() or M365_AUTHORITY_HOST,
+        google_service_account_json=data.google_service_account_json or None,
+    )
+    return EndpointSpec(
         name=data.name.strip(),
         host=data.host.strip(),
         port=data.port,
         security=Security(data.security),
         max_connections=data.max_connections,
-        auth_user=(data.auth_user or "").strip() or None,
+        auth_user=_text(data.auth_user),
         auth_password=Secret(data.auth_password) if data.auth_password else None,
         ca_file=Path(data.ca_file) if data.ca_file else None,
         insecure=data.insecure,
         allow_plaintext=data.allow_plaintext,
+        auth=data.auth,
+        tokens=tokens,
+        profile=data.profile,
     )
-    service.add_endpoint(spec)
+
+
+def _text(value: str | None) -> str | None:
+    return (value or "").strip() or None
 
 
 def try_endpoint(web: Web, name: str, data: EndpointTestIn) -> EndpointTestOut:
-    """Connect and log in (as the endpoint's admin, or as the given user). A failed login is a
-    result, not an error: ``ok`` is false and ``error`` says why."""
+    """Connect and log in (as the endpoint's admin, as the given user, or with a token for the
+    given mailbox). A failed login is a result, not an error: ``ok`` is false and ``error`` says
+    why (see ``service.probe``)."""
     record = web.service.store.endpoint(name)
     if record is None:
         raise NotFoundError(f"no endpoint {name!r}")
-    if data.user:
+
+    def password_of(_user: str) -> Secret:
         if not data.password:
             raise ConfigError("give the password of the user to test with")
-        login, password = data.user, Secret(data.password)
-    elif record.auth_user and record.auth_secret:
-        login, password = record.auth_user, web.service.box.decrypt(record.auth_secret)
-    else:
-        raise ConfigError(f"endpoint {name} has no admin login: give a user and password")
-    where = Endpoint(record.host, record.port, Security(record.security), login)
-    tls = TlsOptions(Path(record.ca_file) if record.ca_file else None, record.insecure)
-    try:
-        account = ImapAccount.connect(
-            where,
-            Credentials(password.reveal()),
-            tls=tls,
-            timeout=web.settings.test_timeout,
-            readonly=True,
-        )
-    except AccountError as exc:
-        return EndpointTestOut(endpoint=name, login=login, ok=False, error=str(exc))
-    try:
-        caps, delimiter = sorted(account.capabilities), account.delimiter
-    finally:
-        account.close()
-    return EndpointTestOut(
-        endpoint=name, login=login, ok=True, delimiter=delimiter, capabilities=caps
-    )
+        return Secret(data.password)
+
+    timeout = web.settings.test_timeout
+    found = probe(web.service, record, data.user, password_of, timeout=timeout, user_name="a user")
+    return endpoint_test_out(found)
 
 
 def batch_options(since: str | None, before: str | None, include_deleted: bool) -> BatchOptions:

@@ -7,12 +7,16 @@ import datetime as dt
 import time
 
 from mailferry.adapters.batch_store import EndpointRecord, FailureRecord
+from mailferry.domain.profiles import choose_profile
 from mailferry.service.batches import BatchStatus, MailboxView
+from mailferry.service.endpoints import login_kind
+from mailferry.service.probe import Probe
 from mailferry.web.folders import FolderProgress
 from mailferry.web.schemas import (
     BatchDetailOut,
     BatchOut,
     EndpointOut,
+    EndpointTestOut,
     FailureOut,
     FolderOut,
     MailboxDetailOut,
@@ -40,6 +44,27 @@ def endpoint_out(record: EndpointRecord) -> EndpointOut:
         has_admin_password=record.auth_secret is not None,
         ca_file=record.ca_file,
         insecure=record.insecure,
+        login_kind=login_kind(record),
+        auth=record.auth,
+        profile=record.profile,
+        profile_applied=choose_profile(record.profile, record.host).name,
+    )
+
+
+def endpoint_test_out(found: Probe) -> EndpointTestOut:
+    return EndpointTestOut(
+        endpoint=found.endpoint,
+        login=found.login,
+        ok=found.ok,
+        address=found.address,
+        login_methods_offered=list(found.offered),
+        login_method=found.method,
+        token_login=found.token,
+        profile=found.profile,
+        profile_by_host=found.profile_by_host,
+        delimiter=found.delimiter,
+        capabilities=list(found.capabilities),
+        error=found.error,
     )
 
 

@@ -7,23 +7,63 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from mailferry.adapters.oauth import M365_AUTHORITY_HOST
+
 
 class ErrorOut(BaseModel):
     error: str
     problems: list[str] = Field(default_factory=list)
 
 
+WRITE_ONLY = "Write-only: stored encrypted, never returned."
+
+
 class EndpointIn(BaseModel):
+    """An endpoint's settings, as ``mailferry endpoint add`` takes them. A token source is one of:
+    Microsoft 365 app-only (``m365_tenant`` + ``m365_client_id`` + a client secret or a
+    certificate) or a Google service account key. A token command is refused here: the server
+    would run it (see ``oauth_token_command``)."""
+
     name: str
     host: str
     port: int | None = None
     security: Literal["ssl", "starttls", "none"] = "ssl"
     max_connections: int = 10
-    auth_user: str | None = None
-    auth_password: str | None = Field(default=None, description="Write-only: never returned.")
+    auth_user: str | None = Field(default=None, description="An admin login for every mailbox.")
+    auth_password: str | None = Field(default=None, description=WRITE_ONLY)
     ca_file: str | None = None
     insecure: bool = False
     allow_plaintext: bool = False
+    auth: Literal["auto", "password", "xoauth2", "oauthbearer"] = Field(
+        default="auto",
+        description="How mailboxes log in: auto takes a token login (XOAUTH2, else OAUTHBEARER) "
+        "when a token source is given, else the password.",
+    )
+    profile: Literal["auto", "generic", "microsoft365", "gmail"] = Field(
+        default="auto", description="Provider profile; auto: by host."
+    )
+    m365_tenant: str | None = Field(default=None, description="Microsoft 365 app-only: tenant id.")
+    m365_client_id: str | None = Field(
+        default=None, description="Microsoft 365 app-only: application (client) id."
+    )
+    m365_client_secret: str | None = Field(default=None, description=WRITE_ONLY)
+    m365_certificate_pem: str | None = Field(
+        default=None,
+        description="PEM text holding the app's certificate and its private key. " + WRITE_ONLY,
+    )
+    m365_authority: str = Field(
+        default=M365_AUTHORITY_HOST, description="Microsoft identity platform host."
+    )
+    google_service_account_json: str | None = Field(
+        default=None,
+        description="The text of a Google service account key file (JSON) with domain-wide "
+        "delegation. " + WRITE_ONLY,
+    )
+    oauth_token_command: str | None = Field(
+        default=None,
+        description="Refused (400): a token command is set only on the command line "
+        "(`mailferry endpoint add --oauth-token-command`), never through the web.",
+    )
 
 
 class EndpointOut(BaseModel):
@@ -36,17 +76,40 @@ class EndpointOut(BaseModel):
     has_admin_password: bool
     ca_file: str | None
     insecure: bool
+    login_kind: str = Field(
+        description="password, admin login, Microsoft 365 app-only, Google service account or "
+        "token command"
+    )
+    auth: str = Field(description="The login method: auto, password, xoauth2 or oauthbearer.")
+    profile: str = Field(description="The profile set: auto (by host) or a profile's name.")
+    profile_applied: str = Field(description="The profile a session gets (auto resolved).")
 
 
 class EndpointTestIn(BaseModel):
-    user: str | None = Field(default=None, description="Log in as this user (else the admin).")
-    password: str | None = Field(default=None, description="Write-only: never returned.")
+    user: str | None = Field(
+        default=None,
+        description="Log in as this user (else the admin); for a token endpoint, the mailbox "
+        "the token acts for.",
+    )
+    password: str | None = Field(
+        default=None, description="Write-only: never returned; not used with a token."
+    )
 
 
 class EndpointTestOut(BaseModel):
     endpoint: str
     login: str
     ok: bool
+    address: str | None = None
+    login_methods_offered: list[str] = Field(
+        default_factory=list, description="What the server offers before login."
+    )
+    login_method: str | None = Field(default=None, description="The login method used.")
+    token_login: bool = False
+    profile: str | None = None
+    profile_by_host: bool | None = Field(
+        default=None, description="True: chosen by host name; false: set on the endpoint."
+    )
     delimiter: str | None = None
     capabilities: list[str] = Field(default_factory=list)
     error: str | None = None

@@ -134,9 +134,10 @@ def login_capabilities(endpoint: Endpoint, tls: TlsOptions, timeout: float) -> t
 
 
 def offered_logins(capabilities: tuple[bytes, ...]) -> list[str]:
-    """The login methods a server offers: its SASL mechanisms, and LOGIN unless disabled."""
+    """The login methods a server offers: its SASL mechanisms, and LOGIN unless disabled (once:
+    SASL's LOGIN mechanism and the LOGIN command both send the password)."""
     found = [as_str(c)[5:] for c in capabilities if c.upper().startswith(b"AUTH=")]
-    if b"LOGINDISABLED" not in {c.upper() for c in capabilities}:
+    if b"LOGINDISABLED" not in {c.upper() for c in capabilities} and "LOGIN" not in found:
         found.append("LOGIN")
     return found
 

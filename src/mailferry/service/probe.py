@@ -1,0 +1,118 @@
+"""Testing an endpoint: connect, see which logins the server offers, log in the way a batch would
+(a password, the admin's, or a token from the endpoint's source acting for a mailbox), report.
+
+``mailferry endpoint test`` and the web's test (page and API) both call ``probe``. A refused login
+or an unreachable server is a result (``error``, with what was learnt before), not an exception;
+neither a password nor a token is ever part of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailferry.adapters.batch_store import EndpointRecord
+from mailferry.adapters.imap import Credentials, TlsOptions
+from mailferry.adapters.imap.profiled import open_profiled
+from mailferry.adapters.imap.session import (
+    AuthMethod,
+    choose_method,
+    login_capabilities,
+    offered_logins,
+)
+from mailferry.adapters.oauth import token_provider
+from mailferry.adapters.secrets import Secret
+from mailferry.domain.errors import AccountError, ConfigError
+from mailferry.domain.model import Endpoint, Security
+from mailferry.domain.profiles import choose_profile
+from mailferry.service.batches import BatchService
+
+# The password of the user given to test with; raises ConfigError when there is none.
+PasswordOf = Callable[[str], Secret]
+
+
+@dataclass(frozen=True)
+class Probe:
+    endpoint: str
+    address: str  # imaps://host:port
+    login: str  # who logged in: the admin, the user given, the mailbox a token acts for
+    profile: str  # the provider profile applied
+    profile_by_host: bool  # chosen by the host name (the endpoint's profile is "auto")
+    offered: tuple[str, ...] = ()  # the login methods offered before login
+    method: str | None = None  # the login method used
+    token: bool = False  # the login used a token
+    delimiter: str | None = None
+    capabilities: tuple[str, ...] = ()  # after login
+    error: str | None = None  # why the connection or the login failed
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def probe(
+    service: BatchService,
+    record: EndpointRecord,
+    user: str | None,
+    password_of: PasswordOf,
+    *,
+    timeout: float,
+    user_name: str = "--user",
+) -> Probe:
+    """Test ``record`` as ``user`` (else its admin). ``user_name`` is what the caller calls the
+    user to test with, for the ConfigError raised when one is needed and missing."""
+    login, creds = credentials_for(service, record, user, password_of, user_name)
+    where = Endpoint(record.host, record.port, Security(record.security), login)
+    tls = TlsOptions(Path(record.ca_file) if record.ca_file else None, record.insecure)
+    profile = choose_profile(record.profile, record.host)
+    found = Probe(
+        endpoint=record.name,
+        address=where.display(),
+        login=login,
+        profile=profile.name,
+        profile_by_host=record.profile == "auto",
+    )
+    try:
+        offered = login_capabilities(where, tls, timeout)
+        found = dataclasses.replace(found, offered=tuple(offered_logins(offered)))
+        method = choose_method(creds, offered)
+        found = dataclasses.replace(found, method=method.value, token=creds.tokens is not None)
+        account = open_profiled(where, creds, profile, tls=tls, timeout=timeout, readonly=True)
+    except AccountError as exc:
+        return dataclasses.replace(found, error=str(exc))
+    try:
+        return dataclasses.replace(
+            found, delimiter=account.delimiter, capabilities=tuple(sorted(account.capabilities))
+        )
+    finally:
+        account.close()
+
+
+def credentials_for(
+    service: BatchService,
+    record: EndpointRecord,
+    user: str | None,
+    password_of: PasswordOf,
+    user_name: str = "--user",
+) -> tuple[str, Credentials]:
+    """Who logs in, and how: a token acting for ``user`` when the endpoint has a token source;
+    else ``user`` with its password; else the endpoint's admin."""
+    method = AuthMethod(record.auth)
+    source = service.token_source(record)
+    if source is not None:
+        if not user:
+            raise ConfigError(
+                f"endpoint {record.name} logs in with tokens: "
+                f"give {user_name} (the mailbox to log in as) to test a login"
+            )
+        return user, Credentials(tokens=token_provider(source, user), method=method)
+    if user:
+        return user, Credentials(password_of(user).reveal(), method=method)
+    if record.auth_user and record.auth_secret:
+        password = service.box.decrypt(record.auth_secret)
+        return record.auth_user, Credentials(password.reveal(), method=method)
+    raise ConfigError(
+        f"endpoint {record.name} has no admin login: give {user_name} to test a login"
+    )
