@@ -149,14 +149,14 @@ def _parse_command_output(text: str) -> Grant:
             data = json.loads(stripped)
         except json.JSONDecodeError:
             raise AuthError("the token command printed JSON that does not parse") from None
-        return _grant_from_json(data, "the token command")
+        return grant_from_json(data, "the token command")
     lines = [line.strip() for line in stripped.splitlines() if line.strip()]
     if not lines:
         raise AuthError("the token command printed no token")
     return Grant(lines[0])
 
 
-def _grant_from_json(data: Any, who: str) -> Grant:
+def grant_from_json(data: Any, who: str) -> Grant:
     if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
         raise AuthError(f"{who} answered without an access_token")
     expires = data.get("expires_in")
@@ -260,23 +260,10 @@ class MsalAppOnly:
                 authority=self.authority,
                 validate_authority=known,
                 instance_discovery=known,
-                http_client=self._http_client(),
+                http_client=msal_http_client(self._ca_file, self._timeout),
                 timeout=self._timeout,
             )
         return self._app
-
-    def _http_client(self) -> Any:
-        """None (msal's own) unless a CA file is given. requests lets REQUESTS_CA_BUNDLE override a
-        session's ``verify``, so the CA goes with every request instead."""
-        if self._ca_file is None:
-            return None
-        import requests  # noqa: PLC0415 - msal's transport
-
-        session = requests.Session()
-        session.request = functools.partial(  # type: ignore[method-assign]
-            session.request, verify=str(self._ca_file), timeout=self._timeout
-        )
-        return session
 
     def __call__(self, force: bool) -> Grant:
         import requests  # noqa: PLC0415 - msal's transport; only its errors are needed here
@@ -296,11 +283,32 @@ class MsalAppOnly:
         except ValueError as exc:  # msal: the authority's OpenID configuration is unusable
             raise AuthError(f"{who}: {str(exc).splitlines()[0][:200]}") from None
         if not isinstance(result, dict) or "access_token" not in result:
-            error = result.get("error", "no token") if isinstance(result, dict) else "no token"
-            text = str(result.get("error_description", "")) if isinstance(result, dict) else ""
-            first = text.strip().splitlines()[0][:200] if text.strip() else ""
-            raise AuthError(f"{who}: {error}" + (f" ({first})" if first else ""))
-        return _grant_from_json(result, who)
+            raise AuthError(f"{who}: {msal_refusal(result)}")
+        return grant_from_json(result, who)
+
+
+def msal_refusal(result: object) -> str:
+    """msal's answer without a token, in one line: ``error (first line of its description)``."""
+    if not isinstance(result, dict):
+        return "no token"
+    error = str(result.get("error", "no token"))
+    text = str(result.get("error_description", "")).strip()
+    first = text.splitlines()[0][:200] if text else ""
+    return error + (f" ({first})" if first else "")
+
+
+def msal_http_client(ca_file: Path | None, timeout: float) -> Any:
+    """msal's transport: None (msal's own) unless a CA file is given. requests lets
+    REQUESTS_CA_BUNDLE override a session's ``verify``, so the CA goes with every request instead."""
+    if ca_file is None:
+        return None
+    import requests  # noqa: PLC0415 - msal's transport
+
+    session = requests.Session()
+    session.request = functools.partial(  # type: ignore[method-assign]
+        session.request, verify=str(ca_file), timeout=timeout
+    )
+    return session
 
 
 # -- Google service account ----------------------------------------------------------------------
@@ -407,7 +415,7 @@ class GoogleServiceAccount:
             if response.status_code >= 500 or response.status_code == 429:
                 raise ConnectError(f"{who}: {error}" + (f" ({detail})" if detail else ""))
             raise AuthError(f"{who}: {error}" + (f" ({detail})" if detail else ""))
-        return _grant_from_json(data, who)
+        return grant_from_json(data, who)
 
 
 def _b64(data: bytes) -> str:
