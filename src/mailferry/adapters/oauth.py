@@ -11,6 +11,8 @@ Grants:
   one token serves every mailbox of the tenant (the mailbox goes in the SASL string).
 - ``GoogleServiceAccount``: a signed JWT-bearer grant (RFC 7523) with domain-wide delegation: the
   token impersonates one mailbox.
+- ``oauth_delegated.MsalDelegated``: Microsoft 365 delegated: one user's own sign-in (device code),
+  stored encrypted; its refresh token makes that user's tokens.
 
 Errors: an identity provider that cannot be reached is a ``ConnectError`` (the run retries it like a
 dropped connection); one that refuses is an ``AuthError``. Neither a secret nor a token ever appears in
@@ -40,6 +42,8 @@ from mailferry.domain.errors import AuthError, ConfigError, ConnectError
 
 if TYPE_CHECKING:  # httpx is imported where used: it costs 40 ms at every start of the CLI
     import httpx
+
+    from mailferry.adapters.oauth_delegated import SignInOptions
 
 M365_SCOPE = "https://outlook.office365.com/.default"
 M365_AUTHORITY_HOST = "https://login.microsoftonline.com"
@@ -444,13 +448,16 @@ class TokenSource:
     m365_certificate_pem: str | None = field(default=None, repr=False)
     m365_authority: str = M365_AUTHORITY_HOST
     google_service_account_json: str | None = field(default=None, repr=False)
+    m365_delegated: bool = False  # one user's own sign-in (device code): see oauth_delegated
 
     def kinds(self, prefix: str = "--") -> list[str]:
         """The sources given, named by their options (``prefix`` is ``--`` or ``--source-``)."""
         found = []
         if self.command:
             found.append(f"{prefix}oauth-token-command")
-        if self.m365_tenant or self.m365_client_id:
+        if self.m365_delegated:
+            found.append(f"{prefix}m365-delegated")
+        elif self.m365_tenant or self.m365_client_id:
             found.append(f"{prefix}m365-tenant/{prefix}m365-client-id")
         if self.google_service_account_json is not None:
             found.append(f"{prefix}google-service-account-file")
@@ -458,9 +465,10 @@ class TokenSource:
 
     @property
     def per_mailbox(self) -> bool:
-        """True when a token acts for one mailbox only (Google's delegation names the subject);
-        otherwise one provider (an app token, a command) serves every mailbox of the endpoint."""
-        return self.google_service_account_json is not None
+        """True when a token acts for one mailbox only (Google's delegation names the subject, a
+        delegated Microsoft 365 token is the user's own); otherwise one provider (an app token, a
+        command) serves every mailbox of the endpoint."""
+        return self.google_service_account_json is not None or self.m365_delegated
 
     def check(self, prefix: str = "--") -> None:
         """Raise ConfigError with every problem: one source, complete, its keys parse."""
@@ -471,7 +479,12 @@ class TokenSource:
             shlex_split(self.command)
         if self.google_service_account_json is not None:
             ServiceAccountKey.parse(self.google_service_account_json, "the service account key")
-        if self.m365_tenant or self.m365_client_id:
+        if self.m365_delegated:
+            from mailferry.adapters import oauth_delegated  # noqa: PLC0415 - it imports this one
+
+            if problems := oauth_delegated.delegated_problems(self, prefix):
+                raise ConfigError(problems)
+        elif self.m365_tenant or self.m365_client_id:
             self._m365(prefix)
 
     def _m365(self, prefix: str) -> MsalAppOnly:
@@ -512,10 +525,17 @@ def shlex_split(command: str) -> list[str]:
     return argv
 
 
-def token_provider(source: TokenSource, subject: str, prefix: str = "--") -> TokenProvider | None:
+def token_provider(
+    source: TokenSource, subject: str, prefix: str = "--", sign_in: SignInOptions | None = None
+) -> TokenProvider | None:
     """A cached provider over the source (None if it names none). ``subject`` is the mailbox a
-    Google token acts for; the other sources' tokens do not depend on it."""
+    Google or delegated token acts for; the other sources' tokens do not depend on it. ``sign_in``:
+    where a delegated source finds its sign-in (see ``oauth_delegated.SignInOptions``)."""
     source.check(prefix)
+    if source.m365_delegated:
+        from mailferry.adapters.oauth_delegated import delegated_grant  # noqa: PLC0415 - see check
+
+        return CachedToken(delegated_grant(source, subject, sign_in))
     if source.command:
         return CachedToken(command_grant(source.command))
     if source.google_service_account_json is not None:

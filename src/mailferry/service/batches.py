@@ -233,8 +233,8 @@ class BatchService:
             return None
         data: dict[str, str] = {}
         for name, value in dataclasses.asdict(source).items():
-            if value is None:
-                continue
+            if value is None or value is False:
+                continue  # (rows stay as they were before a field was added)
             data[name] = self.box.encrypt(Secret(value)) if name in SECRET_FIELDS else value
         return json.dumps(data, sort_keys=True)
 
@@ -511,7 +511,8 @@ def _auth_problems(spec: EndpointSpec) -> list[str]:
         if method in {AuthMethod.XOAUTH2, AuthMethod.OAUTHBEARER}:
             problems.append(
                 f"--auth {method.value} needs a token source: --oauth-token-command, "
-                "--m365-tenant with --m365-client-id, or --google-service-account-file"
+                "--m365-tenant with --m365-client-id, --m365-delegated, or "
+                "--google-service-account-file"
             )
         return problems
     try:
