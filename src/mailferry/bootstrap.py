@@ -17,6 +17,7 @@ from mailferry.adapters.imap.profiled import open_profiled
 from mailferry.adapters.imap.session import AuthMethod
 from mailferry.adapters.memory_state import MemoryStateStore
 from mailferry.adapters.oauth import M365_AUTHORITY_HOST, TokenProvider, TokenSource
+from mailferry.adapters.oauth_delegated import SignInOptions
 from mailferry.adapters.sqlite_state import SqlStateStore
 from mailferry.config import default_state_path, pair_key, parse_endpoint
 from mailferry.domain.errors import ConfigError, ThrottledError
@@ -50,6 +51,7 @@ class Side:
     m365_certificate_file: Path | None = None
     m365_authority: str = M365_AUTHORITY_HOST
     google_service_account_file: Path | None = None
+    m365_delegated: bool = False  # the URL's user signs in (device code; see oauth_delegated)
     profile: str = "auto"  # a profile name, or "auto": by host
 
     @property
@@ -58,7 +60,9 @@ class Side:
         found = []
         if self.oauth_token_command:
             found.append(f"--{self.name}-oauth-token-command")
-        if self.m365_tenant or self.m365_client_id:
+        if self.m365_delegated:
+            found.append(f"--{self.name}-m365-delegated")
+        elif self.m365_tenant or self.m365_client_id:
             found.append(f"--{self.name}-m365-tenant/--{self.name}-m365-client-id")
         if self.google_service_account_file:
             found.append(f"--{self.name}-google-service-account-file")
@@ -81,6 +85,8 @@ class SyncRequest:
     prompt: Callable[[str], str] | None = None
     neutralise_read_receipts: bool = False  # rename receipt requests in what the source gives
     labels: LabelMode = LabelMode.ONCE  # a source whose folders are labels (Gmail)
+    # Interactive runs: shows a device-flow message, so a delegated sign-in can be made inline.
+    show_sign_in: Callable[[str], None] | None = None
 
 
 class Connector:
@@ -190,37 +196,61 @@ def profiled_mapping(request: SyncRequest, pair: tuple[Endpoint, Endpoint]) -> M
     return apply_profiles(request.mapping, *profiles(request, pair))
 
 
-def credentials(side: Side, endpoint: Endpoint, prompt: Callable[[str], str] | None) -> Credentials:
-    """A token provider if the side names a token source, else a password (see ``password``)."""
+def credentials(
+    side: Side,
+    endpoint: Endpoint,
+    prompt: Callable[[str], str] | None,
+    sign_in: SignInOptions | None = None,
+) -> Credentials:
+    """A token provider if the side names a token source, else a password (see ``password``).
+    ``sign_in``: where a delegated source finds (or, interactively, makes) the user's sign-in."""
     try:
         method = AuthMethod(side.auth)
     except ValueError:
         choices = ", ".join(m.value for m in AuthMethod)
         raise ConfigError(f"--{side.name}-auth {side.auth!r}: expected one of {choices}") from None
-    tokens = token_provider(side, endpoint)
+    tokens = token_provider(side, endpoint, sign_in)
     if tokens is None:
-        if method in {AuthMethod.XOAUTH2, AuthMethod.OAUTHBEARER}:
-            raise ConfigError(
-                f"--{side.name}-auth {method.value} needs a token source: "
-                f"--{side.name}-oauth-token-command, --{side.name}-m365-tenant with "
-                f"--{side.name}-m365-client-id, or --{side.name}-google-service-account-file"
-            )
-        return dataclasses.replace(password(side, endpoint, prompt), method=method)
+        return _password_credentials(side, endpoint, prompt, method)
     if method is AuthMethod.PASSWORD:
         raise ConfigError(f"--{side.name}-auth password contradicts {side.token_sources[0]}")
     if endpoint.authuser:
         raise ConfigError(
             f"--{side.name}-authuser is for password logins; a token logs in as the URL's user"
         )
+    if side.m365_delegated:
+        # The first token now: a sign-in made inline (or the one-line instruction to make one)
+        # comes before any connection is opened, so none waits on a person.
+        tokens.token()
     return Credentials(tokens=tokens, method=method)
 
 
-def token_provider(side: Side, endpoint: Endpoint) -> TokenProvider | None:
+def _password_credentials(
+    side: Side, endpoint: Endpoint, prompt: Callable[[str], str] | None, method: AuthMethod
+) -> Credentials:
+    if method in {AuthMethod.XOAUTH2, AuthMethod.OAUTHBEARER}:
+        raise ConfigError(
+            f"--{side.name}-auth {method.value} needs a token source: "
+            f"--{side.name}-oauth-token-command, --{side.name}-m365-tenant with "
+            f"--{side.name}-m365-client-id, --{side.name}-m365-delegated, or "
+            f"--{side.name}-google-service-account-file"
+        )
+    return dataclasses.replace(password(side, endpoint, prompt), method=method)
+
+
+def token_provider(
+    side: Side, endpoint: Endpoint, sign_in: SignInOptions | None = None
+) -> TokenProvider | None:
     try:
         names = oauth.SourceNames.options(f"--{side.name}-")
-        return oauth.token_provider(token_source(side), endpoint.user, names)
+        return oauth.token_provider(token_source(side), endpoint.user, names, sign_in)
     except ConfigError as exc:
         raise ConfigError([f"{side.name}: {p}" for p in exc.problems]) from None
+
+
+def sign_in_options(request: SyncRequest, side: Side) -> SignInOptions:
+    """A delegated sign-in of ``side``: stored beside the state database, made with the URL."""
+    return SignInOptions(request.state_path, side.url, request.show_sign_in)
 
 
 def token_source(side: Side) -> TokenSource:
@@ -234,6 +264,7 @@ def token_source(side: Side) -> TokenSource:
         m365_certificate_file=side.m365_certificate_file,
         m365_authority=side.m365_authority,
         google_service_account_file=side.google_service_account_file,
+        m365_delegated=side.m365_delegated,
     )
 
 
@@ -247,6 +278,7 @@ def load_token_source(
     m365_certificate_file: Path | None,
     m365_authority: str,
     google_service_account_file: Path | None,
+    m365_delegated: bool = False,
 ) -> TokenSource:
     """Read the token options' files (``who`` names them in errors): for ``mailferry sync`` and
     ``mailferry endpoint add`` alike."""
@@ -262,6 +294,7 @@ def load_token_source(
         m365_certificate_pem=read(m365_certificate_file, "certificate"),
         m365_authority=m365_authority,
         google_service_account_json=read(google_service_account_file, "service account"),
+        m365_delegated=m365_delegated,
     )
 
 
@@ -297,8 +330,10 @@ def open_pair(request: SyncRequest, *, read_only: bool = False) -> Iterator[Pair
     """Connected accounts and the state store. ``read_only`` (dry runs, verify) never creates a
     state file; an existing one is read (Migration.plan and verify never write to it)."""
     source_ep, target_ep = endpoints(request)
-    creds = [credentials(request.source, source_ep, request.prompt)]
-    creds.append(credentials(request.target, target_ep, request.prompt))
+    creds = [
+        credentials(side, ep, request.prompt, sign_in_options(request, side))
+        for side, ep in ((request.source, source_ep), (request.target, target_ep))
+    ]
     request = dataclasses.replace(
         request, mapping=profiled_mapping(request, (source_ep, target_ep))
     )

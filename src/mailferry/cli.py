@@ -94,12 +94,20 @@ def _oauth_options(side: str) -> list[Callable[[F], F]]:
         click.option(
             f"--{side}-m365-tenant",
             metavar="ID",
-            help=f"Microsoft 365 app-only login to the {side}: the tenant (directory) id.",
+            help=f"Microsoft 365 login to the {side}: the tenant (directory) id (app-only: "
+            "required; delegated: default organizations).",
         ),
         click.option(
             f"--{side}-m365-client-id",
             metavar="ID",
-            help="Microsoft 365 app-only: the application (client) id.",
+            help="Microsoft 365: the application (client) id.",
+        ),
+        click.option(
+            f"--{side}-m365-delegated",
+            is_flag=True,
+            help="Microsoft 365 delegated: the URL's user signs in with their own account "
+            "(device code; `mailferry login` beforehand, or inline when run in a terminal). "
+            f"Needs --{side}-m365-client-id of a public client app; no secret.",
         ),
         click.option(
             f"--{side}-m365-client-secret-file",
@@ -246,7 +254,8 @@ def _common_options(func: F) -> F:
 
 class _Commands(click.Group):
     """``sync`` and ``verify`` here; the service commands (endpoint, batch, serve, admin, token) are
-    loaded from cli_batch only when asked for, so that ``mailferry sync`` starts without them."""
+    loaded from cli_batch, and ``login`` from cli_login, only when asked for, so that
+    ``mailferry sync`` starts without them."""
 
     SERVICE = ("admin", "batch", "endpoint", "serve", "token")
 
@@ -256,13 +265,22 @@ class _Commands(click.Group):
 
             register(self)
 
+    def _load_login(self) -> None:
+        if "login" not in self.commands:
+            from mailferry.cli_login import login  # noqa: PLC0415 - see the class docstring
+
+            self.add_command(login)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load_service()
+        self._load_login()
         return super().list_commands(ctx)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.SERVICE:
             self._load_service()
+        if cmd_name == "login":
+            self._load_login()
         return super().get_command(ctx, cmd_name)
 
 
@@ -373,6 +391,7 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
     exclude = _patterns(kw["exclude"], "--exclude", problems)
     since = parse_date(kw["since"], "--since", problems)
     before = parse_date(kw["before"], "--before", problems)
+    interactive = sys.stdin.isatty() and not os.environ.get("CI")
     sides = [
         Side(
             url=kw[f"{side}_url"],
@@ -390,6 +409,7 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
             m365_certificate_file=kw[f"{side}_m365_certificate_file"],
             m365_authority=kw[f"{side}_m365_authority"],
             google_service_account_file=kw[f"{side}_google_service_account_file"],
+            m365_delegated=kw[f"{side}_m365_delegated"],
             profile=kw[f"{side}_profile"] or kw["profile"],
         )
         for side in ("source", "target")
@@ -414,7 +434,8 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
         timeout=kw["timeout"],
         neutralise_read_receipts=kw["neutralise_read_receipts"],
         labels=LabelMode(kw["labels"]),
-        prompt=_prompt if sys.stdin.isatty() and not os.environ.get("CI") else None,
+        prompt=_prompt if interactive else None,
+        show_sign_in=_show_sign_in if interactive else None,
     )
     try:
         endpoints(request)
@@ -427,6 +448,11 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
 
 def _prompt(label: str) -> str:
     return str(click.prompt(label, hide_input=True))
+
+
+def _show_sign_in(message: str) -> None:
+    """A device-flow message (the verification URL and the user's code): never a token."""
+    click.echo(f"mailferry: {message}", err=True)
 
 
 def _patterns(

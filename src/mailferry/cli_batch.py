@@ -28,7 +28,7 @@ from mailferry.adapters.imap.session import AuthMethod
 from mailferry.adapters.oauth import M365_AUTHORITY_HOST
 from mailferry.adapters.secrets import Secret
 from mailferry.bootstrap import load_token_source
-from mailferry.config import default_state_path, parse_date
+from mailferry.config import STATE_ENV, default_state_path, parse_date
 from mailferry.domain.errors import AccountError, ConfigError
 from mailferry.domain.labels import LabelMode
 from mailferry.domain.model import Security
@@ -65,7 +65,7 @@ def _state_option(func: F) -> F:
     option = click.option(
         "--state",
         type=click.Path(dir_okay=False, path_type=Path),
-        envvar="MAILFERRY_STATE",
+        envvar=STATE_ENV,
         help="State database (default ~/.local/share/mailferry/state.sqlite3; $MAILFERRY_STATE).",
     )
     return option(func)
@@ -128,8 +128,12 @@ def _token_options(func: F) -> F:
                 "access_token and expires_in); run again to refresh. One token for every mailbox.",
             ),
             click.option("--m365-tenant", metavar="ID", help="Microsoft 365 app-only: tenant id."),
+            click.option("--m365-client-id", metavar="ID", help="Microsoft 365: application id."),
             click.option(
-                "--m365-client-id", metavar="ID", help="Microsoft 365 app-only: application id."
+                "--m365-delegated",
+                is_flag=True,
+                help="Microsoft 365 delegated: each mailbox user signs in beforehand with "
+                "`mailferry login` (device code; a public client app, no secret).",
             ),
             click.option(
                 "--m365-client-secret-file",
@@ -202,9 +206,11 @@ def endpoint_add(name: str, **kw: Any) -> None:
     """Add (or with --replace change) an endpoint.
 
     With a token source (--oauth-token-command, --m365-tenant/--m365-client-id with a client
-    secret or certificate, --google-service-account-file) every mailbox logs in with a token
-    (SASL XOAUTH2/OAUTHBEARER) as the mailbox of its CSV row, and the CSV needs no password for
-    this side. The source's secrets are stored encrypted, like passwords.
+    secret or certificate, --m365-delegated with --m365-client-id, --google-service-account-file)
+    every mailbox logs in with a token (SASL XOAUTH2/OAUTHBEARER) as the mailbox of its CSV row,
+    and the CSV needs no password for this side. The source's secrets are stored encrypted, like
+    passwords. Delegated: each mailbox user signs in first (`mailferry login URL --m365-client-id
+    ID`, with the same --state).
     """
     tokens = load_token_source(
         "endpoint",
@@ -215,6 +221,7 @@ def endpoint_add(name: str, **kw: Any) -> None:
         m365_certificate_file=kw["m365_certificate_file"],
         m365_authority=kw["m365_authority"],
         google_service_account_file=kw["google_service_account_file"],
+        m365_delegated=kw["m365_delegated"],
     )
     password = None
     if kw["auth_user"]:

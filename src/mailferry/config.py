@@ -59,9 +59,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+STATE_ENV = "MAILFERRY_STATE"  # the service commands' --state (``sync`` reads no variable)
+
+
 def default_state_path() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "mailferry" / "state.sqlite3"
+
+
+def data_dir(state_path: Path | None) -> Path:
+    """The data directory: the state database's (the key ring and stored sign-ins live there)."""
+    return (state_path or default_state_path()).parent
 
 
 def pair_key(source: Endpoint, target: Endpoint) -> str:

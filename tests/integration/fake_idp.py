@@ -5,13 +5,22 @@ that the real client code (msal, our JWT-bearer grant, the token command) and a 
 ``oauth2`` passdb can be exercised offline. It is not an identity provider anyone should use.
 
 Two listeners share one token table:
-- HTTPS (self-signed certificate for 127.0.0.1): OpenID discovery for msal, the token endpoint
-  (client credentials with a secret or a signed client assertion, Google's JWT-bearer grant).
+- HTTPS (self-signed certificate for 127.0.0.1): OpenID discovery for msal (for whatever tenant the
+  path names, as Entra answers for ``organizations``), the token endpoint (client credentials with a
+  secret or a signed client assertion, Google's JWT-bearer grant, the device code grant, the refresh
+  token grant) and the device authorization endpoint (RFC 8628).
 - HTTP: the introspection endpoint Dovecot calls (``POST token=...``), answering RFC 7662 style
   ``{"active": true, "username": ...}``. App-only tokens (Microsoft's IMAP.AccessAsApp) answer with
   the mailbox the app was granted (see ``mailbox_permissions``).
 
 Tokens expire after ``lifetime`` seconds; ``revoke_all()`` makes every issued token invalid at once.
+
+Delegated sign-ins (public clients, ``add_public_client``): msal asks for a device code; the test plays
+the user and approves it (``approve(user_code, username)``); until then the token endpoint answers
+``authorization_pending``. The answer carries what msal needs to cache an account (an unsigned
+``id_token`` with ``oid``/``tid``/``preferred_username`` and ``client_info``) and, when the scopes
+include ``offline_access``, a refresh token. Refresh tokens rotate (the old ones stay valid, as
+Entra's do, until ``revoke_sign_ins(user)``, Entra's "revoke sessions").
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import ssl
 import subprocess
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -36,6 +46,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 HOST = "127.0.0.1"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+RESERVED_SCOPES = {"openid", "profile", "offline_access"}
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
@@ -47,11 +59,29 @@ class Issued:
 
 
 @dataclass
+class DeviceCode:
+    user_code: str
+    client: str
+    scopes: set[str]
+    expires: float
+    approved_as: str | None = None  # the account the user signed in with
+
+
+@dataclass
+class RefreshGrant:
+    user: str
+    client: str
+    scopes: set[str]
+    revoked: bool = False
+
+
+@dataclass
 class Counters:
     issued: int = 0
     introspected: int = 0
     rejected: int = 0  # introspections answered inactive (expired, revoked, unknown)
     discovery: int = 0
+    device_authorizations: int = 0  # device codes handed out (sign-ins started)
     grants: list[str] = field(default_factory=list)
 
 
@@ -69,6 +99,10 @@ class FakeIdentityProvider:
         # introspection endpoint, so here an app is granted one mailbox and that is the username.
         self.mailbox_permissions: dict[str, str] = {}
         self.tokens: dict[str, Issued] = {}
+        self.public_clients: set[str] = set()  # "Allow public client flows": device code sign-ins
+        self.device_codes: dict[str, DeviceCode] = {}  # device code -> its state
+        self.refresh_tokens: dict[str, RefreshGrant] = {}  # every one issued, revoked ones too
+        self.device_interval = 1  # seconds between polls (Entra says 5)
         self.counters = Counters()
         self._lock = threading.Lock()
         self._servers: list[ThreadingHTTPServer] = []
@@ -134,6 +168,112 @@ class FakeIdentityProvider:
     def add_service_account(self, email: str, key: rsa.RSAPublicKey) -> None:
         self.service_accounts[email] = key
 
+    def add_public_client(self, client_id: str) -> None:
+        self.public_clients.add(client_id)
+
+    # -- delegated sign-ins (device code flow) ---------------------------------------------------
+    def device_authorization(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        client = form.get("client_id", "")
+        if client not in self.public_clients:
+            return 400, {
+                "error": "unauthorized_client",
+                "error_description": f"AADSTS7000218: {client!r} is not a public client app",
+            }
+        device_code = "fake-dc-" + secrets.token_urlsafe(24)
+        user_code = secrets.token_hex(4).upper()
+        with self._lock:
+            self.device_codes[device_code] = DeviceCode(
+                user_code, client, set(form.get("scope", "").split()), time.time() + 900
+            )
+            self.counters.device_authorizations += 1
+        uri = f"https://{HOST}:{self._https.server_address[1]}/devicelogin"
+        return 200, {
+            "device_code": device_code,
+            "user_code": user_code,
+            "verification_uri": uri,
+            "expires_in": 900,
+            "interval": self.device_interval,
+            "message": f"To sign in, use a web browser to open the page {uri} and enter the "
+            f"code {user_code} to authenticate.",
+        }
+
+    def pending_user_codes(self) -> list[str]:
+        with self._lock:
+            return [d.user_code for d in self.device_codes.values() if d.approved_as is None]
+
+    def approve(self, user_code: str, username: str) -> None:
+        """The user opened the verification page, entered the code and signed in as ``username``."""
+        with self._lock:
+            for pending in self.device_codes.values():
+                if pending.user_code == user_code and pending.approved_as is None:
+                    pending.approved_as = username
+                    return
+        raise KeyError(user_code)
+
+    def revoke_sign_ins(self, user: str) -> None:
+        """Entra's "revoke sessions": every refresh token of ``user`` is refused from now on."""
+        with self._lock:
+            for grant in self.refresh_tokens.values():
+                if grant.user == user:
+                    grant.revoked = True
+
+    def _device_code_grant(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            pending = self.device_codes.get(form.get("device_code", ""))
+            if pending is None or pending.expires <= time.time():
+                return 400, {"error": "expired_token", "error_description": "AADSTS70020"}
+            if pending.client != form.get("client_id"):
+                return 400, {"error": "invalid_grant", "error_description": "AADSTS70000"}
+            if pending.approved_as is None:
+                return 400, {
+                    "error": "authorization_pending",
+                    "error_description": "AADSTS70016: OAuth 2.0 device flow error. "
+                    "Authorization is pending. Continue polling.",
+                }
+            del self.device_codes[form["device_code"]]
+        return 200, self._user_tokens(pending.approved_as, pending.client, pending.scopes)
+
+    def _refresh_grant(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            grant = self.refresh_tokens.get(form.get("refresh_token", ""))
+            if grant is None or grant.revoked or grant.client != form.get("client_id"):
+                return 400, {
+                    "error": "invalid_grant",
+                    "error_description": "AADSTS50173: The provided grant has expired due to it "
+                    "being revoked, a fresh auth token is needed.\r\nTrace ID: fake",
+                }
+        return 200, self._user_tokens(grant.user, grant.client, grant.scopes)
+
+    def _user_tokens(self, user: str, client: str, scopes: set[str]) -> dict[str, Any]:
+        """A user's access token (and, with offline_access, a new refresh token), as Entra answers."""
+        answer = self.issue(user, client)
+        answer["scope"] = " ".join(sorted(scopes - RESERVED_SCOPES))
+        answer["ext_expires_in"] = self.lifetime
+        oid, tid = str(uuid.uuid5(uuid.NAMESPACE_URL, user)), self.tenant_id
+        answer["client_info"] = _b64encode(json.dumps({"uid": oid, "utid": tid}).encode())
+        now = int(time.time())
+        claims = {
+            "aud": client, "iss": f"https://{HOST}/{tid}/v2.0", "iat": now, "nbf": now,
+            "exp": now + 3600, "name": user, "oid": oid, "preferred_username": user,
+            "sub": oid, "tid": tid, "ver": "2.0",
+        }  # fmt: skip
+        header = {"alg": "RS256", "typ": "JWT", "kid": "fake"}
+        answer["id_token"] = (
+            ".".join(_b64encode(json.dumps(part).encode()) for part in (header, claims))
+            + "."
+            + _b64encode(b"not-signed")
+        )
+        if "offline_access" in scopes:
+            refresh = "fake-rt-" + secrets.token_urlsafe(32)
+            with self._lock:
+                self.refresh_tokens[refresh] = RefreshGrant(user, client, scopes)
+            answer["refresh_token"] = refresh
+        return answer
+
+    @property
+    def tenant_id(self) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, self.tenant))
+
     # -- tokens ----------------------------------------------------------------------------------
     def issue(self, subject: str | None, client: str) -> dict[str, Any]:
         token = "fake-" + secrets.token_urlsafe(24)
@@ -179,11 +319,19 @@ class FakeIdentityProvider:
             if claims is None or "sub" not in claims:
                 return 400, {"error": "invalid_grant", "error_description": "bad assertion"}
             return 200, self.issue(str(claims["sub"]), str(claims["iss"]))
+        if kind == DEVICE_CODE:
+            return self._device_code_grant(form)
+        if kind == "refresh_token":
+            return self._refresh_grant(form)
         return 400, {"error": "unsupported_grant_type"}
 
 
 def _b64decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def _verify_jwt(
@@ -235,7 +383,8 @@ class _Handler(BaseHTTPRequestHandler):
         idp = self.provider
         if url.path.endswith("/.well-known/openid-configuration"):
             idp.counters.discovery += 1
-            base = idp.authority
+            tenant = url.path.strip("/").split("/")[0]  # Entra answers for the tenant asked about
+            base = f"https://{HOST}:{idp._https.server_address[1]}/{tenant}"
             self._answer(
                 200,
                 {
@@ -257,6 +406,9 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path.endswith("/token"):
             status, data = self.provider.grant(form)
             self._answer(status, data)
+            return
+        if url.path.endswith("/devicecode"):
+            self._answer(*self.provider.device_authorization(form))
             return
         self._answer(404, {"error": "not_found"})
 

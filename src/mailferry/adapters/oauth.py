@@ -11,6 +11,8 @@ Grants:
   one token serves every mailbox of the tenant (the mailbox goes in the SASL string).
 - ``GoogleServiceAccount``: a signed JWT-bearer grant (RFC 7523) with domain-wide delegation: the
   token impersonates one mailbox.
+- ``oauth_delegated.MsalDelegated``: Microsoft 365 delegated: one user's own sign-in (device code),
+  stored encrypted; its refresh token makes that user's tokens.
 
 Errors: an identity provider that cannot be reached is a ``ConnectError`` (the run retries it like a
 dropped connection); one that refuses is an ``AuthError``. Neither a secret nor a token ever appears in
@@ -40,6 +42,8 @@ from mailferry.domain.errors import AuthError, ConfigError, ConnectError
 
 if TYPE_CHECKING:  # httpx is imported where used: it costs 40 ms at every start of the CLI
     import httpx
+
+    from mailferry.adapters.oauth_delegated import SignInOptions
 
 M365_SCOPE = "https://outlook.office365.com/.default"
 M365_AUTHORITY_HOST = "https://login.microsoftonline.com"
@@ -149,14 +153,14 @@ def _parse_command_output(text: str) -> Grant:
             data = json.loads(stripped)
         except json.JSONDecodeError:
             raise AuthError("the token command printed JSON that does not parse") from None
-        return _grant_from_json(data, "the token command")
+        return grant_from_json(data, "the token command")
     lines = [line.strip() for line in stripped.splitlines() if line.strip()]
     if not lines:
         raise AuthError("the token command printed no token")
     return Grant(lines[0])
 
 
-def _grant_from_json(data: Any, who: str) -> Grant:
+def grant_from_json(data: Any, who: str) -> Grant:
     if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
         raise AuthError(f"{who} answered without an access_token")
     expires = data.get("expires_in")
@@ -260,23 +264,10 @@ class MsalAppOnly:
                 authority=self.authority,
                 validate_authority=known,
                 instance_discovery=known,
-                http_client=self._http_client(),
+                http_client=msal_http_client(self._ca_file, self._timeout),
                 timeout=self._timeout,
             )
         return self._app
-
-    def _http_client(self) -> Any:
-        """None (msal's own) unless a CA file is given. requests lets REQUESTS_CA_BUNDLE override a
-        session's ``verify``, so the CA goes with every request instead."""
-        if self._ca_file is None:
-            return None
-        import requests  # noqa: PLC0415 - msal's transport
-
-        session = requests.Session()
-        session.request = functools.partial(  # type: ignore[method-assign]
-            session.request, verify=str(self._ca_file), timeout=self._timeout
-        )
-        return session
 
     def __call__(self, force: bool) -> Grant:
         import requests  # noqa: PLC0415 - msal's transport; only its errors are needed here
@@ -296,11 +287,32 @@ class MsalAppOnly:
         except ValueError as exc:  # msal: the authority's OpenID configuration is unusable
             raise AuthError(f"{who}: {str(exc).splitlines()[0][:200]}") from None
         if not isinstance(result, dict) or "access_token" not in result:
-            error = result.get("error", "no token") if isinstance(result, dict) else "no token"
-            text = str(result.get("error_description", "")) if isinstance(result, dict) else ""
-            first = text.strip().splitlines()[0][:200] if text.strip() else ""
-            raise AuthError(f"{who}: {error}" + (f" ({first})" if first else ""))
-        return _grant_from_json(result, who)
+            raise AuthError(f"{who}: {msal_refusal(result)}")
+        return grant_from_json(result, who)
+
+
+def msal_refusal(result: object) -> str:
+    """msal's answer without a token, in one line: ``error (first line of its description)``."""
+    if not isinstance(result, dict):
+        return "no token"
+    error = str(result.get("error", "no token"))
+    text = str(result.get("error_description", "")).strip()
+    first = text.splitlines()[0][:200] if text else ""
+    return error + (f" ({first})" if first else "")
+
+
+def msal_http_client(ca_file: Path | None, timeout: float) -> Any:
+    """msal's transport: None (msal's own) unless a CA file is given. requests lets
+    REQUESTS_CA_BUNDLE override a session's ``verify``, so the CA goes with every request instead."""
+    if ca_file is None:
+        return None
+    import requests  # noqa: PLC0415 - msal's transport
+
+    session = requests.Session()
+    session.request = functools.partial(  # type: ignore[method-assign]
+        session.request, verify=str(ca_file), timeout=timeout
+    )
+    return session
 
 
 # -- Google service account ----------------------------------------------------------------------
@@ -407,7 +419,7 @@ class GoogleServiceAccount:
             if response.status_code >= 500 or response.status_code == 429:
                 raise ConnectError(f"{who}: {error}" + (f" ({detail})" if detail else ""))
             raise AuthError(f"{who}: {error}" + (f" ({detail})" if detail else ""))
-        return _grant_from_json(data, who)
+        return grant_from_json(data, who)
 
 
 def _b64(data: bytes) -> str:
@@ -433,6 +445,7 @@ class SourceNames:
     m365_client_secret: str
     m365_certificate: str
     google_service_account: str
+    m365_delegated: str = "a Microsoft 365 delegated sign-in"  # `mailferry login`: CLI only
 
     @classmethod
     def options(cls, prefix: str = "--") -> SourceNames:
@@ -445,6 +458,7 @@ class SourceNames:
             m365_client_secret=f"{prefix}m365-client-secret-file",
             m365_certificate=f"{prefix}m365-certificate-file",
             google_service_account=f"{prefix}google-service-account-file",
+            m365_delegated=f"{prefix}m365-delegated",
         )
 
 
@@ -466,13 +480,16 @@ class TokenSource:
     m365_certificate_pem: str | None = field(default=None, repr=False)
     m365_authority: str = M365_AUTHORITY_HOST
     google_service_account_json: str | None = field(default=None, repr=False)
+    m365_delegated: bool = False  # one user's own sign-in (device code): see oauth_delegated
 
     def kinds(self, names: SourceNames = OPTIONS) -> list[str]:
         """The sources given, as ``names`` calls them."""
         found = []
         if self.command:
             found.append(names.command)
-        if self.m365_tenant or self.m365_client_id:
+        if self.m365_delegated:
+            found.append(names.m365_delegated)
+        elif self.m365_tenant or self.m365_client_id:
             found.append(names.m365)
         if self.google_service_account_json is not None:
             found.append(names.google_service_account)
@@ -480,9 +497,10 @@ class TokenSource:
 
     @property
     def per_mailbox(self) -> bool:
-        """True when a token acts for one mailbox only (Google's delegation names the subject);
-        otherwise one provider (an app token, a command) serves every mailbox of the endpoint."""
-        return self.google_service_account_json is not None
+        """True when a token acts for one mailbox only (Google's delegation names the subject, a
+        delegated Microsoft 365 token is the user's own); otherwise one provider (an app token, a
+        command) serves every mailbox of the endpoint."""
+        return self.google_service_account_json is not None or self.m365_delegated
 
     def check(self, names: SourceNames = OPTIONS) -> None:
         """Raise ConfigError with every problem: one source, complete, its keys parse."""
@@ -493,7 +511,12 @@ class TokenSource:
             shlex_split(self.command)
         if self.google_service_account_json is not None:
             ServiceAccountKey.parse(self.google_service_account_json, names.google_service_account)
-        if self.m365_tenant or self.m365_client_id:
+        if self.m365_delegated:
+            from mailferry.adapters import oauth_delegated  # noqa: PLC0415 - it imports this one
+
+            if problems := oauth_delegated.delegated_problems(self, names):
+                raise ConfigError(problems)
+        elif self.m365_tenant or self.m365_client_id:
             self._m365(names)
 
     def _m365(self, names: SourceNames) -> MsalAppOnly:
@@ -534,11 +557,19 @@ def shlex_split(command: str) -> list[str]:
 
 
 def token_provider(
-    source: TokenSource, subject: str, names: SourceNames = OPTIONS
+    source: TokenSource,
+    subject: str,
+    names: SourceNames = OPTIONS,
+    sign_in: SignInOptions | None = None,
 ) -> TokenProvider | None:
     """A cached provider over the source (None if it names none). ``subject`` is the mailbox a
-    Google token acts for; the other sources' tokens do not depend on it."""
+    Google or delegated token acts for; the other sources' tokens do not depend on it. ``sign_in``:
+    where a delegated source finds its sign-in (see ``oauth_delegated.SignInOptions``)."""
     source.check(names)
+    if source.m365_delegated:
+        from mailferry.adapters.oauth_delegated import delegated_grant  # noqa: PLC0415 - see check
+
+        return CachedToken(delegated_grant(source, subject, sign_in))
     if source.command:
         return CachedToken(command_grant(source.command))
     if source.google_service_account_json is not None:

@@ -245,8 +245,8 @@ class BatchService:
             return None
         data: dict[str, str] = {}
         for name, value in dataclasses.asdict(source).items():
-            if value is None:
-                continue
+            if value is None or value is False:
+                continue  # (rows stay as they were before a field was added)
             data[name] = self.box.encrypt(Secret(value)) if name in SECRET_FIELDS else value
         return json.dumps(data, sort_keys=True)
 

@@ -39,7 +39,7 @@ OPTION_NAMES = EndpointNames(
     auth="--auth",
     profile="--profile",
     oauth_sources="--oauth-token-command, --m365-tenant with --m365-client-id, "
-    "or --google-service-account-file",
+    "--m365-delegated, or --google-service-account-file",
     tokens=OPTIONS,
 )
 
@@ -47,6 +47,7 @@ OPTION_NAMES = EndpointNames(
 LOGIN_KINDS = (
     ("command", "token command"),
     ("google_service_account_json", "Google service account"),
+    ("m365_delegated", "Microsoft 365 delegated"),  # stored only when true
     ("m365_tenant", "Microsoft 365 app-only"),
     ("m365_client_id", "Microsoft 365 app-only"),
 )
@@ -59,6 +60,6 @@ def login_kind(record: EndpointRecord) -> str:
     if record.oauth:
         stored = json.loads(record.oauth)
         for key, kind in LOGIN_KINDS:
-            if stored.get(key) is not None:
+            if stored.get(key) not in (None, False):
                 return kind
     return "admin login" if record.auth_user else "password"

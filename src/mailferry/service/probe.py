@@ -23,6 +23,7 @@ from mailferry.adapters.imap.session import (
     offered_logins,
 )
 from mailferry.adapters.oauth import token_provider
+from mailferry.adapters.oauth_delegated import SignInOptions
 from mailferry.adapters.secrets import Secret
 from mailferry.domain.errors import AccountError, ConfigError
 from mailferry.domain.model import Endpoint, Security
@@ -107,7 +108,10 @@ def credentials_for(
                 f"endpoint {record.name} logs in with tokens: "
                 f"give {user_name} (the mailbox to log in as) to test a login"
             )
-        return user, Credentials(tokens=token_provider(source, user), method=method)
+        url = Endpoint(record.host, record.port, Security(record.security), user).display()
+        sign_in = SignInOptions(service.state_path, url)  # a delegated source's stored sign-in
+        tokens = token_provider(source, user, sign_in=sign_in)
+        return user, Credentials(tokens=tokens, method=method)
     if user:
         return user, Credentials(password_of(user).reveal(), method=method)
     if record.auth_user and record.auth_secret:

@@ -32,6 +32,7 @@ from mailferry.adapters.imap import Credentials, ImapAccount, TlsOptions
 from mailferry.adapters.imap.profiled import open_profiled
 from mailferry.adapters.imap.session import AuthMethod
 from mailferry.adapters.oauth import TokenProvider, token_provider
+from mailferry.adapters.oauth_delegated import SignInOptions
 from mailferry.adapters.sqlite_state import SqlStateStore
 from mailferry.config import pair_key
 from mailferry.domain.errors import AccountError, MailferryError, StateError
@@ -220,7 +221,8 @@ class Scheduler:
         self._lock = threading.Lock()
         self._shutdown = threading.Event()
         # One token provider per endpoint (and settings), shared by all its mailboxes: one app
-        # token serves the tenant. A Google token acts for one mailbox, so it is kept per mailbox.
+        # token serves the tenant. A Google token acts for one mailbox, a delegated Microsoft 365
+        # token is the mailbox user's own (signed in with `mailferry login`): kept per mailbox.
         self._tokens: dict[tuple[str, str, str], TokenProvider] = {}
 
     # -- the loop ----------------------------------------------------------------------------------
@@ -400,7 +402,9 @@ class Scheduler:
         with self._lock:
             provider = self._tokens.get(key)
             if provider is None:
-                provider = token_provider(source, user)
+                url = Endpoint(record.host, record.port, Security(record.security), user).display()
+                sign_in = SignInOptions(self.service.state_path, url)  # never interactive here
+                provider = token_provider(source, user, sign_in=sign_in)
                 if provider is None:
                     return None
                 self._tokens[key] = provider
