@@ -275,3 +275,17 @@ def test_folder_defaults_fill_empty_cells_and_keep_lines():
     assert rows[0].include == ("^INBOX$", "^Sent")
     assert rows[1].include == ("^Work",)
     assert rows[2].exclude == ("Junk",)
+
+
+def test_batch_options_for_gmail_labels_and_read_receipts(client, service):
+    add_endpoints(client)
+    r = create(client, name="g1", labels="folders", neutralise_read_receipts="true")
+    assert r.status_code == 201, r.text
+    assert (r.json()["labels"], r.json()["neutralise_read_receipts"]) == ("folders", True)
+    stored = service.batch("g1").options
+    assert (stored["labels"], stored["neutralise_read_receipts"]) == ("folders", True)
+    plain = create(client, name="g2")
+    assert (plain.json()["labels"], plain.json()["neutralise_read_receipts"]) == ("once", False)
+    r = create(client, name="g3", labels="all")
+    assert r.status_code == 400
+    assert r.json()["problems"] == ["labels 'all': expected one of once, folders"]

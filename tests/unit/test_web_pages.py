@@ -116,9 +116,12 @@ def test_endpoints_then_batch_with_line_errors_then_confirmed_delete(browser):
     assert "line 3: Password is empty" in r.text
     assert 'value="wave1"' in r.text  # the form keeps what was typed
 
+    assert 'value="folders"' in browser.get("/batches/new").text  # the Gmail labels choice
+    fields |= {"labels": "folders", "neutralise_read_receipts": "true"}
     r = browser.post("/batches/new", data=fields, files={"csv": ("m.csv", CSV, "text/csv")})
     assert r.status_code == 200
     assert "1 mailboxes created" in r.text
+    assert "read receipts neutralised · Gmail labels as folders" in r.text
     assert "a@new.example" in r.text
     assert "pw-a" not in r.text
     live = browser.get("/batches/wave1/live")

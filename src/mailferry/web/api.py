@@ -75,10 +75,22 @@ async def create_batch(
     include_deleted: Annotated[bool, Form()] = False,
     include_folders: Annotated[str, Form()] = "",
     exclude_folders: Annotated[str, Form()] = "",
+    labels: Annotated[
+        str,
+        Form(
+            description="Gmail sources: 'once' (a message in several labels copied once) "
+            "or 'folders' (once per label folder)"
+        ),
+    ] = "once",
+    neutralise_read_receipts: Annotated[
+        bool, Form(description="Rename read-receipt request headers (same length)")
+    ] = False,
 ) -> BatchDetailOut:
     web = web_of(request)
     data = await csv.read(web.settings.max_upload_bytes + 1)
-    options = operations.batch_options(since, before, include_deleted)
+    options = operations.batch_options(
+        since, before, include_deleted, labels, neutralise_read_receipts
+    )
     operations.create_batch(
         web.service, name, source, target, data, options, include_folders, exclude_folders
     )

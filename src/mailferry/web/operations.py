@@ -13,6 +13,7 @@ from mailferry.adapters.oauth import M365_AUTHORITY_HOST, SourceNames, TokenSour
 from mailferry.adapters.secrets import Secret
 from mailferry.config import parse_date
 from mailferry.domain.errors import ConfigError
+from mailferry.domain.labels import LabelMode
 from mailferry.domain.model import Security
 from mailferry.service.batches import BatchOptions, BatchService, EndpointSpec, endpoint_problems
 from mailferry.service.endpoints import EndpointNames
@@ -148,12 +149,27 @@ def try_endpoint(web: Web, name: str, data: EndpointTestIn) -> EndpointTestOut:
     return endpoint_test_out(found)
 
 
-def batch_options(since: str | None, before: str | None, include_deleted: bool) -> BatchOptions:
+def batch_options(
+    since: str | None,
+    before: str | None,
+    include_deleted: bool,
+    labels: str = LabelMode.ONCE.value,
+    neutralise_read_receipts: bool = False,
+) -> BatchOptions:
     problems: list[str] = []
+    try:
+        mode = LabelMode(labels)
+    except ValueError:
+        problems.append(
+            f"labels {labels!r}: expected one of {', '.join(m.value for m in LabelMode)}"
+        )
+        mode = LabelMode.ONCE
     options = BatchOptions(
         since=parse_date(since, "since", problems),
         before=parse_date(before, "before", problems),
         include_deleted=include_deleted,
+        neutralise_read_receipts=neutralise_read_receipts,
+        labels=mode,
     )
     if problems:
         raise ConfigError(problems)

@@ -137,6 +137,8 @@ async def new_batch(
     include_folders: Annotated[str, Form()] = "",
     exclude_folders: Annotated[str, Form()] = "",
     include_deleted: Annotated[bool, Form()] = False,
+    labels: Annotated[str, Form()] = "once",
+    neutralise_read_receipts: Annotated[bool, Form()] = False,
 ) -> Response:
     check_csrf(session, csrf_token)
     web = web_of(request)
@@ -149,10 +151,14 @@ async def new_batch(
         "include_folders": include_folders,
         "exclude_folders": exclude_folders,
         "include_deleted": include_deleted,
+        "labels": labels,
+        "neutralise_read_receipts": neutralise_read_receipts,
     }
     data = await csv.read(web.settings.max_upload_bytes + 1)
     try:
-        options = operations.batch_options(since, before, include_deleted)
+        options = operations.batch_options(
+            since, before, include_deleted, labels, neutralise_read_receipts
+        )
         await asyncio.to_thread(
             operations.create_batch,
             web.service,

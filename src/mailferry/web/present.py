@@ -149,6 +149,8 @@ def _batch_fields(status: BatchStatus, now: float) -> tuple[BatchOut, list[Mailb
         since=b.options.get("since"),
         before=b.options.get("before"),
         include_deleted=bool(b.options.get("include_deleted")),
+        labels=str(b.options.get("labels") or "once"),
+        neutralise_read_receipts=bool(b.options.get("neutralise_read_receipts")),
         every_seconds=b.every,
         stop_requested=b.stop_requested,
         created=iso(b.created),

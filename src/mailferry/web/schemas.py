@@ -178,6 +178,8 @@ class BatchOut(BaseModel):
     since: str | None
     before: str | None
     include_deleted: bool
+    labels: str
+    neutralise_read_receipts: bool
     every_seconds: float | None
     stop_requested: bool
     created: str | None
