@@ -257,15 +257,10 @@ class MsalAppOnly:
         import msal  # noqa: PLC0415 - imported where used: msal pulls in requests and PyJWT
 
         if self._app is None:
-            known = self.authority.startswith(M365_AUTHORITY_HOST)
             self._app = msal.ConfidentialClientApplication(
                 self.client_id,
                 client_credential=self._credential,
-                authority=self.authority,
-                validate_authority=known,
-                instance_discovery=known,
-                http_client=msal_http_client(self._ca_file, self._timeout),
-                timeout=self._timeout,
+                **msal_settings(self.authority, self._ca_file, self._timeout),
             )
         return self._app
 
@@ -299,6 +294,19 @@ def msal_refusal(result: object) -> str:
     text = str(result.get("error_description", "")).strip()
     first = text.splitlines()[0][:200] if text else ""
     return error + (f" ({first})" if first else "")
+
+
+def msal_settings(authority: str, ca_file: Path | None, timeout: float) -> dict[str, Any]:
+    """What every msal application of ours is made with: Entra ID's authority is validated and
+    discovered, any other (a national cloud's proxy, the tests' identity provider) taken as given."""
+    known = authority.startswith(M365_AUTHORITY_HOST)
+    return {
+        "authority": authority,
+        "validate_authority": known,
+        "instance_discovery": known,
+        "http_client": msal_http_client(ca_file, timeout),
+        "timeout": timeout,
+    }
 
 
 def msal_http_client(ca_file: Path | None, timeout: float) -> Any:

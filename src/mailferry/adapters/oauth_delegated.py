@@ -41,8 +41,8 @@ from mailferry.adapters.oauth import (
     SourceNames,
     TokenSource,
     grant_from_json,
-    msal_http_client,
     msal_refusal,
+    msal_settings,
 )
 from mailferry.adapters.secrets import KEY_ENV, KEY_FILE, Secret, SecretBox
 from mailferry.config import STATE_ENV, data_dir, default_state_path
@@ -267,15 +267,10 @@ class MsalDelegated:
         import msal  # noqa: PLC0415 - imported where used: msal pulls in requests and PyJWT
 
         if self._app is None:
-            known = self.authority.startswith(M365_AUTHORITY_HOST)
             self._app = msal.PublicClientApplication(
                 self.client_id,
-                authority=self.authority,
-                validate_authority=known,
-                instance_discovery=known,
                 token_cache=msal.SerializableTokenCache(),
-                http_client=msal_http_client(self._ca_file, self._timeout),
-                timeout=self._timeout,
+                **msal_settings(self.authority, self._ca_file, self._timeout),
             )
         return self._app
 
