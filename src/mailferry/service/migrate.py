@@ -1,5 +1,8 @@
 """Migrate one pair of accounts: snapshot -> plan -> execute -> record, folder by folder.
 
+This module is the run: folders shared out over lanes, retries, pauses and stops; planning is in
+planning.py, the copy phase of a folder pass in copying.py.
+
 The no-duplicate guarantee rests on three rules:
 1. Before an APPEND is sent, an *intent* (source UID, content hash, size, the target folder's UIDNEXT) is
    committed to the state store. After a crash, pending intents are reconciled against what actually arrived
@@ -18,7 +21,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mailferry.domain.errors import (
@@ -31,25 +34,12 @@ from mailferry.domain.errors import (
     ThrottledError,
 )
 from mailferry.domain.folders import FolderMapping, FolderPlan, MappingOptions
-from mailferry.domain.identity import epoch
 from mailferry.domain.labels import LabelPolicy
-from mailferry.domain.model import (
-    AppendRequest,
-    AppendResult,
-    Failure,
-    FetchedMessage,
-    MessageMeta,
-    Summary,
-)
-from mailferry.domain.plan import (
-    FlagUpdate,
-    Selection,
-    batches,
-    target_flags,
-)
-from mailferry.domain.ports import Copied, Intent, MailAccount, StateStore
-from mailferry.domain.responses import slow_down, target_full
-from mailferry.service.planning import FolderPlanner, FolderWork, intent_key, plan_folders
+from mailferry.domain.model import Summary
+from mailferry.domain.plan import Selection
+from mailferry.domain.ports import MailAccount, StateStore
+from mailferry.service.copying import FolderCopy, record_failure
+from mailferry.service.planning import FolderPlanner, FolderWork, plan_folders
 from mailferry.service.progress import NoProgress, Progress
 from mailferry.service.resilience import Pace, Reconnect, RetryPolicy
 
@@ -407,166 +397,25 @@ class Migration:
         self.progress.folder_started(
             mapping.source.name, mapping.target, len(work.copy), work.copy_bytes
         )
-        self._apply_flag_updates(mapping, work.updates)
-        # SELECT the target only when there is something to copy: an up-to-date folder costs two STATUS.
-        permanent = self.target.permanent_flags(mapping.target) if work.copy else frozenset()
-        failures: dict[int, str] = {}
-        refused: set[str] = set()
-        limit = self.target.append_limit
-        for batch in self._bursts(work.copy):
-            self._check_stop()
-            too_big = [m for m in batch if limit is not None and m.size > limit]
-            for meta in too_big:
-                reason = (
-                    f"{meta.size} bytes is over the target's limit of {limit} bytes "
-                    "(its APPENDLIMIT, or its provider profile's largest message)"
-                )
-                failures[meta.uid] = reason
-                self._fail(mapping.source.name, meta.uid, reason)
-            sendable = [m for m in batch if m not in too_big]
-            if sendable:
-                self._copy_batch(mapping, sendable, permanent, failures, refused)
-                self.pace.went_well()
-        if refused:
-            self.summary.warnings.append(
-                f"folder {mapping.target!r} refuses keywords {sorted(refused)}; "
-                "messages were copied without them"
-            )
-        self.store.set_failures(self.pair, mapping.source.name, failures)
+        FolderCopy(
+            self.source,
+            self.target,
+            self.store,
+            self.pair,
+            mapping,
+            self.options.selection,
+            self.summary,
+            self.progress,
+            self.pace,
+            self._check_stop,
+            batch_bytes=self.options.batch_bytes,
+            keep_labels=self.options.labels is not None,
+        ).run(work)
         self.planner().finish(mapping, work)
         self.progress.folder_finished(mapping.source.name)
 
-    def _bursts(self, messages: Sequence[MessageMeta]) -> Iterator[list[MessageMeta]]:
-        """Bursts sized by the current pace (which throttling lowers), bounded in bytes."""
-        start = 0
-        while start < len(messages):
-            chunk = messages[start : start + self.pace.current]
-            first = batches(chunk, max_count=self.pace.current, max_bytes=self.options.batch_bytes)[
-                0
-            ]
-            yield first
-            start += len(first)
-
-    def _apply_flag_updates(self, mapping: FolderMapping, updates: Sequence[FlagUpdate]) -> None:
-        if not updates:
-            return
-        self.target.store_flags(mapping.target, [(u.target_uid, u.flags) for u in updates])
-        self.store.update_flags(
-            self.pair, mapping.source.name, {u.source_uid: u.flags for u in updates}
-        )
-        self.summary.flags_updated += len(updates)
-
-    def _copy_batch(
-        self,
-        mapping: FolderMapping,
-        metas: Sequence[MessageMeta],
-        permanent: frozenset[str],
-        failures: dict[int, str],
-        refused: set[str],
-    ) -> None:
-        name = mapping.source.name
-        by_uid = {m.uid: m for m in metas}
-        fetched = list(self.source.fetch_messages(name, metas))
-        try:
-            self._note_vanished(name, by_uid, fetched)
-            if not fetched:
-                return
-            tgt = self.target.status(mapping.target)
-            requests = []
-            intents = []
-            for message in fetched:
-                meta = by_uid[message.uid]
-                flags, dropped = target_flags(meta.flags, permanent, self.options.selection)
-                refused.update(dropped)
-                requests.append(
-                    AppendRequest(message.uid, message.body, message.size, flags, meta.internaldate)
-                )
-                intents.append(
-                    Intent(
-                        message.uid,
-                        message.sha256,
-                        message.size,
-                        flags,
-                        mapping.target,
-                        tgt.uidvalidity,
-                        tgt.uidnext,
-                        meta.message_id,
-                        epoch(meta.internaldate),
-                    )
-                )
-            self.store.add_intents(self.pair, name, intents)
-            results = self.target.append_batch(mapping.target, requests)
-            self._record_results(mapping, intents, results, failures)
-        finally:
-            for message in fetched:
-                with contextlib.suppress(OSError):
-                    message.body.close()
-
-    def _record_results(
-        self,
-        mapping: FolderMapping,
-        intents: Sequence[Intent],
-        results: Iterable[AppendResult],
-        failures: dict[int, str],
-    ) -> None:
-        by_uid = {i.source_uid: i for i in intents}
-        confirmed: list[Copied] = []
-        dropped: list[int] = []
-        copied_bytes = 0
-        throttled: ThrottledError | None = None
-        full: str | None = None
-        for result in results:
-            uid = result.key
-            intent = by_uid[uid]
-            if result.ok:
-                label = intent_key(intent) if self.options.labels is not None else None
-                confirmed.append(Copied(uid, result.target_uid, intent.flags, label))
-                copied_bytes += intent.size
-                failures.pop(uid, None)
-                continue
-            dropped.append(uid)
-            asked = slow_down(result.reason, f"the target asks to slow down ({mapping.target})")
-            if asked is not None:  # not the message's fault: it goes again after a pause
-                throttled = _stronger(throttled, asked)
-            elif target_full(result.reason):
-                full = result.reason
-            else:
-                reason = f"target refused the message: {result.reason}"
-                failures[uid] = reason
-                self._fail(mapping.source.name, uid, reason)
-        self.store.resolve(self.pair, mapping.source.name, confirmed, dropped)
-        self.summary.messages_copied += len(confirmed)
-        self.summary.bytes_copied += copied_bytes
-        self.progress.advanced(len(confirmed) + len(dropped), copied_bytes)
-        self.progress.folder_advanced(mapping.source.name, len(confirmed) + len(dropped))
-        if full is not None:
-            raise TargetFullError(
-                f"the target mailbox is full ({full}); raise its quota and run again: "
-                "what was copied stays, nothing is copied twice"
-            )
-        if throttled is not None:
-            raise throttled
-
-    def _note_vanished(
-        self, folder: str, by_uid: dict[int, MessageMeta], fetched: Sequence[FetchedMessage]
-    ) -> None:
-        gone = by_uid.keys() - {m.uid for m in fetched}
-        for uid in sorted(gone):
-            self.summary.warnings.append(
-                f"folder {folder!r} uid {uid}: expunged on the source during the run; not copied"
-            )
-
     def _fail(self, folder: str, uid: int | None, reason: str) -> None:
-        self.summary.failures.append(Failure(folder, uid, reason))
-        if uid is not None:
-            self.summary.messages_failed += 1
-
-
-def _stronger(first: ThrottledError | None, second: ThrottledError) -> ThrottledError:
-    """Of two slow-down answers in one burst, the one to obey: a daily cap, else the longer wait."""
-    if first is None:
-        return second
-    return max(first, second, key=lambda e: (e.cap, e.wait))
+        record_failure(self.summary, folder, uid, reason)
 
 
 def _hours(seconds: float) -> str:

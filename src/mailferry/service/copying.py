@@ -1,0 +1,213 @@
+"""The copy phase of one folder pass: flag updates, then bursts of messages, each burst
+fetch -> intents committed -> pipelined APPENDs -> results committed (see migrate.py for why).
+
+A ``FolderCopy`` lives for one attempt at one folder, on the sessions the run has at that moment;
+a dropped connection ends it (the run reconnects and plans the folder again from the state).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from mailferry.domain.errors import TargetFullError, ThrottledError
+from mailferry.domain.folders import FolderMapping
+from mailferry.domain.identity import epoch
+from mailferry.domain.model import (
+    AppendRequest,
+    AppendResult,
+    Failure,
+    FetchedMessage,
+    MessageMeta,
+    Summary,
+)
+from mailferry.domain.plan import FlagUpdate, Selection, batches, target_flags
+from mailferry.domain.ports import Copied, Intent, MailAccount, StateStore
+from mailferry.domain.responses import slow_down, target_full
+from mailferry.service.planning import FolderWork, intent_key
+from mailferry.service.progress import Progress
+from mailferry.service.resilience import Pace
+
+
+def record_failure(summary: Summary, folder: str, uid: int | None, reason: str) -> None:
+    """A failure for the report: of one message (``uid``), else of a folder or the run."""
+    summary.failures.append(Failure(folder, uid, reason))
+    if uid is not None:
+        summary.messages_failed += 1
+
+
+@dataclass
+class FolderCopy:
+    source: MailAccount
+    target: MailAccount
+    store: StateStore
+    pair: str
+    mapping: FolderMapping
+    selection: Selection
+    summary: Summary
+    progress: Progress
+    pace: Pace
+    check_stop: Callable[[], None]  # raises StopRequestedError between bursts
+    batch_bytes: int = 16 << 20
+    keep_labels: bool = False  # record each copy's label key (a source whose folders are labels)
+    failures: dict[int, str] = field(default_factory=dict)  # uid -> reason, this pass
+    refused: set[str] = field(default_factory=set)  # keywords the target folder refuses
+
+    def run(self, work: FolderWork) -> None:
+        """Carry flag changes, copy ``work.copy`` in bursts, record this pass's failures."""
+        name = self.mapping.source.name
+        self._apply_flag_updates(work.updates)
+        # SELECT the target only when there is something to copy: an up-to-date folder costs two STATUS.
+        permanent = self.target.permanent_flags(self.mapping.target) if work.copy else frozenset()
+        limit = self.target.append_limit
+        for burst in self._bursts(work.copy):
+            self.check_stop()
+            too_big = [m for m in burst if limit is not None and m.size > limit]
+            for meta in too_big:
+                self._fail(
+                    meta.uid,
+                    f"{meta.size} bytes is over the target's limit of {limit} bytes "
+                    "(its APPENDLIMIT, or its provider profile's largest message)",
+                )
+            sendable = [m for m in burst if m not in too_big]
+            if sendable:
+                self._copy_burst(sendable, permanent)
+                self.pace.went_well()
+        if self.refused:
+            self.summary.warnings.append(
+                f"folder {self.mapping.target!r} refuses keywords {sorted(self.refused)}; "
+                "messages were copied without them"
+            )
+        self.store.set_failures(self.pair, name, self.failures)
+
+    def _fail(self, uid: int, reason: str) -> None:
+        self.failures[uid] = reason
+        record_failure(self.summary, self.mapping.source.name, uid, reason)
+
+    def _bursts(self, messages: Sequence[MessageMeta]) -> Iterator[list[MessageMeta]]:
+        """Bursts sized by the current pace (which throttling lowers), bounded in bytes."""
+        start = 0
+        while start < len(messages):
+            chunk = messages[start : start + self.pace.current]
+            first = batches(chunk, max_count=self.pace.current, max_bytes=self.batch_bytes)[0]
+            yield first
+            start += len(first)
+
+    def _apply_flag_updates(self, updates: Sequence[FlagUpdate]) -> None:
+        if not updates:
+            return
+        self.target.store_flags(self.mapping.target, [(u.target_uid, u.flags) for u in updates])
+        self.store.update_flags(
+            self.pair, self.mapping.source.name, {u.source_uid: u.flags for u in updates}
+        )
+        self.summary.flags_updated += len(updates)
+
+    def _copy_burst(self, metas: Sequence[MessageMeta], permanent: frozenset[str]) -> None:
+        name = self.mapping.source.name
+        by_uid = {m.uid: m for m in metas}
+        fetched = list(self.source.fetch_messages(name, metas))
+        try:
+            self._note_vanished(by_uid, fetched)
+            if not fetched:
+                return
+            requests, intents = self._requests(fetched, by_uid, permanent)
+            self.store.add_intents(self.pair, name, intents)
+            results = self.target.append_batch(self.mapping.target, requests)
+            self._record_results(intents, results)
+        finally:
+            for message in fetched:
+                with contextlib.suppress(OSError):
+                    message.body.close()
+
+    def _requests(
+        self,
+        fetched: Sequence[FetchedMessage],
+        by_uid: dict[int, MessageMeta],
+        permanent: frozenset[str],
+    ) -> tuple[list[AppendRequest], list[Intent]]:
+        """The APPENDs of a burst, and the intents to commit before they are sent."""
+        tgt = self.target.status(self.mapping.target)
+        requests = []
+        intents = []
+        for message in fetched:
+            meta = by_uid[message.uid]
+            flags, dropped = target_flags(meta.flags, permanent, self.selection)
+            self.refused.update(dropped)
+            requests.append(
+                AppendRequest(message.uid, message.body, message.size, flags, meta.internaldate)
+            )
+            intents.append(
+                Intent(
+                    message.uid,
+                    message.sha256,
+                    message.size,
+                    flags,
+                    self.mapping.target,
+                    tgt.uidvalidity,
+                    tgt.uidnext,
+                    meta.message_id,
+                    epoch(meta.internaldate),
+                )
+            )
+        return requests, intents
+
+    def _record_results(self, intents: Sequence[Intent], results: Iterable[AppendResult]) -> None:
+        by_uid = {i.source_uid: i for i in intents}
+        confirmed: list[Copied] = []
+        dropped: list[int] = []
+        copied_bytes = 0
+        throttled: ThrottledError | None = None
+        full: str | None = None
+        for result in results:
+            uid = result.key
+            intent = by_uid[uid]
+            if result.ok:
+                label = intent_key(intent) if self.keep_labels else None
+                confirmed.append(Copied(uid, result.target_uid, intent.flags, label))
+                copied_bytes += intent.size
+                self.failures.pop(uid, None)
+                continue
+            dropped.append(uid)
+            asked = slow_down(
+                result.reason, f"the target asks to slow down ({self.mapping.target})"
+            )
+            if asked is not None:  # not the message's fault: it goes again after a pause
+                throttled = _stronger(throttled, asked)
+            elif target_full(result.reason):
+                full = result.reason
+            else:
+                self._fail(uid, f"target refused the message: {result.reason}")
+        self._commit(confirmed, dropped, copied_bytes)
+        if full is not None:
+            raise TargetFullError(
+                f"the target mailbox is full ({full}); raise its quota and run again: "
+                "what was copied stays, nothing is copied twice"
+            )
+        if throttled is not None:
+            raise throttled
+
+    def _commit(self, confirmed: list[Copied], dropped: list[int], copied_bytes: int) -> None:
+        name = self.mapping.source.name
+        self.store.resolve(self.pair, name, confirmed, dropped)
+        self.summary.messages_copied += len(confirmed)
+        self.summary.bytes_copied += copied_bytes
+        self.progress.advanced(len(confirmed) + len(dropped), copied_bytes)
+        self.progress.folder_advanced(name, len(confirmed) + len(dropped))
+
+    def _note_vanished(
+        self, by_uid: dict[int, MessageMeta], fetched: Sequence[FetchedMessage]
+    ) -> None:
+        gone = by_uid.keys() - {m.uid for m in fetched}
+        for uid in sorted(gone):
+            self.summary.warnings.append(
+                f"folder {self.mapping.source.name!r} uid {uid}: expunged on the source during "
+                "the run; not copied"
+            )
+
+
+def _stronger(first: ThrottledError | None, second: ThrottledError) -> ThrottledError:
+    """Of two slow-down answers in one burst, the one to obey: a daily cap, else the longer wait."""
+    if first is None:
+        return second
+    return max(first, second, key=lambda e: (e.cap, e.wait))
