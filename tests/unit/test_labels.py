@@ -10,6 +10,7 @@ import pytest
 
 from mailferry.adapters.memory_account import MemoryAccount, MemoryServer
 from mailferry.adapters.memory_state import MemoryStateStore
+from mailferry.domain.errors import ConnectError
 from mailferry.domain.folders import FolderMapping
 from mailferry.domain.identity import epoch
 from mailferry.domain.labels import LabelMode, LabelTally, label_key, meta_key, split_by_label
@@ -238,3 +239,21 @@ def test_verify_still_finds_a_message_missing_everywhere():
         assert lines == [
             f"missing on target: message sha256 {two_sha}… dated {epoch(BASE) + 2 * 86400}"
         ]
+
+
+def test_a_copy_left_in_flight_counts_before_a_higher_folder_is_planned():
+    """A run dies right after All Mail's APPEND landed; the message then gets the INBOX label. The
+    next run settles All Mail's intent before INBOX is planned: one copy, in All Mail."""
+    src, dst = MemoryServer(), MemoryServer(delimiter=".")
+    src.create("[Gmail]")
+    src.create("[Gmail]/All Mail", "\\All")
+    archived = message(50, mid=False)
+    src.folder("[Gmail]/All Mail").add(archived, frozenset(), BASE)
+    store = MemoryStateStore()
+    options = SyncOptions(labels=ONCE)
+    with pytest.raises(ConnectError):  # the APPEND lands, then the connection drops
+        Migration(MemoryAccount(src), MemoryAccount(dst, crash_after=0), store, PAIR, options).run()
+    src.folder("INBOX").add(archived, frozenset(), BASE)
+    Migration(MemoryAccount(src), MemoryAccount(dst), store, PAIR, options).run()
+    everywhere = sum((sha_numbers(dst, f) for f in dst.folders), Counter())
+    assert everywhere == Counter({hashlib.sha256(archived).hexdigest(): 1})

@@ -464,6 +464,10 @@ def test_label_tally_counts_standing_copies_and_the_folders_own(store: StateStor
     store.add_copied("p", "Work", [Copied(1, None, SEEN, "k1", elsewhere=True)])
     store.add_copied("p", "All", [Copied(4, 13, SEEN, None)])  # no label: not counted
     store.add_copied("q", "INBOX", [Copied(1, 14, SEEN, "k1")])  # another pair
+    # An APPEND in flight is no copy yet (the run settles intents before it asks).
+    pending = Intent(9, "ab" * 32, 1, SEEN, "Sent", 1, 1, label="k3")
+    store.add_intents("p", "Sent", [pending])
+    assert store.intents("p", "Sent") == [pending]
     tally = store.label_tally("p", "Work", ["k1", "k2", "k3"])
     assert dict(tally.standing) == {"k1": 2, "k2": 1}
     assert dict(tally.mine) == {"k1": 1}
@@ -481,6 +485,7 @@ def test_a_schema_1_file_is_upgraded_in_place(path: Path) -> None:
         "DROP INDEX copied_label",
         "ALTER TABLE copied DROP COLUMN label",
         "ALTER TABLE copied DROP COLUMN elsewhere",
+        "ALTER TABLE intents DROP COLUMN label",
         "UPDATE meta SET schema_version = 1",
         "INSERT INTO copied (pair, folder, source_uid, target_uid, flags) "
         "VALUES ('p', 'INBOX', 5, 50, '\\Seen')",

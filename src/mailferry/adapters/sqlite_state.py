@@ -43,7 +43,7 @@ from mailferry.domain.labels import LabelTally
 from mailferry.domain.ports import Checkpoint, Copied, Intent
 
 APPLICATION = "mailferry"
-SCHEMA_VERSION = 2  # 2: copied.label and copied.elsewhere (sources whose folders are labels)
+SCHEMA_VERSION = 2  # 2: copied.label, copied.elsewhere, intents.label (label folders, Gmail)
 UID_CHUNK = 500  # source UIDs per IN (...) query; SQLite allowed 999 variables before 3.32
 BUSY_TIMEOUT_MS = 30_000
 _WRITE = "mailferry_write"  # execution option: this transaction will write
@@ -102,6 +102,7 @@ INTENTS = Table(
     Column("target_uidnext", BigInteger, nullable=False),
     Column("message_id", Text, nullable=True),
     Column("internaldate", BigInteger, nullable=True),
+    Column("label", Text, nullable=True),
 )
 FAILURES = Table("failures", METADATA, *_key_columns(), Column("reason", Text, nullable=False))
 
@@ -408,6 +409,7 @@ class SqlStateStore:
                 "target_uidnext": intent.target_uidnext,
                 "message_id": intent.message_id,
                 "internaldate": intent.internaldate,
+                "label": intent.label,
             }
             for intent in intents
         ]
@@ -433,6 +435,7 @@ class SqlStateStore:
                 target_uidnext=row.target_uidnext,
                 message_id=row.message_id,
                 internaldate=row.internaldate,
+                label=row.label,
             )
             for row in rows
         ]
@@ -460,14 +463,16 @@ class SqlStateStore:
         count = func.count().label("n")
         with self._transaction() as conn:
             for start in range(0, len(wanted), UID_CHUNK):
-                chunk = COPIED.c.label.in_(wanted[start : start + UID_CHUNK])
-                base = select(COPIED.c.label, count).where(COPIED.c.pair == pair, chunk)
-                standing = base.where(COPIED.c.elsewhere == 0).group_by(COPIED.c.label)
+                chunk = wanted[start : start + UID_CHUNK]
+                rows = select(COPIED.c.label, count).where(
+                    COPIED.c.pair == pair, COPIED.c.label.in_(chunk)
+                )
+                standing = rows.where(COPIED.c.elsewhere == 0).group_by(COPIED.c.label)
+                mine = rows.where(COPIED.c.folder == folder).group_by(COPIED.c.label)
                 for row in conn.execute(standing):
-                    tally.standing[row.label] = row.n
-                mine = base.where(COPIED.c.folder == folder).group_by(COPIED.c.label)
+                    tally.standing[row.label] += row.n
                 for row in conn.execute(mine):
-                    tally.mine[row.label] = row.n
+                    tally.mine[row.label] += row.n
         return tally
 
     # -- failures ------------------------------------------------------------------------------
@@ -518,6 +523,7 @@ def _upgrade(conn: Connection, version: int) -> None:
         conn.exec_driver_sql("ALTER TABLE copied ADD COLUMN label TEXT")
         conn.exec_driver_sql("ALTER TABLE copied ADD COLUMN elsewhere INTEGER NOT NULL DEFAULT 0")
         conn.exec_driver_sql("CREATE INDEX copied_label ON copied (pair, label)")
+        conn.exec_driver_sql("ALTER TABLE intents ADD COLUMN label TEXT")
     conn.execute(
         update(META).where(META.c.application == APPLICATION).values(schema_version=SCHEMA_VERSION)
     )

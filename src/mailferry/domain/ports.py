@@ -127,6 +127,7 @@ class Intent:
     # A second way to recognise the message, for targets that rewrite what they store (Exchange):
     message_id: str | None = None
     internaldate: int | None = None  # epoch seconds
+    label: str | None = None  # a source whose folders are labels: the message's label key
 
 
 class StateStore(Protocol):
@@ -167,8 +168,9 @@ class StateStore(Protocol):
     ) -> None: ...
 
     def label_tally(self, pair: str, folder: str, keys: Iterable[str]) -> LabelTally:
-        """For label keys: copies standing on the target from any folder of the pair (rows with
-        the key, not ``elsewhere``), and rows of ``folder`` with the key (copied or left out)."""
+        """For label keys: copies standing on the target from any folder of the pair (copied rows
+        with the key, not ``elsewhere``), and rows of ``folder`` with the key (copied or left out).
+        Pending intents do not count: the run settles them before it asks (``Migration.run``)."""
         ...
 
     def failed_uids(self, pair: str, folder: str) -> set[int]: ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mailferry.domain.errors import TargetFullError, ThrottledError
 from mailferry.domain.folders import FolderMapping
@@ -137,19 +137,20 @@ class FolderCopy:
             requests.append(
                 AppendRequest(message.uid, message.body, message.size, flags, meta.internaldate)
             )
-            intents.append(
-                Intent(
-                    message.uid,
-                    message.sha256,
-                    message.size,
-                    flags,
-                    self.mapping.target,
-                    tgt.uidvalidity,
-                    tgt.uidnext,
-                    meta.message_id,
-                    epoch(meta.internaldate),
-                )
+            intent = Intent(
+                message.uid,
+                message.sha256,
+                message.size,
+                flags,
+                self.mapping.target,
+                tgt.uidvalidity,
+                tgt.uidnext,
+                meta.message_id,
+                epoch(meta.internaldate),
             )
+            if self.keep_labels:
+                intent = replace(intent, label=intent_key(intent))
+            intents.append(intent)
         return requests, intents
 
     def _record_results(self, intents: Sequence[Intent], results: Iterable[AppendResult]) -> None:
@@ -163,8 +164,7 @@ class FolderCopy:
             uid = result.key
             intent = by_uid[uid]
             if result.ok:
-                label = intent_key(intent) if self.keep_labels else None
-                confirmed.append(Copied(uid, result.target_uid, intent.flags, label))
+                confirmed.append(Copied(uid, result.target_uid, intent.flags, intent.label))
                 copied_bytes += intent.size
                 self.failures.pop(uid, None)
                 continue

@@ -146,6 +146,8 @@ class Migration:
                 self._run_lanes(queue, lanes)
             else:
                 self._drain(queue)
+            for mapping in ordered:  # in-flight copies count before any folder leaves one out
+                self._retrying(mapping.source.name, functools.partial(self._settle, mapping))
             self._drain(self._folder_queue(ordered, sort_by_size=False))
         except StopRequestedError as exc:
             self.summary.stopped = self.summary.stopped or str(exc)
@@ -413,6 +415,9 @@ class Migration:
         ).run(work)
         self.planner().finish(mapping, work)
         self.progress.folder_finished(mapping.source.name)
+
+    def _settle(self, mapping: FolderMapping) -> None:
+        self.planner().settle(mapping)
 
     def _fail(self, folder: str, uid: int | None, reason: str) -> None:
         record_failure(self.summary, folder, uid, reason)

@@ -101,6 +101,22 @@ class FolderPlanner:
             self.dry_standing.update(self._keys(mapping.source.name, work.copy).values())
         return work
 
+    def settle(self, mapping: FolderMapping) -> None:
+        """Settle the appends an earlier run left in flight for this folder, ahead of its pass, so
+        that label folders planned before it see those copies. A folder that cannot be read is
+        left to its own pass, which reports it."""
+        name = mapping.source.name
+        checkpoint = self.store.checkpoint(self.pair, name)
+        if checkpoint is None or not self.store.intents(self.pair, name):
+            return
+        try:
+            src = self.source.status(name)
+            tgt = self.target.status(mapping.target)
+        except FolderError:
+            return
+        if _still_valid(checkpoint, mapping, src, tgt):
+            self._reconcile_intents(mapping, tgt)
+
     # -- labels -------------------------------------------------------------------------------------
     def _keys(self, folder: str, metas: Sequence[MessageMeta]) -> dict[int, str]:
         """Label keys by UID; messages without a Message-ID are hashed first."""
