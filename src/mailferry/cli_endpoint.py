@@ -1,0 +1,254 @@
+"""``mailferry endpoint add|list|remove|test``: the servers mailboxes are migrated from and to, and
+how their mailboxes log in (passwords, an admin login, or a token source)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from mailferry.adapters.imap.session import AuthMethod
+from mailferry.adapters.oauth import M365_AUTHORITY_HOST
+from mailferry.adapters.secrets import Secret
+from mailferry.bootstrap import load_token_source
+from mailferry.cli_service import (
+    ENDPOINT_PASSWORD_ENV,
+    TEST_PASSWORD_ENV,
+    F,
+    open_batch_service,
+    out,
+    read_secret,
+    state_option,
+)
+from mailferry.domain.errors import AccountError, ConfigError
+from mailferry.domain.model import Security
+from mailferry.domain.profiles import PROFILE_NAMES
+from mailferry.exits import (
+    handle_errors,
+)
+from mailferry.service.batches import (
+    EndpointSpec,
+)
+from mailferry.service.endpoints import login_kind
+from mailferry.service.probe import probe
+
+
+def _token_options(func: F) -> F:
+    file = click.Path(exists=True, dir_okay=False, path_type=Path)
+    for option in reversed(
+        (
+            click.option(
+                "--auth",
+                type=click.Choice([m.value for m in AuthMethod]),
+                default=AuthMethod.AUTO.value,
+                show_default=True,
+                help="How mailboxes log in: auto takes a token login (SASL XOAUTH2, else "
+                "OAUTHBEARER) when a token source is given, else the password.",
+            ),
+            click.option(
+                "--oauth-token-command",
+                metavar="CMD",
+                help="Run CMD for an OAuth2 access token (its stdout: the token, or JSON with "
+                "access_token and expires_in); run again to refresh. One token for every mailbox.",
+            ),
+            click.option("--m365-tenant", metavar="ID", help="Microsoft 365 app-only: tenant id."),
+            click.option("--m365-client-id", metavar="ID", help="Microsoft 365: application id."),
+            click.option(
+                "--m365-delegated",
+                is_flag=True,
+                help="Microsoft 365 delegated: each mailbox user signs in beforehand with "
+                "`mailferry login` (device code; a public client app, no secret).",
+            ),
+            click.option(
+                "--m365-client-secret-file",
+                type=file,
+                help="Microsoft 365 app-only: a file holding the client secret (stored encrypted).",
+            ),
+            click.option(
+                "--m365-certificate-file",
+                type=file,
+                help="Microsoft 365 app-only: a PEM file with the certificate and its private key "
+                "(stored encrypted).",
+            ),
+            click.option(
+                "--m365-authority",
+                metavar="URL",
+                default=M365_AUTHORITY_HOST,
+                show_default=True,
+                help="Microsoft identity platform host (national clouds differ).",
+            ),
+            click.option(
+                "--google-service-account-file",
+                type=file,
+                help="Google Workspace: a service account key (JSON) with domain-wide "
+                "delegation (stored encrypted); each token acts as the mailbox.",
+            ),
+            click.option(
+                "--profile",
+                type=click.Choice(PROFILE_NAMES),
+                default="auto",
+                show_default=True,
+                help="Provider profile (system folders, reserved names, size limit); auto: by host.",
+            ),
+        )
+    ):
+        func = option(func)
+    return func
+
+
+# -- endpoints ---------------------------------------------------------------------------------------
+@click.group()
+def endpoint() -> None:
+    """Servers that batches migrate from and to."""
+
+
+@endpoint.command("add")
+@click.argument("name")
+@click.option("--host", required=True)
+@click.option("--port", type=int, help="Default 993 (ssl) or 143.")
+@click.option(
+    "--security",
+    type=click.Choice([s.value for s in Security]),
+    default="ssl",
+    show_default=True,
+)
+@click.option("--auth-user", metavar="ADMIN", help="Admin login used for every mailbox.")
+@click.option(
+    "--auth-password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"The admin's password (else ${ENDPOINT_PASSWORD_ENV}, else a prompt).",
+)
+@click.option("--max-connections", type=click.IntRange(1, 10_000), default=10, show_default=True)
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--insecure", is_flag=True, help="Do not verify the TLS certificate (unsafe).")
+@click.option("--allow-plaintext", is_flag=True, help="Allow --security none beyond loopback.")
+@click.option("--replace", is_flag=True, help="Change an existing endpoint.")
+@_token_options
+@state_option
+@handle_errors
+def endpoint_add(name: str, **kw: Any) -> None:
+    """Add (or with --replace change) an endpoint.
+
+    With a token source (--oauth-token-command, --m365-tenant/--m365-client-id with a client
+    secret or certificate, --m365-delegated with --m365-client-id, --google-service-account-file)
+    every mailbox logs in with a token (SASL XOAUTH2/OAUTHBEARER) as the mailbox of its CSV row,
+    and the CSV needs no password for this side. The source's secrets are stored encrypted, like
+    passwords. Delegated: each mailbox user signs in first (`mailferry login URL --m365-client-id
+    ID`, with the same --state).
+    """
+    tokens = load_token_source(
+        "endpoint",
+        command=kw["oauth_token_command"],
+        m365_tenant=kw["m365_tenant"],
+        m365_client_id=kw["m365_client_id"],
+        m365_client_secret_file=kw["m365_client_secret_file"],
+        m365_certificate_file=kw["m365_certificate_file"],
+        m365_authority=kw["m365_authority"],
+        google_service_account_file=kw["google_service_account_file"],
+        m365_delegated=kw["m365_delegated"],
+    )
+    password = None
+    if kw["auth_user"]:
+        password = read_secret(
+            kw["auth_password_file"], ENDPOINT_PASSWORD_ENV, "Admin password", required=True
+        )
+    spec = EndpointSpec(
+        name=name,
+        host=kw["host"],
+        port=kw["port"],
+        security=Security(kw["security"]),
+        max_connections=kw["max_connections"],
+        auth_user=kw["auth_user"],
+        auth_password=password,
+        ca_file=kw["ca_file"],
+        insecure=kw["insecure"],
+        allow_plaintext=kw["allow_plaintext"],
+        auth=kw["auth"],
+        tokens=tokens,
+        profile=kw["profile"],
+    )
+    with open_batch_service(kw["state"]) as service:
+        record = service.add_endpoint(spec, replace=kw["replace"])
+    login = f", {login_kind(record)} login" if spec.token_source else ""
+    click.echo(f"endpoint {record.name}: {record.security}://{record.host}:{record.port}{login}")
+
+
+@endpoint.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@state_option
+@handle_errors
+def endpoint_list(as_json: bool, state: Path | None) -> None:
+    """Every endpoint (never its password or token secrets)."""
+    with open_batch_service(state) as service:
+        records = service.endpoints()
+    rows = [
+        {
+            "name": r.name,
+            "host": r.host,
+            "port": r.port,
+            "security": r.security,
+            "auth_user": r.auth_user,
+            "max_connections": r.max_connections,
+            "auth": r.auth,
+            "login": login_kind(r),
+            "profile": r.profile,
+            "insecure": r.insecure,
+        }
+        for r in records
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table()
+    for column in (
+        "name", "host", "port", "security", "auth_user", "max_connections", "auth", "login",
+        "profile",
+    ):  # fmt: skip
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[c] or "") for c in row if c != "insecure"))
+    out.print(table)
+
+
+@endpoint.command("remove")
+@click.argument("name")
+@state_option
+@handle_errors
+def endpoint_remove(name: str, state: Path | None) -> None:
+    """Remove an endpoint no batch uses."""
+    with open_batch_service(state) as service:
+        service.remove_endpoint(name)
+    click.echo(f"endpoint {name} removed")
+
+
+@endpoint.command("test")
+@click.argument("name")
+@click.option("--user", help="Log in as USER (password: --password-file or $MAILFERRY_PASSWORD).")
+@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--timeout", type=float, default=30.0, show_default=True)
+@state_option
+@handle_errors
+def endpoint_test(name: str, user: str | None, password_file: Path | None, **kw: Any) -> None:
+    """Connect and log in (as the admin, as --user, or with the endpoint's token as the mailbox
+    --user); print the login methods offered, the one used, the profile and the capabilities."""
+
+    def password_of(login: str) -> Secret:
+        found = read_secret(password_file, TEST_PASSWORD_ENV, "Password", required=True)
+        if found is None:
+            raise ConfigError(f"no password for {login}: set ${TEST_PASSWORD_ENV}")
+        return found
+
+    with open_batch_service(kw["state"]) as service:
+        record = service.endpoint(name)
+        result = probe(service, record, user, password_of, timeout=kw["timeout"])
+    if result.error is not None:
+        raise AccountError(result.error)
+    how = "by host" if result.profile_by_host else "chosen"
+    click.echo(f"{result.address}: reachable, login ok, delimiter {result.delimiter!r}")
+    click.echo("login methods offered: " + (" ".join(result.offered) or "none"))
+    click.echo(f"login used: {result.method}" + (" (token)" if result.token else ""))
+    click.echo(f"profile: {result.profile} ({how})")
+    click.echo("capabilities: " + " ".join(result.capabilities))

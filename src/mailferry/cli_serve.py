@@ -1,0 +1,161 @@
+"""``mailferry serve`` (the scheduler and the web app), ``mailferry admin init`` and ``mailferry
+token create|revoke`` (the web app's logins)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mailferry.cli_service import (
+    ADMIN_PASSWORD_ENV,
+    open_batch_service,
+    parse_duration,
+    read_secret,
+    signals,
+    state_option,
+)
+from mailferry.config import default_state_path
+from mailferry.domain.errors import ConfigError
+from mailferry.exits import (
+    handle_errors,
+)
+from mailferry.service.batches import (
+    BatchService,
+)
+from mailferry.service.scheduler import Scheduler
+
+
+# -- the service -------------------------------------------------------------------------------------
+@click.command()
+@click.option("--poll", type=float, default=2.0, show_default=True, help="Seconds between looks.")
+@click.option("--workers", type=click.IntRange(1, 512), default=64, show_default=True)
+@click.option("--until-idle", is_flag=True, help="Exit when nothing is queued (cron, tests).")
+@click.option(
+    "--every",
+    metavar="DURATION",
+    help="Incremental passes for Synced mailboxes (e.g. 24h) where the batch sets none.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Web app address.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Listen beyond loopback without TLS (behind a TLS reverse proxy only).",
+)
+@click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--no-web", is_flag=True, help="Run the scheduler only, without the web app.")
+@state_option
+@handle_errors
+def serve(
+    poll: float, workers: int, until_idle: bool, every: str | None, state: Path | None, **web: Any
+) -> None:
+    """Run queued batches and scheduled passes, and the web app, until SIGTERM/SIGINT."""
+    stop = threading.Event()
+    seconds = parse_duration(every) if every else None
+    with open_batch_service(state) as service:
+        scheduler = Scheduler(service, workers=workers, poll=poll, is_service=True, every=seconds)
+        with signals(stop):
+            if web["no_web"]:
+                click.echo(f"mailferry serve: running (pid {os.getpid()})", err=True)
+                scheduler.run(stop, until_idle=until_idle)
+            else:
+                _serve_web(service, scheduler, stop, until_idle, web)
+    click.echo("mailferry serve: stopped; queued mailboxes resume on the next start", err=True)
+
+
+def _serve_web(
+    service: BatchService,
+    scheduler: Scheduler,
+    stop: threading.Event,
+    until_idle: bool,
+    web: dict[str, Any],
+) -> None:
+    # Imported here: the web stack costs a few hundred ms that no other command should pay.
+    from mailferry.web import server  # noqa: PLC0415
+
+    listen = server.Listen(
+        web["host"], web["port"], web["allow_remote"], web["tls_cert"], web["tls_key"]
+    )
+    problems = listen.check()
+    if problems:
+        raise ConfigError(problems)
+    warning = listen.warning()
+    if warning:
+        click.echo(f"mailferry serve: {warning}", err=True)
+
+    def ready(url: str) -> None:
+        click.echo(f"mailferry serve: running (pid {os.getpid()}), web app on {url}", err=True)
+
+    server.run(service, scheduler, stop, listen, until_idle=until_idle, on_ready=ready)
+
+
+# -- web administration ------------------------------------------------------------------------------
+@click.group()
+def admin() -> None:
+    """The web app's admin login."""
+
+
+@admin.command("init")
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"Read the password from this file (else ${ADMIN_PASSWORD_ENV}, else a prompt).",
+)
+@state_option
+@handle_errors
+def admin_init(password_file: Path | None, state: Path | None) -> None:
+    """Set (or change) the admin password of `mailferry serve`; ends every browser session."""
+    from mailferry.web.credentials import AuthStore  # noqa: PLC0415 - see _serve_web
+
+    password = read_secret(password_file, ADMIN_PASSWORD_ENV, "Admin password", required=True)
+    if password is None:
+        raise ConfigError(f"no password: give --password-file or set ${ADMIN_PASSWORD_ENV}")
+    auth = AuthStore.open_sqlite(state or default_state_path())
+    try:
+        auth.set_admin_password(password.reveal())
+    finally:
+        auth.close()
+    click.echo("admin password set")
+
+
+@click.group()
+def token() -> None:
+    """API tokens (`Authorization: Bearer ...`)."""
+
+
+@token.command("create")
+@click.argument("name")
+@state_option
+@handle_errors
+def token_create(name: str, state: Path | None) -> None:
+    """Create a token and print it, once: it is stored only as a hash."""
+    from mailferry.web.credentials import AuthStore  # noqa: PLC0415 - see _serve_web
+
+    auth = AuthStore.open_sqlite(state or default_state_path())
+    try:
+        value = auth.create_token(name)
+    finally:
+        auth.close()
+    click.echo(value)
+
+
+@token.command("revoke")
+@click.argument("name")
+@state_option
+@handle_errors
+def token_revoke(name: str, state: Path | None) -> None:
+    """Revoke a token by name."""
+    from mailferry.web.credentials import AuthStore  # noqa: PLC0415 - see _serve_web
+
+    auth = AuthStore.open_sqlite(state or default_state_path())
+    try:
+        if not auth.revoke_token(name):
+            raise ConfigError(f"no token {name!r}")
+    finally:
+        auth.close()
+    click.echo(f"token {name} revoked")
