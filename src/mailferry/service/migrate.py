@@ -140,7 +140,7 @@ class Migration:
         try:
             self._retrying(None, self._start)
             free, ordered = self._phases()
-            lanes = self._lanes_worth_opening()
+            lanes = self._lanes_worth_opening(free)
             queue = self._folder_queue(free, sort_by_size=lanes > 1)
             if lanes > 1:
                 self._run_lanes(queue, lanes)
@@ -155,10 +155,10 @@ class Migration:
             self.summary.seconds = time.monotonic() - started
         return self.summary
 
-    def _lanes_worth_opening(self) -> int:
-        """Extra sessions pay off for a first pass; an incremental pass is a few round trips per
-        folder, cheaper than logging in again (every folder has completed a pass before)."""
-        mappings = self.folder_plan().mappings
+    def _lanes_worth_opening(self, mappings: list[FolderMapping]) -> int:
+        """Extra sessions pay off for a first pass over several folders; an incremental pass is a
+        few round trips per folder, cheaper than logging in again (every folder has completed a
+        pass before)."""
         if self.options.connections <= 1 or self._reconnect is None or len(mappings) <= 1:
             return 1
         for mapping in mappings:
