@@ -17,6 +17,11 @@ def message(n: int, *, mid: bool = True, body: str = "") -> bytes:
     return (f"{head}Subject: message {n}\r\nFrom: a@example.com\r\n\r\n{body or n}\r\n").encode()
 
 
+def message_key(body: bytes, when: dt.datetime) -> tuple[str, int]:
+    """A message as the invariants compare it: (SHA-256 of its bytes, INTERNALDATE in seconds)."""
+    return hashlib.sha256(body).hexdigest(), int(when.timestamp())
+
+
 def fill(
     server: MemoryServer, folder: str, bodies: list[bytes], *, flags=frozenset({"\\Seen"})
 ) -> None:

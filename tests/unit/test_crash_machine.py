@@ -6,7 +6,6 @@ source message is on the target and nothing is on the target twice. Runs on the 
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 
 import hypothesis.strategies as st
@@ -19,14 +18,11 @@ from mailferry.domain.errors import ConnectError
 from mailferry.domain.plan import Selection, target_flags
 from mailferry.service.migrate import Migration, SyncOptions
 from tests.fakes import BASE
+from tests.fakes import message_key as key
 
 FOLDERS = {"INBOX": "INBOX", "Work": "Work", "Work/2024": "Work.2024", "Reçus & co": "Reçus & co"}
 FLAGS = ["\\Seen", "\\Answered", "\\Flagged", "\\Draft", "\\Deleted", "$Label1"]
 PAIR = "src -> dst"
-
-
-def key(body: bytes, when) -> tuple[str, int]:
-    return hashlib.sha256(body).hexdigest(), int(when.timestamp())
 
 
 class MigrationMachine(RuleBasedStateMachine):

@@ -9,7 +9,6 @@ in-memory fake server.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 
 import hypothesis.strategies as st
@@ -23,6 +22,7 @@ from mailferry.domain.labels import LabelMode
 from mailferry.domain.profiles import GMAIL, label_policy
 from mailferry.service.migrate import Migration, SyncOptions
 from tests.fakes import BASE
+from tests.fakes import message_key as key
 
 FOLDERS = {
     "INBOX": "INBOX",
@@ -34,10 +34,6 @@ LABELS = ["INBOX", "Work", "[Gmail]/Sent Mail"]
 ALL_MAIL = "[Gmail]/All Mail"
 PAIR = "gmail -> dst"
 POLICY = label_policy(GMAIL, LabelMode.ONCE)
-
-
-def key(body: bytes, when) -> tuple[str, int]:
-    return hashlib.sha256(body).hexdigest(), int(when.timestamp())
 
 
 class LabelMachine(RuleBasedStateMachine):
