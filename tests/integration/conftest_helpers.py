@@ -52,7 +52,12 @@ class Migration:
 
     def sync_json(self, *args: str) -> tuple[int, dict]:
         result = self.cli("sync", "--json", *args)
-        return result.exit_code, json.loads(result.stdout)
+        try:
+            return result.exit_code, json.loads(result.stdout)
+        except ValueError:
+            raise AssertionError(
+                f"exit {result.exit_code}, no JSON: {result.output[-3000:]}"
+            ) from None
 
     def process(self, *args: str) -> subprocess.Popen[bytes]:
         """``mailferry sync`` as a separate process (for kill -9 tests)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from mailferry.domain.labels import LabelTally
 from mailferry.domain.model import (
@@ -98,6 +98,21 @@ class Checkpoint:
     source_modseq: int | None
     target_uidvalidity: int
     selection: str  # fingerprint of the options that choose messages (dates, deleted)
+
+    # ``source_uidnext`` of a pass that has not ended: MATCHING while a folder without usable state
+    # is matched against the target (nothing recorded can be trusted yet: the next attempt matches
+    # again), STARTED once every match is recorded (the next attempt resumes from the rows).
+    MATCHING: ClassVar[int] = -1
+    STARTED: ClassVar[int] = 0
+
+    @property
+    def matched(self) -> bool:
+        """The rows of this folder say what is on the target (matching, if any, has finished)."""
+        return self.source_uidnext != self.MATCHING
+
+    @property
+    def complete(self) -> bool:
+        return self.source_uidnext > self.STARTED
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,7 @@ class Proxy:
         self._threads: list[threading.Thread] = []
         self._faults: list[_Fault] = []
         self._replacement: tuple[re.Pattern[bytes], bytes] | None = None
+        self._replacements_left: int | None = 0
         self._watches: dict[bytes, tuple[re.Pattern[bytes], list[bytes]]] = {}
         self._refusing = False
         self._counts = dict.fromkeys(("open", "max", "total", "refused", "up", "down", "fired"), 0)
@@ -205,14 +206,16 @@ class Proxy:
         """After ``nbytes`` more server-to-client bytes, send ``data`` instead and close."""
         self._arm(_Fault(_Kind.INJECT, DOWN, nbytes, data=data))
 
-    def replace_next(self, pattern: bytes, replacement: bytes) -> None:
-        """Rewrite the next server-to-client line that matches ``pattern`` (``re.search``).
+    def replace_next(self, pattern: bytes, replacement: bytes, *, times: int | None = 1) -> None:
+        """Rewrite the next ``times`` server-to-client lines that match ``pattern`` (``re.search``;
+        ``times`` None: every one from now on, until ``clear_faults``).
 
         The line without its line ending becomes ``re.sub(pattern, replacement, line, count=1)``
         (so ``\\1`` works); the line ending is kept. Then the rule is spent.
         """
         with self._lock:
             self._replacement = (re.compile(pattern), replacement)
+            self._replacements_left = times
 
     def watch(self, pattern: bytes) -> None:
         """From now on, keep every server-to-client line that matches ``pattern`` (``re.search``);
@@ -289,8 +292,11 @@ class Proxy:
                 if self._replacement is not None and self._replacement[0].search(text):
                     pattern, replacement = self._replacement
                     lines[i] = pattern.sub(replacement, text, count=1) + line[len(text) :]
-                    self._replacement = None
                     self._counts["fired"] += 1
+                    if self._replacements_left is not None:
+                        self._replacements_left -= 1
+                        if self._replacements_left <= 0:
+                            self._replacement = None
             return b"\n".join(lines), self._line_aware_locked()
 
     def _line_aware_locked(self) -> bool:

@@ -163,7 +163,7 @@ class Migration:
             return 1
         for mapping in mappings:
             checkpoint = self.store.checkpoint(self.pair, mapping.source.name)
-            if checkpoint is None or checkpoint.source_uidnext == 0:
+            if checkpoint is None or not checkpoint.complete:
                 return self.options.connections
         return 1
 

@@ -87,13 +87,9 @@ class FolderPlanner:
             work = self._plan_incremental(mapping, src, tgt, checkpoint)
         else:
             if not dry_run and tgt is not None:
-                # Start clean, and mark the pass as started before anything is recorded: a crash from
-                # here on resumes from the per-message rows instead of matching them a second time.
+                # Start clean; the checkpoint keeps the folder's target (its pin) while matching.
                 self.store.reset_folder(self.pair, name)
-                self.store.save_checkpoint(
-                    self.pair,
-                    Checkpoint(name, mapping.target, src.uidvalidity, 0, None, tgt.uidvalidity, ""),
-                )
+                self._mark(mapping, src, tgt, Checkpoint.MATCHING)
             work = self._plan_fresh(mapping, src, tgt, dry_run=dry_run)
         if self.labels is not None and self.labels.dedupes(mapping) and work.copy:
             self._leave_out_elsewhere(mapping, work, dry_run=dry_run)
@@ -153,6 +149,15 @@ class FolderPlanner:
                 return None
             raise
 
+    def _mark(
+        self, mapping: FolderMapping, src: FolderStatus, tgt: FolderStatus, uidnext: int
+    ) -> None:
+        """The checkpoint of a pass that has not ended (``Checkpoint.MATCHING`` or ``STARTED``)."""
+        checkpoint = Checkpoint(
+            mapping.source.name, mapping.target, src.uidvalidity, uidnext, None, tgt.uidvalidity, ""
+        )
+        self.store.save_checkpoint(self.pair, checkpoint)
+
     def finish(self, mapping: FolderMapping, work: FolderWork) -> None:
         """The checkpoint of a complete pass: the STATUS values read when it started."""
         src, tgt = work.source_status, work.target_status
@@ -190,8 +195,13 @@ class FolderPlanner:
             source, target, claimed, with_size=self.target.keeps_bytes
         )
         existing = [Copied(s.uid, t.uid, t.flags, self._label(s)) for s, t in pairs]
-        if existing and not dry_run:
-            self.store.add_copied(self.pair, name, existing)
+        if not dry_run and tgt is not None:
+            if existing:
+                self.store.add_copied(self.pair, name, existing)
+            # Only now, every match recorded, is the pass marked as started: a crash from here on
+            # resumes from the rows. Until now (a listing that failed half-way, a crash) the next
+            # attempt matches again from scratch, never reading "no rows" as "nothing is there".
+            self._mark(mapping, src, tgt, Checkpoint.STARTED)
         choice = choose(unmatched, self.selection)
         permanent = self._permanent(mapping.target, exists=tgt is not None)
         updates = flag_updates(
@@ -389,7 +399,8 @@ def _still_valid(
     checkpoint: Checkpoint, mapping: FolderMapping, src: FolderStatus, tgt: FolderStatus | None
 ) -> bool:
     return (
-        checkpoint.source_uidvalidity == src.uidvalidity
+        checkpoint.matched
+        and checkpoint.source_uidvalidity == src.uidvalidity
         and checkpoint.target_folder == mapping.target
         and tgt is not None
         and checkpoint.target_uidvalidity == tgt.uidvalidity

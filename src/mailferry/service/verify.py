@@ -78,7 +78,11 @@ def verify(
         if target_name not in existing and target_name.upper() != "INBOX":
             diff.problems.append("target folder is missing")
             continue
-        wanted, have = _folder_prints(source, target, mappings, target_name, selection)
+        try:
+            wanted, have = _folder_prints(source, target, mappings, target_name, selection)
+        except FolderError as exc:  # reported as such: a folder that cannot be read is no empty one
+            diff.problems.append(f"not compared: {exc}")
+            continue
         everywhere += have
         dedupes = labels is not None and any(labels.dedupes(m) for m in mappings)
         compared.append((diff, wanted, have, dedupes))
@@ -124,10 +128,7 @@ def _source_prints(
 def _target_prints(
     account: MailAccount, folder: str, selection: Selection, *, by_content: bool
 ) -> Counter[Fingerprint]:
-    try:
-        metas = {m.uid: m for m in account.fetch_meta(folder, message_ids=not by_content)}
-    except FolderError:
-        return Counter()
+    metas = {m.uid: m for m in account.fetch_meta(folder, message_ids=not by_content)}
     every = frozenset({"\\*"})
     return _prints(account, folder, list(metas.values()), every, selection, by_content=by_content)
 

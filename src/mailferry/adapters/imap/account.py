@@ -11,7 +11,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import imapclient
+from imapclient.datetime_util import parse_to_datetime
 
+from mailferry.adapters.imap.rows import BODY, MESSAGE_ID, FetchRow, by_uid, parse_rows
 from mailferry.adapters.imap.session import (
     Client,
     Credentials,
@@ -27,6 +29,7 @@ from mailferry.adapters.imap.wire import (
     parse_status,
     quote_mailbox,
     uid_set,
+    uid_sets,
 )
 from mailferry.domain.errors import ConnectError, FolderError, MailferryError, ThrottledError
 from mailferry.domain.identity import normalise_message_id
@@ -45,7 +48,6 @@ META_CHUNK = 1000  # messages per metadata FETCH command
 BODY_BATCH_BYTES = 8 << 20  # small messages fetched together up to this many bytes
 PARTIAL_CHUNK = 4 << 20  # large messages fetched in partial chunks of this size
 SPOOL_IN_MEMORY = 1 << 20  # bodies larger than this spool to a temporary file
-MESSAGE_ID_ITEM = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
 
 
 class ImapAccount:
@@ -182,7 +184,7 @@ class ImapAccount:
         with self._guard(folder):
             typ, data = imap.status(quote_mailbox(folder).decode("ascii"), f"({' '.join(items)})")
             if typ != "OK":
-                raise FolderError(folder, _said(data))
+                raise _refusal(folder, data)
         raw = parse_status(data)
         modseq = raw.get(b"HIGHESTMODSEQ")
         return FolderStatus(
@@ -192,8 +194,10 @@ class ImapAccount:
             highestmodseq=int(modseq) if modseq is not None else None,
         )
 
-    def _select(self, folder: str) -> dict[bytes, Any]:
-        if self._selected != folder:
+    def _select(self, folder: str, *, fresh: bool = False) -> dict[bytes, Any]:
+        """SELECT (EXAMINE) ``folder`` unless it is selected; ``fresh`` selects it again, for a
+        message count that is not stale (appends since the last SELECT are not in it)."""
+        if fresh or self._selected != folder:
             with self._guard(folder):
                 self._select_info = self._client.select_folder(folder, readonly=self._readonly)
             self._selected = folder
@@ -207,50 +211,99 @@ class ImapAccount:
         return frozenset(as_str(f) for f in flags)
 
     # -- reading ------------------------------------------------------------------------------------
-    def _all_uids(self, folder: str) -> list[int]:
-        info = self._select(folder)
-        if int(info.get(b"EXISTS", 0)) == 0:
-            return []
+    def _fetch(
+        self, folder: str, message_set: str, items: Sequence[str], *, uids: bool, modifier: str = ""
+    ) -> list[FetchRow]:
+        """One FETCH (``UID FETCH`` when ``uids``), through imaplib's public ``fetch``/``uid``."""
+        imap = self._client._imap
+        spec = "(" + " ".join(items) + ")"
         with self._guard(folder):
-            return sorted(int(u) for u in self._client.search(["ALL"]))
+            if uids:
+                extra = [f"({modifier})"] if modifier else []
+                typ, data = imap.uid("FETCH", message_set, spec, *extra)
+            else:
+                typ, data = imap.fetch(message_set, spec)
+            if typ != "OK":
+                raise _refusal(folder, data)
+            return list(parse_rows(data))
+
+    def _fetch_uids(
+        self, folder: str, uids: Sequence[int], items: Sequence[str]
+    ) -> dict[int, dict[str, Any]]:
+        """``UID FETCH`` of these UIDs; rows of other messages (pushed by the server) left out."""
+        wanted = set(uids)
+        rows = self._fetch(folder, uid_set(uids), ["UID", *items], uids=True)
+        return by_uid(rows, uids=wanted)
+
+    def _listing(self, folder: str, items: Sequence[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Every message of ``folder``, in sequence ranges of ``META_CHUNK``: no answer grows with
+        the folder (a ``SEARCH ALL`` of 200,000 UIDs is over imaplib's 1 MB line limit).
+
+        Only non-UID FETCH commands are sent, during which a server may not announce expunges
+        (RFC 3501 7.4.1), so the sequence numbers hold still from the SELECT to the last range. A
+        range that comes back short is an error, never a smaller folder: whoever reads this listing
+        (lost-state matching) would otherwise copy again what it failed to see.
+        """
+        exists = int(self._select(folder, fresh=True).get(b"EXISTS", 0))
+        for start in range(1, exists + 1, META_CHUNK):
+            end = min(start + META_CHUNK - 1, exists)
+            rows = self._fetch(folder, f"{start}:{end}", ["UID", *items], uids=False)
+            found = by_uid(rows, seqs=range(start, end + 1))
+            if len(found) != end - start + 1:
+                raise FolderError(
+                    folder,
+                    f"the server listed {len(found)} of messages {start}:{end}; "
+                    "an incomplete listing is not trusted",
+                )
+            yield from sorted(found.items())
 
     def fetch_meta(
         self, folder: str, uids: Sequence[int] | None = None, *, message_ids: bool = False
     ) -> Iterator[MessageMeta]:
-        wanted = self._all_uids(folder) if uids is None else sorted(set(uids))
-        self._select(folder)
         items = ["FLAGS", "INTERNALDATE", "RFC822.SIZE"]
         if message_ids:
             items.append("BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]")
+        for uid, row in self._meta_rows(folder, uids, items):
+            if "INTERNALDATE" not in row or "RFC822.SIZE" not in row:
+                if uids is None:
+                    raise FolderError(folder, f"the server sent no date or size for UID {uid}")
+                continue  # expunged meanwhile: the caller notices the gap
+            yield MessageMeta(
+                uid=uid,
+                flags=_flags(row.get("FLAGS", ())),
+                internaldate=_internaldate(row["INTERNALDATE"]),
+                size=int(row["RFC822.SIZE"]),
+                message_id=normalise_message_id(row.get(MESSAGE_ID)) if message_ids else None,
+            )
+
+    def _meta_rows(
+        self, folder: str, uids: Sequence[int] | None, items: Sequence[str]
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        if uids is None:
+            yield from self._listing(folder, items)
+            return
+        wanted = sorted(set(uids))
+        self._select(folder)
         for start in range(0, len(wanted), META_CHUNK):
-            chunk = wanted[start : start + META_CHUNK]
-            with self._guard(folder):
-                rows = self._client.fetch_set(uid_set(chunk), items)
-            for uid in sorted(rows):
-                row = rows[uid]
-                if b"INTERNALDATE" not in row:
-                    continue
-                yield MessageMeta(
-                    uid=int(uid),
-                    flags=_flags(row.get(b"FLAGS", ())),
-                    internaldate=_aware(row[b"INTERNALDATE"]),
-                    size=int(row[b"RFC822.SIZE"]),
-                    message_id=normalise_message_id(row.get(MESSAGE_ID_ITEM))
-                    if message_ids
-                    else None,
-                )
+            yield from sorted(
+                self._fetch_uids(folder, wanted[start : start + META_CHUNK], items).items()
+            )
 
     def fetch_flags(
         self, folder: str, changed_since: int | None = None
     ) -> Iterator[tuple[int, frozenset[str]]]:
-        info = self._select(folder)
+        if changed_since is None:
+            for uid, row in self._listing(folder, ["FLAGS"]):
+                yield uid, _flags(row.get("FLAGS", ()))
+            return
+        info = self._select(folder, fresh=True)
         if int(info.get(b"EXISTS", 0)) == 0:
             return
-        modifiers = [f"CHANGEDSINCE {changed_since}"] if changed_since is not None else None
-        with self._guard(folder):
-            rows = self._client.fetch_set("1:*", ["FLAGS"], modifiers)
-        for uid in sorted(rows):
-            yield int(uid), _flags(rows[uid].get(b"FLAGS", ()))
+        rows = self._fetch(
+            folder, "1:*", ["UID", "FLAGS"], uids=True, modifier=f"CHANGEDSINCE {changed_since}"
+        )
+        for uid, row in sorted(by_uid(rows, having="FLAGS").items()):
+            yield uid, _flags(row.get("FLAGS", ()))
 
     def fetch_messages(self, folder: str, metas: Sequence[MessageMeta]) -> Iterator[FetchedMessage]:
         """Small messages many per FETCH; large ones in partial chunks spooled to disk."""
@@ -275,10 +328,9 @@ class ImapAccount:
     def _fetch_group(self, folder: str, group: Sequence[MessageMeta]) -> Iterator[FetchedMessage]:
         if not group:
             return
-        with self._guard(folder):
-            rows = self._client.fetch_set(uid_set(m.uid for m in group), ["BODY.PEEK[]"])
+        rows = self._fetch_uids(folder, [m.uid for m in group], ["BODY.PEEK[]"])
         for meta in group:
-            body = rows.get(meta.uid, {}).get(b"BODY[]")
+            body = rows.get(meta.uid, {}).get(BODY)
             if body is None:
                 continue  # expunged meanwhile: the caller notices the gap
             yield FetchedMessage(
@@ -291,16 +343,7 @@ class ImapAccount:
         offset = 0
         while True:
             item = f"BODY.PEEK[]<{offset}.{PARTIAL_CHUNK}>"
-            with self._guard(folder):
-                rows = self._client.fetch_set(str(meta.uid), [item])
-            part = next(
-                iter(
-                    rows.get(meta.uid, {}).get(k)
-                    for k in rows.get(meta.uid, {})
-                    if k.startswith(b"BODY[]")
-                ),
-                None,
-            )
+            part = self._fetch_uids(folder, [meta.uid], [item]).get(meta.uid, {}).get(BODY)
             if part is None:
                 if offset == 0:
                     spool.close()
@@ -340,7 +383,8 @@ class ImapAccount:
         with self._guard(folder):
             for flags, uids in by_flags.items():
                 encoded = [f.encode("utf-8", "surrogateescape") for f in sorted(flags)]
-                self._client.set_flags(uid_set(uids), encoded, silent=True)
+                for piece in uid_sets(uids):
+                    self._client.set_flags(piece, encoded, silent=True)
 
     def close(self) -> None:
         try:
@@ -355,10 +399,17 @@ def _flags(raw: Sequence[Any]) -> frozenset[str]:
     return frozenset(as_str(f) for f in raw if as_str(f).lower() != "\\recent")
 
 
-def _aware(value: dt.datetime) -> dt.datetime:
-    if value.tzinfo is None:  # imapclient with normalise_times=False keeps the zone; be safe anyway
+def _internaldate(raw: bytes) -> dt.datetime:
+    value: dt.datetime = parse_to_datetime(raw, normalise=False)
+    if value.tzinfo is None:  # the wire format always has a zone; be safe anyway
         return value.replace(tzinfo=dt.UTC)
     return value
+
+
+def _refusal(folder: str, data: Sequence[Any]) -> MailferryError:
+    """A NO to a command on ``folder``: a request to slow down, or the folder's failure."""
+    said = _said(data)
+    return slow_down(said, "server asks to slow down") or FolderError(folder, said)
 
 
 def _said(data: Sequence[Any]) -> str:

@@ -11,12 +11,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import imapclient
+from imapclient import imap4, tls
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
-from imapclient.imapclient import seq_to_parenstr_upper
-from imapclient.response_parser import parse_fetch_response
 
 from mailferry.adapters.oauth import TokenProvider
 from mailferry.domain.errors import (
@@ -65,32 +64,43 @@ class Credentials:
     __str__ = __repr__
 
 
-class Client(imapclient.IMAPClient):  # type: ignore[misc]  # imapclient is untyped
-    """IMAPClient plus a FETCH that takes a sequence set such as ``1:*`` or ``5:900,1000``.
+MAX_LINE = 64 << 20
 
-    imapclient 4.1's ``fetch`` drops every response whose UID it cannot find in its argument, so a range
-    like ``1:*`` returns nothing. This is the same command path without that filter.
+
+class _LongLines:
+    """Answer lines of up to ``MAX_LINE`` bytes instead of imaplib's 1 MB (``imaplib._MAXLINE``).
+
+    mailferry asks in ranges wherever an answer grows with a folder, but a server may still send a
+    long line of its own (an ALERT, a long keyword list); that is no reason to drop the session.
+    imaplib reads every line, the greeting included, through ``IMAP4.readline``.
     """
 
-    def fetch_set(
-        self, message_set: str, data: list[str], modifiers: list[str] | None = None
-    ) -> dict[int, dict[bytes, Any]]:
-        args = [
-            "FETCH",
-            message_set.encode("ascii"),
-            seq_to_parenstr_upper(data),
-            seq_to_parenstr_upper(modifiers) if modifiers else None,
-        ]
-        if self.use_uid:
-            args.insert(0, "UID")
-        tag = self._imap._command(*args)
-        typ, raw = self._imap._command_complete("FETCH", tag)
-        self._checkok("fetch", typ, raw)
-        typ, raw = self._imap._untagged_response(typ, raw, "FETCH")
-        parsed: dict[int, dict[bytes, Any]] = parse_fetch_response(
-            raw, self.normalise_times, self.use_uid
-        )
-        return parsed
+    file: Any
+    error: type[Exception]
+
+    def readline(self) -> bytes:
+        line = cast("bytes", self.file.readline(MAX_LINE + 1))
+        if len(line) > MAX_LINE:
+            raise self.error(f"the server sent a line of more than {MAX_LINE} bytes")
+        return line
+
+
+class _Plain(_LongLines, imap4.IMAP4WithTimeout):  # type: ignore[misc]  # imapclient is untyped
+    pass
+
+
+class _Tls(_LongLines, tls.IMAP4_TLS):  # type: ignore[misc]
+    pass
+
+
+class Client(imapclient.IMAPClient):  # type: ignore[misc]  # imapclient is untyped
+    """IMAPClient on imaplib connections that take long answer lines (``_LongLines``)."""
+
+    def _create_IMAP4(self) -> imaplib.IMAP4:  # noqa: N802 - imapclient's name
+        connect_timeout = getattr(self._timeout, "connect", None)
+        if self.ssl:
+            return _Tls(self.host, self.port, self.ssl_context, connect_timeout)
+        return _Plain(self.host, self.port, connect_timeout)
 
 
 def open_client(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
@@ -22,6 +22,7 @@ from mailferry.domain.model import AppendRequest, AppendResult
 from mailferry.domain.responses import slow_down
 
 CHUNK = 1 << 20
+MAX_SET_CHARS = 8000  # a UID set this long keeps a command line far below servers' limits
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _LITERAL_AT_END = re.compile(rb"\{(\d+)\+?\}\r\n$")
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
@@ -65,16 +66,34 @@ def flag_list(flags: Iterable[str]) -> bytes:
 
 def uid_set(uids: Iterable[int]) -> str:
     """Compress UIDs into an IMAP sequence set: ``1:5,9,12:14``."""
+    return ",".join(_uid_ranges(uids))
+
+
+def uid_sets(uids: Iterable[int], max_chars: int = MAX_SET_CHARS) -> Iterator[str]:
+    """``uid_set`` in pieces of at most ``max_chars`` characters (a range is never split), for
+    commands whose UIDs grow with the folder: servers refuse long command lines (Dovecot's
+    ``imap_max_line_length`` is 64 KB)."""
+    piece: list[str] = []
+    length = 0
+    for part in _uid_ranges(uids):
+        if piece and length + 1 + len(part) > max_chars:
+            yield ",".join(piece)
+            piece, length = [], 0
+        piece.append(part)
+        length += len(part) + (1 if length else 0)
+    if piece:
+        yield ",".join(piece)
+
+
+def _uid_ranges(uids: Iterable[int]) -> Iterator[str]:
     ordered = sorted(set(uids))
-    parts: list[str] = []
     i = 0
     while i < len(ordered):
         j = i
         while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
             j += 1
-        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}:{ordered[j]}")
+        yield str(ordered[i]) if i == j else f"{ordered[i]}:{ordered[j]}"
         i = j + 1
-    return ",".join(parts)
 
 
 @dataclass

@@ -1,0 +1,49 @@
+"""Big folders written straight into a sandbox Dovecot's Maildir (thousands of messages a second,
+where APPENDs would take minutes), and counted back over IMAP."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+from pathlib import Path
+
+from mailferry.sandbox.dovecot import MAIL_GROUP, MAIL_USER, DovecotServer
+
+FIRST_TIME = 1_500_000_000  # INTERNALDATE of message 0 (Dovecot reads it from the file's mtime)
+
+
+def message(i: int) -> bytes:
+    """Message ``i``: small, with a Message-ID, except every 7th (matched by content then)."""
+    head = f"Message-ID: <big{i}@big.test>\r\n" if i % 7 else ""
+    return f"{head}Subject: big {i}\r\nFrom: a@big.test\r\n\r\nbody {i}\r\n".encode()
+
+
+def fill_inbox(server: DovecotServer, user: str, count: int) -> None:
+    """Messages 0..count-1 into ``user``'s INBOX, every other one \\Seen, before Dovecot indexes it
+    (call it before the user's first login, or Dovecot may not look at the new files at once)."""
+    maildir = server.data_dir / "home" / user / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (maildir / sub).mkdir(parents=True, exist_ok=True)
+    cur = maildir / "cur"
+    for i in range(count):
+        body = message(i)
+        flags = "S" if i % 2 else ""
+        path = cur / f"{FIRST_TIME + i}.M{i}P1.bigfolder,S={len(body)}:2,{flags}"
+        path.write_bytes(body)
+        os.utime(path, (FIRST_TIME + i, FIRST_TIME + i))
+    _chown_tree(server.data_dir / "home" / user)
+
+
+def _chown_tree(top: Path) -> None:
+    uid, gid = pwd.getpwnam(MAIL_USER).pw_uid, grp.getgrnam(MAIL_GROUP).gr_gid
+    for directory, dirs, files in os.walk(top):
+        os.chown(directory, uid, gid)
+        for name in dirs + files:
+            os.chown(Path(directory) / name, uid, gid)
+
+
+def count(server: DovecotServer, user: str, folder: str = "INBOX") -> int:
+    """Messages in ``folder``, as Dovecot counts them (doveadm, no IMAP session needed)."""
+    out = server.doveadm("mailbox", "status", "-u", user, "messages", folder)
+    return int(out.split("=")[1])

@@ -1,0 +1,170 @@
+"""Folders and answers of any size, on real Dovecot: lost-state matching never copies twice, a
+listing that breaks off is never read as "nothing there", answers over imaplib's 1 MB line limit,
+and what other servers send (Courier's quoted FETCH item names, FETCH responses nobody asked for).
+
+The big folders are written straight into Dovecot's Maildir (tests/integration/bigfolder.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mailferry.sandbox.proxy import Proxy
+from tests.integration.bigfolder import count, fill_inbox
+from tests.integration.conftest_helpers import Account, Migration
+
+pytestmark = pytest.mark.integration
+
+FAST = ("--retry-wait", "0.05", "--retry-max-wait", "0.2", "--timeout", "20")
+ALERT = b"* OK [ALERT] " + b"x" * 1_500_000  # one line of an answer, over imaplib's 1 MB default
+
+
+@pytest.fixture
+def pair(dovecot_slash, dovecot_dot, make_user, tmp_path):
+    """(migration, source user, target user): two fresh accounts, not yet logged in to."""
+    source = Account(dovecot_slash, *make_user(dovecot_slash))
+    target = Account(dovecot_dot, *make_user(dovecot_dot))
+    return Migration(source, target, tmp_path / "state.sqlite3")
+
+
+def lose_state(m: Migration) -> None:
+    for path in m.state.parent.glob(m.state.name + "*"):
+        path.unlink()
+
+
+def test_a_target_listing_that_breaks_off_stops_the_folder_and_copies_nothing(pair):
+    """Lost-state matching against a target that already holds the mail: the target's listing
+    breaks off half-way on every attempt. The folder fails with its reason; nothing is copied."""
+    m = pair
+    fill_inbox(m.source.server, m.source.user, 2500)
+    fill_inbox(m.target.server, m.target.user, 2500)
+    with Proxy("127.0.0.1", m.target.server.port) as proxy:
+        m.target.via_port = proxy.port
+        proxy.replace_next(rb"^\* 1500 FETCH .*", b"* BYE the listing broke off", times=None)
+        code, summary = m.sync_json("--retries", "2", *FAST)
+        assert proxy.faults_fired >= 3  # every attempt was cut
+    assert code == 1, summary
+    assert summary["messages_copied"] == 0
+    assert [f["folder"] for f in summary["failures"]] == ["INBOX"]
+    assert "broke off" in summary["failures"][0]["reason"]
+    assert count(m.target.server, m.target.user) == 2500
+    # Once the target answers whole, the same state matches everything and copies nothing.
+    m.target.via_port = None
+    code, summary = m.sync_json(*FAST)
+    assert (code, summary["messages_copied"], summary["messages_skipped_existing"]) == (0, 0, 2500)
+    assert count(m.target.server, m.target.user) == 2500
+
+
+def test_a_listing_cut_once_is_matched_again_on_the_retry(pair):
+    """The same break once: the retry matches from scratch (a "pass started" mark written before
+    matching used to make the retry copy every message again)."""
+    m = pair
+    fill_inbox(m.source.server, m.source.user, 2500)
+    fill_inbox(m.target.server, m.target.user, 2500)
+    with Proxy("127.0.0.1", m.target.server.port) as proxy:
+        m.target.via_port = proxy.port
+        proxy.replace_next(rb"^\* 1500 FETCH .*", b"* BYE the listing broke off")
+        code, summary = m.sync_json(*FAST)
+        assert proxy.faults_fired == 1
+    assert (code, summary["messages_copied"], summary["reconnects"]) == (0, 0, 1), summary
+    assert summary["messages_skipped_existing"] == 2500
+    assert count(m.target.server, m.target.user) == 2500
+
+
+def test_answers_over_one_megabyte_on_every_command(pair):
+    """Every answer of both servers carries a 1.5 MB line (an ALERT): listing, matching, copying,
+    flags and verify all go through, and lost-state matching still copies nothing."""
+    m = pair
+    fill_inbox(m.source.server, m.source.user, 1200)
+    tagged_ok = rb"^([^*\s]\S* OK .*)$"  # tagged answers (the greeting is read before login)
+    with (
+        Proxy("127.0.0.1", m.source.server.port) as src_proxy,
+        Proxy("127.0.0.1", m.target.server.port) as dst_proxy,
+    ):
+        m.source.via_port, m.target.via_port = src_proxy.port, dst_proxy.port
+        for proxy in (src_proxy, dst_proxy):
+            proxy.replace_next(tagged_ok, ALERT + rb"\r\n\1", times=None)
+        code, summary = m.sync_json(*FAST)
+        assert (code, summary["messages_copied"]) == (0, 1200), summary
+        lose_state(m)
+        code, summary = m.sync_json(*FAST)
+        assert (code, summary["messages_copied"], summary["messages_skipped_existing"]) == (
+            0,
+            0,
+            1200,
+        ), summary
+        result = m.cli("verify")
+        assert result.exit_code == 0, result.output
+        assert src_proxy.faults_fired > 10
+        assert dst_proxy.faults_fired > 10
+    assert count(m.target.server, m.target.user) == 1200
+
+
+def test_quoted_fetch_item_names_are_understood(pair):
+    """Courier quotes header names in its answer: ``BODY[HEADER.FIELDS ("MESSAGE-ID")]``. Read by
+    meaning, the target's Message-IDs are found, and lost-state matching copies nothing again
+    (read by exact key, every target Message-ID was missing and each such message copied again)."""
+    m = pair
+    fill_inbox(m.source.server, m.source.user, 300)
+    code, summary = m.sync_json(*FAST)
+    assert (code, summary["messages_copied"]) == (0, 300)
+    lose_state(m)
+    quoted = rb'BODY[HEADER.FIELDS ("MESSAGE-ID")]'
+    with Proxy("127.0.0.1", m.target.server.port) as proxy:
+        m.target.via_port = proxy.port
+        proxy.replace_next(rb"BODY\[HEADER\.FIELDS \(MESSAGE-ID\)\]", quoted, times=None)
+        code, summary = m.sync_json(*FAST)
+        assert proxy.faults_fired == 300  # every answer with a Message-ID was rewritten
+    assert (code, summary["messages_copied"], summary["messages_skipped_existing"]) == (0, 0, 300)
+    assert count(m.target.server, m.target.user) == 300
+
+
+def test_unsolicited_fetch_responses_are_not_filed_under_a_uid(pair):
+    """A FETCH response nobody asked for (no UID: another session changed a flag) arrives in every
+    answer; message 5's flags must not be taken from it."""
+    m = pair
+    fill_inbox(m.source.server, m.source.user, 40)
+    with Proxy("127.0.0.1", m.source.server.port) as proxy:
+        m.source.via_port = proxy.port
+        pushed = rb"* 5 FETCH (FLAGS (\\Flagged $Pushed))\r\n\1"
+        proxy.replace_next(rb"^(\S+ OK Fetch completed.*)$", pushed, times=None)
+        code, summary = m.sync_json(*FAST)
+        assert proxy.faults_fired >= 1
+    assert (code, summary["messages_copied"]) == (0, 40), summary
+    client = m.target.client()
+    try:
+        client.select_folder("INBOX", readonly=True)
+        flags = client.fetch(client.search("ALL"), ["FLAGS"])
+    finally:
+        client.logout()
+    assert not any(b"$Pushed" in row[b"FLAGS"] for row in flags.values())
+    assert not any(b"\\Flagged" in row[b"FLAGS"] for row in flags.values())
+    seen = sum(b"\\Seen" in row[b"FLAGS"] for row in flags.values())
+    assert seen == 20  # every other message, as in the source
+
+
+@pytest.mark.slow
+def test_two_hundred_thousand_messages_lost_state_and_verify(pair, make_user, tmp_path):
+    """One folder of 200,000 messages: sync, lose the state, sync (0 copied); a target that holds
+    the messages already, no state (0 copied); verify exits 0 on both."""
+    m = pair
+    total = 200_000
+    fill_inbox(m.source.server, m.source.user, total)
+    code, summary = m.sync_json()
+    assert (code, summary["messages_copied"], summary["failures"]) == (0, total, [])
+    lose_state(m)
+    code, summary = m.sync_json()
+    assert (code, summary["messages_copied"], summary["messages_skipped_existing"]) == (0, 0, total)
+    assert count(m.target.server, m.target.user) == total
+    result = m.cli("verify")
+    assert result.exit_code == 0, result.output[-2000:]
+
+    prestaged = Account(m.target.server, *make_user(m.target.server))
+    fill_inbox(prestaged.server, prestaged.user, total)
+    other = Migration(m.source, prestaged, tmp_path / "other.sqlite3")
+    code, summary = other.sync_json()
+    assert (code, summary["messages_copied"], summary["messages_skipped_existing"]) == (0, 0, total)
+    assert count(prestaged.server, prestaged.user) == total
+    result = other.cli("verify")
+    assert result.exit_code == 0, result.output[-2000:]
+    assert summary["failures"] == []
