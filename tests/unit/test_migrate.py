@@ -6,6 +6,7 @@ from mailferry.adapters.memory_account import MemoryAccount, MemoryServer
 from mailferry.adapters.memory_state import MemoryStateStore
 from mailferry.domain.errors import ConnectError
 from mailferry.domain.folders import MappingOptions
+from mailferry.domain.model import Summary
 from mailferry.domain.plan import Selection
 from mailferry.service.migrate import Migration, SyncOptions
 from mailferry.service.planning import plan_folders
@@ -241,3 +242,13 @@ def test_verify_on_a_rewriting_target_compares_message_ids_not_bytes():
     report = verify(source, target, plan)
     assert not report.identical
     assert any("flags" in line for line in report.lines())
+
+
+def test_remaining_messages_add_up_across_lanes_and_reach_the_json():
+    first, second = Summary(), Summary()
+    first.messages_remaining, first.remaining = 3, {"INBOX": 2, "Work": 1}
+    second.messages_remaining, second.remaining = 4, {"INBOX": 4}
+    first.absorb(second)
+    shown = first.as_json()
+    assert shown["messages_remaining"] == 7
+    assert shown["remaining"] == {"INBOX": 6, "Work": 1}

@@ -143,6 +143,7 @@ class Summary:
     messages_skipped_filtered: int = 0
     messages_skipped_labels: int = 0  # in several label folders: copied from one of them
     messages_failed: int = 0
+    messages_remaining: int = 0  # not copied yet when the run stopped early (a full target)
     bytes_copied: int = 0
     flags_updated: int = 0
     reconnects: int = 0
@@ -154,6 +155,7 @@ class Summary:
     failures: list[Failure] = field(default_factory=list)
     renames: list[tuple[str, str, str]] = field(default_factory=list)  # source, target, why
     warnings: list[str] = field(default_factory=list)
+    remaining: dict[str, int] = field(default_factory=dict)  # source folder -> messages_remaining
 
     def absorb(self, other: Summary) -> None:
         """Add another lane's counts and lists into this summary."""
@@ -165,6 +167,7 @@ class Summary:
             "messages_skipped_filtered",
             "messages_skipped_labels",
             "messages_failed",
+            "messages_remaining",
             "bytes_copied",
             "flags_updated",
             "reconnects",
@@ -175,6 +178,8 @@ class Summary:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failures.extend(other.failures)
         self.warnings.extend(other.warnings)
+        for folder, count in other.remaining.items():
+            self.remaining[folder] = self.remaining.get(folder, 0) + count
         self.stopped = self.stopped or other.stopped
 
     def as_json(self) -> dict[str, object]:
@@ -186,6 +191,8 @@ class Summary:
             "messages_skipped_filtered": self.messages_skipped_filtered,
             "messages_skipped_labels": self.messages_skipped_labels,
             "messages_failed": self.messages_failed,
+            "messages_remaining": self.messages_remaining,
+            "remaining": dict(self.remaining),
             "bytes_copied": self.bytes_copied,
             "flags_updated": self.flags_updated,
             "reconnects": self.reconnects,
