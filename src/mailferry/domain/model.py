@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 # System flags that every IMAP server keeps. \Recent is session-only and never copied.
 SYSTEM_FLAGS = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Draft", "\\Deleted"})
@@ -49,6 +49,21 @@ class Endpoint:
         }[self.security]
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{self.user}@{host}:{self.port}"
+
+
+class RawName(str):  # noqa: SLOT000 - a str subtype cannot have slots, and this one carries ``raw``
+    """A folder name a server sent outside modified UTF-7 (raw 8-bit bytes from old servers).
+
+    The text is the bytes read as UTF-8 where they are valid UTF-8, else as Latin-1 (so it can still be
+    stored and written on the target); ``raw`` is the exact bytes, sent back to that server as they came.
+    """
+
+    raw: bytes
+
+    def __new__(cls, text: str, raw: bytes) -> Self:
+        name = super().__new__(cls, text)
+        name.raw = raw
+        return name
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mailferry.domain.errors import FolderError
-from mailferry.domain.model import Failure
+from mailferry.domain.model import Failure, RawName
 
 if TYPE_CHECKING:
     from mailferry.domain.folders import FolderMapping, FolderPlan
@@ -85,3 +85,13 @@ def remaining(summary: Summary, folder: str, count: int) -> None:
     if count > 0:
         summary.messages_remaining += count
         summary.remaining[folder] = summary.remaining.get(folder, 0) + count
+
+
+def raw_name_warnings(plan: FolderPlan) -> list[str]:
+    """One warning per source folder whose name the server sent outside modified UTF-7."""
+    return [
+        f"source folder {m.source.name!r} is not named in modified UTF-7 (raw bytes "
+        f"{m.source.name.raw!r}): copied to {m.target!r}"
+        for m in plan.mappings
+        if isinstance(m.source.name, RawName)
+    ]

@@ -270,6 +270,9 @@ class Migration:
         self.summary.renames = [
             (m.source.name, m.target, m.rename_reason) for m in plan.mappings if m.rename_reason
         ]
+        for warning in accounting.raw_name_warnings(plan):
+            if warning not in self.summary.warnings:  # _start runs again after a reconnect
+                self.summary.warnings.append(warning)
         self._ledger.uncreated = accounting.prepare_target(self.target, plan, self.summary)
 
     def request_stop(self, why: str = STOP_REQUESTED) -> None:

@@ -18,6 +18,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from imapclient.imapclient import seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
 
+from mailferry.adapters.imap.wire import quote_mailbox
 from mailferry.adapters.oauth import TokenProvider
 from mailferry.domain.errors import (
     AuthError,
@@ -91,6 +92,13 @@ class Client(imapclient.IMAPClient):  # type: ignore[misc]  # imapclient is unty
             raw, self.normalise_times, self.use_uid
         )
         return parsed
+
+    def _normalise_folder(self, folder_name: str | bytes) -> bytes:
+        """Every folder argument of imapclient's commands (SELECT, CREATE, SUBSCRIBE...) as
+        ``quote_mailbox`` writes it: a name the server sent raw (``RawName``) goes back raw."""
+        if isinstance(folder_name, bytes):
+            folder_name = folder_name.decode("ascii")
+        return quote_mailbox(folder_name)
 
 
 def open_client(
