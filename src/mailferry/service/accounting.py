@@ -10,17 +10,20 @@ Two cases leave messages behind without a per-message failure:
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mailferry.domain.errors import FolderError
+from mailferry.domain.errors import FolderError, MailferryError
 from mailferry.domain.model import Failure, RawName
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mailferry.domain.folders import FolderMapping, FolderPlan
     from mailferry.domain.model import Summary
     from mailferry.domain.ports import MailAccount
-    from mailferry.service.planning import FolderWork
+    from mailferry.service.planning import FolderPlanner, FolderWork
 
 
 @dataclass
@@ -65,8 +68,13 @@ def count_skips(summary: Summary, work: FolderWork) -> None:
     summary.messages_skipped_labels += work.elsewhere
 
 
-def not_created(summary: Summary, mapping: FolderMapping, reason: str, work: FolderWork) -> None:
-    """The messages a (dry) plan of ``mapping`` would copy are failed: their folder is missing."""
+def not_created(
+    summary: Summary, mapping: FolderMapping, reason: str, planner: FolderPlanner
+) -> None:
+    """What a dry plan of ``mapping`` would copy is failed: its target folder is missing. The plan
+    gets a label tally of its own, so later label folders do not count these as copied."""
+    planner.dry_standing = Counter()
+    work = planner.plan(mapping, dry_run=True)
     count = len(work.copy)
     count_skips(summary, work)
     summary.messages_failed += count
@@ -78,6 +86,26 @@ def not_created(summary: Summary, mapping: FolderMapping, reason: str, work: Fol
             f"{count} messages not copied",
         )
     )
+
+
+def count_unreached(
+    plan: FolderPlan, ledger: Ledger, summary: Summary, planner: Callable[[], FolderPlanner]
+) -> None:
+    """After a full target: what the folders the run never reached would copy is remaining."""
+    for mapping in plan.mappings:
+        name = mapping.source.name
+        if name in ledger.done:
+            continue
+        ledger.done.add(name)
+        try:
+            if mapping.target in ledger.uncreated:
+                not_created(summary, mapping, ledger.uncreated[mapping.target], planner())
+            else:
+                work = planner().plan(mapping, dry_run=True)
+                count_skips(summary, work)
+                remaining(summary, name, len(work.copy))
+        except MailferryError as exc:
+            summary.warnings.append(f"folder {name!r}: messages left not counted: {exc}")
 
 
 def remaining(summary: Summary, folder: str, count: int) -> None:

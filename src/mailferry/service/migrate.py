@@ -152,7 +152,8 @@ class Migration:
             self.summary.stopped = self.summary.stopped or str(exc)
         finally:
             if self._ledger.full:
-                self._count_unreached()
+                plan = self.folder_plan()
+                accounting.count_unreached(plan, self._ledger, self.summary, self.planner)
             self.summary.seconds = time.monotonic() - started
         return self.summary
 
@@ -391,7 +392,7 @@ class Migration:
     def _sync_folder(self, mapping: FolderMapping) -> None:
         uncreated = self._ledger.uncreated.get(mapping.target)
         if uncreated is not None:
-            self._not_created(mapping, uncreated)
+            accounting.not_created(self.summary, mapping, uncreated, self.planner())
             return
         work = self._plan_folder(mapping, dry_run=False)
         self.progress.folder_started(
@@ -422,28 +423,6 @@ class Migration:
             raise
         self.planner().finish(mapping, work)
         self.progress.folder_finished(mapping.source.name)
-
-    def _not_created(self, mapping: FolderMapping, reason: str) -> None:
-        """Count what the folder would get (a dry plan, with a label tally of its own) as failed."""
-        planner = self.planner()
-        planner.dry_standing = Counter()
-        accounting.not_created(self.summary, mapping, reason, planner.plan(mapping, dry_run=True))
-
-    def _count_unreached(self) -> None:
-        """After a full target: what the folders never reached would copy is remaining."""
-        for mapping in self.folder_plan().mappings:
-            name = mapping.source.name
-            if name in self._ledger.done:
-                continue
-            self._ledger.done.add(name)
-            try:
-                if mapping.target in self._ledger.uncreated:
-                    self._not_created(mapping, self._ledger.uncreated[mapping.target])
-                else:
-                    work = self._plan_folder(mapping, dry_run=True)
-                    accounting.remaining(self.summary, name, len(work.copy))
-            except MailferryError as exc:
-                self.summary.warnings.append(f"folder {name!r}: messages left not counted: {exc}")
 
     def _settle(self, mapping: FolderMapping) -> None:
         self.planner().settle(mapping)
