@@ -172,6 +172,13 @@ def print_summary(summary: Summary) -> None:
             f"paused {summary.cap_pauses} times ({summary.paused_seconds / 60:.0f} min) "
             "while a provider's daily cap was in force"
         )
+    if summary.messages_remaining:
+        by_folder = ", ".join(f"{name!r} {count}" for name, count in summary.remaining.items())
+        out.print(
+            f"{summary.messages_remaining} messages not copied yet, left for the next run: "
+            f"{by_folder}",
+            markup=False,
+        )
     for source, target, why in summary.renames:
         out.print(f"renamed: {source!r} -> {target!r} ({why})")
     for warning in summary.warnings:

@@ -7,6 +7,7 @@ import pytest
 from mailferry.sandbox.dovecot import DovecotServer
 from tests.integration.conftest_helpers import Account, Migration, load
 from tests.integration.mailcheck import snapshot
+from tests.integration.test_sync import expected_target
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +36,7 @@ def test_full_target_stops_cleanly_then_completes_after_more_quota(
     assert summary["stopped"] and "full" in summary["stopped"]
     assert 0 < summary["messages_copied"] < len(corpus.messages)
     assert summary["messages_failed"] == 0  # no message is blamed for a full mailbox
+    assert_adds_up(m, summary, len(corpus.messages))
 
     quota_server.set_quota(m.target.user, 50_000_000)
     code, again = m.sync_json()
@@ -52,3 +54,24 @@ def test_full_target_stops_cleanly_then_completes_after_more_quota(
     total_dst = sum(sum(c.values()) for c in dst.values())
     assert total_dst == total_src  # everything once: nothing missing, nothing doubled
     assert m.cli("verify").exit_code == 0
+
+
+def assert_adds_up(m: Migration, summary: dict, source_total: int) -> None:
+    """copied + remaining + failed + skipped = source, in total and per (target) folder."""
+    remaining = summary["remaining"]
+    assert summary["messages_remaining"] == sum(remaining.values()) > 0
+    skipped = sum(summary[k] for k in summary if k.startswith("messages_skipped_"))
+    accounted = summary["messages_copied"] + summary["messages_remaining"] + skipped
+    assert accounted + summary["messages_failed"] == source_total
+    s, d = m.source.client(), m.target.client()
+    try:
+        src, dst = snapshot(s, skip_deleted=True), snapshot(d)
+    finally:
+        s.logout()
+        d.logout()
+    left: dict[str, int] = {}  # per target folder: live source messages not there yet
+    for name, prints in src.items():
+        target = expected_target(name)
+        left[target] = left.get(target, 0) + sum(prints.values()) - remaining.get(name, 0)
+    for target, count in left.items():
+        assert sum(dst.get(target, {}).values()) == count, target

@@ -274,12 +274,70 @@ def test_role_folder_keeps_its_translated_name_when_the_target_has_no_such_role(
     assert plan.create == ("INBOX/Sent", "INBOX/Sent/2019")
 
 
-def test_an_ordinary_folder_never_joins_a_role_folder_by_accident() -> None:
-    source = [folder("Sent Items"), folder("Sent", "/", "\\Sent")]
-    target = [folder("Sent Items", ".", "\\Sent")]
+def test_every_folder_of_a_role_merges_into_the_targets_role_folder() -> None:
+    source = [
+        folder("INBOX"),
+        folder("Sent Items"),
+        folder("Sent", "/", "\\Sent"),
+        folder("Sent Items/2019"),
+        folder("Gesendete Elemente"),
+        folder("Entwürfe"),
+        folder("Drafts", "/", "\\Drafts"),
+        folder("Deleted Items"),
+        folder("Papierkorb"),
+        folder("Junk E-mail"),
+        folder("Spam", "/", "\\Junk"),
+        folder("Archiv"),
+        folder("Archive", "/", "\\Archive"),
+    ]
+    target = [
+        folder("INBOX", "."),
+        folder("Sent Items", ".", "\\Sent"),
+        folder("Drafts", ".", "\\Drafts"),
+        folder("Trash", ".", "\\Trash"),
+        folder("Junk", ".", "\\Junk"),
+        folder("Archive", ".", "\\Archive"),
+    ]
     plan = map_folders(source, target, ".")
-    assert targets(plan) == {"Sent Items": "Sent Items (2)", "Sent": "Sent Items"}
-    assert reasons(plan)["Sent"] is None
+    assert targets(plan) == {
+        "INBOX": "INBOX",
+        "Sent Items": "Sent Items",
+        "Sent": "Sent Items",
+        "Sent Items/2019": "Sent Items.2019",
+        "Gesendete Elemente": "Sent Items",
+        "Entwürfe": "Drafts",
+        "Drafts": "Drafts",
+        "Deleted Items": "Trash",
+        "Papierkorb": "Trash",
+        "Junk E-mail": "Junk",
+        "Spam": "Junk",
+        "Archiv": "Archive",
+        "Archive": "Archive",
+    }
+    assert plan.create == ("Sent Items.2019",)  # no role folder beside the target's
+    why = reasons(plan)
+    assert why["Sent"] is None  # the winner goes to the target's Sent folder as before
+    assert why["Sent Items"] == "also a Sent folder, like 'Sent': merged into 'Sent Items'"
+    assert why["Papierkorb"] == "also a Trash folder, like 'Deleted Items': merged into 'Trash'"
+    assert why["Entwürfe"] == "also a Drafts folder, like 'Drafts': merged into 'Drafts'"
+    assert why["Drafts"] is None
+    assert {m.source.name for m in plan.mappings if m.role is Role.SENT} == {"Sent"}
+
+
+def test_role_folders_merge_into_the_winners_name_when_the_target_has_no_such_role() -> None:
+    source = [folder("Sent Messages", "/", "\\Sent"), folder("Sent"), folder("Éléments envoyés")]
+    plan = map_folders(source, tree(".", "INBOX"), ".")
+    assert set(targets(plan).values()) == {"Sent Messages"}
+    assert plan.create == ("Sent Messages",)
+
+
+def test_map_keeps_a_role_folder_apart() -> None:
+    source = [folder("Sent", "/", "\\Sent"), folder("Sent Items")]
+    target = [folder("Sent", ".", "\\Sent")]
+    options = MappingOptions(maps=(parse_map("Sent Items=Old Sent"),))
+    plan = map_folders(source, target, ".", options)
+    assert targets(plan) == {"Sent": "Sent", "Sent Items": "Old Sent"}
+    assert reasons(plan)["Sent Items"] is None
 
 
 def test_virtual_folders_keep_their_role_but_are_placed_by_name() -> None:
@@ -490,7 +548,13 @@ def test_every_selected_folder_gets_one_sound_name(
         assert "" not in mapping.target.split(delimiter)
 
     mapped_sources = {src for src, _ in options.maps}
-    ordinary = [m for m in plan.mappings if m.role is None and m.source.name not in mapped_sources]
+    ordinary = [  # role folders (winners and those merged into them) are intended merges
+        m
+        for m in plan.mappings
+        if m.role is None
+        and role_of(m.source, m.source.delimiter) is None
+        and m.source.name not in mapped_sources
+    ]
     others = [m for m in plan.mappings if m not in ordinary]
     ordinary_keys = [_target_key(m.target, delimiter) for m in ordinary]
     assert len(set(ordinary_keys)) == len(ordinary_keys)

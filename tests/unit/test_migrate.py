@@ -6,6 +6,7 @@ from mailferry.adapters.memory_account import MemoryAccount, MemoryServer
 from mailferry.adapters.memory_state import MemoryStateStore
 from mailferry.domain.errors import ConnectError
 from mailferry.domain.folders import MappingOptions
+from mailferry.domain.model import Summary
 from mailferry.domain.plan import Selection
 from mailferry.service.migrate import Migration, SyncOptions
 from mailferry.service.planning import plan_folders
@@ -177,21 +178,32 @@ def test_dry_run_writes_nothing(servers):
 
 
 def test_folders_stay_where_the_first_run_put_them():
-    """A target that flags "Sent Messages" as \\Sent only once it exists must not move folders on re-runs."""
+    """A target that flags "Outgoing" as \\Sent only once it exists must not move folders on re-runs."""
+    src, dst = MemoryServer(delimiter="."), MemoryServer(delimiter="/")
+    fill(src, "Sent", [message(1)])
+    src.folders["Sent"].special_use = "\\Sent"
+    fill(src, "Outgoing", [message(2)])
+    store = MemoryStateStore()
+    migrate(src, dst, store)
+    assert sorted(dst.folders) == ["INBOX", "Outgoing", "Sent"]
+    dst.folders["Outgoing"].special_use = "\\Sent"  # what Dovecot's special_use config does
+    fill(src, "Sent", [message(3)])
+    summary = migrate(src, dst, store)
+    assert summary.messages_copied == 1
+    assert sorted(dst.folders) == ["INBOX", "Outgoing", "Sent"]
+    assert contents(dst, "Sent") == contents(src, "Sent")
+    assert contents(dst, "Outgoing") == contents(src, "Outgoing")
+
+
+def test_a_named_role_folder_merges_with_the_flagged_one():
     src, dst = MemoryServer(delimiter="."), MemoryServer(delimiter="/")
     fill(src, "Sent", [message(1)])
     src.folders["Sent"].special_use = "\\Sent"
     fill(src, "Sent Messages", [message(2)])
-    store = MemoryStateStore()
-    migrate(src, dst, store)
-    assert sorted(dst.folders) == ["INBOX", "Sent", "Sent Messages"]
-    dst.folders["Sent Messages"].special_use = "\\Sent"  # what Dovecot's special_use config does
-    fill(src, "Sent", [message(3)])
-    summary = migrate(src, dst, store)
-    assert summary.messages_copied == 1
-    assert sorted(dst.folders) == ["INBOX", "Sent", "Sent Messages"]
-    assert contents(dst, "Sent") == contents(src, "Sent")
-    assert contents(dst, "Sent Messages") == contents(src, "Sent Messages")
+    summary = migrate(src, dst, MemoryStateStore())
+    assert sorted(dst.folders) == ["INBOX", "Sent"]
+    assert len(dst.folder("Sent").messages) == 2
+    assert [(s, t) for s, t, _why in summary.renames] == [("Sent Messages", "Sent")]
 
 
 def test_lost_state_on_a_target_that_rewrites_messages_does_not_duplicate():
@@ -230,3 +242,13 @@ def test_verify_on_a_rewriting_target_compares_message_ids_not_bytes():
     report = verify(source, target, plan)
     assert not report.identical
     assert any("flags" in line for line in report.lines())
+
+
+def test_remaining_messages_add_up_across_lanes_and_reach_the_json():
+    first, second = Summary(), Summary()
+    first.messages_remaining, first.remaining = 3, {"INBOX": 2, "Work": 1}
+    second.messages_remaining, second.remaining = 4, {"INBOX": 4}
+    first.absorb(second)
+    shown = first.as_json()
+    assert shown["messages_remaining"] == 7
+    assert shown["remaining"] == {"INBOX": 6, "Work": 1}

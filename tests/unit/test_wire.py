@@ -2,6 +2,7 @@ import datetime as dt
 
 import pytest
 
+from mailferry.adapters.imap.session import Client
 from mailferry.adapters.imap.wire import (
     _appenduid_set,
     flag_list,
@@ -11,6 +12,7 @@ from mailferry.adapters.imap.wire import (
     quote_mailbox,
     uid_set,
 )
+from mailferry.domain.model import RawName
 
 
 def test_parse_list_handles_atoms_quoted_literals_and_nil():
@@ -76,3 +78,35 @@ def test_appenduid_sets_expand_in_order():
     assert _appenduid_set(b"[APPENDUID 38505 3955:3957,3960] done") == [3955, 3956, 3957, 3960]
     assert _appenduid_set(b"[APPENDUID 1 7] ok") == [7]
     assert _appenduid_set(b"OK no code") is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        (b"Entw\xc3\xbcrfe", "Entwürfe"),  # raw UTF-8
+        (b"Gel\xf6scht", "Gelöscht"),  # raw Latin-1: not UTF-8
+        (b"&Jjo", "&Jjo"),  # a shift never closed
+        (b"&*-x", "&*-x"),  # not base64
+        (b"a&b", "a&b"),  # an "&" that should have been "&-"
+    ],
+)
+def test_names_outside_modified_utf7_are_kept_and_sent_back_byte_for_byte(
+    raw: bytes, text: str
+) -> None:
+    [(_flags, _delim, name)] = parse_list([b'(\\HasNoChildren) "/" "' + raw + b'"'])
+    assert name == text
+    assert isinstance(name, RawName)
+    assert quote_mailbox(name) == b'"' + raw + b'"'
+    assert quote_mailbox(text) != b'"' + raw + b'"'  # the same text, typed anew: modified UTF-7
+
+
+def test_modified_utf7_names_are_plain_names() -> None:
+    [(_f, _d, name)] = parse_list([b'() "/" "R&-D &AOk-"'])
+    assert name == "R&D é"
+    assert not isinstance(name, RawName)
+
+
+def test_imapclient_commands_send_a_raw_name_back_raw() -> None:
+    client = Client.__new__(Client)  # no connection: only the argument encoding is exercised
+    assert client._normalise_folder(RawName("Gelöscht", b"Gel\xf6scht")) == b'"Gel\xf6scht"'
+    assert client._normalise_folder("Entwürfe") == b'"Entw&APw-rfe"'

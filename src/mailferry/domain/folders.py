@@ -7,8 +7,9 @@ How a source folder's target name is chosen, most specific rule first:
 
 1. An anchor on the folder itself: an explicit ``--map SRC=DST`` (exact source name), else its role
    (the source's winning Sent/Drafts/... folder goes to the target's folder of that role, INBOX to
-   INBOX; without such a target folder, to its own translated name). Anchored folders are *intended*
-   merges: they are never renamed for a collision.
+   INBOX; without such a target folder, to its own translated name). Every other source folder of
+   that role, flagged or named ("Sent Items" beside a ``\\Sent`` "Sent"), goes where the winner goes,
+   reported as a merge. Anchored folders are *intended* merges: they are never renamed for a collision.
 2. Otherwise, below the nearest listed ancestor (wherever it went, renames included) or the
    nearest unlisted anchor prefix, whichever is deeper (``--map Archive=Old.Archive`` sends
    ``Archive/2019`` to ``Old.Archive.2019`` even if ``Archive`` is not listed).
@@ -173,16 +174,18 @@ def find_roles(folders: Sequence[FolderInfo]) -> dict[Role, FolderInfo]:
 
     Folders that cannot hold messages (``\\Noselect``, ``\\NonExistent``) hold no role.
     """
-    best: dict[Role, tuple[tuple[int, int, int], FolderInfo]] = {}
+    return {role: ranked[0] for role, ranked in role_candidates(folders).items()}
+
+
+def role_candidates(folders: Sequence[FolderInfo]) -> dict[Role, list[FolderInfo]]:
+    """Every selectable folder that qualifies for each role, the winner (``find_roles``) first."""
+    found: dict[Role, list[tuple[tuple[int, int, int], FolderInfo]]] = {}
     for index, folder in enumerate(folders):
         ranked = _rank(folder, folder.delimiter) if folder.selectable else None
-        if ranked is None:
-            continue
-        role, by_name, rank = ranked
-        precedence = (by_name, rank, index)
-        if role not in best or precedence < best[role][0]:
-            best[role] = (precedence, folder)
-    return {role: folder for role, (_, folder) in best.items()}
+        if ranked is not None:
+            role, by_name, rank = ranked
+            found.setdefault(role, []).append(((by_name, rank, index), folder))
+    return {role: [f for _, f in sorted(c, key=lambda c: c[0])] for role, c in found.items()}
 
 
 def _replacements(delimiter: str) -> tuple[str, ...]:
@@ -305,21 +308,34 @@ def _selected(name: str, options: MappingOptions) -> bool:
 def _role_anchors(
     source: Sequence[FolderInfo], target: Sequence[FolderInfo], delimiter: str
 ) -> dict[_Path, _Placed]:
-    """Source role folder -> the target's folder of that role, else its own translated name."""
+    """Source role folders -> the target's folder of that role, else the winner's translated name."""
     target_roles = find_roles(target)
     anchors: dict[_Path, _Placed] = {}
-    for role, folder in find_roles(source).items():
-        key = _key(folder.path)
+    for role, ranked in role_candidates(source).items():
+        key = _key(ranked[0].path)
         if role is Role.INBOX:
             anchors[key] = ((INBOX,), ())
-        elif role in _VIRTUAL:
             continue
-        elif role in target_roles:
+        if role in _VIRTUAL:
+            continue
+        if role in target_roles:
             anchors[key] = (tuple(target_roles[role].name.split(delimiter)), ())
         else:
             path, reasons = _translate(key, delimiter, _replacements(delimiter)[0])
             anchors[key] = (_nonempty(path, delimiter), reasons)
+        anchors.update(_merged(role, ranked, anchors[key][0], delimiter))
     return anchors
+
+
+def _merged(
+    role: Role, ranked: Sequence[FolderInfo], path: _Path, delimiter: str
+) -> dict[_Path, _Placed]:
+    """The other folders of a role go where its winner goes: a flagged "Sent" and a "Sent Items"
+    both land in the target's Sent folder, never in a second Sent folder beside it."""
+    winner = ranked[0].name
+    into = delimiter.join(path)
+    why = f"also a {role.value.title()} folder, like {winner!r}: merged into {into!r}"
+    return {_key(folder.path): (path, (why,)) for folder in ranked[1:]}
 
 
 def _creations(

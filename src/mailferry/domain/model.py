@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 # System flags that every IMAP server keeps. \Recent is session-only and never copied.
 SYSTEM_FLAGS = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Draft", "\\Deleted"})
@@ -49,6 +49,21 @@ class Endpoint:
         }[self.security]
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{self.user}@{host}:{self.port}"
+
+
+class RawName(str):  # noqa: SLOT000 - a str subtype cannot have slots, and this one carries ``raw``
+    """A folder name a server sent outside modified UTF-7 (raw 8-bit bytes from old servers).
+
+    The text is the bytes read as UTF-8 where they are valid UTF-8, else as Latin-1 (so it can still be
+    stored and written on the target); ``raw`` is the exact bytes, sent back to that server as they came.
+    """
+
+    raw: bytes
+
+    def __new__(cls, text: str, raw: bytes) -> Self:
+        name = super().__new__(cls, text)
+        name.raw = raw
+        return name
 
 
 @dataclass(frozen=True)
@@ -143,6 +158,7 @@ class Summary:
     messages_skipped_filtered: int = 0
     messages_skipped_labels: int = 0  # in several label folders: copied from one of them
     messages_failed: int = 0
+    messages_remaining: int = 0  # not copied yet when the run stopped early (a full target)
     bytes_copied: int = 0
     flags_updated: int = 0
     reconnects: int = 0
@@ -154,6 +170,7 @@ class Summary:
     failures: list[Failure] = field(default_factory=list)
     renames: list[tuple[str, str, str]] = field(default_factory=list)  # source, target, why
     warnings: list[str] = field(default_factory=list)
+    remaining: dict[str, int] = field(default_factory=dict)  # source folder -> messages_remaining
 
     def absorb(self, other: Summary) -> None:
         """Add another lane's counts and lists into this summary."""
@@ -165,6 +182,7 @@ class Summary:
             "messages_skipped_filtered",
             "messages_skipped_labels",
             "messages_failed",
+            "messages_remaining",
             "bytes_copied",
             "flags_updated",
             "reconnects",
@@ -175,6 +193,8 @@ class Summary:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failures.extend(other.failures)
         self.warnings.extend(other.warnings)
+        for folder, count in other.remaining.items():
+            self.remaining[folder] = self.remaining.get(folder, 0) + count
         self.stopped = self.stopped or other.stopped
 
     def as_json(self) -> dict[str, object]:
@@ -186,6 +206,8 @@ class Summary:
             "messages_skipped_filtered": self.messages_skipped_filtered,
             "messages_skipped_labels": self.messages_skipped_labels,
             "messages_failed": self.messages_failed,
+            "messages_remaining": self.messages_remaining,
+            "remaining": dict(self.remaining),
             "bytes_copied": self.bytes_copied,
             "flags_updated": self.flags_updated,
             "reconnects": self.reconnects,

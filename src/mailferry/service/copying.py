@@ -52,6 +52,7 @@ class FolderCopy:
     batch_bytes: int = 16 << 20
     keep_labels: bool = False  # record each copy's label key (a source whose folders are labels)
     failures: dict[int, str] = field(default_factory=dict)  # uid -> reason, this pass
+    copied: int = 0  # messages copied in this pass
     refused: set[str] = field(default_factory=set)  # keywords the target folder refuses
 
     def run(self, work: FolderWork) -> None:
@@ -190,6 +191,7 @@ class FolderCopy:
     def _commit(self, confirmed: list[Copied], dropped: list[int], copied_bytes: int) -> None:
         name = self.mapping.source.name
         self.store.resolve(self.pair, name, confirmed, dropped)
+        self.copied += len(confirmed)
         self.summary.messages_copied += len(confirmed)
         self.summary.bytes_copied += copied_bytes
         self.progress.advanced(len(confirmed) + len(dropped), copied_bytes)

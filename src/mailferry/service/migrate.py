@@ -38,6 +38,7 @@ from mailferry.domain.labels import LabelPolicy
 from mailferry.domain.model import Summary
 from mailferry.domain.plan import Selection
 from mailferry.domain.ports import MailAccount, StateStore
+from mailferry.service import accounting
 from mailferry.service.copying import FolderCopy, record_failure
 from mailferry.service.planning import FolderPlanner, FolderWork, plan_folders
 from mailferry.service.progress import NoProgress, Progress
@@ -87,6 +88,7 @@ class Migration:
         self._folder_plan: FolderPlan | None = None
         self._capped = 0.0  # seconds this lane paused for daily caps
         self._dry_standing: Counter[str] = Counter()  # a dry run's copies by label key
+        self._ledger = accounting.Ledger()
 
     # -- entry points -------------------------------------------------------------------------------
     def planner(self) -> FolderPlanner:
@@ -104,10 +106,7 @@ class Migration:
 
     def _plan_folder(self, mapping: FolderMapping, *, dry_run: bool) -> FolderWork:
         work = self.planner().plan(mapping, dry_run=dry_run)
-        self.summary.messages_skipped_existing += work.existing
-        self.summary.messages_skipped_deleted += work.skipped_deleted
-        self.summary.messages_skipped_filtered += work.skipped_filtered
-        self.summary.messages_skipped_labels += work.elsewhere
+        accounting.count_skips(self.summary, work)
         return work
 
     def folder_plan(self) -> FolderPlan:
@@ -152,6 +151,9 @@ class Migration:
         except StopRequestedError as exc:
             self.summary.stopped = self.summary.stopped or str(exc)
         finally:
+            if self._ledger.full:
+                plan = self.folder_plan()
+                accounting.count_unreached(plan, self._ledger, self.summary, self.planner)
             self.summary.seconds = time.monotonic() - started
         return self.summary
 
@@ -201,6 +203,7 @@ class Migration:
                     return
                 self._check_stop()
                 self._retrying(mapping.source.name, functools.partial(self._sync_folder, mapping))
+                self._ledger.done.add(mapping.source.name)
                 self.summary.folders += 1
         except TargetFullError as exc:
             self._fail("*", None, str(exc))
@@ -230,6 +233,7 @@ class Migration:
                 stop=self._stop,
             )
             lane._folder_plan = self.folder_plan()
+            lane._ledger = self._ledger
             lanes.append(lane)
         return lanes
 
@@ -267,7 +271,10 @@ class Migration:
         self.summary.renames = [
             (m.source.name, m.target, m.rename_reason) for m in plan.mappings if m.rename_reason
         ]
-        self._prepare_target(plan)
+        for warning in accounting.raw_name_warnings(plan):
+            if warning not in self.summary.warnings:  # _start runs again after a reconnect
+                self.summary.warnings.append(warning)
+        self._ledger.uncreated = accounting.prepare_target(self.target, plan, self.summary)
 
     def request_stop(self, why: str = STOP_REQUESTED) -> None:
         """Finish the burst in flight, save state, and return (safe from a signal handler)."""
@@ -382,24 +389,16 @@ class Migration:
             return  # the next attempt will fail fast and count
 
     # -- folders ------------------------------------------------------------------------------------
-    def _prepare_target(self, plan: FolderPlan) -> None:
-        for name in plan.create:
-            try:
-                self.target.create_folder(name)
-            except FolderError as exc:
-                self._fail(name, None, f"cannot create folder: {exc.reason}")
-        for name in plan.subscribe:
-            try:
-                self.target.subscribe(name)
-            except FolderError as exc:
-                self.summary.warnings.append(f"cannot subscribe {name!r}: {exc.reason}")
-
     def _sync_folder(self, mapping: FolderMapping) -> None:
+        uncreated = self._ledger.uncreated.get(mapping.target)
+        if uncreated is not None:
+            accounting.not_created(self.summary, mapping, uncreated, self.planner())
+            return
         work = self._plan_folder(mapping, dry_run=False)
         self.progress.folder_started(
             mapping.source.name, mapping.target, len(work.copy), work.copy_bytes
         )
-        FolderCopy(
+        copy = FolderCopy(
             self.source,
             self.target,
             self.store,
@@ -412,7 +411,16 @@ class Migration:
             self._check_stop,
             batch_bytes=self.options.batch_bytes,
             keep_labels=self.options.labels is not None,
-        ).run(work)
+        )
+        try:
+            copy.run(work)
+        except (TargetFullError, StopRequestedError) as exc:
+            if isinstance(exc, TargetFullError) or self._ledger.full:
+                self._ledger.full = True
+                self._ledger.done.add(mapping.source.name)
+                left = len(work.copy) - copy.copied - len(copy.failures)
+                accounting.remaining(self.summary, mapping.source.name, left)
+            raise
         self.planner().finish(mapping, work)
         self.progress.folder_finished(mapping.source.name)
 

@@ -182,7 +182,9 @@ class ImapAccount:
             items.append("HIGHESTMODSEQ")
         imap = self._client._imap
         with self._guard(folder):
-            typ, data = imap.status(quote_mailbox(folder).decode("ascii"), f"({' '.join(items)})")
+            typ, data = imap.status(
+                quote_mailbox(folder), f"({' '.join(items)})"
+            )  # bytes: raw names too
             if typ != "OK":
                 raise _refusal(folder, data)
         raw = parse_status(data)

@@ -17,6 +17,7 @@ import imapclient
 from imapclient import imap4, tls
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
+from mailferry.adapters.imap.wire import quote_mailbox
 from mailferry.adapters.oauth import TokenProvider
 from mailferry.domain.errors import (
     AuthError,
@@ -101,6 +102,13 @@ class Client(imapclient.IMAPClient):  # type: ignore[misc]  # imapclient is unty
         if self.ssl:
             return _Tls(self.host, self.port, self.ssl_context, connect_timeout)
         return _Plain(self.host, self.port, connect_timeout)
+
+    def _normalise_folder(self, folder_name: str | bytes) -> bytes:
+        """Every folder argument of imapclient's commands (SELECT, CREATE, SUBSCRIBE...) as
+        ``quote_mailbox`` writes it: a name the server sent raw (``RawName``) goes back raw."""
+        if isinstance(folder_name, bytes):
+            folder_name = folder_name.decode("ascii")
+        return quote_mailbox(folder_name)
 
 
 def open_client(

@@ -18,7 +18,7 @@ from imapclient.imap_utf7 import decode as decode_utf7
 from imapclient.imap_utf7 import encode as encode_utf7
 
 from mailferry.domain.errors import ConnectError
-from mailferry.domain.model import AppendRequest, AppendResult
+from mailferry.domain.model import AppendRequest, AppendResult, RawName
 from mailferry.domain.responses import slow_down
 
 CHUNK = 1 << 20
@@ -40,9 +40,26 @@ class Connection(Protocol):
 
 
 def quote_mailbox(name: str) -> bytes:
-    """A folder name as an IMAP quoted string, in modified UTF-7."""
-    raw: bytes = encode_utf7(name)
+    """A folder name as an IMAP quoted string, in modified UTF-7 (a ``RawName``: its own bytes)."""
+    raw: bytes = name.raw if isinstance(name, RawName) else encode_utf7(name)
     return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+def decode_mailbox(raw: bytes) -> str:
+    """A mailbox name off the wire: modified UTF-7 when it is that (exactly as we would write it),
+    else a ``RawName`` (UTF-8 if valid, else Latin-1) that keeps the bytes to send back."""
+    if all(0x20 <= byte <= 0x7E for byte in raw):
+        try:
+            text: str = decode_utf7(raw)
+        except (ValueError, UnicodeError):  # bad base64 (binascii.Error), or not UTF-16
+            pass
+        else:
+            if encode_utf7(text) == raw:
+                return text
+    try:
+        return RawName(raw.decode("utf-8"), raw)
+    except UnicodeDecodeError:
+        return RawName(raw.decode("latin-1"), raw)
 
 
 def internaldate(moment: dt.datetime) -> bytes:
@@ -291,7 +308,7 @@ def parse_list(data: Sequence[bytes | tuple[bytes, bytes] | None]) -> list[ListE
             raw_name = _unquote(rest)
         else:
             raw_name = rest
-        entries.append((flags, delimiter, decode_utf7(raw_name)))
+        entries.append((flags, delimiter, decode_mailbox(raw_name)))
     return entries
 
 
