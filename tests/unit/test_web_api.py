@@ -12,8 +12,8 @@ from mailferry.service.batches import open_service
 from mailferry.service.csvimport import parse_batch_csv
 from mailferry.web import create_app
 from mailferry.web.credentials import AuthStore
-from mailferry.web.passwords import check_password, hash_password
 from mailferry.web.operations import folder_defaults
+from mailferry.web.passwords import check_password, hash_password
 from tests.unit.web_support import BASE, FAST, SETTINGS
 
 PASSWORD = "correct horse battery"

@@ -122,7 +122,8 @@ async def _headers(
 
 
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or request.url.path == "/api"
+    """Answered in JSON (401, not a redirect to the login page): the API, and ``/metrics``."""
+    return request.url.path.startswith("/api/") or request.url.path in ("/api", "/metrics")
 
 
 def _error(

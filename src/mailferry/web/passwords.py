@@ -30,8 +30,9 @@ class ScryptCost:
 
     @property
     def memory(self) -> int:
-        """Bytes scrypt needs (128 * N * r * p, rounded up) — passed as ``maxmem``."""
-        return 129 * self.n * self.r * self.p
+        """Bytes scrypt needs, passed as ``maxmem``: OpenSSL's V (128 r (N + 2)) and B (128 r p)
+        arrays, plus a MiB of slack (about 129 MiB at OWASP's cost)."""
+        return 128 * self.r * (self.n + 2 + self.p) + 1024 * 1024
 
     def weaker_than(self, other: ScryptCost) -> bool:
         return self.n < other.n or self.r < other.r or self.p < other.p
