@@ -152,3 +152,34 @@ def test_token_create_with_expiry_and_list(tmp_path):
     assert lines[1].startswith("cron\t")
     assert lines[1].endswith("never expires")
     assert value not in r.output
+
+
+def test_a_tls_certificates_names_are_allowed_hosts(tmp_path):
+    import datetime as dt  # noqa: PLC0415
+    import ipaddress  # noqa: PLC0415
+
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mail.example")])
+    now = dt.datetime.now(dt.UTC)
+    sans = [x509.DNSName("mail.example"), x509.IPAddress(ipaddress.ip_address("192.0.2.7"))]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    path = tmp_path / "cert.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    listen = Listen("0.0.0.0", tls_cert=path, tls_key=path)  # noqa: S104
+    assert listen.host_names() == ("mail.example", "192.0.2.7")
+    assert listen.check() == []
