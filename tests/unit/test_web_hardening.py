@@ -170,7 +170,6 @@ def test_idle_session_ends_but_activity_keeps_it(service, clock):
 def test_dashboard_polling_is_not_activity(service, clock):
     with client_for(service, clock) as c:
         log_in(c)
-        c.app.state.web.service.store  # noqa: B018 - the app is up
         for _ in range(20):
             clock.advance(2 * 60)
             c.get("/batches/none/live")  # htmx every few seconds (404: no batch; still auth)
