@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -28,6 +29,9 @@ from mailferry.service.batches import (
 )
 from mailferry.service.scheduler import Scheduler
 
+if TYPE_CHECKING:  # imported when serving only (see _serve_web)
+    from mailferry.adapters.metrics import PrometheusTelemetry
+
 
 # -- the service -------------------------------------------------------------------------------------
 @click.command()
@@ -48,6 +52,21 @@ from mailferry.service.scheduler import Scheduler
 )
 @click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="A host name browsers use for the web app, beyond localhost and the TLS certificate's "
+    "names (repeatable); any other Host header is refused (DNS rebinding).",
+)
+@click.option(
+    "--idle-timeout",
+    metavar="DURATION",
+    default="30m",
+    show_default=True,
+    help="A browser session unused this long ends (sessions end after 12h in any case).",
+)
 @click.option("--no-web", is_flag=True, help="Run the scheduler only, without the web app.")
 @state_option
 @handle_errors
@@ -57,14 +76,25 @@ def serve(
     """Run queued batches and scheduled passes, and the web app, until SIGTERM/SIGINT."""
     stop = threading.Event()
     seconds = parse_duration(every) if every else None
+    idle = parse_duration(web["idle_timeout"], "--idle-timeout")
     with open_batch_service(state) as service:
-        scheduler = Scheduler(service, workers=workers, poll=poll, is_service=True, every=seconds)
-        with signals(stop):
-            if web["no_web"]:
+        if web["no_web"]:
+            scheduler = Scheduler(
+                service, workers=workers, poll=poll, is_service=True, every=seconds
+            )
+            with signals(stop):
                 click.echo(f"mailferry serve: running (pid {os.getpid()})", err=True)
                 scheduler.run(stop, until_idle=until_idle)
-            else:
-                _serve_web(service, scheduler, stop, until_idle, web)
+        else:
+            from mailferry.adapters.metrics import PrometheusTelemetry  # noqa: PLC0415 - see below
+
+            metrics = PrometheusTelemetry()
+            scheduler = Scheduler(
+                service, workers=workers, poll=poll, is_service=True, every=seconds,
+                telemetry=metrics,
+            )  # fmt: skip
+            with signals(stop):
+                _serve_web(service, scheduler, stop, until_idle, {**web, "idle": idle}, metrics)
     click.echo("mailferry serve: stopped; queued mailboxes resume on the next start", err=True)
 
 
@@ -74,13 +104,16 @@ def _serve_web(
     stop: threading.Event,
     until_idle: bool,
     web: dict[str, Any],
+    metrics: PrometheusTelemetry,
 ) -> None:
     # Imported here: the web stack costs a few hundred ms that no other command should pay.
     from mailferry.web import server  # noqa: PLC0415
+    from mailferry.web.settings import WebSettings  # noqa: PLC0415
 
     listen = server.Listen(
-        web["host"], web["port"], web["allow_remote"], web["tls_cert"], web["tls_key"]
-    )
+        web["host"], web["port"], web["allow_remote"], web["tls_cert"], web["tls_key"],
+        tuple(web["allowed_hosts"]),
+    )  # fmt: skip
     problems = listen.check()
     if problems:
         raise ConfigError(problems)
@@ -91,7 +124,11 @@ def _serve_web(
     def ready(url: str) -> None:
         click.echo(f"mailferry serve: running (pid {os.getpid()}), web app on {url}", err=True)
 
-    server.run(service, scheduler, stop, listen, until_idle=until_idle, on_ready=ready)
+    settings = WebSettings(idle_minutes=web["idle"] / 60)
+    server.run(
+        service, scheduler, stop, listen, until_idle=until_idle, on_ready=ready,
+        settings=settings, metrics=metrics,
+    )  # fmt: skip
 
 
 # -- web administration ------------------------------------------------------------------------------
@@ -130,18 +167,52 @@ def token() -> None:
 
 @token.command("create")
 @click.argument("name")
+@click.option(
+    "--expires",
+    metavar="DURATION",
+    help="Refuse the token after this long (e.g. 30d, 12h); without it, valid until revoked.",
+)
 @state_option
 @handle_errors
-def token_create(name: str, state: Path | None) -> None:
+def token_create(name: str, expires: str | None, state: Path | None) -> None:
     """Create a token and print it, once: it is stored only as a hash."""
+    from mailferry.web.credentials import AuthStore  # noqa: PLC0415 - see _serve_web
+
+    lifetime = parse_duration(expires, "--expires") if expires else None
+    auth = AuthStore.open_sqlite(state or default_state_path())
+    try:
+        value = auth.create_token(name, lifetime)
+    finally:
+        auth.close()
+    click.echo(value)
+
+
+@token.command("list")
+@state_option
+@handle_errors
+def token_list(state: Path | None) -> None:
+    """List the tokens: name, created, last used, expiry (never the token itself)."""
     from mailferry.web.credentials import AuthStore  # noqa: PLC0415 - see _serve_web
 
     auth = AuthStore.open_sqlite(state or default_state_path())
     try:
-        value = auth.create_token(name)
+        tokens = auth.tokens()
     finally:
         auth.close()
-    click.echo(value)
+    if not tokens:
+        click.echo("no tokens")
+    now = time.time()
+    for info in tokens:
+        if info.expires is None:
+            expiry = "never expires"
+        else:
+            expiry = f"{'expired' if info.expires <= now else 'expires'} {_when(info.expires)}"
+        used = _when(info.last_used) if info.last_used else "never"
+        click.echo(f"{info.name}\tcreated {_when(info.created)}\tlast used {used}\t{expiry}")
+
+
+def _when(moment: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(moment))
 
 
 @token.command("revoke")

@@ -68,10 +68,10 @@ def read_secret(path: Path | None, env: str, label: str, *, required: bool) -> S
     return None
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, option: str = "--every") -> float:
     match = DURATION.match(text)
     if not match or float(match.group(1)) <= 0:
-        raise ConfigError(f"--every {text!r}: expected a duration such as 90m, 24h or 7d")
+        raise ConfigError(f"{option} {text!r}: expected a duration such as 90m, 24h or 7d")
     return float(match.group(1)) * UNITS[match.group(2)]
 
 

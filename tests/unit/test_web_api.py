@@ -10,9 +10,11 @@ from fastapi.testclient import TestClient
 
 from mailferry.service.batches import open_service
 from mailferry.service.csvimport import parse_batch_csv
-from mailferry.web import WebSettings, create_app
-from mailferry.web.credentials import AuthStore, check_password, hash_password
+from mailferry.web import create_app
+from mailferry.web.credentials import AuthStore
 from mailferry.web.operations import folder_defaults
+from mailferry.web.passwords import check_password, hash_password
+from tests.unit.web_support import BASE, FAST, SETTINGS
 
 PASSWORD = "correct horse battery"
 CSV = (
@@ -32,7 +34,7 @@ def service(tmp_path, monkeypatch):
 
 @pytest.fixture
 def token(service):
-    auth = AuthStore.open_sqlite(service.state_path)
+    auth = AuthStore.open_sqlite(service.state_path, cost=FAST)
     auth.set_admin_password(PASSWORD)
     value = auth.create_token("tests")
     auth.close()
@@ -41,7 +43,7 @@ def token(service):
 
 @pytest.fixture
 def client(service, token):
-    with TestClient(create_app(service, WebSettings())) as c:
+    with TestClient(create_app(service, SETTINGS), base_url=BASE) as c:
         c.headers["Authorization"] = f"Bearer {token}"
         yield c
 
@@ -61,7 +63,7 @@ def create(client, name="b1", data=CSV, **extra):
 
 
 def test_password_hash_is_scrypt_and_checks():
-    stored = hash_password("secret-password", n=2**10)
+    stored = hash_password("secret-password", FAST)
     assert stored.startswith("scrypt$1024$")
     assert "secret-password" not in stored
     assert check_password("secret-password", stored)
@@ -70,7 +72,7 @@ def test_password_hash_is_scrypt_and_checks():
 
 
 def test_short_admin_password_refused(service):
-    auth = AuthStore.open_sqlite(service.state_path)
+    auth = AuthStore.open_sqlite(service.state_path, cost=FAST)
     with pytest.raises(Exception, match="at least 12"):
         auth.set_admin_password("short")
     auth.close()
@@ -108,7 +110,7 @@ def test_openapi_schema(client):
     ],
 )
 def test_every_route_needs_auth(service, token, method, path):
-    with TestClient(create_app(service)) as anonymous:
+    with TestClient(create_app(service, SETTINGS), base_url=BASE) as anonymous:
         r = getattr(anonymous, method)(path)
         assert r.status_code == 401
         assert r.headers["www-authenticate"] == "Bearer"
@@ -118,7 +120,7 @@ def test_every_route_needs_auth(service, token, method, path):
 
 
 def test_session_cookie_needs_csrf_header_for_changes(service, token):
-    with TestClient(create_app(service)) as browser:
+    with TestClient(create_app(service, SETTINGS), base_url=BASE) as browser:
         r = browser.post("/login", data={"password": PASSWORD}, follow_redirects=False)
         assert r.status_code == 303
         assert browser.get("/api/endpoints").status_code == 200

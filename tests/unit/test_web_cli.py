@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from mailferry.cli import main
 from mailferry.web.credentials import AuthStore
 from mailferry.web.server import Listen
+from tests.unit.web_support import FAST
 
 
 def test_admin_init_and_tokens(tmp_path, monkeypatch):
@@ -23,7 +24,7 @@ def test_admin_init_and_tokens(tmp_path, monkeypatch):
     )
     assert result.exit_code == 0, result.output
     assert "a fine long password" not in result.output
-    auth = AuthStore.open_sqlite(state)
+    auth = AuthStore.open_sqlite(state, cost=FAST)
     assert auth.check_admin("a fine long password")
     assert not auth.check_admin("a fine long passwort")
 

@@ -24,9 +24,10 @@ from mailferry.adapters.secrets import KEY_ENV, Secret
 from mailferry.domain.model import Security
 from mailferry.domain.profiles import PROFILE_NAMES
 from mailferry.service.batches import EndpointSpec, open_service
-from mailferry.web import WebSettings, create_app
+from mailferry.web import create_app
 from mailferry.web.credentials import AuthStore
 from mailferry.web.schemas import EndpointIn
+from tests.unit.web_support import BASE, FAST, SETTINGS
 
 PASSWORD = "correct horse battery"
 CLIENT_SECRET = "s3cret-client-value-x9"
@@ -80,7 +81,7 @@ def service_account_json() -> str:
 def service(tmp_path, monkeypatch):
     monkeypatch.delenv(KEY_ENV, raising=False)
     svc = open_service(tmp_path / "state.sqlite3")
-    auth = AuthStore.open_sqlite(svc.state_path)
+    auth = AuthStore.open_sqlite(svc.state_path, cost=FAST)
     auth.set_admin_password(PASSWORD)
     auth.close()
     yield svc
@@ -89,17 +90,17 @@ def service(tmp_path, monkeypatch):
 
 @pytest.fixture
 def api(service):
-    auth = AuthStore.open_sqlite(service.state_path)
+    auth = AuthStore.open_sqlite(service.state_path, cost=FAST)
     token = auth.create_token("tests")
     auth.close()
-    with TestClient(create_app(service, WebSettings())) as client:
+    with TestClient(create_app(service, SETTINGS), base_url=BASE) as client:
         client.headers["Authorization"] = f"Bearer {token}"
         yield client
 
 
 @pytest.fixture
 def browser(service):
-    with TestClient(create_app(service, WebSettings())) as client:
+    with TestClient(create_app(service, SETTINGS), base_url=BASE) as client:
         page = client.post("/login", data={"password": PASSWORD, "next": "/endpoints"})
         client.csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
         yield client

@@ -8,9 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mailferry.service.batches import open_service
-from mailferry.web import WebSettings, create_app
+from mailferry.web import create_app
 from mailferry.web.chart import Span, series, svg
 from mailferry.web.credentials import AuthStore
+from tests.unit.web_support import BASE, FAST, SETTINGS
 
 PASSWORD = "correct horse battery"
 CSV = b"EmailAddress,UserName,Password,TargetPassword\na@new.example,a,pw-a,tpw-a\n"
@@ -20,7 +21,7 @@ CSV = b"EmailAddress,UserName,Password,TargetPassword\na@new.example,a,pw-a,tpw-
 def service(tmp_path, monkeypatch):
     monkeypatch.delenv("MAILFERRY_KEY", raising=False)
     svc = open_service(tmp_path / "state.sqlite3")
-    auth = AuthStore.open_sqlite(svc.state_path)
+    auth = AuthStore.open_sqlite(svc.state_path, cost=FAST)
     auth.set_admin_password(PASSWORD)
     auth.close()
     yield svc
@@ -29,7 +30,7 @@ def service(tmp_path, monkeypatch):
 
 @pytest.fixture
 def browser(service):
-    with TestClient(create_app(service, WebSettings())) as c:
+    with TestClient(create_app(service, SETTINGS), base_url=BASE) as c:
         yield c
 
 
@@ -80,7 +81,7 @@ def test_open_redirect_refused(browser):
 def test_login_page_says_when_no_admin_is_set(tmp_path, monkeypatch):
     monkeypatch.delenv("MAILFERRY_KEY", raising=False)
     svc = open_service(tmp_path / "s.sqlite3")
-    with TestClient(create_app(svc)) as c:
+    with TestClient(create_app(svc, SETTINGS), base_url=BASE) as c:
         assert "mailferry admin init" in c.get("/login").text
     svc.close()
 

@@ -50,6 +50,7 @@ from mailferry.service.batches import (
 )
 from mailferry.service.limits import ConnectionLimiter, Lease, LocalLimiter
 from mailferry.service.migrate import Migration, SyncOptions
+from mailferry.service.telemetry import NoTelemetry, Telemetry
 
 log = logging.getLogger("mailferry.scheduler")
 
@@ -74,6 +75,7 @@ class Job:
     source_profile: Profile | None = None
     target_profile: Profile | None = None
     neutralise_read_receipts: bool = False
+    route: tuple[str, str] = ("", "")  # the batch's source and target endpoint names
 
 
 @dataclass
@@ -205,8 +207,11 @@ class Scheduler:
         is_service: bool = False,
         every: float | None = None,
         on_finish: Callable[[MailboxRecord, Outcome], None] | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.service = service
+        self.telemetry = telemetry or NoTelemetry()
+        self.last_beat: float | None = None  # when this scheduler last wrote its heartbeat
         self.limiter = limiter or LocalLimiter(service.capacity)
         self.batch = batch
         self.poll = poll
@@ -252,7 +257,7 @@ class Scheduler:
         now = time.time()
         if now - last_beat >= HEARTBEAT_EVERY:
             self.service.store.heartbeat(self.owner, now, service=self.is_service)
-            last_beat = now
+            last_beat = self.last_beat = now
         if self.is_service:
             self.service.schedule_due(now, self.every)
         self.dispatch()
@@ -372,6 +377,7 @@ class Scheduler:
             source_profile=source_profile,
             target_profile=target_profile,
             neutralise_read_receipts=options.neutralise_read_receipts,
+            route=(batch.source, batch.target),
         )
 
     def _side(
@@ -415,6 +421,7 @@ class Scheduler:
         mailbox = job.mailbox
         progress = MailboxProgress(self.service, mailbox, self.owner, running.stop)
         started = time.time()
+        summary = Summary()
         try:
             try:
                 summary = self._migrate(job, progress, running.stop)
@@ -436,6 +443,7 @@ class Scheduler:
         finally:
             with self._lock:
                 self._running.pop((mailbox.batch, mailbox.email), None)
+        self.telemetry.pass_finished(*job.route, outcome.state, summary)
         if self.on_finish is not None:
             self.on_finish(mailbox, outcome)
 

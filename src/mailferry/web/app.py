@@ -1,50 +1,71 @@
-"""``create_app(service, settings) -> FastAPI``: the pages, the REST API, the static files, and
-one error handler per root of the error tree (JSON under ``/api``, an HTML page elsewhere)."""
+"""``create_app(service, settings) -> FastAPI``: the pages, the REST API, the static files, the
+operations endpoints, and one error handler per root of the error tree (JSON under ``/api``, an
+HTML page elsewhere). Outermost, the access log, then the Host check (``web.hosts``)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 
+from mailferry.adapters.metrics import PrometheusTelemetry
 from mailferry.domain.errors import AccountError, ConfigError, MailferryError, StateError
 from mailferry.service.batches import BatchService
-from mailferry.web import api, endpoint_pages, pages
+from mailferry.web import api, endpoint_pages, login, ops, pages
+from mailferry.web.access import AccessLog
 from mailferry.web.context import Web
 from mailferry.web.credentials import AuthStore
 from mailferry.web.folders import FolderReader
 from mailferry.web.format import register_filters
+from mailferry.web.hosts import AllowedHosts, HostGuard
 from mailferry.web.operations import NotFoundError
-from mailferry.web.security import CsrfRejected, Unauthenticated
+from mailferry.web.security import CsrfRejected, Unauthenticated, api_caller
 from mailferry.web.settings import WebSettings
+from mailferry.web.throttle import LoginThrottle
 
 HERE = Path(str(resources.files("mailferry.web")))
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+HSTS = "max-age=31536000"  # a year; no includeSubDomains: other hosts of the domain are not ours
 CONFLICT_WORDS = ("exists already", "is running", "is used by")
+OPENAPI_URL = "/api/openapi.json"
 
 
-def create_app(service: BatchService, settings: WebSettings | None = None) -> FastAPI:
+def create_app(
+    service: BatchService,
+    settings: WebSettings | None = None,
+    *,
+    metrics: PrometheusTelemetry | None = None,
+    scheduler_owner: str | None = None,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
+    """``metrics``: the counters the scheduler feeds (``serve``); ``scheduler_owner``: that
+    scheduler, for ``/healthz``; ``clock``: wall-clock seconds (tests move it)."""
     settings = settings or WebSettings()
     templates = Jinja2Templates(directory=HERE / "templates")
     register_filters(templates.env)
     web = Web(
         service=service,
         settings=settings,
-        auth=AuthStore.open_sqlite(service.state_path),
+        auth=AuthStore.open_sqlite(service.state_path, cost=settings.password_cost, clock=clock),
         folders=FolderReader(service.state_path),
         templates=templates,
+        throttle=LoginThrottle(settings.throttle, clock),
+        metrics=metrics or PrometheusTelemetry(),
+        clock=clock,
+        scheduler_owner=scheduler_owner,
     )
 
     @asynccontextmanager
@@ -56,7 +77,7 @@ def create_app(service: BatchService, settings: WebSettings | None = None) -> Fa
         title="mailferry",
         summary="Migration batches: endpoints, batches, mailboxes, reports.",
         version="1",
-        openapi_url="/api/openapi.json",
+        openapi_url=None,  # served below, behind a token or a session
         docs_url=None,  # Swagger UI loads its scripts from a CDN: the schema is enough
         redoc_url=None,
         lifespan=lifespan,
@@ -64,11 +85,24 @@ def create_app(service: BatchService, settings: WebSettings | None = None) -> Fa
     app.state.web = web
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
+    app.include_router(login.router)
     app.include_router(pages.router)
     app.include_router(endpoint_pages.router)
+    app.include_router(ops.router)
+    _schema(app)
     _errors(app)
     app.middleware("http")(_headers)
+    app.add_middleware(HostGuard, allowed=AllowedHosts(settings.allowed_hosts))
+    app.add_middleware(AccessLog)
     return app
+
+
+def _schema(app: FastAPI) -> None:
+    """The OpenAPI schema, for callers that may use the API anyway: it maps every route."""
+
+    @app.get(OPENAPI_URL, include_in_schema=False, dependencies=[Depends(api_caller)])
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
 
 
 async def _headers(
@@ -81,11 +115,15 @@ async def _headers(
     response.headers["X-Frame-Options"] = "DENY"
     if not request.url.path.startswith("/static/"):
         response.headers.setdefault("Cache-Control", "no-store")
+    web: Web = request.app.state.web
+    if web.settings.secure_cookies:  # served over TLS by us
+        response.headers["Strict-Transport-Security"] = HSTS
     return response
 
 
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or request.url.path == "/api"
+    """Answered in JSON (401, not a redirect to the login page): the API, and ``/metrics``."""
+    return request.url.path.startswith("/api/") or request.url.path in ("/api", "/metrics")
 
 
 def _error(

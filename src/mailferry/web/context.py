@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi.templating import Jinja2Templates
 
+from mailferry.adapters.metrics import PrometheusTelemetry
 from mailferry.service.batches import BatchService
 from mailferry.web.credentials import AuthStore
 from mailferry.web.folders import FolderReader
 from mailferry.web.settings import WebSettings
+from mailferry.web.throttle import LoginThrottle
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,10 @@ class Web:
     auth: AuthStore
     folders: FolderReader
     templates: Jinja2Templates
+    throttle: LoginThrottle
+    metrics: PrometheusTelemetry
+    clock: Callable[[], float]  # wall-clock seconds; tests pass their own
+    scheduler_owner: str | None = None  # the scheduler in this process (``serve``), if any
 
     def close(self) -> None:
         self.auth.close()

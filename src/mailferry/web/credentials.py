@@ -2,24 +2,27 @@
 
 Three tables of their own in the state database (application ``mailferry.web`` in ``meta``):
 
-- ``web_admin``: one row, the admin password as ``scrypt$N$r$p$salt$hash`` (RFC 7914; the salt
-  and hash url-safe base64). ``mailferry admin init`` writes it.
-- ``web_tokens``: API tokens (``mailferry token create NAME``) by the SHA-256 of the token. A
-  token is 32 random bytes, so a fast hash is enough here; it is shown once and never stored.
-- ``web_sessions``: browser sessions by the SHA-256 of the cookie value, with their CSRF token
-  and expiry. Stored, not signed, so that logging out or a new admin password ends them.
+- ``web_admin``: one row, the admin password's scrypt hash with its parameters (``passwords``).
+  ``mailferry admin init`` writes it; a login with a hash of an older, lower cost rewrites it.
+- ``web_tokens``: API tokens (``mailferry token create NAME [--expires 30d]``) by the SHA-256 of
+  the token. A token is 32 random bytes, so a fast hash is enough here; it is shown once and never
+  stored. One with an expiry is refused from then on (and listed as expired until revoked).
+- ``web_sessions``: browser sessions by the SHA-256 of the cookie value, with their CSRF token,
+  absolute expiry and last activity (for the idle timeout). Stored, not signed, so that logging
+  out or a new admin password ends them.
+
+Columns added after the first release of schema 1 (``expires``, ``last_seen``) are nullable and
+added to an older file when it is opened.
 
 Nothing here ever returns a password, a token or a session id after it was handed out once.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +40,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     delete,
+    inspect,
     select,
     update,
 )
@@ -44,14 +48,14 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from mailferry.adapters.sqlite_state import META, SqlStateStore, db_reason, ensure_component
 from mailferry.domain.errors import ConfigError, StateError
+from mailferry.web.passwords import OWASP, ScryptCost, check_password, hash_password, needs_rehash
 
 APPLICATION = "mailferry.web"
 SCHEMA_VERSION = 1
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1  # ~50 ms and 32 MiB per check
-SCRYPT_MAXMEM = 64 * 1024 * 1024
 MIN_PASSWORD = 12
 TOKEN_PREFIX = "mft_"  # noqa: S105 - a prefix that makes leaked tokens easy to grep for
 TOKEN_NAME_MAX = 64
+TOUCH_EVERY = 10.0  # seconds: a session's last activity is written at most this often
 
 METADATA = MetaData()
 _META = Table(
@@ -73,6 +77,7 @@ TOKENS = Table(
     Column("digest", String(64), nullable=False, unique=True),
     Column("created", Float, nullable=False),
     Column("last_used", Float, nullable=True),
+    Column("expires", Float, nullable=True),  # None: until revoked
 )
 SESSIONS = Table(
     "web_sessions",
@@ -81,44 +86,9 @@ SESSIONS = Table(
     Column("csrf", String(64), nullable=False),
     Column("created", Float, nullable=False),
     Column("expires", Float, nullable=False),
+    Column("last_seen", Float, nullable=True),  # None in files from before the idle timeout
 )
 _OURS = (ADMIN, TOKENS, SESSIONS)
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def hash_password(password: str, *, n: int = SCRYPT_N) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(
-        password.encode(), salt=salt, n=n, r=SCRYPT_R, p=SCRYPT_P, maxmem=SCRYPT_MAXMEM, dklen=32
-    )
-    return f"scrypt${n}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
-
-
-def check_password(password: str, stored: str) -> bool:
-    try:
-        kind, n, r, p, salt, digest = stored.split("$")
-        if kind != "scrypt":
-            return False
-        expected = _unb64(digest)
-        found = hashlib.scrypt(
-            password.encode(),
-            salt=_unb64(salt),
-            n=int(n),
-            r=int(r),
-            p=int(p),
-            maxmem=SCRYPT_MAXMEM,
-            dklen=len(expected),
-        )
-    except ValueError:
-        return False
-    return hmac.compare_digest(found, expected)
 
 
 def _digest(value: str) -> str:
@@ -137,14 +107,25 @@ class TokenInfo:
     name: str
     created: float
     last_used: float | None
+    expires: float | None = None
 
 
 class AuthStore:
-    """The three tables; every method is one transaction."""
+    """The three tables; every method is one transaction. ``cost``: the scrypt cost new hashes
+    get (tests pass a low one explicitly); ``clock``: wall-clock seconds (tests move it)."""
 
-    def __init__(self, engine: Engine, where: str) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        where: str,
+        *,
+        cost: ScryptCost = OWASP,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._engine = engine
         self._where = where
+        self.cost = cost
+        self.clock = clock
         try:
             with self._tx() as conn:
                 self._check_or_create(conn)
@@ -153,13 +134,15 @@ class AuthStore:
             raise
 
     @classmethod
-    def open_sqlite(cls, path: Path) -> AuthStore:
+    def open_sqlite(
+        cls, path: Path, *, cost: ScryptCost = OWASP, clock: Callable[[], float] = time.time
+    ) -> AuthStore:
         SqlStateStore.open_sqlite(path).close()  # recognises or creates the file (mode 0600)
         engine = create_engine(
             URL.create("sqlite+pysqlite", database=str(path)),
             connect_args={"timeout": 30},
         )
-        return cls(engine, str(path))
+        return cls(engine, str(path), cost=cost, clock=clock)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -182,16 +165,19 @@ class AuthStore:
             where=self._where,
             what="web",
         )
+        _add_missing_columns(conn)
 
     # -- the admin password ------------------------------------------------------------------------
     def set_admin_password(self, password: str) -> None:
         """Set (or change) the admin password; every browser session ends."""
         if len(password) < MIN_PASSWORD:
             raise ConfigError(f"the admin password needs at least {MIN_PASSWORD} characters")
-        stored = hash_password(password)
+        stored = hash_password(password, self.cost)
         with self._tx() as conn:
             conn.execute(delete(ADMIN))
-            conn.execute(ADMIN.insert(), {"id": 1, "password_hash": stored, "changed": time.time()})
+            conn.execute(
+                ADMIN.insert(), {"id": 1, "password_hash": stored, "changed": self.clock()}
+            )
             conn.execute(delete(SESSIONS))
 
     def admin_configured(self) -> bool:
@@ -199,24 +185,45 @@ class AuthStore:
             return conn.scalar(select(ADMIN.c.id)) is not None
 
     def check_admin(self, password: str) -> bool:
+        """Check the password; a right one stored at a lower cost is hashed again at ours."""
         with self._tx() as conn:
             stored = conn.scalar(select(ADMIN.c.password_hash))
-        if stored is None:
+        if stored is None or not check_password(password, stored):
             return False
-        return check_password(password, stored)
+        if needs_rehash(stored, self.cost):
+            rehashed = hash_password(password, self.cost)
+            with self._tx() as conn:  # only if nobody changed it meanwhile; sessions stay
+                conn.execute(
+                    update(ADMIN)
+                    .where(ADMIN.c.password_hash == stored)
+                    .values(password_hash=rehashed)
+                )
+        return True
+
+    def admin_hash(self) -> str | None:
+        """The stored hash (parameters, salt, digest: no secret), for tests and diagnostics."""
+        with self._tx() as conn:
+            return conn.scalar(select(ADMIN.c.password_hash))
 
     # -- API tokens --------------------------------------------------------------------------------
-    def create_token(self, name: str) -> str:
-        """A new token; the only time it is ever seen is in this return value."""
+    def create_token(self, name: str, lifetime: float | None = None) -> str:
+        """A new token, valid for ``lifetime`` seconds (None: until revoked); the only time it is
+        ever seen is in this return value."""
         if not name or len(name) > TOKEN_NAME_MAX or not name.isprintable():
             raise ConfigError(f"token name {name!r}: 1-{TOKEN_NAME_MAX} printable characters")
+        if lifetime is not None and lifetime <= 0:
+            raise ConfigError("a token's lifetime must be positive")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        now = self.clock()
+        row = {
+            "name": name,
+            "digest": _digest(token),
+            "created": now,
+            "expires": None if lifetime is None else now + lifetime,
+        }
         try:
             with self._tx() as conn:
-                conn.execute(
-                    TOKENS.insert(),
-                    {"name": name, "digest": _digest(token), "created": time.time()},
-                )
+                conn.execute(TOKENS.insert(), row)
         except StateError as exc:
             if isinstance(exc.__cause__, IntegrityError):
                 raise ConfigError(f"token {name!r} exists already") from None
@@ -224,32 +231,33 @@ class AuthStore:
         return token
 
     def tokens(self) -> list[TokenInfo]:
+        columns = (TOKENS.c.name, TOKENS.c.created, TOKENS.c.last_used, TOKENS.c.expires)
         with self._tx() as conn:
-            rows = conn.execute(
-                select(TOKENS.c.name, TOKENS.c.created, TOKENS.c.last_used).order_by(TOKENS.c.name)
-            ).all()
-        return [TokenInfo(r.name, r.created, r.last_used) for r in rows]
+            rows = conn.execute(select(*columns).order_by(TOKENS.c.name)).all()
+        return [TokenInfo(r.name, r.created, r.last_used, r.expires) for r in rows]
 
     def revoke_token(self, name: str) -> bool:
         with self._tx() as conn:
             return bool(conn.execute(delete(TOKENS).where(TOKENS.c.name == name)).rowcount)
 
     def check_token(self, token: str) -> str | None:
-        """The token's name if it is valid."""
+        """The token's name if it is valid (known, and not expired)."""
         digest = _digest(token)
+        now = self.clock()
         with self._tx() as conn:
-            name = conn.scalar(select(TOKENS.c.name).where(TOKENS.c.digest == digest))
-            if name is not None:
-                conn.execute(
-                    update(TOKENS).where(TOKENS.c.name == name).values(last_used=time.time())
-                )
-        return name
+            row = conn.execute(
+                select(TOKENS.c.name, TOKENS.c.expires).where(TOKENS.c.digest == digest)
+            ).one_or_none()
+            if row is None or (row.expires is not None and row.expires <= now):
+                return None
+            conn.execute(update(TOKENS).where(TOKENS.c.name == row.name).values(last_used=now))
+        return str(row.name)
 
     # -- browser sessions --------------------------------------------------------------------------
     def open_session(self, lifetime: float) -> tuple[str, Session]:
         """A new session: the cookie value (returned once) and what is stored about it."""
         cookie = secrets.token_urlsafe(32)
-        now = time.time()
+        now = self.clock()
         session = Session(_digest(cookie), secrets.token_urlsafe(32), now + lifetime)
         with self._tx() as conn:
             conn.execute(delete(SESSIONS).where(SESSIONS.c.expires < now))
@@ -260,19 +268,42 @@ class AuthStore:
                     "csrf": session.csrf,
                     "created": now,
                     "expires": session.expires,
+                    "last_seen": now,
                 },
             )
         return cookie, session
 
-    def session(self, cookie: str) -> Session | None:
+    def session(self, cookie: str, idle: float, *, touch: bool = True) -> Session | None:
+        """The session, unless expired or idle for longer than ``idle`` seconds (then ended).
+        ``touch``: this request is activity (the dashboard's own polling is not)."""
+        now = self.clock()
         with self._tx() as conn:
             row = conn.execute(
                 select(SESSIONS).where(SESSIONS.c.digest == _digest(cookie))
             ).one_or_none()
-        if row is None or row.expires < time.time():
-            return None
+            if row is None:
+                return None
+            seen = row.last_seen if row.last_seen is not None else row.created
+            if row.expires < now or seen + idle < now:
+                conn.execute(delete(SESSIONS).where(SESSIONS.c.digest == row.digest))
+                return None
+            if touch and now - seen >= TOUCH_EVERY:
+                conn.execute(
+                    update(SESSIONS).where(SESSIONS.c.digest == row.digest).values(last_seen=now)
+                )
         return Session(row.digest, row.csrf, row.expires)
 
     def close_session(self, session: Session) -> None:
         with self._tx() as conn:
             conn.execute(delete(SESSIONS).where(SESSIONS.c.digest == session.digest))
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Columns added after the first release of schema 1 (all nullable): a file made before them
+    gets them here, and its old rows read as None."""
+    for table in (TOKENS, SESSIONS):
+        have = {c["name"] for c in inspect(conn).get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have and column.nullable:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import ssl
+import stat
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from mailferry.adapters.batch_store import EndpointRecord
@@ -59,6 +63,9 @@ API_NAMES = EndpointNames(
 )
 
 
+MAX_CA_BYTES = 1024 * 1024  # a CA bundle is ~200 KiB; more is not one
+
+
 class NotFoundError(Exception):
     def __init__(self, what: str) -> None:
         super().__init__(what)
@@ -95,10 +102,36 @@ def add_endpoint(
     found = list(problems)
     if data.oauth_token_command is not None:
         found.append(f"{names.tokens.command}: {COMMAND_REFUSED}")
+    if spec.ca_file is not None and not is_ca_file(spec.ca_file):
+        found.append(
+            f"{names.ca_file} {str(spec.ca_file)!r}: not a CA certificate file (PEM) that "
+            "mailferry can read on the server"
+        )
+        spec = replace(spec, ca_file=None)  # else the service says "no such file": a probe
     found += endpoint_problems(spec, names)
     if found:
         raise ConfigError(found)
     return service.add_endpoint(spec, names=names)
+
+
+def is_ca_file(path: Path) -> bool:
+    """Whether ``path`` is a readable PEM file of certificates. Missing, unreadable, a directory,
+    a device, too large, not PEM: one answer for all, so that a form or API call (a stolen
+    session, or a curious admin) cannot map which files exist on the server. The CLI keeps its
+    precise messages: whoever runs it can look at the files anyway."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)  # a FIFO must not hang us
+        with os.fdopen(fd, "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                return False
+            data = file.read(MAX_CA_BYTES + 1)
+        if len(data) > MAX_CA_BYTES:
+            return False
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no system CAs: only what is read
+        context.load_verify_locations(cadata=data.decode("ascii"))
+    except (OSError, ValueError, ssl.SSLError):
+        return False
+    return context.cert_store_stats()["x509"] > 0
 
 
 def endpoint_spec(data: EndpointIn) -> EndpointSpec:

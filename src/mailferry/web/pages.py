@@ -8,22 +8,17 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
 
 from mailferry.domain.errors import ConfigError
 from mailferry.web import chart, operations
 from mailferry.web.credentials import Session
 from mailferry.web.present import batch_detail_out, batch_out, endpoint_out
-from mailferry.web.rendering import CsrfField, SessionDep, render, see
-from mailferry.web.security import (
-    check_csrf,
-    clear_session_cookie,
-    set_session_cookie,
-    web_of,
-)
+from mailferry.web.rendering import CsrfField, PollingSessionDep, SessionDep, render, see
+from mailferry.web.security import check_csrf, web_of
 
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 NOTICES = {
@@ -34,65 +29,6 @@ NOTICES = {
     "stop": "mailboxes stopped now (running ones stop after their burst in flight)",
     "created": "mailboxes created; start the batch when ready",
 }
-LOGIN_DELAY = 0.5  # seconds added to a failed login
-
-
-def _safe_next(target: str | None) -> str:
-    if not target or not target.startswith("/") or target.startswith("//"):
-        return "/"
-    parts = urlsplit(target)
-    return "/" if parts.scheme or parts.netloc else target
-
-
-# -- login -----------------------------------------------------------------------------------------
-@router.get("/login")
-def login_page(request: Request, next_url: Annotated[str, Query(alias="next")] = "/") -> Response:
-    configured = web_of(request).auth.admin_configured()
-    return render(request, "login.html", None, next=_safe_next(next_url), configured=configured)
-
-
-@router.post("/login")
-async def login(
-    request: Request,
-    password: Annotated[str, Form()] = "",
-    next_url: Annotated[str, Form(alias="next")] = "/",
-) -> Response:
-    web = web_of(request)
-    origin = request.headers.get("origin")
-    if origin and urlsplit(origin).netloc != request.url.netloc:
-        return render(request, "login.html", None, 403, next="/", configured=True,
-                       error="This login form was sent from another site.")  # fmt: skip
-    ok = await asyncio.to_thread(web.auth.check_admin, password)
-    if not ok:
-        await asyncio.sleep(LOGIN_DELAY)
-        return render(
-            request,
-            "login.html",
-            None,
-            401,
-            next=_safe_next(next_url),
-            configured=web.auth.admin_configured(),
-            error="Wrong password.",
-        )
-    cookie, _session = web.auth.open_session(web.settings.session_seconds)
-    response = see(_safe_next(next_url))
-    set_session_cookie(
-        response,
-        cookie,
-        secure=web.settings.secure_cookies,
-        max_age=web.settings.session_seconds,
-    )
-    return response
-
-
-@router.post("/logout")
-def logout(request: Request, session: SessionDep, csrf_token: CsrfField = "") -> Response:
-    check_csrf(session, csrf_token)
-    web = web_of(request)
-    web.auth.close_session(session)
-    response = see("/login")
-    clear_session_cookie(response, secure=web.settings.secure_cookies)
-    return response
 
 
 # -- batches ---------------------------------------------------------------------------------------
@@ -186,7 +122,7 @@ def batch_page(
 
 
 @router.get("/batches/{name}/live")
-def batch_live(request: Request, session: SessionDep, name: str) -> Response:
+def batch_live(request: Request, session: PollingSessionDep, name: str) -> Response:
     return render(request, "_batch_live.html", session, **_batch_context(request, name))
 
 

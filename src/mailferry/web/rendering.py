@@ -9,9 +9,10 @@ from fastapi import Depends, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
 from mailferry.web.credentials import Session
-from mailferry.web.security import CSRF_FIELD, page_session, web_of
+from mailferry.web.security import CSRF_FIELD, page_session, polling_session, web_of
 
 SessionDep = Annotated[Session, Depends(page_session)]
+PollingSessionDep = Annotated[Session, Depends(polling_session)]
 CsrfField = Annotated[str, Form(alias=CSRF_FIELD)]
 
 

@@ -41,11 +41,13 @@ def web_of(request: Request) -> Web:
     return web
 
 
-def current_session(request: Request) -> Session | None:
+def current_session(request: Request, *, touch: bool = True) -> Session | None:
+    """The request's session; ``touch``: this request counts as activity (idle timeout)."""
     cookie = request.cookies.get(COOKIE)
     if not cookie:
         return None
-    return web_of(request).auth.session(cookie)
+    web = web_of(request)
+    return web.auth.session(cookie, web.settings.idle_seconds, touch=touch)
 
 
 def api_caller(request: Request) -> Caller:
@@ -68,6 +70,15 @@ def api_caller(request: Request) -> Caller:
 def page_session(request: Request) -> Session:
     """FastAPI dependency for pages: the session, or a redirect to the login page."""
     session = current_session(request)
+    if session is None:
+        raise Unauthenticated
+    return session
+
+
+def polling_session(request: Request) -> Session:
+    """As ``page_session``, for the dashboard's own refresh (htmx, every few seconds): it does not
+    count as activity, or an abandoned browser tab would never reach the idle timeout."""
+    session = current_session(request, touch=False)
     if session is None:
         raise Unauthenticated
     return session

@@ -15,13 +15,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import uvicorn
+from cryptography import x509
 
+from mailferry.adapters.metrics import PrometheusTelemetry
 from mailferry.config import is_loopback
 from mailferry.domain.errors import ConfigError
 from mailferry.service.batches import BatchService
 from mailferry.service.scheduler import Scheduler
 from mailferry.web.app import create_app
 from mailferry.web.settings import WebSettings
+
+WILDCARDS = ("0.0.0.0", "::", "")  # noqa: S104 - the names of "every address", compared
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class Listen:
     allow_remote: bool = False
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    allowed_hosts: tuple[str, ...] = ()  # --allowed-host: names browsers use beyond loopback
 
     @property
     def tls(self) -> bool:
@@ -51,7 +56,22 @@ class Listen:
                 f"--host {self.host} reaches beyond this machine: give --tls-cert/--tls-key, "
                 "or --allow-remote behind a TLS reverse proxy"
             )
+        if self.host in WILDCARDS and not self.host_names():
+            problems.append(
+                f"--host {self.host or '*'} listens on every address, but the web app answers "
+                "only to the names it knows: give --allowed-host NAME (the name in the browser)"
+            )
         return problems
+
+    def host_names(self) -> tuple[str, ...]:
+        """The Host names the app answers to beyond loopback (``web.hosts``): --allowed-host,
+        the address listened on (unless every address), the TLS certificate's names."""
+        names = list(self.allowed_hosts)
+        if self.host not in WILDCARDS and not is_loopback(self.host):
+            names.append(self.host)
+        if self.tls_cert is not None:
+            names += certificate_names(self.tls_cert)
+        return tuple(names)
 
     def warning(self) -> str | None:
         if is_loopback(self.host) or self.tls:
@@ -64,6 +84,18 @@ class Listen:
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}/"
+
+
+def certificate_names(path: Path) -> list[str]:
+    """The DNS names and addresses a PEM certificate is for (none if it cannot be read: uvicorn
+    then refuses it with its own message)."""
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return []
+    found = [str(n) for n in names.get_values_for_type(x509.DNSName)]
+    return found + [str(a) for a in names.get_values_for_type(x509.IPAddress)]
 
 
 class _Server(uvicorn.Server):
@@ -96,20 +128,27 @@ def run(
     *,
     until_idle: bool = False,
     on_ready: Callable[[str], None] | None = None,
+    settings: WebSettings | None = None,
+    metrics: PrometheusTelemetry | None = None,
 ) -> None:
     """Serve until ``stop`` is set (or, with ``until_idle``, the scheduler runs out of work);
-    ``on_ready`` gets the URL once the socket is bound (with the real port, for ``--port 0``)."""
+    ``on_ready`` gets the URL once the socket is bound (with the real port, for ``--port 0``).
+    ``metrics``: the counters ``scheduler`` feeds, for ``/metrics``."""
     problems = listen.check()
     if problems:
         raise ConfigError(problems)
     sock = bind(listen)
     if on_ready is not None:
         on_ready(replace(listen, port=int(sock.getsockname()[1])).url())
-    app = create_app(service, WebSettings(secure_cookies=listen.tls))
+    settings = replace(
+        settings or WebSettings(), secure_cookies=listen.tls, allowed_hosts=listen.host_names()
+    )
+    app = create_app(service, settings, metrics=metrics, scheduler_owner=scheduler.owner)
     config = uvicorn.Config(
         app,
         log_level="warning",
-        access_log=False,
+        log_config=None,  # the CLI configures logging; uvicorn must not replace it
+        access_log=False,  # web.access logs each request on mailferry.web.access instead
         ssl_certfile=str(listen.tls_cert) if listen.tls_cert else None,
         ssl_keyfile=str(listen.tls_key) if listen.tls_key else None,
         server_header=False,
