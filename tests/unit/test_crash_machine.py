@@ -74,6 +74,19 @@ class MigrationMachine(RuleBasedStateMachine):
         else:
             self.synced = True
 
+    @rule(after=st.integers(0, 5))
+    def listing_breaks_off(self, after):
+        """The target's folder listing (lost-state matching reads it) breaks off half-way."""
+        target = MemoryAccount(self.dst, break_listing_after=after)
+        try:
+            Migration(
+                MemoryAccount(self.src), target, self.store, PAIR, SyncOptions(batch_count=3)
+            ).run()
+        except ConnectError:
+            self.synced = False
+        else:
+            self.synced = True
+
     @rule()
     def sync(self):
         summary = Migration(

@@ -108,9 +108,16 @@ class MemoryServer:
 class MemoryAccount:
     """A MailAccount session on a MemoryServer."""
 
-    def __init__(self, server: MemoryServer, *, crash_after: int | None = None) -> None:
+    def __init__(
+        self,
+        server: MemoryServer,
+        *,
+        crash_after: int | None = None,
+        break_listing_after: int | None = None,
+    ) -> None:
         self.server = server
         self.crash_after = crash_after  # appends stored before the "connection" breaks
+        self.break_listing_after = break_listing_after  # messages a whole-folder listing yields
         self.appends = 0
 
     @property
@@ -166,7 +173,10 @@ class MemoryAccount:
     ) -> Iterator[MessageMeta]:
         box = self.server.folder(folder)
         wanted = sorted(box.messages) if uids is None else sorted(set(uids) & box.messages.keys())
-        for uid in wanted:
+        for n, uid in enumerate(wanted):
+            broken = uids is None and self.break_listing_after is not None
+            if broken and n >= (self.break_listing_after or 0):
+                raise ConnectError("connection lost while listing (injected)")
             message = box.messages[uid]
             mid = (
                 normalise_message_id(_header(message.body, b"message-id")) if message_ids else None
