@@ -35,6 +35,7 @@ from mailferry.exits import (
     EXIT_STOPPED,
     handle_errors,
 )
+from mailferry.logs import FORMATS, LEVEL_ENV, LEVELS, configure
 from mailferry.service.resilience import RetryPolicy
 from mailferry.terminal import print_plan, print_summary, print_verify, progress_display
 
@@ -286,8 +287,24 @@ class _Commands(click.Group):
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mailferry")
-def main() -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(LEVELS, case_sensitive=False),
+    default="warning",
+    show_default=True,
+    envvar=LEVEL_ENV,
+    help=f"Log events from this level up, on stderr (${LEVEL_ENV}).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="Log lines as text, or as one JSON object each.",
+)
+def main(log_level: str, log_format: str) -> None:
     """Move whole mailboxes between mail systems, faithfully and without duplicates."""
+    configure(log_level.lower(), log_format)
 
 
 @main.command()

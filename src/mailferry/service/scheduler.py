@@ -41,6 +41,7 @@ from mailferry.domain.model import Endpoint, Security, Summary
 from mailferry.domain.plan import Selection
 from mailferry.domain.ports import MailAccount
 from mailferry.domain.profiles import Profile, apply_profiles, choose_profile, label_policy
+from mailferry.logs import bound_context, get_logger
 from mailferry.service.batches import (
     BatchOptions,
     BatchService,
@@ -52,6 +53,7 @@ from mailferry.service.limits import ConnectionLimiter, Lease, LocalLimiter
 from mailferry.service.migrate import Migration, SyncOptions
 
 log = logging.getLogger("mailferry.scheduler")
+mlog = get_logger("mailferry.scheduler")
 
 FLUSH_EVERY = 1.0  # seconds between progress writes (and stop checks) of a running mailbox
 HEARTBEAT_EVERY = 5.0
@@ -413,6 +415,15 @@ class Scheduler:
     def _execute(self, running: _Running, lease: Lease) -> None:
         job = running.job
         mailbox = job.mailbox
+        with bound_context(batch=mailbox.batch, mailbox=mailbox.email, kind=job.kind):
+            mlog.info("mailbox.started")
+            outcome = self._outcome_of(running, lease)
+            mlog.info("mailbox.finished", state=str(outcome.state), reason=outcome.reason)
+            self._record(mailbox, outcome)
+
+    def _outcome_of(self, running: _Running, lease: Lease) -> Outcome:
+        job = running.job
+        mailbox = job.mailbox
         progress = MailboxProgress(self.service, mailbox, self.owner, running.stop)
         started = time.time()
         try:
@@ -429,6 +440,9 @@ class Scheduler:
             )
             reason = f"internal error: {type(exc).__name__}: {exc}"
             outcome = Outcome(MailboxState.FAILED, reason, job.kind, started, time.time(), {})
+        return outcome
+
+    def _record(self, mailbox: MailboxRecord, outcome: Outcome) -> None:
         try:
             self.service.store.finish(mailbox.batch, mailbox.email, self.owner, outcome)
         except MailferryError:  # left claimed by this process: the next start runs it again
