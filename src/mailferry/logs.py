@@ -109,7 +109,7 @@ def formatter(fmt: str) -> structlog.stdlib.ProcessorFormatter:
             structlog.stdlib.ExtraAdder(),
         ],
         processors=[
-            structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
