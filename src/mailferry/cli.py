@@ -23,7 +23,7 @@ from mailferry import __version__
 from mailferry.adapters.imap.session import AuthMethod
 from mailferry.adapters.oauth import M365_AUTHORITY_HOST
 from mailferry.bootstrap import Side, SyncRequest, endpoints, open_pair, run_sync, run_verify
-from mailferry.config import parse_date
+from mailferry.config import parse_date, password_env
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.folders import MappingOptions, parse_map
 from mailferry.domain.labels import LabelMode
@@ -143,7 +143,7 @@ def _oauth_options(side: str) -> list[Callable[[F], F]]:
 
 
 def _env(side: str) -> str:
-    return f"MAILFERRY_{side.upper()}_PASSWORD"
+    return password_env(side)
 
 
 def _common_options(func: F) -> F:

@@ -504,7 +504,12 @@ def endpoint_problems(spec: EndpointSpec, names: EndpointNames = OPTION_NAMES) -
     problems = []
     if not NAME.match(spec.name):
         problems.append(f"endpoint name {spec.name!r}: use letters, digits, . _ - (up to 64)")
-    if not spec.host or any(ch.isspace() or ch in "/@" for ch in spec.host):
+    if "@" in spec.host:  # USER[:PASSWORD]@HOST: never echoed, it may hold a password
+        problems.append(
+            f"{n.host}: a host name or address only, without USER@ or a password "
+            f"(an admin login: {n.auth_user} and {n.auth_password})"
+        )
+    elif not spec.host or any(ch.isspace() or ch == "/" for ch in spec.host):
         problems.append(f"{n.host} {spec.host!r}: expected a host name or address")
     if spec.port is not None and not 0 < spec.port < 65536:
         problems.append(f"{n.port} {spec.port}: expected 1-65535")
