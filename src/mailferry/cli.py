@@ -165,6 +165,12 @@ def _common_options(func: F) -> F:
             "--insecure", is_flag=True, help="Do not verify TLS certificates (both sides)."
         ),
         click.option(
+            "--ca-file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Trust this CA for both sides' TLS certificates (--source-ca-file and "
+            "--target-ca-file win over it).",
+        ),
+        click.option(
             "--map",
             "maps",
             multiple=True,
@@ -415,7 +421,7 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
             authuser=kw[f"{side}_authuser"],
             password_env=_env(side),
             password_file=kw[f"{side}_password_file"],
-            ca_file=kw[f"{side}_ca_file"],
+            ca_file=kw[f"{side}_ca_file"] or kw["ca_file"],
             insecure=kw[f"{side}_insecure"] or kw["insecure"],
             name=side,
             auth=kw[f"{side}_auth"],
