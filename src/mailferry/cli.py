@@ -23,7 +23,7 @@ from mailferry import __version__
 from mailferry.adapters.imap.session import AuthMethod
 from mailferry.adapters.oauth import M365_AUTHORITY_HOST
 from mailferry.bootstrap import Side, SyncRequest, endpoints, open_pair, run_sync, run_verify
-from mailferry.config import parse_date
+from mailferry.config import parse_date, password_env
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.folders import MappingOptions, parse_map
 from mailferry.domain.labels import LabelMode
@@ -35,6 +35,7 @@ from mailferry.exits import (
     EXIT_STOPPED,
     handle_errors,
 )
+from mailferry.logs import FORMATS, LEVEL_ENV, LEVELS, configure
 from mailferry.service.resilience import RetryPolicy
 from mailferry.terminal import print_plan, print_summary, print_verify, progress_display
 
@@ -142,7 +143,7 @@ def _oauth_options(side: str) -> list[Callable[[F], F]]:
 
 
 def _env(side: str) -> str:
-    return f"MAILFERRY_{side.upper()}_PASSWORD"
+    return password_env(side)
 
 
 def _common_options(func: F) -> F:
@@ -162,6 +163,12 @@ def _common_options(func: F) -> F:
         ),
         click.option(
             "--insecure", is_flag=True, help="Do not verify TLS certificates (both sides)."
+        ),
+        click.option(
+            "--ca-file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Trust this CA for both sides' TLS certificates (--source-ca-file and "
+            "--target-ca-file win over it).",
         ),
         click.option(
             "--map",
@@ -286,8 +293,24 @@ class _Commands(click.Group):
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mailferry")
-def main() -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(LEVELS, case_sensitive=False),
+    default="warning",
+    show_default=True,
+    envvar=LEVEL_ENV,
+    help=f"Log events from this level up, on stderr (${LEVEL_ENV}).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="Log lines as text, or as one JSON object each.",
+)
+def main(log_level: str, log_format: str) -> None:
     """Move whole mailboxes between mail systems, faithfully and without duplicates."""
+    configure(log_level.lower(), log_format)
 
 
 @main.command()
@@ -398,7 +421,7 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
             authuser=kw[f"{side}_authuser"],
             password_env=_env(side),
             password_file=kw[f"{side}_password_file"],
-            ca_file=kw[f"{side}_ca_file"],
+            ca_file=kw[f"{side}_ca_file"] or kw["ca_file"],
             insecure=kw[f"{side}_insecure"] or kw["insecure"],
             name=side,
             auth=kw[f"{side}_auth"],

@@ -233,7 +233,10 @@ def endpoint_remove(name: str, state: Path | None) -> None:
 @handle_errors
 def endpoint_test(name: str, user: str | None, password_file: Path | None, **kw: Any) -> None:
     """Connect and log in (as the admin, as --user, or with the endpoint's token as the mailbox
-    --user); print the login methods offered, the one used, the profile and the capabilities."""
+    --user); print the login methods offered, the one used, the profile and the capabilities.
+
+    Without a login to test with (no --user, no admin login) it checks the connection, TLS, the
+    login methods offered and the capabilities, and says it did not log in."""
 
     def password_of(login: str) -> Secret:
         found = read_secret(password_file, TEST_PASSWORD_ENV, "Password", required=True)
@@ -247,8 +250,13 @@ def endpoint_test(name: str, user: str | None, password_file: Path | None, **kw:
     if result.error is not None:
         raise AccountError(result.error)
     how = "by host" if result.profile_by_host else "chosen"
-    click.echo(f"{result.address}: reachable, login ok, delimiter {result.delimiter!r}")
+    if result.logged_in:
+        click.echo(f"{result.address}: reachable, login ok, delimiter {result.delimiter!r}")
+    else:
+        click.echo(f"{result.address}: reachable; {result.note}")
+    click.echo(f"TLS: {result.tls}")
     click.echo("login methods offered: " + (" ".join(result.offered) or "none"))
-    click.echo(f"login used: {result.method}" + (" (token)" if result.token else ""))
+    if result.logged_in:
+        click.echo(f"login used: {result.method}" + (" (token)" if result.token else ""))
     click.echo(f"profile: {result.profile} ({how})")
     click.echo("capabilities: " + " ".join(result.capabilities))

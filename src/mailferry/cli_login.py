@@ -67,7 +67,12 @@ def login(
     batches with --m365-delegated. The verification URL and the code are shown on stderr: open the
     URL anywhere, sign in as USER and enter the code. Nothing is sent to HOST.
     """
-    user = parse_endpoint(url, allow_plaintext=True, side="URL").user
+    user = parse_endpoint(
+        url,
+        allow_plaintext=True,
+        side="URL",
+        hint="login signs in with a device code and takes no password",
+    ).user
     source = TokenSource(
         m365_tenant=m365_tenant,
         m365_client_id=m365_client_id,

@@ -19,10 +19,27 @@ SCHEMES = {
 
 
 def parse_endpoint(
-    url: str, *, authuser: str | None = None, allow_plaintext: bool = False, side: str = "endpoint"
+    url: str,
+    *,
+    authuser: str | None = None,
+    allow_plaintext: bool = False,
+    side: str = "endpoint",
+    hint: str | None = None,
 ) -> Endpoint:
-    """``imaps://USER@HOST[:PORT]``; USER may hold ``@`` (the last one ends it) or be percent-encoded."""
+    """``imaps://USER@HOST[:PORT]``; USER may hold ``@`` (the last one ends it) or be percent-encoded.
+
+    A password in the URL (``USER:PASSWORD@HOST``) is refused without echoing the URL: it would
+    otherwise become part of the login name, be sent to the server and shown in error lines.
+    ``hint`` says where a password goes instead (default: the sync side's options).
+    """
     scheme, sep, rest = url.partition("://")
+    if ":" in rest.rpartition("@")[0]:
+        hint = hint or (
+            f"give it with --{side}-password-file, ${password_env(side)} or at the prompt"
+        )
+        raise ConfigError(
+            f"{side} URL: a password does not belong in the URL (USER:PASSWORD@HOST); {hint}"
+        )
     if not sep or scheme.lower() not in SCHEMES:
         raise ConfigError(
             f"{side} {url!r}: expected imaps://USER@HOST[:PORT], imap+starttls://… or imap://…"
@@ -48,6 +65,11 @@ def parse_endpoint(
             "loopback, or with --allow-plaintext"
         )
     return Endpoint(host, port, security, unquote(user_part), authuser or None)
+
+
+def password_env(side: str) -> str:
+    """The variable holding a sync side's password: MAILFERRY_SOURCE_PASSWORD, ..._TARGET_..."""
+    return f"MAILFERRY_{side.upper()}_PASSWORD"
 
 
 def is_loopback(host: str) -> bool:

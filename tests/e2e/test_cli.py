@@ -174,6 +174,35 @@ def test_self_signed_certificate_is_refused_then_trusted_with_ca_file(
     assert trusted.returncode == 0, trusted.stderr
 
 
+def _other_ca(directory):
+    key, cert = directory / "other.key", directory / "other.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=other-ca", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert
+
+
+def test_ca_file_trusts_both_sides_and_per_side_options_win(tls_server, make_user, tmp_path):
+    su, sp = make_user(tls_server)
+    tu, tp = make_user(tls_server)
+    env = {"MAILFERRY_SOURCE_PASSWORD": sp, "MAILFERRY_TARGET_PASSWORD": tp}
+    src = f"imaps://{su}@127.0.0.1:{tls_server.ssl_port}"
+    dst = f"imaps://{tu}@127.0.0.1:{tls_server.ssl_port}"
+    ca, other = str(tls_server.ca_file), str(_other_ca(tmp_path))
+    for command in ("sync", "verify"):
+        result = run(command, src, dst, "--state", str(tmp_path / "s.db"), "--ca-file", ca, env=env)
+        assert result.returncode == 0, result.stderr
+    # the per-side option wins over --ca-file: the target trusts the wrong CA and is refused
+    refused = run("verify", src, dst, "--ca-file", ca, "--target-ca-file", other, env=env)
+    assert refused.returncode == 3
+    assert_one_clear_line(refused, "not trusted")
+    trusted = run("verify", src, dst, "--ca-file", other, "--source-ca-file", ca,
+                  "--target-ca-file", ca, env=env)  # fmt: skip
+    assert trusted.returncode == 0, trusted.stderr
+
+
 def test_help_lists_both_commands():
     result = run("--help")
     assert result.returncode == 0

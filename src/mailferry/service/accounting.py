@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from mailferry.domain.errors import FolderError, MailferryError
 from mailferry.domain.model import Failure, RawName
+from mailferry.logs import get_logger
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     from mailferry.domain.model import Summary
     from mailferry.domain.ports import MailAccount
     from mailferry.service.planning import FolderPlanner, FolderWork
+
+
+log = get_logger("mailferry.migrate")
 
 
 @dataclass
@@ -48,8 +52,11 @@ def prepare_target(target: MailAccount, plan: FolderPlan, summary: Summary) -> d
             target.create_folder(name)
         except FolderError as exc:
             uncreated[name] = exc.reason
+            log.warning("folder.not_created", folder=name, reason=exc.reason)
             if name not in targeted:
                 summary.failures.append(Failure(name, None, f"cannot create folder: {exc.reason}"))
+        else:
+            log.info("folder.created", folder=name)
     for name in plan.subscribe:
         if name in uncreated:
             continue

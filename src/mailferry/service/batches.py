@@ -44,10 +44,12 @@ from mailferry.domain.errors import ConfigError
 from mailferry.domain.labels import LabelMode
 from mailferry.domain.model import Security
 from mailferry.domain.profiles import PROFILE_NAMES
+from mailferry.logs import get_logger
 from mailferry.service.csvimport import CsvRules, parse_batch_csv
 from mailferry.service.endpoints import OPTION_NAMES, EndpointNames
 from mailferry.service.reports import render_csv
 
+log = get_logger("mailferry.batches")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SERVICE_FRESH = 30.0  # seconds: a service row older than this is a dead service
 DEFAULT_PORTS = {Security.SSL: 993, Security.STARTTLS: 143, Security.NONE: 143}
@@ -319,6 +321,7 @@ class BatchService:
         self.store.create_batch(
             BatchRecord(name, source, target, options.as_json(), created=now), mailboxes
         )
+        log.info("batch.created", batch=name, source=source, target=target, mailboxes=len(rows))
         return self.status(name)
 
     def _seal(self, password: str) -> str | None:
@@ -337,7 +340,7 @@ class BatchService:
         """Queue an initial pass for mailboxes not yet synced (also: resume after stop/failure)."""
         self.batch(name)
         self.store.set_batch(name, stop_requested=False)
-        return self.store.request(name, "sync", STARTABLE)
+        return _queued(name, "start", self.store.request(name, "sync", STARTABLE))
 
     resume = start
 
@@ -345,25 +348,28 @@ class BatchService:
         """Queue an incremental pass for every mailbox not completed; ``every`` keeps it going."""
         self.batch(name)
         self.store.set_batch(name, stop_requested=False, every=every)
-        return self.store.request(name, "sync", SYNCABLE)
+        return _queued(name, "sync", self.store.request(name, "sync", SYNCABLE))
 
     def complete(self, name: str) -> int:
         """Queue the final pass: afterwards the mailboxes are Completed and never synced again."""
         self.batch(name)
         self.store.set_batch(name, stop_requested=False, every=None)
-        return self.store.request(name, "complete", COMPLETABLE)
+        return _queued(name, "complete", self.store.request(name, "complete", COMPLETABLE))
 
     def stop(self, name: str) -> int:
         """Queued mailboxes stop now; running ones after the burst in flight."""
         self.batch(name)
         self.store.set_batch(name, stop_requested=True)
-        return self.store.unowned_request(name, None, S.STOPPED, self._live_owners(name))
+        stopped = self.store.unowned_request(name, None, S.STOPPED, self._live_owners(name))
+        log.info("batch.stop_requested", batch=name, mailboxes_stopped=stopped)
+        return stopped
 
     def delete(self, name: str) -> None:
         self.batch(name)
         if self._live_owners(name):
             raise ConfigError(f"batch {name!r} is running; stop it first (`mailferry batch stop`)")
         self.store.delete_batch(name)
+        log.info("batch.deleted", batch=name)
 
     def schedule_due(self, now: float, default_every: float | None = None) -> int:
         """Queue an incremental pass for Synced mailboxes whose batch's ``every`` (else
@@ -381,7 +387,8 @@ class BatchService:
                 and (m.last_synced or 0.0) + every <= now
             ]
             if due:
-                queued += self.store.request(batch.name, "sync", (S.SYNCED,), emails=due)
+                count = self.store.request(batch.name, "sync", (S.SYNCED,), emails=due)
+                queued += _queued(batch.name, "scheduled", count)
         return queued
 
     def _live_owners(self, name: str) -> set[str]:
@@ -442,6 +449,11 @@ class BatchService:
         return render_csv(FAILURE_COLUMNS, [_failure_row(f) for f in self.store.failures(name)])
 
 
+def _queued(batch: str, kind: str, count: int) -> int:
+    log.info("batch.queued", batch=batch, kind=kind, mailboxes=count)
+    return count
+
+
 def _eta(mailbox: MailboxRecord, now: float) -> float | None:
     if not mailbox.started or mailbox.done_bytes <= 0:
         return None
@@ -492,7 +504,12 @@ def endpoint_problems(spec: EndpointSpec, names: EndpointNames = OPTION_NAMES) -
     problems = []
     if not NAME.match(spec.name):
         problems.append(f"endpoint name {spec.name!r}: use letters, digits, . _ - (up to 64)")
-    if not spec.host or any(ch.isspace() or ch in "/@" for ch in spec.host):
+    if "@" in spec.host:  # USER[:PASSWORD]@HOST: never echoed, it may hold a password
+        problems.append(
+            f"{n.host}: a host name or address only, without USER@ or a password "
+            f"(an admin login: {n.auth_user} and {n.auth_password})"
+        )
+    elif not spec.host or any(ch.isspace() or ch == "/" for ch in spec.host):
         problems.append(f"{n.host} {spec.host!r}: expected a host name or address")
     if spec.port is not None and not 0 < spec.port < 65536:
         problems.append(f"{n.port} {spec.port}: expected 1-65535")

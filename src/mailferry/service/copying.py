@@ -8,6 +8,7 @@ a dropped connection ends it (the run reconnects and plans the folder again from
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -25,9 +26,12 @@ from mailferry.domain.model import (
 from mailferry.domain.plan import FlagUpdate, Selection, batches, target_flags
 from mailferry.domain.ports import Copied, Intent, MailAccount, StateStore
 from mailferry.domain.responses import slow_down, target_full
+from mailferry.logs import get_logger
 from mailferry.service.planning import FolderWork, intent_key
 from mailferry.service.progress import Progress
 from mailferry.service.resilience import Pace
+
+log = get_logger("mailferry.copy")
 
 
 def record_failure(summary: Summary, folder: str, uid: int | None, reason: str) -> None:
@@ -35,6 +39,9 @@ def record_failure(summary: Summary, folder: str, uid: int | None, reason: str) 
     summary.failures.append(Failure(folder, uid, reason))
     if uid is not None:
         summary.messages_failed += 1
+        log.warning("message.failed", folder=folder, uid=uid, reason=reason)
+    else:
+        log.error("folder.failed", folder=folder, reason=reason)
 
 
 @dataclass
@@ -76,6 +83,7 @@ class FolderCopy:
                 self._copy_burst(sendable, permanent)
                 self.pace.went_well()
         if self.refused:
+            log.warning("keywords.refused", folder=name, keywords=sorted(self.refused))
             self.summary.warnings.append(
                 f"folder {self.mapping.target!r} refuses keywords {sorted(self.refused)}; "
                 "messages were copied without them"
@@ -103,6 +111,7 @@ class FolderCopy:
             self.pair, self.mapping.source.name, {u.source_uid: u.flags for u in updates}
         )
         self.summary.flags_updated += len(updates)
+        log.debug("flags.updated", folder=self.mapping.source.name, messages=len(updates))
 
     def _copy_burst(self, metas: Sequence[MessageMeta], permanent: frozenset[str]) -> None:
         name = self.mapping.source.name
@@ -196,12 +205,22 @@ class FolderCopy:
         self.summary.bytes_copied += copied_bytes
         self.progress.advanced(len(confirmed) + len(dropped), copied_bytes)
         self.progress.folder_advanced(name, len(confirmed) + len(dropped))
+        if log.isEnabledFor(logging.DEBUG):
+            for copied in confirmed:
+                log.debug(
+                    "message.copied",
+                    folder=name,
+                    uid=copied.source_uid,
+                    target_uid=copied.target_uid,
+                )
+            log.debug("burst.committed", folder=name, copied=len(confirmed), dropped=len(dropped))
 
     def _note_vanished(
         self, by_uid: dict[int, MessageMeta], fetched: Sequence[FetchedMessage]
     ) -> None:
         gone = by_uid.keys() - {m.uid for m in fetched}
         for uid in sorted(gone):
+            log.warning("message.vanished", folder=self.mapping.source.name, uid=uid)
             self.summary.warnings.append(
                 f"folder {self.mapping.source.name!r} uid {uid}: expunged on the source during "
                 "the run; not copied"

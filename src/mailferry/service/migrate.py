@@ -16,6 +16,7 @@ The no-duplicate guarantee rests on three rules:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import queue
 import threading
@@ -38,6 +39,7 @@ from mailferry.domain.labels import LabelPolicy
 from mailferry.domain.model import Summary
 from mailferry.domain.plan import Selection
 from mailferry.domain.ports import MailAccount, StateStore
+from mailferry.logs import bound_context, get_logger
 from mailferry.service import accounting
 from mailferry.service.copying import FolderCopy, record_failure
 from mailferry.service.planning import FolderPlanner, FolderWork, plan_folders
@@ -46,6 +48,7 @@ from mailferry.service.resilience import Pace, Reconnect, RetryPolicy
 
 STOP_REQUESTED = "stop requested"
 PAUSE_SLICE = 5.0  # a long pause wakes this often to let progress (and stop requests) through
+log = get_logger("mailferry.migrate")
 
 
 @dataclass(frozen=True)
@@ -136,26 +139,32 @@ class Migration:
         one, in the policy's order.
         """
         started = time.monotonic()
-        try:
-            self._retrying(None, self._start)
-            free, ordered = self._phases()
-            lanes = self._lanes_worth_opening(free)
-            queue = self._folder_queue(free, sort_by_size=lanes > 1)
-            if lanes > 1:
-                self._run_lanes(queue, lanes)
-            else:
-                self._drain(queue)
-            for mapping in ordered:  # in-flight copies count before any folder leaves one out
-                self._retrying(mapping.source.name, functools.partial(self._settle, mapping))
-            self._drain(self._folder_queue(ordered, sort_by_size=False))
-        except StopRequestedError as exc:
-            self.summary.stopped = self.summary.stopped or str(exc)
-        finally:
-            if self._ledger.full:
-                plan = self.folder_plan()
-                accounting.count_unreached(plan, self._ledger, self.summary, self.planner)
-            self.summary.seconds = time.monotonic() - started
+        with bound_context(pair=self.pair):
+            log.info("run.started", connections=self.options.connections)
+            try:
+                self._run_phases()
+            except StopRequestedError as exc:
+                self.summary.stopped = self.summary.stopped or str(exc)
+            finally:
+                if self._ledger.full:
+                    plan = self.folder_plan()
+                    accounting.count_unreached(plan, self._ledger, self.summary, self.planner)
+                self.summary.seconds = time.monotonic() - started
+                log.info("run.finished", **_counters(self.summary))
         return self.summary
+
+    def _run_phases(self) -> None:
+        self._retrying(None, self._start)
+        free, ordered = self._phases()
+        lanes = self._lanes_worth_opening(free)
+        queue = self._folder_queue(free, sort_by_size=lanes > 1)
+        if lanes > 1:
+            self._run_lanes(queue, lanes)
+        else:
+            self._drain(queue)
+        for mapping in ordered:  # in-flight copies count before any folder leaves one out
+            self._retrying(mapping.source.name, functools.partial(self._settle, mapping))
+        self._drain(self._folder_queue(ordered, sort_by_size=False))
 
     def _lanes_worth_opening(self, mappings: list[FolderMapping]) -> int:
         """Extra sessions pay off for a first pass over several folders; an incremental pass is a
@@ -250,7 +259,10 @@ class Migration:
                 errors.append(exc)
                 self._stop.set()
 
-        threads = [threading.Thread(target=work, args=(lane,), daemon=True) for lane in lanes[1:]]
+        threads = [  # each lane logs with this run's context (its own copy: one per thread)
+            threading.Thread(target=contextvars.copy_context().run, args=(work, lane), daemon=True)
+            for lane in lanes[1:]
+        ]
         for thread in threads:
             thread.start()
         work(self)
@@ -271,6 +283,8 @@ class Migration:
         self.summary.renames = [
             (m.source.name, m.target, m.rename_reason) for m in plan.mappings if m.rename_reason
         ]
+        for source, target, reason in self.summary.renames:
+            log.info("folder.renamed", folder=source, target=target, reason=reason)
         for warning in accounting.raw_name_warnings(plan):
             if warning not in self.summary.warnings:  # _start runs again after a reconnect
                 self.summary.warnings.append(warning)
@@ -312,7 +326,7 @@ class Migration:
                 if self._reconnect is None or isinstance(exc, AuthError):
                     raise
                 attempt = self._next_attempt(exc, attempt, mark)
-                given_up = self._recover(exc, attempt)
+                given_up = self._recover(exc, attempt, folder)
                 if given_up is None:
                     continue
                 if folder is None:
@@ -328,7 +342,7 @@ class Migration:
             return attempt
         return 1 if self._progress_mark() != mark else attempt + 1
 
-    def _recover(self, exc: ConnectError, attempt: int) -> str | None:
+    def _recover(self, exc: ConnectError, attempt: int, folder: str | None) -> str | None:
         """Count the fault, slow down if asked, wait out the backoff (or the daily cap), open fresh
         sessions. Returns why to give up instead, once the budget is spent."""
         if isinstance(exc, ThrottledError) and exc.cap:
@@ -344,7 +358,10 @@ class Migration:
             self.summary.throttled += 1
         else:
             self.summary.reconnects += 1
-        self._pause(self.options.retry.wait(attempt - 1, suggested))
+        wait = self.options.retry.wait(attempt - 1, suggested)
+        event = "run.throttled" if isinstance(exc, ThrottledError) else "run.reconnecting"
+        log.warning(event, folder=folder, attempt=attempt, wait=round(wait, 3), reason=str(exc))
+        self._pause(wait)
         self._reopen()
         return None
 
@@ -359,6 +376,7 @@ class Migration:
         self.summary.cap_pauses += 1
         self.summary.paused_seconds += pause
         self.progress.paused(str(exc), pause)
+        log.warning("run.paused", seconds=pause, reason=str(exc))
         deadline = time.monotonic() + pause
         while (left := deadline - time.monotonic()) > 0:
             self._pause(min(left, PAUSE_SLICE))
@@ -395,9 +413,11 @@ class Migration:
             accounting.not_created(self.summary, mapping, uncreated, self.planner())
             return
         work = self._plan_folder(mapping, dry_run=False)
-        self.progress.folder_started(
-            mapping.source.name, mapping.target, len(work.copy), work.copy_bytes
-        )
+        name = mapping.source.name
+        self.progress.folder_started(name, mapping.target, len(work.copy), work.copy_bytes)
+        folder_log = log.bind(folder=name, target=mapping.target)
+        folder_log.info("folder.started", messages=len(work.copy), bytes=work.copy_bytes)
+        copied, failed = self.summary.messages_copied, self.summary.messages_failed
         copy = FolderCopy(
             self.source,
             self.target,
@@ -422,13 +442,28 @@ class Migration:
                 accounting.remaining(self.summary, mapping.source.name, left)
             raise
         self.planner().finish(mapping, work)
-        self.progress.folder_finished(mapping.source.name)
+        self.progress.folder_finished(name)
+        folder_log.info(
+            "folder.finished",
+            copied=self.summary.messages_copied - copied,
+            failed=self.summary.messages_failed - failed,
+            existing=work.existing,
+            flags_updated=len(work.updates),
+        )
 
     def _settle(self, mapping: FolderMapping) -> None:
         self.planner().settle(mapping)
 
     def _fail(self, folder: str, uid: int | None, reason: str) -> None:
         record_failure(self.summary, folder, uid, reason)
+
+
+def _counters(summary: Summary) -> dict[str, object]:
+    """The run's numbers for ``run.finished`` (the lists stay in the report)."""
+    lists = ("failures", "renames", "warnings")
+    return {k: v for k, v in summary.as_json().items() if k not in lists} | {
+        "warnings": len(summary.warnings)
+    }
 
 
 def _hours(seconds: float) -> str:

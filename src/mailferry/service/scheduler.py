@@ -41,6 +41,7 @@ from mailferry.domain.model import Endpoint, Security, Summary
 from mailferry.domain.plan import Selection
 from mailferry.domain.ports import MailAccount
 from mailferry.domain.profiles import Profile, apply_profiles, choose_profile, label_policy
+from mailferry.logs import bound_context, get_logger
 from mailferry.service.batches import (
     BatchOptions,
     BatchService,
@@ -53,6 +54,7 @@ from mailferry.service.migrate import Migration, SyncOptions
 from mailferry.service.telemetry import NoTelemetry, Telemetry
 
 log = logging.getLogger("mailferry.scheduler")
+mlog = get_logger("mailferry.scheduler")
 
 FLUSH_EVERY = 1.0  # seconds between progress writes (and stop checks) of a running mailbox
 HEARTBEAT_EVERY = 5.0
@@ -419,6 +421,15 @@ class Scheduler:
     def _execute(self, running: _Running, lease: Lease) -> None:
         job = running.job
         mailbox = job.mailbox
+        with bound_context(batch=mailbox.batch, mailbox=mailbox.email, kind=job.kind):
+            mlog.info("mailbox.started")
+            outcome, summary = self._outcome_of(running, lease)
+            mlog.info("mailbox.finished", state=str(outcome.state), reason=outcome.reason)
+            self._record(job, outcome, summary)
+
+    def _outcome_of(self, running: _Running, lease: Lease) -> tuple[Outcome, Summary]:
+        job = running.job
+        mailbox = job.mailbox
         progress = MailboxProgress(self.service, mailbox, self.owner, running.stop)
         started = time.time()
         summary = Summary()
@@ -436,6 +447,10 @@ class Scheduler:
             )
             reason = f"internal error: {type(exc).__name__}: {exc}"
             outcome = Outcome(MailboxState.FAILED, reason, job.kind, started, time.time(), {})
+        return outcome, summary
+
+    def _record(self, job: Job, outcome: Outcome, summary: Summary) -> None:
+        mailbox = job.mailbox
         try:
             self.service.store.finish(mailbox.batch, mailbox.email, self.owner, outcome)
         except MailferryError:  # left claimed by this process: the next start runs it again

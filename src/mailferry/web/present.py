@@ -64,6 +64,9 @@ def endpoint_test_out(found: Probe) -> EndpointTestOut:
         profile_by_host=found.profile_by_host,
         delimiter=found.delimiter,
         capabilities=list(found.capabilities),
+        tls=found.tls,
+        logged_in=found.logged_in,
+        note=found.note,
         error=found.error,
     )
 

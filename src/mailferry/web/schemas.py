@@ -111,7 +111,14 @@ class EndpointTestOut(BaseModel):
         default=None, description="True: chosen by host name; false: set on the endpoint."
     )
     delimiter: str | None = None
-    capabilities: list[str] = Field(default_factory=list)
+    capabilities: list[str] = Field(
+        default_factory=list, description="After login; before it when there was none."
+    )
+    tls: str | None = Field(default=None, description="verified, not verified (insecure), or none.")
+    logged_in: bool = Field(
+        default=False, description="False: no login to test with (see note); the rest was checked."
+    )
+    note: str | None = Field(default=None, description="Why there was no login.")
     error: str | None = None
 
 
