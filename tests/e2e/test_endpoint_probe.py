@@ -13,9 +13,10 @@ from fastapi.testclient import TestClient
 from mailferry.domain.model import Security
 from mailferry.sandbox.dovecot import DovecotServer
 from mailferry.service.batches import EndpointSpec, open_service
-from mailferry.web import WebSettings, create_app
+from mailferry.web import create_app
 from mailferry.web.credentials import AuthStore
 from tests.e2e.test_batch_cli import mailferry
+from tests.unit.web_support import BASE, SETTINGS
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +68,7 @@ def test_api_without_user(dovecot_slash, tmp_path, monkeypatch):
     token = auth.create_token("tests")
     auth.close()
     try:
-        with TestClient(create_app(service, WebSettings())) as client:
+        with TestClient(create_app(service, SETTINGS), base_url=BASE) as client:
             client.headers["Authorization"] = f"Bearer {token}"
             r = client.post("/api/endpoints/plain/test", json={})
     finally:
