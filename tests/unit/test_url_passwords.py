@@ -11,8 +11,9 @@ from mailferry.cli import main
 from mailferry.config import parse_endpoint
 from mailferry.domain.errors import ConfigError
 from mailferry.service.batches import open_service
-from mailferry.web import WebSettings, create_app
+from mailferry.web import create_app
 from mailferry.web.credentials import AuthStore
+from tests.unit.web_support import BASE, SETTINGS
 
 SECRET = "s3cr3t-in-url-7351"
 
@@ -80,7 +81,7 @@ def test_api_refuses_a_password_in_the_host(tmp_path, monkeypatch):
     token = auth.create_token("tests")
     auth.close()
     try:
-        with TestClient(create_app(service, WebSettings())) as client:
+        with TestClient(create_app(service, SETTINGS), base_url=BASE) as client:
             client.headers["Authorization"] = f"Bearer {token}"
             body = {"name": "old", "host": f"admin:{SECRET}@127.0.0.1", "security": "none"}
             r = client.post("/api/endpoints", json=body)
