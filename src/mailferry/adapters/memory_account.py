@@ -218,7 +218,9 @@ class MemoryAccount:
                 # The server kept the message; its answer never arrives.
                 raise ConnectError("connection lost (injected)")
             results.append(
-                AppendResult(request.key, ok=True, target_uid=uid, target_uidvalidity=box.uidvalidity)
+                AppendResult(
+                    request.key, ok=True, target_uid=uid, target_uidvalidity=box.uidvalidity
+                )
             )
         return results
 

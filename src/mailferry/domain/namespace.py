@@ -50,4 +50,3 @@ def _starts_with(name: str, prefix: str) -> bool:
     if prefix.upper().startswith(INBOX) and name.upper().startswith(INBOX):
         return name[len(INBOX) :].startswith(prefix[len(INBOX) :])
     return name.startswith(prefix)
-

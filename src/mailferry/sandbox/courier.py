@@ -135,10 +135,12 @@ class CourierServer:
             f". {q(str(process.tree_path('etc/courier/imapd')))}",
             "set +a",
             f"export IMAP_SHAREDINDEXFILE={q(str(self.data_dir / 'etc/shared/index'))}",
-            f"exec {q(str(tree / 'usr/sbin/couriertcpd'))} -address={HOST}"
-            " -nodnslookup -noidentlookup -stderr=syslog"
-            f" {self.port} {q(str(tree / 'usr/lib/courier/courier/imaplogin'))}"
-            f" {q(str(tree / 'usr/bin/imapd'))} Maildir",
+            (
+                f"exec {q(str(tree / 'usr/sbin/couriertcpd'))} -address={HOST}"
+                " -nodnslookup -noidentlookup -stderr=syslog"
+                f" {self.port} {q(str(tree / 'usr/lib/courier/courier/imaplogin'))}"
+                f" {q(str(tree / 'usr/bin/imapd'))} Maildir"
+            ),
         ]
         return "\n".join(lines) + "\n"
 
@@ -152,12 +154,16 @@ class CourierServer:
             raise SandboxError("a password must be one non-empty line")
         if name in self._users:
             raise SandboxError(f"user {name!r} exists already")
-        hashed = subprocess.run(
-            ["openssl", "passwd", "-6", "-stdin"],
-            input=password.encode(),
-            capture_output=True,
-            check=True,
-        ).stdout.decode().strip()
+        hashed = (
+            subprocess.run(
+                ["openssl", "passwd", "-6", "-stdin"],
+                input=password.encode(),
+                capture_output=True,
+                check=True,
+            )
+            .stdout.decode()
+            .strip()
+        )
         maildir = self.data_dir / "home" / name / "Maildir"
         for sub in ("cur", "new", "tmp"):
             (maildir / sub).mkdir(parents=True)
@@ -171,7 +177,9 @@ class CourierServer:
     def _write_userdb(self) -> None:
         uid, gid = pwd.getpwnam(MAIL_USER).pw_uid, grp.getgrnam(MAIL_GROUP).gr_gid
         home = self.data_dir / "home"
-        plain = [f"{n}\tuid={uid}|gid={gid}|home={home / n}|mail={home / n}/Maildir" for n in self._users]
+        plain = [
+            f"{n}\tuid={uid}|gid={gid}|home={home / n}|mail={home / n}/Maildir" for n in self._users
+        ]
         shadow = [f"{n}\tsystempw={h}" for n, h in self._users.items()]
         self._make_dat("userdb", plain, 0o644)
         self._make_dat("userdbshadow", shadow, 0o600)

@@ -89,7 +89,14 @@ class CyrusServer:
             raise SandboxError("CyrusServer must run as root (its master becomes the cyrus user)")
         master = process.tree_path(f"{BIN}/master")
         self._prepare_files()
-        argv = [str(master), "-D", "-C", str(self.conf_path), "-M", str(self.data_dir / "cyrus.conf")]
+        argv = [
+            str(master),
+            "-D",
+            "-C",
+            str(self.conf_path),
+            "-M",
+            str(self.data_dir / "cyrus.conf"),
+        ]
         argv += ["-p", str(self.data_dir / "master.pid")]
         self._process = process.spawn(argv, self.log_path, process.tree_env())
         try:
@@ -190,7 +197,7 @@ class CyrusServer:
         imap = imaplib.IMAP4(HOST, self.port)
         try:
             imap.login(self.admin, self.admin_password)
-            typ, data = imap._simple_command(command, *args)  # noqa: SLF001 - any admin command
+            typ, data = imap._simple_command(command, *args)
             if typ != "OK":
                 raise SandboxError(f"{command} {' '.join(args)}: {data}")
         finally:

@@ -93,11 +93,8 @@ def stop_group(process: subprocess.Popen[bytes] | None) -> None:
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pass
     with contextlib.suppress(ProcessLookupError):  # children outlive a master that exited
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-
