@@ -137,7 +137,7 @@ class CourierServer:
             f"export IMAP_SHAREDINDEXFILE={q(str(self.data_dir / 'etc/shared/index'))}",
             (
                 f"exec {q(str(tree / 'usr/sbin/couriertcpd'))} -address={HOST}"
-                " -nodnslookup -noidentlookup -stderr=syslog"
+                " -nodnslookup -noidentlookup"
                 f" {self.port} {q(str(tree / 'usr/lib/courier/courier/imaplogin'))}"
                 f" {q(str(tree / 'usr/bin/imapd'))} Maildir"
             ),
