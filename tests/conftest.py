@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from mailferry.sandbox.courier import CourierServer
+from mailferry.sandbox.cyrus import CyrusServer
 from mailferry.sandbox.dovecot import DovecotServer
 
 # A typical old host: "/" hierarchy, special-use folders under their Apple/Outlook names,
@@ -17,7 +19,7 @@ SOURCE_SPECIAL_USE = {
     "Drafts": "\\Drafts",
 }
 
-MakeUser = Callable[[DovecotServer], tuple[str, str]]
+MakeUser = Callable[[DovecotServer | CyrusServer | CourierServer], tuple[str, str]]
 
 _user_numbers = itertools.count(1)
 
@@ -45,10 +47,32 @@ def make_user(request: pytest.FixtureRequest) -> MakeUser:
     """``make_user(server) -> (user, password)``: a new, empty account for this test only."""
     stem = "".join(c for c in request.node.name.lower() if c.isalnum())[:24] or "user"
 
-    def make(server: DovecotServer) -> tuple[str, str]:
+    def make(server: DovecotServer | CyrusServer | CourierServer) -> tuple[str, str]:
         user = f"{stem}{next(_user_numbers)}"
         password = f"pw-{user}"
         server.add_user(user, password)
         return user, password
 
     return make
+
+
+@pytest.fixture(scope="session")
+def dovecot_prefixed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]:
+    """Target with Courier's personal namespace, ("INBOX." "."): folders are INBOX.Name."""
+    root = tmp_path_factory.mktemp("dovecot_prefixed")
+    with DovecotServer(root, delimiter=".", prefix="INBOX.") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def cyrus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CyrusServer]:
+    """Debian's Cyrus IMAP 3.6 as configured there: ("INBOX." "."), munge8bit on."""
+    with CyrusServer(tmp_path_factory.mktemp("cyrus")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def courier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CourierServer]:
+    """Debian's Courier-IMAP 5.0: ("INBOX." "."), no CONDSTORE, time-based UIDVALIDITY."""
+    with CourierServer(tmp_path_factory.mktemp("courier")) as server:
+        yield server

@@ -75,7 +75,9 @@ def load(account: Account, *, seed: int = 1, scale: int = 1, big_message_mb: int
     corpus = build_corpus(seed, scale=scale, big_message_mb=big_message_mb)
     client = account.client()
     try:
-        report = load_corpus(client, corpus, account.server.delimiter)
+        report = load_corpus(
+            client, corpus, account.server.delimiter, getattr(account.server, "prefix", "")
+        )
     finally:
         client.logout()
     return corpus, report

@@ -8,6 +8,7 @@ import io
 import pytest
 
 from mailferry.adapters.imap import Credentials, ImapAccount
+from mailferry.adapters.imap.namespaced import NamespacedAccount
 from mailferry.adapters.memory_account import MemoryAccount, MemoryServer
 from mailferry.domain.errors import FolderError
 from mailferry.domain.model import AppendRequest, Endpoint, Security
@@ -26,16 +27,28 @@ def request(n: int, flags=("\\Seen",)) -> AppendRequest:
     return AppendRequest(n, io.BytesIO(data), len(data), frozenset(flags), WHEN)
 
 
-@pytest.fixture(params=["memory", "dovecot"])
-def account(request, dovecot_dot, make_user):
+@pytest.fixture(params=["memory", "dovecot", "dovecot_prefixed", "cyrus", "courier"])
+def account(request, make_user):
+    """Real servers through NamespacedAccount, as mailferry opens them (logical folder names)."""
     if request.param == "memory":
         yield MemoryAccount(MemoryServer(delimiter="."))
         return
-    user, password = make_user(dovecot_dot)
-    endpoint = Endpoint("127.0.0.1", dovecot_dot.port, Security.NONE, user)
-    acc = ImapAccount.connect(endpoint, Credentials(password))
+    server = request.getfixturevalue("dovecot_dot" if request.param == "dovecot" else request.param)
+    user, password = make_user(server)
+    endpoint = Endpoint("127.0.0.1", server.port, Security.NONE, user)
+    acc = NamespacedAccount.connect(endpoint, Credentials(password))
     yield acc
     acc.close()
+
+
+@pytest.fixture
+def courier_pending(request) -> None:
+    """Courier answers ``BODY[HEADER.FIELDS ("MESSAGE-ID")]`` (quoted): fetch_meta does not read
+    it until its rewrite (FETCH items parsed by meaning) lands from another branch. Strict: the
+    mark fails the test once that works, so it is removed then."""
+    if request.node.callspec.params.get("account") == "courier":
+        reason = "Courier's quoted HEADER.FIELDS item: pending the fetch_meta rewrite"
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 def test_delimiter(account):
@@ -51,11 +64,24 @@ def test_create_is_idempotent_and_listed(account):
     assert names["Contract"].subscribed
 
 
+def test_folders_are_listed_and_created_without_the_namespace_prefix(account):
+    """Courier and Cyrus refuse a top-level "Projects" (their folders are "INBOX.Projects"): the
+    account must add its personal prefix on the way out and strip it from LIST."""
+    account.create_folder("Projects")
+    account.create_folder(f"Projects{account.delimiter}2024")
+    account.append_batch(f"Projects{account.delimiter}2024", [request(10)])
+    names = {f.name for f in account.list_folders()}
+    assert {"INBOX", "Projects", f"Projects{account.delimiter}2024"} <= names
+    assert not any(n.upper().startswith("INBOX" + account.delimiter) for n in names)
+    assert account.status(f"Projects{account.delimiter}2024").exists == 1
+
+
 def test_status_of_missing_folder_is_a_folder_error(account):
     with pytest.raises(FolderError):
         account.status("Does-Not-Exist")
 
 
+@pytest.mark.usefixtures("courier_pending")
 def test_append_assigns_uids_from_uidnext_and_keeps_date_flags_bytes(account):
     account.create_folder("A")
     before = account.status("A")
@@ -86,6 +112,8 @@ def test_flags_changed_since_and_store(account):
     account.create_folder("C")
     results = account.append_batch("C", [request(4), request(5)])
     status = account.status("C")
+    if isinstance(account, ImapAccount) and "CONDSTORE" not in account.capabilities:
+        pytest.skip("no CONDSTORE on this server (Courier)")
     assert account.condstore
     account.store_flags("C", [(results[1].target_uid, frozenset({"\\Answered", "Work"}))])
     changed = dict(account.fetch_flags("C", changed_since=status.highestmodseq))
@@ -106,6 +134,7 @@ def test_empty_folder_reads_as_empty(account):
     assert list(account.fetch_flags("E")) == []
 
 
+@pytest.mark.usefixtures("courier_pending")
 def test_a_refused_message_in_a_burst_fails_alone(account):
     """With MULTIAPPEND the server refuses the whole command; the adapter must find the one culprit."""
     account.create_folder("F")

@@ -227,7 +227,11 @@ class MemoryAccount:
             if self.crash_after is not None and self.appends >= self.crash_after:
                 # The server kept the message; its answer never arrives.
                 raise ConnectError("connection lost (injected)")
-            results.append(AppendResult(request.key, ok=True, target_uid=uid))
+            results.append(
+                AppendResult(
+                    request.key, ok=True, target_uid=uid, target_uidvalidity=box.uidvalidity
+                )
+            )
         return results
 
     def store_flags(self, folder: str, updates: Sequence[tuple[int, frozenset[str]]]) -> None:

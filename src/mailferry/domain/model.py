@@ -138,6 +138,10 @@ class AppendResult:
     ok: bool
     target_uid: int | None = None  # from APPENDUID (UIDPLUS), when the server tells
     reason: str | None = None  # the server's words when ``ok`` is false
+    # The folder's UIDVALIDITY as the APPENDUID answer gives it. It can differ from a STATUS read
+    # just before: a fresh Courier folder reports a new, time-based UIDVALIDITY on every STATUS
+    # until something is stored in it.
+    target_uidvalidity: int | None = None
 
 
 @dataclass

@@ -297,8 +297,10 @@ def connect(server: DovecotServer, user: str, password: str) -> Any:
     return client
 
 
-def folder_name(folder: Folder, delimiter: str) -> str:
-    return delimiter.join(folder)
+def folder_name(folder: Folder, delimiter: str, prefix: str = "") -> str:
+    """The server's name: ``prefix`` (a personal namespace's, e.g. ``INBOX.``) before all but INBOX."""
+    name = delimiter.join(folder)
+    return name if folder == INBOX else prefix + name
 
 
 def _refusal(folder: Folder, delimiter: str) -> str | None:
@@ -308,12 +310,14 @@ def _refusal(folder: Folder, delimiter: str) -> str | None:
     return None
 
 
-def _create(client: Any, folder: Folder, delimiter: str, report: LoadReport) -> None:
+def _create(
+    client: Any, folder: Folder, delimiter: str, report: LoadReport, prefix: str = ""
+) -> None:
     parent_refused = any(folder[:i] in report.refused for i in range(1, len(folder)))
     reason = "parent refused" if parent_refused else _refusal(folder, delimiter)
     if reason is None:
         try:
-            client.create_folder(folder_name(folder, delimiter))
+            client.create_folder(folder_name(folder, delimiter, prefix))
             report.created.append(folder)
         except IMAPClientError as exc:
             if "ALREADYEXISTS" not in str(exc).upper():
@@ -322,7 +326,7 @@ def _create(client: Any, folder: Folder, delimiter: str, report: LoadReport) -> 
         report.refused[folder] = reason
 
 
-def load_corpus(client: Any, corpus: Corpus, delimiter: str) -> LoadReport:
+def load_corpus(client: Any, corpus: Corpus, delimiter: str, prefix: str = "") -> LoadReport:
     """Create the folders, subscribe, APPEND every message with its flags and INTERNALDATE.
 
     Folders the server refuses (or whose names contain ``delimiter``) are skipped with their
@@ -334,14 +338,14 @@ def load_corpus(client: Any, corpus: Corpus, delimiter: str) -> LoadReport:
     for folder in corpus.folders:
         if folder == INBOX or folder in corpus.parent_only:
             continue
-        _create(client, folder, delimiter, report)
+        _create(client, folder, delimiter, report, prefix)
     for folder in sorted(corpus.subscribed - report.refused.keys()):
-        client.subscribe_folder(folder_name(folder, delimiter))
+        client.subscribe_folder(folder_name(folder, delimiter, prefix))
     for message in corpus.messages:
         if message.folder in report.refused:
             report.skipped_messages += 1
             continue
-        name = folder_name(message.folder, delimiter)
+        name = folder_name(message.folder, delimiter, prefix)
         client.append(name, message.body, message.flags, message.internaldate)
         report.appended += 1
     return report

@@ -110,11 +110,16 @@ class DovecotServer:
         ssl: bool = False,
         oauth2_introspection_url: str | None = None,
         oauth2_username_format: str | None = None,
+        prefix: str = "",
     ) -> None:
         if delimiter not in {".", "/"}:
             raise SandboxError(f"delimiter must be '.' or '/', not {delimiter!r}")
         self.root = root.resolve()
         self.delimiter = delimiter
+        # The inbox namespace's prefix: "INBOX." gives NAMESPACE (("INBOX." ".")), as on Courier.
+        if prefix and (prefix != "INBOX" + delimiter):
+            raise SandboxError(f"prefix must be '' or 'INBOX{delimiter}', not {prefix!r}")
+        self.prefix = prefix
         self.special_use = DEFAULT_SPECIAL_USE if special_use is None else dict(special_use)
         self.auto_create = auto_create
         self.capability = capability
@@ -384,6 +389,8 @@ class DovecotServer:
     def _namespace_config(self) -> list[str]:
         auto = "subscribe" if self.auto_create else "no"
         lines = ["namespace inbox {", "  inbox = yes", f"  separator = {self.delimiter}"]
+        if self.prefix:
+            lines.append(f"  prefix = {self.prefix}")
         for name, flag in self.special_use.items():
             if '"' in name or "\\" in name:
                 raise SandboxError(f"special-use mailbox name {name!r} cannot be configured")

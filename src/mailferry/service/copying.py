@@ -61,6 +61,7 @@ class FolderCopy:
     failures: dict[int, str] = field(default_factory=dict)  # uid -> reason, this pass
     copied: int = 0  # messages copied in this pass
     refused: set[str] = field(default_factory=set)  # keywords the target folder refuses
+    target_uidvalidity: int | None = None  # as the APPENDs reported it, when it moved
 
     def run(self, work: FolderWork) -> None:
         """Carry flag changes, copy ``work.copy`` in bursts, record this pass's failures."""
@@ -89,6 +90,8 @@ class FolderCopy:
                 "messages were copied without them"
             )
         self.store.set_failures(self.pair, name, self.failures)
+        if self.target_uidvalidity is not None and work.target_status is not None:
+            work.target_status = replace(work.target_status, uidvalidity=self.target_uidvalidity)
 
     def _fail(self, uid: int, reason: str) -> None:
         self.failures[uid] = reason
@@ -164,6 +167,8 @@ class FolderCopy:
         return requests, intents
 
     def _record_results(self, intents: Sequence[Intent], results: Iterable[AppendResult]) -> None:
+        results = list(results)
+        self._note_uidvalidity(intents, results)
         by_uid = {i.source_uid: i for i in intents}
         confirmed: list[Copied] = []
         dropped: list[int] = []
@@ -196,6 +201,24 @@ class FolderCopy:
             )
         if throttled is not None:
             raise throttled
+
+    def _note_uidvalidity(self, intents: Sequence[Intent], results: Sequence[AppendResult]) -> None:
+        """Keep the UIDVALIDITY the APPENDs report, where it differs from the STATUS read before.
+
+        A fresh Courier folder changes its UIDVALIDITY on every STATUS until the first message is
+        stored; the value APPENDUID gives is the one that lasts. The folder's checkpoint (and so
+        the next run) must hold that one, or the folder would be taken for a new one.
+        """
+        reported = [r.target_uidvalidity for r in results if r.ok and r.target_uidvalidity]
+        if not reported or not intents or intents[0].target_uidvalidity == reported[-1]:
+            return
+        self.target_uidvalidity = reported[-1]
+        name = self.mapping.source.name
+        checkpoint = self.store.checkpoint(self.pair, name)
+        if checkpoint is not None and checkpoint.target_folder == self.mapping.target:
+            self.store.save_checkpoint(
+                self.pair, replace(checkpoint, target_uidvalidity=reported[-1])
+            )
 
     def _commit(self, confirmed: list[Copied], dropped: list[int], copied_bytes: int) -> None:
         name = self.mapping.source.name

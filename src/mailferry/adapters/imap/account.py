@@ -63,6 +63,7 @@ class ImapAccount:
         if "CONDSTORE" in self._caps and "ENABLE" in self._caps:
             with self._guard():
                 client.enable("CONDSTORE")
+        self._prefix = ""  # the personal namespace's prefix, set by _find_delimiter
         self._delimiter = self._find_delimiter()
 
     @classmethod
@@ -134,10 +135,18 @@ class ImapAccount:
     def literal_plus(self) -> bool:
         return "LITERAL+" in self._caps
 
+    @property
+    def personal_prefix(self) -> str:
+        """The personal namespace's prefix from NAMESPACE (``INBOX.`` on Courier), else ``""``."""
+        return self._prefix
+
     def _find_delimiter(self) -> str:
+        """The personal namespace's delimiter; its prefix is kept in ``_prefix`` on the way."""
         with self._guard():
             if "NAMESPACE" in self._caps:
                 personal = self._client.namespace().personal
+                if personal and personal[0][0]:
+                    self._prefix = as_str(personal[0][0])
                 if personal and personal[0][1]:
                     return as_str(personal[0][1])
         for _flags, delim, _name in self._list("LIST"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 
-from mailferry.adapters.imap.account import ImapAccount
+from mailferry.adapters.imap.namespaced import NamespacedAccount
 from mailferry.adapters.imap.session import Credentials, TlsOptions
 from mailferry.domain.errors import AuthError
 from mailferry.domain.model import Endpoint, FetchedMessage, MessageMeta
@@ -17,7 +17,7 @@ HEAD_LIMIT = 1 << 20  # bytes of a message searched for its header section
 HASH_CHUNK = 1 << 20
 
 
-class ProfiledAccount(ImapAccount):
+class ProfiledAccount(NamespacedAccount):
     """An IMAP account that also holds its provider's limits (the profile's message size limit)
     and, as a source, may neutralise read-receipt requests in what it reads (``--neutralise-read-
     receipts``): everything downstream (planning, intents, verify) then sees the same bytes."""

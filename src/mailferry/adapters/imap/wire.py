@@ -218,11 +218,13 @@ class Pipeline:
         answer = self.wait_tagged([tag])[tag]
         if answer.status != "OK":
             return None
-        uids = _appenduid_set(answer.text)
-        if uids is None or len(uids) != len(requests):
+        found = _appenduid_set(answer.text)
+        if found is None or len(found[1]) != len(requests):
             return [AppendResult(r.key, ok=True) for r in requests]
+        validity, uids = found
         return [
-            AppendResult(r.key, ok=True, target_uid=u) for r, u in zip(requests, uids, strict=True)
+            AppendResult(r.key, ok=True, target_uid=u, target_uidvalidity=validity)
+            for r, u in zip(requests, uids, strict=True)
         ]
 
     def append_synchronous(self, folder: str, request: AppendRequest) -> AppendResult:
@@ -254,24 +256,27 @@ def _result(request: AppendRequest, answer: Tagged) -> AppendResult:
     if answer.status != "OK":
         return AppendResult(request.key, ok=False, reason=_text(answer.text) or answer.status)
     match = _APPENDUID.search(answer.text)
-    return AppendResult(request.key, ok=True, target_uid=int(match.group(2)) if match else None)
+    if match is None:
+        return AppendResult(request.key, ok=True)
+    validity, uid = int(match.group(1)), int(match.group(2))
+    return AppendResult(request.key, ok=True, target_uid=uid, target_uidvalidity=validity)
 
 
-_APPENDUID_SET = re.compile(rb"\[APPENDUID \d+ ([\d:,]+)\]", re.IGNORECASE)
+_APPENDUID_SET = re.compile(rb"\[APPENDUID (\d+) ([\d:,]+)\]", re.IGNORECASE)
 
 
-def _appenduid_set(text: bytes) -> list[int] | None:
-    """The UIDs of ``[APPENDUID validity 5:7,9]`` in order, or None when absent."""
+def _appenduid_set(text: bytes) -> tuple[int, list[int]] | None:
+    """UIDVALIDITY and the UIDs of ``[APPENDUID validity 5:7,9]`` in order, or None when absent."""
     match = _APPENDUID_SET.search(text)
     if match is None:
         return None
     uids: list[int] = []
-    for part in match.group(1).decode().split(","):
+    for part in match.group(2).decode().split(","):
         low, _, high = part.partition(":")
         first, last = int(low), int(high or low)
         step = 1 if last >= first else -1
         uids.extend(range(first, last + step, step))
-    return uids
+    return int(match.group(1)), uids
 
 
 def _text(raw: bytes) -> str:

@@ -1,0 +1,72 @@
+"""An IMAP account that speaks logical folder names: the personal namespace's prefix (``INBOX.``
+on Courier and Cyrus) is added to every name sent and removed from every name listed, by the
+pure rules of ``domain/namespace.py``. The service layer, the state store and reports never see
+the prefix, so a migration from or to such a server maps ``INBOX.Projects`` to ``Projects``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+
+from mailferry.adapters.imap.account import ImapAccount
+from mailferry.domain.model import (
+    AppendRequest,
+    AppendResult,
+    FetchedMessage,
+    FolderInfo,
+    FolderStatus,
+    MessageMeta,
+)
+from mailferry.domain.namespace import Namespace
+
+
+class NamespacedAccount(ImapAccount):
+    """ImapAccount with every folder name translated between logical and physical."""
+
+    @property
+    def namespace(self) -> Namespace:
+        return Namespace(self.personal_prefix, self.delimiter)
+
+    def _physical(self, folder: str) -> str:
+        return self.namespace.physical(folder)
+
+    def list_folders(self) -> list[FolderInfo]:
+        """Folders of the personal namespace only, by logical name (shared ones are left out)."""
+        namespace = self.namespace
+        listed = []
+        for folder in super().list_folders():
+            name = namespace.logical(folder.name)
+            if name is not None:
+                listed.append(replace(folder, name=name))
+        return listed
+
+    def create_folder(self, name: str) -> None:
+        super().create_folder(self._physical(name))
+
+    def subscribe(self, name: str) -> None:
+        super().subscribe(self._physical(name))
+
+    def status(self, folder: str) -> FolderStatus:
+        return super().status(self._physical(folder))
+
+    def permanent_flags(self, folder: str) -> frozenset[str]:
+        return super().permanent_flags(self._physical(folder))
+
+    def fetch_meta(
+        self, folder: str, uids: Sequence[int] | None = None, *, message_ids: bool = False
+    ) -> Iterator[MessageMeta]:
+        return super().fetch_meta(self._physical(folder), uids, message_ids=message_ids)
+
+    def fetch_flags(
+        self, folder: str, changed_since: int | None = None
+    ) -> Iterator[tuple[int, frozenset[str]]]:
+        return super().fetch_flags(self._physical(folder), changed_since)
+
+    def fetch_messages(self, folder: str, metas: Sequence[MessageMeta]) -> Iterator[FetchedMessage]:
+        return super().fetch_messages(self._physical(folder), metas)
+
+    def append_batch(self, folder: str, requests: Sequence[AppendRequest]) -> list[AppendResult]:
+        return super().append_batch(self._physical(folder), requests)
+
+    def store_flags(self, folder: str, updates: Sequence[tuple[int, frozenset[str]]]) -> None:
+        super().store_flags(self._physical(folder), updates)

@@ -1,0 +1,107 @@
+"""`mailferry sync` to and from Cyrus IMAP and Courier-IMAP (and Dovecot with their namespace).
+
+Both announce ``NAMESPACE (("INBOX." "."))``: folders live below INBOX, a top-level folder is
+refused. Courier also hands out a new UIDVALIDITY on every STATUS of an empty folder until the
+first APPEND; Cyrus stores raw 8-bit header bytes as ``X`` (munge8bit, on by default).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from mailferry.domain.namespace import Namespace
+from tests.integration.conftest_helpers import Account, Migration, load
+from tests.integration.mailcheck import snapshot
+from tests.integration.test_sync import assert_faithful, expected_target
+
+pytestmark = pytest.mark.integration
+
+PREFIXED = ["dovecot_prefixed", "courier", "cyrus"]
+
+
+def prefixed(name: str) -> str:
+    """Where a source folder goes on an ("INBOX." ".") target that has Sent, Trash, Junk."""
+    target = expected_target(name)
+    return target if target == "INBOX" else f"INBOX.{target}"
+
+
+def prefixed_bare(name: str) -> str:
+    """The same on a target without special-use folders (Courier, Cyrus): names are kept."""
+    target = "Releases.v1_2" if name == "Releases/v1.2" else name.replace("/", ".")
+    return target if target == "INBOX" else f"INBOX.{target}"
+
+
+def migration(request, source: str, target: str, make_user, tmp_path) -> Migration:
+    src, dst = request.getfixturevalue(source), request.getfixturevalue(target)
+    return Migration(
+        Account(src, *make_user(src)), Account(dst, *make_user(dst)), tmp_path / "state.sqlite3"
+    )
+
+
+def checkpoints(m: Migration) -> dict[str, int]:
+    with sqlite3.connect(m.state) as db:
+        rows = db.execute("SELECT target_folder, target_uidvalidity FROM checkpoints").fetchall()
+    return dict(rows)
+
+
+@pytest.mark.parametrize("target", PREFIXED)
+def test_to_a_prefixed_namespace_folders_go_below_inbox(request, target, make_user, tmp_path):
+    m = migration(request, "dovecot_slash", target, make_user, tmp_path)
+    load(m.source)
+    code, first = m.sync_json()
+    assert code == 0, first
+    assert first["messages_failed"] == 0, first["failures"]
+    assert not any("INBOX." in r["target"] for r in first["renames"])  # reports: logical names
+    if target == "cyrus":  # munge8bit: 8-bit header bytes are stored as "X"; verify says so
+        verify = m.cli("verify")
+        assert verify.exit_code != 0, verify.stdout
+    else:
+        assert_faithful(m, rename=prefixed if target == "dovecot_prefixed" else prefixed_bare)
+    code, second = m.sync_json()
+    assert code == 0, second
+    assert second["messages_copied"] == 0, second  # Courier: the checkpoint holds APPENDUID's
+
+
+def test_courier_checkpoints_hold_the_uidvalidity_the_appends_reported(
+    request, make_user, tmp_path
+):
+    """A fresh Courier INBOX moves its UIDVALIDITY on every STATUS until the first APPEND."""
+    m = migration(request, "dovecot_slash", "courier", make_user, tmp_path)
+    load(m.source)
+    code, report = m.sync_json()
+    assert code == 0, report
+    recorded = checkpoints(m)
+    assert "INBOX" in recorded
+    courier = Namespace("INBOX.", ".")
+    client = m.target.client()
+    try:
+        now = {
+            name: client.folder_status(courier.physical(name), ["UIDVALIDITY"])[b"UIDVALIDITY"]
+            for name in recorded
+        }
+    finally:
+        client.logout()
+    assert recorded == now
+
+
+@pytest.mark.parametrize("source", ["courier", "cyrus"])
+def test_from_a_prefixed_namespace_folders_lose_the_prefix(request, source, make_user, tmp_path):
+    m = migration(request, source, "dovecot_dot", make_user, tmp_path)
+    load(m.source)
+    client = m.source.client()
+    try:
+        on_source = {name for _f, _d, name in client.list_folders()}
+    finally:
+        client.logout()
+    code, report = m.sync_json()
+    assert code == 0, report
+    client = m.target.client()
+    try:
+        on_target = set(snapshot(client))
+    finally:
+        client.logout()
+    assert not any(n.startswith("INBOX.") for n in on_target), on_target
+    logical = {n.removeprefix("INBOX.") for n in on_source}
+    assert {expected_target(n.replace(".", "/")) for n in logical} - {"INBOX"} <= on_target
