@@ -29,7 +29,8 @@ def prefixed(name: str) -> str:
 
 def prefixed_bare(name: str) -> str:
     """The same on a target without special-use folders (Courier, Cyrus): names are kept."""
-    target = "Releases.v1_2" if name == "Releases/v1.2" else name.replace("/", ".")
+    named = {"Releases/v1.2": "Releases.v1_2", "Entwürfe": "Drafts"}  # Entwürfe: a Drafts name
+    target = named.get(name, name.replace("/", "."))
     return target if target == "INBOX" else f"INBOX.{target}"
 
 

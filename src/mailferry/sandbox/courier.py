@@ -125,6 +125,9 @@ class CourierServer:
             self.data_dir / "etc": "/etc/courier",
             self.data_dir / "run": "/run/courier",
             process.tree_path("usr/lib/courier-authlib"): "/usr/lib/courier-authlib",
+            # libgamin starts /usr/libexec/gam_server (a path compiled in) for imapd's folder
+            # watches; without one it retries for 1.2 s at every login.
+            process.tree_path("usr/libexec"): "/usr/libexec",
         }
         q = shlex.quote
         lines = ["set -e", *(f"mount --bind {q(str(a))} {b}" for a, b in binds.items())]
