@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
+from mailferry.adapters.memory_account import MemoryServer
 from mailferry.adapters.secrets import KEY_ENV, Secret, SecretBox
 from mailferry.adapters.store.records import FailureRecord, Outcome
 from mailferry.adapters.store.sync_state import SqlStateStore
@@ -29,7 +30,7 @@ from mailferry.service.batches import (
     owner_alive,
 )
 from mailferry.service.limits import LocalLimiter
-from tests.fakes import MemoryConnector, run_batch
+from tests.fakes import MemoryConnector, contents, fill, message, run_batch
 
 CSV = (
     b"EmailAddress,UserName,Password,TargetPassword\n"
@@ -334,3 +335,18 @@ def test_batch_options_reach_each_mailbox_job(service):
     assert len(jobs) == 2
     assert [j.neutralise_read_receipts for j in jobs] == [True, True]
     assert all(j.options.selection.include_deleted for j in jobs)
+
+
+def test_the_scheduler_runs_a_batch_on_the_memory_fakes(service):
+    service.create_batch("mem", "old", "new", CSV, BatchOptions())
+    connector = MemoryConnector()
+    source, target = MemoryServer(), MemoryServer()
+    fill(source, "INBOX", [message(1), message(2), message(3)])
+    connector.servers["ann@new.example"] = (source, target)
+    run_batch(service, "mem", connector)
+    assert contents(target, "INBOX") == contents(source, "INBOX")
+    rows = {m.record.email: m.record for m in service.status("mem").mailboxes}
+    assert (rows["ann@new.example"].state, rows["ann@new.example"].copied) == ("synced", 3)
+    assert (rows["bob@new.example"].state, rows["bob@new.example"].copied) == ("synced", 0)
+    assert len(connector.sessions) == 2
+    assert all(s.closed for s in connector.sessions)
