@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 from collections import Counter
 
-from mailferry.adapters.memory_account import MemoryServer
+from mailferry.adapters.memory_account import MemoryAccount, MemoryServer
 from mailferry.domain.plan import Selection, target_flags
 
 BASE = dt.datetime(2010, 1, 1, tzinfo=dt.UTC)
@@ -48,3 +48,62 @@ def live_contents(server: MemoryServer, folder: str) -> Counter[tuple[str, int, 
         flags, _ = target_flags(m.flags, frozenset({"\\*"}), Selection())
         out[(hashlib.sha256(m.body).hexdigest(), int(m.internaldate.timestamp()), flags)] += 1
     return out
+
+
+class MemorySessions:
+    """The scheduler's ``Sessions`` on two memory servers: every call opens a new session."""
+
+    def __init__(self, source: MemoryServer, target: MemoryServer) -> None:
+        self._servers = (source, target)
+        self.opened: list[MemoryAccount] = []
+        self.closed = False
+
+    def source(self) -> MemoryAccount:
+        return self._open(0)
+
+    def target(self) -> MemoryAccount:
+        return self._open(1)
+
+    def _open(self, index: int) -> MemoryAccount:
+        account = MemoryAccount(self._servers[index])
+        self.opened.append(account)
+        return account
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class MemoryConnector:
+    """The scheduler's ``JobConnector`` on memory servers (one pair per mailbox address), recording
+    every job it connects. Token providers come from ``tokens`` (bootstrap's own ``BatchConnector``,
+    to see how it shares them) or are none."""
+
+    def __init__(self, tokens=None) -> None:
+        self._tokens = tokens
+        self.jobs: list = []
+        self.servers: dict[str, tuple[MemoryServer, MemoryServer]] = {}
+        self.sessions: list[MemorySessions] = []
+
+    def tokens(self, record, user):
+        return None if self._tokens is None else self._tokens.tokens(record, user)
+
+    def connect(self, job):
+        self.jobs.append(job)
+        pair = self.servers.setdefault(job.mailbox.email, (MemoryServer(), MemoryServer()))
+        sessions = MemorySessions(*pair)
+        self.sessions.append(sessions)
+        return sessions
+
+
+def run_batch(service, batch: str, connector: MemoryConnector) -> dict:
+    """Start ``batch`` and run it to the end on ``connector`` with in-memory sync state; the
+    jobs the scheduler built, by mailbox address."""
+    import threading  # noqa: PLC0415 - only this helper needs it
+
+    from mailferry.adapters.memory_state import MemoryStateStore  # noqa: PLC0415
+    from mailferry.service.scheduler import Scheduler  # noqa: PLC0415
+
+    service.start(batch)
+    scheduler = Scheduler(service, connector, MemoryStateStore, batch=batch, poll=0.01)
+    scheduler.run(threading.Event(), until_idle=True)
+    return {job.mailbox.email: job for job in connector.jobs}

@@ -1,4 +1,8 @@
-"""The composition root: turns a validated request into connected accounts, a state store and a Migration."""
+"""The composition root: the only place that builds connectors, token providers, state stores and
+services. ``open_pair`` turns a validated ``mailferry sync`` request into connected accounts, a
+state store and a Migration; ``open_service``/``scheduler`` build the batch service and its
+scheduler; ``open_auth_tables`` the web's login tables. Every store of one state file shares the
+process's one Engine on it (``adapters.store.engine``)."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mailferry.adapters import oauth
 from mailferry.adapters.imap import Credentials, ImapAccount, TlsOptions
@@ -18,19 +23,26 @@ from mailferry.adapters.imap.session import AuthMethod
 from mailferry.adapters.memory_state import MemoryStateStore
 from mailferry.adapters.oauth import M365_AUTHORITY_HOST, TokenProvider, TokenSource
 from mailferry.adapters.oauth_delegated import SignInOptions
-from mailferry.adapters.sqlite_state import SqlStateStore
+from mailferry.adapters.secrets import SecretBox
+from mailferry.adapters.store.auth import AuthTables
+from mailferry.adapters.store.batches import BatchStore
+from mailferry.adapters.store.engine import open_database, sqlite_url
+from mailferry.adapters.store.records import EndpointRecord
+from mailferry.adapters.store.sync_state import SqlStateStore
 from mailferry.config import default_state_path, pair_key, parse_endpoint
-from mailferry.domain.errors import ConfigError, ThrottledError
+from mailferry.domain.errors import ConfigError, MailferryError, ThrottledError
 from mailferry.domain.folders import MappingOptions
 from mailferry.domain.labels import LabelMode, LabelPolicy
-from mailferry.domain.model import Endpoint, Summary
+from mailferry.domain.model import Endpoint, Security, Summary
 from mailferry.domain.plan import Selection
 from mailferry.domain.ports import StateStore
 from mailferry.domain.profiles import Profile, apply_profiles, choose_profile, label_policy
+from mailferry.service.batches import BatchService
 from mailferry.service.migrate import Migration, SyncOptions
 from mailferry.service.planning import FolderWork, plan_folders
 from mailferry.service.progress import Progress
 from mailferry.service.resilience import RetryPolicy
+from mailferry.service.scheduler import Job, Scheduler
 from mailferry.service.verify import VerifyReport, verify
 
 
@@ -89,17 +101,31 @@ class SyncRequest:
     show_sign_in: Callable[[str], None] | None = None
 
 
+@dataclass(frozen=True)
+class Login:
+    """One side of a pair, resolved: where, as whom, with which server profile and TLS."""
+
+    endpoint: Endpoint
+    creds: Credentials = field(repr=False)
+    profile: Profile | None
+    tls: TlsOptions
+
+
 class Connector:
     """Opens sessions to both sides of a pair, any number of times (Migration reconnects with it),
-    and closes every one it opened."""
+    and closes every one it opened. The source is opened read-only."""
 
     def __init__(
-        self, request: SyncRequest, endpoints: tuple[Endpoint, Endpoint], creds: list[Credentials]
+        self,
+        source: Login,
+        target: Login,
+        *,
+        timeout: float,
+        neutralise_receipts: bool = False,
     ) -> None:
-        self._request = request
-        self._endpoints = endpoints
-        self._creds = creds
-        self._profiles = profiles(request, endpoints)
+        self._sides = (source, target)
+        self._timeout = timeout
+        self._neutralise = neutralise_receipts
         self._opened: list[ImapAccount] = []
 
     def source(self) -> ImapAccount:
@@ -109,15 +135,15 @@ class Connector:
         return self._open(1, readonly=False)
 
     def _open(self, index: int, *, readonly: bool) -> ImapAccount:
-        side = (self._request.source, self._request.target)[index]
+        side = self._sides[index]
         account = open_profiled(
-            self._endpoints[index],
-            self._creds[index],
-            self._profiles[index],
-            tls=TlsOptions(ca_file=side.ca_file, insecure=side.insecure),
-            timeout=self._request.timeout,
+            side.endpoint,
+            side.creds,
+            side.profile,
+            tls=side.tls,
+            timeout=self._timeout,
             readonly=readonly,
-            neutralise_receipts=readonly and self._request.neutralise_read_receipts,
+            neutralise_receipts=readonly and self._neutralise,
         )
         self._opened.append(account)
         return account
@@ -125,6 +151,12 @@ class Connector:
     def close_all(self) -> None:
         while self._opened:
             self._opened.pop().close()
+
+    def close(self) -> None:
+        """Like ``close_all``, but a session that fails to close is passed over (batch passes)."""
+        while self._opened:
+            with contextlib.suppress(MailferryError, OSError):
+                self._opened.pop().close()
 
 
 @dataclass
@@ -343,15 +375,25 @@ def open_pair(request: SyncRequest, *, read_only: bool = False) -> Iterator[Pair
         store = MemoryStateStore()
     else:
         store = SqlStateStore.open_sqlite(state_path)
-    connector = Connector(request, (source_ep, target_ep), creds)
+    source_profile, target_profile = profiles(request, (source_ep, target_ep))
+    connector = Connector(
+        Login(source_ep, creds[0], source_profile, _side_tls(request.source)),
+        Login(target_ep, creds[1], target_profile, _side_tls(request.target)),
+        timeout=request.timeout,
+        neutralise_receipts=request.neutralise_read_receipts,
+    )
     with contextlib.ExitStack() as stack:
         stack.callback(store.close)
         stack.callback(connector.close_all)
         source = _first_session(connector.source, request.retry)
         target = _first_session(connector.target, request.retry)
-        labels = label_policy(profiles(request, (source_ep, target_ep))[0], request.labels)
+        labels = label_policy(source_profile, request.labels)
         key = pair_key(source_ep, target_ep)
         yield Pair(request, source, target, store, key, connector, labels)
+
+
+def _side_tls(side: Side) -> TlsOptions:
+    return TlsOptions(ca_file=side.ca_file, insecure=side.insecure)
 
 
 def _first_session(open_session: Callable[[], ImapAccount], policy: RetryPolicy) -> ImapAccount:
@@ -385,3 +427,65 @@ def run_sync(
 def run_verify(pair: Pair) -> VerifyReport:
     plan = plan_folders(pair.source, pair.target, pair.request.mapping, pair.store, pair.key)
     return verify(pair.source, pair.target, plan, pair.request.selection, pair.labels)
+
+
+# -- the batch service, its scheduler, the web's logins ---------------------------------------------
+def open_service(state_path: Path) -> BatchService:
+    """The batch service: its tables in the state file, the key ring beside it."""
+    box = SecretBox.open(state_path.parent)
+    return BatchService(BatchStore(open_database(sqlite_url(state_path))), box, state_path)
+
+
+def open_auth_tables(state_path: Path) -> AuthTables:
+    """The web app's login tables in the state file."""
+    return AuthTables(open_database(sqlite_url(state_path)))
+
+
+class BatchConnector:
+    """The scheduler's ``JobConnector``: IMAP sessions for a job, and token providers shared the
+    way their grants allow. One provider per endpoint (and settings) serves all its mailboxes: one
+    app token serves the tenant. A Google token acts for one mailbox, a delegated Microsoft 365
+    token is the mailbox user's own (signed in with `mailferry login`): kept per mailbox."""
+
+    def __init__(self, service: BatchService, timeout: float = 120.0) -> None:
+        self._service = service
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._tokens: dict[tuple[str, str, str], TokenProvider] = {}
+
+    def tokens(self, record: EndpointRecord, user: str) -> TokenProvider | None:
+        """The endpoint's shared provider (made on first use; --replace makes a new one)."""
+        source = self._service.token_source(record)
+        if source is None:
+            return None
+        key = (record.name, record.oauth or "", user if source.per_mailbox else "")
+        with self._lock:
+            provider = self._tokens.get(key)
+            if provider is None:
+                url = Endpoint(record.host, record.port, Security(record.security), user).display()
+                sign_in = SignInOptions(self._service.state_path, url)  # never interactive here
+                provider = oauth.token_provider(source, user, sign_in=sign_in)
+                if provider is None:
+                    return None
+                self._tokens[key] = provider
+            return provider
+
+    def connect(self, job: Job) -> Connector:
+        return Connector(
+            Login(job.source, job.source_creds, job.source_profile, job.source_tls),
+            Login(job.target, job.target_creds, job.target_profile, job.target_tls),
+            timeout=self._timeout,
+            neutralise_receipts=job.neutralise_read_receipts,
+        )
+
+
+def scheduler(service: BatchService, **options: Any) -> Scheduler:
+    """The scheduler of ``service``: real IMAP sessions, the sync state in the service's file
+    (the same Engine as its batch tables). ``options``: ``Scheduler``'s keyword arguments."""
+    db = service.store.db
+    connector = BatchConnector(service)
+
+    def open_state() -> SqlStateStore:
+        return SqlStateStore(open_database(db.engine.url))
+
+    return Scheduler(service, connector, open_state, **options)

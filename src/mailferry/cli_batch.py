@@ -19,7 +19,8 @@ import click
 from rich.live import Live
 from rich.table import Table
 
-from mailferry.adapters.batch_store import MailboxRecord, Outcome
+from mailferry import bootstrap
+from mailferry.adapters.store.records import MailboxRecord, Outcome
 from mailferry.cli_service import (
     F,
     err,
@@ -43,7 +44,6 @@ from mailferry.service.batches import (
     BatchStatus,
     MailboxState,
 )
-from mailferry.service.scheduler import Scheduler
 
 
 def register(main: click.Group) -> None:
@@ -199,7 +199,7 @@ def _foreground(service: BatchService, name: str, workers: int) -> None:
             reason = f": {outcome.reason}" if outcome.reason else ""
             err.print(f"{mailbox.email}: {outcome.state}{reason}", markup=False)
 
-    scheduler = Scheduler(service, batch=name, workers=workers, on_finish=finished)
+    scheduler = bootstrap.scheduler(service, batch=name, workers=workers, on_finish=finished)
     with signals(stop):
         if err.is_terminal:
             with Live(_status_table(service.status(name)), console=err, transient=True) as live:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from mailferry import bootstrap
 from mailferry.cli_service import (
     ADMIN_PASSWORD_ENV,
     open_batch_service,
@@ -79,7 +80,7 @@ def serve(
     idle = parse_duration(web["idle_timeout"], "--idle-timeout")
     with open_batch_service(state) as service:
         if web["no_web"]:
-            scheduler = Scheduler(
+            scheduler = bootstrap.scheduler(
                 service, workers=workers, poll=poll, is_service=True, every=seconds
             )
             with signals(stop):
@@ -89,7 +90,7 @@ def serve(
             from mailferry.adapters.metrics import PrometheusTelemetry  # noqa: PLC0415 - see below
 
             metrics = PrometheusTelemetry()
-            scheduler = Scheduler(
+            scheduler = bootstrap.scheduler(
                 service, workers=workers, poll=poll, is_service=True, every=seconds,
                 telemetry=metrics,
             )  # fmt: skip

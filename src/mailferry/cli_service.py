@@ -17,12 +17,12 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
+from mailferry import bootstrap
 from mailferry.adapters.secrets import Secret
 from mailferry.config import STATE_ENV, default_state_path
 from mailferry.domain.errors import ConfigError
 from mailferry.service.batches import (
     BatchService,
-    open_service,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,7 +48,7 @@ def state_option(func: F) -> F:
 
 @contextlib.contextmanager
 def open_batch_service(state: Path | None) -> Iterator[BatchService]:
-    service = open_service(state or default_state_path())
+    service = bootstrap.open_service(state or default_state_path())
     try:
         yield service
     finally:

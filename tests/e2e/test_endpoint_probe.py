@@ -10,9 +10,10 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from mailferry.bootstrap import open_service
 from mailferry.domain.model import Security
 from mailferry.sandbox.dovecot import DovecotServer
-from mailferry.service.batches import EndpointSpec, open_service
+from mailferry.service.batches import EndpointSpec
 from mailferry.web import create_app
 from mailferry.web.credentials import AuthStore
 from tests.e2e.test_batch_cli import mailferry

@@ -8,9 +8,11 @@ import time
 
 import pytest
 
+from mailferry.bootstrap import open_service
+from mailferry.bootstrap import scheduler as build_scheduler
 from mailferry.domain.model import Security
 from mailferry.sandbox.corpus import build_corpus, connect, load_corpus
-from mailferry.service.batches import BatchOptions, EndpointSpec, open_service
+from mailferry.service.batches import BatchOptions, EndpointSpec
 from mailferry.service.limits import LocalLimiter
 from mailferry.service.scheduler import Scheduler
 from tests.integration.conftest_helpers import Account, Migration
@@ -66,7 +68,7 @@ def test_lifecycle_sync_then_complete(service, dovecot_slash, dovecot_dot, make_
     service.create_batch("life", "old", "new", csv_for(made), BatchOptions())
     service.start("life")
     limiter = LocalLimiter(service.capacity)
-    run_until_idle(Scheduler(service, limiter, batch="life", poll=0.1))
+    run_until_idle(build_scheduler(service, limiter=limiter, batch="life", poll=0.1))
     assert limiter.peak == {"old": 2, "new": 2}
     status = service.status("life")
     assert status.state == "synced"
@@ -80,13 +82,13 @@ def test_lifecycle_sync_then_complete(service, dovecot_slash, dovecot_dot, make_
     client.append("INBOX", b"Subject: late\r\nMessage-ID: <late@x>\r\n\r\nlate\r\n", [], None)
     client.logout()
     assert service.sync("life") == 3
-    run_until_idle(Scheduler(service, batch="life", poll=0.1))
+    run_until_idle(build_scheduler(service, batch="life", poll=0.1))
     after = {m.record.email: m.record for m in service.status("life").mailboxes}
     assert after[f"{target.user}@new.example"].copied == first[f"{target.user}@new.example"] + 1
     assert sum(r.copied for r in after.values()) == sum(first.values()) + 1
 
     assert service.complete("life") == 3
-    run_until_idle(Scheduler(service, batch="life", poll=0.1))
+    run_until_idle(build_scheduler(service, batch="life", poll=0.1))
     status = service.status("life")
     assert status.state == "completed"
     assert service.sync("life") == 0  # completed mailboxes are never synced again
@@ -98,7 +100,7 @@ def test_stop_mid_run_then_resume(service, dovecot_slash, dovecot_dot, make_user
     made = pairs(dovecot_slash, dovecot_dot, make_user, 1, scale=8)
     service.create_batch("stoppy", "old", "new", csv_for(made), BatchOptions())
     service.start("stoppy")
-    scheduler = Scheduler(service, batch="stoppy", poll=0.05)
+    scheduler = build_scheduler(service, batch="stoppy", poll=0.05)
     thread = threading.Thread(target=run_until_idle, args=(scheduler,))
     thread.start()
     deadline = time.monotonic() + 60
@@ -113,7 +115,7 @@ def test_stop_mid_run_then_resume(service, dovecot_slash, dovecot_dot, make_user
     assert view.state == "stopped", view
     assert view.record.pending is None
     service.resume("stoppy")
-    run_until_idle(Scheduler(service, batch="stoppy", poll=0.1))
+    run_until_idle(build_scheduler(service, batch="stoppy", poll=0.1))
     (view,) = service.status("stoppy").mailboxes
     assert view.state == "synced", view.record.reason
     assert_verified(service, made)
@@ -126,7 +128,7 @@ def test_cap_is_shared_across_batches(service, dovecot_slash, dovecot_dot, make_
     service.start("a")
     service.start("b")
     limiter = LocalLimiter(service.capacity)
-    scheduler = Scheduler(service, limiter, poll=0.05)  # every batch
+    scheduler = build_scheduler(service, limiter=limiter, poll=0.05)  # every batch
     run_until_idle(scheduler)
     assert limiter.peak["old"] == 2
     assert {service.status(n).state for n in ("a", "b")} == {"synced"}
@@ -136,7 +138,7 @@ def test_every_schedules_incremental_passes(service, dovecot_slash, dovecot_dot,
     made = pairs(dovecot_slash, dovecot_dot, make_user, 1)
     service.create_batch("cron", "old", "new", csv_for(made), BatchOptions())
     service.sync("cron", every=3600)
-    run_until_idle(Scheduler(service, batch="cron", poll=0.1))
+    run_until_idle(build_scheduler(service, batch="cron", poll=0.1))
     (view,) = service.status("cron").mailboxes
     assert view.state == "synced"
     assert service.schedule_due(time.time()) == 0  # synced just now

@@ -19,12 +19,13 @@ import pytest
 from click.testing import CliRunner
 
 from mailferry.adapters.oauth import TokenSource
+from mailferry.bootstrap import open_service
+from mailferry.bootstrap import scheduler as build_scheduler
 from mailferry.cli import main
 from mailferry.domain.model import Security
 from mailferry.sandbox.dovecot import DovecotServer
 from mailferry.sandbox.proxy import Proxy
-from mailferry.service.batches import BatchOptions, EndpointSpec, open_service
-from mailferry.service.scheduler import Scheduler
+from mailferry.service.batches import BatchOptions, EndpointSpec
 
 from .fake_idp import FakeIdentityProvider
 from .test_oauth import _fill, _mailbox
@@ -108,11 +109,11 @@ def test_batch_through_token_command_and_msal_endpoints(idp, server, tmp_path, m
                 "b", "cmd", "m365", (csv + "\n".join(rows)).encode(), BatchOptions()
             )
             service.start("b")
-            Scheduler(service, batch="b", workers=4).run(threading.Event(), until_idle=True)
+            build_scheduler(service, batch="b", workers=4).run(threading.Event(), until_idle=True)
             first = _issued(idp)
             time.sleep(LIFETIME + 0.5)  # every token expired: the final pass must fetch new ones
             service.complete("b")
-            Scheduler(service, batch="b", workers=4).run(threading.Event(), until_idle=True)
+            build_scheduler(service, batch="b", workers=4).run(threading.Event(), until_idle=True)
             status = service.status("b")
         finally:
             service.close()

@@ -9,10 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mailferry.adapters.metrics import PrometheusTelemetry
+from mailferry.bootstrap import open_service
+from mailferry.bootstrap import scheduler as build_scheduler
 from mailferry.domain.model import Security
 from mailferry.sandbox.corpus import build_corpus, connect, load_corpus
-from mailferry.service.batches import BatchOptions, EndpointSpec, open_service
-from mailferry.service.scheduler import Scheduler
+from mailferry.service.batches import BatchOptions, EndpointSpec
 from mailferry.web import create_app
 from mailferry.web.credentials import AuthStore
 from tests.unit.web_support import BASE, FAST, SETTINGS
@@ -55,7 +56,7 @@ def test_metrics_move_after_a_batch_run(
     auth.close()
     headers = {"Authorization": f"Bearer {token}"}
     metrics = PrometheusTelemetry()
-    scheduler = Scheduler(service, batch="wave", poll=0.1, is_service=True, telemetry=metrics)
+    scheduler = build_scheduler(service, batch="wave", poll=0.1, is_service=True, telemetry=metrics)
     app = create_app(service, SETTINGS, metrics=metrics, scheduler_owner=scheduler.owner)
     try:
         with TestClient(app, base_url=BASE) as web:

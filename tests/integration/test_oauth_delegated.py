@@ -23,13 +23,13 @@ from click.testing import CliRunner
 
 import mailferry
 from mailferry.adapters.secrets import KEY_ENV, SecretBox
-from mailferry.bootstrap import Side, SyncRequest, open_pair
+from mailferry.bootstrap import Side, SyncRequest, open_pair, open_service
+from mailferry.bootstrap import scheduler as build_scheduler
 from mailferry.cli import main
 from mailferry.domain.model import Security
 from mailferry.sandbox.dovecot import DovecotServer
 from mailferry.sandbox.proxy import Proxy
-from mailferry.service.batches import BatchOptions, EndpointSpec, open_service
-from mailferry.service.scheduler import Scheduler
+from mailferry.service.batches import BatchOptions, EndpointSpec
 
 from .fake_idp import DEVICE_CODE, FakeIdentityProvider
 from .test_oauth import _fill, _kick_every, _mailbox, _user
@@ -257,7 +257,7 @@ def test_batch_endpoint_with_delegated_sign_ins(idp, server, tmp_path):
     idp.revoke_sign_ins(late)
     service = open_service(state)
     stop = threading.Event()
-    scheduler = Scheduler(service, batch="d", workers=3, poll=0.2)
+    scheduler = build_scheduler(service, batch="d", workers=3, poll=0.2)
     running = threading.Thread(target=scheduler.run, args=(stop,), daemon=True)
     try:
         service.add_endpoint(EndpointSpec("old", "127.0.0.1", server.port, Security.NONE))

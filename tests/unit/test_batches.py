@@ -15,9 +15,11 @@ import pytest
 from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
-from mailferry.adapters.batch_store import FailureRecord, Outcome
+from mailferry.adapters.memory_account import MemoryServer
 from mailferry.adapters.secrets import KEY_ENV, Secret, SecretBox
-from mailferry.adapters.sqlite_state import SqlStateStore
+from mailferry.adapters.store.records import FailureRecord, Outcome
+from mailferry.adapters.store.sync_state import SqlStateStore
+from mailferry.bootstrap import open_service
 from mailferry.cli import main
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.model import Security
@@ -25,10 +27,10 @@ from mailferry.service.batches import (
     BatchOptions,
     EndpointSpec,
     new_owner,
-    open_service,
     owner_alive,
 )
 from mailferry.service.limits import LocalLimiter
+from tests.fakes import MemoryConnector, contents, fill, message, run_batch
 
 CSV = (
     b"EmailAddress,UserName,Password,TargetPassword\n"
@@ -326,16 +328,25 @@ def test_cli_status_and_report_without_servers(tmp_path, monkeypatch):
 
 
 def test_batch_options_reach_each_mailbox_job(service):
-    from mailferry.service.scheduler import Scheduler  # noqa: PLC0415 - only this test needs it
-
     options = BatchOptions(include_deleted=True, neutralise_read_receipts=True)
     assert BatchOptions.from_json(json.loads(json.dumps(options.as_json()))) == options
     service.create_batch("opts", "old", "new", CSV, options)
-    scheduler = Scheduler(service, batch="opts")
-    try:
-        batch = service.batch("opts")
-        jobs = [scheduler._job(m, batch) for m in service.store.mailboxes("opts")]
-    finally:
-        scheduler.shutdown()
+    jobs = list(run_batch(service, "opts", MemoryConnector()).values())
+    assert len(jobs) == 2
     assert [j.neutralise_read_receipts for j in jobs] == [True, True]
     assert all(j.options.selection.include_deleted for j in jobs)
+
+
+def test_the_scheduler_runs_a_batch_on_the_memory_fakes(service):
+    service.create_batch("mem", "old", "new", CSV, BatchOptions())
+    connector = MemoryConnector()
+    source, target = MemoryServer(), MemoryServer()
+    fill(source, "INBOX", [message(1), message(2), message(3)])
+    connector.servers["ann@new.example"] = (source, target)
+    run_batch(service, "mem", connector)
+    assert contents(target, "INBOX") == contents(source, "INBOX")
+    rows = {m.record.email: m.record for m in service.status("mem").mailboxes}
+    assert (rows["ann@new.example"].state, rows["ann@new.example"].copied) == ("synced", 3)
+    assert (rows["bob@new.example"].state, rows["bob@new.example"].copied) == ("synced", 0)
+    assert len(connector.sessions) == 2
+    assert all(s.closed for s in connector.sessions)

@@ -14,11 +14,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from mailferry.adapters.imap.session import AuthMethod
 from mailferry.adapters.oauth import CachedToken, TokenSource
 from mailferry.adapters.secrets import KEY_ENV, Secret
+from mailferry.bootstrap import BatchConnector, open_service
 from mailferry.cli import main
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.model import Security
-from mailferry.service.batches import BatchOptions, EndpointSpec, open_service
-from mailferry.service.scheduler import Scheduler
+from mailferry.service.batches import BatchOptions, EndpointSpec
+from tests.fakes import MemoryConnector, run_batch
 
 CLIENT_SECRET = "s3cret-client-value"
 NO_PASSWORDS = (
@@ -128,12 +129,11 @@ def test_scheduler_shares_one_provider_per_endpoint_and_applies_profiles(service
     )  # fmt: skip
     service.add_endpoint(_m365())
     service.create_batch("b", "cmd", "m365", NO_PASSWORDS, BatchOptions())
-    scheduler = Scheduler(service, batch="b")
-    try:
-        batch = service.batch("b")
-        ann, bob = (scheduler._job(m, batch) for m in service.store.mailboxes("b"))
-    finally:
-        scheduler.shutdown()
+    connector = MemoryConnector(tokens=BatchConnector(service))
+    jobs = run_batch(service, "b", connector)
+    ann, bob = jobs["ann@t.example"], jobs["bob@t.example"]
+    assert {m.state for m in service.status("b").mailboxes} == {"synced"}
+    assert all(s.closed for s in connector.sessions)
     assert ann.source.user == "ann" and ann.source.authuser is None
     assert ann.target.user == "ann@t.example"  # no TargetUserName: the EmailAddress
     assert ann.source_creds.method is AuthMethod.OAUTHBEARER
@@ -156,12 +156,8 @@ def test_google_tokens_are_per_mailbox(service):
         b"EmailAddress,UserName,Password\na@x.example,a,p\nb@x.example,b,p\n",
         BatchOptions(),
     )
-    scheduler = Scheduler(service, batch="g")
-    try:
-        batch = service.batch("g")
-        a, b = (scheduler._job(m, batch) for m in service.store.mailboxes("g"))
-    finally:
-        scheduler.shutdown()
+    jobs = run_batch(service, "g", MemoryConnector(tokens=BatchConnector(service)))
+    a, b = jobs["a@x.example"], jobs["b@x.example"]
     assert a.target_creds.tokens is not b.target_creds.tokens
     assert a.source_creds.tokens is None and a.source_creds.password == "p"
     assert a.target_profile.name == "gmail"  # by host

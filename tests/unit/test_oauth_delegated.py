@@ -25,13 +25,13 @@ from mailferry.adapters.oauth_delegated import (
     login_command,
 )
 from mailferry.adapters.secrets import KEY_ENV
-from mailferry.bootstrap import Side, credentials
+from mailferry.bootstrap import BatchConnector, Side, credentials, open_service
 from mailferry.cli import main
 from mailferry.config import STATE_ENV
 from mailferry.domain.errors import AuthError, ConfigError
 from mailferry.domain.model import Endpoint, Security
-from mailferry.service.batches import BatchOptions, EndpointSpec, open_service
-from mailferry.service.scheduler import Scheduler
+from mailferry.service.batches import BatchOptions, EndpointSpec
+from tests.fakes import MemoryConnector, run_batch
 
 AUTHORITY = "https://login.microsoftonline.com/organizations"
 CACHE = json.dumps({"RefreshToken": {"k": {"secret": "rt-clear-text-0123456789"}}})
@@ -241,12 +241,8 @@ def test_endpoint_add_delegated_and_per_mailbox_providers(tmp_path):
             "b", "m365", "m365", b"EmailAddress,UserName,Password\na@t.example,a,\nb@t.example,b,\n",
             BatchOptions(),
         )  # fmt: skip
-        scheduler = Scheduler(service, batch="b")
-        try:
-            batch = service.batch("b")
-            a, b = (scheduler._job(m, batch) for m in service.store.mailboxes("b"))
-        finally:
-            scheduler.shutdown()
+        jobs = run_batch(service, "b", MemoryConnector(tokens=BatchConnector(service)))
+        a, b = jobs["a@t.example"], jobs["b@t.example"]
     finally:
         service.close()
     assert a.source_creds.tokens is not b.source_creds.tokens  # each user's own sign-in

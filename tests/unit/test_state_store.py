@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import event
 
 from mailferry.adapters.memory_state import MemoryStateStore
-from mailferry.adapters.sqlite_state import SCHEMA_VERSION, UID_CHUNK, SqlStateStore
+from mailferry.adapters.store.sync_state import SCHEMA_VERSION, UID_CHUNK, SqlStateStore
 from mailferry.domain.errors import StateError
 from mailferry.domain.ports import Checkpoint, Copied, Intent, StateStore
 
@@ -434,7 +434,7 @@ class TestRefusedDatabases:
     )
     def test_urls_it_cannot_use(self, url: str, reason: str) -> None:
         with pytest.raises(StateError, match=reason):
-            SqlStateStore(url)
+            SqlStateStore.open(url)
 
 
 def test_count_copied_counts_one_folder(store: StateStore) -> None:

@@ -7,10 +7,10 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
+from mailferry.bootstrap import open_service
 from mailferry.cli import main
 from mailferry.config import parse_endpoint
 from mailferry.domain.errors import ConfigError
-from mailferry.service.batches import open_service
 from mailferry.web import create_app
 from mailferry.web.credentials import AuthStore
 from tests.unit.web_support import BASE, SETTINGS

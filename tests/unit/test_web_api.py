@@ -8,7 +8,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from mailferry.service.batches import open_service
+from mailferry.bootstrap import open_service
 from mailferry.service.csvimport import parse_batch_csv
 from mailferry.web import create_app
 from mailferry.web.credentials import AuthStore

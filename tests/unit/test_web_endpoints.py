@@ -21,9 +21,10 @@ from fastapi.testclient import TestClient
 from mailferry.adapters.imap.session import AuthMethod
 from mailferry.adapters.oauth import TokenSource
 from mailferry.adapters.secrets import KEY_ENV, Secret
+from mailferry.bootstrap import open_service
 from mailferry.domain.model import Security
 from mailferry.domain.profiles import PROFILE_NAMES
-from mailferry.service.batches import EndpointSpec, open_service
+from mailferry.service.batches import EndpointSpec
 from mailferry.web import create_app
 from mailferry.web.credentials import AuthStore
 from mailferry.web.schemas import EndpointIn

@@ -9,7 +9,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from mailferry.service.batches import open_service
+from mailferry.bootstrap import open_service
 from mailferry.web import WebSettings, create_app
 from mailferry.web.credentials import AuthStore
 from mailferry.web.hosts import AllowedHosts

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from mailferry.adapters.metrics import PrometheusTelemetry
+from mailferry.bootstrap import open_service
 from mailferry.cli import main
 from mailferry.domain.model import Summary
-from mailferry.service.batches import open_service
 from mailferry.web import create_app
 from mailferry.web.credentials import AuthStore
 from mailferry.web.server import Listen

@@ -7,7 +7,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from mailferry.service.batches import open_service
+from mailferry.bootstrap import open_service
 from mailferry.web import create_app
 from mailferry.web.chart import Span, series, svg
 from mailferry.web.credentials import AuthStore

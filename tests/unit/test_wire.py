@@ -75,8 +75,11 @@ def test_parse_status_ignores_the_mailbox_name():
 
 
 def test_appenduid_sets_expand_in_order():
-    assert _appenduid_set(b"[APPENDUID 38505 3955:3957,3960] done") == [3955, 3956, 3957, 3960]
-    assert _appenduid_set(b"[APPENDUID 1 7] ok") == [7]
+    assert _appenduid_set(b"[APPENDUID 38505 3955:3957,3960] done") == (
+        38505,
+        [3955, 3956, 3957, 3960],
+    )
+    assert _appenduid_set(b"[APPENDUID 1 7] ok") == (1, [7])
     assert _appenduid_set(b"OK no code") is None
 
 

@@ -2,6 +2,8 @@
 
     MailferryError                 root; carries a one-line message for people
     ├── ConfigError                bad usage or configuration (exit 2); ``problems`` lists every one found
+    │   ├── NotFound               the named endpoint, batch, mailbox or token does not exist (HTTP 404)
+    │   └── Conflict               what is stored forbids it: exists already, in use, running (HTTP 409)
     ├── AccountError               an account cannot be used at all (exit 3)
     │   ├── ConnectError           host unknown, port refused, TLS failure, connection dropped
     │   │   └── ThrottledError     the server said "slow down" (carries the wait it suggested, and
@@ -14,6 +16,8 @@
     └── StateError                 the state database is unusable (not ours, newer version, corrupt)
 
 Library exceptions (socket, ssl, imaplib, sqlite) are translated into these at the adapter boundary.
+``NotFound`` and ``Conflict`` are usage errors to the CLI (exit 2, like every ``ConfigError``); the
+web maps every type to its HTTP status in one handler (``web.app``), never by a message's words.
 """
 
 from __future__ import annotations
@@ -27,6 +31,14 @@ class ConfigError(MailferryError):
     def __init__(self, problems: list[str] | str) -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         super().__init__("; ".join(self.problems))
+
+
+class NotFound(ConfigError):  # noqa: N818 - the HTTP meaning, as the tree above names it
+    """A name that refers to nothing: raised where the lookup fails (stores, services)."""
+
+
+class Conflict(ConfigError):  # noqa: N818 - the HTTP meaning, as the tree above names it
+    """The request is well formed but what is stored forbids it (a duplicate, a use, a run)."""
 
 
 class AccountError(MailferryError):

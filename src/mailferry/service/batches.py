@@ -1,7 +1,7 @@
 """The migration service API: endpoints, batches and their lifecycle, status and reports.
 
 The CLI (``cli_batch.py``) and the web layer to come call this and nothing below it. Running the
-mailboxes is ``service/scheduler.py``; the tables are ``adapters/batch_store.py``.
+mailboxes is ``service/scheduler.py``; the tables are ``adapters/store/``.
 
 Mailbox lifecycle (``MailboxState``)::
 
@@ -29,20 +29,21 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from mailferry.adapters.batch_store import (
-    BatchRecord,
-    BatchStore,
-    EndpointRecord,
-    FailureRecord,
-    MailboxRecord,
-)
 from mailferry.adapters.imap.session import AuthMethod
 from mailferry.adapters.oauth import TokenSource
 from mailferry.adapters.secrets import Secret, SecretBox
-from mailferry.config import is_loopback
-from mailferry.domain.errors import ConfigError
+from mailferry.adapters.store.batches import BatchStore
+from mailferry.adapters.store.records import (
+    BatchRecord,
+    EndpointRecord,
+    FailureRecord,
+    FolderProgress,
+    MailboxRecord,
+)
+from mailferry.config import is_loopback, pair_key
+from mailferry.domain.errors import ConfigError, Conflict, NotFound
 from mailferry.domain.labels import LabelMode
-from mailferry.domain.model import Security
+from mailferry.domain.model import Endpoint, Security
 from mailferry.domain.profiles import PROFILE_NAMES
 from mailferry.logs import get_logger
 from mailferry.service.csvimport import CsvRules, parse_batch_csv
@@ -265,7 +266,7 @@ class BatchService:
     def endpoint(self, name: str) -> EndpointRecord:
         record = self.store.endpoint(name)
         if record is None:
-            raise ConfigError(f"no endpoint {name!r} (see `mailferry endpoint list`)")
+            raise NotFound(f"no endpoint {name!r} (see `mailferry endpoint list`)")
         return record
 
     def endpoints(self) -> list[EndpointRecord]:
@@ -273,7 +274,7 @@ class BatchService:
 
     def remove_endpoint(self, name: str) -> None:
         if not self.store.remove_endpoint(name):
-            raise ConfigError(f"no endpoint {name!r}")
+            raise NotFound(f"no endpoint {name!r}")
 
     def capacity(self, name: str) -> int:
         record = self.store.endpoint(name)
@@ -330,7 +331,7 @@ class BatchService:
     def batch(self, name: str) -> BatchRecord:
         record = self.store.batch(name)
         if record is None:
-            raise ConfigError(f"no batch {name!r} (see `mailferry batch list`)")
+            raise NotFound(f"no batch {name!r} (see `mailferry batch list`)")
         return record
 
     def batches(self) -> list[BatchStatus]:
@@ -367,7 +368,7 @@ class BatchService:
     def delete(self, name: str) -> None:
         self.batch(name)
         if self._live_owners(name):
-            raise ConfigError(f"batch {name!r} is running; stop it first (`mailferry batch stop`)")
+            raise Conflict(f"batch {name!r} is running; stop it first (`mailferry batch stop`)")
         self.store.delete_batch(name)
         log.info("batch.deleted", batch=name)
 
@@ -419,6 +420,21 @@ class BatchService:
             views.append(MailboxView(mailbox, running, _eta(mailbox, now) if running else None))
         return BatchStatus(batch, views)
 
+    def mailbox(self, batch: str, email: str) -> MailboxView:
+        view = next((v for v in self.status(batch).mailboxes if v.record.email == email), None)
+        if view is None:
+            raise NotFound(f"no mailbox {email!r} in batch {batch!r}")
+        return view
+
+    def folder_progress(self, batch: str, email: str) -> list[FolderProgress]:
+        """What the sync state holds per folder for one mailbox of the batch: its migration pair
+        keyed exactly as the scheduler keys it (``config.pair_key``). Counts only, no IMAP."""
+        record = self.batch(batch)
+        mailbox = self.mailbox(batch, email).record
+        source = _pair_side(self.endpoint(record.source), mailbox.source_user)
+        target = _pair_side(self.endpoint(record.target), mailbox.target_user)
+        return self.store.folder_progress(pair_key(source, target))
+
     def report_rows(self, name: str) -> list[dict[str, object]]:
         return [_report_row(view) for view in self.status(name).mailboxes]
 
@@ -452,6 +468,10 @@ class BatchService:
 def _queued(batch: str, kind: str, count: int) -> int:
     log.info("batch.queued", batch=batch, kind=kind, mailboxes=count)
     return count
+
+
+def _pair_side(record: EndpointRecord, user: str) -> Endpoint:
+    return Endpoint(record.host, record.port, Security(record.security), user)
 
 
 def _eta(mailbox: MailboxRecord, now: float) -> float | None:
@@ -552,10 +572,3 @@ def _auth_problems(spec: EndpointSpec, names: EndpointNames) -> list[str]:
     if spec.auth_user:
         problems.append(f"{n.auth_user} is for password logins; a token logs in as each mailbox")
     return problems
-
-
-def open_service(state_path: Path) -> BatchService:
-    """The composition of the service: its tables in the state file, the key ring beside it."""
-    box = SecretBox.open(state_path.parent)
-    store = BatchStore.open_sqlite(state_path)
-    return BatchService(store, box, state_path)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from mailferry.adapters.batch_store import EndpointRecord
 from mailferry.adapters.oauth import OPTIONS, SourceNames
+from mailferry.adapters.store.records import EndpointRecord
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailferry.adapters.batch_store import EndpointRecord
 from mailferry.adapters.imap import Credentials, TlsOptions
 from mailferry.adapters.imap.profiled import open_profiled
 from mailferry.adapters.imap.session import (
@@ -29,6 +28,7 @@ from mailferry.adapters.imap.session import (
 from mailferry.adapters.oauth import token_provider
 from mailferry.adapters.oauth_delegated import SignInOptions
 from mailferry.adapters.secrets import Secret
+from mailferry.adapters.store.records import EndpointRecord
 from mailferry.domain.errors import AccountError
 from mailferry.domain.model import Endpoint, Security
 from mailferry.domain.profiles import choose_profile

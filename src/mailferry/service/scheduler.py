@@ -4,8 +4,9 @@ One ``Scheduler`` per process (``mailferry serve``, or ``batch start`` in the fo
 tick it refreshes its heartbeat, queues scheduled incremental passes, and starts every pending
 mailbox whose endpoints have free connection slots (``limits.ConnectionLimiter``): the lease is
 taken before the mailbox is claimed and given back only after both connections are closed.
-Running a mailbox builds a ``Migration`` the way ``bootstrap`` does for ``mailferry sync``; an
-``AccountError`` (wrong password, unreachable) fails that mailbox alone.
+Running a mailbox runs a ``Migration`` on the sessions and the state store that its two ports
+give (``JobConnector``, ``open_state``: built by ``bootstrap``, the memory fakes in unit tests);
+an ``AccountError`` (wrong password, unreachable) fails that mailbox alone.
 """
 
 from __future__ import annotations
@@ -19,27 +20,24 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from mailferry.adapters.batch_store import (
+from mailferry.adapters.imap import Credentials, TlsOptions
+from mailferry.adapters.imap.session import AuthMethod
+from mailferry.adapters.oauth import TokenProvider
+from mailferry.adapters.store.records import (
     BatchRecord,
     EndpointRecord,
     FailureRecord,
     MailboxRecord,
     Outcome,
 )
-from mailferry.adapters.imap import Credentials, ImapAccount, TlsOptions
-from mailferry.adapters.imap.profiled import open_profiled
-from mailferry.adapters.imap.session import AuthMethod
-from mailferry.adapters.oauth import TokenProvider, token_provider
-from mailferry.adapters.oauth_delegated import SignInOptions
-from mailferry.adapters.sqlite_state import SqlStateStore
 from mailferry.config import pair_key
 from mailferry.domain.errors import AccountError, MailferryError, StateError
 from mailferry.domain.folders import MappingOptions
 from mailferry.domain.model import Endpoint, Security, Summary
 from mailferry.domain.plan import Selection
-from mailferry.domain.ports import MailAccount
+from mailferry.domain.ports import MailAccount, StateStore
 from mailferry.domain.profiles import Profile, apply_profiles, choose_profile, label_policy
 from mailferry.logs import bound_context, get_logger
 from mailferry.service.batches import (
@@ -87,49 +85,25 @@ class _Running:
     future: Future[None] | None = None
 
 
-class Sides:
-    """The ``Reconnect`` port for a job: every session it opened, to close them all at the end."""
+class Sessions(Protocol):
+    """The ``Reconnect`` port of one mailbox pass, and the end of every session it opened."""
 
-    def __init__(self, job: Job, timeout: float) -> None:
-        self._job = job
-        self._timeout = timeout
-        self.opened: list[MailAccount] = []
+    def source(self) -> MailAccount: ...
 
-    def source(self) -> MailAccount:
-        job = self._job
-        return self._keep(
-            open_profiled(
-                job.source,
-                job.source_creds,
-                job.source_profile,
-                tls=job.source_tls,
-                timeout=self._timeout,
-                readonly=True,
-                neutralise_receipts=job.neutralise_read_receipts,
-            )
-        )
-
-    def target(self) -> MailAccount:
-        job = self._job
-        return self._keep(
-            open_profiled(
-                job.target,
-                job.target_creds,
-                job.target_profile,
-                tls=job.target_tls,
-                timeout=self._timeout,
-                readonly=False,
-            )
-        )
-
-    def _keep(self, account: ImapAccount) -> ImapAccount:
-        self.opened.append(account)
-        return account
+    def target(self) -> MailAccount: ...
 
     def close(self) -> None:
-        for account in reversed(self.opened):
-            with contextlib.suppress(MailferryError, OSError):
-                account.close()
+        """Close every session opened; a failure to close one is no failure of the pass."""
+
+
+class JobConnector(Protocol):
+    """How a pass reaches its mailboxes (``bootstrap.BatchConnector``; a memory fake in tests)."""
+
+    def tokens(self, record: EndpointRecord, user: str) -> TokenProvider | None:
+        """The endpoint's token provider for ``user`` (None: it logs in with passwords)."""
+
+    def connect(self, job: Job) -> Sessions:
+        """Sessions to the job's two sides, opened on demand, any number of times."""
 
 
 class MailboxProgress:
@@ -200,24 +174,26 @@ class Scheduler:
     def __init__(
         self,
         service: BatchService,
+        connector: JobConnector,
+        open_state: Callable[[], StateStore],
         limiter: ConnectionLimiter | None = None,
         *,
         batch: str | None = None,
         workers: int = 32,
         poll: float = 1.0,
-        timeout: float = 120.0,
         is_service: bool = False,
         every: float | None = None,
         on_finish: Callable[[MailboxRecord, Outcome], None] | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
         self.service = service
+        self.connector = connector
+        self.open_state = open_state
         self.telemetry = telemetry or NoTelemetry()
         self.last_beat: float | None = None  # when this scheduler last wrote its heartbeat
         self.limiter = limiter or LocalLimiter(service.capacity)
         self.batch = batch
         self.poll = poll
-        self.timeout = timeout
         self.owner = new_owner()
         self.is_service = is_service
         self.every = every  # serve --every: incremental passes for batches without their own
@@ -227,10 +203,6 @@ class Scheduler:
         self._running: dict[tuple[str, str], _Running] = {}
         self._lock = threading.Lock()
         self._shutdown = threading.Event()
-        # One token provider per endpoint (and settings), shared by all its mailboxes: one app
-        # token serves the tenant. A Google token acts for one mailbox, a delegated Microsoft 365
-        # token is the mailbox user's own (signed in with `mailferry login`): kept per mailbox.
-        self._tokens: dict[tuple[str, str, str], TokenProvider] = {}
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(
@@ -348,6 +320,7 @@ class Scheduler:
 
     # -- one mailbox -------------------------------------------------------------------------------
     def _job(self, mailbox: MailboxRecord, batch: BatchRecord) -> Job:
+        """What a pass over ``mailbox`` needs, resolved: endpoints, logins, profiles, options."""
         src = self.service.endpoint(batch.source)
         dst = self.service.endpoint(batch.target)
         options = BatchOptions.from_json(batch.options)
@@ -389,7 +362,7 @@ class Scheduler:
         acting for ``user`` if it has one; else the row's password."""
         security = Security(record.security)
         method = AuthMethod(record.auth)
-        tokens = self._token_provider(record, user)
+        tokens = self.connector.tokens(record, user)
         if tokens is not None:
             endpoint = Endpoint(record.host, record.port, security, user)
             return endpoint, Credentials(tokens=tokens, method=method)
@@ -400,23 +373,6 @@ class Scheduler:
             password = self.service.box.decrypt(secret or "")
             endpoint = Endpoint(record.host, record.port, security, user)
         return endpoint, Credentials(password.reveal(), method=method)
-
-    def _token_provider(self, record: EndpointRecord, user: str) -> TokenProvider | None:
-        """The endpoint's shared provider (made on first use; --replace makes a new one)."""
-        source = self.service.token_source(record)
-        if source is None:
-            return None
-        key = (record.name, record.oauth or "", user if source.per_mailbox else "")
-        with self._lock:
-            provider = self._tokens.get(key)
-            if provider is None:
-                url = Endpoint(record.host, record.port, Security(record.security), user).display()
-                sign_in = SignInOptions(self.service.state_path, url)  # never interactive here
-                provider = token_provider(source, user, sign_in=sign_in)
-                if provider is None:
-                    return None
-                self._tokens[key] = provider
-            return provider
 
     def _execute(self, running: _Running, lease: Lease) -> None:
         job = running.job
@@ -463,8 +419,12 @@ class Scheduler:
             self.on_finish(mailbox, outcome)
 
     def _migrate(self, job: Job, progress: MailboxProgress, stop: threading.Event) -> Summary:
-        sides = Sides(job, self.timeout)
-        store = SqlStateStore.open_sqlite(self.service.state_path)
+        sides = self.connector.connect(job)
+        try:
+            store = self.open_state()
+        except BaseException:
+            sides.close()
+            raise
         try:
             source = _side_named("source", sides.source)
             target = _side_named("target", sides.target)

@@ -19,16 +19,21 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 
 from mailferry.adapters.metrics import PrometheusTelemetry
-from mailferry.domain.errors import AccountError, ConfigError, MailferryError, StateError
+from mailferry.domain.errors import (
+    AccountError,
+    ConfigError,
+    Conflict,
+    MailferryError,
+    NotFound,
+    StateError,
+)
 from mailferry.service.batches import BatchService
 from mailferry.web import api, endpoint_pages, login, ops, pages
 from mailferry.web.access import AccessLog
 from mailferry.web.context import Web
 from mailferry.web.credentials import AuthStore
-from mailferry.web.folders import FolderReader
 from mailferry.web.format import register_filters
 from mailferry.web.hosts import AllowedHosts, HostGuard
-from mailferry.web.operations import NotFoundError
 from mailferry.web.security import CsrfRejected, Unauthenticated, api_caller
 from mailferry.web.settings import WebSettings
 from mailferry.web.throttle import LoginThrottle
@@ -39,7 +44,6 @@ CSP = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 HSTS = "max-age=31536000"  # a year; no includeSubDomains: other hosts of the domain are not ours
-CONFLICT_WORDS = ("exists already", "is running", "is used by")
 OPENAPI_URL = "/api/openapi.json"
 
 
@@ -60,7 +64,6 @@ def create_app(
         service=service,
         settings=settings,
         auth=AuthStore.open_sqlite(service.state_path, cost=settings.password_cost, clock=clock),
-        folders=FolderReader(service.state_path),
         templates=templates,
         throttle=LoginThrottle(settings.throttle, clock),
         metrics=metrics or PrometheusTelemetry(),
@@ -155,20 +158,32 @@ async def _csrf(request: Request, _exc: Exception) -> Response:
     return _error(request, 403, "missing or wrong CSRF token; reload the page and try again")
 
 
-async def _not_found(request: Request, exc: Exception) -> Response:
-    return _error(request, 404, exc.what if isinstance(exc, NotFoundError) else "not found")
+# The HTTP status of each type of the error tree; the most specific type found first wins.
+STATUS: tuple[tuple[type[MailferryError], int], ...] = (
+    (NotFound, 404),
+    (Conflict, 409),
+    (ConfigError, 400),
+    (AccountError, 502),
+    (StateError, 503),
+)
+
+
+def status_of(exc: MailferryError) -> int:
+    """The status for ``exc``, by its type alone (never by the words of its message)."""
+    return next((status for kind, status in STATUS if isinstance(exc, kind)), 500)
 
 
 async def _mailferry_error(request: Request, exc: Exception) -> Response:
+    """The one handler of the error tree."""
+    if not isinstance(exc, MailferryError):  # registered for MailferryError only
+        return _error(request, 500, "internal error")
+    status = status_of(exc)
     if isinstance(exc, ConfigError):
-        conflict = any(w in p for p in exc.problems for w in CONFLICT_WORDS)
         message = exc.problems[0] if len(exc.problems) == 1 else "invalid input"
-        return _error(request, 409 if conflict else 400, message, exc.problems)
-    if isinstance(exc, AccountError):
-        return _error(request, 502, str(exc))
+        return _error(request, status, message, exc.problems)
     if isinstance(exc, StateError):
-        return _error(request, 503, f"state database: {exc}")
-    return _error(request, 500, str(exc))
+        return _error(request, status, f"state database: {exc}")
+    return _error(request, status, str(exc))
 
 
 async def _invalid(request: Request, exc: Exception) -> Response:
@@ -190,7 +205,6 @@ def _errors(app: FastAPI) -> None:
     """One handler per root of the error tree (and FastAPI's own)."""
     app.add_exception_handler(Unauthenticated, _unauthenticated)
     app.add_exception_handler(CsrfRejected, _csrf)
-    app.add_exception_handler(NotFoundError, _not_found)
     app.add_exception_handler(MailferryError, _mailferry_error)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HTTPException, _http_error)

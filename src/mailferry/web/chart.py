@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mailferry.adapters.batch_store import MailboxRecord
+from mailferry.adapters.store.records import MailboxRecord
 
 BUCKETS = 60
 WIDTH, HEIGHT = 720, 180

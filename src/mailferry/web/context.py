@@ -10,7 +10,6 @@ from fastapi.templating import Jinja2Templates
 from mailferry.adapters.metrics import PrometheusTelemetry
 from mailferry.service.batches import BatchService
 from mailferry.web.credentials import AuthStore
-from mailferry.web.folders import FolderReader
 from mailferry.web.settings import WebSettings
 from mailferry.web.throttle import LoginThrottle
 
@@ -20,7 +19,6 @@ class Web:
     service: BatchService
     settings: WebSettings
     auth: AuthStore
-    folders: FolderReader
     templates: Jinja2Templates
     throttle: LoginThrottle
     metrics: PrometheusTelemetry
@@ -29,4 +27,3 @@ class Web:
 
     def close(self) -> None:
         self.auth.close()
-        self.folders.close()

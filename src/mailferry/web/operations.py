@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from mailferry.adapters.batch_store import EndpointRecord
 from mailferry.adapters.oauth import M365_AUTHORITY_HOST, SourceNames, TokenSource
 from mailferry.adapters.secrets import Secret
+from mailferry.adapters.store.records import EndpointRecord
 from mailferry.config import parse_date
-from mailferry.domain.errors import ConfigError
+from mailferry.domain.errors import ConfigError, NotFound
 from mailferry.domain.labels import LabelMode
 from mailferry.domain.model import Security
 from mailferry.service.batches import BatchOptions, BatchService, EndpointSpec, endpoint_problems
@@ -66,20 +66,14 @@ API_NAMES = EndpointNames(
 MAX_CA_BYTES = 1024 * 1024  # a CA bundle is ~200 KiB; more is not one
 
 
-class NotFoundError(Exception):
-    def __init__(self, what: str) -> None:
-        super().__init__(what)
-        self.what = what
-
-
 def require_batch(service: BatchService, name: str) -> None:
     if service.store.batch(name) is None:
-        raise NotFoundError(f"no batch {name!r}")
+        raise NotFound(f"no batch {name!r}")
 
 
 def run_action(service: BatchService, name: str, action: str) -> int:
     if action not in ACTIONS:
-        raise NotFoundError(f"no action {action!r}; one of {', '.join(ACTIONS)}")
+        raise NotFound(f"no action {action!r}; one of {', '.join(ACTIONS)}")
     require_batch(service, name)
     return ACTIONS[action](service, name)
 
@@ -170,7 +164,7 @@ def try_endpoint(web: Web, name: str, data: EndpointTestIn) -> EndpointTestOut:
     why (see ``service.probe``)."""
     record = web.service.store.endpoint(name)
     if record is None:
-        raise NotFoundError(f"no endpoint {name!r}")
+        raise NotFound(f"no endpoint {name!r}")
 
     def password_of(_user: str) -> Secret:
         if not data.password:
@@ -275,14 +269,7 @@ def create_batch(
 def mailbox_detail(web: Web, batch: str, address: str) -> MailboxDetailOut:
     service = web.service
     require_batch(service, batch)
-    status = service.status(batch)
-    view = next((v for v in status.mailboxes if v.record.email == address), None)
-    if view is None:
-        raise NotFoundError(f"no mailbox {address!r} in batch {batch!r}")
-    source = service.store.endpoint(status.batch.source)
-    target = service.store.endpoint(status.batch.target)
-    folders = (
-        web.folders.folders(source, target, view.record) if source is not None and target else []
-    )
+    view = service.mailbox(batch, address)
+    folders = service.folder_progress(batch, address)
     failures = [f for f in service.store.failures(batch) if f.email == address]
     return mailbox_detail_out(batch, view, folders, failures)

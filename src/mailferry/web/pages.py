@@ -13,7 +13,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
 
-from mailferry.domain.errors import ConfigError
+from mailferry.domain.errors import ConfigError, NotFound
 from mailferry.web import chart, operations
 from mailferry.web.credentials import Session
 from mailferry.web.present import batch_detail_out, batch_out, endpoint_out
@@ -164,7 +164,7 @@ def batch_action(
 @router.get("/batches/{name}/confirm/{action}")
 def confirm_page(request: Request, session: SessionDep, name: str, action: str) -> Response:
     if action not in operations.CONFIRM:
-        raise operations.NotFoundError(f"no action {action!r} to confirm")
+        raise NotFound(f"no action {action!r} to confirm")
     service = web_of(request).service
     operations.require_batch(service, name)
     batch = batch_out(service.status(name))

@@ -6,12 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from mailferry.adapters.batch_store import EndpointRecord, FailureRecord
+from mailferry.adapters.store.records import EndpointRecord, FailureRecord, FolderProgress
 from mailferry.domain.profiles import choose_profile
 from mailferry.service.batches import BatchStatus, MailboxView
 from mailferry.service.endpoints import login_kind
 from mailferry.service.probe import Probe
-from mailferry.web.folders import FolderProgress
 from mailferry.web.schemas import (
     BatchDetailOut,
     BatchOut,

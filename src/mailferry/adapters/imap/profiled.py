@@ -1,5 +1,5 @@
-"""Sessions that know their provider's profile, opened the same way by ``mailferry sync``
-(bootstrap.Connector) and by the migration service (scheduler.Sides)."""
+"""Sessions that know their provider's profile, opened the same way by ``mailferry sync`` and by
+the migration service's scheduler (both through ``bootstrap.Connector``)."""
 
 from __future__ import annotations
 

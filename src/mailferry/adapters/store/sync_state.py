@@ -1,110 +1,34 @@
 """The durable ``StateStore``: SQLAlchemy Core on SQLite (the default) or PostgreSQL.
 
-Every method is one explicit transaction. Writes run under ``BEGIN IMMEDIATE`` on SQLite so a
-writer waits (``busy_timeout``) for the lock up front instead of failing when a read turns into
-a write. Batches are written with executemany: one round trip per call, never one per message.
-Every SQLAlchemy error is translated to ``StateError`` here, at the boundary.
+Every method is one explicit transaction on the file's shared ``Database`` (``engine``: writes
+run under ``BEGIN IMMEDIATE`` on SQLite, and ``synchronous=FULL``). Batches are written with
+executemany: one round trip per call, never one per message. Every SQLAlchemy error is translated
+to ``StateError`` at the boundary (``Database.transaction``).
+
+What a crash leaves: an intent is written (``add_intents``, durable when it returns) before the
+APPEND it announces, and resolved into ``copied`` only after the target confirmed it; a crash in
+between leaves the intent, which the next run matches against the target instead of appending
+again.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import (
-    URL,
-    BigInteger,
-    Column,
-    Connection,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    bindparam,
-    create_engine,
-    delete,
-    event,
-    func,
-    inspect,
-    select,
-    update,
-)
+from sqlalchemy import URL, Connection, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from mailferry.adapters.store import schema
+from mailferry.adapters.store.engine import Database, open_database, sqlite_url
+from mailferry.adapters.store.tables import CHECKPOINTS, COPIED, FAILURES, INTENTS
 from mailferry.domain.errors import StateError
 from mailferry.domain.labels import LabelTally
 from mailferry.domain.ports import Checkpoint, Copied, Intent
 
-APPLICATION = "mailferry"
-SCHEMA_VERSION = 2  # 2: copied.label, copied.elsewhere, intents.label (label folders, Gmail)
+SCHEMA_VERSION = schema.SYNC.version
 UID_CHUNK = 500  # source UIDs per IN (...) query; SQLite allowed 999 variables before 3.32
-BUSY_TIMEOUT_MS = 30_000
-_WRITE = "mailferry_write"  # execution option: this transaction will write
-_DIALECTS = frozenset({"sqlite", "postgresql"})  # the two that have INSERT ... ON CONFLICT here
-
-METADATA = MetaData()
-
-META = Table(
-    "meta",
-    METADATA,
-    Column("application", String(40), primary_key=True),
-    Column("schema_version", Integer, nullable=False),
-)
-
-
-def _key_columns() -> list[Column[Any]]:
-    # IMAP UIDs are unsigned 32-bit: BigInteger, or PostgreSQL's signed INTEGER overflows.
-    return [
-        Column("pair", Text, primary_key=True),
-        Column("folder", Text, primary_key=True),
-        Column("source_uid", BigInteger, primary_key=True, autoincrement=False),
-    ]
-
-
-CHECKPOINTS = Table(
-    "checkpoints",
-    METADATA,
-    Column("pair", Text, primary_key=True),
-    Column("folder", Text, primary_key=True),  # Checkpoint.source_folder
-    Column("target_folder", Text, nullable=False),
-    Column("source_uidvalidity", BigInteger, nullable=False),
-    Column("source_uidnext", BigInteger, nullable=False),
-    Column("source_modseq", BigInteger, nullable=True),  # RFC 7162: up to 2**63 - 1
-    Column("target_uidvalidity", BigInteger, nullable=False),
-    Column("selection", Text, nullable=False),
-)
-COPIED = Table(
-    "copied",
-    METADATA,
-    *_key_columns(),
-    Column("target_uid", BigInteger, nullable=True),
-    Column("flags", Text, nullable=False),
-    Column("label", Text, nullable=True),
-    Column("elsewhere", Integer, nullable=False, server_default="0"),
-    Index("copied_label", "pair", "label"),
-)
-INTENTS = Table(
-    "intents",
-    METADATA,
-    *_key_columns(),
-    Column("sha256", String(64), nullable=False),
-    Column("size", BigInteger, nullable=False),
-    Column("flags", Text, nullable=False),
-    Column("target_folder", Text, nullable=False),
-    Column("target_uidvalidity", BigInteger, nullable=False),
-    Column("target_uidnext", BigInteger, nullable=False),
-    Column("message_id", Text, nullable=True),
-    Column("internaldate", BigInteger, nullable=True),
-    Column("label", Text, nullable=True),
-)
-FAILURES = Table("failures", METADATA, *_key_columns(), Column("reason", Text, nullable=False))
 
 _FOLDER_TABLES = (CHECKPOINTS, COPIED, INTENTS, FAILURES)
 
@@ -122,176 +46,44 @@ def decode_flags(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-@dataclass(eq=False)  # event listeners must stay hashable
-class _SqlitePragmas:
-    """Run on every new SQLite connection (a pool ``connect`` listener).
-
-    ``journal_mode=WAL`` is persistent in the file, so it is switched on only once the file is
-    known to be ours: opening somebody else's database by mistake must leave it untouched.
-    """
-
-    wal: bool = False
-
-    def __call__(self, dbapi_connection: Any, _record: object) -> None:
-        # SQLAlchemy emits BEGIN itself (see _begin); pysqlite's own handling skips it for
-        # SELECT and DDL, which would make schema creation non-transactional.
-        dbapi_connection.isolation_level = None
-        with closing(dbapi_connection.cursor()) as cursor:
-            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA foreign_keys = ON")
-            # FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss, and
-            # intents must survive a crash right after add_intents returns.
-            cursor.execute("PRAGMA synchronous = FULL")
-            if self.wal:
-                cursor.execute("PRAGMA journal_mode = WAL")
-
-
-def _begin(conn: Connection) -> None:
-    write = conn.get_execution_options().get(_WRITE, False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-
-def db_reason(exc: SQLAlchemyError) -> str:
-    """What went wrong, for a person. A DBAPIError's own text repeats the SQL and every parameter
-    (session ids, password hashes, ...): only the driver's words are kept."""
-    return str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)
-
-
-def ensure_component(
-    conn: Connection,
-    meta: Table,
-    *,
-    application: str,
-    version: int,
-    tables: Sequence[Table],
-    where: str,
-    what: str,
-) -> None:
-    """Create a component's tables and its row in ``meta`` on first use; refuse a newer or a damaged one.
-
-    The sync state, the batch service and the web app each keep their own tables and schema version in
-    the same database file.
-    """
-    found = conn.scalar(select(meta.c.schema_version).where(meta.c.application == application))
-    if found is None:
-        tables[0].metadata.create_all(conn, tables=list(tables))
-        conn.execute(meta.insert(), {"application": application, "schema_version": version})
-        return
-    if found != version:
-        raise StateError(f"{where}: {what} tables have schema {found}; upgrade mailferry")
-    missing = sorted({t.name for t in tables} - set(inspect(conn).get_table_names()))
-    if missing:
-        raise StateError(f"{where} is damaged: missing tables {', '.join(missing)}")
+def open_store(db: Database, component: schema.Component) -> None:
+    """Recognise the file and make ``component`` ready in it; on failure ``db`` is released."""
+    try:
+        schema.open_file(db)
+        if component is not schema.SYNC:
+            schema.ensure(db, schema.SYNC)  # the file's identity comes first
+        schema.ensure(db, component)
+    except BaseException:
+        db.release()
+        raise
 
 
 class SqlStateStore:
-    """``StateStore`` on a SQLAlchemy URL; see ``open_sqlite`` for the usual local file."""
+    """``StateStore`` on a shared ``Database``; see ``open_sqlite`` for the usual local file."""
 
-    def __init__(self, url: str | URL) -> None:
+    def __init__(self, db: Database) -> None:
+        """Takes one use of ``db`` (released by ``close``)."""
         self._closed = False
-        self._pragmas: _SqlitePragmas | None = None
-        try:
-            self._engine = create_engine(url)
-        except (SQLAlchemyError, ImportError) as exc:
-            raise StateError(f"cannot use state database {url!s}: {exc}") from exc
-        dialect = self._engine.dialect.name
-        self._where = self._describe()
-        if dialect not in _DIALECTS:
-            self._engine.dispose()
-            raise StateError(f"state database {self._where}: {dialect} is not supported")
-        if dialect == "sqlite":
-            self._pragmas = _SqlitePragmas()
-            event.listen(self._engine, "connect", self._pragmas)
-            event.listen(self._engine, "begin", _begin)
-        self._writer = self._engine.execution_options(**{_WRITE: True})
-        try:
-            self._open()
-        except BaseException:
-            self._engine.dispose()
-            raise
+        self._db = db
+        self._engine = db.engine
+        self._where = db.where
+        open_store(db, schema.SYNC)
+
+    @classmethod
+    def open(cls, url: str | URL) -> SqlStateStore:
+        return cls(open_database(url))
 
     @classmethod
     def open_sqlite(cls, path: Path) -> SqlStateStore:
         """Open or create a SQLite state file; new directories get mode 0700, a new file 0600."""
-        try:
-            _create_private_file(path)
-        except OSError as exc:
-            raise StateError(f"cannot create state database {path}: {exc.strerror}") from exc
-        return cls(URL.create("sqlite+pysqlite", database=str(path)))
-
-    def _describe(self) -> str:
-        url = self._engine.url
-        if url.get_backend_name() == "sqlite":
-            return url.database or ":memory:"
-        return url.render_as_string(hide_password=True)
+        return cls(open_database(sqlite_url(path)))
 
     @contextmanager
     def _transaction(self, *, write: bool = False) -> Iterator[Connection]:
         if self._closed:
             raise StateError(f"state database {self._where} is closed")
-        try:
-            with (self._writer if write else self._engine).begin() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            raise StateError(f"state database {self._where}: {db_reason(exc)}") from exc
-
-    # -- opening: recognise, create, or refuse ------------------------------------------------
-
-    def _open(self) -> None:
-        try:
-            with self._writer.begin() as conn:
-                self._check_or_create(conn)
-            if self._pragmas is not None:
-                self._pragmas.wal = True
-                self._switch_to_wal()
-        except SQLAlchemyError as exc:  # e.g. "file is not a database", "unable to open"
-            raise StateError(
-                f"{self._where} cannot be opened as a state database: {db_reason(exc)}"
-            ) from exc
-
-    def _check_or_create(self, conn: Connection) -> None:
-        tables = set(inspect(conn).get_table_names())
-        if not tables:
-            METADATA.create_all(conn)
-            conn.execute(
-                META.insert(), {"application": APPLICATION, "schema_version": SCHEMA_VERSION}
-            )
-            return
-        version = self._schema_version(conn, tables)
-        if version > SCHEMA_VERSION:
-            raise StateError(
-                f"{self._where} was written by a newer mailferry (schema {version}); upgrade"
-            )
-        if version < 1:
-            raise StateError(f"{self._where} has an unknown schema version {version}")
-        if version < SCHEMA_VERSION:
-            _upgrade(conn, version)
-        missing = sorted(set(METADATA.tables) - tables)
-        if missing:
-            raise StateError(f"{self._where} is damaged: missing tables {', '.join(missing)}")
-
-    def _schema_version(self, conn: Connection, tables: set[str]) -> int:
-        not_ours = StateError(f"{self._where} is not a mailferry state database")
-        if META.name not in tables:
-            raise not_ours
-        columns = {c["name"] for c in inspect(conn).get_columns(META.name)}
-        if not {"application", "schema_version"} <= columns:
-            raise not_ours
-        version = conn.scalar(
-            select(META.c.schema_version).where(META.c.application == APPLICATION)
-        )
-        if not isinstance(version, int):
-            raise not_ours
-        return version
-
-    def _switch_to_wal(self) -> None:
-        # journal_mode cannot change inside a transaction: use the bare driver connection.
-        raw = self._engine.raw_connection()
-        try:
-            with closing(raw.cursor()) as cursor:
-                cursor.execute("PRAGMA journal_mode = WAL")
-        finally:
-            raw.close()
+        with self._db.transaction(write=write) as conn:
+            yield conn
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -499,7 +291,7 @@ class SqlStateStore:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._engine.dispose()
+            self._db.release()
 
 
 def _copied_rows(pair: str, folder: str, messages: Sequence[Copied]) -> list[dict[str, object]]:
@@ -515,18 +307,6 @@ def _copied_rows(pair: str, folder: str, messages: Sequence[Copied]) -> list[dic
         }
         for message in messages
     ]
-
-
-def _upgrade(conn: Connection, version: int) -> None:
-    """Bring an older state database to ``SCHEMA_VERSION``, in the opening transaction."""
-    if version < 2:
-        conn.exec_driver_sql("ALTER TABLE copied ADD COLUMN label TEXT")
-        conn.exec_driver_sql("ALTER TABLE copied ADD COLUMN elsewhere INTEGER NOT NULL DEFAULT 0")
-        conn.exec_driver_sql("CREATE INDEX copied_label ON copied (pair, label)")
-        conn.exec_driver_sql("ALTER TABLE intents ADD COLUMN label TEXT")
-    conn.execute(
-        update(META).where(META.c.application == APPLICATION).values(schema_version=SCHEMA_VERSION)
-    )
 
 
 def _upsert_messages(conn: Connection, table: Table, rows: list[dict[str, object]]) -> None:
@@ -553,17 +333,3 @@ def _upsert(
         lite = sqlite_insert(table)
         lite_set = {c.name: lite.excluded[c.name] for c in table.c if c.name not in keys}
         conn.execute(lite.on_conflict_do_update(index_elements=index, set_=lite_set), rows)
-
-
-def _create_private_file(path: Path) -> None:
-    _create_private_dirs(path.parent)
-    with suppress(FileExistsError):  # already there, or created meanwhile: left as it is
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-
-
-def _create_private_dirs(directory: Path) -> None:
-    """Like ``mkdir -p`` but every directory it creates is 0700; existing ones are left alone."""
-    if directory.exists():
-        return
-    _create_private_dirs(directory.parent)
-    directory.mkdir(mode=0o700, exist_ok=True)

@@ -1,0 +1,316 @@
+"""The migration service's tables: endpoints, batches, mailboxes, runs, per-message failures.
+
+They live in the same database as the sync state (one file to back up, one place to look), in
+their own tables (``tables``), with their own row in ``meta`` (application ``mailferry.batches``,
+see ``schema``) so their schema evolves apart from the sync state's. Every method is one
+transaction on the file's shared ``Database``; passwords arrive here already encrypted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from mailferry.adapters.store import schema
+from mailferry.adapters.store.engine import Database, open_database, sqlite_url
+from mailferry.adapters.store.progress import folder_progress
+from mailferry.adapters.store.records import (
+    BatchRecord,
+    EndpointRecord,
+    FailureRecord,
+    FolderProgress,
+    MailboxRecord,
+    Outcome,
+    as_row,
+    batch_record,
+    endpoint_record,
+    mailbox_record,
+    mailbox_row,
+)
+from mailferry.adapters.store.sync_state import open_store
+from mailferry.adapters.store.tables import BATCH_FAILURES as FAILURES
+from mailferry.adapters.store.tables import BATCHES, ENDPOINTS, MAILBOXES, RUNS, SERVICES
+from mailferry.domain.errors import Conflict, StateError
+
+
+class BatchStore:
+    """The service's persistence; every method is one transaction and translates DB errors."""
+
+    def __init__(self, db: Database) -> None:
+        """Takes one use of ``db`` (released by ``close``)."""
+        self.db = db
+        self._closed = False
+        open_store(db, schema.BATCHES)
+
+    @classmethod
+    def open_sqlite(cls, path: Path) -> BatchStore:
+        """Open (creating it if need be) the state file, then this store's tables in it."""
+        return cls(open_database(sqlite_url(path)))
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.db.release()
+
+    def _tx(self, *, write: bool = False) -> AbstractContextManager[Connection]:
+        if self._closed:
+            raise StateError(f"state database {self.db.where} is closed")
+        return self.db.transaction(write=write)
+
+    # -- endpoints ---------------------------------------------------------------------------------
+    def add_endpoint(self, record: EndpointRecord, *, replace: bool = False) -> None:
+        row = as_row(record)
+        try:
+            with self._tx(write=True) as conn:
+                if replace:
+                    conn.execute(
+                        update(ENDPOINTS).where(ENDPOINTS.c.name == record.name).values(row)
+                    )
+                else:
+                    conn.execute(ENDPOINTS.insert(), row)
+        except StateError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                raise Conflict(f"endpoint {record.name!r} exists already") from None
+            raise
+
+    def endpoint(self, name: str) -> EndpointRecord | None:
+        with self._tx() as conn:
+            row = conn.execute(select(ENDPOINTS).where(ENDPOINTS.c.name == name)).one_or_none()
+        return None if row is None else endpoint_record(row._asdict())
+
+    def endpoints(self) -> list[EndpointRecord]:
+        with self._tx() as conn:
+            rows = conn.execute(select(ENDPOINTS).order_by(ENDPOINTS.c.name)).all()
+        return [endpoint_record(row._asdict()) for row in rows]
+
+    def remove_endpoint(self, name: str) -> bool:
+        used = select(BATCHES.c.name).where((BATCHES.c.source == name) | (BATCHES.c.target == name))
+        with self._tx(write=True) as conn:
+            users = list(conn.scalars(used))
+            if users:
+                raise Conflict(f"endpoint {name!r} is used by batch(es) {', '.join(users)}")
+            return conn.execute(delete(ENDPOINTS).where(ENDPOINTS.c.name == name)).rowcount > 0
+
+    # -- batches -----------------------------------------------------------------------------------
+    def create_batch(self, batch: BatchRecord, mailboxes: Sequence[MailboxRecord]) -> None:
+        row = as_row(batch)
+        row["options"] = json.dumps(batch.options, sort_keys=True)
+        try:
+            with self._tx(write=True) as conn:
+                conn.execute(BATCHES.insert(), row)
+                conn.execute(MAILBOXES.insert(), [mailbox_row(m) for m in mailboxes])
+        except StateError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                raise Conflict(f"batch {batch.name!r} exists already") from None
+            raise
+
+    def batch(self, name: str) -> BatchRecord | None:
+        with self._tx() as conn:
+            row = conn.execute(select(BATCHES).where(BATCHES.c.name == name)).one_or_none()
+        return None if row is None else batch_record(row._asdict())
+
+    def batches(self) -> list[BatchRecord]:
+        with self._tx() as conn:
+            rows = conn.execute(select(BATCHES).order_by(BATCHES.c.created)).all()
+        return [batch_record(row._asdict()) for row in rows]
+
+    def delete_batch(self, name: str) -> None:
+        with self._tx(write=True) as conn:
+            for table in (FAILURES, RUNS, MAILBOXES):
+                conn.execute(delete(table).where(table.c.batch == name))
+            conn.execute(delete(BATCHES).where(BATCHES.c.name == name))
+
+    def set_batch(self, name: str, **values: Any) -> None:
+        with self._tx(write=True) as conn:
+            conn.execute(update(BATCHES).where(BATCHES.c.name == name).values(**values))
+
+    # -- mailboxes ---------------------------------------------------------------------------------
+    def mailboxes(
+        self, batch: str | None = None, *, pending_only: bool = False
+    ) -> list[MailboxRecord]:
+        query = select(MAILBOXES).order_by(MAILBOXES.c.batch, MAILBOXES.c.line)
+        if batch is not None:
+            query = query.where(MAILBOXES.c.batch == batch)
+        if pending_only:
+            query = query.where(MAILBOXES.c.pending.is_not(None))
+        with self._tx() as conn:
+            rows = conn.execute(query).all()
+        return [mailbox_record(row._asdict()) for row in rows]
+
+    def request(
+        self,
+        batch: str,
+        pending: str | None,
+        states: Sequence[str],
+        *,
+        state: str | None = None,
+        emails: Sequence[str] | None = None,
+    ) -> int:
+        """Set ``pending`` (and ``state``) on the batch's mailboxes in ``states`` (and ``emails``)."""
+        values: dict[str, Any] = {"pending": pending}
+        if state is not None:
+            values["state"] = state
+        statement = (
+            update(MAILBOXES)
+            .where(MAILBOXES.c.batch == batch, MAILBOXES.c.state.in_(list(states)))
+            .values(**values)
+        )
+        if emails is not None:
+            statement = statement.where(MAILBOXES.c.email.in_(list(emails)))
+        with self._tx(write=True) as conn:
+            return int(conn.execute(statement).rowcount)
+
+    def unowned_request(self, batch: str, pending: str | None, state: str, live: set[str]) -> int:
+        """Like ``request`` for every mailbox not run by a live process (``stop``)."""
+        with self._tx(write=True) as conn:
+            rows = conn.execute(
+                select(MAILBOXES.c.email, MAILBOXES.c.owner).where(
+                    MAILBOXES.c.batch == batch, MAILBOXES.c.pending.is_not(None)
+                )
+            ).all()
+            emails = [r.email for r in rows if r.owner is None or r.owner not in live]
+            for email in emails:
+                conn.execute(
+                    update(MAILBOXES)
+                    .where(MAILBOXES.c.batch == batch, MAILBOXES.c.email == email)
+                    .values(pending=pending, state=state, owner=None)
+                )
+        return len(emails)
+
+    def claim(self, batch: str, email: str, owner: str, previous: str | None, now: float) -> bool:
+        """Take a pending mailbox for ``owner``; False if somebody else got it first."""
+        mb = MAILBOXES.c
+        taken = mb.owner.is_(None) if previous is None else mb.owner == previous
+        with self._tx(write=True) as conn:
+            pending = conn.scalar(
+                select(mb.pending).where(mb.batch == batch, mb.email == email, taken)
+            )
+            if pending is None:
+                return False
+            result = conn.execute(
+                update(MAILBOXES)
+                .where(mb.batch == batch, mb.email == email, taken)
+                .values(
+                    owner=owner,
+                    heartbeat=now,
+                    state="completing" if pending == "complete" else "syncing",
+                    reason=None,
+                    started=now,
+                    finished=None,
+                    planned=0,
+                    planned_bytes=0,
+                    done=0,
+                    done_bytes=0,
+                )
+            )
+            return bool(result.rowcount == 1)
+
+    def progress(self, batch: str, email: str, owner: str, now: float, **counts: int) -> bool:
+        """Record a running mailbox's progress; True when its batch was asked to stop."""
+        mb = MAILBOXES.c
+        with self._tx(write=True) as conn:
+            conn.execute(
+                update(MAILBOXES)
+                .where(mb.batch == batch, mb.email == email, mb.owner == owner)
+                .values(heartbeat=now, **counts)
+            )
+            stop = conn.scalar(select(BATCHES.c.stop_requested).where(BATCHES.c.name == batch))
+        return bool(stop)
+
+    def finish(self, batch: str, email: str, owner: str, outcome: Outcome) -> None:
+        """Record a run's end on its mailbox (if ``owner`` still holds it), its run row and failures."""
+        mb = MAILBOXES.c
+        summary = outcome.summary
+        with self._tx(write=True) as conn:
+            current = conn.execute(
+                select(mb.copied, mb.bytes, mb.seconds, mb.pending).where(
+                    mb.batch == batch, mb.email == email, mb.owner == owner
+                )
+            ).one_or_none()
+            if current is None:
+                return  # the batch was deleted meanwhile
+            values: dict[str, Any] = {
+                "state": outcome.state,
+                "reason": outcome.reason,
+                "owner": None,
+                "finished": outcome.finished,
+                "copied": current.copied + int(summary.get("messages_copied", 0)),
+                "bytes": current.bytes + int(summary.get("bytes_copied", 0)),
+                "seconds": current.seconds + (outcome.finished - outcome.started),
+                "folders": int(summary.get("folders", 0)),
+                "existing": int(summary.get("messages_skipped_existing", 0)),
+                "skipped": int(summary.get("messages_skipped_deleted", 0))
+                + int(summary.get("messages_skipped_filtered", 0)),
+                "errors": len(outcome.failures),
+            }
+            if not outcome.keep_pending:
+                values["pending"] = None
+            if outcome.state in ("synced", "completed"):
+                values["last_synced"] = outcome.finished
+            conn.execute(
+                update(MAILBOXES).where(mb.batch == batch, mb.email == email).values(**values)
+            )
+            conn.execute(
+                RUNS.insert(),
+                {
+                    "batch": batch,
+                    "email": email,
+                    "kind": outcome.kind,
+                    "started": outcome.started,
+                    "finished": outcome.finished,
+                    "outcome": outcome.state,
+                    "summary": json.dumps(summary, ensure_ascii=False),
+                },
+            )
+            if not outcome.keep_pending:
+                conn.execute(
+                    delete(FAILURES).where(FAILURES.c.batch == batch, FAILURES.c.email == email)
+                )
+                rows = [{"batch": batch, **as_row(f)} for f in outcome.failures]
+                if rows:
+                    conn.execute(FAILURES.insert(), rows)
+
+    def failures(self, batch: str) -> list[FailureRecord]:
+        query = (
+            select(FAILURES.c.email, FAILURES.c.folder, FAILURES.c.uid, FAILURES.c.reason)
+            .where(FAILURES.c.batch == batch)
+            .order_by(FAILURES.c.id)
+        )
+        with self._tx() as conn:
+            return [FailureRecord(**row._asdict()) for row in conn.execute(query)]
+
+    def runs(self, batch: str) -> list[dict[str, Any]]:
+        query = select(RUNS).where(RUNS.c.batch == batch).order_by(RUNS.c.id)
+        with self._tx() as conn:
+            return [row._asdict() for row in conn.execute(query)]
+
+    # -- liveness ----------------------------------------------------------------------------------
+    def heartbeat(self, owner: str, now: float, *, service: bool) -> None:
+        """Refresh the owner's claims (and its service row, for ``mailferry serve``)."""
+        with self._tx(write=True) as conn:
+            conn.execute(update(MAILBOXES).where(MAILBOXES.c.owner == owner).values(heartbeat=now))
+            if service:
+                found = conn.execute(
+                    update(SERVICES).where(SERVICES.c.owner == owner).values(heartbeat=now)
+                ).rowcount
+                if not found:
+                    conn.execute(SERVICES.insert(), {"owner": owner, "heartbeat": now})
+
+    def services(self) -> list[tuple[str, float]]:
+        with self._tx() as conn:
+            return [(r.owner, r.heartbeat) for r in conn.execute(select(SERVICES))]
+
+    def forget_service(self, owner: str) -> None:
+        with self._tx(write=True) as conn:
+            conn.execute(delete(SERVICES).where(SERVICES.c.owner == owner))
+
+    # -- the sync state's side of a mailbox ----------------------------------------------------------
+    def folder_progress(self, pair: str) -> list[FolderProgress]:
+        """Per-folder counts of the migration ``pair`` (``config.pair_key``) in the sync state."""
+        return folder_progress(self.db, pair)

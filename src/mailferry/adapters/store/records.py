@@ -1,0 +1,129 @@
+"""The rows the stores hand out: plain frozen records, secrets in them still encrypted."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EndpointRecord:
+    name: str
+    host: str
+    port: int
+    security: str
+    max_connections: int
+    auth_user: str | None = None
+    auth_secret: str | None = field(default=None, repr=False)
+    ca_file: str | None = None
+    insecure: bool = False
+    created: float = 0.0
+    auth: str = "auto"
+    oauth: str | None = field(default=None, repr=False)  # JSON, secrets encrypted
+    profile: str = "auto"
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    name: str
+    source: str
+    target: str
+    options: dict[str, Any]
+    every: float | None = None
+    stop_requested: bool = False
+    created: float = 0.0
+
+
+@dataclass(frozen=True)
+class MailboxRecord:
+    batch: str
+    email: str
+    line: int
+    source_user: str
+    target_user: str
+    state: str
+    source_secret: str | None = field(default=None, repr=False)
+    target_secret: str | None = field(default=None, repr=False)
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    pending: str | None = None
+    reason: str | None = None
+    owner: str | None = None
+    heartbeat: float | None = None
+    folders: int = 0
+    copied: int = 0
+    bytes: int = 0
+    existing: int = 0
+    skipped: int = 0
+    errors: int = 0
+    planned: int = 0
+    planned_bytes: int = 0
+    done: int = 0
+    done_bytes: int = 0
+    seconds: float = 0.0
+    started: float | None = None
+    finished: float | None = None
+    last_synced: float | None = None
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    email: str
+    folder: str
+    uid: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a finished run leaves on its mailbox row."""
+
+    state: str
+    reason: str | None
+    kind: str
+    started: float
+    finished: float
+    summary: dict[str, Any]
+    failures: Sequence[FailureRecord] = ()
+    keep_pending: bool = False  # the process is shutting down: run it again on the next start
+
+
+@dataclass(frozen=True)
+class FolderProgress:
+    """One folder of one mailbox, as the sync state counts it (``progress.folder_progress``)."""
+
+    source: str
+    target: str | None
+    copied: int
+    failed: int
+    pass_finished: bool
+
+
+def endpoint_record(row: dict[str, Any]) -> EndpointRecord:
+    row["auth"] = row.get("auth") or "auto"
+    row["profile"] = row.get("profile") or "auto"
+    return EndpointRecord(**row)
+
+
+def as_row(record: object) -> dict[str, Any]:
+    return dict(record.__dict__)
+
+
+def mailbox_row(record: MailboxRecord) -> dict[str, Any]:
+    row = as_row(record)
+    row["include"] = json.dumps(list(record.include))
+    row["exclude"] = json.dumps(list(record.exclude))
+    return row
+
+
+def mailbox_record(row: dict[str, Any]) -> MailboxRecord:
+    row["include"] = tuple(json.loads(row["include"]))
+    row["exclude"] = tuple(json.loads(row["exclude"]))
+    return MailboxRecord(**row)
+
+
+def batch_record(row: dict[str, Any]) -> BatchRecord:
+    row["options"] = json.loads(row["options"])
+    return BatchRecord(**row)

@@ -1,0 +1,160 @@
+"""Schema versions in one place: every component's table set and version, and the one upgrade path.
+
+One database file holds three components, each with its own row in ``meta`` (application ->
+schema version) so that each evolves apart:
+
+    application         version  tables
+    mailferry           2        meta, checkpoints, copied, intents, failures (the sync state;
+                                 its row is also the file's identity: a file without it is not ours)
+    mailferry.batches   1        batch_endpoints, batch_batches, batch_mailboxes, batch_runs,
+                                 batch_failures, batch_services
+    mailferry.web       1        web_admin, web_tokens, web_sessions
+
+Opening a store runs ``ensure`` for its component in one writing transaction: tables created on
+first use, an older version brought up to date (``upgrade``), a newer or damaged one refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Table, inspect, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from mailferry.adapters.store import tables as t
+from mailferry.adapters.store.engine import Database, db_reason
+from mailferry.domain.errors import StateError
+
+
+@dataclass(frozen=True)
+class Component:
+    application: str
+    version: int
+    tables: tuple[Table, ...]
+    what: str  # how errors name its tables
+    # Columns added after a release of this version (all nullable), added to an older file.
+    later_columns: tuple[Table, ...] = ()
+    # Upgrades between versions: (from below this version, statements).
+    steps: tuple[tuple[int, Callable[[Connection], None]], ...] = ()
+
+
+def _sync_v2(conn: Connection) -> None:
+    """2: copied.label, copied.elsewhere, intents.label (label folders, Gmail)."""
+    conn.exec_driver_sql("ALTER TABLE copied ADD COLUMN label TEXT")
+    conn.exec_driver_sql("ALTER TABLE copied ADD COLUMN elsewhere INTEGER NOT NULL DEFAULT 0")
+    conn.exec_driver_sql("CREATE INDEX copied_label ON copied (pair, label)")
+    conn.exec_driver_sql("ALTER TABLE intents ADD COLUMN label TEXT")
+
+
+SYNC = Component(
+    "mailferry",
+    2,
+    (t.META, t.CHECKPOINTS, t.COPIED, t.INTENTS, t.FAILURES),
+    "state",
+    steps=((2, _sync_v2),),
+)
+BATCHES = Component(
+    "mailferry.batches",
+    1,
+    (t.ENDPOINTS, t.BATCHES, t.MAILBOXES, t.RUNS, t.BATCH_FAILURES, t.SERVICES),
+    "batch",
+    later_columns=(t.ENDPOINTS,),
+)
+WEB = Component(
+    "mailferry.web",
+    1,
+    (t.ADMIN, t.TOKENS, t.SESSIONS),
+    "web",
+    later_columns=(t.TOKENS, t.SESSIONS),
+)
+COMPONENTS = (SYNC, BATCHES, WEB)
+
+
+def open_file(db: Database) -> None:
+    """Recognise the database as ours (creating the sync state in an empty one), or refuse it;
+    only then is WAL switched on. Every store runs this before its own component."""
+    try:
+        with db.writer().begin() as conn:
+            _recognise(conn, db.where)
+        db.known_ours()
+    except SQLAlchemyError as exc:  # e.g. "file is not a database", "unable to open"
+        raise StateError(
+            f"{db.where} cannot be opened as a state database: {db_reason(exc)}"
+        ) from exc
+
+
+def ensure(db: Database, component: Component) -> None:
+    """Create the component's tables and its row in ``meta`` on first use, bring an older one up
+    to date, refuse a newer or a damaged one."""
+    with db.transaction(write=True) as conn:
+        found = _version(conn, component)
+        if found is None:
+            t.METADATA.create_all(conn, tables=list(component.tables))
+            conn.execute(
+                t.META.insert(),
+                {"application": component.application, "schema_version": component.version},
+            )
+            return
+        if found > component.version:
+            raise StateError(
+                f"{db.where}: {component.what} tables have schema {found}; upgrade mailferry"
+            )
+        upgrade(conn, component, found)
+        missing = sorted({x.name for x in component.tables} - set(inspect(conn).get_table_names()))
+        if missing:
+            raise StateError(f"{db.where} is damaged: missing tables {', '.join(missing)}")
+
+
+def upgrade(conn: Connection, component: Component, found: int) -> None:
+    """The one upgrade path: version steps, then columns added within a version."""
+    for below, step in component.steps:
+        if found < below:
+            step(conn)
+    if found < component.version:
+        conn.execute(
+            update(t.META)
+            .where(t.META.c.application == component.application)
+            .values(schema_version=component.version)
+        )
+    for table in component.later_columns:
+        add_missing_columns(conn, table)
+
+
+def add_missing_columns(conn: Connection, table: Table) -> None:
+    """Columns added to a table after its first release (all nullable): a file made before them
+    gets them here, and its old rows read as None (the stores read that as the default)."""
+    have = {c["name"] for c in inspect(conn).get_columns(table.name)}
+    for column in table.columns:
+        if column.name not in have and column.nullable:
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
+
+
+def _version(conn: Connection, component: Component) -> int | None:
+    if not inspect(conn).has_table(t.META.name):
+        return None  # an empty file (``open_file`` refused any other without it)
+    query = select(t.META.c.schema_version).where(t.META.c.application == component.application)
+    found = conn.scalar(query)
+    return None if found is None else int(found)
+
+
+def _recognise(conn: Connection, where: str) -> None:
+    tables = set(inspect(conn).get_table_names())
+    if not tables:
+        return  # an empty file: ``ensure(SYNC)`` makes it a state database
+    not_ours = StateError(f"{where} is not a mailferry state database")
+    if t.META.name not in tables:
+        raise not_ours
+    columns = {c["name"] for c in inspect(conn).get_columns(t.META.name)}
+    if not {"application", "schema_version"} <= columns:
+        raise not_ours
+    version = conn.scalar(
+        select(t.META.c.schema_version).where(t.META.c.application == SYNC.application)
+    )
+    if not isinstance(version, int):
+        raise not_ours
+    if version > SYNC.version:
+        raise StateError(f"{where} was written by a newer mailferry (schema {version}); upgrade")
+    if version < 1:
+        raise StateError(f"{where} has an unknown schema version {version}")

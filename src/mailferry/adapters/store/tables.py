@@ -1,0 +1,209 @@
+"""Every table of the one state database, in one ``MetaData`` (``schema`` says which component
+owns which, and at which version).
+
+Portable types only (Text, Integer, BigInteger, Float, Boolean): the same tables work on
+PostgreSQL. Times are UNIX seconds (float), which compare the same on every backend. Secrets
+arrive here already encrypted (Fernet tokens) or hashed; nothing here is ever a plain secret.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+METADATA = MetaData()
+
+# -- the file's identity, and every component's schema version (application -> version) ----------
+META = Table(
+    "meta",
+    METADATA,
+    Column("application", String(40), primary_key=True),
+    Column("schema_version", Integer, nullable=False),
+)
+
+
+def _key_columns() -> list[Column[Any]]:
+    # IMAP UIDs are unsigned 32-bit: BigInteger, or PostgreSQL's signed INTEGER overflows.
+    return [
+        Column("pair", Text, primary_key=True),
+        Column("folder", Text, primary_key=True),
+        Column("source_uid", BigInteger, primary_key=True, autoincrement=False),
+    ]
+
+
+CHECKPOINTS = Table(
+    "checkpoints",
+    METADATA,
+    Column("pair", Text, primary_key=True),
+    Column("folder", Text, primary_key=True),  # Checkpoint.source_folder
+    Column("target_folder", Text, nullable=False),
+    Column("source_uidvalidity", BigInteger, nullable=False),
+    Column("source_uidnext", BigInteger, nullable=False),
+    Column("source_modseq", BigInteger, nullable=True),  # RFC 7162: up to 2**63 - 1
+    Column("target_uidvalidity", BigInteger, nullable=False),
+    Column("selection", Text, nullable=False),
+)
+COPIED = Table(
+    "copied",
+    METADATA,
+    *_key_columns(),
+    Column("target_uid", BigInteger, nullable=True),
+    Column("flags", Text, nullable=False),
+    Column("label", Text, nullable=True),
+    Column("elsewhere", Integer, nullable=False, server_default="0"),
+    Index("copied_label", "pair", "label"),
+)
+INTENTS = Table(
+    "intents",
+    METADATA,
+    *_key_columns(),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("flags", Text, nullable=False),
+    Column("target_folder", Text, nullable=False),
+    Column("target_uidvalidity", BigInteger, nullable=False),
+    Column("target_uidnext", BigInteger, nullable=False),
+    Column("message_id", Text, nullable=True),
+    Column("internaldate", BigInteger, nullable=True),
+    Column("label", Text, nullable=True),
+)
+FAILURES = Table("failures", METADATA, *_key_columns(), Column("reason", Text, nullable=False))
+
+
+# -- the batch service (application ``mailferry.batches``) ----------------------------------------
+ENDPOINTS = Table(
+    "batch_endpoints",
+    METADATA,
+    Column("name", String(64), primary_key=True),
+    Column("host", Text, nullable=False),
+    Column("port", Integer, nullable=False),
+    Column("security", String(16), nullable=False),
+    Column("auth_user", Text, nullable=True),
+    Column("auth_secret", Text, nullable=True),  # Fernet token
+    Column("max_connections", Integer, nullable=False),
+    Column("ca_file", Text, nullable=True),
+    Column("insecure", Boolean, nullable=False, default=False),
+    Column("created", Float, nullable=False),
+    # Added after the first schema (see schema.add_missing_columns); NULL in an older row reads as the
+    # default. ``oauth`` is JSON: the token source's settings, its secrets as Fernet tokens.
+    Column("auth", String(16), nullable=True),  # an AuthMethod value; NULL: auto
+    Column("oauth", Text, nullable=True),
+    Column("profile", String(16), nullable=True),  # a profile name; NULL: auto
+)
+BATCHES = Table(
+    "batch_batches",
+    METADATA,
+    Column("name", String(64), primary_key=True),
+    Column("source", String(64), ForeignKey("batch_endpoints.name"), nullable=False),
+    Column("target", String(64), ForeignKey("batch_endpoints.name"), nullable=False),
+    Column("options", Text, nullable=False),  # JSON: since, before, include_deleted
+    Column("every", Float, nullable=True),  # seconds between scheduled incremental passes
+    Column("stop_requested", Boolean, nullable=False, default=False),
+    Column("created", Float, nullable=False),
+)
+
+
+def _batch_fk() -> ForeignKey:
+    return ForeignKey("batch_batches.name", ondelete="CASCADE")
+
+
+MAILBOXES = Table(
+    "batch_mailboxes",
+    METADATA,
+    Column("batch", String(64), _batch_fk(), primary_key=True),
+    Column("email", Text, primary_key=True),
+    Column("line", Integer, nullable=False),
+    Column("source_user", Text, nullable=False),
+    Column("source_secret", Text, nullable=True),
+    Column("target_user", Text, nullable=False),
+    Column("target_secret", Text, nullable=True),
+    Column("include", Text, nullable=False, default="[]"),  # JSON list of regexes
+    Column("exclude", Text, nullable=False, default="[]"),
+    Column("state", String(16), nullable=False),
+    Column("pending", String(16), nullable=True),  # the pass wanted: "sync" or "complete"
+    Column("reason", Text, nullable=True),
+    Column("owner", Text, nullable=True),  # the process running it (see scheduler.Owner)
+    Column("heartbeat", Float, nullable=True),
+    Column("folders", Integer, nullable=False, default=0),
+    Column("copied", BigInteger, nullable=False, default=0),  # all runs
+    Column("bytes", BigInteger, nullable=False, default=0),  # all runs
+    Column("existing", BigInteger, nullable=False, default=0),  # last run
+    Column("skipped", BigInteger, nullable=False, default=0),  # last run: deleted + filtered
+    Column("errors", Integer, nullable=False, default=0),  # last run
+    Column("planned", BigInteger, nullable=False, default=0),  # current run, so far
+    Column("planned_bytes", BigInteger, nullable=False, default=0),
+    Column("done", BigInteger, nullable=False, default=0),
+    Column("done_bytes", BigInteger, nullable=False, default=0),
+    Column("seconds", Float, nullable=False, default=0.0),  # all runs
+    Column("started", Float, nullable=True),  # current or last run
+    Column("finished", Float, nullable=True),
+    Column("last_synced", Float, nullable=True),
+)
+RUNS = Table(
+    "batch_runs",
+    METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("batch", String(64), _batch_fk(), nullable=False),
+    Column("email", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("started", Float, nullable=False),
+    Column("finished", Float, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("summary", Text, nullable=False),  # Summary.as_json()
+)
+BATCH_FAILURES = Table(
+    "batch_failures",
+    METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("batch", String(64), _batch_fk(), nullable=False),
+    Column("email", Text, nullable=False),
+    Column("folder", Text, nullable=False),
+    Column("uid", BigInteger, nullable=True),
+    Column("reason", Text, nullable=False),
+)
+SERVICES = Table(
+    "batch_services",
+    METADATA,
+    Column("owner", Text, primary_key=True),
+    Column("heartbeat", Float, nullable=False),
+)
+
+# -- the web app's logins (application ``mailferry.web``) -----------------------------------------
+ADMIN = Table(
+    "web_admin",
+    METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("password_hash", Text, nullable=False),
+    Column("changed", Float, nullable=False),
+)
+TOKENS = Table(
+    "web_tokens",
+    METADATA,
+    Column("name", String(64), primary_key=True),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("created", Float, nullable=False),
+    Column("last_used", Float, nullable=True),
+    Column("expires", Float, nullable=True),  # None: until revoked
+)
+SESSIONS = Table(
+    "web_sessions",
+    METADATA,
+    Column("digest", String(64), primary_key=True),
+    Column("csrf", String(64), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("expires", Float, nullable=False),
+    Column("last_seen", Float, nullable=True),  # None in files from before the idle timeout
+)

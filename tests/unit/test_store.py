@@ -1,0 +1,139 @@
+"""The one state database: a file written before ``adapters/store`` existed opens unchanged, a new
+file has the same layout, and every store of one file shares one Engine."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from mailferry import bootstrap
+from mailferry.adapters.secrets import KEY_ENV
+from mailferry.adapters.store.sync_state import SqlStateStore
+from mailferry.domain.errors import (
+    AccountError,
+    ConfigError,
+    Conflict,
+    MailferryError,
+    NotFound,
+    StateError,
+)
+from mailferry.domain.ports import Copied
+from mailferry.web.app import status_of
+from mailferry.web.credentials import AuthStore
+from tests.unit.web_support import FAST
+
+# Written by mailferry at commit 0c037bc (sqlite_state.py, batch_store.py, web/credentials.py):
+# every component's tables, a batch, sync state for its mailbox, an admin password and a token.
+# The mailboxes' encrypted passwords are left out (their key is not part of the dump).
+OLD_FILE = Path(__file__).parent / "data" / "state_before_store_package.sql"
+OLD_TOKEN = "mft_lIBf-K9cHiqcZC7CxDvyCWEISy7M0tUpJZ0YRhSZDy8"
+OLD_ADMIN_PASSWORD = "correct horse battery"
+PAIR = "imap://ann@127.0.0.1:10143 -> imaps://ann@new.example@mail.new.example:993"
+
+
+def layout(path: Path) -> tuple[set[str], list[tuple[str, int]]]:
+    """The file's schema (every CREATE statement) and its ``meta`` rows."""
+    with closing(sqlite3.connect(path)) as conn:
+        ddl = {
+            row[0] for row in conn.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL")
+        }
+        meta = conn.execute("SELECT application, schema_version FROM meta ORDER BY 1").fetchall()
+    return ddl, meta
+
+
+@pytest.fixture
+def old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    path = tmp_path / "state.sqlite3"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(OLD_FILE.read_text(encoding="utf-8"))
+    return path
+
+
+def test_a_file_written_by_the_old_layout_opens_and_stays_as_it_was(old_file: Path) -> None:
+    before = layout(old_file)
+    service = bootstrap.open_service(old_file)
+    auth = AuthStore.open_sqlite(old_file, cost=FAST)
+    state = SqlStateStore.open_sqlite(old_file)
+    try:
+        assert [m.record.email for m in service.status("b1").mailboxes] == ["ann@new.example"]
+        assert service.endpoint("new").port == 993
+        progress = {f.source: f for f in service.folder_progress("b1", "ann@new.example")}
+        assert (progress["INBOX"].copied, progress["INBOX"].pass_finished) == (2, True)
+        assert (progress["Work"].copied, progress["Work"].failed) == (1, 1)
+        assert state.copied(PAIR, "Work") == {5: Copied(5, 15, frozenset(), "k1")}
+        assert auth.check_admin(OLD_ADMIN_PASSWORD)
+        assert auth.check_token(OLD_TOKEN) == "ci"
+    finally:
+        state.close()
+        auth.close()
+        service.close()
+    assert layout(old_file) == before
+
+
+def test_a_new_file_has_the_old_layout(old_file: Path, tmp_path: Path) -> None:
+    new = tmp_path / "new" / "state.sqlite3"
+    bootstrap.open_service(new).close()
+    AuthStore.open_sqlite(new, cost=FAST).close()
+    assert layout(new) == layout(old_file)
+
+
+def test_every_store_of_a_file_shares_one_engine(old_file: Path) -> None:
+    service = bootstrap.open_service(old_file)
+    tables = bootstrap.open_auth_tables(old_file)
+    state = SqlStateStore.open_sqlite(old_file)
+    try:
+        engine = service.store.db.engine
+        assert tables.db.engine is engine
+        assert state._engine is engine
+        scheduler = bootstrap.scheduler(service, batch="b1")
+        scheduler_state = scheduler.open_state()
+        assert isinstance(scheduler_state, SqlStateStore)
+        assert scheduler_state._engine is engine
+        scheduler_state.close()
+        scheduler.shutdown()
+        with engine.connect() as conn:
+            pragmas = [
+                conn.exec_driver_sql(f"PRAGMA {p}").scalar()
+                for p in ("synchronous", "busy_timeout")
+            ]
+        assert pragmas == [2, 30_000]  # FULL; the web's tables had neither before
+    finally:
+        state.close()
+        tables.close()
+        service.close()
+    again = SqlStateStore.open_sqlite(old_file)  # the last close ended that Engine
+    try:
+        assert again._engine is not engine
+    finally:
+        again.close()
+
+
+def test_a_closed_store_refuses_work_while_the_file_stays_open_for_others(old_file: Path) -> None:
+    service = bootstrap.open_service(old_file)
+    tables = bootstrap.open_auth_tables(old_file)
+    try:
+        service.store.close()
+        with pytest.raises(StateError, match="is closed"):
+            service.store.batches()
+        assert tables.tokens()[0].name == "ci"
+    finally:
+        tables.close()
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (NotFound("no batch 'x'"), 404),
+        (Conflict("anything at all"), 409),
+        (ConfigError("batch 'x' exists already"), 400),  # the words no longer decide
+        (AccountError("login refused"), 502),
+        (StateError("locked"), 503),
+        (MailferryError("other"), 500),
+    ],
+)
+def test_the_http_status_comes_from_the_error_type(error: MailferryError, status: int) -> None:
+    assert status_of(error) == status
