@@ -26,10 +26,12 @@ PAIR = "src -> dst"
 
 
 class MigrationMachine(RuleBasedStateMachine):
+    PHANTOM = False  # the target hands out a new UIDVALIDITY until a folder's first APPEND
+
     def __init__(self) -> None:
         super().__init__()
         self.src = MemoryServer(delimiter="/")
-        self.dst = MemoryServer(delimiter=".")
+        self.dst = MemoryServer(delimiter=".", phantom_uidvalidity=self.PHANTOM)
         for name in FOLDERS:
             self.src.create(name)
         self.store = MemoryStateStore()
@@ -158,3 +160,15 @@ MigrationMachine.TestCase.settings = settings(
     max_examples=60, stateful_step_count=25, deadline=None
 )
 TestMigrationMachine = MigrationMachine.TestCase
+
+
+class CourierLikeMachine(MigrationMachine):
+    """The same, against a target whose empty folders change UIDVALIDITY on every STATUS."""
+
+    PHANTOM = True
+
+
+CourierLikeMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=25, deadline=None
+)
+TestCourierLikeMachine = CourierLikeMachine.TestCase

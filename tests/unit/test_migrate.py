@@ -252,3 +252,30 @@ def test_remaining_messages_add_up_across_lanes_and_reach_the_json():
     shown = first.as_json()
     assert shown["messages_remaining"] == 7
     assert shown["remaining"] == {"INBOX": 6, "Work": 1}
+
+
+class ListingCounter(MemoryAccount):
+    """Counts whole-folder listings (what lost-state matching reads)."""
+
+    listings = 0
+
+    def fetch_meta(self, folder, uids=None, *, message_ids=False):
+        if uids is None:
+            ListingCounter.listings += 1
+        return super().fetch_meta(folder, uids, message_ids=message_ids)
+
+
+def test_a_uidvalidity_that_moves_until_the_first_append_is_kept_as_appenduid_reports_it():
+    """Courier: an empty folder answers every STATUS with a new UIDVALIDITY. The checkpoint keeps
+    the one the APPENDs report, so the next run is incremental, not a matching from scratch."""
+    src, dst = MemoryServer(), MemoryServer(phantom_uidvalidity=True)
+    fill(src, "INBOX", [message(n) for n in range(5)])
+    store = MemoryStateStore()
+    Migration(MemoryAccount(src), MemoryAccount(dst), store, PAIR).run()
+    checkpoint = store.checkpoint(PAIR, "INBOX")
+    assert checkpoint is not None
+    assert checkpoint.target_uidvalidity == dst.folder("INBOX").uidvalidity
+    ListingCounter.listings = 0
+    summary = Migration(MemoryAccount(src), ListingCounter(dst), store, PAIR).run()
+    assert (summary.messages_copied, ListingCounter.listings) == (0, 0)
+    assert contents(dst, "INBOX") == contents(src, "INBOX")

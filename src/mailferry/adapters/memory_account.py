@@ -76,6 +76,9 @@ class MemoryServer:
     max_size: int | None = None  # larger appends are refused with [TOOBIG]
     advertised_limit: int | None = None  # APPENDLIMIT, if the fake should announce one
     rewrites: bool = False  # store a converted copy, as Exchange does (a header is added)
+    # As Courier: a folder that never held a message answers every STATUS with a new UIDVALIDITY;
+    # the first APPEND settles it (and APPENDUID reports the one that lasts).
+    phantom_uidvalidity: bool = False
     refuse_next: list[str] = field(
         default_factory=list
     )  # NO answers for the next appends, in order
@@ -160,6 +163,8 @@ class MemoryAccount:
 
     def status(self, folder: str) -> FolderStatus:
         box = self.server.folder(folder)
+        if self.server.phantom_uidvalidity and box.uidnext == 1:
+            box.uidvalidity = next(_validity)
         modseq = box.modseq if self.condstore else None
         return FolderStatus(box.uidvalidity, box.uidnext, len(box.messages), modseq)
 
@@ -222,6 +227,8 @@ class MemoryAccount:
                 continue
             if self.server.rewrites:
                 body = b"X-MS-Converted: yes\r\n" + body
+            if self.server.phantom_uidvalidity and box.uidnext == 1:
+                box.uidvalidity = next(_validity)  # the one that lasts, from the first message on
             uid = box.add(body, request.flags, request.internaldate)
             self.appends += 1
             if self.crash_after is not None and self.appends >= self.crash_after:

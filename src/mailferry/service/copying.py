@@ -168,7 +168,6 @@ class FolderCopy:
 
     def _record_results(self, intents: Sequence[Intent], results: Iterable[AppendResult]) -> None:
         results = list(results)
-        self._note_uidvalidity(intents, results)
         by_uid = {i.source_uid: i for i in intents}
         confirmed: list[Copied] = []
         dropped: list[int] = []
@@ -194,6 +193,9 @@ class FolderCopy:
             else:
                 self._fail(uid, f"target refused the message: {result.reason}")
         self._commit(confirmed, dropped, copied_bytes)
+        # Only after the intents are settled: a checkpoint that names the new UIDVALIDITY beside
+        # intents that name the old one would read them as stale after a crash, and send them again.
+        self._note_uidvalidity(intents, results)
         if full is not None:
             raise TargetFullError(
                 f"the target mailbox is full ({full}); raise its quota and run again: "
