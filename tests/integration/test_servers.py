@@ -7,18 +7,24 @@ first APPEND; Cyrus stores raw 8-bit header bytes as ``X`` (munge8bit, on by def
 
 from __future__ import annotations
 
+import json
+import random
+import signal
 import sqlite3
+import time
+from collections import Counter
 
 import pytest
 
 from mailferry.domain.namespace import Namespace
-from tests.integration.conftest_helpers import Account, Migration, load
+from tests.integration.conftest_helpers import Account, Migration, bulk_load, load
 from tests.integration.mailcheck import snapshot
 from tests.integration.test_sync import assert_faithful, expected_target
 
 pytestmark = pytest.mark.integration
 
 PREFIXED = ["dovecot_prefixed", "courier", "cyrus"]
+KILL_FOLDERS = ["INBOX", "Archive", "Archive/2019", "Lists"]
 
 
 def prefixed(name: str) -> str:
@@ -63,6 +69,10 @@ def test_to_a_prefixed_namespace_folders_go_below_inbox(request, target, make_us
     code, second = m.sync_json()
     assert code == 0, second
     assert second["messages_copied"] == 0, second  # Courier: the checkpoint holds APPENDUID's
+    lose_state(m)  # matched on the target by Message-ID (Courier quotes the item's name) or content
+    code, third = m.sync_json()
+    assert (code, third["messages_copied"]) == (0, 0), third
+    assert third["messages_skipped_existing"] == first["messages_copied"]
 
 
 def test_courier_checkpoints_hold_the_uidvalidity_the_appends_reported(
@@ -106,3 +116,58 @@ def test_from_a_prefixed_namespace_folders_lose_the_prefix(request, source, make
     assert not any(n.startswith("INBOX.") for n in on_target), on_target
     logical = {n.removeprefix("INBOX.") for n in on_source}
     assert {expected_target(n.replace(".", "/")) for n in logical} - {"INBOX"} <= on_target
+    lose_state(m)
+    code, again = m.sync_json()
+    assert (code, again["messages_copied"]) == (0, 0), again
+    assert again["messages_skipped_existing"] == report["messages_copied"]
+
+
+def lose_state(m: Migration) -> None:
+    for path in m.state.parent.glob(m.state.name + "*"):
+        path.unlink()
+
+
+def physical(name: str) -> str:
+    """A "/" folder of the source as an ("INBOX." ".") server names it."""
+    return name if name == "INBOX" else "INBOX." + name.replace("/", ".")
+
+
+def assert_no_duplicates(m: Migration) -> tuple[dict, dict]:
+    src_c, dst_c = m.source.client(), m.target.client()
+    try:
+        src, dst = snapshot(src_c), snapshot(dst_c)
+    finally:
+        src_c.logout()
+        dst_c.logout()
+    for name in KILL_FOLDERS:
+        content_src = Counter(k[:2] for k in src[name].elements())
+        content_dst = Counter(k[:2] for k in dst.get(physical(name), Counter()).elements())
+        over = content_dst - content_src
+        assert not over, f"{physical(name)}: duplicated {sum(over.values())} messages"
+    return src, dst
+
+
+@pytest.mark.parametrize("target", ["courier", "cyrus"])
+def test_kill_9_at_many_points_then_one_run_completes(request, target, make_user, tmp_path):
+    """kill -9 of a real `mailferry sync` process into Cyrus and Courier: no duplicate after any
+    kill, and the next run completes the copy."""
+    m = migration(request, "dovecot_slash", target, make_user, tmp_path)
+    bulk_load(m.source, KILL_FOLDERS, per_folder=120)
+    rng = random.Random(11)
+    kills = 0
+    for _attempt in range(6):
+        proc = m.process("--batch-size", "15")
+        time.sleep(rng.uniform(0.3, 1.5))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.communicate(timeout=120)
+        assert_no_duplicates(m)
+    assert kills >= 2, "the migration finished too fast to be interrupted; raise per_folder"
+    proc = m.process()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+    assert json.loads(out)["messages_failed"] == 0
+    src, dst = assert_no_duplicates(m)
+    for name in KILL_FOLDERS:
+        assert dst[physical(name)] == src[name], f"{name} incomplete after kills"
