@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 from collections import Counter
 
-from mailferry.adapters.memory_account import MemoryAccount, MemoryServer
+from mailferry.adapters.memory.account import MemoryAccount, MemoryServer
 from mailferry.domain.plan import Selection, target_flags
 
 BASE = dt.datetime(2010, 1, 1, tzinfo=dt.UTC)
@@ -100,7 +100,7 @@ def run_batch(service, batch: str, connector: MemoryConnector) -> dict:
     jobs the scheduler built, by mailbox address."""
     import threading  # noqa: PLC0415 - only this helper needs it
 
-    from mailferry.adapters.memory_state import MemoryStateStore  # noqa: PLC0415
+    from mailferry.adapters.memory.state import MemoryStateStore  # noqa: PLC0415
     from mailferry.service.scheduler import Scheduler  # noqa: PLC0415
 
     service.start(batch)

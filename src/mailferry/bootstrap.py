@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mailferry.adapters import oauth
 from mailferry.adapters.imap import Credentials, ImapAccount, TlsOptions
 from mailferry.adapters.imap.profiled import open_profiled
-from mailferry.adapters.imap.session import AuthMethod
-from mailferry.adapters.memory_state import MemoryStateStore
-from mailferry.adapters.oauth import M365_AUTHORITY_HOST, TokenProvider, TokenSource
-from mailferry.adapters.oauth_delegated import SignInOptions
+from mailferry.adapters.memory.state import MemoryStateStore
+from mailferry.adapters.oauth import sources as oauth
+from mailferry.adapters.oauth.app_only import M365_AUTHORITY_HOST
+from mailferry.adapters.oauth.delegated import SignInOptions
+from mailferry.adapters.oauth.sources import TokenSource
 from mailferry.adapters.secrets import SecretBox
 from mailferry.adapters.store.auth import AuthTables
 from mailferry.adapters.store.batches import BatchStore
@@ -33,9 +33,9 @@ from mailferry.config import default_state_path, pair_key, parse_endpoint
 from mailferry.domain.errors import ConfigError, MailferryError, ThrottledError
 from mailferry.domain.folders import MappingOptions
 from mailferry.domain.labels import LabelMode, LabelPolicy
-from mailferry.domain.model import Endpoint, Security, Summary
+from mailferry.domain.model import AuthMethod, Endpoint, Security, Summary
 from mailferry.domain.plan import Selection
-from mailferry.domain.ports import StateStore
+from mailferry.domain.ports import StateStore, TokenProvider
 from mailferry.domain.profiles import Profile, apply_profiles, choose_profile, label_policy
 from mailferry.service.batches import BatchService
 from mailferry.service.migrate import Migration, SyncOptions
@@ -63,7 +63,9 @@ class Side:
     m365_certificate_file: Path | None = None
     m365_authority: str = M365_AUTHORITY_HOST
     google_service_account_file: Path | None = None
-    m365_delegated: bool = False  # the URL's user signs in (device code; see oauth_delegated)
+    m365_delegated: bool = (
+        False  # the URL's user signs in (device code; see adapters/oauth/delegated.py)
+    )
     profile: str = "auto"  # a profile name, or "auto": by host
 
     @property

@@ -20,13 +20,13 @@ from typing import Any, TypeVar
 import click
 
 from mailferry import __version__
-from mailferry.adapters.imap.session import AuthMethod
-from mailferry.adapters.oauth import M365_AUTHORITY_HOST
+from mailferry.adapters.oauth.app_only import M365_AUTHORITY_HOST
 from mailferry.bootstrap import Side, SyncRequest, endpoints, open_pair, run_sync, run_verify
 from mailferry.config import parse_date, password_env
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.folders import MappingOptions, parse_map
 from mailferry.domain.labels import LabelMode
+from mailferry.domain.model import AuthMethod
 from mailferry.domain.plan import Selection
 from mailferry.domain.profiles import PROFILE_NAMES
 from mailferry.exits import (

@@ -33,6 +33,7 @@ from mailferry.cli_service import (
 from mailferry.config import parse_date
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.labels import LabelMode
+from mailferry.domain.model import MailboxState
 from mailferry.exits import (
     EXIT_FAILED,
     EXIT_OK,
@@ -42,7 +43,6 @@ from mailferry.service.batches import (
     BatchOptions,
     BatchService,
     BatchStatus,
-    MailboxState,
 )
 
 

@@ -10,8 +10,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from mailferry.adapters.imap.session import AuthMethod
-from mailferry.adapters.oauth import M365_AUTHORITY_HOST
+from mailferry.adapters.oauth.app_only import M365_AUTHORITY_HOST
 from mailferry.adapters.secrets import Secret
 from mailferry.bootstrap import load_token_source
 from mailferry.cli_service import (
@@ -24,7 +23,7 @@ from mailferry.cli_service import (
     state_option,
 )
 from mailferry.domain.errors import AccountError, ConfigError
-from mailferry.domain.model import Security
+from mailferry.domain.model import AuthMethod, Security
 from mailferry.domain.profiles import PROFILE_NAMES
 from mailferry.exits import (
     handle_errors,

@@ -2,7 +2,7 @@
 
 The sign-in (msal's token cache with the refresh token) is stored encrypted beside the state
 database, where ``mailferry sync --source-m365-delegated`` (or ``--target-…``), ``verify`` and the
-batch service's delegated endpoints look for it: see ``adapters/oauth_delegated.py``. Loaded only
+batch service's delegated endpoints look for it: see ``adapters/oauth/delegated.py``. Loaded only
 when asked for (``cli._Commands``); msal itself is imported only when the sign-in starts.
 """
 
@@ -12,8 +12,9 @@ from pathlib import Path
 
 import click
 
-from mailferry.adapters.oauth import M365_AUTHORITY_HOST, TokenSource
-from mailferry.adapters.oauth_delegated import DEFAULT_TENANT, SignInOptions, delegated_grant
+from mailferry.adapters.oauth.app_only import M365_AUTHORITY_HOST
+from mailferry.adapters.oauth.delegated import DEFAULT_TENANT, SignInOptions
+from mailferry.adapters.oauth.sources import TokenSource, delegated_grant
 from mailferry.config import STATE_ENV, parse_endpoint
 from mailferry.exits import handle_errors
 

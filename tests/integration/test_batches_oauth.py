@@ -18,7 +18,7 @@ from collections import Counter
 import pytest
 from click.testing import CliRunner
 
-from mailferry.adapters.oauth import TokenSource
+from mailferry.adapters.oauth.sources import TokenSource
 from mailferry.bootstrap import open_service
 from mailferry.bootstrap import scheduler as build_scheduler
 from mailferry.cli import main

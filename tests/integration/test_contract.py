@@ -9,7 +9,7 @@ import pytest
 
 from mailferry.adapters.imap import Credentials, ImapAccount
 from mailferry.adapters.imap.namespaced import NamespacedAccount
-from mailferry.adapters.memory_account import MemoryAccount, MemoryServer
+from mailferry.adapters.memory.account import MemoryAccount, MemoryServer
 from mailferry.domain.errors import FolderError
 from mailferry.domain.model import AppendRequest, Endpoint, Security
 

@@ -21,19 +21,14 @@ import pytest
 from click.testing import CliRunner
 
 from mailferry.adapters.imap import Credentials, ImapAccount
-from mailferry.adapters.imap.session import AuthMethod
-from mailferry.adapters.oauth import (
-    CachedToken,
-    ClientCertificate,
-    GoogleServiceAccount,
-    MsalAppOnly,
-    ServiceAccountKey,
-    command_grant,
-)
+from mailferry.adapters.oauth.app_only import ClientCertificate, MsalAppOnly
+from mailferry.adapters.oauth.command import command_grant
+from mailferry.adapters.oauth.google import GoogleServiceAccount, ServiceAccountKey
+from mailferry.adapters.oauth.tokens import CachedToken
 from mailferry.bootstrap import Side, SyncRequest, open_pair
 from mailferry.cli import main
 from mailferry.domain.errors import AuthError
-from mailferry.domain.model import Endpoint, Security
+from mailferry.domain.model import AuthMethod, Endpoint, Security
 from mailferry.domain.profiles import PROFILES
 from mailferry.sandbox.dovecot import DovecotServer
 from mailferry.sandbox.proxy import Proxy

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
-from mailferry.adapters.memory_account import MemoryServer
+from mailferry.adapters.memory.account import MemoryServer
 from mailferry.adapters.secrets import KEY_ENV, Secret, SecretBox
 from mailferry.adapters.store.records import FailureRecord, Outcome
 from mailferry.adapters.store.sync_state import SqlStateStore

@@ -11,13 +11,13 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from mailferry.adapters.imap.session import AuthMethod
-from mailferry.adapters.oauth import CachedToken, TokenSource
+from mailferry.adapters.oauth.sources import TokenSource
+from mailferry.adapters.oauth.tokens import CachedToken
 from mailferry.adapters.secrets import KEY_ENV, Secret
 from mailferry.bootstrap import BatchConnector, open_service
 from mailferry.cli import main
 from mailferry.domain.errors import ConfigError
-from mailferry.domain.model import Security
+from mailferry.domain.model import AuthMethod, Security
 from mailferry.service.batches import BatchOptions, EndpointSpec
 from tests.fakes import MemoryConnector, run_batch
 

@@ -12,8 +12,8 @@ import hypothesis.strategies as st
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from mailferry.adapters.memory_account import MemoryAccount, MemoryServer
-from mailferry.adapters.memory_state import MemoryStateStore
+from mailferry.adapters.memory.account import MemoryAccount, MemoryServer
+from mailferry.adapters.memory.state import MemoryStateStore
 from mailferry.domain.errors import ConnectError
 from mailferry.domain.plan import Selection, target_flags
 from mailferry.service.migrate import Migration, SyncOptions

@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from mailferry.adapters.memory_account import MemoryAccount, MemoryServer
-from mailferry.adapters.memory_state import MemoryStateStore
+from mailferry.adapters.memory.account import MemoryAccount, MemoryServer
+from mailferry.adapters.memory.state import MemoryStateStore
 from mailferry.domain.errors import ConnectError
 from mailferry.domain.folders import FolderMapping
 from mailferry.domain.identity import epoch

@@ -15,8 +15,8 @@ import hypothesis.strategies as st
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from mailferry.adapters.memory_account import MemoryAccount, MemoryServer
-from mailferry.adapters.memory_state import MemoryStateStore
+from mailferry.adapters.memory.account import MemoryAccount, MemoryServer
+from mailferry.adapters.memory.state import MemoryStateStore
 from mailferry.domain.errors import ConnectError
 from mailferry.domain.labels import LabelMode
 from mailferry.domain.profiles import GMAIL, label_policy

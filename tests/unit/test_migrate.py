@@ -2,8 +2,8 @@
 
 import pytest
 
-from mailferry.adapters.memory_account import MemoryAccount, MemoryServer
-from mailferry.adapters.memory_state import MemoryStateStore
+from mailferry.adapters.memory.account import MemoryAccount, MemoryServer
+from mailferry.adapters.memory.state import MemoryStateStore
 from mailferry.domain.errors import ConnectError
 from mailferry.domain.folders import MappingOptions
 from mailferry.domain.model import Summary

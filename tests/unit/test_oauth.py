@@ -21,15 +21,10 @@ from mailferry.adapters.imap.session import (
     choose_method,
     offered_logins,
 )
-from mailferry.adapters.oauth import (
-    JWT_BEARER,
-    CachedToken,
-    GoogleServiceAccount,
-    Grant,
-    MsalAppOnly,
-    ServiceAccountKey,
-    command_grant,
-)
+from mailferry.adapters.oauth.app_only import MsalAppOnly
+from mailferry.adapters.oauth.command import command_grant
+from mailferry.adapters.oauth.google import JWT_BEARER, GoogleServiceAccount, ServiceAccountKey
+from mailferry.adapters.oauth.tokens import CachedToken, Grant
 from mailferry.domain.errors import AuthError, ConfigError, ConnectError
 
 

@@ -16,14 +16,15 @@ from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
 import mailferry
-from mailferry.adapters.oauth import CachedToken, SourceNames, TokenSource, token_provider
-from mailferry.adapters.oauth_delegated import (
+from mailferry.adapters.oauth.delegated import (
     MsalDelegated,
     SignInKey,
     SignInOptions,
     SignInStore,
     login_command,
 )
+from mailferry.adapters.oauth.sources import SourceNames, TokenSource, token_provider
+from mailferry.adapters.oauth.tokens import CachedToken
 from mailferry.adapters.secrets import KEY_ENV
 from mailferry.bootstrap import BatchConnector, Side, credentials, open_service
 from mailferry.cli import main

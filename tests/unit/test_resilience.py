@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from mailferry.adapters.memory_account import MemoryAccount, MemoryServer
-from mailferry.adapters.memory_state import MemoryStateStore
+from mailferry.adapters.memory.account import MemoryAccount, MemoryServer
+from mailferry.adapters.memory.state import MemoryStateStore
 from mailferry.domain.errors import ConnectError
 from mailferry.service.migrate import Migration, SyncOptions
 from mailferry.service.resilience import Pace, RetryPolicy

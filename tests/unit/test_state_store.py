@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from mailferry.adapters.memory_state import MemoryStateStore
+from mailferry.adapters.memory.state import MemoryStateStore
 from mailferry.adapters.store.sync_state import SCHEMA_VERSION, UID_CHUNK, SqlStateStore
 from mailferry.domain.errors import StateError
 from mailferry.domain.ports import Checkpoint, Copied, Intent, StateStore

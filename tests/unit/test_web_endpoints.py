@@ -18,11 +18,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 
-from mailferry.adapters.imap.session import AuthMethod
-from mailferry.adapters.oauth import TokenSource
+from mailferry.adapters.oauth.sources import TokenSource
 from mailferry.adapters.secrets import KEY_ENV, Secret
 from mailferry.bootstrap import open_service
-from mailferry.domain.model import Security
+from mailferry.domain.model import AuthMethod, Security
 from mailferry.domain.profiles import PROFILE_NAMES
 from mailferry.service.batches import EndpointSpec
 from mailferry.web import create_app

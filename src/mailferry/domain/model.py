@@ -31,6 +31,28 @@ class Security(StrEnum):
     NONE = "none"
 
 
+class AuthMethod(StrEnum):
+    """How an account logs in (adapters/imap speaks each as SASL or LOGIN)."""
+
+    AUTO = "auto"  # a token login if there is a token provider (XOAUTH2, else OAUTHBEARER), else password
+    PASSWORD = "password"  # noqa: S105 - the name of a method, not a password
+    XOAUTH2 = "xoauth2"
+    OAUTHBEARER = "oauthbearer"
+
+
+class MailboxState(StrEnum):
+    """Where a batch's mailbox stands: Created -> Syncing -> Synced -> Completing -> Completed, or
+    Stopped / Failed (both can start again)."""
+
+    CREATED = "created"
+    SYNCING = "syncing"
+    SYNCED = "synced"
+    COMPLETING = "completing"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """Where an account lives and who logs in. Never holds the password."""

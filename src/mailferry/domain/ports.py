@@ -87,6 +87,14 @@ class MailAccount(Protocol):
     def close(self) -> None: ...
 
 
+class TokenProvider(Protocol):
+    """OAuth2 access tokens for one login (adapters/oauth builds them from the token sources)."""
+
+    def token(self, force_refresh: bool = False) -> str:
+        """A valid access token; ``force_refresh`` skips the cache (the server refused the last)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """Where the last complete pass over a source folder ended."""

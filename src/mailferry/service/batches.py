@@ -25,12 +25,10 @@ import re
 import socket
 import time
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from mailferry.adapters.imap.session import AuthMethod
-from mailferry.adapters.oauth import TokenSource
+from mailferry.adapters.oauth.sources import TokenSource
 from mailferry.adapters.secrets import Secret, SecretBox
 from mailferry.adapters.store.batches import BatchStore
 from mailferry.adapters.store.records import (
@@ -43,7 +41,7 @@ from mailferry.adapters.store.records import (
 from mailferry.config import is_loopback, pair_key
 from mailferry.domain.errors import ConfigError, Conflict, NotFound
 from mailferry.domain.labels import LabelMode
-from mailferry.domain.model import Endpoint, Security
+from mailferry.domain.model import AuthMethod, Endpoint, MailboxState, Security
 from mailferry.domain.profiles import PROFILE_NAMES
 from mailferry.logs import get_logger
 from mailferry.service.csvimport import CsvRules, parse_batch_csv
@@ -54,16 +52,6 @@ log = get_logger("mailferry.batches")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SERVICE_FRESH = 30.0  # seconds: a service row older than this is a dead service
 DEFAULT_PORTS = {Security.SSL: 993, Security.STARTTLS: 143, Security.NONE: 143}
-
-
-class MailboxState(StrEnum):
-    CREATED = "created"
-    SYNCING = "syncing"
-    SYNCED = "synced"
-    COMPLETING = "completing"
-    COMPLETED = "completed"
-    STOPPED = "stopped"
-    FAILED = "failed"
 
 
 S = MailboxState

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from mailferry.adapters.oauth import OPTIONS, SourceNames
+from mailferry.adapters.oauth.sources import OPTIONS, SourceNames
 from mailferry.adapters.store.records import EndpointRecord
 
 

@@ -20,17 +20,16 @@ from pathlib import Path
 from mailferry.adapters.imap import Credentials, TlsOptions
 from mailferry.adapters.imap.profiled import open_profiled
 from mailferry.adapters.imap.session import (
-    AuthMethod,
     choose_method,
     login_capabilities,
     offered_logins,
 )
-from mailferry.adapters.oauth import token_provider
-from mailferry.adapters.oauth_delegated import SignInOptions
+from mailferry.adapters.oauth.delegated import SignInOptions
+from mailferry.adapters.oauth.sources import token_provider
 from mailferry.adapters.secrets import Secret
 from mailferry.adapters.store.records import EndpointRecord
 from mailferry.domain.errors import AccountError
-from mailferry.domain.model import Endpoint, Security
+from mailferry.domain.model import AuthMethod, Endpoint, Security
 from mailferry.domain.profiles import choose_profile
 from mailferry.service.batches import BatchService
 

@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mailferry.adapters.imap import Credentials, TlsOptions
-from mailferry.adapters.imap.session import AuthMethod
-from mailferry.adapters.oauth import TokenProvider
 from mailferry.adapters.store.records import (
     BatchRecord,
     EndpointRecord,
@@ -35,15 +33,14 @@ from mailferry.adapters.store.records import (
 from mailferry.config import pair_key
 from mailferry.domain.errors import AccountError, MailferryError, StateError
 from mailferry.domain.folders import MappingOptions
-from mailferry.domain.model import Endpoint, Security, Summary
+from mailferry.domain.model import AuthMethod, Endpoint, MailboxState, Security, Summary
 from mailferry.domain.plan import Selection
-from mailferry.domain.ports import MailAccount, StateStore
+from mailferry.domain.ports import MailAccount, StateStore, TokenProvider
 from mailferry.domain.profiles import Profile, apply_profiles, choose_profile, label_policy
 from mailferry.logs import bound_context, get_logger
 from mailferry.service.batches import (
     BatchOptions,
     BatchService,
-    MailboxState,
     new_owner,
     owner_alive,
 )

@@ -18,9 +18,10 @@ from fastapi import APIRouter, Form, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from mailferry.adapters.imap.session import AuthMethod
-from mailferry.adapters.oauth import M365_AUTHORITY_HOST, SourceNames
+from mailferry.adapters.oauth.app_only import M365_AUTHORITY_HOST
+from mailferry.adapters.oauth.sources import SourceNames
 from mailferry.domain.errors import ConfigError
+from mailferry.domain.model import AuthMethod
 from mailferry.domain.profiles import PROFILE_NAMES
 from mailferry.service.endpoints import EndpointNames
 from mailferry.web import operations

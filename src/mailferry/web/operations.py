@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from mailferry.adapters.oauth import M365_AUTHORITY_HOST, SourceNames, TokenSource
+from mailferry.adapters.oauth.app_only import M365_AUTHORITY_HOST
+from mailferry.adapters.oauth.sources import SourceNames, TokenSource
 from mailferry.adapters.secrets import Secret
 from mailferry.adapters.store.records import EndpointRecord
 from mailferry.config import parse_date

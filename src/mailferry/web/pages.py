@@ -14,6 +14,7 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
 
 from mailferry.domain.errors import ConfigError, NotFound
+from mailferry.domain.model import MailboxState
 from mailferry.web import chart, operations
 from mailferry.web.credentials import Session
 from mailferry.web.present import batch_detail_out, batch_out, endpoint_out
@@ -136,7 +137,7 @@ def _batch_context(request: Request, name: str) -> dict[str, Any]:
     return {
         "batch": batch_detail_out(status, now),
         "chart": chart.svg(series),
-        "live": status.state in ("syncing", "completing"),
+        "live": status.state in (MailboxState.SYNCING, MailboxState.COMPLETING),
         "service_running": service.service_running() is not None,
         "updated": time.strftime("%H:%M:%S", time.localtime(now)),
     }

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from mailferry.adapters.oauth import M365_AUTHORITY_HOST
+from mailferry.adapters.oauth.app_only import M365_AUTHORITY_HOST
 
 
 class ErrorOut(BaseModel):

@@ -9,7 +9,6 @@ import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, cast
 
@@ -18,14 +17,14 @@ from imapclient import imap4, tls
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from mailferry.adapters.imap.wire import quote_mailbox
-from mailferry.adapters.oauth import TokenProvider
 from mailferry.domain.errors import (
     AuthError,
     ConnectError,
     FolderError,
     MailferryError,
 )
-from mailferry.domain.model import Endpoint, Security
+from mailferry.domain.model import AuthMethod, Endpoint, Security
+from mailferry.domain.ports import TokenProvider
 from mailferry.domain.responses import slow_down
 
 
@@ -40,13 +39,6 @@ class TlsOptions:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         return context
-
-
-class AuthMethod(StrEnum):
-    AUTO = "auto"  # a token login if there is a token provider (XOAUTH2, else OAUTHBEARER), else password
-    PASSWORD = "password"  # noqa: S105 - the name of a method, not a password
-    XOAUTH2 = "xoauth2"
-    OAUTHBEARER = "oauthbearer"
 
 
 @dataclass(frozen=True)

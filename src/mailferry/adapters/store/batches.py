@@ -37,6 +37,7 @@ from mailferry.adapters.store.sync_state import open_store
 from mailferry.adapters.store.tables import BATCH_FAILURES as FAILURES
 from mailferry.adapters.store.tables import BATCHES, ENDPOINTS, MAILBOXES, RUNS, SERVICES
 from mailferry.domain.errors import Conflict, StateError
+from mailferry.domain.model import MailboxState
 
 
 class BatchStore:
@@ -199,7 +200,9 @@ class BatchStore:
                 .values(
                     owner=owner,
                     heartbeat=now,
-                    state="completing" if pending == "complete" else "syncing",
+                    state=MailboxState.COMPLETING
+                    if pending == "complete"
+                    else MailboxState.SYNCING,
                     reason=None,
                     started=now,
                     finished=None,
@@ -251,7 +254,7 @@ class BatchStore:
             }
             if not outcome.keep_pending:
                 values["pending"] = None
-            if outcome.state in ("synced", "completed"):
+            if outcome.state in (MailboxState.SYNCED, MailboxState.COMPLETED):
                 values["last_synced"] = outcome.finished
             conn.execute(
                 update(MAILBOXES).where(mb.batch == batch, mb.email == email).values(**values)

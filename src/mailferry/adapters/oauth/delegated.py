@@ -34,16 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mailferry.adapters.oauth import (
-    M365_AUTHORITY_HOST,
-    OPTIONS,
-    Grant,
-    SourceNames,
-    TokenSource,
-    grant_from_json,
-    msal_refusal,
-    msal_settings,
-)
+from mailferry.adapters.oauth.app_only import M365_AUTHORITY_HOST, msal_refusal, msal_settings
+from mailferry.adapters.oauth.tokens import Grant, grant_from_json
 from mailferry.adapters.secrets import KEY_ENV, KEY_FILE, Secret, SecretBox
 from mailferry.config import STATE_ENV, data_dir, default_state_path
 from mailferry.domain.errors import AuthError, ConfigError, ConnectError
@@ -332,41 +324,3 @@ class MsalDelegated:
 
 def _has_token(result: object) -> bool:
     return isinstance(result, dict) and "access_token" in result
-
-
-# -- the settings side (``oauth.TokenSource``) ---------------------------------------------------
-
-
-def delegated_problems(source: TokenSource, names: SourceNames = OPTIONS) -> list[str]:
-    """What is wrong with a delegated source's settings (all of it, for one ConfigError)."""
-    problems = []
-    if not source.m365_client_id:
-        problems.append(
-            f"{names.m365_delegated} needs {names.m365_client_id} "
-            "(the application id of a public client app)"
-        )
-    for value, name in (
-        (source.m365_client_secret, names.m365_client_secret),
-        (source.m365_certificate_pem, names.m365_certificate),
-    ):
-        if value is not None:
-            problems.append(
-                f"{names.m365_delegated} signs in as the user: a public client has no secret; "
-                f"drop {name} (it is for app-only logins)"
-            )
-    return problems
-
-
-def delegated_grant(
-    source: TokenSource, subject: str, options: SignInOptions | None = None
-) -> MsalDelegated:
-    """The grant source for ``subject``'s own sign-in (the settings checked by the caller)."""
-    if not source.m365_client_id:
-        raise ConfigError(delegated_problems(source))
-    return MsalDelegated(
-        source.m365_client_id,
-        subject,
-        tenant=source.m365_tenant or DEFAULT_TENANT,
-        authority_host=source.m365_authority,
-        options=options,
-    )
