@@ -2,7 +2,11 @@
 services. ``open_pair`` turns a validated ``mailferry sync`` request into connected accounts, a
 state store and a Migration; ``open_service``/``scheduler`` build the batch service and its
 scheduler; ``open_auth_tables`` the web's login tables. Every store of one state file shares the
-process's one Engine on it (``adapters.store.engine``)."""
+process's one Engine on it (``adapters.store.engine``).
+
+Why one module of 400+ lines: it is the one composition root on purpose: every place where
+settings become objects (pairs, token providers, the batch service, the scheduler) is here.
+"""
 
 from __future__ import annotations
 

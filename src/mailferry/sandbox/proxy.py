@@ -18,6 +18,9 @@ armed, across all connections, in one direction: ``"up"`` (client to server), ``
 to client) or ``"both"`` (either). A fault fires on the connection that forwards its last byte,
 once. ``replace_next`` is line-aware on server-to-client traffic: while it is armed, incomplete
 lines are held back until their line feed arrives (IMAP responses always end in CRLF).
+
+Why one module of 400+ lines: the proxy's faults act on its connections' sockets from their one
+thread each, so the fault table and the connection loop belong together; test infrastructure.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The migration service API: endpoints, batches and their lifecycle, status and reports.
 
-The CLI (``cli_batch.py``) and the web layer to come call this and nothing below it. Running the
+The CLI (``cli/batch.py``) and the web (``web/``) call this and nothing below it. Running the
 mailboxes is ``service/scheduler.py``; the tables are ``adapters/store/``.
 
 Mailbox lifecycle (``MailboxState``)::
@@ -13,6 +13,10 @@ Mailbox lifecycle (``MailboxState``)::
 the same transaction that records the pass's end. A process killed mid-pass leaves ``pending``
 set and its ``owner`` dead, so the next scheduler (``serve`` or ``batch start``) runs it again:
 re-running is the recovery, since the sync itself never duplicates a message.
+
+Why one module of 400+ lines: it is the service's whole API as one facade (endpoints, batches,
+lifecycle, status, reports) over one store, so the CLI and the web call one object; CSV parsing,
+reports and endpoint naming are already their own modules.
 """
 
 from __future__ import annotations

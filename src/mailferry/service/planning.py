@@ -3,6 +3,10 @@
 The decisions themselves are pure functions in ``domain/plan.py``; this module fetches their inputs
 (snapshots of both folders, rows of the state store) and records what planning alone establishes
 (messages found already on the target, a "pass started" checkpoint).
+
+Why one module of 400+ lines: the three ways a folder pass is planned (fresh with lost-state
+matching, incremental, settling intents a crash left) share one planner and its state rows; split
+apart they would pass the same seven collaborators around.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ taken before the mailbox is claimed and given back only after both connections a
 Running a mailbox runs a ``Migration`` on the sessions and the state store that its two ports
 give (``JobConnector``, ``open_state``: built by ``bootstrap``, the memory fakes in unit tests);
 an ``AccountError`` (wrong password, unreachable) fails that mailbox alone.
+
+Why one module of 400+ lines: claiming, connection caps, heartbeats, the thread pool and the
+recording of outcomes are one loop over one process's running jobs, and they share its lock.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""ImapAccount: the MailAccount port over a real IMAP server (imapclient for control, wire.py for bulk)."""
+"""ImapAccount: the MailAccount port over a real IMAP server (imapclient for control, wire.py for bulk).
+
+Why one module of 400+ lines: it is one class, the whole MailAccount port over IMAP (folders,
+listing, fetching, appending, flags), and only it holds the session's selected-folder state; FETCH
+parsing lives in rows.py, raw pipelined traffic in wire.py, logins in session.py.
+"""
 
 from __future__ import annotations
 

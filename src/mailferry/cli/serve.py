@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mailferry import bootstrap
-from mailferry.cli_service import (
+from mailferry.cli.common import (
     ADMIN_PASSWORD_ENV,
     open_batch_service,
     parse_duration,
@@ -20,11 +20,11 @@ from mailferry.cli_service import (
     signals,
     state_option,
 )
-from mailferry.config import default_state_path
-from mailferry.domain.errors import ConfigError
-from mailferry.exits import (
+from mailferry.cli.exits import (
     handle_errors,
 )
+from mailferry.config import default_state_path
+from mailferry.domain.errors import ConfigError
 from mailferry.service.batches import (
     BatchService,
 )

@@ -10,10 +10,9 @@ from typing import Any
 import click
 from rich.table import Table
 
-from mailferry.adapters.oauth.app_only import M365_AUTHORITY_HOST
 from mailferry.adapters.secrets import Secret
 from mailferry.bootstrap import load_token_source
-from mailferry.cli_service import (
+from mailferry.cli.common import (
     ENDPOINT_PASSWORD_ENV,
     TEST_PASSWORD_ENV,
     F,
@@ -22,12 +21,13 @@ from mailferry.cli_service import (
     read_secret,
     state_option,
 )
-from mailferry.domain.errors import AccountError, ConfigError
-from mailferry.domain.model import AuthMethod, Security
-from mailferry.domain.profiles import PROFILE_NAMES
-from mailferry.exits import (
+from mailferry.cli.exits import (
     handle_errors,
 )
+from mailferry.cli.options import apply, token_options
+from mailferry.domain.errors import AccountError, ConfigError
+from mailferry.domain.model import Security
+from mailferry.domain.profiles import PROFILE_NAMES
 from mailferry.service.batches import (
     EndpointSpec,
 )
@@ -36,66 +36,14 @@ from mailferry.service.probe import probe
 
 
 def _token_options(func: F) -> F:
-    file = click.Path(exists=True, dir_okay=False, path_type=Path)
-    for option in reversed(
-        (
-            click.option(
-                "--auth",
-                type=click.Choice([m.value for m in AuthMethod]),
-                default=AuthMethod.AUTO.value,
-                show_default=True,
-                help="How mailboxes log in: auto takes a token login (SASL XOAUTH2, else "
-                "OAUTHBEARER) when a token source is given, else the password.",
-            ),
-            click.option(
-                "--oauth-token-command",
-                metavar="CMD",
-                help="Run CMD for an OAuth2 access token (its stdout: the token, or JSON with "
-                "access_token and expires_in); run again to refresh. One token for every mailbox.",
-            ),
-            click.option("--m365-tenant", metavar="ID", help="Microsoft 365 app-only: tenant id."),
-            click.option("--m365-client-id", metavar="ID", help="Microsoft 365: application id."),
-            click.option(
-                "--m365-delegated",
-                is_flag=True,
-                help="Microsoft 365 delegated: each mailbox user signs in beforehand with "
-                "`mailferry login` (device code; a public client app, no secret).",
-            ),
-            click.option(
-                "--m365-client-secret-file",
-                type=file,
-                help="Microsoft 365 app-only: a file holding the client secret (stored encrypted).",
-            ),
-            click.option(
-                "--m365-certificate-file",
-                type=file,
-                help="Microsoft 365 app-only: a PEM file with the certificate and its private key "
-                "(stored encrypted).",
-            ),
-            click.option(
-                "--m365-authority",
-                metavar="URL",
-                default=M365_AUTHORITY_HOST,
-                show_default=True,
-                help="Microsoft identity platform host (national clouds differ).",
-            ),
-            click.option(
-                "--google-service-account-file",
-                type=file,
-                help="Google Workspace: a service account key (JSON) with domain-wide "
-                "delegation (stored encrypted); each token acts as the mailbox.",
-            ),
-            click.option(
-                "--profile",
-                type=click.Choice(PROFILE_NAMES),
-                default="auto",
-                show_default=True,
-                help="Provider profile (system folders, reserved names, size limit); auto: by host.",
-            ),
-        )
-    ):
-        func = option(func)
-    return func
+    profile = click.option(
+        "--profile",
+        type=click.Choice(PROFILE_NAMES),
+        default="auto",
+        show_default=True,
+        help="Provider profile (system folders, reserved names, size limit); auto: by host.",
+    )
+    return apply(func, [*token_options(None), profile])
 
 
 # -- endpoints ---------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """``mailferry endpoint ...``, ``mailferry batch ...`` and ``mailferry serve``: thin click
 commands over ``service.batches`` (the API the web layer calls too). This module has the batch
-commands and registers every service command (cli_endpoint, cli_serve) with ``mailferry``.
+commands and registers every service command (endpoint.py, serve.py) with ``mailferry``.
 
 Exit codes as for ``sync``: 0 done; 1 some mailboxes failed or had message errors; 2 usage or
 configuration error; 3 an endpoint cannot be reached or its login fails (``endpoint test``).
@@ -21,7 +21,7 @@ from rich.table import Table
 
 from mailferry import bootstrap
 from mailferry.adapters.store.records import MailboxRecord, Outcome
-from mailferry.cli_service import (
+from mailferry.cli.common import (
     F,
     err,
     open_batch_service,
@@ -30,15 +30,15 @@ from mailferry.cli_service import (
     signals,
     state_option,
 )
-from mailferry.config import parse_date
-from mailferry.domain.errors import ConfigError
-from mailferry.domain.labels import LabelMode
-from mailferry.domain.model import MailboxState
-from mailferry.exits import (
+from mailferry.cli.exits import (
     EXIT_FAILED,
     EXIT_OK,
     handle_errors,
 )
+from mailferry.config import parse_date
+from mailferry.domain.errors import ConfigError
+from mailferry.domain.labels import LabelMode
+from mailferry.domain.model import MailboxState
 from mailferry.service.batches import (
     BatchOptions,
     BatchService,
@@ -48,8 +48,8 @@ from mailferry.service.batches import (
 
 def register(main: click.Group) -> None:
     """Add the service commands to the ``mailferry`` group."""
-    from mailferry.cli_endpoint import endpoint  # noqa: PLC0415 - one import site for all
-    from mailferry.cli_serve import admin, serve, token  # noqa: PLC0415 - one import site for all
+    from mailferry.cli.endpoint import endpoint  # noqa: PLC0415 - one import site for all
+    from mailferry.cli.serve import admin, serve, token  # noqa: PLC0415 - one import site for all
 
     main.add_command(endpoint)
     main.add_command(batch)

@@ -15,8 +15,8 @@ import click
 from mailferry.adapters.oauth.app_only import M365_AUTHORITY_HOST
 from mailferry.adapters.oauth.delegated import DEFAULT_TENANT, SignInOptions
 from mailferry.adapters.oauth.sources import TokenSource, delegated_grant
+from mailferry.cli.exits import handle_errors
 from mailferry.config import STATE_ENV, parse_endpoint
-from mailferry.exits import handle_errors
 
 
 @click.command()

@@ -1,0 +1,5 @@
+"""``python -m mailferry.cli``: the ``mailferry`` command."""
+
+from mailferry.cli import main
+
+main()

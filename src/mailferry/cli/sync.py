@@ -1,0 +1,208 @@
+"""``mailferry sync`` and ``mailferry verify``: one pair of accounts, from the command line."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+from mailferry.bootstrap import Side, SyncRequest, endpoints, open_pair, run_sync, run_verify
+from mailferry.cli.exits import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_STOPPED,
+    handle_errors,
+)
+from mailferry.cli.options import common_options
+from mailferry.cli.terminal import print_plan, print_summary, print_verify, progress_display
+from mailferry.config import parse_date, password_env
+from mailferry.domain.errors import ConfigError
+from mailferry.domain.folders import MappingOptions, parse_map
+from mailferry.domain.labels import LabelMode
+from mailferry.domain.plan import Selection
+from mailferry.service.resilience import RetryPolicy
+
+
+@click.command()
+@common_options
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
+@click.option(
+    "--connections",
+    type=click.IntRange(1, 32),
+    default=3,
+    show_default=True,
+    help="Sessions per account for a first pass; folders are shared out over them "
+    "(incremental passes use one). Mind the servers' per-account limits.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 5000),
+    default=200,
+    show_default=True,
+    help="Messages per pipelined APPEND burst (each burst is one state transaction).",
+)
+@handle_errors
+def sync(**kwargs: Any) -> None:
+    """Copy every folder and message of SOURCE to TARGET; re-run any time for an incremental pass."""
+    request = _request(kwargs)
+    with open_pair(request, read_only=request.dry_run) as pair:
+        if request.dry_run:
+            print_plan(pair.plan())
+            return
+        stop = threading.Event()
+        with (
+            progress_display(enabled=not kwargs["as_json"]) as progress,
+            _stop_on_signals(stop) as signalled,
+        ):
+            summary = run_sync(pair, progress, stop)
+    if kwargs["as_json"]:
+        click.echo(json.dumps(summary.as_json(), indent=2, ensure_ascii=False))
+    else:
+        print_summary(summary)
+    if signalled.is_set():
+        click.echo("mailferry: stopped on request; run the same command again to resume", err=True)
+        sys.exit(EXIT_STOPPED)
+    sys.exit(EXIT_FAILED if summary.failures else EXIT_OK)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
+    """SIGINT/SIGTERM finish the burst in flight and save the state; a second SIGINT interrupts.
+
+    Yields an event that tells whether a signal (rather than the run itself) asked for the stop.
+    """
+    signalled = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        if signalled.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        signalled.set()
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield signalled
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@click.command()
+@common_options
+@handle_errors
+def verify(**kwargs: Any) -> None:
+    """Compare SOURCE and TARGET after folder mapping; exit 1 on any difference."""
+    request = _request(kwargs)
+    with open_pair(request, read_only=True) as pair:
+        report = run_verify(pair)
+    if kwargs["as_json"]:
+        data = [
+            {
+                "source": f.source,
+                "target": f.target,
+                "source_count": f.source_count,
+                "target_count": f.target_count,
+                "problems": f.problems,
+            }
+            for f in report.folders
+        ]
+        click.echo(json.dumps({"identical": report.identical, "folders": data}, indent=2))
+    else:
+        print_verify(report)
+    sys.exit(EXIT_OK if report.identical else EXIT_FAILED)
+
+
+def _request(kw: dict[str, Any]) -> SyncRequest:
+    problems: list[str] = []
+    maps = []
+    for spec in kw["maps"]:
+        try:
+            maps.append(parse_map(spec))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    include = _patterns(kw["include"], "--include", problems)
+    exclude = _patterns(kw["exclude"], "--exclude", problems)
+    since = parse_date(kw["since"], "--since", problems)
+    before = parse_date(kw["before"], "--before", problems)
+    interactive = sys.stdin.isatty() and not os.environ.get("CI")
+    sides = [
+        Side(
+            url=kw[f"{side}_url"],
+            authuser=kw[f"{side}_authuser"],
+            password_env=password_env(side),
+            password_file=kw[f"{side}_password_file"],
+            ca_file=kw[f"{side}_ca_file"] or kw["ca_file"],
+            insecure=kw[f"{side}_insecure"] or kw["insecure"],
+            name=side,
+            auth=kw[f"{side}_auth"],
+            oauth_token_command=kw[f"{side}_oauth_token_command"],
+            m365_tenant=kw[f"{side}_m365_tenant"],
+            m365_client_id=kw[f"{side}_m365_client_id"],
+            m365_client_secret_file=kw[f"{side}_m365_client_secret_file"],
+            m365_certificate_file=kw[f"{side}_m365_certificate_file"],
+            m365_authority=kw[f"{side}_m365_authority"],
+            google_service_account_file=kw[f"{side}_google_service_account_file"],
+            m365_delegated=kw[f"{side}_m365_delegated"],
+            profile=kw[f"{side}_profile"] or kw["profile"],
+        )
+        for side in ("source", "target")
+    ]
+    request = SyncRequest(
+        source=sides[0],
+        target=sides[1],
+        allow_plaintext=kw["allow_plaintext"],
+        mapping=MappingOptions(maps=tuple(maps), include=include, exclude=exclude),
+        selection=Selection(since=since, before=before, include_deleted=kw["include_deleted"]),
+        state_path=kw.get("state"),
+        dry_run=bool(kw.get("dry_run")),
+        batch_size=kw.get("batch_size") or 200,
+        connections=kw.get("connections") or 3,
+        retry=RetryPolicy(
+            attempts=kw["retries"],
+            base_wait=kw["retry_wait"],
+            max_wait=kw["retry_max_wait"],
+            cap_pause=kw["cap_pause"],
+            cap_max_pause=kw["cap_max_pause"],
+        ),
+        timeout=kw["timeout"],
+        neutralise_read_receipts=kw["neutralise_read_receipts"],
+        labels=LabelMode(kw["labels"]),
+        prompt=_prompt if interactive else None,
+        show_sign_in=_show_sign_in if interactive else None,
+    )
+    try:
+        endpoints(request)
+    except ConfigError as exc:
+        problems[:0] = exc.problems
+    if problems:
+        raise ConfigError(problems)
+    return request
+
+
+def _prompt(label: str) -> str:
+    return str(click.prompt(label, hide_input=True))
+
+
+def _show_sign_in(message: str) -> None:
+    """A device-flow message (the verification URL and the user's code): never a token."""
+    click.echo(f"mailferry: {message}", err=True)
+
+
+def _patterns(
+    values: tuple[str, ...], option: str, problems: list[str]
+) -> tuple[re.Pattern[str], ...]:
+    out = []
+    for value in values:
+        try:
+            out.append(re.compile(value))
+        except re.error as exc:
+            problems.append(f"{option} {value!r}: not a valid regular expression ({exc})")
+    return tuple(out)
