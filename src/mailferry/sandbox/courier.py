@@ -19,96 +19,34 @@ import grp
 import os
 import pwd
 import shlex
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
 
 from mailferry.sandbox import process
-from mailferry.sandbox.dovecot import HOST, MAIL_GROUP, MAIL_USER, SandboxError, free_port
-
-if TYPE_CHECKING:
-    from types import TracebackType
+from mailferry.sandbox.dovecot import HOST, MAIL_GROUP, MAIL_USER, SandboxError
 
 MOUNT_POINTS = ("/etc/courier", "/run/courier", "/usr/lib/courier-authlib")
 
 
-class CourierServer:
+class CourierServer(process.TreeServer):
     """A Courier-IMAP instance for one test session; use it as a context manager."""
 
-    host = HOST
+    name = "courier"
     delimiter = "."
     prefix = "INBOX."
 
     def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
-        self.log_path = self.root / "courier.log"
-        self.port = 0
+        super().__init__(root)
         self._users: dict[str, str] = {}  # name -> crypt(3) hash
-        self._data: Path | None = None
-        self._process: subprocess.Popen[bytes] | None = None
 
-    @property
-    def data_dir(self) -> Path:
-        if self._data is None:
-            raise SandboxError("server not started")
-        return self._data
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        if self._process is not None:
-            raise SandboxError("server already started")
-        if os.geteuid() != 0:
-            raise SandboxError("CourierServer must run as root (mount namespace, setuid imapd)")
-        self._prepare_files()
+    def _argv(self) -> list[str]:
         script = self.data_dir / "run.sh"
         script.write_text(self._script())
-        argv = ["unshare", "--mount", "--propagation", "private", "sh", str(script)]
-        self._process = process.spawn(argv, self.log_path, process.tree_env())
-        try:
-            process.wait_for_greeting(self._process, self.port, "courier", self._log_tail)
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        proc, self._process = self._process, None
-        process.stop_group(proc)
-        if self._data is not None:
-            shutil.rmtree(self._data, ignore_errors=True)
-            self._data = None
-
-    def _log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
+        return ["unshare", "--mount", "--propagation", "private", "sh", str(script)]
 
     def _prepare_files(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
         for point in MOUNT_POINTS:
             Path(point).mkdir(parents=True, exist_ok=True)
-        self._data = Path(tempfile.mkdtemp(prefix="mailferry-courier-"))
-        self._data.chmod(0o755)
-        link = self.root / "data"
-        link.unlink(missing_ok=True)
-        link.symlink_to(self._data)
         for sub in ("etc", "run/authdaemon", "home"):
             (self.data_dir / sub).mkdir(parents=True)
             (self.data_dir / sub).chmod(0o755)
@@ -117,7 +55,6 @@ class CourierServer:
             'DEBUG_LOGIN=0\nDEFAULTOPTIONS=""\nLOGGEROPTS=""\n'
         )
         self._write_userdb()
-        self.port = free_port()
 
     def _script(self) -> str:
         tree = process.TREE

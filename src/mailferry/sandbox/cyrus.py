@@ -18,17 +18,10 @@ import imaplib
 import os
 import pwd
 import secrets
-import shutil
-import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
 
 from mailferry.sandbox import process
-from mailferry.sandbox.dovecot import HOST, SandboxError, free_port
-
-if TYPE_CHECKING:
-    import subprocess
-    from types import TracebackType
+from mailferry.sandbox.dovecot import HOST, SandboxError
 
 CYRUS_USER = "cyrus"  # made by scripts/install-servers, as cyrus-common's postinst would
 CYRUS_GROUP = "mail"
@@ -36,59 +29,24 @@ REALM = "mailferry-test"  # the SASL realm: imapd.conf's servername and saslpass
 BIN = "usr/lib/cyrus/bin"
 
 
-class CyrusServer:
+class CyrusServer(process.TreeServer):
     """A Cyrus instance for one test session; use it as a context manager."""
 
-    host = HOST
+    name = "cyrus"
     delimiter = "."
     prefix = "INBOX."
 
     def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
+        super().__init__(root)
         self.admin = "cyrus"
         self.admin_password = secrets.token_hex(8)
-        self.log_path = self.root / "cyrus.log"
-        self.port = 0
-        self._data: Path | None = None
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def data_dir(self) -> Path:
-        """A private directory under /tmp that the ``cyrus`` user can reach (pytest's may not)."""
-        if self._data is None:
-            raise SandboxError("server not started")
-        return self._data
 
     @property
     def conf_path(self) -> Path:
         return self.data_dir / "imapd.conf"
 
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        if self._process is not None:
-            raise SandboxError("server already started")
-        if os.geteuid() != 0:
-            raise SandboxError("CyrusServer must run as root (its master becomes the cyrus user)")
+    def _argv(self) -> list[str]:
         master = process.tree_path(f"{BIN}/master")
-        self._prepare_files()
         argv = [
             str(master),
             "-D",
@@ -98,38 +56,16 @@ class CyrusServer:
             str(self.data_dir / "cyrus.conf"),
         ]
         argv += ["-p", str(self.data_dir / "master.pid")]
-        self._process = process.spawn(argv, self.log_path, process.tree_env())
-        try:
-            process.wait_for_greeting(self._process, self.port, "cyrus master", self._log_tail)
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        proc, self._process = self._process, None
-        process.stop_group(proc)
-        if self._data is not None:
-            shutil.rmtree(self._data, ignore_errors=True)
-            self._data = None
-
-    def _log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
+        return argv
 
     # -- files --------------------------------------------------------------------------------
 
     def _prepare_files(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._data = Path(tempfile.mkdtemp(prefix="mailferry-cyrus-"))
-        self._data.chmod(0o755)
-        link = self.root / "data"
-        link.unlink(missing_ok=True)
-        link.symlink_to(self._data)
         uid, gid = pwd.getpwnam(CYRUS_USER).pw_uid, grp.getgrnam(CYRUS_GROUP).gr_gid
         for sub in ("conf", "partition", "run/socket", "run/proc", "run/lock"):
             (self.data_dir / sub).mkdir(parents=True)
         for path in self.data_dir.rglob("*"):
             os.chown(path, uid, gid)
-        self.port = free_port()
         self.conf_path.write_text(self._imapd_conf())
         (self.data_dir / "cyrus.conf").write_text(self._cyrus_conf())
         self._set_password(self.admin, self.admin_password)

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
-from mailferry.sandbox.dovecot import HOST, SandboxError
+from mailferry.sandbox.dovecot import HOST, SandboxError, free_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from types import TracebackType
 
 TREE = Path(os.environ.get("MAILFERRY_TEST_SERVERS", "/opt/mailferry-test-servers")) / "tree"
 START_TIMEOUT = 20.0
@@ -98,3 +101,82 @@ def stop_group(process: subprocess.Popen[bytes] | None) -> None:
     with contextlib.suppress(ProcessLookupError):  # children outlive a master that exited
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+
+
+class TreeServer:
+    """What a server run from the unpacked tree is, whatever it is: a context manager over one
+    process group, a private data directory under /tmp (linked as ``root/data``) removed on stop,
+    a log, and a start that waits for the greeting. Subclasses write their files and name the
+    command (``_prepare_files``, ``_argv``)."""
+
+    host = HOST
+    name = "server"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.log_path = self.root / f"{self.name}.log"
+        self.port = 0
+        self._data: Path | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        """A private directory under /tmp that the servers' users can reach (pytest's may not)."""
+        if self._data is None:
+            raise SandboxError("server not started")
+        return self._data
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def _log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if self._process is not None:
+            raise SandboxError(f"{self.name} already started")
+        if os.geteuid() != 0:
+            raise SandboxError(f"{type(self).__name__} must run as root")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._data = Path(tempfile.mkdtemp(prefix=f"mailferry-{self.name}-"))
+        self._data.chmod(0o755)
+        link = self.root / "data"
+        link.unlink(missing_ok=True)
+        link.symlink_to(self._data)
+        self.port = free_port()
+        self._prepare_files()
+        self._process = spawn(self._argv(), self.log_path, tree_env())
+        try:
+            wait_for_greeting(self._process, self.port, self.name, self._log_tail)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        proc, self._process = self._process, None
+        stop_group(proc)
+        if self._data is not None:
+            shutil.rmtree(self._data, ignore_errors=True)
+            self._data = None
+
+    def _prepare_files(self) -> None:
+        raise NotImplementedError
+
+    def _argv(self) -> list[str]:
+        raise NotImplementedError
