@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,3 +104,22 @@ def bulk_load(account: Account, folders: list[str], per_folder: int) -> None:
             client.append(name, b"Subject: twin\r\n\r\ntwin\r\n", [], None)
     finally:
         client.logout()
+
+
+def kill_repeatedly(
+    m: Migration, attempts: int, seed: int, after: tuple[float, float], check, *args: str
+) -> int:
+    """Start ``mailferry sync ARGS`` ``attempts`` times, each killed with SIGKILL a random moment
+    in ``after`` (seconds) after it started, unless it ended first; ``check(m)`` after each.
+    Returns how many runs were killed."""
+    rng = random.Random(seed)
+    kills = 0
+    for _attempt in range(attempts):
+        proc = m.process(*args)
+        time.sleep(rng.uniform(*after))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.communicate(timeout=120)
+        check(m)
+    return kills

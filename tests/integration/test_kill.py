@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import signal
 import time
 from collections import Counter
@@ -11,7 +10,7 @@ from collections import Counter
 import imapclient
 import pytest
 
-from tests.integration.conftest_helpers import Account, Migration, bulk_load
+from tests.integration.conftest_helpers import Account, Migration, bulk_load, kill_repeatedly
 from tests.integration.mailcheck import snapshot
 
 pytestmark = pytest.mark.integration
@@ -65,16 +64,8 @@ def test_kill_9_at_many_points_then_one_run_completes(
         tmp_path / "state.sqlite3",
     )
     bulk_load(m.source, FOLDERS, per_folder=300)
-    rng = random.Random(2026)
-    kills = 0
-    for _attempt in range(10):
-        proc = m.process("--batch-size", "25", "--connections", connections)
-        time.sleep(rng.uniform(0.15, 0.9))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.communicate(timeout=60)
-        no_duplicates(m)
+    args = ("--batch-size", "25", "--connections", connections)
+    kills = kill_repeatedly(m, 10, 2026, (0.15, 0.9), no_duplicates, *args)
     assert kills >= 3, "the migration finished too fast to be interrupted; raise per_folder"
     proc = m.process()
     out, err = proc.communicate(timeout=300)

@@ -8,16 +8,13 @@ first APPEND; Cyrus stores raw 8-bit header bytes as ``X`` (munge8bit, on by def
 from __future__ import annotations
 
 import json
-import random
-import signal
 import sqlite3
-import time
 from collections import Counter
 
 import pytest
 
 from mailferry.domain.namespace import Namespace
-from tests.integration.conftest_helpers import Account, Migration, bulk_load, load
+from tests.integration.conftest_helpers import Account, Migration, bulk_load, kill_repeatedly, load
 from tests.integration.mailcheck import snapshot
 from tests.integration.test_sync import assert_faithful, expected_target
 
@@ -153,16 +150,7 @@ def test_kill_9_at_many_points_then_one_run_completes(request, target, make_user
     kill, and the next run completes the copy."""
     m = migration(request, "dovecot_slash", target, make_user, tmp_path)
     bulk_load(m.source, KILL_FOLDERS, per_folder=120)
-    rng = random.Random(11)
-    kills = 0
-    for _attempt in range(6):
-        proc = m.process("--batch-size", "15")
-        time.sleep(rng.uniform(0.3, 1.5))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.communicate(timeout=120)
-        assert_no_duplicates(m)
+    kills = kill_repeatedly(m, 6, 11, (0.3, 1.5), assert_no_duplicates, "--batch-size", "15")
     assert kills >= 2, "the migration finished too fast to be interrupted; raise per_folder"
     proc = m.process()
     out, err = proc.communicate(timeout=300)

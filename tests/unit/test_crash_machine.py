@@ -66,20 +66,14 @@ class MigrationMachine(RuleBasedStateMachine):
 
     @rule(crash_after=st.integers(0, 6))
     def interrupted_sync(self, crash_after):
-        target = MemoryAccount(self.dst, crash_after=crash_after)
-        try:
-            Migration(
-                MemoryAccount(self.src), target, self.store, PAIR, SyncOptions(batch_count=3)
-            ).run()
-        except ConnectError:
-            self.synced = False
-        else:
-            self.synced = True
+        self._run_broken(MemoryAccount(self.dst, crash_after=crash_after))
 
     @rule(after=st.integers(0, 5))
     def listing_breaks_off(self, after):
         """The target's folder listing (lost-state matching reads it) breaks off half-way."""
-        target = MemoryAccount(self.dst, break_listing_after=after)
+        self._run_broken(MemoryAccount(self.dst, break_listing_after=after))
+
+    def _run_broken(self, target: MemoryAccount) -> None:
         try:
             Migration(
                 MemoryAccount(self.src), target, self.store, PAIR, SyncOptions(batch_count=3)
