@@ -113,6 +113,8 @@ def test_from_a_prefixed_namespace_folders_lose_the_prefix(request, source, make
     assert not any(n.startswith("INBOX.") for n in on_target), on_target
     logical = {n.removeprefix("INBOX.") for n in on_source}
     assert {expected_target(n.replace(".", "/")) for n in logical} - {"INBOX"} <= on_target
+    verify = m.cli("verify")  # bytes, flags and dates of every message, read back from both sides
+    assert verify.exit_code == 0, verify.output
     lose_state(m)
     code, again = m.sync_json()
     assert (code, again["messages_copied"]) == (0, 0), again
