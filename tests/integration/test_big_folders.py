@@ -144,6 +144,7 @@ def test_unsolicited_fetch_responses_are_not_filed_under_a_uid(pair):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # minutes of copying and listing, not seconds
 def test_two_hundred_thousand_messages_lost_state_and_verify(pair, make_user, tmp_path):
     """One folder of 200,000 messages: sync, lose the state, sync (0 copied); a target that holds
     the messages already, no state (0 copied); verify exits 0."""

@@ -151,8 +151,8 @@ def test_kill_9_at_many_points_then_one_run_completes(request, target, make_user
     """kill -9 of a real `mailferry sync` process into Cyrus and Courier: no duplicate after any
     kill, and the next run completes the copy."""
     m = migration(request, "dovecot_slash", target, make_user, tmp_path)
-    bulk_load(m.source, KILL_FOLDERS, per_folder=120)
-    kills = kill_repeatedly(m, 6, 11, (0.3, 1.5), assert_no_duplicates, "--batch-size", "15")
+    bulk_load(m.source, KILL_FOLDERS, per_folder=80)
+    kills = kill_repeatedly(m, 5, 11, (0.3, 1.2), assert_no_duplicates, "--batch-size", "15")
     assert kills >= 2, "the migration finished too fast to be interrupted; raise per_folder"
     proc = m.process()
     out, err = proc.communicate(timeout=300)
