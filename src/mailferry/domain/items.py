@@ -40,8 +40,9 @@ class Collection:
     description: str | None = None
     colour: str | None = None  # Apple's calendar-color: "#RRGGBB" or "#RRGGBBAA"
     timezone: str | None = None  # the calendar-timezone: a VCALENDAR holding one VTIMEZONE
-    components: frozenset[ComponentKind] = frozenset()  # supported-calendar-component-set; empty: all
-    default: bool = False  # the account's default calendar or address book (schedule-default-calendar-URL)
+    # The components the collection accepts (supported-calendar-component-set); empty: all.
+    components: frozenset[ComponentKind] = frozenset()
+    default: bool = False  # the account's default calendar or address book
 
     def accepts(self, component: ComponentKind) -> bool:
         return not self.components or component in self.components

@@ -91,7 +91,7 @@ def _components(calendar: icalendar.Calendar) -> dict[tuple[str, str, str], Any]
             continue
         recurrence = component.get("RECURRENCE-ID")
         instance = _when(recurrence.dt) if recurrence is not None else ""
-        out[(component.name, str(component.get("UID", "")), instance)] = component
+        out[(str(component.name), str(component.get("UID", "")), instance)] = component
     return out
 
 
@@ -117,8 +117,8 @@ def _lines(component: Any) -> list[Line]:
     for name, values in component.items():
         if name in IGNORED or (name == "CALSCALE" and str(values).upper() == "GREGORIAN"):
             continue
-        for value in values if isinstance(values, list) else [values]:
-            lines.append((name, _params(value), _value(value)))
+        listed = values if isinstance(values, list) else [values]
+        lines.extend((name, _params(value), _value(value)) for value in listed)
     return lines
 
 
@@ -137,8 +137,9 @@ def _params(value: Any) -> tuple[tuple[str, str], ...]:
 
 
 def _value(value: Any) -> str:
-    if hasattr(value, "dts"):  # EXDATE, RDATE: a list of times
-        return ",".join(sorted(_when(item.dt) for item in value.dts))
+    dts = getattr(value, "dts", None)  # EXDATE, RDATE: a list of times
+    if dts is not None:
+        return ",".join(sorted(_when(item.dt) for item in dts))
     if hasattr(value, "dt"):
         return _when(value.dt)
     ical = value.to_ical() if hasattr(value, "to_ical") else str(value)
@@ -164,7 +165,8 @@ def _line_differences(label: str, left: Iterable[Line], right: Iterable[Line]) -
         here = [_show(line) for line in only_left.elements() if line[0] == name]
         there = [_show(line) for line in only_right.elements() if line[0] == name]
         if here and there:
-            found.append(f"{label}: {name} is {', '.join(here)} on the source, {', '.join(there)} on the target")
+            was, now = ", ".join(here), ", ".join(there)
+            found.append(f"{label}: {name} is {was} on the source, {now} on the target")
         elif here:
             found.append(f"{label}: {name} {', '.join(here)} is only on the source")
         else:
@@ -189,19 +191,20 @@ def _occurrence_differences(left: icalendar.Calendar, right: icalendar.Calendar)
     if start is None:
         return []
     mine, theirs = _occurrences(left, start), _occurrences(right, start)
-    found = []
-    for occurrence in sorted(mine - theirs):
-        found.append(f"UID {occurrence[0]}: the occurrence at {occurrence[1]} is only on the source")
-    for occurrence in sorted(theirs - mine):
-        found.append(f"UID {occurrence[0]}: the occurrence at {occurrence[1]} is only on the target")
-    return found
+    return [
+        f"UID {uid}: the occurrence at {start} is only on the {side}"
+        for side, extra in (("source", mine - theirs), ("target", theirs - mine))
+        for uid, start, _end, _kind in sorted(extra)
+    ]
 
 
 def _first_start(calendar: icalendar.Calendar) -> dt.date | None:
     starts = [
-        c["DTSTART"].dt for c in calendar.subcomponents if c.name != "VTIMEZONE" and "DTSTART" in c
+        getattr(c["DTSTART"], "dt", None)
+        for c in calendar.subcomponents
+        if c.name != "VTIMEZONE" and "DTSTART" in c
     ]
-    days = [s.date() if isinstance(s, dt.datetime) else s for s in starts]
+    days = [s.date() if isinstance(s, dt.datetime) else s for s in starts if isinstance(s, dt.date)]
     return min(days, default=None)
 
 

@@ -18,14 +18,14 @@ from dataclasses import dataclass
 SCHEDULED = frozenset({b"ORGANIZER", b"ATTENDEE"})
 PARAM = b"SCHEDULE-AGENT"
 CLIENT = b"CLIENT"
-_MAX_OCTETS = 75  # RFC 5545 3.1: lines SHOULD NOT be longer than 75 octets, excluding the line break
+_MAX_OCTETS = 75  # RFC 5545 3.1: at most 75 octets a line, the line break excluded
 _PHYSICAL = re.compile(rb"[^\n]*\n|[^\n]+$")
 
 
 @dataclass(frozen=True)
 class Rewritten:
     raw: bytes
-    changed: bool
+    changed: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def _rewrite(raw: bytes, change: Callable[[Property], Property | None]) -> Rewri
         changed = True
         folded = fold(new.serialise(), content.ending)
         out.append(folded if content.ending else folded.rstrip(b"\r\n"))
-    return Rewritten(b"".join(out), changed) if changed else Rewritten(raw, False)
+    return Rewritten(b"".join(out), changed=True) if changed else Rewritten(raw)
 
 
 def _agent(prop: Property) -> Parameter | None:

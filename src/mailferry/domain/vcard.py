@@ -32,15 +32,23 @@ def vcard_differences(source: bytes, target: bytes) -> list[str]:
     name = next((line[3] for line in left if line[1] == "FN"), "")
     label = f"contact '{name}'" if name else "the contact"
     mine, theirs = Counter(left), Counter(right)
-    found = [f"{label}: {_show(line)} is only on the source" for line in sorted((mine - theirs).elements())]
-    found += [f"{label}: {_show(line)} is only on the target" for line in sorted((theirs - mine).elements())]
+    found = [
+        f"{label}: {_show(line)} is only on the source"
+        for line in sorted((mine - theirs).elements())
+    ]
+    found += [
+        f"{label}: {_show(line)} is only on the target"
+        for line in sorted((theirs - mine).elements())
+    ]
     return found
 
 
 def _parse(raw: bytes, side: str) -> tuple[list[Line], str | None]:
     try:
         card = vobject.readOne(raw.decode("utf-8", "replace"))
-        return [_line(child) for child in card.getChildren() if child.name.upper() not in IGNORED], None
+        return [
+            _line(child) for child in card.getChildren() if child.name.upper() not in IGNORED
+        ], None
     except (vobject.base.ParseError, ValueError, binascii.Error) as error:
         return [], f"the {side} is not a valid vCard ({error})"
 
@@ -49,7 +57,12 @@ def _line(child: Any) -> Line:
     name = child.name.upper()
     params = tuple(
         sorted(
-            (key.upper(), ",".join(sorted(str(v).upper() if key.upper() == "TYPE" else str(v) for v in values)))
+            (
+                key.upper(),
+                ",".join(
+                    sorted(str(v).upper() if key.upper() == "TYPE" else str(v) for v in values)
+                ),
+            )
             for key, values in child.params.items()
             if key.upper() not in IGNORED_PARAMS
         )
