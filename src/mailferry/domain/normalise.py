@@ -50,8 +50,24 @@ def compare_icalendar(source: bytes, target: bytes) -> Comparison:
         right = icalendar.Calendar.from_ical(target)
     except ValueError as error:
         return Comparison((f"the target is not valid iCalendar ({error})",))
-    found = _calendar_differences(left, right) or _occurrence_differences(left, right)
+    sides = (left, _zones(left)), (right, _zones(right))
+    found = _calendar_differences(*sides) or _occurrence_differences(*sides)
     return Comparison(tuple(found))
+
+
+Zones = dict[str, dt.tzinfo]
+Side = tuple[icalendar.Calendar, Zones]
+
+
+def _zones(calendar: icalendar.Calendar) -> Zones:
+    """Each TZID as this object's own VTIMEZONE defines it (never a definition cached by name)."""
+    zones: Zones = {}
+    for definition in calendar.walk("VTIMEZONE"):
+        try:
+            zones[str(definition["TZID"])] = definition.to_tz(lookup_tzid=False)
+        except (KeyError, ValueError, TypeError):
+            continue  # a broken VTIMEZONE: the TZID is then read as icalendar resolves it
+    return zones
 
 
 def compare_vcard(source: bytes, target: bytes) -> Comparison:
@@ -61,9 +77,9 @@ def compare_vcard(source: bytes, target: bytes) -> Comparison:
 Line = tuple[str, tuple[tuple[str, str], ...], str]  # name, parameters, value
 
 
-def _calendar_differences(left: icalendar.Calendar, right: icalendar.Calendar) -> list[str]:
-    found = _line_differences("the calendar", _lines(left), _lines(right))
-    mine, theirs = _components(left), _components(right)
+def _calendar_differences(left: Side, right: Side) -> list[str]:
+    found = _line_differences("the calendar", _lines(*left), _lines(*right))
+    mine, theirs = _components(*left), _components(*right)
     for key in sorted(mine.keys() | theirs.keys()):
         label = _label(key, mine.get(key) or theirs[key])
         if key not in theirs:
@@ -71,26 +87,29 @@ def _calendar_differences(left: icalendar.Calendar, right: icalendar.Calendar) -
         elif key not in mine:
             found.append(f"{label}: only on the target")
         else:
-            found.extend(_component_differences(label, mine[key], theirs[key]))
+            pair = (mine[key], left[1]), (theirs[key], right[1])
+            found.extend(_component_differences(label, *pair))
     return found
 
 
-def _component_differences(label: str, left: Any, right: Any) -> list[str]:
-    found = _line_differences(label, _lines(left), _lines(right))
-    alarms = Counter(_nested(left)), Counter(_nested(right))
+def _component_differences(
+    label: str, left: tuple[Any, Zones], right: tuple[Any, Zones]
+) -> list[str]:
+    found = _line_differences(label, _lines(*left), _lines(*right))
+    alarms = Counter(_nested(*left)), Counter(_nested(*right))
     if alarms[0] != alarms[1]:
         found.append(f"{label}: the alarms or other inner components differ")
     return found
 
 
-def _components(calendar: icalendar.Calendar) -> dict[tuple[str, str, str], Any]:
+def _components(calendar: icalendar.Calendar, zones: Zones) -> dict[tuple[str, str, str], Any]:
     """Top-level components but VTIMEZONE, by (kind, UID, RECURRENCE-ID as a UTC instant)."""
     out: dict[tuple[str, str, str], Any] = {}
     for component in calendar.subcomponents:
         if component.name == "VTIMEZONE":
             continue
         recurrence = component.get("RECURRENCE-ID")
-        instance = _when(recurrence.dt) if recurrence is not None else ""
+        instance = _value(recurrence, zones) if recurrence is not None else ""
         out[(str(component.name), str(component.get("UID", "")), instance)] = component
     return out
 
@@ -103,22 +122,23 @@ def _label(key: tuple[str, str, str], component: Any) -> str:
     return f"{kind}{named} (UID {key[1]}{instance})"
 
 
-def _nested(component: Any) -> list[str]:
+def _nested(component: Any, zones: Zones) -> list[str]:
     """The inner components (alarms), each as one canonical text, order ignored."""
-    return [_canonical(sub) for sub in component.subcomponents]
+    return [_canonical(sub, zones) for sub in component.subcomponents]
 
 
-def _canonical(component: Any) -> str:
-    return repr((component.name, sorted(_lines(component)), sorted(_nested(component))))
+def _canonical(component: Any, zones: Zones) -> str:
+    lines = sorted(_lines(component, zones))
+    return repr((component.name, lines, sorted(_nested(component, zones))))
 
 
-def _lines(component: Any) -> list[Line]:
+def _lines(component: Any, zones: Zones) -> list[Line]:
     lines: list[Line] = []
     for name, values in component.items():
         if name in IGNORED or (name == "CALSCALE" and str(values).upper() == "GREGORIAN"):
             continue
         listed = values if isinstance(values, list) else [values]
-        lines.extend((name, _params(value), _value(value)) for value in listed)
+        lines.extend((name, _params(value), _value(value, zones)) for value in listed)
     return lines
 
 
@@ -136,14 +156,22 @@ def _params(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(kept))
 
 
-def _value(value: Any) -> str:
+def _value(value: Any, zones: Zones) -> str:
+    tzid = getattr(value, "params", {}).get("TZID")
     dts = getattr(value, "dts", None)  # EXDATE, RDATE: a list of times
     if dts is not None:
-        return ",".join(sorted(_when(item.dt) for item in dts))
+        return ",".join(sorted(_when(_localise(item.dt, tzid, zones)) for item in dts))
     if hasattr(value, "dt"):
-        return _when(value.dt)
+        return _when(_localise(value.dt, tzid, zones))
     ical = value.to_ical() if hasattr(value, "to_ical") else str(value)
     return ical.decode("utf-8", "replace") if isinstance(ical, bytes) else str(ical)
+
+
+def _localise(value: Any, tzid: str | None, zones: Zones) -> Any:
+    """A wall time of a TZID put in the zone this object's VTIMEZONE defines."""
+    if isinstance(value, dt.datetime) and tzid is not None and str(tzid) in zones:
+        return value.replace(tzinfo=zones[str(tzid)])
+    return value
 
 
 def _when(value: Any) -> str:
@@ -186,11 +214,11 @@ def _short(text: str) -> str:
 Occurrence = tuple[str, str, str, str]  # UID, start, end, kind
 
 
-def _occurrence_differences(left: icalendar.Calendar, right: icalendar.Calendar) -> list[str]:
-    start = _first_start(left)
+def _occurrence_differences(left: Side, right: Side) -> list[str]:
+    start = _first_start(left[0])
     if start is None:
         return []
-    mine, theirs = _occurrences(left, start), _occurrences(right, start)
+    mine, theirs = _occurrences(*left, start), _occurrences(*right, start)
     return [
         f"UID {uid}: the occurrence at {start} is only on the {side}"
         for side, extra in (("source", mine - theirs), ("target", theirs - mine))
@@ -208,7 +236,7 @@ def _first_start(calendar: icalendar.Calendar) -> dt.date | None:
     return min(days, default=None)
 
 
-def _occurrences(calendar: icalendar.Calendar, start: dt.date) -> Counter[Occurrence]:
+def _occurrences(calendar: icalendar.Calendar, zones: Zones, start: dt.date) -> Counter[Occurrence]:
     query = recurring_ical_events.of(calendar, components=["VEVENT", "VTODO", "VJOURNAL"])
     found: Counter[Occurrence] = Counter()
     for occurrence in query.between(start - dt.timedelta(days=1), start + WINDOW):
@@ -217,8 +245,8 @@ def _occurrences(calendar: icalendar.Calendar, start: dt.date) -> Counter[Occurr
         found[
             (
                 str(occurrence.get("UID", "")),
-                _when(begin.dt) if begin is not None else "",
-                _when(end.dt) if end is not None else "",
+                _value(begin, zones) if begin is not None else "",
+                _value(end, zones) if end is not None else "",
                 occurrence.name,
             )
         ] += 1
