@@ -63,6 +63,8 @@ def _zones(calendar: icalendar.Calendar) -> Zones:
     """Each TZID as this object's own VTIMEZONE defines it (never a definition cached by name)."""
     zones: Zones = {}
     for definition in calendar.walk("VTIMEZONE"):
+        if not isinstance(definition, icalendar.Timezone):
+            continue
         try:
             zones[str(definition["TZID"])] = definition.to_tz(lookup_tzid=False)
         except (KeyError, ValueError, TypeError):
