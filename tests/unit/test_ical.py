@@ -6,14 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mailferry.domain.contentlines import content_lines, fold, parse_property
 from mailferry.domain.normalise import compare_icalendar
-from mailferry.domain.scheduling import (
-    content_lines,
-    fold,
-    parse_property,
-    schedule_by_client,
-    unschedule_by_client,
-)
+from mailferry.domain.scheduling import schedule_by_client, unschedule_by_client
 from tests.unit.dav_samples import ALL_DAY, ATTACHMENT, CALENDARS, TODO, WEEKLY, crlf
 
 
@@ -56,7 +51,9 @@ def test_touched_lines_are_refolded_at_75_octets_without_splitting_utf8():
 
 
 def test_quoted_parameter_values_with_colons_and_semicolons_are_respected():
-    raw = crlf('BEGIN:VEVENT\nATTENDEE;CN="a:b;c";DELEGATED-FROM="mailto:x@y":mailto:z@y\nEND:VEVENT')
+    raw = crlf(
+        'BEGIN:VEVENT\nATTENDEE;CN="a:b;c";DELEGATED-FROM="mailto:x@y":mailto:z@y\nEND:VEVENT'
+    )
     result = schedule_by_client(raw)
     assert logical(result.raw)[1] == (
         b'ATTENDEE;CN="a:b;c";DELEGATED-FROM="mailto:x@y";SCHEDULE-AGENT=CLIENT:mailto:z@y'
