@@ -195,3 +195,15 @@ def test_invalid_vcard_is_a_difference():
         .differences[0]
         .startswith("the source is not a valid vCard")
     )
+
+
+def test_an_invalid_property_kept_as_read_compares_equal_to_itself_and_is_named_otherwise():
+    broken = WEEKLY.replace(b"RRULE:FREQ=WEEKLY;COUNT=6", b"RRULE:FREQ=SOMETIMES")
+    assert compare_icalendar(broken, reordered(broken)).equal
+    assert compare_icalendar(WEEKLY, broken).differences == (
+        "event 'Team meeting' (UID weekly-1@example.com): RRULE is 'FREQ=WEEKLY;COUNT=6' on the "
+        "source, 'FREQ=SOMETIMES (invalid)' on the target",
+    )
+    no_start = WEEKLY.replace(b"DTSTART;TZID=Europe/Berlin:20260305T100000", b"DTSTART:garbage")
+    assert compare_icalendar(no_start, no_start).equal
+    assert "'garbage (invalid)' on the target" in str(compare_icalendar(WEEKLY, no_start))

@@ -159,6 +159,8 @@ def _params(value: Any) -> tuple[tuple[str, str], ...]:
 
 
 def _value(value: Any, zones: Zones) -> str:
+    if isinstance(value, icalendar.vBroken):  # kept as read; compared as its text
+        return f"{value.to_ical().decode('utf-8', 'replace')} (invalid)"
     tzid = getattr(value, "params", {}).get("TZID")
     dts = getattr(value, "dts", None)  # EXDATE, RDATE: a list of times
     if dts is not None:
@@ -221,6 +223,12 @@ def _occurrence_differences(left: Side, right: Side) -> list[str]:
     if start is None:
         return []
     mine, theirs = _occurrences(*left, start), _occurrences(*right, start)
+    if isinstance(mine, str) or isinstance(theirs, str):
+        # Both broken alike (their properties are equal): nothing more to compare.
+        if isinstance(mine, str) and isinstance(theirs, str):
+            return []
+        side, error = ("source", mine) if isinstance(mine, str) else ("target", theirs)
+        return [f"the {side}'s occurrences cannot be computed ({error})"]
     return [
         f"UID {uid}: the occurrence at {start} is only on the {side}"
         for side, extra in (("source", mine - theirs), ("target", theirs - mine))
@@ -229,19 +237,28 @@ def _occurrence_differences(left: Side, right: Side) -> list[str]:
 
 
 def _first_start(calendar: icalendar.Calendar) -> dt.date | None:
-    starts = [
-        getattr(c["DTSTART"], "dt", None)
-        for c in calendar.subcomponents
-        if c.name != "VTIMEZONE" and "DTSTART" in c
-    ]
-    days = [s.date() if isinstance(s, dt.datetime) else s for s in starts if isinstance(s, dt.date)]
+    days = []
+    for component in calendar.subcomponents:
+        start: Any = component.get("DTSTART")
+        if component.name == "VTIMEZONE" or start is None or isinstance(start, icalendar.vBroken):
+            continue
+        when = start.dt
+        if isinstance(when, dt.date):
+            days.append(when.date() if isinstance(when, dt.datetime) else when)
     return min(days, default=None)
 
 
-def _occurrences(calendar: icalendar.Calendar, zones: Zones, start: dt.date) -> Counter[Occurrence]:
-    query = recurring_ical_events.of(calendar, components=["VEVENT", "VTODO", "VJOURNAL"])
+def _occurrences(
+    calendar: icalendar.Calendar, zones: Zones, start: dt.date
+) -> Counter[Occurrence] | str:
+    """The occurrences in the window, or why they cannot be computed."""
     found: Counter[Occurrence] = Counter()
-    for occurrence in query.between(start - dt.timedelta(days=1), start + WINDOW):
+    try:
+        query = recurring_ical_events.of(calendar, components=["VEVENT", "VTODO", "VJOURNAL"])
+        expanded = list(query.between(start - dt.timedelta(days=1), start + WINDOW))
+    except ValueError as error:
+        return str(error)
+    for occurrence in expanded:
         begin = occurrence.get("DTSTART")
         end = occurrence.get("DTEND") or occurrence.get("DUE")
         found[
