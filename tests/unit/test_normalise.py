@@ -201,8 +201,10 @@ def test_an_invalid_property_kept_as_read_compares_equal_to_itself_and_is_named_
     broken = WEEKLY.replace(b"RRULE:FREQ=WEEKLY;COUNT=6", b"RRULE:FREQ=SOMETIMES")
     assert compare_icalendar(broken, reordered(broken)).equal
     assert compare_icalendar(WEEKLY, broken).differences == (
-        "event 'Team meeting' (UID weekly-1@example.com): RRULE is 'FREQ=WEEKLY;COUNT=6' on the "
-        "source, 'FREQ=SOMETIMES (invalid)' on the target",
+        (
+            "event 'Team meeting' (UID weekly-1@example.com): RRULE is 'FREQ=WEEKLY;COUNT=6' on the "
+            "source, 'FREQ=SOMETIMES (invalid)' on the target"
+        ),
     )
     no_start = WEEKLY.replace(b"DTSTART;TZID=Europe/Berlin:20260305T100000", b"DTSTART:garbage")
     assert compare_icalendar(no_start, no_start).equal
