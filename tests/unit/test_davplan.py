@@ -41,6 +41,11 @@ def test_item_identity_is_the_uid_else_the_normalised_content():
     no_uid = VCARD3.replace(b"UID:alice-3@example.com\r\n", b"")
     refolded = no_uid.replace(b"\r\n ", b"").replace(b"\r\n", b"\n")
     assert item_key(None, no_uid) == item_key(None, refolded) == item_key(" ", no_uid)
+    restamped = no_uid.replace(b"REV:2026-01-01T09:00:00Z", b"REV:2026-12-01T00:00:00Z")
+    reordered = restamped.replace(b"FN:Alice Example\r\n", b"").replace(
+        b"END:VCARD", b"FN:Alice Example\r\nEND:VCARD"
+    )
+    assert item_key(None, reordered) == item_key(None, no_uid)
     assert item_key(None, no_uid).content is not None
     assert item_key(None, no_uid) != item_key(None, no_uid.replace(b"Alice", b"Alicia"))
     item = Item("/cal/a.vcf", '"1"', no_uid, ComponentKind.VCARD)

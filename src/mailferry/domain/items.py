@@ -80,15 +80,24 @@ class Item:
 
 _FOLD = re.compile(rb"\r?\n[ \t]")
 _LINE_END = re.compile(rb"\r?\n")
+_NAME = re.compile(rb"[^;:]*")
+# What a server rewrites when it stores an item: left out of the content identity.
+_STAMPS = frozenset({b"PRODID", b"REV", b"DTSTAMP", b"LAST-MODIFIED"})
 
 
 def normalised_content(raw: bytes) -> bytes:
-    """The content lines unfolded, CRLF-terminated, without trailing blanks and empty lines.
+    """The content lines unfolded, without server stamps and blank lines, sorted, CRLF-terminated.
 
-    Enough to make two exports of one UID-less vCard hash alike when only their folding or line ends differ.
+    Two copies of one UID-less item then hash alike when a server refolded, reordered or restamped it.
     """
-    lines = _LINE_END.split(_FOLD.sub(b"", raw))
-    return b"".join(line.rstrip() + b"\r\n" for line in lines if line.strip())
+    lines = (line.rstrip() for line in _LINE_END.split(_FOLD.sub(b"", raw)))
+    kept = [line for line in lines if line and _name(line) not in _STAMPS]
+    return b"".join(line + b"\r\n" for line in sorted(kept))
+
+
+def _name(line: bytes) -> bytes:
+    match = _NAME.match(line)
+    return match.group().upper() if match else b""
 
 
 def item_key(uid: str | None, raw: bytes) -> ItemKey:
