@@ -3,6 +3,8 @@
 import base64
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mailferry.domain.contentlines import content_lines
 from mailferry.domain.normalise import compare_icalendar, compare_vcard
@@ -209,3 +211,31 @@ def test_an_invalid_property_kept_as_read_compares_equal_to_itself_and_is_named_
     no_start = WEEKLY.replace(b"DTSTART;TZID=Europe/Berlin:20260305T100000", b"DTSTART:garbage")
     assert compare_icalendar(no_start, no_start).equal
     assert "'garbage (invalid)' on the target" in str(compare_icalendar(WEEKLY, no_start))
+
+
+@st.composite
+def _shuffled(draw, raw):
+    """``raw`` with each component's properties in a random order and random line ends (CRLF or LF)."""
+    out, block = [], []
+    for line in (c.unfolded for c in content_lines(raw)):
+        if line.startswith((b"BEGIN:", b"END:")):
+            out += draw(st.permutations(block))
+            block = []
+            out.append(line)
+        else:
+            block.append(line)
+    return b"".join(line + draw(st.sampled_from([b"\r\n", b"\n"])) for line in out)
+
+
+@given(st.sampled_from(CALENDARS).flatmap(lambda raw: st.tuples(st.just(raw), _shuffled(raw))))
+def test_any_property_order_compares_equal(pair):
+    raw, shuffled = pair
+    assert compare_icalendar(raw, shuffled).equal
+
+
+@given(
+    st.sampled_from([VCARD3, VCARD4_GROUP]).flatmap(lambda r: st.tuples(st.just(r), _shuffled(r)))
+)
+def test_any_vcard_property_order_compares_equal(pair):
+    raw, shuffled = pair
+    assert compare_vcard(raw, shuffled).equal
