@@ -4,7 +4,10 @@ Two objects are equal when a person looking at them in a calendar or address boo
 Ignored: what servers rewrite on store (DTSTAMP, LAST-MODIFIED, SEQUENCE, PRODID, SCHEDULE-STATUS, and the
 SCHEDULE-AGENT=CLIENT the migration adds), property order, line folding, how a time is zoned (a date-time
 is compared as the UTC instant it names, so a VTIMEZONE is judged by the instants it produces). For a
-recurring series, the occurrences are expanded in UTC over a bounded window and compared one by one.
+recurring series, the occurrences are expanded in UTC over a bounded window (``WINDOW`` from the first
+start) and compared one by one, once the components themselves compare equal (a changed DTSTART is
+reported once, as a property, not again as every occurrence it moves). A TZID is read as the object's
+own VTIMEZONE defines it. Invalid properties are compared as read, marked "(invalid)".
 Contacts: PRODID and REV ignored, property order and folding too, photos compared decoded.
 
 The answer is ``equal`` or a list of differences worded for an administrator.
