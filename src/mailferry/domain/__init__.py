@@ -20,4 +20,9 @@ Run
     One execution of a sync over one pair.
 Batch
     Many pairs migrated together (the migration service).
+Collection
+    A calendar, task list or address book on a CalDAV/CardDAV server (``items.Collection``).
+Item
+    One event series, task, journal entry or contact: one DAV resource, one UID (``items.Item``); its
+    identity is the UID, or the SHA-256 of its normalised content when it has none.
 """
