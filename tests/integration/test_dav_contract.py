@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import smtplib
+import time
 
 import pytest
 
@@ -190,5 +191,39 @@ def test_the_sink_records_what_it_is_sent(smtp_sink):
     try:
         [mail] = smtp_sink.messages
         assert mail.recipients == ("b@example.org",)
+    finally:
+        smtp_sink.clear()
+
+
+# In the future: Radicale mails nobody about past events.
+INVITATION = (
+    b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//mailferry//contract//EN\r\n"
+    b"BEGIN:VEVENT\r\nUID:contract-meeting@mailferry\r\nDTSTAMP:20260101T000000Z\r\n"
+    b"DTSTART:20360102T100000Z\r\nDTEND:20360102T110000Z\r\nSUMMARY:Meeting\r\n"
+    b"ORGANIZER;SCHEDULE-AGENT=CLIENT;CN=Alice:mailto:alice@example.org\r\n"
+    b"ATTENDEE;SCHEDULE-AGENT=CLIENT;CN=Bob;RSVP=TRUE:mailto:bob@example.net\r\n"
+    b"END:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def wait_for_mail(sink, count: int, seconds: float = 5.0) -> list:
+    deadline = time.monotonic() + seconds
+    while len(sink.messages) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return sink.messages
+
+
+def test_radicale_mails_attendees_even_with_schedule_agent_client(radicale, smtp_sink, make_user):
+    """What the migration must avoid (issue #13 rule 3): Radicale's email hook invites every
+    attendee of an uploaded event and ignores SCHEDULE-AGENT=CLIENT. Also shows the sink is
+    wired: the "sent no mail" checks above would catch a server that sends."""
+    user, password = make_user(radicale)
+    assert smtp_sink.messages == []
+    try:
+        with open_account(radicale, user, password) as acc:
+            calendar = next(c.href for c in acc.collections() if c.kind is CollectionKind.CALENDAR)
+            acc.put(calendar + "meeting.ics", INVITATION, CollectionKind.CALENDAR)
+        [mail] = wait_for_mail(smtp_sink, 1)
+        assert mail.recipients == ("bob@example.net",)
     finally:
         smtp_sink.clear()
