@@ -154,7 +154,7 @@ def test_multiget_reports_a_missing_item(account, calendar):
 
 def test_a_new_item_never_overwrites_an_existing_one(account, calendar):
     href = calendar + "a.ics"
-    etag = account.put(href, event(1), CollectionKind.CALENDAR)
+    account.put(href, event(1), CollectionKind.CALENDAR)
     with pytest.raises(ItemConflictError) as refused:
         account.put(href, event(1).replace(b"Contract", b"Other"), CollectionKind.CALENDAR)
     assert refused.value.status == 412
