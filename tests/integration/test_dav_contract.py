@@ -17,7 +17,12 @@ from mailferry.adapters.dav import (
     parse_dav_url,
 )
 from mailferry.adapters.imap.session import TlsOptions
-from mailferry.domain.errors import AuthError, ItemConflictError, ItemError
+from mailferry.domain.errors import (
+    AuthError,
+    ItemConflictError,
+    ItemError,
+    SyncTokenInvalidError,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +79,19 @@ def addressbook(account):
     href = account.homes().addressbook_home + "friends/"
     account.create_collection(href, NewCollection(CollectionKind.ADDRESSBOOK, "Friends"))
     return href
+
+
+# What each server refuses to set when creating a collection (it still creates it: 201).
+REFUSED = {"radicale": (), "xandikos": ("{urn:ietf:params:xml:ns:carddav}addressbook-description",)}
+
+
+def test_properties_the_server_refuses_at_creation_are_reported(request, account):
+    href = account.homes().addressbook_home + "described/"
+    new = NewCollection(CollectionKind.ADDRESSBOOK, "Described", "People I describe")
+    refused = account.create_collection(href, new)
+    assert refused == REFUSED[request.node.callspec.params["server"]]
+    [book] = [c for c in account.collections() if c.href == href]
+    assert book.description == (None if refused else "People I describe")
 
 
 def test_discovery_finds_the_homes_and_the_default_collections(account):
@@ -139,6 +157,12 @@ def test_sync_collection_gives_the_changes_since_a_token(account, calendar):
     assert later.token != initial.token
     assert [(r.href, r.etag) for r in later.changed] == [(calendar + "b.ics", second)]
     assert later.removed == ()
+
+
+def test_a_sync_token_the_server_does_not_know_is_a_typed_error(account, calendar):
+    token = account.sync(calendar, None).token
+    with pytest.raises(SyncTokenInvalidError):
+        account.sync(calendar, token + "-unknown")
 
 
 def test_multiget_reports_a_missing_item(account, calendar):

@@ -27,6 +27,7 @@ from mailferry.adapters.dav.multistatus import (
     d,
     multiget_body,
     propfind_body,
+    refused_properties,
     sync_collection_body,
     sync_token,
 )
@@ -51,7 +52,9 @@ MULTIGET = {
     CollectionKind.CALENDAR: (c("calendar-multiget"), c("calendar-data")),
     CollectionKind.ADDRESSBOOK: (a("addressbook-multiget"), a("address-data")),
 }
-SYNC_TOKEN_REFUSED = {403, 409}  # RFC 6578 s3.2: DAV:valid-sync-token precondition
+# RFC 6578 s3.2: the DAV:valid-sync-token precondition is a 403 or 409 (Radicale); Xandikos
+# answers 412.
+SYNC_TOKEN_REFUSED = {403, 409, 412}
 
 
 class DavAccount:
@@ -156,13 +159,21 @@ class DavAccount:
         new_etag: str | None = response.headers.get("ETag")
         return new_etag
 
-    def create_collection(self, href: str, new: NewCollection) -> None:
-        """MKCALENDAR (RFC 4791) or extended MKCOL (RFC 5689), with the properties of ``new``."""
+    def create_collection(self, href: str, new: NewCollection) -> tuple[str, ...]:
+        """MKCALENDAR (RFC 4791) or extended MKCOL (RFC 5689), with the properties of ``new``.
+
+        Returns the properties the server refused to set (Clark names) while creating the
+        collection (Xandikos refuses ``addressbook-description``): the caller reports them.
+        """
         method, body = mkcol_request(new)
         headers = {"Content-Type": "application/xml; charset=utf-8"}
         response = self.session.request(method, quote(href), body=body, headers=headers)
         if response.status_code != 201:
             raise FolderError(href, f"{method}: HTTP {response.status_code}")
+        try:
+            return refused_properties(response.content)
+        except SyntaxError as exc:  # ET.ParseError: created, but the answer is unreadable
+            raise FolderError(href, f"{method}: created, unreadable answer ({exc})") from exc
 
 
 def _parent(href: str) -> str:

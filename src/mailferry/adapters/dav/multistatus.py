@@ -82,6 +82,18 @@ def sync_token(body: bytes) -> str | None:
     return None if token is None or not token.text else token.text.strip()
 
 
+def refused_properties(body: bytes) -> tuple[str, ...]:
+    """The properties a MKCALENDAR / extended MKCOL answer says were not set (RFC 5689 s3: a
+    server may create the collection and still refuse some of them, with a 201)."""
+    if not body.strip():
+        return ()
+    refused: list[str] = []
+    for propstat in ET.fromstring(body).iter(d("propstat")):  # noqa: S314
+        if status_code(propstat.findtext(d("status"))) != 200:
+            refused.extend(child.tag for prop in propstat.iter(d("prop")) for child in prop)
+    return tuple(refused)
+
+
 def _response(element: ET.Element) -> DavResponse:
     href = href_path(element.findtext(d("href"), ""))
     props: dict[str, ET.Element] = {}
