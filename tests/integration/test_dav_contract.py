@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email
 import smtplib
 import time
 
@@ -230,6 +231,12 @@ INVITATION = (
 )
 
 
+def decoded(content: bytes) -> bytes:
+    """Every part of a message, transfer encoding undone (Radicale sends base64)."""
+    message = email.message_from_bytes(content)
+    return b"".join(part.get_payload(decode=True) or b"" for part in message.walk())
+
+
 def wait_for_mail(sink, count: int, seconds: float = 5.0) -> list:
     deadline = time.monotonic() + seconds
     while len(sink.messages) < count and time.monotonic() < deadline:
@@ -237,17 +244,37 @@ def wait_for_mail(sink, count: int, seconds: float = 5.0) -> list:
     return sink.messages
 
 
-def test_radicale_mails_attendees_even_with_schedule_agent_client(radicale, smtp_sink, make_user):
-    """What the migration must avoid (issue #13 rule 3): Radicale's email hook invites every
-    attendee of an uploaded event and ignores SCHEDULE-AGENT=CLIENT. Also shows the sink is
-    wired: the "sent no mail" checks above would catch a server that sends."""
-    user, password = make_user(radicale)
+ADDRESS_SET = (
+    b'<D:propertyupdate xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:set><D:prop>'
+    b"<C:calendar-user-address-set><D:href>mailto:alice@example.org</D:href>"
+    b"</C:calendar-user-address-set></D:prop></D:set></D:propertyupdate>"
+)
+
+
+def make_alice_the_organizer(acc: DavAccount) -> None:
+    """Xandikos schedules only for a principal whose calendar-user-address-set names the
+    ORGANIZER (multi-user principals start with none); Radicale mails for any organizer."""
+    headers = {"Content-Type": "application/xml"}
+    response = acc.session.request(
+        "PROPPATCH", acc.homes().principal, body=ADDRESS_SET, headers=headers
+    )
+    assert response.status_code == 207
+
+
+def test_the_servers_mail_attendees_even_with_schedule_agent_client(server, smtp_sink, make_user):
+    """What a migration must avoid (issue #13 rule 3), found here: Radicale's email hook and
+    Xandikos's iMIP (0.4.10) both invite the attendees of an uploaded event and ignore
+    SCHEDULE-AGENT=CLIENT. Also shows the sink is wired for both servers: the "sent no mail"
+    checks above would catch a server that sends."""
+    user, password = make_user(server)
     assert smtp_sink.messages == []
     try:
-        with open_account(radicale, user, password) as acc:
+        with open_account(server, user, password) as acc:
+            make_alice_the_organizer(acc)
             calendar = next(c.href for c in acc.collections() if c.kind is CollectionKind.CALENDAR)
             acc.put(calendar + "meeting.ics", INVITATION, CollectionKind.CALENDAR)
         [mail] = wait_for_mail(smtp_sink, 1)
         assert mail.recipients == ("bob@example.net",)
+        assert b"UID:contract-meeting@mailferry" in decoded(mail.content)
     finally:
         smtp_sink.clear()
