@@ -44,6 +44,14 @@ CARD = (
 KEEPS_BYTES = {("xandikos", "card")}
 
 
+PARIS = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//mailferry//contract//EN\r\n"
+    "BEGIN:VTIMEZONE\r\nTZID:Europe/Paris\r\nBEGIN:STANDARD\r\nDTSTART:19701025T030000\r\n"
+    "TZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+    "END:VCALENDAR\r\n"
+)
+
+
 def event(n: int) -> bytes:
     return EVENT.replace(b"contract-event-1", f"contract-event-{n}".encode())
 
@@ -69,9 +77,9 @@ def account(server, make_user):
 def calendar(account):
     href = account.homes().calendar_home + "work/"
     new = NewCollection(
-        CollectionKind.CALENDAR, "Work", "Work things", "#3366FFFF", None, ("VEVENT",)
+        CollectionKind.CALENDAR, "Work", "Work things", "#3366FFFF", PARIS, ("VEVENT",)
     )
-    account.create_collection(href, new)
+    assert account.create_collection(href, new) == ()  # nothing refused
     return href
 
 
@@ -114,6 +122,8 @@ def test_created_collections_are_listed_with_their_properties(account, calendar,
     )
     assert cal.color == "#3366FFFF"
     assert cal.components == ("VEVENT",)
+    assert cal.timezone is not None
+    assert "TZID:Europe/Paris" in cal.timezone
     assert cal.sync_token
     assert (book.kind, book.displayname) == (CollectionKind.ADDRESSBOOK, "Friends")
 
