@@ -31,7 +31,7 @@ from mailferry.adapters.dav.multistatus import (
     sync_collection_body,
     sync_token,
 )
-from mailferry.adapters.dav.session import read_multistatus
+from mailferry.adapters.dav.session import XML, read_multistatus
 from mailferry.domain.errors import (
     FolderError,
     ItemConflictError,
@@ -100,7 +100,7 @@ class DavAccount:
     def sync(self, collection: str, token: str | None) -> SyncChanges:
         """RFC 6578 ``sync-collection``: all items (no token) or the changes since ``token``."""
         body = sync_collection_body(token, [d("getetag")])
-        headers = {"Depth": "0", "Content-Type": "application/xml; charset=utf-8"}
+        headers = {"Depth": "0", "Content-Type": XML}
         response = self.session.request("REPORT", collection, body=body, headers=headers)
         if token and response.status_code in SYNC_TOKEN_REFUSED:
             raise SyncTokenInvalidError(collection, "the server no longer accepts this sync token")
@@ -148,6 +148,11 @@ class DavAccount:
         """Write one item: new (``If-None-Match: *``) or replacing ``etag`` (``If-Match``).
 
         Returns the new ETag when the server says it (a server may not, if it changed the data).
+        What a crash leaves: the caller commits its intent (source href, UID, target href) to the
+        state before calling; if the answer is lost (ConnectError, kill -9) the PUT may or may
+        not have happened, and the next attempt's ``If-None-Match: *`` turns a second copy into
+        ItemConflictError (412), resolved by looking the UID up, never by writing again. Some
+        servers ignore the precondition: the sync looks first (issue #13 rule 4).
         """
         precondition = {"If-Match": etag} if etag else {"If-None-Match": "*"}
         headers = {"Content-Type": f"{CONTENT_TYPES[kind]}; charset=utf-8", **precondition}
@@ -166,7 +171,7 @@ class DavAccount:
         collection (Xandikos refuses ``addressbook-description``): the caller reports them.
         """
         method, body = mkcol_request(new)
-        headers = {"Content-Type": "application/xml; charset=utf-8"}
+        headers = {"Content-Type": XML}
         response = self.session.request(method, quote(href), body=body, headers=headers)
         if response.status_code != 201:
             raise FolderError(href, f"{method}: HTTP {response.status_code}")
