@@ -1,4 +1,5 @@
-"""Shared fixtures: throwaway Dovecot servers and fresh users on them."""
+"""Shared fixtures: throwaway IMAP servers (Dovecot, Cyrus, Courier), DAV servers (Radicale,
+Xandikos) with the SMTP sink they send to, and fresh users on them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import pytest
 
 from mailferry.sandbox.courier import CourierServer
 from mailferry.sandbox.cyrus import CyrusServer
+from mailferry.sandbox.davserver import DavServer
 from mailferry.sandbox.dovecot import DovecotServer
+from mailferry.sandbox.radicale import RadicaleServer
+from mailferry.sandbox.smtpsink import SmtpSink
+from mailferry.sandbox.xandikos import XandikosServer
 
 # A typical old host: "/" hierarchy, special-use folders under their Apple/Outlook names,
 # flagged only if the user has them (nothing is auto-created).
@@ -19,7 +24,7 @@ SOURCE_SPECIAL_USE = {
     "Drafts": "\\Drafts",
 }
 
-MakeUser = Callable[[DovecotServer | CyrusServer | CourierServer], tuple[str, str]]
+MakeUser = Callable[[DovecotServer | CyrusServer | CourierServer | DavServer], tuple[str, str]]
 
 _user_numbers = itertools.count(1)
 
@@ -47,7 +52,7 @@ def make_user(request: pytest.FixtureRequest) -> MakeUser:
     """``make_user(server) -> (user, password)``: a new, empty account for this test only."""
     stem = "".join(c for c in request.node.name.lower() if c.isalnum())[:24] or "user"
 
-    def make(server: DovecotServer | CyrusServer | CourierServer) -> tuple[str, str]:
+    def make(server: DovecotServer | CyrusServer | CourierServer | DavServer) -> tuple[str, str]:
         user = f"{stem}{next(_user_numbers)}"
         password = f"pw-{user}"
         server.add_user(user, password)
@@ -75,4 +80,29 @@ def cyrus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CyrusServer]:
 def courier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CourierServer]:
     """Debian's Courier-IMAP 5.0: ("INBOX." "."), no CONDSTORE, time-based UIDVALIDITY."""
     with CourierServer(tmp_path_factory.mktemp("courier")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def smtp_sink() -> Iterator[SmtpSink]:
+    """Where the DAV servers send any mail (Radicale's email hook, Xandikos's iMIP)."""
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture(scope="session")
+def radicale(
+    tmp_path_factory: pytest.TempPathFactory, smtp_sink: SmtpSink
+) -> Iterator[RadicaleServer]:
+    """Radicale 3 over plain HTTP, htpasswd users, a default calendar and address book each."""
+    with RadicaleServer(tmp_path_factory.mktemp("radicale"), smtp_port=smtp_sink.port) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def xandikos(
+    tmp_path_factory: pytest.TempPathFactory, smtp_sink: SmtpSink
+) -> Iterator[XandikosServer]:
+    """Xandikos multi-user over HTTPS (its CA in ``ca_file``), htpasswd users, default collections."""
+    with XandikosServer(tmp_path_factory.mktemp("xandikos"), smtp_port=smtp_sink.port) as server:
         yield server

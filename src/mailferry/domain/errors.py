@@ -11,11 +11,17 @@
     │   └── AuthError              login refused
     ├── TargetFullError            the target mailbox is over quota: the run stops cleanly (exit 1)
     ├── StopRequestedError         SIGINT/SIGTERM: stopped after the burst in flight
-    ├── FolderError                one folder cannot be read or created; the rest of the run goes on
+    ├── FolderError                one folder (or DAV collection) cannot be read or created; the rest
+    │   │                          of the run goes on
+    │   └── SyncTokenInvalidError  a DAV sync token the server no longer accepts: list the collection whole
     ├── MessageError               one message cannot be copied; recorded with its reason, the run goes on
+    ├── ItemError                  one calendar/contact item (DAV resource) cannot be read or written;
+    │   │                          recorded with its reason, the run goes on
+    │   └── ItemConflictError      a write's precondition failed (412: exists / changed) or the server
+    │                              found a conflict (409, e.g. the UID is used by another resource)
     └── StateError                 the state database is unusable (not ours, newer version, corrupt)
 
-Library exceptions (socket, ssl, imaplib, sqlite) are translated into these at the adapter boundary.
+Library exceptions (socket, ssl, imaplib, httpx, sqlite) are translated into these at the adapter boundary.
 ``NotFound`` and ``Conflict`` are usage errors to the CLI (exit 2, like every ``ConfigError``); the
 web maps every type to its HTTP status in one handler (``web.app``), never by a message's words.
 """
@@ -81,6 +87,24 @@ class MessageError(MailferryError):
         self.uid = uid
         self.reason = reason
         super().__init__(f"folder {folder!r} uid {uid}: {reason}")
+
+
+class SyncTokenInvalidError(FolderError):
+    pass
+
+
+class ItemError(MailferryError):
+    def __init__(self, collection: str, href: str, reason: str) -> None:
+        self.collection = collection
+        self.href = href
+        self.reason = reason
+        super().__init__(f"collection {collection!r} item {href!r}: {reason}")
+
+
+class ItemConflictError(ItemError):
+    def __init__(self, collection: str, href: str, status: int) -> None:
+        self.status = status
+        super().__init__(collection, href, f"HTTP {status}: precondition failed or conflict")
 
 
 class StateError(MailferryError):

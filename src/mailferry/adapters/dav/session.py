@@ -1,0 +1,134 @@
+"""One DAV account's HTTP connection: an ``httpx.Client`` with keep-alive, Basic auth, verified
+TLS, and the one place where HTTP failures become mailferry errors.
+
+    transport failure (refused, TLS, dropped)   -> ConnectError
+    401                                         -> AuthError
+    429, 503                                    -> ThrottledError (wait = Retry-After, seconds)
+    other 5xx                                   -> ConnectError
+    anything else                               -> returned to the caller, which knows whether
+                                                   a 403/404/409/412 concerns a collection
+                                                   (FolderError) or an item (ItemError)
+
+The password lives only in the client's auth object; it is never logged, printed or put in an
+error (httpx logs no headers).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Self
+
+import httpx
+
+from mailferry.adapters.dav.multistatus import DavResponse, parse_multistatus
+from mailferry.adapters.imap.session import TlsOptions
+from mailferry.domain.errors import AuthError, ConnectError, FolderError, ThrottledError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from mailferry.adapters.dav.url import DavUrl
+
+TIMEOUT = httpx.Timeout(60.0, connect=15.0)
+XML = "application/xml; charset=utf-8"
+MULTI_STATUS = 207
+
+
+@dataclass(frozen=True)
+class DavLogin:
+    user: str
+    password: str = field(repr=False)
+
+
+def retry_after(value: str | None, now: float | None = None) -> float:
+    """``Retry-After`` in seconds (a number or an HTTP date); 0 when absent or unreadable."""
+    if not value:
+        return 0.0
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class DavSession:
+    """``with DavSession(url, login) as session: session.propfind(...)``."""
+
+    def __init__(
+        self,
+        url: DavUrl,
+        login: DavLogin,
+        tls: TlsOptions | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url
+        tls = tls or TlsOptions()
+        self._client = httpx.Client(
+            base_url=url.base,
+            auth=httpx.BasicAuth(login.user, login.password),
+            verify=tls.context(),
+            timeout=TIMEOUT,
+            headers={"User-Agent": "mailferry"},
+            transport=transport,
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        try:
+            response = self._client.request(method, path, content=body, headers=headers)
+        except httpx.TransportError as exc:
+            raise ConnectError(
+                f"{self.url.base}: {method} {path}: {type(exc).__name__}: {exc}"
+            ) from exc
+        _raise_for_account(response, f"{self.url.base}: {method} {path}")
+        return response
+
+    def multistatus(self, method: str, path: str, body: bytes, depth: str) -> list[DavResponse]:
+        """PROPFIND or REPORT: the parsed 207, or FolderError naming the status."""
+        headers = {"Depth": depth, "Content-Type": XML}
+        return read_multistatus(self.request(method, path, body=body, headers=headers), path)
+
+
+def read_multistatus(response: httpx.Response, path: str) -> list[DavResponse]:
+    method = response.request.method
+    if response.status_code != MULTI_STATUS:
+        raise FolderError(path, f"{method}: HTTP {response.status_code}")
+    try:
+        return parse_multistatus(response.content)
+    except SyntaxError as exc:  # ET.ParseError
+        raise FolderError(path, f"{method}: unreadable XML ({exc})") from exc
+
+
+def _raise_for_account(response: httpx.Response, where: str) -> None:
+    status = response.status_code
+    if status == 401:
+        raise AuthError(f"{where}: login refused (HTTP 401)")
+    if status in {429, 503}:
+        wait = retry_after(response.headers.get("Retry-After"))
+        raise ThrottledError(f"{where}: HTTP {status}, retry after {wait:.0f}s", wait)
+    if status >= 500:
+        raise ConnectError(f"{where}: HTTP {status}")
