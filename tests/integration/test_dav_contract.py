@@ -17,7 +17,7 @@ from mailferry.adapters.dav import (
     NewCollection,
     parse_dav_url,
 )
-from mailferry.adapters.imap.session import TlsOptions
+from mailferry.adapters.tls import TlsOptions
 from mailferry.domain.errors import (
     AuthError,
     ItemConflictError,

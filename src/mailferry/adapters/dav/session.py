@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Self
 import httpx
 
 from mailferry.adapters.dav.multistatus import DavResponse, parse_multistatus
-from mailferry.adapters.imap.session import TlsOptions
+from mailferry.adapters.tls import TlsOptions
 from mailferry.domain.errors import AuthError, ConnectError, FolderError, ThrottledError
 
 if TYPE_CHECKING:

@@ -22,7 +22,6 @@ from mailferry.adapters.imap.rows import BODY, MESSAGE_ID, FetchRow, by_uid, par
 from mailferry.adapters.imap.session import (
     Client,
     Credentials,
-    TlsOptions,
     as_str,
     open_client,
     translated,
@@ -36,6 +35,7 @@ from mailferry.adapters.imap.wire import (
     uid_set,
     uid_sets,
 )
+from mailferry.adapters.tls import TlsOptions
 from mailferry.domain.errors import ConnectError, FolderError, MailferryError, ThrottledError
 from mailferry.domain.identity import normalise_message_id
 from mailferry.domain.model import (

@@ -7,7 +7,8 @@ import hashlib
 from collections.abc import Iterator, Sequence
 
 from mailferry.adapters.imap.namespaced import NamespacedAccount
-from mailferry.adapters.imap.session import Credentials, TlsOptions
+from mailferry.adapters.imap.session import Credentials
+from mailferry.adapters.tls import TlsOptions
 from mailferry.domain.errors import AuthError
 from mailferry.domain.model import Endpoint, FetchedMessage, MessageMeta
 from mailferry.domain.profiles import Profile, effective_size_limit

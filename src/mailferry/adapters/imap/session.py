@@ -9,7 +9,6 @@ import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, cast
 
 import imapclient
@@ -17,6 +16,7 @@ from imapclient import imap4, tls
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from mailferry.adapters.imap.wire import quote_mailbox
+from mailferry.adapters.tls import TlsOptions
 from mailferry.domain.errors import (
     AuthError,
     ConnectError,
@@ -26,19 +26,6 @@ from mailferry.domain.errors import (
 from mailferry.domain.model import AuthMethod, Endpoint, Security
 from mailferry.domain.ports import TokenProvider
 from mailferry.domain.responses import slow_down
-
-
-@dataclass(frozen=True)
-class TlsOptions:
-    ca_file: Path | None = None
-    insecure: bool = False  # skip certificate verification (explicit opt-in only)
-
-    def context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
-        if self.insecure:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
 
 
 @dataclass(frozen=True)
