@@ -13,13 +13,14 @@ from mailferry.sandbox.dovecot import MAIL_GROUP, MAIL_USER, DovecotServer
 FIRST_TIME = 1_500_000_000  # INTERNALDATE of message 0 (Dovecot reads it from the file's mtime)
 
 
-def message(i: int) -> bytes:
-    """Message ``i``: small, with a Message-ID, except every 7th (matched by content then)."""
-    head = f"Message-ID: <big{i}@big.test>\r\n" if i % 7 else ""
+def message(i: int, without_id: int = 7) -> bytes:
+    """Message ``i``: small, with a Message-ID, except every ``without_id``-th (matched by content
+    then)."""
+    head = f"Message-ID: <big{i}@big.test>\r\n" if i % without_id else ""
     return f"{head}Subject: big {i}\r\nFrom: a@big.test\r\n\r\nbody {i}\r\n".encode()
 
 
-def fill_inbox(server: DovecotServer, user: str, count: int) -> None:
+def fill_inbox(server: DovecotServer, user: str, count: int, without_id: int = 7) -> None:
     """Messages 0..count-1 into ``user``'s INBOX, every other one \\Seen, before Dovecot indexes it
     (call it before the user's first login, or Dovecot may not look at the new files at once)."""
     maildir = server.data_dir / "home" / user / "Maildir"
@@ -27,7 +28,7 @@ def fill_inbox(server: DovecotServer, user: str, count: int) -> None:
         (maildir / sub).mkdir(parents=True, exist_ok=True)
     cur = maildir / "cur"
     for i in range(count):
-        body = message(i)
+        body = message(i, without_id)
         flags = "S" if i % 2 else ""
         path = cur / f"{FIRST_TIME + i}.M{i}P1.bigfolder,S={len(body)}:2,{flags}"
         path.write_bytes(body)

@@ -32,7 +32,6 @@ from mailferry.adapters.imap.wire import (
     parse_list,
     parse_status,
     quote_mailbox,
-    uid_set,
     uid_sets,
 )
 from mailferry.adapters.tls import TlsOptions
@@ -246,10 +245,15 @@ class ImapAccount:
     def _fetch_uids(
         self, folder: str, uids: Sequence[int], items: Sequence[str]
     ) -> dict[int, dict[str, Any]]:
-        """``UID FETCH`` of these UIDs; rows of other messages (pushed by the server) left out."""
+        """``UID FETCH`` of these UIDs, in as many commands as the UID set needs to stay a short
+        command line (sparse UIDs do not compress into ranges); rows of other messages (pushed by
+        the server) left out."""
         wanted = set(uids)
-        rows = self._fetch(folder, uid_set(uids), ["UID", *items], uids=True)
-        return by_uid(rows, uids=wanted)
+        found: dict[int, dict[str, Any]] = {}
+        for piece in uid_sets(wanted):
+            rows = self._fetch(folder, piece, ["UID", *items], uids=True)
+            found.update(by_uid(rows, uids=wanted))
+        return found
 
     def _listing(self, folder: str, items: Sequence[str]) -> Iterator[tuple[int, dict[str, Any]]]:
         """Every message of ``folder``, in sequence ranges of ``META_CHUNK``: no answer grows with
