@@ -9,22 +9,12 @@ Both run as ``sys.executable -m radicale|xandikos``: the packages come from the 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import sys
-import tempfile
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
 
-from mailferry.sandbox.dovecot import HOST, SandboxError, free_port
-from mailferry.sandbox.process import spawn, stop_group
-
-if TYPE_CHECKING:
-    import subprocess
-    from types import TracebackType
-
-START_TIMEOUT = 20.0
+from mailferry.sandbox.dovecot import HOST, SandboxError
+from mailferry.sandbox.process import TreeServer
 
 
 def _accepts(port: int) -> bool:
@@ -35,28 +25,18 @@ def _accepts(port: int) -> bool:
         return False
 
 
-class DavServer:
+class DavServer(TreeServer):
     """A DAV server for one test session; subclasses write their files and name the command."""
 
-    host = HOST
     name = "dav"
     scheme = "http"
+    needs_root = False
 
     def __init__(self, root: Path, *, smtp_port: int | None = None) -> None:
-        self.root = root.resolve()
+        super().__init__(root)
         self.smtp_port = smtp_port  # where the server sends any mail (a SmtpSink's port)
-        self.log_path = self.root / f"{self.name}.log"
-        self.port = 0
         self.ca_file: Path | None = None  # set by servers that speak TLS
-        self._data: Path | None = None
         self._users: dict[str, str] = {}
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def data_dir(self) -> Path:
-        if self._data is None:
-            raise SandboxError("server not started")
-        return self._data
 
     @property
     def htpasswd_path(self) -> Path:
@@ -75,57 +55,23 @@ class DavServer:
         tmp.write_text("".join(f"{line}\n" for line in lines))
         tmp.replace(self.htpasswd_path)  # atomic: the server never reads half a file
 
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        if self._process is not None:
-            raise SandboxError(f"{self.name} already started")
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._data = Path(tempfile.mkdtemp(prefix=f"mailferry-{self.name}-"))
+    def _prepare_files(self) -> None:
         self.htpasswd_path.write_text("")
-        self.port = free_port()
-        self._prepare_files()
-        argv = [sys.executable, "-m", self.name, *self._arguments()]
-        self._process = spawn(argv, self.log_path, dict(os.environ))
-        try:
-            self._wait_until_accepting()
-        except BaseException:
-            self.stop()
-            raise
+        self._configure()
 
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        stop_group(process)
-        if self._data is not None:
-            shutil.rmtree(self._data, ignore_errors=True)
-            self._data = None
+    def _argv(self) -> list[str]:
+        return [sys.executable, "-m", self.name, *self._arguments()]
 
-    def _wait_until_accepting(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _accepts(self.port):
-            if self._process is None or self._process.poll() is not None:
-                raise SandboxError(f"{self.name} exited during start-up:\n{self.log_text()}")
-            if time.monotonic() > deadline:
-                raise SandboxError(f"{self.name} did not listen in {START_TIMEOUT}s")
-            time.sleep(0.02)
+    def _env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def _ready(self) -> bool:
+        return _accepts(self.port)
 
     def _htpasswd_line(self, user: str, password: str) -> str:
         raise NotImplementedError
 
-    def _prepare_files(self) -> None:
+    def _configure(self) -> None:
         raise NotImplementedError
 
     def _arguments(self) -> list[str]:

@@ -77,15 +77,19 @@ def greets(port: int) -> bool:
         return False
 
 
-def wait_for_greeting(
-    process: subprocess.Popen[bytes], port: int, name: str, log_tail: Callable[[], str]
+def wait_until_ready(
+    process: subprocess.Popen[bytes],
+    ready: Callable[[], bool],
+    name: str,
+    log_tail: Callable[[], str],
 ) -> None:
+    """Poll ``ready`` until it says yes; the process dying or ``START_TIMEOUT`` is an error."""
     deadline = time.monotonic() + START_TIMEOUT
-    while not greets(port):
+    while not ready():
         if process.poll() is not None:
             raise SandboxError(f"{name} exited during start-up:\n{log_tail()}")
         if time.monotonic() > deadline:
-            raise SandboxError(f"{name} did not greet on {port} in {START_TIMEOUT}s:\n{log_tail()}")
+            raise SandboxError(f"{name} was not ready in {START_TIMEOUT}s:\n{log_tail()}")
         time.sleep(0.02)
 
 
@@ -104,13 +108,15 @@ def stop_group(process: subprocess.Popen[bytes] | None) -> None:
 
 
 class TreeServer:
-    """What a server run from the unpacked tree is, whatever it is: a context manager over one
-    process group, a private data directory under /tmp (linked as ``root/data``) removed on stop,
-    a log, and a start that waits for the greeting. Subclasses write their files and name the
-    command (``_prepare_files``, ``_argv``)."""
+    """What every test server but Dovecot is (Cyrus and Courier from the unpacked tree, the DAV
+    servers from PyPI): a context manager over one process group, a private data directory under
+    /tmp (linked as ``root/data``) removed on stop, a log, and a start that waits until the server
+    is ready (an IMAP greeting, unless ``_ready`` says otherwise). Subclasses write their files and
+    name the command (``_prepare_files``, ``_argv``; ``_env`` when not the tree's)."""
 
     host = HOST
     name = "server"
+    needs_root = True  # Cyrus's master becomes the cyrus user; Courier mounts and runs setuid
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
@@ -151,7 +157,7 @@ class TreeServer:
     def start(self) -> None:
         if self._process is not None:
             raise SandboxError(f"{self.name} already started")
-        if os.geteuid() != 0:
+        if self.needs_root and os.geteuid() != 0:
             raise SandboxError(f"{type(self).__name__} must run as root")
         self.root.mkdir(parents=True, exist_ok=True)
         self._data = Path(tempfile.mkdtemp(prefix=f"mailferry-{self.name}-"))
@@ -161,9 +167,9 @@ class TreeServer:
         link.symlink_to(self._data)
         self.port = free_port()
         self._prepare_files()
-        self._process = spawn(self._argv(), self.log_path, tree_env())
+        self._process = spawn(self._argv(), self.log_path, self._env())
         try:
-            wait_for_greeting(self._process, self.port, self.name, self._log_tail)
+            wait_until_ready(self._process, self._ready, self.name, self._log_tail)
         except BaseException:
             self.stop()
             raise
@@ -174,6 +180,12 @@ class TreeServer:
         if self._data is not None:
             shutil.rmtree(self._data, ignore_errors=True)
             self._data = None
+
+    def _ready(self) -> bool:
+        return greets(self.port)
+
+    def _env(self) -> dict[str, str]:
+        return tree_env()
 
     def _prepare_files(self) -> None:
         raise NotImplementedError

@@ -38,7 +38,7 @@ class RadicaleServer(DavServer):
     def _arguments(self) -> list[str]:
         return ["--config", str(self.config_path)]
 
-    def _prepare_files(self) -> None:
+    def _configure(self) -> None:
         lines = [
             "[server]",
             f"hosts = {HOST}:{self.port}",

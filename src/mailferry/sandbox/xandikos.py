@@ -27,7 +27,7 @@ class XandikosServer(DavServer):
         digest = hashlib.sha1(password.encode(), usedforsecurity=False).digest()
         return f"{user}:{{SHA}}{base64.b64encode(digest).decode()}"
 
-    def _prepare_files(self) -> None:
+    def _configure(self) -> None:
         certs = self.data_dir / "state" / "certs"
         certs.mkdir(parents=True)
         cert, key = _self_signed_cert(certs)
