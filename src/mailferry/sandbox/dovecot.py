@@ -27,10 +27,8 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
 
-if TYPE_CHECKING:
-    from types import TracebackType
+from mailferry.sandbox.lifecycle import Service
 
 DEFAULT_SPECIAL_USE: dict[str, str] = {
     "Sent": "\\Sent",
@@ -96,7 +94,7 @@ def _self_signed_cert(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-class DovecotServer:
+class DovecotServer(Service):
     """A Dovecot instance for one test session; use it as a context manager."""
 
     host = HOST
@@ -192,18 +190,6 @@ class DovecotServer:
         return "".join(p for p in parts if p)
 
     # -- lifecycle ----------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         if self._process is not None:

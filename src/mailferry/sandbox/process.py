@@ -15,13 +15,13 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 from mailferry.sandbox.dovecot import HOST, SandboxError, free_port
+from mailferry.sandbox.lifecycle import Service
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from types import TracebackType
 
 TREE = Path(os.environ.get("MAILFERRY_TEST_SERVERS", "/opt/mailferry-test-servers")) / "tree"
 START_TIMEOUT = 20.0
@@ -107,7 +107,7 @@ def stop_group(process: subprocess.Popen[bytes] | None) -> None:
     process.wait()
 
 
-class TreeServer:
+class TreeServer(Service):
     """What every test server but Dovecot is (Cyrus and Courier from the unpacked tree, the DAV
     servers from PyPI): a context manager over one process group, a private data directory under
     /tmp (linked as ``root/data``) removed on stop, a log, and a start that waits until the server
@@ -141,18 +141,6 @@ class TreeServer:
 
     def _log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         if self._process is not None:

@@ -37,11 +37,12 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
+
+from mailferry.sandbox.lifecycle import Service
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import TracebackType
 
 HOST = "127.0.0.1"
 UP, DOWN, BOTH = "up", "down", "both"
@@ -84,7 +85,7 @@ def _direction(value: str, allowed: tuple[str, ...] = (UP, DOWN, BOTH)) -> str:
     return value
 
 
-class Proxy:
+class Proxy(Service):
     """A latency and fault proxy for one upstream server; use it as a context manager."""
 
     def __init__(
@@ -107,18 +108,6 @@ class Proxy:
         self._counts = dict.fromkeys(("open", "max", "total", "refused", "up", "down", "fired"), 0)
 
     # -- lifecycle ----------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         if self._listener is not None:
