@@ -3,7 +3,9 @@ connection and its error translation (session.py), the XML (multistatus.py), dis
 (discovery.py), collection properties (collections.py) and the account itself (account.py)."""
 
 from mailferry.adapters.dav.account import DavAccount
-from mailferry.adapters.dav.model import (
+from mailferry.adapters.dav.session import DavLogin, DavSession
+from mailferry.adapters.dav.url import DavUrl, parse_dav_url
+from mailferry.domain.davmodel import (
     CollectionInfo,
     CollectionKind,
     Homes,
@@ -12,8 +14,6 @@ from mailferry.adapters.dav.model import (
     NewCollection,
     SyncChanges,
 )
-from mailferry.adapters.dav.session import DavLogin, DavSession
-from mailferry.adapters.dav.url import DavUrl, parse_dav_url
 
 __all__ = [
     "CollectionInfo",

@@ -12,15 +12,6 @@ from urllib.parse import quote
 
 from mailferry.adapters.dav.collections import collection_info, collection_props, mkcol_request
 from mailferry.adapters.dav.discovery import discover
-from mailferry.adapters.dav.model import (
-    CollectionInfo,
-    CollectionKind,
-    Homes,
-    Item,
-    ItemRef,
-    NewCollection,
-    SyncChanges,
-)
 from mailferry.adapters.dav.multistatus import (
     a,
     c,
@@ -32,6 +23,16 @@ from mailferry.adapters.dav.multistatus import (
     sync_token,
 )
 from mailferry.adapters.dav.session import XML, read_multistatus
+from mailferry.domain.davmodel import (
+    Capabilities,
+    CollectionInfo,
+    CollectionKind,
+    Homes,
+    Item,
+    ItemRef,
+    NewCollection,
+    SyncChanges,
+)
 from mailferry.domain.errors import (
     FolderError,
     ItemConflictError,
@@ -61,6 +62,7 @@ class DavAccount:
     def __init__(self, session: DavSession) -> None:
         self.session = session
         self._homes: Homes | None = None
+        self._capabilities: Capabilities | None = None
 
     def __enter__(self) -> Self:
         return self
@@ -72,6 +74,22 @@ class DavAccount:
         tb: TracebackType | None,
     ) -> None:
         self.session.close()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def capabilities(self) -> Capabilities:
+        """OPTIONS on the calendar home (else the principal): the DAV header and the Server."""
+        if self._capabilities is None:
+            homes = self.homes()
+            response = self.session.request("OPTIONS", homes.calendar_home or homes.principal)
+            dav = {t.strip().lower() for t in response.headers.get("DAV", "").split(",")}
+            server = response.headers.get("Server")
+            self._capabilities = Capabilities(
+                auto_schedule="calendar-auto-schedule" in dav,
+                server=server.lower() if server else None,
+            )
+        return self._capabilities
 
     def homes(self) -> Homes:
         if self._homes is None:

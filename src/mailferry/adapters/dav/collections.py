@@ -3,7 +3,6 @@ and the MKCALENDAR / extended MKCOL bodies that create one with them."""
 
 from __future__ import annotations
 
-from mailferry.adapters.dav.model import CollectionInfo, CollectionKind, NewCollection
 from mailferry.adapters.dav.multistatus import (
     APPLE_ICAL,
     CALSERVER,
@@ -14,6 +13,7 @@ from mailferry.adapters.dav.multistatus import (
     d,
     set_body,
 )
+from mailferry.domain.davmodel import CollectionInfo, CollectionKind, NewCollection
 
 COLOR = clark(APPLE_ICAL, "calendar-color")
 CTAG = clark(CALSERVER, "getctag")
@@ -37,6 +37,8 @@ def collection_props() -> list[str]:
         COMPONENTS,
         d("sync-token"),
         CTAG,
+        c("max-resource-size"),
+        a("max-resource-size"),
     ]
 
 
@@ -63,7 +65,14 @@ def collection_info(response: DavResponse) -> CollectionInfo | None:
         components=components,
         sync_token=response.text(d("sync-token")),
         ctag=response.text(CTAG),
+        max_resource_size=_size(
+            response.text(c("max-resource-size")) or response.text(a("max-resource-size"))
+        ),
     )
+
+
+def _size(text: str | None) -> int | None:
+    return int(text.strip()) if text and text.strip().isdigit() else None
 
 
 def mkcol_request(new: NewCollection) -> tuple[str, bytes]:

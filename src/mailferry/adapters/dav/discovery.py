@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from mailferry.adapters.dav.model import Homes
 from mailferry.adapters.dav.multistatus import a, c, d, href_path, propfind_body
 from mailferry.adapters.dav.session import XML, DavSession, read_multistatus
+from mailferry.domain.davmodel import Homes
 from mailferry.domain.errors import FolderError
 
 WELL_KNOWN = ("/.well-known/caldav", "/.well-known/carddav")

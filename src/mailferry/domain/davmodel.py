@@ -1,7 +1,7 @@
-"""What the DAV adapter hands back: plain frozen records, no wire types.
+"""What a CalDAV/CardDAV account hands back (``CollectionAccount`` in ports): plain frozen records.
 
-Small on purpose: the domain's own Collection/Item types (issue #13, domain/) are built from these
-by the sync service; until then they are the adapter's vocabulary.
+The wire's vocabulary (hrefs, ETags, resource types); the sync service turns them into the
+planner's ``Collection``/``Listed`` (domain/items.py, domain/davplan.py).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class CollectionInfo:
     components: tuple[str, ...] = ()  # supported-calendar-component-set: VEVENT, VTODO, ...
     sync_token: str | None = None
     ctag: str | None = None
+    max_resource_size: int | None = None  # RFC 4791 s5.2.5 / RFC 6352 s6.2.3, in octets
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,14 @@ class SyncChanges:
     token: str
     changed: tuple[ItemRef, ...]
     removed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an account's server says it can do (DAV header, collection properties)."""
+
+    auto_schedule: bool = False  # RFC 6638 calendar-auto-schedule: it schedules implicitly
+    server: str | None = None  # the Server header, lower case: known quirks are keyed on it
 
 
 @dataclass(frozen=True)
