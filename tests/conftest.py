@@ -1,5 +1,6 @@
 """Shared fixtures: throwaway IMAP servers (Dovecot, Cyrus, Courier), DAV servers (Radicale,
-Xandikos) with the SMTP sink they send to, and fresh users on them."""
+Xandikos) with the SMTP sink they send to, fresh users on them, and a PostgreSQL cluster with a
+fresh database per test that asks for one."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from mailferry.sandbox.courier import CourierServer
 from mailferry.sandbox.cyrus import CyrusServer
 from mailferry.sandbox.davserver import DavServer
 from mailferry.sandbox.dovecot import DovecotServer
+from mailferry.sandbox.postgres import PostgresServer
 from mailferry.sandbox.radicale import RadicaleServer
 from mailferry.sandbox.smtpsink import SmtpSink
 from mailferry.sandbox.xandikos import XandikosServer
@@ -106,3 +108,27 @@ def xandikos(
     """Xandikos multi-user over HTTPS (its CA in ``ca_file``), htpasswd users, default collections."""
     with XandikosServer(tmp_path_factory.mktemp("xandikos"), smtp_port=smtp_sink.port) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster (no fsync), 127.0.0.1 and a Unix socket, for the session."""
+    with PostgresServer(tmp_path_factory.mktemp("postgres")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres(postgres_server: PostgresServer) -> str:
+    """The URL of the session's shared database: ``postgresql+psycopg://mailferry:PW@...``."""
+    return postgres_server.url()
+
+
+_database_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def postgres_database(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of a new, empty database for this test only (dropped afterwards)."""
+    name = f"test{next(_database_numbers)}"
+    yield postgres_server.create_database(name)
+    postgres_server.drop_database(name)
