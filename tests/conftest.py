@@ -5,10 +5,17 @@ fresh database per test that asks for one."""
 from __future__ import annotations
 
 import itertools
+import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
+from mailferry.bootstrap import open_service
 from mailferry.sandbox.courier import CourierServer
 from mailferry.sandbox.cyrus import CyrusServer
 from mailferry.sandbox.davserver import DavServer
@@ -17,6 +24,7 @@ from mailferry.sandbox.postgres import PostgresServer
 from mailferry.sandbox.radicale import RadicaleServer
 from mailferry.sandbox.smtpsink import SmtpSink
 from mailferry.sandbox.xandikos import XandikosServer
+from mailferry.service.batches import BatchService
 
 # A typical old host: "/" hierarchy, special-use folders under their Apple/Outlook names,
 # flagged only if the user has them (nothing is auto-created).
@@ -132,3 +140,49 @@ def postgres_database(postgres_server: PostgresServer) -> Iterator[str]:
     name = f"test{next(_database_numbers)}"
     yield postgres_server.create_database(name)
     postgres_server.drop_database(name)
+
+
+@dataclass(frozen=True)
+class StateDatabase:
+    """A state database for a test, SQLite or PostgreSQL: its URL, and SQL behind the stores' back."""
+
+    kind: str  # "sqlite" or "postgresql"
+    url: str
+    path: Path | None = None  # the SQLite file
+
+    def raw(self, *statements: str) -> list[Any]:
+        """Run statements in one transaction on a connection of its own; the last one's rows."""
+        if self.path is not None:
+            with closing(sqlite3.connect(self.path)) as lite, lite:
+                rows: list[Any] = []
+                for statement in statements:
+                    rows = lite.execute(statement).fetchall()
+                return rows
+        with psycopg.connect(self.url.replace("+psycopg", "", 1)) as conn:
+            found: list[Any] = []
+            for statement in statements:
+                cursor = conn.execute(statement.encode())
+                found = cursor.fetchall() if cursor.description else []
+            return found
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def state_database(request: pytest.FixtureRequest, tmp_path: Path) -> StateDatabase:
+    """Every store test once on a SQLite file and once on a new PostgreSQL database."""
+    if request.param == "postgresql":
+        return StateDatabase("postgresql", request.getfixturevalue("postgres_database"))
+    path = tmp_path / "state" / "mailferry.sqlite"
+    path.parent.mkdir(mode=0o700)
+    return StateDatabase("sqlite", f"sqlite+pysqlite:///{path}", path)
+
+
+def open_test_service(database: StateDatabase, tmp_path: Path) -> BatchService:
+    """The batch service on a test's state database; its key ring in a local directory."""
+    if database.path is not None:
+        return open_service(database.path)
+    return open_service(tmp_path / "data" / "state.sqlite3", database.url)
+
+
+def dump(database: StateDatabase, *tables: str) -> str:
+    """Every row of ``tables`` as text: what a thief of the database would read."""
+    return "\n".join(repr(database.raw(f"SELECT * FROM {table}")) for table in tables)  # noqa: S608

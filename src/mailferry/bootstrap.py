@@ -30,7 +30,7 @@ from mailferry.adapters.oauth.sources import TokenSource
 from mailferry.adapters.secrets import SecretBox
 from mailferry.adapters.store.auth import AuthTables
 from mailferry.adapters.store.batches import BatchStore
-from mailferry.adapters.store.engine import open_database, sqlite_url
+from mailferry.adapters.store.engine import Database, open_database, sqlite_url
 from mailferry.adapters.store.records import EndpointRecord
 from mailferry.adapters.store.sync_state import SqlStateStore
 from mailferry.config import default_state_path, pair_key, parse_endpoint
@@ -95,6 +95,7 @@ class SyncRequest:
     mapping: MappingOptions = field(default_factory=MappingOptions)
     selection: Selection = field(default_factory=Selection)
     state_path: Path | None = None
+    database: str | None = None  # a state database URL in place of the file (--database)
     dry_run: bool = False
     batch_size: int = 200
     connections: int = 1
@@ -377,7 +378,9 @@ def open_pair(request: SyncRequest, *, read_only: bool = False) -> Iterator[Pair
     )
     state_path = request.state_path or default_state_path()
     store: StateStore
-    if read_only and not state_path.exists():
+    if request.database:
+        store = SqlStateStore(open_database(request.database))
+    elif read_only and not state_path.exists():
         store = MemoryStateStore()
     else:
         store = SqlStateStore.open_sqlite(state_path)
@@ -436,15 +439,27 @@ def run_verify(pair: Pair) -> VerifyReport:
 
 
 # -- the batch service, its scheduler, the web's logins ---------------------------------------------
-def open_service(state_path: Path) -> BatchService:
-    """The batch service: its tables in the state file, the key ring beside it."""
+def state_database(state_path: Path, database: str | None = None) -> Database:
+    """The one state database: ``database`` (a URL: ``--database``, $MAILFERRY_DATABASE) where
+    given, else the SQLite file ``state_path`` (created if missing)."""
+    return open_database(database) if database else open_database(sqlite_url(state_path))
+
+
+def open_service(state_path: Path, database: str | None = None) -> BatchService:
+    """The batch service: its tables in the state database, the key ring in the directory of
+    ``state_path`` (a local directory, also when the tables are on a server)."""
     box = SecretBox.open(state_path.parent)
-    return BatchService(BatchStore(open_database(sqlite_url(state_path))), box, state_path)
+    return BatchService(BatchStore(state_database(state_path, database)), box, state_path)
 
 
-def open_auth_tables(state_path: Path) -> AuthTables:
-    """The web app's login tables in the state file."""
-    return AuthTables(open_database(sqlite_url(state_path)))
+def open_auth_tables(state_path: Path, database: str | None = None) -> AuthTables:
+    """The web app's login tables in the state database."""
+    return AuthTables(state_database(state_path, database))
+
+
+def service_auth_tables(service: BatchService) -> AuthTables:
+    """The web app's login tables in the batch service's database (one more use of its Engine)."""
+    return AuthTables(open_database(service.store.db.engine.url))
 
 
 class BatchConnector:

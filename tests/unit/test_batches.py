@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import os
-import sqlite3
 import stat
 import threading
 import time
@@ -19,7 +18,6 @@ from mailferry.adapters.memory.account import MemoryServer
 from mailferry.adapters.secrets import KEY_ENV, Secret, SecretBox
 from mailferry.adapters.store.records import FailureRecord, Outcome
 from mailferry.adapters.store.sync_state import SqlStateStore
-from mailferry.bootstrap import open_service
 from mailferry.cli import main
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.model import Security
@@ -30,6 +28,7 @@ from mailferry.service.batches import (
     owner_alive,
 )
 from mailferry.service.limits import LocalLimiter
+from tests.conftest import dump, open_test_service
 from tests.fakes import MemoryConnector, contents, fill, message, run_batch
 
 CSV = (
@@ -40,9 +39,9 @@ CSV = (
 
 
 @pytest.fixture
-def service(tmp_path, monkeypatch):
+def service(tmp_path, monkeypatch, state_database):
     monkeypatch.delenv(KEY_ENV, raising=False)
-    svc = open_service(tmp_path / "data" / "state.sqlite3")
+    svc = open_test_service(state_database, tmp_path)
     svc.add_endpoint(EndpointSpec("old", "127.0.0.1", 10143, Security.NONE, max_connections=3))
     svc.add_endpoint(EndpointSpec("new", "mail.new.example", None, Security.SSL))
     yield svc
@@ -99,15 +98,16 @@ def test_secret_never_in_repr():
     assert "pw" not in str(Secret("pw"))
 
 
-def test_passwords_are_stored_only_encrypted(service):
+def test_passwords_are_stored_only_encrypted(service, state_database):
     service.create_batch("w1", "old", "new", CSV, BatchOptions())
-    raw = service.state_path.read_bytes()
-    for secret in (b"ann-secret", b"bob-target"):
-        assert secret not in raw
-    with sqlite3.connect(service.state_path) as conn:
-        dump = "\n".join(conn.iterdump())
-    assert "ann-secret" not in dump
-    assert "ann-target" not in dump
+    if state_database.path is not None:
+        raw = state_database.path.read_bytes()
+        for secret in (b"ann-secret", b"bob-target"):
+            assert secret not in raw
+    rows = dump(state_database, "batch_mailboxes", "batch_batches")
+    assert "ann@new.example" in rows
+    assert "ann-secret" not in rows
+    assert "ann-target" not in rows
 
 
 # -- the limiter -----------------------------------------------------------------------------------
@@ -191,9 +191,11 @@ def test_admin_password_is_encrypted(service):
     assert service.box.decrypt(record.auth_secret).reveal() == "adm1n-pw"
 
 
-def test_same_file_as_sync_state(service):
-    store = SqlStateStore.open_sqlite(service.state_path)  # still a valid sync state file
+def test_same_database_as_sync_state(service, state_database):
+    store = SqlStateStore.open(state_database.url)  # still a valid sync state database
     store.close()
+    applications = state_database.raw("SELECT application FROM meta ORDER BY 1")
+    assert [row[0] for row in applications] == ["mailferry", "mailferry.batches"]
 
 
 def test_create_batch_refuses_bad_csv_and_unknown_endpoints(service):

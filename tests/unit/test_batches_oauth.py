@@ -19,6 +19,7 @@ from mailferry.cli import main
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.model import AuthMethod, Security
 from mailferry.service.batches import BatchOptions, EndpointSpec
+from tests.conftest import dump, open_test_service
 from tests.fakes import MemoryConnector, run_batch
 
 CLIENT_SECRET = "s3cret-client-value"
@@ -46,9 +47,9 @@ def _service_account_json() -> str:
 
 
 @pytest.fixture
-def service(tmp_path, monkeypatch):
+def service(tmp_path, monkeypatch, state_database):
     monkeypatch.delenv(KEY_ENV, raising=False)
-    svc = open_service(tmp_path / "data" / "state.sqlite3")
+    svc = open_test_service(state_database, tmp_path)
     svc.add_endpoint(EndpointSpec("old", "127.0.0.1", 10143, Security.NONE))
     yield svc
     svc.close()
@@ -61,7 +62,7 @@ def _m365(name: str = "m365", **kw) -> EndpointSpec:
     return EndpointSpec(name, "outlook.office365.com", tokens=tokens, **kw)
 
 
-def test_token_secrets_are_stored_only_encrypted(service):
+def test_token_secrets_are_stored_only_encrypted(service, state_database):
     sa_json = _service_account_json()
     service.add_endpoint(_m365())
     service.add_endpoint(
@@ -69,11 +70,10 @@ def test_token_secrets_are_stored_only_encrypted(service):
             "gmail", "imap.gmail.com", tokens=TokenSource(google_service_account_json=sa_json)
         )
     )
-    with sqlite3.connect(service.state_path) as conn:
-        dump = "\n".join(conn.iterdump())
-    assert CLIENT_SECRET not in dump
-    assert "PRIVATE KEY" not in dump
-    assert "contoso" in dump  # settings that are no secret stay readable
+    rows = dump(state_database, "batch_endpoints")
+    assert CLIENT_SECRET not in rows
+    assert "PRIVATE KEY" not in rows
+    assert "contoso" in rows  # settings that are no secret stay readable
     record = service.endpoint("m365")
     assert CLIENT_SECRET not in repr(record)
     assert CLIENT_SECRET not in repr(service.token_source(record))

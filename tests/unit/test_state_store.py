@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 
 from mailferry.adapters.memory.state import MemoryStateStore
 from mailferry.adapters.store.sync_state import SCHEMA_VERSION, UID_CHUNK, SqlStateStore
 from mailferry.domain.errors import StateError
 from mailferry.domain.ports import Checkpoint, Copied, Intent, StateStore
+from tests.conftest import StateDatabase
 
 PAIR = "alice@old->alice@new"
 SEEN = frozenset({"\\Seen"})
@@ -58,11 +59,16 @@ def sqlite_path(tmp_path: Path) -> Path:
     return tmp_path / "state" / "mailferry.sqlite"
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+POSTGRESQL = pytest.param("postgresql", marks=pytest.mark.integration)
+
+
+@pytest.fixture(params=["sqlite", "memory", POSTGRESQL])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
     opened: StateStore
     if request.param == "sqlite":
         opened = SqlStateStore.open_sqlite(sqlite_path(tmp_path))
+    elif request.param == "postgresql":  # a new database for each test (tests/conftest.py)
+        opened = SqlStateStore.open(request.getfixturevalue("postgres_database"))
     else:
         opened = MemoryStateStore()
     yield opened
@@ -259,16 +265,37 @@ def raw_sql(path: Path, *statements: str) -> list[Any]:
         return rows
 
 
-class TestSqliteFile:
-    def test_everything_survives_close_and_reopen(self, path: Path) -> None:
-        first = SqlStateStore.open_sqlite(path)
+# -- a real database: SQLite and PostgreSQL ----------------------------------------------------
+
+
+# PostgreSQL's trigger needs a function; both refuse the row for UID 2 with the same words.
+REFUSING_TRIGGER = {
+    "sqlite": [
+        (
+            "CREATE TRIGGER refuse AFTER INSERT ON copied WHEN NEW.source_uid = 2 "
+            "BEGIN SELECT RAISE(ABORT, 'refused by test'); END"
+        )
+    ],
+    "postgresql": [
+        (
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN IF NEW.source_uid = 2 THEN RAISE 'refused by test'; END IF; RETURN NEW; END $$"
+        ),
+        "CREATE TRIGGER refuse AFTER INSERT ON copied FOR EACH ROW EXECUTE FUNCTION refuse()",
+    ],
+}
+NO_TABLE = {"sqlite": "no such table: copied", "postgresql": 'relation "copied" does not exist'}
+
+
+class TestDatabase:
+    def test_everything_survives_close_and_reopen(self, state_database: StateDatabase) -> None:
+        first = SqlStateStore.open(state_database.url)
         first.save_checkpoint(PAIR, checkpoint("Entwürfe"))
         first.add_copied(PAIR, "Entwürfe", [Copied(1, 101, SEEN), Copied(2, None, frozenset())])
         first.add_intents(PAIR, "Entwürfe", [intent(3)])
         first.set_failures(PAIR, "Entwürfe", {4: "too big"})
         first.close()
-        again = SqlStateStore.open_sqlite(path)
-        try:
+        with closing(SqlStateStore.open(state_database.url)) as again:
             assert again.checkpoint(PAIR, "Entwürfe") == checkpoint("Entwürfe")
             assert again.copied(PAIR, "Entwürfe") == {
                 1: Copied(1, 101, SEEN),
@@ -276,22 +303,84 @@ class TestSqliteFile:
             }
             assert again.intents(PAIR, "Entwürfe") == [intent(3)]
             assert again.failed_uids(PAIR, "Entwürfe") == {4}
-        finally:
-            again.close()
 
     def test_intents_are_committed_when_add_intents_returns(
-        self, sql_store: SqlStateStore, path: Path
+        self, state_database: StateDatabase
     ) -> None:
-        sql_store.add_intents(PAIR, "INBOX", [intent(1), intent(2)])
-        # Another connection sees them while the store is still open (nothing left to flush) ...
-        assert raw_sql(path, "SELECT source_uid FROM intents ORDER BY 1") == [(1,), (2,)]
+        with closing(SqlStateStore.open(state_database.url)) as store:
+            store.add_intents(PAIR, "INBOX", [intent(1), intent(2)])
+            # Another connection sees them while the store is still open (nothing to flush) ...
+            rows = state_database.raw("SELECT source_uid FROM intents ORDER BY 1")
+            assert [tuple(row) for row in rows] == [(1,), (2,)]
         # ... and a second store (a run started after a crash) finds them.
-        other = SqlStateStore.open_sqlite(path)
-        try:
+        with closing(SqlStateStore.open(state_database.url)) as other:
             assert other.intents(PAIR, "INBOX") == [intent(1), intent(2)]
-        finally:
-            other.close()
 
+    def test_resolve_is_one_transaction(self, state_database: StateDatabase) -> None:
+        with closing(SqlStateStore.open(state_database.url)) as store:
+            store.add_intents(PAIR, "INBOX", [intent(1), intent(2), intent(3)])
+            state_database.raw(*REFUSING_TRIGGER[state_database.kind])
+            with pytest.raises(StateError, match="refused by test"):
+                store.resolve(PAIR, "INBOX", [Copied(1, 11, SEEN), Copied(2, 12, SEEN)], [3])
+            assert store.intents(PAIR, "INBOX") == [intent(1), intent(2), intent(3)]
+            assert store.copied(PAIR, "INBOX") == {}
+
+    def test_library_errors_become_state_errors(self, state_database: StateDatabase) -> None:
+        with closing(SqlStateStore.open(state_database.url)) as store:
+            state_database.raw("DROP TABLE copied")
+            with pytest.raises(StateError, match=NO_TABLE[state_database.kind]) as caught:
+                store.copied(PAIR, "INBOX")
+        assert "SELECT" not in str(caught.value)  # the driver's words, not the whole statement
+        password = make_url(state_database.url).password
+        assert not password or password not in str(caught.value)  # nor the URL's password
+
+    def test_a_meta_row_of_another_application(self, state_database: StateDatabase) -> None:
+        SqlStateStore.open(state_database.url).close()
+        state_database.raw("UPDATE meta SET application = 'othertool'")
+        with pytest.raises(StateError, match="is not a mailferry state database"):
+            SqlStateStore.open(state_database.url)
+
+    def test_a_newer_schema(self, state_database: StateDatabase) -> None:
+        SqlStateStore.open(state_database.url).close()
+        state_database.raw("UPDATE meta SET schema_version = schema_version + 1")
+        expected = f"was written by a newer mailferry \\(schema {SCHEMA_VERSION + 1}\\); upgrade"
+        with pytest.raises(StateError, match=expected):
+            SqlStateStore.open(state_database.url)
+
+    def test_a_damaged_state_database(self, state_database: StateDatabase) -> None:
+        SqlStateStore.open(state_database.url).close()
+        state_database.raw("DROP TABLE intents")
+        with pytest.raises(StateError, match="missing tables intents"):
+            SqlStateStore.open(state_database.url)
+
+    def test_somebody_elses_database(self, state_database: StateDatabase) -> None:
+        state_database.raw("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        with pytest.raises(StateError, match="is not a mailferry state database"):
+            SqlStateStore.open(state_database.url)
+
+    def test_a_schema_1_database_is_upgraded_in_place(self, state_database: StateDatabase) -> None:
+        SqlStateStore.open(state_database.url).close()
+        state_database.raw(
+            "DROP INDEX copied_label",
+            "ALTER TABLE copied DROP COLUMN label",
+            "ALTER TABLE copied DROP COLUMN elsewhere",
+            "ALTER TABLE intents DROP COLUMN label",
+            "UPDATE meta SET schema_version = 1",
+            "INSERT INTO copied (pair, folder, source_uid, target_uid, flags) "
+            "VALUES ('p', 'INBOX', 5, 50, '\\Seen')",
+        )
+        with closing(SqlStateStore.open(state_database.url)) as store:
+            assert store.copied("p", "INBOX") == {5: Copied(5, 50, SEEN)}
+            store.add_copied("p", "INBOX", [Copied(6, 60, SEEN, "k")])
+            assert store.label_tally("p", "INBOX", ["k"]).standing == {"k": 1}
+        rows = state_database.raw("SELECT schema_version FROM meta WHERE application = 'mailferry'")
+        assert [tuple(row) for row in rows] == [(SCHEMA_VERSION,)]
+
+
+# -- what only the SQLite file shows ------------------------------------------------------------
+
+
+class TestSqliteFile:
     def test_connection_settings(self, sql_store: SqlStateStore, path: Path) -> None:
         with sql_store._engine.connect() as conn:
             setting = {
@@ -320,18 +409,6 @@ class TestSqliteFile:
         assert raw_sql(path, "SELECT application, schema_version FROM meta") == [
             ("mailferry", SCHEMA_VERSION)
         ]
-
-    def test_resolve_is_one_transaction(self, sql_store: SqlStateStore, path: Path) -> None:
-        sql_store.add_intents(PAIR, "INBOX", [intent(1), intent(2), intent(3)])
-        raw_sql(
-            path,
-            "CREATE TRIGGER refuse AFTER INSERT ON copied WHEN NEW.source_uid = 2 "
-            "BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
-        )
-        with pytest.raises(StateError, match="refused by test"):
-            sql_store.resolve(PAIR, "INBOX", [Copied(1, 11, SEEN), Copied(2, 12, SEEN)], [3])
-        assert sql_store.intents(PAIR, "INBOX") == [intent(1), intent(2), intent(3)]
-        assert sql_store.copied(PAIR, "INBOX") == {}
 
     def test_batches_are_one_executemany(self, sql_store: SqlStateStore) -> None:
         statements = self.record_statements(sql_store)
@@ -373,12 +450,6 @@ class TestSqliteFile:
         event.listen(store._engine, "before_cursor_execute", record)
         return seen
 
-    def test_library_errors_become_state_errors(self, sql_store: SqlStateStore, path: Path) -> None:
-        raw_sql(path, "DROP TABLE copied")
-        with pytest.raises(StateError, match="no such table: copied") as caught:
-            sql_store.copied(PAIR, "INBOX")
-        assert "SELECT" not in str(caught.value)  # the driver's words, not the whole statement
-
 
 class TestRefusedDatabases:
     def test_somebody_elses_sqlite_database(self, path: Path) -> None:
@@ -394,25 +465,6 @@ class TestRefusedDatabases:
         path.parent.mkdir()
         raw_sql(path, "CREATE TABLE meta (key TEXT, value TEXT)")
         with pytest.raises(StateError, match="is not a mailferry state database"):
-            SqlStateStore.open_sqlite(path)
-
-    def test_a_meta_row_of_another_application(self, path: Path) -> None:
-        SqlStateStore.open_sqlite(path).close()
-        raw_sql(path, "UPDATE meta SET application = 'othertool'")
-        with pytest.raises(StateError, match="is not a mailferry state database"):
-            SqlStateStore.open_sqlite(path)
-
-    def test_a_newer_schema(self, path: Path) -> None:
-        SqlStateStore.open_sqlite(path).close()
-        raw_sql(path, "UPDATE meta SET schema_version = schema_version + 1")
-        expected = f"was written by a newer mailferry \\(schema {SCHEMA_VERSION + 1}\\); upgrade"
-        with pytest.raises(StateError, match=expected):
-            SqlStateStore.open_sqlite(path)
-
-    def test_a_damaged_state_database(self, path: Path) -> None:
-        SqlStateStore.open_sqlite(path).close()
-        raw_sql(path, "DROP TABLE intents")
-        with pytest.raises(StateError, match="missing tables intents"):
             SqlStateStore.open_sqlite(path)
 
     def test_a_file_that_is_not_sqlite(self, path: Path) -> None:
@@ -476,22 +528,3 @@ def test_label_tally_counts_standing_copies_and_the_folders_own(store: StateStor
     many = [f"x{i}" for i in range(UID_CHUNK * 2 + 3)]
     store.add_copied("p", "Big", [Copied(i, i, SEEN, key) for i, key in enumerate(many)])
     assert sum(store.label_tally("p", "Big", many).mine.values()) == len(many)
-
-
-def test_a_schema_1_file_is_upgraded_in_place(path: Path) -> None:
-    SqlStateStore.open_sqlite(path).close()
-    raw_sql(
-        path,
-        "DROP INDEX copied_label",
-        "ALTER TABLE copied DROP COLUMN label",
-        "ALTER TABLE copied DROP COLUMN elsewhere",
-        "ALTER TABLE intents DROP COLUMN label",
-        "UPDATE meta SET schema_version = 1",
-        "INSERT INTO copied (pair, folder, source_uid, target_uid, flags) "
-        "VALUES ('p', 'INBOX', 5, 50, '\\Seen')",
-    )
-    with closing(SqlStateStore.open_sqlite(path)) as store:
-        assert store.copied("p", "INBOX") == {5: Copied(5, 50, SEEN)}
-        store.add_copied("p", "INBOX", [Copied(6, 60, SEEN, "k")])
-        assert store.label_tally("p", "INBOX", ["k"]).standing == {"k": 1}
-    assert raw_sql(path, "SELECT schema_version FROM meta") == [(SCHEMA_VERSION,)]

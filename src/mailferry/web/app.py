@@ -63,7 +63,7 @@ def create_app(
     web = Web(
         service=service,
         settings=settings,
-        auth=AuthStore.open_sqlite(service.state_path, cost=settings.password_cost, clock=clock),
+        auth=AuthStore.of_service(service, cost=settings.password_cost, clock=clock),
         templates=templates,
         throttle=LoginThrottle(settings.throttle, clock),
         metrics=metrics or PrometheusTelemetry(),

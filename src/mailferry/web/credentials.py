@@ -26,6 +26,7 @@ from pathlib import Path
 from mailferry import bootstrap
 from mailferry.adapters.store.auth import AuthTables, SessionRow, TokenRow
 from mailferry.domain.errors import ConfigError
+from mailferry.service.batches import BatchService
 from mailferry.web.passwords import OWASP, ScryptCost, check_password, hash_password, needs_rehash
 
 MIN_PASSWORD = 12
@@ -61,6 +62,17 @@ class AuthStore:
         cls, path: Path, *, cost: ScryptCost = OWASP, clock: Callable[[], float] = time.time
     ) -> AuthStore:
         return cls(bootstrap.open_auth_tables(path), cost=cost, clock=clock)
+
+    @classmethod
+    def of_service(
+        cls,
+        service: BatchService,
+        *,
+        cost: ScryptCost = OWASP,
+        clock: Callable[[], float] = time.time,
+    ) -> AuthStore:
+        """The login tables in the batch service's database (SQLite file or server)."""
+        return cls(bootstrap.service_auth_tables(service), cost=cost, clock=clock)
 
     def close(self) -> None:
         self._tables.close()

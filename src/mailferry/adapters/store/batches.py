@@ -175,14 +175,24 @@ class BatchStore:
                     MAILBOXES.c.batch == batch, MAILBOXES.c.pending.is_not(None)
                 )
             ).all()
-            emails = [r.email for r in rows if r.owner is None or r.owner not in live]
-            for email in emails:
-                conn.execute(
+            changed = 0
+            for row in rows:
+                if row.owner is not None and row.owner in live:
+                    continue
+                # Still the owner it was read with: on PostgreSQL (no BEGIN IMMEDIATE) a worker
+                # may have claimed the mailbox since the SELECT, and keeps it.
+                same_owner = (
+                    MAILBOXES.c.owner.is_(None)
+                    if row.owner is None
+                    else MAILBOXES.c.owner == row.owner
+                )
+                result = conn.execute(
                     update(MAILBOXES)
-                    .where(MAILBOXES.c.batch == batch, MAILBOXES.c.email == email)
+                    .where(MAILBOXES.c.batch == batch, MAILBOXES.c.email == row.email, same_owner)
                     .values(pending=pending, state=state, owner=None)
                 )
-        return len(emails)
+                changed += result.rowcount
+        return changed
 
     def claim(self, batch: str, email: str, owner: str, previous: str | None, now: float) -> bool:
         """Take a pending mailbox for ``owner``; False if somebody else got it first."""
@@ -232,9 +242,9 @@ class BatchStore:
         summary = outcome.summary
         with self._tx(write=True) as conn:
             current = conn.execute(
-                select(mb.copied, mb.bytes, mb.seconds, mb.pending).where(
-                    mb.batch == batch, mb.email == email, mb.owner == owner
-                )
+                select(mb.copied, mb.bytes, mb.seconds, mb.pending)
+                .where(mb.batch == batch, mb.email == email, mb.owner == owner)
+                .with_for_update()  # PostgreSQL: the totals below add to what no one else changes
             ).one_or_none()
             if current is None:
                 return  # the batch was deleted meanwhile
