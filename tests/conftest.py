@@ -15,6 +15,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from mailferry.adapters.store.engine import open_database
+from mailferry.adapters.store.schema import upgrade_all
+from mailferry.adapters.store.sync_state import SqlStateStore
 from mailferry.bootstrap import open_service
 from mailferry.sandbox.courier import CourierServer
 from mailferry.sandbox.cyrus import CyrusServer
@@ -150,6 +153,21 @@ class StateDatabase:
     url: str
     path: Path | None = None  # the SQLite file
 
+    def upgrade(self) -> None:
+        """What `mailferry db upgrade` does: every component's tables created or brought up to
+        date (a PostgreSQL database is never upgraded by opening it)."""
+        db = open_database(self.url)
+        try:
+            upgrade_all(db)
+        finally:
+            db.release()
+
+    def open(self) -> SqlStateStore:
+        """The sync state store, on a database made ready the way its kind is."""
+        if self.path is None:
+            self.upgrade()
+        return SqlStateStore.open(self.url)
+
     def raw(self, *statements: str) -> list[Any]:
         """Run statements in one transaction on a connection of its own; the last one's rows."""
         if self.path is not None:
@@ -180,6 +198,7 @@ def open_test_service(database: StateDatabase, tmp_path: Path) -> BatchService:
     """The batch service on a test's state database; its key ring in a local directory."""
     if database.path is not None:
         return open_service(database.path)
+    database.upgrade()
     return open_service(tmp_path / "data" / "state.sqlite3", database.url)
 
 

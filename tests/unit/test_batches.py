@@ -195,7 +195,7 @@ def test_same_database_as_sync_state(service, state_database):
     store = SqlStateStore.open(state_database.url)  # still a valid sync state database
     store.close()
     applications = state_database.raw("SELECT application FROM meta ORDER BY 1")
-    assert [row[0] for row in applications] == ["mailferry", "mailferry.batches"]
+    assert {"mailferry", "mailferry.batches"} <= {row[0] for row in applications}
 
 
 def test_create_batch_refuses_bad_csv_and_unknown_endpoints(service):

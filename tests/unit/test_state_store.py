@@ -14,7 +14,7 @@ from sqlalchemy import event, make_url
 
 from mailferry.adapters.memory.state import MemoryStateStore
 from mailferry.adapters.store.sync_state import SCHEMA_VERSION, UID_CHUNK, SqlStateStore
-from mailferry.domain.errors import StateError
+from mailferry.domain.errors import SchemaTooOldError, StateError
 from mailferry.domain.ports import Checkpoint, Copied, Intent, StateStore
 from tests.conftest import StateDatabase
 
@@ -68,7 +68,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore
     if request.param == "sqlite":
         opened = SqlStateStore.open_sqlite(sqlite_path(tmp_path))
     elif request.param == "postgresql":  # a new database for each test (tests/conftest.py)
-        opened = SqlStateStore.open(request.getfixturevalue("postgres_database"))
+        opened = StateDatabase("postgresql", request.getfixturevalue("postgres_database")).open()
     else:
         opened = MemoryStateStore()
     yield opened
@@ -289,13 +289,13 @@ NO_TABLE = {"sqlite": "no such table: copied", "postgresql": 'relation "copied" 
 
 class TestDatabase:
     def test_everything_survives_close_and_reopen(self, state_database: StateDatabase) -> None:
-        first = SqlStateStore.open(state_database.url)
+        first = state_database.open()
         first.save_checkpoint(PAIR, checkpoint("Entwürfe"))
         first.add_copied(PAIR, "Entwürfe", [Copied(1, 101, SEEN), Copied(2, None, frozenset())])
         first.add_intents(PAIR, "Entwürfe", [intent(3)])
         first.set_failures(PAIR, "Entwürfe", {4: "too big"})
         first.close()
-        with closing(SqlStateStore.open(state_database.url)) as again:
+        with closing(state_database.open()) as again:
             assert again.checkpoint(PAIR, "Entwürfe") == checkpoint("Entwürfe")
             assert again.copied(PAIR, "Entwürfe") == {
                 1: Copied(1, 101, SEEN),
@@ -307,17 +307,17 @@ class TestDatabase:
     def test_intents_are_committed_when_add_intents_returns(
         self, state_database: StateDatabase
     ) -> None:
-        with closing(SqlStateStore.open(state_database.url)) as store:
+        with closing(state_database.open()) as store:
             store.add_intents(PAIR, "INBOX", [intent(1), intent(2)])
             # Another connection sees them while the store is still open (nothing to flush) ...
             rows = state_database.raw("SELECT source_uid FROM intents ORDER BY 1")
             assert [tuple(row) for row in rows] == [(1,), (2,)]
         # ... and a second store (a run started after a crash) finds them.
-        with closing(SqlStateStore.open(state_database.url)) as other:
+        with closing(state_database.open()) as other:
             assert other.intents(PAIR, "INBOX") == [intent(1), intent(2)]
 
     def test_resolve_is_one_transaction(self, state_database: StateDatabase) -> None:
-        with closing(SqlStateStore.open(state_database.url)) as store:
+        with closing(state_database.open()) as store:
             store.add_intents(PAIR, "INBOX", [intent(1), intent(2), intent(3)])
             state_database.raw(*REFUSING_TRIGGER[state_database.kind])
             with pytest.raises(StateError, match="refused by test"):
@@ -326,7 +326,7 @@ class TestDatabase:
             assert store.copied(PAIR, "INBOX") == {}
 
     def test_library_errors_become_state_errors(self, state_database: StateDatabase) -> None:
-        with closing(SqlStateStore.open(state_database.url)) as store:
+        with closing(state_database.open()) as store:
             state_database.raw("DROP TABLE copied")
             with pytest.raises(StateError, match=NO_TABLE[state_database.kind]) as caught:
                 store.copied(PAIR, "INBOX")
@@ -335,31 +335,32 @@ class TestDatabase:
         assert not password or password not in str(caught.value)  # nor the URL's password
 
     def test_a_meta_row_of_another_application(self, state_database: StateDatabase) -> None:
-        SqlStateStore.open(state_database.url).close()
+        state_database.open().close()
+        state_database.raw("DELETE FROM meta WHERE application <> 'mailferry'")
         state_database.raw("UPDATE meta SET application = 'othertool'")
         with pytest.raises(StateError, match="is not a mailferry state database"):
-            SqlStateStore.open(state_database.url)
+            state_database.open()
 
     def test_a_newer_schema(self, state_database: StateDatabase) -> None:
-        SqlStateStore.open(state_database.url).close()
+        state_database.open().close()
         state_database.raw("UPDATE meta SET schema_version = schema_version + 1")
         expected = f"was written by a newer mailferry \\(schema {SCHEMA_VERSION + 1}\\); upgrade"
         with pytest.raises(StateError, match=expected):
-            SqlStateStore.open(state_database.url)
+            state_database.open()
 
     def test_a_damaged_state_database(self, state_database: StateDatabase) -> None:
-        SqlStateStore.open(state_database.url).close()
+        state_database.open().close()
         state_database.raw("DROP TABLE intents")
         with pytest.raises(StateError, match="missing tables intents"):
-            SqlStateStore.open(state_database.url)
+            state_database.open()
 
     def test_somebody_elses_database(self, state_database: StateDatabase) -> None:
         state_database.raw("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
         with pytest.raises(StateError, match="is not a mailferry state database"):
             SqlStateStore.open(state_database.url)
 
-    def test_a_schema_1_database_is_upgraded_in_place(self, state_database: StateDatabase) -> None:
-        SqlStateStore.open(state_database.url).close()
+    def test_a_schema_1_database_is_upgraded(self, state_database: StateDatabase) -> None:
+        state_database.open().close()
         state_database.raw(
             "DROP INDEX copied_label",
             "ALTER TABLE copied DROP COLUMN label",
@@ -369,7 +370,11 @@ class TestDatabase:
             "INSERT INTO copied (pair, folder, source_uid, target_uid, flags) "
             "VALUES ('p', 'INBOX', 5, 50, '\\Seen')",
         )
-        with closing(SqlStateStore.open(state_database.url)) as store:
+        if state_database.kind == "postgresql":  # shared: upgraded only when asked to
+            with pytest.raises(SchemaTooOldError, match=r"at schema 1 .*mailferry db upgrade"):
+                SqlStateStore.open(state_database.url)
+            state_database.upgrade()
+        with closing(SqlStateStore.open(state_database.url)) as store:  # SQLite: in place
             assert store.copied("p", "INBOX") == {5: Copied(5, 50, SEEN)}
             store.add_copied("p", "INBOX", [Copied(6, 60, SEEN, "k")])
             assert store.label_tally("p", "INBOX", ["k"]).standing == {"k": 1}

@@ -1,7 +1,8 @@
 """Exit codes of the ``mailferry`` commands, and the one place a MailferryError becomes one.
 
 0 all copied (or identical); 1 some messages failed (or verify found differences); 2 usage or configuration
-error; 3 a server cannot be reached or a login fails; 130 stopped on request (SIGINT/SIGTERM).
+error (a state database of an older schema too); 3 a server (the state database's too) cannot be
+reached or a login fails; 130 stopped on request (SIGINT/SIGTERM).
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from typing import Any, TypeVar
 
 import click
 
-from mailferry.domain.errors import AccountError, ConfigError, MailferryError, StateError
+from mailferry.domain.errors import (
+    AccountError,
+    ConfigError,
+    MailferryError,
+    StateError,
+    StateUnreachableError,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,6 +38,9 @@ def handle_errors(func: F) -> F:
             for problem in exc.problems:
                 click.echo(f"mailferry: {problem}", err=True)
             sys.exit(EXIT_CONFIG)
+        except StateUnreachableError as exc:
+            click.echo(f"mailferry: state database: {exc}", err=True)
+            sys.exit(EXIT_CONNECT)
         except StateError as exc:
             click.echo(f"mailferry: state database: {exc}", err=True)
             sys.exit(EXIT_CONFIG)

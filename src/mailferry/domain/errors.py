@@ -20,6 +20,8 @@
     │   └── ItemConflictError      a write's precondition failed (412: exists / changed) or the server
     │                              found a conflict (409, e.g. the UID is used by another resource)
     └── StateError                 the state database is unusable (not ours, newer version, corrupt)
+        ├── StateUnreachableError  its server cannot be reached or refuses the login (exit 3)
+        └── SchemaTooOldError      a shared database (PostgreSQL) needs `mailferry db upgrade`
 
 Library exceptions (socket, ssl, imaplib, httpx, sqlite) are translated into these at the adapter boundary.
 ``NotFound`` and ``Conflict`` are usage errors to the CLI (exit 2, like every ``ConfigError``); the
@@ -109,3 +111,12 @@ class ItemConflictError(ItemError):
 
 class StateError(MailferryError):
     pass
+
+
+class StateUnreachableError(StateError):
+    """The state database's server cannot be reached, or it refuses the login."""
+
+
+class SchemaTooOldError(StateError):
+    """A shared database's schema is missing or older than this mailferry: upgraded only by
+    `mailferry db upgrade`, never by whichever worker opens it first."""

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
 
-from mailferry.domain.errors import StateError
+from mailferry.domain.errors import StateError, StateUnreachableError
 
 BUSY_TIMEOUT_MS = 30_000
 _WRITE = "mailferry_write"  # execution option: this transaction will write
@@ -68,6 +68,34 @@ def db_reason(exc: SQLAlchemyError) -> str:
     return str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)
 
 
+# SQLSTATE classes of a lost or refused connection: 08 connection exception, 28 authorization,
+# 53 insufficient resources (too many connections), 57P operator intervention (shutdown).
+_UNREACHABLE = ("08", "28", "53", "57P")
+
+
+def unreachable(exc: SQLAlchemyError, where: str) -> StateUnreachableError | None:
+    """A database server that cannot be reached or refuses us, in one line; None for any other
+    error. The driver says it without SQLSTATE when the connection never opened."""
+    if not isinstance(exc, OperationalError) or exc.orig is None:
+        return None
+    if type(exc.orig).__module__.split(".")[0] != "psycopg":
+        return None  # SQLite's OperationalError is about the file: "cannot be opened", not this
+    state = getattr(exc.orig, "sqlstate", None)
+    if state is not None and not state.startswith(_UNREACHABLE):
+        return None
+    return StateUnreachableError(f"{where}: cannot connect: {connect_reason(str(exc.orig))}")
+
+
+def connect_reason(text: str) -> str:
+    """libpq's words, in one line: 'connection failed: connection to server at "h", port 5432
+    failed: FATAL:  password authentication failed ...' -> 'password authentication failed ...'."""
+    first = text.strip().splitlines()[0] if text.strip() else "connection failed"
+    reason = (
+        first.rsplit("FATAL:", 1)[-1] if "FATAL:" in first else first.rsplit(" failed: ", 1)[-1]
+    )
+    return " ".join(reason.split())
+
+
 class Database:
     """One Engine on one database, shared by every store of it in this process (see
     ``open_database``); ``release`` when a store is done with it."""
@@ -79,6 +107,10 @@ class Database:
         self._pragmas: _SqlitePragmas | None = None
         self._users = 0
         self.is_sqlite = engine.dialect.name == "sqlite"
+        # A SQLite file is one installation's: opening it brings its schema up to date. A server
+        # database is shared by workers that may run another version: only `mailferry db
+        # upgrade` changes its schema (see schema.ensure).
+        self.upgrades_on_open = self.is_sqlite
         if self.is_sqlite:
             self._pragmas = _SqlitePragmas()
             event.listen(engine, "connect", self._pragmas)
@@ -97,7 +129,9 @@ class Database:
             with (self._writer if write else self.engine).begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StateError(f"state database {self.where}: {db_reason(exc)}") from exc
+            raise unreachable(exc, self.where) or StateError(
+                f"state database {self.where}: {db_reason(exc)}"
+            ) from exc
 
     def writer(self) -> Engine:
         """The engine whose transactions write (for opening, where errors read differently)."""

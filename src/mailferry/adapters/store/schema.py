@@ -23,8 +23,8 @@ from sqlalchemy import Connection, Table, inspect, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailferry.adapters.store import tables as t
-from mailferry.adapters.store.engine import Database, db_reason
-from mailferry.domain.errors import StateError
+from mailferry.adapters.store.engine import Database, db_reason, unreachable
+from mailferry.domain.errors import SchemaTooOldError, StateError
 
 
 @dataclass(frozen=True)
@@ -79,16 +79,24 @@ def open_file(db: Database) -> None:
             _recognise(conn, db.where)
         db.known_ours()
     except SQLAlchemyError as exc:  # e.g. "file is not a database", "unable to open"
-        raise StateError(
+        raise unreachable(exc, db.where) or StateError(
             f"{db.where} cannot be opened as a state database: {db_reason(exc)}"
         ) from exc
 
 
-def ensure(db: Database, component: Component) -> None:
+def ensure(db: Database, component: Component, *, may_upgrade: bool | None = None) -> None:
     """Create the component's tables and its row in ``meta`` on first use, bring an older one up
-    to date, refuse a newer or a damaged one."""
+    to date, refuse a newer or a damaged one. ``may_upgrade`` False (a server database, unless
+    `mailferry db upgrade` runs this): a missing or older schema is refused instead."""
     with db.transaction(write=True) as conn:
         found = _version(conn, component)
+        allowed = db.upgrades_on_open if may_upgrade is None else may_upgrade
+        if not allowed and _outdated(conn, component, found):
+            now = "missing" if found is None else f"at schema {found}"
+            raise SchemaTooOldError(
+                f"{db.where}: the {component.what} tables are {now} (this mailferry: schema "
+                f"{component.version}); run `mailferry db upgrade`"
+            )
         if found is None:
             t.METADATA.create_all(conn, tables=list(component.tables))
             conn.execute(
@@ -129,6 +137,29 @@ def add_missing_columns(conn: Connection, table: Table) -> None:
         if column.name not in have and column.nullable:
             kind = column.type.compile(dialect=conn.dialect)
             conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
+
+
+def upgrade_all(db: Database) -> list[tuple[str, int | None, int]]:
+    """`mailferry db upgrade`: every component created or brought up to date, in one place;
+    (application, version found, version now) for each."""
+    open_file(db)
+    done = []
+    for component in COMPONENTS:
+        with db.transaction() as conn:
+            found = _version(conn, component)
+        ensure(db, component, may_upgrade=True)
+        done.append((component.application, found, component.version))
+    return done
+
+
+def _outdated(conn: Connection, component: Component, found: int | None) -> bool:
+    if found is None or found < component.version:
+        return True
+    for table in component.later_columns:
+        have = {c["name"] for c in inspect(conn).get_columns(table.name)}
+        if any(c.name not in have and c.nullable for c in table.columns):
+            return True
+    return False
 
 
 def _version(conn: Connection, component: Component) -> int | None:
