@@ -32,6 +32,7 @@ from mailferry.adapters.store.auth import AuthTables
 from mailferry.adapters.store.batches import BatchStore
 from mailferry.adapters.store.engine import Database, open_database, sqlite_url
 from mailferry.adapters.store.records import EndpointRecord
+from mailferry.adapters.store.schema import upgrade_all
 from mailferry.adapters.store.sync_state import SqlStateStore
 from mailferry.config import default_state_path, pair_key, parse_endpoint
 from mailferry.domain.errors import ConfigError, MailferryError, ThrottledError
@@ -455,6 +456,18 @@ def open_service(state_path: Path, database: str | None = None) -> BatchService:
 def open_auth_tables(state_path: Path, database: str | None = None) -> AuthTables:
     """The web app's login tables in the state database."""
     return AuthTables(state_database(state_path, database))
+
+
+def upgrade_database(
+    state_path: Path, database: str | None = None
+) -> tuple[str, list[tuple[str, int | None, int]]]:
+    """`mailferry db upgrade`: every component's tables created or brought up to date; where
+    (no password), and (application, schema found, schema now) for each component."""
+    db = state_database(state_path, database)
+    try:
+        return db.where, upgrade_all(db)
+    finally:
+        db.release()
 
 
 def service_auth_tables(service: BatchService) -> AuthTables:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -87,6 +88,55 @@ STATE_ENV = "MAILFERRY_STATE"  # the service commands' --state (``sync`` reads n
 def default_state_path() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "mailferry" / "state.sqlite3"
+
+
+DATABASE_ENV = "MAILFERRY_DATABASE"  # the service commands' --database
+# The drivers mailferry ships with, by the scheme a user writes: plain postgresql:// would mean
+# psycopg2 to SQLAlchemy, which is not installed.
+DATABASE_SCHEMES = {
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite+pysqlite",
+}
+
+
+def parse_database_url(text: str, option: str = "--database") -> str:
+    """A state database URL (``postgresql://USER@HOST/DB``, ``sqlite:///PATH``), its driver
+    made explicit. The password may be in the URL or, better, in $PGPASSWORD or ~/.pgpass."""
+    scheme, sep, rest = text.strip().partition("://")
+    if not sep or not rest:
+        raise ConfigError(
+            f"{option} {_shown(text)}: expected postgresql://USER@HOST[:PORT]/DATABASE"
+        )
+    driver = DATABASE_SCHEMES.get(scheme.lower())
+    if driver is None:
+        raise ConfigError(f"{option}: {scheme}:// is not supported (postgresql:// or sqlite:///)")
+    return f"{driver}://{rest}"
+
+
+def _shown(text: str) -> str:
+    """A URL for an error message, without any password in it."""
+    scheme, sep, rest = text.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if at and ":" in userinfo:
+        rest = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    return repr(f"{scheme}{sep}{rest}")
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where the state lives: the SQLite file (``--state``; the default), or a server database
+    (``--database``) in its place. The key ring and stored sign-ins stay in the file's directory,
+    a local one, either way."""
+
+    path: Path | None = None
+    database: str | None = None
+
+    @property
+    def state_path(self) -> Path:
+        return self.path or default_state_path()
 
 
 def data_dir(state_path: Path | None) -> Path:

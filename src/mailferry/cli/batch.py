@@ -35,7 +35,7 @@ from mailferry.cli.exits import (
     EXIT_OK,
     handle_errors,
 )
-from mailferry.config import parse_date
+from mailferry.config import Storage, parse_date
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.labels import LabelMode
 from mailferry.domain.model import MailboxState
@@ -48,6 +48,7 @@ from mailferry.service.batches import (
 
 def register(main: click.Group) -> None:
     """Add the service commands to the ``mailferry`` group."""
+    from mailferry.cli.db import db  # noqa: PLC0415 - one import site for all
     from mailferry.cli.endpoint import endpoint  # noqa: PLC0415 - one import site for all
     from mailferry.cli.serve import admin, serve, token  # noqa: PLC0415 - one import site for all
 
@@ -56,6 +57,7 @@ def register(main: click.Group) -> None:
     main.add_command(serve)
     main.add_command(admin)
     main.add_command(token)
+    main.add_command(db)
 
 
 # -- batches -----------------------------------------------------------------------------------------
@@ -111,7 +113,7 @@ def batch_create(name: str, csv_path: Path, **kw: Any) -> None:
 @batch.command("list")
 @state_option
 @handle_errors
-def batch_list(state: Path | None) -> None:
+def batch_list(state: Storage) -> None:
     """Every batch with its state and mailbox counts."""
     with open_batch_service(state) as service:
         statuses = service.batches()
@@ -218,7 +220,7 @@ def _foreground(service: BatchService, name: str, workers: int) -> None:
 @click.argument("name")
 @state_option
 @handle_errors
-def batch_stop(name: str, state: Path | None) -> None:
+def batch_stop(name: str, state: Storage) -> None:
     """Stop queued mailboxes now and running ones after their burst in flight."""
     with open_batch_service(state) as service:
         stopped = service.stop(name)
@@ -230,7 +232,7 @@ def batch_stop(name: str, state: Path | None) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask.")
 @state_option
 @handle_errors
-def batch_delete(name: str, yes: bool, state: Path | None) -> None:
+def batch_delete(name: str, yes: bool, state: Storage) -> None:
     """Forget a batch, its stored passwords and reports (mail already copied stays)."""
     if not yes and sys.stdin.isatty():
         click.confirm(f"Delete batch {name} and its stored passwords?", abort=True)
@@ -244,7 +246,7 @@ def batch_delete(name: str, yes: bool, state: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @state_option
 @handle_errors
-def batch_status(name: str, as_json: bool, state: Path | None) -> None:
+def batch_status(name: str, as_json: bool, state: Storage) -> None:
     """Per mailbox: state, folders, messages, bytes, errors, ETA."""
     with open_batch_service(state) as service:
         if as_json:
@@ -262,7 +264,7 @@ def batch_status(name: str, as_json: bool, state: Path | None) -> None:
 @state_option
 @handle_errors
 def batch_report(
-    name: str, output: Path | None, as_json: bool, failures: bool, state: Path | None
+    name: str, output: Path | None, as_json: bool, failures: bool, state: Storage
 ) -> None:
     """Per-mailbox report as CSV (default) or JSON; --failures lists failed messages."""
     with open_batch_service(state) as service:

@@ -5,6 +5,7 @@ and stopping on SIGINT/SIGTERM."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import signal
@@ -19,7 +20,7 @@ from rich.console import Console
 
 from mailferry import bootstrap
 from mailferry.adapters.secrets import Secret
-from mailferry.config import STATE_ENV, default_state_path
+from mailferry.config import DATABASE_ENV, STATE_ENV, Storage, parse_database_url
 from mailferry.domain.errors import ConfigError
 from mailferry.service.batches import (
     BatchService,
@@ -37,18 +38,50 @@ err = Console(stderr=True, highlight=False)
 
 
 def state_option(func: F) -> F:
-    option = click.option(
-        "--state",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar=STATE_ENV,
-        help="State database (default ~/.local/share/mailferry/state.sqlite3; $MAILFERRY_STATE).",
-    )
-    return option(func)
+    """``--state FILE`` and ``--database URL``, given to the command as one ``state: Storage``."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        database = kwargs.pop("database")
+        kwargs["state"] = Storage(kwargs.get("state"), database)
+        return func(*args, **kwargs)
+
+    options = [
+        click.option(
+            "--state",
+            type=click.Path(dir_okay=False, path_type=Path),
+            envvar=STATE_ENV,
+            help=f"State database file (default ~/.local/share/mailferry/state.sqlite3; "
+            f"${STATE_ENV}); its directory holds the key ring.",
+        ),
+        click.option(
+            "--database",
+            metavar="URL",
+            envvar=DATABASE_ENV,
+            callback=_database_url,
+            help=f"A shared state database in place of the file: postgresql://USER@HOST/DB "
+            f"(${DATABASE_ENV}; password from $PGPASSWORD or ~/.pgpass). Create or upgrade its "
+            "schema with `mailferry db upgrade`.",
+        ),
+    ]
+    decorated: Any = wrapper
+    for option in reversed(options):
+        decorated = option(decorated)
+    return decorated  # type: ignore[no-any-return]
+
+
+def _database_url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return parse_database_url(value)
+    except ConfigError as exc:
+        raise click.BadParameter(exc.problems[0].removeprefix("--database").strip(" :")) from None
 
 
 @contextlib.contextmanager
-def open_batch_service(state: Path | None) -> Iterator[BatchService]:
-    service = bootstrap.open_service(state or default_state_path())
+def open_batch_service(state: Storage) -> Iterator[BatchService]:
+    service = bootstrap.open_service(state.state_path, state.database)
     try:
         yield service
     finally:

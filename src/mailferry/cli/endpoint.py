@@ -25,6 +25,7 @@ from mailferry.cli.exits import (
     handle_errors,
 )
 from mailferry.cli.options import apply, token_options
+from mailferry.config import Storage
 from mailferry.domain.errors import AccountError, ConfigError
 from mailferry.domain.model import Security
 from mailferry.domain.profiles import PROFILE_NAMES
@@ -127,7 +128,7 @@ def endpoint_add(name: str, **kw: Any) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @state_option
 @handle_errors
-def endpoint_list(as_json: bool, state: Path | None) -> None:
+def endpoint_list(as_json: bool, state: Storage) -> None:
     """Every endpoint (never its password or token secrets)."""
     with open_batch_service(state) as service:
         records = service.endpoints()
@@ -164,7 +165,7 @@ def endpoint_list(as_json: bool, state: Path | None) -> None:
 @click.argument("name")
 @state_option
 @handle_errors
-def endpoint_remove(name: str, state: Path | None) -> None:
+def endpoint_remove(name: str, state: Storage) -> None:
     """Remove an endpoint no batch uses."""
     with open_batch_service(state) as service:
         service.remove_endpoint(name)

@@ -240,6 +240,12 @@ def common_options(func: F) -> F:
             type=click.Path(dir_okay=False, path_type=Path),
             help="State database (default: ~/.local/share/mailferry/state.sqlite3).",
         ),
+        click.option(
+            "--database",
+            metavar="URL",
+            help="A shared state database in place of --state: postgresql://USER@HOST/DB "
+            "(password from $PGPASSWORD or ~/.pgpass).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)

@@ -23,7 +23,7 @@ from mailferry.cli.common import (
 from mailferry.cli.exits import (
     handle_errors,
 )
-from mailferry.config import default_state_path
+from mailferry.config import Storage
 from mailferry.domain.errors import ConfigError
 from mailferry.service.batches import (
     BatchService,
@@ -72,7 +72,7 @@ if TYPE_CHECKING:  # imported when serving only (see _serve_web)
 @state_option
 @handle_errors
 def serve(
-    poll: float, workers: int, until_idle: bool, every: str | None, state: Path | None, **web: Any
+    poll: float, workers: int, until_idle: bool, every: str | None, state: Storage, **web: Any
 ) -> None:
     """Run queued batches and scheduled passes, and the web app, until SIGTERM/SIGINT."""
     stop = threading.Event()
@@ -146,14 +146,14 @@ def admin() -> None:
 )
 @state_option
 @handle_errors
-def admin_init(password_file: Path | None, state: Path | None) -> None:
+def admin_init(password_file: Path | None, state: Storage) -> None:
     """Set (or change) the admin password of `mailferry serve`; ends every browser session."""
     from mailferry.web.credentials import AuthStore  # noqa: PLC0415 - see _serve_web
 
     password = read_secret(password_file, ADMIN_PASSWORD_ENV, "Admin password", required=True)
     if password is None:
         raise ConfigError(f"no password: give --password-file or set ${ADMIN_PASSWORD_ENV}")
-    auth = AuthStore.open_sqlite(state or default_state_path())
+    auth = AuthStore.open(state)
     try:
         auth.set_admin_password(password.reveal())
     finally:
@@ -175,12 +175,12 @@ def token() -> None:
 )
 @state_option
 @handle_errors
-def token_create(name: str, expires: str | None, state: Path | None) -> None:
+def token_create(name: str, expires: str | None, state: Storage) -> None:
     """Create a token and print it, once: it is stored only as a hash."""
     from mailferry.web.credentials import AuthStore  # noqa: PLC0415 - see _serve_web
 
     lifetime = parse_duration(expires, "--expires") if expires else None
-    auth = AuthStore.open_sqlite(state or default_state_path())
+    auth = AuthStore.open(state)
     try:
         value = auth.create_token(name, lifetime)
     finally:
@@ -191,11 +191,11 @@ def token_create(name: str, expires: str | None, state: Path | None) -> None:
 @token.command("list")
 @state_option
 @handle_errors
-def token_list(state: Path | None) -> None:
+def token_list(state: Storage) -> None:
     """List the tokens: name, created, last used, expiry (never the token itself)."""
     from mailferry.web.credentials import AuthStore  # noqa: PLC0415 - see _serve_web
 
-    auth = AuthStore.open_sqlite(state or default_state_path())
+    auth = AuthStore.open(state)
     try:
         tokens = auth.tokens()
     finally:
@@ -220,11 +220,11 @@ def _when(moment: float) -> str:
 @click.argument("name")
 @state_option
 @handle_errors
-def token_revoke(name: str, state: Path | None) -> None:
+def token_revoke(name: str, state: Storage) -> None:
     """Revoke a token by name."""
     from mailferry.web.credentials import AuthStore  # noqa: PLC0415 - see _serve_web
 
-    auth = AuthStore.open_sqlite(state or default_state_path())
+    auth = AuthStore.open(state)
     try:
         if not auth.revoke_token(name):
             raise ConfigError(f"no token {name!r}")

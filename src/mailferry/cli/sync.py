@@ -23,7 +23,7 @@ from mailferry.cli.exits import (
 )
 from mailferry.cli.options import common_options
 from mailferry.cli.terminal import print_plan, print_summary, print_verify, progress_display
-from mailferry.config import parse_date, password_env
+from mailferry.config import parse_database_url, parse_date, password_env
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.folders import MappingOptions, parse_map
 from mailferry.domain.labels import LabelMode
@@ -162,6 +162,7 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
         mapping=MappingOptions(maps=tuple(maps), include=include, exclude=exclude),
         selection=Selection(since=since, before=before, include_deleted=kw["include_deleted"]),
         state_path=kw.get("state"),
+        database=_database(kw.get("database"), problems),
         dry_run=bool(kw.get("dry_run")),
         batch_size=kw.get("batch_size") or 200,
         connections=kw.get("connections") or 3,
@@ -185,6 +186,16 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
     if problems:
         raise ConfigError(problems)
     return request
+
+
+def _database(url: str | None, problems: list[str]) -> str | None:
+    if not url:
+        return None
+    try:
+        return parse_database_url(url)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return None
 
 
 def _prompt(label: str) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mailferry import bootstrap
 from mailferry.adapters.store.auth import AuthTables, SessionRow, TokenRow
+from mailferry.config import Storage
 from mailferry.domain.errors import ConfigError
 from mailferry.service.batches import BatchService
 from mailferry.web.passwords import OWASP, ScryptCost, check_password, hash_password, needs_rehash
@@ -62,6 +63,14 @@ class AuthStore:
         cls, path: Path, *, cost: ScryptCost = OWASP, clock: Callable[[], float] = time.time
     ) -> AuthStore:
         return cls(bootstrap.open_auth_tables(path), cost=cost, clock=clock)
+
+    @classmethod
+    def open(
+        cls, state: Storage, *, cost: ScryptCost = OWASP, clock: Callable[[], float] = time.time
+    ) -> AuthStore:
+        """The login tables where ``--state``/``--database`` put the state."""
+        tables = bootstrap.open_auth_tables(state.state_path, state.database)
+        return cls(tables, cost=cost, clock=clock)
 
     @classmethod
     def of_service(

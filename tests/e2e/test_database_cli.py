@@ -1,0 +1,151 @@
+"""The commands on a shared PostgreSQL state database (`--database`, $MAILFERRY_DATABASE): `db
+upgrade`, a batch run by `mailferry serve` and verified, and one clear line for each bad set-up."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mailferry.sandbox.corpus import build_corpus, connect, load_corpus
+from mailferry.sandbox.postgres import PostgresServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+
+def mailferry(
+    *args: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mailferry.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def environment(tmp_path, database: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAILFERRY_", "PG"))}
+    env["MAILFERRY_STATE"] = str(tmp_path / "data" / "state.sqlite3")  # the key ring's directory
+    if database:
+        env["MAILFERRY_DATABASE"] = database
+    return env
+
+
+def as_typed(url: str) -> str:
+    """The URL as a user writes it (no driver), the password left to $PGPASSWORD."""
+    scheme, _, rest = url.partition("://")
+    userinfo, _, host = rest.rpartition("@")
+    assert scheme == "postgresql+psycopg"
+    return f"postgresql://{userinfo.split(':')[0]}@{host}"
+
+
+def test_db_upgrade_creates_then_finds_up_to_date(postgres_database, postgres_server, tmp_path):
+    env = environment(tmp_path, as_typed(postgres_database))
+    env["PGPASSWORD"] = postgres_server.password
+    first = mailferry("db", "upgrade", env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == [
+        "mailferry: created at schema 2",
+        "mailferry.batches: created at schema 1",
+        "mailferry.web: created at schema 1",
+    ]
+    assert postgres_server.password not in first.stderr + first.stdout
+    again = mailferry("db", "upgrade", env=env)
+    assert again.returncode == 0, again.stderr
+    assert all(line.endswith("up to date") for line in again.stdout.splitlines())
+
+
+def test_bad_set_ups_get_one_line_each(
+    postgres_server: PostgresServer, postgres_database, tmp_path
+):
+    name = postgres_database.rsplit("/", 1)[1]
+    cases = [  # (database URL, exit code, what the one line says)
+        (postgres_database, 2, "the state tables are missing (this mailferry: schema 2); run `mailferry db upgrade`"),
+        (postgres_server.url(name, password="wrong-pw"), 3, 'password authentication failed for user "mailferry"'),
+        (postgres_database.replace(f":{postgres_server.port}/", ":1/"), 3, "cannot connect: Connection refused"),
+        (postgres_server.url("nosuchdb"), 3, 'database "nosuchdb" does not exist'),
+    ]  # fmt: skip
+    for url, code, said in cases:
+        result = mailferry("batch", "list", env=environment(tmp_path, url))
+        assert result.returncode == code, (url, result.stderr)
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1, result.stderr
+        assert said in lines[0]
+        assert lines[0].startswith("mailferry: state database: postgresql+psycopg://mailferry:***@")
+        assert postgres_server.password not in result.stderr
+        assert "wrong-pw" not in result.stderr
+    unknown = mailferry(
+        "batch", "list", "--database", "mysql://u@h/db", env=environment(tmp_path, None)
+    )
+    assert unknown.returncode == 2
+    assert "mysql:// is not supported" in unknown.stderr
+
+
+def test_an_older_schema_is_refused_until_upgraded(postgres_database, postgres_server, tmp_path):
+    env = environment(tmp_path, postgres_database)
+    assert mailferry("db", "upgrade", env=env).returncode == 0
+    name = postgres_database.rsplit("/", 1)[1]
+    with postgres_server.admin(name) as conn:
+        conn.execute("ALTER TABLE batch_endpoints DROP COLUMN profile")
+    refused = mailferry("endpoint", "list", env=env)
+    assert refused.returncode == 2
+    assert "the batch tables are at schema 1" in refused.stderr
+    assert "run `mailferry db upgrade`" in refused.stderr
+    upgraded = mailferry("db", "upgrade", env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert mailferry("endpoint", "list", env=env).returncode == 0
+
+
+def test_a_batch_on_postgresql_is_served_and_verified(
+    dovecot_slash, dovecot_dot, make_user, postgres_database, tmp_path
+):
+    env = environment(tmp_path, postgres_database)
+    assert mailferry("db", "upgrade", env=env).returncode == 0
+    sources, targets = [], []
+    for i in range(3):
+        user, password = make_user(dovecot_slash)
+        client = connect(dovecot_slash, user, password)
+        try:
+            load_corpus(client, build_corpus(200 + i, scale=1), dovecot_slash.delimiter)
+        finally:
+            client.logout()
+        sources.append((user, password))
+        targets.append(make_user(dovecot_dot))
+    lines = ["EmailAddress,UserName,Password,TargetUserName,TargetPassword"]
+    lines += [
+        f"{tu}@new.example,{su},{sp},{tu},{tp}"
+        for (su, sp), (tu, tp) in zip(sources, targets, strict=True)
+    ]
+    csv_path = tmp_path / "wave.csv"
+    csv_path.write_text("\r\n".join(lines) + "\r\n")
+    for args in (
+        ["endpoint", "add", "old", "--host", "127.0.0.1", "--port", str(dovecot_slash.port),
+         "--security", "none", "--max-connections", "2"],
+        ["endpoint", "add", "new", "--host", "127.0.0.1", "--port", str(dovecot_dot.port),
+         "--security", "none"],
+        ["batch", "create", "wave", "--source", "old", "--target", "new", "--csv", str(csv_path)],
+        ["batch", "start", "wave", "--detach"],
+        ["serve", "--no-web", "--poll", "0.2", "--until-idle"],
+    ):  # fmt: skip
+        result = mailferry(*args, env=env, timeout=300)
+        assert result.returncode == 0, (args, result.stderr)
+    report = json.loads(mailferry("batch", "status", "wave", "--json", env=env).stdout)
+    assert report["counts"] == {"synced": 3}
+    assert all(m["messages_copied"] > 0 for m in report["mailboxes"])
+    for (su, sp), (tu, tp) in zip(sources, targets, strict=True):
+        verify = mailferry(
+            "verify",
+            f"imap://{su}@127.0.0.1:{dovecot_slash.port}",
+            f"imap://{tu}@127.0.0.1:{dovecot_dot.port}",
+            "--database",
+            postgres_database,
+            env={**env, "MAILFERRY_SOURCE_PASSWORD": sp, "MAILFERRY_TARGET_PASSWORD": tp},
+        )
+        assert verify.returncode == 0, verify.stdout + verify.stderr
