@@ -33,6 +33,7 @@ from mailferry.adapters.store.batches import BatchStore
 from mailferry.adapters.store.engine import Database, open_database, sqlite_url
 from mailferry.adapters.store.records import EndpointRecord
 from mailferry.adapters.store.schema import upgrade_all
+from mailferry.adapters.store.slots import AdvisoryLimiter
 from mailferry.adapters.store.sync_state import SqlStateStore
 from mailferry.config import default_state_path, pair_key, parse_endpoint
 from mailferry.domain.errors import ConfigError, MailferryError, ThrottledError
@@ -522,4 +523,7 @@ def scheduler(service: BatchService, **options: Any) -> Scheduler:
     def open_state() -> SqlStateStore:
         return SqlStateStore(open_database(db.engine.url))
 
+    if not db.is_sqlite and "limiter" not in options:
+        # Caps shared by every worker on the database (advisory locks), not counted per process.
+        options["limiter"] = AdvisoryLimiter(db, service.capacity)
     return Scheduler(service, connector, open_state, **options)

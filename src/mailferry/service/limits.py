@@ -8,11 +8,9 @@ after both connections are closed. So the connections to an endpoint never excee
 
 ``ConnectionLimiter`` is the port. ``LocalLimiter`` counts inside one process, which covers every
 batch that process runs (``mailferry serve``, or ``batch start`` in the foreground). Two processes
-on one database each count their own: a cap shared across processes or machines needs a shared
-counter, e.g. PostgreSQL advisory locks: ``max_connections`` lock ids per endpoint
-(``hash(endpoint) * 1000 + slot``), ``try_acquire`` takes the first free ones with
-``pg_try_advisory_lock`` on a session held for the lease, ``release`` unlocks them; a crashed
-holder's locks vanish with its session, so no lease can leak.
+on one SQLite file each count their own. Workers on one PostgreSQL database share their caps
+through ``adapters/store/slots.AdvisoryLimiter``: advisory locks as slots, held on a dedicated
+session per worker; a crashed holder's locks vanish with its session, so no lease can leak.
 """
 
 from __future__ import annotations
@@ -29,8 +27,16 @@ class Lease(Protocol):
 
 
 class ConnectionLimiter(Protocol):
+    # True when the slots of running leases were lost (a shared limiter's session ended): their
+    # jobs must stop, as they may now run beyond the cap.
+    lost: bool
+
     def try_acquire(self, needs: Mapping[str, int]) -> Lease | None:
         """Every slot in ``needs`` (endpoint name -> connections) at once, or None at once."""
+        ...
+
+    def close(self) -> None:
+        """The scheduler is done with it: every slot given back."""
         ...
 
 
@@ -48,6 +54,8 @@ class _LocalLease:
 class LocalLimiter:
     """Counting semaphores, one per endpoint, in this process. ``capacity`` is read at each
     acquire, so an endpoint's new ``--max-connections`` applies to the next mailbox."""
+
+    lost = False  # a process cannot lose its own counters
 
     def __init__(self, capacity: Callable[[str], int]) -> None:
         self._capacity = capacity
@@ -69,6 +77,9 @@ class LocalLimiter:
     def in_use(self, name: str) -> int:
         with self._lock:
             return self._used.get(name, 0)
+
+    def close(self) -> None:
+        """Nothing to give back: the counters end with the process."""
 
     def _give_back(self, needs: Mapping[str, int]) -> None:
         with self._lock:

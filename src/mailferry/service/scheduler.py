@@ -234,8 +234,19 @@ class Scheduler:
             last_beat = self.last_beat = now
         if self.is_service:
             self.service.schedule_due(now, self.every)
+        if self.limiter.lost:
+            self._stop_running("connection slots lost")
         self.dispatch()
         return last_beat
+
+    def _stop_running(self, why: str) -> None:
+        """Ask every running mailbox to stop after its burst in flight (they stay queued)."""
+        with self._lock:
+            running = list(self._running.values())
+        if running:
+            log.warning("scheduler.stopping_all", extra={"reason": why, "running": len(running)})
+        for one in running:
+            one.stop.set()
 
     def idle(self) -> bool:
         """Nothing running here, and nothing pending that this scheduler could run."""
@@ -251,6 +262,7 @@ class Scheduler:
             for running in self._running.values():
                 running.stop.set()
         self._pool.shutdown(wait=True)
+        self.limiter.close()
         if self.is_service:
             with contextlib.suppress(MailferryError):
                 self.service.store.forget_service(self.owner)

@@ -185,8 +185,11 @@ def _create(url: URL) -> Engine:
     if url.get_backend_name() not in _DIALECTS:
         raise StateError(f"state database {where}: {url.get_backend_name()} is not supported")
     sqlite_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    server = url.get_backend_name() == "postgresql"
+    # A server's connections may have been closed under us (restart, failover): check on checkout.
+    options = {**_POOL, "pool_pre_ping": True} if server else _POOL if sqlite_file else {}
     try:
-        return create_engine(url, **(_POOL if sqlite_file else {}))
+        return create_engine(url, **options)
     except (SQLAlchemyError, ImportError) as exc:
         raise StateError(f"cannot use state database {where}: {exc}") from exc
 
