@@ -19,7 +19,7 @@ class _Commands(click.Group):
     loaded from cli/batch.py, and ``login`` from cli/login.py, only when asked for, so that
     ``mailferry sync`` starts without them."""
 
-    SERVICE = ("admin", "batch", "db", "endpoint", "serve", "token")
+    SERVICE = ("admin", "batch", "db", "endpoint", "serve", "token", "worker")
 
     def _load_service(self) -> None:
         if "batch" not in self.commands:

@@ -51,6 +51,7 @@ def register(main: click.Group) -> None:
     from mailferry.cli.db import db  # noqa: PLC0415 - one import site for all
     from mailferry.cli.endpoint import endpoint  # noqa: PLC0415 - one import site for all
     from mailferry.cli.serve import admin, serve, token  # noqa: PLC0415 - one import site for all
+    from mailferry.cli.worker import worker  # noqa: PLC0415 - one import site for all
 
     main.add_command(endpoint)
     main.add_command(batch)
@@ -58,6 +59,7 @@ def register(main: click.Group) -> None:
     main.add_command(admin)
     main.add_command(token)
     main.add_command(db)
+    main.add_command(worker)
 
 
 # -- batches -----------------------------------------------------------------------------------------

@@ -69,6 +69,11 @@ if TYPE_CHECKING:  # imported when serving only (see _serve_web)
     help="A browser session unused this long ends (sessions end after 12h in any case).",
 )
 @click.option("--no-web", is_flag=True, help="Run the scheduler only, without the web app.")
+@click.option(
+    "--no-worker",
+    is_flag=True,
+    help="Run no mailbox here: `mailferry worker` processes do (shared --database only).",
+)
 @state_option
 @handle_errors
 def serve(
@@ -78,11 +83,15 @@ def serve(
     stop = threading.Event()
     seconds = parse_duration(every) if every else None
     idle = parse_duration(web["idle_timeout"], "--idle-timeout")
+    dispatching = not web.pop("no_worker")
+    if not dispatching and not state.database:
+        raise ConfigError("--no-worker needs a shared state database (--database) for workers")
     with open_batch_service(state) as service:
         if web["no_web"]:
             scheduler = bootstrap.scheduler(
-                service, workers=workers, poll=poll, is_service=True, every=seconds
-            )
+                service, workers=workers, poll=poll, is_service=True, every=seconds,
+                dispatching=dispatching,
+            )  # fmt: skip
             with signals(stop):
                 click.echo(f"mailferry serve: running (pid {os.getpid()})", err=True)
                 scheduler.run(stop, until_idle=until_idle)
@@ -92,7 +101,7 @@ def serve(
             metrics = PrometheusTelemetry()
             scheduler = bootstrap.scheduler(
                 service, workers=workers, poll=poll, is_service=True, every=seconds,
-                telemetry=metrics,
+                telemetry=metrics, dispatching=dispatching,
             )  # fmt: skip
             with signals(stop):
                 _serve_web(service, scheduler, stop, until_idle, {**web, "idle": idle}, metrics)

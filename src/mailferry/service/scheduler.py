@@ -185,6 +185,7 @@ class Scheduler:
         every: float | None = None,
         on_finish: Callable[[MailboxRecord, Outcome], None] | None = None,
         telemetry: Telemetry | None = None,
+        dispatching: bool = True,
     ) -> None:
         self.service = service
         self.connector = connector
@@ -198,6 +199,7 @@ class Scheduler:
         self.is_service = is_service
         self.every = every  # serve --every: incremental passes for batches without their own
         self.on_finish = on_finish
+        self.dispatching = dispatching  # False: `serve --no-worker`, the workers run mailboxes
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailbox")
         self._workers = workers
         self._running: dict[tuple[str, str], _Running] = {}
@@ -236,7 +238,8 @@ class Scheduler:
             self.service.schedule_due(now, self.every)
         if self.limiter.lost:
             self._stop_running("connection slots lost")
-        self.dispatch()
+        if self.dispatching:
+            self.dispatch()
         return last_beat
 
     def _stop_running(self, why: str) -> None:
