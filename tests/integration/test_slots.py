@@ -69,13 +69,31 @@ def test_a_dead_workers_slots_are_free_at_once(workers, postgres_server, postgre
             (endpoint_key("old") & 0xFFFFFFFF,),  # the server shows the key unsigned
         ).fetchall()
         assert len({pid for (pid,) in pids}) == 1
-        conn.execute("SELECT pg_terminate_backend(%s)", (pids[0][0],))
+        conn.execute("SELECT pg_terminate_backend(%s, 5000)", (pids[0][0],))  # waits for it
     assert b.try_acquire({"old": 3}) is not None
-    # a finds out on its next call, and takes no slot while its old leases' jobs still run.
-    with pytest.raises(StateError, match="connection slots"):
-        a.try_acquire({"new": 1})
+    # a finds out at its next check (each scheduler tick) and takes no slot while the jobs of
+    # its old leases still run (the scheduler stops them).
+    assert not a.lost
+    a.check()
     assert a.lost
     assert a.try_acquire({"new": 1}) is None
+
+
+def test_a_lease_taken_on_a_dead_session_is_an_error(workers, postgres_server, postgres_database):
+    a, _, _ = workers
+    lease = a.try_acquire({"old": 1})
+    assert lease is not None
+    lease.release()  # no slot held: nothing lost, but the session stays open
+    name = postgres_database.rsplit("/", 1)[1]
+    with postgres_server.admin(name) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    with pytest.raises(StateError, match="connection slots"):
+        a.try_acquire({"new": 1})
+    assert not a.lost
+    assert a.try_acquire({"new": 1}) is not None  # a new session
 
 
 def test_threads_of_many_workers_never_exceed_the_cap(workers):

@@ -20,7 +20,7 @@ from mailferry.adapters.store.records import FailureRecord, Outcome
 from mailferry.adapters.store.sync_state import SqlStateStore
 from mailferry.cli import main
 from mailferry.domain.errors import ConfigError
-from mailferry.domain.model import Security
+from mailferry.domain.model import MailboxState, Security
 from mailferry.service.batches import (
     BatchOptions,
     EndpointSpec,
@@ -352,3 +352,20 @@ def test_the_scheduler_runs_a_batch_on_the_memory_fakes(service):
     assert (rows["bob@new.example"].state, rows["bob@new.example"].copied) == ("synced", 0)
     assert len(connector.sessions) == 2
     assert all(s.closed for s in connector.sessions)
+
+
+def test_a_worker_whose_mailbox_was_taken_over_is_told_to_stop(service):
+    """A worker frozen (SIGSTOP) or cut off past the stall timeout is replaced; when it comes
+    back, its next progress write tells it to stop, and its finish records nothing."""
+    service.create_batch("t", "old", "new", CSV, BatchOptions())
+    service.start("t")
+    store, email = service.store, "ann@new.example"
+    assert store.claim("t", email, "host:1:1", None, 100.0)
+    assert store.progress("t", email, "host:1:1", 101.0, done=1) is False
+    assert store.claim("t", email, "host:2:2", "host:1:1", 200.0)  # the takeover
+    assert store.progress("t", email, "host:1:1", 201.0, done=5) is True
+    late = Outcome(MailboxState.SYNCED, None, "sync", 100.0, 202.0, {"messages_copied": 9})
+    store.finish("t", email, "host:1:1", late)
+    row = next(m.record for m in service.status("t").mailboxes if m.record.email == email)
+    assert (row.owner, row.state, row.done, row.copied) == ("host:2:2", "syncing", 0, 0)
+    assert store.progress("t", email, "host:2:2", 203.0, done=2) is False

@@ -35,6 +35,10 @@ class ConnectionLimiter(Protocol):
         """Every slot in ``needs`` (endpoint name -> connections) at once, or None at once."""
         ...
 
+    def check(self) -> None:
+        """Find out whether running leases still hold their slots (sets ``lost``)."""
+        ...
+
     def close(self) -> None:
         """The scheduler is done with it: every slot given back."""
         ...
@@ -77,6 +81,9 @@ class LocalLimiter:
     def in_use(self, name: str) -> int:
         with self._lock:
             return self._used.get(name, 0)
+
+    def check(self) -> None:
+        """Nothing to check: a process cannot lose its own counters."""
 
     def close(self) -> None:
         """Nothing to give back: the counters end with the process."""

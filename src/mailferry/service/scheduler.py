@@ -236,6 +236,7 @@ class Scheduler:
             last_beat = self.last_beat = now
         if self.is_service:
             self.service.schedule_due(now, self.every)
+        self.limiter.check()
         if self.limiter.lost:
             self._stop_running("connection slots lost")
         if self.dispatching:

@@ -225,16 +225,18 @@ class BatchStore:
             return bool(result.rowcount == 1)
 
     def progress(self, batch: str, email: str, owner: str, now: float, **counts: int) -> bool:
-        """Record a running mailbox's progress; True when its batch was asked to stop."""
+        """Record a running mailbox's progress; True when it must stop: its batch was asked to,
+        or ``owner`` no longer holds it (taken over by another worker while this one was cut off
+        or frozen past the stall timeout: two writers on one mailbox must not go on)."""
         mb = MAILBOXES.c
         with self._tx(write=True) as conn:
-            conn.execute(
+            held = conn.execute(
                 update(MAILBOXES)
                 .where(mb.batch == batch, mb.email == email, mb.owner == owner)
                 .values(heartbeat=now, **counts)
-            )
+            ).rowcount
             stop = conn.scalar(select(BATCHES.c.stop_requested).where(BATCHES.c.name == batch))
-        return bool(stop)
+        return bool(stop) or held == 0
 
     def finish(self, batch: str, email: str, owner: str, outcome: Outcome) -> None:
         """Record a run's end on its mailbox (if ``owner`` still holds it), its run row and failures."""

@@ -28,7 +28,18 @@ _WRITE = "mailferry_write"  # execution option: this transaction will write
 _DIALECTS = frozenset({"sqlite", "postgresql"})  # the two that have INSERT ... ON CONFLICT here
 # A scheduler runs up to hundreds of mailboxes on one Engine; each holds a connection only for a
 # transaction. Beyond the pool, connections are opened and closed (no wait for a free one).
-_POOL = {"pool_size": 8, "max_overflow": -1}
+_POOL: dict[str, Any] = {"pool_size": 8, "max_overflow": -1}
+# libpq settings of every PostgreSQL connection: a host that does not answer is an error within
+# 10 s, and a server that vanished (machine gone, partition) is noticed within ~25 s by TCP
+# keepalives, sooner than a worker's stall timeout (60 s): a cut-off worker finds out, and stops,
+# before its jobs are handed to another.
+_SERVER_CONNECT = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
 
 
 @dataclass(eq=False)  # event listeners must stay hashable
@@ -187,7 +198,13 @@ def _create(url: URL) -> Engine:
     sqlite_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
     server = url.get_backend_name() == "postgresql"
     # A server's connections may have been closed under us (restart, failover): check on checkout.
-    options = {**_POOL, "pool_pre_ping": True} if server else _POOL if sqlite_file else {}
+    options = (
+        {**_POOL, "pool_pre_ping": True, "connect_args": _SERVER_CONNECT}
+        if server
+        else _POOL
+        if sqlite_file
+        else {}
+    )
     try:
         return create_engine(url, **options)
     except (SQLAlchemyError, ImportError) as exc:

@@ -88,6 +88,17 @@ class AdvisoryLimiter:
             self._held.update(taken)
             return _AdvisoryLease(self, taken)
 
+    def check(self) -> None:
+        """While slots are held, ask the server whether the session still lives (each scheduler
+        tick): a session the server ended (or TCP keepalive gave up on) sets ``lost``."""
+        with self._lock:
+            if self._conn is None or not self._held:
+                return
+            try:
+                self._conn.scalar(text("SELECT 1"))
+            except SQLAlchemyError:
+                self._broken([])
+
     def in_use(self) -> dict[str, int]:
         """This worker's slots, per endpoint (tests, status)."""
         with self._lock:
