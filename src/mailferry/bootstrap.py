@@ -27,6 +27,8 @@ from mailferry.adapters.oauth import sources as oauth
 from mailferry.adapters.oauth.app_only import M365_AUTHORITY_HOST
 from mailferry.adapters.oauth.delegated import SignInOptions
 from mailferry.adapters.oauth.sources import TokenSource
+from mailferry.adapters.queue import procrastinate as procrastinate_queue
+from mailferry.adapters.queue.procrastinate import JobFeeder
 from mailferry.adapters.secrets import SecretBox
 from mailferry.adapters.store.auth import AuthTables
 from mailferry.adapters.store.batches import BatchStore
@@ -466,7 +468,11 @@ def upgrade_database(
     (no password), and (application, schema found, schema now) for each component."""
     db = state_database(state_path, database)
     try:
-        return db.where, upgrade_all(db)
+        steps = upgrade_all(db)
+        if not db.is_sqlite:  # the job queue of workers
+            created = procrastinate_queue.ensure_schema(db)
+            steps.append((procrastinate_queue.QUEUE_SCHEMA, None if created else 1, 1))
+        return db.where, steps
     finally:
         db.release()
 
@@ -526,4 +532,42 @@ def scheduler(service: BatchService, **options: Any) -> Scheduler:
     if not db.is_sqlite and "limiter" not in options:
         # Caps shared by every worker on the database (advisory locks), not counted per process.
         options["limiter"] = AdvisoryLimiter(db, service.capacity)
+    if not db.is_sqlite and "queue" not in options:
+        # On PostgreSQL the jobs go through the queue, and workers run them (run_worker).
+        options["queue"] = JobFeeder(db)
     return Scheduler(service, connector, open_state, **options)
+
+
+def run_worker(
+    service: BatchService,
+    stop: threading.Event,
+    *,
+    concurrency: int,
+    poll: float = 2.0,
+    stall: float = 30.0,
+    until_idle: bool = False,
+) -> None:
+    """A worker on the shared database until ``stop``: procrastinate runs the queue's jobs with
+    the scheduler's job body (``run_one``); the scheduler's ticks (in a thread) feed the queue
+    and beat the heart of the mailboxes it runs. ``stall``: seconds of silence after which a
+    worker's jobs are run again elsewhere."""
+    db = service.store.db
+    if db.is_sqlite:
+        raise ConfigError("a worker needs a shared state database: --database postgresql://...")
+    runner = scheduler(service, workers=concurrency, poll=poll)
+
+    def ticks() -> None:
+        runner.loop(stop, until_idle=until_idle)
+        stop.set()
+
+    ticker = threading.Thread(target=ticks, name="mailferry-ticks", daemon=True)
+    ticker.start()
+    try:
+        procrastinate_queue.run_worker(
+            db, runner.run_one, concurrency=concurrency, stall=stall, stop=stop,
+            on_stop=runner.stop_jobs, name=runner.owner,
+        )  # fmt: skip
+    finally:
+        stop.set()
+        ticker.join()
+        runner.shutdown()

@@ -1,7 +1,7 @@
-"""Workers on a shared PostgreSQL database: two `mailferry worker` processes run one batch under
-caps that hold across both (counted at the servers, `doveadm who`); one is killed with SIGKILL
-mid-copy and the other takes its mailboxes over: every mailbox completes, none has a duplicate or
-a missing message."""
+"""Workers on a shared PostgreSQL database: two `mailferry worker` processes run one batch's jobs
+from the queue (procrastinate) under caps that hold across both (counted at the servers, `doveadm
+who`); one is killed with SIGKILL mid-copy, its jobs are found stalled and run by the other:
+every mailbox completes, none has a duplicate or a missing message."""
 
 from __future__ import annotations
 
@@ -21,11 +21,23 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
 MAILBOXES = 8
 SOURCE_CAP, TARGET_CAP = 2, 3
+STALL = 4  # seconds without a worker's heartbeat before its jobs run elsewhere
 
 
 def worker(env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "mailferry.cli", "worker", "--concurrency", "4", "--poll", "0.2"],
+        [
+            sys.executable,
+            "-m",
+            "mailferry.cli",
+            "worker",
+            "--concurrency",
+            "4",
+            "--poll",
+            "0.2",
+            "--stall-timeout",
+            str(STALL),
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -92,6 +104,7 @@ def test_two_workers_one_killed_mid_copy(
         survivor.send_signal(signal.SIGTERM)
         _out, err = survivor.communicate(timeout=60)
         assert survivor.returncode == 0, err
+    assert "job.stalled" in err, err  # the queue found the killed worker's job and ran it again
     assert killed, "the killed worker ran no mailbox; raise the corpus scale"
     assert taken_over["counts"] == {"synced": MAILBOXES}
     assert at_source.samples > 20

@@ -25,7 +25,9 @@ def db_upgrade(state: Storage) -> None:
     """Create the state database's tables, or bring them up to this mailferry's schema."""
     where, steps = bootstrap.upgrade_database(state.state_path, state.database)
     for application, found, now in steps:
-        if found is None:
+        if application == "procrastinate":  # the job queue has no version of ours
+            click.echo(f"{application}: {'created' if found is None else 'present'}")
+        elif found is None:
             click.echo(f"{application}: created at schema {now}")
         elif found < now:
             click.echo(f"{application}: upgraded from schema {found} to {now}")

@@ -3,9 +3,11 @@ token create|revoke`` (the web app's logins)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,7 +88,7 @@ def serve(
     dispatching = not web.pop("no_worker")
     if not dispatching and not state.database:
         raise ConfigError("--no-worker needs a shared state database (--database) for workers")
-    with open_batch_service(state) as service:
+    with open_batch_service(state) as service, _queue_worker(service, state, dispatching, workers):
         if web["no_web"]:
             scheduler = bootstrap.scheduler(
                 service, workers=workers, poll=poll, is_service=True, every=seconds,
@@ -106,6 +108,31 @@ def serve(
             with signals(stop):
                 _serve_web(service, scheduler, stop, until_idle, {**web, "idle": idle}, metrics)
     click.echo("mailferry serve: stopped; queued mailboxes resume on the next start", err=True)
+
+
+@contextlib.contextmanager
+def _queue_worker(
+    service: BatchService, state: Storage, dispatching: bool, concurrency: int
+) -> Iterator[None]:
+    """On a shared database the scheduler only queues jobs: unless --no-worker, a worker in this
+    process runs them too (as `mailferry worker` does), until the service stops."""
+    if not state.database or not dispatching:
+        yield
+        return
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=bootstrap.run_worker,
+        args=(service, stop),
+        kwargs={"concurrency": concurrency},
+        name="mailferry-worker",
+        daemon=True,
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _serve_web(

@@ -32,9 +32,17 @@ from mailferry.domain.errors import ConfigError
 )
 @click.option("--poll", type=float, default=2.0, show_default=True, help="Seconds between looks.")
 @click.option("--until-idle", is_flag=True, help="Exit when nothing is queued (cron, tests).")
+@click.option(
+    "--stall-timeout",
+    "stall",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    help="Seconds without a worker's heartbeat after which its jobs run on another worker.",
+)
 @state_option
 @handle_errors
-def worker(concurrency: int, poll: float, until_idle: bool, state: Storage) -> None:
+def worker(concurrency: int, poll: float, until_idle: bool, stall: float, state: Storage) -> None:
     """Run queued mailboxes from a shared state database until SIGTERM/SIGINT."""
     if not state.database or not state.database.startswith("postgresql"):
         raise ConfigError(
@@ -42,12 +50,12 @@ def worker(concurrency: int, poll: float, until_idle: bool, state: Storage) -> N
             "(or $MAILFERRY_DATABASE)"
         )
     stop = threading.Event()
-    with open_batch_service(state) as service:
-        scheduler = bootstrap.scheduler(service, workers=concurrency, poll=poll)
-        with signals(stop):
-            click.echo(
-                f"mailferry worker: running (pid {os.getpid()}, concurrency {concurrency})",
-                err=True,
-            )
-            scheduler.run(stop, until_idle=until_idle)
+    with open_batch_service(state) as service, signals(stop):
+        click.echo(
+            f"mailferry worker: running (pid {os.getpid()}, concurrency {concurrency})",
+            err=True,
+        )
+        bootstrap.run_worker(
+            service, stop, concurrency=concurrency, poll=poll, stall=stall, until_idle=until_idle
+        )
     click.echo("mailferry worker: stopped; its mailboxes resume on another worker", err=True)

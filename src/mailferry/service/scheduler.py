@@ -47,6 +47,7 @@ from mailferry.service.batches import (
     new_owner,
     owner_alive,
 )
+from mailferry.service.jobs import JobQueue, JobResult
 from mailferry.service.limits import ConnectionLimiter, Lease, LocalLimiter
 from mailferry.service.migrate import Migration, SyncOptions
 from mailferry.service.telemetry import NoTelemetry, Telemetry
@@ -54,6 +55,7 @@ from mailferry.service.telemetry import NoTelemetry, Telemetry
 log = logging.getLogger("mailferry.scheduler")
 mlog = get_logger("mailferry.scheduler")
 
+SLOT_WAIT = 1.0  # seconds between tries for connection slots of a queued job
 FLUSH_EVERY = 1.0  # seconds between progress writes (and stop checks) of a running mailbox
 HEARTBEAT_EVERY = 5.0
 
@@ -83,6 +85,7 @@ class _Running:
     job: Job
     stop: threading.Event
     future: Future[None] | None = None
+    should_abort: Callable[[], bool] = lambda: False  # a queue's abort request (run_one)
 
 
 class Sessions(Protocol):
@@ -112,8 +115,14 @@ class MailboxProgress:
     threads; a failed write is logged, never allowed to fail the sync it describes."""
 
     def __init__(
-        self, service: BatchService, mailbox: MailboxRecord, owner: str, stop: threading.Event
+        self,
+        service: BatchService,
+        mailbox: MailboxRecord,
+        owner: str,
+        stop: threading.Event,
+        should_abort: Callable[[], bool] = lambda: False,
     ) -> None:
+        self._should_abort = should_abort
         self._service = service
         self._mailbox = mailbox
         self._owner = owner
@@ -163,7 +172,7 @@ class MailboxProgress:
         except MailferryError:
             log.warning("mailbox.progress_unsaved", exc_info=True)
             return
-        if stop:
+        if stop or self._should_abort():
             self.stop_requested = True
             self._stop.set()
 
@@ -186,6 +195,7 @@ class Scheduler:
         on_finish: Callable[[MailboxRecord, Outcome], None] | None = None,
         telemetry: Telemetry | None = None,
         dispatching: bool = True,
+        queue: JobQueue | None = None,
     ) -> None:
         self.service = service
         self.connector = connector
@@ -200,6 +210,7 @@ class Scheduler:
         self.every = every  # serve --every: incremental passes for batches without their own
         self.on_finish = on_finish
         self.dispatching = dispatching  # False: `serve --no-worker`, the workers run mailboxes
+        self.queue = queue  # set: pending mailboxes are submitted to it, workers run them
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailbox")
         self._workers = workers
         self._running: dict[tuple[str, str], _Running] = {}
@@ -214,20 +225,31 @@ class Scheduler:
         until_idle: bool = False,
         on_tick: Callable[[], None] | None = None,
     ) -> None:
-        last_beat = 0.0
         try:
-            while not stop.is_set():
-                try:
-                    last_beat = self._tick(last_beat)
-                    if until_idle and self.idle():
-                        break
-                except StateError:  # a database busy beyond its timeout: try again next tick
-                    log.warning("scheduler.tick_failed", exc_info=True)
-                if on_tick is not None:
-                    on_tick()
-                stop.wait(self.poll)
+            self.loop(stop, until_idle=until_idle, on_tick=on_tick)
         finally:
             self.shutdown()
+
+    def loop(
+        self,
+        stop: threading.Event,
+        *,
+        until_idle: bool = False,
+        on_tick: Callable[[], None] | None = None,
+    ) -> None:
+        """The ticks of ``run``, without the shutdown (a queue worker shuts down after its
+        queue's jobs have ended)."""
+        last_beat = 0.0
+        while not stop.is_set():
+            try:
+                last_beat = self._tick(last_beat)
+                if until_idle and self.idle():
+                    break
+            except StateError:  # a database busy beyond its timeout: try again next tick
+                log.warning("scheduler.tick_failed", exc_info=True)
+            if on_tick is not None:
+                on_tick()
+            stop.wait(self.poll)
 
     def _tick(self, last_beat: float) -> float:
         now = time.time()
@@ -239,7 +261,9 @@ class Scheduler:
         self.limiter.check()
         if self.limiter.lost:
             self._stop_running("connection slots lost")
-        if self.dispatching:
+        if self.queue is not None:
+            self.queue.submit(self._candidates())
+        elif self.dispatching:
             self.dispatch()
         return last_beat
 
@@ -253,20 +277,31 @@ class Scheduler:
             one.stop.set()
 
     def idle(self) -> bool:
-        """Nothing running here, and nothing pending that this scheduler could run."""
+        """Nothing running here, and nothing pending that this scheduler could run; with a
+        queue, nothing pending at all (other workers' jobs included)."""
         with self._lock:
             if self._running:
                 return False
+        if self.queue is not None:
+            stopped = {b.name for b in self.service.store.batches() if b.stop_requested}
+            pending = self.service.store.mailboxes(self.batch, pending_only=True)
+            return all(m.batch in stopped for m in pending)
         return not self._candidates()
 
-    def shutdown(self) -> None:
-        """Ask running mailboxes to stop after their burst in flight; they stay queued for the next start."""
+    def stop_jobs(self) -> None:
+        """Ask running mailboxes to stop after their burst in flight; they stay queued."""
         self._shutdown.set()
         with self._lock:
             for running in self._running.values():
                 running.stop.set()
+
+    def shutdown(self) -> None:
+        """Stop running mailboxes (they stay queued for the next start) and wait for them."""
+        self.stop_jobs()
         self._pool.shutdown(wait=True)
         self.limiter.close()
+        if self.queue is not None:
+            self.queue.close()
         if self.is_service:
             with contextlib.suppress(MailferryError):
                 self.service.store.forget_service(self.owner)
@@ -320,6 +355,46 @@ class Scheduler:
             self._start(job, lease)
             started += 1
         return started
+
+    def run_one(self, batch: str, email: str, should_abort: Callable[[], bool]) -> JobResult:
+        """One queued job, in the calling thread (a queue worker's): the same claim, caps and
+        body as ``dispatch``. Waits for connection slots (no retry is spent waiting)."""
+        found = [
+            m for m in self.service.store.mailboxes(batch, pending_only=True) if m.email == email
+        ]
+        record = self.service.store.batch(batch)
+        if not found or record is None or record.stop_requested:
+            return JobResult.SKIPPED
+        mailbox = found[0]
+        if mailbox.owner and owner_alive(mailbox.owner, mailbox.heartbeat, time.time()):
+            return JobResult.BUSY
+        lease = self._wait_for_slots(connection_needs(record), should_abort)
+        if lease is None:
+            return JobResult.SKIPPED
+        try:
+            job = self._job(mailbox, record)
+        except MailferryError as exc:
+            lease.release()
+            self._claim_and_fail(mailbox, str(exc))
+            return JobResult.DONE
+        if not self.service.store.claim(batch, email, self.owner, mailbox.owner, time.time()):
+            lease.release()
+            return JobResult.BUSY
+        running = _Running(job, threading.Event(), should_abort=should_abort)
+        with self._lock:
+            self._running[(batch, email)] = running
+        self._execute(running, lease)
+        return JobResult.DONE
+
+    def _wait_for_slots(
+        self, needs: dict[str, int], should_abort: Callable[[], bool]
+    ) -> Lease | None:
+        while not (self._shutdown.is_set() or should_abort()):
+            lease = self.limiter.try_acquire(needs)
+            if lease is not None:
+                return lease
+            self._shutdown.wait(SLOT_WAIT)
+        return None
 
     def _start(self, job: Job, lease: Lease) -> None:
         running = _Running(job, threading.Event())
@@ -402,7 +477,9 @@ class Scheduler:
     def _outcome_of(self, running: _Running, lease: Lease) -> tuple[Outcome, Summary]:
         job = running.job
         mailbox = job.mailbox
-        progress = MailboxProgress(self.service, mailbox, self.owner, running.stop)
+        progress = MailboxProgress(
+            self.service, mailbox, self.owner, running.stop, running.should_abort
+        )
         started = time.time()
         summary = Summary()
         try:

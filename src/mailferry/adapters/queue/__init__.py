@@ -1,0 +1,1 @@
+"""The job queue of workers on PostgreSQL: procrastinate (``procrastinate.py``)."""
