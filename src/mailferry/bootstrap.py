@@ -50,7 +50,7 @@ from mailferry.service.migrate import Migration, SyncOptions
 from mailferry.service.planning import FolderWork, plan_folders
 from mailferry.service.progress import Progress
 from mailferry.service.resilience import RetryPolicy
-from mailferry.service.scheduler import Job, Scheduler
+from mailferry.service.scheduler import HEARTBEAT_EVERY, Job, Scheduler
 from mailferry.service.verify import VerifyReport, verify
 
 
@@ -538,6 +538,11 @@ def scheduler(service: BatchService, **options: Any) -> Scheduler:
     return Scheduler(service, connector, open_state, **options)
 
 
+def require_queue(service: BatchService) -> None:
+    """The job queue's tables are there (else one line naming `mailferry db upgrade`)."""
+    procrastinate_queue.require_schema(service.store.db)
+
+
 def run_worker(
     service: BatchService,
     stop: threading.Event,
@@ -546,21 +551,27 @@ def run_worker(
     poll: float = 2.0,
     stall: float = 30.0,
     until_idle: bool = False,
+    on_ready: Callable[[], None] = lambda: None,
 ) -> None:
-    """A worker on the shared database until ``stop``: procrastinate runs the queue's jobs with
+    """A worker on the shared database until ``stop`` (``on_ready`` once set up): procrastinate runs the queue's jobs with
     the scheduler's job body (``run_one``); the scheduler's ticks (in a thread) feed the queue
     and beat the heart of the mailboxes it runs. ``stall``: seconds of silence after which a
     worker's jobs are run again elsewhere."""
     db = service.store.db
     if db.is_sqlite:
         raise ConfigError("a worker needs a shared state database: --database postgresql://...")
-    runner = scheduler(service, workers=concurrency, poll=poll)
+    # A mailbox's heartbeat is written every few seconds by the ticks: silent for the stall
+    # timeout (and three beats at least), its owner is dead to the job that runs it again.
+    runner = scheduler(
+        service, workers=concurrency, poll=poll, stale_after=max(stall, 3 * HEARTBEAT_EVERY)
+    )
 
     def ticks() -> None:
         runner.loop(stop, until_idle=until_idle)
         stop.set()
 
     ticker = threading.Thread(target=ticks, name="mailferry-ticks", daemon=True)
+    on_ready()
     ticker.start()
     try:
         procrastinate_queue.run_worker(

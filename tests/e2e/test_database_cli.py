@@ -155,3 +155,28 @@ def test_a_batch_on_postgresql_is_served_and_verified(
             env={**env, "MAILFERRY_SOURCE_PASSWORD": sp, "MAILFERRY_TARGET_PASSWORD": tp},
         )
         assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_workers_need_a_shared_database_and_its_job_queue(
+    postgres_database, postgres_server, tmp_path
+):
+    alone = mailferry("worker", env=environment(tmp_path, None))
+    assert alone.returncode == 2
+    assert alone.stderr.strip() == (
+        "mailferry: mailferry worker needs a shared state database: --database postgresql://... "
+        "(or $MAILFERRY_DATABASE)"
+    )
+    no_worker = mailferry("serve", "--no-web", "--no-worker", env=environment(tmp_path, None))
+    assert no_worker.returncode == 2
+    assert "--no-worker needs a shared state database" in no_worker.stderr
+    env = environment(tmp_path, postgres_database)
+    assert mailferry("db", "upgrade", env=env).returncode == 0
+    name = postgres_database.rsplit("/", 1)[1]
+    with postgres_server.admin(name) as conn:
+        conn.execute("DROP TABLE procrastinate_jobs CASCADE")
+    missing = mailferry("worker", env=env)
+    assert missing.returncode == 2
+    [line] = missing.stderr.splitlines()
+    assert line.endswith(
+        "the job queue (procrastinate) tables are missing; run `mailferry db upgrade`"
+    ), missing.stderr

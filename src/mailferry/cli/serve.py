@@ -119,6 +119,7 @@ def _queue_worker(
     if not state.database or not dispatching:
         yield
         return
+    bootstrap.require_queue(service)  # here, not as a traceback in the worker's thread
     stop = threading.Event()
     thread = threading.Thread(
         target=bootstrap.run_worker,

@@ -50,12 +50,14 @@ def worker(concurrency: int, poll: float, until_idle: bool, stall: float, state:
             "(or $MAILFERRY_DATABASE)"
         )
     stop = threading.Event()
+
+    def ready() -> None:
+        pid = os.getpid()
+        click.echo(f"mailferry worker: running (pid {pid}, concurrency {concurrency})", err=True)
+
     with open_batch_service(state) as service, signals(stop):
-        click.echo(
-            f"mailferry worker: running (pid {os.getpid()}, concurrency {concurrency})",
-            err=True,
-        )
         bootstrap.run_worker(
-            service, stop, concurrency=concurrency, poll=poll, stall=stall, until_idle=until_idle
-        )
+            service, stop, concurrency=concurrency, poll=poll, stall=stall,
+            until_idle=until_idle, on_ready=ready,
+        )  # fmt: skip
     click.echo("mailferry worker: stopped; its mailboxes resume on another worker", err=True)

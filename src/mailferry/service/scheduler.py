@@ -196,6 +196,7 @@ class Scheduler:
         telemetry: Telemetry | None = None,
         dispatching: bool = True,
         queue: JobQueue | None = None,
+        stale_after: float = 60.0,
     ) -> None:
         self.service = service
         self.connector = connector
@@ -211,6 +212,7 @@ class Scheduler:
         self.on_finish = on_finish
         self.dispatching = dispatching  # False: `serve --no-worker`, the workers run mailboxes
         self.queue = queue  # set: pending mailboxes are submitted to it, workers run them
+        self.stale_after = stale_after  # run_one: a claim whose heartbeat is older is dead
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mailbox")
         self._workers = workers
         self._running: dict[tuple[str, str], _Running] = {}
@@ -366,7 +368,7 @@ class Scheduler:
         if not found or record is None or record.stop_requested:
             return JobResult.SKIPPED
         mailbox = found[0]
-        if mailbox.owner and owner_alive(mailbox.owner, mailbox.heartbeat, time.time()):
+        if mailbox.owner and self._still_running(mailbox):
             return JobResult.BUSY
         lease = self._wait_for_slots(connection_needs(record), should_abort)
         if lease is None:
@@ -385,6 +387,15 @@ class Scheduler:
             self._running[(batch, email)] = running
         self._execute(running, lease)
         return JobResult.DONE
+
+    def _still_running(self, mailbox: MailboxRecord) -> bool:
+        """Whether the mailbox's owner still runs it. A queue job runs again only when the queue
+        found its worker silent, so a heartbeat older than ``stale_after`` is dead here even on
+        this host (a worker frozen by SIGSTOP: its pid lives on)."""
+        now = time.time()
+        if not owner_alive(mailbox.owner or "", mailbox.heartbeat, now):
+            return False
+        return mailbox.heartbeat is not None and now - mailbox.heartbeat < self.stale_after
 
     def _wait_for_slots(
         self, needs: dict[str, int], should_abort: Callable[[], bool]
