@@ -9,7 +9,9 @@ import json
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from typing import Any
 
 import pytest
 
@@ -24,26 +26,35 @@ SOURCE_CAP, TARGET_CAP = 2, 3
 STALL = 4  # seconds without a worker's heartbeat before its jobs run elsewhere
 
 
-def worker(env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mailferry.cli",
-            "worker",
-            "--concurrency",
-            "4",
-            "--poll",
-            "0.2",
-            "--stall-timeout",
-            str(STALL),
-        ],
+def worker(env: dict[str, str], concurrency: int = 4) -> subprocess.Popen[str]:
+    """A worker process; its stderr in a temporary file (a pipe nobody reads could fill up)."""
+    argv = ["worker", "--concurrency", str(concurrency), "--poll", "0.2"]
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - read back and closed by stderr_of
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mailferry.cli", *argv, "--stall-timeout", str(STALL)],
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
         text=True,
         stdin=subprocess.DEVNULL,
     )
+    LOGS[process.pid] = log
+    return process
+
+
+LOGS: dict[int, Any] = {}
+
+
+def stderr_of(process: subprocess.Popen[str]) -> str:
+    """Wait for the worker to end; what it wrote on stderr."""
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    with LOGS.pop(process.pid) as log:
+        log.seek(0)
+        return str(log.read())
 
 
 def owners(postgres_server, name: str) -> dict[str, str | None]:
@@ -99,10 +110,15 @@ def test_two_workers_one_killed_mid_copy(
         ConnectionWatch(dovecot_dot, target_users) as at_target,
     ):
         doomed, survivor = worker(env), worker(env)
-        killed = kill_mid_copy(doomed, postgres_server, name)
-        taken_over = wait_until_all_synced(env, timeout=240)
-        survivor.send_signal(signal.SIGTERM)
-        _out, err = survivor.communicate(timeout=60)
+        try:
+            killed = kill_mid_copy(doomed, postgres_server, name)
+            taken_over = wait_until_all_synced(env, timeout=240)
+        finally:
+            for process in (doomed, survivor):
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            stderr_of(doomed)
+            err = stderr_of(survivor)
         assert survivor.returncode == 0, err
     assert "job.stalled" in err, err  # the queue found the killed worker's job and ran it again
     assert killed, "the killed worker ran no mailbox; raise the corpus scale"
@@ -134,7 +150,7 @@ def kill_mid_copy(process: subprocess.Popen[str], postgres_server, name: str) ->
         if not mine:
             time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
-    process.communicate(timeout=30)
+    process.wait(timeout=30)
     return mine
 
 
@@ -147,3 +163,70 @@ def wait_until_all_synced(env: dict[str, str], timeout: float) -> dict:
             break
         time.sleep(0.5)
     return report
+
+
+def test_a_frozen_worker_is_replaced_and_stops_when_it_wakes(
+    dovecot_slash, dovecot_dot, make_user, postgres_server, postgres_database, tmp_path
+):
+    """SIGSTOP past the stall timeout: the other worker runs the frozen one's mailbox; SIGCONT:
+    the woken worker learns at its next progress write that it was replaced, and stops."""
+    env = environment(tmp_path, postgres_database)
+    name = postgres_database.rsplit("/", 1)[1]
+    sources, targets, csv_path = load_mailboxes(dovecot_slash, dovecot_dot, make_user, tmp_path)
+    for args in (
+        ["db", "upgrade"],
+        ["endpoint", "add", "old", "--host", "127.0.0.1", "--port", str(dovecot_slash.port),
+         "--security", "none", "--max-connections", "4"],
+        ["endpoint", "add", "new", "--host", "127.0.0.1", "--port", str(dovecot_dot.port),
+         "--security", "none", "--max-connections", "4"],
+        ["batch", "create", "wave", "--source", "old", "--target", "new", "--csv", str(csv_path)],
+        ["batch", "start", "wave", "--detach"],
+    ):  # fmt: skip
+        assert mailferry(*args, env=env).returncode == 0, args
+    # The frozen worker's connections stay open at the servers, so its slots stay taken: the
+    # caps leave room for the other worker beside them.
+    frozen, other = worker(env, concurrency=2), worker(env, concurrency=2)
+    try:
+        email = wait_for_a_mailbox_of(frozen, postgres_server, name)
+        frozen.send_signal(signal.SIGSTOP)
+        new_owner = wait_for_new_owner(postgres_server, name, email, frozen.pid, timeout=120)
+        assert f":{other.pid}:" in new_owner
+        frozen.send_signal(signal.SIGCONT)
+        report = wait_until_all_synced(env, timeout=240)
+    finally:
+        for process in (frozen, other):
+            process.send_signal(signal.SIGCONT)
+            process.send_signal(signal.SIGTERM)
+        woken = stderr_of(frozen)  # waits for both: no process outlives the test
+        print("frozen worker:", woken, "other worker:", stderr_of(other), sep="\n")  # noqa: T201
+    assert report["counts"] == {"synced": MAILBOXES}
+    with postgres_server.admin(name) as conn:
+        runs = conn.execute("SELECT email FROM batch_runs WHERE email = %s", (email,)).fetchall()
+    assert len(runs) == 1, woken  # the woken worker recorded no run of the mailbox it lost
+    for (su, sp), (tu, tp) in zip(sources, targets, strict=True):
+        over = digests(dovecot_dot, tu, tp) - digests(dovecot_slash, su, sp)
+        assert not over, f"{tu}: {sum(over.values())} duplicated messages"
+
+
+def wait_for_a_mailbox_of(process: subprocess.Popen[str], postgres_server, name: str) -> str:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        for email, owner in owners(postgres_server, name).items():
+            if f":{process.pid}:" in (owner or ""):
+                return email
+        time.sleep(0.05)
+    raise AssertionError("the worker ran no mailbox; raise the corpus scale")
+
+
+def wait_for_new_owner(postgres_server, name: str, email: str, old_pid: int, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with postgres_server.admin(name) as conn:
+            row = conn.execute(
+                "SELECT owner FROM batch_mailboxes WHERE email = %s", (email,)
+            ).fetchone()
+        owner = row[0] if row else None
+        if owner and f":{old_pid}:" not in owner:
+            return str(owner)
+        time.sleep(0.2)
+    raise AssertionError(f"{email} was not taken over from the frozen worker")
