@@ -8,6 +8,10 @@ Running a mailbox runs a ``Migration`` on the sessions and the state store that 
 give (``JobConnector``, ``open_state``: built by ``bootstrap``, the memory fakes in unit tests);
 an ``AccountError`` (wrong password, unreachable) fails that mailbox alone.
 
+On PostgreSQL the loop only submits pending mailboxes to a ``JobQueue`` (``jobs.py``) and the
+queue's workers run each with ``run_one``: the same claim, caps and body, in the worker's thread.
+A mailbox's progress (``jobprogress.py``) is also how a run learns it must stop.
+
 Why one module of 400+ lines: claiming, connection caps, heartbeats, the thread pool and the
 recording of outcomes are one loop over one process's running jobs, and they share its lock.
 """
@@ -47,6 +51,7 @@ from mailferry.service.batches import (
     new_owner,
     owner_alive,
 )
+from mailferry.service.jobprogress import MailboxProgress
 from mailferry.service.jobs import JobQueue, JobResult
 from mailferry.service.limits import ConnectionLimiter, Lease, LocalLimiter
 from mailferry.service.migrate import Migration, SyncOptions
@@ -56,7 +61,6 @@ log = logging.getLogger("mailferry.scheduler")
 mlog = get_logger("mailferry.scheduler")
 
 SLOT_WAIT = 1.0  # seconds between tries for connection slots of a queued job
-FLUSH_EVERY = 1.0  # seconds between progress writes (and stop checks) of a running mailbox
 HEARTBEAT_EVERY = 5.0
 
 
@@ -107,74 +111,6 @@ class JobConnector(Protocol):
 
     def connect(self, job: Job) -> Sessions:
         """Sessions to the job's two sides, opened on demand, any number of times."""
-
-
-class MailboxProgress:
-    """The ``Progress`` port for one mailbox: counts, written to its row at most once a second;
-    each write also learns whether the batch was asked to stop. Safe to call from several
-    threads; a failed write is logged, never allowed to fail the sync it describes."""
-
-    def __init__(
-        self,
-        service: BatchService,
-        mailbox: MailboxRecord,
-        owner: str,
-        stop: threading.Event,
-        should_abort: Callable[[], bool] = lambda: False,
-    ) -> None:
-        self._should_abort = should_abort
-        self._service = service
-        self._mailbox = mailbox
-        self._owner = owner
-        self._stop = stop
-        self._last = 0.0
-        self._lock = threading.Lock()
-        self.stop_requested = False
-        self.counts = {"planned": 0, "planned_bytes": 0, "done": 0, "done_bytes": 0}
-
-    def folder_started(self, source: str, target: str, messages: int, nbytes: int) -> None:
-        del source, target
-        with self._lock:
-            self.counts["planned"] += messages
-            self.counts["planned_bytes"] += nbytes
-        self.flush(force=True)
-
-    def advanced(self, messages: int, nbytes: int) -> None:
-        with self._lock:
-            self.counts["done"] += messages
-            self.counts["done_bytes"] += nbytes
-        self.flush()
-
-    def folder_advanced(self, source: str, messages: int) -> None:
-        del source, messages  # per-folder progress is not stored; the totals above are
-
-    def folder_finished(self, source: str) -> None:
-        del source
-        self.flush(force=True)
-
-    def paused(self, reason: str, seconds: float) -> None:
-        m = self._mailbox
-        log.warning(
-            "mailbox.paused",
-            extra={"batch": m.batch, "mailbox": m.email, "seconds": seconds, "reason": reason},
-        )
-
-    def flush(self, *, force: bool = False) -> None:
-        now = time.time()
-        with self._lock:
-            if not force and now - self._last < FLUSH_EVERY:
-                return
-            self._last = now
-            counts = dict(self.counts)
-        m = self._mailbox
-        try:
-            stop = self._service.store.progress(m.batch, m.email, self._owner, now, **counts)
-        except MailferryError:
-            log.warning("mailbox.progress_unsaved", exc_info=True)
-            return
-        if stop or self._should_abort():
-            self.stop_requested = True
-            self._stop.set()
 
 
 class Scheduler:
