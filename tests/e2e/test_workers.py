@@ -230,3 +230,51 @@ def wait_for_new_owner(postgres_server, name: str, email: str, old_pid: int, tim
             return str(owner)
         time.sleep(0.2)
     raise AssertionError(f"{email} was not taken over from the frozen worker")
+
+
+def test_stop_and_resume_reach_the_jobs_of_a_worker(
+    dovecot_slash, dovecot_dot, make_user, postgres_server, postgres_database, tmp_path
+):
+    """`batch stop` from another process stops the jobs running on a worker after their burst
+    in flight (the queued ones never start); `batch resume` runs them to the end."""
+    env = environment(tmp_path, postgres_database)
+    name = postgres_database.rsplit("/", 1)[1]
+    sources, targets, csv_path = load_mailboxes(dovecot_slash, dovecot_dot, make_user, tmp_path)
+    for args in (
+        ["db", "upgrade"],
+        ["endpoint", "add", "old", "--host", "127.0.0.1", "--port", str(dovecot_slash.port),
+         "--security", "none"],
+        ["endpoint", "add", "new", "--host", "127.0.0.1", "--port", str(dovecot_dot.port),
+         "--security", "none"],
+        ["batch", "create", "wave", "--source", "old", "--target", "new", "--csv", str(csv_path)],
+        ["batch", "start", "wave", "--detach"],
+    ):  # fmt: skip
+        assert mailferry(*args, env=env).returncode == 0, args
+    process = worker(env, concurrency=2)
+    try:
+        wait_for_a_mailbox_of(process, postgres_server, name)
+        assert mailferry("batch", "stop", "wave", env=env).returncode == 0
+        stopped = wait_until_none_running(env, timeout=60)
+        assert process.poll() is None  # the worker goes on, with nothing to run
+        assert mailferry("batch", "resume", "wave", env=env).returncode == 0
+        report = wait_until_all_synced(env, timeout=240)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        err = stderr_of(process)
+    assert process.returncode == 0, err
+    assert "stopped" in stopped["counts"], stopped
+    assert stopped["counts"].get("synced", 0) < MAILBOXES
+    assert report["counts"] == {"synced": MAILBOXES}
+    for (su, sp), (tu, tp) in zip(sources, targets, strict=True):
+        over = digests(dovecot_dot, tu, tp) - digests(dovecot_slash, su, sp)
+        assert not over, f"{tu}: {sum(over.values())} duplicated messages"
+
+
+def wait_until_none_running(env: dict[str, str], timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        report = json.loads(mailferry("batch", "status", "wave", "--json", env=env).stdout)
+        if not {"syncing", "queued"} & set(report["counts"]):
+            return report
+        time.sleep(0.3)
+    raise AssertionError(f"still running after the stop: {report['counts']}")
