@@ -1,0 +1,135 @@
+"""The calendar and contacts sync between real servers: Radicale -> Xandikos and the reverse."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailferry.adapters.dav import CollectionKind, DavAccount, DavLogin, DavSession, parse_dav_url
+from mailferry.adapters.memory.davstate import MemoryItemStateStore
+from mailferry.adapters.tls import TlsOptions
+from mailferry.domain.normalise import compare_icalendar, compare_vcard
+from mailferry.domain.scheduling import unpark_attendees
+from mailferry.service.davcontext import AttendeeMode
+from mailferry.service.davsync import DavOptions, sync_accounts
+from tests.integration import davcorpus
+
+pytestmark = pytest.mark.integration
+
+PAIRS = [("radicale", "xandikos"), ("xandikos", "radicale")]
+
+
+def open_account(server, user: str, password: str) -> DavAccount:
+    url = parse_dav_url(server.url(user))
+    return DavAccount(DavSession(url, DavLogin(user, password), TlsOptions(ca_file=server.ca_file)))
+
+
+@pytest.fixture(params=PAIRS, ids=["radicale-to-xandikos", "xandikos-to-radicale"])
+def pair(request, make_user):
+    source_server = request.getfixturevalue(request.param[0])
+    target_server = request.getfixturevalue(request.param[1])
+    source = open_account(source_server, *make_user(source_server))
+    target = open_account(target_server, *make_user(target_server))
+    yield source, target
+    source.close()
+    target.close()
+
+
+def default(account: DavAccount, kind: CollectionKind) -> str:
+    return next(c.href for c in account.collections() if c.kind is kind)
+
+
+def contents(account: DavAccount, collection: str, kind: CollectionKind) -> dict[str, bytes]:
+    """UID-less view: href name -> bytes, read with GET (what the server stores)."""
+    refs = account.items(collection)
+    return {r.href.rsplit("/", 1)[-1]: account.get(r.href).data for r in refs}
+
+
+def seed(account: DavAccount) -> tuple[str, str]:
+    calendar = default(account, CollectionKind.CALENDAR)
+    book = default(account, CollectionKind.ADDRESSBOOK)
+    for name, data in davcorpus.every_kind().items():
+        account.put(f"{calendar}{name}.ics", data, CollectionKind.CALENDAR)
+    account.put(f"{book}ann.vcf", davcorpus.card("ann@tests", photo=True), CollectionKind.ADDRESSBOOK)
+    account.put(f"{book}bob.vcf", davcorpus.card("bob@tests", "Bob Other"), CollectionKind.ADDRESSBOOK)
+    account.put(f"{book}team.vcf", davcorpus.group("team@tests", ["ann@tests", "bob@tests"]),
+                CollectionKind.ADDRESSBOOK)
+    return calendar, book
+
+
+def by_uid(account: DavAccount, collection: str, kind: CollectionKind) -> dict[str, bytes]:
+    from mailferry.domain.items import identify
+
+    out = {}
+    for data in contents(account, collection, kind).values():
+        uid = identify(data).uid
+        assert uid not in out, f"two items with UID {uid}"
+        out[uid] = data
+    return out
+
+
+def test_every_item_arrives_equal_and_a_rerun_copies_nothing(pair):
+    source, target = pair
+    calendar, book = seed(source)
+    state = MemoryItemStateStore()
+    first = sync_accounts(source, target, state, "p")
+    assert first.failures == [], first.failures
+    assert first.items_copied == len(davcorpus.every_kind()) + 3
+    t_calendar = default(target, CollectionKind.CALENDAR)
+    t_book = default(target, CollectionKind.ADDRESSBOOK)
+    src_events = by_uid(source, calendar, CollectionKind.CALENDAR)
+    dst_events = by_uid(target, t_calendar, CollectionKind.CALENDAR)
+    assert src_events.keys() == dst_events.keys()
+    for uid, data in src_events.items():
+        assert compare_icalendar(data, dst_events[uid]).equal, (uid, compare_icalendar(data, dst_events[uid]))
+    src_cards = by_uid(source, book, CollectionKind.ADDRESSBOOK)
+    dst_cards = by_uid(target, t_book, CollectionKind.ADDRESSBOOK)
+    assert src_cards.keys() == dst_cards.keys()
+    for uid, data in src_cards.items():
+        assert compare_vcard(data, dst_cards[uid]).equal, uid
+    again = sync_accounts(source, target, state, "p")
+    assert (again.items_copied, again.items_updated, again.failures) == (0, 0, [])
+    assert again.items_unchanged == first.items_copied
+    lost = sync_accounts(source, target, MemoryItemStateStore(), "p")
+    assert (lost.items_copied, lost.items_skipped_existing) == (0, first.items_copied)
+    assert len(contents(target, t_calendar, CollectionKind.CALENDAR)) == len(src_events)
+
+
+def test_a_changed_item_is_updated_in_place_and_a_target_change_is_a_conflict(pair):
+    source, target = pair
+    calendar, _book = seed(source)
+    state = MemoryItemStateStore()
+    sync_accounts(source, target, state, "p")
+    changed = davcorpus.simple_event("simple-1@tests", "Moved meeting")
+    etag = source.items(calendar)
+    old = next(r.etag for r in etag if r.href.endswith("simple.ics"))
+    source.put(f"{calendar}simple.ics", changed, CollectionKind.CALENDAR, old)
+    second = sync_accounts(source, target, state, "p")
+    assert (second.items_updated, second.items_copied, second.failures) == (1, 0, [])
+    t_calendar = default(target, CollectionKind.CALENDAR)
+    there = by_uid(target, t_calendar, CollectionKind.CALENDAR)["simple-1@tests"]
+    assert b"Moved meeting" in there
+    # now the target's copy changes: the next source change is a conflict, not an overwrite
+    ref = next(r for r in target.items(t_calendar) if target.get(r.href).data == there)
+    target.put(ref.href, davcorpus.simple_event("simple-1@tests", "Mine"), CollectionKind.CALENDAR, ref.etag)
+    ref2 = next(r.etag for r in source.items(calendar) if r.href.endswith("simple.ics"))
+    source.put(f"{calendar}simple.ics", davcorpus.simple_event("simple-1@tests", "Again"), CollectionKind.CALENDAR, ref2)
+    third = sync_accounts(source, target, state, "p")
+    assert [c.uid for c in third.conflicts] == ["simple-1@tests"]
+    assert b"Mine" in by_uid(target, t_calendar, CollectionKind.CALENDAR)["simple-1@tests"]
+
+
+def test_meetings_are_parked_on_servers_that_mail_attendees_and_nothing_is_sent(pair, smtp_sink):
+    source, target = pair
+    calendar = default(source, CollectionKind.CALENDAR)
+    source.put(f"{calendar}meet.ics", davcorpus.meeting("meet-1@tests"), CollectionKind.CALENDAR)
+    before = len(smtp_sink.messages)
+    summary = sync_accounts(source, target, MemoryItemStateStore(), "p")
+    assert summary.attendees == AttendeeMode.PARK
+    assert summary.scheduling_changed == 1
+    t_calendar = default(target, CollectionKind.CALENDAR)
+    stored = by_uid(target, t_calendar, CollectionKind.CALENDAR)["meet-1@tests"]
+    assert b"X-MAILFERRY-ATTENDEE" in stored
+    assert b"\nATTENDEE" not in stored
+    original = by_uid(source, calendar, CollectionKind.CALENDAR)["meet-1@tests"]
+    assert compare_icalendar(original, unpark_attendees(stored).raw).equal
+    assert len(smtp_sink.messages) == before
