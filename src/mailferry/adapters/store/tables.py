@@ -83,6 +83,63 @@ INTENTS = Table(
 FAILURES = Table("failures", METADATA, *_key_columns(), Column("reason", Text, nullable=False))
 
 
+# -- calendars and contacts (application ``mailferry.items``) --------------------------------------
+# Hrefs are Text: a server names its resources as it likes, and they are compared exactly. An item's
+# identity (``ItemKey``) is two columns: ``key_kind`` "uid" or "content" (SHA-256 hex), and ``key``.
+# Every lookup is by (pair, source collection) or (pair, side, collection): the primary keys' prefix.
+def _item_key_columns() -> list[Column[Any]]:
+    return [
+        Column("pair", Text, primary_key=True),
+        Column("source", Text, primary_key=True),  # the source collection's href
+        Column("source_href", Text, primary_key=True),
+    ]
+
+
+def _identity_columns() -> list[Column[Any]]:
+    return [Column("key_kind", String(8), nullable=False), Column("key", Text, nullable=False)]
+
+
+DAV_COLLECTIONS = Table(
+    "dav_collections",
+    METADATA,
+    Column("pair", Text, primary_key=True),
+    Column("source", Text, primary_key=True),
+    Column("target", Text, nullable=False),
+    Column("source_token", Text, nullable=True),  # RFC 6578 sync tokens of the last whole pass
+    Column("target_token", Text, nullable=True),
+)
+DAV_ITEMS = Table(
+    "dav_items",
+    METADATA,
+    *_item_key_columns(),
+    Column("source_etag", Text, nullable=True),
+    *_identity_columns(),
+    Column("target_href", Text, nullable=False),
+    Column("target_etag", Text, nullable=True),
+)
+DAV_INTENTS = Table(
+    "dav_intents",
+    METADATA,
+    *_item_key_columns(),
+    Column("source_etag", Text, nullable=True),
+    *_identity_columns(),
+    Column("target_href", Text, nullable=False),
+    Column("if_match", Text, nullable=True),  # an update: the target ETag it replaces
+)
+DAV_IDENTITIES = Table(
+    "dav_identities",
+    METADATA,
+    Column("pair", Text, primary_key=True),
+    Column("side", String(8), primary_key=True),  # "source" or "target"
+    Column("collection", Text, primary_key=True),
+    Column("href", Text, primary_key=True),
+    Column("etag", Text, nullable=True),
+    *_identity_columns(),
+)
+DAV_FAILURES = Table(
+    "dav_failures", METADATA, *_item_key_columns(), Column("reason", Text, nullable=False)
+)
+
 # -- the batch service (application ``mailferry.batches``) ----------------------------------------
 ENDPOINTS = Table(
     "batch_endpoints",
