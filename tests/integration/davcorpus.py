@@ -69,7 +69,9 @@ def with_attachment(uid: str) -> bytes:
         vevent(
             uid,
             "Has a file",
-            b"ATTACH;ENCODING=BASE64;VALUE=BINARY;FMTTYPE=application/octet-stream:" + blob + b"\r\n",
+            b"ATTACH;ENCODING=BASE64;VALUE=BINARY;FMTTYPE=application/octet-stream:"
+            + blob
+            + b"\r\n",
         ),
         zone=True,
     )

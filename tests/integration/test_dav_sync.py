@@ -7,10 +7,11 @@ import pytest
 from mailferry.adapters.dav import CollectionKind, DavAccount, DavLogin, DavSession, parse_dav_url
 from mailferry.adapters.memory.davstate import MemoryItemStateStore
 from mailferry.adapters.tls import TlsOptions
+from mailferry.domain.items import identify
 from mailferry.domain.normalise import compare_icalendar, compare_vcard
 from mailferry.domain.scheduling import unpark_attendees
 from mailferry.service.davcontext import AttendeeMode
-from mailferry.service.davsync import DavOptions, sync_accounts
+from mailferry.service.davsync import sync_accounts
 from tests.integration import davcorpus
 
 pytestmark = pytest.mark.integration
@@ -49,16 +50,21 @@ def seed(account: DavAccount) -> tuple[str, str]:
     book = default(account, CollectionKind.ADDRESSBOOK)
     for name, data in davcorpus.every_kind().items():
         account.put(f"{calendar}{name}.ics", data, CollectionKind.CALENDAR)
-    account.put(f"{book}ann.vcf", davcorpus.card("ann@tests", photo=True), CollectionKind.ADDRESSBOOK)
-    account.put(f"{book}bob.vcf", davcorpus.card("bob@tests", "Bob Other"), CollectionKind.ADDRESSBOOK)
-    account.put(f"{book}team.vcf", davcorpus.group("team@tests", ["ann@tests", "bob@tests"]),
-                CollectionKind.ADDRESSBOOK)
+    account.put(
+        f"{book}ann.vcf", davcorpus.card("ann@tests", photo=True), CollectionKind.ADDRESSBOOK
+    )
+    account.put(
+        f"{book}bob.vcf", davcorpus.card("bob@tests", "Bob Other"), CollectionKind.ADDRESSBOOK
+    )
+    account.put(
+        f"{book}team.vcf",
+        davcorpus.group("team@tests", ["ann@tests", "bob@tests"]),
+        CollectionKind.ADDRESSBOOK,
+    )
     return calendar, book
 
 
 def by_uid(account: DavAccount, collection: str, kind: CollectionKind) -> dict[str, bytes]:
-    from mailferry.domain.items import identify
-
     out = {}
     for data in contents(account, collection, kind).values():
         uid = identify(data).uid
@@ -80,7 +86,10 @@ def test_every_item_arrives_equal_and_a_rerun_copies_nothing(pair):
     dst_events = by_uid(target, t_calendar, CollectionKind.CALENDAR)
     assert src_events.keys() == dst_events.keys()
     for uid, data in src_events.items():
-        assert compare_icalendar(data, dst_events[uid]).equal, (uid, compare_icalendar(data, dst_events[uid]))
+        assert compare_icalendar(data, dst_events[uid]).equal, (
+            uid,
+            compare_icalendar(data, dst_events[uid]),
+        )
     src_cards = by_uid(source, book, CollectionKind.ADDRESSBOOK)
     dst_cards = by_uid(target, t_book, CollectionKind.ADDRESSBOOK)
     assert src_cards.keys() == dst_cards.keys()
@@ -110,9 +119,19 @@ def test_a_changed_item_is_updated_in_place_and_a_target_change_is_a_conflict(pa
     assert b"Moved meeting" in there
     # now the target's copy changes: the next source change is a conflict, not an overwrite
     ref = next(r for r in target.items(t_calendar) if target.get(r.href).data == there)
-    target.put(ref.href, davcorpus.simple_event("simple-1@tests", "Mine"), CollectionKind.CALENDAR, ref.etag)
+    target.put(
+        ref.href,
+        davcorpus.simple_event("simple-1@tests", "Mine"),
+        CollectionKind.CALENDAR,
+        ref.etag,
+    )
     ref2 = next(r.etag for r in source.items(calendar) if r.href.endswith("simple.ics"))
-    source.put(f"{calendar}simple.ics", davcorpus.simple_event("simple-1@tests", "Again"), CollectionKind.CALENDAR, ref2)
+    source.put(
+        f"{calendar}simple.ics",
+        davcorpus.simple_event("simple-1@tests", "Again"),
+        CollectionKind.CALENDAR,
+        ref2,
+    )
     third = sync_accounts(source, target, state, "p")
     assert [c.uid for c in third.conflicts] == ["simple-1@tests"]
     assert b"Mine" in by_uid(target, t_calendar, CollectionKind.CALENDAR)["simple-1@tests"]

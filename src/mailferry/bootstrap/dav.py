@@ -24,7 +24,7 @@ from mailferry.adapters.store.dav_state import SqlItemStateStore
 from mailferry.adapters.tls import TlsOptions
 from mailferry.bootstrap import Side, SyncRequest, password, token_provider
 from mailferry.config import default_state_path
-from mailferry.domain.errors import ConfigError
+from mailferry.domain.errors import AccountError, ConfigError, FolderError
 from mailferry.domain.model import Endpoint, Security
 from mailferry.domain.ports import ItemStateStore
 
@@ -139,7 +139,10 @@ def open_dav_pair(
             tls = TlsOptions(ca_file=side.ca_file, insecure=side.insecure)
             account = DavAccount(DavSession(url, creds, tls))
             stack.callback(account.close)
-            account.homes()  # discovery now: login and "no DAV here" errors before any work
+            try:  # discovery now: login and "no DAV here" errors before any work
+                account.homes()
+            except FolderError as exc:
+                raise AccountError(f"{side.name} {side.url}: {exc.reason}") from None
             accounts.append(account)
         yield DavPair(accounts[0], accounts[1], state, dav_key(*urls))
 
