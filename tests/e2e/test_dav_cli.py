@@ -19,7 +19,7 @@ import pytest
 from mailferry.adapters.dav import CollectionKind, DavAccount, DavLogin, DavSession, parse_dav_url
 from mailferry.adapters.tls import TlsOptions
 from mailferry.domain.items import identify
-from tests.integration import davcorpus
+from mailferry.sandbox import davcorpus
 
 pytestmark = pytest.mark.integration
 

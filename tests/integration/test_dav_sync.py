@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
-from mailferry.adapters.dav import CollectionKind, DavAccount, DavLogin, DavSession, parse_dav_url
+from mailferry.adapters.dav import (
+    CollectionKind,
+    DavAccount,
+    DavLogin,
+    DavSession,
+    NewCollection,
+    parse_dav_url,
+)
 from mailferry.adapters.memory.davstate import MemoryItemStateStore
 from mailferry.adapters.tls import TlsOptions
 from mailferry.domain.items import identify
 from mailferry.domain.normalise import compare_icalendar, compare_vcard
 from mailferry.domain.scheduling import unpark_attendees
+from mailferry.sandbox import davcorpus
 from mailferry.service.davcontext import AttendeeMode
-from mailferry.service.davsync import sync_accounts
-from tests.integration import davcorpus
+from mailferry.service.davsync import DavOptions, sync_accounts
+from mailferry.service.resilience import RetryPolicy
 
 pytestmark = pytest.mark.integration
 
@@ -152,3 +161,91 @@ def test_meetings_are_parked_on_servers_that_mail_attendees_and_nothing_is_sent(
     original = by_uid(source, calendar, CollectionKind.CALENDAR)["meet-1@tests"]
     assert compare_icalendar(original, unpark_attendees(stored).raw).equal
     assert len(smtp_sink.messages) == before
+
+
+class FaultyTransport(httpx.HTTPTransport):
+    """In front of a real server: every ``every``-th PUT is answered 429 (Retry-After: 1) without
+    reaching it, or reaches it and then loses its answer (``drop``: the connection "breaks")."""
+
+    def __init__(self, *, every: int, drop: bool, **kw) -> None:
+        super().__init__(**kw)
+        self.every, self.drop, self.puts, self.faults = every, drop, 0, 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method != "PUT":
+            return super().handle_request(request)
+        self.puts += 1
+        if self.puts % self.every:
+            return super().handle_request(request)
+        self.faults += 1
+        if not self.drop:
+            return httpx.Response(429, headers={"Retry-After": "1"}, request=request)
+        response = super().handle_request(request)
+        response.read()
+        raise httpx.ReadError("connection reset after the request was sent", request=request)
+
+
+@pytest.mark.parametrize("drop", [False, True], ids=["429-retry-after", "answer-lost"])
+def test_throttling_and_lost_answers_are_waited_out_without_a_duplicate(
+    radicale, xandikos, make_user, drop
+):
+    source = open_account(radicale, *make_user(radicale))
+    user, password = make_user(xandikos)
+    transport = FaultyTransport(
+        every=3, drop=drop, verify=TlsOptions(ca_file=xandikos.ca_file).context()
+    )
+    url = parse_dav_url(xandikos.url(user))
+    target = DavAccount(DavSession(url, DavLogin(user, password), transport=transport))
+    with source, target:
+        calendar, _book = seed(source)
+        policy = RetryPolicy(attempts=3, base_wait=0.05, max_wait=0.2)
+        summary = sync_accounts(
+            source, target, MemoryItemStateStore(), "p", DavOptions(retry=policy)
+        )
+        assert summary.failures == [], summary.failures
+        assert transport.faults >= 2
+        if drop:
+            assert summary.retries == transport.faults
+        else:
+            assert summary.throttled == transport.faults
+        assert (
+            summary.items_copied + summary.items_skipped_existing == len(davcorpus.every_kind()) + 3
+        )
+        t_calendar = default(target, CollectionKind.CALENDAR)
+        assert sorted(by_uid(target, t_calendar, CollectionKind.CALENDAR)) == sorted(
+            by_uid(source, calendar, CollectionKind.CALENDAR)
+        )
+
+
+def test_collections_are_created_with_their_properties_and_refusals_reported(pair):
+    source, target = pair
+    home = source.homes().calendar_home
+    source.create_collection(
+        f"{home}work/",
+        NewCollection(
+            CollectionKind.CALENDAR, "Work", "Work things", "#3366FFFF", None, ("VEVENT", "VTODO")
+        ),
+    )
+    source.put(f"{home}work/e.ics", davcorpus.simple_event("work-1@tests"), CollectionKind.CALENDAR)
+    source.put(f"{home}work/t.ics", davcorpus.todo("work-todo@tests"), CollectionKind.CALENDAR)
+    tasks_only = f"{target.homes().calendar_home}tasks/"
+    source.create_collection(
+        f"{home}tasks/",
+        NewCollection(CollectionKind.CALENDAR, "Tasks", components=("VEVENT", "VTODO")),
+    )
+    source.put(
+        f"{home}tasks/ev.ics", davcorpus.simple_event("odd-event@tests"), CollectionKind.CALENDAR
+    )
+    target.create_collection(
+        tasks_only, NewCollection(CollectionKind.CALENDAR, "Tasks", components=("VTODO",))
+    )
+    summary = sync_accounts(source, target, MemoryItemStateStore(), "p")
+    created = {c.source.rstrip("/").rsplit("/", 1)[-1]: c for c in summary.collections}
+    assert created["work"].created
+    work = next(c for c in target.collections() if c.href.rstrip("/").endswith("/work"))
+    assert (work.displayname, work.color) == ("Work", "#3366FFFF")
+    assert set(work.components) >= {"VEVENT", "VTODO"}
+    assert not created["tasks"].created
+    refused = [f for f in summary.failures if f.uid == "odd-event@tests"]
+    assert len(refused) == 1 and "holds only VTODO" in refused[0].reason
+    assert [f.uid for f in summary.failures] == ["odd-event@tests"]
