@@ -249,3 +249,23 @@ def test_collections_are_created_with_their_properties_and_refusals_reported(pai
     refused = [f for f in summary.failures if f.uid == "odd-event@tests"]
     assert len(refused) == 1 and "holds only VTODO" in refused[0].reason
     assert [f.uid for f in summary.failures] == ["odd-event@tests"]
+
+
+def test_a_dry_run_counts_what_it_would_do_and_writes_nothing(pair):
+    source, target = pair
+    seed(source)
+    home = source.homes().calendar_home
+    source.create_collection(f"{home}extra/", NewCollection(CollectionKind.CALENDAR, "Extra"))
+    source.put(
+        f"{home}extra/x.ics", davcorpus.simple_event("extra-1@tests"), CollectionKind.CALENDAR
+    )
+    before = sorted(c.href for c in target.collections())
+    state = MemoryItemStateStore()
+    dry = sync_accounts(source, target, state, "p", DavOptions(dry_run=True))
+    assert dry.items_copied == len(davcorpus.every_kind()) + 3 + 1
+    assert any(c.created and c.note == "would be created" for c in dry.collections)
+    assert sorted(c.href for c in target.collections()) == before
+    for collection in target.collections():
+        if collection.kind in {CollectionKind.CALENDAR, CollectionKind.ADDRESSBOOK}:
+            assert target.items(collection.href) == []
+    assert all(state.collection_state("p", c.source) is None for c in dry.collections)

@@ -69,6 +69,7 @@ class Sides:
     target: CollectionInfo
     kind: str  # calendar | addressbook
     name: str  # the source collection's name, as reported
+    new: bool = False  # a dry run's collection that would be created: empty, not listed
 
 
 class CollectionPass:
@@ -97,7 +98,10 @@ class CollectionPass:
 
     def _run(self, spool: Spool) -> None:
         source_refs, source_token = listing(self.ctx.source, self.sides.source)
-        target_refs, target_token = listing(self.ctx.target, self.sides.target)
+        target_refs: list[ItemRef] = []
+        target_token = None
+        if not self.sides.new:
+            target_refs, target_token = listing(self.ctx.target, self.sides.target)
         self.items = len(source_refs)
         self.ctx.progress.folder_started(self.sides.name, self.sides.target.href, self.items, 0)
         source = self._identify(SOURCE, self.ctx.source, self.sides.source, source_refs, spool)
@@ -117,7 +121,7 @@ class CollectionPass:
     # -- before --------------------------------------------------------------------------------
     def _settle_intents(self) -> None:
         intents = self.state.item_intents(self.pair, self.key)
-        if not intents:
+        if not intents or self.ctx.dry_run:
             return
         done, dropped = Writer(self.ctx, self.sides).settle(intents)
         self.state.resolve_items(self.pair, self.key, done, dropped)

@@ -110,7 +110,8 @@ class DavSync:
                 CollectionReport(source.href, None, source.kind, 0, note=note)
             )
             return
-        one = CollectionPass(self.ctx, Sides(source, target, str(source.kind), name))
+        new = created and self.ctx.dry_run
+        one = CollectionPass(self.ctx, Sides(source, target, str(source.kind), name, new))
         try:
             one.run()
         except FolderError as exc:
