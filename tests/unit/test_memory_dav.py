@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from mailferry.adapters.memory.dav import MemoryDavAccount, MemoryDavServer, SimulatedCrash
-from mailferry.domain.davmodel import CollectionKind, Item, ItemRef, NewCollection
+from mailferry.domain.davmodel import CollectionKind, Item, ItemRef, NewCollection, SyncChanges
 from mailferry.domain.errors import (
     AuthError,
     ConnectError,
@@ -115,7 +115,7 @@ def test_sync_reports_changes_and_removals_since_a_token(server, account):
     assert later.changed[0] == ItemRef(CAL + "b.ics", new_b)
     assert [r.href for r in later.changed] == [CAL + "b.ics", CAL + "c.ics"]
     assert later.removed == (CAL + "a.ics",)
-    assert account.sync(CAL, later.token) == type(later)(later.token, (), ())
+    assert account.sync(CAL, later.token) == SyncChanges(later.token, (), ())
     assert [c.sync_token for c in account.collections() if c.href == CAL] == [later.token]
 
 
