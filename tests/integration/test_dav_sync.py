@@ -160,6 +160,8 @@ def test_meetings_are_parked_on_servers_that_mail_attendees_and_nothing_is_sent(
     assert b"\nATTENDEE" not in stored
     original = by_uid(source, calendar, CollectionKind.CALENDAR)["meet-1@tests"]
     assert compare_icalendar(original, unpark_attendees(stored).raw).equal
+    lost = sync_accounts(source, target, MemoryItemStateStore(), "p")  # parked: still the same
+    assert (lost.items_skipped_existing, lost.items_copied, lost.conflicts) == (1, 0, [])
     assert len(smtp_sink.messages) == before
 
 

@@ -9,16 +9,22 @@ collection would refuse: an item over its max-resource-size, a component it does
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypeVar
 
 from mailferry.domain.davmodel import CollectionInfo, CollectionKind
 from mailferry.domain.davreport import DavSummary
+from mailferry.domain.errors import ConnectError, ThrottledError
 from mailferry.domain.items import ComponentKind, identify
 from mailferry.domain.ports import CollectionAccount, ItemStateStore
 from mailferry.domain.scheduling import park_attendees, schedule_by_client
 from mailferry.service.progress import NoProgress, Progress
 from mailferry.service.resilience import RetryPolicy
+
+T = TypeVar("T")
 
 
 class AttendeeMode(StrEnum):
@@ -49,6 +55,9 @@ def attendee_mode(wanted: AttendeeMode, server: str | None) -> AttendeeMode:
 class Payloads:
     mode: AttendeeMode
     summary: DavSummary
+    # (source collection, source href) copied or found by this run: an item a retried pass
+    # finds recorded is not counted "unchanged" as well
+    written: set[tuple[str, str]] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def prepare(self, target: CollectionInfo, data: bytes) -> bytes | str:
@@ -84,5 +93,40 @@ class PassContext:
     progress: Progress = field(default_factory=NoProgress)
     stop: threading.Event = field(default_factory=threading.Event)
 
+    # (source collection, source href) copied or found by this run: an item a retried pass
+    # finds recorded is not counted "unchanged" as well
+    written: set[tuple[str, str]] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
     def stopped(self) -> bool:
         return self.stop.is_set()
+
+    def note(self, *, throttled: int = 0, retries: int = 0) -> None:
+        with self._lock:
+            self.summary.throttled += throttled
+            self.summary.retries += retries
+
+
+MAX_THROTTLED = 50  # "slow down" answers waited out in a row before the work is given up
+
+
+def retrying(ctx: PassContext, work: Callable[[], T]) -> T:
+    """``work()``, again after 429/503 (waiting at least Retry-After) and after a dropped
+    connection (``--retries`` times, with backoff). What ``work`` left is consistent: a
+    collection pass resumes from its intents and rows. The last error is raised."""
+    attempt = throttled = 0
+    while True:
+        try:
+            return work()
+        except ThrottledError as exc:
+            throttled += 1
+            ctx.note(throttled=1)
+            if throttled > MAX_THROTTLED:
+                raise
+            time.sleep(ctx.retry.wait(min(throttled, 6), exc.wait))
+        except ConnectError:
+            attempt += 1
+            ctx.note(retries=1)
+            if attempt > ctx.retry.attempts:
+                raise
+            time.sleep(ctx.retry.wait(attempt, 0.0))

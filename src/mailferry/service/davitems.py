@@ -23,12 +23,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
-from mailferry.domain.davmodel import CollectionInfo, ItemRef
+from mailferry.domain.davmodel import CollectionInfo, CollectionKind, ItemRef
 from mailferry.domain.davplan import Action, Listed, Recorded, Step, plan_items
-from mailferry.domain.davreport import ItemProblem
+from mailferry.domain.davreport import DavSummary, ItemProblem
 from mailferry.domain.errors import FolderError, ItemError, SyncTokenInvalidError
-from mailferry.domain.items import identify, item_key
+from mailferry.domain.items import identify, item_key, normalised_content
+from mailferry.domain.normalise import compare_icalendar, compare_vcard
 from mailferry.domain.ports import CollectionState
+from mailferry.domain.scheduling import unpark_attendees
 from mailferry.service.davwrites import Write, Writer
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 SOURCE, TARGET = "source", "target"
 SUFFIX = {"calendar": ".ics", "addressbook": ".vcf"}
 BURST = 64  # creates/updates per intent transaction
+MULTIGET = 100  # items per multiget when items found on the target are compared
 
 
 class Spool:
@@ -81,6 +84,9 @@ class CollectionPass:
         self.key = sides.source.href
         self.items = 0  # source items seen
         self._failures: dict[str, str] = {}  # source href -> reason, stored for the next pass
+        # What this pass reports, added to the summary when it ends (a pass retried after a
+        # dropped connection reports once): failures, conflicts, deletions, warnings.
+        self._findings = DavSummary()
         self._etags: dict[str, str | None] = {}  # source href -> ETag as listed or read
         self._wrote = False
 
@@ -109,13 +115,20 @@ class CollectionPass:
         recorded = self.state.recorded(self.pair, self.key)
         actions = plan_items(source, target, recorded, suffix=SUFFIX[self.sides.kind])
         failures = self._execute(actions, spool)
+        # Conflicts are stored with the failures: either keeps the next pass off the fast path,
+        # so a conflict is reported on every pass until someone resolves it.
+        for problem in self._findings.conflicts:
+            failures.setdefault(problem.href or "", f"conflict: {problem.reason}")
         if not self.ctx.dry_run:
             self.state.set_item_failures(self.pair, self.key, failures)
             token = self._finish(target_token)
+            if self.ctx.stopped():  # writes left undone: the next pass must not take the fast path
+                source_token = token = None
             self.state.save_collection_state(
                 self.pair,
                 CollectionState(self.key, self.sides.target.href, source_token, token),
             )
+        self._report_found()
         self.ctx.progress.folder_finished(self.sides.name)
 
     # -- before --------------------------------------------------------------------------------
@@ -185,31 +198,67 @@ class CollectionPass:
             if spool is not None:
                 spool.put(got.href, got.data)
                 if identity.problem:
-                    self.ctx.summary.warnings.append(
+                    self._findings.warnings.append(
                         f"{self.sides.name}: {got.href}: {identity.problem}: copied as it is"
                     )
         return out
 
     # -- the plan -------------------------------------------------------------------------------
     def _execute(self, actions: Sequence[Action], spool: Spool) -> dict[str, str]:
-        summary = self.ctx.summary
         writes: list[Write] = []
-        found: list[Recorded] = []
+        found: list[Action] = []
         for action in actions:
             step = action.step
             if step is Step.UNCHANGED:
-                summary.items_unchanged += 1
+                if (self.key, action.source_href) not in self.ctx.written:
+                    self.ctx.summary.items_unchanged += 1  # not copied by an earlier attempt
             elif step is Step.SKIP_EXISTING:
-                found.append(self._found(action))
+                found.append(action)
             elif step in {Step.CREATE, Step.UPDATE}:
                 write = self._write_for(action, spool)
                 if write is not None:
                     writes.append(write)
             else:
                 self._report(action)
+        self._record_found([self._found(a) for a in self._same_on_target(found, spool)])
+        self._write(writes)
+        return dict(self._failures)
+
+    def _same_on_target(self, found: list[Action], spool: Spool) -> list[Action]:
+        """Items the target already holds (no state row): those equal to the source's are taken
+        as copies; one that differs (the state was lost after the source or the target changed
+        it) is left alone and reported as a conflict, every pass, until someone decides."""
+        same: list[Action] = []
+        target = self.sides.target
+        for start in range(0, len(found), MULTIGET):
+            chunk = {a.target_href or "": a for a in found[start : start + MULTIGET]}
+            for got in self.ctx.target.read(target.href, target.kind, list(chunk)):
+                action = chunk.get(got.href)
+                if action is None:
+                    continue
+                if isinstance(got, ItemError):
+                    same.append(action)  # listed a moment ago: taken as there
+                    continue
+                ours = spool.get(action.source_href or "") or self._read_one(
+                    action.source_href or ""
+                )
+                differs = None if ours is None else content_differs(target.kind, ours, got.data)
+                if differs is None:
+                    same.append(action)
+                else:
+                    reason = f"on the target already, with other content ({differs}): left alone"
+                    self._findings.conflicts.append(
+                        ItemProblem(self.sides.name, action.source_href, action.key.uid, reason)
+                    )
+        return same
+
+    def _record_found(self, found: list[Recorded]) -> None:
         if found and not self.ctx.dry_run:
             self.state.record(self.pair, self.key, found)
-        summary.items_skipped_existing += len(found)
+            self.ctx.written.update((self.key, r.source_href) for r in found)
+        self.ctx.summary.items_skipped_existing += len(found)
+
+    def _write(self, writes: list[Write]) -> None:
         writer = Writer(self.ctx, self.sides)
         for start in range(0, len(writes), BURST):
             if self.ctx.stopped():
@@ -219,7 +268,6 @@ class CollectionPass:
         self._wrote = writer.wrote
         for href, (uid, reason) in writer.failures.items():
             self._fail(href, uid, reason)
-        return dict(self._failures)
 
     def _found(self, action: Action) -> Recorded:
         source_etag = self._source_etag(action)
@@ -268,7 +316,7 @@ class CollectionPass:
         return None
 
     def _report(self, action: Action) -> None:
-        summary = self.ctx.summary
+        summary = self._findings
         problem = ItemProblem(
             self.sides.name, action.source_href, action.key.uid, action.reason or action.step
         )
@@ -284,7 +332,15 @@ class CollectionPass:
 
     def _fail(self, href: str, uid: str | None, reason: str) -> None:
         self._failures[href] = reason
-        self.ctx.summary.failures.append(ItemProblem(self.sides.name, href, uid, reason))
+        self._findings.failures.append(ItemProblem(self.sides.name, href, uid, reason))
+
+    def _report_found(self) -> None:
+        summary, found = self.ctx.summary, self._findings
+        summary.failures += found.failures
+        summary.conflicts += found.conflicts
+        summary.deleted_on_source += found.deleted_on_source
+        summary.deleted_on_target += found.deleted_on_target
+        summary.warnings += found.warnings
 
     # -- after ----------------------------------------------------------------------------------
     def _finish(self, target_token: str | None) -> str | None:
@@ -303,6 +359,18 @@ class CollectionPass:
         if filled:
             self.state.record(self.pair, self.key, filled)
         return token
+
+
+def content_differs(kind: CollectionKind, source: bytes, target: bytes) -> str | None:
+    """None when the target's copy shows what the source's does (after the migration's own
+    change to meetings), else the first differences, for a report."""
+    if normalised_content(source) == normalised_content(target):
+        return None
+    if kind is CollectionKind.CALENDAR:
+        result = compare_icalendar(source, unpark_attendees(target).raw)
+    else:
+        result = compare_vcard(source, target)
+    return None if result.equal else str(result)[:200]
 
 
 def _same(stored: str | None, current: str | None) -> bool:

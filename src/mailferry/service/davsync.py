@@ -22,12 +22,18 @@ from dataclasses import dataclass, field
 from mailferry.domain.davmodel import CollectionInfo, CollectionKind, NewCollection
 from mailferry.domain.davplan import CollectionMapping, map_collections
 from mailferry.domain.davreport import CollectionReport, DavSummary
-from mailferry.domain.errors import FolderError
+from mailferry.domain.errors import ConnectError, FolderError
 from mailferry.domain.items import Collection, ComponentKind
 from mailferry.domain.items import CollectionKind as Kind
 from mailferry.domain.ports import CollectionAccount, ItemStateStore
 from mailferry.logs import get_logger
-from mailferry.service.davcontext import AttendeeMode, PassContext, Payloads, attendee_mode
+from mailferry.service.davcontext import (
+    AttendeeMode,
+    PassContext,
+    Payloads,
+    attendee_mode,
+    retrying,
+)
 from mailferry.service.davitems import CollectionPass, Sides
 from mailferry.service.progress import NoProgress, Progress
 from mailferry.service.resilience import RetryPolicy
@@ -77,9 +83,13 @@ class DavSync:
     def run(self) -> DavSummary:
         started = time.monotonic()
         summary = self.ctx.summary
-        sources = _kept(self.ctx.source.collections())
-        targets = _kept(self.ctx.target.collections())
-        can_create = self.ctx.target.capabilities().can_create
+        sources = _kept(retrying(self.ctx, self.ctx.source.collections))
+        targets = _kept(retrying(self.ctx, self.ctx.target.collections))
+        capabilities = retrying(self.ctx, self.ctx.target.capabilities)
+        can_create = capabilities.can_create
+        mode = attendee_mode(self.ctx.payloads.mode, capabilities.server)
+        self.ctx.payloads.mode = mode
+        summary.attendees = str(mode)
         mappings = map_collections(
             domain_collections(sources), domain_collections(targets), can_create=can_create
         )
@@ -90,6 +100,8 @@ class DavSync:
                 break
             source = by_name[(mapping.source.kind, mapping.source.name)]
             self._collection(source, mapping, targets)
+        if self.ctx.stopped():
+            summary.stopped = "stop requested"
         summary.seconds = time.monotonic() - started
         return summary
 
@@ -99,7 +111,9 @@ class DavSync:
         summary = self.ctx.summary
         name = name_of(source.href)
         try:
-            target, created, note = self._target(source, mapping, targets)
+            target, created, note = retrying(
+                self.ctx, lambda: self._target(source, mapping, targets)
+            )
         except FolderError as exc:
             summary.collections.append(
                 CollectionReport(source.href, None, source.kind, 0, note=f"failed: {exc.reason}")
@@ -110,15 +124,23 @@ class DavSync:
                 CollectionReport(source.href, None, source.kind, 0, note=note)
             )
             return
-        new = created and self.ctx.dry_run
-        one = CollectionPass(self.ctx, Sides(source, target, str(source.kind), name, new))
+        sides = Sides(source, target, str(source.kind), name, created and self.ctx.dry_run)
+        passes: list[CollectionPass] = []
+
+        def one_pass() -> None:
+            passes.append(CollectionPass(self.ctx, sides))  # a fresh pass per attempt
+            passes[-1].run()
+
         try:
-            one.run()
+            retrying(self.ctx, one_pass)
         except FolderError as exc:
             note = f"failed: {exc.reason}" + (f"; {note}" if note else "")
-        log.info("collection.done", source=source.href, target=target.href, items=one.items)
+        except ConnectError as exc:  # after its retries (a refused login ends the run)
+            note = f"failed: {exc}" + (f"; {note}" if note else "")
+        items = passes[-1].items if passes else 0
+        log.info("collection.done", source=source.href, target=target.href, items=items)
         summary.collections.append(
-            CollectionReport(source.href, target.href, source.kind, one.items, created, note)
+            CollectionReport(source.href, target.href, source.kind, items, created, note)
         )
 
     def _target(
@@ -213,15 +235,13 @@ def sync_accounts(
     """One pass over every calendar and address book of ``source`` into ``target``."""
     options = options or DavOptions()
     summary = DavSummary()
-    mode = attendee_mode(options.attendees, target.capabilities().server)
-    summary.attendees = str(mode)
     ctx = PassContext(
         source,
         target,
         state,
         pair,
         summary,
-        Payloads(mode, summary),
+        Payloads(options.attendees, summary),
         retry=options.retry,
         concurrency=options.concurrency,
         dry_run=options.dry_run,
@@ -229,7 +249,7 @@ def sync_accounts(
         stop=stop or threading.Event(),
     )
     summary = DavSync(ctx).run()
-    if mode is AttendeeMode.PARK and summary.scheduling_changed:
+    if ctx.payloads.mode is AttendeeMode.PARK and summary.scheduling_changed:
         summary.warnings.append(
             f"{summary.scheduling_changed} meeting(s): ORGANIZER/ATTENDEE written as "
             "X-MAILFERRY-ORGANIZER/X-MAILFERRY-ATTENDEE, because the target is not known to honour "

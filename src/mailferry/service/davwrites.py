@@ -13,7 +13,6 @@ settle    the intents an earlier run left: on the target with the identity (or, 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,12 +28,11 @@ from mailferry.domain.errors import (
 )
 from mailferry.domain.items import ItemKey, identify, item_key
 from mailferry.domain.ports import ItemIntent
+from mailferry.service.davcontext import MAX_THROTTLED
 
 if TYPE_CHECKING:
     from mailferry.service.davcontext import PassContext
     from mailferry.service.davitems import Sides
-
-MAX_THROTTLED = 50  # 429s waited out for one item before it is reported
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,6 @@ class Writer:
         self.sides = sides
         self.failures: dict[str, tuple[str | None, str]] = {}  # source href -> (uid, reason)
         self.wrote = False
-        self._lock = threading.Lock()
 
     # -- a burst --------------------------------------------------------------------------------
     def burst(self, writes: Sequence[Write]) -> None:
@@ -82,6 +79,7 @@ class Writer:
             if isinstance(outcome, Landed):
                 done.append(self._row(write, outcome))
                 self._count(write, outcome)
+                self.ctx.written.add((key, write.source_href))
             else:
                 dropped.append(write.source_href)
                 self.failures[write.source_href] = (write.key.uid, outcome)
@@ -126,13 +124,13 @@ class Writer:
                 return Landed(write.href, etag)
             except ThrottledError as exc:
                 throttled += 1
-                self._note(throttled=1)
+                self.ctx.note(throttled=1)
                 if throttled > MAX_THROTTLED:
                     return f"the target kept answering 'slow down': {exc}"
                 time.sleep(policy.wait(min(throttled, 6), exc.wait))
             except ConnectError as exc:
                 attempt += 1
-                self._note(retries=1)
+                self.ctx.note(retries=1)
                 if attempt > policy.attempts:
                     raise
                 time.sleep(policy.wait(attempt, 0.0))
@@ -141,11 +139,6 @@ class Writer:
                 return self._conflict(write, exc)
             except ItemError as exc:
                 return f"refused by the target: {exc.reason}"
-
-    def _note(self, *, throttled: int = 0, retries: int = 0) -> None:
-        with self._lock:
-            self.ctx.summary.throttled += throttled
-            self.ctx.summary.retries += retries
 
     def _look(self, write: Write) -> Landed | None:
         """Is this write on the target already (its answer was lost)?"""
