@@ -20,6 +20,7 @@ from mailferry.adapters.dav import CollectionKind, DavAccount, DavLogin, DavSess
 from mailferry.adapters.tls import TlsOptions
 from mailferry.domain.items import identify
 from mailferry.sandbox import davcorpus
+from tests.integration.conftest_helpers import Account, bulk_load
 
 pytestmark = pytest.mark.integration
 
@@ -210,3 +211,43 @@ def test_kill_9_at_any_moment_then_rerun_leaves_no_duplicate(users, tmp_path):
     assert kills >= 2
     assert uids(target) == uids(source)
     assert mailferry("verify", source, target, state).returncode == 0
+
+
+def test_the_whole_account_mail_then_calendars_and_contacts(
+    users, tmp_path, dovecot_slash, dovecot_dot, make_user
+):
+    source, target = users
+    seed(source, 4, 2)
+    mail_src = Account(dovecot_slash, *make_user(dovecot_slash))
+    mail_dst = Account(dovecot_dot, *make_user(dovecot_dot))
+    bulk_load(mail_src, ["INBOX"], 5)
+    argv = [sys.executable, "-m", "mailferry.cli", "sync", mail_src.url, mail_dst.url]
+    argv += [
+        "--state",
+        str(tmp_path / "s.db"),
+        "--source-dav",
+        source.url,
+        "--target-dav",
+        target.url,
+    ]
+    argv += ["--target-ca-file", str(target.server.ca_file), "--json"]
+    env = {
+        **os.environ,
+        "MAILFERRY_SOURCE_PASSWORD": mail_src.password,
+        "MAILFERRY_TARGET_PASSWORD": mail_dst.password,
+        "MAILFERRY_SOURCE_DAV_PASSWORD": source.password,
+        "MAILFERRY_TARGET_DAV_PASSWORD": target.password,
+    }
+    run = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["messages_copied"] >= 5 and summary["items_copied"] == 6
+    assert "dav_seconds" in summary and "seconds" in summary
+    without_dav_password = {k: v for k, v in env.items() if "_DAV_" not in k}
+    wrong = subprocess.run(
+        argv, env=without_dav_password, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert (
+        wrong.returncode == 3 and "login refused" in wrong.stderr
+    )  # the mail password is not the DAV one
+    assert uids(target) == uids(source)
