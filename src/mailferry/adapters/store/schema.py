@@ -63,7 +63,7 @@ BATCHES = Component(
     1,
     (t.ENDPOINTS, t.BATCHES, t.MAILBOXES, t.RUNS, t.BATCH_FAILURES, t.SERVICES),
     "batch",
-    later_columns=(t.ENDPOINTS,),
+    later_columns=(t.ENDPOINTS, t.MAILBOXES, t.BATCH_FAILURES),
 )
 WEB = Component(
     "mailferry.web",

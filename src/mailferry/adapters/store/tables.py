@@ -159,6 +159,10 @@ ENDPOINTS = Table(
     Column("auth", String(16), nullable=True),  # an AuthMethod value; NULL: auto
     Column("oauth", Text, nullable=True),
     Column("profile", String(16), nullable=True),  # a profile name; NULL: auto
+    # Calendars and contacts: a DAV URL template ("https://dav.host/{user}/") or "auto"; NULL: none.
+    Column("dav", Text, nullable=True),
+    Column("dav_ca_file", Text, nullable=True),  # NULL: the endpoint's own TLS settings
+    Column("dav_insecure", Boolean, nullable=True),  # NULL: the endpoint's own
 )
 BATCHES = Table(
     "batch_batches",
@@ -208,6 +212,14 @@ MAILBOXES = Table(
     Column("started", Float, nullable=True),  # current or last run
     Column("finished", Float, nullable=True),
     Column("last_synced", Float, nullable=True),
+    # Calendars and contacts (added later: NULL in an older row). ``collections`` NULL: no DAV pass
+    # ran yet; items_copied counts all runs, the others the last run.
+    Column("collections", Integer, nullable=True),
+    Column("items_copied", BigInteger, nullable=True),
+    Column("items_updated", BigInteger, nullable=True),
+    Column("items_skipped", BigInteger, nullable=True),
+    Column("items_failed", Integer, nullable=True),
+    Column("item_conflicts", Integer, nullable=True),
 )
 RUNS = Table(
     "batch_runs",
@@ -230,6 +242,11 @@ BATCH_FAILURES = Table(
     Column("folder", Text, nullable=False),
     Column("uid", BigInteger, nullable=True),
     Column("reason", Text, nullable=False),
+    # Added later: "item" for a calendar or contact item (``folder`` is then its collection, ``href``
+    # and ``item_uid`` name it); NULL: a message.
+    Column("kind", String(8), nullable=True),
+    Column("href", Text, nullable=True),
+    Column("item_uid", Text, nullable=True),
 )
 SERVICES = Table(
     "batch_services",
