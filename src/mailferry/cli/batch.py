@@ -293,7 +293,18 @@ def _print_status(status: BatchStatus) -> None:
 def _status_table(status: BatchStatus) -> Table:
     b = status.batch
     table = Table(title=f"batch {b.name} ({b.source} → {b.target}): {status.state}")
-    for column in ("mailbox", "state", "folders", "messages", "bytes", "errors", "ETA", "reason"):
+    columns = (
+        "mailbox",
+        "state",
+        "folders",
+        "messages",
+        "bytes",
+        "items",
+        "errors",
+        "ETA",
+        "reason",
+    )
+    for column in columns:
         right = column in ("folders", "messages", "bytes", "errors", "ETA")
         table.add_column(column, justify="right" if right else "left", overflow="fold")
     for row in _rows(status):
@@ -326,9 +337,24 @@ def _rows(status: BatchStatus) -> list[tuple[str, ...]]:
                 str(m.folders),
                 messages,
                 nbytes,
+                _items(m),
                 str(m.errors),
                 eta,
                 m.reason or "",
             )
         )
     return rows
+
+
+def _items(m: MailboxRecord) -> str:
+    """Calendars and contacts of the last pass ("-": none ran)."""
+    if m.collections is None:
+        return "-"
+    text = f"{m.collections} collections: {m.items_copied} copied, {m.items_skipped} there"
+    if m.items_updated:
+        text += f", {m.items_updated} updated"
+    if m.items_failed:
+        text += f", {m.items_failed} failed"
+    if m.item_conflicts:
+        text += f", {m.item_conflicts} conflicts"
+    return text
