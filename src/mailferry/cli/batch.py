@@ -245,7 +245,7 @@ def batch_delete(name: str, yes: bool, state: Path | None) -> None:
 @state_option
 @handle_errors
 def batch_status(name: str, as_json: bool, state: Path | None) -> None:
-    """Per mailbox: state, folders, messages, bytes, errors, ETA."""
+    """Per mailbox: state, folders, messages, bytes, calendar and contact items, errors, ETA."""
     with open_batch_service(state) as service:
         if as_json:
             click.echo(json.dumps(service.report_json(name), indent=2, ensure_ascii=False))
@@ -294,16 +294,8 @@ def _status_table(status: BatchStatus) -> Table:
     b = status.batch
     table = Table(title=f"batch {b.name} ({b.source} → {b.target}): {status.state}")
     columns = (
-        "mailbox",
-        "state",
-        "folders",
-        "messages",
-        "bytes",
-        "items",
-        "errors",
-        "ETA",
-        "reason",
-    )
+        "mailbox", "state", "folders", "messages", "bytes", "items", "errors", "ETA", "reason",
+    )  # fmt: skip
     for column in columns:
         right = column in ("folders", "messages", "bytes", "errors", "ETA")
         table.add_column(column, justify="right" if right else "left", overflow="fold")
