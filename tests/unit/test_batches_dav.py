@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -17,17 +18,19 @@ from fastapi.testclient import TestClient
 from mailferry.adapters.dav import parse_dav_url
 from mailferry.adapters.memory.account import MemoryServer
 from mailferry.adapters.memory.davstate import MemoryItemStateStore
+from mailferry.adapters.memory.state import MemoryStateStore
 from mailferry.adapters.secrets import KEY_ENV
 from mailferry.adapters.store.records import EndpointRecord, FailureRecord, Outcome
 from mailferry.bootstrap import open_service
 from mailferry.cli import main
-from mailferry.domain.davmodel import Capabilities
+from mailferry.domain.davmodel import Capabilities, CollectionInfo, CollectionKind
 from mailferry.domain.davreport import CollectionReport, DavSummary, ItemProblem
 from mailferry.domain.errors import AuthError, ConfigError
 from mailferry.domain.model import Security
 from mailferry.service.batches import BatchOptions, EndpointSpec, new_owner
 from mailferry.service.davjobs import DavResult, with_dav
 from mailferry.service.davroutes import dav_route, dav_tls, expand, template_problems
+from mailferry.service.scheduler import Scheduler
 from mailferry.web import create_app
 from mailferry.web.credentials import AuthStore
 from tests.fakes import MemoryConnector, fill, message, run_batch
@@ -258,6 +261,46 @@ def test_scheduler_runs_dav_after_mail_and_a_dav_login_failure_keeps_the_mail(se
     assert (bob.record.copied, bob.record.collections) == (3, None)  # the mail pass's result stays
 
 
+class OneCalendar(EmptyAccount):
+    def collections(self):
+        return [CollectionInfo("/u/calendar/", CollectionKind.CALENDAR, ())]
+
+
+def test_a_shutdown_during_the_dav_pass_leaves_the_mailbox_queued(service):
+    """The DAV pass stops on the job's stop event: shut down mid-pass, the mailbox is
+    interrupted (pending, resumed by the next start) and its mail result is recorded."""
+    service.create_batch("z", "old", "new", CSV, BatchOptions())
+    service.start("z")
+    scheduler = None
+    stop = threading.Event()
+
+    class Stopping(DavConnector):
+        def dav(self, job):
+            link = super().dav(job)
+            link.source, link.target = OneCalendar(), OneCalendar()
+            # what SIGTERM does (``Scheduler.shutdown``, which then waits for this very job)
+            stop.set()
+            scheduler._shutdown.set()  # the first half of shutdown()
+            for running in scheduler._running.values():
+                running.stop.set()
+            return link
+
+    connector = Stopping()
+    for email in (ANN, "bob@new.example"):
+        connector.servers[email] = (fill_server(), fill_server(empty=True))
+    scheduler = Scheduler(service, connector, MemoryStateStore, batch="z", poll=0.01, workers=1)
+    scheduler.run(stop, until_idle=True)
+    views = {v.record.email: v for v in service.status("z").mailboxes}
+    ann = views[ANN].record
+    assert (ann.state, ann.pending, ann.reason) == (
+        "syncing",
+        "sync",
+        "interrupted; resumes on the next start",
+    )
+    assert ann.copied == 3
+    assert ann.collections == 0  # the pass stopped before its first collection
+
+
 def fill_server(*, empty: bool = False) -> MemoryServer:
     server = MemoryServer()
     if not empty:
@@ -297,7 +340,7 @@ def test_with_dav_adds_counters_and_item_failures():
     assert kinds == [
         ("message", "INBOX", None, None),
         ("item", "calendar", "/ann/calendar/x.ics", "x@uid"),
-        ("item", "/ann/contacts/", None, None),
+        ("item", "contacts", "/ann/contacts/", None),
     ]
     assert merged.reason == "3 errors; first: refused"
     failed = with_dav(synced, DavResult(None, "login refused"), ANN)
@@ -352,7 +395,7 @@ def test_counters_and_item_failures_in_status_and_reports(service):
     failures = list(csv.DictReader(io.StringIO(service.failures_csv("r"))))
     assert [(f["kind"], f["uid"], f["href"]) for f in failures] == [
         ("item", "x@uid", "/ann/calendar/x.ics"),
-        ("item", "", ""),
+        ("item", "", "/ann/contacts/"),
     ]
 
 

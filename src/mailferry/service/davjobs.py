@@ -7,7 +7,7 @@ mail state (the connector opens it). What the pass gives is added to the job's o
 
     the DAV summary          under "dav" in the run's summary; counters on the mailbox row
     each failed item         a failure of kind "item" (collection, href, UID, reason)
-    a failed collection      a failure of kind "item" without href (the collection's note)
+    a failed collection      a failure of kind "item" without UID (its name, its href, its note)
     an account error         (login, no DAV there, connection lost after its retries) fails the
                              mailbox with "calendars and contacts: REASON"; the mail result stays
 """
@@ -25,7 +25,7 @@ from mailferry.domain.errors import MailferryError
 from mailferry.domain.model import MailboxState
 from mailferry.domain.ports import CollectionAccount, ItemStateStore
 from mailferry.logs import get_logger
-from mailferry.service.davsync import DavOptions, sync_accounts
+from mailferry.service.davsync import DavOptions, name_of, sync_accounts
 
 log = get_logger("mailferry.scheduler")
 
@@ -140,7 +140,9 @@ def item_failures(email: str, summary: DavSummary) -> list[FailureRecord]:
         for p in summary.failures
     ]
     found += [
-        FailureRecord(email, c.source, None, c.note or "nowhere to put it", "item")
+        FailureRecord(
+            email, name_of(c.source), None, c.note or "nowhere to put it", "item", c.source
+        )
         for c in summary.collections
         if c.target is None or (c.note or "").startswith("failed")
     ]
