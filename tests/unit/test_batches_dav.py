@@ -506,3 +506,22 @@ def test_pages_without_dav_say_nothing_of_items(client, service):
     mailbox = client.get(f"/batches/p/mailboxes/{ANN}").text
     assert "Calendars and contacts" not in mailbox
     assert "Failed messages</h2>" in mailbox
+
+
+def test_batch_create_says_what_happens_to_calendars(service, tmp_path):
+    service.add_endpoint(EndpointSpec("plain", "mail.plain.example", None, Security.SSL))
+    csv_path = tmp_path / "b.csv"
+    csv_path.write_bytes(CSV)
+    state = str(service.state_path)
+    runner = CliRunner()
+    both = runner.invoke(
+        main, ["batch", "create", "both", "--source", "old", "--target", "new",
+               "--csv", str(csv_path), "--state", state],
+    )  # fmt: skip
+    assert both.exit_code == 0, both.output
+    assert "calendars and contacts follow the mail" in both.output
+    one = runner.invoke(
+        main, ["batch", "create", "one", "--source", "old", "--target", "plain",
+               "--csv", str(csv_path), "--state", state],
+    )  # fmt: skip
+    assert "not moved: endpoint old has a DAV URL, plain has none" in one.output

@@ -44,6 +44,7 @@ from mailferry.service.batches import (
     BatchService,
     BatchStatus,
 )
+from mailferry.service.davroutes import dav_note
 
 
 def register(main: click.Group) -> None:
@@ -105,7 +106,10 @@ def batch_create(name: str, csv_path: Path, **kw: Any) -> None:
         raise ConfigError(problems)
     with open_batch_service(kw["state"]) as service:
         status = service.create_batch(name, kw["source"], kw["target"], data, options)
+        note = dav_note(service.endpoint(kw["source"]), service.endpoint(kw["target"]))
     click.echo(f"batch {name}: {len(status.mailboxes)} mailboxes created")
+    if note:
+        click.echo(f"batch {name}: {note}", err=True)
 
 
 @batch.command("list")

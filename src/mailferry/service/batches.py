@@ -50,7 +50,7 @@ from mailferry.domain.profiles import PROFILE_NAMES
 from mailferry.logs import get_logger
 from mailferry.service.csvimport import CsvRules, parse_batch_csv
 from mailferry.service.davjobs import ITEM_REPORT_COLUMNS, item_row
-from mailferry.service.davroutes import template_problems
+from mailferry.service.davroutes import dav_problems
 from mailferry.service.endpoints import OPTION_NAMES, EndpointNames
 from mailferry.service.reports import render_csv
 
@@ -550,18 +550,10 @@ def endpoint_problems(spec: EndpointSpec, names: EndpointNames = OPTION_NAMES) -
         problems.append(f"{n.auth_user} needs the admin's password (see {n.auth_password})")
     if spec.ca_file is not None and not spec.ca_file.is_file():
         problems.append(f"{n.ca_file} {spec.ca_file}: no such file")
-    return problems + _auth_problems(spec, names) + _dav_problems(spec, names)
-
-
-def _dav_problems(spec: EndpointSpec, names: EndpointNames) -> list[str]:
-    problems = []
-    if spec.dav:
-        problems += template_problems(spec.dav, names.dav, allow_plaintext=spec.allow_plaintext)
-    elif spec.dav_ca_file is not None or spec.dav_insecure is not None:
-        problems.append(f"{names.dav_ca_file} and the DAV TLS settings need {names.dav}")
-    if spec.dav_ca_file is not None and not spec.dav_ca_file.is_file():
-        problems.append(f"{names.dav_ca_file} {spec.dav_ca_file}: no such file")
-    return problems
+    dav = dav_problems(
+        spec.dav, spec.dav_ca_file, spec.dav_insecure, names, allow_plaintext=spec.allow_plaintext
+    )
+    return problems + _auth_problems(spec, names) + dav
 
 
 def _auth_problems(spec: EndpointSpec, names: EndpointNames) -> list[str]:

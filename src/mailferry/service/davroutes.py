@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 from mailferry.adapters.store.records import EndpointRecord
 from mailferry.adapters.tls import TlsOptions
 from mailferry.config import is_loopback
+from mailferry.service.endpoints import EndpointNames
 
 AUTO = "auto"
 PLACEHOLDER = "{user}"
@@ -61,6 +62,25 @@ def template_problems(template: str, option: str, *, allow_plaintext: bool = Fal
     return problems
 
 
+def dav_problems(
+    template: str | None,
+    ca_file: Path | None,
+    insecure: bool | None,
+    names: EndpointNames,
+    *,
+    allow_plaintext: bool = False,
+) -> list[str]:
+    """An endpoint's DAV settings, each problem named as ``names`` names the setting."""
+    problems = []
+    if template:
+        problems += template_problems(template, names.dav, allow_plaintext=allow_plaintext)
+    elif ca_file is not None or insecure is not None:
+        problems.append(f"{names.dav_ca_file} and the DAV TLS settings need {names.dav}")
+    if ca_file is not None and not ca_file.is_file():
+        problems.append(f"{names.dav_ca_file} {ca_file}: no such file")
+    return problems
+
+
 def expand(template: str, user: str, host: str) -> str:
     """The account URL of ``user``: ``{user}`` in the path percent-encoded, the user in the
     URL's login part. ``auto``: ``https://HOST/`` (``host``: the endpoint's IMAP host)."""
@@ -95,3 +115,17 @@ def dav_route(
         dav_tls(source),
         dav_tls(target),
     )
+
+
+def dav_note(source: EndpointRecord, target: EndpointRecord) -> str | None:
+    """What a batch between the two endpoints does with calendars and contacts, when either
+    endpoint carries DAV (None: neither does, a mail-only batch)."""
+    if source.dav and target.dav:
+        return "calendars and contacts follow the mail"
+    if source.dav or target.dav:
+        has, lacks = (source, target) if source.dav else (target, source)
+        return (
+            f"calendars and contacts are not moved: endpoint {has.name} has a DAV URL, "
+            f"{lacks.name} has none"
+        )
+    return None
