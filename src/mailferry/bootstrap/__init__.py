@@ -451,8 +451,9 @@ def open_auth_tables(state_path: Path) -> AuthTables:
 class BatchConnector:
     """The scheduler's ``JobConnector``: IMAP sessions for a job (its DAV accounts: ``dav``), and
     token providers shared the way their grants allow. One provider per endpoint (and settings)
-    serves all its mailboxes: one app token serves the tenant. A Google token acts for one mailbox, a delegated Microsoft 365
-    token is the mailbox user's own (signed in with `mailferry login`): kept per mailbox."""
+    serves all its mailboxes: one app token serves the tenant. A Google token acts for one
+    mailbox, a delegated Microsoft 365 token is the mailbox user's own (signed in with `mailferry
+    login`): kept per mailbox."""
 
     def __init__(self, service: BatchService, timeout: float = 120.0) -> None:
         self._service = service
