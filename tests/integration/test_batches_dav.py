@@ -16,11 +16,11 @@ from mailferry.bootstrap import open_service
 from mailferry.bootstrap import scheduler as build_scheduler
 from mailferry.domain.items import identify
 from mailferry.domain.model import Security
+from mailferry.sandbox import davcorpus
 from mailferry.sandbox.corpus import build_corpus, connect, load_corpus
 from mailferry.service.batches import BatchOptions, EndpointSpec
 from mailferry.web import create_app
 from mailferry.web.credentials import AuthStore
-from tests.integration import davcorpus
 from tests.integration.conftest_helpers import Account, Migration
 from tests.integration.test_dav_sync import open_account
 from tests.unit.web_support import BASE, FAST, SETTINGS

@@ -17,16 +17,18 @@ from fastapi.testclient import TestClient
 
 from mailferry.adapters.dav import parse_dav_url
 from mailferry.adapters.memory.account import MemoryServer
+from mailferry.adapters.memory.dav import MemoryDavAccount, MemoryDavServer
 from mailferry.adapters.memory.davstate import MemoryItemStateStore
 from mailferry.adapters.memory.state import MemoryStateStore
 from mailferry.adapters.secrets import KEY_ENV
 from mailferry.adapters.store.records import EndpointRecord, FailureRecord, Outcome
 from mailferry.bootstrap import open_service
 from mailferry.cli import main
-from mailferry.domain.davmodel import Capabilities, CollectionInfo, CollectionKind
 from mailferry.domain.davreport import CollectionReport, DavSummary, ItemProblem
 from mailferry.domain.errors import AuthError, ConfigError
+from mailferry.domain.items import identify
 from mailferry.domain.model import Security
+from mailferry.sandbox import davcorpus
 from mailferry.service.batches import BatchOptions, EndpointSpec, new_owner
 from mailferry.service.davjobs import DavResult, with_dav
 from mailferry.service.davroutes import dav_route, dav_tls, expand, template_problems
@@ -189,26 +191,11 @@ def test_cli_endpoint_add_with_dav_then_show_and_list(tmp_path, monkeypatch):
 
 
 # -- the scheduler's DAV pass ----------------------------------------------------------------------
-class EmptyAccount:
-    """A DAV account with no collections: enough for a pass that finds nothing to copy."""
-
-    def __init__(self) -> None:
-        self.closed = False
-
-    def collections(self):
-        return []
-
-    def capabilities(self):
-        return Capabilities()
-
-    def close(self) -> None:
-        self.closed = True
-
-
 class Link:
-    def __init__(self) -> None:
-        self.source, self.target = EmptyAccount(), EmptyAccount()
-        self.state = MemoryItemStateStore()
+    """The scheduler's ``DavLink`` on memory DAV servers (``adapters/memory/dav.py``)."""
+
+    def __init__(self, source, target, state) -> None:
+        self.source, self.target, self.state = source, target, state
         self.key = "dav pair"
         self.closed = False
 
@@ -217,12 +204,15 @@ class Link:
 
 
 class DavConnector(MemoryConnector):
-    """The memory connector plus DAV: ``refuse`` lists the mailboxes whose DAV login fails."""
+    """The memory connector plus DAV: a pair of memory DAV servers and an item state per mailbox
+    (kept across passes); ``refuse`` lists the mailboxes whose DAV login fails."""
 
     def __init__(self, refuse=()) -> None:
         super().__init__()
         self.refuse = set(refuse)
         self.links: dict[str, Link] = {}
+        self.dav_servers: dict[str, tuple[MemoryDavServer, MemoryDavServer]] = {}
+        self.states: dict[str, MemoryItemStateStore] = {}
         self.order: list[str] = []
 
     def connect(self, job):
@@ -230,11 +220,60 @@ class DavConnector(MemoryConnector):
         return super().connect(job)
 
     def dav(self, job):
-        self.order.append(f"dav {job.mailbox.email}")
-        if job.mailbox.email in self.refuse:
+        email = job.mailbox.email
+        self.order.append(f"dav {email}")
+        if email in self.refuse:
             raise AuthError("target DAV https://dav.new.example/: login refused")
-        link = self.links[job.mailbox.email] = Link()
+        source, target = self.dav_servers.setdefault(email, dav_pair())
+        state = self.states.setdefault(email, MemoryItemStateStore())
+        link = Link(MemoryDavAccount(source, USER), MemoryDavAccount(target, USER), state)
+        self.links[email] = link
         return link
+
+
+USER = "alice"
+CAL = "/alice/calendars/calendar/"
+
+
+def uids(server: MemoryDavServer) -> list[str]:
+    return sorted(identify(i.data).uid for i in server.collection(CAL).items.values())
+
+
+def dav_pair() -> tuple[MemoryDavServer, MemoryDavServer]:
+    source, target = MemoryDavServer(), MemoryDavServer()
+    source.add_user(USER)
+    target.add_user(USER)
+    return source, target
+
+
+def test_scheduler_copies_items_once_and_records_item_failures(service):
+    service.create_batch("i", "old", "new", CSV, BatchOptions())
+    connector = DavConnector()
+    source, target = connector.dav_servers.setdefault(ANN, dav_pair())
+    source.store(f"{CAL}a.ics", davcorpus.simple_event("a@t"))
+    source.store(f"{CAL}b.ics", davcorpus.series("b@t"))
+    source.store(f"{CAL}broken.ics", b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:broken@t\r\n")
+    run_batch(service, "i", connector)
+    ann = service.mailbox("i", ANN).record
+    assert (ann.items_copied, ann.items_failed, ann.collections) == (2, 1, 2)
+    assert uids(target) == ["a@t", "b@t"]
+    (failure,) = [f for f in service.store.failures("i") if f.email == ANN]
+    assert (failure.kind, failure.folder, failure.href, failure.item_uid) == (
+        "item",
+        "calendar",
+        f"{CAL}broken.ics",
+        "broken@t",
+    )
+    assert service.mailbox("i", ANN).record.reason.startswith("1 errors; first: ")
+
+    assert service.sync("i") == 2  # again: nothing new, nothing copied twice
+    scheduler = Scheduler(service, connector, MemoryStateStore, batch="i", poll=0.01)
+    scheduler.run(threading.Event(), until_idle=True)
+    again = service.mailbox("i", ANN).record
+    assert (again.items_copied, again.items_failed) == (2, 1)
+    assert uids(target) == ["a@t", "b@t"]
+    last = json.loads(service.store.runs("i")[-1]["summary"])
+    assert last["dav"]["items_copied"] == 0
 
 
 def test_scheduler_runs_dav_after_mail_and_a_dav_login_failure_keeps_the_mail(service):
@@ -252,18 +291,13 @@ def test_scheduler_runs_dav_after_mail_and_a_dav_login_failure_keeps_the_mail(se
     assert connector.links[ANN].closed
     views = {v.record.email: v for v in service.status("b").mailboxes}
     ann, bob = views[ANN], views["bob@new.example"]
-    assert (ann.state, ann.record.collections, ann.record.copied) == ("synced", 0, 3)
+    assert (ann.state, ann.record.collections, ann.record.copied) == ("synced", 2, 3)
     assert bob.state == "failed"
     assert (
         bob.record.reason
         == "calendars and contacts: target DAV https://dav.new.example/: login refused"
     )
     assert (bob.record.copied, bob.record.collections) == (3, None)  # the mail pass's result stays
-
-
-class OneCalendar(EmptyAccount):
-    def collections(self):
-        return [CollectionInfo("/u/calendar/", CollectionKind.CALENDAR, ())]
 
 
 def test_a_shutdown_during_the_dav_pass_leaves_the_mailbox_queued(service):
@@ -277,7 +311,6 @@ def test_a_shutdown_during_the_dav_pass_leaves_the_mailbox_queued(service):
     class Stopping(DavConnector):
         def dav(self, job):
             link = super().dav(job)
-            link.source, link.target = OneCalendar(), OneCalendar()
             # what SIGTERM does (``Scheduler.shutdown``, which then waits for this very job)
             stop.set()
             scheduler._shutdown.set()  # the first half of shutdown()
@@ -299,6 +332,7 @@ def test_a_shutdown_during_the_dav_pass_leaves_the_mailbox_queued(service):
     )
     assert ann.copied == 3
     assert ann.collections == 0  # the pass stopped before its first collection
+    assert connector.links[ANN].closed
 
 
 def fill_server(*, empty: bool = False) -> MemoryServer:
