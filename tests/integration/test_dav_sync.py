@@ -271,3 +271,44 @@ def test_a_dry_run_counts_what_it_would_do_and_writes_nothing(pair):
         if collection.kind in {CollectionKind.CALENDAR, CollectionKind.ADDRESSBOOK}:
             assert target.items(collection.href) == []
     assert all(state.collection_state("p", c.source) is None for c in dry.collections)
+
+
+class CountingTransport(httpx.HTTPTransport):
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.methods: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.methods.append(request.method)
+        return super().handle_request(request)
+
+
+def counted(server, user: str, password: str) -> tuple[DavAccount, CountingTransport]:
+    transport = CountingTransport(verify=TlsOptions(ca_file=server.ca_file).context())
+    url = parse_dav_url(server.url(user))
+    return DavAccount(DavSession(url, DavLogin(user, password), transport=transport)), transport
+
+
+@pytest.mark.parametrize(
+    ("src", "dst"), PAIRS, ids=["radicale-to-xandikos", "xandikos-to-radicale"]
+)
+def test_a_pass_over_an_unchanged_account_costs_a_few_requests(request, make_user, src, dst):
+    source_server, target_server = request.getfixturevalue(src), request.getfixturevalue(dst)
+    source_login, target_login = make_user(source_server), make_user(target_server)
+    with open_account(source_server, *source_login) as seeding:
+        seed(seeding)
+    state = MemoryItemStateStore()
+    with (
+        open_account(source_server, *source_login) as source,
+        open_account(target_server, *target_login) as target,
+    ):  # the first pass copies, and stores the tokens its own writes made
+        sync_accounts(source, target, state, "p")
+    source, sent = counted(source_server, *source_login)
+    target, received = counted(target_server, *target_login)
+    with source, target:
+        quiet = sync_accounts(source, target, state, "p")
+    assert (quiet.items_copied, quiet.items_unchanged) == (0, len(davcorpus.every_kind()) + 3)
+    # discovery (principal, homes), the collection listing, OPTIONS: nothing per item
+    assert len(sent.methods) <= 6, sent.methods
+    assert len(received.methods) <= 6, received.methods
+    assert "REPORT" not in sent.methods + received.methods
