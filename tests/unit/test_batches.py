@@ -259,6 +259,8 @@ def test_finished_run_is_recorded_and_reported(service):
             "folder": '=HYPERLINK("x")',
             "uid": 7,
             "reason": "target refused",
+            "kind": "message",
+            "href": None,
         }
     ]
     assert "'=HYPERLINK" in service.failures_csv("w1")

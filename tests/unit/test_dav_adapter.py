@@ -153,3 +153,44 @@ def test_multistatus_keeps_found_properties_and_unquotes_hrefs():
     assert (first.href, first.text("{DAV:}getetag"), first.status) == ("/cal/a b.ics", '"1"', None)
     assert "{DAV:}displayname" not in first.props
     assert (gone.href, gone.status) == ("/cal/gone.ics", 404)
+
+
+class Tokens:
+    """A token provider (the TokenProvider port): hands out tok-1, tok-2... and counts refreshes."""
+
+    def __init__(self) -> None:
+        self.issued = 0
+        self.refreshed = 0
+
+    def token(self, force_refresh: bool = False) -> str:
+        if force_refresh or not self.issued:
+            self.issued += 1
+            self.refreshed += force_refresh
+        return f"tok-{self.issued}"
+
+
+def test_a_bearer_token_is_sent_and_refreshed_once_after_a_401():
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        return httpx.Response(401 if len(seen) == 1 else 207, content=multistatus())
+
+    tokens = Tokens()
+    login = DavLogin("alice", tokens=tokens)
+    with DavSession(URL, login, transport=httpx.MockTransport(handler)) as s:
+        assert s.request("PROPFIND", "/").status_code == 207
+    assert seen == ["Bearer tok-1", "Bearer tok-2"]
+    assert tokens.refreshed == 1
+    assert "tok-" not in repr(login)
+
+
+def test_a_bearer_token_refused_twice_is_an_auth_error():
+    tokens = Tokens()
+    login = DavLogin("alice", tokens=tokens)
+    with (
+        DavSession(URL, login, transport=httpx.MockTransport(answering(401))) as s,
+        pytest.raises(AuthError) as refused,
+    ):
+        s.request("PROPFIND", "/")
+    assert tokens.refreshed == 1 and "tok-" not in str(refused.value)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,14 +35,40 @@ OLD_ADMIN_PASSWORD = "correct horse battery"
 PAIR = "imap://ann@127.0.0.1:10143 -> imaps://ann@new.example@mail.new.example:993"
 
 
-def layout(path: Path) -> tuple[set[str], list[tuple[str, int]]]:
-    """The file's schema (every CREATE statement) and its ``meta`` rows."""
+# Columns added to the batch tables for calendars and contacts (schema.add_missing_columns).
+ADDED = {
+    "batch_endpoints": ["dav", "dav_ca_file", "dav_insecure"],
+    "batch_mailboxes": [
+        "collections", "items_copied", "items_updated", "items_skipped", "items_failed",
+        "item_conflicts",
+    ],
+    "batch_failures": ["kind", "href", "item_uid"],
+}  # fmt: skip
+
+
+def layout(path: Path) -> tuple[dict[str, list[tuple[str, str, int]]], set[str], list[Any]]:
+    """The file's tables with their columns (name, type, NOT NULL), its indexes and ``meta``
+    rows. (Columns, not CREATE statements: SQLite rewrites those on ALTER TABLE ADD COLUMN.)"""
     with closing(sqlite3.connect(path)) as conn:
-        ddl = {
-            row[0] for row in conn.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL")
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        tables = {
+            name: [(c[1], c[2], c[3]) for c in conn.execute(f"PRAGMA table_info({name})")]
+            for name in names
+        }
+        indexes = {
+            r[0] for r in conn.execute("SELECT sql FROM sqlite_master WHERE type='index'") if r[0]
         }
         meta = conn.execute("SELECT application, schema_version FROM meta ORDER BY 1").fetchall()
-    return ddl, meta
+    return tables, indexes, meta
+
+
+def without_added(found: tuple[dict[str, list[tuple[str, str, int]]], set[str], list[Any]]) -> Any:
+    tables, indexes, meta = found
+    kept = {
+        name: [c for c in columns if c[0] not in ADDED.get(name, [])]
+        for name, columns in tables.items()
+    }
+    return kept, indexes, meta
 
 
 @pytest.fixture
@@ -53,8 +80,11 @@ def old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def test_a_file_written_by_the_old_layout_opens_and_stays_as_it_was(old_file: Path) -> None:
+def test_a_file_written_by_the_old_layout_opens_and_gains_only_the_new_columns(
+    old_file: Path,
+) -> None:
     before = layout(old_file)
+    assert not any(c[0] in ADDED.get(t, []) for t, cs in before[0].items() for c in cs)
     service = bootstrap.open_service(old_file)
     auth = AuthStore.open_sqlite(old_file, cost=FAST)
     state = SqlStateStore.open_sqlite(old_file)
@@ -67,17 +97,26 @@ def test_a_file_written_by_the_old_layout_opens_and_stays_as_it_was(old_file: Pa
         assert state.copied(PAIR, "Work") == {5: Copied(5, 15, frozenset(), "k1")}
         assert auth.check_admin(OLD_ADMIN_PASSWORD)
         assert auth.check_token(OLD_TOKEN) == "ci"
+        # the old rows read the added columns as their defaults: no DAV, no items
+        (view,) = service.status("b1").mailboxes
+        assert (view.record.collections, view.record.items_copied) == (None, 0)
+        assert service.endpoint("new").dav is None
+        assert {f.kind for f in service.store.failures("b1")} <= {"message"}
     finally:
         state.close()
         auth.close()
         service.close()
-    assert layout(old_file) == before
+    after = layout(old_file)
+    assert without_added(after) == before
+    for table, columns in ADDED.items():
+        assert [c[0] for c in after[0][table][-len(columns) :]] == columns
 
 
-def test_a_new_file_has_the_old_layout(old_file: Path, tmp_path: Path) -> None:
+def test_a_new_file_has_the_layout_of_an_upgraded_old_one(old_file: Path, tmp_path: Path) -> None:
     new = tmp_path / "new" / "state.sqlite3"
     bootstrap.open_service(new).close()
     AuthStore.open_sqlite(new, cost=FAST).close()
+    bootstrap.open_service(old_file).close()
     assert layout(new) == layout(old_file)
 
 

@@ -44,6 +44,7 @@ from mailferry.service.batches import (
     BatchService,
     BatchStatus,
 )
+from mailferry.service.davroutes import dav_note
 
 
 def register(main: click.Group) -> None:
@@ -109,7 +110,10 @@ def batch_create(name: str, csv_path: Path, **kw: Any) -> None:
         raise ConfigError(problems)
     with open_batch_service(kw["state"]) as service:
         status = service.create_batch(name, kw["source"], kw["target"], data, options)
+        note = dav_note(service.endpoint(kw["source"]), service.endpoint(kw["target"]))
     click.echo(f"batch {name}: {len(status.mailboxes)} mailboxes created")
+    if note:
+        click.echo(f"batch {name}: {note}", err=True)
 
 
 @batch.command("list")
@@ -249,7 +253,7 @@ def batch_delete(name: str, yes: bool, state: Storage) -> None:
 @state_option
 @handle_errors
 def batch_status(name: str, as_json: bool, state: Storage) -> None:
-    """Per mailbox: state, folders, messages, bytes, errors, ETA."""
+    """Per mailbox: state, folders, messages, bytes, calendar and contact items, errors, ETA."""
     with open_batch_service(state) as service:
         if as_json:
             click.echo(json.dumps(service.report_json(name), indent=2, ensure_ascii=False))
@@ -297,7 +301,10 @@ def _print_status(status: BatchStatus) -> None:
 def _status_table(status: BatchStatus) -> Table:
     b = status.batch
     table = Table(title=f"batch {b.name} ({b.source} → {b.target}): {status.state}")
-    for column in ("mailbox", "state", "folders", "messages", "bytes", "errors", "ETA", "reason"):
+    columns = (
+        "mailbox", "state", "folders", "messages", "bytes", "items", "errors", "ETA", "reason",
+    )  # fmt: skip
+    for column in columns:
         right = column in ("folders", "messages", "bytes", "errors", "ETA")
         table.add_column(column, justify="right" if right else "left", overflow="fold")
     for row in _rows(status):
@@ -330,9 +337,24 @@ def _rows(status: BatchStatus) -> list[tuple[str, ...]]:
                 str(m.folders),
                 messages,
                 nbytes,
+                _items(m),
                 str(m.errors),
                 eta,
                 m.reason or "",
             )
         )
     return rows
+
+
+def _items(m: MailboxRecord) -> str:
+    """Calendars and contacts of the last pass ("-": none ran)."""
+    if m.collections is None:
+        return "-"
+    text = f"{m.collections} collections: {m.items_copied} copied, {m.items_skipped} there"
+    if m.items_updated:
+        text += f", {m.items_updated} updated"
+    if m.items_failed:
+        text += f", {m.items_failed} failed"
+    if m.item_conflicts:
+        text += f", {m.item_conflicts} conflicts"
+    return text

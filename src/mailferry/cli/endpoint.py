@@ -11,6 +11,7 @@ import click
 from rich.table import Table
 
 from mailferry.adapters.secrets import Secret
+from mailferry.adapters.store.records import EndpointRecord
 from mailferry.bootstrap import load_token_source
 from mailferry.cli.common import (
     ENDPOINT_PASSWORD_ENV,
@@ -73,6 +74,21 @@ def endpoint() -> None:
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--insecure", is_flag=True, help="Do not verify the TLS certificate (unsafe).")
 @click.option("--allow-plaintext", is_flag=True, help="Allow --security none beyond loopback.")
+@click.option(
+    "--dav",
+    metavar="TEMPLATE",
+    help="Calendars and contacts too: the mailboxes' CalDAV/CardDAV URL, with {user} for the "
+    "mailbox's user (https://dav.example.com/{user}/), or 'auto' (https://HOST/, discovered). "
+    "A batch moves them when both its endpoints have one; same logins as IMAP.",
+)
+@click.option(
+    "--dav-ca-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The DAV server's CA (default: --ca-file).",
+)
+@click.option(
+    "--dav-insecure", is_flag=True, help="Do not verify the DAV server's certificate (unsafe)."
+)
 @click.option("--replace", is_flag=True, help="Change an existing endpoint.")
 @_token_options
 @state_option
@@ -117,11 +133,17 @@ def endpoint_add(name: str, **kw: Any) -> None:
         auth=kw["auth"],
         tokens=tokens,
         profile=kw["profile"],
+        dav=kw["dav"],
+        dav_ca_file=kw["dav_ca_file"],
+        dav_insecure=True if kw["dav_insecure"] else None,  # not given: as --insecure
     )
     with open_batch_service(kw["state"]) as service:
         record = service.add_endpoint(spec, replace=kw["replace"])
     login = f", {login_kind(record)} login" if spec.token_source else ""
-    click.echo(f"endpoint {record.name}: {record.security}://{record.host}:{record.port}{login}")
+    dav = f", calendars and contacts at {record.dav}" if record.dav else ""
+    click.echo(
+        f"endpoint {record.name}: {record.security}://{record.host}:{record.port}{login}{dav}"
+    )
 
 
 @endpoint.command("list")
@@ -132,33 +154,54 @@ def endpoint_list(as_json: bool, state: Storage) -> None:
     """Every endpoint (never its password or token secrets)."""
     with open_batch_service(state) as service:
         records = service.endpoints()
-    rows = [
-        {
-            "name": r.name,
-            "host": r.host,
-            "port": r.port,
-            "security": r.security,
-            "auth_user": r.auth_user,
-            "max_connections": r.max_connections,
-            "auth": r.auth,
-            "login": login_kind(r),
-            "profile": r.profile,
-            "insecure": r.insecure,
-        }
-        for r in records
-    ]
+    rows = [_row(r) for r in records]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     table = Table()
     for column in (
         "name", "host", "port", "security", "auth_user", "max_connections", "auth", "login",
-        "profile",
+        "profile", "dav",
     ):  # fmt: skip
         table.add_column(column)
+    hidden = {"insecure", "dav_ca_file", "dav_insecure"}
     for row in rows:
-        table.add_row(*(str(row[c] or "") for c in row if c != "insecure"))
+        table.add_row(*(str(row[c] or "") for c in row if c not in hidden))
     out.print(table)
+
+
+@endpoint.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@state_option
+@handle_errors
+def endpoint_show(name: str, as_json: bool, state: Storage) -> None:
+    """One endpoint's settings (never its password or token secrets)."""
+    with open_batch_service(state) as service:
+        row = _row(service.endpoint(name))
+    if as_json:
+        click.echo(json.dumps(row, indent=2))
+        return
+    for key, value in row.items():
+        click.echo(f"{key}: {'' if value is None else value}")
+
+
+def _row(r: EndpointRecord) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "host": r.host,
+        "port": r.port,
+        "security": r.security,
+        "auth_user": r.auth_user,
+        "max_connections": r.max_connections,
+        "auth": r.auth,
+        "login": login_kind(r),
+        "profile": r.profile,
+        "dav": r.dav,
+        "insecure": r.insecure,
+        "dav_ca_file": r.dav_ca_file,
+        "dav_insecure": r.dav_insecure,
+    }
 
 
 @endpoint.command("remove")

@@ -15,6 +15,16 @@ from typing import Any
 import click
 
 from mailferry.bootstrap import Side, SyncRequest, endpoints, open_pair, run_sync, run_verify
+from mailferry.bootstrap.dav import is_dav_url
+from mailferry.cli.dav import (
+    dav_options,
+    merged_json,
+    print_dav_summary,
+    print_dav_verify,
+    run_dav_sync,
+    run_dav_verify,
+    wants_dav,
+)
 from mailferry.cli.exits import (
     EXIT_FAILED,
     EXIT_OK,
@@ -24,9 +34,11 @@ from mailferry.cli.exits import (
 from mailferry.cli.options import common_options
 from mailferry.cli.terminal import print_plan, print_summary, print_verify, progress_display
 from mailferry.config import parse_database_url, parse_date, password_env
+from mailferry.domain.davreport import DavSummary
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.folders import MappingOptions, parse_map
 from mailferry.domain.labels import LabelMode
+from mailferry.domain.model import Summary
 from mailferry.domain.plan import Selection
 from mailferry.service.resilience import RetryPolicy
 
@@ -49,28 +61,62 @@ from mailferry.service.resilience import RetryPolicy
     show_default=True,
     help="Messages per pipelined APPEND burst (each burst is one state transaction).",
 )
+@dav_options
 @handle_errors
 def sync(**kwargs: Any) -> None:
-    """Copy every folder and message of SOURCE to TARGET; re-run any time for an incremental pass."""
+    """Copy every folder and message of SOURCE to TARGET; re-run any time for an incremental pass.
+
+    SOURCE and TARGET may be CalDAV/CardDAV accounts (https://USER@HOST/): their calendars, task
+    lists and address books are copied. --source-dav/--target-dav add those to a mail pair.
+    """
     request = _request(kwargs)
-    with open_pair(request, read_only=request.dry_run) as pair:
-        if request.dry_run:
-            print_plan(pair.plan())
+    stop = threading.Event()
+    with _stop_on_signals(stop) as signalled:
+        mail: Summary | None = None
+        dav: DavSummary | None = None
+        if dav_only(request):
+            dav = run_dav_sync(request, kwargs, stop)
+            _finish(kwargs, None, dav, signalled)
             return
-        stop = threading.Event()
-        with (
-            progress_display(enabled=not kwargs["as_json"]) as progress,
-            _stop_on_signals(stop) as signalled,
-        ):
-            summary = run_sync(pair, progress, stop)
+        mail = _sync_mail(request, kwargs, stop)
+        if mail is None:  # a dry run: the plan was printed
+            return
+        if wants_dav(request, kwargs) and not signalled.is_set():
+            dav = run_dav_sync(request, kwargs, stop)
+    _finish(kwargs, mail, dav, signalled)
+
+
+def _finish(
+    kwargs: dict[str, Any],
+    mail: Summary | None,
+    dav: DavSummary | None,
+    signalled: threading.Event,
+) -> None:
     if kwargs["as_json"]:
-        click.echo(json.dumps(summary.as_json(), indent=2, ensure_ascii=False))
+        doc = merged_json(mail.as_json() if mail else None, dav) if dav else None
+        doc = doc if doc is not None else (mail.as_json() if mail else {})
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
-        print_summary(summary)
+        if mail is not None:
+            print_summary(mail)
+        if dav is not None:
+            print_dav_summary(dav)
     if signalled.is_set():
         click.echo("mailferry: stopped on request; run the same command again to resume", err=True)
         sys.exit(EXIT_STOPPED)
-    sys.exit(EXIT_FAILED if summary.failures else EXIT_OK)
+    failed = (mail is not None and bool(mail.failures)) or (dav is not None and dav.failed)
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _sync_mail(
+    request: SyncRequest, kwargs: dict[str, Any], stop: threading.Event
+) -> Summary | None:
+    with open_pair(request, read_only=request.dry_run) as pair:
+        if request.dry_run:
+            print_plan(pair.plan())
+            return None
+        with progress_display(enabled=not kwargs["as_json"]) as progress:
+            return run_sync(pair, progress, stop)
 
 
 @contextlib.contextmanager
@@ -97,10 +143,14 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
 
 @click.command()
 @common_options
+@dav_options
 @handle_errors
 def verify(**kwargs: Any) -> None:
     """Compare SOURCE and TARGET after folder mapping; exit 1 on any difference."""
     request = _request(kwargs)
+    if dav_only(request):
+        _verify_dav(request, kwargs, None)
+        return
     with open_pair(request, read_only=True) as pair:
         report = run_verify(pair)
     if kwargs["as_json"]:
@@ -117,7 +167,21 @@ def verify(**kwargs: Any) -> None:
         click.echo(json.dumps({"identical": report.identical, "folders": data}, indent=2))
     else:
         print_verify(report)
+    if wants_dav(request, kwargs):
+        _verify_dav(request, kwargs, report.identical)
+        return
     sys.exit(EXIT_OK if report.identical else EXIT_FAILED)
+
+
+def _verify_dav(request: SyncRequest, kwargs: dict[str, Any], mail_identical: bool | None) -> None:
+    report = run_dav_verify(request, kwargs)
+    if kwargs["as_json"]:
+        data = [c.as_json() for c in report.collections]
+        click.echo(json.dumps({"identical": report.identical, "collections": data}, indent=2))
+    else:
+        print_dav_verify(report)
+    identical = report.identical and mail_identical is not False
+    sys.exit(EXIT_OK if identical else EXIT_FAILED)
 
 
 def _request(kw: dict[str, Any]) -> SyncRequest:
@@ -180,7 +244,8 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
         show_sign_in=_show_sign_in if interactive else None,
     )
     try:
-        endpoints(request)
+        if not dav_only(request):
+            endpoints(request)
     except ConfigError as exc:
         problems[:0] = exc.problems
     if problems:
@@ -196,6 +261,11 @@ def _database(url: str | None, problems: list[str]) -> str | None:
     except ConfigError as exc:
         problems.extend(exc.problems)
         return None
+
+
+def dav_only(request: SyncRequest) -> bool:
+    """Both sides are CalDAV/CardDAV URLs: calendars and address books only."""
+    return is_dav_url(request.source.url) and is_dav_url(request.target.url)
 
 
 def _prompt(label: str) -> str:

@@ -71,6 +71,9 @@ class Capabilities:
     """What an account's server says it can do (DAV header, collection properties)."""
 
     auto_schedule: bool = False  # RFC 6638 calendar-auto-schedule: it schedules implicitly
+    can_create: bool = (
+        True  # MKCALENDAR / extended MKCOL (Google's CalDAV cannot: then tried, refused)
+    )
     server: str | None = None  # the Server header, lower case: known quirks are keyed on it
 
 

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from mailferry.domain.contentlines import content_lines, parse_property
+
 
 class CollectionKind(StrEnum):
     CALENDAR = "calendar"
@@ -124,3 +126,53 @@ def duplicate_keys(items: Iterable[tuple[str, ItemKey]]) -> list[DuplicateKey]:
         for key, hrefs in sorted(seen.items(), key=lambda kv: min(kv[1]))
         if len(hrefs) > 1
     ]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What an item's bytes say about it: its main component, its UID, and what is wrong with it."""
+
+    component: ComponentKind
+    uid: str | None
+    problem: str | None = None  # invalid: kept as is when the target accepts it, else reported
+
+
+_MAIN = {k.value.encode(): k for k in ComponentKind if k is not ComponentKind.UNKNOWN}
+
+
+def identify(raw: bytes) -> Identity:
+    """The component and UID, read textually (content lines), so invalid data is still identified.
+
+    An iCalendar object holds one series: its components (the master and its RECURRENCE-ID
+    overrides) share one UID (RFC 4791 s4.1). Several UIDs, or none, is a problem worth reporting.
+    """
+    component: ComponentKind | None = None
+    uids: set[str] = set()
+    depth = 0
+    for content in content_lines(raw):
+        prop = parse_property(content.unfolded.rstrip())
+        if prop is None:
+            continue
+        name, value = prop.name.upper(), prop.value.strip()
+        if name == b"BEGIN":
+            depth += 1
+            kind = _MAIN.get(value.upper())
+            if component is None and kind is not None:
+                component = kind
+        elif name == b"END":
+            depth -= 1
+        elif name == b"UID" and value:
+            uids.add(value.decode("utf-8", "replace"))
+    problem = _problem(component, uids, depth)
+    uid = min(uids) if uids else None
+    return Identity(component or ComponentKind.UNKNOWN, uid, problem)
+
+
+def _problem(component: ComponentKind | None, uids: set[str], depth: int) -> str | None:
+    if component is None:
+        return "no VEVENT, VTODO, VJOURNAL or VCARD in it"
+    if depth != 0:
+        return "unbalanced BEGIN/END"
+    if len(uids) > 1:
+        return f"{len(uids)} different UIDs in one resource"
+    return None

@@ -15,6 +15,7 @@ from mailferry.domain.davmodel import (
     Capabilities,
     CollectionInfo,
     CollectionKind,
+    Homes,
     ItemRef,
     NewCollection,
     SyncChanges,
@@ -228,6 +229,10 @@ class CollectionAccount(Protocol):
     """
 
     def capabilities(self) -> Capabilities: ...
+
+    def homes(self) -> Homes:
+        """The principal and the calendar and address book homes (where collections are made)."""
+        ...
 
     def collections(self) -> list[CollectionInfo]:
         """Every collection under the calendar and address book homes (inbox/outbox included:

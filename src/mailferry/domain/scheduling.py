@@ -11,7 +11,7 @@ that lack the parameter are unfolded, changed and refolded; every other byte sta
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from mailferry.domain.contentlines import Parameter, Property, content_lines, fold, parse_property
@@ -27,13 +27,17 @@ class Rewritten:
     changed: bool = False
 
 
-def _rewrite(raw: bytes, change: Callable[[Property], Property | None]) -> Rewritten:
+def _rewrite(
+    raw: bytes,
+    change: Callable[[Property], Property | None],
+    names: Iterable[bytes] = SCHEDULED,
+) -> Rewritten:
     out: list[bytes] = []
     changed = False
     for content in content_lines(raw):
         prop = parse_property(content.unfolded)
         new = None
-        if prop is not None and prop.name.upper() in SCHEDULED:
+        if prop is not None and prop.name.upper() in names:
             new = change(prop)
         if new is None:
             out.extend(content.physical)
@@ -65,6 +69,33 @@ def _without_client(prop: Property) -> Property | None:
     if agent is None or agent.text.split(b"=", 1)[-1].strip(b'"').upper() != CLIENT:
         return None
     return Property(prop.name, tuple(p for p in prop.params if p is not agent), prop.value)
+
+
+PARKED = {b"ORGANIZER": b"X-MAILFERRY-ORGANIZER", b"ATTENDEE": b"X-MAILFERRY-ATTENDEE"}
+UNPARKED = {v: k for k, v in PARKED.items()}
+
+
+def _rename(names: dict[bytes, bytes]) -> Callable[[Property], Property | None]:
+    def change(prop: Property) -> Property | None:
+        new = names.get(prop.name.upper())
+        return None if new is None else Property(new, prop.params, prop.value)
+
+    return change
+
+
+def park_attendees(raw: bytes) -> Rewritten:
+    """ORGANIZER and ATTENDEE renamed X-MAILFERRY-ORGANIZER / X-MAILFERRY-ATTENDEE, values kept.
+
+    For a target that mails attendees whatever SCHEDULE-AGENT says (docs/dav-servers.md): no
+    server schedules an X- property, and the meeting data stays in the event, to be restored
+    (``unpark_attendees``) once the target is safe.
+    """
+    return _rewrite(raw, _rename(PARKED), PARKED.keys())
+
+
+def unpark_attendees(raw: bytes) -> Rewritten:
+    """The inverse of ``park_attendees`` (for ``verify``, and to restore the meetings later)."""
+    return _rewrite(raw, _rename(UNPARKED), UNPARKED.keys())
 
 
 def schedule_by_client(raw: bytes) -> Rewritten:

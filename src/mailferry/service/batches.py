@@ -49,6 +49,8 @@ from mailferry.domain.model import AuthMethod, Endpoint, MailboxState, Security
 from mailferry.domain.profiles import PROFILE_NAMES
 from mailferry.logs import get_logger
 from mailferry.service.csvimport import CsvRules, parse_batch_csv
+from mailferry.service.davjobs import ITEM_REPORT_COLUMNS, item_row
+from mailferry.service.davroutes import dav_problems
 from mailferry.service.endpoints import OPTION_NAMES, EndpointNames
 from mailferry.service.reports import render_csv
 
@@ -100,6 +102,9 @@ class EndpointSpec:
     auth: str = "auto"  # an AuthMethod value
     tokens: TokenSource | None = None  # OAuth2: where the tokens come from (its secrets loaded)
     profile: str = "auto"  # a profile name, or "auto": by host
+    dav: str | None = None  # calendars and contacts: a DAV URL template or "auto" (davroutes)
+    dav_ca_file: Path | None = None
+    dav_insecure: bool | None = None  # None: as ``insecure``
 
     @property
     def token_source(self) -> TokenSource | None:
@@ -194,8 +199,10 @@ REPORT_COLUMNS = (
     "started",
     "finished",
     "last_synced",
+    *ITEM_REPORT_COLUMNS,  # calendars and contacts (empty: no DAV pass ran)
 )
-FAILURE_COLUMNS = ("mailbox", "folder", "uid", "reason")
+# A message: its folder and UID; an item (kind "item"): its collection, UID and href.
+FAILURE_COLUMNS = ("mailbox", "folder", "uid", "reason", "kind", "href")
 
 
 class BatchService:
@@ -230,6 +237,9 @@ class BatchService:
             auth=spec.auth,
             oauth=self._seal_tokens(spec.token_source),
             profile=spec.profile,
+            dav=spec.dav or None,
+            dav_ca_file=str(spec.dav_ca_file) if spec.dav_ca_file else None,
+            dav_insecure=spec.dav_insecure,
         )
         self.store.add_endpoint(record, replace=replace)
         return record
@@ -498,15 +508,19 @@ def _report_row(view: MailboxView) -> dict[str, object]:
         "started": _iso(m.started),
         "finished": _iso(m.finished),
         "last_synced": _iso(m.last_synced),
+        **item_row(m),
     }
 
 
 def _failure_row(failure: FailureRecord) -> dict[str, object]:
+    item = failure.kind == "item"
     return {
         "mailbox": failure.email,
         "folder": failure.folder,
-        "uid": failure.uid,
+        "uid": failure.item_uid if item else failure.uid,
         "reason": failure.reason,
+        "kind": failure.kind,
+        "href": failure.href,
     }
 
 
@@ -536,7 +550,10 @@ def endpoint_problems(spec: EndpointSpec, names: EndpointNames = OPTION_NAMES) -
         problems.append(f"{n.auth_user} needs the admin's password (see {n.auth_password})")
     if spec.ca_file is not None and not spec.ca_file.is_file():
         problems.append(f"{n.ca_file} {spec.ca_file}: no such file")
-    return problems + _auth_problems(spec, names)
+    dav = dav_problems(
+        spec.dav, spec.dav_ca_file, spec.dav_insecure, names, allow_plaintext=spec.allow_plaintext
+    )
+    return problems + _auth_problems(spec, names) + dav
 
 
 def _auth_problems(spec: EndpointSpec, names: EndpointNames) -> list[str]:

@@ -25,6 +25,8 @@ class EndpointNames:
     profile: str
     oauth_sources: str  # the ways to give a token source, for "needs a token source: ..."
     tokens: SourceNames
+    dav: str = "--dav"
+    dav_ca_file: str = "--dav-ca-file"
 
 
 OPTION_NAMES = EndpointNames(

@@ -6,7 +6,8 @@ mailbox whose endpoints have free connection slots (``limits.ConnectionLimiter``
 taken before the mailbox is claimed and given back only after both connections are closed.
 Running a mailbox runs a ``Migration`` on the sessions and the state store that its two ports
 give (``JobConnector``, ``open_state``: built by ``bootstrap``, the memory fakes in unit tests);
-an ``AccountError`` (wrong password, unreachable) fails that mailbox alone.
+an ``AccountError`` (wrong password, unreachable) fails that mailbox alone. Where both endpoints
+carry DAV, the calendars and contacts follow in the same job (``davjobs``).
 
 On PostgreSQL the loop only submits pending mailboxes to a ``JobQueue`` (``jobs.py``) and the
 queue's workers run each with ``run_one``: the same claim, caps and body, in the worker's thread.
@@ -51,6 +52,8 @@ from mailferry.service.batches import (
     new_owner,
     owner_alive,
 )
+from mailferry.service.davjobs import DavLink, DavResult, dav_pass, with_dav
+from mailferry.service.davroutes import DavRoute, dav_route
 from mailferry.service.jobprogress import MailboxProgress
 from mailferry.service.jobs import JobQueue, JobResult
 from mailferry.service.limits import ConnectionLimiter, Lease, LocalLimiter
@@ -82,6 +85,7 @@ class Job:
     target_profile: Profile | None = None
     neutralise_read_receipts: bool = False
     route: tuple[str, str] = ("", "")  # the batch's source and target endpoint names
+    dav: DavRoute | None = None  # both endpoints carry DAV: calendars and contacts after the mail
 
 
 @dataclass
@@ -111,6 +115,9 @@ class JobConnector(Protocol):
 
     def connect(self, job: Job) -> Sessions:
         """Sessions to the job's two sides, opened on demand, any number of times."""
+
+    def dav(self, job: Job) -> DavLink:
+        """The job's two DAV accounts (``job.dav``), logged in, and the item state."""
 
 
 class Scheduler:
@@ -391,6 +398,7 @@ class Scheduler:
             target_profile=target_profile,
             neutralise_read_receipts=options.neutralise_read_receipts,
             route=(batch.source, batch.target),
+            dav=dav_route(src, dst, mailbox.source_user, mailbox.target_user),
         )
 
     def _side(
@@ -429,12 +437,19 @@ class Scheduler:
         )
         started = time.time()
         summary = Summary()
+        dav: DavResult | None = None
         try:
             try:
                 summary = self._migrate(job, progress, running.stop)
+                if job.dav is not None and summary.stopped is None:
+                    dav = dav_pass(lambda: self.connector.dav(job), progress, running.stop)
+                    if dav.summary is not None and dav.summary.stopped is not None:
+                        summary.stopped = dav.summary.stopped
             finally:
-                lease.release()  # after both connections are closed (_migrate closes them)
+                lease.release()  # after every connection is closed (_migrate, dav_pass close them)
             outcome = self._outcome(job, summary, progress, started)
+            if dav is not None:
+                outcome = with_dav(outcome, dav, mailbox.email)
         except MailferryError as exc:  # AccountError (login, unreachable), StateError, ...
             outcome = Outcome(MailboxState.FAILED, str(exc), job.kind, started, time.time(), {})
         except Exception as exc:  # the executor loop: one mailbox's bug must not end the others

@@ -45,6 +45,8 @@ FORM_NAMES = EndpointNames(
     ca_file="CA file",
     auth="login method",
     profile="profile",
+    dav="calendars and contacts URL",
+    dav_ca_file="DAV CA file",
     oauth_sources="a Microsoft 365 app or a Google service account key",
     tokens=SourceNames(
         command="token command",
@@ -67,7 +69,7 @@ SECURITIES = ("ssl", "starttls", "none")
 METHODS = tuple(m.value for m in AuthMethod)
 KEPT = {"name", "host", "port", "security", "max_connections", "login", "auth", "profile",
         "auth_user", "m365_tenant", "m365_client_id", "m365_authority", "allow_plaintext",
-        "insecure"}  # fmt: skip
+        "insecure", "dav", "dav_insecure"}  # fmt: skip
 MAX_KEY_BYTES = 64 * 1024  # a certificate or a key file is a few KiB
 
 
@@ -93,6 +95,8 @@ class EndpointForm(BaseModel):
     google_key: UploadFile | None = None
     allow_plaintext: bool = False
     insecure: bool = False
+    dav: str = ""  # calendars and contacts: a URL template or "auto" (service/davroutes.py)
+    dav_insecure: bool = False
     oauth_token_command: str | None = None  # not on the form: refused if posted all the same
 
     def kept(self) -> dict[str, Any]:
@@ -193,6 +197,8 @@ async def endpoint_in(form: EndpointForm) -> tuple[EndpointIn, list[str]]:
         "insecure": form.insecure,
         "allow_plaintext": form.allow_plaintext,
         "oauth_token_command": form.oauth_token_command,
+        "dav": form.dav.strip() or None,
+        "dav_insecure": True if form.dav_insecure else None,  # unchecked: as "insecure"
     }
     # Every value is one the model takes (bad ones were replaced and listed as problems).
     data = EndpointIn.model_validate(fields | _login_fields(login, form, certificate, key))

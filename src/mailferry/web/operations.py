@@ -51,6 +51,8 @@ API_NAMES = EndpointNames(
     ca_file="ca_file",
     auth="auth",
     profile="profile",
+    dav="dav",
+    dav_ca_file="dav_ca_file",
     oauth_sources="m365_tenant with m365_client_id, or google_service_account_json",
     tokens=SourceNames(
         command="oauth_token_command",
@@ -103,6 +105,12 @@ def add_endpoint(
             "mailferry can read on the server"
         )
         spec = replace(spec, ca_file=None)  # else the service says "no such file": a probe
+    if spec.dav_ca_file is not None and not is_ca_file(spec.dav_ca_file):
+        found.append(
+            f"{names.dav_ca_file} {str(spec.dav_ca_file)!r}: not a CA certificate file (PEM) "
+            "that mailferry can read on the server"
+        )
+        spec = replace(spec, dav_ca_file=None)
     found += endpoint_problems(spec, names)
     if found:
         raise ConfigError(found)
@@ -152,6 +160,9 @@ def endpoint_spec(data: EndpointIn) -> EndpointSpec:
         auth=data.auth,
         tokens=tokens,
         profile=data.profile,
+        dav=_text(data.dav),
+        dav_ca_file=Path(data.dav_ca_file) if data.dav_ca_file else None,
+        dav_insecure=data.dav_insecure,
     )
 
 

@@ -9,6 +9,7 @@ import time
 from mailferry.adapters.store.records import EndpointRecord, FailureRecord, FolderProgress
 from mailferry.domain.profiles import choose_profile
 from mailferry.service.batches import BatchStatus, MailboxView
+from mailferry.service.davjobs import item_row
 from mailferry.service.endpoints import login_kind
 from mailferry.service.probe import Probe
 from mailferry.web.schemas import (
@@ -47,6 +48,9 @@ def endpoint_out(record: EndpointRecord) -> EndpointOut:
         auth=record.auth,
         profile=record.profile,
         profile_applied=choose_profile(record.profile, record.host).name,
+        dav=record.dav,
+        dav_ca_file=record.dav_ca_file,
+        dav_insecure=record.dav_insecure,
     )
 
 
@@ -123,6 +127,7 @@ def mailbox_out(view: MailboxView, now: float | None = None) -> MailboxOut:
         started=iso(m.started),
         finished=iso(m.finished),
         last_synced=iso(m.last_synced),
+        **item_row(m),
     )
 
 
@@ -158,6 +163,7 @@ def _batch_fields(status: BatchStatus, now: float) -> tuple[BatchOut, list[Mailb
         created=iso(b.created),
         messages_copied=sum(m.messages_copied for m in mailboxes),
         bytes_copied=sum(m.bytes_copied for m in mailboxes),
+        items_copied=sum(m.items_copied or 0 for m in mailboxes),
         progress=progress,
         rate_bytes_per_second=sum(m.rate_bytes_per_second or 0.0 for m in mailboxes),
     )
@@ -184,5 +190,18 @@ def mailbox_detail_out(
             )
             for f in folders
         ],
-        failures=[FailureOut(folder=f.folder, uid=f.uid, reason=f.reason) for f in failures],
+        failures=[_failure_out(f) for f in failures],
     )
+
+
+def _failure_out(f: FailureRecord) -> FailureOut:
+    if f.kind == "item":
+        return FailureOut(
+            kind="item",
+            folder=f.folder,
+            uid=None,
+            reason=f.reason,
+            href=f.href,
+            item_uid=f.item_uid,
+        )
+    return FailureOut(folder=f.folder, uid=f.uid, reason=f.reason)

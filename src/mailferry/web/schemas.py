@@ -16,6 +16,11 @@ class ErrorOut(BaseModel):
 
 
 WRITE_ONLY = "Write-only: stored encrypted, never returned."
+DAV = (
+    "Calendars and contacts: the mailboxes' CalDAV/CardDAV URL with {user} for each mailbox's "
+    "user (https://dav.example.com/{user}/), or 'auto' (https://HOST/, discovered). A batch moves "
+    "them when both its endpoints have one; the mailboxes log in as for IMAP."
+)
 
 
 class EndpointIn(BaseModel):
@@ -64,6 +69,11 @@ class EndpointIn(BaseModel):
         description="Refused (400): a token command is set only on the command line "
         "(`mailferry endpoint add --oauth-token-command`), never through the web.",
     )
+    dav: str | None = Field(default=None, description=DAV)
+    dav_ca_file: str | None = Field(default=None, description="The DAV server's CA (PEM file).")
+    dav_insecure: bool | None = Field(
+        default=None, description="Do not verify the DAV server's certificate; null: as insecure."
+    )
 
 
 class EndpointOut(BaseModel):
@@ -83,6 +93,9 @@ class EndpointOut(BaseModel):
     auth: str = Field(description="The login method: auto, password, xoauth2 or oauthbearer.")
     profile: str = Field(description="The profile set: auto (by host) or a profile's name.")
     profile_applied: str = Field(description="The profile a session gets (auto resolved).")
+    dav: str | None = Field(default=None, description=DAV)
+    dav_ca_file: str | None = None
+    dav_insecure: bool | None = Field(default=None, description="null: as insecure")
 
 
 class EndpointTestIn(BaseModel):
@@ -153,6 +166,18 @@ class MailboxOut(BaseModel):
     started: str | None
     finished: str | None
     last_synced: str | None
+    collections: int | None = Field(
+        default=None,
+        description="Calendars and address books of the last pass; null: no calendar and "
+        "contact pass ran (the item counters are null too)",
+    )
+    items_copied: int | None = Field(default=None, description="All passes")
+    items_updated: int | None = Field(default=None, description="The last pass, like the rest")
+    items_skipped: int | None = Field(default=None, description="Already on the target")
+    items_failed: int | None = None
+    item_conflicts: int | None = Field(
+        default=None, description="Changed on the target since copied: left alone"
+    )
 
 
 class FolderOut(BaseModel):
@@ -164,9 +189,14 @@ class FolderOut(BaseModel):
 
 
 class FailureOut(BaseModel):
+    kind: Literal["message", "item"] = Field(
+        default="message", description="item: a calendar or contact item; folder: its collection"
+    )
     folder: str
-    uid: int | None
+    uid: int | None = Field(description="A message's UID (null for items: see item_uid)")
     reason: str
+    href: str | None = Field(default=None, description="An item's source href")
+    item_uid: str | None = Field(default=None, description="An item's UID")
 
 
 class MailboxDetailOut(MailboxOut):
@@ -192,6 +222,7 @@ class BatchOut(BaseModel):
     created: str | None
     messages_copied: int
     bytes_copied: int
+    items_copied: int = Field(default=0, description="Calendar and contact items, all passes")
     progress: float | None
     rate_bytes_per_second: float
 

@@ -84,10 +84,12 @@ class DavAccount:
             homes = self.homes()
             response = self.session.request("OPTIONS", homes.calendar_home or homes.principal)
             dav = {t.strip().lower() for t in response.headers.get("DAV", "").split(",")}
-            server = response.headers.get("Server")
+            server = response.headers.get("Server", "")
+            if "X-Sabre-Version" in response.headers:
+                server += " sabre/" + response.headers["X-Sabre-Version"]
             self._capabilities = Capabilities(
                 auto_schedule="calendar-auto-schedule" in dav,
-                server=server.lower() if server else None,
+                server=server.strip().lower() or None,
             )
         return self._capabilities
 

@@ -27,9 +27,11 @@ from mailferry.adapters.tls import TlsOptions
 from mailferry.domain.errors import AuthError, ConnectError, FolderError, ThrottledError
 
 if TYPE_CHECKING:
+    from collections.abc import Generator
     from types import TracebackType
 
     from mailferry.adapters.dav.url import DavUrl
+    from mailferry.domain.ports import TokenProvider
 
 TIMEOUT = httpx.Timeout(60.0, connect=15.0)
 XML = "application/xml; charset=utf-8"
@@ -38,8 +40,30 @@ MULTI_STATUS = 207
 
 @dataclass(frozen=True)
 class DavLogin:
+    """Basic auth with ``password``, or a Bearer token from ``tokens`` (OAuth2: Google, ...)."""
+
     user: str
-    password: str = field(repr=False)
+    password: str = field(default="", repr=False)
+    tokens: TokenProvider | None = field(default=None, repr=False)
+
+    def auth(self) -> httpx.Auth:
+        if self.tokens is not None:
+            return BearerAuth(self.tokens)
+        return httpx.BasicAuth(self.user, self.password)
+
+
+class BearerAuth(httpx.Auth):
+    """``Authorization: Bearer``; a 401 asks the provider once for a fresh token (RFC 6750)."""
+
+    def __init__(self, tokens: TokenProvider) -> None:
+        self._tokens = tokens
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._tokens.token()}"
+        response = yield request
+        if response.status_code == 401:
+            request.headers["Authorization"] = f"Bearer {self._tokens.token(force_refresh=True)}"
+            yield request
 
 
 def retry_after(value: str | None, now: float | None = None) -> float:
@@ -69,7 +93,7 @@ class DavSession:
         tls = tls or TlsOptions()
         self._client = httpx.Client(
             base_url=url.base,
-            auth=httpx.BasicAuth(login.user, login.password),
+            auth=login.auth(),
             verify=tls.context(),
             timeout=TIMEOUT,
             headers={"User-Agent": "mailferry"},

@@ -135,18 +135,18 @@ class JobFeeder:
         added = 0
         for mailbox in mailboxes:
             key = job_key(mailbox.batch, mailbox.email)
-            if key not in queued and self._defer(key, mailbox):
+            if key not in queued and self.defer(mailbox.batch, mailbox.email):
                 added += 1
         return added
 
-    def _defer(self, key: str, mailbox: MailboxRecord) -> bool:
+    def defer(self, batch: str, email: str) -> bool:
+        """A job for the mailbox; False if one is waiting already."""
         if not self._opened:
             self._app.open()
             self._opened = True
+        key = job_key(batch, email)
         try:
-            self._task.configure(lock=key, queueing_lock=key).defer(
-                batch=mailbox.batch, email=mailbox.email
-            )
+            self._task.configure(lock=key, queueing_lock=key).defer(batch=batch, email=email)
         except pexc.AlreadyEnqueued:
             return False
         except pexc.ProcrastinateException as exc:
@@ -218,11 +218,29 @@ async def _recover_stalled(app: procrastinate.App, stall: float) -> None:
     while True:
         await asyncio.sleep(max(stall / 2, 0.5))
         try:
-            stalled = await app.job_manager.get_stalled_jobs(
-                task_name=TASK, seconds_since_heartbeat=stall
-            )
-            for job in stalled:
-                log.warning("job.stalled", extra={"job": job.id, "lock": job.lock})
-                await app.job_manager.retry_job(job)
+            await recover_once(app, stall)
         except pexc.ProcrastinateException:
             log.warning("job.recovery_failed", exc_info=True)
+
+
+async def recover_once(app: procrastinate.App, stall: float) -> int:
+    """One look for the jobs of silent workers; how many were put back or ended."""
+    stalled = list(
+        await app.job_manager.get_stalled_jobs(task_name=TASK, seconds_since_heartbeat=stall)
+    )
+    for job in stalled:
+        log.warning("job.stalled", extra={"job": job.id, "lock": job.lock})
+        await _run_again(app, job)
+    return len(stalled)
+
+
+async def _run_again(app: procrastinate.App, job: procrastinate.jobs.Job) -> None:
+    """Back to the queue; but if a feeder queued another job for the mailbox meanwhile (allowed
+    while this one was "doing"), that one waits behind this one's lock: end this one instead."""
+    try:
+        await app.job_manager.retry_job(job)
+    except pexc.UniqueViolation:
+        log.warning("job.replaced", extra={"job": job.id, "lock": job.lock})
+        await app.job_manager.finish_job(
+            job, status=procrastinate.jobs.Status.FAILED, delete_job=True
+        )

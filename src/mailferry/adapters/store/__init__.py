@@ -5,8 +5,15 @@ engine      ``open_database(url)``: one Engine per process and URL (WAL, ``BEGIN
 tables      every table, in one MetaData
 schema      every component's table set and version, and the one upgrade path
 sync_state  ``SqlStateStore``: the sync state (the ``StateStore`` port; SQLite or PostgreSQL)
+dav_state   ``SqlItemStateStore``: the state of calendars and contacts (the ``ItemStateStore``
+            port), in the same file and on the same Engine as the mail state
 batches     ``BatchStore``: endpoints, batches, mailboxes, runs, failures, services
 records     the rows ``BatchStore`` hands out
 progress    per-folder counts of a migration pair, for the batch service's mailbox view
 auth        ``AuthTables``: the web app's admin password, tokens and sessions (queries only)
 """
+
+from mailferry.adapters.store.dav_state import SqlItemStateStore
+from mailferry.adapters.store.sync_state import SqlStateStore
+
+__all__ = ["SqlItemStateStore", "SqlStateStore"]

@@ -30,6 +30,7 @@ from mailferry.adapters.store.records import (
     as_row,
     batch_record,
     endpoint_record,
+    failure_record,
     mailbox_record,
     mailbox_row,
 )
@@ -244,7 +245,7 @@ class BatchStore:
         summary = outcome.summary
         with self._tx(write=True) as conn:
             current = conn.execute(
-                select(mb.copied, mb.bytes, mb.seconds, mb.pending)
+                select(mb.copied, mb.bytes, mb.seconds, mb.pending, mb.items_copied)
                 .where(mb.batch == batch, mb.email == email, mb.owner == owner)
                 .with_for_update()  # PostgreSQL: the totals below add to what no one else changes
             ).one_or_none()
@@ -264,6 +265,7 @@ class BatchStore:
                 + int(summary.get("messages_skipped_filtered", 0)),
                 "errors": len(outcome.failures),
             }
+            values.update(item_values(summary.get("dav"), current.items_copied))
             if not outcome.keep_pending:
                 values["pending"] = None
             if outcome.state in (MailboxState.SYNCED, MailboxState.COMPLETED):
@@ -292,13 +294,11 @@ class BatchStore:
                     conn.execute(FAILURES.insert(), rows)
 
     def failures(self, batch: str) -> list[FailureRecord]:
-        query = (
-            select(FAILURES.c.email, FAILURES.c.folder, FAILURES.c.uid, FAILURES.c.reason)
-            .where(FAILURES.c.batch == batch)
-            .order_by(FAILURES.c.id)
-        )
+        f = FAILURES.c
+        columns = (f.email, f.folder, f.uid, f.reason, f.kind, f.href, f.item_uid)
+        query = select(*columns).where(f.batch == batch).order_by(f.id)
         with self._tx() as conn:
-            return [FailureRecord(**row._asdict()) for row in conn.execute(query)]
+            return [failure_record(row._asdict()) for row in conn.execute(query)]
 
     def runs(self, batch: str) -> list[dict[str, Any]]:
         query = select(RUNS).where(RUNS.c.batch == batch).order_by(RUNS.c.id)
@@ -329,3 +329,18 @@ class BatchStore:
     def folder_progress(self, pair: str) -> list[FolderProgress]:
         """Per-folder counts of the migration ``pair`` (``config.pair_key``) in the sync state."""
         return folder_progress(self.db, pair)
+
+
+def item_values(dav: dict[str, Any] | None, copied_before: int | None) -> dict[str, Any]:
+    """A mailbox row's calendar and contact counters from a run's ``DavSummary.as_json()``
+    (none: the run had no calendar and contact pass, the row keeps what it had)."""
+    if not dav:
+        return {}
+    return {
+        "collections": len(dav.get("collections") or ()),
+        "items_copied": (copied_before or 0) + int(dav.get("items_copied", 0)),
+        "items_updated": int(dav.get("items_updated", 0)),
+        "items_skipped": int(dav.get("items_skipped_existing", 0)),
+        "items_failed": int(dav.get("items_failed", 0)),
+        "item_conflicts": len(dav.get("item_conflicts") or ()),
+    }

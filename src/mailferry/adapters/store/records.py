@@ -23,6 +23,9 @@ class EndpointRecord:
     auth: str = "auto"
     oauth: str | None = field(default=None, repr=False)  # JSON, secrets encrypted
     profile: str = "auto"
+    dav: str | None = None  # a DAV URL template ("https://dav.host/{user}/") or "auto"
+    dav_ca_file: str | None = None  # None: the endpoint's ``ca_file``
+    dav_insecure: bool | None = None  # None: the endpoint's ``insecure``
 
 
 @dataclass(frozen=True)
@@ -66,14 +69,29 @@ class MailboxRecord:
     started: float | None = None
     finished: float | None = None
     last_synced: float | None = None
+    collections: int | None = None  # calendars and address books (None: no DAV pass yet)
+    items_copied: int = 0  # all runs
+    items_updated: int = 0  # the others: the last run
+    items_skipped: int = 0  # already on the target
+    items_failed: int = 0
+    item_conflicts: int = 0
+
+
+ITEM_COUNTERS = ("items_copied", "items_updated", "items_skipped", "items_failed", "item_conflicts")
 
 
 @dataclass(frozen=True)
 class FailureRecord:
+    """A message (``folder``, ``uid``) or, ``kind`` "item", a calendar or contact item: ``folder``
+    is its collection, ``href`` and ``item_uid`` name it."""
+
     email: str
     folder: str
     uid: int | None
     reason: str
+    kind: str = "message"
+    href: str | None = None
+    item_uid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +125,11 @@ def endpoint_record(row: dict[str, Any]) -> EndpointRecord:
     return EndpointRecord(**row)
 
 
+def failure_record(row: dict[str, Any]) -> FailureRecord:
+    row["kind"] = row.get("kind") or "message"
+    return FailureRecord(**row)
+
+
 def as_row(record: object) -> dict[str, Any]:
     return dict(record.__dict__)
 
@@ -121,6 +144,8 @@ def mailbox_row(record: MailboxRecord) -> dict[str, Any]:
 def mailbox_record(row: dict[str, Any]) -> MailboxRecord:
     row["include"] = tuple(json.loads(row["include"]))
     row["exclude"] = tuple(json.loads(row["exclude"]))
+    for name in ITEM_COUNTERS:  # NULL in a row from before calendars and contacts
+        row[name] = row.get(name) or 0
     return MailboxRecord(**row)
 
 

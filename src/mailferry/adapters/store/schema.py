@@ -9,9 +9,13 @@ schema version) so that each evolves apart:
     mailferry.batches   1        batch_endpoints, batch_batches, batch_mailboxes, batch_runs,
                                  batch_failures, batch_services
     mailferry.web       1        web_admin, web_tokens, web_sessions
+    mailferry.items     1        dav_collections, dav_items, dav_intents, dav_identities,
+                                 dav_failures (the state of calendars and contacts)
 
 Opening a store runs ``ensure`` for its component in one writing transaction: tables created on
-first use, an older version brought up to date (``upgrade``), a newer or damaged one refused.
+first use, an older version brought up to date (``upgrade``), a newer or damaged one refused. So a
+file made before a component existed (a mail-only state file) gains its tables when a store of that
+component first opens it, and not before: opening the file for mail leaves it as it was.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ BATCHES = Component(
     1,
     (t.ENDPOINTS, t.BATCHES, t.MAILBOXES, t.RUNS, t.BATCH_FAILURES, t.SERVICES),
     "batch",
-    later_columns=(t.ENDPOINTS,),
+    later_columns=(t.ENDPOINTS, t.MAILBOXES, t.BATCH_FAILURES),
 )
 WEB = Component(
     "mailferry.web",
@@ -68,7 +72,13 @@ WEB = Component(
     "web",
     later_columns=(t.TOKENS, t.SESSIONS),
 )
-COMPONENTS = (SYNC, BATCHES, WEB)
+ITEMS = Component(
+    "mailferry.items",
+    1,
+    (t.DAV_COLLECTIONS, t.DAV_ITEMS, t.DAV_INTENTS, t.DAV_IDENTITIES, t.DAV_FAILURES),
+    "calendar and contact",
+)
+COMPONENTS = (SYNC, BATCHES, WEB, ITEMS)
 
 
 def open_file(db: Database) -> None:

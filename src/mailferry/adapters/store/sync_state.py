@@ -117,7 +117,7 @@ class SqlStateStore:
             "selection": checkpoint.selection,
         }
         with self._transaction(write=True) as conn:
-            _upsert(conn, CHECKPOINTS, [row], ("pair", "folder"))
+            upsert(conn, CHECKPOINTS, [row], ("pair", "folder"))
 
     def reset_folder(self, pair: str, folder: str) -> None:
         with self._transaction(write=True) as conn:
@@ -313,12 +313,14 @@ def _upsert_messages(conn: Connection, table: Table, rows: list[dict[str, object
     # The last row for a UID wins, as in a dict; PostgreSQL's multi-row ON CONFLICT would
     # otherwise refuse to touch the same row twice in one statement.
     unique = list({row["source_uid"]: row for row in rows}.values())
-    _upsert(conn, table, unique, ("pair", "folder", "source_uid"))
+    upsert(conn, table, unique, ("pair", "folder", "source_uid"))
 
 
-def _upsert(
+def upsert(
     conn: Connection, table: Table, rows: list[dict[str, object]], keys: tuple[str, ...]
 ) -> None:
+    """Insert ``rows`` (one executemany), replacing the rows with the same ``keys``. A key must
+    not repeat within ``rows`` (PostgreSQL refuses to update one row twice in one statement)."""
     if not rows:
         return
     index = [table.c[key] for key in keys]

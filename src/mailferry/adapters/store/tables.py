@@ -83,6 +83,63 @@ INTENTS = Table(
 FAILURES = Table("failures", METADATA, *_key_columns(), Column("reason", Text, nullable=False))
 
 
+# -- calendars and contacts (application ``mailferry.items``) --------------------------------------
+# Hrefs are Text: a server names its resources as it likes, and they are compared exactly. An item's
+# identity (``ItemKey``) is two columns: ``key_kind`` "uid" or "content" (SHA-256 hex), and ``key``.
+# Every lookup is by (pair, source collection) or (pair, side, collection): the primary keys' prefix.
+def _item_key_columns() -> list[Column[Any]]:
+    return [
+        Column("pair", Text, primary_key=True),
+        Column("source", Text, primary_key=True),  # the source collection's href
+        Column("source_href", Text, primary_key=True),
+    ]
+
+
+def _identity_columns() -> list[Column[Any]]:
+    return [Column("key_kind", String(8), nullable=False), Column("key", Text, nullable=False)]
+
+
+DAV_COLLECTIONS = Table(
+    "dav_collections",
+    METADATA,
+    Column("pair", Text, primary_key=True),
+    Column("source", Text, primary_key=True),
+    Column("target", Text, nullable=False),
+    Column("source_token", Text, nullable=True),  # RFC 6578 sync tokens of the last whole pass
+    Column("target_token", Text, nullable=True),
+)
+DAV_ITEMS = Table(
+    "dav_items",
+    METADATA,
+    *_item_key_columns(),
+    Column("source_etag", Text, nullable=True),
+    *_identity_columns(),
+    Column("target_href", Text, nullable=False),
+    Column("target_etag", Text, nullable=True),
+)
+DAV_INTENTS = Table(
+    "dav_intents",
+    METADATA,
+    *_item_key_columns(),
+    Column("source_etag", Text, nullable=True),
+    *_identity_columns(),
+    Column("target_href", Text, nullable=False),
+    Column("if_match", Text, nullable=True),  # an update: the target ETag it replaces
+)
+DAV_IDENTITIES = Table(
+    "dav_identities",
+    METADATA,
+    Column("pair", Text, primary_key=True),
+    Column("side", String(8), primary_key=True),  # "source" or "target"
+    Column("collection", Text, primary_key=True),
+    Column("href", Text, primary_key=True),
+    Column("etag", Text, nullable=True),
+    *_identity_columns(),
+)
+DAV_FAILURES = Table(
+    "dav_failures", METADATA, *_item_key_columns(), Column("reason", Text, nullable=False)
+)
+
 # -- the batch service (application ``mailferry.batches``) ----------------------------------------
 ENDPOINTS = Table(
     "batch_endpoints",
@@ -102,6 +159,10 @@ ENDPOINTS = Table(
     Column("auth", String(16), nullable=True),  # an AuthMethod value; NULL: auto
     Column("oauth", Text, nullable=True),
     Column("profile", String(16), nullable=True),  # a profile name; NULL: auto
+    # Calendars and contacts: a DAV URL template ("https://dav.host/{user}/") or "auto"; NULL: none.
+    Column("dav", Text, nullable=True),
+    Column("dav_ca_file", Text, nullable=True),  # NULL: the endpoint's own TLS settings
+    Column("dav_insecure", Boolean, nullable=True),  # NULL: the endpoint's own
 )
 BATCHES = Table(
     "batch_batches",
@@ -151,6 +212,14 @@ MAILBOXES = Table(
     Column("started", Float, nullable=True),  # current or last run
     Column("finished", Float, nullable=True),
     Column("last_synced", Float, nullable=True),
+    # Calendars and contacts (added later: NULL in an older row). ``collections`` NULL: no DAV pass
+    # ran yet; items_copied counts all runs, the others the last run.
+    Column("collections", Integer, nullable=True),
+    Column("items_copied", BigInteger, nullable=True),
+    Column("items_updated", BigInteger, nullable=True),
+    Column("items_skipped", BigInteger, nullable=True),
+    Column("items_failed", Integer, nullable=True),
+    Column("item_conflicts", Integer, nullable=True),
 )
 RUNS = Table(
     "batch_runs",
@@ -173,6 +242,11 @@ BATCH_FAILURES = Table(
     Column("folder", Text, nullable=False),
     Column("uid", BigInteger, nullable=True),
     Column("reason", Text, nullable=False),
+    # Added later: "item" for a calendar or contact item (``folder`` is then its collection, ``href``
+    # and ``item_uid`` name it); NULL: a message.
+    Column("kind", String(8), nullable=True),
+    Column("href", Text, nullable=True),
+    Column("item_uid", Text, nullable=True),
 )
 SERVICES = Table(
     "batch_services",

@@ -46,6 +46,7 @@ from mailferry.domain.plan import Selection
 from mailferry.domain.ports import StateStore, TokenProvider
 from mailferry.domain.profiles import Profile, apply_profiles, choose_profile, label_policy
 from mailferry.service.batches import BatchService
+from mailferry.service.davjobs import DavLink
 from mailferry.service.migrate import Migration, SyncOptions
 from mailferry.service.planning import FolderWork, plan_folders
 from mailferry.service.progress import Progress
@@ -483,10 +484,11 @@ def service_auth_tables(service: BatchService) -> AuthTables:
 
 
 class BatchConnector:
-    """The scheduler's ``JobConnector``: IMAP sessions for a job, and token providers shared the
-    way their grants allow. One provider per endpoint (and settings) serves all its mailboxes: one
-    app token serves the tenant. A Google token acts for one mailbox, a delegated Microsoft 365
-    token is the mailbox user's own (signed in with `mailferry login`): kept per mailbox."""
+    """The scheduler's ``JobConnector``: IMAP sessions for a job (its DAV accounts: ``dav``), and
+    token providers shared the way their grants allow. One provider per endpoint (and settings)
+    serves all its mailboxes: one app token serves the tenant. A Google token acts for one
+    mailbox, a delegated Microsoft 365 token is the mailbox user's own (signed in with `mailferry
+    login`): kept per mailbox."""
 
     def __init__(self, service: BatchService, timeout: float = 120.0) -> None:
         self._service = service
@@ -518,6 +520,12 @@ class BatchConnector:
             timeout=self._timeout,
             neutralise_receipts=job.neutralise_read_receipts,
         )
+
+    def dav(self, job: Job) -> DavLink:
+        """The job's DAV accounts and the item state in the service's database."""
+        from mailferry.bootstrap.davbatch import open_dav_link  # noqa: PLC0415 - it imports us
+
+        return open_dav_link(job, self._service.store.db.engine.url)
 
 
 def scheduler(service: BatchService, **options: Any) -> Scheduler:

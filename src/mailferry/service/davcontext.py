@@ -1,0 +1,132 @@
+"""What every collection pass of one account pair shares, and what it writes to the target.
+
+``Payloads`` is the one place where item bytes change (issue #13 rule 3): ORGANIZER/ATTENDEE
+get ``SCHEDULE-AGENT=CLIENT``, or are parked as X- properties for a target known to mail
+attendees whatever SCHEDULE-AGENT says. It also refuses, before any upload, what the target
+collection would refuse: an item over its max-resource-size, a component it does not hold.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeVar
+
+from mailferry.domain.davmodel import CollectionInfo, CollectionKind
+from mailferry.domain.davreport import DavSummary
+from mailferry.domain.errors import ConnectError, ThrottledError
+from mailferry.domain.items import ComponentKind, identify
+from mailferry.domain.ports import CollectionAccount, ItemStateStore
+from mailferry.domain.scheduling import park_attendees, schedule_by_client
+from mailferry.service.progress import NoProgress, Progress
+from mailferry.service.resilience import RetryPolicy
+
+T = TypeVar("T")
+
+
+class AttendeeMode(StrEnum):
+    """How ORGANIZER/ATTENDEE are written (``--attendees``)."""
+
+    AUTO = "auto"  # CLIENT on a target known to honour SCHEDULE-AGENT, else PARK
+    CLIENT = "client"  # SCHEDULE-AGENT=CLIENT (RFC 6638 s7.1): the server sends nothing
+    PARK = "park"  # renamed X-MAILFERRY-ORGANIZER / X-MAILFERRY-ATTENDEE: no server schedules them
+
+
+# Servers whose implicit scheduling honours SCHEDULE-AGENT=CLIENT by their documentation (SabreDAV
+# and so Nextcloud/ownCloud, Cyrus/Fastmail, Apple's CalendarServer), matched against the Server
+# (and X-Sabre-Version) headers. Not tested here: the two servers that run here, Radicale and
+# Xandikos, both mail attendees whatever SCHEDULE-AGENT says (docs/dav-servers.md), and neither
+# names itself in a header. Every other target gets its meetings parked: nothing can be sent.
+HONOUR_SCHEDULE_AGENT = ("sabre", "cyrus", "calendarserver")
+
+
+def attendee_mode(wanted: AttendeeMode, server: str | None) -> AttendeeMode:
+    if wanted is not AttendeeMode.AUTO:
+        return wanted
+    if server and any(name in server for name in HONOUR_SCHEDULE_AGENT):
+        return AttendeeMode.CLIENT
+    return AttendeeMode.PARK
+
+
+@dataclass
+class Payloads:
+    mode: AttendeeMode
+    summary: DavSummary
+    # (source collection, source href) copied or found by this run: an item a retried pass
+    # finds recorded is not counted "unchanged" as well
+    written: set[tuple[str, str]] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def prepare(self, target: CollectionInfo, data: bytes) -> bytes | str:
+        """The bytes to PUT into ``target``, or the reason the item cannot go there."""
+        if target.kind is CollectionKind.CALENDAR:
+            component = identify(data).component
+            accepted = target.components
+            if accepted and component is not ComponentKind.UNKNOWN and component not in accepted:
+                return f"the target calendar holds only {', '.join(accepted)}, not {component}"
+            rewrite = park_attendees if self.mode is AttendeeMode.PARK else schedule_by_client
+            rewritten = rewrite(data)
+            if rewritten.changed:
+                with self._lock:
+                    self.summary.scheduling_changed += 1
+                data = rewritten.raw
+        limit = target.max_resource_size
+        if limit is not None and len(data) > limit:
+            return f"{len(data)} bytes: over the target's max-resource-size of {limit} bytes"
+        return data
+
+
+@dataclass
+class PassContext:
+    source: CollectionAccount
+    target: CollectionAccount
+    state: ItemStateStore
+    pair: str
+    summary: DavSummary
+    payloads: Payloads
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    concurrency: int = 4
+    dry_run: bool = False
+    progress: Progress = field(default_factory=NoProgress)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    # (source collection, source href) copied or found by this run: an item a retried pass
+    # finds recorded is not counted "unchanged" as well
+    written: set[tuple[str, str]] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stopped(self) -> bool:
+        return self.stop.is_set()
+
+    def note(self, *, throttled: int = 0, retries: int = 0) -> None:
+        with self._lock:
+            self.summary.throttled += throttled
+            self.summary.retries += retries
+
+
+MAX_THROTTLED = 50  # "slow down" answers waited out in a row before the work is given up
+
+
+def retrying(ctx: PassContext, work: Callable[[], T]) -> T:
+    """``work()``, again after 429/503 (waiting at least Retry-After) and after a dropped
+    connection (``--retries`` times, with backoff). What ``work`` left is consistent: a
+    collection pass resumes from its intents and rows. The last error is raised."""
+    attempt = throttled = 0
+    while True:
+        try:
+            return work()
+        except ThrottledError as exc:
+            throttled += 1
+            ctx.note(throttled=1)
+            if throttled > MAX_THROTTLED:
+                raise
+            time.sleep(ctx.retry.wait(min(throttled, 6), exc.wait))
+        except ConnectError:
+            attempt += 1
+            ctx.note(retries=1)
+            if attempt > ctx.retry.attempts:
+                raise
+            time.sleep(ctx.retry.wait(attempt, 0.0))
