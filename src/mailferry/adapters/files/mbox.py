@@ -125,7 +125,10 @@ class MboxAccount(FileAccount):
         self.path = path
         self.writable = writable
         self.single = path.is_file() or (not path.exists() and path.suffix == ".mbox")
-        if writable and not self.single:
+        if writable and self.single:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        elif writable:
             path.mkdir(parents=True, exist_ok=True)
         elif not path.exists():
             raise AccountError(f"{path}: no such file or directory")
