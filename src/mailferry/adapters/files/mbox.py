@@ -23,7 +23,14 @@ from pathlib import Path
 
 from mailferry.adapters.files import rfc822
 from mailferry.adapters.files.account import Entry, FileAccount, Listing, digest_validity
-from mailferry.adapters.files.mboxfile import Scanned, mbox_entry, read_message, rewrite_flags, scan
+from mailferry.adapters.files.mboxfile import (
+    COUNTED,
+    Scanned,
+    mbox_entry,
+    read_message,
+    rewrite_flags,
+    scan,
+)
 from mailferry.domain.errors import AccountError, FolderError
 from mailferry.domain.model import AppendRequest, AppendResult, FolderInfo
 
@@ -78,7 +85,10 @@ class MboxListing:
             msg = "the file ends inside this message (truncated mbox)"
             raise ValueError(msg)
         with self.path.open("rb") as source:
-            return read_message(source, self.scanned.starts[at], self.scanned.ends[at])
+            counted = bool(self.scanned.flag_bits[at] & COUNTED)
+            return read_message(
+                source, self.scanned.starts[at], self.scanned.ends[at], unquote=not counted
+            )
 
     def where(self, index: int) -> str:
         return f"{self.path} at byte {self.scanned.starts[self._at(index)]}"
@@ -183,7 +193,8 @@ class MboxAccount(FileAccount):
 
     def _folder_files(self) -> dict[str, Path]:
         found: dict[str, Path] = {}
-        for dirpath, _dirs, files in os.walk(self.path):
+        for dirpath, dirs, files in os.walk(self.path):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]  # Dovecot's .imap indexes
             base = Path(dirpath)
             levels = [p.removesuffix(".sbd") for p in base.relative_to(self.path).parts]
             for name in sorted(files):

@@ -3,9 +3,11 @@
 Separators are ``From `` lines at the start of the file or after an empty line (mboxo and mboxrd);
 the empty line before a separator belongs to neither message. Inside a message, ``>From `` lines
 lose one ``>`` (mboxrd quoting undone; the same rule reads mboxo). Flags are read from ``Status``
-(R: seen), ``X-Status`` (A, F, T, D) and ``X-Keywords``, and those three fields are taken out of the
-message as Dovecot does for its own mbox files (a file target writes flags there and nowhere else,
-so what it wrote reads back byte for byte). Thunderbird's ``X-Mozilla-Status`` is read, not removed.
+(R: seen), ``X-Status`` (A, F, T, D) and ``X-Keywords``; those fields and Dovecot's own (``X-UID``,
+``X-IMAP``, ``X-IMAPbase``, ``Content-Length``) are taken out of the message as Dovecot does for its
+mbox files (a file target writes flags there and nowhere else, so what it wrote reads back byte
+for byte), and the "FOLDER INTERNAL DATA" message Dovecot and Pine put first is no message.
+Thunderbird's ``X-Mozilla-Status`` is read, not removed.
 
 The index keeps a few numbers per message in arrays (offsets, size, date, flag bits), never
 the messages: a 20 GB mbox is scanned in one pass with flat memory. A file that does not end in
@@ -27,10 +29,20 @@ from typing import BinaryIO
 
 from mailferry.adapters.files import rfc822
 
-HIDDEN = (b"status:", b"x-status:", b"x-keywords:")
+# Fields an mbox keeps for its reader, not part of the message (Dovecot hides the same ones).
+HIDDEN = (
+    b"status:",
+    b"x-status:",
+    b"x-keywords:",
+    b"x-uid:",
+    b"x-imap:",
+    b"x-imapbase:",
+    b"content-length:",
+)
 _QUOTED_FROM = re.compile(rb"^>+From ")
 _NEEDS_QUOTE = re.compile(rb"^>*From ", re.MULTILINE)
 _FLAG_BITS = {"\\Seen": 1, "\\Answered": 2, "\\Flagged": 4, "\\Draft": 8, "\\Deleted": 16}
+COUNTED = 32  # in ``flag_bits``: the body was delimited by Content-Length, not unquoted
 _MOZILLA = {0x1: "\\Seen", 0x2: "\\Answered", 0x4: "\\Flagged", 0x8: "\\Deleted"}
 _ASCTIME = ("%a %b %d %H:%M:%S %Y", "%a %b %d %H:%M %Y", "%a %b %d %H:%M:%S %z %Y")
 
@@ -72,6 +84,7 @@ class _Cleaner:
 
     head: bool = True
     hidden: bool = False
+    unquote: bool = True  # False for a body delimited by Content-Length (Dovecot's, unquoted)
     header: list[bytes] = field(default_factory=list)
 
     def feed(self, line: bytes) -> bytes:
@@ -86,7 +99,7 @@ class _Cleaner:
                 self.header.append(line)
                 if self.hidden:
                     return b""
-        if _QUOTED_FROM.match(line):
+        if self.unquote and _QUOTED_FROM.match(line):
             line = line[1:]
         return rfc822.crlf(line)
 
@@ -118,8 +131,10 @@ class Scanned:
 class _Scan:
     """One pass over the lines of a file, closing each message at the next separator."""
 
-    def __init__(self, mtime: float) -> None:
+    def __init__(self, mtime: float, peek: Callable[[int], bytes]) -> None:
         self.index = Scanned()
+        self.peek = peek  # the 6 bytes at an offset of the file
+        self.skip_until = 0  # the end of a body delimited by Content-Length
         self.mtime = mtime
         self.digest = hashlib.sha256()
         self.keyword_ids: dict[tuple[str, ...], int] = {(): 0}
@@ -129,7 +144,15 @@ class _Scan:
         self.held = b""  # the last line, fed once the next one shows it is not a separator's blank
 
     def line(self, line: bytes, offset: int) -> None:
-        is_separator = line.startswith(b"From ") and (offset == 0 or self.held in (b"\n", b"\r\n"))
+        if self._counted_body(offset):
+            self.size += len(self.cleaner.feed(self.held))
+            self.held = line
+            return
+        is_separator = (
+            offset >= self.skip_until
+            and line.startswith(b"From ")
+            and (offset == 0 or self.held in (b"\n", b"\r\n"))
+        )
         if is_separator:
             self.close(offset - len(self.held))
             self.open = (line, offset + len(line))
@@ -139,6 +162,22 @@ class _Scan:
             self.size += len(self.cleaner.feed(self.held))
         self.held = line
 
+    def _counted_body(self, offset: int) -> bool:
+        """At the empty line that ends a header: a Content-Length that ends exactly before a
+        separator (or the end of the file) delimits the body, whatever ``From `` lines it holds
+        (Dovecot writes them so, unquoted)."""
+        if not (self.open and self.cleaner.head and self.held in (b"\n", b"\r\n")):
+            return False
+        text = rfc822.field_text(b"".join(self.cleaner.header), b"content-length") or ""
+        if not text.isdigit() or int(text) == 0:
+            return False
+        end = offset + int(text)
+        if self.peek(end) not in (b"", b"\n", b"\nFrom ", b"\r\nFrom"):
+            return False
+        self.skip_until = end
+        self.cleaner.unquote = False
+        return True
+
     def close(self, end: int) -> None:
         if self.open is None:
             return
@@ -147,19 +186,22 @@ class _Scan:
             end += len(self.held)
         from_line, start = self.open
         head = b"".join(self.cleaner.header)
+        self.open = None
+        if not self.index.starts and _folder_data(head):
+            return
         flags, words = _flags_of(head)
         index = self.index
         index.starts.append(start)
         index.ends.append(end)
         index.sizes.append(self.size)
         index.dates.append(int(self._date(from_line, head).timestamp()))
-        index.flag_bits.append(sum(_FLAG_BITS[f] for f in flags))
+        counted = 0 if self.cleaner.unquote else COUNTED
+        index.flag_bits.append(sum(_FLAG_BITS[f] for f in flags) | counted)
         index.keyword_ids.append(self.keyword_ids.setdefault(words, len(self.keyword_ids)))
         labels = rfc822.field_text(head, b"x-gmail-labels")
         if labels is not None:
             index.labels[len(index.starts) - 1] = _split_labels(labels)
         self.digest.update(from_line + str(self.size).encode() + b"\n")
-        self.open = None
 
     def _date(self, from_line: bytes, head: bytes) -> dt.datetime:
         dated = from_line_date(from_line)
@@ -175,6 +217,12 @@ class _Scan:
         self.index.validity = int.from_bytes(self.digest.digest()[:4], "big") % 0x7FFFFFFF or 1
         self.index.length = length
         return self.index
+
+
+def _folder_data(head: bytes) -> bool:
+    """The first message Dovecot (and Pine) keep in an mbox for the folder's UIDs and keywords."""
+    subject = rfc822.field_text(head, b"subject") or ""
+    return rfc822.field(head, b"x-imap") is not None and "FOLDER INTERNAL DATA" in subject
 
 
 def _split_labels(text: str) -> tuple[str, ...]:
@@ -194,8 +242,13 @@ def _split_labels(text: str) -> tuple[str, ...]:
 
 def scan(path: Path) -> Scanned:
     """Index an mbox file in one pass (OSError when it cannot be read)."""
-    with path.open("rb") as source:
-        scanner = _Scan(path.stat().st_mtime)
+    with path.open("rb") as source, path.open("rb") as peeker:
+
+        def peek(offset: int) -> bytes:
+            peeker.seek(offset)
+            return peeker.read(6)
+
+        scanner = _Scan(path.stat().st_mtime, peek)
         offset, last = 0, b""
         for line in source:
             scanner.line(line, offset)
@@ -204,11 +257,11 @@ def scan(path: Path) -> Scanned:
         return scanner.finish(offset, last)
 
 
-def read_message(source: BinaryIO, start: int, end: int) -> bytes:
+def read_message(source: BinaryIO, start: int, end: int, *, unquote: bool = True) -> bytes:
     """One message as handed out: hidden fields removed, quoting undone, CRLF line ends."""
     source.seek(start)
     raw = source.read(end - start)
-    cleaner = _Cleaner()
+    cleaner = _Cleaner(unquote=unquote)
     return b"".join(cleaner.feed(line) for line in io.BytesIO(raw))
 
 
