@@ -1,4 +1,5 @@
-"""Mail in files: Maildir, mbox and EML trees as MailAccounts (sources; Maildir and mbox targets).
+"""Mail in files: Maildir, mbox, EML trees and PST as MailAccounts (sources; Maildir and mbox
+targets).
 
 ``open_files`` is the one entry point bootstrap uses; ``account.py`` explains the UIDs and the
 reports shared by all of them.
@@ -12,6 +13,7 @@ from mailferry.adapters.files.account import FileAccount
 from mailferry.adapters.files.eml import EmlAccount
 from mailferry.adapters.files.maildir import MaildirAccount
 from mailferry.adapters.files.mbox import MboxAccount
+from mailferry.adapters.files.pst import PstAccount
 from mailferry.domain.errors import ConfigError
 
 WRITABLE = frozenset({"maildir", "mbox"})
@@ -27,7 +29,9 @@ def open_files(kind: str, path: Path, *, writable: bool) -> FileAccount:
         return MboxAccount(path, writable=writable)
     if kind == "eml":
         return EmlAccount(path)
+    if kind == "pst":
+        return PstAccount(path)
     raise ConfigError(f"{kind}://: not a file format mailferry reads")
 
 
-__all__ = ["EmlAccount", "FileAccount", "MaildirAccount", "MboxAccount", "open_files"]
+__all__ = ["EmlAccount", "FileAccount", "MaildirAccount", "MboxAccount", "PstAccount", "open_files"]
