@@ -229,3 +229,20 @@ def test_an_mbox_target_ends_a_message_without_a_final_line_end_with_one(tmp_pat
 def test_eml_is_a_source_only():
     with pytest.raises(ConfigError, match="source only"):
         open_files("eml", Path("/nonexistent"), writable=True)
+
+
+def test_an_mbox_target_indexes_only_what_it_appends_and_agrees_with_a_full_scan(tmp_path):
+    target = MboxAccount(tmp_path / "out", writable=True)
+    target.create_folder("INBOX")
+    for burst in range(3):
+        requests = []
+        for n in range(4):
+            data = f"Message-ID: <b{burst}.{n}@x>\r\n\r\nFrom {n}\r\n\r\n".encode()
+            requests.append(AppendRequest(n, io.BytesIO(data), len(data), frozenset(), WHEN))
+        results = target.append_batch("INBOX", requests)
+        assert [r.target_uid for r in results] == [burst * 4 + n + 1 for n in range(4)]
+    fresh = MboxAccount(tmp_path / "out")
+    assert fresh.status("INBOX") == target.status("INBOX")
+    assert results[-1].target_uidvalidity == fresh.status("INBOX").uidvalidity
+    assert bodies(fresh, "INBOX") == bodies(target, "INBOX")
+    assert len(bodies(fresh, "INBOX")) == 12

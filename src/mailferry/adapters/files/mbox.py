@@ -260,7 +260,9 @@ class MboxAccount(FileAccount):
         if not self.writable:
             return super().append_batch(folder, requests)
         path = self._file(folder)
-        before = len(self.listing(folder))
+        listing = self.listing(folder)
+        assert isinstance(listing, MboxListing)  # noqa: S101 - this class loads only these
+        before = len(listing)
         accepted: list[int] = []
         refused: dict[int, str] = {}
         with path.open("ab") as out:
@@ -273,6 +275,7 @@ class MboxAccount(FileAccount):
                 accepted.append(request.key)
             out.flush()
             os.fsync(out.fileno())
+        self._scanned_after_append(path, listing.scanned)
         after = self.listing(folder)
         uids = {key: before + n + 1 for n, key in enumerate(accepted)}
         return [
@@ -283,6 +286,19 @@ class MboxAccount(FileAccount):
             )
             for r in requests
         ]
+
+    def _scanned_after_append(self, path: Path, before: Scanned) -> None:
+        """Index only what we appended (whole messages, each ending in an empty line), so that
+        a long backup does not read its growing file again after every burst. A file someone
+        else touched meanwhile is scanned whole."""
+        cached = self._scans.get(path)
+        stat = path.stat()
+        if before.truncated or cached is None or cached[1] is not before:
+            return
+        try:
+            self._scans[path] = ((stat.st_size, stat.st_mtime_ns), scan(path, resume=before))
+        except OSError as exc:
+            raise FolderError(str(path), exc.strerror or str(exc)) from None
 
     def store_flags(self, folder: str, updates: Sequence[tuple[int, frozenset[str]]]) -> None:
         if not self.writable:

@@ -25,7 +25,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from mailferry.adapters.files import rfc822
 
@@ -120,6 +120,7 @@ class Scanned:
     truncated: bool = False  # the file ends inside its last message
     validity: int = 1
     length: int = 0  # the file size scanned
+    digest: Any = None  # the running hash behind ``validity``, to go on after an append
 
     def flags(self, index: int) -> frozenset[str]:
         bits = self.flag_bits[index]
@@ -131,13 +132,15 @@ class Scanned:
 class _Scan:
     """One pass over the lines of a file, closing each message at the next separator."""
 
-    def __init__(self, mtime: float, peek: Callable[[int], bytes]) -> None:
-        self.index = Scanned()
+    def __init__(
+        self, mtime: float, peek: Callable[[int], bytes], resume: Scanned | None = None
+    ) -> None:
+        self.index = resume or Scanned()
         self.peek = peek  # the 6 bytes at an offset of the file
         self.skip_until = 0  # the end of a body delimited by Content-Length
         self.mtime = mtime
-        self.digest = hashlib.sha256()
-        self.keyword_ids: dict[tuple[str, ...], int] = {(): 0}
+        self.digest = resume.digest.copy() if resume and resume.digest else hashlib.sha256()
+        self.keyword_ids = {words: n for n, words in enumerate(self.index.keyword_sets)}
         self.open: tuple[bytes, int] | None = None  # (From line, start) of the current message
         self.cleaner = _Cleaner()
         self.size = 0
@@ -216,6 +219,7 @@ class _Scan:
         self.index.keyword_sets = sorted(self.keyword_ids, key=self.keyword_ids.__getitem__)
         self.index.validity = int.from_bytes(self.digest.digest()[:4], "big") % 0x7FFFFFFF or 1
         self.index.length = length
+        self.index.digest = self.digest
         return self.index
 
 
@@ -240,16 +244,21 @@ def _split_labels(text: str) -> tuple[str, ...]:
     return tuple(label for label in found if label)
 
 
-def scan(path: Path) -> Scanned:
-    """Index an mbox file in one pass (OSError when it cannot be read)."""
+def scan(path: Path, resume: Scanned | None = None) -> Scanned:
+    """Index an mbox file in one pass (OSError when it cannot be read). ``resume``: the index of
+    the file before we appended whole messages to it; only the new bytes are read, and the
+    result is what a full scan gives (``resume`` is extended in place)."""
     with path.open("rb") as source, path.open("rb") as peeker:
 
         def peek(offset: int) -> bytes:
             peeker.seek(offset)
             return peeker.read(6)
 
-        scanner = _Scan(path.stat().st_mtime, peek)
+        scanner = _Scan(path.stat().st_mtime, peek, resume)
         offset, last = 0, b""
+        if resume is not None and resume.length:
+            source.seek(resume.length)
+            offset, last, scanner.held = resume.length, b"\n", b"\n"
         for line in source:
             scanner.line(line, offset)
             offset += len(line)
