@@ -44,7 +44,7 @@ def parse_endpoint(
     if not sep or scheme.lower() not in SCHEMES:
         raise ConfigError(
             f"{side} {url!r}: expected imaps://USER@HOST[:PORT], imap+starttls://…, imap://…, "
-            "or maildir:///PATH, mbox:///PATH, eml:///PATH"
+            "or maildir:///PATH, mbox:///PATH, eml:///PATH, pst:///PATH"
         )
     security, default_port = SCHEMES[scheme.lower()]
     rest = rest.rstrip("/")
@@ -70,6 +70,7 @@ def parse_endpoint(
 
 
 FILE_SCHEMES = ("maildir", "mbox", "eml", "pst")
+FILE_TARGETS = ("maildir", "mbox")
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,11 @@ def parse_file_store(url: str, *, side: str = "endpoint") -> FileStore:
         path = str(Path(path).expanduser())
     if not path.startswith("/"):
         raise ConfigError(f"{side} {url!r}: expected {scheme.lower()}:///ABSOLUTE/PATH")
+    if side == "target" and scheme.lower() not in FILE_TARGETS:
+        raise ConfigError(
+            f"target {url!r}: {scheme.lower()}:// is a source only; a target can be "
+            "maildir:// or mbox://"
+        )
     return FileStore(scheme.lower(), Path(path))
 
 

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from mailferry.adapters.files import MaildirAccount, MboxAccount
 from mailferry.adapters.imap import Credentials
 from mailferry.adapters.imap.namespaced import NamespacedAccount
 from mailferry.adapters.memory.state import MemoryStateStore
+from mailferry.cli import main
 from mailferry.domain.model import AppendRequest, Endpoint, Security
 from mailferry.sandbox.dovecot import MAIL_GROUP, MAIL_USER
 from mailferry.service.migrate import Migration, SyncOptions
@@ -130,3 +133,33 @@ def test_doveadm_backup_mbox_read_as_a_source(dovecot_dot, live):
         assert snapshot(mbox, "Projects/2024") == snapshot(source, "Projects.2024")
     finally:
         shutil.rmtree(out)
+
+
+def test_cli_backs_up_a_live_account_and_restores_it_to_another(
+    dovecot_dot, make_user, live, tmp_path
+):
+    source, user = live
+    restored_user, restored_password = make_user(dovecot_dot)
+    port = dovecot_dot.port
+    state = str(tmp_path / "state.sqlite3")
+    backup = f"maildir://{tmp_path}/backup"
+    env = {
+        "MAILFERRY_SOURCE_PASSWORD": f"pw-{user}",
+        "MAILFERRY_TARGET_PASSWORD": restored_password,
+    }
+    runner = CliRunner()
+
+    def run(*args):
+        result = runner.invoke(main, ["sync", "--json", "--state", state, *args], env=env)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    assert run(f"imap://{user}@127.0.0.1:{port}", backup)["messages_copied"] == 3
+    assert run(f"imap://{user}@127.0.0.1:{port}", backup)["messages_copied"] == 0
+    assert run(backup, f"imap://{restored_user}@127.0.0.1:{port}")["messages_copied"] == 3
+    restored = connect(dovecot_dot, restored_user, restored_password)
+    try:
+        for folder in MESSAGES:
+            assert snapshot(restored, folder) == snapshot(source, folder)
+    finally:
+        restored.close()
