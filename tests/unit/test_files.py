@@ -15,7 +15,7 @@ import pytest
 from mailferry.adapters.files import EmlAccount, MaildirAccount, MboxAccount, open_files
 from mailferry.adapters.memory.account import MemoryAccount, MemoryServer
 from mailferry.adapters.memory.state import MemoryStateStore
-from mailferry.domain.errors import ConfigError, MessageError
+from mailferry.domain.errors import ConfigError, ConnectError, MessageError
 from mailferry.domain.labels import LabelMode, LabelPolicy
 from mailferry.domain.model import AppendRequest
 from mailferry.service.migrate import Migration, SyncOptions
@@ -246,3 +246,41 @@ def test_an_mbox_target_indexes_only_what_it_appends_and_agrees_with_a_full_scan
     assert results[-1].target_uidvalidity == fresh.status("INBOX").uidvalidity
     assert bodies(fresh, "INBOX") == bodies(target, "INBOX")
     assert len(bodies(fresh, "INBOX")) == 12
+
+
+class CrashingTarget:
+    """A file target whose "connection" breaks after the files are written, before the answer:
+    the window the intent log exists for."""
+
+    def __init__(self, inner, crash_after: int) -> None:
+        self.inner = inner
+        self.left = crash_after
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def append_batch(self, folder, requests):
+        results = self.inner.append_batch(folder, requests)
+        self.left -= len(requests)
+        if self.left <= 0:
+            raise ConnectError("connection lost (injected)")
+        return results
+
+
+@pytest.mark.parametrize("kind", ["maildir", "mbox"])
+@pytest.mark.parametrize("crash_after", [1, 3, 5])
+def test_a_crash_after_writing_never_duplicates_on_the_next_run(tmp_path, kind, crash_after):
+    server = MemoryServer(delimiter="/")
+    box = server.folder("INBOX")
+    for n in range(6):
+        mid = f"Message-ID: <k{n}@x>\r\n" if n % 2 else ""  # half of them only by content hash
+        box.add(f"{mid}Subject: {n}\r\n\r\n{n}\r\n".encode(), frozenset({"\\Seen"}), WHEN)
+    store = MemoryStateStore()
+    target = open_files(kind, tmp_path / "out", writable=True)
+    crashing = CrashingTarget(target, crash_after)
+    with pytest.raises(ConnectError):
+        migrate(MemoryAccount(server), crashing, store, batch_count=2)
+    summary = migrate(MemoryAccount(server), target, store, batch_count=2)
+    assert summary.failures == []
+    fresh = open_files(kind, tmp_path / "out", writable=False)
+    assert sorted(bodies(fresh, "INBOX")) == sorted(m.body for m in box.messages.values())
