@@ -284,3 +284,23 @@ def test_a_crash_after_writing_never_duplicates_on_the_next_run(tmp_path, kind, 
     assert summary.failures == []
     fresh = open_files(kind, tmp_path / "out", writable=False)
     assert sorted(bodies(fresh, "INBOX")) == sorted(m.body for m in box.messages.values())
+
+
+def test_an_mbox_with_crlf_line_ends_and_quoted_from_lines(tmp_path):
+    (tmp_path / "crlf.mbox").write_bytes(
+        b"From a@x Sun Jul 14 09:30:05 2013\r\n"
+        b"Subject: one\r\nX-Status: F\r\n\r\n>From quoted\r\n>>From twice\r\nFrom: not a separator\r\n"
+        b"\r\n"
+        b"From b@x Sun Jul 14 09:30:06 2013\r\n"
+        b"Subject: two\r\n\r\nbody\r\n\r\n"
+    )
+    account = MboxAccount(tmp_path / "crlf.mbox")
+    metas = list(account.fetch_meta("INBOX"))
+    got = bodies(account, "INBOX")
+    assert got == [
+        b"Subject: one\r\n\r\nFrom quoted\r\n>From twice\r\nFrom: not a separator\r\n",
+        b"Subject: two\r\n\r\nbody\r\n",
+    ]
+    assert [m.size for m in metas] == [len(b) for b in got]
+    assert metas[0].flags == {"\\Flagged"}
+    assert metas[1].internaldate == WHEN + dt.timedelta(seconds=1)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import mmap
+import os
 import re
 import time
 from array import array
@@ -40,6 +42,9 @@ HIDDEN = (
     b"content-length:",
 )
 _QUOTED_FROM = re.compile(rb"^>+From ")
+_QUOTED_FROM_LINES = re.compile(rb"^>+From ", re.MULTILINE)
+CHUNK = 8 << 20  # bodies are measured this many bytes at a time
+RELEASE = 64 << 20  # mapped pages are let go every this many bytes scanned
 _NEEDS_QUOTE = re.compile(rb"^>*From ", re.MULTILINE)
 _FLAG_BITS = {"\\Seen": 1, "\\Answered": 2, "\\Flagged": 4, "\\Draft": 8, "\\Deleted": 16}
 COUNTED = 32  # in ``flag_bits``: the body was delimited by Content-Length, not unquoted
@@ -130,81 +135,92 @@ class Scanned:
 
 
 class _Scan:
-    """One pass over the lines of a file, closing each message at the next separator."""
+    """One pass over a mapped file: separators found with ``find``, bodies measured in chunks
+    (the per-line work is for header blocks only)."""
 
-    def __init__(
-        self, mtime: float, peek: Callable[[int], bytes], resume: Scanned | None = None
-    ) -> None:
-        self.index = resume or Scanned()
-        self.peek = peek  # the 6 bytes at an offset of the file
-        self.skip_until = 0  # the end of a body delimited by Content-Length
+    def __init__(self, data: mmap.mmap, mtime: float, resume: Scanned | None) -> None:
+        self.data = data
         self.mtime = mtime
+        self.index = resume or Scanned()
         self.digest = resume.digest.copy() if resume and resume.digest else hashlib.sha256()
         self.keyword_ids = {words: n for n, words in enumerate(self.index.keyword_sets)}
-        self.open: tuple[bytes, int] | None = None  # (From line, start) of the current message
-        self.cleaner = _Cleaner()
-        self.size = 0
-        self.held = b""  # the last line, fed once the next one shows it is not a separator's blank
 
-    def line(self, line: bytes, offset: int) -> None:
-        if self._counted_body(offset):
-            self.size += len(self.cleaner.feed(self.held))
-            self.held = line
-            return
-        is_separator = (
-            offset >= self.skip_until
-            and line.startswith(b"From ")
-            and (offset == 0 or self.held in (b"\n", b"\r\n"))
-        )
-        if is_separator:
-            self.close(offset - len(self.held))
-            self.open = (line, offset + len(line))
-            self.cleaner, self.size, self.held = _Cleaner(), 0, b""
-            return
-        if self.open is not None and self.held:
-            self.size += len(self.cleaner.feed(self.held))
-        self.held = line
+    def run(self, pos: int) -> Scanned:
+        data, length = self.data, len(self.data)
+        here: int | None = pos if data[pos : pos + 5] == b"From " else self._separator(pos)
+        released = 0
+        while here is not None:
+            eol = data.find(b"\n", here)
+            if eol < 0:
+                break  # a separator line cut off: nothing of its message is there
+            here = self._message(data[here : eol + 1], eol + 1)
+            if here is not None and here - released > RELEASE:
+                # Pages read stay counted in this process until let go: keep the RSS flat.
+                released = here - here % mmap.PAGESIZE
+                data.madvise(mmap.MADV_DONTNEED, 0, released)
+        self.index.truncated = length > 0 and data[length - 1 : length] != b"\n"
+        self.index.truncated &= bool(self.index.starts) and self.index.ends[-1] == length
+        self.index.keyword_sets = sorted(self.keyword_ids, key=self.keyword_ids.__getitem__)
+        self.index.validity = int.from_bytes(self.digest.digest()[:4], "big") % 0x7FFFFFFF or 1
+        self.index.length = length
+        self.index.digest = self.digest
+        return self.index
 
-    def _counted_body(self, offset: int) -> bool:
-        """At the empty line that ends a header: a Content-Length that ends exactly before a
-        separator (or the end of the file) delimits the body, whatever ``From `` lines it holds
-        (Dovecot writes them so, unquoted)."""
-        if not (self.open and self.cleaner.head and self.held in (b"\n", b"\r\n")):
-            return False
-        text = rfc822.field_text(b"".join(self.cleaner.header), b"content-length") or ""
+    def _separator(self, pos: int) -> int | None:
+        """The next ``From `` line at or after ``pos`` that follows an empty line."""
+        data = self.data
+        found = data.find(b"\nFrom ", max(pos - 1, 0))
+        while found >= 0:
+            line = found + 1
+            if data[line - 2 : line - 1] == b"\n" or data[line - 3 : line - 1] == b"\n\r":
+                return line
+            found = data.find(b"\nFrom ", found + 1)
+        return None
+
+    def _message(self, from_line: bytes, start: int) -> int | None:
+        """Index the message after ``from_line``; the offset of the next separator, if any."""
+        data = self.data
+        head_end = _after_blank_line(data, start)
+        cleaner = _Cleaner()
+        counted = self._content_length(data, start, head_end)
+        following = self._separator(counted if counted is not None else head_end)
+        end = len(data) if following is None else following
+        end -= _blank_before(data, start, end)
+        size = sum(len(cleaner.feed(line)) for line in _lines(data, start, min(head_end, end)))
+        cleaner.unquote = counted is None
+        size += _body_size(data, head_end, end, unquote=cleaner.unquote)
+        self._record(from_line, start, end, size, cleaner)
+        return following
+
+    def _content_length(self, data: mmap.mmap, start: int, head_end: int) -> int | None:
+        """Where a Content-Length body ends, when it ends just before a separator or the end of
+        the file (Dovecot writes its mbox so, ``From `` lines unquoted); else None."""
+        head = data[start:head_end]
+        text = rfc822.field_text(head, b"content-length") or ""
         if not text.isdigit() or int(text) == 0:
-            return False
-        end = offset + int(text)
-        if self.peek(end) not in (b"", b"\n", b"\nFrom ", b"\r\nFrom"):
-            return False
-        self.skip_until = end
-        self.cleaner.unquote = False
-        return True
+            return None
+        end = head_end + int(text)
+        if data[end : end + 6] not in (b"", b"\n", b"\nFrom ", b"\r\nFrom"):
+            return None
+        return end
 
-    def close(self, end: int) -> None:
-        if self.open is None:
-            return
-        if self.held not in (b"\n", b"\r\n", b""):
-            self.size += len(self.cleaner.feed(self.held))
-            end += len(self.held)
-        from_line, start = self.open
-        head = b"".join(self.cleaner.header)
-        self.open = None
+    def _record(self, from_line: bytes, start: int, end: int, size: int, cleaner: _Cleaner) -> None:
+        head = b"".join(cleaner.header)
         if not self.index.starts and _folder_data(head):
             return
         flags, words = _flags_of(head)
         index = self.index
         index.starts.append(start)
         index.ends.append(end)
-        index.sizes.append(self.size)
+        index.sizes.append(size)
         index.dates.append(int(self._date(from_line, head).timestamp()))
-        counted = 0 if self.cleaner.unquote else COUNTED
+        counted = 0 if cleaner.unquote else COUNTED
         index.flag_bits.append(sum(_FLAG_BITS[f] for f in flags) | counted)
         index.keyword_ids.append(self.keyword_ids.setdefault(words, len(self.keyword_ids)))
         labels = rfc822.field_text(head, b"x-gmail-labels")
         if labels is not None:
             index.labels[len(index.starts) - 1] = _split_labels(labels)
-        self.digest.update(from_line + str(self.size).encode() + b"\n")
+        self.digest.update(from_line + str(size).encode() + b"\n")
 
     def _date(self, from_line: bytes, head: bytes) -> dt.datetime:
         dated = from_line_date(from_line)
@@ -213,14 +229,52 @@ class _Scan:
         self.index.undated += 1
         return rfc822.header_date(head) or rfc822.from_epoch(self.mtime)
 
-    def finish(self, length: int, last: bytes) -> Scanned:
-        self.index.truncated = bool(last) and not last.endswith(b"\n") and self.open is not None
-        self.close(length - len(self.held))
-        self.index.keyword_sets = sorted(self.keyword_ids, key=self.keyword_ids.__getitem__)
-        self.index.validity = int.from_bytes(self.digest.digest()[:4], "big") % 0x7FFFFFFF or 1
-        self.index.length = length
-        self.index.digest = self.digest
-        return self.index
+
+def _after_blank_line(data: mmap.mmap, start: int) -> int:
+    """The offset after the empty line that ends the header block starting at ``start``
+    (searched in growing windows: a file with LF line ends holds no CRLF empty line at all)."""
+    window = 4 << 10
+    begin = max(start - 1, 0)
+    while True:
+        limit = min(len(data), start + window)
+        found = data.find(b"\n\n", begin, limit)
+        crlf = data.find(b"\n\r\n", begin, found + 1 if found >= 0 else limit)
+        if crlf >= 0:
+            return crlf + 3
+        if found >= 0:
+            return found + 2
+        if limit == len(data):
+            return len(data)
+        window *= 4
+
+
+def _blank_before(data: mmap.mmap, start: int, end: int) -> int:
+    """The length of the empty line that ends at ``end`` (a separator's), or 0."""
+    if end - 1 >= start and data[end - 2 : end] == b"\n\n":
+        return 1
+    if end - 2 >= start and data[end - 3 : end] == b"\n\r\n":
+        return 2
+    return 0
+
+
+def _lines(data: mmap.mmap, start: int, end: int) -> Iterator[bytes]:
+    return iter(io.BytesIO(data[start:end])) if end > start else iter(())
+
+
+def _body_size(data: mmap.mmap, start: int, end: int, *, unquote: bool) -> int:
+    """The CRLF size of a body, read in chunks that end at line ends (flat memory)."""
+    size = 0
+    while start < end:
+        stop = min(end, start + CHUNK)
+        if stop < end:
+            cut = data.rfind(b"\n", start, stop)
+            stop = cut + 1 if cut >= start else stop
+        chunk = data[start:stop]
+        size += len(chunk) + chunk.count(b"\n") - chunk.count(b"\r\n")
+        if unquote and b">From " in chunk:
+            size -= len(_QUOTED_FROM_LINES.findall(chunk))
+        start = stop
+    return size
 
 
 def _folder_data(head: bytes) -> bool:
@@ -248,22 +302,13 @@ def scan(path: Path, resume: Scanned | None = None) -> Scanned:
     """Index an mbox file in one pass (OSError when it cannot be read). ``resume``: the index of
     the file before we appended whole messages to it; only the new bytes are read, and the
     result is what a full scan gives (``resume`` is extended in place)."""
-    with path.open("rb") as source, path.open("rb") as peeker:
-
-        def peek(offset: int) -> bytes:
-            peeker.seek(offset)
-            return peeker.read(6)
-
-        scanner = _Scan(path.stat().st_mtime, peek, resume)
-        offset, last = 0, b""
-        if resume is not None and resume.length:
-            source.seek(resume.length)
-            offset, last, scanner.held = resume.length, b"\n", b"\n"
-        for line in source:
-            scanner.line(line, offset)
-            offset += len(line)
-            last = line
-        return scanner.finish(offset, last)
+    with path.open("rb") as source:
+        mtime = os.fstat(source.fileno()).st_mtime
+        if os.fstat(source.fileno()).st_size == 0:
+            return Scanned()  # (an empty file cannot be mapped)
+        with mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            start = resume.length if resume is not None else 0
+            return _Scan(data, mtime, resume).run(start)
 
 
 def read_message(source: BinaryIO, start: int, end: int, *, unquote: bool = True) -> bytes:
