@@ -61,18 +61,42 @@ class Listing(Protocol):
         """The message, CRLF line ends; OSError or ValueError when it cannot be read."""
         ...
 
+    def head(self, index: int) -> bytes:
+        """The start of the message, at least its header block (for the Message-ID)."""
+        ...
+
     def where(self, index: int) -> str:
         """The file (and offset) of a message, for reports."""
         ...
 
 
+class ListingDigest:
+    """A running hash of a listing's identity, extended as a target appends to it."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+
+    def add(self, part: bytes) -> None:
+        self._hash.update(len(part).to_bytes(4, "big"))
+        self._hash.update(part)
+
+    def copy(self) -> ListingDigest:
+        twin = ListingDigest()
+        twin._hash = self._hash.copy()
+        return twin
+
+    @property
+    def validity(self) -> int:
+        """A UIDVALIDITY, 1..2**31-1."""
+        return int.from_bytes(self._hash.digest()[:4], "big") % 0x7FFFFFFF or 1
+
+
 def digest_validity(parts: Iterable[bytes]) -> int:
-    """A UIDVALIDITY (1..2**31-1) from the identity of a listing."""
-    digest = hashlib.sha256()
+    """A UIDVALIDITY from the identity of a listing."""
+    digest = ListingDigest()
     for part in parts:
-        digest.update(len(part).to_bytes(4, "big"))
-        digest.update(part)
-    return int.from_bytes(digest.digest()[:4], "big") % 0x7FFFFFFF or 1
+        digest.add(part)
+    return digest.validity
 
 
 class FileAccount:
@@ -151,7 +175,7 @@ class FileAccount:
             size, mid = entry.size, None
             if size is None or message_ids:
                 try:
-                    data = listing.read(uid - 1)
+                    data = listing.read(uid - 1) if size is None else listing.head(uid - 1)
                 except (OSError, ValueError):
                     data = b""  # reported when the message itself is fetched
                 size = len(data) if size is None else size

@@ -42,6 +42,10 @@ class EmlListing:
     def read(self, index: int) -> bytes:
         return rfc822.crlf((self.directory / self.names[index]).read_bytes())
 
+    def head(self, index: int) -> bytes:
+        with (self.directory / self.names[index]).open("rb") as source:
+            return source.read(rfc822.HEAD_LIMIT)
+
     def where(self, index: int) -> str:
         return str(self.directory / self.names[index])
 

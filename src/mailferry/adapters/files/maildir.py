@@ -20,18 +20,20 @@ import os
 import socket
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from imapclient import imap_utf7
 
 from mailferry.adapters.files import rfc822
-from mailferry.adapters.files.account import Entry, FileAccount, Listing, digest_validity
+from mailferry.adapters.files.account import Entry, FileAccount, Listing, ListingDigest
 from mailferry.domain.errors import AccountError, FolderError
 from mailferry.domain.model import AppendRequest, AppendResult, FolderInfo
 
 KEYWORDS_FILE = "dovecot-keywords"
 INFO = ":2,"
+FSYNC_WORKERS = 8
 _sequence = itertools.count(1)
 
 
@@ -65,7 +67,11 @@ class MaildirListing:
     directory: Path
     names: list[str]  # "cur/NAME" or "new/NAME", in UID order
     keywords: dict[str, str]
-    uidvalidity: int
+    digest: ListingDigest
+
+    @property
+    def uidvalidity(self) -> int:
+        return self.digest.validity
 
     def __len__(self) -> int:
         return len(self.names)
@@ -82,6 +88,10 @@ class MaildirListing:
 
     def read(self, index: int) -> bytes:
         return rfc822.crlf((self.directory / self.names[index]).read_bytes())
+
+    def head(self, index: int) -> bytes:
+        with (self.directory / self.names[index]).open("rb") as source:
+            return source.read(rfc822.HEAD_LIMIT)
 
     def where(self, index: int) -> str:
         return str(self.directory / self.names[index])
@@ -149,8 +159,10 @@ class MaildirAccount(FileAccount):
             except OSError as exc:
                 raise FolderError(folder, f"{directory / sub}: {exc.strerror}") from None
         names.sort(key=lambda n: sort_key(n.split("/", 1)[1]))
-        validity = digest_validity(base_name(n.split("/", 1)[1]).encode() for n in names)
-        return MaildirListing(directory, names, read_keywords(directory), validity)
+        digest = ListingDigest()
+        for name in names:
+            digest.add(base_name(name.split("/", 1)[1]).encode())
+        return MaildirListing(directory, names, read_keywords(directory), digest)
 
     # -- writing ------------------------------------------------------------------------------------
     def create_folder(self, name: str) -> None:
@@ -168,38 +180,45 @@ class MaildirAccount(FileAccount):
         assert isinstance(listing, MaildirListing)  # noqa: S101 - this class loads only these
         directory = listing.directory
         last = sort_key(listing.names[-1].split("/", 1)[1]) if listing.names else (0, "")
-        written: list[tuple[int, str | None, str | None]] = []
+        staged: list[_Staged] = []
+        refused: dict[int, str] = {}
         for request in requests:
             data = request.body.read(request.size)
             if not data:
-                written.append((request.key, None, "refused: a zero-byte message"))
+                refused[request.key] = "refused: a zero-byte message"
                 continue
             name = _new_name(last, len(data), rfc822.crlf_size(data))
             last = sort_key(name)
             letters = _letters(directory, request.flags)
             try:
-                _deliver(directory, name + INFO + letters, data, request.internaldate)
+                _write_temporary(directory / "tmp" / name, data)
             except OSError as exc:
-                written.append((request.key, None, f"{directory}: {exc.strerror}"))
+                refused[request.key] = f"{directory}: {exc.strerror}"
                 continue
-            written.append((request.key, name, None))
-        _fsync_directory(directory / "cur")
-        return self._results(folder, written)
-
-    def _results(
-        self, folder: str, written: list[tuple[int, str | None, str | None]]
-    ) -> list[AppendResult]:
-        after = self.listing(folder)
-        assert isinstance(after, MaildirListing)  # noqa: S101 - this class loads only these
-        uids = {base_name(n.split("/", 1)[1]): i + 1 for i, n in enumerate(after.names)}
+            staged.append(_Staged(request.key, name, name + INFO + letters, request.internaldate))
+        delivered = _deliver(directory, staged, refused)
+        after = self._appended(folder, listing, delivered)
+        uids = {item.key: len(listing) + n + 1 for n, item in enumerate(delivered)}
         return [
-            AppendResult(key, ok=False, reason=reason)
-            if name is None
+            AppendResult(r.key, ok=False, reason=refused[r.key])
+            if r.key in refused
             else AppendResult(
-                key, ok=True, target_uid=uids.get(name), target_uidvalidity=after.uidvalidity
+                r.key, ok=True, target_uid=uids[r.key], target_uidvalidity=after.uidvalidity
             )
-            for key, name, reason in written
+            for r in requests
         ]
+
+    def _appended(
+        self, folder: str, before: MaildirListing, delivered: list[_Staged]
+    ) -> MaildirListing:
+        """The listing after our own deliveries (their names sort last): no rescan per burst."""
+        digest = before.digest.copy()
+        for item in delivered:
+            digest.add(item.name.encode())
+        names = before.names + [f"cur/{item.full}" for item in delivered]
+        after = MaildirListing(before.directory, names, read_keywords(before.directory), digest)
+        self._cache[folder] = (self._stamp(folder), after)
+        return after
 
     def store_flags(self, folder: str, updates: Sequence[tuple[int, frozenset[str]]]) -> None:
         if not self.writable:
@@ -259,20 +278,58 @@ def _letters(directory: Path, flags: frozenset[str]) -> str:
     return "".join(sorted(letters))
 
 
-def _deliver(directory: Path, name: str, data: bytes, when: dt.datetime) -> None:
-    """tmp/ -> cur/ with the date as mtime: a reader never sees a half-written message.
+@dataclass(frozen=True)
+class _Staged:
+    key: int
+    name: str  # the base name (UID order, identity)
+    full: str  # with the ``:2,`` flags
+    when: dt.datetime
 
-    A crash after the rename leaves a message our intent log does not know landed: the next
-    run settles the intent by finding it (Message-ID/date/size or hash), so it is not sent twice.
-    """
-    temporary = directory / "tmp" / name.split(INFO, 1)[0]
-    with temporary.open("xb") as out:
+
+def _write_temporary(path: Path, data: bytes) -> None:
+    with path.open("xb") as out:
         out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    stamp = when.timestamp()
-    os.utime(temporary, (stamp, stamp))
-    temporary.rename(directory / "cur" / name)
+
+
+def _deliver(directory: Path, staged: list[_Staged], refused: dict[int, str]) -> list[_Staged]:
+    """tmp/ -> cur/, the Maildir delivery rule: a reader never sees a half-written message.
+
+    The files of a burst are flushed to disk together (fsyncs in parallel share the file
+    system's journal commits: three times faster here than one after another), then dated and
+    renamed, then the directory is flushed. Only then are the appends answered, and recorded in
+    the state: a crash before leaves files the intent log does not know landed, and the next run
+    settles each intent by finding its message (Message-ID/date/size or hash): never sent twice.
+    """
+    with ThreadPoolExecutor(max_workers=FSYNC_WORKERS) as pool:
+        errors = list(pool.map(lambda s: _fsync_file(directory / "tmp" / s.name), staged))
+    delivered = []
+    for item, error in zip(staged, errors, strict=True):
+        temporary = directory / "tmp" / item.name
+        try:
+            if error is not None:
+                raise error
+            stamp = item.when.timestamp()
+            os.utime(temporary, (stamp, stamp))
+            temporary.rename(directory / "cur" / item.full)
+        except OSError as exc:
+            refused[item.key] = f"{temporary}: {exc.strerror}"
+            temporary.unlink(missing_ok=True)
+            continue
+        delivered.append(item)
+    _fsync_directory(directory / "cur")
+    return delivered
+
+
+def _fsync_file(path: Path) -> OSError | None:
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    except OSError as exc:
+        return exc
+    return None
 
 
 def _fsync_directory(directory: Path) -> None:

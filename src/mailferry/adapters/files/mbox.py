@@ -27,6 +27,7 @@ from mailferry.adapters.files.mboxfile import (
     COUNTED,
     Scanned,
     mbox_entry,
+    read_head,
     read_message,
     rewrite_flags,
     scan,
@@ -89,6 +90,11 @@ class MboxListing:
             return read_message(
                 source, self.scanned.starts[at], self.scanned.ends[at], unquote=not counted
             )
+
+    def head(self, index: int) -> bytes:
+        at = self._at(index)
+        with self.path.open("rb") as source:
+            return read_head(source, self.scanned.starts[at], self.scanned.ends[at])
 
     def where(self, index: int) -> str:
         return f"{self.path} at byte {self.scanned.starts[self._at(index)]}"

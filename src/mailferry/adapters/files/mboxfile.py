@@ -44,7 +44,7 @@ HIDDEN = (
 _QUOTED_FROM = re.compile(rb"^>+From ")
 _QUOTED_FROM_LINES = re.compile(rb"^>+From ", re.MULTILINE)
 CHUNK = 8 << 20  # bodies are measured this many bytes at a time
-RELEASE = 64 << 20  # mapped pages are let go every this many bytes scanned
+RELEASE = 16 << 20  # mapped pages are let go every this many bytes scanned
 _NEEDS_QUOTE = re.compile(rb"^>*From ", re.MULTILINE)
 _FLAG_BITS = {"\\Seen": 1, "\\Answered": 2, "\\Flagged": 4, "\\Draft": 8, "\\Deleted": 16}
 COUNTED = 32  # in ``flag_bits``: the body was delimited by Content-Length, not unquoted
@@ -312,11 +312,32 @@ def scan(path: Path, resume: Scanned | None = None) -> Scanned:
 
 
 def read_message(source: BinaryIO, start: int, end: int, *, unquote: bool = True) -> bytes:
-    """One message as handed out: hidden fields removed, quoting undone, CRLF line ends."""
+    """One message as handed out: hidden fields removed, quoting undone, CRLF line ends (the
+    header line by line, the body at once)."""
     source.seek(start)
     raw = source.read(end - start)
+    head_end = _head_end(raw)
     cleaner = _Cleaner(unquote=unquote)
-    return b"".join(cleaner.feed(line) for line in io.BytesIO(raw))
+    head = b"".join(cleaner.feed(line) for line in io.BytesIO(raw[:head_end]))
+    body = raw[head_end:]
+    if unquote and b">From " in body:
+        body = _QUOTED_FROM_LINES.sub(lambda match: match.group(0)[1:], body)
+    return head + rfc822.crlf(body)
+
+
+def read_head(source: BinaryIO, start: int, end: int) -> bytes:
+    """The raw header block of a message (for its Message-ID), at most HEAD_LIMIT bytes."""
+    source.seek(start)
+    raw = source.read(min(end - start, rfc822.HEAD_LIMIT))
+    return raw[: _head_end(raw)]
+
+
+def _head_end(raw: bytes) -> int:
+    """The offset after the empty line that ends the header (as ``_after_blank_line`` finds it
+    in the file: a message may start with that empty line)."""
+    probe = b"\n" + raw
+    hits = [at + len(blank) - 1 for blank in (b"\n\n", b"\n\r\n") if (at := probe.find(blank)) >= 0]
+    return min(hits) if hits else len(raw)
 
 
 def flag_fields(flags: frozenset[str]) -> bytes:

@@ -65,6 +65,9 @@ class PstListing:
             log.info("pst.rebuilt", folder=self.name, message=index + 1)
         return built.data
 
+    def head(self, index: int) -> bytes:
+        return self.read(index)  # a PST item is built whole
+
     def where(self, index: int) -> str:
         return f"{self.path}, folder {self.name!r}, item {index + 1}"
 
