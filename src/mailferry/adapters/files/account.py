@@ -2,8 +2,9 @@
 
 UIDs. A file has no UIDs, and a source is never written to (no sidecar on a read-only share), so
 they are derived: the messages of a folder in a stable order (file names, offsets in an mbox) get
-UIDs 1..N, and the folder's UIDVALIDITY is a digest of that whole listing (names or separator lines
-and sizes, never flags). Any change to a folder other than a flag change, including a message
+UIDs 1..N, and the folder's UIDVALIDITY is a digest of that whole listing, never of flags: Maildir
+file names (unique per delivery), mbox separator lines with each message's size and content hash,
+EML names with size and time. Any change to a folder other than a flag change, including a message
 added, gives it a new UIDVALIDITY: the next pass over it matches afresh by Message-ID or content
 hash (``service/planning.py``, lost-state matching), which copies nothing twice; a folder that did
 not change is planned incrementally. Flag changes keep the UIDVALIDITY and are carried as usual.

@@ -95,10 +95,11 @@ class EmlAccount(FileAccount):
             )
         except OSError as exc:
             raise FolderError(folder, f"{directory}: {exc.strerror}") from None
-        sizes = []
+        sizes = []  # with the time: an edited file is another message
         for name in names:
             try:
-                sizes.append(str((directory / name).stat().st_size))
+                stat = (directory / name).stat()
+                sizes.append(f"{stat.st_size}\0{stat.st_mtime_ns}")
             except OSError:
                 sizes.append("?")
         validity = digest_validity(f"{n}\0{s}".encode() for n, s in zip(names, sizes, strict=True))

@@ -186,10 +186,17 @@ class _Scan:
         following = self._separator(counted if counted is not None else head_end)
         end = len(data) if following is None else following
         end -= _blank_before(data, start, end)
-        size = sum(len(cleaner.feed(line)) for line in _lines(data, start, min(head_end, end)))
+        # The content hash sees the header without the flag fields: a flag change is no change.
+        content = hashlib.blake2b(digest_size=16)
+        size = 0
+        for line in _lines(data, start, min(head_end, end)):
+            kept = cleaner.feed(line)
+            size += len(kept)
+            content.update(kept)
         cleaner.unquote = counted is None
-        size += _body_size(data, head_end, end, unquote=cleaner.unquote)
+        size += _body_size(data, head_end, end, content, unquote=cleaner.unquote)
         self._record(from_line, start, end, size, cleaner)
+        self.digest.update(from_line + str(size).encode() + content.digest() + b"\n")
         return following
 
     def _content_length(self, data: mmap.mmap, start: int, head_end: int) -> int | None:
@@ -220,7 +227,6 @@ class _Scan:
         labels = rfc822.field_text(head, b"x-gmail-labels")
         if labels is not None:
             index.labels[len(index.starts) - 1] = _split_labels(labels)
-        self.digest.update(from_line + str(size).encode() + b"\n")
 
     def _date(self, from_line: bytes, head: bytes) -> dt.datetime:
         dated = from_line_date(from_line)
@@ -261,8 +267,9 @@ def _lines(data: mmap.mmap, start: int, end: int) -> Iterator[bytes]:
     return iter(io.BytesIO(data[start:end])) if end > start else iter(())
 
 
-def _body_size(data: mmap.mmap, start: int, end: int, *, unquote: bool) -> int:
-    """The CRLF size of a body, read in chunks that end at line ends (flat memory)."""
+def _body_size(data: mmap.mmap, start: int, end: int, content: Any, *, unquote: bool) -> int:
+    """The CRLF size of a body, read in chunks that end at line ends (flat memory); the raw
+    bytes go into the ``content`` hash."""
     size = 0
     while start < end:
         stop = min(end, start + CHUNK)
@@ -270,6 +277,7 @@ def _body_size(data: mmap.mmap, start: int, end: int, *, unquote: bool) -> int:
             cut = data.rfind(b"\n", start, stop)
             stop = cut + 1 if cut >= start else stop
         chunk = data[start:stop]
+        content.update(chunk)
         size += len(chunk) + chunk.count(b"\n") - chunk.count(b"\r\n")
         if unquote and b">From " in chunk:
             size -= len(_QUOTED_FROM_LINES.findall(chunk))
