@@ -23,17 +23,13 @@ from pathlib import Path
 
 from mailferry.adapters.files import rfc822
 from mailferry.adapters.files.account import Entry, FileAccount, Listing, digest_validity
-from mailferry.adapters.files.mboxfile import (
-    COUNTED,
-    Scanned,
-    mbox_entry,
-    read_head,
-    read_message,
-    rewrite_flags,
-    scan,
-)
+from mailferry.adapters.files.mboxfile import COUNTED, Scanned, read_head, read_message, scan
+from mailferry.adapters.files.mboxwrite import mbox_entry, rewrite_flags
 from mailferry.domain.errors import AccountError, FolderError
 from mailferry.domain.model import AppendRequest, AppendResult, FolderInfo
+from mailferry.logs import get_logger
+
+log = get_logger(__name__)
 
 ALL_MAIL = "[Gmail]/All Mail"
 # Takeout's system labels -> (folder, special use); None: a state, not a folder.
@@ -180,6 +176,8 @@ class MboxAccount(FileAccount):
                 raise FolderError(str(path), exc.strerror or str(exc)) from None
             self._scans[path] = cached
             self._labels = None
+            if cached[1].undated:  # dated from Date: (or the file time) instead
+                log.warning("mbox.undated", file=str(path), messages=cached[1].undated)
         return cached[1]
 
     # -- folders ------------------------------------------------------------------------------------

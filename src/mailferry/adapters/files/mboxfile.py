@@ -5,8 +5,8 @@ the empty line before a separator belongs to neither message. Inside a message, 
 lose one ``>`` (mboxrd quoting undone; the same rule reads mboxo). Flags are read from ``Status``
 (R: seen), ``X-Status`` (A, F, T, D) and ``X-Keywords``; those fields and Dovecot's own (``X-UID``,
 ``X-IMAP``, ``X-IMAPbase``, ``Content-Length``) are taken out of the message as Dovecot does for its
-mbox files (a file target writes flags there and nowhere else, so what it wrote reads back byte
-for byte), and the "FOLDER INTERNAL DATA" message Dovecot and Pine put first is no message.
+mbox files (a file target, ``mboxwrite``, writes flags there and nowhere else, so what it wrote
+reads back byte for byte), and the "FOLDER INTERNAL DATA" message Dovecot and Pine put first is no message.
 Thunderbird's ``X-Mozilla-Status`` is read, not removed.
 
 The index keeps a few numbers per message in arrays (offsets, size, date, flag bits), never
@@ -22,9 +22,8 @@ import io
 import mmap
 import os
 import re
-import time
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -45,7 +44,6 @@ _QUOTED_FROM = re.compile(rb"^>+From ")
 _QUOTED_FROM_LINES = re.compile(rb"^>+From ", re.MULTILINE)
 CHUNK = 8 << 20  # bodies are measured this many bytes at a time
 RELEASE = 16 << 20  # mapped pages are let go every this many bytes scanned
-_NEEDS_QUOTE = re.compile(rb"^>*From ", re.MULTILINE)
 _FLAG_BITS = {"\\Seen": 1, "\\Answered": 2, "\\Flagged": 4, "\\Draft": 8, "\\Deleted": 16}
 COUNTED = 32  # in ``flag_bits``: the body was delimited by Content-Length, not unquoted
 _MOZILLA = {0x1: "\\Seen", 0x2: "\\Answered", 0x4: "\\Flagged", 0x8: "\\Deleted"}
@@ -346,68 +344,3 @@ def _head_end(raw: bytes) -> int:
     probe = b"\n" + raw
     hits = [at + len(blank) - 1 for blank in (b"\n\n", b"\n\r\n") if (at := probe.find(blank)) >= 0]
     return min(hits) if hits else len(raw)
-
-
-def flag_fields(flags: frozenset[str]) -> bytes:
-    """The ``Status``/``X-Status``/``X-Keywords`` fields a file target writes for ``flags``."""
-    out = b""
-    if "\\Seen" in flags:
-        out += b"Status: RO\n"
-    letters = "".join(c for c, flag in rfc822.X_STATUS_LETTERS.items() if flag in flags)
-    if letters:
-        out += f"X-Status: {letters}\n".encode()
-    words = sorted(f for f in flags if not f.startswith("\\") and f.isascii())
-    if words:
-        out += ("X-Keywords: " + " ".join(words) + "\n").encode()
-    return out
-
-
-def mbox_entry(message: bytes, flags: frozenset[str], when: dt.datetime) -> bytes:
-    """A message as an mbox file keeps it: separator line, flag fields, mboxrd quoting, blank line."""
-    stamp = time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(when.timestamp()))
-    body = _NEEDS_QUOTE.sub(lambda m: b">" + m.group(0), message)
-    if not body.endswith(b"\n"):
-        body += b"\n"
-    return b"From MAILER-DAEMON " + stamp.encode() + b"\n" + flag_fields(flags) + body + b"\n"
-
-
-def rewrite_flags(path: Path, scanned: Scanned, new_flags: Callable[[int], frozenset[str]]) -> None:
-    """Write the file again with each message's flag fields from ``new_flags(index)`` (a copy
-    renamed over the original: a crash leaves the old file or the new one, never half of each)."""
-    temporary = path.with_name(path.name + ".mailferry-tmp")
-    with path.open("rb") as source, temporary.open("wb") as out:
-        for index in range(len(scanned.starts)):
-            start, end = scanned.starts[index], scanned.ends[index]
-            out.write(_from_line(source, start))
-            out.write(flag_fields(new_flags(index)))
-            source.seek(start)
-            out.write(_without_hidden(source.read(end - start)))
-            out.write(b"\n")
-        out.flush()
-    temporary.replace(path)
-
-
-def _from_line(source: BinaryIO, start: int) -> bytes:
-    """The separator line that ends just before ``start``."""
-    source.seek(max(0, start - 4096))
-    before = source.read(start - max(0, start - 4096))
-    return before[before.rfind(b"\n", 0, len(before) - 1) + 1 :]
-
-
-def _without_hidden(raw: bytes) -> bytes:
-    lines = iter(io.BytesIO(raw))
-    kept, hidden = [], False
-    for line in lines:
-        if line in (b"\n", b"\r\n"):
-            kept.append(line)
-            break
-        if line[:1] not in (b" ", b"\t"):
-            hidden = line.lower().startswith(HIDDEN)
-        if not hidden:
-            kept.append(line)
-    kept.extend(lines)
-    return b"".join(kept)
-
-
-def iter_ranges(scanned: Scanned) -> Iterator[tuple[int, int]]:
-    yield from zip(scanned.starts, scanned.ends, strict=True)
