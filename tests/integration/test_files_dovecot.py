@@ -163,3 +163,29 @@ def test_cli_backs_up_a_live_account_and_restores_it_to_another(
             assert snapshot(restored, folder) == snapshot(source, folder)
     finally:
         restored.close()
+
+
+PST = Path("/work/shared/testdata/pst/outlook.pst")
+
+
+@pytest.mark.skipif(not PST.exists(), reason="the shared PST test data is not here")
+def test_cli_copies_a_pst_into_dovecot_and_verifies_it(dovecot_dot, make_user, tmp_path):
+    user, password = make_user(dovecot_dot)
+    urls = (f"pst://{PST}", f"imap://{user}@127.0.0.1:{dovecot_dot.port}")
+    env = {"MAILFERRY_TARGET_PASSWORD": password}
+    state = str(tmp_path / "state.sqlite3")
+    runner = CliRunner()
+    first = runner.invoke(main, ["sync", "--json", "--state", state, *urls], env=env)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output)["messages_copied"] == 2
+    checked = runner.invoke(main, ["verify", "--state", state, *urls], env=env)
+    assert checked.exit_code == 0, checked.output
+    target = connect(dovecot_dot, user, password)
+    try:
+        names = {f.name for f in target.list_folders()}
+        assert {"INBOX", "收件箱", "Recovered_Group2"} <= names
+        [meta] = target.fetch_meta("INBOX")
+        assert meta.flags == {"\\Seen"}
+        assert int(meta.internaldate.timestamp()) == 1177885653  # 2007-04-29 22:27:33 UTC
+    finally:
+        target.close()
