@@ -165,7 +165,7 @@ def test_cli_backs_up_a_live_account_and_restores_it_to_another(
         restored.close()
 
 
-PST = Path("/work/shared/testdata/pst/outlook.pst")
+PST = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "pst" / "outlook.pst"
 
 
 @pytest.mark.skipif(not PST.exists(), reason="the shared PST test data is not here")
