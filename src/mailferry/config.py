@@ -43,7 +43,8 @@ def parse_endpoint(
         )
     if not sep or scheme.lower() not in SCHEMES:
         raise ConfigError(
-            f"{side} {url!r}: expected imaps://USER@HOST[:PORT], imap+starttls://… or imap://…"
+            f"{side} {url!r}: expected imaps://USER@HOST[:PORT], imap+starttls://…, imap://…, "
+            "or maildir:///PATH, mbox:///PATH, eml:///PATH, pst:///PATH"
         )
     security, default_port = SCHEMES[scheme.lower()]
     rest = rest.rstrip("/")
@@ -66,6 +67,54 @@ def parse_endpoint(
             "loopback, or with --allow-plaintext"
         )
     return Endpoint(host, port, security, unquote(user_part), authuser or None)
+
+
+FILE_SCHEMES = ("maildir", "mbox", "eml", "pst")
+FILE_TARGETS = ("maildir", "mbox")
+
+
+@dataclass(frozen=True)
+class FileStore:
+    """Mail in files (``maildir:///path``, ``mbox:///path``, ``eml:///path``, ``pst:///path``):
+    the place, where an Endpoint is a server. ``display`` names it in the state (``pair_key``)."""
+
+    kind: str
+    path: Path
+
+    def display(self) -> str:
+        return f"{self.kind}://{self.path}"
+
+
+Location = Endpoint | FileStore
+
+
+def is_file_url(url: str) -> bool:
+    return url.partition("://")[0].lower() in FILE_SCHEMES
+
+
+def parse_file_store(url: str, *, side: str = "endpoint") -> FileStore:
+    """``KIND:///absolute/path`` (percent-encoding allowed; a ``~`` is the user's home)."""
+    scheme, _, rest = url.partition("://")
+    path = unquote(rest)
+    if path.startswith("~"):
+        path = str(Path(path).expanduser())
+    if not path.startswith("/"):
+        raise ConfigError(f"{side} {url!r}: expected {scheme.lower()}:///ABSOLUTE/PATH")
+    if side == "target" and scheme.lower() not in FILE_TARGETS:
+        raise ConfigError(
+            f"target {url!r}: {scheme.lower()}:// is a source only; a target can be "
+            "maildir:// or mbox://"
+        )
+    return FileStore(scheme.lower(), Path(path))
+
+
+def parse_location(
+    url: str, *, authuser: str | None = None, allow_plaintext: bool = False, side: str = "endpoint"
+) -> Location:
+    """A sync side: a file store for the file schemes, else an IMAP endpoint."""
+    if is_file_url(url):
+        return parse_file_store(url, side=side)
+    return parse_endpoint(url, authuser=authuser, allow_plaintext=allow_plaintext, side=side)
 
 
 def password_env(side: str) -> str:
@@ -144,7 +193,7 @@ def data_dir(state_path: Path | None) -> Path:
     return (state_path or default_state_path()).parent
 
 
-def pair_key(source: Endpoint, target: Endpoint) -> str:
+def pair_key(source: Location, target: Location) -> str:
     """The identity of a migration pair in the state database."""
     return f"{source.display()} -> {target.display()}"
 

@@ -1,4 +1,5 @@
-"""One contract, two implementations: the in-memory fake must behave like a real Dovecot where it matters."""
+"""One contract, many implementations: the in-memory fake and the file targets (Maildir, mbox)
+must behave like a real Dovecot where it matters."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import io
 
 import pytest
 
+from mailferry.adapters.files import FileAccount, MboxAccount, open_files
 from mailferry.adapters.imap import Credentials, ImapAccount
 from mailferry.adapters.imap.namespaced import NamespacedAccount
 from mailferry.adapters.memory.account import MemoryAccount, MemoryServer
@@ -27,11 +29,17 @@ def append_request(n: int, flags=("\\Seen",)) -> AppendRequest:
     return AppendRequest(n, io.BytesIO(data), len(data), frozenset(flags), WHEN)
 
 
-@pytest.fixture(params=["memory", "dovecot", "dovecot_prefixed", "cyrus", "courier"])
-def account(request, make_user):
-    """Real servers through NamespacedAccount, as mailferry opens them (logical folder names)."""
+@pytest.fixture(
+    params=["memory", "maildir", "mbox", "dovecot", "dovecot_prefixed", "cyrus", "courier"]
+)
+def account(request, make_user, tmp_path):
+    """Real servers through NamespacedAccount, as mailferry opens them (logical folder names);
+    file targets as ``maildir://`` and ``mbox://`` open them."""
     if request.param == "memory":
         yield MemoryAccount(MemoryServer(delimiter="."))
+        return
+    if request.param in {"maildir", "mbox"}:
+        yield open_files(request.param, tmp_path / "files", writable=True)
         return
     server = request.getfixturevalue("dovecot_dot" if request.param == "dovecot" else request.param)
     user, password = make_user(server)
@@ -42,7 +50,7 @@ def account(request, make_user):
 
 
 def test_delimiter(account):
-    assert account.delimiter == "."
+    assert account.delimiter == ("/" if isinstance(account, MboxAccount) else ".")
 
 
 def test_create_is_idempotent_and_listed(account):
@@ -82,7 +90,11 @@ def test_append_assigns_uids_from_uidnext_and_keeps_date_flags_bytes(account):
     after = account.status("A")
     assert after.uidnext == before.uidnext + 2
     assert after.exists == 2
-    assert after.uidvalidity == before.uidvalidity
+    # A file target's UIDVALIDITY is a digest of its listing (adapters/files/account.py): it moves
+    # with every append, and the appends report where it went (as APPENDUID does on a server).
+    assert after.uidvalidity == (results[-1].target_uidvalidity or before.uidvalidity)
+    if not isinstance(account, FileAccount):
+        assert after.uidvalidity == before.uidvalidity
     metas = list(account.fetch_meta("A", message_ids=True))
     assert [m.message_id for m in metas] == ["<c1@x>", "<c2@x>"]
     assert metas[1].flags == {"$Label1", "\\Flagged"}
@@ -105,6 +117,14 @@ def test_flags_changed_since_and_store(account):
     status = account.status("C")
     if isinstance(account, ImapAccount) and "CONDSTORE" not in account.capabilities:
         pytest.skip("no CONDSTORE on this server (Courier)")
+    if isinstance(account, FileAccount):  # no mod-sequences: every message is listed
+        account.store_flags("C", [(results[1].target_uid, frozenset({"\\Answered", "Work"}))])
+        assert dict(account.fetch_flags("C")) == {
+            results[0].target_uid: {"\\Seen"},
+            results[1].target_uid: {"\\Answered", "Work"},
+        }
+        assert account.status("C").uidvalidity == status.uidvalidity
+        return
     assert account.condstore
     account.store_flags("C", [(results[1].target_uid, frozenset({"\\Answered", "Work"}))])
     changed = dict(account.fetch_flags("C", changed_since=status.highestmodseq))

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mailferry.adapters.imap import Credentials, ImapAccount, TlsOptions
+from mailferry.adapters.files import MboxAccount, open_files
+from mailferry.adapters.imap import Credentials, TlsOptions
 from mailferry.adapters.imap.profiled import open_profiled
 from mailferry.adapters.memory.state import MemoryStateStore
 from mailferry.adapters.oauth import sources as oauth
@@ -37,14 +38,20 @@ from mailferry.adapters.store.records import EndpointRecord
 from mailferry.adapters.store.schema import upgrade_all
 from mailferry.adapters.store.slots import AdvisoryLimiter
 from mailferry.adapters.store.sync_state import SqlStateStore
-from mailferry.config import default_state_path, pair_key, parse_endpoint
+from mailferry.config import FileStore, Location, default_state_path, pair_key, parse_location
 from mailferry.domain.errors import ConfigError, MailferryError, ThrottledError
 from mailferry.domain.folders import MappingOptions
 from mailferry.domain.labels import LabelMode, LabelPolicy
 from mailferry.domain.model import AuthMethod, Endpoint, Security, Summary
 from mailferry.domain.plan import Selection
-from mailferry.domain.ports import StateStore, TokenProvider
-from mailferry.domain.profiles import Profile, apply_profiles, choose_profile, label_policy
+from mailferry.domain.ports import MailAccount, StateStore, TokenProvider
+from mailferry.domain.profiles import (
+    PROFILES,
+    Profile,
+    apply_profiles,
+    choose_profile,
+    label_policy,
+)
 from mailferry.service.batches import BatchService
 from mailferry.service.davjobs import DavLink
 from mailferry.service.migrate import Migration, SyncOptions
@@ -125,12 +132,13 @@ class Login:
 
 class Connector:
     """Opens sessions to both sides of a pair, any number of times (Migration reconnects with it),
-    and closes every one it opened. The source is opened read-only."""
+    and closes every one it opened. The source is opened read-only. A side in files (a FileStore)
+    opens the file adapter instead of an IMAP session."""
 
     def __init__(
         self,
-        source: Login,
-        target: Login,
+        source: Login | FileStore,
+        target: Login | FileStore,
         *,
         timeout: float,
         neutralise_receipts: bool = False,
@@ -138,16 +146,21 @@ class Connector:
         self._sides = (source, target)
         self._timeout = timeout
         self._neutralise = neutralise_receipts
-        self._opened: list[ImapAccount] = []
+        self._opened: list[MailAccount] = []
 
-    def source(self) -> ImapAccount:
+    def source(self) -> MailAccount:
         return self._open(0, readonly=True)
 
-    def target(self) -> ImapAccount:
+    def target(self) -> MailAccount:
         return self._open(1, readonly=False)
 
-    def _open(self, index: int, *, readonly: bool) -> ImapAccount:
+    def _open(self, index: int, *, readonly: bool) -> MailAccount:
         side = self._sides[index]
+        account: MailAccount
+        if isinstance(side, FileStore):
+            account = open_files(side.kind, side.path, writable=not readonly)
+            self._opened.append(account)
+            return account
         account = open_profiled(
             side.endpoint,
             side.creds,
@@ -174,8 +187,8 @@ class Connector:
 @dataclass
 class Pair:
     request: SyncRequest
-    source: ImapAccount
-    target: ImapAccount
+    source: MailAccount
+    target: MailAccount
     store: StateStore
     key: str
     connector: Connector
@@ -208,13 +221,13 @@ class Pair:
         return self.migration().plan()
 
 
-def endpoints(request: SyncRequest) -> tuple[Endpoint, Endpoint]:
+def endpoints(request: SyncRequest) -> tuple[Location, Location]:
     problems: list[str] = []
-    found: list[Endpoint] = []
+    found: list[Location] = []
     for side in (request.source, request.target):
         try:
             found.append(
-                parse_endpoint(
+                parse_location(
                     side.url,
                     authuser=side.authuser,
                     allow_plaintext=request.allow_plaintext,
@@ -228,14 +241,19 @@ def endpoints(request: SyncRequest) -> tuple[Endpoint, Endpoint]:
     return found[0], found[1]
 
 
-def profiles(request: SyncRequest, pair: tuple[Endpoint, Endpoint]) -> tuple[Profile, Profile]:
+def profiles(request: SyncRequest, pair: tuple[Location, Location]) -> tuple[Profile, Profile]:
+    """By host (or by name); files have no host: the generic profile unless one is named."""
     return (
-        choose_profile(request.source.profile, pair[0].host),
-        choose_profile(request.target.profile, pair[1].host),
+        choose_profile(request.source.profile, _host(pair[0])),
+        choose_profile(request.target.profile, _host(pair[1])),
     )
 
 
-def profiled_mapping(request: SyncRequest, pair: tuple[Endpoint, Endpoint]) -> MappingOptions:
+def _host(location: Location) -> str:
+    return location.host if isinstance(location, Endpoint) else ""
+
+
+def profiled_mapping(request: SyncRequest, pair: tuple[Location, Location]) -> MappingOptions:
     """The user's folder options plus the profiles' rules (see ``profiles.apply_profiles``)."""
     return apply_profiles(request.mapping, *profiles(request, pair))
 
@@ -374,10 +392,6 @@ def open_pair(request: SyncRequest, *, read_only: bool = False) -> Iterator[Pair
     """Connected accounts and the state store. ``read_only`` (dry runs, verify) never creates a
     state file; an existing one is read (Migration.plan and verify never write to it)."""
     source_ep, target_ep = endpoints(request)
-    creds = [
-        credentials(side, ep, request.prompt, sign_in_options(request, side))
-        for side, ep in ((request.source, source_ep), (request.target, target_ep))
-    ]
     request = dataclasses.replace(
         request, mapping=profiled_mapping(request, (source_ep, target_ep))
     )
@@ -391,8 +405,8 @@ def open_pair(request: SyncRequest, *, read_only: bool = False) -> Iterator[Pair
         store = SqlStateStore.open_sqlite(state_path)
     source_profile, target_profile = profiles(request, (source_ep, target_ep))
     connector = Connector(
-        Login(source_ep, creds[0], source_profile, _side_tls(request.source)),
-        Login(target_ep, creds[1], target_profile, _side_tls(request.target)),
+        _login(request, request.source, source_ep, source_profile),
+        _login(request, request.target, target_ep, target_profile),
         timeout=request.timeout,
         neutralise_receipts=request.neutralise_read_receipts,
     )
@@ -401,16 +415,28 @@ def open_pair(request: SyncRequest, *, read_only: bool = False) -> Iterator[Pair
         stack.callback(connector.close_all)
         source = _first_session(connector.source, request.retry)
         target = _first_session(connector.target, request.retry)
+        if isinstance(source, MboxAccount) and source.folders_are_labels:
+            source_profile = PROFILES["gmail"]  # a Takeout export: its folders are Gmail labels
         labels = label_policy(source_profile, request.labels)
         key = pair_key(source_ep, target_ep)
         yield Pair(request, source, target, store, key, connector, labels)
+
+
+def _login(
+    request: SyncRequest, side: Side, location: Location, profile: Profile
+) -> Login | FileStore:
+    """What the connector opens for a side: files as they are; a server with its credentials."""
+    if isinstance(location, FileStore):
+        return location
+    creds = credentials(side, location, request.prompt, sign_in_options(request, side))
+    return Login(location, creds, profile, _side_tls(side))
 
 
 def _side_tls(side: Side) -> TlsOptions:
     return TlsOptions(ca_file=side.ca_file, insecure=side.insecure)
 
 
-def _first_session(open_session: Callable[[], ImapAccount], policy: RetryPolicy) -> ImapAccount:
+def _first_session(open_session: Callable[[], MailAccount], policy: RetryPolicy) -> MailAccount:
     """The first login: a server that says "slow down" (Exchange's login NO [THROTTLED]) is waited for
     within the retry budget; any other failure (unknown host, refused, TLS, wrong password) ends the
     run at once with its one-line reason. A daily cap is waited out like in a run (``cap_pause`` at a

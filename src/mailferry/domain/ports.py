@@ -22,7 +22,7 @@ from mailferry.domain.davmodel import (
 )
 from mailferry.domain.davmodel import Item as DavItem
 from mailferry.domain.davplan import Listed, Recorded
-from mailferry.domain.errors import ItemError
+from mailferry.domain.errors import ItemError, MessageError
 from mailferry.domain.items import ItemKey
 from mailferry.domain.labels import LabelTally
 from mailferry.domain.model import (
@@ -86,8 +86,12 @@ class MailAccount(Protocol):
         """(uid, flags) of every message, or of those changed since a mod-sequence (CONDSTORE)."""
         ...
 
-    def fetch_messages(self, folder: str, metas: Sequence[MessageMeta]) -> Iterator[FetchedMessage]:
-        """Bodies spooled to memory or disk, in UID order. A message that no longer exists is left out."""
+    def fetch_messages(
+        self, folder: str, metas: Sequence[MessageMeta]
+    ) -> Iterator[FetchedMessage | MessageError]:
+        """Bodies spooled to memory or disk, in UID order. A message that no longer exists is left
+        out; one that exists but cannot be read (a file source's unreadable file) is a
+        ``MessageError`` in its place, recorded as that message's failure."""
         ...
 
     def append_batch(self, folder: str, requests: Sequence[AppendRequest]) -> list[AppendResult]:

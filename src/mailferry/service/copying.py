@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
-from mailferry.domain.errors import TargetFullError, ThrottledError
+from mailferry.domain.errors import MessageError, TargetFullError, ThrottledError
 from mailferry.domain.folders import FolderMapping
 from mailferry.domain.identity import epoch
 from mailferry.domain.model import (
@@ -119,7 +119,13 @@ class FolderCopy:
     def _copy_burst(self, metas: Sequence[MessageMeta], permanent: frozenset[str]) -> None:
         name = self.mapping.source.name
         by_uid = {m.uid: m for m in metas}
-        fetched = list(self.source.fetch_messages(name, metas))
+        fetched: list[FetchedMessage] = []
+        for message in self.source.fetch_messages(name, metas):
+            if isinstance(message, MessageError):
+                self._fail(message.uid, f"source unreadable: {message.reason}")
+                by_uid.pop(message.uid, None)
+            else:
+                fetched.append(message)
         try:
             self._note_vanished(by_uid, fetched)
             if not fetched:

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from mailferry.domain.errors import FolderError
+from mailferry.domain.errors import FolderError, MessageError
 from mailferry.domain.folders import FolderMapping, FolderPlan, MappingOptions, map_folders
 from mailferry.domain.labels import LabelPolicy, label_key, meta_key, split_by_label
 from mailferry.domain.model import FolderInfo, FolderStatus, MessageMeta
@@ -289,6 +289,8 @@ class FolderPlanner:
         need = [m for m in metas if m.message_id is None]
         hashes = {}
         for fetched in account.fetch_messages(folder, need):
+            if isinstance(fetched, MessageError):
+                continue  # unreadable: no identity; its copy attempt records the reason
             hashes[fetched.uid] = fetched.sha256
             fetched.body.close()
         return [_replace_sha(m, hashes.get(m.uid)) if m.message_id is None else m for m in metas]
@@ -341,6 +343,8 @@ class FolderPlanner:
     def _hashed(self, folder: str, metas: Sequence[MessageMeta]) -> list[MessageMeta]:
         hashes: dict[int, tuple[str, int]] = {}
         for fetched in self.target.fetch_messages(folder, metas):
+            if isinstance(fetched, MessageError):
+                continue
             hashes[fetched.uid] = (fetched.sha256, fetched.size)
             fetched.body.close()
         return [

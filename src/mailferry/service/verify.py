@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from mailferry.domain.errors import FolderError
+from mailferry.domain.errors import FolderError, MessageError
 from mailferry.domain.folders import FolderMapping, FolderPlan
 from mailferry.domain.identity import epoch
 from mailferry.domain.labels import LabelPolicy
@@ -148,6 +148,8 @@ def _prints(
     needs_body = [m for m in chosen if by_content or not m.message_id]
     hashes = {}
     for fetched in account.fetch_messages(folder, needs_body):
+        if isinstance(fetched, MessageError):
+            continue  # unreadable: its sync reported it
         fetched.body.close()
         hashes[fetched.uid] = fetched.sha256
     for meta in chosen:

@@ -1,0 +1,146 @@
+"""An Outlook PST (Unicode or ANSI) as a read-only MailAccount, through libpff (``pypff``).
+
+Folders are the tree under the PST's top folder ("Top of Personal Folders", "Top of Outlook data
+file"), delimiter ``/``; Inbox is INBOX. Folders of calendar items, contacts, tasks, notes and
+journal entries are not mail: they are left out here and named in the log (``pst.not_mail``).
+Messages are built one at a time (``pstmail``), never the whole file: memory stays flat. Each is
+dated by its delivery time; flags come from its read state, follow-up flag and last verb.
+Messages whose headers had to be rebuilt are counted per folder in the log (``pst.rebuilt``).
+A damaged item raises from libpff as an OSError: the run records it for that message, with the
+PST's path, and copies the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mailferry.adapters.files import pstmail
+from mailferry.adapters.files.account import Entry, FileAccount, Listing, digest_validity
+from mailferry.domain.errors import AccountError, FolderError
+from mailferry.domain.model import FolderInfo
+from mailferry.logs import get_logger
+
+log = get_logger(__name__)
+
+_TOP = ("top of personal folders", "top of outlook data file", "top of information store")
+_ROLES = {
+    "sent items": "\\Sent",
+    "deleted items": "\\Trash",
+    "drafts": "\\Drafts",
+    "junk e-mail": "\\Junk",
+    "junk email": "\\Junk",
+}
+
+
+@dataclass
+class PstListing:
+    path: Path
+    name: str
+    folder: Any  # pypff.folder
+    uidvalidity: int
+    sizes: dict[int, int] = field(default_factory=dict)
+    rebuilt: set[int] = field(default_factory=set)
+
+    def __len__(self) -> int:
+        return int(self.folder.number_of_sub_messages)
+
+    def entry(self, index: int) -> Entry:
+        try:
+            props = pstmail.properties(self.folder.get_sub_message(index))
+        except OSError:
+            return Entry(frozenset(), pstmail.received({}), 0)  # reported when fetched
+        return Entry(pstmail.flags_of(props), pstmail.received(props), self.sizes.get(index))
+
+    def read(self, index: int) -> bytes:
+        try:
+            item = self.folder.get_sub_message(index)
+            built = pstmail.build(item, pstmail.properties(item))
+        except OSError as exc:  # libpff chains its reasons: the first one says what failed
+            raise ValueError(f"damaged item: {str(exc).split('. ', 1)[0]}") from None
+        self.sizes[index] = len(built.data)
+        if built.rebuilt and index not in self.rebuilt:
+            self.rebuilt.add(index)
+            log.info("pst.rebuilt", folder=self.name, message=index + 1)
+        return built.data
+
+    def head(self, index: int) -> bytes:
+        return self.read(index)  # a PST item is built whole
+
+    def where(self, index: int) -> str:
+        return f"{self.path}, folder {self.name!r}, item {index + 1}"
+
+
+class PstAccount(FileAccount):
+    delimiter_char = "/"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        import pypff  # noqa: PLC0415 - only PST sources need libpff
+
+        self.path = path
+        self._file = pypff.file()
+        try:
+            self._file.open(str(path))
+        except OSError as exc:
+            raise AccountError(f"{path}: cannot be read as a PST ({exc})") from None
+        self._folders: dict[str, Any] = {}
+        self._walk(self._top(), ())
+
+    def _top(self) -> Any:
+        root = self._file.root_folder
+        children = [root.get_sub_folder(i) for i in range(root.number_of_sub_folders)]
+        for child in children:
+            if (child.name or "").lower() in _TOP:
+                return child
+        return root
+
+    def _walk(self, folder: Any, path: tuple[str, ...]) -> None:
+        for index in range(folder.number_of_sub_folders):
+            child = folder.get_sub_folder(index)
+            name = (child.name or f"Folder {index + 1}").replace("/", "_")
+            kind = pstmail.text(pstmail.properties(child), pstmail.CONTAINER_CLASS)
+            full = (*path, name)
+            if kind and not kind.upper().startswith("IPF.NOTE"):
+                log.info("pst.not_mail", folder="/".join(full), kind=kind)
+                continue
+            key = "/".join(full)
+            self._folders["INBOX" if key.lower() == "inbox" else key] = child
+            self._walk(child, full)
+
+    def list_folders(self) -> list[FolderInfo]:
+        folders = [FolderInfo(name, "/", _role(name), subscribed=True) for name in self._folders]
+        if "INBOX" not in self._folders:
+            folders.append(FolderInfo("INBOX", "/", frozenset({"\\Noselect"})))
+        return sorted(folders, key=lambda f: f.name)
+
+    def _folder(self, name: str) -> Any:
+        key = "INBOX" if name.upper() == "INBOX" else name
+        if key not in self._folders:
+            raise FolderError(name, f"{self.path}: no such folder in the PST")
+        return self._folders[key]
+
+    def _stamp(self, folder: str) -> object:
+        self._folder(folder)
+        return folder  # the file is open for the session: its listing does not move
+
+    def _load(self, folder: str) -> Listing:
+        box = self._folder(folder)
+        identifiers = []
+        for index in range(box.number_of_sub_messages):
+            try:
+                identifiers.append(str(box.get_sub_message(index).identifier).encode())
+            except OSError:
+                identifiers.append(b"?")
+        validity = digest_validity([str(self.path).encode(), folder.encode(), *identifiers])
+        return PstListing(self.path, folder, box, validity)
+
+    def close(self) -> None:
+        super().close()
+        self._file.close()
+
+
+def _role(name: str) -> frozenset[str]:
+    role = _ROLES.get(name.lower())
+    return frozenset({role}) if role else frozenset()

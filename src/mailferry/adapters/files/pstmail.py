@@ -1,0 +1,239 @@
+"""One Outlook item from a PST (read with libpff, ``pypff``) as an RFC 822 message, flags, date.
+
+A PST keeps no MIME message: it keeps the transport headers a message arrived with (mail that
+came over the internet) and the body and attachments as properties. The message handed out is
+those headers (their Content-* and MIME-Version fields replaced) over a MIME body built from the
+properties: plain text and HTML as alternatives, then the attachments. An item without transport
+headers (mail written in Outlook, items from Exchange) gets headers rebuilt from its properties
+(From, To, Cc, Subject, Date, Message-ID): ``Built.rebuilt`` is True and the caller reports it.
+Building is deterministic (MIME boundaries are derived from the item), so the same item gives the
+same bytes on every run: its content hash identifies it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import hashlib
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP
+from typing import Any
+
+# MAPI property tags
+SUBJECT = 0x0037
+CLIENT_SUBMIT_TIME = 0x0039
+TRANSPORT_HEADERS = 0x007D
+SENDER_NAME = 0x0C1A
+SENDER_EMAIL = 0x0C1F
+SENDER_SMTP = 0x5D01
+DELIVERY_TIME = 0x0E06
+MESSAGE_FLAGS = 0x0E07
+CREATION_TIME = 0x3007
+INTERNET_MESSAGE_ID = 0x1035
+LAST_VERB = 0x1081
+FLAG_STATUS = 0x1090
+INTERNET_CPID = 0x3FDE
+CONTAINER_CLASS = 0x3613
+DISPLAY_NAME = 0x3001
+EMAIL_ADDRESS = 0x3003
+SMTP_ADDRESS = 0x39FE
+RECIPIENT_TYPE = 0x0C15
+ATTACH_LONG_FILENAME = 0x3707
+ATTACH_FILENAME = 0x3704
+ATTACH_MIME_TAG = 0x370E
+ATTACH_METHOD = 0x3705
+
+READ, UNSENT = 0x1, 0x8  # PR_MESSAGE_FLAGS bits
+FLAGGED = 2  # PR_FLAG_STATUS
+REPLIED, FORWARDED = (102, 103), 104  # PR_LAST_VERB_EXECUTED: reply, reply all; forward
+_CONTENT_FIELDS = ("content-", "mime-version")
+
+
+def properties(item: Any) -> dict[int, Any]:
+    """The item's first record set: property tag -> libpff entry."""
+    found: dict[int, Any] = {}
+    for index in range(item.number_of_record_sets):
+        for entry in item.get_record_set(index).entries:
+            found.setdefault(entry.entry_type, entry)
+        break
+    return found
+
+
+def text(props: dict[int, Any], tag: int) -> str | None:
+    entry = props.get(tag)
+    if entry is None or entry.data is None:
+        return None
+    try:
+        value = entry.data_as_string
+    except (OSError, TypeError, ValueError):
+        return None
+    return str(value).rstrip("\x00") if value else None
+
+
+def number(props: dict[int, Any], tag: int) -> int | None:
+    entry = props.get(tag)
+    if entry is None or entry.data is None:
+        return None
+    try:
+        return int(entry.data_as_integer)
+    except (OSError, TypeError, ValueError):
+        return None
+
+
+def moment(props: dict[int, Any], tag: int) -> dt.datetime | None:
+    entry = props.get(tag)
+    if entry is None or entry.data is None:
+        return None
+    try:
+        value = entry.data_as_datetime
+    except (OSError, TypeError, ValueError):
+        return None
+    return value.replace(tzinfo=dt.UTC) if isinstance(value, dt.datetime) else None
+
+
+def flags_of(props: dict[int, Any]) -> frozenset[str]:
+    flags = set()
+    bits = number(props, MESSAGE_FLAGS) or 0
+    if bits & READ:
+        flags.add("\\Seen")
+    if bits & UNSENT:
+        flags.add("\\Draft")
+    if number(props, FLAG_STATUS) == FLAGGED:
+        flags.add("\\Flagged")
+    verb = number(props, LAST_VERB)
+    if verb in REPLIED:
+        flags.add("\\Answered")
+    elif verb == FORWARDED:
+        flags.add("$Forwarded")
+    return frozenset(flags)
+
+
+def received(props: dict[int, Any]) -> dt.datetime:
+    """Delivery time, else the time it was sent, else created (Outlook's own order)."""
+    for tag in (DELIVERY_TIME, CLIENT_SUBMIT_TIME, CREATION_TIME):
+        found = moment(props, tag)
+        if found is not None:
+            return found
+    return dt.datetime.fromtimestamp(0, tz=dt.UTC)
+
+
+@dataclass(frozen=True)
+class Built:
+    data: bytes
+    rebuilt: bool  # headers made from properties (no transport headers in the PST)
+
+
+def build(item: Any, props: dict[int, Any]) -> Built:
+    """The item as RFC 822 bytes (CRLF); OSError/ValueError when libpff cannot read a part."""
+    body = _mime_body(item, props)
+    seed = hashlib.sha256(str(item.identifier).encode() + (text(props, SUBJECT) or "").encode())
+    for n, part in enumerate(body.walk()):
+        if part.is_multipart():
+            part.set_boundary(f"=_mailferry_{seed.hexdigest()[:24]}_{n}")
+    headers = text(props, TRANSPORT_HEADERS)
+    if headers:
+        kept = _without_content_fields(headers)
+        return Built(kept + body.as_bytes(policy=SMTP), rebuilt=False)
+    _rebuild_headers(body, item, props)
+    return Built(body.as_bytes(policy=SMTP), rebuilt=True)
+
+
+def _mime_body(item: Any, props: dict[int, Any]) -> EmailMessage:
+    body = EmailMessage(policy=SMTP)
+    plain = item.plain_text_body
+    html = item.html_body
+    codepage = _codec(number(props, INTERNET_CPID))
+    html_text = _decode(html, codepage, "utf-8") if html else None
+    if plain:
+        body.set_content(_decode(plain, "utf-8", codepage))
+        if html_text is not None:
+            body.add_alternative(html_text, subtype="html")
+    elif html_text is not None:
+        body.set_content(html_text, subtype="html")
+    else:
+        body.set_content("")
+    for index in range(item.number_of_attachments):
+        _attach(body, item.get_attachment(index))
+    return body
+
+
+def _codec(codepage: int | None) -> str:
+    return "utf-8" if codepage in {None, 65001} else f"cp{codepage}"
+
+
+def _decode(data: bytes, *encodings: str) -> str:
+    """Text in the first of ``encodings`` that decodes it (libpff gives Unicode bodies as UTF-8,
+    ANSI ones and HTML in the item's code page)."""
+    for encoding in encodings:
+        try:
+            return data.decode(encoding)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return data.decode("utf-8", "replace")
+
+
+def _attach(body: EmailMessage, attachment: Any) -> None:
+    props = properties(attachment)
+    size = attachment.size or 0
+    data = attachment.read_buffer(size) if size else b""
+    name = text(props, ATTACH_LONG_FILENAME) or text(props, ATTACH_FILENAME) or "attachment"
+    mime = text(props, ATTACH_MIME_TAG) or "application/octet-stream"
+    maintype, _, subtype = mime.partition("/")
+    if maintype == "text":
+        maintype, subtype = "application", "octet-stream"  # keep the bytes as they are
+    body.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream", filename=name)
+
+
+def _without_content_fields(headers: str) -> bytes:
+    lines: list[str] = []
+    skipping = False
+    for line in headers.replace("\r\n", "\n").split("\n"):
+        if not line.strip():
+            break
+        if line[:1] in (" ", "\t"):
+            if not skipping:
+                lines.append(line)
+            continue
+        skipping = line.lower().startswith(_CONTENT_FIELDS)
+        if not skipping:
+            lines.append(line)
+    return "".join(f"{line}\r\n" for line in lines).encode("utf-8", "replace")
+
+
+def _rebuild_headers(body: EmailMessage, item: Any, props: dict[int, Any]) -> None:
+    sender = text(props, SENDER_SMTP) or text(props, SENDER_EMAIL) or ""
+    name = text(props, SENDER_NAME) or ""
+    content = {k: body[k] for k in ("MIME-Version", "Content-Type", "Content-Transfer-Encoding")}
+    for key in content:
+        del body[key]
+    body["From"] = email.utils.formataddr((name, sender)) if sender else name or "unknown"
+    for kind, field in ((1, "To"), (2, "Cc")):
+        addresses = _recipients(item, kind)
+        if addresses:
+            body[field] = ", ".join(addresses)
+    body["Subject"] = text(props, SUBJECT) or ""
+    sent = moment(props, CLIENT_SUBMIT_TIME) or received(props)
+    body["Date"] = email.utils.format_datetime(sent)
+    message_id = text(props, INTERNET_MESSAGE_ID)
+    if message_id:
+        body["Message-ID"] = message_id
+    for key, value in content.items():
+        if value is not None:
+            body[key] = value
+
+
+def _recipients(item: Any, kind: int) -> list[str]:
+    found: list[str] = []
+    table = item.recipients
+    if table is None:
+        return found
+    for index in range(table.number_of_record_sets):
+        props = {e.entry_type: e for e in table.get_record_set(index).entries}
+        if number(props, RECIPIENT_TYPE) != kind:
+            continue
+        address = text(props, SMTP_ADDRESS) or text(props, EMAIL_ADDRESS) or ""
+        name = text(props, DISPLAY_NAME) or ""
+        if address or name:
+            found.append(email.utils.formataddr((name, address)) if address else name)
+    return found

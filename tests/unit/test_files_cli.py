@@ -1,0 +1,53 @@
+"""``mailferry sync`` and ``verify`` with file URLs (no servers): parsing, a run, a re-run."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+
+from click.testing import CliRunner
+
+from mailferry.cli import main
+from mailferry.config import FileStore, parse_location
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_file_urls_parse_to_file_stores(tmp_path):
+    assert parse_location(f"maildir://{tmp_path}/x", side="target") == FileStore(
+        "maildir", tmp_path / "x"
+    )
+    assert parse_location("MBOX:///a%20b/All%20mail.mbox") == FileStore(
+        "mbox", tmp_path.__class__("/a b/All mail.mbox")
+    )
+
+
+def test_sync_mbox_to_maildir_then_verify_and_rerun(tmp_path):
+    box = mailbox.mbox(tmp_path / "in.mbox")
+    for n in range(3):
+        box.add(f"Message-ID: <c{n}@x>\nSubject: {n}\n\n{n}\n".encode())
+    box.close()
+    state = str(tmp_path / "state.sqlite3")
+    urls = (f"mbox://{tmp_path}/in.mbox", f"maildir://{tmp_path}/out")
+    first = run("sync", "--json", "--state", state, *urls)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output)["messages_copied"] == 3
+    assert len(list((tmp_path / "out" / "cur").iterdir())) == 3
+    assert run("verify", "--state", state, *urls).exit_code == 0
+    again = run("sync", "--json", "--state", state, *urls)
+    assert json.loads(again.output)["messages_copied"] == 0
+
+
+def test_bad_file_urls_are_usage_errors(tmp_path):
+    relative = run("sync", "maildir://relative/path", f"maildir://{tmp_path}/out")
+    assert relative.exit_code == 2
+    assert "expected maildir:///ABSOLUTE/PATH" in relative.output
+    (tmp_path / "in").mkdir()
+    eml_target = run("sync", f"maildir://{tmp_path}/in", f"eml://{tmp_path}/x")
+    assert eml_target.exit_code == 2
+    assert "source only" in eml_target.output
+    missing = run("sync", f"maildir://{tmp_path}/nothing", f"maildir://{tmp_path}/out")
+    assert missing.exit_code == 3
+    assert "not a Maildir" in missing.output
