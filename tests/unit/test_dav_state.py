@@ -12,8 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from mailferry.adapters.memory.davstate import MemoryItemStateStore
 from mailferry.adapters.store import SqlItemStateStore, SqlStateStore
 from mailferry.adapters.store.dav_state import HREF_CHUNK, SCHEMA_VERSION
+from mailferry.adapters.store.engine import open_database
+from mailferry.adapters.store.schema import upgrade_all
 from mailferry.domain.davplan import Listed, Recorded
 from mailferry.domain.errors import StateError
 from mailferry.domain.items import ItemKey
@@ -76,10 +79,24 @@ def path(tmp_path: Path) -> Path:
     return tmp_path / "state" / "mailferry.sqlite"
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(
+    params=["sqlite", "memory", pytest.param("postgresql", marks=pytest.mark.integration)]
+)
 def store(request: pytest.FixtureRequest, path: Path) -> Iterator[ItemStateStore]:
-    assert request.param == "sqlite"
-    opened = SqlItemStateStore.open_sqlite(path)
+    """The contract on the SQLite file, the memory fake and a fresh PostgreSQL database."""
+    if request.param == "memory":
+        yield MemoryItemStateStore()
+        return
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_database")
+        db = open_database(url)
+        try:
+            upgrade_all(db)
+        finally:
+            db.release()
+        opened = SqlItemStateStore.open(url)
+    else:
+        opened = SqlItemStateStore.open_sqlite(path)
     yield opened
     opened.close()
 
@@ -202,7 +219,7 @@ class TestItemStateStoreContract:
         assert store.identities(PAIR, "target", TARGET_CAL) == [listed(1)]  # nothing says whose
 
     def test_a_closed_store_refuses_work(self, store: ItemStateStore) -> None:
-        assert isinstance(store, SqlItemStateStore)
+        assert isinstance(store, SqlItemStateStore | MemoryItemStateStore)
         store.close()
         with pytest.raises(StateError, match="is closed"):
             store.recorded(PAIR, CAL)
