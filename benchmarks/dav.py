@@ -22,7 +22,7 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 # run.py re-executes this script with the repository's venv when mailferry is not importable
@@ -49,7 +49,9 @@ class Measure:
     items: int  # the corpus's items (an incremental pass examines them all)
     rss_mb: float
     arrived: int | None = None  # items counted on the target afterwards
-    internal_seconds: float | None = None
+    internal_seconds: float | None = None  # mailferry's own "seconds" from --json
+    copied: int | None = None  # mailferry's own "items_copied" from --json
+    by_collection: dict[str, int] = field(default_factory=dict)  # arrived, per target href
     verified: bool | None = None
     ok: bool = True
     note: str = ""
@@ -161,8 +163,13 @@ class Bench:
         for phase in ("full", "incremental"):
             proc = self.mailferry("sync", source, target, state)
             measure = Measure(scenario, "mailferry", phase, proc.seconds, items, proc.rss_mb)
-            seconds = summary_of(proc.stdout).get("seconds")
+            summary = summary_of(proc.stdout)
+            seconds, copied = summary.get("seconds"), summary.get("items_copied")
             measure.internal_seconds = float(seconds) if isinstance(seconds, int | float) else None
+            measure.copied = copied if isinstance(copied, int) else None
+            expected = items if phase == "full" else 0
+            if measure.copied is not None and measure.copied != expected:
+                measure.ok, measure.note = False, f"copied {measure.copied}, expected {expected}"
             self.record(measure, proc, target)
             if not measure.ok and phase == "full":
                 return  # an incremental pass and verify over a failed copy say nothing more
@@ -181,13 +188,16 @@ class Bench:
             log(f"{scenario} verify of {target.login.user} exit {check.returncode}: {output}")
 
     def record(self, measure: Measure, proc: Process, target: Side) -> None:
-        measure.arrived = sum(davclients.count_items(target.login).values())
+        measure.by_collection = davclients.count_items(target.login)
+        measure.arrived = sum(measure.by_collection.values())
+        problems = [measure.note] if measure.note else []
         if proc.returncode != 0:
-            measure.ok = False
             tail = (proc.stderr or proc.stdout).strip()[-300:].replace("\n", " / ")
-            measure.note = f"exit {proc.returncode}: {tail}"
-        elif measure.arrived != measure.items:
-            measure.ok, measure.note = False, f"{measure.items - measure.arrived} items missing"
+            problems.append(f"exit {proc.returncode}: {tail}")
+        if measure.arrived != measure.items:
+            problems.append(f"{measure.items - measure.arrived} items missing on the target")
+        measure.ok = measure.ok and not problems
+        measure.note = "; ".join(problems)
         self.measures.append(measure)
         log(
             f"{measure.scenario} {measure.tool} {measure.phase}: {measure.seconds:.1f} s, "
