@@ -364,10 +364,12 @@ class CollectionPass:
 def content_differs(kind: CollectionKind, source: bytes, target: bytes) -> str | None:
     """None when the target's copy shows what the source's does (after the migration's own
     change to meetings), else the first differences, for a report."""
+    if kind is CollectionKind.CALENDAR:
+        target = unpark_attendees(target).raw
     if normalised_content(source) == normalised_content(target):
         return None
     if kind is CollectionKind.CALENDAR:
-        result = compare_icalendar(source, unpark_attendees(target).raw)
+        result = compare_icalendar(source, target)
     else:
         result = compare_vcard(source, target)
     return None if result.equal else str(result)[:200]

@@ -4,7 +4,9 @@ Each source collection is compared with the target collection it maps to (the st
 when there is one, else the same mapping a sync would make). Items are paired by identity (UID,
 else content hash); a pair is equal when ``compare_icalendar``/``compare_vcard`` says so (the
 normalised properties, and a series' occurrences expanded in UTC), once the migration's own
-change is undone: parked attendees are restored, SCHEDULE-AGENT=CLIENT is ignored there.
+change is undone: parked attendees are restored, SCHEDULE-AGENT=CLIENT is ignored there. Two
+items whose content lines are the same once unfolded, sorted and rid of server stamps are equal
+without that longer comparison (``content_differs``).
 
 Memory stays flat: the target is read once for its identities (href per key, no data kept),
 then the source chunk by chunk, each chunk's target items read beside it.
@@ -19,9 +21,8 @@ from mailferry.domain.davmodel import CollectionInfo, CollectionKind
 from mailferry.domain.davplan import map_collections
 from mailferry.domain.errors import FolderError, ItemError
 from mailferry.domain.items import ItemKey, identify, item_key
-from mailferry.domain.normalise import compare_icalendar, compare_vcard
 from mailferry.domain.ports import CollectionAccount, ItemStateStore
-from mailferry.domain.scheduling import unpark_attendees
+from mailferry.service.davitems import content_differs
 from mailferry.service.davsync import KINDS, domain_collections, name_of
 
 CHUNK = 100
@@ -148,12 +149,9 @@ def _one(
     if theirs is None:
         check.problem(f"{href} ({key.describe()}): missing on the target")
         return
-    if kind is CollectionKind.CALENDAR:
-        result = compare_icalendar(data, unpark_attendees(theirs).raw)
-    else:
-        result = compare_vcard(data, theirs)
-    if not result.equal:
-        check.problem(f"{href} ({key.describe()}): {result}")
+    differs = content_differs(kind, data, theirs)
+    if differs is not None:
+        check.problem(f"{href} ({key.describe()}): {differs}")
 
 
 def _keys(
