@@ -21,6 +21,7 @@ from mailferry.domain.scheduling import unpark_attendees
 from mailferry.sandbox import davcorpus
 from mailferry.service.davcontext import AttendeeMode
 from mailferry.service.davsync import DavOptions, sync_accounts
+from mailferry.service.davverify import verify_dav
 from mailferry.service.resilience import RetryPolicy
 
 pytestmark = pytest.mark.integration
@@ -312,3 +313,22 @@ def test_a_pass_over_an_unchanged_account_costs_a_few_requests(request, make_use
     assert len(sent.methods) <= 6, sent.methods
     assert len(received.methods) <= 6, received.methods
     assert "REPORT" not in sent.methods + received.methods
+
+
+def test_verify_reports_the_vcard_4_photos_radicale_loses(xandikos, radicale, make_user):
+    source = open_account(xandikos, *make_user(xandikos))
+    target = open_account(radicale, *make_user(radicale))
+    card = (
+        b"BEGIN:VCARD\r\nVERSION:4.0\r\nUID:photo4@tests\r\nFN:Pic Ture\r\n"
+        b"PHOTO:data:image/jpeg;base64,/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDA==\r\n"
+        b"END:VCARD\r\n"
+    )
+    with source, target:
+        book = default(source, CollectionKind.ADDRESSBOOK)
+        source.put(f"{book}p.vcf", card, CollectionKind.ADDRESSBOOK)
+        state = MemoryItemStateStore()
+        assert sync_accounts(source, target, state, "p").items_copied == 1
+        report = verify_dav(source, target, state, "p")
+    assert not report.identical
+    (problem,) = [p for c in report.collections for p in c.problems]
+    assert "photo4@tests" in problem and "PHOTO" in problem
