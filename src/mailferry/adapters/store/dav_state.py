@@ -15,16 +15,13 @@ item's key, which the next pass settles against the target before it writes that
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import URL, Column, ColumnElement, Connection, Row, Table, delete, select
+from sqlalchemy import Column, ColumnElement, Connection, Row, Table, delete, select
 
 from mailferry.adapters.store import schema
-from mailferry.adapters.store.engine import Database, open_database, sqlite_url
-from mailferry.adapters.store.sync_state import open_store, upsert
+from mailferry.adapters.store.sync_state import SqlStore, upsert
 from mailferry.adapters.store.tables import (
     DAV_COLLECTIONS,
     DAV_FAILURES,
@@ -45,33 +42,11 @@ _SOURCE_TABLES = (DAV_ITEMS, DAV_INTENTS, DAV_FAILURES, DAV_COLLECTIONS)
 _ITEM_KEYS = ("pair", "source", "source_href")
 
 
-class SqlItemStateStore:
+class SqlItemStateStore(SqlStore):
     """``ItemStateStore`` on a shared ``Database``: ``open_sqlite(path)`` on the mail state's file
     gives the same Engine as its ``SqlStateStore`` (one ``Database`` per process and file)."""
 
-    def __init__(self, db: Database) -> None:
-        """Takes one use of ``db`` (released by ``close``)."""
-        self._closed = False
-        self._db = db
-        self._engine = db.engine
-        self._where = db.where
-        open_store(db, schema.ITEMS)
-
-    @classmethod
-    def open(cls, url: str | URL) -> SqlItemStateStore:
-        return cls(open_database(url))
-
-    @classmethod
-    def open_sqlite(cls, path: Path) -> SqlItemStateStore:
-        """Open or create a SQLite state file; new directories get mode 0700, a new file 0600."""
-        return cls(open_database(sqlite_url(path)))
-
-    @contextmanager
-    def _transaction(self, *, write: bool = False) -> Iterator[Connection]:
-        if self._closed:
-            raise StateError(f"state database {self._where} is closed")
-        with self._db.transaction(write=write) as conn:
-            yield conn
+    component = schema.ITEMS
 
     # -- collections ---------------------------------------------------------------------------
 
@@ -228,11 +203,6 @@ class SqlItemStateStore:
             conn.execute(delete(DAV_FAILURES).where(_of_source(DAV_FAILURES, pair, source)))
             if rows:
                 conn.execute(DAV_FAILURES.insert(), rows)
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._db.release()
 
 
 def _of_source(table: Table, pair: str, source: str) -> ColumnElement[bool]:

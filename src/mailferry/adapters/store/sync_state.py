@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar, Self
 
 from sqlalchemy import URL, Connection, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -58,8 +59,11 @@ def open_store(db: Database, component: schema.Component) -> None:
         raise
 
 
-class SqlStateStore:
-    """``StateStore`` on a shared ``Database``; see ``open_sqlite`` for the usual local file."""
+class SqlStore:
+    """What both state stores share: one use of a shared ``Database``, the component they keep
+    ready in it, explicit transactions that refuse work once closed, ``open``/``open_sqlite``."""
+
+    component: ClassVar[schema.Component]
 
     def __init__(self, db: Database) -> None:
         """Takes one use of ``db`` (released by ``close``)."""
@@ -67,14 +71,14 @@ class SqlStateStore:
         self._db = db
         self._engine = db.engine
         self._where = db.where
-        open_store(db, schema.SYNC)
+        open_store(db, self.component)
 
     @classmethod
-    def open(cls, url: str | URL) -> SqlStateStore:
+    def open(cls, url: str | URL) -> Self:
         return cls(open_database(url))
 
     @classmethod
-    def open_sqlite(cls, path: Path) -> SqlStateStore:
+    def open_sqlite(cls, path: Path) -> Self:
         """Open or create a SQLite state file; new directories get mode 0700, a new file 0600."""
         return cls(open_database(sqlite_url(path)))
 
@@ -84,6 +88,17 @@ class SqlStateStore:
             raise StateError(f"state database {self._where} is closed")
         with self._db.transaction(write=write) as conn:
             yield conn
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._db.release()
+
+
+class SqlStateStore(SqlStore):
+    """``StateStore`` on a shared ``Database``; see ``open_sqlite`` for the usual local file."""
+
+    component = schema.SYNC
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -287,11 +302,6 @@ class SqlStateStore:
             )
             if rows:
                 conn.execute(FAILURES.insert(), rows)
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._db.release()
 
 
 def _copied_rows(pair: str, folder: str, messages: Sequence[Copied]) -> list[dict[str, object]]:
