@@ -166,6 +166,8 @@ def test_cli_backs_up_a_live_account_and_restores_it_to_another(
 
 
 PST = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "pst" / "outlook.pst"
+if not PST.exists():  # a clone elsewhere (CI): the house's shared folder
+    PST = Path("/work/shared/testdata/pst/outlook.pst")
 
 
 @pytest.mark.skipif(not PST.exists(), reason="the shared PST test data is not here")
