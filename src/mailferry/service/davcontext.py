@@ -18,7 +18,7 @@ from typing import TypeVar
 from mailferry.domain.davmodel import CollectionInfo, CollectionKind
 from mailferry.domain.davreport import DavSummary
 from mailferry.domain.errors import ConnectError, ThrottledError
-from mailferry.domain.items import ComponentKind, identify
+from mailferry.domain.items import ComponentKind
 from mailferry.domain.ports import CollectionAccount, ItemStateStore
 from mailferry.domain.scheduling import park_attendees, schedule_by_client
 from mailferry.service.progress import NoProgress, Progress
@@ -60,10 +60,10 @@ class Payloads:
     written: set[tuple[str, str]] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def prepare(self, target: CollectionInfo, data: bytes) -> bytes | str:
-        """The bytes to PUT into ``target``, or the reason the item cannot go there."""
+    def prepare(self, target: CollectionInfo, data: bytes, component: ComponentKind) -> bytes | str:
+        """The bytes to PUT into ``target`` (``component``: what ``identify`` found in ``data``),
+        or the reason the item cannot go there."""
         if target.kind is CollectionKind.CALENDAR:
-            component = identify(data).component
             accepted = target.components
             if accepted and component is not ComponentKind.UNKNOWN and component not in accepted:
                 return f"the target calendar holds only {', '.join(accepted)}, not {component}"

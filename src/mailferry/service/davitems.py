@@ -27,7 +27,7 @@ from mailferry.domain.davmodel import CollectionInfo, CollectionKind, ItemRef
 from mailferry.domain.davplan import Action, Listed, Recorded, Step, plan_items
 from mailferry.domain.davreport import DavSummary, ItemProblem
 from mailferry.domain.errors import FolderError, ItemError, SyncTokenInvalidError
-from mailferry.domain.items import identify, item_key, normalised_content
+from mailferry.domain.items import ComponentKind, identify, item_key, normalised_content
 from mailferry.domain.normalise import compare_icalendar, compare_vcard
 from mailferry.domain.ports import CollectionState
 from mailferry.domain.scheduling import unpark_attendees
@@ -49,11 +49,13 @@ class Spool:
     def __init__(self) -> None:
         self._file: BinaryIO = tempfile.TemporaryFile(prefix="mailferry-dav-")  # noqa: SIM115
         self._where: dict[str, tuple[int, int]] = {}
+        self.components: dict[str, ComponentKind] = {}  # what identify() found, not read twice
 
-    def put(self, href: str, data: bytes) -> None:
+    def put(self, href: str, data: bytes, component: ComponentKind) -> None:
         offset = self._file.seek(0, 2)
         self._file.write(data)
         self._where[href] = (offset, len(data))
+        self.components[href] = component
 
     def get(self, href: str) -> bytes | None:
         place = self._where.get(href)
@@ -196,7 +198,7 @@ class CollectionPass:
             etag = got.etag or (ref.etag if ref else None)
             out.append(Listed(got.href, etag, item_key(identity.uid, got.data)))
             if spool is not None:
-                spool.put(got.href, got.data)
+                spool.put(got.href, got.data, identity.component)
                 if identity.problem:
                     self._findings.warnings.append(
                         f"{self.sides.name}: {got.href}: {identity.problem}: copied as it is"
@@ -292,7 +294,8 @@ class CollectionPass:
         target = self.sides.target.href + (action.target_href or "")
         if action.step is Step.UPDATE:
             target = action.target_href or target
-        prepared = self.ctx.payloads.prepare(self.sides.target, data)
+        component = spool.components.get(href) or identify(data).component
+        prepared = self.ctx.payloads.prepare(self.sides.target, data, component)
         if isinstance(prepared, str):
             self._fail(href, action.key.uid, prepared)
             return None
