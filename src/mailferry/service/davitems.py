@@ -172,7 +172,8 @@ class CollectionPass:
         listed = known + read
         if side == SOURCE:
             self._etags = {i.href: i.etag for i in listed}
-        gone = [href for href in cached if href not in {r.href for r in refs}]
+        listed_now = {r.href for r in refs}
+        gone = [href for href in cached if href not in listed_now]
         if not self.ctx.dry_run:
             self.state.save_identities(self.pair, side, collection.href, read, gone)
         return listed
