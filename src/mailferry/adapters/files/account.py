@@ -220,3 +220,14 @@ def _wanted(listing: Listing, uids: Sequence[int] | None) -> list[int]:
     if uids is None:
         return list(range(1, len(listing) + 1))
     return sorted({uid for uid in uids if 1 <= uid <= len(listing)})
+
+
+def folder_tree(names: Iterable[str], delimiter: str) -> list[FolderInfo]:
+    """The folders ``names``, subscribed, plus every parent they imply as ``\\Noselect``; by name."""
+    folders = {n: FolderInfo(n, delimiter, frozenset(), subscribed=True) for n in names}
+    for name in list(folders):
+        parts = name.split(delimiter)
+        for depth in range(1, len(parts)):
+            parent = delimiter.join(parts[:depth])
+            folders.setdefault(parent, FolderInfo(parent, delimiter, frozenset({"\\Noselect"})))
+    return sorted(folders.values(), key=lambda f: f.name)

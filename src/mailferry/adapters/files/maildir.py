@@ -27,7 +27,13 @@ from pathlib import Path
 from imapclient import imap_utf7
 
 from mailferry.adapters.files import rfc822
-from mailferry.adapters.files.account import Entry, FileAccount, Listing, ListingDigest
+from mailferry.adapters.files.account import (
+    Entry,
+    FileAccount,
+    Listing,
+    ListingDigest,
+    folder_tree,
+)
 from mailferry.domain.errors import AccountError, FolderError
 from mailferry.domain.model import AppendRequest, AppendResult, FolderInfo
 
@@ -131,13 +137,7 @@ class MaildirAccount(FileAccount):
             if child.name.startswith(".") and (child / "cur").is_dir():
                 levels = child.name[1:].split(".")
                 names.add(".".join(imap_utf7.decode(p.encode("ascii", "replace")) for p in levels))
-        folders = {n: FolderInfo(n, ".", frozenset(), subscribed=True) for n in names}
-        for name in names:
-            parts = name.split(".")
-            for depth in range(1, len(parts)):
-                parent = ".".join(parts[:depth])
-                folders.setdefault(parent, FolderInfo(parent, ".", frozenset({"\\Noselect"})))
-        return sorted(folders.values(), key=lambda f: f.name)
+        return folder_tree(names, ".")
 
     def _stamp(self, folder: str) -> object:
         directory = self._directory(folder)

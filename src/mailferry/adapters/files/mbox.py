@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailferry.adapters.files import rfc822
-from mailferry.adapters.files.account import Entry, FileAccount, Listing, digest_validity
+from mailferry.adapters.files.account import (
+    Entry,
+    FileAccount,
+    Listing,
+    digest_validity,
+    folder_tree,
+)
 from mailferry.adapters.files.mboxfile import COUNTED, Scanned, read_head, read_message, scan
 from mailferry.adapters.files.mboxwrite import mbox_entry, rewrite_flags
 from mailferry.domain.errors import AccountError, FolderError
@@ -219,13 +225,7 @@ class MboxAccount(FileAccount):
                 key=lambda f: f.name,
             )
         names = {"INBOX"} if self.single else set(self._folder_files()) | {"INBOX"}
-        folders = {n: FolderInfo(n, "/", frozenset(), subscribed=True) for n in names}
-        for name in names:
-            parts = name.split("/")
-            for depth in range(1, len(parts)):
-                parent = "/".join(parts[:depth])
-                folders.setdefault(parent, FolderInfo(parent, "/", frozenset({"\\Noselect"})))
-        return sorted(folders.values(), key=lambda f: f.name)
+        return folder_tree(names, "/")
 
     def _stamp(self, folder: str) -> object:
         labels = self._takeout()
