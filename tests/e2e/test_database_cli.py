@@ -5,29 +5,36 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from mailferry.sandbox.corpus import build_corpus, connect, load_corpus
 from mailferry.sandbox.postgres import PostgresServer
+from tests.e2e.test_batch_cli import mailferry
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
-def mailferry(
-    *args: str, env: dict[str, str], timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mailferry.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+def load_mailboxes(dovecot_slash, dovecot_dot, make_user, tmp_path, count, *, seed, scale):
+    """``count`` source mailboxes filled with the corpus, as many empty targets, and a batch CSV."""
+    sources, targets = [], []
+    for i in range(count):
+        user, password = make_user(dovecot_slash)
+        client = connect(dovecot_slash, user, password)
+        try:
+            load_corpus(client, build_corpus(seed + i, scale=scale), dovecot_slash.delimiter)
+        finally:
+            client.logout()
+        sources.append((user, password))
+        targets.append(make_user(dovecot_dot))
+    lines = ["EmailAddress,UserName,Password,TargetUserName,TargetPassword"]
+    lines += [
+        f"{tu}@new.example,{su},{sp},{tu},{tp}"
+        for (su, sp), (tu, tp) in zip(sources, targets, strict=True)
+    ]
+    csv_path = tmp_path / "wave.csv"
+    csv_path.write_text("\r\n".join(lines) + "\r\n")
+    return sources, targets, csv_path
 
 
 def environment(tmp_path, database: str | None) -> dict[str, str]:
@@ -116,23 +123,9 @@ def test_a_batch_on_postgresql_is_served_and_verified(
 ):
     env = environment(tmp_path, postgres_database)
     assert mailferry("db", "upgrade", env=env).returncode == 0
-    sources, targets = [], []
-    for i in range(3):
-        user, password = make_user(dovecot_slash)
-        client = connect(dovecot_slash, user, password)
-        try:
-            load_corpus(client, build_corpus(200 + i, scale=1), dovecot_slash.delimiter)
-        finally:
-            client.logout()
-        sources.append((user, password))
-        targets.append(make_user(dovecot_dot))
-    lines = ["EmailAddress,UserName,Password,TargetUserName,TargetPassword"]
-    lines += [
-        f"{tu}@new.example,{su},{sp},{tu},{tp}"
-        for (su, sp), (tu, tp) in zip(sources, targets, strict=True)
-    ]
-    csv_path = tmp_path / "wave.csv"
-    csv_path.write_text("\r\n".join(lines) + "\r\n")
+    sources, targets, csv_path = load_mailboxes(
+        dovecot_slash, dovecot_dot, make_user, tmp_path, 3, seed=200, scale=1
+    )
     for args in (
         ["endpoint", "add", "old", "--host", "127.0.0.1", "--port", str(dovecot_slash.port),
          "--security", "none", "--max-connections", "2"],

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from mailferry.sandbox.corpus import build_corpus, connect, load_corpus
 from tests.e2e.test_batch_cli import ConnectionWatch, digests
 from tests.e2e.test_database_cli import environment, mailferry
+from tests.e2e.test_database_cli import load_mailboxes as load_many
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
@@ -65,24 +65,7 @@ def owners(postgres_server, name: str) -> dict[str, str | None]:
 
 
 def load_mailboxes(dovecot_slash, dovecot_dot, make_user, tmp_path):
-    sources, targets = [], []
-    for i in range(MAILBOXES):
-        user, password = make_user(dovecot_slash)
-        client = connect(dovecot_slash, user, password)
-        try:
-            load_corpus(client, build_corpus(300 + i, scale=3), dovecot_slash.delimiter)
-        finally:
-            client.logout()
-        sources.append((user, password))
-        targets.append(make_user(dovecot_dot))
-    lines = ["EmailAddress,UserName,Password,TargetUserName,TargetPassword"]
-    lines += [
-        f"{tu}@new.example,{su},{sp},{tu},{tp}"
-        for (su, sp), (tu, tp) in zip(sources, targets, strict=True)
-    ]
-    csv_path = tmp_path / "wave.csv"
-    csv_path.write_text("\r\n".join(lines) + "\r\n")
-    return sources, targets, csv_path
+    return load_many(dovecot_slash, dovecot_dot, make_user, tmp_path, MAILBOXES, seed=300, scale=3)
 
 
 def test_two_workers_one_killed_mid_copy(
