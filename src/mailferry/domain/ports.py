@@ -3,6 +3,7 @@
 ``MailAccount`` is one logged-in account (source or target: both sides read, the target also writes).
 ``StateStore`` is the durable memory of a pair: what was copied where, and what was in flight.
 ``CollectionAccount`` and ``ItemStateStore`` are the same two for calendars and address books.
+``ExchangeMailbox`` is one Microsoft 365 mailbox through Graph's import/export API (every workload).
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ from mailferry.domain.davplan import Listed, Recorded
 from mailferry.domain.errors import ItemError, MessageError
 from mailferry.domain.items import ItemKey
 from mailferry.domain.labels import LabelTally
+from mailferry.domain.mailboxmodel import (
+    EntryChanges,
+    Exported,
+    Imported,
+    MailboxFolder,
+)
 from mailferry.domain.model import (
     AppendRequest,
     AppendResult,
@@ -343,3 +350,37 @@ class ItemStateStore(Protocol):
     def set_item_failures(self, pair: str, source: str, failures: Mapping[str, str]) -> None:
         """Replace the recorded per-item failures of a collection (source href -> reason)."""
         ...
+
+
+class ExchangeMailbox(Protocol):
+    """One Microsoft 365 mailbox through Graph's mailbox import/export API (``adapters/graph``;
+    the memory fake). Folder failures are ``FolderError``, item failures ``ItemError`` (the
+    collection is the folder id, the href the item id); transport and login ``ConnectError`` /
+    ``AuthError``; a delta token no longer accepted ``SyncTokenInvalidError``. An ``import_item``
+    that raises ``ConnectError`` may or may not have created the item: its intent decides.
+    Thread-safe: several imports of one mailbox go at once (Graph allows 4 concurrent requests)."""
+
+    def folders(self) -> list[MailboxFolder]:
+        """Every folder under the root (every class), parents before children."""
+        ...
+
+    def create_folder(self, parent_id: str | None, name: str, folder_class: str) -> MailboxFolder:
+        """A new folder of ``folder_class`` under ``parent_id`` (None: the root)."""
+        ...
+
+    def entries(self, folder_id: str, token: str | None) -> EntryChanges:
+        """Every item (``token`` None) or what changed since ``token`` (a delta query)."""
+        ...
+
+    def export(self, ids: Sequence[str]) -> Iterator[Exported | ItemError]:
+        """The opaque stream of each item (in calls of at most 20 ids), or the error of each."""
+        ...
+
+    def import_item(
+        self, folder_id: str, data: bytes, replace: tuple[str, str] | None = None
+    ) -> Imported:
+        """Create an item from an exported stream, or (``replace`` = target id, change key)
+        replace that item's content (Graph's ``Mode: update``)."""
+        ...
+
+    def close(self) -> None: ...
