@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Self
 import httpx
 
 from mailferry.adapters.dav.session import BearerAuth, retry_after
+from mailferry.adapters.oauth.app_only import GRAPH_URL
 from mailferry.adapters.tls import TlsOptions
 from mailferry.domain.errors import AuthError, ConnectError, ThrottledError
 
@@ -43,9 +44,9 @@ if TYPE_CHECKING:
 
     from mailferry.domain.ports import TokenProvider
 
-GRAPH_URL = "https://graph.microsoft.com"
 VERSION = "v1.0"
 TIMEOUT = httpx.Timeout(120.0, connect=15.0)
+__all__ = ["GRAPH_URL", "GraphAnswerError", "GraphLimits", "GraphSession", "expect"]
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 THROTTLED = frozenset({429, 503})
 
@@ -128,6 +129,7 @@ class GraphSession:
         limits: GraphLimits | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        timeout: float | None = None,
     ) -> None:
         self.graph_url = graph_url.rstrip("/")
         self.base = f"{self.graph_url}/{VERSION}"
@@ -136,12 +138,14 @@ class GraphSession:
         self.stats = GraphStats()
         self._sleep = sleep
         self._slots = threading.BoundedSemaphore(self.limits.concurrency)
-        self._requests = Window(self.limits.requests, self.limits.request_window)
-        self._uploads = Window(self.limits.upload_bytes, self.limits.upload_window)
+        # a margin on each window: Graph counts from when a request arrives, not when it left
+        margin = 1.02
+        self._requests = Window(self.limits.requests, self.limits.request_window * margin + 0.5)
+        self._uploads = Window(self.limits.upload_bytes, self.limits.upload_window * margin + 0.5)
         self._client = httpx.Client(
             auth=BearerAuth(tokens),
             verify=(tls or TlsOptions()).context(),
-            timeout=TIMEOUT,
+            timeout=TIMEOUT if timeout is None else httpx.Timeout(timeout),
             headers={"User-Agent": "mailferry", "Accept": "application/json"},
             transport=transport,
         )
