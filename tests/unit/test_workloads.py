@@ -11,7 +11,16 @@ import pytest
 from mailferry.adapters.graph.roles import token_roles
 from mailferry.adapters.graph.session import Window
 from mailferry.domain.errors import AuthError, ConfigError
-from mailferry.domain.workloads import Route, Workload, allowed, missing, parse_workloads
+from mailferry.domain.workloads import (
+    MailVia,
+    Route,
+    SideKind,
+    Workload,
+    allowed,
+    missing,
+    parse_workloads,
+    plan_routes,
+)
 from mailferry.service.graphprobe import GraphProbe, report_lines, route_reports
 
 
@@ -93,3 +102,68 @@ def test_the_window_waits_in_advance_for_what_would_exceed_it() -> None:
     assert window.take(5, clock.sleep) == pytest.approx(
         10.0
     )  # bigger than the limit: an empty window
+
+
+MAILBOX_ROLES = frozenset({"MailboxFolder.ReadWrite.All", "MailboxItem.ImportExport.All"})
+IMAP = SideKind(imap=True)
+DAV = SideKind(imap=True, dav=True)
+
+
+def m365(*roles: str) -> SideKind:
+    return SideKind(imap=True, graph=True, roles=frozenset(roles))
+
+
+def test_two_tenants_with_the_mailbox_permissions_move_everything_through_export_import() -> None:
+    plan = plan_routes(m365(*MAILBOX_ROLES), m365(*MAILBOX_ROLES), None)
+    assert plan.mail is MailVia.GRAPH
+    assert plan.mailbox == frozenset(Workload)
+    assert plan.collections == frozenset()
+    assert plan.skipped == ()
+
+
+def test_mail_via_imap_leaves_the_other_workloads_on_the_mailbox_api() -> None:
+    plan = plan_routes(m365(*MAILBOX_ROLES), m365(*MAILBOX_ROLES), None, MailVia.IMAP)
+    assert plan.mail is MailVia.IMAP
+    assert plan.mailbox == frozenset(Workload) - {Workload.MAIL}
+
+
+def test_without_the_mailbox_permissions_mail_stays_on_imap_and_calendars_use_resources() -> None:
+    source = m365("Calendars.Read", "Contacts.Read")
+    target = m365("Calendars.ReadWrite")
+    plan = plan_routes(source, target, None)
+    assert plan.mail is MailVia.IMAP
+    assert plan.mailbox == frozenset()
+    assert plan.collections == {Workload.CALENDAR}
+    reasons = dict(plan.skipped)
+    assert reasons[Workload.CONTACTS] == "the target app lacks Contacts.ReadWrite"
+    assert reasons[Workload.TASKS] == "the source app lacks Tasks.Read.All"
+    assert "MailboxItem.Export.All" in reasons[Workload.NOTES]
+
+
+def test_caldav_to_microsoft_365_goes_through_the_collection_sync() -> None:
+    target = m365("Calendars.ReadWrite", "Contacts.ReadWrite", "Tasks.ReadWrite.All")
+    plan = plan_routes(DAV, target, None)
+    assert plan.mail is MailVia.IMAP
+    assert plan.collections == {Workload.CALENDAR, Workload.CONTACTS, Workload.TASKS}
+    assert dict(plan.skipped)[Workload.NOTES] == "needs Microsoft 365 through Graph on both ends"
+
+
+def test_a_workload_chosen_by_name_that_cannot_move_is_a_usage_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        plan_routes(
+            DAV, m365("Calendars.ReadWrite"), frozenset({Workload.CALENDAR, Workload.TASKS})
+        )
+    assert caught.value.problems == ["--workloads tasks: the target app lacks Tasks.ReadWrite.All"]
+    plan = plan_routes(IMAP, IMAP, frozenset({Workload.MAIL}))
+    assert plan.mail is MailVia.IMAP
+    assert plan.skipped == ()
+
+
+def test_a_calendar_only_pair_needs_no_imap() -> None:
+    source = SideKind(imap=False, dav=True)
+    target = SideKind(imap=False, graph=True, roles=frozenset({"Calendars.ReadWrite"}))
+    plan = plan_routes(source, target, frozenset({Workload.CALENDAR}))
+    assert plan.mail is None
+    assert plan.collections == {Workload.CALENDAR}
+    with pytest.raises(ConfigError, match="needs an IMAP URL on both ends"):
+        plan_routes(source, target, frozenset({Workload.MAIL}))

@@ -114,3 +114,121 @@ def allowed(roles: frozenset[str], route: Route, side: str) -> tuple[Workload, .
         for workload in ALL
         if need(workload, route) is not None and not missing(roles, workload, route, side)
     )
+
+
+class MailVia(StrEnum):
+    GRAPH = "graph"
+    IMAP = "imap"
+
+
+@dataclass(frozen=True)
+class SideKind:
+    """What one side of ``mailferry sync`` offers: an IMAP URL, a DAV account (a DAV URL or
+    ``--…-dav``), Microsoft 365 through Graph (``roles``: its app token's permissions)."""
+
+    imap: bool
+    dav: bool = False
+    graph: bool = False
+    roles: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    """Which workload goes which way: mail by IMAP or by the mailbox API; the other workloads
+    through the mailbox API (both ends Microsoft 365) or the collection sync (CalDAV/CardDAV or
+    Graph's resources on either side); ``skipped``: the workloads that do not move, and why."""
+
+    mail: MailVia | None = None
+    mailbox: frozenset[Workload] = frozenset()  # through export/import
+    collections: frozenset[Workload] = frozenset()  # through the CalDAV/CardDAV sync
+    skipped: tuple[tuple[Workload, str], ...] = ()
+
+    def moves(self, workload: Workload) -> bool:
+        return (
+            workload in self.mailbox
+            or workload in self.collections
+            or (workload is Workload.MAIL and self.mail is not None)
+        )
+
+
+COLLECTION_WORKLOADS = (Workload.CALENDAR, Workload.CONTACTS, Workload.TASKS)
+
+
+def plan_routes(
+    source: SideKind,
+    target: SideKind,
+    chosen: frozenset[Workload] | None,
+    mail_via: MailVia | None = None,
+) -> RoutePlan:
+    """The routes of a pair; ``chosen`` None: every workload both ends and the permissions allow.
+    A workload chosen by name that cannot move is a ConfigError naming why (every one of them)."""
+    wanted = chosen if chosen is not None else frozenset(ALL)
+    mailbox_ok = _mailbox_route(source, target)
+    skipped: dict[Workload, str] = {}
+    mail = _mail_route(source, target, mailbox_ok, mail_via, skipped)
+    mailbox: set[Workload] = set()
+    collections: set[Workload] = set()
+    for workload in ALL:
+        if workload is Workload.MAIL:
+            if mail is MailVia.GRAPH:
+                mailbox.add(workload)
+            continue
+        if mailbox_ok is None:
+            mailbox.add(workload)
+        elif workload in COLLECTION_WORKLOADS and not (
+            why := _collection_gap(source, target, workload)
+        ):
+            collections.add(workload)
+        else:
+            skipped[workload] = mailbox_ok if workload is Workload.NOTES else why
+    plan = RoutePlan(
+        mail if Workload.MAIL in wanted else None,
+        frozenset(mailbox) & wanted,
+        frozenset(collections) & wanted,
+        tuple((w, skipped[w]) for w in ALL if w in skipped and w in wanted),
+    )
+    if chosen is not None and plan.skipped:
+        raise ConfigError([f"--workloads {w}: {why}" for w, why in plan.skipped])
+    return plan
+
+
+def _mailbox_route(source: SideKind, target: SideKind) -> str | None:
+    """None when the mailbox import/export API can carry everything; else why not."""
+    if not (source.graph and target.graph):
+        return "needs Microsoft 365 through Graph on both ends"
+    gaps = [
+        f"the {side} app lacks {', '.join(absent)}"
+        for side, kind in (("source", source), ("target", target))
+        if (absent := missing(kind.roles, Workload.NOTES, Route.MAILBOX, side))
+    ]
+    return "; ".join(gaps) or None
+
+
+def _mail_route(
+    source: SideKind,
+    target: SideKind,
+    mailbox_gap: str | None,
+    via: MailVia | None,
+    skipped: dict[Workload, str],
+) -> MailVia | None:
+    if via is MailVia.GRAPH and mailbox_gap is not None:
+        skipped[Workload.MAIL] = f"--mail-via graph {mailbox_gap}"
+        return None
+    if via is not MailVia.IMAP and mailbox_gap is None:
+        return MailVia.GRAPH
+    if source.imap and target.imap:
+        return MailVia.IMAP
+    skipped[Workload.MAIL] = "needs an IMAP URL on both ends (or Microsoft 365 on both)"
+    return None
+
+
+def _collection_gap(source: SideKind, target: SideKind, workload: Workload) -> str:
+    """Why ``workload`` cannot go through the collection sync ("" when it can)."""
+    for side, kind in (("source", source), ("target", target)):
+        if kind.dav:
+            continue
+        if not kind.graph:
+            return f"the {side} has no calendars or contacts (give --{side}-dav or Microsoft 365)"
+        if absent := missing(kind.roles, workload, Route.RESOURCES, side):
+            return f"the {side} app lacks {', '.join(absent)}"
+    return ""
