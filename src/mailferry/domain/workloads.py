@@ -154,6 +154,16 @@ class RoutePlan:
 COLLECTION_WORKLOADS = (Workload.CALENDAR, Workload.CONTACTS, Workload.TASKS)
 
 
+def collection_workload(addressbook: bool, components: tuple[str, ...]) -> Workload:
+    """An address book holds contacts; a calendar that holds only VTODO is a task list (what
+    To Do, Nextcloud Tasks and Apple Reminders make); any other calendar holds events."""
+    if addressbook:
+        return Workload.CONTACTS
+    if components and set(components) <= {"VTODO"}:
+        return Workload.TASKS
+    return Workload.CALENDAR
+
+
 def plan_routes(
     source: SideKind,
     target: SideKind,
