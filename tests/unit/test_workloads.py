@@ -167,3 +167,11 @@ def test_a_calendar_only_pair_needs_no_imap() -> None:
     assert plan.collections == {Workload.CALENDAR}
     with pytest.raises(ConfigError, match="needs an IMAP URL on both ends"):
         plan_routes(source, target, frozenset({Workload.MAIL}))
+
+
+def test_what_neither_side_has_is_not_reported_as_skipped() -> None:
+    dav_only = SideKind(imap=False, dav=True)
+    plan = plan_routes(dav_only, dav_only, None)
+    assert plan.collections == {Workload.CALENDAR, Workload.CONTACTS, Workload.TASKS}
+    assert plan.skipped == ()
+    assert dict(plan_routes(IMAP, IMAP, None).skipped) == {}

@@ -191,15 +191,29 @@ def plan_routes(
             collections.add(workload)
         else:
             skipped[workload] = mailbox_ok if workload is Workload.NOTES else why
+    # a workload neither side has is not "skipped" unless asked for by name
+    reported = (
+        wanted
+        if chosen is not None
+        else {w for w in wanted if _offers(source, w) or _offers(target, w)}
+    )
     plan = RoutePlan(
         mail if Workload.MAIL in wanted else None,
         frozenset(mailbox) & wanted,
         frozenset(collections) & wanted,
-        tuple((w, skipped[w]) for w in ALL if w in skipped and w in wanted),
+        tuple((w, skipped[w]) for w in ALL if w in skipped and w in reported),
     )
     if chosen is not None and plan.skipped:
         raise ConfigError([f"--workloads {w}: {why}" for w, why in plan.skipped])
     return plan
+
+
+def _offers(side: SideKind, workload: Workload) -> bool:
+    if workload is Workload.MAIL:
+        return side.imap or side.graph
+    if workload is Workload.NOTES:
+        return side.graph
+    return side.dav or side.graph
 
 
 def _mailbox_route(source: SideKind, target: SideKind) -> str | None:
