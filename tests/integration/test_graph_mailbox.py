@@ -7,17 +7,23 @@ what Graph refuses, or the adapter tests prove nothing.
 
 from __future__ import annotations
 
+import base64
+import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import httpx
 import pytest
 
 from mailferry.adapters.graph.mailbox import EXPORT_CHUNK, GraphMailbox
 from mailferry.adapters.graph.session import GraphSession
 from mailferry.adapters.tls import TlsOptions
 from mailferry.domain.errors import (
+    AccountError,
+    AuthError,
     ConnectError,
     FolderError,
     ItemConflictError,
@@ -28,6 +34,7 @@ from mailferry.domain.mailboxmodel import Exported, MailboxEntry
 from mailferry.domain.ports import ExchangeMailbox
 from mailferry.sandbox.graph import mailboxfill
 from mailferry.sandbox.graph.server import FakeGraph, Fault
+from mailferry.sandbox.graph.stream import encode_item
 
 try:  # written by another helper (M2); its harness below runs once both are on one branch
     from mailferry.adapters.memory import exchange as memory_exchange
@@ -212,7 +219,7 @@ class MemoryHarness:
         self.servers["target"].expire_tokens()
 
     def lose_next_import_answer(self) -> None:
-        self.servers["target"].fail_imports(True)  # noqa: FBT003 - its knob's form
+        self.servers["target"].fail_imports(memory_exchange.ANSWER_LOST)
 
 
 # ---- the factory list: every implementation of the port runs the contract below ----------------
@@ -335,15 +342,17 @@ def test_entries_expired_token_is_sync_token_invalid(harness: Harness) -> None:
     assert len(harness.source.entries(inbox, None).changed) == 1  # a full pass still works
 
 
-def test_export_in_chunks_with_per_item_errors(harness: Harness) -> None:
+def test_export_streams_in_order_with_per_item_errors(harness: Harness) -> None:
     inbox = harness.well_known("source", "inbox")
-    ids = [harness.add_item("source", inbox, "mail", f"m{i}") for i in range(2 * EXPORT_CHUNK + 3)]
-    asked = [*ids[:30], "no-such-item", *ids[30:]]
+    ids = [harness.add_item("source", inbox, "mail", f"m{i}") for i in range(EXPORT_CHUNK - 1)]
+    asked = [*ids[:7], "no-such-item", *ids[7:]]
     results = list(harness.source.export(asked))
-    assert [getattr(r, "id", None) or getattr(r, "href", None) for r in results] == asked
+    assert [r.href if isinstance(r, ItemError) else r.id for r in results] == asked
     errors = [r for r in results if isinstance(r, ItemError)]
     assert [e.href for e in errors] == ["no-such-item"]
-    assert all(isinstance(r, Exported) and r.data for r in results if r not in errors)
+    exported = [r for r in results if isinstance(r, Exported)]
+    assert all(r.data and r.change_key for r in exported)
+    assert len({r.data for r in exported}) == len(ids)
 
 
 def test_import_create_then_update_and_stale_change_key(harness: Harness) -> None:
@@ -385,3 +394,277 @@ def test_import_answer_lost_after_commit_is_connect_error_and_item_exists(
         harness.target.import_item(target_inbox, exported.data)
     (found,) = harness.target.entries(target_inbox, None).changed
     assert found.key == harness.key("source", source_id)
+
+
+# == what only GraphMailbox over the FAKE Graph has ==============================================
+ITEM_GET = "/items/(?P<item>"  # the route of one item's GET, as the fake counts it
+
+
+def calls(fake: FakeGraph, needle: str) -> int:
+    return sum(n for name, n in fake.counters.calls.items() if needle in name)
+
+
+def test_fake_graph_export_of_many_ids_goes_in_calls_of_20(graph: GraphHarness) -> None:
+    inbox = graph.well_known("source", "inbox")
+    ids = [graph.add_item("source", inbox, "mail", f"m{i}") for i in range(2 * EXPORT_CHUNK + 5)]
+    results = list(graph.source.export(ids))
+    assert [r.id for r in results if isinstance(r, Exported)] == ids
+    assert calls(graph.fake, "exportItems") == 3
+
+
+def test_fake_graph_whole_mailbox_copies_with_full_fidelity(graph: GraphHarness) -> None:
+    """Every workload's items (flags, categories, attachments, a series with a moved occurrence
+    and attendees, ...) arrive equal through export and import; nobody is invited."""
+    source_box, target_box = graph.boxes["source"], graph.boxes["target"]
+    items = mailboxfill.fill_mailbox(graph.fake.store, source_box)
+    folders = {f.well_known: f.id for f in graph.target.folders() if f.well_known}
+    for folder in graph.source.folders():
+        entries = graph.source.entries(folder.id, None).changed
+        for exported in graph.source.export([e.id for e in entries]):
+            assert isinstance(exported, Exported)
+            graph.target.import_item(folders[folder.well_known], exported.data)
+    for name in ("inbox", "calendar", "contacts", "tasks", "notes"):
+        source, target = source_box.well_known(name), target_box.well_known(name)
+        assert mailboxfill.folder_contents(target) == mailboxfill.folder_contents(source)
+    assert sum(len(f.items) for f in target_box.folders.values()) == len(items)
+    assert target_box.invitations == 0
+
+
+def test_fake_graph_import_session_renewed_after_expiry(graph: GraphHarness) -> None:
+    inbox = graph.well_known("source", "inbox")
+    target = graph.well_known("target", "inbox")
+    first, second = (graph.add_item("source", inbox, "mail", s) for s in ("a", "b"))
+    copy_item(graph, first, target)
+    graph.fake.expire_import_sessions()
+    copied, _ = copy_item(graph, second, target)  # the importUrl answers 401: a new session
+    assert graph.content("target", copied) == graph.content("source", second)
+    assert calls(graph.fake, "createImportSession") == 2
+    assert calls(graph.fake, "importItem") == 3  # the one refused with 401 was sent again once
+
+
+def test_fake_graph_import_session_per_folder_reused_then_renewed_before_expiry(
+    graph: GraphHarness,
+) -> None:
+    inbox = graph.well_known("source", "inbox")
+    ids = [graph.add_item("source", inbox, "mail", f"m{i}") for i in range(5)]
+    other = graph.target.create_folder(None, "Other", "IPF.Note").id
+    for item_id in ids[:3]:
+        copy_item(graph, item_id, graph.well_known("target", "inbox"))
+    copy_item(graph, ids[3], other)
+    assert calls(graph.fake, "createImportSession") == 2  # one per target folder
+    graph.fake.import_lifetime = 30.0  # a session this short is renewed before every use
+    graph.fake.expire_import_sessions()
+    copy_item(graph, ids[4], other)
+    copy_item(graph, ids[0], other)
+    assert calls(graph.fake, "createImportSession") == 4
+
+
+def test_fake_graph_429_waited_out_and_counted(graph: GraphHarness) -> None:
+    inbox = graph.well_known("source", "inbox")
+    item = graph.add_item("source", inbox, "mail")
+    graph.fake.fail(Fault("POST", "exportItems", status=429, retry_after=7), times=2)
+    (result,) = list(graph.source.export([item]))
+    assert isinstance(result, Exported)
+    session = graph.sessions["source"]
+    assert session.stats.throttled == 2
+    assert session.stats.waited == 14.0
+
+
+def test_fake_graph_fifth_concurrent_request_never_sent(graph: GraphHarness) -> None:
+    """Exports and imports at once, 8 threads: the session never has a 5th request in flight, so
+    the FAKE Graph never answers 429."""
+    inbox = graph.well_known("source", "inbox")
+    target = graph.well_known("target", "inbox")
+    ids = [graph.add_item("source", inbox, "mail", f"m{i}") for i in range(8 * EXPORT_CHUNK)]
+    exported = [r for r in graph.source.export(ids) if isinstance(r, Exported)]
+    graph.fake.delay = 0.03
+    with ThreadPoolExecutor(8) as pool:
+        pending = pool.submit(lambda: list(graph.source.export(ids)))
+        list(pool.map(lambda e: graph.target.import_item(target, e.data), exported[:40]))
+        assert len(pending.result()) == len(ids)
+    in_flight = graph.fake.counters.max_in_flight
+    source_id, target_id = (graph.boxes[side].mailbox_id for side in ("source", "target"))
+    assert 2 <= in_flight[(APP, source_id)] <= 4
+    assert 2 <= in_flight[("import", target_id)] <= 4
+    assert graph.fake.counters.throttled == 0
+
+
+def test_fake_graph_access_policy_is_auth_error_naming_the_mailbox(graph: GraphHarness) -> None:
+    graph.fake.denied[APP] = {SOURCE}
+    with pytest.raises(AuthError, match=re.escape(SOURCE)):
+        graph.source.folders()
+
+
+def test_fake_graph_missing_permission_is_auth_error(fake_graph: FakeGraph) -> None:
+    box = fake_graph.store.add_mailbox(SOURCE)
+    roles = ("User.Read.All", "MailboxFolder.Read.All", "MailboxItem.Export.All")
+    with graph_session(fake_graph, SOURCE, roles) as session:
+        mailbox = GraphMailbox(session, SOURCE)
+        with pytest.raises(AuthError, match="ErrorAccessDenied"):  # no MailboxItem.Read.All
+            mailbox.entries(box.well_known("inbox").id, None)
+
+
+def test_fake_graph_unknown_user_is_account_error(fake_graph: FakeGraph) -> None:
+    with (
+        graph_session(fake_graph, "nobody@contoso.com") as session,
+        pytest.raises(AccountError, match=r"nobody@contoso\.com"),
+    ):
+        GraphMailbox(session, "nobody@contoso.com").folders()
+
+
+@pytest.mark.parametrize(
+    ("kind", "knob", "code"),
+    [
+        ("event", None, "ErrorCannotCreateCalendarItemInNonCalendarFolder"),
+        ("mail", 200, "ErrorMessageSizeExceeded"),
+    ],
+)
+def test_fake_graph_import_refusals_carry_graph_code(
+    graph: GraphHarness, kind: str, knob: int | None, code: str
+) -> None:
+    folder = graph.well_known("source", "calendar" if kind == "event" else "inbox")
+    item = graph.add_item("source", folder, kind)
+    if knob is not None:
+        graph.fake.max_item_bytes = knob
+    with pytest.raises(ItemError, match=code):
+        copy_item(graph, item, graph.well_known("target", "inbox"))
+
+
+def test_fake_graph_pages_and_key_lookups(graph: GraphHarness) -> None:
+    """Small pages are followed; a few changed items get their keys one by one, many by one
+    listing of the folder."""
+    graph.fake.page_size = 4
+    inbox = graph.well_known("source", "inbox")
+    ids = [graph.add_item("source", inbox, "mail", f"m{i}") for i in range(70)]
+    full = graph.source.entries(inbox, None)
+    assert {e.id: e.key for e in full.changed} == {i: graph.key("source", i) for i in ids}
+    for item_id in ids[:2]:
+        graph.change("source", item_id, "again")
+    before = calls(graph.fake, ITEM_GET)
+    few = graph.source.entries(inbox, full.token)
+    assert {e.id for e in few.changed} == set(ids[:2])
+    assert calls(graph.fake, ITEM_GET) - before == 2  # one GET per changed item
+    for item_id in ids:
+        graph.change("source", item_id, "all")
+    many = graph.source.entries(inbox, few.token)
+    assert {e.id: e.key for e in many.changed} == {i: graph.key("source", i) for i in ids}
+
+
+# == the FAKE Graph's own strictness: it refuses what Graph refuses ===============================
+@dataclass
+class Raw:
+    """Plain HTTPS requests to the FAKE Graph, no adapter in between."""
+
+    fake: FakeGraph
+    client: httpx.Client
+    token: str
+    box_id: str
+
+    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        url = path if path.startswith("https://") else f"{self.fake.url}/v1.0{path}"
+        return self.client.request(method, url, headers=headers, **kwargs)
+
+    def mbx(self, rest: str) -> str:
+        return f"/admin/exchange/mailboxes/{self.box_id}{rest}"
+
+    def import_url(self) -> str:
+        answer = self.send("POST", self.mbx("/createImportSession"))
+        assert answer.status_code == 200
+        return str(answer.json()["importUrl"])
+
+
+@pytest.fixture
+def raw(fake_graph: FakeGraph) -> Iterator[Raw]:
+    box = fake_graph.store.add_mailbox(SOURCE)
+    with httpx.Client(verify=TlsOptions(ca_file=fake_graph.ca_file).context()) as client:
+        yield Raw(fake_graph, client, fake_graph.issue_token(APP, ROLES), box.mailbox_id)
+
+
+def code_of(response: httpx.Response) -> tuple[int, str]:
+    return response.status_code, str(response.json()["error"]["code"])
+
+
+def stream(item_class: str = "IPM.Note") -> str:
+    return base64.b64encode(encode_item(item_class, {"subject": "s"})).decode()
+
+
+def test_fake_graph_refuses_more_than_20_ids(raw: Raw) -> None:
+    ids = [f"id{i}" for i in range(EXPORT_CHUNK + 1)]
+    assert code_of(raw.send("POST", raw.mbx("/exportItems"), json={"itemIds": ids}))[0] == 400
+    answer = raw.send("POST", raw.mbx("/exportItems"), json={"itemIds": ids[:EXPORT_CHUNK]})
+    assert answer.status_code == 200  # 20 unknown ids: 20 per-item errors
+    assert {row["error"]["code"] for row in answer.json()["value"]} == {"ErrorItemNotFound"}
+
+
+def test_fake_graph_refuses_authorization_on_import_url(raw: Raw) -> None:
+    inbox = raw.fake.store.mailbox(SOURCE).well_known("inbox").id  # type: ignore[union-attr]
+    body = {"FolderId": inbox, "Mode": "create", "Data": stream()}
+    assert code_of(raw.send("POST", raw.import_url(), json=body))[0] == 400  # Bearer sent
+    answer = raw.client.post(raw.import_url(), json=body)
+    assert answer.status_code == 200
+    assert answer.json()["itemId"] in raw.fake.store.mailbox(SOURCE).folders[inbox].items  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"Extra": "x"}, (400, "RequestBodyRead")),
+        ({"ItemId": "x", "ChangeKey": "y"}, (400, "ErrorInvalidRequest")),  # in create mode
+        ({"Mode": "update", "ItemId": "x"}, (400, "ErrorInvalidRequest")),  # no ChangeKey
+        ({"Mode": "replace"}, (400, "ErrorInvalidRequest")),
+        ({"Data": base64.b64encode(b"hand made").decode()}, (400, "ErrorCorruptData")),
+        (
+            {"Data": stream("IPM.Appointment")},
+            (400, "ErrorCannotCreateCalendarItemInNonCalendarFolder"),
+        ),
+        ({"FolderId": "elsewhere"}, (404, "ErrorFolderNotFound")),
+    ],
+)
+def test_fake_graph_import_refuses(
+    raw: Raw, change: dict[str, str], expected: tuple[int, str]
+) -> None:
+    inbox = raw.fake.store.mailbox(SOURCE).well_known("inbox").id  # type: ignore[union-attr]
+    body = {"FolderId": inbox, "Mode": "create", "Data": stream(), **change}
+    assert code_of(raw.client.post(raw.import_url(), json=body)) == expected
+
+
+def test_fake_graph_import_refuses_folder_of_another_mailbox_and_expired_session(
+    raw: Raw,
+) -> None:
+    other = raw.fake.store.add_mailbox(TARGET).well_known("inbox").id
+    url = raw.import_url()
+    body = {"FolderId": other, "Mode": "create", "Data": stream()}
+    assert code_of(raw.client.post(url, json=body)) == (404, "ErrorFolderNotFound")
+    raw.fake.expire_import_sessions()
+    inbox = raw.fake.store.mailbox(SOURCE).well_known("inbox").id  # type: ignore[union-attr]
+    expired = raw.client.post(url, json={**body, "FolderId": inbox})
+    assert expired.status_code == 401
+    assert "invalid_token" in expired.headers["WWW-Authenticate"]
+
+
+def test_fake_graph_refuses_unknown_fields_bodies_and_options(raw: Raw) -> None:
+    folders = raw.mbx("/folders")
+    unknown = {"displayName": "A", "type": "IPF.Note", "colour": "red"}
+    assert code_of(raw.send("POST", folders, json=unknown)) == (400, "RequestBodyRead")
+    assert code_of(raw.send("POST", folders, json={"displayName": "A"}))[0] == 400  # no type
+    as_text = raw.send("POST", folders, content=b'{"displayName": "A", "type": "IPF.Note"}')
+    assert as_text.status_code == 415  # no Content-Type: application/json
+    with_body = raw.send("POST", raw.mbx("/createImportSession"), json={})
+    assert with_body.status_code == 400
+    delta = raw.mbx("/folders/inbox/items/delta")
+    assert raw.send("GET", delta, params={"$expand": "attachments"}).status_code == 400
+    assert raw.send("GET", folders, params={"$search": "x"}).status_code == 400
+    gone = raw.send("GET", delta, params={"$deltatoken": "never-issued"})
+    assert code_of(gone) == (410, "SyncStateNotFound")
+
+
+def test_fake_graph_refuses_without_the_route_permission(raw: Raw) -> None:
+    reader = raw.fake.issue_token(APP, ["MailboxFolder.Read.All", "MailboxItem.Read.All"])
+    for method, path in (("POST", "/exportItems"), ("POST", "/createImportSession")):
+        answer = raw.send(method, raw.mbx(path), headers={"Authorization": f"Bearer {reader}"})
+        assert code_of(answer) == (403, "ErrorAccessDenied")
+    listing = raw.send(
+        "GET", raw.mbx("/folders/inbox/items"), headers={"Authorization": f"Bearer {reader}"}
+    )
+    assert listing.status_code == 200

@@ -229,7 +229,7 @@ class GraphMailbox:
 
     def _item_keys(self, path: str, item_id: str) -> dict[str, str]:
         response = self._get(f"{path}/{quote(item_id, safe='')}", {"$expand": EXPAND})
-        if response.status_code == 404:
+        if response.status_code == 404:  # removed since the delta round: no key to give
             return {}
         return _properties(self._json(response, 200))
 
@@ -281,7 +281,7 @@ class GraphMailbox:
         if replace is not None:
             body |= {"Mode": "update", "ItemId": replace[0], "ChangeKey": replace[1]}
         response = self._post_import(folder_id, body)
-        if response.status_code == 401:
+        if response.status_code == 401:  # the importUrl's token expired: refused, not imported
             self._forget_session(folder_id)
             response = self._post_import(folder_id, body)
         try:
