@@ -1,26 +1,20 @@
 """The ``ExchangeMailbox`` contract, run against every implementation of the port: ``GraphMailbox``
 over the FAKE Graph (HTTPS, sandbox/graph) and the in-memory fake (adapters/memory/exchange.py),
-so that neither can drift from the port's docstrings. Then what only the HTTP adapter has (Graph's
-throttling, import sessions, access policies), and the FAKE Graph's own strictness: it must refuse
-what Graph refuses, or the adapter tests prove nothing.
+so that neither can drift from the port's docstrings. Then what only the HTTP adapter has:
+Graph's throttling, import sessions, access policies, pages (the FAKE Graph's own strictness is
+in test_graph_fake_mailbox.py).
 """
 
 from __future__ import annotations
 
-import base64
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
-import httpx
 import pytest
 
 from mailferry.adapters.graph.mailbox import EXPORT_CHUNK, GraphMailbox
-from mailferry.adapters.graph.session import GraphSession
-from mailferry.adapters.tls import TlsOptions
 from mailferry.domain.errors import (
     AccountError,
     AuthError,
@@ -31,196 +25,19 @@ from mailferry.domain.errors import (
     SyncTokenInvalidError,
 )
 from mailferry.domain.mailboxmodel import Exported, MailboxEntry
-from mailferry.domain.ports import ExchangeMailbox
 from mailferry.sandbox.graph import mailboxfill
 from mailferry.sandbox.graph.server import FakeGraph, Fault
-from mailferry.sandbox.graph.stream import encode_item
-
-try:  # written by another helper (M2); its harness below runs once both are on one branch
-    from mailferry.adapters.memory import exchange as memory_exchange
-except ImportError:  # pragma: no cover - only before the merge
-    memory_exchange = None
+from tests.integration.mailboxharness import (
+    APP,
+    SOURCE,
+    GraphHarness,
+    Harness,
+    MemoryHarness,
+    graph_session,
+    memory_exchange,
+)
 
 pytestmark = pytest.mark.integration
-
-ROLES = (
-    "User.Read.All",
-    "MailboxFolder.ReadWrite.All",
-    "MailboxItem.Read.All",
-    "MailboxItem.ImportExport.All",
-)
-APP = "mailferry-test"
-SOURCE, TARGET = "alice@contoso.com", "bob@contoso.com"
-
-
-class Harness(Protocol):
-    """Both mailboxes of a test through the port, and their "server" side to change them."""
-
-    source: ExchangeMailbox
-    target: ExchangeMailbox
-
-    def well_known(self, side: str, name: str) -> str: ...
-
-    def add_folder(self, side: str, parent: str | None, name: str, folder_class: str) -> str: ...
-
-    def add_item(self, side: str, folder_id: str, kind: str, text: str = "x") -> str: ...
-
-    def change(self, side: str, item_id: str, text: str) -> None: ...
-
-    def delete(self, side: str, item_id: str) -> None: ...
-
-    def content(self, side: str, item_id: str) -> Any: ...
-
-    def key(self, side: str, item_id: str) -> str | None: ...
-
-    def expire_delta_tokens(self) -> None: ...
-
-    def lose_next_import_answer(self) -> None: ...
-
-
-@dataclass
-class StaticTokens:
-    token_value: str
-
-    def token(self, force_refresh: bool = False) -> str:
-        return self.token_value
-
-
-@dataclass
-class Sleeps:
-    """The session's ``sleep``: recorded, not slept (a test waits out nothing for real)."""
-
-    slept: list[float] = field(default_factory=list)
-
-    def __call__(self, seconds: float) -> None:
-        self.slept.append(seconds)
-
-
-def graph_session(fake: FakeGraph, upn: str, roles: tuple[str, ...] = ROLES) -> GraphSession:
-    tokens = StaticTokens(fake.issue_token(APP, roles))
-    return GraphSession(fake.url, upn, tokens, TlsOptions(ca_file=fake.ca_file), sleep=Sleeps())
-
-
-# -- the FAKE Graph harness ----------------------------------------------------------------------
-KINDS = {  # kind -> (item class, fill helper)
-    "mail": "IPM.Note",
-    "event": "IPM.Appointment",
-    "contact": "IPM.Contact",
-    "task": "IPM.Task",
-    "note": "IPM.StickyNote",
-}
-
-
-class GraphHarness:
-    def __init__(self, fake: FakeGraph) -> None:
-        self.fake = fake
-        self.boxes = {
-            "source": fake.store.add_mailbox(SOURCE),
-            "target": fake.store.add_mailbox(TARGET),
-        }
-        self.sessions = {side: graph_session(fake, box.upn) for side, box in self.boxes.items()}
-        self.source = GraphMailbox(self.sessions["source"], SOURCE)
-        self.target = GraphMailbox(self.sessions["target"], TARGET)
-
-    def close(self) -> None:
-        for session in self.sessions.values():
-            session.close()
-
-    def well_known(self, side: str, name: str) -> str:
-        return self.boxes[side].well_known(name).id
-
-    def add_folder(self, side: str, parent: str | None, name: str, folder_class: str) -> str:
-        box = self.boxes[side]
-        return self.fake.store.add_folder(box, parent or box.root_id, name, folder_class).id
-
-    def add_item(self, side: str, folder_id: str, kind: str, text: str = "x") -> str:
-        box = self.boxes[side]
-        folder = box.folders[folder_id]
-        store = self.fake.store
-        adders: dict[str, Callable[[], Any]] = {
-            "mail": lambda: mailboxfill.add_mail(store, box, folder, subject=text),
-            "event": lambda: mailboxfill.add_event(store, box, folder, subject=text),
-            "contact": lambda: mailboxfill.add_contact(store, box, folder, name=text),
-            "task": lambda: mailboxfill.add_task(store, box, folder, title=text),
-            "note": lambda: mailboxfill.add_note(store, box, folder, text=text),
-        }
-        return str(adders[kind]().id)
-
-    def _find(self, side: str, item_id: str) -> Any:
-        found = self.boxes[side].find_item(item_id)
-        assert found is not None, item_id
-        return found
-
-    def change(self, side: str, item_id: str, text: str) -> None:
-        folder, item = self._find(side, item_id)
-        props = {**item.props, "subject": text}
-        self.fake.store.put_item(self.boxes[side], folder, item.item_class, props, item_id)
-
-    def delete(self, side: str, item_id: str) -> None:
-        folder, _ = self._find(side, item_id)
-        self.fake.store.delete_item(self.boxes[side], folder, item_id)
-
-    def content(self, side: str, item_id: str) -> Any:
-        return mailboxfill.content(self._find(side, item_id)[1])
-
-    def key(self, side: str, item_id: str) -> str | None:
-        item = self._find(side, item_id)[1]
-        if item.item_class == "IPM.Note":
-            return str(item.props["internetMessageId"])
-        if item.item_class == "IPM.Appointment":
-            return str(item.props["cleanGlobalObjectId"])
-        return str(item.props["searchKey"])
-
-    def expire_delta_tokens(self) -> None:
-        self.fake.expire_delta_tokens()
-
-    def lose_next_import_answer(self) -> None:
-        self.fake.fail(Fault("POST", "importItem", drop_after_commit=True))
-
-
-# -- the in-memory fake's harness (adapters/memory/exchange.py, helper M2) ------------------------
-class MemoryHarness:
-    def __init__(self) -> None:
-        assert memory_exchange is not None
-        self.servers = {
-            "source": memory_exchange.MemoryExchange("src"),
-            "target": memory_exchange.MemoryExchange("dst"),
-        }
-        self.source = memory_exchange.MemoryMailbox(self.servers["source"])
-        self.target = memory_exchange.MemoryMailbox(self.servers["target"])
-
-    def close(self) -> None:
-        return
-
-    def well_known(self, side: str, name: str) -> str:
-        return str(self.servers[side].well_known(name))
-
-    def add_folder(self, side: str, parent: str | None, name: str, folder_class: str) -> str:
-        return str(self.servers[side].add_folder(name, folder_class, parent))
-
-    def add_item(self, side: str, folder_id: str, kind: str, text: str = "x") -> str:
-        return str(self.servers[side].add(folder_id, text, item_class=KINDS[kind]))
-
-    def change(self, side: str, item_id: str, text: str) -> None:
-        self.servers[side].change(item_id, text)
-
-    def delete(self, side: str, item_id: str) -> None:
-        self.servers[side].delete(item_id)
-
-    def content(self, side: str, item_id: str) -> Any:
-        item = self.servers[side].find(item_id)[1]
-        return item.item_class, item.key, item.body
-
-    def key(self, side: str, item_id: str) -> str | None:
-        return self.servers[side].find(item_id)[1].key  # type: ignore[no-any-return]
-
-    def expire_delta_tokens(self) -> None:
-        self.servers["source"].expire_tokens()
-        self.servers["target"].expire_tokens()
-
-    def lose_next_import_answer(self) -> None:
-        self.servers["target"].fail_imports(memory_exchange.ANSWER_LOST)
-
 
 # ---- the factory list: every implementation of the port runs the contract below ----------------
 IMPLEMENTATIONS = ["graph"]  # GraphMailbox over the FAKE Graph
@@ -548,123 +365,3 @@ def test_fake_graph_pages_and_key_lookups(graph: GraphHarness) -> None:
         graph.change("source", item_id, "all")
     many = graph.source.entries(inbox, few.token)
     assert {e.id: e.key for e in many.changed} == {i: graph.key("source", i) for i in ids}
-
-
-# == the FAKE Graph's own strictness: it refuses what Graph refuses ===============================
-@dataclass
-class Raw:
-    """Plain HTTPS requests to the FAKE Graph, no adapter in between."""
-
-    fake: FakeGraph
-    client: httpx.Client
-    token: str
-    box_id: str
-
-    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
-        url = path if path.startswith("https://") else f"{self.fake.url}/v1.0{path}"
-        return self.client.request(method, url, headers=headers, **kwargs)
-
-    def mbx(self, rest: str) -> str:
-        return f"/admin/exchange/mailboxes/{self.box_id}{rest}"
-
-    def import_url(self) -> str:
-        answer = self.send("POST", self.mbx("/createImportSession"))
-        assert answer.status_code == 200
-        return str(answer.json()["importUrl"])
-
-
-@pytest.fixture
-def raw(fake_graph: FakeGraph) -> Iterator[Raw]:
-    box = fake_graph.store.add_mailbox(SOURCE)
-    with httpx.Client(verify=TlsOptions(ca_file=fake_graph.ca_file).context()) as client:
-        yield Raw(fake_graph, client, fake_graph.issue_token(APP, ROLES), box.mailbox_id)
-
-
-def code_of(response: httpx.Response) -> tuple[int, str]:
-    return response.status_code, str(response.json()["error"]["code"])
-
-
-def stream(item_class: str = "IPM.Note") -> str:
-    return base64.b64encode(encode_item(item_class, {"subject": "s"})).decode()
-
-
-def test_fake_graph_refuses_more_than_20_ids(raw: Raw) -> None:
-    ids = [f"id{i}" for i in range(EXPORT_CHUNK + 1)]
-    assert code_of(raw.send("POST", raw.mbx("/exportItems"), json={"itemIds": ids}))[0] == 400
-    answer = raw.send("POST", raw.mbx("/exportItems"), json={"itemIds": ids[:EXPORT_CHUNK]})
-    assert answer.status_code == 200  # 20 unknown ids: 20 per-item errors
-    assert {row["error"]["code"] for row in answer.json()["value"]} == {"ErrorItemNotFound"}
-
-
-def test_fake_graph_refuses_authorization_on_import_url(raw: Raw) -> None:
-    inbox = raw.fake.store.mailbox(SOURCE).well_known("inbox").id  # type: ignore[union-attr]
-    body = {"FolderId": inbox, "Mode": "create", "Data": stream()}
-    assert code_of(raw.send("POST", raw.import_url(), json=body))[0] == 400  # Bearer sent
-    answer = raw.client.post(raw.import_url(), json=body)
-    assert answer.status_code == 200
-    assert answer.json()["itemId"] in raw.fake.store.mailbox(SOURCE).folders[inbox].items  # type: ignore[union-attr]
-
-
-@pytest.mark.parametrize(
-    ("change", "expected"),
-    [
-        ({"Extra": "x"}, (400, "RequestBodyRead")),
-        ({"ItemId": "x", "ChangeKey": "y"}, (400, "ErrorInvalidRequest")),  # in create mode
-        ({"Mode": "update", "ItemId": "x"}, (400, "ErrorInvalidRequest")),  # no ChangeKey
-        ({"Mode": "replace"}, (400, "ErrorInvalidRequest")),
-        ({"Data": base64.b64encode(b"hand made").decode()}, (400, "ErrorCorruptData")),
-        (
-            {"Data": stream("IPM.Appointment")},
-            (400, "ErrorCannotCreateCalendarItemInNonCalendarFolder"),
-        ),
-        ({"FolderId": "elsewhere"}, (404, "ErrorFolderNotFound")),
-    ],
-)
-def test_fake_graph_import_refuses(
-    raw: Raw, change: dict[str, str], expected: tuple[int, str]
-) -> None:
-    inbox = raw.fake.store.mailbox(SOURCE).well_known("inbox").id  # type: ignore[union-attr]
-    body = {"FolderId": inbox, "Mode": "create", "Data": stream(), **change}
-    assert code_of(raw.client.post(raw.import_url(), json=body)) == expected
-
-
-def test_fake_graph_import_refuses_folder_of_another_mailbox_and_expired_session(
-    raw: Raw,
-) -> None:
-    other = raw.fake.store.add_mailbox(TARGET).well_known("inbox").id
-    url = raw.import_url()
-    body = {"FolderId": other, "Mode": "create", "Data": stream()}
-    assert code_of(raw.client.post(url, json=body)) == (404, "ErrorFolderNotFound")
-    raw.fake.expire_import_sessions()
-    inbox = raw.fake.store.mailbox(SOURCE).well_known("inbox").id  # type: ignore[union-attr]
-    expired = raw.client.post(url, json={**body, "FolderId": inbox})
-    assert expired.status_code == 401
-    assert "invalid_token" in expired.headers["WWW-Authenticate"]
-
-
-def test_fake_graph_refuses_unknown_fields_bodies_and_options(raw: Raw) -> None:
-    folders = raw.mbx("/folders")
-    unknown = {"displayName": "A", "type": "IPF.Note", "colour": "red"}
-    assert code_of(raw.send("POST", folders, json=unknown)) == (400, "RequestBodyRead")
-    assert code_of(raw.send("POST", folders, json={"displayName": "A"}))[0] == 400  # no type
-    as_text = raw.send("POST", folders, content=b'{"displayName": "A", "type": "IPF.Note"}')
-    assert as_text.status_code == 415  # no Content-Type: application/json
-    with_body = raw.send("POST", raw.mbx("/createImportSession"), json={})
-    assert with_body.status_code == 400
-    delta = raw.mbx("/folders/inbox/items/delta")
-    assert raw.send("GET", delta, params={"$expand": "attachments"}).status_code == 400
-    assert raw.send("GET", folders, params={"$search": "x"}).status_code == 400
-    gone = raw.send("GET", delta, params={"$deltatoken": "never-issued"})
-    assert code_of(gone) == (410, "SyncStateNotFound")
-
-
-def test_fake_graph_refuses_without_the_route_permission(raw: Raw) -> None:
-    reader = raw.fake.issue_token(APP, ["MailboxFolder.Read.All", "MailboxItem.Read.All"])
-    for method, path in (("POST", "/exportItems"), ("POST", "/createImportSession")):
-        answer = raw.send(method, raw.mbx(path), headers={"Authorization": f"Bearer {reader}"})
-        assert code_of(answer) == (403, "ErrorAccessDenied")
-    listing = raw.send(
-        "GET", raw.mbx("/folders/inbox/items"), headers={"Authorization": f"Bearer {reader}"}
-    )
-    assert listing.status_code == 200
