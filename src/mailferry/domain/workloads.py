@@ -2,11 +2,12 @@
 application permissions (``roles`` in an app-only token) each one needs on each side.
 
 Sources of the permission names: the "Permissions" table of each Graph v1.0 page used --
-mailbox-exportitems, mailbox-createimportsession, mailboxfolder-list / -post-childfolders,
-mailboxfolder-list-items, user-list-calendars / calendar-post-events, user-list-contactfolders,
+usersettings-list-exchange, mailbox-exportitems, mailbox-createimportsession, mailbox-list-folders
+/ mailboxfolder-list-childfolders / mailbox-post-folders, mailboxfolder-list-items /
+mailboxitem-delta, user-list-calendars / calendar-post-events, user-list-contactfolders,
 todo-list-lists / todotasklist-post-tasks (learn.microsoft.com/graph/api/...). A higher privileged
-permission always covers its lower one (``ReadWrite`` covers ``Read``, ``ImportExport`` covers
-``Export``), as those tables say.
+permission covers its lower one where those tables say so (``ReadWrite`` covers ``Read``,
+``ImportExport`` covers ``Export``); nothing covers ``MailboxItem.Read.All``.
 """
 
 from __future__ import annotations
@@ -47,11 +48,13 @@ def parse_workloads(text: str | None) -> frozenset[Workload] | None:
     return frozenset(Workload(name) for name in names)
 
 
-# role -> the roles it implies (a higher privileged permission covers the lower one)
+# role -> the roles it implies (a higher privileged permission covers the lower one). Listing a
+# mailbox folder's items (mailboxfolder-list-items, mailboxitem-delta) takes MailboxItem.Read.All
+# and names no higher privileged permission: Export/ImportExport do not cover it.
 _IMPLIES = {
-    "MailboxItem.ImportExport.All": ("MailboxItem.Export.All", "MailboxItem.Read.All"),
-    "MailboxItem.Export.All": ("MailboxItem.Read.All",),
+    "MailboxItem.ImportExport.All": ("MailboxItem.Export.All",),
     "MailboxFolder.ReadWrite.All": ("MailboxFolder.Read.All",),
+    "User.ReadWrite.All": ("User.Read.All",),
     "Calendars.ReadWrite": ("Calendars.Read",),
     "Contacts.ReadWrite": ("Contacts.Read",),
     "Tasks.ReadWrite.All": ("Tasks.Read.All",),
@@ -76,8 +79,20 @@ class Need:
     target: tuple[str, ...]
 
 
-_MAILBOX_SOURCE = ("MailboxFolder.Read.All", "MailboxItem.Export.All")
-_MAILBOX_TARGET = ("MailboxFolder.ReadWrite.All", "MailboxItem.ImportExport.All")
+# User.Read.All: the mailbox id comes from /users/{id}/settings/exchange (usersettings-list-exchange);
+# MailboxItem.Read.All on the target too: its items are listed to recognise copies by key
+_MAILBOX_SOURCE = (
+    "User.Read.All",
+    "MailboxFolder.Read.All",
+    "MailboxItem.Read.All",
+    "MailboxItem.Export.All",
+)
+_MAILBOX_TARGET = (
+    "User.Read.All",
+    "MailboxFolder.ReadWrite.All",
+    "MailboxItem.Read.All",
+    "MailboxItem.ImportExport.All",
+)
 _RESOURCES = {
     Workload.CALENDAR: (("Calendars.Read",), ("Calendars.ReadWrite",)),
     Workload.CONTACTS: (("Contacts.Read",), ("Contacts.ReadWrite",)),

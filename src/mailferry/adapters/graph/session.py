@@ -14,7 +14,9 @@ Failures become mailferry errors here:
 
     transport failure (refused, TLS, dropped)  -> ConnectError (a GET is retried first; a POST
                                                   never is: it may have been carried out)
-    401 (after one token refresh)              -> AuthError
+    401 (after one token refresh)              -> AuthError (but the 401 of a pre-authenticated
+                                                  URL, ``authorized=False``, is returned: its own
+                                                  token expired, not the account's)
     429, 503 past the retries                  -> ThrottledError
     other 5xx                                  -> ConnectError
     anything else                              -> returned: the caller knows whether a 400/403/
@@ -200,7 +202,8 @@ class GraphSession:
                 self._sleep(min(2.0**failures, 30.0))
                 continue
             if response.status_code not in THROTTLED:
-                _raise_for_account(response, self._where(method, path))
+                if authorized or response.status_code != 401:
+                    _raise_for_account(response, self._where(method, path))
                 return response
             throttled += 1
             wait = retry_after(response.headers.get("Retry-After")) or min(2.0**throttled, 60.0)
