@@ -173,7 +173,8 @@ class FakeGraph:
         key = self.root / "graph-key.pem"
         subprocess.run(
             [
-                "openssl", "req", "-x509", "-nodes", "-days", "2", "-newkey", "rsa:2048",
+                "openssl", "req", "-x509", "-nodes", "-days", "2", "-newkey", "ec",
+                "-pkeyopt", "ec_paramgen_curve:prime256v1",
                 "-keyout", str(key), "-out", str(self.ca_file), "-subj", "/CN=127.0.0.1",
                 "-addext", "subjectAltName=IP:127.0.0.1",
             ],
@@ -186,7 +187,7 @@ class FakeGraph:
         server.daemon_threads = True
         server.request_queue_size = 64
         server.socket = context.wrap_socket(server.socket, server_side=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         self._server = server
         return self
 
