@@ -53,6 +53,7 @@ from mailferry.service.davjobs import ITEM_REPORT_COLUMNS, item_row
 from mailferry.service.davroutes import dav_problems
 from mailferry.service.endpoints import OPTION_NAMES, EndpointNames
 from mailferry.service.reports import render_csv
+from mailferry.service.workers import WorkerView, worker_label, worker_row, worker_views
 
 log = get_logger("mailferry.batches")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -152,6 +153,11 @@ class MailboxView:
     record: MailboxRecord
     running: bool
     eta: float | None  # seconds, when the rate and the remaining bytes are known
+
+    @property
+    def worker(self) -> str | None:
+        """``host:pid`` of the process running it now (a worker, ``serve``, ``batch start``)."""
+        return worker_label(self.record.owner) if self.running and self.record.owner else None
 
     @property
     def state(self) -> str:
@@ -410,6 +416,10 @@ class BatchService:
                 return owner
         return None
 
+    def workers(self) -> list[WorkerView]:
+        """The workers on a shared database (none on SQLite), lost ones included."""
+        return worker_views(self.store.workers)
+
     # -- status and reports ------------------------------------------------------------------------
     def status(self, name: str) -> BatchStatus:
         batch = self.batch(name)
@@ -457,6 +467,7 @@ class BatchService:
             "state": status.state,
             "counts": status.counts(),
             "mailboxes": mailboxes,
+            "workers": [worker_row(view) for view in self.workers()],
         }
 
     def report_csv(self, name: str) -> str:
@@ -494,6 +505,7 @@ def _report_row(view: MailboxView) -> dict[str, object]:
     m = view.record
     return {
         "mailbox": m.email,
+        "worker": view.worker,
         "source_user": m.source_user,
         "target_user": m.target_user,
         "state": view.state,
