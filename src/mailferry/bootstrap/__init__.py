@@ -30,7 +30,7 @@ from mailferry.adapters.oauth.app_only import M365_AUTHORITY_HOST
 from mailferry.adapters.oauth.delegated import SignInOptions
 from mailferry.adapters.oauth.sources import TokenSource
 from mailferry.adapters.queue import procrastinate as procrastinate_queue
-from mailferry.adapters.queue.procrastinate import JobFeeder
+from mailferry.adapters.queue.procrastinate import JobAborter, JobFeeder
 from mailferry.adapters.secrets import SecretBox
 from mailferry.adapters.store.auth import AuthTables
 from mailferry.adapters.store.batches import BatchStore
@@ -482,7 +482,10 @@ def open_service(state_path: Path, database: str | None = None) -> BatchService:
     """The batch service: its tables in the state database, the key ring in the directory of
     ``state_path`` (a local directory, also when the tables are on a server)."""
     box = SecretBox.open(state_path.parent)
-    return BatchService(BatchStore(state_database(state_path, database)), box, state_path)
+    service = BatchService(BatchStore(state_database(state_path, database)), box, state_path)
+    if not service.store.db.is_sqlite:  # stop and delete reach the jobs on every worker
+        service.jobs = JobAborter(service.store.db)
+    return service
 
 
 def open_auth_tables(state_path: Path, database: str | None = None) -> AuthTables:
