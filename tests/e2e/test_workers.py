@@ -1,7 +1,8 @@
-"""Workers on a shared PostgreSQL database: two `mailferry worker` processes run one batch's jobs
-from the queue (procrastinate) under caps that hold across both (counted at the servers, `doveadm
-who`); one is killed with SIGKILL mid-copy, its jobs are found stalled and run by the other:
-every mailbox completes, none has a duplicate or a missing message."""
+"""Workers on a shared PostgreSQL database: `mailferry worker` processes run one batch's jobs
+from the queue (procrastinate) under caps that hold across all of them (counted at the servers,
+`doveadm who`); one is killed with SIGKILL mid-copy and one frozen with SIGSTOP, their jobs are
+found stalled and run by the others: every mailbox completes, none has a duplicate or a missing
+message. Stop, resume and delete reach the jobs of a worker from another process."""
 
 from __future__ import annotations
 
@@ -71,12 +72,20 @@ def load_mailboxes(dovecot_slash, dovecot_dot, make_user, tmp_path):
     return load_many(dovecot_slash, dovecot_dot, make_user, tmp_path, MAILBOXES, seed=300, scale=3)
 
 
-def test_two_workers_one_killed_mid_copy(
+def test_three_workers_one_killed_one_frozen_thirty_mailboxes(
     dovecot_slash, dovecot_dot, make_user, postgres_server, postgres_database, tmp_path
 ):
+    """The issue's suite: 3 workers, 30 mailboxes, caps 2 (source) and 3 (target). One worker
+    is killed with SIGKILL mid-copy, another frozen with SIGSTOP past the stall timeout and then
+    woken: every mailbox completes, `verify` is clean, `doveadm who` never sees more connections
+    than the caps (the frozen worker's sessions stay open and count), the woken worker records
+    nothing for the mailbox it lost, and the status lists the killed worker as lost."""
+    count = 30
     env = environment(tmp_path, postgres_database)
     name = postgres_database.rsplit("/", 1)[1]
-    sources, targets, csv_path = load_mailboxes(dovecot_slash, dovecot_dot, make_user, tmp_path)
+    sources, targets, csv_path = load_many(
+        dovecot_slash, dovecot_dot, make_user, tmp_path, count, seed=400, scale=1
+    )
     for args in (
         ["db", "upgrade"],
         ["endpoint", "add", "old", "--host", "127.0.0.1", "--port", str(dovecot_slash.port),
@@ -95,23 +104,38 @@ def test_two_workers_one_killed_mid_copy(
         ConnectionWatch(dovecot_slash, source_users) as at_source,
         ConnectionWatch(dovecot_dot, target_users) as at_target,
     ):
-        doomed, survivor = worker(env), worker(env)
+        doomed, frozen, survivor = worker(env), worker(env), worker(env)
         try:
             killed = kill_mid_copy(doomed, postgres_server, name)
-            taken_over = wait_until_all_synced(env, timeout=240)
+            lost_mailbox = wait_for_a_mailbox_of(frozen, postgres_server, name)
+            frozen.send_signal(signal.SIGSTOP)
+            replaced_by = wait_for_new_owner(
+                postgres_server, name, lost_mailbox, frozen.pid, timeout=120
+            )
+            frozen.send_signal(signal.SIGCONT)
+            report = wait_until_all_synced(env, timeout=300, count=count)
         finally:
-            for process in (doomed, survivor):
+            for process in (doomed, frozen, survivor):
                 if process.poll() is None:
+                    process.send_signal(signal.SIGCONT)
                     process.send_signal(signal.SIGTERM)
             stderr_of(doomed)
-            err = stderr_of(survivor)
+            woken, err = stderr_of(frozen), stderr_of(survivor)
         assert survivor.returncode == 0, err
-    assert "job.stalled" in err, err  # the queue found the killed worker's job and ran it again
+        assert frozen.returncode == 0, woken
     assert killed, "the killed worker ran no mailbox; raise the corpus scale"
-    assert taken_over["counts"] == {"synced": MAILBOXES}
+    assert f":{frozen.pid}:" not in replaced_by
+    assert report["counts"] == {"synced": count}, report["counts"]
+    host = socket.gethostname()
+    assert {w["worker"]: w["lost"] for w in report["workers"]}[f"{host}:{doomed.pid}"] is True
     assert at_source.samples > 20
     assert 2 <= at_source.peak <= SOURCE_CAP, f"saw {at_source.peak} source connections"
     assert at_target.peak <= TARGET_CAP, f"saw {at_target.peak} target connections"
+    with postgres_server.admin(name) as conn:
+        runs = conn.execute(
+            "SELECT count(*) FROM batch_runs WHERE email = %s", (lost_mailbox,)
+        ).fetchone()
+    assert runs == (1,), woken  # the woken worker recorded nothing for the mailbox it lost
     for (su, sp), (tu, tp) in zip(sources, targets, strict=True):
         over = digests(dovecot_dot, tu, tp) - digests(dovecot_slash, su, sp)
         assert not over, f"{tu}: {sum(over.values())} duplicated messages"
@@ -140,12 +164,12 @@ def kill_mid_copy(process: subprocess.Popen[str], postgres_server, name: str) ->
     return mine
 
 
-def wait_until_all_synced(env: dict[str, str], timeout: float) -> dict:
+def wait_until_all_synced(env: dict[str, str], timeout: float, count: int = MAILBOXES) -> dict:
     deadline = time.monotonic() + timeout
     report: dict = {}
     while time.monotonic() < deadline:
         report = json.loads(mailferry("batch", "status", "wave", "--json", env=env).stdout)
-        if report["counts"] == {"synced": MAILBOXES}:
+        if report["counts"] == {"synced": count}:
             break
         time.sleep(0.5)
     return report
