@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from mailferry import __version__
 from mailferry.sandbox.corpus import build_corpus, connect, load_corpus
 from mailferry.sandbox.postgres import PostgresServer
 from tests.e2e.test_batch_cli import mailferry
@@ -60,7 +61,7 @@ def test_db_upgrade_creates_then_finds_up_to_date(postgres_database, postgres_se
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines() == [
         "mailferry: created at schema 2",
-        "mailferry.batches: created at schema 1",
+        "mailferry.batches: created at schema 2",
         "mailferry.web: created at schema 1",
         "mailferry.items: created at schema 1",
         "procrastinate: created",
@@ -70,7 +71,7 @@ def test_db_upgrade_creates_then_finds_up_to_date(postgres_database, postgres_se
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines() == [
         "mailferry: schema 2, up to date",
-        "mailferry.batches: schema 1, up to date",
+        "mailferry.batches: schema 2, up to date",
         "mailferry.web: schema 1, up to date",
         "mailferry.items: schema 1, up to date",
         "procrastinate: present",
@@ -111,7 +112,7 @@ def test_an_older_schema_is_refused_until_upgraded(postgres_database, postgres_s
         conn.execute("ALTER TABLE batch_endpoints DROP COLUMN profile")
     refused = mailferry("endpoint", "list", env=env)
     assert refused.returncode == 2
-    assert "the batch tables are at schema 1" in refused.stderr
+    assert "the batch tables are at schema 2" in refused.stderr
     assert "run `mailferry db upgrade`" in refused.stderr
     upgraded = mailferry("db", "upgrade", env=env)
     assert upgraded.returncode == 0, upgraded.stderr
@@ -169,9 +170,30 @@ def test_workers_need_a_shared_database_and_its_job_queue(
     name = postgres_database.rsplit("/", 1)[1]
     with postgres_server.admin(name) as conn:
         conn.execute("DROP TABLE procrastinate_jobs CASCADE")
-    missing = mailferry("worker", env=env)
-    assert missing.returncode == 2
-    [line] = missing.stderr.splitlines()
-    assert line.endswith(
-        "the job queue (procrastinate) tables are missing; run `mailferry db upgrade`"
-    ), missing.stderr
+    for command in (["worker"], ["serve", "--no-web"]):
+        missing = mailferry(*command, env=env)
+        assert missing.returncode == 2
+        [line] = missing.stderr.splitlines()
+        assert line.endswith(
+            "the job queue (procrastinate) tables are missing; run `mailferry db upgrade`"
+        ), missing.stderr
+
+
+def test_a_worker_of_another_release_is_refused(postgres_database, postgres_server, tmp_path):
+    """`db upgrade` records its release; a worker (or serve's own) of another one exits 2 with
+    one line naming both, before it takes a job."""
+    env = environment(tmp_path, postgres_database)
+    assert mailferry("db", "upgrade", env=env).returncode == 0
+    name = postgres_database.rsplit("/", 1)[1]
+    with postgres_server.admin(name) as conn:
+        conn.execute("UPDATE batch_release SET version = '0.0.9'")
+    for command in (["worker"], ["serve", "--no-web"]):
+        refused = mailferry(*command, env=env)
+        assert refused.returncode == 2, refused.stderr
+        said = (
+            f"mailferry: mailferry worker {__version__} cannot serve a database upgraded by "
+            "mailferry 0.0.9: run the same version everywhere"
+        )
+        assert refused.stderr.splitlines() == [said]
+    with postgres_server.admin(name) as conn:
+        assert conn.execute("SELECT count(*) FROM batch_workers").fetchone() == (0,)

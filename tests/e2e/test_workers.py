@@ -1,12 +1,14 @@
-"""Workers on a shared PostgreSQL database: two `mailferry worker` processes run one batch's jobs
-from the queue (procrastinate) under caps that hold across both (counted at the servers, `doveadm
-who`); one is killed with SIGKILL mid-copy, its jobs are found stalled and run by the other:
-every mailbox completes, none has a duplicate or a missing message."""
+"""Workers on a shared PostgreSQL database: `mailferry worker` processes run one batch's jobs
+from the queue (procrastinate) under caps that hold across all of them (counted at the servers,
+`doveadm who`); one is killed with SIGKILL mid-copy and one frozen with SIGSTOP, their jobs are
+found stalled and run by the others: every mailbox completes, none has a duplicate or a missing
+message. Stop, resume and delete reach the jobs of a worker from another process."""
 
 from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -15,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from mailferry.logs import LEVEL_ENV
+from mailferry.sandbox.proxy import Proxy
 from tests.e2e.test_batch_cli import ConnectionWatch, digests
 from tests.e2e.test_database_cli import environment, mailferry
 from tests.e2e.test_database_cli import load_mailboxes as load_many
@@ -68,12 +72,20 @@ def load_mailboxes(dovecot_slash, dovecot_dot, make_user, tmp_path):
     return load_many(dovecot_slash, dovecot_dot, make_user, tmp_path, MAILBOXES, seed=300, scale=3)
 
 
-def test_two_workers_one_killed_mid_copy(
+def test_three_workers_one_killed_one_frozen_thirty_mailboxes(
     dovecot_slash, dovecot_dot, make_user, postgres_server, postgres_database, tmp_path
 ):
+    """The issue's suite: 3 workers, 30 mailboxes, caps 2 (source) and 3 (target). One worker
+    is killed with SIGKILL mid-copy, another frozen with SIGSTOP past the stall timeout and then
+    woken: every mailbox completes, `verify` is clean, `doveadm who` never sees more connections
+    than the caps (the frozen worker's sessions stay open and count), the woken worker records
+    nothing for the mailbox it lost, and the status lists the killed worker as lost."""
+    count = 30
     env = environment(tmp_path, postgres_database)
     name = postgres_database.rsplit("/", 1)[1]
-    sources, targets, csv_path = load_mailboxes(dovecot_slash, dovecot_dot, make_user, tmp_path)
+    sources, targets, csv_path = load_many(
+        dovecot_slash, dovecot_dot, make_user, tmp_path, count, seed=400, scale=1
+    )
     for args in (
         ["db", "upgrade"],
         ["endpoint", "add", "old", "--host", "127.0.0.1", "--port", str(dovecot_slash.port),
@@ -92,23 +104,38 @@ def test_two_workers_one_killed_mid_copy(
         ConnectionWatch(dovecot_slash, source_users) as at_source,
         ConnectionWatch(dovecot_dot, target_users) as at_target,
     ):
-        doomed, survivor = worker(env), worker(env)
+        doomed, frozen, survivor = worker(env), worker(env), worker(env)
         try:
             killed = kill_mid_copy(doomed, postgres_server, name)
-            taken_over = wait_until_all_synced(env, timeout=240)
+            lost_mailbox = wait_for_a_mailbox_of(frozen, postgres_server, name)
+            frozen.send_signal(signal.SIGSTOP)
+            replaced_by = wait_for_new_owner(
+                postgres_server, name, lost_mailbox, frozen.pid, timeout=120
+            )
+            frozen.send_signal(signal.SIGCONT)
+            report = wait_until_all_synced(env, timeout=300, count=count)
         finally:
-            for process in (doomed, survivor):
+            for process in (doomed, frozen, survivor):
                 if process.poll() is None:
+                    process.send_signal(signal.SIGCONT)
                     process.send_signal(signal.SIGTERM)
             stderr_of(doomed)
-            err = stderr_of(survivor)
+            woken, err = stderr_of(frozen), stderr_of(survivor)
         assert survivor.returncode == 0, err
-    assert "job.stalled" in err, err  # the queue found the killed worker's job and ran it again
+        assert frozen.returncode == 0, woken
     assert killed, "the killed worker ran no mailbox; raise the corpus scale"
-    assert taken_over["counts"] == {"synced": MAILBOXES}
+    assert f":{frozen.pid}:" not in replaced_by
+    assert report["counts"] == {"synced": count}, report["counts"]
+    host = socket.gethostname()
+    assert {w["worker"]: w["lost"] for w in report["workers"]}[f"{host}:{doomed.pid}"] is True
     assert at_source.samples > 20
     assert 2 <= at_source.peak <= SOURCE_CAP, f"saw {at_source.peak} source connections"
     assert at_target.peak <= TARGET_CAP, f"saw {at_target.peak} target connections"
+    with postgres_server.admin(name) as conn:
+        runs = conn.execute(
+            "SELECT count(*) FROM batch_runs WHERE email = %s", (lost_mailbox,)
+        ).fetchone()
+    assert runs == (1,), woken  # the woken worker recorded nothing for the mailbox it lost
     for (su, sp), (tu, tp) in zip(sources, targets, strict=True):
         over = digests(dovecot_dot, tu, tp) - digests(dovecot_slash, su, sp)
         assert not over, f"{tu}: {sum(over.values())} duplicated messages"
@@ -137,12 +164,12 @@ def kill_mid_copy(process: subprocess.Popen[str], postgres_server, name: str) ->
     return mine
 
 
-def wait_until_all_synced(env: dict[str, str], timeout: float) -> dict:
+def wait_until_all_synced(env: dict[str, str], timeout: float, count: int = MAILBOXES) -> dict:
     deadline = time.monotonic() + timeout
     report: dict = {}
     while time.monotonic() < deadline:
         report = json.loads(mailferry("batch", "status", "wave", "--json", env=env).stdout)
-        if report["counts"] == {"synced": MAILBOXES}:
+        if report["counts"] == {"synced": count}:
             break
         time.sleep(0.5)
     return report
@@ -261,3 +288,120 @@ def wait_until_none_running(env: dict[str, str], timeout: float) -> dict:
             return report
         time.sleep(0.3)
     raise AssertionError(f"still running after the stop: {report['counts']}")
+
+
+def test_delete_aborts_the_running_jobs_of_a_worker_and_a_rerun_duplicates_nothing(
+    dovecot_slash, dovecot_dot, make_user, postgres_server, postgres_database, tmp_path, request
+):
+    """`batch delete` of a running batch reaches the worker's jobs through procrastinate's
+    abort: they stop after their burst in flight, well before their mailbox is copied, and free
+    their slots; the batch made again from the same CSV completes without a duplicate. The
+    worker is listed (`batch status --json`) with the mailboxes it runs while it runs them."""
+    env = {**environment(tmp_path, postgres_database), LEVEL_ENV: "info"}
+    # 100 ms each way to the target: a mailbox takes seconds, long enough to be caught mid-copy.
+    slow_target = Proxy("127.0.0.1", dovecot_dot.port, latency=0.1)
+    slow_target.start()
+    request.addfinalizer(slow_target.stop)
+    name = postgres_database.rsplit("/", 1)[1]
+    sources, targets, csv_path = load_mailboxes(dovecot_slash, dovecot_dot, make_user, tmp_path)
+    create = [
+        "batch",
+        "create",
+        "wave",
+        "--source",
+        "old",
+        "--target",
+        "new",
+        "--csv",
+        str(csv_path),
+    ]
+    for args in (
+        ["db", "upgrade"],
+        ["endpoint", "add", "old", "--host", "127.0.0.1", "--port", str(dovecot_slash.port),
+         "--security", "none"],
+        ["endpoint", "add", "new", "--host", "127.0.0.1", "--port", str(slow_target.port),
+         "--security", "none"],
+        create,
+        ["batch", "start", "wave", "--detach"],
+    ):  # fmt: skip
+        assert mailferry(*args, env=env).returncode == 0, args
+    process = worker(env, concurrency=2)
+    try:
+        wait_for_a_mailbox_of(process, postgres_server, name)
+        listed_with_its_mailboxes(env, f"{socket.gethostname()}:{process.pid}")
+        email = a_mailbox_half_copied(postgres_server, name, process.pid)
+        asked = time.monotonic()
+        deleted = mailferry("batch", "delete", "wave", "--yes", env=env)
+        assert deleted.returncode == 0, deleted.stderr
+        wait_until_no_job_runs(postgres_server, name, timeout=60)
+        stopped_after = time.monotonic() - asked
+        with postgres_server.admin(name) as conn:
+            (running,) = conn.execute("SELECT running FROM batch_workers").fetchone()
+        assert running == 0
+        partial = {
+            tu: sum(digests(dovecot_dot, tu, tp).values())
+            for (su, _), (tu, tp) in zip(sources, targets, strict=True)
+            if f"{tu}@new.example" == email
+        }
+        assert mailferry(*create, env=env).returncode == 0
+        assert mailferry("batch", "start", "wave", "--detach", env=env).returncode == 0
+        report = wait_until_all_synced(env, timeout=240)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        err = stderr_of(process)
+    assert process.returncode == 0, err
+    assert "job.aborted" in err, err  # procrastinate's abort reached the job body
+    assert stopped_after < 10, f"the aborted job ran {stopped_after:.1f} s after the delete"
+    assert report["counts"] == {"synced": MAILBOXES}
+    (copied,) = partial.values()
+    whole = next(m for m in report["mailboxes"] if m["mailbox"] == email)
+    total = whole["messages_copied"] + whole["messages_existing"]
+    assert 0 < copied < total * 0.8, (copied, total)  # stopped well before its end
+    for (su, sp), (tu, tp) in zip(sources, targets, strict=True):
+        over = digests(dovecot_dot, tu, tp) - digests(dovecot_slash, su, sp)
+        assert not over, f"{tu}: {sum(over.values())} duplicated messages"
+
+
+def listed_with_its_mailboxes(env: dict[str, str], me: str) -> dict:
+    """`batch status --json` lists the worker alive, running jobs (its row beats every few
+    seconds), and names it on the mailboxes it runs."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        report = json.loads(mailferry("batch", "status", "wave", "--json", env=env).stdout)
+        alive = [w for w in report["workers"] if w["worker"] == me and not w["lost"]]
+        runs = [m for m in report["mailboxes"] if m["worker"] == me]
+        if alive and alive[0]["jobs_running"] > 0 and runs:
+            return report
+    raise AssertionError(f"{me} not listed with its mailboxes: {report['workers']}")
+
+
+def a_mailbox_half_copied(postgres_server, name: str, pid: int) -> str:
+    """A mailbox the worker ``pid`` copies, caught in the first half of its messages."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with postgres_server.admin(name) as conn:
+            row = conn.execute(
+                "SELECT email FROM batch_mailboxes WHERE owner LIKE %s AND done > 0"
+                " AND done * 2 < planned LIMIT 1",
+                (f"%:{pid}:%",),
+            ).fetchone()
+        if row:
+            return str(row[0])
+        time.sleep(0.02)
+    raise AssertionError("no mailbox caught half copied; raise the corpus scale")
+
+
+def wait_until_no_job_runs(postgres_server, name: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with postgres_server.admin(name) as conn:
+            (doing,) = conn.execute(
+                "SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'"
+            ).fetchone()
+            (running,) = conn.execute(
+                "SELECT coalesce(sum(running), 0) FROM batch_workers"
+            ).fetchone()
+        if doing == 0 and running == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the jobs still run after the delete")

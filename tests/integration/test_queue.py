@@ -17,6 +17,7 @@ from mailferry.adapters.queue.procrastinate import (
 )
 from mailferry.adapters.store.engine import open_database
 from mailferry.adapters.store.schema import upgrade_all
+from mailferry.adapters.store.workers import WorkerRecord, WorkerTable
 
 pytestmark = pytest.mark.integration
 
@@ -78,3 +79,23 @@ def test_a_stalled_job_with_a_newer_one_waiting_is_ended(feeder):
     assert feeder.defer("b", "ann@x.example") is True  # a feeder's, while the first was doing
     assert recover(feeder) == 1
     assert jobs(feeder) == [("todo", job_key("b", "ann@x.example"))]  # the newer one, free to run
+
+
+def test_worker_rows_and_the_release_on_postgresql(feeder):
+    """The same WorkerTable as on SQLite (tests/unit/test_workers_view.py), on PostgreSQL."""
+    table = WorkerTable(feeder._db)
+    record = WorkerRecord(
+        owner="w1:10:1.5", host="w1", pid=10, version="0.1.0", started=1.5, heartbeat=2.0,
+        running=0, concurrency=8, stall=30.0,
+    )  # fmt: skip
+    table.register(record)
+    table.beat(record.owner, 40.0, 3)
+    (row,) = table.all()
+    assert (row.heartbeat, row.running) == (40.0, 3)
+    assert row.lost(70.5)
+    table.forget(record.owner)
+    assert table.all() == []
+    assert table.release() is None  # upgrade_all alone records no release (bootstrap does)
+    table.record_release("0.1.0", 3.0)
+    table.record_release("0.2.0", 4.0)
+    assert table.release() == "0.2.0"

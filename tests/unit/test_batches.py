@@ -371,3 +371,39 @@ def test_a_worker_whose_mailbox_was_taken_over_is_told_to_stop(service):
     row = next(m.record for m in service.status("t").mailboxes if m.record.email == email)
     assert (row.owner, row.state, row.done, row.copied) == ("host:2:2", "syncing", 0, 0)
     assert store.progress("t", email, "host:2:2", 203.0, done=2) is False
+
+
+class RecordingJobs:
+    """A ``JobControl`` that remembers which batches' jobs it was asked to abort."""
+
+    def __init__(self) -> None:
+        self.aborted: list[str] = []
+
+    def abort(self, batch: str) -> int:
+        self.aborted.append(batch)
+        return 1
+
+    def close(self) -> None:
+        pass
+
+
+def test_stop_and_delete_reach_a_running_mailbox_and_the_queue(service):
+    """Both ask the job queue to abort the batch's jobs (on any worker); delete no longer waits
+    for running mailboxes: they learn at their next progress write that the batch is gone."""
+    if service.jobs is not None:
+        service.jobs.close()
+    service.jobs = jobs = RecordingJobs()
+    service.create_batch("w1", "old", "new", CSV, BatchOptions())
+    service.start("w1")
+    owner, now = new_owner(), time.time()
+    assert service.store.claim("w1", "ann@new.example", owner, None, now)
+    assert service.stop("w1") == 1  # bob, queued, stopped now; ann runs on
+    assert jobs.aborted == ["w1"]
+    assert service.store.progress("w1", "ann@new.example", owner, now + 1) is True
+    service.delete("w1")
+    assert jobs.aborted == ["w1", "w1"]
+    assert service.store.batch("w1") is None
+    assert service.store.progress("w1", "ann@new.example", owner, now + 2) is True
+    outcome = Outcome(MailboxState.STOPPED, "stopped by request", "sync", now, now + 2, {})
+    service.store.finish("w1", "ann@new.example", owner, outcome)  # nothing left to record
+    assert service.store.runs("w1") == []

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mailferry import __version__
 from mailferry.adapters.files import MboxAccount, open_files
 from mailferry.adapters.imap import Credentials, TlsOptions
 from mailferry.adapters.imap.profiled import open_profiled
@@ -29,7 +30,7 @@ from mailferry.adapters.oauth.app_only import M365_AUTHORITY_HOST
 from mailferry.adapters.oauth.delegated import SignInOptions
 from mailferry.adapters.oauth.sources import TokenSource
 from mailferry.adapters.queue import procrastinate as procrastinate_queue
-from mailferry.adapters.queue.procrastinate import JobFeeder
+from mailferry.adapters.queue.procrastinate import JobAborter, JobFeeder
 from mailferry.adapters.secrets import SecretBox
 from mailferry.adapters.store.auth import AuthTables
 from mailferry.adapters.store.batches import BatchStore
@@ -38,6 +39,7 @@ from mailferry.adapters.store.records import EndpointRecord
 from mailferry.adapters.store.schema import upgrade_all
 from mailferry.adapters.store.slots import AdvisoryLimiter
 from mailferry.adapters.store.sync_state import SqlStateStore
+from mailferry.adapters.store.workers import WorkerTable
 from mailferry.config import FileStore, Location, default_state_path, pair_key, parse_location
 from mailferry.domain.errors import ConfigError, MailferryError, ThrottledError
 from mailferry.domain.folders import MappingOptions
@@ -58,7 +60,7 @@ from mailferry.service.migrate import Migration, SyncOptions
 from mailferry.service.planning import FolderWork, plan_folders
 from mailferry.service.progress import Progress
 from mailferry.service.resilience import RetryPolicy
-from mailferry.service.scheduler import HEARTBEAT_EVERY, Job, Scheduler
+from mailferry.service.scheduler import Job, Scheduler
 from mailferry.service.verify import VerifyReport, verify
 
 
@@ -484,7 +486,10 @@ def open_service(state_path: Path, database: str | None = None) -> BatchService:
     """The batch service: its tables in the state database, the key ring in the directory of
     ``state_path`` (a local directory, also when the tables are on a server)."""
     box = SecretBox.open(state_path.parent)
-    return BatchService(BatchStore(state_database(state_path, database)), box, state_path)
+    service = BatchService(BatchStore(state_database(state_path, database)), box, state_path)
+    if not service.store.db.is_sqlite:  # stop and delete reach the jobs on every worker
+        service.jobs = JobAborter(service.store.db)
+    return service
 
 
 def open_auth_tables(state_path: Path, database: str | None = None) -> AuthTables:
@@ -503,6 +508,8 @@ def upgrade_database(
         if not db.is_sqlite:  # the job queue of workers
             created = procrastinate_queue.ensure_schema(db)
             steps.append((procrastinate_queue.QUEUE_SCHEMA, None if created else 1, 1))
+        # Workers of another release are refused (service/workers.py): this one is the rule now.
+        WorkerTable(db).record_release(__version__, time.time())
         return db.where, steps
     finally:
         db.release()
@@ -574,49 +581,3 @@ def scheduler(service: BatchService, **options: Any) -> Scheduler:
         # On PostgreSQL the jobs go through the queue, and workers run them (run_worker).
         options["queue"] = JobFeeder(db)
     return Scheduler(service, connector, open_state, **options)
-
-
-def require_queue(service: BatchService) -> None:
-    """The job queue's tables are there (else one line naming `mailferry db upgrade`)."""
-    procrastinate_queue.require_schema(service.store.db)
-
-
-def run_worker(
-    service: BatchService,
-    stop: threading.Event,
-    *,
-    concurrency: int,
-    poll: float = 2.0,
-    stall: float = 30.0,
-    until_idle: bool = False,
-    on_ready: Callable[[], None] = lambda: None,
-) -> None:
-    """A worker on the shared database until ``stop`` (``on_ready`` once set up): procrastinate runs the queue's jobs with
-    the scheduler's job body (``run_one``); the scheduler's ticks (in a thread) feed the queue
-    and beat the heart of the mailboxes it runs. ``stall``: seconds of silence after which a
-    worker's jobs are run again elsewhere."""
-    db = service.store.db
-    if db.is_sqlite:
-        raise ConfigError("a worker needs a shared state database: --database postgresql://...")
-    # A mailbox's heartbeat is written every few seconds by the ticks: silent for the stall
-    # timeout (and three beats at least), its owner is dead to the job that runs it again.
-    runner = scheduler(
-        service, workers=concurrency, poll=poll, stale_after=max(stall, 3 * HEARTBEAT_EVERY)
-    )
-
-    def ticks() -> None:
-        runner.loop(stop, until_idle=until_idle)
-        stop.set()
-
-    ticker = threading.Thread(target=ticks, name="mailferry-ticks", daemon=True)
-    on_ready()
-    ticker.start()
-    try:
-        procrastinate_queue.run_worker(
-            db, runner.run_one, concurrency=concurrency, stall=stall, stop=stop,
-            on_stop=runner.stop_jobs, name=runner.owner,
-        )  # fmt: skip
-    finally:
-        stop.set()
-        ticker.join()
-        runner.shutdown()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from mailferry.service.batches import (
     BatchStatus,
 )
 from mailferry.service.davroutes import dav_note
+from mailferry.service.workers import WorkerView
 
 
 def register(main: click.Group) -> None:
@@ -259,7 +261,9 @@ def batch_status(name: str, as_json: bool, state: Storage) -> None:
             click.echo(json.dumps(service.report_json(name), indent=2, ensure_ascii=False))
             return
         status = service.status(name)
+        workers = service.workers()
     _print_status(status)
+    _print_workers(workers)
 
 
 @batch.command("report")
@@ -302,7 +306,8 @@ def _status_table(status: BatchStatus) -> Table:
     b = status.batch
     table = Table(title=f"batch {b.name} ({b.source} → {b.target}): {status.state}")
     columns = (
-        "mailbox", "state", "folders", "messages", "bytes", "items", "errors", "ETA", "reason",
+        "mailbox", "state", "folders", "messages", "bytes", "items", "errors", "ETA", "worker",
+        "reason",
     )  # fmt: skip
     for column in columns:
         right = column in ("folders", "messages", "bytes", "errors", "ETA")
@@ -340,10 +345,36 @@ def _rows(status: BatchStatus) -> list[tuple[str, ...]]:
                 _items(m),
                 str(m.errors),
                 eta,
+                view.worker or "-",
                 m.reason or "",
             )
         )
     return rows
+
+
+def _print_workers(workers: list[WorkerView]) -> None:
+    """The workers on a shared database (nothing on SQLite): one line each."""
+    if not workers:
+        return
+    now = time.time()
+    out.print("workers:", markup=False)
+    for view in workers:
+        w = view.record
+        state = "LOST" if view.lost else "alive"
+        line = (
+            f"  {view.label}  {state}  mailferry {w.version}  {w.running}/{w.concurrency} jobs"
+            f"  started {_ago(now - w.started)} ago, last heartbeat {_ago(now - w.heartbeat)} ago"
+        )
+        out.print(line, markup=False, soft_wrap=True)
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(seconds, 0.0)
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}min"
+    return f"{seconds / 3600:.1f}h"
 
 
 def _items(m: MailboxRecord) -> str:

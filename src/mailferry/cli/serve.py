@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mailferry import bootstrap
+from mailferry.bootstrap.workers import check_worker, run_worker
 from mailferry.cli.common import (
     ADMIN_PASSWORD_ENV,
     open_batch_service,
@@ -119,10 +120,10 @@ def _queue_worker(
     if not state.database or not dispatching:
         yield
         return
-    bootstrap.require_queue(service)  # here, not as a traceback in the worker's thread
+    check_worker(service)  # here, not as a traceback in the worker's thread
     stop = threading.Event()
     thread = threading.Thread(
-        target=bootstrap.run_worker,
+        target=run_worker,
         args=(service, stop),
         kwargs={"concurrency": concurrency},
         name="mailferry-worker",

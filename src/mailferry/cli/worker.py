@@ -15,7 +15,7 @@ import threading
 
 import click
 
-from mailferry import bootstrap
+from mailferry.bootstrap.workers import run_worker
 from mailferry.cli.common import open_batch_service, signals, state_option
 from mailferry.cli.exits import handle_errors
 from mailferry.config import Storage
@@ -56,7 +56,7 @@ def worker(concurrency: int, poll: float, until_idle: bool, stall: float, state:
         click.echo(f"mailferry worker: running (pid {pid}, concurrency {concurrency})", err=True)
 
     with open_batch_service(state) as service, signals(stop):
-        bootstrap.run_worker(
+        run_worker(
             service, stop, concurrency=concurrency, poll=poll, stall=stall,
             until_idle=until_idle, on_ready=ready,
         )  # fmt: skip

@@ -48,9 +48,11 @@ class PostgresServer(TreeServer):
     name = "postgres"
     needs_root = True  # initdb and the server run as the postgres user
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, settings: dict[str, str] | None = None) -> None:
+        """``settings``: more server settings, e.g. ``shared_preload_libraries`` (benchmarks)."""
         super().__init__(root)
         self.password = secrets.token_urlsafe(12)
+        self.settings = dict(settings or {})
 
     @property
     def pgdata(self) -> Path:
@@ -131,6 +133,7 @@ class PostgresServer(TreeServer):
             "shared_buffers": "32MB",
             "dynamic_shared_memory_type": "mmap",
             "logging_collector": "off",
+            **self.settings,
         }
         options = [f"--{key.replace('_', '-')}={value}" for key, value in settings.items()]
         setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"

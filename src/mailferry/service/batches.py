@@ -43,7 +43,7 @@ from mailferry.adapters.store.records import (
     MailboxRecord,
 )
 from mailferry.config import is_loopback, pair_key
-from mailferry.domain.errors import ConfigError, Conflict, NotFound
+from mailferry.domain.errors import ConfigError, NotFound
 from mailferry.domain.labels import LabelMode
 from mailferry.domain.model import AuthMethod, Endpoint, MailboxState, Security
 from mailferry.domain.profiles import PROFILE_NAMES
@@ -52,7 +52,9 @@ from mailferry.service.csvimport import CsvRules, parse_batch_csv
 from mailferry.service.davjobs import ITEM_REPORT_COLUMNS, item_row
 from mailferry.service.davroutes import dav_problems
 from mailferry.service.endpoints import OPTION_NAMES, EndpointNames
+from mailferry.service.jobs import JobControl
 from mailferry.service.reports import render_csv
+from mailferry.service.workers import WorkerView, worker_label, worker_row, worker_views
 
 log = get_logger("mailferry.batches")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -154,6 +156,11 @@ class MailboxView:
     eta: float | None  # seconds, when the rate and the remaining bytes are known
 
     @property
+    def worker(self) -> str | None:
+        """``host:pid`` of the process running it now (a worker, ``serve``, ``batch start``)."""
+        return worker_label(self.record.owner) if self.running and self.record.owner else None
+
+    @property
     def state(self) -> str:
         if self.record.pending and not self.running:
             return "queued"  # waiting for a slot, or its process died: the next scheduler runs it
@@ -210,8 +217,11 @@ class BatchService:
         self.store = store
         self.box = box
         self.state_path = state_path  # the sync state lives in the same file
+        self.jobs: JobControl | None = None  # a job queue's abort (bootstrap sets it on PostgreSQL)
 
     def close(self) -> None:
+        if self.jobs is not None:
+            self.jobs.close()
         self.store.close()
 
     # -- endpoints ---------------------------------------------------------------------------------
@@ -360,19 +370,24 @@ class BatchService:
         return _queued(name, "complete", self.store.request(name, "complete", COMPLETABLE))
 
     def stop(self, name: str) -> int:
-        """Queued mailboxes stop now; running ones after the burst in flight."""
+        """Queued mailboxes stop now; running ones after the burst in flight, on any worker:
+        each learns it at its next progress write (the batch's flag) and from the queue's abort."""
         self.batch(name)
         self.store.set_batch(name, stop_requested=True)
+        aborted = self.jobs.abort(name) if self.jobs is not None else 0
         stopped = self.store.unowned_request(name, None, S.STOPPED, self._live_owners(name))
-        log.info("batch.stop_requested", batch=name, mailboxes_stopped=stopped)
+        log.info("batch.stop_requested", batch=name, mailboxes_stopped=stopped, jobs=aborted)
         return stopped
 
     def delete(self, name: str) -> None:
+        """Forget the batch. Its running mailboxes, on any worker, stop after their burst in
+        flight (their rows gone, and the queue's abort); what they copied stays copied, and
+        their end finds nothing to record (``BatchStore.finish``)."""
         self.batch(name)
-        if self._live_owners(name):
-            raise Conflict(f"batch {name!r} is running; stop it first (`mailferry batch stop`)")
+        self.store.set_batch(name, stop_requested=True)
+        aborted = self.jobs.abort(name) if self.jobs is not None else 0
         self.store.delete_batch(name)
-        log.info("batch.deleted", batch=name)
+        log.info("batch.deleted", batch=name, jobs=aborted)
 
     def schedule_due(self, now: float, default_every: float | None = None) -> int:
         """Queue an incremental pass for Synced mailboxes whose batch's ``every`` (else
@@ -409,6 +424,10 @@ class BatchService:
             if now - heartbeat < SERVICE_FRESH and owner_alive(owner, heartbeat, now):
                 return owner
         return None
+
+    def workers(self) -> list[WorkerView]:
+        """The workers on a shared database (none on SQLite), lost ones included."""
+        return worker_views(self.store.workers)
 
     # -- status and reports ------------------------------------------------------------------------
     def status(self, name: str) -> BatchStatus:
@@ -457,6 +476,7 @@ class BatchService:
             "state": status.state,
             "counts": status.counts(),
             "mailboxes": mailboxes,
+            "workers": [worker_row(view) for view in self.workers()],
         }
 
     def report_csv(self, name: str) -> str:
@@ -494,6 +514,7 @@ def _report_row(view: MailboxView) -> dict[str, object]:
     m = view.record
     return {
         "mailbox": m.email,
+        "worker": view.worker,
         "source_user": m.source_user,
         "target_user": m.target_user,
         "state": view.state,

@@ -32,6 +32,17 @@ class JobResult(StrEnum):
 RunJob = Callable[[str, str, Callable[[], bool]], JobResult]
 
 
+class JobControl(Protocol):
+    """How `stop` and `delete` reach a batch's jobs wherever they run (the queue's abort)."""
+
+    def abort(self, batch: str) -> int:
+        """Cancel the batch's waiting jobs and ask its running ones, on any worker, to stop
+        after their burst in flight (freeing their connection slots); how many were reached."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class JobQueue(Protocol):
     def submit(self, mailboxes: Sequence[MailboxRecord]) -> int:
         """Queue a job for each mailbox not queued yet; how many were queued."""

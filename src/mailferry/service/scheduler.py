@@ -233,6 +233,10 @@ class Scheduler:
             return all(m.batch in stopped for m in pending)
         return not self._candidates()
 
+    def running_jobs(self) -> int:
+        with self._lock:
+            return len(self._running)
+
     def stop_jobs(self) -> None:
         """Ask running mailboxes to stop after their burst in flight; they stay queued."""
         self._shutdown.set()

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
 
 from mailferry.web import operations
-from mailferry.web.present import batch_detail_out, batch_out, endpoint_out
+from mailferry.web.present import batch_detail_out, batch_out, endpoint_out, worker_out
 from mailferry.web.schemas import (
     ActionOut,
     BatchDetailOut,
@@ -26,6 +26,7 @@ from mailferry.web.schemas import (
     EndpointTestOut,
     ErrorOut,
     MailboxDetailOut,
+    WorkerOut,
 )
 from mailferry.web.security import api_caller, web_of
 
@@ -94,14 +95,20 @@ async def create_batch(
     operations.create_batch(
         web.service, name, source, target, data, options, include_folders, exclude_folders
     )
-    return batch_detail_out(web.service.status(name.strip()))
+    return batch_detail_out(web.service.status(name.strip()), web.service.workers())
 
 
 @router.get("/batches/{name}", tags=["batches"])
 def get_batch(request: Request, name: str) -> BatchDetailOut:
     service = web_of(request).service
     operations.require_batch(service, name)
-    return batch_detail_out(service.status(name))
+    return batch_detail_out(service.status(name), service.workers())
+
+
+@router.get("/workers", tags=["batches"])
+def list_workers(request: Request) -> list[WorkerOut]:
+    """The workers on a shared database (`mailferry worker`), lost ones included."""
+    return [worker_out(view) for view in web_of(request).service.workers()]
 
 
 @router.post("/batches/{name}/{action}", tags=["batches"])

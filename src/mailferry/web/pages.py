@@ -135,7 +135,7 @@ def _batch_context(request: Request, name: str) -> dict[str, Any]:
     running = [v.record for v in status.mailboxes if v.running]
     series = chart.series(chart.spans(service.store.runs(name), running, now))
     return {
-        "batch": batch_detail_out(status, now),
+        "batch": batch_detail_out(status, service.workers(), now),
         "chart": chart.svg(series),
         "live": status.state in (MailboxState.SYNCING, MailboxState.COMPLETING),
         "service_running": service.service_running() is not None,

@@ -13,6 +13,7 @@ from mailferry.service.davjobs import item_row
 from mailferry.service.endpoints import login_kind
 from mailferry.service.graphprobe import GraphProbe
 from mailferry.service.probe import Probe
+from mailferry.service.workers import WorkerView
 from mailferry.web.schemas import (
     BatchDetailOut,
     BatchOut,
@@ -25,6 +26,7 @@ from mailferry.web.schemas import (
     MailboxDetailOut,
     MailboxOut,
     RunningOut,
+    WorkerOut,
 )
 
 DONE_STATES = ("synced", "completed")
@@ -135,6 +137,7 @@ def mailbox_out(view: MailboxView, now: float | None = None) -> MailboxOut:
         state=view.state,
         pending=m.pending,
         running=view.running,
+        worker=view.worker,
         reason=m.reason,
         folders=m.folders,
         messages_copied=m.copied,
@@ -157,9 +160,28 @@ def batch_out(status: BatchStatus, now: float | None = None) -> BatchOut:
     return _batch_fields(status, time.time() if now is None else now)[0]
 
 
-def batch_detail_out(status: BatchStatus, now: float | None = None) -> BatchDetailOut:
+def batch_detail_out(
+    status: BatchStatus, workers: list[WorkerView], now: float | None = None
+) -> BatchDetailOut:
     summary, mailboxes = _batch_fields(status, time.time() if now is None else now)
-    return BatchDetailOut(**summary.model_dump(), mailboxes=mailboxes)
+    return BatchDetailOut(
+        **summary.model_dump(), mailboxes=mailboxes, workers=[worker_out(w) for w in workers]
+    )
+
+
+def worker_out(view: WorkerView) -> WorkerOut:
+    w = view.record
+    return WorkerOut(
+        worker=view.label,
+        host=w.host,
+        pid=w.pid,
+        version=w.version,
+        started=iso(w.started) or "",
+        last_heartbeat=iso(w.heartbeat) or "",
+        jobs_running=w.running,
+        concurrency=w.concurrency,
+        lost=view.lost,
+    )
 
 
 def _batch_fields(status: BatchStatus, now: float) -> tuple[BatchOut, list[MailboxOut]]:

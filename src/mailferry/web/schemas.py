@@ -188,6 +188,9 @@ class MailboxOut(BaseModel):
     messages_failed: int
     bytes_copied: int
     current: RunningOut | None
+    worker: str | None = Field(
+        default=None, description="host:pid of the process running it now (a worker, serve)"
+    )
     progress: float | None = Field(description="0..1 of the pass in flight, 1 when synced")
     rate_bytes_per_second: float | None
     eta_seconds: float | None
@@ -255,8 +258,24 @@ class BatchOut(BaseModel):
     rate_bytes_per_second: float
 
 
+class WorkerOut(BaseModel):
+    worker: str = Field(description="host:pid, as mailboxes name the worker running them")
+    host: str
+    pid: int
+    version: str
+    started: str
+    last_heartbeat: str
+    jobs_running: int
+    concurrency: int
+    lost: bool = Field(description="Silent for longer than its stall timeout")
+
+
 class BatchDetailOut(BatchOut):
     mailboxes: list[MailboxOut]
+    workers: list[WorkerOut] = Field(
+        default_factory=list,
+        description="Every worker on a shared database (`mailferry worker`); none on SQLite",
+    )
 
 
 class ActionOut(BaseModel):

@@ -10,7 +10,9 @@ each in a thread of its own, and beats its heart into ``procrastinate_workers``;
 for the jobs of workers whose heartbeat stopped (``stall`` seconds: killed, machine gone) and
 puts them back in the queue, where another worker runs them. A job that finds its mailbox held
 by a live owner (``BUSY``) is tried again a few seconds later by procrastinate's retry, which is
-no failure of the mailbox. Finished jobs are deleted: the mailbox rows keep the history.
+no failure of the mailbox. Finished jobs are deleted: the mailbox rows keep the history. `batch
+stop` and `batch delete` reach the jobs on every worker through procrastinate's cancellation with
+abort (``JobAborter``): the job body stops after its burst in flight and frees its slots.
 
 What a crash leaves: a job in ``doing`` whose worker is gone; its mailbox claimed by a dead
 owner. The stall check retries the job, the re-run claims the mailbox over the dead owner
@@ -28,6 +30,7 @@ from typing import Any
 
 import procrastinate
 from procrastinate import exceptions as pexc
+from procrastinate.job_context import AbortReason
 from sqlalchemy import URL, text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -44,6 +47,9 @@ BUSY_WAIT = 5  # seconds before a job whose mailbox was busy is tried again
 _QUEUED = text(
     "SELECT queueing_lock FROM procrastinate_jobs"
     " WHERE task_name = :task AND status IN ('todo', 'doing')"
+)
+_LIVE_JOBS = text(
+    "SELECT id, lock FROM procrastinate_jobs WHERE task_name = :task AND status IN ('todo', 'doing')"
 )
 _HAS_SCHEMA = text("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
 
@@ -74,9 +80,18 @@ def _register(
     def mailbox(context: procrastinate.JobContext, batch: str, email: str) -> str:
         if run is None:
             raise RuntimeError("this App only queues jobs")
-        result = run(batch, email, context.should_abort)
+
+        def aborted() -> bool:
+            """Stop or delete asked (JobAborter); not the worker's own shutdown, after which
+            the mailbox stays pending and the job runs again (procrastinate retries it)."""
+            return context.abort_reason() is AbortReason.USER_REQUEST
+
+        result = run(batch, email, aborted)
         if result == "busy":
             raise MailboxBusyError(job_key(batch, email))
+        if aborted():
+            log.info("job.aborted", extra={"job": context.job.id, "lock": job_key(batch, email)})
+            raise pexc.JobAborted(job_key(batch, email))  # the queue records it as aborted
         return result
 
     return mailbox
@@ -157,6 +172,41 @@ class JobFeeder:
         if self._opened:
             self._opened = False
             self._app.close()
+
+
+class JobAborter:
+    """The ``JobControl`` of a service on PostgreSQL: procrastinate's cancellation, with abort,
+    of a batch's jobs. A waiting job is cancelled; a running one is flagged, its worker learns it
+    within ``abort_job_polling_interval`` and the job body stops after its burst in flight."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._app: procrastinate.App | None = None
+
+    def abort(self, batch: str) -> int:
+        if not has_schema(self._db):
+            return 0  # no queue, no job: `mailferry db upgrade` has not made one yet
+        prefix = job_key(batch, "")
+        with self._db.transaction() as conn:
+            rows = conn.execute(_LIVE_JOBS, {"task": TASK}).all()
+        ids = [int(row.id) for row in rows if str(row.lock or "").startswith(prefix)]
+        if not ids:
+            return 0
+        if self._app is None:
+            connector = procrastinate.SyncPsycopgConnector(
+                conninfo=conninfo(self._db.engine.url), min_size=1, max_size=1
+            )
+            self._app = procrastinate.App(connector=connector)
+            self._app.open()
+        try:
+            return sum(self._app.job_manager.cancel_job_by_id(i, abort=True) for i in ids)
+        except pexc.ProcrastinateException as exc:
+            raise StateError(f"{self._db.where}: job queue: {exc}") from exc
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+            self._app = None
 
 
 # -- running ---------------------------------------------------------------------------------------

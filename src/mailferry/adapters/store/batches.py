@@ -37,6 +37,7 @@ from mailferry.adapters.store.records import (
 from mailferry.adapters.store.sync_state import open_store
 from mailferry.adapters.store.tables import BATCH_FAILURES as FAILURES
 from mailferry.adapters.store.tables import BATCHES, ENDPOINTS, MAILBOXES, RUNS, SERVICES
+from mailferry.adapters.store.workers import WorkerTable
 from mailferry.domain.errors import Conflict, StateError
 from mailferry.domain.model import MailboxState
 
@@ -49,6 +50,7 @@ class BatchStore:
         self.db = db
         self._closed = False
         open_store(db, schema.BATCHES)
+        self.workers = WorkerTable(db)  # the workers on a shared database (``mailferry worker``)
 
     @classmethod
     def open_sqlite(cls, path: Path) -> BatchStore:

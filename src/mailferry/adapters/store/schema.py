@@ -6,8 +6,8 @@ schema version) so that each evolves apart:
     application         version  tables
     mailferry           2        meta, checkpoints, copied, intents, failures (the sync state;
                                  its row is also the file's identity: a file without it is not ours)
-    mailferry.batches   1        batch_endpoints, batch_batches, batch_mailboxes, batch_runs,
-                                 batch_failures, batch_services
+    mailferry.batches   2        batch_endpoints, batch_batches, batch_mailboxes, batch_runs,
+                                 batch_failures, batch_services, batch_workers, batch_release
     mailferry.web       1        web_admin, web_tokens, web_sessions
     mailferry.items     1        dav_collections, dav_items, dav_intents, dav_identities,
                                  dav_failures (the state of calendars and contacts)
@@ -51,6 +51,11 @@ def _sync_v2(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE intents ADD COLUMN label TEXT")
 
 
+def _batches_v2(conn: Connection) -> None:
+    """2: batch_workers (the workers on a shared database), batch_release (who upgraded it)."""
+    t.METADATA.create_all(conn, tables=[t.WORKERS, t.RELEASE])
+
+
 SYNC = Component(
     "mailferry",
     2,
@@ -60,10 +65,20 @@ SYNC = Component(
 )
 BATCHES = Component(
     "mailferry.batches",
-    1,
-    (t.ENDPOINTS, t.BATCHES, t.MAILBOXES, t.RUNS, t.BATCH_FAILURES, t.SERVICES),
+    2,
+    (
+        t.ENDPOINTS,
+        t.BATCHES,
+        t.MAILBOXES,
+        t.RUNS,
+        t.BATCH_FAILURES,
+        t.SERVICES,
+        t.WORKERS,
+        t.RELEASE,
+    ),
     "batch",
     later_columns=(t.ENDPOINTS, t.MAILBOXES, t.BATCH_FAILURES),
+    steps=((2, _batches_v2),),
 )
 WEB = Component(
     "mailferry.web",

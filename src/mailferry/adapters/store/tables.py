@@ -255,6 +255,31 @@ SERVICES = Table(
     Column("heartbeat", Float, nullable=False),
 )
 
+# Workers (``mailferry worker``) on a shared database: one row each, written by the worker itself
+# (adapters/store/workers.py); ``owner`` is the ``host:pid:started`` its mailboxes' rows name.
+WORKERS = Table(
+    "batch_workers",
+    METADATA,
+    Column("owner", Text, primary_key=True),
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", String(40), nullable=False),
+    Column("started", Float, nullable=False),
+    Column("heartbeat", Float, nullable=False),
+    Column("running", Integer, nullable=False),  # jobs running now
+    Column("concurrency", Integer, nullable=False),
+    Column("stall", Float, nullable=False),  # its --stall-timeout: silent longer, it is lost
+)
+# The release of mailferry that last ran `mailferry db upgrade` (one row): workers of another
+# release are refused, since their code may not match the schema or the queue's task arguments.
+RELEASE = Table(
+    "batch_release",
+    METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", String(40), nullable=False),
+    Column("upgraded", Float, nullable=False),
+)
+
 # -- the web app's logins (application ``mailferry.web``) -----------------------------------------
 ADMIN = Table(
     "web_admin",
