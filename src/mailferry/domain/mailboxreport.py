@@ -99,6 +99,11 @@ class MailboxSummary:
         with self._lock:
             report.failures.append(problem)
 
+    def throttle(self, answers: int, seconds: float) -> None:
+        with self._lock:
+            self.throttled += answers
+            self.waited += seconds
+
     @property
     def items_failed(self) -> int:
         return sum(len(r.failures) for r in self.workloads.values())
@@ -112,9 +117,7 @@ class MailboxSummary:
 
     def as_json(self) -> dict[str, object]:
         return {
-            "workloads": {
-                str(w): self.workloads[w].as_json() for w in ALL if w in self.workloads
-            },
+            "workloads": {str(w): self.workloads[w].as_json() for w in ALL if w in self.workloads},
             "folders": [f.as_json() for f in self.folders],
             "items_failed": self.items_failed,
             "throttled": self.throttled,

@@ -61,7 +61,7 @@ WELL_KNOWN = (
     ("Tasks", "IPF.Task", "tasks"),
     ("Notes", "IPF.StickyNote", "notes"),
 )
-_AUTO = object()
+AUTO_KEY = "(auto)"  # ``add``'s default: a unique key made up from the item's number
 
 
 @dataclass
@@ -151,14 +151,13 @@ class MemoryExchange:
         body: bytes | str,
         *,
         item_class: str = "IPM.Note",
-        key: str | None | object = _AUTO,
+        key: str | None = AUTO_KEY,
     ) -> str:
         """A new item (as if delivered or created by a client); ``key`` defaults to a unique one."""
         with self.lock:
             n = next(self._ids)
             item_id = f"{self.name}-i{n}"
-            real_key = f"<{n}@{self.name}.example>" if key is _AUTO else key
-            assert real_key is None or isinstance(real_key, str)
+            real_key = f"<{n}@{self.name}.example>" if key == AUTO_KEY else key
             data = body.encode() if isinstance(body, str) else body
             self.store_item(self.folders[folder_id], item_id, item_class, real_key, data)
             return item_id
@@ -252,9 +251,7 @@ class MemoryMailbox:
         self._open()
         with self.server.request(), self.server.lock:
             return [
-                MailboxFolder(
-                    f.id, f.parent_id, f.name, f.folder_class, f.well_known, len(f.items)
-                )
+                MailboxFolder(f.id, f.parent_id, f.name, f.folder_class, f.well_known, len(f.items))
                 for f in self.server.folders.values()
             ]
 
@@ -279,7 +276,9 @@ class MemoryMailbox:
             removed = tuple(sorted(i for i, seq in folder.removed.items() if seq > since))
             if token is None:
                 removed = ()
-            return EntryChanges(changed, removed, f"{folder_id}|{self.server.epoch}|{self.server.seq}")
+            return EntryChanges(
+                changed, removed, f"{folder_id}|{self.server.epoch}|{self.server.seq}"
+            )
 
     def _since(self, folder_id: str, token: str) -> int:
         parts = token.split("|")
@@ -293,12 +292,9 @@ class MemoryMailbox:
         self._open()
         if not ids or len(ids) > MAX_EXPORT_IDS:
             raise ValueError(f"exportItems takes 1 to {MAX_EXPORT_IDS} ids, not {len(ids)}")
-        out: list[Exported | ItemError] = []
         with self.server.request(), self.server.lock:
             self.server.exports += 1
-            for item_id in ids:
-                out.append(self._export_one(item_id))
-        return iter(out)
+            return iter([self._export_one(item_id) for item_id in ids])
 
     def _export_one(self, item_id: str) -> Exported | ItemError:
         try:

@@ -51,9 +51,7 @@ class SqlMailboxStateStore(SqlStore):
         return None if row is None else MailboxFolderState(row.source, row.target, row.token)
 
     def folder_states(self, pair: str) -> list[MailboxFolderState]:
-        query = (
-            select(MBX_FOLDERS).where(MBX_FOLDERS.c.pair == pair).order_by(MBX_FOLDERS.c.source)
-        )
+        query = select(MBX_FOLDERS).where(MBX_FOLDERS.c.pair == pair).order_by(MBX_FOLDERS.c.source)
         with self._transaction() as conn:
             rows = conn.execute(query).all()
         return [MailboxFolderState(row.source, row.target, row.token) for row in rows]
@@ -102,7 +100,7 @@ class SqlMailboxStateStore(SqlStore):
 
     def add_import_intents(self, pair: str, source: str, intents: Sequence[ImportIntent]) -> None:
         """Durable when this returns (synchronous=FULL). An id's newer intent replaces the old."""
-        rows = [
+        rows: list[dict[str, object]] = [
             {
                 "pair": pair,
                 "source": source,
@@ -201,10 +199,10 @@ def _upsert_unique(conn: Connection, table: Table, rows: list[dict[str, object]]
     upsert(conn, table, list(unique.values()), _ITEM_KEYS)
 
 
-def _delete_ids(
-    conn: Connection, table: Table, pair: str, source: str, ids: Sequence[str]
-) -> None:
+def _delete_ids(conn: Connection, table: Table, pair: str, source: str, ids: Sequence[str]) -> None:
     wanted = list(dict.fromkeys(ids))
     for start in range(0, len(wanted), ID_CHUNK):
         chunk = wanted[start : start + ID_CHUNK]
-        conn.execute(delete(table).where(_of_folder(table, pair, source), table.c.source_id.in_(chunk)))
+        conn.execute(
+            delete(table).where(_of_folder(table, pair, source), table.c.source_id.in_(chunk))
+        )

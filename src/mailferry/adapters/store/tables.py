@@ -140,6 +140,7 @@ DAV_FAILURES = Table(
     "dav_failures", METADATA, *_item_key_columns(), Column("reason", Text, nullable=False)
 )
 
+
 # -- Microsoft 365 mailboxes through Graph (application ``mailferry.mailbox``) ---------------------
 # Ids and change keys are Graph's opaque strings (Text, compared exactly). Every lookup is by
 # (pair, source folder id): the primary keys' prefix.
