@@ -9,7 +9,13 @@ from collections import Counter
 
 import pytest
 
-from mailferry.adapters.memory.exchange import MemoryExchange, MemoryMailbox, decode
+from mailferry.adapters.memory.exchange import (
+    ANSWER_LOST,
+    NOT_SENT,
+    MemoryExchange,
+    MemoryMailbox,
+    decode,
+)
 from mailferry.adapters.memory.mailboxstate import MemoryMailboxStateStore
 from mailferry.domain.errors import ConnectError, ItemConflictError, SyncTokenInvalidError
 from mailferry.domain.mailboxreport import MailboxSummary
@@ -118,7 +124,9 @@ def test_an_expired_delta_token_lists_the_folder_whole(pair: Pair) -> None:
 def test_a_lost_answer_is_settled_by_key_never_imported_twice(pair: Pair) -> None:
     for n in range(5):
         pair.src.add(pair.inbox, f"m{n}")
-    pair.dst.fail_imports(True, False, True)  # two landed without answer, one never arrived
+    pair.dst.fail_imports(
+        ANSWER_LOST, NOT_SENT, ANSWER_LOST
+    )  # two landed without answer, one never arrived
     summary = pair.run()
     assert summary.retries == 1
     assert summary.workloads[MAIL].copied == 3
@@ -131,7 +139,7 @@ def test_a_lost_answer_is_settled_by_key_never_imported_twice(pair: Pair) -> Non
 def test_a_crash_after_commit_then_a_rerun_finds_the_copy(pair: Pair) -> None:
     pair.src.add(pair.inbox, "m0")
     retry = GraphSyncOptions(retry=RetryPolicy(attempts=0, base_wait=0.0, max_wait=0.0))
-    pair.dst.fail_imports(True)
+    pair.dst.fail_imports(ANSWER_LOST)
     with pytest.raises(ConnectError):
         pair.run(retry)
     assert len(pair.state.import_intents("p", pair.inbox)) == 1
@@ -143,7 +151,7 @@ def test_a_crash_after_commit_then_a_rerun_finds_the_copy(pair: Pair) -> None:
 
 def test_a_keyless_item_with_a_lost_answer_is_reported_not_recognisable(pair: Pair) -> None:
     pair.src.add(pair.inbox, "no key", key=None)
-    pair.dst.fail_imports(True)
+    pair.dst.fail_imports(ANSWER_LOST)
     summary = pair.run()
     [problem] = summary.workloads[MAIL].not_recognisable
     assert "twice" in problem.reason

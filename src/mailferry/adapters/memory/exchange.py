@@ -10,8 +10,8 @@ The export stream is this fake's own encoding (a magic line, then JSON): opaque 
 which only hands it from one side to the other, as it does Exchange's FastTransfer streams. An
 imported item keeps the class, key and content of its stream; its id and change key are new.
 
-Knobs: ``fail_imports(True, False, ...)`` makes the next imports fail with ``ConnectError``, each
-after storing the item (True: the answer was lost) or before (False); ``fail_exports`` ids whose
+Knobs: ``fail_imports(ANSWER_LOST, NOT_SENT, ...)`` makes the next imports fail with
+``ConnectError``, each after storing the item (its answer was lost) or before; ``fail_exports`` ids whose
 export is an ``ItemError``; ``expire_tokens()``; ``add``/``change``/``delete`` change the "server"
 between passes; ``concurrency`` answers a request over that many in flight with ``ThrottledError``
 (Graph's 429 for a 5th concurrent request); ``delay`` seconds per request (the benchmark's round
@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from mailferry.domain.errors import (
     ConnectError,
@@ -61,6 +62,14 @@ WELL_KNOWN = (
     ("Tasks", "IPF.Task", "tasks"),
     ("Notes", "IPF.StickyNote", "notes"),
 )
+
+
+class ImportFault(StrEnum):
+    ANSWER_LOST = "answer-lost"  # the item is stored, then the connection drops
+    NOT_SENT = "not-sent"  # the connection drops before the item arrives
+
+
+ANSWER_LOST, NOT_SENT = ImportFault.ANSWER_LOST, ImportFault.NOT_SENT
 AUTO_KEY = "(auto)"  # ``add``'s default: a unique key made up from the item's number
 
 
@@ -113,7 +122,7 @@ class MemoryExchange:
         self.epoch = 0
         self._ids = itertools.count(1)
         self.fail_exports: set[str] = set()
-        self._import_faults: list[bool] = []
+        self._import_faults: list[ImportFault] = []
         self.concurrency: int | None = None
         self.delay = 0.0
         self.max_import = MAX_IMPORT
@@ -180,11 +189,11 @@ class MemoryExchange:
         with self.lock:
             self.epoch += 1
 
-    def fail_imports(self, *committed: bool) -> None:
-        """The next ``len(committed)`` imports raise ``ConnectError``, after storing the item
-        (True: its answer was lost) or before (False)."""
+    def fail_imports(self, *faults: ImportFault) -> None:
+        """The next ``len(faults)`` imports raise ``ConnectError``, after storing the item
+        (ANSWER_LOST) or before (NOT_SENT)."""
         with self.lock:
-            self._import_faults.extend(committed)
+            self._import_faults.extend(faults)
 
     def find(self, item_id: str) -> tuple[FakeFolder, FakeItem]:
         with self.lock:
@@ -228,7 +237,7 @@ class MemoryExchange:
             with self.lock:
                 self.in_flight -= 1
 
-    def import_fault(self) -> bool | None:
+    def import_fault(self) -> ImportFault | None:
         with self.lock:
             return self._import_faults.pop(0) if self._import_faults else None
 
@@ -321,10 +330,10 @@ class MemoryMailbox:
             if decoded is None:
                 raise ItemError(folder_id, target, "400: the data is not an exported item")
             fault = self.server.import_fault()
-            if fault is False:
+            if fault is NOT_SENT:
                 raise ConnectError("connection dropped before the import arrived")
             item = self._put(folder, decoded, replace)
-            if fault is True:
+            if fault is ANSWER_LOST:
                 raise ConnectError("connection dropped before the import's answer")
             return Imported(item.id, item.change_key)
 
