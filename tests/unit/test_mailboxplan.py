@@ -48,6 +48,11 @@ class TestTruthTable:
         assert action.step is Step.RECOGNISED
         assert action.copy == Copy("s1", "c1", "t1", "t1", "<1@x>")
 
+    def test_a_copy_by_key_of_another_size_is_updated(self) -> None:
+        bigger = MailboxEntry("t1", "t1", "IPM.Note", 99, "<1@x>")
+        [action] = plan_entries([entry(1)], [], {}, Claims([bigger], []), whole=True)
+        assert (action.step, action.copy) == (Step.UPDATE, Copy("s1", "c1", "t1", "t1", "<1@x>"))
+
     def test_no_row_without_a_copy_creates(self) -> None:
         claims = Claims([target(2)], [])
         assert steps(plan_entries([entry(1)], [], {}, claims, whole=True)) == {"s1": Step.CREATE}

@@ -9,7 +9,10 @@ in ``Mode: create`` or ``Mode: update``). One folder pass, as a truth table:
     state row            source entry            target (listed only without state)   action
     ---------            ---------------------   ---------------------------------   -----------------
     none                 present                 not listed (the folder's state known) create
-    none                 present, key K          an unclaimed copy with key K         recognised (record)
+    none                 present, key K          an unclaimed copy with key K,        recognised (record)
+                                                 of the same size
+    none                 present, key K          an unclaimed copy with key K,        update that copy
+                                                 of another size                      (Mode: update)
     none                 present, key K          no unclaimed copy with key K         create
     none                 present, no key         holds items the state does not know  create, reported
                                                                                       "not recognisable"
@@ -29,7 +32,9 @@ and the intents of an interrupted run, settled first against a listing of the ta
     update               its target item with another change key     recorded (it landed)
     update               its target item unchanged, or gone          dropped: planned again (update)
 
-A *copy with key K* is claimed once: two source entries with one key (the same Message-ID twice in
+A copy recognised after a lost state is compared by size only (nothing else of both versions is
+listed): a change of the source made since that copy, that kept the item's size, is carried
+over only when the item changes again. A *copy with key K* is claimed once: two source entries with one key (the same Message-ID twice in
 a folder) need two copies, and a copy the state already records is nobody else's.
 
 Folders are mapped by ``map_folders``: the folder an earlier run mapped stays mapped; a well-known
@@ -119,6 +124,12 @@ class Claims:
         for copies in self._free.values():
             copies.sort(key=lambda e: e.id)
 
+    def take(self, target_id: str) -> None:
+        """That copy is known now (an update that landed): nobody else's."""
+        there = self.by_id.get(target_id)
+        if there is not None and there.key is not None and there in self._free.get(there.key, []):
+            self._free[there.key].remove(there)
+
     def claim(self, key: str | None) -> MailboxEntry | None:
         copies = self._free.get(key) if key is not None else None
         return copies.pop(0) if copies else None
@@ -152,6 +163,7 @@ def _landed(intent: ImportIntent, claims: Claims) -> Copy | None:
         there = claims.by_id.get(intent.target_id or "")
         if there is None or there.change_key == intent.target_change_key:
             return None
+        claims.take(there.id)
     else:
         there = claims.claim(intent.key)
         if there is None:
@@ -193,6 +205,8 @@ def _entry(
     hit = claims.claim(entry.key) if claims is not None else None
     if hit is not None:
         copy = Copy(entry.id, entry.change_key, hit.id, hit.change_key, entry.key)
+        if entry.size is not None and hit.size is not None and entry.size != hit.size:
+            return ItemAction(Step.UPDATE, entry.id, entry, copy)  # another version of it
         return ItemAction(Step.RECOGNISED, entry.id, entry, copy)
     maybe_there = entry.id in unrecognisable or (
         entry.key is None and claims is not None and claims.strangers

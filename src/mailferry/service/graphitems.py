@@ -2,9 +2,10 @@
 
     folder state     the state says which target folder this source folder went to; another one
                      (the old one was deleted, or the state is new): the folder's rows are dropped
-    target listing   only when a copy could be there unknown to the state: the folder's state is
-                     new (first pass into an existing folder, or the state was lost) or intents of
-                     an interrupted run are pending; its entries become ``Claims`` by key
+    target listing   only when a copy could be there unknown to the state: no pass into this
+                     folder completed (and this run did not create it: a first pass into an
+                     existing folder, an interrupted one, or the state was lost) or intents of an
+                     interrupted run are pending; its entries become ``Claims`` by key
     settle intents   ``settle_intents``: each pending import found (recorded) or dropped
     list             the source's entries since the delta token (every entry without one, or when
                      the token is refused), then ``plan_entries``: the truth table
@@ -99,11 +100,12 @@ class FolderPass:
 
     def run(self) -> None:
         ctx, state, pair = self.ctx, self.ctx.state, self.ctx.pair
-        known, token = self._folder_state()
+        token = self._folder_state()
+        complete = token is not None  # a pass completed: every copy has a row or an intent
         rows = {c.source_id: c for c in state.copies(pair, self.source)}
         intents = state.import_intents(pair, self.source)
         claims = None
-        if intents or (not known and not self.created):
+        if intents or (not complete and not self.created):
             claims = Claims(self._target_entries().values(), (r.target_id for r in rows.values()))
         settled = Settled((), (), frozenset())
         if intents and claims is not None:
@@ -115,7 +117,7 @@ class FolderPass:
             changes.changed,
             changes.removed,
             rows,
-            None if known else claims,
+            None if complete else claims,
             whole=whole,
             unrecognisable=settled.unrecognisable,
         )
@@ -130,16 +132,17 @@ class FolderPass:
                 pair, MailboxFolderState(self.source, self.target, changes.token)
             )
 
-    def _folder_state(self) -> tuple[bool, str | None]:
-        """Whether the state knows this folder's copies (and its delta token)."""
+    def _folder_state(self) -> str | None:
+        """The delta token of the last complete pass into this target folder (None: no pass
+        completed, so a copy the state does not know could be there)."""
         state, pair = self.ctx.state, self.ctx.pair
         row = state.folder_state(pair, self.source)
         if row is not None and row.target == self.target:
-            return True, row.token
+            return row.token
         if row is not None:
             state.forget_folder(pair, self.source)  # its copies are in another target folder
         state.save_folder_state(pair, MailboxFolderState(self.source, self.target))
-        return False, None
+        return None
 
     def _changes(self, token: str | None) -> tuple[EntryChanges, bool]:
         if token is not None:

@@ -195,6 +195,11 @@ class MemoryExchange:
         with self.lock:
             self._import_faults.extend(faults)
 
+    def clear_faults(self) -> None:
+        """Import faults not consumed yet are dropped."""
+        with self.lock:
+            self._import_faults.clear()
+
     def find(self, item_id: str) -> tuple[FakeFolder, FakeItem]:
         with self.lock:
             for folder in self.folders.values():
