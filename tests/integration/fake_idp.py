@@ -104,6 +104,10 @@ class FakeIdentityProvider:
         self.refresh_tokens: dict[str, RefreshGrant] = {}  # every one issued, revoked ones too
         self.device_interval = 1  # seconds between polls (Entra says 5)
         self.counters = Counters()
+        # Microsoft Graph: a FAKE Graph whose tokens the client credentials grant hands out for
+        # a scope on its URL, with the application permissions consented to each client
+        self.graph: Any = None  # a sandbox.graph.server.FakeGraph
+        self.app_roles: dict[str, list[str]] = {}
         self._lock = threading.Lock()
         self._servers: list[ThreadingHTTPServer] = []
         self.ca_file = root / "idp-cert.pem"
@@ -282,6 +286,13 @@ class FakeIdentityProvider:
             self.counters.issued += 1
         return {"access_token": token, "token_type": "Bearer", "expires_in": self.lifetime}
 
+    def _graph_token(self, client: str) -> dict[str, Any]:
+        """An app-only Graph token (a JWT with ``roles``, as Entra issues for Graph's scope)."""
+        with self._lock:
+            self.counters.issued += 1
+        token = self.graph.issue_token(client, self.app_roles.get(client, []), self.lifetime)
+        return {"access_token": token, "token_type": "Bearer", "expires_in": self.lifetime}
+
     def revoke_all(self) -> None:
         with self._lock:
             self.tokens.clear()
@@ -308,6 +319,8 @@ class FakeIdentityProvider:
                     return 401, {"error": "invalid_client", "error_description": "bad assertion"}
             elif self.clients.get(client) != form.get("client_secret") or not client:
                 return 401, {"error": "invalid_client", "error_description": "AADSTS7000215"}
+            if self.graph is not None and form.get("scope", "").startswith(self.graph.url):
+                return 200, self._graph_token(client)
             return 200, self.issue(None, client)
         if kind == "password":  # a user's own token (what a token command would obtain)
             user = form.get("username", "")

@@ -16,6 +16,7 @@ from mailferry.adapters.memory.dav import MemoryDavAccount, MemoryDavServer
 from mailferry.adapters.memory.davstate import MemoryItemStateStore
 from mailferry.domain.davmodel import CollectionKind, NewCollection
 from mailferry.domain.items import identify
+from mailferry.domain.workloads import Workload
 from mailferry.sandbox import davcorpus
 from mailferry.service.davcontext import AttendeeMode
 from mailferry.service.davsync import DavOptions, sync_accounts
@@ -166,3 +167,30 @@ def test_a_stop_request_ends_the_run_early_and_the_next_run_finishes(servers):
     done = run(src, dst, state)
     assert done.stopped is None
     assert len(dst.collection(CAL).items) == 200
+
+
+def test_the_summary_has_one_section_per_workload_and_workloads_choose_collections(servers):
+    """Calendars, task lists (VTODO only) and address books are the calendar, tasks and contacts
+    workloads: each collection's counters and failures land in its workload's section."""
+    src, dst = servers
+    tasks = "/alice/calendars/tasks/"
+    MemoryDavAccount(src, "alice").create_collection(
+        tasks, NewCollection(CollectionKind.CALENDAR, "Tasks", components=("VTODO",))
+    )
+    src.store(f"{CAL}a.ics", davcorpus.simple_event("a@t"))
+    src.store(f"{CAL}b.ics", davcorpus.simple_event("b@t"))
+    src.store(f"{tasks}t.ics", davcorpus.todo("t@t"))
+    src.store(f"{BOOK}c.vcf", davcorpus.card("c@t"))
+    src.store(f"{BOOK}bad.vcf", b"BEGIN:VCARD\r\nVERSION:4.0\r\nUID:bad@t\r\n")
+    only = run(src, dst, workloads=frozenset({Workload.TASKS}))
+    assert [c.workload for c in only.collections] == ["tasks"]
+    assert uids(dst, CAL) == []
+    summary = run(src, dst)
+    sections = summary.by_workload()
+    assert sections["calendar"]["items_copied"] == 2
+    assert sections["tasks"]["items_copied"] == 0  # copied by the first run
+    assert sections["tasks"]["items_unchanged"] + sections["tasks"]["items_skipped_existing"] == 1
+    assert sections["contacts"]["items_copied"] == 1
+    assert sections["contacts"]["items_failed"] == 1
+    assert [f["item"]["uid"] for f in sections["contacts"]["failures"]] == ["bad@t"]
+    assert sections["calendar"]["failures"] == []

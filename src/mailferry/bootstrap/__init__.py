@@ -78,6 +78,7 @@ class Side:
     m365_client_secret_file: Path | None = None
     m365_certificate_file: Path | None = None
     m365_authority: str = M365_AUTHORITY_HOST
+    m365_graph_url: str | None = None  # Graph's base URL (given: this side is Microsoft 365)
     google_service_account_file: Path | None = None
     m365_delegated: bool = (
         False  # the URL's user signs in (device code; see adapters/oauth/delegated.py)
@@ -325,6 +326,7 @@ def token_source(side: Side) -> TokenSource:
         m365_client_secret_file=side.m365_client_secret_file,
         m365_certificate_file=side.m365_certificate_file,
         m365_authority=side.m365_authority,
+        m365_graph_url=side.m365_graph_url,
         google_service_account_file=side.google_service_account_file,
         m365_delegated=side.m365_delegated,
     )
@@ -341,6 +343,7 @@ def load_token_source(
     m365_authority: str,
     google_service_account_file: Path | None,
     m365_delegated: bool = False,
+    m365_graph_url: str | None = None,
 ) -> TokenSource:
     """Read the token options' files (``who`` names them in errors): for ``mailferry sync`` and
     ``mailferry endpoint add`` alike."""
@@ -355,6 +358,7 @@ def load_token_source(
         m365_client_secret=read(m365_client_secret_file, "client secret"),
         m365_certificate_pem=read(m365_certificate_file, "certificate"),
         m365_authority=m365_authority,
+        m365_graph_url=(m365_graph_url or "").strip().rstrip("/") or None,
         google_service_account_json=read(google_service_account_file, "service account"),
         m365_delegated=m365_delegated,
     )

@@ -34,6 +34,7 @@ from mailferry.service.batches import (
     EndpointSpec,
 )
 from mailferry.service.endpoints import login_kind
+from mailferry.service.graphprobe import probe_record, report_lines
 from mailferry.service.probe import probe
 
 
@@ -113,6 +114,7 @@ def endpoint_add(name: str, **kw: Any) -> None:
         m365_authority=kw["m365_authority"],
         google_service_account_file=kw["google_service_account_file"],
         m365_delegated=kw["m365_delegated"],
+        m365_graph_url=kw["m365_graph_url"],
     )
     password = None
     if kw["auth_user"]:
@@ -238,6 +240,7 @@ def endpoint_test(name: str, user: str | None, password_file: Path | None, **kw:
     with open_batch_service(kw["state"]) as service:
         record = service.endpoint(name)
         result = probe(service, record, user, password_of, timeout=kw["timeout"])
+        graph = probe_record(service, record, user, kw["timeout"])
     if result.error is not None:
         raise AccountError(result.error)
     how = "by host" if result.profile_by_host else "chosen"
@@ -251,3 +254,8 @@ def endpoint_test(name: str, user: str | None, password_file: Path | None, **kw:
         click.echo(f"login used: {result.method}" + (" (token)" if result.token else ""))
     click.echo(f"profile: {result.profile} ({how})")
     click.echo("capabilities: " + " ".join(result.capabilities))
+    if graph is not None:
+        for line in report_lines(graph):
+            click.echo(line)
+        if graph.error is not None:
+            raise AccountError(graph.error)

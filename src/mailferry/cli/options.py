@@ -86,6 +86,14 @@ def token_options(side: str | None) -> list[Callable[[F], F]]:
             help="Microsoft identity platform host (national clouds differ).",
         ),
         click.option(
+            f"{p}m365-graph-url",
+            metavar="URL",
+            help="Microsoft Graph's base URL (default https://graph.microsoft.com; national "
+            "clouds: see docs/microsoft365.md). Given, "
+            + (f"the {side}" if side else "the endpoint")
+            + " is Microsoft 365 through Graph for calendars, contacts, tasks and notes.",
+        ),
+        click.option(
             f"{p}google-service-account-file",
             type=file,
             help=f"Google Workspace: a service account key (JSON) with domain-wide delegation{kept}; "

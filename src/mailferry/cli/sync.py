@@ -213,6 +213,7 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
             m365_client_secret_file=kw[f"{side}_m365_client_secret_file"],
             m365_certificate_file=kw[f"{side}_m365_certificate_file"],
             m365_authority=kw[f"{side}_m365_authority"],
+            m365_graph_url=kw[f"{side}_m365_graph_url"],
             google_service_account_file=kw[f"{side}_google_service_account_file"],
             m365_delegated=kw[f"{side}_m365_delegated"],
             profile=kw[f"{side}_profile"] or kw["profile"],

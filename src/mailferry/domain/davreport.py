@@ -35,15 +35,19 @@ class CollectionReport:
     items: int  # items in the source collection
     created: bool = False
     note: str | None = None  # where it went instead, what the target refused, why it failed
+    workload: str = ""  # calendar, contacts, tasks (domain/workloads.py)
+    counts: tuple[tuple[str, int], ...] = ()  # this collection's share of the summary's counters
 
     def as_json(self) -> dict[str, object]:
         return {
             "source": self.source,
             "target": self.target,
             "kind": self.kind,
+            "workload": self.workload,
             "items": self.items,
             "created": self.created,
             "note": self.note,
+            **dict(self.counts),
         }
 
 
@@ -76,6 +80,36 @@ class DavSummary:
         return bool(self.failures) or any(
             c.target is None or (c.note or "").startswith("failed") for c in self.collections
         )
+
+    def counters(self) -> dict[str, int]:
+        """The item counters, by their ``--json`` names (a collection's share is a difference)."""
+        return {
+            "items_copied": self.items_copied,
+            "items_updated": self.items_updated,
+            "items_skipped_existing": self.items_skipped_existing,
+            "items_unchanged": self.items_unchanged,
+            "items_failed": self.items_failed,
+        }
+
+    def by_workload(self) -> dict[str, dict[str, object]]:
+        """One section per workload: its collections, items seen, counters and failures."""
+        counts: dict[str, dict[str, int]] = {}
+        names: dict[str, set[str]] = {}
+        for c in self.collections:
+            key = c.workload or c.kind
+            section = counts.setdefault(key, {"collections": 0, "items_seen": 0})
+            section["collections"] += 1
+            section["items_seen"] += c.items
+            for name, value in c.counts:
+                section[name] = section.get(name, 0) + value
+            names.setdefault(key, set()).add(c.source.rstrip("/").rsplit("/", 1)[-1])
+        return {
+            key: {
+                **section,
+                "failures": [p.as_json() for p in self.failures if p.collection in names[key]],
+            }
+            for key, section in counts.items()
+        }
 
     def as_json(self) -> dict[str, object]:
         return {

@@ -15,6 +15,7 @@ a re-run resumes.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from mailferry.domain.errors import ConnectError, FolderError
 from mailferry.domain.items import Collection, ComponentKind
 from mailferry.domain.items import CollectionKind as Kind
 from mailferry.domain.ports import CollectionAccount, ItemStateStore
+from mailferry.domain.workloads import Workload, collection_workload
 from mailferry.logs import get_logger
 from mailferry.service.davcontext import (
     AttendeeMode,
@@ -79,6 +81,7 @@ def domain_collections(infos: list[CollectionInfo]) -> list[Collection]:
 @dataclass
 class DavSync:
     ctx: PassContext
+    workloads: frozenset[Workload] | None = None  # None: every collection
 
     def run(self) -> DavSummary:
         started = time.monotonic()
@@ -99,7 +102,16 @@ class DavSync:
                 summary.stopped = "stop requested"
                 break
             source = by_name[(mapping.source.kind, mapping.source.name)]
+            if self.workloads is not None and workload_of(source) not in self.workloads:
+                continue  # mapped with the others (defaults stay defaults), not copied
+            before = summary.counters()
             self._collection(source, mapping, targets)
+            after = summary.counters()
+            summary.collections[-1] = dataclasses.replace(
+                summary.collections[-1],
+                workload=str(workload_of(source)),
+                counts=tuple((name, after[name] - before[name]) for name in after),
+            )
         if self.ctx.stopped():
             summary.stopped = "stop requested"
         summary.seconds = time.monotonic() - started
@@ -214,12 +226,17 @@ def _kept(infos: list[CollectionInfo]) -> list[CollectionInfo]:
     return [i for i in infos if i.kind in KINDS]
 
 
+def workload_of(info: CollectionInfo) -> Workload:
+    return collection_workload(info.kind is CollectionKind.ADDRESSBOOK, info.components)
+
+
 @dataclass(frozen=True)
 class DavOptions:
     attendees: AttendeeMode = AttendeeMode.AUTO
     concurrency: int = 4  # PUTs in flight per account
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     dry_run: bool = False
+    workloads: frozenset[Workload] | None = None  # None: calendars, contacts and tasks
 
 
 def sync_accounts(
@@ -248,7 +265,7 @@ def sync_accounts(
         progress=progress or NoProgress(),
         stop=stop or threading.Event(),
     )
-    summary = DavSync(ctx).run()
+    summary = DavSync(ctx, options.workloads).run()
     if ctx.payloads.mode is AttendeeMode.PARK and summary.scheduling_changed:
         summary.warnings.append(
             f"{summary.scheduling_changed} meeting(s): ORGANIZER/ATTENDEE written as "

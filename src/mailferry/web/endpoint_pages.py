@@ -68,7 +68,7 @@ TOKEN_KINDS = ("Microsoft 365 app-only", "Google service account", "token comman
 SECURITIES = ("ssl", "starttls", "none")
 METHODS = tuple(m.value for m in AuthMethod)
 KEPT = {"name", "host", "port", "security", "max_connections", "login", "auth", "profile",
-        "auth_user", "m365_tenant", "m365_client_id", "m365_authority", "allow_plaintext",
+        "auth_user", "m365_tenant", "m365_client_id", "m365_authority", "m365_graph_url", "allow_plaintext",
         "insecure", "dav", "dav_insecure"}  # fmt: skip
 MAX_KEY_BYTES = 64 * 1024  # a certificate or a key file is a few KiB
 
@@ -92,6 +92,7 @@ class EndpointForm(BaseModel):
     m365_client_secret: str = ""
     m365_certificate: UploadFile | None = None
     m365_authority: str = M365_AUTHORITY_HOST
+    m365_graph_url: str = ""
     google_key: UploadFile | None = None
     allow_plaintext: bool = False
     insecure: bool = False
@@ -218,6 +219,7 @@ def _login_fields(
             "m365_client_secret": form.m365_client_secret or None,
             "m365_certificate_pem": certificate,
             "m365_authority": form.m365_authority,
+            "m365_graph_url": form.m365_graph_url.strip().rstrip("/") or None,
         }
     if login == "google":
         return {"google_service_account_json": key}

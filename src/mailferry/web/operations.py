@@ -22,6 +22,7 @@ from mailferry.domain.labels import LabelMode
 from mailferry.domain.model import Security
 from mailferry.service.batches import BatchOptions, BatchService, EndpointSpec, endpoint_problems
 from mailferry.service.endpoints import EndpointNames
+from mailferry.service.graphprobe import probe_record
 from mailferry.service.probe import probe
 from mailferry.web.context import Web
 from mailferry.web.present import endpoint_test_out, mailbox_detail_out
@@ -144,6 +145,7 @@ def endpoint_spec(data: EndpointIn) -> EndpointSpec:
         m365_client_secret=data.m365_client_secret or None,
         m365_certificate_pem=data.m365_certificate_pem or None,
         m365_authority=data.m365_authority.strip() or M365_AUTHORITY_HOST,
+        m365_graph_url=_text(data.m365_graph_url),
         google_service_account_json=data.google_service_account_json or None,
     )
     return EndpointSpec(
@@ -185,7 +187,8 @@ def try_endpoint(web: Web, name: str, data: EndpointTestIn) -> EndpointTestOut:
 
     timeout = web.settings.test_timeout
     found = probe(web.service, record, data.user, password_of, timeout=timeout, user_name="a user")
-    return endpoint_test_out(found)
+    graph = probe_record(web.service, record, data.user, timeout)
+    return endpoint_test_out(found, graph)
 
 
 def batch_options(

@@ -11,6 +11,7 @@ from mailferry.domain.profiles import choose_profile
 from mailferry.service.batches import BatchStatus, MailboxView
 from mailferry.service.davjobs import item_row
 from mailferry.service.endpoints import login_kind
+from mailferry.service.graphprobe import GraphProbe
 from mailferry.service.probe import Probe
 from mailferry.web.schemas import (
     BatchDetailOut,
@@ -19,6 +20,8 @@ from mailferry.web.schemas import (
     EndpointTestOut,
     FailureOut,
     FolderOut,
+    GraphRouteOut,
+    GraphTestOut,
     MailboxDetailOut,
     MailboxOut,
     RunningOut,
@@ -54,11 +57,10 @@ def endpoint_out(record: EndpointRecord) -> EndpointOut:
     )
 
 
-def endpoint_test_out(found: Probe) -> EndpointTestOut:
+def endpoint_test_out(found: Probe, graph: GraphProbe | None = None) -> EndpointTestOut:
     return EndpointTestOut(
         endpoint=found.endpoint,
         login=found.login,
-        ok=found.ok,
         address=found.address,
         login_methods_offered=list(found.offered),
         login_method=found.method,
@@ -70,7 +72,27 @@ def endpoint_test_out(found: Probe) -> EndpointTestOut:
         tls=found.tls,
         logged_in=found.logged_in,
         note=found.note,
+        error=found.error if found.error or graph is None else graph.error,
+        ok=found.ok and (graph is None or graph.error is None),
+        graph=None if graph is None else graph_test_out(graph),
+    )
+
+
+def graph_test_out(found: GraphProbe) -> GraphTestOut:
+    routes = [
+        GraphRouteOut(
+            route=r.route, source=list(r.source), target=list(r.target), missing=list(r.missing)
+        )
+        for r in found.routes
+    ]
+    return GraphTestOut(
+        graph_url=found.graph_url,
+        roles=list(found.roles),
+        routes=routes,
+        mailbox=found.mailbox,
+        mailbox_ok=found.mailbox_ok,
         error=found.error,
+        notes=list(found.notes),
     )
 
 

@@ -59,6 +59,12 @@ class EndpointIn(BaseModel):
     m365_authority: str = Field(
         default=M365_AUTHORITY_HOST, description="Microsoft identity platform host."
     )
+    m365_graph_url: str | None = Field(
+        default=None,
+        description="Microsoft Graph's base URL (default https://graph.microsoft.com; national "
+        "clouds differ). Given, the endpoint's mailboxes are Microsoft 365 through Graph for "
+        "calendars, contacts, tasks and notes.",
+    )
     google_service_account_json: str | None = Field(
         default=None,
         description="The text of a Google service account key file (JSON) with domain-wide "
@@ -109,6 +115,25 @@ class EndpointTestIn(BaseModel):
     )
 
 
+class GraphRouteOut(BaseModel):
+    route: str
+    source: list[str] = Field(description="Workloads the app may read through this route.")
+    target: list[str] = Field(description="Workloads the app may write through this route.")
+    missing: list[str] = Field(description="'WORKLOAD as SIDE: PERMISSION, ...' for each gap.")
+
+
+class GraphTestOut(BaseModel):
+    """Microsoft 365 through Graph: the app's permissions (token roles) and what they allow."""
+
+    graph_url: str
+    roles: list[str] = Field(default_factory=list)
+    routes: list[GraphRouteOut] = Field(default_factory=list)
+    mailbox: str | None = None
+    mailbox_ok: bool | None = None
+    error: str | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
 class EndpointTestOut(BaseModel):
     endpoint: str
     login: str
@@ -133,6 +158,9 @@ class EndpointTestOut(BaseModel):
     )
     note: str | None = Field(default=None, description="Why there was no login.")
     error: str | None = None
+    graph: GraphTestOut | None = Field(
+        default=None, description="Microsoft 365 endpoints: the Graph set-up (else null)."
+    )
 
 
 class RunningOut(BaseModel):

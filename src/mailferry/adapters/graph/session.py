@@ -14,7 +14,9 @@ Failures become mailferry errors here:
 
     transport failure (refused, TLS, dropped)  -> ConnectError (a GET is retried first; a POST
                                                   never is: it may have been carried out)
-    401 (after one token refresh)              -> AuthError
+    401 (after one token refresh)              -> AuthError (but the 401 of a pre-authenticated
+                                                  URL, ``authorized=False``, is returned: its own
+                                                  token expired, not the account's)
     429, 503 past the retries                  -> ThrottledError
     other 5xx                                  -> ConnectError
     anything else                              -> returned: the caller knows whether a 400/403/
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Self
 import httpx
 
 from mailferry.adapters.dav.session import BearerAuth, retry_after
+from mailferry.adapters.oauth.app_only import GRAPH_URL
 from mailferry.adapters.tls import TlsOptions
 from mailferry.domain.errors import AuthError, ConnectError, ThrottledError
 
@@ -43,9 +46,9 @@ if TYPE_CHECKING:
 
     from mailferry.domain.ports import TokenProvider
 
-GRAPH_URL = "https://graph.microsoft.com"
 VERSION = "v1.0"
 TIMEOUT = httpx.Timeout(120.0, connect=15.0)
+__all__ = ["GRAPH_URL", "GraphAnswerError", "GraphLimits", "GraphSession", "expect"]
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 THROTTLED = frozenset({429, 503})
 
@@ -128,6 +131,7 @@ class GraphSession:
         limits: GraphLimits | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        timeout: float | None = None,
     ) -> None:
         self.graph_url = graph_url.rstrip("/")
         self.base = f"{self.graph_url}/{VERSION}"
@@ -136,12 +140,14 @@ class GraphSession:
         self.stats = GraphStats()
         self._sleep = sleep
         self._slots = threading.BoundedSemaphore(self.limits.concurrency)
-        self._requests = Window(self.limits.requests, self.limits.request_window)
-        self._uploads = Window(self.limits.upload_bytes, self.limits.upload_window)
+        # a margin on each window: Graph counts from when a request arrives, not when it left
+        margin = 1.02
+        self._requests = Window(self.limits.requests, self.limits.request_window * margin + 0.5)
+        self._uploads = Window(self.limits.upload_bytes, self.limits.upload_window * margin + 0.5)
         self._client = httpx.Client(
             auth=BearerAuth(tokens),
             verify=(tls or TlsOptions()).context(),
-            timeout=TIMEOUT,
+            timeout=TIMEOUT if timeout is None else httpx.Timeout(timeout),
             headers={"User-Agent": "mailferry", "Accept": "application/json"},
             transport=transport,
         )
@@ -196,7 +202,8 @@ class GraphSession:
                 self._sleep(min(2.0**failures, 30.0))
                 continue
             if response.status_code not in THROTTLED:
-                _raise_for_account(response, self._where(method, path))
+                if authorized or response.status_code != 401:
+                    _raise_for_account(response, self._where(method, path))
                 return response
             throttled += 1
             wait = retry_after(response.headers.get("Retry-After")) or min(2.0**throttled, 60.0)

@@ -17,6 +17,7 @@ from mailferry.domain.errors import AuthError, ConfigError, ConnectError
 
 M365_SCOPE = "https://outlook.office365.com/.default"
 M365_AUTHORITY_HOST = "https://login.microsoftonline.com"
+GRAPH_URL = "https://graph.microsoft.com"  # national clouds: docs/microsoft365.md
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mailferry.adapters.oauth.app_only import M365_AUTHORITY_HOST, ClientCertificate, MsalAppOnly
+from mailferry.adapters.oauth.app_only import (
+    GRAPH_URL,
+    M365_AUTHORITY_HOST,
+    ClientCertificate,
+    MsalAppOnly,
+)
 from mailferry.adapters.oauth.command import command_grant, shlex_split
 from mailferry.adapters.oauth.delegated import DEFAULT_TENANT, MsalDelegated, SignInOptions
 from mailferry.adapters.oauth.google import GoogleServiceAccount, ServiceAccountKey
@@ -60,6 +65,9 @@ class TokenSource:
     m365_client_secret: str | None = field(default=None, repr=False)
     m365_certificate_pem: str | None = field(default=None, repr=False)
     m365_authority: str = M365_AUTHORITY_HOST
+    # Microsoft Graph's base URL (national clouds and tests differ); given, it also says that the
+    # side is Microsoft 365 for calendars, contacts, tasks and notes (see graph_tokens)
+    m365_graph_url: str | None = None
     google_service_account_json: str | None = field(default=None, repr=False)
     m365_delegated: bool = False  # one user's own sign-in (device code): see delegated.py
 
@@ -146,6 +154,20 @@ def token_provider(
     if source.kinds(names):
         return CachedToken(source._m365(names))
     return None
+
+
+def graph_tokens(source: TokenSource, names: SourceNames = OPTIONS) -> TokenProvider:
+    """A cached provider of app-only Graph tokens (scope ``{graph URL}/.default``) from the source's
+    Microsoft 365 app registration: the same tenant, client and secret or certificate as its
+    IMAP tokens, another resource."""
+    if source.m365_delegated or not (source.m365_tenant or source.m365_client_id):
+        raise ConfigError(
+            f"Microsoft Graph needs an app-only login: {names.m365} with "
+            f"{names.m365_client_secret} or {names.m365_certificate}"
+        )
+    app = source._m365(names)
+    app.scope = f"{(source.m365_graph_url or GRAPH_URL).rstrip('/')}/.default"
+    return CachedToken(app)
 
 
 # -- a delegated source's settings (``delegated.MsalDelegated`` is its grant) -------------------

@@ -6,6 +6,8 @@ request and answer citing its page.
   concurrent request per app and mailbox gets 429 + Retry-After), fault knobs, the route table.
 - ``store``: the mailboxes (folders and items, one store for every view of them), with a change
   log for delta queries and a count of the invitations a real Exchange would have sent.
-- ``mailbox``: the mailbox import/export API (``/admin/exchange/mailboxes/...``).
+- ``mailbox``, ``importexport``: the mailbox import/export API (``/admin/exchange/mailboxes/...``;
+  ``stream`` is its stand-in for Exchange's opaque item stream, ``mailboxfill`` fills a mailbox
+  for tests and reads it back).
 - ``resources``: calendars/events, contact folders/contacts, To Do lists/tasks.
 """

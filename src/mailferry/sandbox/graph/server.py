@@ -151,12 +151,23 @@ class FakeGraph:
         self.lock = threading.Lock()
         self._in_flight: collections.Counter[tuple[str, str]] = collections.Counter()
         self._windows: dict[tuple[str, str, str], collections.deque[tuple[float, int]]] = {}
+        # the mailbox import/export API's server-side state and knobs (sandbox/graph/mailbox.py)
+        self.max_item_bytes = 150 * 1024 * 1024  # Exchange Online's message size limit
+        self.import_lifetime = 3600.0  # seconds an importUrl stays valid
+        self.import_sessions: dict[str, tuple[str, float]] = {}  # authtoken -> (mailbox id, expiry)
+        self.delta_rounds: dict[str, Any] = {}  # $deltatoken/$skiptoken -> mailbox.DeltaRound
+        self.page_size = 100  # items or folders per page when the client asks for no size
         self.ca_file = root / "graph-cert.pem"
         self._server: ThreadingHTTPServer | None = None
 
     # -- set-up ----------------------------------------------------------------------------------
     def __enter__(self) -> Self:
-        from mailferry.sandbox.graph import mailbox, resources  # noqa: F401, PLC0415 - their routes
+        from mailferry.sandbox.graph import (  # noqa: F401, PLC0415 - their routes
+            importexport,
+            mailbox,
+            mailboxdelta,
+            resources,
+        )
 
         self.root.mkdir(parents=True, exist_ok=True)
         key = self.root / "graph-key.pem"
@@ -209,6 +220,18 @@ class FakeGraph:
         with self.lock:
             self.tokens[token] = TokenInfo(app, frozenset(roles), time.time() + lifetime)
         return token
+
+    def expire_import_sessions(self) -> None:
+        """Every importUrl handed out so far expires now (as at its expirationDateTime)."""
+        with self.lock:
+            for token, (mailbox_id, _) in list(self.import_sessions.items()):
+                self.import_sessions[token] = (mailbox_id, 0.0)
+
+    def expire_delta_tokens(self) -> None:
+        """Every delta and skip token handed out so far is forgotten (Exchange's token cache
+        evicted them): the next use of one gets 410 ``SyncStateNotFound``."""
+        with self.lock:
+            self.delta_rounds.clear()
 
     def fail(self, fault: Fault, times: int = 1) -> None:
         with self.lock:

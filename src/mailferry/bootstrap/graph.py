@@ -1,0 +1,121 @@
+"""The composition of Microsoft 365 through Graph: which side is Microsoft 365, its Graph session,
+and which workload goes which way (``plan_routes``).
+
+Part of the one composition root (``mailferry.bootstrap``). A side is Microsoft 365 through Graph
+when it logs in app-only (``--…-m365-tenant``/``--…-m365-client-id`` with a secret or certificate)
+and either names Graph (``--…-m365-graph-url``, or an ``m365://USER@DOMAIN`` URL: Graph only, no IMAP)
+or its IMAP host is Exchange Online's (the ``microsoft365`` profile). Its mailbox is the URL's user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from mailferry.adapters.graph.roles import token_roles
+from mailferry.adapters.graph.session import GraphLimits, GraphSession
+from mailferry.adapters.oauth.app_only import GRAPH_URL
+from mailferry.adapters.oauth.sources import SourceNames, graph_tokens
+from mailferry.adapters.tls import TlsOptions
+from mailferry.bootstrap import Side, SyncRequest, token_source
+from mailferry.bootstrap.dav import is_dav_url
+from mailferry.config import is_file_url, parse_endpoint
+from mailferry.domain.errors import ConfigError
+from mailferry.domain.ports import TokenProvider
+from mailferry.domain.workloads import MailVia, RoutePlan, SideKind, Workload, plan_routes
+from mailferry.service.graphprobe import graph_url_of
+
+M365_SCHEME = "m365://"
+
+
+def is_m365_url(url: str) -> bool:
+    """``m365://alice@contoso.com``: a Microsoft 365 mailbox reached through Graph only."""
+    return url.strip().lower().startswith(M365_SCHEME)
+
+
+@dataclass(frozen=True)
+class GraphSide:
+    """One side that is Microsoft 365 through Graph: where, which mailbox, its tokens and roles."""
+
+    name: str  # "source" or "target"
+    graph_url: str
+    mailbox: str  # the user principal name (alice@contoso.com)
+    tokens: TokenProvider = field(repr=False)
+    tls: TlsOptions
+    roles: frozenset[str] = frozenset()
+
+    def session(self, limits: GraphLimits | None = None) -> GraphSession:
+        return GraphSession(self.graph_url, self.mailbox, self.tokens, self.tls, limits=limits)
+
+
+def _mailbox_and_host(side: Side, allow_plaintext: bool) -> tuple[str, str] | None:
+    if is_m365_url(side.url):
+        mailbox = unquote(side.url.strip()[len(M365_SCHEME) :].rstrip("/"))
+        if "@" not in mailbox:
+            raise ConfigError(f"{side.name} {side.url!r}: expected m365://USER@DOMAIN")
+        return mailbox, ""
+    if is_dav_url(side.url) or is_file_url(side.url):
+        return None
+    endpoint = parse_endpoint(side.url, allow_plaintext=allow_plaintext, side=side.name)
+    return endpoint.user, endpoint.host
+
+
+def graph_side(side: Side, *, allow_plaintext: bool = False) -> GraphSide | None:
+    """The side as Microsoft 365 through Graph (its token fetched, its roles read), or None."""
+    found = _mailbox_and_host(side, allow_plaintext)
+    if found is None:
+        return None
+    mailbox, host = found
+    source = token_source(side)
+    names = SourceNames.options(f"--{side.name}-")
+    url = graph_url_of(source, host, side.profile) if host else None
+    if not host:  # m365://: Graph is the only way in
+        url = source.m365_graph_url or GRAPH_URL
+    if url is None:
+        return None
+    try:
+        tokens = graph_tokens(source, names)
+    except ConfigError as exc:
+        raise ConfigError([f"{side.name}: {p}" for p in exc.problems]) from None
+    roles = token_roles(tokens.token())
+    tls = TlsOptions(side.ca_file, side.insecure)
+    return GraphSide(side.name, url, mailbox, tokens, tls, roles)
+
+
+@dataclass(frozen=True)
+class Routes:
+    plan: RoutePlan
+    source: GraphSide | None
+    target: GraphSide | None
+
+
+def side_kind(side: Side, dav: str | None, graph: GraphSide | None) -> SideKind:
+    imap = not (is_dav_url(side.url) or is_m365_url(side.url))
+    return SideKind(
+        imap=imap,
+        dav=dav is not None or is_dav_url(side.url),
+        graph=graph is not None,
+        roles=graph.roles if graph is not None else frozenset(),
+    )
+
+
+def route_request(
+    request: SyncRequest,
+    source_dav: str | None,
+    target_dav: str | None,
+    workloads: frozenset[Workload] | None,
+    mail_via: MailVia | None,
+) -> Routes:
+    """Which workload goes which way for this request (a Graph side's token is fetched here)."""
+    graphs = [
+        graph_side(s, allow_plaintext=request.allow_plaintext)
+        for s in (request.source, request.target)
+    ]
+    if (source_dav is None) != (target_dav is None) and not any(graphs):
+        raise ConfigError("--source-dav and --target-dav go together")
+    kinds = (
+        side_kind(request.source, source_dav, graphs[0]),
+        side_kind(request.target, target_dav, graphs[1]),
+    )
+    plan = plan_routes(kinds[0], kinds[1], workloads, mail_via)
+    return Routes(plan, graphs[0], graphs[1])
