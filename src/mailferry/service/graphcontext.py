@@ -40,6 +40,17 @@ class GraphContext:
     options: GraphSyncOptions
     summary: MailboxSummary
     stop: threading.Event = field(default_factory=threading.Event)
+    # source ids written by this run: a retried pass finds them recorded, not "unchanged"
+    written: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wrote(self, source_id: str) -> None:
+        with self._lock:
+            self.written.add(source_id)
+
+    def written_before(self, source_id: str) -> bool:
+        with self._lock:
+            return source_id in self.written
 
     def stopped(self) -> bool:
         return self.stop.is_set()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -95,6 +96,11 @@ class FolderPass:
         self.created = created
         self.seen = 0
         self.failures: dict[str, str] = {}
+        # counted into the summary by ``publish`` once, from the last attempt of the pass (a
+        # retried pass lists the same entries again); copies and updates are counted at once
+        self.tally: Counter[str] = Counter()
+        self.problems: list[EntryProblem] = []
+        self.unknown: list[EntryProblem] = []
         self._listing: dict[str, MailboxEntry] | None = None
         self._lock = threading.Lock()
 
@@ -111,6 +117,7 @@ class FolderPass:
         if intents and claims is not None:
             settled = settle_intents(intents, claims)
             state.resolve_imports(pair, self.source, settled.done, settled.dropped)
+            self._count_landed(intents, settled)
             rows.update((c.source_id, c) for c in settled.done)
         changes, whole = self._changes(token)
         actions = plan_entries(
@@ -131,6 +138,25 @@ class FolderPass:
             state.save_folder_state(
                 pair, MailboxFolderState(self.source, self.target, changes.token)
             )
+
+    def _count_landed(self, intents: Sequence[ImportIntent], settled: Settled) -> None:
+        """Imports of an interrupted pass that landed: copied or updated, though unanswered."""
+        modes = {i.source_id: i.mode for i in intents}
+        for copy in settled.done:
+            self._landed(copy.source_id, update=modes[copy.source_id] is Mode.UPDATE)
+
+    def _landed(self, source_id: str, *, update: bool) -> None:
+        self.ctx.wrote(source_id)
+        self.ctx.summary.count(self.plan.workload, "updated" if update else "copied")
+
+    def publish(self) -> None:
+        """The last attempt's counts, failures and doubts into the summary."""
+        summary, workload = self.ctx.summary, self.plan.workload
+        for name, n in self.tally.items():
+            summary.count(workload, name, n)
+        for problem in self.problems:
+            summary.fail(workload, problem)
+        summary.section(workload).not_recognisable.extend(self.unknown)
 
     def _folder_state(self) -> str | None:
         """The delta token of the last complete pass into this target folder (None: no pass
@@ -161,7 +187,6 @@ class FolderPass:
 
     def _settle_quick(self, actions: Sequence[ItemAction]) -> list[ItemAction]:
         """Count and record what needs no request; the creates and updates are returned."""
-        summary, workload = self.ctx.summary, self.plan.workload
         found: list[Copy] = []
         gone: list[str] = []
         work: list[ItemAction] = []
@@ -171,7 +196,8 @@ class FolderPass:
                 continue
             self.seen += 1
             if action.step is Step.UNCHANGED:
-                summary.count(workload, "unchanged")
+                if not self.ctx.written_before(action.source_id):
+                    self.tally["unchanged"] += 1
             elif action.step is Step.RECOGNISED and action.copy is not None:
                 found.append(action.copy)
             else:
@@ -179,9 +205,9 @@ class FolderPass:
         state, pair = self.ctx.state, self.ctx.pair
         state.record_copies(pair, self.source, found)
         state.forget_copies(pair, self.source, gone)
-        summary.count(workload, "seen", self.seen)
-        summary.count(workload, "already_there", len(found))
-        summary.count(workload, "removed_on_source_kept", len(gone))
+        self.tally["seen"] += self.seen
+        self.tally["already_there"] += len(found)
+        self.tally["removed_on_source_kept"] += len(gone)
         return work
 
     # -- a chunk -----------------------------------------------------------------------------------
@@ -235,8 +261,7 @@ class FolderPass:
             self._fail(action.source_id, f"{len(data)} bytes: over the limit of {limit} bytes")
             return None
         if action.note is not None:
-            problem = EntryProblem(self.plan.path, action.source_id, action.note)
-            self.ctx.summary.section(self.plan.workload).not_recognisable.append(problem)
+            self.unknown.append(EntryProblem(self.plan.path, action.source_id, action.note))
         replace = action.copy if action.step is Step.UPDATE else None
         return Upload(action.entry, got.change_key, data, replace)
 
@@ -252,8 +277,7 @@ class FolderPass:
         for upload, outcome in zip(uploads, outcomes, strict=True):
             if isinstance(outcome, Copy):
                 done.append(outcome)
-                name = "updated" if upload.replace is not None else "copied"
-                self.ctx.summary.count(self.plan.workload, name)
+                self._landed(outcome.source_id, update=upload.replace is not None)
             elif isinstance(outcome, Recreate):
                 again.append(Upload(upload.entry, upload.change_key, upload.data))
             elif isinstance(outcome, ConnectError):
@@ -266,7 +290,7 @@ class FolderPass:
 
     def _fail(self, source_id: str, reason: str) -> None:
         self.failures[source_id] = reason
-        self.ctx.summary.fail(self.plan.workload, EntryProblem(self.plan.path, source_id, reason))
+        self.problems.append(EntryProblem(self.plan.path, source_id, reason))
         log.warning("item.failed", folder=self.plan.path, item=source_id, reason=reason)
 
     # -- one import --------------------------------------------------------------------------------

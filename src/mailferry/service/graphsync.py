@@ -72,11 +72,15 @@ class MailboxSync:
         try:
             retrying(self.ctx, one_pass)
         except (FolderError, ConnectError) as exc:
+            if passes:
+                passes[-1].publish()
             reason = exc.reason if isinstance(exc, FolderError) else str(exc)
             note = f"failed: {reason}" + (f"; {note}" if note else "")
             if isinstance(exc, ConnectError):
                 summary.folders.append(self._outcome(plan, target.id, created, note=note))
                 raise
+        else:
+            passes[-1].publish()
         seen = passes[-1].seen if passes else 0
         log.info("folder.done", folder=plan.path, target=target.id, items=seen)
         summary.folders.append(self._outcome(plan, target.id, created, seen, note))
