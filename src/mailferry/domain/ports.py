@@ -3,14 +3,15 @@
 ``MailAccount`` is one logged-in account (source or target: both sides read, the target also writes).
 ``StateStore`` is the durable memory of a pair: what was copied where, and what was in flight.
 ``CollectionAccount`` and ``ItemStateStore`` are the same two for calendars and address books.
-``ExchangeMailbox`` is one Microsoft 365 mailbox through Graph's import/export API (every workload).
+``ExchangeMailbox`` is one Microsoft 365 mailbox through Graph's import/export API (every workload);
+``MailboxStateStore`` the durable memory of a pair of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, runtime_checkable
 
 from mailferry.domain.davmodel import (
     Capabilities,
@@ -32,6 +33,7 @@ from mailferry.domain.mailboxmodel import (
     Imported,
     MailboxFolder,
 )
+from mailferry.domain.mailboxplan import Copy, ImportIntent
 from mailferry.domain.model import (
     AppendRequest,
     AppendResult,
@@ -381,6 +383,72 @@ class ExchangeMailbox(Protocol):
     ) -> Imported:
         """Create an item from an exported stream, or (``replace`` = target id, change key)
         replace that item's content (Graph's ``Mode: update``)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Metered(Protocol):
+    """A side that can say how often it was throttled (Graph's 429/503 waited out by its session):
+    the summary's ``throttled`` and ``waited_seconds``. Optional: a side without it counts 0."""
+
+    def throttling(self) -> tuple[int, float]:
+        """(answers waited out, seconds waited) since the side was opened."""
+        ...
+
+
+@dataclass(frozen=True)
+class MailboxFolderState:
+    """Where a source folder goes, and the delta token of the last complete pass over it."""
+
+    source: str  # the source folder's id
+    target: str  # the target folder's id
+    token: str | None = None
+
+
+class MailboxStateStore(Protocol):
+    """The durable memory of a pair of Microsoft 365 mailboxes (one row per source item), keyed
+    by (pair, source folder id) like ``ItemStateStore`` by source collection."""
+
+    def folder_state(self, pair: str, source: str) -> MailboxFolderState | None: ...
+
+    def folder_states(self, pair: str) -> list[MailboxFolderState]:
+        """Every folder of the pair (the mapping an earlier run chose)."""
+        ...
+
+    def save_folder_state(self, pair: str, state: MailboxFolderState) -> None: ...
+
+    def forget_folder(self, pair: str, source: str) -> None:
+        """Every row, intent and failure of one source folder, and its folder state."""
+        ...
+
+    def copies(self, pair: str, source: str) -> list[Copy]: ...
+
+    def record_copies(self, pair: str, source: str, rows: Sequence[Copy]) -> None:
+        """Upsert rows by source id (found on the target, or imported there)."""
+        ...
+
+    def forget_copies(self, pair: str, source: str, source_ids: Sequence[str]) -> None:
+        """Drop the rows of items removed on the source (their copies stay on the target)."""
+        ...
+
+    def add_import_intents(self, pair: str, source: str, intents: Sequence[ImportIntent]) -> None:
+        """Durable (one transaction) before the imports they announce are sent."""
+        ...
+
+    def import_intents(self, pair: str, source: str) -> list[ImportIntent]: ...
+
+    def resolve_imports(
+        self, pair: str, source: str, done: Sequence[Copy], dropped: Sequence[str]
+    ) -> None:
+        """In one transaction: intents become rows (``done``), or are dropped (source ids)."""
+        ...
+
+    def mailbox_failures(self, pair: str, source: str) -> dict[str, str]: ...
+
+    def set_mailbox_failures(self, pair: str, source: str, failures: Mapping[str, str]) -> None:
+        """Replace the recorded per-item failures of a folder (source id -> reason)."""
         ...
 
     def close(self) -> None: ...

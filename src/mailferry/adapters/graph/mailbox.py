@@ -116,6 +116,11 @@ class GraphMailbox:
     def close(self) -> None:
         """Nothing of its own to release: the session belongs to whoever made it."""
 
+    def throttling(self) -> tuple[int, float]:
+        """``Metered``: the 429/503 answers its session waited out, and the seconds waited."""
+        stats = self._session.stats
+        return stats.throttled, stats.waited
+
     # -- HTTP helpers ----------------------------------------------------------------------------
     def _get(self, path: str, params: dict[str, str] | None = None) -> httpx.Response:
         return self._checked(self._session.request("GET", path, params=params))

@@ -7,6 +7,8 @@ schema      every component's table set and version, and the one upgrade path
 sync_state  ``SqlStateStore``: the sync state (the ``StateStore`` port; SQLite or PostgreSQL)
 dav_state   ``SqlItemStateStore``: the state of calendars and contacts (the ``ItemStateStore``
             port), in the same file and on the same Engine as the mail state
+graph_state ``SqlMailboxStateStore``: the state of Microsoft 365 mailboxes moved through Graph
+            (the ``MailboxStateStore`` port), in the same file and on the same Engine
 batches     ``BatchStore``: endpoints, batches, mailboxes, runs, failures, services
 records     the rows ``BatchStore`` hands out
 progress    per-folder counts of a migration pair, for the batch service's mailbox view
@@ -14,6 +16,7 @@ auth        ``AuthTables``: the web app's admin password, tokens and sessions (q
 """
 
 from mailferry.adapters.store.dav_state import SqlItemStateStore
+from mailferry.adapters.store.graph_state import SqlMailboxStateStore
 from mailferry.adapters.store.sync_state import SqlStateStore
 
-__all__ = ["SqlItemStateStore", "SqlStateStore"]
+__all__ = ["SqlItemStateStore", "SqlMailboxStateStore", "SqlStateStore"]

@@ -1,6 +1,6 @@
 """Schema versions in one place: every component's table set and version, and the one upgrade path.
 
-One database file holds three components, each with its own row in ``meta`` (application ->
+One database file holds its components, each with its own row in ``meta`` (application ->
 schema version) so that each evolves apart:
 
     application         version  tables
@@ -11,6 +11,8 @@ schema version) so that each evolves apart:
     mailferry.web       1        web_admin, web_tokens, web_sessions
     mailferry.items     1        dav_collections, dav_items, dav_intents, dav_identities,
                                  dav_failures (the state of calendars and contacts)
+    mailferry.mailbox   1        mbx_folders, mbx_items, mbx_intents, mbx_failures (the state of
+                                 Microsoft 365 mailboxes moved through Graph)
 
 Opening a store runs ``ensure`` for its component in one writing transaction: tables created on
 first use, an older version brought up to date (``upgrade``), a newer or damaged one refused. So a
@@ -93,7 +95,13 @@ ITEMS = Component(
     (t.DAV_COLLECTIONS, t.DAV_ITEMS, t.DAV_INTENTS, t.DAV_IDENTITIES, t.DAV_FAILURES),
     "calendar and contact",
 )
-COMPONENTS = (SYNC, BATCHES, WEB, ITEMS)
+MAILBOX = Component(
+    "mailferry.mailbox",
+    1,
+    (t.MBX_FOLDERS, t.MBX_ITEMS, t.MBX_INTENTS, t.MBX_FAILURES),
+    "Microsoft 365 mailbox",
+)
+COMPONENTS = (SYNC, BATCHES, WEB, ITEMS, MAILBOX)
 
 
 def open_file(db: Database) -> None:

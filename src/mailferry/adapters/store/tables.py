@@ -140,6 +140,50 @@ DAV_FAILURES = Table(
     "dav_failures", METADATA, *_item_key_columns(), Column("reason", Text, nullable=False)
 )
 
+
+# -- Microsoft 365 mailboxes through Graph (application ``mailferry.mailbox``) ---------------------
+# Ids and change keys are Graph's opaque strings (Text, compared exactly). Every lookup is by
+# (pair, source folder id): the primary keys' prefix.
+def _mailbox_key_columns() -> list[Column[Any]]:
+    return [
+        Column("pair", Text, primary_key=True),
+        Column("source", Text, primary_key=True),  # the source folder's id
+        Column("source_id", Text, primary_key=True),  # the source item's id
+    ]
+
+
+MBX_FOLDERS = Table(
+    "mbx_folders",
+    METADATA,
+    Column("pair", Text, primary_key=True),
+    Column("source", Text, primary_key=True),
+    Column("target", Text, nullable=False),
+    Column("token", Text, nullable=True),  # the delta token of the last complete pass
+)
+MBX_ITEMS = Table(
+    "mbx_items",
+    METADATA,
+    *_mailbox_key_columns(),
+    Column("source_change_key", Text, nullable=False),
+    Column("target_id", Text, nullable=False),
+    Column("target_change_key", Text, nullable=False),
+    Column("key", Text, nullable=True),  # PidTagInternetMessageId, PidLidCleanGlobalObjectId, ...
+)
+MBX_INTENTS = Table(
+    "mbx_intents",
+    METADATA,
+    *_mailbox_key_columns(),
+    Column("source_change_key", Text, nullable=False),
+    Column("target_folder", Text, nullable=False),
+    Column("key", Text, nullable=True),
+    Column("mode", String(8), nullable=False),  # create, update
+    Column("target_id", Text, nullable=True),  # an update: the item it replaces
+    Column("target_change_key", Text, nullable=True),  # ... and the change key it replaces
+)
+MBX_FAILURES = Table(
+    "mbx_failures", METADATA, *_mailbox_key_columns(), Column("reason", Text, nullable=False)
+)
+
 # -- the batch service (application ``mailferry.batches``) ----------------------------------------
 ENDPOINTS = Table(
     "batch_endpoints",

@@ -1,0 +1,208 @@
+"""The durable ``MailboxStateStore``: the state of Microsoft 365 mailboxes moved through Graph, in
+the one state database (SQLite or PostgreSQL, through the same code).
+
+Built like the calendar state (``dav_state``) and sharing its ``SqlStore`` base, its file and its
+``Database``: every method is one explicit transaction (writes under ``BEGIN IMMEDIATE`` on SQLite,
+with ``synchronous=FULL``); batches are one executemany, deletions by id go in ``IN`` lists of at
+most ``ID_CHUNK`` ids. Every SQLAlchemy error becomes ``StateError`` at the boundary.
+
+What a crash leaves: an intent is written (``add_import_intents``, durable when it returns) before
+the import it announces, and resolved into ``mbx_items`` only once the target answered
+(``resolve_imports``: the intents' deletion and the rows' upsert are one transaction, so a crash
+leaves either the intent or the row, never neither). A crash in between leaves the intent, with
+the item's key and, for an update, the change key it replaced: the next pass lists the target
+folder and settles it (found by key, or changed: recorded; else imported again) before anything
+else in that folder is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Row, Table, delete, select
+
+from mailferry.adapters.store import schema
+from mailferry.adapters.store.sync_state import SqlStore, upsert
+from mailferry.adapters.store.tables import MBX_FAILURES, MBX_FOLDERS, MBX_INTENTS, MBX_ITEMS
+from mailferry.domain.errors import StateError
+from mailferry.domain.mailboxplan import Copy, ImportIntent, Mode
+from mailferry.domain.ports import MailboxFolderState
+
+SCHEMA_VERSION = schema.MAILBOX.version
+ID_CHUNK = 500  # ids per IN (...) list; SQLite allowed 999 variables before 3.32
+
+_FOLDER_TABLES = (MBX_ITEMS, MBX_INTENTS, MBX_FAILURES, MBX_FOLDERS)
+_ITEM_KEYS = ("pair", "source", "source_id")
+
+
+class SqlMailboxStateStore(SqlStore):
+    """``MailboxStateStore`` on a shared ``Database`` (``open_sqlite(path)`` on the mail state's
+    file gives the same Engine as its other stores)."""
+
+    component = schema.MAILBOX
+
+    # -- folders -------------------------------------------------------------------------------
+
+    def folder_state(self, pair: str, source: str) -> MailboxFolderState | None:
+        query = select(MBX_FOLDERS).where(_of_folder(MBX_FOLDERS, pair, source))
+        with self._transaction() as conn:
+            row = conn.execute(query).one_or_none()
+        return None if row is None else MailboxFolderState(row.source, row.target, row.token)
+
+    def folder_states(self, pair: str) -> list[MailboxFolderState]:
+        query = select(MBX_FOLDERS).where(MBX_FOLDERS.c.pair == pair).order_by(MBX_FOLDERS.c.source)
+        with self._transaction() as conn:
+            rows = conn.execute(query).all()
+        return [MailboxFolderState(row.source, row.target, row.token) for row in rows]
+
+    def save_folder_state(self, pair: str, state: MailboxFolderState) -> None:
+        row: dict[str, object] = {
+            "pair": pair,
+            "source": state.source,
+            "target": state.target,
+            "token": state.token,
+        }
+        with self._transaction(write=True) as conn:
+            upsert(conn, MBX_FOLDERS, [row], ("pair", "source"))
+
+    def forget_folder(self, pair: str, source: str) -> None:
+        with self._transaction(write=True) as conn:
+            for table in _FOLDER_TABLES:
+                conn.execute(delete(table).where(_of_folder(table, pair, source)))
+
+    # -- copies --------------------------------------------------------------------------------
+
+    def copies(self, pair: str, source: str) -> list[Copy]:
+        query = (
+            select(MBX_ITEMS)
+            .where(_of_folder(MBX_ITEMS, pair, source))
+            .order_by(MBX_ITEMS.c.source_id)
+        )
+        with self._transaction() as conn:
+            rows = conn.execute(query).all()
+        return [
+            Copy(r.source_id, r.source_change_key, r.target_id, r.target_change_key, r.key)
+            for r in rows
+        ]
+
+    def record_copies(self, pair: str, source: str, rows: Sequence[Copy]) -> None:
+        """Upsert by source id; of one id repeated in ``rows`` the last wins."""
+        items = _copy_rows(pair, source, rows)
+        with self._transaction(write=True) as conn:
+            _upsert_unique(conn, MBX_ITEMS, items)
+
+    def forget_copies(self, pair: str, source: str, source_ids: Sequence[str]) -> None:
+        with self._transaction(write=True) as conn:
+            _delete_ids(conn, MBX_ITEMS, pair, source, source_ids)
+
+    # -- intents -------------------------------------------------------------------------------
+
+    def add_import_intents(self, pair: str, source: str, intents: Sequence[ImportIntent]) -> None:
+        """Durable when this returns (synchronous=FULL). An id's newer intent replaces the old."""
+        rows: list[dict[str, object]] = [
+            {
+                "pair": pair,
+                "source": source,
+                "source_id": i.source_id,
+                "source_change_key": i.source_change_key,
+                "target_folder": i.target_folder,
+                "key": i.key,
+                "mode": str(i.mode),
+                "target_id": i.target_id,
+                "target_change_key": i.target_change_key,
+            }
+            for i in intents
+        ]
+        with self._transaction(write=True) as conn:
+            _upsert_unique(conn, MBX_INTENTS, rows)
+
+    def import_intents(self, pair: str, source: str) -> list[ImportIntent]:
+        query = (
+            select(MBX_INTENTS)
+            .where(_of_folder(MBX_INTENTS, pair, source))
+            .order_by(MBX_INTENTS.c.source_id)
+        )
+        with self._transaction() as conn:
+            rows = conn.execute(query).all()
+        return [_intent(row) for row in rows]
+
+    def resolve_imports(
+        self, pair: str, source: str, done: Sequence[Copy], dropped: Sequence[str]
+    ) -> None:
+        """One transaction: the intents of ``done`` and ``dropped`` (source ids) go, ``done`` is
+        upserted into the copies; a failure anywhere leaves every intent in place."""
+        rows = _copy_rows(pair, source, done)
+        ids = [*(c.source_id for c in done), *dropped]
+        with self._transaction(write=True) as conn:
+            _delete_ids(conn, MBX_INTENTS, pair, source, ids)
+            _upsert_unique(conn, MBX_ITEMS, rows)
+
+    # -- failures ------------------------------------------------------------------------------
+
+    def mailbox_failures(self, pair: str, source: str) -> dict[str, str]:
+        query = select(MBX_FAILURES.c.source_id, MBX_FAILURES.c.reason).where(
+            _of_folder(MBX_FAILURES, pair, source)
+        )
+        with self._transaction() as conn:
+            return {row.source_id: row.reason for row in conn.execute(query)}
+
+    def set_mailbox_failures(self, pair: str, source: str, failures: Mapping[str, str]) -> None:
+        rows = [
+            {"pair": pair, "source": source, "source_id": source_id, "reason": reason}
+            for source_id, reason in failures.items()
+        ]
+        with self._transaction(write=True) as conn:
+            conn.execute(delete(MBX_FAILURES).where(_of_folder(MBX_FAILURES, pair, source)))
+            if rows:
+                conn.execute(MBX_FAILURES.insert(), rows)
+
+
+def _of_folder(table: Table, pair: str, source: str) -> ColumnElement[bool]:
+    return (table.c.pair == pair) & (table.c.source == source)
+
+
+def _intent(row: Row[Any]) -> ImportIntent:
+    try:
+        mode = Mode(row.mode)
+    except ValueError:
+        raise StateError(f"an import intent of unknown mode {row.mode!r} in the state") from None
+    return ImportIntent(
+        row.source_id,
+        row.source_change_key,
+        row.target_folder,
+        row.key,
+        mode,
+        row.target_id,
+        row.target_change_key,
+    )
+
+
+def _copy_rows(pair: str, source: str, rows: Sequence[Copy]) -> list[dict[str, object]]:
+    return [
+        {
+            "pair": pair,
+            "source": source,
+            "source_id": c.source_id,
+            "source_change_key": c.source_change_key,
+            "target_id": c.target_id,
+            "target_change_key": c.target_change_key,
+            "key": c.key,
+        }
+        for c in rows
+    ]
+
+
+def _upsert_unique(conn: Connection, table: Table, rows: list[dict[str, object]]) -> None:
+    # The last row for an id wins, as in a dict (PostgreSQL refuses one row twice per statement).
+    unique = {tuple(row[k] for k in _ITEM_KEYS): row for row in rows}
+    upsert(conn, table, list(unique.values()), _ITEM_KEYS)
+
+
+def _delete_ids(conn: Connection, table: Table, pair: str, source: str, ids: Sequence[str]) -> None:
+    wanted = list(dict.fromkeys(ids))
+    for start in range(0, len(wanted), ID_CHUNK):
+        chunk = wanted[start : start + ID_CHUNK]
+        conn.execute(
+            delete(table).where(_of_folder(table, pair, source), table.c.source_id.in_(chunk))
+        )

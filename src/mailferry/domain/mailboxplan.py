@@ -1,0 +1,362 @@
+"""The Microsoft 365 mailbox planner: pure functions from listings and state to what must be done.
+
+As ``davplan`` does for calendars: the service lists both mailboxes' folders and asks
+``map_folders`` where each source folder goes; per folder it lists the source's entries (whole, or
+by delta token), settles the intents an interrupted run left (``settle_intents``), then asks
+``plan_entries`` what to do with each entry and executes the answer (an export, then an import
+in ``Mode: create`` or ``Mode: update``). One folder pass, as a truth table:
+
+    state row            source entry            target (listed only without state)   action
+    ---------            ---------------------   ---------------------------------   -----------------
+    none                 present                 not listed (the folder's state known) create
+    none                 present, key K          an unclaimed copy with key K,        recognised (record)
+                                                 of the same size
+    none                 present, key K          an unclaimed copy with key K,        update that copy
+                                                 of another size                      (Mode: update)
+    none                 present, key K          no unclaimed copy with key K         create
+    none                 present, no key         holds items the state does not know  create, reported
+                                                                                      "not recognisable"
+    recorded             same change key         -                                    unchanged
+    recorded             other change key        -                                    update (Mode: update)
+    recorded             removed on the source   -                                    kept on the target
+                                                                                      (counted, row dropped)
+
+and the intents of an interrupted run, settled first against a listing of the target folder:
+
+    intent               target                                      outcome
+    ------               ------                                      ---------------------------------
+    create, key K        an unclaimed copy with key K                recorded (it landed)
+    create, key K        none                                        dropped: planned again (create)
+    create, no key       -                                           dropped: created again, reported
+                                                                     "not recognisable" (it may be twice)
+    update               its target item with another change key     recorded (it landed)
+    update               its target item unchanged, or gone          dropped: planned again (update)
+
+A copy recognised after a lost state is compared by size only (nothing else of both versions is
+listed): a change of the source made since that copy, that kept the item's size, is carried
+over only when the item changes again. A *copy with key K* is claimed once: two source entries with one key (the same Message-ID twice in
+a folder) need two copies, and a copy the state already records is nobody else's.
+
+Folders are mapped by ``map_folders``: the folder an earlier run mapped stays mapped; a well-known
+folder to the target's folder of the same well-known name; the others by name under their mapped
+parent, created with the same class when missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from mailferry.domain.mailboxmodel import MailboxEntry, MailboxFolder, workload_of
+from mailferry.domain.workloads import Workload
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A state row: this source item, as of this change key, is that target item."""
+
+    source_id: str
+    source_change_key: str
+    target_id: str
+    target_change_key: str
+    key: str | None  # its recognition key (see MailboxEntry.key)
+
+
+class Mode(StrEnum):
+    """Graph's import ``Mode``."""
+
+    CREATE = "create"
+    UPDATE = "update"
+
+
+@dataclass(frozen=True)
+class ImportIntent:
+    """Written (and committed) before an import: enough to settle it if the answer is lost."""
+
+    source_id: str
+    source_change_key: str
+    target_folder: str
+    key: str | None
+    mode: Mode
+    target_id: str | None = None  # an update: the target item it replaces ...
+    target_change_key: str | None = None  # ... and the change key it replaces
+
+
+class Step(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"
+    RECOGNISED = "recognised"
+    REMOVED_ON_SOURCE = "removed-on-source"
+
+
+@dataclass(frozen=True)
+class ItemAction:
+    step: Step
+    source_id: str
+    entry: MailboxEntry | None = None  # None: removed on the source
+    copy: Copy | None = None  # the row an update replaces, or the copy recognised / kept
+    note: str | None = None  # why it is reported although it goes on (not recognisable)
+
+
+NOT_RECOGNISABLE = (
+    "not recognisable: the item has no key to find an earlier copy by, so it may now be on the "
+    "target twice"
+)
+
+
+class Claims:
+    """The copies on a target folder by key, each claimed at most once."""
+
+    def __init__(self, target: Iterable[MailboxEntry], recorded: Iterable[str]) -> None:
+        known = set(recorded)
+        self._free: dict[str, list[MailboxEntry]] = {}
+        self.by_id: dict[str, MailboxEntry] = {}
+        self.strangers = False  # an item the state does not know: a keyless one may be a copy
+        for entry in target:
+            self.by_id[entry.id] = entry
+            if entry.id in known:
+                continue
+            self.strangers = True
+            if entry.key is not None:
+                self._free.setdefault(entry.key, []).append(entry)
+        for copies in self._free.values():
+            copies.sort(key=lambda e: e.id)
+
+    def take(self, target_id: str) -> None:
+        """That copy is known now (an update that landed): nobody else's."""
+        there = self.by_id.get(target_id)
+        if there is not None and there.key is not None and there in self._free.get(there.key, []):
+            self._free[there.key].remove(there)
+
+    def claim(self, key: str | None) -> MailboxEntry | None:
+        copies = self._free.get(key) if key is not None else None
+        return copies.pop(0) if copies else None
+
+
+@dataclass(frozen=True)
+class Settled:
+    done: tuple[Copy, ...]  # intents that landed: recorded
+    dropped: tuple[str, ...]  # source ids: planned again
+    unrecognisable: frozenset[str]  # of those, the ones that may be on the target already
+
+
+def settle_intents(intents: Sequence[ImportIntent], claims: Claims) -> Settled:
+    """The intents an interrupted run left, against a listing of their target folder."""
+    done: list[Copy] = []
+    dropped: list[str] = []
+    unknown: set[str] = set()
+    for intent in intents:
+        landed = _landed(intent, claims)
+        if landed is not None:
+            done.append(landed)
+            continue
+        dropped.append(intent.source_id)
+        if intent.mode is Mode.CREATE and intent.key is None:
+            unknown.add(intent.source_id)
+    return Settled(tuple(done), tuple(dropped), frozenset(unknown))
+
+
+def _landed(intent: ImportIntent, claims: Claims) -> Copy | None:
+    if intent.mode is Mode.UPDATE:
+        there = claims.by_id.get(intent.target_id or "")
+        if there is None or there.change_key == intent.target_change_key:
+            return None
+        claims.take(there.id)
+    else:
+        there = claims.claim(intent.key)
+        if there is None:
+            return None
+    return Copy(intent.source_id, intent.source_change_key, there.id, there.change_key, intent.key)
+
+
+def plan_entries(
+    changed: Sequence[MailboxEntry],
+    removed: Sequence[str],
+    rows: Mapping[str, Copy],
+    claims: Claims | None,
+    *,
+    whole: bool,
+    unrecognisable: frozenset[str] = frozenset(),
+) -> list[ItemAction]:
+    """One folder pass. ``whole``: ``changed`` is every source entry (no delta token), so a row
+    whose entry is not listed was removed. ``claims`` None: the folder's state is known, the
+    target is not looked at. ``unrecognisable``: source ids whose earlier import may have landed."""
+    actions = [_entry(entry, rows, claims, unrecognisable) for entry in changed]
+    listed = {entry.id for entry in changed}
+    gone = [i for i in rows if i not in listed] if whole else [i for i in removed if i in rows]
+    actions.extend(
+        ItemAction(Step.REMOVED_ON_SOURCE, i, copy=rows[i]) for i in sorted(dict.fromkeys(gone))
+    )
+    return actions
+
+
+def _entry(
+    entry: MailboxEntry,
+    rows: Mapping[str, Copy],
+    claims: Claims | None,
+    unrecognisable: frozenset[str],
+) -> ItemAction:
+    row = rows.get(entry.id)
+    if row is not None:
+        step = Step.UNCHANGED if row.source_change_key == entry.change_key else Step.UPDATE
+        return ItemAction(step, entry.id, entry, row)
+    hit = claims.claim(entry.key) if claims is not None else None
+    if hit is not None:
+        copy = Copy(entry.id, entry.change_key, hit.id, hit.change_key, entry.key)
+        if entry.size is not None and hit.size is not None and entry.size != hit.size:
+            return ItemAction(Step.UPDATE, entry.id, entry, copy)  # another version of it
+        return ItemAction(Step.RECOGNISED, entry.id, entry, copy)
+    maybe_there = entry.id in unrecognisable or (
+        entry.key is None and claims is not None and claims.strangers
+    )
+    return ItemAction(Step.CREATE, entry.id, entry, note=NOT_RECOGNISABLE if maybe_there else None)
+
+
+# -- folders ---------------------------------------------------------------------------------------
+
+# Well-known folders never copied, with why; their sub-folders go with them.
+SYSTEM_FOLDERS = {
+    "outbox": "the outbox: an item there would be submitted on the target",
+    "searchfolders": "search folders: their items live in other folders",
+    "syncissues": "sync issues: the source client's logs, not the user's items",
+    "conflicts": "sync issues: the source client's logs, not the user's items",
+    "localfailures": "sync issues: the source client's logs, not the user's items",
+    "serverfailures": "sync issues: the source client's logs, not the user's items",
+}
+
+
+@dataclass(frozen=True)
+class FolderPlan:
+    """Where one source folder's items go: an existing target folder, or one to create."""
+
+    source: MailboxFolder
+    path: str  # the source folder's path ("Inbox/Projects"), for reports
+    workload: Workload
+    target: str | None  # the existing target folder's id; None: create it
+    under: str | None = None  # create: the source folder whose target is the parent (None: root)
+    name: str = ""  # create: its name
+    note: str | None = None  # why it went elsewhere or under another name
+
+
+@dataclass(frozen=True)
+class SkippedFolder:
+    source: MailboxFolder
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FolderMap:
+    plans: tuple[FolderPlan, ...]
+    skipped: tuple[SkippedFolder, ...]  # reported: no workload carries them, or never copied
+
+
+class _Mapper:
+    def __init__(self, target: Sequence[MailboxFolder], recorded: Mapping[str, str]) -> None:
+        self.by_id = {f.id: f for f in target}
+        self.well_known = {f.well_known: f for f in target if f.well_known}
+        self.recorded = recorded
+        self.claimed: set[str] = set()
+        self.names: dict[str | None, dict[str, MailboxFolder]] = {}
+        for folder in target:
+            self.names.setdefault(folder.parent_id, {})[folder.name.casefold()] = folder
+        # source id -> the target id it is in (None: the root), or "" while it is to be created
+        self.placed: dict[str | None, str | None] = {None: None}
+        self.pending: dict[str | None, set[str]] = {}  # names to be created, by parent source id
+
+    def existing(self, folder: MailboxFolder) -> MailboxFolder | None:
+        recorded = self.by_id.get(self.recorded.get(folder.id, ""))
+        if recorded is not None:
+            return recorded
+        known = self.well_known.get(folder.well_known) if folder.well_known else None
+        return known if known is not None and known.id not in self.claimed else None
+
+    def named(self, under: str | None, name: str) -> MailboxFolder | None:
+        parent = self.placed.get(under)
+        if parent == "":
+            return None  # the parent is to be created: so is this one
+        found = self.names.get(parent, {}).get(name.casefold())
+        return None if found is None or found.id in self.claimed else found
+
+    def free_name(self, under: str | None, name: str) -> str:
+        """``name``, or ``name (2)``... when the parent already holds that name (any class)."""
+        parent = self.placed.get(under)
+        taken = set(self.names.get(parent, {})) if parent != "" else set()
+        taken |= self.pending.setdefault(under, set())
+        counter, free = 1, name
+        while free.casefold() in taken:
+            counter += 1
+            free = f"{name} ({counter})"
+        self.pending[under].add(free.casefold())
+        return free
+
+
+def map_folders(
+    source: Sequence[MailboxFolder],
+    target: Sequence[MailboxFolder],
+    workloads: frozenset[Workload],
+    recorded: Mapping[str, str] | None = None,
+) -> FolderMap:
+    """Every source folder (parents before children, as ``folders()`` lists them) planned or
+    skipped. ``recorded``: source folder id -> target folder id of an earlier run."""
+    mapper = _Mapper(target, recorded or {})
+    paths: dict[str, str] = {}
+    anchor: dict[str | None, str | None] = {None: None}  # source id -> nearest planned folder
+    system: set[str] = set()
+    plans: list[FolderPlan] = []
+    skipped: list[SkippedFolder] = []
+    for folder in source:
+        parent_path = paths.get(folder.parent_id or "")
+        path = f"{parent_path}/{folder.name}" if parent_path else folder.name
+        paths[folder.id] = path
+        anchor[folder.id] = anchor.get(folder.parent_id)
+        reason = _skip_reason(folder, system)
+        if reason is not None:
+            skipped.append(SkippedFolder(folder, path, reason))
+            continue
+        workload = workload_of(folder.folder_class)
+        if workload is None or workload not in workloads:
+            continue  # left out: anchor stays the parent's
+        plan = _plan_one(mapper, folder, path, workload, anchor[folder.id], paths)
+        mapper.placed[folder.id] = plan.target or ""
+        if plan.target is not None:
+            mapper.claimed.add(plan.target)
+        anchor[folder.id] = folder.id
+        plans.append(plan)
+    return FolderMap(tuple(plans), tuple(skipped))
+
+
+def _skip_reason(folder: MailboxFolder, system: set[str]) -> str | None:
+    if folder.parent_id in system:
+        system.add(folder.id)
+        return "inside a folder that is never copied"
+    if folder.well_known in SYSTEM_FOLDERS:
+        system.add(folder.id)
+        return SYSTEM_FOLDERS[folder.well_known]
+    if workload_of(folder.folder_class) is None:
+        return f"folder class {folder.folder_class or '(none)'}: no workload carries it"
+    return None
+
+
+def _plan_one(
+    mapper: _Mapper,
+    folder: MailboxFolder,
+    path: str,
+    workload: Workload,
+    under: str | None,
+    paths: Mapping[str, str],
+) -> FolderPlan:
+    moved = (
+        None
+        if under == folder.parent_id
+        else f"its parent is not copied: under {paths[under] if under else 'the root'}"
+    )
+    found = mapper.existing(folder) or mapper.named(under, folder.name)
+    if found is not None and workload_of(found.folder_class) is workload:
+        return FolderPlan(folder, path, workload, found.id, note=moved)
+    name = mapper.free_name(under, folder.name)
+    clash = None if name == folder.name else f"the target's {folder.name!r} holds other items"
+    note = "; ".join(n for n in (moved, clash) if n) or None
+    return FolderPlan(folder, path, workload, None, under, name, note)

@@ -1,0 +1,139 @@
+"""Migrate one whole Microsoft 365 mailbox to another through Graph's mailbox import/export API.
+
+    folders   both mailboxes' folders listed; ``map_folders`` (domain/mailboxplan.py) says where
+              each source folder goes: the folder an earlier run mapped, the target's well-known
+              folder of the same name, else by name under the mapped parent; missing ones are
+              created with the source's class, parents first. Search folders, the outbox, sync
+              issues and classes no workload carries are skipped and reported; the folders of a
+              workload not chosen are left out.
+    items     one ``FolderPass`` per folder (service/graphitems.py): delta token, intents of an
+              interrupted run settled, the truth table, exports in chunks of 20, imports with at
+              most ``concurrency`` in flight, the state committed after each chunk.
+
+A folder that fails (FolderError) is reported and the run goes on with the next one; a dropped
+connection re-runs the folder's pass from its state (``RetryPolicy``), and after its retries ends
+the run (the state is consistent: a re-run resumes). A stop request ends the run between chunks.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from mailferry.domain.errors import ConnectError, FolderError
+from mailferry.domain.mailboxmodel import MailboxFolder
+from mailferry.domain.mailboxplan import FolderPlan, map_folders
+from mailferry.domain.mailboxreport import FolderOutcome, MailboxSummary
+from mailferry.domain.ports import ExchangeMailbox, MailboxStateStore, Metered
+from mailferry.logs import get_logger
+from mailferry.service.graphcontext import GraphContext, GraphSyncOptions, retrying
+from mailferry.service.graphitems import FolderPass
+
+log = get_logger("mailferry.graph")
+
+
+class MailboxSync:
+    def __init__(self, ctx: GraphContext) -> None:
+        self.ctx = ctx
+        self.placed: dict[str | None, str | None] = {None: None}  # source id -> target id
+
+    def run(self) -> MailboxSummary:
+        ctx, summary = self.ctx, self.ctx.summary
+        sources = retrying(ctx, ctx.source.folders)
+        targets = retrying(ctx, ctx.target.folders)
+        recorded = {s.source: s.target for s in ctx.state.folder_states(ctx.pair)}
+        planned = map_folders(sources, targets, ctx.options.workloads, recorded)
+        for skip in planned.skipped:
+            summary.folders.append(FolderOutcome(skip.path, None, None, note=skip.reason))
+        for plan in planned.plans:
+            if ctx.stopped():
+                break
+            self._folder(plan)
+        if ctx.stopped():
+            summary.stopped = "stop requested"
+        return summary
+
+    def _folder(self, plan: FolderPlan) -> None:
+        summary = self.ctx.summary
+        summary.section(plan.workload)
+        try:
+            target, created = self._target(plan)
+        except FolderError as exc:
+            summary.folders.append(self._outcome(plan, None, note=f"failed: {exc.reason}"))
+            return
+        self.placed[plan.source.id] = target.id
+        passes: list[FolderPass] = []
+
+        def one_pass() -> None:
+            passes.append(FolderPass(self.ctx, plan, target.id, created=created))
+            passes[-1].run()
+
+        note = plan.note
+        try:
+            retrying(self.ctx, one_pass)
+        except (FolderError, ConnectError) as exc:
+            if passes:
+                passes[-1].publish()
+            reason = exc.reason if isinstance(exc, FolderError) else str(exc)
+            note = f"failed: {reason}" + (f"; {note}" if note else "")
+            if isinstance(exc, ConnectError):
+                summary.folders.append(self._outcome(plan, target.id, created, note=note))
+                raise
+        else:
+            passes[-1].publish()
+        seen = passes[-1].seen if passes else 0
+        log.info("folder.done", folder=plan.path, target=target.id, items=seen)
+        summary.folders.append(self._outcome(plan, target.id, created, seen, note))
+
+    def _target(self, plan: FolderPlan) -> tuple[MailboxFolder, bool]:
+        """The target folder (created if it must be), and whether this run created it."""
+        if plan.target is not None:
+            return MailboxFolder(plan.target, None, plan.name, plan.source.folder_class), False
+        if plan.under not in self.placed:
+            raise FolderError(plan.path, "its parent folder could not be created")
+        parent = self.placed[plan.under]
+        cls = plan.source.folder_class
+        folder = retrying(self.ctx, lambda: self.ctx.target.create_folder(parent, plan.name, cls))
+        log.info("folder.created", folder=plan.path, target=folder.id, name=plan.name)
+        return folder, True
+
+    @staticmethod
+    def _outcome(
+        plan: FolderPlan,
+        target: str | None,
+        created: bool = False,
+        items: int = 0,
+        note: str | None = None,
+    ) -> FolderOutcome:
+        return FolderOutcome(plan.path, target, str(plan.workload), created, items, note)
+
+
+def sync_mailboxes(
+    source: ExchangeMailbox,
+    target: ExchangeMailbox,
+    state: MailboxStateStore,
+    pair: str,
+    options: GraphSyncOptions | None = None,
+    *,
+    stop: threading.Event | None = None,
+) -> MailboxSummary:
+    """One pass over every folder of ``source`` (of the chosen workloads) into ``target``.
+    Raises ``AccountError`` when a side cannot be used (after retries); the state is then
+    consistent and a re-run resumes."""
+    started = time.monotonic()
+    ctx = GraphContext(
+        source,
+        target,
+        state,
+        pair,
+        options or GraphSyncOptions(),
+        MailboxSummary(),
+        stop or threading.Event(),
+    )
+    try:
+        return MailboxSync(ctx).run()
+    finally:
+        for side in (source, target):
+            if isinstance(side, Metered):
+                ctx.summary.throttle(*side.throttling())
+        ctx.summary.seconds = time.monotonic() - started

@@ -1,0 +1,185 @@
+"""One contract for every MailboxStateStore (the SQLite file, the memory fake and, in the
+integration run, a fresh PostgreSQL database), then what only the SQLite file can show."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailferry.adapters.memory.mailboxstate import MemoryMailboxStateStore
+from mailferry.adapters.store import SqlItemStateStore, SqlMailboxStateStore, SqlStateStore
+from mailferry.adapters.store.engine import open_database
+from mailferry.adapters.store.graph_state import ID_CHUNK, SCHEMA_VERSION
+from mailferry.adapters.store.schema import upgrade_all
+from mailferry.domain.errors import StateError
+from mailferry.domain.mailboxplan import Copy, ImportIntent, Mode
+from mailferry.domain.ports import MailboxFolderState, MailboxStateStore
+
+PAIR = "graph:ann@old.example -> graph:ann@new.example"
+INBOX = "AAMkAGI2TG93AAA="  # Graph ids are opaque base64-like text
+WORK = "AAMkAGI2TG93AAB/+="
+MBX_TABLES = {"mbx_folders", "mbx_items", "mbx_intents", "mbx_failures"}
+
+
+def copy(n: int, ck: str = "c1", key: str | None = "auto") -> Copy:
+    return Copy(f"s{n}", f"{ck}-{n}", f"t{n}", "tk", f"<{n}@x>" if key == "auto" else key)
+
+
+def create(n: int) -> ImportIntent:
+    return ImportIntent(f"s{n}", f"c-{n}", "T-INBOX", f"<{n}@x>", Mode.CREATE)
+
+
+def update(n: int) -> ImportIntent:
+    return ImportIntent(f"s{n}", f"c2-{n}", "T-INBOX", None, Mode.UPDATE, f"t{n}", "tk")
+
+
+def everything(store: MailboxStateStore, source: str = INBOX) -> list[Any]:
+    return [
+        store.folder_state(PAIR, source),
+        store.copies(PAIR, source),
+        store.import_intents(PAIR, source),
+        store.mailbox_failures(PAIR, source),
+    ]
+
+
+NOTHING: list[Any] = [None, [], [], {}]
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "mailferry.sqlite"
+
+
+@pytest.fixture(
+    params=["sqlite", "memory", pytest.param("postgresql", marks=pytest.mark.integration)]
+)
+def store(request: pytest.FixtureRequest, path: Path) -> Iterator[MailboxStateStore]:
+    if request.param == "memory":
+        yield MemoryMailboxStateStore()
+        return
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_database")
+        db = open_database(url)
+        try:
+            upgrade_all(db)
+        finally:
+            db.release()
+        opened = SqlMailboxStateStore.open(url)
+    else:
+        opened = SqlMailboxStateStore.open_sqlite(path)
+    yield opened
+    opened.close()
+
+
+class TestMailboxStateStoreContract:
+    def test_a_new_store_knows_nothing(self, store: MailboxStateStore) -> None:
+        assert everything(store) == NOTHING
+        assert store.folder_states(PAIR) == []
+
+    def test_folder_state_is_saved_replaced_and_listed(self, store: MailboxStateStore) -> None:
+        store.save_folder_state(PAIR, MailboxFolderState(INBOX, "T-INBOX"))
+        store.save_folder_state(PAIR, MailboxFolderState(WORK, "T-WORK", "delta-1"))
+        store.save_folder_state(PAIR, MailboxFolderState(INBOX, "T-INBOX", "delta-2"))
+        assert store.folder_state(PAIR, INBOX) == MailboxFolderState(INBOX, "T-INBOX", "delta-2")
+        assert [s.source for s in store.folder_states(PAIR)] == sorted([INBOX, WORK])
+        assert store.folder_states("another pair") == []
+
+    def test_copies_upsert_by_source_id_and_keep_a_missing_key(
+        self, store: MailboxStateStore
+    ) -> None:
+        store.record_copies(PAIR, INBOX, [copy(1), copy(2, key=None)])
+        store.record_copies(PAIR, INBOX, [copy(2, "c2", key=None), copy(3), copy(3, "c3")])
+        assert store.copies(PAIR, INBOX) == [copy(1), copy(2, "c2", key=None), copy(3, "c3")]
+        assert store.copies(PAIR, WORK) == []
+
+    def test_forget_copies_drops_only_those(self, store: MailboxStateStore) -> None:
+        store.record_copies(PAIR, INBOX, [copy(n) for n in range(1, 5)])
+        store.forget_copies(PAIR, INBOX, ["s2", "s4", "s9", "s2"])
+        assert store.copies(PAIR, INBOX) == [copy(1), copy(3)]
+
+    def test_many_ids_go_in_chunks(self, store: MailboxStateStore) -> None:
+        many = [copy(n) for n in range(ID_CHUNK * 2 + 7)]
+        store.record_copies(PAIR, INBOX, many)
+        store.forget_copies(PAIR, INBOX, [c.source_id for c in many[1:]])
+        assert store.copies(PAIR, INBOX) == [many[0]]
+
+    def test_intents_are_kept_until_resolved(self, store: MailboxStateStore) -> None:
+        store.add_import_intents(PAIR, INBOX, [create(1), update(2), create(3)])
+        store.add_import_intents(PAIR, INBOX, [update(3)])  # a newer intent replaces
+        assert store.import_intents(PAIR, INBOX) == [create(1), update(2), update(3)]
+        store.resolve_imports(PAIR, INBOX, [copy(1)], ["s3"])
+        assert store.import_intents(PAIR, INBOX) == [update(2)]
+        assert store.copies(PAIR, INBOX) == [copy(1)]
+
+    def test_failures_are_replaced_whole(self, store: MailboxStateStore) -> None:
+        store.set_mailbox_failures(PAIR, INBOX, {"s1": "too large", "s2": "export failed"})
+        store.set_mailbox_failures(PAIR, INBOX, {"s3": "refused"})
+        assert store.mailbox_failures(PAIR, INBOX) == {"s3": "refused"}
+        store.set_mailbox_failures(PAIR, INBOX, {})
+        assert store.mailbox_failures(PAIR, INBOX) == {}
+
+    def test_forget_folder_forgets_that_folder_only(self, store: MailboxStateStore) -> None:
+        for source in (INBOX, WORK):
+            store.save_folder_state(PAIR, MailboxFolderState(source, "T", "d"))
+            store.record_copies(PAIR, source, [copy(1)])
+            store.add_import_intents(PAIR, source, [create(2)])
+            store.set_mailbox_failures(PAIR, source, {"s3": "why"})
+        kept = everything(store, WORK)
+        store.forget_folder(PAIR, INBOX)
+        assert everything(store, INBOX) == NOTHING
+        assert everything(store, WORK) == kept
+
+    def test_a_closed_store_refuses_work(self, store: MailboxStateStore) -> None:
+        store.close()
+        with pytest.raises(StateError):
+            store.copies(PAIR, INBOX)
+
+
+def raw_sql(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    with closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute(sql).fetchall()
+        conn.commit()
+        return rows
+
+
+class TestSqliteFile:
+    def test_the_tables_join_a_mail_state_file_when_first_opened(self, path: Path) -> None:
+        SqlStateStore.open_sqlite(path).close()
+        tables = {r[0] for r in raw_sql(path, "SELECT name FROM sqlite_master WHERE type='table'")}
+        assert not tables & MBX_TABLES
+        SqlMailboxStateStore.open_sqlite(path).close()
+        tables = {r[0] for r in raw_sql(path, "SELECT name FROM sqlite_master WHERE type='table'")}
+        assert tables >= MBX_TABLES
+        version = raw_sql(
+            path, "SELECT schema_version FROM meta WHERE application='mailferry.mailbox'"
+        )
+        assert version == [(SCHEMA_VERSION,)]
+
+    def test_it_shares_the_file_with_the_other_stores(self, path: Path) -> None:
+        mail, items = SqlStateStore.open_sqlite(path), SqlItemStateStore.open_sqlite(path)
+        mailbox = SqlMailboxStateStore.open_sqlite(path)
+        mailbox.record_copies(PAIR, INBOX, [copy(1)])
+        for opened in (mail, items, mailbox):
+            opened.close()
+        again = SqlMailboxStateStore.open_sqlite(path)
+        assert again.copies(PAIR, INBOX) == [copy(1)]
+        again.close()
+
+    def test_a_newer_schema_is_refused(self, path: Path) -> None:
+        SqlMailboxStateStore.open_sqlite(path).close()
+        raw_sql(path, "UPDATE meta SET schema_version = 99 WHERE application = 'mailferry.mailbox'")
+        with pytest.raises(StateError, match="schema 99"):
+            SqlMailboxStateStore.open_sqlite(path)
+
+    def test_an_unknown_intent_mode_is_a_state_error(self, path: Path) -> None:
+        store = SqlMailboxStateStore.open_sqlite(path)
+        store.add_import_intents(PAIR, INBOX, [create(1)])
+        raw_sql(path, "UPDATE mbx_intents SET mode = 'merge'")
+        with pytest.raises(StateError, match="merge"):
+            store.import_intents(PAIR, INBOX)
+        store.close()
