@@ -43,7 +43,15 @@ class AttendeeMode(StrEnum):
 HONOUR_SCHEDULE_AGENT = ("sabre", "cyrus", "calendarserver")
 
 
+# Targets that mail attendees whatever the client says, and offer no way to store a meeting
+# silently: Microsoft 365 through Graph (adapters/graph/collections.py refuses ORGANIZER/ATTENDEE).
+# Their meetings are always parked, whatever --attendees asks.
+ALWAYS_PARK = ("microsoft-graph",)
+
+
 def attendee_mode(wanted: AttendeeMode, server: str | None) -> AttendeeMode:
+    if server in ALWAYS_PARK:
+        return AttendeeMode.PARK
     if wanted is not AttendeeMode.AUTO:
         return wanted
     if server and any(name in server for name in HONOUR_SCHEDULE_AGENT):

@@ -31,6 +31,7 @@ from mailferry.domain.items import ComponentKind, identify, item_key, normalised
 from mailferry.domain.normalise import compare_icalendar, compare_vcard
 from mailferry.domain.ports import CollectionState
 from mailferry.domain.scheduling import unpark_attendees
+from mailferry.service.davcontext import AttendeeMode
 from mailferry.service.davwrites import Write, Writer
 
 if TYPE_CHECKING:
@@ -300,6 +301,11 @@ class CollectionPass:
         if isinstance(prepared, str):
             self._fail(href, action.key.uid, prepared)
             return None
+        if prepared != data and self.ctx.payloads.mode is AttendeeMode.PARK:
+            self._findings.warnings.append(
+                f"{self.sides.name}: {href}: ORGANIZER/ATTENDEE parked as X-MAILFERRY-* "
+                "(the target would have mailed every attendee)"
+            )
         return Write(
             source_href=href,
             source_etag=self._source_etag(action),
@@ -368,8 +374,8 @@ class CollectionPass:
 def content_differs(kind: CollectionKind, source: bytes, target: bytes) -> str | None:
     """None when the target's copy shows what the source's does (after the migration's own
     change to meetings), else the first differences, for a report."""
-    if kind is CollectionKind.CALENDAR:
-        target = unpark_attendees(target).raw
+    if kind is CollectionKind.CALENDAR:  # a parked meeting is the meeting, on either side
+        source, target = unpark_attendees(source).raw, unpark_attendees(target).raw
     if normalised_content(source) == normalised_content(target):
         return None
     if kind is CollectionKind.CALENDAR:

@@ -56,6 +56,7 @@ class FakeFolder:
     seq: int = 0
     items: dict[str, FakeItem] = field(default_factory=dict)
     removed: dict[str, int] = field(default_factory=dict)  # item id -> seq of its deletion
+    props: dict[str, Any] = field(default_factory=dict)  # a calendar's or contact folder's JSON
 
 
 # Graph's well-known folder names (learn.microsoft.com/graph/api/resources/mailfolder, "Use well-known
