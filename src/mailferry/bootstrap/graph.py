@@ -9,19 +9,24 @@ or its IMAP host is Exchange Online's (the ``microsoft365`` profile). Its mailbo
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+from mailferry.adapters.graph.mailbox import GraphMailbox
 from mailferry.adapters.graph.roles import token_roles
 from mailferry.adapters.graph.session import GraphLimits, GraphSession
+from mailferry.adapters.memory.mailboxstate import MemoryMailboxStateStore
 from mailferry.adapters.oauth.app_only import GRAPH_URL
 from mailferry.adapters.oauth.sources import SourceNames, graph_tokens
+from mailferry.adapters.store.graph_state import SqlMailboxStateStore
 from mailferry.adapters.tls import TlsOptions
 from mailferry.bootstrap import Side, SyncRequest, token_source
 from mailferry.bootstrap.dav import is_dav_url
-from mailferry.config import is_file_url, parse_endpoint
+from mailferry.config import default_state_path, is_file_url, parse_endpoint
 from mailferry.domain.errors import ConfigError
-from mailferry.domain.ports import TokenProvider
+from mailferry.domain.ports import MailboxStateStore, TokenProvider
 from mailferry.domain.workloads import MailVia, RoutePlan, SideKind, Workload, plan_routes
 from mailferry.service.graphprobe import graph_url_of
 
@@ -119,3 +124,46 @@ def route_request(
     )
     plan = plan_routes(kinds[0], kinds[1], workloads, mail_via)
     return Routes(plan, graphs[0], graphs[1])
+
+
+def mailbox_pair_key(source: GraphSide, target: GraphSide) -> str:
+    """The identity of a Microsoft 365 mailbox pair in the state database."""
+    return f"graph {source.mailbox}@{source.graph_url} -> {target.mailbox}@{target.graph_url}"
+
+
+@dataclass
+class MailboxPair:
+    source: GraphMailbox
+    target: GraphMailbox
+    state: MailboxStateStore
+    key: str
+
+
+@contextlib.contextmanager
+def open_graph_mailboxes(
+    routes: Routes, request: SyncRequest, *, read_only: bool = False
+) -> Iterator[MailboxPair]:
+    """Both mailboxes through Graph (one session each: Graph's limits are per mailbox) and the
+    mailbox state in the state database (``--database``, else the state file)."""
+    if routes.source is None or routes.target is None:
+        raise ConfigError("the mailbox import/export API needs Microsoft 365 on both ends")
+    path = request.state_path or default_state_path()
+    state: MailboxStateStore
+    with contextlib.ExitStack() as stack:
+        if request.database:
+            sql = SqlMailboxStateStore.open(request.database)
+            stack.callback(sql.close)
+            state = sql
+        elif read_only and not path.exists():
+            state = MemoryMailboxStateStore()
+        else:
+            sql = SqlMailboxStateStore.open_sqlite(path)
+            stack.callback(sql.close)
+            state = sql
+        sessions = [stack.enter_context(side.session()) for side in (routes.source, routes.target)]
+        yield MailboxPair(
+            GraphMailbox(sessions[0], routes.source.mailbox),
+            GraphMailbox(sessions[1], routes.target.mailbox),
+            state,
+            mailbox_pair_key(routes.source, routes.target),
+        )

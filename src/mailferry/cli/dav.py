@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from mailferry.bootstrap import SyncRequest
-from mailferry.bootstrap.dav import open_dav_pair, request_login, request_sides
+from mailferry.bootstrap.collections import open_collection_pair
+from mailferry.bootstrap.graph import Routes
 from mailferry.cli.terminal import err, out
 from mailferry.domain.davreport import DavSummary
 from mailferry.service.davcontext import AttendeeMode
@@ -57,39 +58,22 @@ def dav_options(func: F) -> F:
     return func
 
 
-def wants_dav(request: SyncRequest, kw: dict[str, Any]) -> bool:
-    return request_sides(request, kw.get("source_dav"), kw.get("target_dav")) is not None
-
-
-def run_dav_sync(request: SyncRequest, kw: dict[str, Any], stop: threading.Event) -> DavSummary:
-    sides = request_sides(request, kw.get("source_dav"), kw.get("target_dav"))
-    assert sides is not None  # noqa: S101 - callers ask wants_dav first
+def run_dav_sync(
+    request: SyncRequest, kw: dict[str, Any], stop: threading.Event, routes: Routes
+) -> DavSummary:
     options = DavOptions(
         attendees=AttendeeMode(kw["attendees"]),
         concurrency=kw["dav_concurrency"],
         retry=request.retry,
         dry_run=request.dry_run,
+        workloads=routes.plan.collections,
     )
-    with open_dav_pair(
-        sides,
-        request_login(request),
-        allow_plaintext=request.allow_plaintext,
-        state_path=request.state_path,
-        read_only=request.dry_run,
-    ) as pair:
+    with open_collection_pair(request, kw, routes, read_only=request.dry_run) as pair:
         return sync_accounts(pair.source, pair.target, pair.state, pair.key, options, stop=stop)
 
 
-def run_dav_verify(request: SyncRequest, kw: dict[str, Any]) -> DavVerifyReport:
-    sides = request_sides(request, kw.get("source_dav"), kw.get("target_dav"))
-    assert sides is not None  # noqa: S101 - callers ask wants_dav first
-    with open_dav_pair(
-        sides,
-        request_login(request),
-        allow_plaintext=request.allow_plaintext,
-        state_path=request.state_path,
-        read_only=True,
-    ) as pair:
+def run_dav_verify(request: SyncRequest, kw: dict[str, Any], routes: Routes) -> DavVerifyReport:
+    with open_collection_pair(request, kw, routes, read_only=True) as pair:
         return verify_dav(pair.source, pair.target, pair.state, pair.key)
 
 

@@ -10,12 +10,14 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
 from mailferry.bootstrap import Side, SyncRequest, endpoints, open_pair, run_sync, run_verify
 from mailferry.bootstrap.dav import is_dav_url
+from mailferry.bootstrap.graph import Routes, is_m365_url
 from mailferry.cli.dav import (
     dav_options,
     merged_json,
@@ -23,13 +25,21 @@ from mailferry.cli.dav import (
     print_dav_verify,
     run_dav_sync,
     run_dav_verify,
-    wants_dav,
 )
 from mailferry.cli.exits import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_STOPPED,
     handle_errors,
+)
+from mailferry.cli.graph import (
+    graph_options,
+    print_mailbox_summary,
+    print_mailbox_verify,
+    print_skipped,
+    request_routes,
+    run_mailbox_sync,
+    run_mailbox_verify,
 )
 from mailferry.cli.options import common_options
 from mailferry.cli.terminal import print_plan, print_summary, print_verify, progress_display
@@ -38,8 +48,11 @@ from mailferry.domain.davreport import DavSummary
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.folders import MappingOptions, parse_map
 from mailferry.domain.labels import LabelMode
+from mailferry.domain.mailboxreport import MailboxSummary
 from mailferry.domain.model import Summary
 from mailferry.domain.plan import Selection
+from mailferry.domain.workloadreport import merged_sections
+from mailferry.domain.workloads import MailVia
 from mailferry.service.resilience import RetryPolicy
 
 
@@ -62,50 +75,83 @@ from mailferry.service.resilience import RetryPolicy
     help="Messages per pipelined APPEND burst (each burst is one state transaction).",
 )
 @dav_options
+@graph_options
 @handle_errors
 def sync(**kwargs: Any) -> None:
     """Copy every folder and message of SOURCE to TARGET; re-run any time for an incremental pass.
 
     SOURCE and TARGET may be CalDAV/CardDAV accounts (https://USER@HOST/): their calendars, task
     lists and address books are copied. --source-dav/--target-dav add those to a mail pair.
+    Microsoft 365 on both ends (app-only logins with Graph permissions) moves every workload
+    through Graph's mailbox import/export; see --workloads and --mail-via.
     """
     request = _request(kwargs)
+    routes = request_routes(request, kwargs)
     stop = threading.Event()
+    passes = Passes(routes)
     with _stop_on_signals(stop) as signalled:
-        mail: Summary | None = None
-        dav: DavSummary | None = None
-        if dav_only(request):
-            dav = run_dav_sync(request, kwargs, stop)
-            _finish(kwargs, None, dav, signalled)
-            return
-        mail = _sync_mail(request, kwargs, stop)
-        if mail is None:  # a dry run: the plan was printed
-            return
-        if wants_dav(request, kwargs) and not signalled.is_set():
-            dav = run_dav_sync(request, kwargs, stop)
-    _finish(kwargs, mail, dav, signalled)
+        if routes.plan.mail is MailVia.IMAP:
+            passes.mail = _sync_mail(request, kwargs, stop)
+            if passes.mail is None:  # a dry run: the plan was printed
+                print_skipped(routes)
+                return
+        if routes.plan.mailbox and not signalled.is_set():
+            if request.dry_run:
+                click.echo("through Graph: " + ", ".join(sorted(routes.plan.mailbox)))
+            else:
+                passes.mailbox = run_mailbox_sync(request, routes, stop)
+        if routes.plan.collections and not signalled.is_set():
+            passes.collections = run_dav_sync(request, kwargs, stop, routes)
+    _finish(kwargs, passes, signalled)
 
 
-def _finish(
-    kwargs: dict[str, Any],
-    mail: Summary | None,
-    dav: DavSummary | None,
-    signalled: threading.Event,
-) -> None:
+@dataclass
+class Passes:
+    """What one ``mailferry sync`` ran, by route."""
+
+    routes: Routes
+    mail: Summary | None = None
+    collections: DavSummary | None = None
+    mailbox: MailboxSummary | None = None
+
+    @property
+    def failed(self) -> bool:
+        return (
+            (self.mail is not None and bool(self.mail.failures))
+            or (self.collections is not None and self.collections.failed)
+            or (self.mailbox is not None and self.mailbox.failed)
+        )
+
+    def as_json(self) -> dict[str, object]:
+        """The mail keys and the calendar/contact keys as before, then one section per
+        workload (``workloads``) and the Graph pass (``graph``)."""
+        doc: dict[str, object] = dict(self.mail.as_json()) if self.mail else {}
+        if self.collections is not None:
+            doc = merged_json(doc, self.collections)
+        sections = (
+            {str(w): r.as_json() for w, r in self.mailbox.workloads.items()} if self.mailbox else {}
+        )
+        doc["workloads"] = merged_sections(self.routes.plan, self.mail, self.collections, sections)
+        if self.mailbox is not None:
+            doc["graph"] = self.mailbox.as_json()
+        return doc
+
+
+def _finish(kwargs: dict[str, Any], passes: Passes, signalled: threading.Event) -> None:
     if kwargs["as_json"]:
-        doc = merged_json(mail.as_json() if mail else None, dav) if dav else None
-        doc = doc if doc is not None else (mail.as_json() if mail else {})
-        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        click.echo(json.dumps(passes.as_json(), indent=2, ensure_ascii=False))
     else:
-        if mail is not None:
-            print_summary(mail)
-        if dav is not None:
-            print_dav_summary(dav)
+        if passes.mail is not None:
+            print_summary(passes.mail)
+        if passes.mailbox is not None:
+            print_mailbox_summary(passes.mailbox)
+        if passes.collections is not None:
+            print_dav_summary(passes.collections)
+        print_skipped(passes.routes)
     if signalled.is_set():
         click.echo("mailferry: stopped on request; run the same command again to resume", err=True)
         sys.exit(EXIT_STOPPED)
-    failed = (mail is not None and bool(mail.failures)) or (dav is not None and dav.failed)
-    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+    sys.exit(EXIT_FAILED if passes.failed else EXIT_OK)
 
 
 def _sync_mail(
@@ -144,44 +190,49 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
 @click.command()
 @common_options
 @dav_options
+@graph_options
 @handle_errors
 def verify(**kwargs: Any) -> None:
     """Compare SOURCE and TARGET after folder mapping; exit 1 on any difference."""
     request = _request(kwargs)
-    if dav_only(request):
-        _verify_dav(request, kwargs, None)
-        return
-    with open_pair(request, read_only=True) as pair:
-        report = run_verify(pair)
+    routes = request_routes(request, kwargs)
+    identical = True
+    doc: dict[str, object] = {}
+    if routes.plan.mail is MailVia.IMAP:
+        with open_pair(request, read_only=True) as pair:
+            report = run_verify(pair)
+        identical = report.identical
+        doc.update(identical=report.identical, folders=[_folder_json(f) for f in report.folders])
+        if not kwargs["as_json"]:
+            print_verify(report)
+    if routes.plan.mailbox:
+        checked = run_mailbox_verify(request, routes)
+        identical = identical and checked.ok
+        doc["graph"] = checked.as_json()
+        if not kwargs["as_json"]:
+            print_mailbox_verify(checked)
+    if routes.plan.collections:
+        dav = run_dav_verify(request, kwargs, routes)
+        identical = identical and dav.identical
+        doc["collections"] = [c.as_json() for c in dav.collections]
+        if not kwargs["as_json"]:
+            print_dav_verify(dav)
     if kwargs["as_json"]:
-        data = [
-            {
-                "source": f.source,
-                "target": f.target,
-                "source_count": f.source_count,
-                "target_count": f.target_count,
-                "problems": f.problems,
-            }
-            for f in report.folders
-        ]
-        click.echo(json.dumps({"identical": report.identical, "folders": data}, indent=2))
+        doc["identical"] = identical
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
-        print_verify(report)
-    if wants_dav(request, kwargs):
-        _verify_dav(request, kwargs, report.identical)
-        return
-    sys.exit(EXIT_OK if report.identical else EXIT_FAILED)
-
-
-def _verify_dav(request: SyncRequest, kwargs: dict[str, Any], mail_identical: bool | None) -> None:
-    report = run_dav_verify(request, kwargs)
-    if kwargs["as_json"]:
-        data = [c.as_json() for c in report.collections]
-        click.echo(json.dumps({"identical": report.identical, "collections": data}, indent=2))
-    else:
-        print_dav_verify(report)
-    identical = report.identical and mail_identical is not False
+        print_skipped(routes)
     sys.exit(EXIT_OK if identical else EXIT_FAILED)
+
+
+def _folder_json(f: Any) -> dict[str, object]:
+    return {
+        "source": f.source,
+        "target": f.target,
+        "source_count": f.source_count,
+        "target_count": f.target_count,
+        "problems": f.problems,
+    }
 
 
 def _request(kw: dict[str, Any]) -> SyncRequest:
@@ -245,7 +296,7 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
         show_sign_in=_show_sign_in if interactive else None,
     )
     try:
-        if not dav_only(request):
+        if not any(_not_imap(side.url) for side in (request.source, request.target)):
             endpoints(request)
     except ConfigError as exc:
         problems[:0] = exc.problems
@@ -262,6 +313,11 @@ def _database(url: str | None, problems: list[str]) -> str | None:
     except ConfigError as exc:
         problems.extend(exc.problems)
         return None
+
+
+def _not_imap(url: str) -> bool:
+    """A DAV or ``m365://`` URL: the side has no IMAP (its URL is checked where it is used)."""
+    return is_dav_url(url) or is_m365_url(url)
 
 
 def dav_only(request: SyncRequest) -> bool:

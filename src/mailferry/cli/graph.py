@@ -1,0 +1,108 @@
+"""Microsoft 365 through Graph in ``mailferry sync``/``verify``: ``--workloads``, ``--mail-via``,
+and the pass over the mailbox import/export API when both ends are Microsoft 365."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from mailferry.bootstrap import SyncRequest
+from mailferry.bootstrap.graph import Routes, open_graph_mailboxes, route_request
+from mailferry.cli.terminal import err, out
+from mailferry.domain.mailboxreport import MailboxSummary
+from mailferry.domain.workloads import ALL, MailVia, parse_workloads
+from mailferry.service.graphcontext import GraphSyncOptions
+from mailferry.service.graphsync import sync_mailboxes
+from mailferry.service.graphverify import MailboxVerification, verify_mailboxes
+
+F = Callable[..., Any]
+
+
+def graph_options(func: F) -> F:
+    options = [
+        click.option(
+            "--workloads",
+            metavar="LIST",
+            help=f"What moves, comma-separated: {', '.join(ALL)} (default: all that both ends "
+            "and the app's permissions allow). One named that cannot move is an error.",
+        ),
+        click.option(
+            "--mail-via",
+            type=click.Choice([m.value for m in MailVia]),
+            default=None,
+            help="Both ends Microsoft 365: mail through Graph's mailbox import/export (the "
+            "default when the app may) or IMAP.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def request_routes(request: SyncRequest, kw: dict[str, Any]) -> Routes:
+    return route_request(
+        request,
+        kw.get("source_dav"),
+        kw.get("target_dav"),
+        parse_workloads(kw.get("workloads")),
+        MailVia(kw["mail_via"]) if kw.get("mail_via") else None,
+    )
+
+
+def run_mailbox_sync(request: SyncRequest, routes: Routes, stop: threading.Event) -> MailboxSummary:
+    options = GraphSyncOptions(workloads=routes.plan.mailbox, retry=request.retry)
+    with open_graph_mailboxes(routes, request, read_only=request.dry_run) as pair:
+        return sync_mailboxes(pair.source, pair.target, pair.state, pair.key, options, stop=stop)
+
+
+def run_mailbox_verify(request: SyncRequest, routes: Routes) -> MailboxVerification:
+    with open_graph_mailboxes(routes, request, read_only=True) as pair:
+        return verify_mailboxes(pair.source, pair.target, pair.state, pair.key)
+
+
+def print_mailbox_summary(summary: MailboxSummary) -> None:
+    for workload, report in summary.workloads.items():
+        out.print(
+            f"{workload} (Graph import/export): {report.seen} seen, {report.copied} copied, "
+            f"{report.updated} updated, {report.already_there} already there, "
+            f"{report.unchanged} unchanged, {len(report.failures)} failed",
+            markup=False,
+        )
+        for problem in report.failures:
+            err.print(f"FAILED {problem.folder} {problem.item}: {problem.reason}", markup=False)
+    for folder in summary.folders:
+        if folder.note:
+            out.print(f"  {folder.source}: {folder.note}", markup=False)
+    if summary.throttled:
+        out.print(
+            f"Graph asked to slow down {summary.throttled} times ({summary.waited:.0f} s waited)",
+            markup=False,
+        )
+    for warning in summary.warnings:
+        err.print(f"warning: {warning}", markup=False)
+
+
+def print_skipped(routes: Routes) -> None:
+    for workload, reason in routes.plan.skipped:
+        err.print(f"{workload}: not moved: {reason}", markup=False)
+
+
+def print_mailbox_verify(checked: MailboxVerification) -> None:
+    for folder in checked.folders:
+        out.print(
+            f"{folder.source} -> {folder.target or '(nowhere)'}: {folder.source_count} source items, "
+            f"{folder.target_count} on the target" + ("" if folder.ok else ", DIFFERENT"),
+            markup=False,
+        )
+        for item in folder.missing:
+            out.print(f"  missing on the target: {item}", markup=False)
+        for item in folder.outdated:
+            out.print(f"  changed on the source since copied: {item}", markup=False)
+        if folder.more:
+            out.print(f"  ... and {folder.more} more", markup=False)
+    for skipped in checked.skipped:
+        out.print(f"  not compared: {skipped}", markup=False)
+    out.print("identical" if checked.ok else "DIFFERENCES FOUND")
