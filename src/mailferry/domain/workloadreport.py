@@ -2,7 +2,7 @@
 calendars and contacts by CalDAV/CardDAV or Graph's resources, and every workload by Graph's
 mailbox import/export (whose own summary already has this shape: ``mailboxreport``).
 
-    route          imap | caldav (the collection sync, CalDAV/CardDAV or Graph resources) |
+    route          imap | collections (the collection sync: CalDAV/CardDAV or Graph resources) |
                    graph (mailbox import/export) | none (not moved: see reason)
     seen           source items looked at in this pass
     copied, updated, already_there (recognised on the target), unchanged, failed, failures
@@ -47,7 +47,7 @@ def collection_sections(summary: DavSummary) -> dict[str, Section]:
     found: dict[str, Section] = {}
     for name, part in summary.by_workload().items():
         found[name] = {
-            "route": "caldav",
+            "route": "collections",
             "collections": part["collections"],
             "seen": part["items_seen"],
             "copied": part.get("items_copied", 0),
