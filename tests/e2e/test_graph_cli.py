@@ -222,3 +222,26 @@ def test_fake_graph_endpoint_test_shows_the_permissions_and_each_missing_one(
     assert "  missing for mail as target: MailboxItem.ImportExport.All" in lines
     assert "  missing for contacts as source: Contacts.Read" in lines
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_fake_graph_a_workload_without_permission_is_not_even_listed(clouds, tmp_path):
+    """FAKE Graph: the target may write calendars only; its contact folders are never asked for
+    (the fake would answer 403), so the calendars move and contacts are reported as not moved."""
+    idp, graph = clouds
+    idp.app_roles[TARGET_APP] = ["Calendars.ReadWrite"]
+    idp.app_roles[SOURCE_APP] = ["Calendars.Read", "Contacts.Read"]
+    source = graph.store.add_mailbox("alice@contoso.com")
+    graph.store.add_mailbox("alice@fabrikam.com")
+    mailboxfill.add_contact(graph.store, source)
+    argv = [
+        "sync", "m365://alice@contoso.com", "m365://alice@fabrikam.com", "--json",
+        "--state", str(tmp_path / "state.sqlite3"),
+        *side("source", SOURCE_APP, idp, graph, tmp_path),
+        *side("target", TARGET_APP, idp, graph, tmp_path),
+    ]  # fmt: skip
+    code, out, err = run(idp, argv)
+    assert code == 0, err
+    sections = json.loads(out)["workloads"]
+    assert sections["contacts"]["route"] == "none"
+    assert "Contacts.ReadWrite" in sections["contacts"]["reason"]
+    assert sections["calendar"]["route"] == "collections"

@@ -24,6 +24,7 @@ from mailferry.bootstrap.graph import GraphSide, Routes
 from mailferry.config import default_state_path
 from mailferry.domain.errors import AccountError, ConfigError, FolderError
 from mailferry.domain.ports import CollectionAccount, ItemStateStore
+from mailferry.domain.workloads import Workload
 
 
 @dataclass
@@ -72,8 +73,15 @@ def _open_dav(request: SyncRequest, side: DavSide) -> tuple[DavAccount, str]:
     return account, f"{url.user}@{url.base}{url.path}"
 
 
-def _open_graph(side: GraphSide) -> tuple[GraphCollections, str]:
-    return GraphCollections(side.session(), side.mailbox), f"m365 {side.mailbox}@{side.graph_url}"
+def _open_graph(side: GraphSide, workloads: frozenset[Workload]) -> tuple[GraphCollections, str]:
+    """Only the resources of the workloads that move are listed (the app may lack the others)."""
+    account = GraphCollections(
+        side.session(),
+        side.mailbox,
+        calendars=bool(workloads & {Workload.CALENDAR, Workload.TASKS}),
+        contacts=Workload.CONTACTS in workloads,
+    )
+    return account, f"m365 {side.mailbox}@{side.graph_url}"
 
 
 @contextlib.contextmanager
@@ -99,7 +107,7 @@ def open_collection_pair(
             if dav is not None:
                 account, name = _open_dav(request, dav)
             elif graph is not None:
-                account, name = _open_graph(graph)
+                account, name = _open_graph(graph, routes.plan.collections)
             else:
                 raise ConfigError(f"the {side.name} has no calendars or contacts to reach")
             stack.callback(account.close)

@@ -89,9 +89,13 @@ class _Where:
 
 
 class GraphCollections:
-    def __init__(self, session: GraphSession, user: str) -> None:
+    def __init__(
+        self, session: GraphSession, user: str, *, calendars: bool = True, contacts: bool = True
+    ) -> None:
         self.session = session
         self.user = user
+        # what the app may list: a workload it has no permission for is not asked for (403)
+        self.listed = (calendars, contacts)
         self.base = f"/users/{quote(user)}"
         self.root = f"/graph/{user}/"
         self._wheres: dict[str, _Where] = {}
@@ -108,7 +112,9 @@ class GraphCollections:
         self.session.close()
 
     def collections(self) -> list[CollectionInfo]:
-        wheres = self._calendars() + self._contact_folders()
+        wheres = (self._calendars() if self.listed[0] else []) + (
+            self._contact_folders() if self.listed[1] else []
+        )
         with self._lock:
             old = self._wheres
             self._wheres = {w.info.href: w for w in wheres}
