@@ -32,17 +32,15 @@ hold (tasks.py).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
 import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import recurring_ical_events
-
-from mailferry.adapters.graph import cards, events, eventtimes
+from mailferry.adapters.graph import cards, events
 from mailferry.adapters.graph.recurrence import Unsupported
+from mailferry.adapters.graph.seriesrequests import SeriesRequests
 from mailferry.adapters.graph.session import GraphAnswerError, expect
 from mailferry.adapters.graph.todolists import TodoLists
 from mailferry.domain.davmodel import (
@@ -70,7 +68,6 @@ COLLECTION_PROP = f"String {NAMESPACE} Name MailferryCollection"
 NAME_PROP = f"String {NAMESPACE} Name MailferryName"
 ITEM_PROP = f"String {NAMESPACE} Name MailferryItem"
 TRANSACTIONS = uuid.UUID("0b9a1f2e-6c4d-4e8a-b3f5-7d2c9e1a4b68")
-SERIES_WINDOW = dt.timedelta(days=5 * 366)  # occurrences looked at for exceptions
 TEXT_BODIES = {"Prefer": 'outlook.body-content-type="text"'}
 SERVER = "microsoft-graph"
 
@@ -112,6 +109,7 @@ class GraphCollections:
         self.listed = (calendars, contacts, tasks)
         self.base = f"/users/{quote(user)}"
         self.todo = TodoLists(session, self.base, self._pages)
+        self.series = SeriesRequests(session, self.base, self._pages)
         self.root = f"/graph/{user}/"
         self._wheres: dict[str, _Where] = {}
         self._lock = threading.Lock()
@@ -288,7 +286,7 @@ class GraphCollections:
         original = meta.get("data", "").encode() or None
         uid = meta.get("uid") or found.get("iCalUId") or graph_id
         if where.kind == "events":
-            series = self._series(found, bool(meta.get("floating")))
+            series = self.series.read(found, bool(meta.get("floating")))
             if original is not None and meta.get("fp") == events.fingerprint(series):
                 return Item(href, found.get("changeKey"), original)
             converted = events.render_event(series, uid)
@@ -297,37 +295,6 @@ class GraphCollections:
             return Item(href, found.get("changeKey"), original)
         rendered = cards.render_contact(found, uid, cards.version_of(original))
         return Item(href, found.get("changeKey"), cards.with_residue(rendered, original))
-
-    def _series(self, master: dict[str, Any], floating: bool) -> events.GraphSeries:
-        """The event with its changed and cancelled occurrences (a series' instances listed over
-        ``SERIES_WINDOW`` from its start, compared with what its pattern gives)."""
-        if not master.get("recurrence"):
-            return events.GraphSeries(master, {}, (), floating)
-        all_day = bool(master.get("isAllDay"))
-        expected = self._expected(master, floating)
-        first = eventtimes.instant(master["start"]) - dt.timedelta(days=1)
-        params = {
-            "startDateTime": first.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "endDateTime": (first + SERIES_WINDOW).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "$top": "500",
-        }
-        seen, changed = set(), {}
-        for one in self._pages(f"{self.base}/events/{master['id']}/instances", params, TEXT_BODIES):
-            key = events.occurrence_key(one, all_day, floating)
-            seen.add(key)
-            if one.get("type") == "exception":
-                changed[key] = one
-        cancelled = tuple(sorted(k for k in expected if k not in seen))
-        return events.GraphSeries(master, changed, cancelled, floating)
-
-    def _expected(self, master: dict[str, Any], floating: bool) -> list[str]:
-        plain = events.render_event(events.GraphSeries(master, {}, (), floating), "x")
-        first: Any = plain.walk("VEVENT")[0]
-        start = first["DTSTART"].dt
-        begin = start if isinstance(start, dt.datetime) else dt.datetime.combine(start, dt.time())
-        until = begin + SERIES_WINDOW - dt.timedelta(days=2)
-        found = recurring_ical_events.of(plain).between(begin, until)
-        return [events.key_of(o["DTSTART"].dt) for o in found]
 
     def put(
         self,
@@ -377,7 +344,7 @@ class GraphCollections:
         self._remember(where, collection + name, event["id"])
         if plan.exceptions or plan.cancelled:
             try:
-                self._occurrences(event, plan)
+                self.series.write_occurrences(event, plan)
             except (Unsupported, GraphAnswerError):
                 if etag is None:  # not half a series: the next pass creates it whole again
                     self.session.request("DELETE", f"{self.base}/events/{event['id']}")
@@ -405,33 +372,6 @@ class GraphCollections:
             with self._lock:
                 where.uids[uid] = collection + name
         return new_etag
-
-    def _occurrences(self, event: dict[str, Any], plan: events.EventPlan) -> None:
-        all_day = bool(plan.master.get("isAllDay"))
-        for key in [*plan.exceptions, *plan.cancelled]:
-            instance = self._instance(event["id"], key, all_day, plan.floating)
-            if instance is None and key not in plan.exceptions:
-                continue  # cancelled already (an update of a series)
-            if instance is None:
-                raise Unsupported(f"no occurrence at {key} (RECURRENCE-ID/EXDATE off the series)")
-            path = f"{self.base}/events/{instance['id']}"
-            if key in plan.exceptions:
-                expect(self.session.request("PATCH", path, json=plan.exceptions[key]), 200)
-            else:
-                expect(self.session.request("DELETE", path), 204)
-
-    def _instance(
-        self, graph_id: str, key: str, all_day: bool, floating: bool
-    ) -> dict[str, Any] | None:
-        day = dt.datetime.fromisoformat(key[:10])
-        params = {
-            "startDateTime": (day - dt.timedelta(days=2)).strftime("%Y-%m-%dT00:00:00Z"),
-            "endDateTime": (day + dt.timedelta(days=3)).strftime("%Y-%m-%dT00:00:00Z"),
-        }
-        for one in self._pages(f"{self.base}/events/{graph_id}/instances", params):
-            if events.occurrence_key(one, all_day, floating) == key:
-                return one
-        return None
 
     def _put_contact(
         self, where: _Where, collection: str, name: str, data: bytes, etag: str | None
