@@ -3,6 +3,9 @@
 unchanged. To Do lists are calendars whose components are ("VTODO",) (the "tasks" workload); their
 requests and what each task keeps are in todolists.py, the VTODO conversion in tasks.py.
 
+(Over 400 lines: the port's ten methods over three kinds of Graph collection share one href index
+and one lock; the conversions and the per-kind requests already live in their own modules.)
+
 Hrefs (synthetic: Graph has none)
     homes           /graph/{user}/ (principal), .../calendars/, .../contacts/
     collections     home + name + "/": the name we gave it (our ``MailferryCollection`` extended
