@@ -41,7 +41,7 @@ from mailferry.adapters.graph.session import GraphLimits, GraphSession  # noqa: 
 from mailferry.adapters.memory.exchange import MemoryExchange, MemoryMailbox  # noqa: E402
 from mailferry.adapters.store.graph_state import SqlMailboxStateStore  # noqa: E402
 from mailferry.adapters.tls import TlsOptions  # noqa: E402
-from mailferry.domain.ports import ExchangeMailbox  # noqa: E402
+from mailferry.domain.mailboxports import ExchangeMailbox  # noqa: E402
 from mailferry.service.graphcontext import GraphSyncOptions  # noqa: E402
 from mailferry.service.graphsync import sync_mailboxes  # noqa: E402
 
