@@ -140,6 +140,21 @@ def test_entries_full_pass_then_delta(harness: Harness) -> None:
     assert (quiet.changed, quiet.removed) == ((), ())
 
 
+def test_entries_come_a_page_at_a_time_with_the_token_last(harness: Harness) -> None:
+    inbox = harness.well_known("source", "inbox")
+    mails = [harness.add_item("source", inbox, "mail", f"m{i}") for i in range(230)]
+    pages = list(harness.source.entries(inbox, None))
+    assert len(pages) >= 3
+    assert all(0 < len(p.changed) <= 100 and p.token is None for p in pages[:-1])
+    assert pages[-1].token is not None
+    listed = [e.id for p in pages for e in p.changed]
+    assert sorted(listed) == sorted(mails)  # each once
+    harness.change("source", mails[3], "changed")
+    delta = list(harness.source.entries(inbox, pages[-1].token))
+    assert [e.id for p in delta for e in p.changed] == [mails[3]]
+    assert delta[-1].token is not None
+
+
 def test_entries_keys_of_every_workload(harness: Harness) -> None:
     for kind, name in (("contact", "contacts"), ("task", "tasks"), ("note", "notes")):
         folder = harness.well_known("source", name)
