@@ -41,6 +41,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from mailferry.adapters.graph.mailboxkeys import EXPAND, listed_entry, properties
 from mailferry.adapters.graph.session import GraphAnswerError, expect
 from mailferry.domain.errors import (
     AccountError,
@@ -54,7 +55,6 @@ from mailferry.domain.mailboxmodel import (
     EntryPage,
     Exported,
     Imported,
-    MailboxEntry,
     MailboxFolder,
 )
 
@@ -69,17 +69,6 @@ EXPORT_CHUNK = 20  # mailbox-exportitems: "The maximum size of this collection i
 KEY_LOOKUPS = 50  # changed items up to which keys are read one by one, not by a listing
 RENEW_BEFORE = 60.0  # seconds before its expirationDateTime an import session is replaced
 PAGE = "100"
-
-# the recognition properties (graph.md), by item class family; the search key is every item's
-MESSAGE_ID = "String 0x1035"  # PidTagInternetMessageId
-GLOBAL_OBJECT_ID = "Binary {6ED8DA90-450B-101B-98DA-00AA003F1305} Id 0x23"  # PidLidCleanGlobal...
-SEARCH_KEY = "Binary 0x300B"  # PidTagSearchKey
-EXPAND = (
-    "singleValueExtendedProperties($filter="
-    + " or ".join(f"id eq '{name}'" for name in (MESSAGE_ID, GLOBAL_OBJECT_ID, SEARCH_KEY))
-    + ")"
-)
-_CALENDAR = ("IPM.Appointment", "IPM.Schedule.Meeting")
 
 
 class GraphMailbox:
@@ -221,7 +210,7 @@ class GraphMailbox:
         while url is not None:
             body = self._json(self._session.request("GET", url, params=params), 200)
             url, params = body.get("@odata.nextLink"), None
-            page = tuple(_entry(row, _properties(row)) for row in body.get("value", []))
+            page = tuple(listed_entry(row, properties(row)) for row in body.get("value", []))
             yield EntryPage(page, (), delta if url is None else None)
 
     def _changes(self, path: str, token: str, folder_id: str) -> Iterator[EntryPage]:
@@ -243,7 +232,7 @@ class GraphMailbox:
         if delta is None:
             raise FolderError(folder_id, "the delta round ended without a deltaLink")
         keys = self._keys(path, list(changed))
-        entries = [_entry(row, keys.get(item_id)) for item_id, row in changed.items()]
+        entries = [listed_entry(row, keys.get(item_id)) for item_id, row in changed.items()]
         size = int(PAGE)
         pages = [tuple(entries[i : i + size]) for i in range(0, len(entries), size)] or [()]
         for page in pages[:-1]:
@@ -258,7 +247,7 @@ class GraphMailbox:
             params = {"$select": "id", "$expand": EXPAND, "$top": PAGE}
             wanted = set(ids)
             return {
-                row["id"]: _properties(row)
+                row["id"]: properties(row)
                 for row, _ in self._pages(path, params)
                 if row and row["id"] in wanted
             }
@@ -270,7 +259,7 @@ class GraphMailbox:
         response = self._get(f"{path}/{quote(item_id, safe='')}", {"$expand": EXPAND})
         if response.status_code == 404:  # removed since the delta round: no key to give
             return {}
-        return _properties(self._json(response, 200))
+        return properties(self._json(response, 200))
 
     # -- export ----------------------------------------------------------------------------------
     def export(self, ids: Sequence[str]) -> Iterator[Exported | ItemError]:
@@ -399,48 +388,3 @@ def _ordered(found: dict[str, dict[str, Any]]) -> list[MailboxFolder]:
         )
         for row in rows
     ]
-
-
-def _properties(row: dict[str, Any]) -> dict[str, str]:
-    """The expanded extended properties of an item, by normalised id (Graph may change case)."""
-    return {
-        " ".join(str(p.get("id", "")).lower().split()): str(p.get("value", ""))
-        for p in row.get("singleValueExtendedProperties", [])
-    }
-
-
-def _norm(name: str) -> str:
-    return " ".join(name.lower().split())
-
-
-def recognition_key(item_class: str, properties: dict[str, str]) -> str | None:
-    """The property an imported copy keeps (graph.md): the Internet message id of mail, the clean
-    global object id (hex) of calendar items, else, or when that one is missing, the search key
-    (hex; it travels in the item's stream). None when the item has none of them."""
-    if item_class.startswith(_CALENDAR):
-        preferred = _hex(properties.get(_norm(GLOBAL_OBJECT_ID)))
-    else:
-        preferred = properties.get(_norm(MESSAGE_ID)) or None
-    return preferred or _hex(properties.get(_norm(SEARCH_KEY)))
-
-
-def _hex(value: str | None) -> str | None:
-    """A Binary extended property's value (base64 in Graph's JSON) as hex text."""
-    if not value:
-        return None
-    try:
-        return base64.b64decode(value, validate=True).hex()
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _entry(row: dict[str, Any], properties: dict[str, str] | None) -> MailboxEntry:
-    item_class = str(row.get("type", ""))
-    size = row.get("size")
-    return MailboxEntry(
-        id=row["id"],
-        change_key=str(row.get("changeKey", "")),
-        item_class=item_class,
-        size=size if isinstance(size, int) else None,
-        key=recognition_key(item_class, properties or {}),
-    )
