@@ -28,6 +28,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,7 +42,7 @@ from mailferry.adapters.graph.session import GraphLimits, GraphSession  # noqa: 
 from mailferry.adapters.memory.exchange import MemoryExchange, MemoryMailbox  # noqa: E402
 from mailferry.adapters.store.graph_state import SqlMailboxStateStore  # noqa: E402
 from mailferry.adapters.tls import TlsOptions  # noqa: E402
-from mailferry.domain.ports import ExchangeMailbox  # noqa: E402
+from mailferry.domain.mailboxports import ExchangeMailbox  # noqa: E402
 from mailferry.service.graphcontext import GraphSyncOptions  # noqa: E402
 from mailferry.service.graphsync import sync_mailboxes  # noqa: E402
 
@@ -108,6 +109,10 @@ def child(args: argparse.Namespace) -> None:
     else:
         open_box = graph_factory(args)
         source, target = open_box(args.source), open_box(args.target)
+    samples: list[float] = []
+    done = threading.Event()
+    sampler = threading.Thread(target=sample_rss, args=(samples, done), daemon=True)
+    sampler.start()
     with tempfile.TemporaryDirectory() as tmp:
         state = SqlMailboxStateStore.open_sqlite(Path(tmp) / "state.sqlite")
         started = time.monotonic()
@@ -117,6 +122,8 @@ def child(args: argparse.Namespace) -> None:
         second = sync_mailboxes(source, target, state, "bench", GraphSyncOptions(concurrency=4))
         incremental = time.monotonic() - again
         state.close()
+    done.set()
+    sampler.join()
     copied = sum(r.copied for r in summary.workloads.values())
     print(
         json.dumps(
@@ -131,11 +138,37 @@ def child(args: argparse.Namespace) -> None:
                 "waited_s": round(summary.waited, 2),
                 "incremental_s": round(incremental, 2),
                 "incremental_copied": sum(r.copied for r in second.workloads.values()),
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                # VmHWM: this process's own high-water mark. ru_maxrss is not: the child is
+                # spawned by vfork, and execve folds the parent's high-water RSS (the FAKE
+                # Graph's store, growing with N) into the child's ru_maxrss
+                "peak_rss_mb": round(own_peak_rss(), 1),
+                # RSS at a quarter, half, three quarters and the end of the run: flat or growing
+                "rss_mb_by_quarter": [
+                    round(samples[min(len(samples) - 1, len(samples) * q // 4)], 1)
+                    for q in (1, 2, 3, 4)
+                ]
+                if samples
+                else [],
             }
         ),
         flush=True,
     )
+
+
+def own_peak_rss() -> float:
+    """VmHWM (MB): the peak resident set of this process since its exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def sample_rss(samples: list[float], done: threading.Event) -> None:
+    """The process's resident set (MB) every half second until ``done``."""
+    status = Path("/proc/self/status")
+    while not done.wait(0.5):
+        lines = status.read_text().splitlines()
+        samples.extend(int(n.split()[1]) / 1024 for n in lines if n.startswith("VmRSS:"))
 
 
 def parent(args: argparse.Namespace) -> None:

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from mailferry.adapters.graph.mailbox import GraphMailbox
 from mailferry.adapters.graph.session import GraphSession
 from mailferry.adapters.tls import TlsOptions
-from mailferry.domain.ports import ExchangeMailbox
+from mailferry.domain.mailboxports import ExchangeMailbox
 from mailferry.sandbox.graph import mailboxfill
 from mailferry.sandbox.graph.server import FakeGraph, Fault
 

@@ -24,7 +24,7 @@ from mailferry.domain.errors import (
     ItemError,
     SyncTokenInvalidError,
 )
-from mailferry.domain.mailboxmodel import Exported, MailboxEntry
+from mailferry.domain.mailboxmodel import Exported, MailboxEntry, gather
 from mailferry.sandbox.graph import mailboxfill
 from mailferry.sandbox.graph.server import FakeGraph, Fault
 from tests.integration.mailboxharness import (
@@ -120,31 +120,46 @@ def test_entries_full_pass_then_delta(harness: Harness) -> None:
     calendar = harness.well_known("source", "calendar")
     mails = [harness.add_item("source", inbox, "mail", f"m{i}") for i in range(3)]
     event = harness.add_item("source", calendar, "event")
-    full = harness.source.entries(inbox, None)
+    full = gather(harness.source.entries(inbox, None))
     assert set(by_id(full.changed)) == set(mails)
     assert full.removed == ()
     assert all(e.item_class.startswith("IPM.Note") and e.change_key for e in full.changed)
     assert by_id(full.changed)[mails[0]].key == harness.key("source", mails[0])
-    (listed_event,) = harness.source.entries(calendar, None).changed
+    (listed_event,) = gather(harness.source.entries(calendar, None)).changed
     assert (listed_event.id, listed_event.key) == (event, harness.key("source", event))
 
     harness.change("source", mails[0], "changed")
     harness.delete("source", mails[1])
     new = harness.add_item("source", inbox, "mail", "new")
-    delta = harness.source.entries(inbox, full.token)
+    delta = gather(harness.source.entries(inbox, full.token))
     assert set(by_id(delta.changed)) == {mails[0], new}
     assert by_id(delta.changed)[mails[0]].change_key != by_id(full.changed)[mails[0]].change_key
     assert by_id(delta.changed)[new].key == harness.key("source", new)
     assert delta.removed == (mails[1],)
-    quiet = harness.source.entries(inbox, delta.token)
+    quiet = gather(harness.source.entries(inbox, delta.token))
     assert (quiet.changed, quiet.removed) == ((), ())
+
+
+def test_entries_come_a_page_at_a_time_with_the_token_last(harness: Harness) -> None:
+    inbox = harness.well_known("source", "inbox")
+    mails = [harness.add_item("source", inbox, "mail", f"m{i}") for i in range(230)]
+    pages = list(harness.source.entries(inbox, None))
+    assert len(pages) >= 3
+    assert all(0 < len(p.changed) <= 100 and p.token is None for p in pages[:-1])
+    assert pages[-1].token is not None
+    listed = [e.id for p in pages for e in p.changed]
+    assert sorted(listed) == sorted(mails)  # each once
+    harness.change("source", mails[3], "changed")
+    delta = list(harness.source.entries(inbox, pages[-1].token))
+    assert [e.id for p in delta for e in p.changed] == [mails[3]]
+    assert delta[-1].token is not None
 
 
 def test_entries_keys_of_every_workload(harness: Harness) -> None:
     for kind, name in (("contact", "contacts"), ("task", "tasks"), ("note", "notes")):
         folder = harness.well_known("source", name)
         item = harness.add_item("source", folder, kind)
-        (entry,) = harness.source.entries(folder, None).changed
+        (entry,) = gather(harness.source.entries(folder, None)).changed
         assert entry.key is not None
         assert entry.key == harness.key("source", item)
 
@@ -152,11 +167,11 @@ def test_entries_keys_of_every_workload(harness: Harness) -> None:
 def test_entries_expired_token_is_sync_token_invalid(harness: Harness) -> None:
     inbox = harness.well_known("source", "inbox")
     harness.add_item("source", inbox, "mail")
-    token = harness.source.entries(inbox, None).token
+    token = gather(harness.source.entries(inbox, None)).token
     harness.expire_delta_tokens()
     with pytest.raises(SyncTokenInvalidError):
-        harness.source.entries(inbox, token)
-    assert len(harness.source.entries(inbox, None).changed) == 1  # a full pass still works
+        gather(harness.source.entries(inbox, token))
+    assert len(gather(harness.source.entries(inbox, None)).changed) == 1  # a full pass still works
 
 
 def test_export_streams_in_order_with_per_item_errors(harness: Harness) -> None:
@@ -178,7 +193,7 @@ def test_import_create_then_update_and_stale_change_key(harness: Harness) -> Non
     source_id = harness.add_item("source", inbox, "mail", "first")
     target_id, change_key = copy_item(harness, source_id, target_inbox)
     assert harness.content("target", target_id) == harness.content("source", source_id)
-    (listed,) = harness.target.entries(target_inbox, None).changed
+    (listed,) = gather(harness.target.entries(target_inbox, None)).changed
     assert (listed.id, listed.key) == (target_id, harness.key("source", source_id))
 
     harness.change("source", source_id, "second")
@@ -209,7 +224,7 @@ def test_import_answer_lost_after_commit_is_connect_error_and_item_exists(
     harness.lose_next_import_answer()
     with pytest.raises(ConnectError):
         harness.target.import_item(target_inbox, exported.data)
-    (found,) = harness.target.entries(target_inbox, None).changed
+    (found,) = gather(harness.target.entries(target_inbox, None)).changed
     assert found.key == harness.key("source", source_id)
 
 
@@ -236,7 +251,7 @@ def test_fake_graph_whole_mailbox_copies_with_full_fidelity(graph: GraphHarness)
     items = mailboxfill.fill_mailbox(graph.fake.store, source_box)
     folders = {f.well_known: f.id for f in graph.target.folders() if f.well_known}
     for folder in graph.source.folders():
-        entries = graph.source.entries(folder.id, None).changed
+        entries = gather(graph.source.entries(folder.id, None)).changed
         for exported in graph.source.export([e.id for e in entries]):
             assert isinstance(exported, Exported)
             graph.target.import_item(folders[folder.well_known], exported.data)
@@ -318,7 +333,7 @@ def test_fake_graph_missing_permission_is_auth_error(fake_graph: FakeGraph) -> N
     with graph_session(fake_graph, SOURCE, roles) as session:
         mailbox = GraphMailbox(session, SOURCE)
         with pytest.raises(AuthError, match="ErrorAccessDenied"):  # no MailboxItem.Read.All
-            mailbox.entries(box.well_known("inbox").id, None)
+            gather(mailbox.entries(box.well_known("inbox").id, None))
 
 
 def test_fake_graph_unknown_user_is_account_error(fake_graph: FakeGraph) -> None:
@@ -353,15 +368,15 @@ def test_fake_graph_pages_and_key_lookups(graph: GraphHarness) -> None:
     graph.fake.page_size = 4
     inbox = graph.well_known("source", "inbox")
     ids = [graph.add_item("source", inbox, "mail", f"m{i}") for i in range(70)]
-    full = graph.source.entries(inbox, None)
+    full = gather(graph.source.entries(inbox, None))
     assert {e.id: e.key for e in full.changed} == {i: graph.key("source", i) for i in ids}
     for item_id in ids[:2]:
         graph.change("source", item_id, "again")
     before = calls(graph.fake, ITEM_GET)
-    few = graph.source.entries(inbox, full.token)
+    few = gather(graph.source.entries(inbox, full.token))
     assert {e.id for e in few.changed} == set(ids[:2])
     assert calls(graph.fake, ITEM_GET) - before == 2  # one GET per changed item
     for item_id in ids:
         graph.change("source", item_id, "all")
-    many = graph.source.entries(inbox, few.token)
+    many = gather(graph.source.entries(inbox, few.token))
     assert {e.id: e.key for e in many.changed} == {i: graph.key("source", i) for i in ids}

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mailferry.adapters.memory.mailboxstate import MemoryMailboxStateStore
+from mailferry.domain.mailboxmodel import gather
 from mailferry.domain.workloads import Workload
 from mailferry.sandbox.graph.server import FakeGraph
 from mailferry.service.graphcontext import GraphSyncOptions
@@ -63,7 +64,7 @@ def test_a_whole_mailbox_through_the_fake_graph_converges(graph: GraphHarness) -
     }
     assert first.retries == 1
     for folder, ids in items.items():
-        copies = graph.target.entries(graph.well_known("target", folder), None).changed
+        copies = gather(graph.target.entries(graph.well_known("target", folder), None)).changed
         assert len(copies) == len(ids), folder
         wanted = sorted(shown(graph.content("source", i)) for i in ids)
         assert sorted(shown(graph.content("target", c.id)) for c in copies) == wanted

@@ -17,13 +17,14 @@ from mailferry.adapters.store.engine import open_database
 from mailferry.adapters.store.graph_state import ID_CHUNK, SCHEMA_VERSION
 from mailferry.adapters.store.schema import upgrade_all
 from mailferry.domain.errors import StateError
+from mailferry.domain.mailboxmodel import Listing, MailboxEntry
 from mailferry.domain.mailboxplan import Copy, ImportIntent, Mode
-from mailferry.domain.ports import MailboxFolderState, MailboxStateStore
+from mailferry.domain.mailboxports import MailboxFolderState, MailboxStateStore
 
 PAIR = "graph:ann@old.example -> graph:ann@new.example"
 INBOX = "AAMkAGI2TG93AAA="  # Graph ids are opaque base64-like text
 WORK = "AAMkAGI2TG93AAB/+="
-MBX_TABLES = {"mbx_folders", "mbx_items", "mbx_intents", "mbx_failures"}
+MBX_TABLES = {"mbx_folders", "mbx_items", "mbx_intents", "mbx_failures", "mbx_listed"}
 
 
 def copy(n: int, ck: str = "c1", key: str | None = "auto") -> Copy:
@@ -134,6 +135,54 @@ class TestMailboxStateStoreContract:
         assert everything(store, INBOX) == NOTHING
         assert everything(store, WORK) == kept
 
+    def test_a_window_of_rows_is_read_by_id(self, store: MailboxStateStore) -> None:
+        assert not store.has_copies(PAIR, INBOX)
+        store.record_copies(PAIR, INBOX, [copy(n) for n in range(ID_CHUNK + 5)])
+        store.record_copies(PAIR, WORK, [copy(900)])
+        wanted = ["s3", "s9", "s900", "s-none", f"s{ID_CHUNK + 4}", "s3"]
+        assert store.copies_of(PAIR, INBOX, wanted) == {
+            "s3": copy(3),
+            "s9": copy(9),
+            f"s{ID_CHUNK + 4}": copy(ID_CHUNK + 4),
+        }
+        assert store.has_copies(PAIR, INBOX)
+        assert store.copies_of(PAIR, INBOX, []) == {}
+
+    def test_free_copies_are_neither_claimed_nor_recorded(self, store: MailboxStateStore) -> None:
+        listed = [
+            MailboxEntry("t1", "k1", "IPM.Note", 10, "<1@x>"),  # the target of row s1
+            MailboxEntry("t7", "k7", "IPM.Note", 10, "<2@x>"),
+            MailboxEntry("t5", "k5", "IPM.Note", 12, "<2@x>"),  # two copies with one key
+            MailboxEntry("t6", "k6", "IPM.Note", None, None),
+        ]
+        store.add_listed(PAIR, INBOX, Listing.TARGET, listed)
+        assert store.has_strangers(PAIR, INBOX)
+        store.record_copies(PAIR, INBOX, [copy(1)])
+        assert store.free_copies(PAIR, INBOX, ["<1@x>", "<2@x>", "<9@x>"]) == [listed[2], listed[1]]
+        store.claim_copies(PAIR, INBOX, ["t5"])
+        assert store.free_copies(PAIR, INBOX, ["<2@x>"]) == [listed[1]]
+        assert store.free_copies(PAIR, WORK, ["<2@x>"]) == []
+        assert store.listed(PAIR, INBOX, Listing.TARGET, ["t6", "t9"]) == {"t6": listed[3]}
+        store.record_copies(PAIR, INBOX, [copy(n) for n in (5, 6, 7)])
+        assert not store.has_strangers(PAIR, INBOX)
+        store.forget_listed(PAIR, INBOX, [Listing.TARGET])
+        assert store.listed(PAIR, INBOX, Listing.TARGET, ["t6"]) == {}
+
+    def test_rows_a_whole_listing_did_not_see(self, store: MailboxStateStore) -> None:
+        store.record_copies(PAIR, INBOX, [copy(n) for n in range(1, 8)])
+        seen = [MailboxEntry(f"s{n}", "c", "IPM.Note") for n in (1, 3, 4, 9)]
+        store.add_listed(PAIR, INBOX, Listing.SOURCE, seen)
+        assert store.unlisted_copies(PAIR, INBOX, 2) == ["s2", "s5"]
+        assert store.unlisted_copies(PAIR, INBOX, 10) == ["s2", "s5", "s6", "s7"]
+        assert [e.id for e in store.listed(PAIR, INBOX, Listing.SOURCE, ["s9"]).values()] == ["s9"]
+
+    def test_resolved_imports_are_listed_as_written(self, store: MailboxStateStore) -> None:
+        store.add_import_intents(PAIR, INBOX, [create(1), create(2)])
+        store.resolve_imports(PAIR, INBOX, [copy(1)], ["s2"])
+        assert list(store.listed(PAIR, INBOX, Listing.WRITTEN, ["s1", "s2"])) == ["s1"]
+        store.forget_folder(PAIR, INBOX)
+        assert store.listed(PAIR, INBOX, Listing.WRITTEN, ["s1"]) == {}
+
     def test_a_closed_store_refuses_work(self, store: MailboxStateStore) -> None:
         store.close()
         with pytest.raises(StateError):
@@ -183,3 +232,22 @@ class TestSqliteFile:
         with pytest.raises(StateError, match="merge"):
             store.import_intents(PAIR, INBOX)
         store.close()
+
+    def test_a_schema_1_file_gains_the_scratch_lists(self, path: Path) -> None:
+        store = SqlMailboxStateStore.open_sqlite(path)
+        store.record_copies(PAIR, INBOX, [copy(1)])
+        store.close()
+        raw_sql(path, "DROP TABLE mbx_listed")
+        raw_sql(path, "DROP INDEX mbx_items_target")
+        raw_sql(path, "UPDATE meta SET schema_version = 1 WHERE application = 'mailferry.mailbox'")
+        again = SqlMailboxStateStore.open_sqlite(path)
+        again.add_listed(PAIR, INBOX, Listing.TARGET, [MailboxEntry("t9", "k", "IPM.Note")])
+        assert again.has_strangers(PAIR, INBOX)
+        assert again.copies(PAIR, INBOX) == [copy(1)]
+        again.close()
+        indexes = raw_sql(path, "SELECT name FROM sqlite_master WHERE type = 'index'")
+        assert ("mbx_items_target",) in indexes
+        version = raw_sql(
+            path, "SELECT schema_version FROM meta WHERE application='mailferry.mailbox'"
+        )
+        assert version == [(2,)]

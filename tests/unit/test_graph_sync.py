@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Sequence
 
 import pytest
 
 from mailferry.adapters.memory.exchange import (
     ANSWER_LOST,
     NOT_SENT,
+    PAGE,
     MemoryExchange,
     MemoryMailbox,
     decode,
 )
 from mailferry.adapters.memory.mailboxstate import MemoryMailboxStateStore
 from mailferry.domain.errors import ConnectError, ItemConflictError, SyncTokenInvalidError
+from mailferry.domain.mailboxmodel import gather
+from mailferry.domain.mailboxplan import Copy
 from mailferry.domain.mailboxreport import MailboxSummary
 from mailferry.domain.workloads import Workload
 from mailferry.service.graphcontext import GraphSyncOptions
@@ -268,9 +272,60 @@ class TestTheFakeIsStrict:
     def test_a_token_of_another_folder_or_epoch_is_refused(self) -> None:
         server = MemoryExchange()
         box = MemoryMailbox(server)
-        token = box.entries(server.well_known("inbox"), None).token
+        token = gather(box.entries(server.well_known("inbox"), None)).token
         with pytest.raises(SyncTokenInvalidError):
-            box.entries(server.well_known("drafts"), token)
+            gather(box.entries(server.well_known("drafts"), token))
         server.expire_tokens()
         with pytest.raises(SyncTokenInvalidError):
-            box.entries(server.well_known("inbox"), token)
+            gather(box.entries(server.well_known("inbox"), token))
+
+
+class WindowedState(MemoryMailboxStateStore):
+    """The memory state, refusing to hand a pass a folder whole, and noting the largest window
+    of rows a pass asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.widest = 0
+
+    def copies(self, pair: str, source: str) -> list[Copy]:
+        raise AssertionError("a pass read a folder's rows whole")
+
+    def copies_of(self, pair: str, source: str, source_ids: Sequence[str]) -> dict[str, Copy]:
+        self.widest = max(self.widest, len(source_ids))
+        return super().copies_of(pair, source, source_ids)
+
+
+def test_a_folder_of_many_pages_is_planned_a_page_at_a_time(pair: Pair) -> None:
+    pair.state = WindowedState()
+    ids = [pair.src.add(pair.inbox, f"m{n}") for n in range(PAGE * 2 + 30)]
+    first = pair.run().workloads[MAIL]
+    assert (first.seen, first.copied) == (PAGE * 2 + 30, PAGE * 2 + 30)
+    assert 0 < pair.state.widest <= PAGE
+    pair.src.delete(ids[5])
+    pair.src.expire_tokens()  # a whole listing again: the removed row is found by absence
+    second = pair.run().workloads[MAIL]
+    assert (second.seen, second.unchanged, second.removed_on_source_kept) == (
+        PAGE * 2 + 29,
+        PAGE * 2 + 29,
+        1,
+    )
+    assert pair.target_bodies() == Counter(f"m{n}".encode() for n in range(PAGE * 2 + 30))
+
+
+def test_a_lost_state_recognises_copies_across_pages_by_key(pair: Pair) -> None:
+    ids = [pair.src.add(pair.inbox, f"m{n}") for n in range(PAGE * 2 + 30)]
+    pair.src.add(pair.inbox, "twin a", key="<twin@x>")
+    pair.src.add(pair.inbox, "twin b", key="<twin@x>")  # one key twice: two copies, each claimed
+    pair.run()
+    pair.src.change(ids[7], "m7, edited")  # another size: its copy is updated
+    pair.state = WindowedState()  # the state file is lost
+    summary = pair.run()
+    report = summary.workloads[MAIL]
+    assert (report.already_there, report.updated, report.copied) == (PAGE * 2 + 31, 1, 0)
+    assert pair.state.widest <= PAGE
+    bodies = pair.target_bodies()
+    assert bodies[b"m7, edited"] == 1
+    assert bodies[b"m7"] == 0
+    assert (bodies[b"twin a"], bodies[b"twin b"]) == (1, 1)
+    assert sum(bodies.values()) == PAGE * 2 + 32

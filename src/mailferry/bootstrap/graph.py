@@ -26,7 +26,8 @@ from mailferry.bootstrap import Side, SyncRequest, token_source
 from mailferry.bootstrap.dav import is_dav_url
 from mailferry.config import default_state_path, is_file_url, parse_endpoint
 from mailferry.domain.errors import ConfigError
-from mailferry.domain.ports import MailboxStateStore, TokenProvider
+from mailferry.domain.mailboxports import MailboxStateStore
+from mailferry.domain.ports import TokenProvider
 from mailferry.domain.workloads import MailVia, RoutePlan, SideKind, Workload, plan_routes
 from mailferry.service.graphprobe import graph_url_of
 

@@ -8,7 +8,9 @@ class* its ``IPM.*``; an *entry* is one item as listed (id, change key, class, r
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from mailferry.domain.workloads import Workload
 
@@ -63,6 +65,43 @@ class EntryChanges:
     changed: tuple[MailboxEntry, ...]
     removed: tuple[str, ...]
     token: str
+
+
+@dataclass(frozen=True)
+class EntryPage:
+    """One page of a folder's listing or delta round, as ``ExchangeMailbox.entries`` yields them:
+    a pass holds one page at a time, never the folder. ``token`` (the next delta token) is on the
+    last page only; ``removed`` comes with delta rounds only."""
+
+    changed: tuple[MailboxEntry, ...]
+    removed: tuple[str, ...] = ()
+    token: str | None = None
+
+
+def gather(pages: Iterable[EntryPage]) -> EntryChanges:
+    """A whole listing in memory (verify, tests): the pages joined, a later page winning."""
+    changed: dict[str, MailboxEntry] = {}
+    removed: dict[str, None] = {}
+    token = None
+    for page in pages:
+        for entry in page.changed:
+            removed.pop(entry.id, None)
+            changed[entry.id] = entry
+        for item_id in page.removed:
+            changed.pop(item_id, None)
+            removed[item_id] = None
+        token = page.token or token
+    if token is None:
+        raise ValueError("a listing ended without its delta token")
+    return EntryChanges(tuple(changed.values()), tuple(removed), token)
+
+
+class Listing(StrEnum):
+    """The scratch lists a folder pass keeps in the state instead of in memory."""
+
+    TARGET = "target"  # the target folder's entries: copies to recognise by key, or by id
+    SOURCE = "source"  # the source ids a whole pass listed: rows of the others were removed
+    WRITTEN = "written"  # source ids imported by this run (a retried pass: not "unchanged")
 
 
 @dataclass(frozen=True)

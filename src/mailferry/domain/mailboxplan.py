@@ -109,7 +109,15 @@ NOT_RECOGNISABLE = (
 class Claims:
     """The copies on a target folder by key, each claimed at most once."""
 
-    def __init__(self, target: Iterable[MailboxEntry], recorded: Iterable[str]) -> None:
+    def __init__(
+        self,
+        target: Iterable[MailboxEntry],
+        recorded: Iterable[str],
+        *,
+        strangers: bool | None = None,
+    ) -> None:
+        """``target``: the whole folder, or (a pass's window) only the candidates it needs, with
+        ``strangers`` then said of the whole folder."""
         known = set(recorded)
         self._free: dict[str, list[MailboxEntry]] = {}
         self.by_id: dict[str, MailboxEntry] = {}
@@ -123,6 +131,8 @@ class Claims:
                 self._free.setdefault(entry.key, []).append(entry)
         for copies in self._free.values():
             copies.sort(key=lambda e: e.id)
+        if strangers is not None:
+            self.strangers = strangers
 
     def take(self, target_id: str) -> None:
         """That copy is known now (an update that landed): nobody else's."""

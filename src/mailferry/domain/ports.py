@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import ClassVar, Protocol
 
 from mailferry.domain.davmodel import (
     Capabilities,
@@ -27,13 +27,6 @@ from mailferry.domain.davplan import Listed, Recorded
 from mailferry.domain.errors import ItemError, MessageError
 from mailferry.domain.items import ItemKey
 from mailferry.domain.labels import LabelTally
-from mailferry.domain.mailboxmodel import (
-    EntryChanges,
-    Exported,
-    Imported,
-    MailboxFolder,
-)
-from mailferry.domain.mailboxplan import Copy, ImportIntent
 from mailferry.domain.model import (
     AppendRequest,
     AppendResult,
@@ -352,103 +345,3 @@ class ItemStateStore(Protocol):
     def set_item_failures(self, pair: str, source: str, failures: Mapping[str, str]) -> None:
         """Replace the recorded per-item failures of a collection (source href -> reason)."""
         ...
-
-
-class ExchangeMailbox(Protocol):
-    """One Microsoft 365 mailbox through Graph's mailbox import/export API (``adapters/graph``;
-    the memory fake). Folder failures are ``FolderError``, item failures ``ItemError`` (the
-    collection is the folder id, the href the item id); transport and login ``ConnectError`` /
-    ``AuthError``; a delta token no longer accepted ``SyncTokenInvalidError``. An ``import_item``
-    that raises ``ConnectError`` may or may not have created the item: its intent decides.
-    Thread-safe: several imports of one mailbox go at once (Graph allows 4 concurrent requests)."""
-
-    def folders(self) -> list[MailboxFolder]:
-        """Every folder under the root (every class), parents before children."""
-        ...
-
-    def create_folder(self, parent_id: str | None, name: str, folder_class: str) -> MailboxFolder:
-        """A new folder of ``folder_class`` under ``parent_id`` (None: the root)."""
-        ...
-
-    def entries(self, folder_id: str, token: str | None) -> EntryChanges:
-        """Every item (``token`` None) or what changed since ``token`` (a delta query)."""
-        ...
-
-    def export(self, ids: Sequence[str]) -> Iterator[Exported | ItemError]:
-        """The opaque stream of each item (in calls of at most 20 ids), or the error of each."""
-        ...
-
-    def import_item(
-        self, folder_id: str, data: bytes, replace: tuple[str, str] | None = None
-    ) -> Imported:
-        """Create an item from an exported stream, or (``replace`` = target id, change key)
-        replace that item's content (Graph's ``Mode: update``)."""
-        ...
-
-    def close(self) -> None: ...
-
-
-@runtime_checkable
-class Metered(Protocol):
-    """A side that can say how often it was throttled (Graph's 429/503 waited out by its session):
-    the summary's ``throttled`` and ``waited_seconds``. Optional: a side without it counts 0."""
-
-    def throttling(self) -> tuple[int, float]:
-        """(answers waited out, seconds waited) since the side was opened."""
-        ...
-
-
-@dataclass(frozen=True)
-class MailboxFolderState:
-    """Where a source folder goes, and the delta token of the last complete pass over it."""
-
-    source: str  # the source folder's id
-    target: str  # the target folder's id
-    token: str | None = None
-
-
-class MailboxStateStore(Protocol):
-    """The durable memory of a pair of Microsoft 365 mailboxes (one row per source item), keyed
-    by (pair, source folder id) like ``ItemStateStore`` by source collection."""
-
-    def folder_state(self, pair: str, source: str) -> MailboxFolderState | None: ...
-
-    def folder_states(self, pair: str) -> list[MailboxFolderState]:
-        """Every folder of the pair (the mapping an earlier run chose)."""
-        ...
-
-    def save_folder_state(self, pair: str, state: MailboxFolderState) -> None: ...
-
-    def forget_folder(self, pair: str, source: str) -> None:
-        """Every row, intent and failure of one source folder, and its folder state."""
-        ...
-
-    def copies(self, pair: str, source: str) -> list[Copy]: ...
-
-    def record_copies(self, pair: str, source: str, rows: Sequence[Copy]) -> None:
-        """Upsert rows by source id (found on the target, or imported there)."""
-        ...
-
-    def forget_copies(self, pair: str, source: str, source_ids: Sequence[str]) -> None:
-        """Drop the rows of items removed on the source (their copies stay on the target)."""
-        ...
-
-    def add_import_intents(self, pair: str, source: str, intents: Sequence[ImportIntent]) -> None:
-        """Durable (one transaction) before the imports they announce are sent."""
-        ...
-
-    def import_intents(self, pair: str, source: str) -> list[ImportIntent]: ...
-
-    def resolve_imports(
-        self, pair: str, source: str, done: Sequence[Copy], dropped: Sequence[str]
-    ) -> None:
-        """In one transaction: intents become rows (``done``), or are dropped (source ids)."""
-        ...
-
-    def mailbox_failures(self, pair: str, source: str) -> dict[str, str]: ...
-
-    def set_mailbox_failures(self, pair: str, source: str, failures: Mapping[str, str]) -> None:
-        """Replace the recorded per-item failures of a folder (source id -> reason)."""
-        ...
-
-    def close(self) -> None: ...

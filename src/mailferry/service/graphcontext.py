@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from mailferry.domain.errors import ConnectError, ThrottledError
+from mailferry.domain.mailboxports import ExchangeMailbox, MailboxStateStore
 from mailferry.domain.mailboxreport import MailboxSummary
-from mailferry.domain.ports import ExchangeMailbox, MailboxStateStore
 from mailferry.domain.workloads import ALL, Workload
 from mailferry.service.resilience import RetryPolicy
 
@@ -40,17 +40,6 @@ class GraphContext:
     options: GraphSyncOptions
     summary: MailboxSummary
     stop: threading.Event = field(default_factory=threading.Event)
-    # source ids written by this run: a retried pass finds them recorded, not "unchanged"
-    written: set[str] = field(default_factory=set)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def wrote(self, source_id: str) -> None:
-        with self._lock:
-            self.written.add(source_id)
-
-    def written_before(self, source_id: str) -> bool:
-        with self._lock:
-            return source_id in self.written
 
     def stopped(self) -> bool:
         return self.stop.is_set()

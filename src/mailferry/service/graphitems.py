@@ -1,44 +1,35 @@
-"""One pass over one source folder of a Microsoft 365 mailbox and the target folder it maps to.
+"""One pass over one source folder of a Microsoft 365 mailbox and the target folder it maps to,
+a window (one page of the source's listing) at a time: memory stays flat in the folder's size.
 
     folder state     the state says which target folder this source folder went to; another one
                      (the old one was deleted, or the state is new): the folder's rows are dropped
     target listing   only when a copy could be there unknown to the state: no pass into this
                      folder completed (and this run did not create it: a first pass into an
                      existing folder, an interrupted one, or the state was lost) or intents of an
-                     interrupted run are pending; its entries become ``Claims`` by key
+                     interrupted run are pending; its entries are streamed into the state's
+                     scratch TARGET list, where windows find copies by key (``free_copies``)
     settle intents   ``settle_intents``: each pending import found (recorded) or dropped
-    list             the source's entries since the delta token (every entry without one, or when
-                     the token is refused), then ``plan_entries``: the truth table
-    execute          creates and updates in chunks of 20: one export, the intents committed, then
-                     imports with at most ``concurrency`` in flight, then the answers resolved into
-                     rows in one transaction (the state committed after each chunk)
+    windows          the source's entries since the delta token (every entry without one, or when
+                     the token is refused), a page at a time: the page's rows read by id, its
+                     candidates by key, then ``plan_entries`` (the truth table) for the page; what
+                     needs no request recorded at once, the creates and updates fed to ``Imports``
+                     (service/graphimports.py: exports, intents, imports, answers, pipelined)
+    removed          a whole pass lists the source ids it saw (SOURCE): rows of the others were
+                     removed on the source (a delta round says so itself)
     finish           the failures recorded; the new delta token saved only when nothing failed or
                      is pending, so that a failed item comes back in the next pass's delta
 
-An update whose target change key is stale (the target item changed since it was copied) reads
-the target's current change key once and updates again; an item deleted on the target since it
-was copied is created again. An import whose answer was lost (``ConnectError``) keeps its intent:
-the chunk's other answers are resolved, then the error ends the pass, which ``retrying`` runs
-again (settling that intent first).
+A retried pass (after a dropped connection) finds the items its earlier attempt imported recorded:
+they are counted once, as written, not also as unchanged (the state's WRITTEN list says which).
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import Counter
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 
-from mailferry.domain.errors import (
-    ConnectError,
-    ItemConflictError,
-    ItemError,
-    SyncTokenInvalidError,
-    ThrottledError,
-)
-from mailferry.domain.mailboxmodel import EntryChanges, Exported, MailboxEntry
+from mailferry.domain.errors import SyncTokenInvalidError
+from mailferry.domain.mailboxmodel import EntryPage, Listing, MailboxEntry
 from mailferry.domain.mailboxplan import (
     Claims,
     Copy,
@@ -51,49 +42,27 @@ from mailferry.domain.mailboxplan import (
     plan_entries,
     settle_intents,
 )
+from mailferry.domain.mailboxports import MailboxFolderState
 from mailferry.domain.mailboxreport import EntryProblem
-from mailferry.domain.ports import MailboxFolderState
 from mailferry.logs import get_logger
-from mailferry.service.graphcontext import EXPORT_CHUNK, MAX_THROTTLED, GraphContext
+from mailferry.service.graphcontext import GraphContext
+from mailferry.service.graphimports import Imports
 
 log = get_logger("mailferry.graph")
-
-
-@dataclass(frozen=True)
-class Upload:
-    entry: MailboxEntry
-    change_key: str  # the source change key of the exported version
-    data: bytes = field(repr=False)
-    replace: Copy | None = None  # an update: the row of the copy it replaces
-
-    def intent(self, folder: str) -> ImportIntent:
-        if self.replace is None:
-            return ImportIntent(self.entry.id, self.change_key, folder, self.entry.key, Mode.CREATE)
-        return ImportIntent(
-            self.entry.id,
-            self.change_key,
-            folder,
-            self.entry.key,
-            Mode.UPDATE,
-            self.replace.target_id,
-            self.replace.target_change_key,
-        )
-
-
-class Recreate:
-    """An update whose target copy is gone (deleted on the target): created again."""
-
-
-Outcome = Copy | str | ConnectError | Recreate  # landed, failed (why), answer lost, recreate
+REMOVED_CHUNK = 500  # rows of removed items forgotten per transaction
+SCRATCH = (Listing.TARGET, Listing.SOURCE)  # a pass's own lists (WRITTEN spans its retries)
 
 
 class FolderPass:
-    def __init__(self, ctx: GraphContext, plan: FolderPlan, target: str, *, created: bool) -> None:
+    def __init__(
+        self, ctx: GraphContext, plan: FolderPlan, target: str, *, created: bool, first: bool
+    ) -> None:
         self.ctx = ctx
         self.plan = plan
         self.source = plan.source.id
         self.target = target
         self.created = created
+        self.first = first  # the first attempt of this folder in this run
         self.seen = 0
         self.failures: dict[str, str] = {}
         # counted into the summary by ``publish`` once, from the last attempt of the pass (a
@@ -101,53 +70,45 @@ class FolderPass:
         self.tally: Counter[str] = Counter()
         self.problems: list[EntryProblem] = []
         self.unknown: list[EntryProblem] = []
-        self._listing: dict[str, MailboxEntry] | None = None
-        self._lock = threading.Lock()
+        self.listed_target = False
+        self.strangers = False  # the target folder holds items the state does not know
 
     def run(self) -> None:
         ctx, state, pair = self.ctx, self.ctx.state, self.ctx.pair
         token = self._folder_state()
-        complete = token is not None  # a pass completed: every copy has a row or an intent
-        rows = {c.source_id: c for c in state.copies(pair, self.source)}
+        state.forget_listed(pair, self.source, tuple(Listing) if self.first else SCRATCH)
+        consult = token is None and not self.created  # a copy the state lacks may be there
         intents = state.import_intents(pair, self.source)
-        claims = None
-        if intents or (not complete and not self.created):
-            claims = Claims(self._target_entries().values(), (r.target_id for r in rows.values()))
-        settled = Settled((), (), frozenset())
-        if intents and claims is not None:
-            settled = settle_intents(intents, claims)
-            state.resolve_imports(pair, self.source, settled.done, settled.dropped)
-            self._count_landed(intents, settled)
-            rows.update((c.source_id, c) for c in settled.done)
-        changes, whole = self._changes(token)
-        actions = plan_entries(
-            changes.changed,
-            changes.removed,
-            rows,
-            None if complete else claims,
-            whole=whole,
-            unrecognisable=settled.unrecognisable,
-        )
-        work = self._settle_quick(actions)
-        for start in range(0, len(work), EXPORT_CHUNK):
-            if ctx.stopped():
-                break
-            self._chunk(work[start : start + EXPORT_CHUNK])
+        if intents or consult:
+            self._list_target()
+        settled = self._settle(intents) if intents else Settled((), (), frozenset())
+        pages, whole = self._pages(token)
+        keep_ids = whole and state.has_copies(pair, self.source)
+        imports = Imports(self)
+        next_token = None
+        try:
+            for page in pages:
+                if keep_ids:
+                    state.add_listed(pair, self.source, Listing.SOURCE, page.changed)
+                imports.feed(self._window(page, consult=consult, settled=settled))
+                next_token = page.token
+                if ctx.stopped() or imports.lost is not None:
+                    break
+        finally:
+            imports.close()
+        if imports.lost is not None:
+            raise imports.lost
+        self._finish(next_token if not ctx.stopped() else None, removed=keep_ids)
+
+    def _finish(self, token: str | None, *, removed: bool) -> None:
+        """``token`` None: the listing did not end (stopped)."""
+        state, pair = self.ctx.state, self.ctx.pair
+        if token is not None and removed:
+            self._forget_unlisted()
         state.set_mailbox_failures(pair, self.source, self.failures)
-        if not self.failures and not ctx.stopped():
-            state.save_folder_state(
-                pair, MailboxFolderState(self.source, self.target, changes.token)
-            )
-
-    def _count_landed(self, intents: Sequence[ImportIntent], settled: Settled) -> None:
-        """Imports of an interrupted pass that landed: copied or updated, though unanswered."""
-        modes = {i.source_id: i.mode for i in intents}
-        for copy in settled.done:
-            self._landed(copy.source_id, update=modes[copy.source_id] is Mode.UPDATE)
-
-    def _landed(self, source_id: str, *, update: bool) -> None:
-        self.ctx.wrote(source_id)
-        self.ctx.summary.count(self.plan.workload, "updated" if update else "copied")
+        if not self.failures and token is not None:
+            state.save_folder_state(pair, MailboxFolderState(self.source, self.target, token))
+        state.forget_listed(pair, self.source, SCRATCH)
 
     def publish(self) -> None:
         """The last attempt's counts, failures and doubts into the summary."""
@@ -158,6 +119,23 @@ class FolderPass:
             summary.fail(workload, problem)
         summary.section(workload).not_recognisable.extend(self.unknown)
 
+    # -- what Imports reports back ---------------------------------------------------------------
+    def landed(self, source_id: str, *, update: bool) -> None:  # noqa: ARG002 - one signature
+        self.ctx.summary.count(self.plan.workload, "updated" if update else "copied")
+
+    def fail(self, source_id: str, reason: str) -> None:
+        self.failures[source_id] = reason
+        self.problems.append(EntryProblem(self.plan.path, source_id, reason))
+        log.warning("item.failed", folder=self.plan.path, item=source_id, reason=reason)
+
+    def current(self, target_id: str) -> MailboxEntry | None:
+        """The target item as listed (the folder listed once per pass if it was not yet)."""
+        if not self.listed_target:
+            self._list_target()
+        found = self.ctx.state.listed(self.ctx.pair, self.source, Listing.TARGET, [target_id])
+        return found.get(target_id)
+
+    # -- the steps ---------------------------------------------------------------------------------
     def _folder_state(self) -> str | None:
         """The delta token of the last complete pass into this target folder (None: no pass
         completed, so a copy the state does not know could be there)."""
@@ -170,158 +148,111 @@ class FolderPass:
         state.save_folder_state(pair, MailboxFolderState(self.source, self.target))
         return None
 
-    def _changes(self, token: str | None) -> tuple[EntryChanges, bool]:
+    def _list_target(self) -> None:
+        state, pair = self.ctx.state, self.ctx.pair
+        state.forget_listed(pair, self.source, (Listing.TARGET,))
+        for page in self.ctx.target.entries(self.target, None):
+            state.add_listed(pair, self.source, Listing.TARGET, page.changed)
+        self.strangers = state.has_strangers(pair, self.source)
+        self.listed_target = True
+
+    def _settle(self, intents: Sequence[ImportIntent]) -> Settled:
+        """The intents of an interrupted run against the target's listing (their candidates:
+        the free copies with their keys, and the items their updates replaced)."""
+        state, pair = self.ctx.state, self.ctx.pair
+        keys = {i.key for i in intents if i.mode is Mode.CREATE and i.key is not None}
+        free = state.free_copies(pair, self.source, keys) if keys else []
+        replaced = [i.target_id for i in intents if i.mode is Mode.UPDATE and i.target_id]
+        known = state.listed(pair, self.source, Listing.TARGET, replaced)
+        free_ids = {e.id for e in free}
+        others = [e for e in known.values() if e.id not in free_ids]
+        claims = Claims([*free, *others], [e.id for e in others], strangers=self.strangers)
+        settled = settle_intents(intents, claims)
+        state.resolve_imports(pair, self.source, settled.done, settled.dropped)
+        modes = {i.source_id: i.mode for i in intents}
+        for copy in settled.done:  # landed though unanswered: copied or updated
+            self.landed(copy.source_id, update=modes[copy.source_id] is Mode.UPDATE)
+        return settled
+
+    def _pages(self, token: str | None) -> tuple[Iterator[EntryPage], bool]:
+        """The source's pages since ``token`` (whole: every entry), the first one fetched here so
+        that a refused token falls back to a whole listing."""
+        source = self.ctx.source
         if token is not None:
+            pages = source.entries(self.source, token)
             try:
-                return self.ctx.source.entries(self.source, token), False
+                first = next(pages)
             except SyncTokenInvalidError:
                 log.info("folder.token_refused", folder=self.plan.path)
-        return self.ctx.source.entries(self.source, None), True
+            else:
+                return _chain(first, pages), False
+        return source.entries(self.source, None), True
 
-    def _target_entries(self) -> dict[str, MailboxEntry]:
-        with self._lock:
-            if self._listing is None:
-                listed = self.ctx.target.entries(self.target, None).changed
-                self._listing = {e.id: e for e in listed}
-            return self._listing
+    def _window(self, page: EntryPage, *, consult: bool, settled: Settled) -> list[ItemAction]:
+        """One page planned against its rows (and, when the target is consulted, the free
+        copies with its keys); what needs no request is recorded, the rest returned."""
+        state, pair = self.ctx.state, self.ctx.pair
+        ids = [e.id for e in page.changed]
+        rows = state.copies_of(pair, self.source, [*ids, *page.removed])
+        claims = None
+        if consult:
+            keys = {e.key for e in page.changed if e.id not in rows and e.key is not None}
+            free = state.free_copies(pair, self.source, keys) if keys else []
+            claims = Claims(free, (), strangers=self.strangers)
+        actions = plan_entries(
+            page.changed,
+            page.removed,
+            rows,
+            claims,
+            whole=False,
+            unrecognisable=settled.unrecognisable,
+        )
+        claimed = [
+            a.copy.target_id
+            for a in actions
+            if a.copy is not None and a.source_id not in rows and a.entry is not None
+        ]
+        if claimed:
+            state.claim_copies(pair, self.source, claimed)
+        return self._settle_quick(actions)
 
     def _settle_quick(self, actions: Sequence[ItemAction]) -> list[ItemAction]:
         """Count and record what needs no request; the creates and updates are returned."""
         found: list[Copy] = []
         gone: list[str] = []
+        unchanged: list[str] = []
         work: list[ItemAction] = []
         for action in actions:
             if action.step is Step.REMOVED_ON_SOURCE:
                 gone.append(action.source_id)
                 continue
             self.seen += 1
+            self.tally["seen"] += 1
             if action.step is Step.UNCHANGED:
-                if not self.ctx.written_before(action.source_id):
-                    self.tally["unchanged"] += 1
+                unchanged.append(action.source_id)
             elif action.step is Step.RECOGNISED and action.copy is not None:
                 found.append(action.copy)
             else:
                 work.append(action)
         state, pair = self.ctx.state, self.ctx.pair
-        state.record_copies(pair, self.source, found)
-        state.forget_copies(pair, self.source, gone)
-        self.tally["seen"] += self.seen
+        if found:
+            state.record_copies(pair, self.source, found)
+        if gone:
+            state.forget_copies(pair, self.source, gone)
+        written = {} if self.first else state.listed(pair, self.source, Listing.WRITTEN, unchanged)
+        self.tally["unchanged"] += len(unchanged) - len(written)
         self.tally["already_there"] += len(found)
         self.tally["removed_on_source_kept"] += len(gone)
         return work
 
-    # -- a chunk -----------------------------------------------------------------------------------
-    def _chunk(self, actions: Sequence[ItemAction]) -> None:
-        uploads = self._export(actions)
-        lost: ConnectError | None = None
-        while uploads:
-            self.ctx.state.add_import_intents(
-                self.ctx.pair, self.source, [u.intent(self.target) for u in uploads]
-            )
-            with ThreadPoolExecutor(max_workers=max(1, self.ctx.options.concurrency)) as pool:
-                outcomes = list(pool.map(self._import, uploads))
-            again, error = self._resolve(uploads, outcomes)
-            lost = lost or error
-            uploads = again
-        if lost is not None:
-            raise lost
+    def _forget_unlisted(self) -> None:
+        """A whole pass: the rows of source ids it did not list (removed on the source)."""
+        state, pair = self.ctx.state, self.ctx.pair
+        while gone := state.unlisted_copies(pair, self.source, REMOVED_CHUNK):
+            state.forget_copies(pair, self.source, gone)
+            self.tally["removed_on_source_kept"] += len(gone)
 
-    def _export(self, actions: Sequence[ItemAction]) -> list[Upload]:
-        limit = self.ctx.options.max_item_size
-        wanted: list[ItemAction] = []
-        for action in actions:
-            size = action.entry.size if action.entry is not None else None
-            if size is not None and size > limit:
-                self._fail(action.source_id, f"{size} bytes: over the limit of {limit} bytes")
-            else:
-                wanted.append(action)
-        if not wanted:
-            return []
-        got: dict[str, Exported | ItemError] = {}
-        for item in self.ctx.source.export([a.source_id for a in wanted]):
-            got[item.href if isinstance(item, ItemError) else item.id] = item
-        uploads = []
-        for action in wanted:
-            upload = self._upload(action, got.get(action.source_id), limit)
-            if upload is not None:
-                uploads.append(upload)
-        return uploads
 
-    def _upload(
-        self, action: ItemAction, got: Exported | ItemError | None, limit: int
-    ) -> Upload | None:
-        if isinstance(got, ItemError):
-            self._fail(action.source_id, f"export failed: {got.reason}")
-            return None
-        if got is None or action.entry is None:
-            self._fail(action.source_id, "the source did not export it")
-            return None
-        data = got.data
-        if len(data) > limit:
-            self._fail(action.source_id, f"{len(data)} bytes: over the limit of {limit} bytes")
-            return None
-        if action.note is not None:
-            self.unknown.append(EntryProblem(self.plan.path, action.source_id, action.note))
-        replace = action.copy if action.step is Step.UPDATE else None
-        return Upload(action.entry, got.change_key, data, replace)
-
-    def _resolve(
-        self, uploads: Sequence[Upload], outcomes: Sequence[Outcome]
-    ) -> tuple[list[Upload], ConnectError | None]:
-        """Landed ones recorded and failed ones dropped, in one transaction; the uploads to
-        create again, and the first lost answer."""
-        done: list[Copy] = []
-        dropped: list[str] = []
-        again: list[Upload] = []
-        lost: ConnectError | None = None
-        for upload, outcome in zip(uploads, outcomes, strict=True):
-            if isinstance(outcome, Copy):
-                done.append(outcome)
-                self._landed(outcome.source_id, update=upload.replace is not None)
-            elif isinstance(outcome, Recreate):
-                again.append(Upload(upload.entry, upload.change_key, upload.data))
-            elif isinstance(outcome, ConnectError):
-                lost = lost or outcome  # the intent stays: settled by the next pass
-            else:
-                dropped.append(upload.entry.id)
-                self._fail(upload.entry.id, outcome)
-        self.ctx.state.resolve_imports(self.ctx.pair, self.source, done, dropped)
-        return again, lost
-
-    def _fail(self, source_id: str, reason: str) -> None:
-        self.failures[source_id] = reason
-        self.problems.append(EntryProblem(self.plan.path, source_id, reason))
-        log.warning("item.failed", folder=self.plan.path, item=source_id, reason=reason)
-
-    # -- one import --------------------------------------------------------------------------------
-    def _import(self, upload: Upload) -> Outcome:
-        replace = upload.replace
-        target = (replace.target_id, replace.target_change_key) if replace else None
-        throttled = 0
-        stale_retried = False
-        while True:
-            try:
-                got = self.ctx.target.import_item(self.target, upload.data, target)
-            except ThrottledError as exc:
-                throttled += 1
-                if throttled > MAX_THROTTLED:
-                    return f"the target kept answering 'slow down': {exc}"
-                wait = self.ctx.options.retry.wait(min(throttled, 6), exc.wait)
-                self.ctx.waited(wait)
-                time.sleep(wait)
-                continue
-            except ConnectError as exc:
-                return exc
-            except ItemConflictError as exc:
-                if target is None or stale_retried:
-                    return f"refused by the target: {exc.reason}"
-                stale_retried = True
-                current = self._target_entries().get(target[0])
-                if current is None:
-                    return Recreate()
-                target = (current.id, current.change_key)
-                continue
-            except ItemError as exc:
-                return f"refused by the target: {exc.reason}"
-            entry = upload.entry
-            return Copy(entry.id, upload.change_key, got.id, got.change_key, entry.key)
+def _chain(first: EntryPage, rest: Iterator[EntryPage]) -> Iterator[EntryPage]:
+    yield first
+    yield from rest

@@ -7,8 +7,10 @@
               issues and classes no workload carries are skipped and reported; the folders of a
               workload not chosen are left out.
     items     one ``FolderPass`` per folder (service/graphitems.py): delta token, intents of an
-              interrupted run settled, the truth table, exports in chunks of 20, imports with at
-              most ``concurrency`` in flight, the state committed after each chunk.
+              interrupted run settled, the truth table a page of entries at a time, exports in
+              chunks of 20, imports with at most ``concurrency`` in flight, pipelined
+              (service/graphimports.py), the state committed after each chunk; the folder's
+              scratch lists in the state are dropped when it is done.
 
 A folder that fails (FolderError) is reported and the run goes on with the next one; a dropped
 connection re-runs the folder's pass from its state (``RetryPolicy``), and after its retries ends
@@ -21,10 +23,10 @@ import threading
 import time
 
 from mailferry.domain.errors import ConnectError, FolderError
-from mailferry.domain.mailboxmodel import MailboxFolder
+from mailferry.domain.mailboxmodel import Listing, MailboxFolder
 from mailferry.domain.mailboxplan import FolderPlan, map_folders
+from mailferry.domain.mailboxports import ExchangeMailbox, MailboxStateStore, Metered
 from mailferry.domain.mailboxreport import FolderOutcome, MailboxSummary
-from mailferry.domain.ports import ExchangeMailbox, MailboxStateStore, Metered
 from mailferry.logs import get_logger
 from mailferry.service.graphcontext import GraphContext, GraphSyncOptions, retrying
 from mailferry.service.graphitems import FolderPass
@@ -65,7 +67,8 @@ class MailboxSync:
         passes: list[FolderPass] = []
 
         def one_pass() -> None:
-            passes.append(FolderPass(self.ctx, plan, target.id, created=created))
+            first = not passes
+            passes.append(FolderPass(self.ctx, plan, target.id, created=created, first=first))
             passes[-1].run()
 
         note = plan.note
@@ -81,6 +84,8 @@ class MailboxSync:
                 raise
         else:
             passes[-1].publish()
+        finally:
+            self.ctx.state.forget_listed(self.ctx.pair, plan.source.id, tuple(Listing))
         seen = passes[-1].seen if passes else 0
         log.info("folder.done", folder=plan.path, target=target.id, items=seen)
         summary.folders.append(self._outcome(plan, target.id, created, seen, note))

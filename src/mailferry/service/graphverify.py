@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mailferry.domain.mailboxmodel import gather
 from mailferry.domain.mailboxplan import Claims, FolderPlan, map_folders
-from mailferry.domain.ports import ExchangeMailbox, MailboxStateStore
+from mailferry.domain.mailboxports import ExchangeMailbox, MailboxStateStore
 from mailferry.service.graphcontext import GraphSyncOptions
 
 SHOWN = 20  # ids listed per folder and kind of difference; the rest counted
@@ -92,13 +93,13 @@ def _check(
     plan: FolderPlan,
     recorded: dict[str, str],
 ) -> FolderCheck:
-    entries = source.entries(plan.source.id, None).changed
+    entries = gather(source.entries(plan.source.id, None)).changed
     check = FolderCheck(plan.path, plan.target, len(entries))
     if plan.target is None:
         for entry in entries:
             check.differs(check.missing, entry.id)
         return check
-    copies = target.entries(plan.target, None).changed
+    copies = gather(target.entries(plan.target, None)).changed
     check.target_count = len(copies)
     there = {c.id for c in copies}
     rows = {}

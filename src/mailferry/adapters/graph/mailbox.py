@@ -9,12 +9,13 @@ microsoftgraph/microsoft-graph-docs-contrib, api-reference/v1.0/).
   its description says, nothing is listed twice). The root is the parent no listed folder is;
   its children get ``parent_id`` None. ``wellKnownName`` (resources/mailboxfolder) names inbox,
   sentitems, calendar, ... directly: no lookup through /mailFolders is needed.
-- ``entries``: a delta round over ``.../items/delta`` (mailboxitem-delta; the token is the whole
-  ``@odata.deltaLink``, as the docs say to keep it); its ``@removed`` entries are the removed ids.
-  Delta takes no ``$expand``, so the recognition keys come from ``.../items`` with
-  ``$expand=singleValueExtendedProperties($filter=...)``: one listing for a full pass or many
-  changes, one GET per item for a few. A token Graph no longer accepts (410, syncStateNotFound)
-  is ``SyncTokenInvalidError``.
+- ``entries``: pages of entries. Delta (mailboxitem-delta; the token is the whole
+  ``@odata.deltaLink``, as the docs say to keep it) takes no ``$expand``, so the recognition keys
+  come from ``.../items`` with ``$expand=singleValueExtendedProperties($filter=...)``. A whole
+  folder: a delta round for its deltaLink alone, then the ``items`` listing streamed page by page
+  (flat in folder size). A delta round: held (its ``@removed`` entries are the removed ids), the
+  keys of many changes from one ``items`` listing, of a few from one GET each. A token Graph no
+  longer accepts (410, syncStateNotFound) is ``SyncTokenInvalidError``.
 - ``export``: ``exportItems`` in calls of at most 20 ids (mailbox-exportitems), up to the session's
   concurrency at once, at most that many calls ahead of the consumer (memory stays flat).
 - ``import_item``: one import session per target folder (mailbox-createimportsession), reused
@@ -40,6 +41,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from mailferry.adapters.graph.mailboxkeys import EXPAND, listed_entry, properties
 from mailferry.adapters.graph.session import GraphAnswerError, expect
 from mailferry.domain.errors import (
     AccountError,
@@ -50,10 +52,9 @@ from mailferry.domain.errors import (
     SyncTokenInvalidError,
 )
 from mailferry.domain.mailboxmodel import (
-    EntryChanges,
+    EntryPage,
     Exported,
     Imported,
-    MailboxEntry,
     MailboxFolder,
 )
 
@@ -69,17 +70,6 @@ KEY_LOOKUPS = 50  # changed items up to which keys are read one by one, not by a
 RENEW_BEFORE = 60.0  # seconds before its expirationDateTime an import session is replaced
 PAGE = "100"
 
-# the recognition properties (graph.md), by item class family; the search key is every item's
-MESSAGE_ID = "String 0x1035"  # PidTagInternetMessageId
-GLOBAL_OBJECT_ID = "Binary {6ED8DA90-450B-101B-98DA-00AA003F1305} Id 0x23"  # PidLidCleanGlobal...
-SEARCH_KEY = "Binary 0x300B"  # PidTagSearchKey
-EXPAND = (
-    "singleValueExtendedProperties($filter="
-    + " or ".join(f"id eq '{name}'" for name in (MESSAGE_ID, GLOBAL_OBJECT_ID, SEARCH_KEY))
-    + ")"
-)
-_CALENDAR = ("IPM.Appointment", "IPM.Schedule.Meeting")
-
 
 class GraphMailbox:
     """``GraphMailbox(session, "alice@contoso.com")``; thread-safe (the session bounds requests)."""
@@ -93,6 +83,7 @@ class GraphMailbox:
         self._lock = threading.Lock()
         self._mailbox_id: str | None = None
         self._imports: dict[str, tuple[str, float]] = {}  # folder id -> (importUrl, expiry)
+        self._gates: dict[str, threading.Lock] = {}  # folder id -> who makes its session
 
     # -- mailbox ---------------------------------------------------------------------------------
     @property
@@ -189,42 +180,74 @@ class GraphMailbox:
         )
 
     # -- entries ---------------------------------------------------------------------------------
-    def entries(self, folder_id: str, token: str | None) -> EntryChanges:
+    def entries(self, folder_id: str, token: str | None) -> Iterator[EntryPage]:
         path = f"{self.base}/folders/{quote(folder_id, safe='')}/items"
-        changed: dict[str, dict[str, Any]] = {}
-        removed: dict[str, None] = {}
-        delta: str | None = None
-        params = None if token else {"$select": "type,changeKey,size"}
         try:
-            for row, last in self._pages(token or f"{path}/delta", params):
-                delta = last or delta
-                if not row:
-                    continue
-                if "@removed" in row:  # replays happen (delta-query-overview): the last wins
-                    changed.pop(row["id"], None)
-                    removed[row["id"]] = None
-                else:
-                    removed.pop(row["id"], None)
-                    changed[row["id"]] = row
-            keys = self._keys(path, list(changed), full=token is None)
+            if token is None:
+                yield from self._listing(path, folder_id)
+            else:
+                yield from self._changes(path, token, folder_id)
         except GraphAnswerError as exc:
             if exc.status == 410 or exc.code.lower() == "syncstatenotfound":
                 raise SyncTokenInvalidError(folder_id, exc.reason) from exc
             raise FolderError(folder_id, exc.reason) from exc
+
+    def _listing(self, path: str, folder_id: str) -> Iterator[EntryPage]:
+        """A whole folder, a page at a time: a delta round first, for its deltaLink only (its
+        entries are not kept), then the items with their keys. What changes after the round
+        comes again in the next one, so nothing is missed; a page is all that is held."""
+        delta = None
+        for _row, last in self._pages(f"{path}/delta", {"$select": "id"}):
+            delta = last or delta
         if delta is None:
             raise FolderError(folder_id, "the delta round ended without a deltaLink")
-        entries = tuple(_entry(row, keys.get(item_id)) for item_id, row in changed.items())
-        return EntryChanges(entries, tuple(removed), delta)
+        params: dict[str, str] | None = {
+            "$select": "type,changeKey,size",
+            "$expand": EXPAND,
+            "$top": PAGE,
+        }
+        url: str | None = path
+        while url is not None:
+            body = self._json(self._session.request("GET", url, params=params), 200)
+            url, params = body.get("@odata.nextLink"), None
+            page = tuple(listed_entry(row, properties(row)) for row in body.get("value", []))
+            yield EntryPage(page, (), delta if url is None else None)
 
-    def _keys(self, path: str, ids: list[str], *, full: bool) -> dict[str, dict[str, str]]:
+    def _changes(self, path: str, token: str, folder_id: str) -> Iterator[EntryPage]:
+        """A delta round, held whole (it is what changed since the last pass, not the folder:
+        replays are resolved, the last one winning), then handed out a page at a time."""
+        changed: dict[str, dict[str, Any]] = {}
+        removed: dict[str, None] = {}
+        delta: str | None = None
+        for row, last in self._pages(token, None):
+            delta = last or delta
+            if not row:
+                continue
+            if "@removed" in row:  # replays happen (delta-query-overview): the last wins
+                changed.pop(row["id"], None)
+                removed[row["id"]] = None
+            else:
+                removed.pop(row["id"], None)
+                changed[row["id"]] = row
+        if delta is None:
+            raise FolderError(folder_id, "the delta round ended without a deltaLink")
+        keys = self._keys(path, list(changed))
+        entries = [listed_entry(row, keys.get(item_id)) for item_id, row in changed.items()]
+        size = int(PAGE)
+        pages = [tuple(entries[i : i + size]) for i in range(0, len(entries), size)] or [()]
+        for page in pages[:-1]:
+            yield EntryPage(page)
+        yield EntryPage(pages[-1], tuple(removed), delta)
+
+    def _keys(self, path: str, ids: list[str]) -> dict[str, dict[str, str]]:
         """item id -> its recognition properties (id -> value), for ``ids``."""
         if not ids:
             return {}
-        if full or len(ids) > KEY_LOOKUPS:
+        if len(ids) > KEY_LOOKUPS:
             params = {"$select": "id", "$expand": EXPAND, "$top": PAGE}
             wanted = set(ids)
             return {
-                row["id"]: _properties(row)
+                row["id"]: properties(row)
                 for row, _ in self._pages(path, params)
                 if row and row["id"] in wanted
             }
@@ -236,11 +259,14 @@ class GraphMailbox:
         response = self._get(f"{path}/{quote(item_id, safe='')}", {"$expand": EXPAND})
         if response.status_code == 404:  # removed since the delta round: no key to give
             return {}
-        return _properties(self._json(response, 200))
+        return properties(self._json(response, 200))
 
     # -- export ----------------------------------------------------------------------------------
     def export(self, ids: Sequence[str]) -> Iterator[Exported | ItemError]:
         chunks = [list(ids[i : i + EXPORT_CHUNK]) for i in range(0, len(ids), EXPORT_CHUNK)]
+        if len(chunks) == 1:  # one call: no pool to start
+            yield from self._export_chunk(chunks[0])
+            return
         ahead = self._session.limits.concurrency
         with ThreadPoolExecutor(ahead) as pool:
             running: collections.deque[Future[list[Exported | ItemError]]] = collections.deque()
@@ -285,25 +311,33 @@ class GraphMailbox:
         }
         if replace is not None:
             body |= {"Mode": "update", "ItemId": replace[0], "ChangeKey": replace[1]}
-        response = self._post_import(folder_id, body)
+        response, url = self._post_import(folder_id, body)
         if response.status_code == 401:  # the importUrl's token expired: refused, not imported
-            self._forget_session(folder_id)
-            response = self._post_import(folder_id, body)
+            self._forget_session(folder_id, url)
+            response, _ = self._post_import(folder_id, body)
         try:
             answer = self._json(response, 200, 201)
         except GraphAnswerError as exc:
             raise _import_error(folder_id, replace, exc) from exc
         return Imported(str(answer["itemId"]), str(answer["changeKey"]))
 
-    def _post_import(self, folder_id: str, body: dict[str, str]) -> httpx.Response:
+    def _post_import(self, folder_id: str, body: dict[str, str]) -> tuple[httpx.Response, str]:
         url = self._import_url(folder_id)
-        return self._session.request("POST", url, json=body, authorized=False)
+        return self._session.request("POST", url, json=body, authorized=False), url
 
     def _import_url(self, folder_id: str) -> str:
+        """The folder's import session, made by one thread while the others wait for it (4
+        imports starting at once made 4 sessions)."""
         with self._lock:
-            known = self._imports.get(folder_id)
-        if known is not None and known[1] - RENEW_BEFORE > self._clock():
-            return known[0]
+            gate = self._gates.setdefault(folder_id, threading.Lock())
+        with gate:
+            with self._lock:
+                known = self._imports.get(folder_id)
+            if known is not None and known[1] - RENEW_BEFORE > self._clock():
+                return known[0]
+            return self._new_import_url(folder_id)
+
+    def _new_import_url(self, folder_id: str) -> str:
         path = f"{self.base}/createImportSession"
         try:
             body = self._json(self._session.request("POST", path), 200, 201)
@@ -314,9 +348,12 @@ class GraphMailbox:
             self._imports[folder_id] = (body["importUrl"], expires)
         return str(body["importUrl"])
 
-    def _forget_session(self, folder_id: str) -> None:
+    def _forget_session(self, folder_id: str, url: str) -> None:
+        """That importUrl expired (if another thread has not replaced it already)."""
         with self._lock:
-            self._imports.pop(folder_id, None)
+            known = self._imports.get(folder_id)
+            if known is not None and known[0] == url:
+                del self._imports[folder_id]
 
 
 def _import_error(
@@ -351,48 +388,3 @@ def _ordered(found: dict[str, dict[str, Any]]) -> list[MailboxFolder]:
         )
         for row in rows
     ]
-
-
-def _properties(row: dict[str, Any]) -> dict[str, str]:
-    """The expanded extended properties of an item, by normalised id (Graph may change case)."""
-    return {
-        " ".join(str(p.get("id", "")).lower().split()): str(p.get("value", ""))
-        for p in row.get("singleValueExtendedProperties", [])
-    }
-
-
-def _norm(name: str) -> str:
-    return " ".join(name.lower().split())
-
-
-def recognition_key(item_class: str, properties: dict[str, str]) -> str | None:
-    """The property an imported copy keeps (graph.md): the Internet message id of mail, the clean
-    global object id (hex) of calendar items, else, or when that one is missing, the search key
-    (hex; it travels in the item's stream). None when the item has none of them."""
-    if item_class.startswith(_CALENDAR):
-        preferred = _hex(properties.get(_norm(GLOBAL_OBJECT_ID)))
-    else:
-        preferred = properties.get(_norm(MESSAGE_ID)) or None
-    return preferred or _hex(properties.get(_norm(SEARCH_KEY)))
-
-
-def _hex(value: str | None) -> str | None:
-    """A Binary extended property's value (base64 in Graph's JSON) as hex text."""
-    if not value:
-        return None
-    try:
-        return base64.b64decode(value, validate=True).hex()
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _entry(row: dict[str, Any], properties: dict[str, str] | None) -> MailboxEntry:
-    item_class = str(row.get("type", ""))
-    size = row.get("size")
-    return MailboxEntry(
-        id=row["id"],
-        change_key=str(row.get("changeKey", "")),
-        item_class=item_class,
-        size=size if isinstance(size, int) else None,
-        key=recognition_key(item_class, properties or {}),
-    )

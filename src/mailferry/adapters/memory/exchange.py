@@ -39,7 +39,7 @@ from mailferry.domain.errors import (
     ThrottledError,
 )
 from mailferry.domain.mailboxmodel import (
-    EntryChanges,
+    EntryPage,
     Exported,
     Imported,
     MailboxEntry,
@@ -48,6 +48,7 @@ from mailferry.domain.mailboxmodel import (
 
 MAGIC = b"MAILFERRY-FAKE-FTS 1\n"
 MAX_EXPORT_IDS = 20
+PAGE = 100  # entries per listing page (Graph's usual)
 MAX_IMPORT = 150 * 1024 * 1024
 WELL_KNOWN = (
     ("Inbox", "IPF.Note", "inbox"),
@@ -92,6 +93,10 @@ class FakeFolder:
     well_known: str | None = None
     items: dict[str, FakeItem] = field(default_factory=dict)
     removed: dict[str, int] = field(default_factory=dict)  # item id -> seq of its removal
+
+
+def _seq(item: FakeItem) -> int:
+    return item.seq
 
 
 def encode(item_class: str, key: str | None, body: bytes) -> bytes:
@@ -275,24 +280,41 @@ class MemoryMailbox:
             folder_id = self.server.add_folder(name, folder_class, parent_id)
         return MailboxFolder(folder_id, parent_id, name, folder_class, None, 0)
 
-    def entries(self, folder_id: str, token: str | None) -> EntryChanges:
+    def entries(self, folder_id: str, token: str | None) -> Iterator[EntryPage]:
+        """Pages of ``PAGE`` entries, each one request, in change order: the changes up to the
+        first page's moment (later ones come with the next token, as a delta round's do)."""
         self._open()
-        with self.server.request(), self.server.lock:
-            folder = self.server.folders.get(folder_id)
-            if folder is None:
-                raise FolderError(folder_id, "404: no such folder")
-            since = 0 if token is None else self._since(folder_id, token)
-            changed = tuple(
-                MailboxEntry(i.id, i.change_key, i.item_class, len(i.body), i.key)
-                for i in sorted(folder.items.values(), key=lambda i: i.seq)
-                if i.seq > since
-            )
-            removed = tuple(sorted(i for i, seq in folder.removed.items() if seq > since))
-            if token is None:
-                removed = ()
-            return EntryChanges(
-                changed, removed, f"{folder_id}|{self.server.epoch}|{self.server.seq}"
-            )
+        round_: tuple[int, int, int] | None = None  # (since, upto, epoch) of this round
+        after = 0
+        while True:
+            with self.server.request(), self.server.lock:
+                folder = self.server.folders.get(folder_id)
+                if folder is None:
+                    raise FolderError(folder_id, "404: no such folder")
+                if round_ is None:
+                    since = 0 if token is None else self._since(folder_id, token)
+                    round_, after = (since, self.server.seq, self.server.epoch), since
+                since, upto, epoch = round_
+                page = self._page(folder, after, upto)
+                removed = tuple(
+                    sorted(i for i, seq in folder.removed.items() if since < seq <= upto)
+                )
+            if len(page) > PAGE:
+                after = page[PAGE - 1][0]
+                yield EntryPage(tuple(entry for _, entry in page[:PAGE]))
+                continue
+            last = tuple(entry for _, entry in page)
+            yield EntryPage(last, removed if token else (), f"{folder_id}|{epoch}|{upto}")
+            return
+
+    @staticmethod
+    def _page(folder: FakeFolder, after: int, upto: int) -> list[tuple[int, MailboxEntry]]:
+        """Up to PAGE + 1 entries changed in (after, upto], by change."""
+        fresh = sorted((i for i in folder.items.values() if after < i.seq <= upto), key=_seq)
+        return [
+            (i.seq, MailboxEntry(i.id, i.change_key, i.item_class, len(i.body), i.key))
+            for i in fresh[: PAGE + 1]
+        ]
 
     def _since(self, folder_id: str, token: str) -> int:
         parts = token.split("|")

@@ -4,13 +4,16 @@ the same contract suite."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 
 from mailferry.domain.errors import StateError
+from mailferry.domain.mailboxmodel import Listing, MailboxEntry
 from mailferry.domain.mailboxplan import Copy, ImportIntent
-from mailferry.domain.ports import MailboxFolderState
+from mailferry.domain.mailboxports import MailboxFolderState
 
 Key = tuple[str, str]
+ListKey = tuple[str, str, Listing]
 
 
 class MemoryMailboxStateStore:
@@ -23,6 +26,8 @@ class MemoryMailboxStateStore:
         self._copies: dict[Key, dict[str, Copy]] = {}
         self._intents: dict[Key, dict[str, ImportIntent]] = {}
         self._failures: dict[Key, dict[str, str]] = {}
+        self._listed: dict[ListKey, dict[str, MailboxEntry]] = {}
+        self._claimed: dict[Key, set[str]] = {}
 
     def close(self) -> None:
         self.closed = True
@@ -45,12 +50,22 @@ class MemoryMailboxStateStore:
 
     def forget_folder(self, pair: str, source: str) -> None:
         self._open()
-        for table in (self._folders, self._copies, self._intents, self._failures):
+        for table in (self._folders, self._copies, self._intents, self._failures, self._claimed):
             table.pop((pair, source), None)
+        self.forget_listed(pair, source, tuple(Listing))
 
     def copies(self, pair: str, source: str) -> list[Copy]:
         self._open()
         return sorted(self._copies.get((pair, source), {}).values(), key=lambda c: c.source_id)
+
+    def copies_of(self, pair: str, source: str, source_ids: Sequence[str]) -> dict[str, Copy]:
+        self._open()
+        table = self._copies.get((pair, source), {})
+        return {i: table[i] for i in source_ids if i in table}
+
+    def has_copies(self, pair: str, source: str) -> bool:
+        self._open()
+        return bool(self._copies.get((pair, source)))
 
     def record_copies(self, pair: str, source: str, rows: Sequence[Copy]) -> None:
         self._open()
@@ -83,6 +98,60 @@ class MemoryMailboxStateStore:
         for source_id in [*(c.source_id for c in done), *dropped]:
             table.pop(source_id, None)
         self.record_copies(pair, source, done)
+        written = self._listed.setdefault((pair, source, Listing.WRITTEN), {})
+        written.update((c.source_id, _bare(c.source_id)) for c in done)
+
+    def add_listed(
+        self, pair: str, source: str, side: Listing, entries: Sequence[MailboxEntry]
+    ) -> None:
+        self._open()
+        table = self._listed.setdefault((pair, source, side), {})
+        for entry in entries:
+            table[entry.id] = entry if side is Listing.TARGET else _bare(entry.id)
+            if side is Listing.TARGET:
+                self._claimed.get((pair, source), set()).discard(entry.id)
+
+    def listed(
+        self, pair: str, source: str, side: Listing, ids: Sequence[str]
+    ) -> dict[str, MailboxEntry]:
+        self._open()
+        table = self._listed.get((pair, source, side), {})
+        return {i: table[i] for i in ids if i in table}
+
+    def _recorded(self, pair: str, source: str) -> set[str]:
+        return {c.target_id for c in self._copies.get((pair, source), {}).values()}
+
+    def free_copies(self, pair: str, source: str, keys: Collection[str]) -> list[MailboxEntry]:
+        self._open()
+        table = self._listed.get((pair, source, Listing.TARGET), {})
+        taken = self._claimed.get((pair, source), set()) | self._recorded(pair, source)
+        wanted = set(keys)
+        free = [e for e in table.values() if e.key in wanted and e.id not in taken]
+        return sorted(free, key=lambda e: e.id)
+
+    def claim_copies(self, pair: str, source: str, target_ids: Sequence[str]) -> None:
+        self._open()
+        listed = self._listed.get((pair, source, Listing.TARGET), {})
+        claimed = self._claimed.setdefault((pair, source), set())
+        claimed.update(i for i in target_ids if i in listed)
+
+    def has_strangers(self, pair: str, source: str) -> bool:
+        self._open()
+        recorded = self._recorded(pair, source)
+        return any(i not in recorded for i in self._listed.get((pair, source, Listing.TARGET), {}))
+
+    def unlisted_copies(self, pair: str, source: str, limit: int) -> list[str]:
+        self._open()
+        listed = self._listed.get((pair, source, Listing.SOURCE), {})
+        rows = self._copies.get((pair, source), {})
+        return sorted(i for i in rows if i not in listed)[:limit]
+
+    def forget_listed(self, pair: str, source: str, sides: Collection[Listing]) -> None:
+        self._open()
+        for side in sides:
+            self._listed.pop((pair, source, side), None)
+            if side is Listing.TARGET:
+                self._claimed.pop((pair, source), None)
 
     def mailbox_failures(self, pair: str, source: str) -> dict[str, str]:
         self._open()
@@ -91,6 +160,14 @@ class MemoryMailboxStateStore:
     def set_mailbox_failures(self, pair: str, source: str, failures: Mapping[str, str]) -> None:
         self._open()
         self._failures[(pair, source)] = dict(failures)
+
+
+def _bare(item_id: str) -> MailboxEntry:
+    """An entry of an id-only list (SOURCE, WRITTEN), as the SQL store gives it back."""
+    return replace(_BARE, id=item_id)
+
+
+_BARE = MailboxEntry("", "", "")
 
 
 def _source(state: MailboxFolderState) -> str:

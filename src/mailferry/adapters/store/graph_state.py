@@ -17,23 +17,31 @@ else in that folder is written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, Table, delete, select
+from sqlalchemy import ColumnElement, Connection, Row, Table, delete, exists, select, update
 
 from mailferry.adapters.store import schema
 from mailferry.adapters.store.sync_state import SqlStore, upsert
-from mailferry.adapters.store.tables import MBX_FAILURES, MBX_FOLDERS, MBX_INTENTS, MBX_ITEMS
+from mailferry.adapters.store.tables import (
+    MBX_FAILURES,
+    MBX_FOLDERS,
+    MBX_INTENTS,
+    MBX_ITEMS,
+    MBX_LISTED,
+)
 from mailferry.domain.errors import StateError
+from mailferry.domain.mailboxmodel import Listing, MailboxEntry
 from mailferry.domain.mailboxplan import Copy, ImportIntent, Mode
-from mailferry.domain.ports import MailboxFolderState
+from mailferry.domain.mailboxports import MailboxFolderState
 
 SCHEMA_VERSION = schema.MAILBOX.version
 ID_CHUNK = 500  # ids per IN (...) list; SQLite allowed 999 variables before 3.32
 
-_FOLDER_TABLES = (MBX_ITEMS, MBX_INTENTS, MBX_FAILURES, MBX_FOLDERS)
+_FOLDER_TABLES = (MBX_ITEMS, MBX_INTENTS, MBX_FAILURES, MBX_LISTED, MBX_FOLDERS)
 _ITEM_KEYS = ("pair", "source", "source_id")
+_LISTED_KEYS = ("pair", "source", "side", "item_id")
 
 
 class SqlMailboxStateStore(SqlStore):
@@ -81,10 +89,24 @@ class SqlMailboxStateStore(SqlStore):
         )
         with self._transaction() as conn:
             rows = conn.execute(query).all()
-        return [
-            Copy(r.source_id, r.source_change_key, r.target_id, r.target_change_key, r.key)
-            for r in rows
-        ]
+        return [_copy(r) for r in rows]
+
+    def copies_of(self, pair: str, source: str, source_ids: Sequence[str]) -> dict[str, Copy]:
+        wanted = list(dict.fromkeys(source_ids))
+        found: dict[str, Copy] = {}
+        with self._transaction() as conn:
+            for start in range(0, len(wanted), ID_CHUNK):
+                chunk = wanted[start : start + ID_CHUNK]
+                query = select(MBX_ITEMS).where(
+                    _of_folder(MBX_ITEMS, pair, source), MBX_ITEMS.c.source_id.in_(chunk)
+                )
+                found.update((r.source_id, _copy(r)) for r in conn.execute(query))
+        return found
+
+    def has_copies(self, pair: str, source: str) -> bool:
+        query = select(MBX_ITEMS.c.source_id).where(_of_folder(MBX_ITEMS, pair, source)).limit(1)
+        with self._transaction() as conn:
+            return conn.execute(query).first() is not None
 
     def record_copies(self, pair: str, source: str, rows: Sequence[Copy]) -> None:
         """Upsert by source id; of one id repeated in ``rows`` the last wins."""
@@ -134,9 +156,93 @@ class SqlMailboxStateStore(SqlStore):
         upserted into the copies; a failure anywhere leaves every intent in place."""
         rows = _copy_rows(pair, source, done)
         ids = [*(c.source_id for c in done), *dropped]
+        written = _listed_rows(pair, source, Listing.WRITTEN, [(c.source_id, None) for c in done])
         with self._transaction(write=True) as conn:
             _delete_ids(conn, MBX_INTENTS, pair, source, ids)
             _upsert_unique(conn, MBX_ITEMS, rows)
+            _upsert_listed(conn, written)
+
+    # -- scratch listings ------------------------------------------------------------------------
+
+    def add_listed(
+        self, pair: str, source: str, side: Listing, entries: Sequence[MailboxEntry]
+    ) -> None:
+        keep = side is Listing.TARGET  # the other lists are of ids only
+        rows = _listed_rows(pair, source, side, [(e.id, e if keep else None) for e in entries])
+        with self._transaction(write=True) as conn:
+            _upsert_listed(conn, rows)
+
+    def listed(
+        self, pair: str, source: str, side: Listing, ids: Sequence[str]
+    ) -> dict[str, MailboxEntry]:
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, MailboxEntry] = {}
+        with self._transaction() as conn:
+            for start in range(0, len(wanted), ID_CHUNK):
+                query = select(MBX_LISTED).where(
+                    _of_side(pair, source, side),
+                    MBX_LISTED.c.item_id.in_(wanted[start : start + ID_CHUNK]),
+                )
+                found.update((r.item_id, _listed_entry(r)) for r in conn.execute(query))
+        return found
+
+    def free_copies(self, pair: str, source: str, keys: Collection[str]) -> list[MailboxEntry]:
+        wanted = sorted(set(keys))
+        found: list[MailboxEntry] = []
+        with self._transaction() as conn:
+            for start in range(0, len(wanted), ID_CHUNK):
+                query = select(MBX_LISTED).where(
+                    _of_side(pair, source, Listing.TARGET),
+                    MBX_LISTED.c.claimed == 0,
+                    MBX_LISTED.c.key.in_(wanted[start : start + ID_CHUNK]),
+                    ~_recorded(pair, source),
+                )
+                found.extend(_listed_entry(r) for r in conn.execute(query))
+        return sorted(found, key=lambda e: e.id)
+
+    def claim_copies(self, pair: str, source: str, target_ids: Sequence[str]) -> None:
+        wanted = list(dict.fromkeys(target_ids))
+        with self._transaction(write=True) as conn:
+            for start in range(0, len(wanted), ID_CHUNK):
+                conn.execute(
+                    update(MBX_LISTED)
+                    .where(
+                        _of_side(pair, source, Listing.TARGET),
+                        MBX_LISTED.c.item_id.in_(wanted[start : start + ID_CHUNK]),
+                    )
+                    .values(claimed=1)
+                )
+
+    def has_strangers(self, pair: str, source: str) -> bool:
+        query = (
+            select(MBX_LISTED.c.item_id)
+            .where(_of_side(pair, source, Listing.TARGET), ~_recorded(pair, source))
+            .limit(1)
+        )
+        with self._transaction() as conn:
+            return conn.execute(query).first() is not None
+
+    def unlisted_copies(self, pair: str, source: str, limit: int) -> list[str]:
+        listed = exists().where(
+            _of_side(pair, source, Listing.SOURCE), MBX_LISTED.c.item_id == MBX_ITEMS.c.source_id
+        )
+        query = (
+            select(MBX_ITEMS.c.source_id)
+            .where(_of_folder(MBX_ITEMS, pair, source), ~listed)
+            .order_by(MBX_ITEMS.c.source_id)
+            .limit(limit)
+        )
+        with self._transaction() as conn:
+            return [row.source_id for row in conn.execute(query)]
+
+    def forget_listed(self, pair: str, source: str, sides: Collection[Listing]) -> None:
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                delete(MBX_LISTED).where(
+                    _of_folder(MBX_LISTED, pair, source),
+                    MBX_LISTED.c.side.in_([str(side) for side in sides]),
+                )
+            )
 
     # -- failures ------------------------------------------------------------------------------
 
@@ -160,6 +266,49 @@ class SqlMailboxStateStore(SqlStore):
 
 def _of_folder(table: Table, pair: str, source: str) -> ColumnElement[bool]:
     return (table.c.pair == pair) & (table.c.source == source)
+
+
+def _of_side(pair: str, source: str, side: Listing) -> ColumnElement[bool]:
+    return _of_folder(MBX_LISTED, pair, source) & (MBX_LISTED.c.side == str(side))
+
+
+def _recorded(pair: str, source: str) -> ColumnElement[bool]:
+    """The listed target entry is a row's copy (``mbx_items_target`` answers)."""
+    return exists().where(
+        _of_folder(MBX_ITEMS, pair, source), MBX_ITEMS.c.target_id == MBX_LISTED.c.item_id
+    )
+
+
+def _copy(r: Row[Any]) -> Copy:
+    return Copy(r.source_id, r.source_change_key, r.target_id, r.target_change_key, r.key)
+
+
+def _listed_entry(r: Row[Any]) -> MailboxEntry:
+    return MailboxEntry(r.item_id, r.change_key or "", r.item_class or "", r.size, r.key)
+
+
+def _listed_rows(
+    pair: str, source: str, side: Listing, entries: Sequence[tuple[str, MailboxEntry | None]]
+) -> list[dict[str, object]]:
+    return [
+        {
+            "pair": pair,
+            "source": source,
+            "side": str(side),
+            "item_id": item_id,
+            "change_key": e.change_key if e is not None else None,
+            "item_class": e.item_class if e is not None else None,
+            "size": e.size if e is not None else None,
+            "key": e.key if e is not None else None,
+            "claimed": 0,
+        }
+        for item_id, e in entries
+    ]
+
+
+def _upsert_listed(conn: Connection, rows: list[dict[str, object]]) -> None:
+    unique = {tuple(row[k] for k in _LISTED_KEYS): row for row in rows}
+    upsert(conn, MBX_LISTED, list(unique.values()), _LISTED_KEYS)
 
 
 def _intent(row: Row[Any]) -> ImportIntent:

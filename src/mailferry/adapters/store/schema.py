@@ -11,8 +11,9 @@ schema version) so that each evolves apart:
     mailferry.web       1        web_admin, web_tokens, web_sessions
     mailferry.items     1        dav_collections, dav_items, dav_intents, dav_identities,
                                  dav_failures (the state of calendars and contacts)
-    mailferry.mailbox   1        mbx_folders, mbx_items, mbx_intents, mbx_failures (the state of
-                                 Microsoft 365 mailboxes moved through Graph)
+    mailferry.mailbox   2        mbx_folders, mbx_items, mbx_intents, mbx_failures (the state of
+                                 Microsoft 365 mailboxes moved through Graph), mbx_listed (a
+                                 pass's scratch lists)
 
 Opening a store runs ``ensure`` for its component in one writing transaction: tables created on
 first use, an older version brought up to date (``upgrade``), a newer or damaged one refused. So a
@@ -58,6 +59,14 @@ def _batches_v2(conn: Connection) -> None:
     t.METADATA.create_all(conn, tables=[t.WORKERS, t.RELEASE])
 
 
+def _mailbox_v2(conn: Connection) -> None:
+    """2: mbx_listed and an index of mbx_items by target id (passes flat in folder size)."""
+    t.METADATA.create_all(conn, tables=[t.MBX_LISTED])
+    conn.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS mbx_items_target ON mbx_items (pair, source, target_id)"
+    )
+
+
 SYNC = Component(
     "mailferry",
     2,
@@ -97,9 +106,10 @@ ITEMS = Component(
 )
 MAILBOX = Component(
     "mailferry.mailbox",
-    1,
-    (t.MBX_FOLDERS, t.MBX_ITEMS, t.MBX_INTENTS, t.MBX_FAILURES),
+    2,
+    (t.MBX_FOLDERS, t.MBX_ITEMS, t.MBX_INTENTS, t.MBX_FAILURES, t.MBX_LISTED),
     "Microsoft 365 mailbox",
+    steps=((2, _mailbox_v2),),
 )
 COMPONENTS = (SYNC, BATCHES, WEB, ITEMS, MAILBOX)
 

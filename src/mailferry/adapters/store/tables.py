@@ -168,6 +168,7 @@ MBX_ITEMS = Table(
     Column("target_id", Text, nullable=False),
     Column("target_change_key", Text, nullable=False),
     Column("key", Text, nullable=True),  # PidTagInternetMessageId, PidLidCleanGlobalObjectId, ...
+    Index("mbx_items_target", "pair", "source", "target_id"),  # "is it a row's copy?"
 )
 MBX_INTENTS = Table(
     "mbx_intents",
@@ -182,6 +183,23 @@ MBX_INTENTS = Table(
 )
 MBX_FAILURES = Table(
     "mbx_failures", METADATA, *_mailbox_key_columns(), Column("reason", Text, nullable=False)
+)
+# A folder pass's scratch lists (domain Listing: the target folder's entries, the source ids a
+# whole pass listed, the source ids this run imported): in the state so that a pass never holds a
+# folder in memory; rewritten by each pass, never part of what a crash must keep.
+MBX_LISTED = Table(
+    "mbx_listed",
+    METADATA,
+    Column("pair", Text, primary_key=True),
+    Column("source", Text, primary_key=True),  # the source folder's id
+    Column("side", String(8), primary_key=True),  # target, source, written
+    Column("item_id", Text, primary_key=True),
+    Column("change_key", Text, nullable=True),
+    Column("item_class", Text, nullable=True),
+    Column("size", Integer, nullable=True),
+    Column("key", Text, nullable=True),
+    Column("claimed", Integer, nullable=False, default=0),
+    Index("mbx_listed_key", "pair", "source", "side", "key"),
 )
 
 # -- the batch service (application ``mailferry.batches``) ----------------------------------------

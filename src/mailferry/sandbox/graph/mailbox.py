@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, overload
 from urllib.parse import quote, urlencode
 
 from mailferry.sandbox.graph.server import Answer, Call, error, route
@@ -119,7 +120,7 @@ def select_fields(row: dict[str, Any], select: str | None) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k in keep or k.startswith("@")}
 
 
-def listing(fake: FakeGraph, call: Call, rows: list[dict[str, Any]]) -> Answer:
+def listing(fake: FakeGraph, call: Call, rows: Sequence[dict[str, Any]]) -> Answer:
     """One page of a collection (``$top``/``$skip``, ``$select``), with ``@odata.nextLink``."""
     top = count(call, "$top", fake.page_size)
     skip = count(call, "$skip", 0)
@@ -320,8 +321,29 @@ def list_items(fake: FakeGraph, call: Call) -> Answer:
         folder = find_folder(box, call.match["folder"])
         if folder is None:
             return not_found()
-        rows = [item_json(item, expand) for item in folder.items.values()]
-    return listing(fake, call, rows)
+        # only the asked-for page is rendered (a 20,000-item folder is listed in 200 pages)
+        rows = _Rendered(list(folder.items.values()), lambda item: item_json(item, expand))
+        return listing(fake, call, rows)
+
+
+class _Rendered(Sequence[dict[str, Any]]):
+    """Items as their JSON, rendered when a page is sliced out."""
+
+    def __init__(self, items: list[FakeItem], render: Callable[[FakeItem], dict[str, Any]]) -> None:
+        self._items = items
+        self._render = render
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [self._render(item) for item in self._items[index]]
+        return self._render(self._items[index])
 
 
 @route("GET", FOLDER + r"/items/(?P<item>(?!delta\Z)[^/]+)", *ITEM_READ)

@@ -73,10 +73,21 @@ def items_delta(fake: FakeGraph, call: Call) -> Answer:
         start = start_round(fake, call, box, folder.id)
         if isinstance(start, Answer):
             return start
-        rows = [
-            (item.seq, item_json(item))
-            for item in folder.items.values()
-            if start.after < item.seq <= start.upto
+        size = _page_size(fake, call)
+        if isinstance(size, Answer):
+            return size
+        # the page's items rendered only (a 20,000-item round has 200 pages)
+        found = sorted(
+            (
+                (item.seq, item)
+                for item in folder.items.values()
+                if start.after < item.seq <= start.upto
+            ),
+            key=lambda row: row[0],
+        )
+        rows: list[tuple[int, Any]] = [
+            (seq, item_json(item)) if n <= size else (seq, None)
+            for n, (seq, item) in enumerate(found)
         ]
         if not start.initial:
             rows += [
@@ -84,10 +95,8 @@ def items_delta(fake: FakeGraph, call: Call) -> Answer:
                 for item_id, seq in folder.removed.items()
                 if start.after < seq <= start.upto
             ]
-    size = _page_size(fake, call)
-    if isinstance(size, Answer):
-        return size
-    return delta_page(fake, call, start, sorted(rows, key=lambda row: row[0]), size)
+        rows.sort(key=lambda row: row[0])
+        return delta_page(fake, call, start, rows, size)
 
 
 @route("GET", MBX + r"/folders/delta", *FOLDER_READ)
