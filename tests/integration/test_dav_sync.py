@@ -151,7 +151,7 @@ def test_meetings_are_parked_on_servers_that_mail_attendees_and_nothing_is_sent(
     source, target = pair
     calendar = default(source, CollectionKind.CALENDAR)
     source.put(f"{calendar}meet.ics", davcorpus.meeting("meet-1@tests"), CollectionKind.CALENDAR)
-    before = len(smtp_sink.messages)
+    smtp_sink.clear()  # a source server may mail the seeded meeting's attendees itself
     summary = sync_accounts(source, target, MemoryItemStateStore(), "p")
     assert summary.attendees == AttendeeMode.PARK
     assert summary.scheduling_changed == 1
@@ -163,7 +163,7 @@ def test_meetings_are_parked_on_servers_that_mail_attendees_and_nothing_is_sent(
     assert compare_icalendar(original, unpark_attendees(stored).raw).equal
     lost = sync_accounts(source, target, MemoryItemStateStore(), "p")  # parked: still the same
     assert (lost.items_skipped_existing, lost.items_copied, lost.conflicts) == (1, 0, [])
-    assert len(smtp_sink.messages) == before
+    assert smtp_sink.messages == []  # the migration mailed nobody
 
 
 class FaultyTransport(httpx.HTTPTransport):

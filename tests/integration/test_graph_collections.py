@@ -299,7 +299,7 @@ def test_fake_graph_sync_radicale_to_graph_and_graph_to_xandikos(
     source = open_account(radicale, *make_user(radicale))
     target = open_account(xandikos, *make_user(xandikos))
     seed(source)
-    before = len(smtp_sink.messages)
+    smtp_sink.clear()  # Radicale mailed the seeded meeting's attendees itself (docs/dav-servers.md)
     state = MemoryItemStateStore()
     options = DavOptions(attendees=AttendeeMode.CLIENT)  # asked for: still parked for Graph
     first = sync_accounts(source, graph, state, "in", options)
@@ -334,7 +334,7 @@ def test_fake_graph_sync_radicale_to_graph_and_graph_to_xandikos(
     t_calendar = default(target, CollectionKind.CALENDAR)
     uids = {identify(target.get(r.href).data).uid for r in target.items(t_calendar)}
     assert "series-1@tests" in uids and "meet-1@tests" in uids
-    assert len(smtp_sink.messages) == before
+    assert smtp_sink.messages == []  # the migration mailed nobody
     source.close()
     target.close()
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import icalendar
-from dateutil import rrule  # type: ignore[import-untyped]
+from dateutil import rrule
 
 from mailferry.adapters.graph import eventtimes, recurrence
 from mailferry.adapters.graph.eventtimes import GraphTime

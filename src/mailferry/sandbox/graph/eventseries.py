@@ -15,7 +15,7 @@ import re
 import zoneinfo
 from typing import TYPE_CHECKING, Any
 
-from dateutil import rrule  # type: ignore[import-untyped]
+from dateutil import rrule
 
 from mailferry.adapters.graph.recurrence import end_date, to_rrule
 from mailferry.domain.windowszones import iana_of
