@@ -47,6 +47,7 @@ from mailferry.domain.errors import ConfigError, NotFound
 from mailferry.domain.labels import LabelMode
 from mailferry.domain.model import AuthMethod, Endpoint, MailboxState, Security
 from mailferry.domain.profiles import PROFILE_NAMES
+from mailferry.domain.workloads import ALL, MailVia, Workload
 from mailferry.logs import get_logger
 from mailferry.service.csvimport import CsvRules, parse_batch_csv
 from mailferry.service.davjobs import ITEM_REPORT_COLUMNS, item_row
@@ -125,6 +126,10 @@ class BatchOptions:
     include_deleted: bool = False
     neutralise_read_receipts: bool = False
     labels: LabelMode = LabelMode.ONCE  # a source whose folders are labels (Gmail)
+    # What moves (None: all that both endpoints and the apps' permissions allow), and how mail
+    # goes when both ends are Microsoft 365 (None: through Graph where the apps may)
+    workloads: frozenset[Workload] | None = None
+    mail_via: MailVia | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -133,6 +138,8 @@ class BatchOptions:
             "include_deleted": self.include_deleted,
             "neutralise_read_receipts": self.neutralise_read_receipts,
             "labels": self.labels.value,
+            "workloads": [w.value for w in ALL if w in self.workloads] if self.workloads else None,
+            "mail_via": self.mail_via.value if self.mail_via else None,
         }
 
     @classmethod
@@ -144,6 +151,10 @@ class BatchOptions:
             include_deleted=bool(data.get("include_deleted")),
             neutralise_read_receipts=bool(data.get("neutralise_read_receipts")),
             labels=LabelMode(data.get("labels") or LabelMode.ONCE.value),
+            workloads=frozenset(Workload(w) for w in data["workloads"])
+            if data.get("workloads")
+            else None,
+            mail_via=MailVia(data["mail_via"]) if data.get("mail_via") else None,
         )
 
 
