@@ -40,13 +40,15 @@ from mailferry.config import Storage, parse_date
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.labels import LabelMode
 from mailferry.domain.model import MailboxState
+from mailferry.domain.workloads import ALL, MailVia, parse_workloads
 from mailferry.service.batches import (
     BatchOptions,
     BatchService,
     BatchStatus,
 )
-from mailferry.service.davroutes import dav_note
+from mailferry.service.graphjobs import batch_note
 from mailferry.service.workers import WorkerView
+from mailferry.service.workloadrows import workload_line
 
 
 def register(main: click.Group) -> None:
@@ -91,17 +93,37 @@ def batch() -> None:
     show_default=True,
     help="Gmail sources: a message in several labels is copied once, or once per label folder.",
 )
+@click.option(
+    "--workloads",
+    metavar="LIST",
+    help=f"What moves, comma-separated: {', '.join(ALL)} (default: all that both endpoints "
+    "and the apps' permissions allow). One named that cannot move fails its mailboxes.",
+)
+@click.option(
+    "--mail-via",
+    type=click.Choice([m.value for m in MailVia]),
+    default=None,
+    help="Both endpoints Microsoft 365: mail through Graph's mailbox import/export (the "
+    "default when the apps may) or IMAP.",
+)
 @state_option
 @handle_errors
 def batch_create(name: str, csv_path: Path, **kw: Any) -> None:
     """Create a batch from an Exchange-style CSV (EmailAddress,UserName,Password,...)."""
     problems: list[str] = []
+    try:
+        workloads = parse_workloads(kw["workloads"])
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        workloads = None
     options = BatchOptions(
         since=parse_date(kw["since"], "--since", problems),
         before=parse_date(kw["before"], "--before", problems),
         include_deleted=kw["include_deleted"],
         neutralise_read_receipts=kw["neutralise_read_receipts"],
         labels=LabelMode(kw["labels"]),
+        workloads=workloads,
+        mail_via=MailVia(kw["mail_via"]) if kw["mail_via"] else None,
     )
     try:
         data = csv_path.read_bytes()
@@ -112,7 +134,7 @@ def batch_create(name: str, csv_path: Path, **kw: Any) -> None:
         raise ConfigError(problems)
     with open_batch_service(kw["state"]) as service:
         status = service.create_batch(name, kw["source"], kw["target"], data, options)
-        note = dav_note(service.endpoint(kw["source"]), service.endpoint(kw["target"]))
+        note = batch_note(service, kw["source"], kw["target"], options)
     click.echo(f"batch {name}: {len(status.mailboxes)} mailboxes created")
     if note:
         click.echo(f"batch {name}: {note}", err=True)
@@ -297,9 +319,21 @@ def batch_report(
 def _print_status(status: BatchStatus) -> None:
     if out.is_terminal:
         out.print(_status_table(status))
+        for view in status.mailboxes:  # each workload of each mailbox's last pass
+            for line in _workload_lines(view.record):
+                out.print(f"{view.record.email}  {line.strip()}", markup=False, soft_wrap=True)
         return
     for line in _status_lines(status):
         out.print(line, markup=False, soft_wrap=True)
+
+
+def _workload_lines(m: MailboxRecord) -> list[str]:
+    """The workloads of the mailbox's last pass, a line each (none before a pass recorded them;
+    a mail-only pass by IMAP says nothing the mailbox's row does not)."""
+    sections = m.workloads or {}
+    if set(sections) <= {"mail"} and (sections.get("mail") or {}).get("route") in (None, "imap"):
+        return []
+    return [f"  {workload_line(name, section)}" for name, section in sections.items()]
 
 
 def _status_table(status: BatchStatus) -> Table:
@@ -320,7 +354,9 @@ def _status_table(status: BatchStatus) -> Table:
 def _status_lines(status: BatchStatus) -> list[str]:
     b = status.batch
     lines = [f"batch {b.name} ({b.source} -> {b.target}): {status.state}"]
-    lines += ["  ".join(row) for row in _rows(status)]
+    for view, row in zip(status.mailboxes, _rows(status), strict=True):
+        lines.append("  ".join(row))
+        lines += _workload_lines(view.record)
     return lines
 
 
@@ -332,7 +368,7 @@ def _rows(status: BatchStatus) -> list[tuple[str, ...]]:
             messages = f"{m.done}/{m.planned}"
             nbytes = f"{m.done_bytes}/{m.planned_bytes}"
         else:
-            messages = f"{m.copied} copied, {m.existing} there"
+            messages = _messages(m)
             nbytes = str(m.bytes)
         eta = f"{view.eta:.0f}s" if view.eta is not None else "-"
         rows.append(
@@ -350,6 +386,15 @@ def _rows(status: BatchStatus) -> list[tuple[str, ...]]:
             )
         )
     return rows
+
+
+def _messages(m: MailboxRecord) -> str:
+    """Mail copied: by IMAP from the row's counters; through Graph from its mail section."""
+    mail = (m.workloads or {}).get("mail") or {}
+    if mail.get("route") == "graph" and "seen" in mail:
+        there = int(mail.get("already_there", 0)) + int(mail.get("unchanged", 0))
+        return f"{mail.get('copied_total', mail.get('copied', 0))} copied, {there} there (Graph)"
+    return f"{m.copied} copied, {m.existing} there"
 
 
 def _print_workers(workers: list[WorkerView]) -> None:

@@ -56,6 +56,7 @@ from mailferry.service.endpoints import OPTION_NAMES, EndpointNames
 from mailferry.service.jobs import JobControl
 from mailferry.service.reports import render_csv
 from mailferry.service.workers import WorkerView, worker_label, worker_row, worker_views
+from mailferry.service.workloadrows import WORKLOAD_REPORT_COLUMNS, workload_row
 
 log = get_logger("mailferry.batches")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -218,6 +219,7 @@ REPORT_COLUMNS = (
     "finished",
     "last_synced",
     *ITEM_REPORT_COLUMNS,  # calendars and contacts (empty: no DAV pass ran)
+    *WORKLOAD_REPORT_COLUMNS,  # mail_route, mail_seen, ... per workload (empty: none recorded)
 )
 # A message: its folder and UID; an item (kind "item"): its collection, UID and href.
 FAILURE_COLUMNS = ("mailbox", "folder", "uid", "reason", "kind", "href")
@@ -479,6 +481,7 @@ class BatchService:
         for view in status.mailboxes:
             row = _report_row(view)
             row["failures"] = failures.get(view.record.email, [])
+            row["workloads"] = view.record.workloads
             mailboxes.append(row)
         return {
             "batch": name,
@@ -541,6 +544,7 @@ def _report_row(view: MailboxView) -> dict[str, object]:
         "finished": _iso(m.finished),
         "last_synced": _iso(m.last_synced),
         **item_row(m),
+        **workload_row(m),
     }
 
 

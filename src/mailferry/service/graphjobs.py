@@ -46,7 +46,9 @@ from mailferry.domain.ports import ExchangeMailbox, MailboxStateStore, TokenProv
 from mailferry.domain.workloadreport import merged_sections
 from mailferry.domain.workloads import ALL, MailVia, RoutePlan, SideKind, Workload, plan_routes
 from mailferry.logs import get_logger
+from mailferry.service.batches import BatchOptions, BatchService
 from mailferry.service.davjobs import DavResult, Flushing
+from mailferry.service.davroutes import dav_note
 from mailferry.service.graphcontext import GraphSyncOptions
 from mailferry.service.graphprobe import graph_url_of
 from mailferry.service.graphsync import sync_mailboxes
@@ -224,7 +226,8 @@ def with_graph(outcome: Outcome, result: GraphResult, email: str) -> Outcome:
     if outcome.state not in (MailboxState.SYNCED, MailboxState.COMPLETED):
         return merged  # failed, stopped or interrupted: its reason stands
     if result.error is not None:
-        reason = f"Microsoft 365 mailbox: {result.error}"
+        said = result.error.startswith("Microsoft 365")  # GraphMailbox names the mailbox
+        reason = result.error if said else f"Microsoft 365 mailbox: {result.error}"
         return replace(merged, state=MailboxState.FAILED, reason=reason)
     if failures:
         return replace(merged, reason=f"{len(failures)} errors; first: {failures[0].reason}")
@@ -256,3 +259,26 @@ def with_workloads(
                 sections.setdefault(str(workload), {"route": route, "reason": result.error})
     ordered = {str(w): sections[str(w)] for w in ALL if str(w) in sections}
     return replace(outcome, summary={**outcome.summary, "workloads": ordered})
+
+
+def batch_note(
+    service: BatchService, source: str, target: str, options: BatchOptions
+) -> str | None:
+    """What a batch between two endpoints does beyond IMAP mail, said when it is created (from
+    the endpoints' settings: no token is fetched here; the apps' permissions decide per job)."""
+    src, dst = service.endpoint(source), service.endpoint(target)
+    graph = [
+        graph_url_of(service.token_source(r), r.host, r.profile) is not None for r in (src, dst)
+    ]
+    if all(graph):
+        mail = "mail by IMAP" if options.mail_via is MailVia.IMAP else "mail too"
+        return (
+            "Microsoft 365 on both ends: every workload through Graph's mailbox import/export "
+            f"({mail}) where the apps' permissions allow; each job says what did not move"
+        )
+    if any(graph) and (src.dav or dst.dav):
+        return (
+            "calendars, contacts and tasks between CalDAV/CardDAV and Microsoft 365 through "
+            "Graph; mail by IMAP"
+        )
+    return dav_note(src, dst)
