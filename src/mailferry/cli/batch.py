@@ -391,9 +391,8 @@ def _rows(status: BatchStatus) -> list[tuple[str, ...]]:
 def _messages(m: MailboxRecord) -> str:
     """Mail copied: by IMAP from the row's counters; through Graph from its mail section."""
     mail = (m.workloads or {}).get("mail") or {}
-    if mail.get("route") == "graph" and "seen" in mail:
-        there = int(mail.get("already_there", 0)) + int(mail.get("unchanged", 0))
-        return f"{mail.get('copied_total', mail.get('copied', 0))} copied, {there} there (Graph)"
+    if mail.get("route") == "graph" and "seen" in mail:  # its workload line says the rest
+        return f"{mail.get('copied_total', mail.get('copied', 0))} copied (Graph)"
     return f"{m.copied} copied, {m.existing} there"
 
 

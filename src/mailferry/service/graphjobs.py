@@ -29,6 +29,7 @@ the service's database. What it gives is added to the job's outcome:
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -39,7 +40,7 @@ from mailferry.adapters.graph.roles import token_roles
 from mailferry.adapters.oauth.sources import TokenSource, graph_tokens
 from mailferry.adapters.store.records import EndpointRecord, FailureRecord, Outcome
 from mailferry.adapters.tls import TlsOptions
-from mailferry.domain.errors import MailferryError
+from mailferry.domain.errors import ConfigError, MailferryError
 from mailferry.domain.mailboxreport import MailboxSummary
 from mailferry.domain.model import MailboxState, Summary
 from mailferry.domain.ports import ExchangeMailbox, MailboxStateStore, TokenProvider
@@ -97,8 +98,16 @@ def job_routes(
     """The routes of one mailbox of a batch (a workload chosen by name that cannot move is a
     ConfigError naming why: the mailbox fails with it)."""
     source, target = (side_kind(r, a) for r, a in zip(sides, access, strict=True))
-    plan = plan_routes(source, target, workloads, mail_via)
+    try:
+        plan = plan_routes(source, target, workloads, mail_via)
+    except ConfigError as exc:  # plan_routes names the CLI's option; a batch has no such thing
+        raise ConfigError(
+            [_CHOSEN.sub(r"workload \1 cannot move: ", p) for p in exc.problems]
+        ) from None
     return JobRoutes(plan, access[0], access[1])
+
+
+_CHOSEN = re.compile(r"^--workloads (\w+): ")
 
 
 class GraphAccesses:
