@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from rich.table import Table
 
 from mailferry import bootstrap
 from mailferry.adapters.store.records import MailboxRecord, Outcome
+from mailferry.cli.batchstatus import print_status, print_workers, status_table
 from mailferry.cli.common import (
     F,
     err,
@@ -44,11 +44,8 @@ from mailferry.domain.workloads import ALL, MailVia, parse_workloads
 from mailferry.service.batches import (
     BatchOptions,
     BatchService,
-    BatchStatus,
 )
 from mailferry.service.graphjobs import batch_note
-from mailferry.service.workers import WorkerView
-from mailferry.service.workloadrows import workload_line
 
 
 def register(main: click.Group) -> None:
@@ -218,7 +215,7 @@ def _lifecycle(
         click.echo(f"batch {name}: {queued} mailboxes to {verb}", err=True)
         _foreground(service, name, kw["workers"])
         status = service.status(name)
-    _print_status(status)
+    print_status(status)
     bad = any(m.state == MailboxState.FAILED or m.record.errors for m in status.mailboxes)
     sys.exit(EXIT_FAILED if bad else EXIT_OK)
 
@@ -234,11 +231,11 @@ def _foreground(service: BatchService, name: str, workers: int) -> None:
     scheduler = bootstrap.scheduler(service, batch=name, workers=workers, on_finish=finished)
     with signals(stop):
         if err.is_terminal:
-            with Live(_status_table(service.status(name)), console=err, transient=True) as live:
+            with Live(status_table(service.status(name)), console=err, transient=True) as live:
                 scheduler.run(
                     stop,
                     until_idle=True,
-                    on_tick=lambda: live.update(_status_table(service.status(name))),
+                    on_tick=lambda: live.update(status_table(service.status(name))),
                 )
         else:
             scheduler.run(stop, until_idle=True)
@@ -284,8 +281,8 @@ def batch_status(name: str, as_json: bool, state: Storage) -> None:
             return
         status = service.status(name)
         workers = service.workers()
-    _print_status(status)
-    _print_workers(workers)
+    print_status(status)
+    print_workers(workers)
 
 
 @batch.command("report")
@@ -314,122 +311,3 @@ def batch_report(
     except OSError as exc:
         raise ConfigError(f"cannot write {output}: {exc.strerror}") from None
     click.echo(f"report written to {output}", err=True)
-
-
-def _print_status(status: BatchStatus) -> None:
-    if out.is_terminal:
-        out.print(_status_table(status))
-        for view in status.mailboxes:  # each workload of each mailbox's last pass
-            for line in _workload_lines(view.record):
-                out.print(f"{view.record.email}  {line.strip()}", markup=False, soft_wrap=True)
-        return
-    for line in _status_lines(status):
-        out.print(line, markup=False, soft_wrap=True)
-
-
-def _workload_lines(m: MailboxRecord) -> list[str]:
-    """The workloads of the mailbox's last pass, a line each (none before a pass recorded them;
-    a mail-only pass by IMAP says nothing the mailbox's row does not)."""
-    sections = m.workloads or {}
-    if set(sections) <= {"mail"} and (sections.get("mail") or {}).get("route") in (None, "imap"):
-        return []
-    return [f"  {workload_line(name, section)}" for name, section in sections.items()]
-
-
-def _status_table(status: BatchStatus) -> Table:
-    b = status.batch
-    table = Table(title=f"batch {b.name} ({b.source} → {b.target}): {status.state}")
-    columns = (
-        "mailbox", "state", "folders", "messages", "bytes", "items", "errors", "ETA", "worker",
-        "reason",
-    )  # fmt: skip
-    for column in columns:
-        right = column in ("folders", "messages", "bytes", "errors", "ETA")
-        table.add_column(column, justify="right" if right else "left", overflow="fold")
-    for row in _rows(status):
-        table.add_row(*row)
-    return table
-
-
-def _status_lines(status: BatchStatus) -> list[str]:
-    b = status.batch
-    lines = [f"batch {b.name} ({b.source} -> {b.target}): {status.state}"]
-    for view, row in zip(status.mailboxes, _rows(status), strict=True):
-        lines.append("  ".join(row))
-        lines += _workload_lines(view.record)
-    return lines
-
-
-def _rows(status: BatchStatus) -> list[tuple[str, ...]]:
-    rows: list[tuple[str, ...]] = []
-    for view in status.mailboxes:
-        m = view.record
-        if view.running:
-            messages = f"{m.done}/{m.planned}"
-            nbytes = f"{m.done_bytes}/{m.planned_bytes}"
-        else:
-            messages = _messages(m)
-            nbytes = str(m.bytes)
-        eta = f"{view.eta:.0f}s" if view.eta is not None else "-"
-        rows.append(
-            (
-                m.email,
-                view.state,
-                str(m.folders),
-                messages,
-                nbytes,
-                _items(m),
-                str(m.errors),
-                eta,
-                view.worker or "-",
-                m.reason or "",
-            )
-        )
-    return rows
-
-
-def _messages(m: MailboxRecord) -> str:
-    """Mail copied: by IMAP from the row's counters; through Graph from its mail section."""
-    mail = (m.workloads or {}).get("mail") or {}
-    if mail.get("route") == "graph" and "seen" in mail:  # its workload line says the rest
-        return f"{mail.get('copied_total', mail.get('copied', 0))} copied (Graph)"
-    return f"{m.copied} copied, {m.existing} there"
-
-
-def _print_workers(workers: list[WorkerView]) -> None:
-    """The workers on a shared database (nothing on SQLite): one line each."""
-    if not workers:
-        return
-    now = time.time()
-    out.print("workers:", markup=False)
-    for view in workers:
-        w = view.record
-        state = "LOST" if view.lost else "alive"
-        line = (
-            f"  {view.label}  {state}  mailferry {w.version}  {w.running}/{w.concurrency} jobs"
-            f"  started {_ago(now - w.started)} ago, last heartbeat {_ago(now - w.heartbeat)} ago"
-        )
-        out.print(line, markup=False, soft_wrap=True)
-
-
-def _ago(seconds: float) -> str:
-    seconds = max(seconds, 0.0)
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}min"
-    return f"{seconds / 3600:.1f}h"
-
-
-def _items(m: MailboxRecord) -> str:
-    """Calendars and contacts of the last pass ("-": none ran)."""
-    if m.collections is None:
-        return "-"
-    text = f"{m.collections} collections: {m.items_copied} copied, {m.items_skipped} there"
-    if m.items_updated:
-        text += f", {m.items_updated} updated"
-    if m.items_failed:
-        text += f", {m.items_failed} failed"
-    if m.item_conflicts:
-        text += f", {m.item_conflicts} conflicts"
-    return text
