@@ -168,3 +168,54 @@ def test_fake_graph_batch_tenant_to_tenant_reports_every_workload(clouds, tmp_pa
             mailboxfill.folder_contents(sources[user].well_known("inbox"))
         )
     assert SECRET not in out + err
+
+
+def test_fake_graph_batch_from_radicale_to_microsoft_365(
+    clouds,  # noqa: F811
+    tmp_path,
+    make_user,
+    radicale,
+    smtp_sink,
+):
+    """Radicale -> FAKE Graph as a batch: the source endpoint carries a DAV template, the target
+    is Microsoft 365 through Graph; with --workloads calendar,contacts no IMAP session is opened,
+    calendars and contacts go through Graph's resources (the meeting parked: nobody invited, no
+    mail at the SMTP sink), and a re-run copies nothing."""
+    idp, graph = clouds
+    target = graph.store.add_mailbox("alice@fabrikam.com")
+    user, password = make_user(radicale)
+    seed_radicale(radicale.url(user), user, password, radicale)
+    mailed = len(smtp_sink.messages)
+    env = environment(tmp_path, idp)
+    code, _out, err = cli(
+        env, "endpoint", "add", "radicale", "--host", "127.0.0.1", "--port", "1",
+        "--dav", f"http://127.0.0.1:{radicale.port}/{{user}}/",
+    )  # fmt: skip
+    assert code == 0, err
+    add_m365_endpoint(env, "fabrikam", TARGET_APP, idp, graph, tmp_path)
+    path = tmp_path / "dav.csv"
+    path.write_text(f"EmailAddress,UserName,Password\nalice@fabrikam.com,{user},{password}\n")
+    code, _out, err = cli(
+        env, "batch", "create", "cal", "--source", "radicale", "--target", "fabrikam",
+        "--csv", str(path), "--workloads", "calendar,contacts",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "between CalDAV/CardDAV and Microsoft 365" in err
+    code, out, err = cli(env, "batch", "start", "cal")
+    assert code == 0, out + err
+    code, out, err = cli(env, "batch", "status", "cal")
+    assert "  calendar (collections): 3 seen, 3 copied" in out, out
+    assert "  contacts (collections): 2 seen, 2 copied" in out, out
+    assert len(target.well_known("calendar").items) == 3
+    assert target.invitations == 0
+    assert len(smtp_sink.messages) == mailed
+    code, out, err = cli(env, "batch", "sync", "cal")
+    assert code == 0, out + err
+    report = json.loads(cli(env, "batch", "report", "cal", "--json")[1])
+    (row,) = report["mailboxes"]
+    assert {w: s["copied"] for w, s in row["workloads"].items()} == {"calendar": 0, "contacts": 0}
+    assert {w: s["copied_total"] for w, s in row["workloads"].items()} == {
+        "calendar": 3,
+        "contacts": 2,
+    }
+    assert password not in json.dumps(report)
