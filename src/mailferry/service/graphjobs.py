@@ -112,11 +112,16 @@ _CHOSEN = re.compile(r"^--workloads (\w+): ")
 
 class GraphAccesses:
     """Each endpoint's Graph access, made on first use and kept (a ``--replace``d endpoint has
-    other settings, so another key: a new one)."""
+    other settings, so another key: a new one).
+
+    An endpoint that names Graph (``m365_graph_url``) and cannot get a Graph token fails its
+    mailboxes with the reason. One that is Microsoft 365 by its host alone goes on by IMAP as
+    before Graph came (the reason logged once, ``endpoint.graph_unavailable``): an app granted
+    IMAP only, or a national cloud whose Graph URL was not given, must not stop its mail."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._found: dict[tuple[str, str], GraphAccess] = {}
+        self._found: dict[tuple[str, str], GraphAccess | None] = {}
 
     def get(self, record: EndpointRecord, source: TokenSource | None) -> GraphAccess | None:
         url = graph_url_of(source, record.host, record.profile)
@@ -124,13 +129,21 @@ class GraphAccesses:
             return None
         key = (record.name, record.oauth or "")
         with self._lock:  # one token fetch per endpoint, even when many jobs start at once
-            found = self._found.get(key)
-            if found is None:
-                tokens = graph_tokens(source)
-                tls = TlsOptions(Path(record.ca_file) if record.ca_file else None, record.insecure)
-                found = GraphAccess(url, tokens, tls, token_roles(tokens.token()))
-                self._found[key] = found
-            return found
+            if key not in self._found:
+                self._found[key] = self._make(record, source, url)
+            return self._found[key]
+
+    @staticmethod
+    def _make(record: EndpointRecord, source: TokenSource, url: str) -> GraphAccess | None:
+        tls = TlsOptions(Path(record.ca_file) if record.ca_file else None, record.insecure)
+        try:
+            tokens = graph_tokens(source)
+            return GraphAccess(url, tokens, tls, token_roles(tokens.token()))
+        except MailferryError as exc:
+            if source.m365_graph_url:
+                raise
+            log.warning("endpoint.graph_unavailable", endpoint=record.name, reason=str(exc))
+            return None
 
 
 class MailboxLink(Protocol):
