@@ -74,12 +74,14 @@ def _open_dav(request: SyncRequest, side: DavSide) -> tuple[DavAccount, str]:
 
 
 def _open_graph(side: GraphSide, workloads: frozenset[Workload]) -> tuple[GraphCollections, str]:
-    """Only the resources of the workloads that move are listed (the app may lack the others)."""
+    """Only the resources of the workloads that move are listed (the app may lack the others):
+    calendars for events, To Do lists for tasks, contact folders for contacts."""
     account = GraphCollections(
         side.session(),
         side.mailbox,
-        calendars=bool(workloads & {Workload.CALENDAR, Workload.TASKS}),
+        calendars=Workload.CALENDAR in workloads,
         contacts=Workload.CONTACTS in workloads,
+        tasks=Workload.TASKS in workloads,
     )
     return account, f"m365 {side.mailbox}@{side.graph_url}"
 

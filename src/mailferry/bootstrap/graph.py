@@ -73,7 +73,7 @@ def graph_side(side: Side, *, allow_plaintext: bool = False) -> GraphSide | None
     mailbox, host = found
     source = token_source(side)
     names = SourceNames.options(f"--{side.name}-")
-    url = graph_url_of(source, host, side.profile) if host else None
+    url = graph_url_of(source, host) if host else None
     if not host:  # m365://: Graph is the only way in
         url = source.m365_graph_url or GRAPH_URL
     if url is None:

@@ -197,7 +197,14 @@ def _map_one(
 ) -> CollectionMapping:
     same_kind = [c for c in target if c.kind == collection.kind]
     default = next((c for c in same_kind if c.default), same_kind[0] if same_kind else None)
-    free = [c for c in same_kind if (c.kind, c.name) not in claimed]
+    # never matched to a collection that takes none of its components (a task list to an event
+    # calendar: Microsoft 365 keeps them apart); created instead, or the default as a fallback
+    free = [
+        c
+        for c in same_kind
+        if (c.kind, c.name) not in claimed
+        and (not collection.components or any(c.accepts(k) for k in collection.components))
+    ]
     match = (
         (default if collection.default and default is not None and default in free else None)
         or next((c for c in free if c.name == collection.name), None)

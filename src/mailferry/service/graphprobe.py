@@ -30,14 +30,15 @@ ROUTE_NAMES = {
 }
 
 
-def graph_url_of(source: TokenSource | None, host: str, profile: str | None = None) -> str | None:
+def graph_url_of(source: TokenSource | None, host: str) -> str | None:
     """The Graph base URL of a side, or None when it is not Microsoft 365 through Graph: an app-only
-    Microsoft 365 token source and either ``m365_graph_url`` or a Microsoft 365 host (profile)."""
+    Microsoft 365 token source and either ``m365_graph_url`` or Exchange Online's host. A profile
+    chosen by name does not count: it may stand for a proxy or a test server that has no Graph."""
     if source is None or source.m365_delegated or not source.m365_tenant:
         return None
     if source.m365_graph_url:
         return source.m365_graph_url
-    return GRAPH_URL if choose_profile(profile, host).name == "microsoft365" else None
+    return GRAPH_URL if choose_profile(None, host).name == "microsoft365" else None
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def probe_record(
 ) -> GraphProbe | None:
     """``probe_graph`` for an endpoint whose mailboxes are Microsoft 365 through Graph."""
     source = service.token_source(record)
-    url = graph_url_of(source, record.host, record.profile)
+    url = graph_url_of(source, record.host)
     if source is None or url is None:
         return None
     tls = TlsOptions(Path(record.ca_file) if record.ca_file else None, record.insecure)

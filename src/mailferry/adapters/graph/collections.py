@@ -1,11 +1,17 @@
-"""A Microsoft 365 mailbox's calendars and contacts as a ``CollectionAccount`` (domain/ports.py), so
-the CalDAV/CardDAV sync (service/davsync.py) reads from and writes to it unchanged.
+"""A Microsoft 365 mailbox's calendars, contacts and To Do lists as a ``CollectionAccount``
+(domain/ports.py), so the CalDAV/CardDAV sync (service/davsync.py) reads from and writes to it
+unchanged. To Do lists are calendars whose components are ("VTODO",) (the "tasks" workload); their
+requests and what each task keeps are in todolists.py, the VTODO conversion in tasks.py.
+
+(Over 400 lines: the port's ten methods over three kinds of Graph collection share one href index
+and one lock; the conversions and the per-kind requests already live in their own modules.)
 
 Hrefs (synthetic: Graph has none)
     homes           /graph/{user}/ (principal), .../calendars/, .../contacts/
     collections     home + name + "/": the name we gave it (our ``MailferryCollection`` extended
-                    property, set by ``create_collection``), else "calendar" / "contacts" for the
-                    default calendar / contact folder, else the Graph id
+                    property, set by ``create_collection``; a To Do list's open extension), else
+                    "calendar" / "contacts" / "tasks" for the default calendar / contact folder /
+                    To Do list, else the Graph id (a list whose name a calendar has: its id)
     items           collection + name: the name the sync chose (our ``MailferryName`` property,
                     set at creation), else the Graph id + ".ics"/".vcf". An item created at href H
                     is listed at H afterwards (davsync's contract).
@@ -22,23 +28,24 @@ ones DELETEd, after the series is written.
 
 Refused (ItemError, with the reason): an event with ORGANIZER/ATTENDEE (Graph mails attendees and
 cannot be told not to: the sync parks them, service/davcontext.py), an RRULE Graph cannot hold, a
-component other than VEVENT in a calendar.
+component other than VEVENT in a calendar (a VTODO there: "Microsoft 365 keeps tasks in To Do
+lists, not in calendars"; a calendar holding both stays an event calendar), a VTODO To Do cannot
+hold (tasks.py).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
 import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import recurring_ical_events
-
-from mailferry.adapters.graph import cards, events, eventtimes
+from mailferry.adapters.graph import cards, events
 from mailferry.adapters.graph.recurrence import Unsupported
+from mailferry.adapters.graph.seriesrequests import SeriesRequests
 from mailferry.adapters.graph.session import GraphAnswerError, expect
+from mailferry.adapters.graph.todolists import TodoLists
 from mailferry.domain.davmodel import (
     Capabilities,
     CollectionInfo,
@@ -49,7 +56,8 @@ from mailferry.domain.davmodel import (
     NewCollection,
     SyncChanges,
 )
-from mailferry.domain.errors import FolderError, ItemConflictError, ItemError
+from mailferry.domain.errors import ConnectError, FolderError, ItemConflictError, ItemError
+from mailferry.domain.items import identify
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -63,7 +71,6 @@ COLLECTION_PROP = f"String {NAMESPACE} Name MailferryCollection"
 NAME_PROP = f"String {NAMESPACE} Name MailferryName"
 ITEM_PROP = f"String {NAMESPACE} Name MailferryItem"
 TRANSACTIONS = uuid.UUID("0b9a1f2e-6c4d-4e8a-b3f5-7d2c9e1a4b68")
-SERIES_WINDOW = dt.timedelta(days=5 * 366)  # occurrences looked at for exceptions
 TEXT_BODIES = {"Prefer": 'outlook.body-content-type="text"'}
 SERVER = "microsoft-graph"
 
@@ -86,17 +93,26 @@ class _Where:
     def __init__(self, info: CollectionInfo, kind: str, graph_id: str, items_path: str) -> None:
         self.info, self.kind, self.graph_id, self.items_path = info, kind, graph_id, items_path
         self.index: dict[str, str] | None = None  # href -> Graph id, once listed
+        self.uids: dict[str, str] = {}  # To Do: UID -> href, as listed
 
 
 class GraphCollections:
     def __init__(
-        self, session: GraphSession, user: str, *, calendars: bool = True, contacts: bool = True
+        self,
+        session: GraphSession,
+        user: str,
+        *,
+        calendars: bool = True,
+        contacts: bool = True,
+        tasks: bool = False,
     ) -> None:
         self.session = session
         self.user = user
         # what the app may list: a workload it has no permission for is not asked for (403)
-        self.listed = (calendars, contacts)
+        self.listed = (calendars, contacts, tasks)
         self.base = f"/users/{quote(user)}"
+        self.todo = TodoLists(session, self.base, self._pages)
+        self.series = SeriesRequests(session, self.base, self._pages)
         self.root = f"/graph/{user}/"
         self._wheres: dict[str, _Where] = {}
         self._lock = threading.Lock()
@@ -112,8 +128,11 @@ class GraphCollections:
         self.session.close()
 
     def collections(self) -> list[CollectionInfo]:
-        wheres = (self._calendars() if self.listed[0] else []) + (
-            self._contact_folders() if self.listed[1] else []
+        calendars = self._calendars() if self.listed[0] else []
+        wheres = (
+            calendars
+            + (self._todo_lists(calendars) if self.listed[2] else [])
+            + (self._contact_folders() if self.listed[1] else [])
         )
         with self._lock:
             old = self._wheres
@@ -142,6 +161,24 @@ class GraphCollections:
             )
         return out
 
+    def _todo_lists(self, calendars: list[_Where]) -> list[_Where]:
+        taken = {w.info.href for w in calendars}
+        out = []
+        for name, displayname, list_id in self.todo.lists():
+            href = self.root + "calendars/" + name + "/"
+            if href in taken:
+                href = self.root + "calendars/" + list_id + "/"
+            taken.add(href)
+            info = CollectionInfo(
+                href,
+                CollectionKind.CALENDAR,
+                ("{DAV:}collection", "{urn:ietf:params:xml:ns:caldav}calendar"),
+                displayname=displayname,
+                components=("VTODO",),
+            )
+            out.append(_Where(info, "tasks", list_id, f"{self.base}/todo/lists/{list_id}/tasks"))
+        return out
+
     def _contact_folders(self) -> list[_Where]:
         default = CollectionInfo(
             self.root + "contacts/contacts/",
@@ -166,9 +203,13 @@ class GraphCollections:
         name = href.rstrip("/").rsplit("/", 1)[-1]
         prop = [{"id": COLLECTION_PROP, "value": name}]
         refused: list[str] = []
+        if new.kind is CollectionKind.CALENDAR and new.components and set(new.components) <= {"VTODO"}:  # fmt: skip
+            self.todo.create_list(href, name, new.displayname or name)
+            return tuple(n for n, v in (("calendar-color", new.color),
+                         ("description", new.description), ("calendar-timezone", new.timezone)) if v)  # fmt: skip
         if new.kind is CollectionKind.CALENDAR:
             if new.components and "VEVENT" not in new.components:
-                raise FolderError(href, "only event calendars are created on Microsoft 365")
+                raise FolderError(href, "only event calendars and To Do lists are created on Microsoft 365")  # fmt: skip
             body: dict[str, Any] = {"name": new.displayname or name, "singleValueExtendedProperties": prop}  # fmt: skip
             if new.color:
                 refused.append("calendar-color")  # Graph takes a colour name, not #RRGGBB
@@ -191,6 +232,8 @@ class GraphCollections:
     # -- items -----------------------------------------------------------------------------------
     def items(self, collection: str) -> list[ItemRef]:
         where = self._where(collection)
+        if where.kind == "tasks":
+            return self._tasks(where, collection)
         index: dict[str, str] = {}
         refs = []
         params = {"$select": "id,changeKey", **_expand(NAME_PROP)}
@@ -200,6 +243,19 @@ class GraphCollections:
             index[href] = found["id"]
             refs.append(ItemRef(href, found.get("changeKey")))
         where.index = index
+        return refs
+
+    def _tasks(self, where: _Where, collection: str) -> list[ItemRef]:
+        index: dict[str, str] = {}
+        uids: dict[str, str] = {}
+        refs = []
+        for task_id, name, uid, etag in self.todo.tasks(where.graph_id, collection):
+            href = collection + (name or task_id + ".ics")
+            index[href] = task_id
+            if uid:
+                uids[uid] = href
+            refs.append(ItemRef(href, etag))
+        where.index, where.uids = index, uids
         return refs
 
     def sync(self, collection: str, token: str | None) -> SyncChanges:  # noqa: ARG002 - the port
@@ -223,6 +279,9 @@ class GraphCollections:
                 yield ItemError(collection, href, exc.reason)
 
     def _read_one(self, where: _Where, href: str, graph_id: str) -> Item:
+        if where.kind == "tasks":
+            data, etag = self.todo.read(where.graph_id, graph_id)
+            return Item(href, etag, data)
         path = self._item_path(where, graph_id)
         params = _expand(NAME_PROP, ITEM_PROP)
         found = expect(self.session.request("GET", path, params=params, headers=TEXT_BODIES), 200)
@@ -230,7 +289,7 @@ class GraphCollections:
         original = meta.get("data", "").encode() or None
         uid = meta.get("uid") or found.get("iCalUId") or graph_id
         if where.kind == "events":
-            series = self._series(found, bool(meta.get("floating")))
+            series = self.series.read(found, bool(meta.get("floating")))
             if original is not None and meta.get("fp") == events.fingerprint(series):
                 return Item(href, found.get("changeKey"), original)
             converted = events.render_event(series, uid)
@@ -239,37 +298,6 @@ class GraphCollections:
             return Item(href, found.get("changeKey"), original)
         rendered = cards.render_contact(found, uid, cards.version_of(original))
         return Item(href, found.get("changeKey"), cards.with_residue(rendered, original))
-
-    def _series(self, master: dict[str, Any], floating: bool) -> events.GraphSeries:
-        """The event with its changed and cancelled occurrences (a series' instances listed over
-        ``SERIES_WINDOW`` from its start, compared with what its pattern gives)."""
-        if not master.get("recurrence"):
-            return events.GraphSeries(master, {}, (), floating)
-        all_day = bool(master.get("isAllDay"))
-        expected = self._expected(master, floating)
-        first = eventtimes.instant(master["start"]) - dt.timedelta(days=1)
-        params = {
-            "startDateTime": first.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "endDateTime": (first + SERIES_WINDOW).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "$top": "500",
-        }
-        seen, changed = set(), {}
-        for one in self._pages(f"{self.base}/events/{master['id']}/instances", params, TEXT_BODIES):
-            key = events.occurrence_key(one, all_day, floating)
-            seen.add(key)
-            if one.get("type") == "exception":
-                changed[key] = one
-        cancelled = tuple(sorted(k for k in expected if k not in seen))
-        return events.GraphSeries(master, changed, cancelled, floating)
-
-    def _expected(self, master: dict[str, Any], floating: bool) -> list[str]:
-        plain = events.render_event(events.GraphSeries(master, {}, (), floating), "x")
-        first: Any = plain.walk("VEVENT")[0]
-        start = first["DTSTART"].dt
-        begin = start if isinstance(start, dt.datetime) else dt.datetime.combine(start, dt.time())
-        until = begin + SERIES_WINDOW - dt.timedelta(days=2)
-        found = recurring_ical_events.of(plain).between(begin, until)
-        return [events.key_of(o["DTSTART"].dt) for o in found]
 
     def put(
         self,
@@ -284,6 +312,8 @@ class GraphCollections:
         try:
             if where.kind == "events":
                 return self._put_event(where, collection, name, data, etag)
+            if where.kind == "tasks":
+                return self._put_task(where, collection, name, data, etag)
             return self._put_contact(where, collection, name, data, etag)
         except Unsupported as exc:
             raise ItemError(collection, href, str(exc)) from None
@@ -317,7 +347,7 @@ class GraphCollections:
         self._remember(where, collection + name, event["id"])
         if plan.exceptions or plan.cancelled:
             try:
-                self._occurrences(event, plan)
+                self.series.write_occurrences(event, plan)
             except (Unsupported, GraphAnswerError):
                 if etag is None:  # not half a series: the next pass creates it whole again
                     self.session.request("DELETE", f"{self.base}/events/{event['id']}")
@@ -326,32 +356,25 @@ class GraphCollections:
             return None  # the series' changeKey moved with its occurrences: listed afterwards
         return str(event.get("changeKey")) or None
 
-    def _occurrences(self, event: dict[str, Any], plan: events.EventPlan) -> None:
-        all_day = bool(plan.master.get("isAllDay"))
-        for key in [*plan.exceptions, *plan.cancelled]:
-            instance = self._instance(event["id"], key, all_day, plan.floating)
-            if instance is None and key not in plan.exceptions:
-                continue  # cancelled already (an update of a series)
-            if instance is None:
-                raise Unsupported(f"no occurrence at {key} (RECURRENCE-ID/EXDATE off the series)")
-            path = f"{self.base}/events/{instance['id']}"
-            if key in plan.exceptions:
-                expect(self.session.request("PATCH", path, json=plan.exceptions[key]), 200)
-            else:
-                expect(self.session.request("DELETE", path), 204)
-
-    def _instance(
-        self, graph_id: str, key: str, all_day: bool, floating: bool
-    ) -> dict[str, Any] | None:
-        day = dt.datetime.fromisoformat(key[:10])
-        params = {
-            "startDateTime": (day - dt.timedelta(days=2)).strftime("%Y-%m-%dT00:00:00Z"),
-            "endDateTime": (day + dt.timedelta(days=3)).strftime("%Y-%m-%dT00:00:00Z"),
-        }
-        for one in self._pages(f"{self.base}/events/{graph_id}/instances", params):
-            if events.occurrence_key(one, all_day, floating) == key:
-                return one
-        return None
+    def _put_task(
+        self, where: _Where, collection: str, name: str, data: bytes, etag: str | None
+    ) -> str | None:
+        if etag is not None:
+            graph_id = self._id_of(where, collection, collection + name) or ""
+            self.todo.update(where.graph_id, graph_id, data, etag)
+            return None  # the extension's PATCH moved the task's ETag: listed afterwards
+        self._refuse_taken(where, collection + name, identify(data).uid)
+        try:
+            task_id, uid, new_etag = self.todo.create(where.graph_id, name, data)
+        except ConnectError:
+            with self._lock:  # no answer: it may be there; list again before creating again
+                where.index = None
+            raise
+        self._remember(where, collection + name, task_id)
+        if uid:
+            with self._lock:
+                where.uids[uid] = collection + name
+        return new_etag
 
     def _put_contact(
         self, where: _Where, collection: str, name: str, data: bytes, etag: str | None
@@ -380,11 +403,14 @@ class GraphCollections:
         text = json.dumps({**meta, "data": data.decode("utf-8", "replace")})
         return [{"id": NAME_PROP, "value": name}, {"id": ITEM_PROP, "value": text}]
 
-    def _refuse_taken(self, where: _Where, href: str) -> None:
-        """``If-None-Match: *``: an item listed at ``href`` already is a 412."""
+    def _refuse_taken(self, where: _Where, href: str, uid: str | None = None) -> None:
+        """``If-None-Match: *``: an item listed at ``href`` already is a 412; so is a task whose
+        UID another name holds (a To Do list has no ``transactionId``: the sync finds it)."""
         if where.index is None:
             self.items(where.info.href)
         if where.index is not None and href in where.index:
+            raise ItemConflictError(where.info.href, href, 412)
+        if uid is not None and uid in where.uids:
             raise ItemConflictError(where.info.href, href, 412)
 
     def _remember(self, where: _Where, href: str, graph_id: str) -> None:

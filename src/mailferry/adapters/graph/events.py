@@ -62,7 +62,12 @@ def plan_event(data: bytes) -> EventPlan:  # noqa: C901 - one check per refusal,
     masters = [e for e in events if "RECURRENCE-ID" not in e]
     if not events:
         kinds = sorted({str(c.name) for c in calendar.subcomponents if c.name != "VTIMEZONE"})
-        raise Unsupported(f"{', '.join(kinds) or 'nothing'}: a Microsoft 365 calendar holds events")
+        held = (
+            "Microsoft 365 keeps tasks in To Do lists, not in calendars"
+            if "VTODO" in kinds
+            else "a Microsoft 365 calendar holds events"
+        )
+        raise Unsupported(f"{', '.join(kinds) or 'nothing'}: {held}")
     if len(masters) != 1:
         raise Unsupported(f"{len(masters)} VEVENTs without RECURRENCE-ID (Graph: one series)")
     master = masters[0]

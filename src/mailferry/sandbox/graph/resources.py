@@ -1,4 +1,5 @@
-"""FAKE Graph: calendars and events (contacts: ``resourcebook``), one store with the mailbox API.
+"""FAKE Graph: calendars and events (contacts: ``resourcebook``; To Do: ``todo``), one store with
+the mailbox API.
 
 A calendar is a folder of class IPF.Appointment (the default one: the well-known ``calendar``
 folder; others under it); an event is an IPM.Appointment item of it whose ``props`` are the event's
@@ -13,11 +14,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from mailferry.sandbox.graph import eventseries, odata, resourcebook
+from mailferry.sandbox.graph import eventseries, odata, resourcebook, todo
 from mailferry.sandbox.graph.server import Answer, Call, FakeGraph, error, route
 from mailferry.sandbox.graph.store import FakeFolder, FakeItem, FakeMailbox
 
-del resourcebook  # imported for its routes
+del resourcebook, todo  # imported for their routes
 USER = r"/users/(?P<mbx>[^/]+)"
 READ, WRITE = "Calendars.Read", "Calendars.ReadWrite"
 EVENT_FIELDS = frozenset(
