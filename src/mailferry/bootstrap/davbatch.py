@@ -23,7 +23,8 @@ from mailferry.adapters.imap import Credentials
 from mailferry.adapters.store.dav_state import SqlItemStateStore
 from mailferry.adapters.store.engine import open_database
 from mailferry.adapters.tls import TlsOptions
-from mailferry.bootstrap.graphbatch import collection_name, graph_collections, graph_sides
+from mailferry.bootstrap.collections import open_graph
+from mailferry.bootstrap.graphbatch import graph_sides
 from mailferry.domain.errors import AccountError, FolderError, MailferryError
 from mailferry.domain.model import Endpoint
 from mailferry.domain.ports import CollectionAccount
@@ -72,9 +73,9 @@ def open_dav_link(job: Job, database: URL) -> DavJobLink:
                 account = _discovered(name, url, dav_login(url, endpoint, creds), tls, stack)
                 names.append(f"{url.user}@{url.base}{url.path}")  # as bootstrap.dav.dav_key
             elif graph is not None:
-                account = graph_collections(graph, job.routes.plan.collections)
+                account, graph_name = open_graph(graph, job.routes.plan.collections)
                 stack.callback(account.close)
-                names.append(collection_name(graph))
+                names.append(graph_name)
             else:
                 raise AccountError(f"the {name} endpoint has no calendars or contacts to reach")
             accounts.append(account)

@@ -1,5 +1,5 @@
-"""The composition of a batch job's Microsoft 365 sides (``BatchConnector.mailboxes``, and the
-Graph side of ``BatchConnector.dav``).
+"""The composition of a batch job's Microsoft 365 mailboxes (``BatchConnector.mailboxes``; the
+Graph side of ``BatchConnector.dav`` is ``bootstrap.collections.open_graph``'s).
 
 Part of the one composition root. Each endpoint's Graph access is ``service.graphjobs``'s
 (``GraphAccesses``: made once per endpoint, like the IMAP token providers). A job's mailbox on each side is the CSV row's login
@@ -16,13 +16,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import URL
 
-from mailferry.adapters.graph.collections import GraphCollections
 from mailferry.adapters.graph.mailbox import GraphMailbox
 from mailferry.adapters.store.engine import open_database
 from mailferry.adapters.store.graph_state import SqlMailboxStateStore
 from mailferry.bootstrap.graph import GraphSide, mailbox_pair_key
 from mailferry.domain.errors import AccountError, MailferryError
-from mailferry.domain.workloads import Workload
 from mailferry.service.graphjobs import GraphAccess
 from mailferry.service.scheduler import Job
 
@@ -75,19 +73,3 @@ def open_mailbox_link(job: Job, database: URL) -> GraphJobLink:
             mailbox_pair_key(source, target),
             stack.pop_all(),
         )
-
-
-def graph_collections(side: GraphSide, workloads: frozenset[Workload]) -> GraphCollections:
-    """A Microsoft 365 side of the collection pass: only the resources of the workloads that
-    move are listed (the app may lack the permissions of the others)."""
-    return GraphCollections(
-        side.session(),
-        side.mailbox,
-        calendars=bool(workloads & {Workload.CALENDAR, Workload.TASKS}),
-        contacts=Workload.CONTACTS in workloads,
-    )
-
-
-def collection_name(side: GraphSide) -> str:
-    """How the item state's pair key names a Microsoft 365 side (as ``mailferry sync`` does)."""
-    return f"m365 {side.mailbox}@{side.graph_url}"

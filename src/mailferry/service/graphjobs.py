@@ -124,7 +124,7 @@ class GraphAccesses:
         self._found: dict[tuple[str, str], GraphAccess | None] = {}
 
     def get(self, record: EndpointRecord, source: TokenSource | None) -> GraphAccess | None:
-        url = graph_url_of(source, record.host, record.profile)
+        url = graph_url_of(source, record.host)
         if source is None or url is None:
             return None
         key = (record.name, record.oauth or "")
@@ -289,9 +289,7 @@ def batch_note(
     """What a batch between two endpoints does beyond IMAP mail, said when it is created (from
     the endpoints' settings: no token is fetched here; the apps' permissions decide per job)."""
     src, dst = service.endpoint(source), service.endpoint(target)
-    graph = [
-        graph_url_of(service.token_source(r), r.host, r.profile) is not None for r in (src, dst)
-    ]
+    graph = [graph_url_of(service.token_source(r), r.host) is not None for r in (src, dst)]
     if all(graph):
         mail = "mail by IMAP" if options.mail_via is MailVia.IMAP else "mail too"
         return (
