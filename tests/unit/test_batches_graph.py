@@ -246,6 +246,33 @@ def test_a_mailbox_graph_refuses_fails_alone_with_one_line(service):
     }  # fmt: skip
 
 
+def test_a_stop_request_reaches_a_graph_pass_in_flight(service):
+    """No IMAP pass writes the mailbox's row here: the Graph pass's heartbeat does, and learns of
+    the batch's stop request from it; the mailbox ends Stopped, its copies so far kept."""
+    connector = GraphConnector()
+    source, target = connector.exchange(ANN)
+    for n in range(200):
+        source.add(source.well_known("inbox"), f"mail {n}")
+    source.delay = target.delay = 0.05  # per request: the pass would take seconds
+    service.create_batch(
+        "s", "old", "new", CSV.splitlines()[0] + b"\n" + CSV.splitlines()[1], BatchOptions()
+    )
+    service.start("s")
+    scheduler = Scheduler(service, connector, MemoryStateStore, batch="s", poll=0.01)
+    done = threading.Event()
+    runner = threading.Thread(target=lambda: scheduler.run(done, until_idle=True))
+    runner.start()
+    deadline = time.monotonic() + 10
+    while not target.items(target.well_known("inbox")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    service.stop("s")
+    runner.join(timeout=20)
+    assert not runner.is_alive()
+    view = service.mailbox("s", ANN)
+    assert (view.state, view.record.reason) == ("stopped", "stopped by request")
+    assert 0 < len(target.items(target.well_known("inbox"))) < 200
+
+
 def test_a_workload_chosen_that_cannot_move_fails_each_mailbox_with_why(service):
     connector = GraphConnector(roles=MAILBOX_ROLES - {"MailboxItem.ImportExport.All"})
     options = BatchOptions(workloads=frozenset({Workload.NOTES}))
