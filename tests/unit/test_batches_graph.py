@@ -387,3 +387,4 @@ def test_api_and_pages_show_the_workloads(client, service):
     assert "(2 in all)" in page
     assert "Workloads</h2>" not in client.get(f"/batches/w/mailboxes/{BOB}").text
     assert 'name="mail_via"' in client.get("/batches/new").text
+    assert "· only mail, calendar · mail via imap</p>" in client.get("/batches/w").text
