@@ -6,8 +6,12 @@ mailbox whose endpoints have free connection slots (``limits.ConnectionLimiter``
 taken before the mailbox is claimed and given back only after both connections are closed.
 Running a mailbox runs a ``Migration`` on the sessions and the state store that its two ports
 give (``JobConnector``, ``open_state``: built by ``bootstrap``, the memory fakes in unit tests);
-an ``AccountError`` (wrong password, unreachable) fails that mailbox alone. Where both endpoints
-carry DAV, the calendars and contacts follow in the same job (``davjobs``).
+an ``AccountError`` (wrong password, unreachable) fails that mailbox alone. Each job's routes
+(``graphjobs.job_routes``: the endpoints' DAV templates and Microsoft 365 Graph access) say which
+passes run, in order and in the same job: mail by IMAP, Microsoft 365 mailboxes through Graph's
+import/export (``graphjobs``), calendars and contacts by the collection sync (``davjobs``). A job
+whose mail goes through Graph opens no IMAP session, yet holds its endpoints' connection slots:
+``--max-connections`` also caps how many Microsoft 365 mailboxes of an endpoint move at once.
 
 On PostgreSQL the loop only submits pending mailboxes to a ``JobQueue`` (``jobs.py``) and the
 queue's workers run each with ``run_one``: the same claim, caps and body, in the worker's thread.
