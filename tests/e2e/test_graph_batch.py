@@ -110,6 +110,7 @@ def test_fake_graph_batch_tenant_to_tenant_reports_every_workload(clouds, tmp_pa
     assert "failed" in carol
     assert "Microsoft 365 mailbox" in carol
     assert "access policy" in carol.lower() or "403" in carol, carol
+    assert "  mail, calendar, contacts, tasks, notes: not run (the mailbox's reason)" in lines
     assert "  mail (graph): 2 seen, 2 copied" in out, out
     assert "  notes (graph): 1 seen, 1 copied" in out, out
 

@@ -32,7 +32,15 @@ def _workload_lines(m: MailboxRecord) -> list[str]:
     sections = m.workloads or {}
     if set(sections) <= {"mail"} and (sections.get("mail") or {}).get("route") in (None, "imap"):
         return []
-    return [f"  {workload_line(name, section)}" for name, section in sections.items()]
+    lines, not_run = [], []
+    for name, section in sections.items():
+        if "seen" not in section and section.get("reason") == m.reason:
+            not_run.append(name)  # the mailbox's own reason says why: once is enough
+        else:
+            lines.append(f"  {workload_line(name, section)}")
+    if not_run:
+        lines.append(f"  {', '.join(not_run)}: not run (the mailbox's reason)")
+    return lines
 
 
 def status_table(status: BatchStatus) -> Table:
