@@ -189,6 +189,7 @@ def test_both_microsoft_365_moves_every_workload_through_graph_without_imap(serv
     status = service.status("t")
     assert status.state == "synced", [v.record.reason for v in status.mailboxes]
     ann = service.mailbox("t", ANN).record
+    assert ann.folders == 10  # the well-known folders but the outbox: the Graph pass's
     assert ann.workloads is not None
     assert {w: (s["route"], s["copied"]) for w, s in ann.workloads.items()} == {
         "mail": ("graph", 3), "calendar": ("graph", 1), "contacts": ("graph", 1),

@@ -17,7 +17,8 @@ runs in the job like the others (same lease, same stop event: a heartbeat thread
 mailbox's progress row once a second, which is how a stop request reaches it); its state lives in
 the service's database. What it gives is added to the job's outcome:
 
-    the MailboxSummary       under "graph" in the run's summary
+    the MailboxSummary       under "graph" in the run's summary (its folders with a target
+                             are the row's folders when no IMAP pass counted any)
     each failed item         a failure of kind "item" (its folder, its item id, the reason)
     a failed folder          a failure of kind "item" without item id (its path, its note)
     an account error         (403 access policy, no such mailbox, connection lost after its
@@ -244,6 +245,8 @@ def with_graph(outcome: Outcome, result: GraphResult, email: str) -> Outcome:
     if result.summary is not None:
         summary["graph"] = result.summary.as_json()
         failures += graph_failures(email, result.summary)
+        if not summary.get("folders"):  # no IMAP pass: the row's folders are the Graph pass's
+            summary["folders"] = sum(1 for f in result.summary.folders if f.target is not None)
     merged = replace(outcome, summary=summary, failures=failures)
     if outcome.state not in (MailboxState.SYNCED, MailboxState.COMPLETED):
         return merged  # failed, stopped or interrupted: its reason stands
