@@ -87,6 +87,13 @@ class MemoryConnector:
     def tokens(self, record, user):
         return None if self._tokens is None else self._tokens.tokens(record, user)
 
+    def graph(self, record):
+        """No endpoint here is Microsoft 365 through Graph."""
+        del record
+
+    def mailboxes(self, job):
+        raise AssertionError(f"no Graph mailboxes on memory servers ({job.mailbox.email})")
+
     def connect(self, job):
         self.jobs.append(job)
         pair = self.servers.setdefault(job.mailbox.email, (MemoryServer(), MemoryServer()))

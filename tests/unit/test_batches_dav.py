@@ -28,10 +28,12 @@ from mailferry.domain.davreport import CollectionReport, DavSummary, ItemProblem
 from mailferry.domain.errors import AuthError, ConfigError
 from mailferry.domain.items import identify
 from mailferry.domain.model import Security
+from mailferry.domain.workloads import MailVia, Workload
 from mailferry.sandbox import davcorpus
 from mailferry.service.batches import BatchOptions, EndpointSpec, new_owner
 from mailferry.service.davjobs import DavResult, with_dav
 from mailferry.service.davroutes import dav_route, dav_tls, expand, template_problems
+from mailferry.service.graphjobs import job_routes
 from mailferry.service.scheduler import Scheduler
 from mailferry.web import create_app
 from mailferry.web.credentials import AuthStore
@@ -130,10 +132,17 @@ def test_dav_tls_inherits_the_endpoints_unless_set():
 
 
 def test_a_route_needs_dav_on_both_sides():
+    """One side's DAV URL alone moves nothing: that side's URL is kept (the other might be
+    Microsoft 365 through Graph), and the job's route plan leaves calendars out, saying why."""
     with_dav_ = EndpointRecord("a", "mail.a", 993, "ssl", 1, dav="auto")
     without = EndpointRecord("b", "mail.b", 993, "ssl", 1)
-    assert dav_route(with_dav_, without, "u", "v") is None
-    assert dav_route(without, with_dav_, "u", "v") is None
+    half = dav_route(with_dav_, without, "u", "v")
+    assert half is not None
+    assert (half.source_url, half.target_url) == ("https://u@mail.a/", None)
+    assert dav_route(without, EndpointRecord("c", "mail.c", 993, "ssl", 1), "u", "v") is None
+    plan = job_routes((with_dav_, without), (None, None), None, None).plan
+    assert (plan.mail, plan.collections, plan.mailbox) == (MailVia.IMAP, frozenset(), frozenset())
+    assert dict(plan.skipped)[Workload.CALENDAR].startswith("the target has no calendars")
     route = dav_route(with_dav_, EndpointRecord("c", "mail.c", 993, "ssl", 1, dav="auto"), "u", "v")
     assert route is not None
     assert (route.source_url, route.target_url) == ("https://u@mail.a/", "https://v@mail.c/")
@@ -347,7 +356,7 @@ def test_a_batch_without_dav_on_both_sides_runs_no_dav_pass(service):
     service.create_batch("m", "old", "plain", CSV, BatchOptions())
     connector = DavConnector()
     jobs = run_batch(service, "m", connector)
-    assert all(job.dav is None for job in jobs.values())
+    assert all(not job.routes.plan.collections for job in jobs.values())
     assert not any(step.startswith("dav") for step in connector.order)
     assert {v.record.collections for v in service.status("m").mailboxes} == {None}
 

@@ -56,6 +56,7 @@ from mailferry.domain.profiles import (
 )
 from mailferry.service.batches import BatchService
 from mailferry.service.davjobs import DavLink
+from mailferry.service.graphjobs import GraphAccess, GraphAccesses, MailboxLink
 from mailferry.service.migrate import Migration, SyncOptions
 from mailferry.service.planning import FolderWork, plan_folders
 from mailferry.service.progress import Progress
@@ -521,7 +522,8 @@ def service_auth_tables(service: BatchService) -> AuthTables:
 
 
 class BatchConnector:
-    """The scheduler's ``JobConnector``: IMAP sessions for a job (its DAV accounts: ``dav``), and
+    """The scheduler's ``JobConnector``: IMAP sessions for a job (its DAV accounts: ``dav``; its
+    Microsoft 365 mailboxes through Graph: ``graph``, ``mailboxes``), and
     token providers shared the way their grants allow. One provider per endpoint (and settings)
     serves all its mailboxes: one app token serves the tenant. A Google token acts for one
     mailbox, a delegated Microsoft 365 token is the mailbox user's own (signed in with `mailferry
@@ -532,6 +534,7 @@ class BatchConnector:
         self._timeout = timeout
         self._lock = threading.Lock()
         self._tokens: dict[tuple[str, str, str], TokenProvider] = {}
+        self._graph = GraphAccesses()
 
     def tokens(self, record: EndpointRecord, user: str) -> TokenProvider | None:
         """The endpoint's shared provider (made on first use; --replace makes a new one)."""
@@ -563,6 +566,16 @@ class BatchConnector:
         from mailferry.bootstrap.davbatch import open_dav_link  # noqa: PLC0415 - it imports us
 
         return open_dav_link(job, self._service.store.db.engine.url)
+
+    def graph(self, record: EndpointRecord) -> GraphAccess | None:
+        """The endpoint's Graph access: its app token fetched once, its roles read."""
+        return self._graph.get(record, self._service.token_source(record))
+
+    def mailboxes(self, job: Job) -> MailboxLink:
+        """The job's two Microsoft 365 mailboxes through Graph and the mailbox state."""
+        from mailferry.bootstrap.graphbatch import open_mailbox_link  # noqa: PLC0415 - it imports us
+
+        return open_mailbox_link(job, self._service.store.db.engine.url)
 
 
 def scheduler(service: BatchService, **options: Any) -> Scheduler:

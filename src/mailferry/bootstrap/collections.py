@@ -73,9 +73,10 @@ def _open_dav(request: SyncRequest, side: DavSide) -> tuple[DavAccount, str]:
     return account, f"{url.user}@{url.base}{url.path}"
 
 
-def _open_graph(side: GraphSide, workloads: frozenset[Workload]) -> tuple[GraphCollections, str]:
+def open_graph(side: GraphSide, workloads: frozenset[Workload]) -> tuple[GraphCollections, str]:
     """Only the resources of the workloads that move are listed (the app may lack the others):
-    calendars for events, To Do lists for tasks, contact folders for contacts."""
+    calendars for events, To Do lists for tasks, contact folders for contacts. Its name in the
+    item state's pair key comes with it (a batch's jobs use both: ``davbatch``)."""
     account = GraphCollections(
         side.session(),
         side.mailbox,
@@ -109,7 +110,7 @@ def open_collection_pair(
             if dav is not None:
                 account, name = _open_dav(request, dav)
             elif graph is not None:
-                account, name = _open_graph(graph, routes.plan.collections)
+                account, name = open_graph(graph, routes.plan.collections)
             else:
                 raise ConfigError(f"the {side.name} has no calendars or contacts to reach")
             stack.callback(account.close)
@@ -119,4 +120,4 @@ def open_collection_pair(
         yield CollectionPair(accounts[0], accounts[1], state, key)
 
 
-__all__ = ["CollectionPair", "dav_key", "open_collection_pair"]
+__all__ = ["CollectionPair", "dav_key", "open_collection_pair", "open_graph"]

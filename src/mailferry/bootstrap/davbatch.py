@@ -5,7 +5,9 @@ and its IMAP logins become two discovered ``DavAccount``s and the item state in 
 database (one ``SqlItemStateStore`` on the same Engine as the mail state). The login is the
 mailbox's own, as for IMAP: the endpoint's token for the mailbox (Bearer), else its admin login
 (Basic, on the mailbox's URL: servers that let an admin reach other users' collections), else the
-mailbox's password. The item state's pair key is ``bootstrap.dav.dav_key``'s, so a batch and a
+mailbox's password. A side without a DAV URL that is Microsoft 365 through Graph is reached through
+Graph's calendar, contact and To Do resources (``graphbatch``). The item state's pair key is
+``mailferry sync``'s (``bootstrap.dav.dav_key``, ``bootstrap.collections``), so a batch and a
 ``mailferry sync`` of the same two accounts share their state, as they do for mail.
 """
 
@@ -21,9 +23,12 @@ from mailferry.adapters.imap import Credentials
 from mailferry.adapters.store.dav_state import SqlItemStateStore
 from mailferry.adapters.store.engine import open_database
 from mailferry.adapters.tls import TlsOptions
-from mailferry.bootstrap.dav import dav_key
+from mailferry.bootstrap.collections import open_graph
+from mailferry.bootstrap.graphbatch import graph_sides
 from mailferry.domain.errors import AccountError, FolderError, MailferryError
 from mailferry.domain.model import Endpoint
+from mailferry.domain.ports import CollectionAccount
+from mailferry.service.davroutes import DavRoute
 from mailferry.service.scheduler import Job
 
 
@@ -31,8 +36,8 @@ from mailferry.service.scheduler import Job
 class DavJobLink:
     """The scheduler's ``DavLink``: both accounts, the item state, the pair key."""
 
-    source: DavAccount
-    target: DavAccount
+    source: CollectionAccount
+    target: CollectionAccount
     state: SqlItemStateStore
     key: str
 
@@ -50,24 +55,33 @@ def dav_login(url: DavUrl, endpoint: Endpoint, creds: Credentials) -> DavLogin:
 
 
 def open_dav_link(job: Job, database: URL) -> DavJobLink:
-    """Both DAV accounts of ``job``, discovered (a wrong password or no DAV at the URL fails
-    here, naming the side), and the item state; everything opened is closed on a failure."""
-    route = job.dav
-    if route is None:
-        raise AccountError("the batch's endpoints carry no DAV URLs")
+    """Both collection accounts of ``job``: a DAV URL's, discovered (a wrong password or no DAV
+    at the URL fails here, naming the side), else Microsoft 365 through Graph's resources
+    (``graphbatch``); and the item state. Everything opened is closed on a failure."""
+    route = job.dav or DavRoute(None, None, TlsOptions(), TlsOptions())
     sides = (
         ("source", route.source_url, job.source, job.source_creds, route.source_tls),
         ("target", route.target_url, job.target, job.target_creds, route.target_tls),
     )
+    graphs = graph_sides(job)
     with contextlib.ExitStack() as stack:
-        urls, accounts = [], []
-        for name, text, endpoint, creds, tls in sides:
-            url = parse_dav_url(text, allow_plaintext=True)  # checked when the endpoint was added
-            accounts.append(_discovered(name, url, dav_login(url, endpoint, creds), tls, stack))
-            urls.append(url)
+        names, accounts = [], []
+        for (name, text, endpoint, creds, tls), graph in zip(sides, graphs, strict=True):
+            account: CollectionAccount
+            if text is not None:
+                url = parse_dav_url(text, allow_plaintext=True)  # checked when it was added
+                account = _discovered(name, url, dav_login(url, endpoint, creds), tls, stack)
+                names.append(f"{url.user}@{url.base}{url.path}")  # as bootstrap.dav.dav_key
+            elif graph is not None:
+                account, graph_name = open_graph(graph, job.routes.plan.collections)
+                stack.callback(account.close)
+                names.append(graph_name)
+            else:
+                raise AccountError(f"the {name} endpoint has no calendars or contacts to reach")
+            accounts.append(account)
         state = SqlItemStateStore(open_database(database))
         stack.callback(state.close)
-        link = DavJobLink(accounts[0], accounts[1], state, dav_key(urls[0], urls[1]))
+        link = DavJobLink(accounts[0], accounts[1], state, f"dav {names[0]} -> {names[1]}")
         stack.pop_all()
         return link
 

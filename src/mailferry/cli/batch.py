@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from rich.table import Table
 
 from mailferry import bootstrap
 from mailferry.adapters.store.records import MailboxRecord, Outcome
+from mailferry.cli.batchstatus import print_status, print_workers, status_table
 from mailferry.cli.common import (
     F,
     err,
@@ -40,13 +40,12 @@ from mailferry.config import Storage, parse_date
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.labels import LabelMode
 from mailferry.domain.model import MailboxState
+from mailferry.domain.workloads import ALL, MailVia, parse_workloads
 from mailferry.service.batches import (
     BatchOptions,
     BatchService,
-    BatchStatus,
 )
-from mailferry.service.davroutes import dav_note
-from mailferry.service.workers import WorkerView
+from mailferry.service.graphjobs import batch_note
 
 
 def register(main: click.Group) -> None:
@@ -91,17 +90,37 @@ def batch() -> None:
     show_default=True,
     help="Gmail sources: a message in several labels is copied once, or once per label folder.",
 )
+@click.option(
+    "--workloads",
+    metavar="LIST",
+    help=f"What moves, comma-separated: {', '.join(ALL)} (default: all that both endpoints "
+    "and the apps' permissions allow). One named that cannot move fails its mailboxes.",
+)
+@click.option(
+    "--mail-via",
+    type=click.Choice([m.value for m in MailVia]),
+    default=None,
+    help="Both endpoints Microsoft 365: mail through Graph's mailbox import/export (the "
+    "default when the apps may) or IMAP.",
+)
 @state_option
 @handle_errors
 def batch_create(name: str, csv_path: Path, **kw: Any) -> None:
     """Create a batch from an Exchange-style CSV (EmailAddress,UserName,Password,...)."""
     problems: list[str] = []
+    try:
+        workloads = parse_workloads(kw["workloads"])
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        workloads = None
     options = BatchOptions(
         since=parse_date(kw["since"], "--since", problems),
         before=parse_date(kw["before"], "--before", problems),
         include_deleted=kw["include_deleted"],
         neutralise_read_receipts=kw["neutralise_read_receipts"],
         labels=LabelMode(kw["labels"]),
+        workloads=workloads,
+        mail_via=MailVia(kw["mail_via"]) if kw["mail_via"] else None,
     )
     try:
         data = csv_path.read_bytes()
@@ -112,7 +131,7 @@ def batch_create(name: str, csv_path: Path, **kw: Any) -> None:
         raise ConfigError(problems)
     with open_batch_service(kw["state"]) as service:
         status = service.create_batch(name, kw["source"], kw["target"], data, options)
-        note = dav_note(service.endpoint(kw["source"]), service.endpoint(kw["target"]))
+        note = batch_note(service, kw["source"], kw["target"], options)
     click.echo(f"batch {name}: {len(status.mailboxes)} mailboxes created")
     if note:
         click.echo(f"batch {name}: {note}", err=True)
@@ -196,7 +215,7 @@ def _lifecycle(
         click.echo(f"batch {name}: {queued} mailboxes to {verb}", err=True)
         _foreground(service, name, kw["workers"])
         status = service.status(name)
-    _print_status(status)
+    print_status(status)
     bad = any(m.state == MailboxState.FAILED or m.record.errors for m in status.mailboxes)
     sys.exit(EXIT_FAILED if bad else EXIT_OK)
 
@@ -212,11 +231,11 @@ def _foreground(service: BatchService, name: str, workers: int) -> None:
     scheduler = bootstrap.scheduler(service, batch=name, workers=workers, on_finish=finished)
     with signals(stop):
         if err.is_terminal:
-            with Live(_status_table(service.status(name)), console=err, transient=True) as live:
+            with Live(status_table(service.status(name)), console=err, transient=True) as live:
                 scheduler.run(
                     stop,
                     until_idle=True,
-                    on_tick=lambda: live.update(_status_table(service.status(name))),
+                    on_tick=lambda: live.update(status_table(service.status(name))),
                 )
         else:
             scheduler.run(stop, until_idle=True)
@@ -262,8 +281,8 @@ def batch_status(name: str, as_json: bool, state: Storage) -> None:
             return
         status = service.status(name)
         workers = service.workers()
-    _print_status(status)
-    _print_workers(workers)
+    print_status(status)
+    print_workers(workers)
 
 
 @batch.command("report")
@@ -292,100 +311,3 @@ def batch_report(
     except OSError as exc:
         raise ConfigError(f"cannot write {output}: {exc.strerror}") from None
     click.echo(f"report written to {output}", err=True)
-
-
-def _print_status(status: BatchStatus) -> None:
-    if out.is_terminal:
-        out.print(_status_table(status))
-        return
-    for line in _status_lines(status):
-        out.print(line, markup=False, soft_wrap=True)
-
-
-def _status_table(status: BatchStatus) -> Table:
-    b = status.batch
-    table = Table(title=f"batch {b.name} ({b.source} → {b.target}): {status.state}")
-    columns = (
-        "mailbox", "state", "folders", "messages", "bytes", "items", "errors", "ETA", "worker",
-        "reason",
-    )  # fmt: skip
-    for column in columns:
-        right = column in ("folders", "messages", "bytes", "errors", "ETA")
-        table.add_column(column, justify="right" if right else "left", overflow="fold")
-    for row in _rows(status):
-        table.add_row(*row)
-    return table
-
-
-def _status_lines(status: BatchStatus) -> list[str]:
-    b = status.batch
-    lines = [f"batch {b.name} ({b.source} -> {b.target}): {status.state}"]
-    lines += ["  ".join(row) for row in _rows(status)]
-    return lines
-
-
-def _rows(status: BatchStatus) -> list[tuple[str, ...]]:
-    rows: list[tuple[str, ...]] = []
-    for view in status.mailboxes:
-        m = view.record
-        if view.running:
-            messages = f"{m.done}/{m.planned}"
-            nbytes = f"{m.done_bytes}/{m.planned_bytes}"
-        else:
-            messages = f"{m.copied} copied, {m.existing} there"
-            nbytes = str(m.bytes)
-        eta = f"{view.eta:.0f}s" if view.eta is not None else "-"
-        rows.append(
-            (
-                m.email,
-                view.state,
-                str(m.folders),
-                messages,
-                nbytes,
-                _items(m),
-                str(m.errors),
-                eta,
-                view.worker or "-",
-                m.reason or "",
-            )
-        )
-    return rows
-
-
-def _print_workers(workers: list[WorkerView]) -> None:
-    """The workers on a shared database (nothing on SQLite): one line each."""
-    if not workers:
-        return
-    now = time.time()
-    out.print("workers:", markup=False)
-    for view in workers:
-        w = view.record
-        state = "LOST" if view.lost else "alive"
-        line = (
-            f"  {view.label}  {state}  mailferry {w.version}  {w.running}/{w.concurrency} jobs"
-            f"  started {_ago(now - w.started)} ago, last heartbeat {_ago(now - w.heartbeat)} ago"
-        )
-        out.print(line, markup=False, soft_wrap=True)
-
-
-def _ago(seconds: float) -> str:
-    seconds = max(seconds, 0.0)
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}min"
-    return f"{seconds / 3600:.1f}h"
-
-
-def _items(m: MailboxRecord) -> str:
-    """Calendars and contacts of the last pass ("-": none ran)."""
-    if m.collections is None:
-        return "-"
-    text = f"{m.collections} collections: {m.items_copied} copied, {m.items_skipped} there"
-    if m.items_updated:
-        text += f", {m.items_updated} updated"
-    if m.items_failed:
-        text += f", {m.items_failed} failed"
-    if m.item_conflicts:
-        text += f", {m.item_conflicts} conflicts"
-    return text

@@ -47,6 +47,7 @@ from mailferry.domain.errors import ConfigError, NotFound
 from mailferry.domain.labels import LabelMode
 from mailferry.domain.model import AuthMethod, Endpoint, MailboxState, Security
 from mailferry.domain.profiles import PROFILE_NAMES
+from mailferry.domain.workloads import ALL, MailVia, Workload
 from mailferry.logs import get_logger
 from mailferry.service.csvimport import CsvRules, parse_batch_csv
 from mailferry.service.davjobs import ITEM_REPORT_COLUMNS, item_row
@@ -55,6 +56,7 @@ from mailferry.service.endpoints import OPTION_NAMES, EndpointNames
 from mailferry.service.jobs import JobControl
 from mailferry.service.reports import render_csv
 from mailferry.service.workers import WorkerView, worker_label, worker_row, worker_views
+from mailferry.service.workloadrows import WORKLOAD_REPORT_COLUMNS, workload_row
 
 log = get_logger("mailferry.batches")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -125,6 +127,10 @@ class BatchOptions:
     include_deleted: bool = False
     neutralise_read_receipts: bool = False
     labels: LabelMode = LabelMode.ONCE  # a source whose folders are labels (Gmail)
+    # What moves (None: all that both endpoints and the apps' permissions allow), and how mail
+    # goes when both ends are Microsoft 365 (None: through Graph where the apps may)
+    workloads: frozenset[Workload] | None = None
+    mail_via: MailVia | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -133,6 +139,8 @@ class BatchOptions:
             "include_deleted": self.include_deleted,
             "neutralise_read_receipts": self.neutralise_read_receipts,
             "labels": self.labels.value,
+            "workloads": [w.value for w in ALL if w in self.workloads] if self.workloads else None,
+            "mail_via": self.mail_via.value if self.mail_via else None,
         }
 
     @classmethod
@@ -144,6 +152,10 @@ class BatchOptions:
             include_deleted=bool(data.get("include_deleted")),
             neutralise_read_receipts=bool(data.get("neutralise_read_receipts")),
             labels=LabelMode(data.get("labels") or LabelMode.ONCE.value),
+            workloads=frozenset(Workload(w) for w in data["workloads"])
+            if data.get("workloads")
+            else None,
+            mail_via=MailVia(data["mail_via"]) if data.get("mail_via") else None,
         )
 
 
@@ -207,6 +219,7 @@ REPORT_COLUMNS = (
     "finished",
     "last_synced",
     *ITEM_REPORT_COLUMNS,  # calendars and contacts (empty: no DAV pass ran)
+    *WORKLOAD_REPORT_COLUMNS,  # mail_route, mail_seen, ... per workload (empty: none recorded)
 )
 # A message: its folder and UID; an item (kind "item"): its collection, UID and href.
 FAILURE_COLUMNS = ("mailbox", "folder", "uid", "reason", "kind", "href")
@@ -468,6 +481,7 @@ class BatchService:
         for view in status.mailboxes:
             row = _report_row(view)
             row["failures"] = failures.get(view.record.email, [])
+            row["workloads"] = view.record.workloads
             mailboxes.append(row)
         return {
             "batch": name,
@@ -530,6 +544,7 @@ def _report_row(view: MailboxView) -> dict[str, object]:
         "finished": _iso(m.finished),
         "last_synced": _iso(m.last_synced),
         **item_row(m),
+        **workload_row(m),
     }
 
 

@@ -27,10 +27,11 @@ PLACEHOLDER = "{user}"
 
 @dataclass(frozen=True)
 class DavRoute:
-    """Both DAV account URLs of one mailbox (``https://USER@HOST/PATH``) and their TLS."""
+    """The DAV account URLs of one mailbox (``https://USER@HOST/PATH``) and their TLS; a side
+    without one (None) is Microsoft 365 through Graph's resources, or has no calendars."""
 
-    source_url: str
-    target_url: str
+    source_url: str | None
+    target_url: str | None
     source_tls: TlsOptions
     target_tls: TlsOptions
 
@@ -106,12 +107,13 @@ def dav_tls(record: EndpointRecord) -> TlsOptions:
 def dav_route(
     source: EndpointRecord, target: EndpointRecord, source_user: str, target_user: str
 ) -> DavRoute | None:
-    """The mailbox's DAV pair, when both endpoints carry DAV (else None: mail only)."""
-    if not source.dav or not target.dav:
+    """The mailbox's DAV URLs, when either endpoint carries DAV (else None). Whether calendars
+    and contacts move is the job's route plan's to say (``graphjobs.job_routes``)."""
+    if not source.dav and not target.dav:
         return None
     return DavRoute(
-        expand(source.dav, source_user, source.host),
-        expand(target.dav, target_user, target.host),
+        expand(source.dav, source_user, source.host) if source.dav else None,
+        expand(target.dav, target_user, target.host) if target.dav else None,
         dav_tls(source),
         dav_tls(target),
     )

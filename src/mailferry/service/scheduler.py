@@ -6,8 +6,12 @@ mailbox whose endpoints have free connection slots (``limits.ConnectionLimiter``
 taken before the mailbox is claimed and given back only after both connections are closed.
 Running a mailbox runs a ``Migration`` on the sessions and the state store that its two ports
 give (``JobConnector``, ``open_state``: built by ``bootstrap``, the memory fakes in unit tests);
-an ``AccountError`` (wrong password, unreachable) fails that mailbox alone. Where both endpoints
-carry DAV, the calendars and contacts follow in the same job (``davjobs``).
+an ``AccountError`` (wrong password, unreachable) fails that mailbox alone. Each job's routes
+(``graphjobs.job_routes``: the endpoints' DAV templates and Microsoft 365 Graph access) say which
+passes run, in order and in the same job: mail by IMAP, Microsoft 365 mailboxes through Graph's
+import/export (``graphjobs``), calendars and contacts by the collection sync (``davjobs``). A job
+whose mail goes through Graph opens no IMAP session, yet holds its endpoints' connection slots:
+``--max-connections`` also caps how many Microsoft 365 mailboxes of an endpoint move at once.
 
 On PostgreSQL the loop only submits pending mailboxes to a ``JobQueue`` (``jobs.py``) and the
 queue's workers run each with ``run_one``: the same claim, caps and body, in the worker's thread.
@@ -45,6 +49,7 @@ from mailferry.domain.model import AuthMethod, Endpoint, MailboxState, Security,
 from mailferry.domain.plan import Selection
 from mailferry.domain.ports import MailAccount, StateStore, TokenProvider
 from mailferry.domain.profiles import Profile, apply_profiles, choose_profile, label_policy
+from mailferry.domain.workloads import MailVia
 from mailferry.logs import bound_context, get_logger
 from mailferry.service.batches import (
     BatchOptions,
@@ -54,6 +59,18 @@ from mailferry.service.batches import (
 )
 from mailferry.service.davjobs import DavLink, DavResult, dav_pass, with_dav
 from mailferry.service.davroutes import DavRoute, dav_route
+from mailferry.service.davsync import DavOptions
+from mailferry.service.graphcontext import GraphSyncOptions
+from mailferry.service.graphjobs import (
+    GraphAccess,
+    GraphResult,
+    JobRoutes,
+    MailboxLink,
+    job_routes,
+    mailbox_pass,
+    with_graph,
+    with_workloads,
+)
 from mailferry.service.jobprogress import MailboxProgress
 from mailferry.service.jobs import JobQueue, JobResult
 from mailferry.service.limits import ConnectionLimiter, Lease, LocalLimiter
@@ -85,7 +102,8 @@ class Job:
     target_profile: Profile | None = None
     neutralise_read_receipts: bool = False
     route: tuple[str, str] = ("", "")  # the batch's source and target endpoint names
-    dav: DavRoute | None = None  # both endpoints carry DAV: calendars and contacts after the mail
+    dav: DavRoute | None = None  # the endpoints' DAV URLs for this mailbox (either or both)
+    routes: JobRoutes = field(default_factory=JobRoutes)  # which workload goes which way
 
 
 @dataclass
@@ -117,7 +135,15 @@ class JobConnector(Protocol):
         """Sessions to the job's two sides, opened on demand, any number of times."""
 
     def dav(self, job: Job) -> DavLink:
-        """The job's two DAV accounts (``job.dav``), logged in, and the item state."""
+        """The job's two collection accounts (``job.dav``'s DAV URLs, else Microsoft 365 through
+        Graph's resources: ``job.routes``), logged in, and the item state."""
+
+    def graph(self, record: EndpointRecord) -> GraphAccess | None:
+        """The endpoint's Graph access (its app token fetched once, its roles read), or None
+        when its mailboxes are not Microsoft 365 through Graph."""
+
+    def mailboxes(self, job: Job) -> MailboxLink:
+        """The job's two Microsoft 365 mailboxes through Graph (``job.routes``) and their state."""
 
 
 class Scheduler:
@@ -383,6 +409,8 @@ class Scheduler:
         )
         mapping = apply_profiles(mapping, source_profile, target_profile)
         selection = Selection(options.since, options.before, options.include_deleted)
+        access = (self._graph(src, "source"), self._graph(dst, "target"))
+        routes = job_routes((src, dst), access, options.workloads, options.mail_via)
         return Job(
             mailbox=mailbox,
             kind=mailbox.pending or "sync",
@@ -403,7 +431,15 @@ class Scheduler:
             neutralise_read_receipts=options.neutralise_read_receipts,
             route=(batch.source, batch.target),
             dav=dav_route(src, dst, mailbox.source_user, mailbox.target_user),
+            routes=routes,
         )
+
+    def _graph(self, record: EndpointRecord, side: str) -> GraphAccess | None:
+        """The side's Graph access; a token that cannot be had fails the mailbox, naming it."""
+        try:
+            return self.connector.graph(record)
+        except MailferryError as exc:
+            raise type(exc)(f"{side} Microsoft Graph token: {exc}") from None
 
     def _side(
         self, record: EndpointRecord, user: str, secret: str | None
@@ -441,19 +477,18 @@ class Scheduler:
         )
         started = time.time()
         summary = Summary()
-        dav: DavResult | None = None
         try:
             try:
-                summary = self._migrate(job, progress, running.stop)
-                if job.dav is not None and summary.stopped is None:
-                    dav = dav_pass(lambda: self.connector.dav(job), progress, running.stop)
-                    if dav.summary is not None and dav.summary.stopped is not None:
-                        summary.stopped = dav.summary.stopped
+                summary, dav, graph = self._passes(job, progress, running.stop)
             finally:
-                lease.release()  # after every connection is closed (_migrate, dav_pass close them)
+                lease.release()  # after every connection is closed (each pass closes its own)
             outcome = self._outcome(job, summary, progress, started)
+            if graph is not None:
+                outcome = with_graph(outcome, graph, mailbox.email)
             if dav is not None:
                 outcome = with_dav(outcome, dav, mailbox.email)
+            imap = summary if job.routes.plan.mail is MailVia.IMAP else None
+            outcome = with_workloads(outcome, job.routes.plan, imap, dav, graph)
         except MailferryError as exc:  # AccountError (login, unreachable), StateError, ...
             outcome = Outcome(MailboxState.FAILED, str(exc), job.kind, started, time.time(), {})
         except Exception as exc:  # the executor loop: one mailbox's bug must not end the others
@@ -463,6 +498,30 @@ class Scheduler:
             reason = f"internal error: {type(exc).__name__}: {exc}"
             outcome = Outcome(MailboxState.FAILED, reason, job.kind, started, time.time(), {})
         return outcome, summary
+
+    def _passes(
+        self, job: Job, progress: MailboxProgress, stop: threading.Event
+    ) -> tuple[Summary, DavResult | None, GraphResult | None]:
+        """The job's passes by route (``job.routes``): IMAP mail (its ``Summary``; an empty one
+        when mail goes another way), then Graph's mailbox import/export, then the collection
+        sync; a stop ends the ones after it."""
+        plan = job.routes.plan
+        summary = Summary()
+        dav: DavResult | None = None
+        graph: GraphResult | None = None
+        if plan.mail is MailVia.IMAP:
+            summary = self._migrate(job, progress, stop)
+        if plan.mailbox and summary.stopped is None:
+            options = GraphSyncOptions(workloads=plan.mailbox)
+            graph = mailbox_pass(lambda: self.connector.mailboxes(job), progress, stop, options)
+            if graph.summary is not None and graph.summary.stopped is not None:
+                summary.stopped = graph.summary.stopped
+        if plan.collections and summary.stopped is None:
+            options_dav = DavOptions(workloads=plan.collections)
+            dav = dav_pass(lambda: self.connector.dav(job), progress, stop, options_dav)
+            if dav.summary is not None and dav.summary.stopped is not None:
+                summary.stopped = dav.summary.stopped
+        return summary, dav, graph
 
     def _record(self, job: Job, outcome: Outcome, summary: Summary) -> None:
         mailbox = job.mailbox

@@ -86,11 +86,25 @@ async def create_batch(
     neutralise_read_receipts: Annotated[
         bool, Form(description="Rename read-receipt request headers (same length)")
     ] = False,
+    workloads: Annotated[
+        str,
+        Form(
+            description="What moves, comma-separated: mail, calendar, contacts, tasks, notes "
+            "(empty: all that both endpoints and the apps' permissions allow)"
+        ),
+    ] = "",
+    mail_via: Annotated[
+        str,
+        Form(
+            description="Both endpoints Microsoft 365: 'graph' (mailbox import/export, the "
+            "default where the apps may) or 'imap'"
+        ),
+    ] = "",
 ) -> BatchDetailOut:
     web = web_of(request)
     data = await csv.read(web.settings.max_upload_bytes + 1)
     options = operations.batch_options(
-        since, before, include_deleted, labels, neutralise_read_receipts
+        since, before, include_deleted, labels, neutralise_read_receipts, workloads, mail_via
     )
     operations.create_batch(
         web.service, name, source, target, data, options, include_folders, exclude_folders

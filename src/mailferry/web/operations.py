@@ -20,6 +20,7 @@ from mailferry.config import parse_date
 from mailferry.domain.errors import ConfigError, NotFound
 from mailferry.domain.labels import LabelMode
 from mailferry.domain.model import Security
+from mailferry.domain.workloads import MailVia, Workload, parse_workloads
 from mailferry.service.batches import BatchOptions, BatchService, EndpointSpec, endpoint_problems
 from mailferry.service.endpoints import EndpointNames
 from mailferry.service.graphprobe import probe_record
@@ -197,8 +198,18 @@ def batch_options(
     include_deleted: bool,
     labels: str = LabelMode.ONCE.value,
     neutralise_read_receipts: bool = False,
+    workloads: str = "",
+    mail_via: str = "",
 ) -> BatchOptions:
     problems: list[str] = []
+    chosen = _workloads(workloads, problems)
+    via = None
+    if mail_via.strip():
+        try:
+            via = MailVia(mail_via.strip())
+        except ValueError:
+            choices = ", ".join(m.value for m in MailVia)
+            problems.append(f"mail_via {mail_via!r}: expected one of {choices}")
     try:
         mode = LabelMode(labels)
     except ValueError:
@@ -212,10 +223,21 @@ def batch_options(
         include_deleted=include_deleted,
         neutralise_read_receipts=neutralise_read_receipts,
         labels=mode,
+        workloads=chosen,
+        mail_via=via,
     )
     if problems:
         raise ConfigError(problems)
     return options
+
+
+def _workloads(text: str, problems: list[str]) -> frozenset[Workload] | None:
+    """The form's or the API's ``workloads`` (comma-separated; empty: all that may move)."""
+    try:
+        return parse_workloads(text)
+    except ConfigError as exc:
+        problems.extend(p.replace("--workloads", "workloads") for p in exc.problems)
+        return None
 
 
 def folder_defaults(data: bytes, include: str, exclude: str) -> bytes:

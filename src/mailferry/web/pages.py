@@ -76,6 +76,8 @@ async def new_batch(
     include_deleted: Annotated[bool, Form()] = False,
     labels: Annotated[str, Form()] = "once",
     neutralise_read_receipts: Annotated[bool, Form()] = False,
+    workloads: Annotated[str, Form()] = "",
+    mail_via: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(session, csrf_token)
     web = web_of(request)
@@ -90,11 +92,13 @@ async def new_batch(
         "include_deleted": include_deleted,
         "labels": labels,
         "neutralise_read_receipts": neutralise_read_receipts,
+        "workloads": workloads,
+        "mail_via": mail_via,
     }
     data = await csv.read(web.settings.max_upload_bytes + 1)
     try:
         options = operations.batch_options(
-            since, before, include_deleted, labels, neutralise_read_receipts
+            since, before, include_deleted, labels, neutralise_read_receipts, workloads, mail_via
         )
         await asyncio.to_thread(
             operations.create_batch,

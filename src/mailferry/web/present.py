@@ -6,7 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from mailferry.adapters.store.records import EndpointRecord, FailureRecord, FolderProgress
+from mailferry.adapters.store.records import (
+    EndpointRecord,
+    FailureRecord,
+    FolderProgress,
+    MailboxRecord,
+)
 from mailferry.domain.profiles import choose_profile
 from mailferry.service.batches import BatchStatus, MailboxView
 from mailferry.service.davjobs import item_row
@@ -27,6 +32,7 @@ from mailferry.web.schemas import (
     MailboxOut,
     RunningOut,
     WorkerOut,
+    WorkloadOut,
 )
 
 DONE_STATES = ("synced", "completed")
@@ -153,7 +159,18 @@ def mailbox_out(view: MailboxView, now: float | None = None) -> MailboxOut:
         finished=iso(m.finished),
         last_synced=iso(m.last_synced),
         **item_row(m),
+        workloads=_workloads(m),
     )
+
+
+def _workloads(m: MailboxRecord) -> dict[str, WorkloadOut] | None:
+    if m.workloads is None:
+        return None
+    fields = set(WorkloadOut.model_fields)
+    return {
+        name: WorkloadOut(**{k: v for k, v in section.items() if k in fields})
+        for name, section in m.workloads.items()
+    }
 
 
 def batch_out(status: BatchStatus, now: float | None = None) -> BatchOut:
@@ -208,6 +225,8 @@ def _batch_fields(status: BatchStatus, now: float) -> tuple[BatchOut, list[Mailb
         messages_copied=sum(m.messages_copied for m in mailboxes),
         bytes_copied=sum(m.bytes_copied for m in mailboxes),
         items_copied=sum(m.items_copied or 0 for m in mailboxes),
+        workloads=b.options.get("workloads"),
+        mail_via=b.options.get("mail_via"),
         progress=progress,
         rate_bytes_per_second=sum(m.rate_bytes_per_second or 0.0 for m in mailboxes),
     )

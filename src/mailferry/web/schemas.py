@@ -209,6 +209,28 @@ class MailboxOut(BaseModel):
     item_conflicts: int | None = Field(
         default=None, description="Changed on the target since copied: left alone"
     )
+    workloads: dict[str, WorkloadOut] | None = Field(
+        default=None,
+        description="Per workload, the last pass: how it went and its counters; null: no pass "
+        "recorded them yet",
+    )
+
+
+class WorkloadOut(BaseModel):
+    """One workload of a mailbox's last pass (mail, calendar, contacts, tasks, notes)."""
+
+    route: str = Field(
+        description="imap, collections (CalDAV/CardDAV or Graph resources), graph (mailbox "
+        "import/export), or none (not moved: see reason)"
+    )
+    reason: str | None = Field(default=None, description="Why it did not move, or did not run")
+    seen: int | None = Field(default=None, description="Source items looked at")
+    copied: int | None = None
+    copied_total: int | None = Field(default=None, description="All passes")
+    updated: int | None = None
+    already_there: int | None = Field(default=None, description="Recognised on the target")
+    unchanged: int | None = None
+    failed: int | None = Field(default=None, description="Listed in the mailbox's failures")
 
 
 class FolderOut(BaseModel):
@@ -254,6 +276,13 @@ class BatchOut(BaseModel):
     messages_copied: int
     bytes_copied: int
     items_copied: int = Field(default=0, description="Calendar and contact items, all passes")
+    workloads: list[str] | None = Field(
+        default=None, description="The workloads chosen; null: all that may move"
+    )
+    mail_via: str | None = Field(
+        default=None,
+        description="graph or imap between Microsoft 365 endpoints; null: graph where the apps may",
+    )
     progress: float | None
     rate_bytes_per_second: float
 

@@ -247,7 +247,7 @@ class BatchStore:
         summary = outcome.summary
         with self._tx(write=True) as conn:
             current = conn.execute(
-                select(mb.copied, mb.bytes, mb.seconds, mb.pending, mb.items_copied)
+                select(mb.copied, mb.bytes, mb.seconds, mb.pending, mb.items_copied, mb.workloads)
                 .where(mb.batch == batch, mb.email == email, mb.owner == owner)
                 .with_for_update()  # PostgreSQL: the totals below add to what no one else changes
             ).one_or_none()
@@ -268,6 +268,7 @@ class BatchStore:
                 "errors": len(outcome.failures),
             }
             values.update(item_values(summary.get("dav"), current.items_copied))
+            values.update(workload_values(summary.get("workloads"), current.workloads))
             if not outcome.keep_pending:
                 values["pending"] = None
             if outcome.state in (MailboxState.SYNCED, MailboxState.COMPLETED):
@@ -346,3 +347,21 @@ def item_values(dav: dict[str, Any] | None, copied_before: int | None) -> dict[s
         "items_failed": int(dav.get("items_failed", 0)),
         "item_conflicts": len(dav.get("item_conflicts") or ()),
     }
+
+
+_LISTS = ("failures", "not_recognisable")  # kept with the run and as failure rows, not on the row
+
+
+def workload_values(sections: dict[str, Any] | None, before: str | None) -> dict[str, Any]:
+    """A mailbox row's per-workload sections from a run's ``workloads`` (none: the row keeps
+    what it had): the run's counters, each with ``copied_total``, its copies over all passes.
+    The failures themselves are the failure rows'."""
+    if not sections:
+        return {}
+    old = json.loads(before) if before else {}
+    found = {}
+    for name, section in sections.items():
+        total = int((old.get(name) or {}).get("copied_total", 0))
+        counters = {k: v for k, v in section.items() if k not in _LISTS}
+        found[name] = {**counters, "copied_total": total + int(section.get("copied", 0))}
+    return {"workloads": json.dumps(found, ensure_ascii=False)}

@@ -75,6 +75,9 @@ class MailboxRecord:
     items_skipped: int = 0  # already on the target
     items_failed: int = 0
     item_conflicts: int = 0
+    # Per workload, the last pass's section (``domain.workloadreport``) with ``copied_total`` (all
+    # passes); None: no pass recorded one yet.
+    workloads: dict[str, dict[str, Any]] | None = None
 
 
 ITEM_COUNTERS = ("items_copied", "items_updated", "items_skipped", "items_failed", "item_conflicts")
@@ -138,6 +141,7 @@ def mailbox_row(record: MailboxRecord) -> dict[str, Any]:
     row = as_row(record)
     row["include"] = json.dumps(list(record.include))
     row["exclude"] = json.dumps(list(record.exclude))
+    row["workloads"] = None if record.workloads is None else json.dumps(record.workloads)
     return row
 
 
@@ -146,6 +150,8 @@ def mailbox_record(row: dict[str, Any]) -> MailboxRecord:
     row["exclude"] = tuple(json.loads(row["exclude"]))
     for name in ITEM_COUNTERS:  # NULL in a row from before calendars and contacts
         row[name] = row.get(name) or 0
+    workloads = row.get("workloads")
+    row["workloads"] = json.loads(workloads) if workloads else None
     return MailboxRecord(**row)
 
 

@@ -282,6 +282,10 @@ MAILBOXES = Table(
     Column("items_skipped", BigInteger, nullable=True),
     Column("items_failed", Integer, nullable=True),
     Column("item_conflicts", Integer, nullable=True),
+    # Per workload (mail, calendar, contacts, tasks, notes), JSON: the last pass's section of each
+    # (route, seen, copied, updated, already_there, unchanged, failed; ``copied_total``: all
+    # passes); NULL: no pass recorded one yet (added later, like the item counters).
+    Column("workloads", Text, nullable=True),
 )
 RUNS = Table(
     "batch_runs",
