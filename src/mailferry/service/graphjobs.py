@@ -42,9 +42,10 @@ from mailferry.adapters.oauth.sources import TokenSource, graph_tokens
 from mailferry.adapters.store.records import EndpointRecord, FailureRecord, Outcome
 from mailferry.adapters.tls import TlsOptions
 from mailferry.domain.errors import ConfigError, MailferryError
+from mailferry.domain.mailboxports import ExchangeMailbox, MailboxStateStore
 from mailferry.domain.mailboxreport import MailboxSummary
 from mailferry.domain.model import MailboxState, Summary
-from mailferry.domain.ports import ExchangeMailbox, MailboxStateStore, TokenProvider
+from mailferry.domain.ports import TokenProvider
 from mailferry.domain.workloadreport import merged_sections
 from mailferry.domain.workloads import ALL, MailVia, RoutePlan, SideKind, Workload, plan_routes
 from mailferry.logs import get_logger
