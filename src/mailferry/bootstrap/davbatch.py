@@ -53,7 +53,11 @@ def open_dav_link(job: Job, database: URL) -> DavJobLink:
     """Both DAV accounts of ``job``, discovered (a wrong password or no DAV at the URL fails
     here, naming the side), and the item state; everything opened is closed on a failure."""
     route = job.dav
-    if route is None:
+    if (
+        route is None
+        or not isinstance(job.source, Endpoint)
+        or not isinstance(job.target, Endpoint)
+    ):
         raise AccountError("the batch's endpoints carry no DAV URLs")
     sides = (
         ("source", route.source_url, job.source, job.source_creds, route.source_tls),
