@@ -398,6 +398,17 @@ class Metered(Protocol):
         ...
 
 
+@runtime_checkable
+class Noting(Protocol):
+    """A source that knows which messages it handed out not as it holds them (files: a PST
+    message rebuilt from its properties, a date from the last resort): the summary's ``notes``.
+    Optional: a server source hands out what it holds."""
+
+    def notes(self, folder: str, uids: Sequence[int]) -> dict[str, int]:
+        """Reason -> how many of ``uids`` (already fetched) it applies to."""
+        ...
+
+
 @dataclass(frozen=True)
 class MailboxFolderState:
     """Where a source folder goes, and the delta token of the last complete pass over it."""

@@ -102,6 +102,10 @@ class MaildirListing:
     def where(self, index: int) -> str:
         return str(self.directory / self.names[index])
 
+    def note(self, index: int) -> str | None:
+        del index  # dated by its file time, as Maildir dates every message
+        return None
+
 
 def _vsize(name: str) -> int | None:
     for part in base_name(name).split(","):
