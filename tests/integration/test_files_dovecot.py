@@ -191,3 +191,33 @@ def test_cli_copies_a_pst_into_dovecot_and_verifies_it(dovecot_dot, make_user, t
         assert int(meta.internaldate.timestamp()) == 1177885653  # 2007-04-29 22:27:33 UTC
     finally:
         target.close()
+
+
+def test_dovecot_layout_fs_maildir_read_as_a_source(dovecot_slash, make_user, tmp_path):
+    """Dovecot with ``LAYOUT=fs`` (the "/" fixture): folders are nested directories, one of
+    them non-ASCII (modified UTF-7 on disk); read with "/" as the delimiter, copied to a
+    Maildir++ target with the same bytes, flags and dates."""
+    user, password = make_user(dovecot_slash)
+    live = connect(dovecot_slash, user, password)
+    try:
+        live.create_folder("Projects")
+        for folder in ("INBOX", "Projects/2024", "Café"):
+            if folder != "INBOX":
+                live.create_folder(folder)
+            body = f"Message-ID: <{folder}@x>\r\nSubject: {folder}\r\n\r\nbody\r\n".encode()
+            request = AppendRequest(1, io.BytesIO(body), len(body), frozenset({"\\Seen"}), WHEN)
+            assert all(r.ok for r in live.append_batch(folder, [request]))
+        root = dovecot_slash.data_dir / "home" / user / "Maildir"
+        assert (root / "Projects" / "2024" / "cur").is_dir()  # the layout is what it claims
+        maildir = MaildirAccount(root)
+        assert maildir.fs_layout
+        assert maildir.delimiter == "/"
+        names = {f.name for f in maildir.list_folders()}
+        assert {"INBOX", "Projects/2024", "Café"} <= names
+        for folder in ("INBOX", "Projects/2024", "Café"):
+            assert snapshot(maildir, folder) == snapshot(live, folder)
+        out = MaildirAccount(tmp_path / "out", writable=True)
+        assert (migrate(maildir, out).messages_copied, out.fs_layout) == (3, False)
+        assert snapshot(out, "Projects.2024") == snapshot(live, "Projects/2024")
+    finally:
+        live.close()

@@ -304,3 +304,30 @@ def test_an_mbox_with_crlf_line_ends_and_quoted_from_lines(tmp_path):
     assert [m.size for m in metas] == [len(b) for b in got]
     assert metas[0].flags == {"\\Flagged"}
     assert metas[1].internaldate == WHEN + dt.timedelta(seconds=1)
+
+
+def test_maildir_layout_fs_is_recognised_and_read_with_slash(tmp_path):
+    import mailbox as mb  # noqa: PLC0415 - this test alone builds trees by hand
+
+    from mailferry.adapters.files import MaildirAccount  # noqa: PLC0415
+
+    root = tmp_path / "fs"
+    mb.Maildir(root, create=True).add(b"Subject: inbox\n\n1\n")
+    (root / "Parent").mkdir()
+    mb.Maildir(root / "Parent" / "Child", create=True).add(b"Subject: child\n\n2\n")
+    mb.Maildir(root / "Caf&AOk-", create=True)  # "Café" in modified UTF-7, as Dovecot writes it
+    account = MaildirAccount(root)
+    assert (account.fs_layout, account.delimiter) == (True, "/")
+    folders = {f.name: f.flags for f in account.list_folders()}
+    assert folders == {
+        "INBOX": frozenset(),
+        "Parent": frozenset({"\\Noselect"}),
+        "Parent/Child": frozenset(),
+        "Café": frozenset(),
+    }
+    assert account.status("Parent/Child").exists == 1
+    plus = tmp_path / "plus"
+    box = mb.Maildir(plus, create=True)
+    box.add_folder("A.B")
+    (plus / "stray").mkdir()  # a directory that is no folder does not make it fs
+    assert not MaildirAccount(plus).fs_layout

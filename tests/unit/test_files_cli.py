@@ -51,3 +51,29 @@ def test_bad_file_urls_are_usage_errors(tmp_path):
     missing = run("sync", f"maildir://{tmp_path}/nothing", f"maildir://{tmp_path}/out")
     assert missing.exit_code == 3
     assert "not a Maildir" in missing.output
+
+
+def test_messages_dated_from_the_last_resort_are_noted_per_folder(tmp_path):
+    mbox = tmp_path / "in.mbox"
+    mbox.write_bytes(
+        b"From alice@x Thu Mar  7 10:00:00 2019\nSubject: dated\n\none\n\n"
+        b"From alice@x\nDate: Fri, 8 Mar 2019 10:00:00 +0000\nSubject: undated\n\ntwo\n\n"
+        b"From -\nSubject: no date at all\n\nthree\n"
+    )
+    state = str(tmp_path / "state.sqlite3")
+    urls = (f"mbox://{mbox}", f"maildir://{tmp_path}/out")
+    first = run("sync", "--json", "--state", state, *urls)
+    assert first.exit_code == 0, first.output
+    reason = "dated from its Date: field or the file time (no date on its From line)"
+    assert json.loads(first.stdout)["notes"] == [
+        {"folder": "INBOX", "reason": reason, "messages": 2}
+    ]
+    again = run("sync", "--json", "--state", state, *urls)
+    assert json.loads(again.stdout)["notes"] == []  # nothing copied, nothing to note
+    eml = tmp_path / "eml"
+    eml.mkdir()
+    (eml / "a.eml").write_bytes(b"Subject: a\nDate: Fri, 8 Mar 2019 10:00:00 +0000\n\na\n")
+    (eml / "b.eml").write_bytes(b"Subject: b\n\nb\n")
+    text = run("sync", "--state", state, f"eml://{eml}", f"maildir://{tmp_path}/eml-out")
+    assert text.exit_code == 0, text.output
+    assert "note: 'INBOX': 1 messages dated by its file time (no usable Date: field)" in text.output

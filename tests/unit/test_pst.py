@@ -4,7 +4,7 @@ Covered: the folder tree under "Top of Personal Folders" (a non-ASCII folder, ro
 Deleted, Drafts, Junk), calendar/contacts/tasks/notes/journal left out, a message without
 transport headers rebuilt from its properties (From, To, Subject, Date, plain + HTML bodies, 11
 attachments), read state, delivery date, deterministic bytes (re-runs and lost state copy
-nothing), a damaged block reported for its item while the rest is copied.
+nothing), the rebuilt messages counted in the run's summary, a damaged block reported for its item while the rest is copied.
 Not covered (no such item in the file): transport headers, ANSI PSTs, follow-up flags, replied
 or forwarded state, embedded-message attachments, password-protected PSTs.
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from mailferry.adapters.files import MaildirAccount, PstAccount
+from mailferry.adapters.files.pst import REBUILT
 from mailferry.adapters.memory.state import MemoryStateStore
 from mailferry.domain.errors import MessageError
 from mailferry.service.migrate import Migration, SyncOptions
@@ -91,8 +92,11 @@ def test_pst_to_maildir_then_rerun_and_lost_state_copy_nothing(tmp_path):
 
     first = run(store)
     assert (first.messages_copied, first.failures) == (2, [])
+    assert {n.reason for n in first.notes} == {REBUILT}  # neither kept transport headers
+    assert sum(n.messages for n in first.notes) == 2
     assert {f.name for f in target.list_folders()} >= {"INBOX", "收件箱", "Recovered_Group2"}
-    assert run(store).messages_copied == 0
+    again = run(store)
+    assert (again.messages_copied, again.notes) == (0, [])
     assert run(MemoryStateStore()).messages_copied == 0
 
 

@@ -38,7 +38,7 @@ PAIR = "imap://ann@127.0.0.1:10143 -> imaps://ann@new.example@mail.new.example:9
 # Columns added to the batch tables for calendars and contacts, and the per-workload counters
 # (schema.add_missing_columns).
 ADDED = {
-    "batch_endpoints": ["dav", "dav_ca_file", "dav_insecure"],
+    "batch_endpoints": ["dav", "dav_ca_file", "dav_insecure", "files"],
     "batch_mailboxes": [
         "collections", "items_copied", "items_updated", "items_skipped", "items_failed",
         "item_conflicts", "workloads",

@@ -555,8 +555,8 @@ class BatchConnector:
 
     def connect(self, job: Job) -> Connector:
         return Connector(
-            Login(job.source, job.source_creds, job.source_profile, job.source_tls),
-            Login(job.target, job.target_creds, job.target_profile, job.target_tls),
+            _job_side(job.source, job.source_creds, job.source_profile, job.source_tls),
+            _job_side(job.target, job.target_creds, job.target_profile, job.target_tls),
             timeout=self._timeout,
             neutralise_receipts=job.neutralise_read_receipts,
         )
@@ -576,6 +576,15 @@ class BatchConnector:
         from mailferry.bootstrap.graphbatch import open_mailbox_link  # noqa: PLC0415 - it imports us
 
         return open_mailbox_link(job, self._service.store.db.engine.url)
+
+
+def _job_side(
+    where: Location, creds: Credentials, profile: Profile | None, tls: TlsOptions
+) -> Login | FileStore:
+    """A job's side as the connector opens it: files as they are, a server with its login."""
+    if isinstance(where, FileStore):
+        return where
+    return Login(where, creds, profile, tls)
 
 
 def scheduler(service: BatchService, **options: Any) -> Scheduler:

@@ -57,7 +57,10 @@ def dav_login(url: DavUrl, endpoint: Endpoint, creds: Credentials) -> DavLogin:
 def open_dav_link(job: Job, database: URL) -> DavJobLink:
     """Both collection accounts of ``job``: a DAV URL's, discovered (a wrong password or no DAV
     at the URL fails here, naming the side), else Microsoft 365 through Graph's resources
-    (``graphbatch``); and the item state. Everything opened is closed on a failure."""
+    (``graphbatch``); and the item state. Everything opened is closed on a failure. Files
+    (maildir://, pst://, ...) have no calendars or contacts to reach."""
+    if not isinstance(job.source, Endpoint) or not isinstance(job.target, Endpoint):
+        raise AccountError("files have no calendars or contacts to reach")
     route = job.dav or DavRoute(None, None, TlsOptions(), TlsOptions())
     sides = (
         ("source", route.source_url, job.source, job.source_creds, route.source_tls),

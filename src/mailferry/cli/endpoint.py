@@ -34,6 +34,7 @@ from mailferry.service.batches import (
     EndpointSpec,
 )
 from mailferry.service.endpoints import login_kind
+from mailferry.service.fileroutes import probe_files
 from mailferry.service.graphprobe import probe_record, report_lines
 from mailferry.service.probe import probe
 
@@ -57,7 +58,14 @@ def endpoint() -> None:
 
 @endpoint.command("add")
 @click.argument("name")
-@click.option("--host", required=True)
+@click.option("--host", default="", help="The IMAP server (else --files).")
+@click.option(
+    "--files",
+    metavar="TEMPLATE",
+    help="Mail in files instead of a server: a file URL with {user} for the mailbox's user of "
+    "the CSV (maildir:///var/vmail/old.example/{user}, pst:///shares/{user}/archive.pst, "
+    "mbox:///backup/{user}.mbox). Sources: maildir, mbox, eml, pst; targets: maildir, mbox.",
+)
 @click.option("--port", type=int, help="Default 993 (ssl) or 143.")
 @click.option(
     "--security",
@@ -138,9 +146,13 @@ def endpoint_add(name: str, **kw: Any) -> None:
         dav=kw["dav"],
         dav_ca_file=kw["dav_ca_file"],
         dav_insecure=True if kw["dav_insecure"] else None,  # not given: as --insecure
+        files=kw["files"],
     )
     with open_batch_service(kw["state"]) as service:
         record = service.add_endpoint(spec, replace=kw["replace"])
+    if record.files:
+        click.echo(f"endpoint {record.name}: files at {record.files}")
+        return
     login = f", {login_kind(record)} login" if spec.token_source else ""
     dav = f", calendars and contacts at {record.dav}" if record.dav else ""
     click.echo(
@@ -163,7 +175,7 @@ def endpoint_list(as_json: bool, state: Storage) -> None:
     table = Table()
     for column in (
         "name", "host", "port", "security", "auth_user", "max_connections", "auth", "login",
-        "profile", "dav",
+        "profile", "dav", "files",
     ):  # fmt: skip
         table.add_column(column)
     hidden = {"insecure", "dav_ca_file", "dav_insecure"}
@@ -203,6 +215,7 @@ def _row(r: EndpointRecord) -> dict[str, Any]:
         "insecure": r.insecure,
         "dav_ca_file": r.dav_ca_file,
         "dav_insecure": r.dav_insecure,
+        "files": r.files,
     }
 
 
@@ -239,6 +252,9 @@ def endpoint_test(name: str, user: str | None, password_file: Path | None, **kw:
 
     with open_batch_service(kw["state"]) as service:
         record = service.endpoint(name)
+        if record.files:
+            click.echo(probe_files(record.files, user))
+            return
         result = probe(service, record, user, password_of, timeout=kw["timeout"])
         graph = probe_record(service, record, user, kw["timeout"])
     if result.error is not None:

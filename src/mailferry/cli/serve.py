@@ -71,6 +71,14 @@ if TYPE_CHECKING:  # imported when serving only (see _serve_web)
     show_default=True,
     help="A browser session unused this long ends (sessions end after 12h in any case).",
 )
+@click.option(
+    "--files-root",
+    "files_roots",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, resolve_path=True, path_type=Path),
+    help="A directory under which the web app may set endpoints of mail in files (repeatable); "
+    "without it, file endpoints are set only with `mailferry endpoint add --files`.",
+)
 @click.option("--no-web", is_flag=True, help="Run the scheduler only, without the web app.")
 @click.option(
     "--no-worker",
@@ -163,7 +171,7 @@ def _serve_web(
     def ready(url: str) -> None:
         click.echo(f"mailferry serve: running (pid {os.getpid()}), web app on {url}", err=True)
 
-    settings = WebSettings(idle_minutes=web["idle"] / 60)
+    settings = WebSettings(idle_minutes=web["idle"] / 60, files_roots=tuple(web["files_roots"]))
     server.run(
         service, scheduler, stop, listen, until_idle=until_idle, on_ready=ready,
         settings=settings, metrics=metrics,

@@ -181,6 +181,8 @@ def print_summary(summary: Summary) -> None:
         )
     for source, target, why in summary.renames:
         out.print(f"renamed: {source!r} -> {target!r} ({why})")
+    for note in summary.notes:
+        out.print(f"note: {note.folder!r}: {note.messages} messages {note.reason}", markup=False)
     for warning in summary.warnings:
         err.print(f"warning: {warning}")
     for failure in summary.failures:

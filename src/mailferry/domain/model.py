@@ -173,6 +173,16 @@ class Failure:
     reason: str
 
 
+@dataclass(frozen=True)
+class Note:
+    """Messages of a folder copied as they could be rather than as they were: a PST message
+    rebuilt from its properties, a date taken from the last resort. Not failures: reported."""
+
+    folder: str
+    reason: str
+    messages: int
+
+
 @dataclass
 class Summary:
     """The outcome of one run; ``as_json`` is the documented ``--json`` shape."""
@@ -197,6 +207,15 @@ class Summary:
     renames: list[tuple[str, str, str]] = field(default_factory=list)  # source, target, why
     warnings: list[str] = field(default_factory=list)
     remaining: dict[str, int] = field(default_factory=dict)  # source folder -> messages_remaining
+    notes: list[Note] = field(default_factory=list)  # copied, but not as the source had them
+
+    def note(self, folder: str, reason: str, messages: int) -> None:
+        """Add ``messages`` to the folder's count for ``reason``."""
+        for at, found in enumerate(self.notes):
+            if (found.folder, found.reason) == (folder, reason):
+                self.notes[at] = Note(folder, reason, found.messages + messages)
+                return
+        self.notes.append(Note(folder, reason, messages))
 
     def absorb(self, other: Summary) -> None:
         """Add another lane's counts and lists into this summary."""
@@ -219,6 +238,8 @@ class Summary:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failures.extend(other.failures)
         self.warnings.extend(other.warnings)
+        for note in other.notes:
+            self.note(note.folder, note.reason, note.messages)
         for folder, count in other.remaining.items():
             self.remaining[folder] = self.remaining.get(folder, 0) + count
         self.stopped = self.stopped or other.stopped
@@ -247,4 +268,7 @@ class Summary:
             ],
             "renames": [{"source": s, "target": t, "reason": r} for s, t, r in self.renames],
             "warnings": list(self.warnings),
+            "notes": [
+                {"folder": n.folder, "reason": n.reason, "messages": n.messages} for n in self.notes
+            ],
         }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, runtime_checkable
 
 from mailferry.domain.davmodel import (
     Capabilities,
@@ -344,4 +344,15 @@ class ItemStateStore(Protocol):
 
     def set_item_failures(self, pair: str, source: str, failures: Mapping[str, str]) -> None:
         """Replace the recorded per-item failures of a collection (source href -> reason)."""
+        ...
+
+
+@runtime_checkable
+class Noting(Protocol):
+    """A source that knows which messages it handed out not as it holds them (files: a PST
+    message rebuilt from its properties, a date from the last resort): the summary's ``notes``.
+    Optional: a server source hands out what it holds."""
+
+    def notes(self, folder: str, uids: Sequence[int]) -> dict[str, int]:
+        """Reason -> how many of ``uids`` (already fetched) it applies to."""
         ...

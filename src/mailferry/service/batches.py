@@ -42,17 +42,18 @@ from mailferry.adapters.store.records import (
     FolderProgress,
     MailboxRecord,
 )
-from mailferry.config import is_loopback, pair_key
+from mailferry.config import Location, is_loopback, pair_key
 from mailferry.domain.errors import ConfigError, NotFound
 from mailferry.domain.labels import LabelMode
 from mailferry.domain.model import AuthMethod, Endpoint, MailboxState, Security
 from mailferry.domain.profiles import PROFILE_NAMES
 from mailferry.domain.workloads import ALL, MailVia, Workload
 from mailferry.logs import get_logger
-from mailferry.service.csvimport import CsvRules, parse_batch_csv
+from mailferry.service.csvimport import CsvRow, CsvRules, parse_batch_csv
 from mailferry.service.davjobs import ITEM_REPORT_COLUMNS, item_row
 from mailferry.service.davroutes import dav_problems
 from mailferry.service.endpoints import OPTION_NAMES, EndpointNames
+from mailferry.service.fileroutes import expand_files, files_problems, target_problems, user_problem
 from mailferry.service.jobs import JobControl
 from mailferry.service.reports import render_csv
 from mailferry.service.workers import WorkerView, worker_label, worker_row, worker_views
@@ -109,6 +110,7 @@ class EndpointSpec:
     dav: str | None = None  # calendars and contacts: a DAV URL template or "auto" (davroutes)
     dav_ca_file: Path | None = None
     dav_insecure: bool | None = None  # None: as ``insecure``
+    files: str | None = None  # mail in files: a file URL template, no host (fileroutes)
 
     @property
     def token_source(self) -> TokenSource | None:
@@ -249,7 +251,7 @@ class BatchService:
         record = EndpointRecord(
             name=spec.name,
             host=spec.host,
-            port=spec.port or DEFAULT_PORTS[spec.security],
+            port=0 if spec.files else spec.port or DEFAULT_PORTS[spec.security],
             security=str(spec.security),
             max_connections=spec.max_connections,
             auth_user=spec.auth_user or None,
@@ -263,6 +265,7 @@ class BatchService:
             dav=spec.dav or None,
             dav_ca_file=str(spec.dav_ca_file) if spec.dav_ca_file else None,
             dav_insecure=spec.dav_insecure,
+            files=spec.files or None,
         )
         self.store.add_endpoint(record, replace=replace)
         return record
@@ -318,16 +321,19 @@ class BatchService:
             endpoints.append(record)
         if options.since and options.before and options.since >= options.before:
             problems.append("--since must be before --before")
+        src, dst = endpoints
+        if dst is not None and dst.files:
+            problems += target_problems(dst.files, dst.name)
         if problems:
             raise ConfigError(problems)
-        src, dst = endpoints
         # An endpoint with an admin login, or with a token source (a token logs in as the
-        # mailbox), needs no password per mailbox.
+        # mailbox), needs no password per mailbox; nor do files.
         rules = CsvRules(
-            source_password_required=not (src and (src.auth_user or src.oauth)),
-            target_password_required=not (dst and (dst.auth_user or dst.oauth)),
+            source_password_required=not (src and (src.auth_user or src.oauth or src.files)),
+            target_password_required=not (dst and (dst.auth_user or dst.oauth or dst.files)),
         )
         rows = parse_batch_csv(csv_data, rules)
+        _check_file_users(rows, src, dst)
         now = time.time()
         mailboxes = [
             MailboxRecord(
@@ -465,8 +471,8 @@ class BatchService:
         keyed exactly as the scheduler keys it (``config.pair_key``). Counts only, no IMAP."""
         record = self.batch(batch)
         mailbox = self.mailbox(batch, email).record
-        source = _pair_side(self.endpoint(record.source), mailbox.source_user)
-        target = _pair_side(self.endpoint(record.target), mailbox.target_user)
+        source = _pair_side(self.endpoint(record.source), mailbox.source_user, "source")
+        target = _pair_side(self.endpoint(record.target), mailbox.target_user, "target")
         return self.store.folder_progress(pair_key(source, target))
 
     def report_rows(self, name: str) -> list[dict[str, object]]:
@@ -506,8 +512,24 @@ def _queued(batch: str, kind: str, count: int) -> int:
     return count
 
 
-def _pair_side(record: EndpointRecord, user: str) -> Endpoint:
+def _pair_side(record: EndpointRecord, user: str, side: str) -> Location:
+    if record.files:
+        return expand_files(record.files, user, side=side)
     return Endpoint(record.host, record.port, Security(record.security), user)
+
+
+def _check_file_users(
+    rows: list[CsvRow], src: EndpointRecord | None, dst: EndpointRecord | None
+) -> None:
+    """Every CSV user on a file side must be a path segment (``fileroutes.user_problem``)."""
+    problems = []
+    for row in rows:
+        for record, user in ((src, row.source_user), (dst, row.target_user)):
+            problem = user_problem(user) if record is not None and record.files else None
+            if problem is not None:
+                problems.append(f"line {row.line}: {problem}")
+    if problems:
+        raise ConfigError(problems)
 
 
 def _eta(mailbox: MailboxRecord, now: float) -> float | None:
@@ -566,6 +588,8 @@ def endpoint_problems(spec: EndpointSpec, names: EndpointNames = OPTION_NAMES) -
     problems = []
     if not NAME.match(spec.name):
         problems.append(f"endpoint name {spec.name!r}: use letters, digits, . _ - (up to 64)")
+    if spec.files is not None:
+        return problems + _files_endpoint_problems(spec, names)
     if "@" in spec.host:  # USER[:PASSWORD]@HOST: never echoed, it may hold a password
         problems.append(
             f"{n.host}: a host name or address only, without USER@ or a password "
@@ -590,6 +614,23 @@ def endpoint_problems(spec: EndpointSpec, names: EndpointNames = OPTION_NAMES) -
         spec.dav, spec.dav_ca_file, spec.dav_insecure, names, allow_plaintext=spec.allow_plaintext
     )
     return problems + _auth_problems(spec, names) + dav
+
+
+def _files_endpoint_problems(spec: EndpointSpec, names: EndpointNames) -> list[str]:
+    """Files have a place, not a server: no host, login, TLS or DAV settings beside it."""
+    problems = files_problems(spec.files or "", names.files)
+    server = {
+        names.host: spec.host,
+        names.port: spec.port,
+        names.auth_user: spec.auth_user,
+        names.ca_file: spec.ca_file,
+        names.dav: spec.dav,
+        names.oauth_sources: spec.token_source,
+    }
+    given = [name for name, value in server.items() if value]
+    if given:
+        problems.append(f"{names.files} names files, not a server: drop {', '.join(given)}")
+    return problems
 
 
 def _auth_problems(spec: EndpointSpec, names: EndpointNames) -> list[str]:

@@ -27,6 +27,7 @@ class EndpointNames:
     tokens: SourceNames
     dav: str = "--dav"
     dav_ca_file: str = "--dav-ca-file"
+    files: str = "--files"
 
 
 OPTION_NAMES = EndpointNames(
@@ -56,7 +57,7 @@ LOGIN_KINDS = (
 
 
 def login_kind(record: EndpointRecord) -> str:
-    """How the endpoint's mailboxes log in: ``password`` (each its own, from the CSV), ``admin
+    """How the endpoint's mailboxes log in: ``files`` (none: mail in files), ``password`` (each its own, from the CSV), ``admin
     login``, or the token source's kind. Read from the stored settings' names: nothing is
     decrypted."""
     if record.oauth:
@@ -64,4 +65,6 @@ def login_kind(record: EndpointRecord) -> str:
         for key, kind in LOGIN_KINDS:
             if stored.get(key) not in (None, False):
                 return kind
+    if record.files:
+        return "files"
     return "admin login" if record.auth_user else "password"

@@ -42,7 +42,7 @@ from mailferry.domain.folders import FolderMapping, FolderPlan, MappingOptions
 from mailferry.domain.labels import LabelPolicy
 from mailferry.domain.model import Summary
 from mailferry.domain.plan import Selection
-from mailferry.domain.ports import MailAccount, StateStore
+from mailferry.domain.ports import MailAccount, Noting, StateStore
 from mailferry.logs import bound_context, get_logger
 from mailferry.service import accounting
 from mailferry.service.copying import FolderCopy, record_failure
@@ -445,6 +445,7 @@ class Migration:
                 left = len(work.copy) - copy.copied - len(copy.failures)
                 accounting.remaining(self.summary, mapping.source.name, left)
             raise
+        self._note(name, [m.uid for m in work.copy if m.uid not in copy.failures])
         self.planner().finish(mapping, work)
         self.progress.folder_finished(name)
         folder_log.info(
@@ -454,6 +455,14 @@ class Migration:
             existing=work.existing,
             flags_updated=len(work.updates),
         )
+
+    def _note(self, folder: str, copied: list[int]) -> None:
+        """What a file source says of the messages it handed out (rebuilt, dated from the last
+        resort): counted per folder and reason in the summary (``Noting``)."""
+        if copied and isinstance(self.source, Noting):
+            for reason, count in self.source.notes(folder, copied).items():
+                self.summary.note(folder, reason, count)
+                log.info("folder.noted", folder=folder, reason=reason, messages=count)
 
     def _settle(self, mapping: FolderMapping) -> None:
         self.planner().settle(mapping)

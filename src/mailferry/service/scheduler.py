@@ -42,7 +42,7 @@ from mailferry.adapters.store.records import (
     MailboxRecord,
     Outcome,
 )
-from mailferry.config import pair_key
+from mailferry.config import Location, pair_key
 from mailferry.domain.errors import AccountError, MailferryError, StateError
 from mailferry.domain.folders import MappingOptions
 from mailferry.domain.model import AuthMethod, Endpoint, MailboxState, Security, Summary
@@ -60,6 +60,7 @@ from mailferry.service.batches import (
 from mailferry.service.davjobs import DavLink, DavResult, dav_pass, with_dav
 from mailferry.service.davroutes import DavRoute, dav_route
 from mailferry.service.davsync import DavOptions
+from mailferry.service.fileroutes import expand_files
 from mailferry.service.graphcontext import GraphSyncOptions
 from mailferry.service.graphjobs import (
     GraphAccess,
@@ -90,8 +91,8 @@ class Job:
 
     mailbox: MailboxRecord
     kind: str  # "sync" or "complete"
-    source: Endpoint
-    target: Endpoint
+    source: Location  # a server, or a place in files (an endpoint with ``files``)
+    target: Location
     source_tls: TlsOptions
     target_tls: TlsOptions
     source_creds: Credentials = field(repr=False)
@@ -400,7 +401,7 @@ class Scheduler:
         dst = self.service.endpoint(batch.target)
         options = BatchOptions.from_json(batch.options)
         source, source_creds = self._side(src, mailbox.source_user, mailbox.source_secret)
-        target, target_creds = self._side(dst, mailbox.target_user, mailbox.target_secret)
+        target, target_creds = self._side(dst, mailbox.target_user, mailbox.target_secret, "target")
         source_profile = choose_profile(src.profile, src.host)
         target_profile = choose_profile(dst.profile, dst.host)
         mapping = MappingOptions(
@@ -442,10 +443,13 @@ class Scheduler:
             raise type(exc)(f"{side} Microsoft Graph token: {exc}") from None
 
     def _side(
-        self, record: EndpointRecord, user: str, secret: str | None
-    ) -> tuple[Endpoint, Credentials]:
-        """A token login as ``user`` if the endpoint has a token source; else its admin login
-        acting for ``user`` if it has one; else the row's password."""
+        self, record: EndpointRecord, user: str, secret: str | None, side: str = "source"
+    ) -> tuple[Location, Credentials]:
+        """Files: ``user``'s place, no login. Else a token login as ``user`` if the endpoint has
+        a token source; else its admin login acting for ``user`` if it has one; else the row's
+        password."""
+        if record.files:
+            return expand_files(record.files, user, side=side), Credentials()
         security = Security(record.security)
         method = AuthMethod(record.auth)
         tokens = self.connector.tokens(record, user)

@@ -45,7 +45,9 @@ def list_endpoints(request: Request) -> list[EndpointOut]:
 def add_endpoint(request: Request, data: EndpointIn) -> EndpointOut:
     """Password, admin or OAuth2 (Microsoft 365 app-only, Google service account) logins, as
     ``mailferry endpoint add``; a token command is refused (CLI only)."""
-    return endpoint_out(operations.add_endpoint(web_of(request).service, data))
+    web = web_of(request)
+    roots = web.settings.files_roots
+    return endpoint_out(operations.add_endpoint(web.service, data, files_roots=roots))
 
 
 @router.post("/endpoints/{name}/test", tags=["endpoints"])

@@ -47,6 +47,7 @@ FORM_NAMES = EndpointNames(
     profile="profile",
     dav="calendars and contacts URL",
     dav_ca_file="DAV CA file",
+    files="mail in files",
     oauth_sources="a Microsoft 365 app or a Google service account key",
     tokens=SourceNames(
         command="token command",
@@ -69,7 +70,7 @@ SECURITIES = ("ssl", "starttls", "none")
 METHODS = tuple(m.value for m in AuthMethod)
 KEPT = {"name", "host", "port", "security", "max_connections", "login", "auth", "profile",
         "auth_user", "m365_tenant", "m365_client_id", "m365_authority", "m365_graph_url", "allow_plaintext",
-        "insecure", "dav", "dav_insecure"}  # fmt: skip
+        "insecure", "dav", "dav_insecure", "files"}  # fmt: skip
 MAX_KEY_BYTES = 64 * 1024  # a certificate or a key file is a few KiB
 
 
@@ -98,6 +99,7 @@ class EndpointForm(BaseModel):
     insecure: bool = False
     dav: str = ""  # calendars and contacts: a URL template or "auto" (service/davroutes.py)
     dav_insecure: bool = False
+    files: str = ""  # mail in files: a file URL template (service/fileroutes.py)
     oauth_token_command: str | None = None  # not on the form: refused if posted all the same
 
     def kept(self) -> dict[str, Any]:
@@ -131,9 +133,12 @@ async def add_endpoint(
 ) -> Response:
     check_csrf(session, form.csrf_token)
     data, problems = await endpoint_in(form)
-    service = web_of(request).service
+    web = web_of(request)
     try:
-        await asyncio.to_thread(operations.add_endpoint, service, data, FORM_NAMES, problems)
+        await asyncio.to_thread(
+            operations.add_endpoint, web.service, data, FORM_NAMES, problems,
+            web.settings.files_roots,
+        )  # fmt: skip
     except ConfigError as exc:
         return _endpoints(request, session, 400, exc.problems, form.kept())
     return see("/endpoints")
@@ -200,6 +205,7 @@ async def endpoint_in(form: EndpointForm) -> tuple[EndpointIn, list[str]]:
         "oauth_token_command": form.oauth_token_command,
         "dav": form.dav.strip() or None,
         "dav_insecure": True if form.dav_insecure else None,  # unchecked: as "insecure"
+        "files": form.files.strip() or None,
     }
     # Every value is one the model takes (bad ones were replaced and listed as problems).
     data = EndpointIn.model_validate(fields | _login_fields(login, form, certificate, key))

@@ -23,6 +23,7 @@ from mailferry.domain.model import Security
 from mailferry.domain.workloads import MailVia, Workload, parse_workloads
 from mailferry.service.batches import BatchOptions, BatchService, EndpointSpec, endpoint_problems
 from mailferry.service.endpoints import EndpointNames
+from mailferry.service.fileroutes import under_roots
 from mailferry.service.graphprobe import probe_record
 from mailferry.service.probe import probe
 from mailferry.web.context import Web
@@ -55,6 +56,7 @@ API_NAMES = EndpointNames(
     profile="profile",
     dav="dav",
     dav_ca_file="dav_ca_file",
+    files="files",
     oauth_sources="m365_tenant with m365_client_id, or google_service_account_json",
     tokens=SourceNames(
         command="oauth_token_command",
@@ -93,14 +95,19 @@ def add_endpoint(
     data: EndpointIn,
     names: EndpointNames = API_NAMES,
     problems: Sequence[str] = (),
+    files_roots: Sequence[Path] = (),
 ) -> EndpointRecord:
     """Check and store the endpoint as ``mailferry endpoint add`` does. ``problems``: those the
     caller found already (a form's), reported with the service's; ``names``: what they call the
-    settings. A token command is refused: the server would run whatever it is given."""
+    settings. A token command is refused: the server would run whatever it is given. Files only
+    under ``files_roots`` (``serve --files-root``): else a web session could read any file the
+    service can, or write an mbox where a program takes its lines as commands."""
     spec = endpoint_spec(data)
     found = list(problems)
     if data.oauth_token_command is not None:
         found.append(f"{names.tokens.command}: {COMMAND_REFUSED}")
+    if spec.files and not under_roots(spec.files, files_roots):
+        found.append(f"{names.files}: {files_refused(files_roots)}")
     if spec.ca_file is not None and not is_ca_file(spec.ca_file):
         found.append(
             f"{names.ca_file} {str(spec.ca_file)!r}: not a CA certificate file (PEM) that "
@@ -166,7 +173,17 @@ def endpoint_spec(data: EndpointIn) -> EndpointSpec:
         dav=_text(data.dav),
         dav_ca_file=Path(data.dav_ca_file) if data.dav_ca_file else None,
         dav_insecure=data.dav_insecure,
+        files=_text(data.files),
     )
+
+
+def files_refused(roots: Sequence[Path]) -> str:
+    if not roots:
+        return (
+            "mail in files is set only on the command line (mailferry endpoint add --files), "
+            "or under a directory the service is started with (mailferry serve --files-root)"
+        )
+    return "not under " + ", ".join(str(r) for r in roots) + " (mailferry serve --files-root)"
 
 
 def _text(value: str | None) -> str | None:
@@ -180,6 +197,8 @@ def try_endpoint(web: Web, name: str, data: EndpointTestIn) -> EndpointTestOut:
     record = web.service.store.endpoint(name)
     if record is None:
         raise NotFound(f"no endpoint {name!r}")
+    if record.files:
+        raise ConfigError(f"{name} is mail in files: test it with `mailferry endpoint test`")
 
     def password_of(_user: str) -> Secret:
         if not data.password:

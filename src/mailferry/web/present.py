@@ -62,6 +62,7 @@ def endpoint_out(record: EndpointRecord) -> EndpointOut:
         dav=record.dav,
         dav_ca_file=record.dav_ca_file,
         dav_insecure=record.dav_insecure,
+        files=record.files,
     )
 
 

@@ -22,6 +22,12 @@ DAV = (
     "them when both its endpoints have one; the mailboxes log in as for IMAP."
 )
 
+FILES = (
+    "Mail in files instead of a server: a file URL with {user} for each mailbox's user of the "
+    "CSV (maildir:///var/vmail/old.example/{user}, pst:///shares/{user}/archive.pst). Only under "
+    "a directory the service was started with (mailferry serve --files-root)."
+)
+
 
 class EndpointIn(BaseModel):
     """An endpoint's settings, as ``mailferry endpoint add`` takes them. A token source is one of:
@@ -30,7 +36,7 @@ class EndpointIn(BaseModel):
     would run it (see ``oauth_token_command``)."""
 
     name: str
-    host: str
+    host: str = ""
     port: int | None = None
     security: Literal["ssl", "starttls", "none"] = "ssl"
     max_connections: int = 10
@@ -80,6 +86,7 @@ class EndpointIn(BaseModel):
     dav_insecure: bool | None = Field(
         default=None, description="Do not verify the DAV server's certificate; null: as insecure."
     )
+    files: str | None = Field(default=None, description=FILES)
 
 
 class EndpointOut(BaseModel):
@@ -102,6 +109,7 @@ class EndpointOut(BaseModel):
     dav: str | None = Field(default=None, description=DAV)
     dav_ca_file: str | None = None
     dav_insecure: bool | None = Field(default=None, description="null: as insecure")
+    files: str | None = Field(default=None, description=FILES)
 
 
 class EndpointTestIn(BaseModel):

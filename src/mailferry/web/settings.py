@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mailferry.web.passwords import OWASP, ScryptCost
 from mailferry.web.throttle import ThrottlePolicy
@@ -17,6 +18,7 @@ class WebSettings:
     max_upload_bytes: int = 10 * 1024 * 1024 + 64 * 1024  # the CSV limit, plus form overhead
     test_timeout: float = 20.0  # seconds for "test connection"
     allowed_hosts: tuple[str, ...] = ()  # Host names beyond loopback (see ``web.hosts``)
+    files_roots: tuple[Path, ...] = ()  # where file endpoints may be set (``serve --files-root``)
     password_cost: ScryptCost = OWASP  # tests pass a lower one explicitly
     throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
 

@@ -70,6 +70,11 @@ class Listing(Protocol):
         """The file (and offset) of a message, for reports."""
         ...
 
+    def note(self, index: int) -> str | None:
+        """Why the message was handed out not as the file holds it (rebuilt, dated from the last
+        resort), once it was read; None: as it is."""
+        ...
+
 
 class ListingDigest:
     """A running hash of a listing's identity, extended as a target appends to it."""
@@ -211,6 +216,16 @@ class FileAccount:
                 continue
             digest = hashlib.sha256(data).hexdigest()
             yield FetchedMessage(uid, len(data), digest, io.BytesIO(data))
+
+    def notes(self, folder: str, uids: Sequence[int]) -> dict[str, int]:
+        """The ``Noting`` port: reasons of the messages ``uids``, counted (for the summary)."""
+        listing = self.listing(folder)
+        found: dict[str, int] = {}
+        for uid in _wanted(listing, uids):
+            reason = listing.note(uid - 1)
+            if reason is not None:
+                found[reason] = found.get(reason, 0) + 1
+        return found
 
     def close(self) -> None:
         self._cache.clear()

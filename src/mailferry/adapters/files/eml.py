@@ -3,13 +3,13 @@
 The root directory is INBOX, each subdirectory a folder (delimiter ``/``), each ``*.eml`` file
 (any case) a message, in name order. An EML file carries no flags, so messages are copied as
 read (``\\Seen``: an archive is mail already dealt with). The date is the ``Date:`` field; a
-message without a usable one is dated by its file time.
+message without a usable one is dated by its file time, and noted in the run's summary.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailferry.adapters.files import rfc822
@@ -18,6 +18,7 @@ from mailferry.domain.errors import AccountError, FolderError
 from mailferry.domain.model import FolderInfo
 
 SEEN = frozenset({"\\Seen"})
+UNDATED = "dated by its file time (no usable Date: field)"
 
 
 @dataclass
@@ -25,6 +26,7 @@ class EmlListing:
     directory: Path
     names: list[str]
     uidvalidity: int
+    undated: set[int] = field(default_factory=set)  # no usable Date: (seen by ``entry``)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -34,7 +36,10 @@ class EmlListing:
         try:
             with path.open("rb") as source:
                 head = rfc822.header_block(source.read(rfc822.HEAD_LIMIT))
-            when = rfc822.header_date(head) or rfc822.from_epoch(path.stat().st_mtime)
+            when = rfc822.header_date(head)
+            if when is None:
+                self.undated.add(index)
+                when = rfc822.from_epoch(path.stat().st_mtime)
         except OSError:
             when = rfc822.from_epoch(0)  # unreadable: fetching it reports why
         return Entry(SEEN, when, None)
@@ -48,6 +53,9 @@ class EmlListing:
 
     def where(self, index: int) -> str:
         return str(self.directory / self.names[index])
+
+    def note(self, index: int) -> str | None:
+        return UNDATED if index in self.undated else None
 
 
 class EmlAccount(FileAccount):

@@ -1,7 +1,9 @@
 """Maildir (Maildir++ folders, as Dovecot, Courier and most servers keep them), source and target.
 
 The root directory is INBOX; a folder ``A.B`` is the directory ``.A.B`` beside ``cur``/``new``/
-``tmp`` (each level in modified UTF-7, as Dovecot writes it), so the delimiter is ``.``. Flags
+``tmp`` (each level in modified UTF-7, as Dovecot writes it), so the delimiter is ``.``. A source
+kept in Dovecot's ``LAYOUT=fs`` (folders as nested directories, ``A/B/cur``, no dot folders) is
+recognised as such and read with the delimiter ``/``; a target is always written as Maildir++. Flags
 are the letters after ``:2,``; lowercase letters are keywords, numbered in the folder's
 ``dovecot-keywords`` file. A message's date (INTERNALDATE) is its file's modification time.
 
@@ -102,6 +104,36 @@ class MaildirListing:
     def where(self, index: int) -> str:
         return str(self.directory / self.names[index])
 
+    def note(self, index: int) -> str | None:
+        del index  # dated by its file time, as Maildir dates every message
+        return None
+
+
+_MAILDIR_PARTS = frozenset({"cur", "new", "tmp"})
+
+
+def is_fs_layout(root: Path) -> bool:
+    """Dovecot's ``LAYOUT=fs``: no Maildir++ dot folder, and a plain subdirectory holding mail
+    (``cur/``) at some depth. A Maildir with no folders at all reads the same either way."""
+    children = [c for c in root.iterdir() if c.is_dir() and c.name not in _MAILDIR_PARTS]
+    if any(c.name.startswith(".") and (c / "cur").is_dir() for c in children):
+        return False
+    return any(_fs_folders(c, (c.name,)) for c in children if not c.name.startswith("."))
+
+
+def _fs_folders(directory: Path, parts: tuple[str, ...]) -> list[str]:
+    """The folders at and under ``directory`` (path ``parts`` from the root, mUTF-7 decoded):
+    a directory with ``cur/`` is one; a directory without is a parent only (``\\Noselect``)."""
+    found = []
+    if parts and (directory / "cur").is_dir():
+        found.append("/".join(imap_utf7.decode(p.encode("ascii", "replace")) for p in parts))
+    for child in sorted(directory.iterdir()):
+        if child.name in _MAILDIR_PARTS or child.name.startswith(".") or child.is_symlink():
+            continue
+        if child.is_dir():
+            found += _fs_folders(child, (*parts, child.name))
+    return found
+
 
 def _vsize(name: str) -> int | None:
     for part in base_name(name).split(","):
@@ -121,17 +153,25 @@ class MaildirAccount(FileAccount):
             _make_maildir(root)
         elif not (root / "cur").is_dir():
             raise AccountError(f"{root}: not a Maildir (no cur/ directory)")
+        self.fs_layout = not writable and is_fs_layout(root)
+        if self.fs_layout:
+            self.delimiter_char = "/"
 
     # -- folders ------------------------------------------------------------------------------------
     def _directory(self, folder: str) -> Path:
         if folder.upper() == "INBOX":
             return self.root
-        parts = folder.split(".")
-        if any(not p for p in parts):
+        parts = folder.split(self.delimiter_char)
+        if any(not p or p in {".", ".."} for p in parts):
             raise FolderError(folder, "invalid folder name")
-        return self.root / ("." + ".".join(imap_utf7.encode(p).decode("ascii") for p in parts))
+        encoded = [imap_utf7.encode(p).decode("ascii") for p in parts]
+        if self.fs_layout:
+            return self.root.joinpath(*encoded)
+        return self.root / ("." + ".".join(encoded))
 
     def list_folders(self) -> list[FolderInfo]:
+        if self.fs_layout:
+            return folder_tree({"INBOX", *_fs_folders(self.root, ())}, "/")
         names = {"INBOX"}
         for child in self.root.iterdir():
             if child.name.startswith(".") and (child / "cur").is_dir():

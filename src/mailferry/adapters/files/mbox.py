@@ -29,7 +29,14 @@ from mailferry.adapters.files.account import (
     digest_validity,
     folder_tree,
 )
-from mailferry.adapters.files.mboxfile import COUNTED, Scanned, read_head, read_message, scan
+from mailferry.adapters.files.mboxfile import (
+    COUNTED,
+    UNDATED_BIT,
+    Scanned,
+    read_head,
+    read_message,
+    scan,
+)
 from mailferry.adapters.files.mboxwrite import mbox_entry, rewrite_flags
 from mailferry.domain.errors import AccountError, FolderError
 from mailferry.domain.model import AppendRequest, AppendResult, FolderInfo
@@ -38,6 +45,7 @@ from mailferry.logs import get_logger
 log = get_logger(__name__)
 
 ALL_MAIL = "[Gmail]/All Mail"
+UNDATED = "dated from its Date: field or the file time (no date on its From line)"
 # Takeout's system labels -> (folder, special use); None: a state, not a folder.
 _SYSTEM_LABELS: dict[str, tuple[str, str | None] | None] = {
     "inbox": ("INBOX", None),
@@ -100,6 +108,9 @@ class MboxListing:
 
     def where(self, index: int) -> str:
         return f"{self.path} at byte {self.scanned.starts[self._at(index)]}"
+
+    def note(self, index: int) -> str | None:
+        return UNDATED if self.scanned.flag_bits[self._at(index)] & UNDATED_BIT else None
 
 
 @dataclass

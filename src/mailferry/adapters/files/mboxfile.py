@@ -46,6 +46,7 @@ CHUNK = 8 << 20  # bodies are measured this many bytes at a time
 RELEASE = 16 << 20  # mapped pages are let go every this many bytes scanned
 _FLAG_BITS = {"\\Seen": 1, "\\Answered": 2, "\\Flagged": 4, "\\Draft": 8, "\\Deleted": 16}
 COUNTED = 32  # in ``flag_bits``: the body was delimited by Content-Length, not unquoted
+UNDATED_BIT = 64  # in ``flag_bits``: no date on the From line, dated from Date: or the file time
 _MOZILLA = {0x1: "\\Seen", 0x2: "\\Answered", 0x4: "\\Flagged", 0x8: "\\Deleted"}
 _ASCTIME = ("%a %b %d %H:%M:%S %Y", "%a %b %d %H:%M %Y", "%a %b %d %H:%M:%S %z %Y")
 
@@ -218,9 +219,11 @@ class _Scan:
         index.starts.append(start)
         index.ends.append(end)
         index.sizes.append(size)
+        undated_before = index.undated
         index.dates.append(int(self._date(from_line, head).timestamp()))
         counted = 0 if cleaner.unquote else COUNTED
-        index.flag_bits.append(sum(_FLAG_BITS[f] for f in flags) | counted)
+        undated = UNDATED_BIT if index.undated > undated_before else 0
+        index.flag_bits.append(sum(_FLAG_BITS[f] for f in flags) | counted | undated)
         index.keyword_ids.append(self.keyword_ids.setdefault(words, len(self.keyword_ids)))
         labels = rfc822.field_text(head, b"x-gmail-labels")
         if labels is not None:

@@ -5,7 +5,7 @@ file"), delimiter ``/``; Inbox is INBOX. Folders of calendar items, contacts, ta
 journal entries are not mail: they are left out here and named in the log (``pst.not_mail``).
 Messages are built one at a time (``pstmail``), never the whole file: memory stays flat. Each is
 dated by its delivery time; flags come from its read state, follow-up flag and last verb.
-Messages whose headers had to be rebuilt are counted per folder in the log (``pst.rebuilt``).
+Messages whose headers had to be rebuilt are counted per folder in the run's summary (``notes``).
 A damaged item raises from libpff as an OSError: the run records it for that message, with the
 PST's path, and copies the rest.
 """
@@ -23,6 +23,7 @@ from mailferry.domain.model import FolderInfo
 from mailferry.logs import get_logger
 
 log = get_logger(__name__)
+REBUILT = "rebuilt from the PST's properties (it kept no transport headers or MIME)"
 
 _TOP = ("top of personal folders", "top of outlook data file", "top of information store")
 _ROLES = {
@@ -70,6 +71,9 @@ class PstListing:
 
     def where(self, index: int) -> str:
         return f"{self.path}, folder {self.name!r}, item {index + 1}"
+
+    def note(self, index: int) -> str | None:
+        return REBUILT if index in self.rebuilt else None
 
 
 class PstAccount(FileAccount):

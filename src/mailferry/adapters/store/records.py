@@ -26,6 +26,7 @@ class EndpointRecord:
     dav: str | None = None  # a DAV URL template ("https://dav.host/{user}/") or "auto"
     dav_ca_file: str | None = None  # None: the endpoint's ``ca_file``
     dav_insecure: bool | None = None  # None: the endpoint's ``insecure``
+    files: str | None = None  # mail in files: a file URL template (service/fileroutes.py)
 
 
 @dataclass(frozen=True)

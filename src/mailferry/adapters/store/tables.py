@@ -225,6 +225,8 @@ ENDPOINTS = Table(
     Column("dav", Text, nullable=True),
     Column("dav_ca_file", Text, nullable=True),  # NULL: the endpoint's own TLS settings
     Column("dav_insecure", Boolean, nullable=True),  # NULL: the endpoint's own
+    # Mail in files: "maildir:///var/vmail/{user}" and the like (host empty, port 0); NULL: IMAP.
+    Column("files", Text, nullable=True),
 )
 BATCHES = Table(
     "batch_batches",
