@@ -19,14 +19,21 @@ import pytest
 
 from mailferry.logs import LEVEL_ENV
 from mailferry.sandbox.proxy import Proxy
-from tests.e2e.test_batch_cli import ConnectionWatch, digests
+from tests.e2e.scaleout import (
+    COUNT,
+    assert_caps_held,
+    assert_copied_once,
+    start_wave,
+    wait_until_all_synced,
+    watched,
+)
+from tests.e2e.test_batch_cli import digests
 from tests.e2e.test_database_cli import environment, mailferry
 from tests.e2e.test_database_cli import load_mailboxes as load_many
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
 MAILBOXES = 8
-SOURCE_CAP, TARGET_CAP = 2, 3
 STALL = 4  # seconds without a worker's heartbeat before its jobs run elsewhere
 
 
@@ -75,35 +82,17 @@ def load_mailboxes(dovecot_slash, dovecot_dot, make_user, tmp_path):
 def test_three_workers_one_killed_one_frozen_thirty_mailboxes(
     dovecot_slash, dovecot_dot, make_user, postgres_server, postgres_database, tmp_path
 ):
-    """The issue's suite: 3 workers, 30 mailboxes, caps 2 (source) and 3 (target). One worker
-    is killed with SIGKILL mid-copy, another frozen with SIGSTOP past the stall timeout and then
-    woken: every mailbox completes, `verify` is clean, `doveadm who` never sees more connections
-    than the caps (the frozen worker's sessions stay open and count), the woken worker records
-    nothing for the mailbox it lost, and the status lists the killed worker as lost."""
-    count = 30
+    """The issue's suite (``scaleout``): 3 workers, 30 mailboxes, caps 2 (source) and 3
+    (target). One worker is killed with SIGKILL mid-copy, another frozen with SIGSTOP past the
+    stall timeout and then woken: every mailbox completes, `verify` is clean, `doveadm who` never
+    sees more connections than the caps (the frozen worker's sessions stay open and count), the
+    woken worker records nothing for the mailbox it lost, and the status lists the killed worker
+    as lost. test_serve_scale runs the same suite on SQLite."""
     env = environment(tmp_path, postgres_database)
     name = postgres_database.rsplit("/", 1)[1]
-    sources, targets, csv_path = load_many(
-        dovecot_slash, dovecot_dot, make_user, tmp_path, count, seed=400, scale=1
-    )
-    for args in (
-        ["db", "upgrade"],
-        ["endpoint", "add", "old", "--host", "127.0.0.1", "--port", str(dovecot_slash.port),
-         "--security", "none", "--max-connections", str(SOURCE_CAP)],
-        ["endpoint", "add", "new", "--host", "127.0.0.1", "--port", str(dovecot_dot.port),
-         "--security", "none", "--max-connections", str(TARGET_CAP)],
-        ["batch", "create", "wave", "--source", "old", "--target", "new", "--csv", str(csv_path)],
-        ["batch", "start", "wave", "--detach"],
-    ):  # fmt: skip
-        result = mailferry(*args, env=env)
-        assert result.returncode == 0, (args, result.stderr)
-
-    source_users = {su for su, _ in sources}
-    target_users = {tu for tu, _ in targets}
-    with (
-        ConnectionWatch(dovecot_slash, source_users) as at_source,
-        ConnectionWatch(dovecot_dot, target_users) as at_target,
-    ):
+    assert mailferry("db", "upgrade", env=env).returncode == 0
+    wave = start_wave(dovecot_slash, dovecot_dot, make_user, tmp_path, env)
+    with watched(wave) as (at_source, at_target):
         doomed, frozen, survivor = worker(env), worker(env), worker(env)
         try:
             killed = kill_mid_copy(doomed, postgres_server, name)
@@ -113,7 +102,7 @@ def test_three_workers_one_killed_one_frozen_thirty_mailboxes(
                 postgres_server, name, lost_mailbox, frozen.pid, timeout=120
             )
             frozen.send_signal(signal.SIGCONT)
-            report = wait_until_all_synced(env, timeout=300, count=count)
+            report = wait_until_all_synced(env, timeout=300, count=COUNT)
         finally:
             for process in (doomed, frozen, survivor):
                 if process.poll() is None:
@@ -125,29 +114,16 @@ def test_three_workers_one_killed_one_frozen_thirty_mailboxes(
         assert frozen.returncode == 0, woken
     assert killed, "the killed worker ran no mailbox; raise the corpus scale"
     assert f":{frozen.pid}:" not in replaced_by
-    assert report["counts"] == {"synced": count}, report["counts"]
+    assert report["counts"] == {"synced": COUNT}, report["counts"]
     host = socket.gethostname()
     assert {w["worker"]: w["lost"] for w in report["workers"]}[f"{host}:{doomed.pid}"] is True
-    assert at_source.samples > 20
-    assert 2 <= at_source.peak <= SOURCE_CAP, f"saw {at_source.peak} source connections"
-    assert at_target.peak <= TARGET_CAP, f"saw {at_target.peak} target connections"
+    assert_caps_held(at_source, at_target)
     with postgres_server.admin(name) as conn:
         runs = conn.execute(
             "SELECT count(*) FROM batch_runs WHERE email = %s", (lost_mailbox,)
         ).fetchone()
     assert runs == (1,), woken  # the woken worker recorded nothing for the mailbox it lost
-    for (su, sp), (tu, tp) in zip(sources, targets, strict=True):
-        over = digests(dovecot_dot, tu, tp) - digests(dovecot_slash, su, sp)
-        assert not over, f"{tu}: {sum(over.values())} duplicated messages"
-        verify = mailferry(  # nothing missing, flags and dates kept
-            "verify",
-            f"imap://{su}@127.0.0.1:{dovecot_slash.port}",
-            f"imap://{tu}@127.0.0.1:{dovecot_dot.port}",
-            "--database",
-            postgres_database,
-            env={**env, "MAILFERRY_SOURCE_PASSWORD": sp, "MAILFERRY_TARGET_PASSWORD": tp},
-        )
-        assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert_copied_once(wave)
 
 
 def kill_mid_copy(process: subprocess.Popen[str], postgres_server, name: str) -> list[str]:
@@ -162,17 +138,6 @@ def kill_mid_copy(process: subprocess.Popen[str], postgres_server, name: str) ->
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     return mine
-
-
-def wait_until_all_synced(env: dict[str, str], timeout: float, count: int = MAILBOXES) -> dict:
-    deadline = time.monotonic() + timeout
-    report: dict = {}
-    while time.monotonic() < deadline:
-        report = json.loads(mailferry("batch", "status", "wave", "--json", env=env).stdout)
-        if report["counts"] == {"synced": count}:
-            break
-        time.sleep(0.5)
-    return report
 
 
 def test_a_frozen_worker_is_replaced_and_stops_when_it_wakes(
@@ -202,7 +167,7 @@ def test_a_frozen_worker_is_replaced_and_stops_when_it_wakes(
         new_owner = wait_for_new_owner(postgres_server, name, email, frozen.pid, timeout=120)
         assert f":{other.pid}:" in new_owner
         frozen.send_signal(signal.SIGCONT)
-        report = wait_until_all_synced(env, timeout=240)
+        report = wait_until_all_synced(env, timeout=240, count=MAILBOXES)
     finally:
         for process in (frozen, other):
             process.send_signal(signal.SIGCONT)
@@ -267,7 +232,7 @@ def test_stop_and_resume_reach_the_jobs_of_a_worker(
         stopped = wait_until_none_running(env, timeout=60)
         assert process.poll() is None  # the worker goes on, with nothing to run
         assert mailferry("batch", "resume", "wave", env=env).returncode == 0
-        report = wait_until_all_synced(env, timeout=240)
+        report = wait_until_all_synced(env, timeout=240, count=MAILBOXES)
     finally:
         process.send_signal(signal.SIGTERM)
         err = stderr_of(process)
@@ -345,7 +310,7 @@ def test_delete_aborts_the_running_jobs_of_a_worker_and_a_rerun_duplicates_nothi
         }
         assert mailferry(*create, env=env).returncode == 0
         assert mailferry("batch", "start", "wave", "--detach", env=env).returncode == 0
-        report = wait_until_all_synced(env, timeout=240)
+        report = wait_until_all_synced(env, timeout=240, count=MAILBOXES)
     finally:
         process.send_signal(signal.SIGTERM)
         err = stderr_of(process)
