@@ -12,6 +12,7 @@ import pytest
 
 from mailferry import bootstrap
 from mailferry.adapters.secrets import KEY_ENV
+from mailferry.adapters.store import engine
 from mailferry.adapters.store.sync_state import SqlStateStore
 from mailferry.domain.errors import (
     AccountError,
@@ -171,6 +172,33 @@ def test_a_closed_store_refuses_work_while_the_file_stays_open_for_others(old_fi
         assert tables.tokens()[0].name == "ci"
     finally:
         tables.close()
+
+
+def test_a_file_is_opened_and_read_while_another_process_holds_its_write_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `mailferry serve` frozen (SIGSTOP) or slow inside a write transaction keeps SQLite's
+    write lock: opening an up-to-date file takes no write lock, so `batch status` still reads
+    (WAL readers do not wait for the writer). The wait is shortened so that a regression fails
+    at once instead of after 30 s."""
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    path = tmp_path / "state.sqlite3"
+    bootstrap.open_service(path).close()
+    AuthStore.open_sqlite(path, cost=FAST).close()
+    monkeypatch.setattr(engine, "BUSY_TIMEOUT_MS", 100)
+    with closing(sqlite3.connect(path, isolation_level=None)) as writer:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("INSERT INTO batch_services (owner, heartbeat) VALUES ('frozen', 1.0)")
+        service = bootstrap.open_service(path)
+        auth = AuthStore.open_sqlite(path, cost=FAST)
+        try:
+            assert service.store.batches() == []
+            assert service.store.services() == []  # the writer's row is not committed
+            assert auth.tokens() == []
+        finally:
+            auth.close()
+            service.close()
+        writer.execute("ROLLBACK")
 
 
 @pytest.mark.parametrize(

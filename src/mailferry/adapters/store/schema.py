@@ -118,7 +118,7 @@ def open_file(db: Database) -> None:
     """Recognise the database as ours (creating the sync state in an empty one), or refuse it;
     only then is WAL switched on. Every store runs this before its own component."""
     try:
-        with db.writer().begin() as conn:
+        with db.engine.begin() as conn:  # a read: see ensure
             _recognise(conn, db.where)
         db.known_ours()
     except SQLAlchemyError as exc:  # e.g. "file is not a database", "unable to open"
@@ -130,7 +130,13 @@ def open_file(db: Database) -> None:
 def ensure(db: Database, component: Component, *, may_upgrade: bool | None = None) -> None:
     """Create the component's tables and its row in ``meta`` on first use, bring an older one up
     to date, refuse a newer or a damaged one. ``may_upgrade`` False (a server database, unless
-    `mailferry db upgrade` runs this): a missing or older schema is refused instead."""
+    `mailferry db upgrade` runs this): a missing or older schema is refused instead.
+
+    An up-to-date file is recognised in a read transaction: on SQLite a writer's lock would make
+    every command (`batch status`) wait for a service that holds it, busy or frozen (SIGSTOP)."""
+    with db.transaction() as conn:
+        if _current(conn, component):
+            return
     with db.transaction(write=True) as conn:
         found = _version(conn, component)
         allowed = db.upgrades_on_open if may_upgrade is None else may_upgrade
@@ -193,6 +199,14 @@ def upgrade_all(db: Database) -> list[tuple[str, int | None, int]]:
         ensure(db, component, may_upgrade=True)
         done.append((component.application, found, component.version))
     return done
+
+
+def _current(conn: Connection, component: Component) -> bool:
+    """Up to date and whole: nothing for ``ensure`` to create, upgrade or refuse."""
+    found = _version(conn, component)
+    if found != component.version or _outdated(conn, component, found):
+        return False
+    return {x.name for x in component.tables} <= set(inspect(conn).get_table_names())
 
 
 def _outdated(conn: Connection, component: Component, found: int | None) -> bool:
