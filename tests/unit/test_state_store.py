@@ -83,6 +83,27 @@ class TestStateStoreContract:
         assert store.intents(PAIR, "INBOX") == []
         assert store.failed_uids(PAIR, "INBOX") == set()
 
+    def test_folder_records_hold_every_checkpointed_folder_of_the_pair(
+        self, store: StateStore
+    ) -> None:
+        for name in ("a", "b", "c", "d"):
+            store.save_checkpoint(PAIR, checkpoint(name))
+        store.save_checkpoint("other", checkpoint("e"))
+        store.add_copied(PAIR, "a", [Copied(1, 1, SEEN), Copied(2, 2, SEEN)])
+        store.add_copied(PAIR, "x", [Copied(1, 1, SEEN)])  # rows without a checkpoint
+        store.add_intents(PAIR, "b", [intent(3)])
+        store.set_failures(PAIR, "c", {4: "refused"})
+        records = store.folder_records(PAIR)
+        assert sorted(records) == ["a", "b", "c", "d"]
+        assert records["a"].checkpoint == checkpoint("a")
+        assert [(records[n].copied, records[n].pending) for n in "abcd"] == [
+            (2, False),
+            (0, True),
+            (0, True),
+            (0, False),
+        ]
+        assert store.folder_records("nobody") == {}
+
     def test_checkpoint_is_saved_and_replaced(self, store: StateStore) -> None:
         store.save_checkpoint(PAIR, checkpoint(uidnext=10))
         assert store.checkpoint(PAIR, "INBOX") == checkpoint(uidnext=10)

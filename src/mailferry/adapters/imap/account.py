@@ -26,6 +26,7 @@ from mailferry.adapters.imap.session import (
     open_client,
     translated,
 )
+from mailferry.adapters.imap.statuses import list_status, pipelined_status, wire_name
 from mailferry.adapters.imap.wire import (
     ListEntry,
     Pipeline,
@@ -190,24 +191,36 @@ class ImapAccount:
             self._client.subscribe_folder(name)
 
     def status(self, folder: str) -> FolderStatus:
-        items = ["UIDVALIDITY", "UIDNEXT", "MESSAGES"]
-        if self.condstore:
-            items.append("HIGHESTMODSEQ")
         imap = self._client._imap
         with self._guard(folder):
             typ, data = imap.status(
-                quote_mailbox(folder), f"({' '.join(items)})"
+                quote_mailbox(folder), f"({' '.join(self._status_items())})"
             )  # bytes: raw names too
             if typ != "OK":
                 raise _refusal(folder, data)
-        raw = parse_status(data)
-        modseq = raw.get(b"HIGHESTMODSEQ")
-        return FolderStatus(
-            uidvalidity=int(raw[b"UIDVALIDITY"]),
-            uidnext=int(raw[b"UIDNEXT"]),
-            exists=int(raw[b"MESSAGES"]),
-            highestmodseq=int(modseq) if modseq is not None else None,
-        )
+        return _folder_status(parse_status(data))
+
+    def statuses(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
+        """Many folders' STATUS in one LIST-STATUS where offered, else pipelined (statuses.py).
+        A folder the server gave no answer for is left out: its own ``status`` says why."""
+        items = self._status_items()
+        with self._guard():
+            if "LIST-STATUS" in self._caps:
+                answers = list_status(self._pipeline, items)
+            else:
+                answers = pipelined_status(self._pipeline, folders, items)
+        found: dict[str, FolderStatus] = {}
+        for folder in folders:
+            raw = answers.get(wire_name(folder))
+            if raw is not None and {b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"} <= raw.keys():
+                found[folder] = _folder_status(raw)
+        return found
+
+    def _status_items(self) -> list[str]:
+        items = ["UIDVALIDITY", "UIDNEXT", "MESSAGES"]
+        if self.condstore:
+            items.append("HIGHESTMODSEQ")
+        return items
 
     def _select(self, folder: str, *, fresh: bool = False) -> dict[bytes, Any]:
         """SELECT (EXAMINE) ``folder`` unless it is selected; ``fresh`` selects it again, for a
@@ -424,6 +437,16 @@ def _internaldate(raw: bytes) -> dt.datetime:
     if value.tzinfo is None:  # the wire format always has a zone; be safe anyway
         return value.replace(tzinfo=dt.UTC)
     return value
+
+
+def _folder_status(raw: dict[bytes, int]) -> FolderStatus:
+    modseq = raw.get(b"HIGHESTMODSEQ")
+    return FolderStatus(
+        uidvalidity=int(raw[b"UIDVALIDITY"]),
+        uidnext=int(raw[b"UIDNEXT"]),
+        exists=int(raw[b"MESSAGES"]),
+        highestmodseq=int(modseq) if modseq is not None else None,
+    )
 
 
 def _refusal(folder: str, data: Sequence[Any]) -> MailferryError:
