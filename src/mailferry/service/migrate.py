@@ -26,7 +26,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from mailferry.domain.errors import (
@@ -42,7 +42,7 @@ from mailferry.domain.folders import FolderMapping, FolderPlan, MappingOptions
 from mailferry.domain.labels import LabelPolicy
 from mailferry.domain.model import Summary
 from mailferry.domain.plan import Selection
-from mailferry.domain.ports import MailAccount, StateStore
+from mailferry.domain.ports import FolderRecord, MailAccount, StateStore
 from mailferry.logs import bound_context, get_logger
 from mailferry.service import accounting
 from mailferry.service.copying import FolderCopy, record_failure
@@ -119,10 +119,10 @@ class Migration:
         accounting.count_skips(self.summary, work)
         return work
 
-    def folder_plan(self) -> FolderPlan:
+    def folder_plan(self, records: Mapping[str, FolderRecord] | None = None) -> FolderPlan:
         if self._folder_plan is None:
             self._folder_plan = plan_folders(
-                self.source, self.target, self.options.mapping, self.store, self.pair
+                self.source, self.target, self.options.mapping, self.store, self.pair, records
             )
         return self._folder_plan
 
@@ -291,7 +291,8 @@ class Migration:
 
     def _start(self) -> None:
         self._folder_plan = None
-        plan = self.folder_plan()
+        records = self.store.folder_records(self.pair)  # read once: pins, snapshot, lanes
+        plan = self.folder_plan(records)
         self.summary.renames = [
             (m.source.name, m.target, m.rename_reason) for m in plan.mappings if m.rename_reason
         ]
@@ -301,7 +302,7 @@ class Migration:
             if warning not in self.summary.warnings:  # _start runs again after a reconnect
                 self.summary.warnings.append(warning)
         self._ledger.uncreated = accounting.prepare_target(self.target, plan, self.summary)
-        self._snapshot = take_snapshot(self.source, self.target, plan, self.store, self.pair)
+        self._snapshot = take_snapshot(self.source, self.target, plan, records)
 
     def request_stop(self, why: str = STOP_REQUESTED) -> None:
         """Finish the burst in flight, save state, and return (safe from a signal handler)."""

@@ -12,7 +12,7 @@ apart they would pass the same seven collaborators around.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from mailferry.domain.errors import FolderError, MessageError
@@ -28,7 +28,14 @@ from mailferry.domain.plan import (
     reconcile_intents,
     uncopied,
 )
-from mailferry.domain.ports import Checkpoint, Copied, Intent, MailAccount, StateStore
+from mailferry.domain.ports import (
+    Checkpoint,
+    Copied,
+    FolderRecord,
+    Intent,
+    MailAccount,
+    StateStore,
+)
 from mailferry.service.snapshot import Snapshot
 
 
@@ -372,6 +379,7 @@ def plan_folders(
     mapping: MappingOptions,
     store: StateStore | None = None,
     pair: str = "",
+    records: Mapping[str, FolderRecord] | None = None,
 ) -> FolderPlan:
     """Map the folders, keeping each source folder where an earlier run put it.
 
@@ -383,20 +391,20 @@ def plan_folders(
     source_folders = source.list_folders()
     target_folders = target.list_folders()
     if store is not None:
-        mapping = _with_pins(mapping, store, pair, source_folders, target_folders)
+        if records is None:
+            records = store.folder_records(pair)
+        mapping = _with_pins(mapping, records, source_folders, target_folders)
     return map_folders(source_folders, target_folders, target.delimiter, mapping)
 
 
 def _with_pins(
     mapping: MappingOptions,
-    store: StateStore,
-    pair: str,
+    records: Mapping[str, FolderRecord],
     source_folders: Sequence[FolderInfo],
     target_folders: Sequence[FolderInfo],
 ) -> MappingOptions:
     existing = {f.name for f in target_folders if f.selectable}
     user = [src for src, _ in mapping.maps]
-    records = store.folder_records(pair)  # one read for all folders, not one per folder
     pins = []
     for folder in source_folders:
         record = records.get(folder.name)

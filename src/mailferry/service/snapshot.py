@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from mailferry.domain.folders import FolderMapping, FolderPlan
 from mailferry.domain.model import FolderStatus
-from mailferry.domain.ports import FolderRecord, MailAccount, StateStore
+from mailferry.domain.ports import FolderRecord, MailAccount
 
 
 @dataclass(frozen=True)
@@ -58,11 +58,14 @@ class Snapshot:
 
 
 def take_snapshot(
-    source: MailAccount, target: MailAccount, plan: FolderPlan, store: StateStore, pair: str
+    source: MailAccount,
+    target: MailAccount,
+    plan: FolderPlan,
+    records: Mapping[str, FolderRecord],
 ) -> Snapshot:
     """Source STATUS of every mapped folder (its size orders the lanes of a first pass); target
-    STATUS only of the folders that may be unchanged (a CONDSTORE source, a complete pass)."""
-    records = store.folder_records(pair)
+    STATUS only of the folders that may be unchanged (a CONDSTORE source, a complete pass).
+    ``records``: ``StateStore.folder_records``, read before the folders were mapped."""
     mappings = plan.mappings
     if not mappings:
         return Snapshot(records=records)

@@ -161,12 +161,39 @@ class ImapAccount:
 
     # -- folders ------------------------------------------------------------------------------------
     def list_folders(self) -> list[FolderInfo]:
+        # RFC 5258: one LIST says which are subscribed. Special-use flags come only when asked
+        # for (RFC 6154), so only where they can be: without, LIST and LSUB as before.
+        if {"LIST-EXTENDED", "SPECIAL-USE"} <= self._caps:
+            return [
+                FolderInfo(name, delim, flags - _SUBSCRIBED, subscribed=bool(flags & _SUBSCRIBED))
+                for flags, delim, name in self._list_extended()
+            ]
         listed = self._list("LIST")
         subscribed = {name for _flags, _delim, name in self._list("LSUB")}
         return [
             FolderInfo(name=name, delimiter=delim, flags=flags, subscribed=name in subscribed)
             for flags, delim, name in listed
         ]
+
+    def _list_extended(self) -> list[ListEntry]:
+        """``LIST "" "*" RETURN (SUBSCRIBED CHILDREN SPECIAL-USE)``, on the raw pipeline: imaplib has no
+        call for it."""
+        lines: list[bytes | tuple[bytes, bytes]] = []
+
+        def keep(line: bytes, literals: list[bytes]) -> None:
+            if line[:7].upper() == b"* LIST ":
+                head = line[7:].rstrip(b"\r\n")
+                lines.append((head, literals[0]) if literals else head)
+
+        tag = self._pipeline.next_tag()
+        with self._guard():
+            self._pipeline.send(
+                b'%s LIST "" "*" RETURN (SUBSCRIBED CHILDREN SPECIAL-USE)\r\n' % tag
+            )
+            answer = self._pipeline.wait_tagged([tag], on_untagged=keep)[tag]
+        if answer.status != "OK":
+            raise FolderError("*", f"LIST failed: {answer.text.decode('utf-8', 'replace')}")
+        return [(_spelled(flags), delim, name) for flags, delim, name in parse_list(lines)]
 
     def _list(self, command: str) -> list[ListEntry]:
         imap = self._client._imap
@@ -437,6 +464,14 @@ def _internaldate(raw: bytes) -> dt.datetime:
     if value.tzinfo is None:  # the wire format always has a zone; be safe anyway
         return value.replace(tzinfo=dt.UTC)
     return value
+
+
+_SUBSCRIBED = frozenset({"\\Subscribed"})
+
+
+def _spelled(flags: frozenset[str]) -> frozenset[str]:
+    """``\\Subscribed`` however the server cased it, so that one set difference removes it."""
+    return frozenset("\\Subscribed" if f.lower() == "\\subscribed" else f for f in flags)
 
 
 def _folder_status(raw: dict[bytes, int]) -> FolderStatus:

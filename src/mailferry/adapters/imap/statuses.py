@@ -78,6 +78,8 @@ class _Collect:
         self.found = found
 
     def __call__(self, line: bytes, literals: list[bytes]) -> None:
+        if line[:9].upper() != b"* STATUS ":  # LIST-STATUS interleaves a LIST line per folder
+            return
         match = _STATUS.match(line.rstrip(b"\r\n"))
         if match is None:
             return

@@ -25,6 +25,7 @@ CHUNK = 1 << 20
 MAX_SET_CHARS = 8000  # a UID set this long keeps a command line far below servers' limits
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 LITERAL_MARK = b"{literal}"  # where a literal stood in a line read by ``Pipeline.read_response``
+_PRINTABLE = re.compile(rb"[\x20-\x7e]*")
 _LITERAL_AT_END = re.compile(rb"\{(\d+)\+?\}\r\n$")
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
 _TAGGED = re.compile(rb"^(\S+) (OK|NO|BAD)\b ?(.*)$", re.IGNORECASE | re.DOTALL)
@@ -42,13 +43,23 @@ class Connection(Protocol):
 
 def quote_mailbox(name: str) -> bytes:
     """A folder name as an IMAP quoted string, in modified UTF-7 (a ``RawName``: its own bytes)."""
-    raw: bytes = name.raw if isinstance(name, RawName) else encode_utf7(name)
+    raw: bytes = name.raw if isinstance(name, RawName) else _utf7(name)
     return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+def _utf7(name: str) -> bytes:
+    """Modified UTF-7; printable ASCII without ``&`` is itself (thousands of names a pass)."""
+    if name.isascii() and "&" not in name and name.isprintable():
+        return name.encode("ascii")
+    encoded: bytes = encode_utf7(name)
+    return encoded
 
 
 def decode_mailbox(raw: bytes) -> str:
     """A mailbox name off the wire: modified UTF-7 when it is that (exactly as we would write it),
     else a ``RawName`` (UTF-8 if valid, else Latin-1) that keeps the bytes to send back."""
+    if b"&" not in raw and _PRINTABLE.fullmatch(raw) is not None:
+        return raw.decode("ascii")  # plain ASCII is its own modified UTF-7 (most names: fast)
     if all(0x20 <= byte <= 0x7E for byte in raw):
         try:
             text: str = decode_utf7(raw)
