@@ -350,7 +350,8 @@ class BatchService:
         return record
 
     def batches(self) -> list[BatchStatus]:
-        return [self.status(b.name) for b in self.store.batches()]
+        """Every batch with its totals (counts, state, sums), not its mailboxes: a page of one."""
+        return [self.status_page(b.name, MailboxQuery(per_page=1)) for b in self.store.batches()]
 
     def start(self, name: str) -> int:
         """Queue an initial pass for mailboxes not yet synced (also: resume after stop/failure)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
 from mailferry.adapters.store import mailbox_pages as pages
@@ -77,13 +77,14 @@ class BatchTotals:
     messages_copied: int
     bytes_copied: int
     items_copied: int
-    running: list[MailboxRecord] = field(default_factory=list)  # live owners' mailboxes
     matched: int = 0  # mailboxes the query matched (the pages hold them all)
 
 
 def live_owners(
     store: BatchStore, name: str, alive: Callable[[str, float | None, float], bool], now: float
 ) -> tuple[list[pages.MailboxGroup], set[str]]:
+    """The batch's groups and the owners among them that ``alive`` judges running (a pid on
+    this host, a fresh heartbeat elsewhere): a handful of calls, not one per mailbox."""
     groups = pages.mailbox_groups(store.db, name)
     live = {g.owner for g in groups if g.owner and alive(g.owner, g.heartbeat, now)}
     return groups, {owner for owner in live if owner}
