@@ -13,7 +13,12 @@ import pytest
 from sqlalchemy import event, make_url
 
 from mailferry.adapters.memory.state import MemoryStateStore
-from mailferry.adapters.store.sync_state import SCHEMA_VERSION, UID_CHUNK, SqlStateStore
+from mailferry.adapters.store.sync_state import (
+    SCHEMA_VERSION,
+    UID_CHUNK,
+    WRITE_CHUNK,
+    SqlStateStore,
+)
 from mailferry.domain.errors import SchemaTooOldError, StateError
 from mailferry.domain.ports import Checkpoint, Copied, Intent, StateStore
 from tests.conftest import StateDatabase
@@ -210,6 +215,18 @@ class TestStateStoreContract:
             store.update_flags(PAIR, "INBOX", {1: frozenset({flag})})
         assert store.copied(PAIR, "INBOX") == {1: Copied(1, 1, SEEN)}
         assert store.intents(PAIR, "INBOX") == []
+
+    def test_a_large_add_copied_is_all_or_nothing(self, store: StateStore) -> None:
+        """Written in chunks (the whole folder of a lost-state match), still one transaction."""
+        many = [Copied(uid, uid + 1, SEEN) for uid in range(1, WRITE_CHUNK * 2 + 10)]
+        bad = [*many, Copied(99_999, 1, frozenset({"two words"}))]
+        with pytest.raises(ValueError, match="cannot be stored"):
+            store.add_copied(PAIR, "INBOX", bad)
+        assert store.copied(PAIR, "INBOX") == {}
+        store.add_copied(PAIR, "INBOX", [*many, Copied(5, 50, SEEN)])  # the last row for 5 wins
+        found = store.copied(PAIR, "INBOX")
+        assert len(found) == len(many)
+        assert found[5] == Copied(5, 50, SEEN)
 
     def test_set_failures_replaces_the_folders_failures(self, store: StateStore) -> None:
         store.set_failures(PAIR, "INBOX", {1: "too big", 2: "refused by server"})

@@ -29,6 +29,7 @@ from mailferry.domain.labels import LabelTally
 from mailferry.domain.ports import Checkpoint, Copied, FolderRecord, Intent
 
 SCHEMA_VERSION = schema.SYNC.version
+WRITE_CHUNK = 2000  # rows per executemany of one large write
 UID_CHUNK = 500  # source UIDs per IN (...) query; SQLite allowed 999 variables before 3.32
 
 _FOLDER_TABLES = (CHECKPOINTS, COPIED, INTENTS, FAILURES)
@@ -192,9 +193,13 @@ class SqlStateStore(SqlStore):
             return int(conn.execute(query).scalar_one())
 
     def add_copied(self, pair: str, folder: str, copied: Sequence[Copied]) -> None:
-        rows = _copied_rows(pair, folder, copied)
+        """One transaction, written ``WRITE_CHUNK`` rows at a time: lost-state matching records a
+        whole folder at once, and its rows and SQLAlchemy's parameters for all of them at once
+        were the peak of that pass (a flag that cannot be stored rolls back every chunk)."""
         with self._transaction(write=True) as conn:
-            _upsert_messages(conn, COPIED, rows)
+            for start in range(0, len(copied), WRITE_CHUNK):
+                chunk = copied[start : start + WRITE_CHUNK]
+                _upsert_messages(conn, COPIED, _copied_rows(pair, folder, chunk))
 
     def update_flags(self, pair: str, folder: str, updates: Mapping[int, frozenset[str]]) -> None:
         """Record the flags now on the target; UIDs not recorded as copied are ignored."""
