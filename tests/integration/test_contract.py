@@ -79,6 +79,47 @@ def test_status_of_missing_folder_is_a_folder_error(account):
         account.status("Does-Not-Exist")
 
 
+def test_one_extended_list_says_what_list_and_lsub_say(account):
+    """LIST RETURN (SUBSCRIBED CHILDREN SPECIAL-USE) where offered (Dovecot, Cyrus): the same folders,
+    flags (special-use included) and subscriptions as LIST and LSUB."""
+    d = account.delimiter
+    for name in ("Ext", f"Ext{d}Sub", "Sent", "Plain"):
+        account.create_folder(name)
+    account.subscribe(f"Ext{d}Sub")
+    account.subscribe("Sent")
+    listed = sorted(account.list_folders(), key=lambda f: f.name)
+    if isinstance(account, ImapAccount):
+        account.without_capabilities(["LIST-EXTENDED"])
+    assert listed == sorted(account.list_folders(), key=lambda f: f.name)
+    assert {f.name for f in listed if f.subscribed} >= {f"Ext{d}Sub", "Sent"}
+    if not isinstance(account, FileAccount):  # files know no subscriptions: all are
+        assert "Plain" not in {f.name for f in listed if f.subscribed}
+
+
+def test_statuses_of_many_folders_answer_as_status_does(account):
+    """One LIST-STATUS (Dovecot, Cyrus), pipelined STATUS (Courier, or with LIST-STATUS masked):
+    the same answers as one STATUS per folder; a folder that does not exist is left out."""
+    d = account.delimiter
+    names = ["INBOX", "Many", f"Many{d}Deep", f"Many{d}Deep{d}Er", "Entwürfe", "Odd (name) & more"]
+    for name in names[1:]:
+        account.create_folder(name)
+    account.append_batch(f"Many{d}Deep", [append_request(1), append_request(2)])
+    ways = [account]
+    if isinstance(account, ImapAccount) and "LIST-STATUS" in account.capabilities:
+        ways.append("pipelined")
+    for way in ways:
+        if way == "pipelined":
+            account.without_capabilities(["LIST-STATUS"])
+        found = account.statuses([*names, "Does-Not-Exist"])
+        assert sorted(found) == sorted(names), way
+        for name in names:  # Courier gives an empty folder a new UIDVALIDITY at every STATUS
+            one = account.status(name)
+            assert (found[name].exists, found[name].uidnext) == (one.exists, one.uidnext), name
+        deep = found[f"Many{d}Deep"]
+        assert (deep.exists, deep.uidvalidity) == (2, account.status(f"Many{d}Deep").uidvalidity)
+        assert (deep.highestmodseq is not None) == account.condstore
+
+
 def test_append_assigns_uids_from_uidnext_and_keeps_date_flags_bytes(account):
     account.create_folder("A")
     before = account.status("A")

@@ -478,6 +478,24 @@ def test_subscriptions_follow_the_mapping_and_are_deduplicated() -> None:
     assert plan.subscribe == ("INBOX", "Sent Items", "Lists.a")
 
 
+def test_folders_the_target_has_subscribed_are_not_subscribed_again() -> None:
+    """A re-run sends no SUBSCRIBE for a folder already subscribed (one round trip each)."""
+    source = [folder("INBOX", subscribed=True), folder("a", subscribed=True)]
+    source += [folder("a/b", subscribed=True), folder("c", subscribed=True)]
+    target = [folder("inbox", ".", subscribed=True), folder("a", ".", subscribed=True)]
+    target += [folder("a.b", "."), folder("c", ".", subscribed=False)]
+    plan = map_folders(source, target, ".")
+    assert plan.subscribe == ("a.b", "c")
+
+
+def test_sharing_finds_every_source_folder_merged_into_a_target() -> None:
+    source = [folder("Sent", "/", "\\Sent"), folder("Sent Items"), folder("x")]
+    plan = map_folders(source, [], ".")
+    assert [m.source.name for m in plan.sharing("Sent")] == ["Sent", "Sent Items"]
+    assert [m.source.name for m in plan.sharing("x")] == ["x"]
+    assert plan.sharing("nowhere") == ()
+
+
 def test_empty_target_delimiter_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="delimiter"):
         map_folders([], [], "")

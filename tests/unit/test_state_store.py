@@ -13,7 +13,12 @@ import pytest
 from sqlalchemy import event, make_url
 
 from mailferry.adapters.memory.state import MemoryStateStore
-from mailferry.adapters.store.sync_state import SCHEMA_VERSION, UID_CHUNK, SqlStateStore
+from mailferry.adapters.store.sync_state import (
+    SCHEMA_VERSION,
+    UID_CHUNK,
+    WRITE_CHUNK,
+    SqlStateStore,
+)
 from mailferry.domain.errors import SchemaTooOldError, StateError
 from mailferry.domain.ports import Checkpoint, Copied, Intent, StateStore
 from tests.conftest import StateDatabase
@@ -82,6 +87,27 @@ class TestStateStoreContract:
         assert store.copied(PAIR, "INBOX", [1, 2]) == {}
         assert store.intents(PAIR, "INBOX") == []
         assert store.failed_uids(PAIR, "INBOX") == set()
+
+    def test_folder_records_hold_every_checkpointed_folder_of_the_pair(
+        self, store: StateStore
+    ) -> None:
+        for name in ("a", "b", "c", "d"):
+            store.save_checkpoint(PAIR, checkpoint(name))
+        store.save_checkpoint("other", checkpoint("e"))
+        store.add_copied(PAIR, "a", [Copied(1, 1, SEEN), Copied(2, 2, SEEN)])
+        store.add_copied(PAIR, "x", [Copied(1, 1, SEEN)])  # rows without a checkpoint
+        store.add_intents(PAIR, "b", [intent(3)])
+        store.set_failures(PAIR, "c", {4: "refused"})
+        records = store.folder_records(PAIR)
+        assert sorted(records) == ["a", "b", "c", "d"]
+        assert records["a"].checkpoint == checkpoint("a")
+        assert [(records[n].copied, records[n].pending) for n in "abcd"] == [
+            (2, False),
+            (0, True),
+            (0, True),
+            (0, False),
+        ]
+        assert store.folder_records("nobody") == {}
 
     def test_checkpoint_is_saved_and_replaced(self, store: StateStore) -> None:
         store.save_checkpoint(PAIR, checkpoint(uidnext=10))
@@ -189,6 +215,18 @@ class TestStateStoreContract:
             store.update_flags(PAIR, "INBOX", {1: frozenset({flag})})
         assert store.copied(PAIR, "INBOX") == {1: Copied(1, 1, SEEN)}
         assert store.intents(PAIR, "INBOX") == []
+
+    def test_a_large_add_copied_is_all_or_nothing(self, store: StateStore) -> None:
+        """Written in chunks (the whole folder of a lost-state match), still one transaction."""
+        many = [Copied(uid, uid + 1, SEEN) for uid in range(1, WRITE_CHUNK * 2 + 10)]
+        bad = [*many, Copied(99_999, 1, frozenset({"two words"}))]
+        with pytest.raises(ValueError, match="cannot be stored"):
+            store.add_copied(PAIR, "INBOX", bad)
+        assert store.copied(PAIR, "INBOX") == {}
+        store.add_copied(PAIR, "INBOX", [*many, Copied(5, 50, SEEN)])  # the last row for 5 wins
+        found = store.copied(PAIR, "INBOX")
+        assert len(found) == len(many)
+        assert found[5] == Copied(5, 50, SEEN)
 
     def test_set_failures_replaces_the_folders_failures(self, store: StateStore) -> None:
         store.set_failures(PAIR, "INBOX", {1: "too big", 2: "refused by server"})

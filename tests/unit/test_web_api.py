@@ -227,6 +227,23 @@ def test_batch_lifecycle_routes(client):
     assert client.delete("/api/batches/b1").status_code == 404
 
 
+def test_a_batch_is_shown_a_page_at_a_time_filtered(client):
+    add_endpoints(client)
+    create(client)
+    page = client.get("/api/batches/b1?per_page=1&page=2").json()
+    assert [m["address"] for m in page["mailboxes"]] == ["bob@new.example"]
+    assert (page["matched"], page["page"], page["per_page"]) == (2, 2, 1)
+    assert page["mailbox_count"] == 2  # the batch's totals, whatever the page
+    found = client.get("/api/batches/b1?q=ALICE").json()
+    assert [m["address"] for m in found["mailboxes"]] == ["alice@new.example"]
+    assert client.get("/api/batches/b1?state=created&errors=no").json()["matched"] == 2
+    assert client.get("/api/batches/b1?errors=yes").json()["mailboxes"] == []
+    for bad in ("state=sleeping", "errors=maybe", "per_page=0", "per_page=5000", "page=0"):
+        r = client.get(f"/api/batches/b1?{bad}")
+        assert r.status_code == 400, bad
+        assert bad.split("=")[0] in r.text
+
+
 def test_reports(client):
     add_endpoints(client)
     create(client)

@@ -142,6 +142,36 @@ def test_endpoints_then_batch_with_line_errors_then_confirmed_delete(browser):
     assert "Not found" in browser.get("/batches/wave1").text
 
 
+def test_the_batch_page_shows_a_page_of_mailboxes_with_filters_kept_in_the_links(browser, service):
+    csrf = login(browser)
+    for name in ("old", "new"):
+        browser.post(
+            "/endpoints",
+            data={"csrf_token": csrf, "name": name, "host": "127.0.0.1", "port": "1",
+                  "security": "none", "max_connections": "3"},
+        )  # fmt: skip
+    rows = "".join(f"u{i}@new.example,u{i},p,t\n" for i in range(5))
+    data = ("EmailAddress,UserName,Password,TargetPassword\n" + rows).encode()
+    fields = {"csrf_token": csrf, "name": "w", "source": "old", "target": "new"}
+    assert browser.post("/batches/new", data=fields, files={"csv": ("m.csv", data, "text/csv")})
+    r = browser.get("/batches/w?per_page=2&page=2&q=new.example&state=created")
+    assert r.status_code == 200
+    shown = re.findall(r'data-mailbox="([^"]+)"', r.text)
+    assert shown == ["u2@new.example", "u3@new.example"]
+    assert "Mailboxes 3\N{EN DASH}4 of 5 matching (5 in the batch)" in r.text
+    assert 'href="/batches/w?state=created&amp;q=new.example&amp;per_page=2&amp;page=1"' in r.text
+    assert 'href="/batches/w?state=created&amp;q=new.example&amp;per_page=2&amp;page=3"' in r.text
+    # the live refresh asks for the same page
+    assert (
+        'hx-get="/batches/w/live?state=created&amp;q=new.example&amp;per_page=2&amp;page=2"'
+        in r.text
+    )
+    assert '<option value="created" selected>' in r.text
+    r = browser.get("/batches/w/live?q=u4")
+    assert re.findall(r'data-mailbox="([^"]+)"', r.text) == ["u4@new.example"]
+    assert browser.get("/batches/w?state=sleeping").status_code == 400
+
+
 def test_chart_svg():
     data = series([Span(0.0, 10.0, 10_000), Span(5.0, 10.0, 5_000)], buckets=10)
     assert data is not None

@@ -1,9 +1,12 @@
 import datetime as dt
+import io
 
 import pytest
 
 from mailferry.adapters.imap.session import Client
+from mailferry.adapters.imap.statuses import WINDOW, list_status, pipelined_status, wire_name
 from mailferry.adapters.imap.wire import (
+    Pipeline,
     _appenduid_set,
     flag_list,
     internaldate,
@@ -12,6 +15,7 @@ from mailferry.adapters.imap.wire import (
     quote_mailbox,
     uid_set,
 )
+from mailferry.domain.errors import ConnectError
 from mailferry.domain.model import RawName
 
 
@@ -113,3 +117,78 @@ def test_imapclient_commands_send_a_raw_name_back_raw() -> None:
     client = Client.__new__(Client)  # no connection: only the argument encoding is exercised
     assert client._normalise_folder(RawName("Gelöscht", b"Gel\xf6scht")) == b'"Gel\xf6scht"'
     assert client._normalise_folder("Entwürfe") == b'"Entw&APw-rfe"'
+
+
+class ScriptedServer:
+    """A connection whose server side is a script: what it says, and what it was sent."""
+
+    def __init__(self, said: bytes) -> None:
+        self._said = io.BytesIO(said)
+        self.sent: list[bytes] = []
+
+    def send(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    def readline(self) -> bytes:
+        return self._said.readline()
+
+    def read(self, size: int) -> bytes:
+        return self._said.read(size)
+
+
+def test_list_status_reads_every_spelling_of_a_name():
+    server = ScriptedServer(
+        b'* LIST (\\HasNoChildren) "/" "a b"\r\n'
+        b'* STATUS "a b" (MESSAGES 2 UIDNEXT 9 UIDVALIDITY 7 HIGHESTMODSEQ 40)\r\n'
+        b"* STATUS inbox (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 3)\r\n"
+        b'* STATUS {6}\r\nx (y)" (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 5)\r\n'
+        b'* STATUS "Entw&APw-rfe" (MESSAGES 4 UIDNEXT 5 UIDVALIDITY 6)\r\n'
+        b'* STATUS "Entw\xfcrfe" (MESSAGES 8 UIDNEXT 5 UIDVALIDITY 6)\r\n'
+        b"* OK [ALERT] nothing to do with it\r\n"
+        b"mf1 OK done\r\n"
+    )
+    found = list_status(Pipeline(server), ["MESSAGES", "UIDNEXT", "UIDVALIDITY"])
+    assert server.sent == [b'mf1 LIST "" "*" RETURN (STATUS (MESSAGES UIDNEXT UIDVALIDITY))\r\n']
+    assert found[wire_name("a b")] == {
+        b"MESSAGES": 2,
+        b"UIDNEXT": 9,
+        b"UIDVALIDITY": 7,
+        b"HIGHESTMODSEQ": 40,
+    }
+    assert found[wire_name("INBOX")][b"UIDVALIDITY"] == 3
+    assert found[wire_name('x (y)"')][b"UIDVALIDITY"] == 5
+    assert found[wire_name("Entwürfe")][b"MESSAGES"] == 4
+    assert found[wire_name(RawName("Entwürfe", b"Entw\xfcrfe"))][b"MESSAGES"] == 8  # raw 8-bit
+    assert len(found) == 5
+
+
+def test_list_status_refused_as_a_whole_knows_nothing():
+    server = ScriptedServer(b"mf1 BAD unknown argument\r\n")
+    assert list_status(Pipeline(server), ["MESSAGES"]) == {}
+
+
+def test_pipelined_status_sends_windows_ahead_and_leaves_out_refusals():
+    names = [f"f{i}" for i in range(WINDOW * 2 + 30)]
+    script = b""
+    for i, name in enumerate(names, start=1):
+        if i == 7:
+            script += b"mf7 NO [NONEXISTENT] Mailbox doesn't exist\r\n"
+            continue
+        script += b"* STATUS %s (MESSAGES %d UIDNEXT 1 UIDVALIDITY 1)\r\n" % (name.encode(), i)
+        script += b"mf%d OK done\r\n" % i
+    server = ScriptedServer(script)
+    found = pipelined_status(Pipeline(server), names, ["MESSAGES", "UIDNEXT", "UIDVALIDITY"])
+    assert len(found) == len(names) - 1
+    assert wire_name("f6") not in found
+    assert found[wire_name("f100")][b"MESSAGES"] == 101
+    assert len(server.sent) == 3  # one write per window, none per folder
+    assert server.sent[0].count(b" STATUS ") == WINDOW
+    assert server.sent[0].startswith(b'mf1 STATUS "f0" (MESSAGES UIDNEXT UIDVALIDITY)\r\n')
+
+
+def test_a_bye_in_the_middle_of_pipelined_status_is_a_lost_connection():
+    server = ScriptedServer(
+        b"* STATUS a (MESSAGES 1 UIDNEXT 1 UIDVALIDITY 1)\r\n* BYE shutting down\r\n"
+    )
+    with pytest.raises(ConnectError, match="shutting down"):
+        pipelined_status(Pipeline(server), ["a", "b"], ["MESSAGES"])

@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 from rich.live import Live
@@ -45,6 +45,7 @@ from mailferry.service.batches import (
     BatchOptions,
     BatchService,
 )
+from mailferry.service.batchpages import MailboxQuery
 from mailferry.service.graphjobs import batch_note
 
 
@@ -268,18 +269,40 @@ def batch_delete(name: str, yes: bool, state: Storage) -> None:
     click.echo(f"batch {name} deleted")
 
 
+QUERY_OPTIONS = {"state": "--only", "page": "--page", "per_page": "--per-page"}
+
+
 @batch.command("status")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--only", "only", metavar="STATE", help="Only mailboxes in this state.")
+@click.option(
+    "--errors/--no-errors", default=None, help="Only mailboxes with (without) failed messages."
+)
+@click.option("--search", default="", metavar="TEXT", help="Only addresses containing TEXT.")
+@click.option("--page", default=1, show_default=True, help="Which page of mailboxes.")
+@click.option("--per-page", default=100, show_default=True, help="Mailboxes per page (1-1000).")
 @state_option
 @handle_errors
-def batch_status(name: str, as_json: bool, state: Storage) -> None:
-    """Per mailbox: state, folders, messages, bytes, calendar and contact items, errors, ETA."""
+def batch_status(
+    name: str,
+    as_json: bool,
+    only: str | None,
+    errors: bool | None,
+    search: str,
+    page: int,
+    per_page: int,
+    state: Storage,
+) -> None:
+    """Per mailbox: state, folders, messages, bytes, calendar and contact items, errors, ETA;
+    a page at a time (the batch's totals always), filtered by state, errors or address."""
+    query = MailboxQuery(only, errors, search.strip(), page, per_page).check(QUERY_OPTIONS)
     with open_batch_service(state) as service:
         if as_json:
-            click.echo(json.dumps(service.report_json(name), indent=2, ensure_ascii=False))
+            report = service.report_json(name, query)
+            click.echo(json.dumps(report, indent=2, ensure_ascii=False))
             return
-        status = service.status(name)
+        status = service.status_page(name, query)
         workers = service.workers()
     print_status(status)
     print_workers(workers)
@@ -296,18 +319,21 @@ def batch_report(
     name: str, output: Path | None, as_json: bool, failures: bool, state: Storage
 ) -> None:
     """Per-mailbox report as CSV (default) or JSON; --failures lists failed messages."""
+    kind = "json" if as_json else "failures" if failures else "csv"
     with open_batch_service(state) as service:
-        if as_json:
-            text = json.dumps(service.report_json(name), indent=2, ensure_ascii=False) + "\n"
-        elif failures:
-            text = service.failures_csv(name)
-        else:
-            text = service.report_csv(name)
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    try:
-        output.write_text(text, encoding="utf-8", newline="")
-    except OSError as exc:
-        raise ConfigError(f"cannot write {output}: {exc.strerror}") from None
+        service.batch(name)  # an unknown batch is refused before the file is made
+        if output is None:
+            _write_report(service, name, sys.stdout, kind)
+            return
+        try:
+            with output.open("w", encoding="utf-8", newline="") as out:
+                _write_report(service, name, out, kind)  # streamed: memory stays flat
+        except OSError as exc:
+            raise ConfigError(f"cannot write {output}: {exc.strerror}") from None
     click.echo(f"report written to {output}", err=True)
+
+
+def _write_report(service: BatchService, name: str, out: TextIO, kind: str) -> None:
+    service.write_report(name, out, kind)
+    if kind == "json":
+        out.write("\n")

@@ -45,7 +45,10 @@ def _workload_lines(m: MailboxRecord) -> list[str]:
 
 def status_table(status: BatchStatus) -> Table:
     b = status.batch
-    table = Table(title=f"batch {b.name} ({b.source} → {b.target}): {status.state}")
+    title = f"batch {b.name} ({b.source} → {b.target}): {status.state}"
+    if status.totals is not None and status.query is not None:
+        title += "\n" + _page_line(status)
+    table = Table(title=title)
     columns = (
         "mailbox", "state", "folders", "messages", "bytes", "items", "errors", "ETA", "worker",
         "reason",
@@ -61,10 +64,23 @@ def status_table(status: BatchStatus) -> Table:
 def _status_lines(status: BatchStatus) -> list[str]:
     b = status.batch
     lines = [f"batch {b.name} ({b.source} -> {b.target}): {status.state}"]
+    if status.totals is not None and status.query is not None:
+        lines.append(_page_line(status))
     for view, row in zip(status.mailboxes, _rows(status), strict=True):
         lines.append("  ".join(row))
         lines += _workload_lines(view.record)
     return lines
+
+
+def _page_line(status: BatchStatus) -> str:
+    """``mailboxes 101-200 of 9000 matching (10000 in the batch: 9000 synced, ...)``."""
+    totals, query = status.totals, status.query
+    if totals is None or query is None:  # an unpaged status has no page line
+        return ""
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(totals.counts.items()))
+    first = query.offset + 1 if status.mailboxes else 0
+    shown = f"mailboxes {first}-{query.offset + len(status.mailboxes)} of {totals.matched}"
+    return f"{shown} matching ({totals.mailboxes} in the batch: {counts})"
 
 
 def _rows(status: BatchStatus) -> list[tuple[str, ...]]:

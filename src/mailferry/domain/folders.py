@@ -26,6 +26,7 @@ Target-name comparison is case-sensitive except for a first segment ``INBOX``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import unicodedata
 from dataclasses import dataclass
@@ -121,8 +122,20 @@ class FolderMapping:
 class FolderPlan:
     mappings: tuple[FolderMapping, ...]  # selectable, selected source folders; parents first
     create: tuple[str, ...]  # target names to CREATE, parents first
-    subscribe: tuple[str, ...]  # targets of subscribed source folders, in mapping order
+    subscribe: tuple[str, ...]  # targets of subscribed source folders not yet subscribed
     excluded: tuple[str, ...]  # selectable source folders dropped by include/exclude
+
+    @functools.cached_property
+    def _by_target(self) -> dict[str, tuple[FolderMapping, ...]]:
+        grouped: dict[str, list[FolderMapping]] = {}
+        for mapping in self.mappings:
+            grouped.setdefault(mapping.target, []).append(mapping)
+        return {target: tuple(group) for target, group in grouped.items()}
+
+    def sharing(self, target: str) -> tuple[FolderMapping, ...]:
+        """The mappings into ``target`` (several source folders may merge into one), found
+        without a walk over every mapping: planning stays linear in the number of folders."""
+        return self._by_target.get(target, ())
 
 
 def parse_map(spec: str) -> tuple[str, str]:
@@ -361,6 +374,18 @@ def _creations(
     return tuple(create.values())
 
 
+def _subscriptions(
+    mappings: Iterable[FolderMapping], target: Sequence[FolderInfo], delimiter: str
+) -> tuple[str, ...]:
+    """Targets of subscribed source folders, less those the target has subscribed already: a
+    SUBSCRIBE costs a round trip, and a re-run would otherwise send one per folder every time."""
+    done = {_key(tuple(f.name.split(delimiter))) for f in target if f.subscribed}
+    wanted = (m.target for m in mappings if m.source.subscribed)
+    return tuple(
+        name for name in dict.fromkeys(wanted) if _key(tuple(name.split(delimiter))) not in done
+    )
+
+
 def map_folders(
     source: Sequence[FolderInfo],
     target: Sequence[FolderInfo],
@@ -395,6 +420,6 @@ def map_folders(
     return FolderPlan(
         mappings=tuple(mappings),
         create=_creations(mappings, target, target_delimiter),
-        subscribe=tuple(dict.fromkeys(m.target for m in mappings if m.source.subscribed)),
+        subscribe=_subscriptions(mappings, target, target_delimiter),
         excluded=tuple(f.name for k, f in ordered.items() if f.selectable and not mapped[k]),
     )

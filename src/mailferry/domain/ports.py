@@ -72,6 +72,11 @@ class MailAccount(Protocol):
         """Select ``folder`` (read-only on a source) and return its status."""
         ...
 
+    def statuses(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
+        """The status of many folders in as few round trips as the server allows (LIST-STATUS,
+        pipelined STATUS). A folder without an answer is left out (``status`` says why)."""
+        ...
+
     def permanent_flags(self, folder: str) -> frozenset[str]:
         """Flags the folder keeps; contains ``\\*`` when any keyword may be created."""
         ...
@@ -144,6 +149,16 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
+class FolderRecord:
+    """What the state holds on one source folder, read for every folder of a pair at once (a
+    pass over thousands of unchanged folders then costs a few queries, not a few per folder)."""
+
+    checkpoint: Checkpoint
+    copied: int  # copied rows (``count_copied``)
+    pending: bool  # intents in flight or failures recorded: the folder's pass has work to do
+
+
+@dataclass(frozen=True)
 class Copied:
     """A source message known to be on the target."""
 
@@ -177,6 +192,10 @@ class StateStore(Protocol):
     def checkpoint(self, pair: str, folder: str) -> Checkpoint | None: ...
 
     def save_checkpoint(self, pair: str, checkpoint: Checkpoint) -> None: ...
+
+    def folder_records(self, pair: str) -> dict[str, FolderRecord]:
+        """Every source folder of ``pair`` that has a checkpoint, by name, in a few queries."""
+        ...
 
     def reset_folder(self, pair: str, folder: str) -> None:
         """Forget everything about a source folder (its UIDVALIDITY or target changed)."""

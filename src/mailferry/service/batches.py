@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
 import json
 import os
 import re
@@ -30,10 +31,11 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from mailferry.adapters.oauth.sources import TokenSource
 from mailferry.adapters.secrets import Secret, SecretBox
+from mailferry.adapters.store import mailbox_pages
 from mailferry.adapters.store.batches import BatchStore
 from mailferry.adapters.store.records import (
     BatchRecord,
@@ -49,13 +51,14 @@ from mailferry.domain.model import AuthMethod, Endpoint, MailboxState, Security
 from mailferry.domain.profiles import PROFILE_NAMES
 from mailferry.domain.workloads import ALL, MailVia, Workload
 from mailferry.logs import get_logger
+from mailferry.service import batchpages
+from mailferry.service.batchpages import BatchTotals, MailboxQuery
 from mailferry.service.csvimport import CsvRow, CsvRules, parse_batch_csv
 from mailferry.service.davjobs import ITEM_REPORT_COLUMNS, item_row
 from mailferry.service.davroutes import dav_problems
 from mailferry.service.endpoints import OPTION_NAMES, EndpointNames
 from mailferry.service.fileroutes import expand_files, files_problems, target_problems, user_problem
 from mailferry.service.jobs import JobControl
-from mailferry.service.reports import render_csv
 from mailferry.service.workers import WorkerView, worker_label, worker_row, worker_views
 from mailferry.service.workloadrows import WORKLOAD_REPORT_COLUMNS, workload_row
 
@@ -183,13 +186,21 @@ class MailboxView:
 
 @dataclass(frozen=True)
 class BatchStatus:
+    """A batch and its mailboxes: all of them, or (``totals`` set) one page of them, with the
+    totals of the whole batch added up by the database (``status_page``)."""
+
     batch: BatchRecord
     mailboxes: list[MailboxView]
+    totals: BatchTotals | None = None
+    query: MailboxQuery | None = None
+    running: list[MailboxView] = dataclasses.field(default_factory=list)  # paged: live ones
 
     @property
     def state(self) -> str:
         """The batch's own state, from its mailboxes'."""
-        states = {m.state for m in self.mailboxes}
+        states = (
+            set(self.counts()) if self.totals is not None else {m.state for m in self.mailboxes}
+        )
         if states & {"syncing", "completing", "queued"}:
             return "completing" if "completing" in states else "syncing"
         for single in ("completed", "synced", "stopped", "created"):
@@ -198,6 +209,8 @@ class BatchStatus:
         return "failed" if states == {"failed"} else "mixed"
 
     def counts(self) -> dict[str, int]:
+        if self.totals is not None:
+            return dict(self.totals.counts)
         counts: dict[str, int] = {}
         for view in self.mailboxes:
             counts[view.state] = counts.get(view.state, 0) + 1
@@ -366,7 +379,8 @@ class BatchService:
         return record
 
     def batches(self) -> list[BatchStatus]:
-        return [self.status(b.name) for b in self.store.batches()]
+        """Every batch with its totals (counts, state, sums), not its mailboxes: a page of one."""
+        return [self.status_page(b.name, MailboxQuery(per_page=1)) for b in self.store.batches()]
 
     def start(self, name: str) -> int:
         """Queue an initial pass for mailboxes not yet synced (also: resume after stop/failure)."""
@@ -460,6 +474,26 @@ class BatchService:
             views.append(MailboxView(mailbox, running, _eta(mailbox, now) if running else None))
         return BatchStatus(batch, views)
 
+    def status_page(self, name: str, query: MailboxQuery) -> BatchStatus:
+        """One page of the batch's mailboxes, and the totals of all of them, in four queries
+        whatever the batch's size (``batchpages``)."""
+        batch = self.batch(name)
+        now = time.time()
+        groups, live = batchpages.live_owners(self.store, name, owner_alive, now)
+        db = self.store.db
+        matched, records = mailbox_pages.mailbox_page(
+            db, name, query.filter, live, offset=query.offset, limit=query.per_page
+        )
+        totals = dataclasses.replace(batchpages.totals_of(groups, live), matched=matched)
+        running = mailbox_pages.owned_mailboxes(db, name, live)
+        return BatchStatus(
+            batch,
+            [_view(m, live, now) for m in records],
+            totals,
+            query,
+            [_view(m, live, now) for m in running],
+        )
+
     def mailbox(self, batch: str, email: str) -> MailboxView:
         view = next((v for v in self.status(batch).mailboxes if v.record.email == email), None)
         if view is None:
@@ -475,13 +509,12 @@ class BatchService:
         target = _pair_side(self.endpoint(record.target), mailbox.target_user, "target")
         return self.store.folder_progress(pair_key(source, target))
 
-    def report_rows(self, name: str) -> list[dict[str, object]]:
-        return [_report_row(view) for view in self.status(name).mailboxes]
-
-    def report_json(self, name: str) -> dict[str, object]:
-        status = self.status(name)
+    def report_json(self, name: str, query: MailboxQuery | None = None) -> dict[str, object]:
+        """The report of one page of mailboxes (``batch status --json``), with their failures."""
+        status = self.status_page(name, query or MailboxQuery())
+        emails = [view.record.email for view in status.mailboxes]
         failures: dict[str, list[dict[str, object]]] = {}
-        for failure in self.store.failures(name):
+        for failure in mailbox_pages.failures_of(self.store.db, name, emails):
             failures.setdefault(failure.email, []).append(_failure_row(failure))
         mailboxes = []
         for view in status.mailboxes:
@@ -489,22 +522,61 @@ class BatchService:
             row["failures"] = failures.get(view.record.email, [])
             row["workloads"] = view.record.workloads
             mailboxes.append(row)
+        return {**self._report_head(status), **_page_fields(status), "mailboxes": mailboxes}
+
+    def _report_head(self, status: BatchStatus) -> dict[str, object]:
+        b = status.batch
         return {
-            "batch": name,
-            "source": status.batch.source,
-            "target": status.batch.target,
+            "batch": b.name,
+            "source": b.source,
+            "target": b.target,
             "state": status.state,
             "counts": status.counts(),
-            "mailboxes": mailboxes,
             "workers": [worker_row(view) for view in self.workers()],
         }
 
+    def write_report(self, name: str, out: TextIO, kind: str = "csv") -> None:
+        """The whole report (``csv``, ``json`` with each mailbox's failures, or ``failures``:
+        those as CSV) written to ``out`` a chunk of mailboxes at a time: memory stays flat."""
+        head = self._report_head(self.status_page(name, MailboxQuery(per_page=1)))
+        now = time.time()
+        _groups, live = batchpages.live_owners(self.store, name, owner_alive, now)
+
+        def row(m: MailboxRecord) -> dict[str, object]:
+            return _report_row(_view(m, live, now))
+
+        chunks = batchpages.chunks_with_failures(self.store, name, row, _failure_row)
+        if kind == "json":
+            batchpages.write_json_report(out, head, chunks)
+        elif kind == "failures":
+            rows = (f for chunk in chunks for _row, failures in chunk for f in failures)
+            batchpages.write_csv(out, FAILURE_COLUMNS, rows)
+        else:
+            rows = (r for chunk in chunks for r, _failures in chunk)
+            batchpages.write_csv(out, REPORT_COLUMNS, rows)
+
+    def report_text(self, name: str, kind: str = "csv") -> str:
+        buffer = io.StringIO(newline="")
+        self.write_report(name, buffer, kind)
+        return buffer.getvalue()
+
     def report_csv(self, name: str) -> str:
-        return render_csv(REPORT_COLUMNS, self.report_rows(name))
+        return self.report_text(name, "csv")
 
     def failures_csv(self, name: str) -> str:
-        self.batch(name)
-        return render_csv(FAILURE_COLUMNS, [_failure_row(f) for f in self.store.failures(name)])
+        return self.report_text(name, "failures")
+
+
+def _view(mailbox: MailboxRecord, live: set[str], now: float) -> MailboxView:
+    running = mailbox.owner is not None and mailbox.owner in live
+    return MailboxView(mailbox, running, _eta(mailbox, now) if running else None)
+
+
+def _page_fields(status: BatchStatus) -> dict[str, object]:
+    query, totals = status.query, status.totals
+    if query is None or totals is None:
+        return {}
+    return {"matched": totals.matched, "page": query.page, "per_page": query.per_page}
 
 
 def _queued(batch: str, kind: str, count: int) -> int:

@@ -65,6 +65,8 @@ class FolderCopy:
 
     def run(self, work: FolderWork) -> None:
         """Carry flag changes, copy ``work.copy`` in bursts, record this pass's failures."""
+        if work.unchanged:  # nothing to do, and no failure recorded to clear (snapshot.py)
+            return
         name = self.mapping.source.name
         self._apply_flag_updates(work.updates)
         # SELECT the target only when there is something to copy: an up-to-date folder costs two STATUS.

@@ -26,7 +26,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from mailferry.domain.errors import (
@@ -42,13 +42,14 @@ from mailferry.domain.folders import FolderMapping, FolderPlan, MappingOptions
 from mailferry.domain.labels import LabelPolicy
 from mailferry.domain.model import Summary
 from mailferry.domain.plan import Selection
-from mailferry.domain.ports import MailAccount, Noting, StateStore
+from mailferry.domain.ports import FolderRecord, MailAccount, Noting, StateStore
 from mailferry.logs import bound_context, get_logger
 from mailferry.service import accounting
 from mailferry.service.copying import FolderCopy, record_failure
 from mailferry.service.planning import FolderPlanner, FolderWork, plan_folders
 from mailferry.service.progress import NoProgress, Progress
 from mailferry.service.resilience import Pace, Reconnect, RetryPolicy
+from mailferry.service.snapshot import Snapshot, take_snapshot
 
 STOP_REQUESTED = "stop requested"
 PAUSE_SLICE = 5.0  # a long pause wakes this often to let progress (and stop requests) through
@@ -96,6 +97,7 @@ class Migration:
         self._capped = 0.0  # seconds this lane paused for daily caps
         self._dry_standing: Counter[str] = Counter()  # a dry run's copies by label key
         self._ledger = accounting.Ledger()
+        self._snapshot = Snapshot()  # read by _start: statuses and records of every folder
 
     # -- entry points -------------------------------------------------------------------------------
     def planner(self) -> FolderPlanner:
@@ -109,6 +111,7 @@ class Migration:
             self.folder_plan(),
             self.options.labels,
             self._dry_standing,
+            snapshot=self._snapshot,
         )
 
     def _plan_folder(self, mapping: FolderMapping, *, dry_run: bool) -> FolderWork:
@@ -116,10 +119,10 @@ class Migration:
         accounting.count_skips(self.summary, work)
         return work
 
-    def folder_plan(self) -> FolderPlan:
+    def folder_plan(self, records: Mapping[str, FolderRecord] | None = None) -> FolderPlan:
         if self._folder_plan is None:
             self._folder_plan = plan_folders(
-                self.source, self.target, self.options.mapping, self.store, self.pair
+                self.source, self.target, self.options.mapping, self.store, self.pair, records
             )
         return self._folder_plan
 
@@ -176,9 +179,10 @@ class Migration:
         pass before)."""
         if self.options.connections <= 1 or self._reconnect is None or len(mappings) <= 1:
             return 1
+        records = self._snapshot.records
         for mapping in mappings:
-            checkpoint = self.store.checkpoint(self.pair, mapping.source.name)
-            if checkpoint is None or not checkpoint.complete:
+            record = records.get(mapping.source.name)
+            if record is None or not record.checkpoint.complete:
                 return self.options.connections
         return 1
 
@@ -201,6 +205,9 @@ class Migration:
         return folders
 
     def _size_hint(self, folder: str) -> int:
+        known = self._snapshot.source.get(folder)
+        if known is not None:
+            return known.exists
         try:
             return self.source.status(folder).exists
         except MailferryError:
@@ -247,6 +254,7 @@ class Migration:
             )
             lane._folder_plan = self.folder_plan()
             lane._ledger = self._ledger
+            lane._snapshot = self._snapshot
             lanes.append(lane)
         return lanes
 
@@ -283,7 +291,8 @@ class Migration:
 
     def _start(self) -> None:
         self._folder_plan = None
-        plan = self.folder_plan()
+        records = self.store.folder_records(self.pair)  # read once: pins, snapshot, lanes
+        plan = self.folder_plan(records)
         self.summary.renames = [
             (m.source.name, m.target, m.rename_reason) for m in plan.mappings if m.rename_reason
         ]
@@ -293,6 +302,7 @@ class Migration:
             if warning not in self.summary.warnings:  # _start runs again after a reconnect
                 self.summary.warnings.append(warning)
         self._ledger.uncreated = accounting.prepare_target(self.target, plan, self.summary)
+        self._snapshot = take_snapshot(self.source, self.target, plan, records)
 
     def request_stop(self, why: str = STOP_REQUESTED) -> None:
         """Finish the burst in flight, save state, and return (safe from a signal handler)."""

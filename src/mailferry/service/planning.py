@@ -12,7 +12,7 @@ apart they would pass the same seven collaborators around.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from mailferry.domain.errors import FolderError, MessageError
@@ -28,7 +28,15 @@ from mailferry.domain.plan import (
     reconcile_intents,
     uncopied,
 )
-from mailferry.domain.ports import Checkpoint, Copied, Intent, MailAccount, StateStore
+from mailferry.domain.ports import (
+    Checkpoint,
+    Copied,
+    FolderRecord,
+    Intent,
+    MailAccount,
+    StateStore,
+)
+from mailferry.service.snapshot import Snapshot
 
 
 @dataclass
@@ -46,6 +54,7 @@ class FolderWork:
     skipped_deleted: int = 0
     skipped_filtered: int = 0
     elsewhere: int = 0  # left out: a copy from another label folder stands for them
+    unchanged: bool = False  # the run's snapshot showed nothing to do: no checkpoint to write
 
     @property
     def copy_bytes(self) -> int:
@@ -65,6 +74,8 @@ class FolderPlanner:
         folders: FolderPlan,
         labels: LabelPolicy | None = None,
         dry_standing: Counter[str] | None = None,
+        *,
+        snapshot: Snapshot | None = None,
     ) -> None:
         self.source = source
         self.target = target
@@ -75,8 +86,13 @@ class FolderPlanner:
         self.labels = labels  # set when the source's folders are labels (Gmail)
         # A dry run records nothing: copies it would make, by label key, for the folders after.
         self.dry_standing = dry_standing if dry_standing is not None else Counter()
+        self.snapshot = snapshot or Snapshot()
 
     def plan(self, mapping: FolderMapping, *, dry_run: bool) -> FolderWork:
+        unchanged = self.snapshot.unchanged(mapping, self.selection.fingerprint())
+        if unchanged is not None:  # nothing to copy, settle or update: see snapshot.py
+            known_src, known_tgt, copied = unchanged
+            return FolderWork(mapping, known_src, known_tgt, existing=copied, unchanged=True)
         name = mapping.source.name
         src = self.source.status(name)
         tgt = self._target_status(mapping.target, dry_run=dry_run)
@@ -165,7 +181,7 @@ class FolderPlanner:
     def finish(self, mapping: FolderMapping, work: FolderWork) -> None:
         """The checkpoint of a complete pass: the STATUS values read when it started."""
         src, tgt = work.source_status, work.target_status
-        if tgt is None:
+        if tgt is None or work.unchanged:
             return
         self.store.save_checkpoint(
             self.pair,
@@ -298,13 +314,12 @@ class FolderPlanner:
     def _claimed_target_uids(self, mapping: FolderMapping) -> set[int]:
         """Target UIDs already owned by source folders that share this target folder."""
         claimed: set[int] = set()
-        for other in self.folders.mappings:
-            if other.target == mapping.target:
-                claimed.update(
-                    c.target_uid
-                    for c in self.store.copied(self.pair, other.source.name).values()
-                    if c.target_uid is not None
-                )
+        for other in self.folders.sharing(mapping.target):
+            claimed.update(
+                c.target_uid
+                for c in self.store.copied(self.pair, other.source.name).values()
+                if c.target_uid is not None
+            )
         return claimed
 
     def _reconcile_intents(self, mapping: FolderMapping, tgt: FolderStatus) -> None:
@@ -364,6 +379,7 @@ def plan_folders(
     mapping: MappingOptions,
     store: StateStore | None = None,
     pair: str = "",
+    records: Mapping[str, FolderRecord] | None = None,
 ) -> FolderPlan:
     """Map the folders, keeping each source folder where an earlier run put it.
 
@@ -375,14 +391,15 @@ def plan_folders(
     source_folders = source.list_folders()
     target_folders = target.list_folders()
     if store is not None:
-        mapping = _with_pins(mapping, store, pair, source_folders, target_folders)
+        if records is None:
+            records = store.folder_records(pair)
+        mapping = _with_pins(mapping, records, source_folders, target_folders)
     return map_folders(source_folders, target_folders, target.delimiter, mapping)
 
 
 def _with_pins(
     mapping: MappingOptions,
-    store: StateStore,
-    pair: str,
+    records: Mapping[str, FolderRecord],
     source_folders: Sequence[FolderInfo],
     target_folders: Sequence[FolderInfo],
 ) -> MappingOptions:
@@ -390,9 +407,10 @@ def _with_pins(
     user = [src for src, _ in mapping.maps]
     pins = []
     for folder in source_folders:
-        checkpoint = store.checkpoint(pair, folder.name)
-        if checkpoint is None or checkpoint.target_folder not in existing:
+        record = records.get(folder.name)
+        if record is None or record.checkpoint.target_folder not in existing:
             continue
+        checkpoint = record.checkpoint
         under_user_map = any(
             folder.name == src
             or (folder.delimiter and folder.name.startswith(src + folder.delimiter))

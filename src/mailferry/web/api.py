@@ -8,10 +8,9 @@ unreachable), 503 (state database busy).
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 
 from mailferry.web import operations
 from mailferry.web.present import batch_detail_out, batch_out, endpoint_out, worker_out
@@ -115,10 +114,23 @@ async def create_batch(
 
 
 @router.get("/batches/{name}", tags=["batches"])
-def get_batch(request: Request, name: str) -> BatchDetailOut:
+def get_batch(
+    request: Request,
+    name: str,
+    *,
+    state: Annotated[str | None, Query(description="Only mailboxes in this state")] = None,
+    errors: Annotated[
+        str | None, Query(description="yes: with failed messages or items; no: without")
+    ] = None,
+    q: Annotated[str, Query(description="Only addresses containing this, any case")] = "",
+    page: Annotated[int, Query(description="Page, from 1")] = 1,
+    per_page: Annotated[int, Query(description="Mailboxes per page (at most 1000)")] = 100,
+) -> BatchDetailOut:
+    """The batch's totals, and one page of its mailboxes (``matched`` counts all pages)."""
     service = web_of(request).service
     operations.require_batch(service, name)
-    return batch_detail_out(service.status(name), service.workers())
+    query = operations.mailbox_query(state, errors, q, page, per_page)
+    return batch_detail_out(service.status_page(name, query), service.workers())
 
 
 @router.get("/workers", tags=["batches"])
@@ -156,13 +168,13 @@ def report(
     """Per-mailbox report (CSV, or JSON with per-message failures); ``failures``: those as CSV."""
     service = web_of(request).service
     operations.require_batch(service, name)
+    body = service.report_text(name, format)
     if format == "json":
-        body = json.dumps(service.report_json(name), indent=2, ensure_ascii=False)
         media, suffix = "application/json", "json"
     elif format == "failures":
-        body, media, suffix = service.failures_csv(name), "text/csv; charset=utf-8", "failures.csv"
+        media, suffix = "text/csv; charset=utf-8", "failures.csv"
     else:
-        body, media, suffix = service.report_csv(name), "text/csv; charset=utf-8", "csv"
+        media, suffix = "text/csv; charset=utf-8", "csv"
     disposition = f'attachment; filename="{name}-report.{suffix}"'
     return Response(body, media_type=media, headers={"Content-Disposition": disposition})
 

@@ -22,6 +22,7 @@ from mailferry.domain.labels import LabelMode
 from mailferry.domain.model import Security
 from mailferry.domain.workloads import MailVia, Workload, parse_workloads
 from mailferry.service.batches import BatchOptions, BatchService, EndpointSpec, endpoint_problems
+from mailferry.service.batchpages import MailboxQuery
 from mailferry.service.endpoints import EndpointNames
 from mailferry.service.fileroutes import under_roots
 from mailferry.service.graphprobe import probe_record
@@ -71,6 +72,19 @@ API_NAMES = EndpointNames(
 
 
 MAX_CA_BYTES = 1024 * 1024  # a CA bundle is ~200 KiB; more is not one
+
+
+def mailbox_query(
+    state: str | None, errors: str | None, search: str, page: int, per_page: int
+) -> MailboxQuery:
+    """A page of a batch from the URL's query (``?state=&errors=yes|no&q=&page=&per_page=``);
+    empty values mean "any"."""
+    flags = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
+    wanted = (errors or "").strip().lower()
+    if wanted and wanted not in flags:
+        raise ConfigError(f"errors {errors!r}: expected yes or no")
+    query = MailboxQuery(state or None, flags.get(wanted), search.strip(), page, per_page)
+    return query.check()
 
 
 def require_batch(service: BatchService, name: str) -> None:

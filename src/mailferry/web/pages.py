@@ -8,19 +8,21 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
 
 from mailferry.domain.errors import ConfigError, NotFound
 from mailferry.domain.model import MailboxState
+from mailferry.service.batchpages import SHOWN_STATES
 from mailferry.web import chart, operations
 from mailferry.web.credentials import Session
 from mailferry.web.present import batch_detail_out, batch_out, endpoint_out
 from mailferry.web.rendering import CsrfField, PollingSessionDep, SessionDep, render, see
 from mailferry.web.security import check_csrf, web_of
 
+DEFAULT_PER_PAGE = 100  # mailboxes on one page of a batch
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 NOTICES = {
     "start": "mailboxes queued to start",
@@ -117,33 +119,75 @@ async def new_batch(
     return see(f"/batches/{quote(name.strip())}?done=created&n={count}")
 
 
+Page = tuple[str | None, str | None, str, int, int]  # state, errors, q, page, per_page
+
+
 @router.get("/batches/{name}")
 def batch_page(
-    request: Request, session: SessionDep, name: str, done: str | None = None, n: int | None = None
+    request: Request,
+    session: SessionDep,
+    name: str,
+    *,
+    done: str | None = None,
+    n: int | None = None,
+    state: str | None = None,
+    errors: str | None = None,
+    q: str = "",
+    page: int = 1,
+    per_page: int = DEFAULT_PER_PAGE,
 ) -> Response:
-    context = _batch_context(request, name)
+    context = _batch_context(request, name, (state, errors, q, page, per_page))
     notice = f"{n} {NOTICES[done]}" if done in NOTICES and n is not None else None
     return render(request, "batch.html", session, notice=notice, **context)
 
 
 @router.get("/batches/{name}/live")
-def batch_live(request: Request, session: PollingSessionDep, name: str) -> Response:
-    return render(request, "_batch_live.html", session, **_batch_context(request, name))
+def batch_live(
+    request: Request,
+    session: PollingSessionDep,
+    name: str,
+    *,
+    state: str | None = None,
+    errors: str | None = None,
+    q: str = "",
+    page: int = 1,
+    per_page: int = DEFAULT_PER_PAGE,
+) -> Response:
+    context = _batch_context(request, name, (state, errors, q, page, per_page))
+    return render(request, "_batch_live.html", session, **context)
 
 
-def _batch_context(request: Request, name: str) -> dict[str, Any]:
+def _batch_context(request: Request, name: str, wanted: Page) -> dict[str, Any]:
+    """One page of the batch (filters in the URL) and the whole batch's totals and chart."""
     service = web_of(request).service
     operations.require_batch(service, name)
-    status = service.status(name)
+    query = operations.mailbox_query(*wanted)
+    status = service.status_page(name, query)
     now = time.time()
-    running = [v.record for v in status.mailboxes if v.running]
+    running = [v.record for v in status.running]
     series = chart.series(chart.spans(service.store.runs(name), running, now))
+    matched = status.totals.matched if status.totals else len(status.mailboxes)
+    kept = {"state": query.state or "", "errors": wanted[1] or "", "q": query.search}
+    kept = {k: v for k, v in kept.items() if v}
+    if query.per_page != DEFAULT_PER_PAGE:
+        kept["per_page"] = str(query.per_page)
     return {
         "batch": batch_detail_out(status, service.workers(), now),
         "chart": chart.svg(series),
         "live": status.state in (MailboxState.SYNCING, MailboxState.COMPLETING),
         "service_running": service.service_running() is not None,
         "updated": time.strftime("%H:%M:%S", time.localtime(now)),
+        "query": query,
+        "filters": kept,
+        "here": urlencode({**kept, "page": query.page} if query.page > 1 else kept),
+        "first": query.offset + 1 if matched else 0,
+        "last": min(query.offset + query.per_page, matched),
+        "matched": matched,
+        "previous": urlencode({**kept, "page": query.page - 1}) if query.page > 1 else None,
+        "next": urlencode({**kept, "page": query.page + 1})
+        if query.offset + query.per_page < matched
+        else None,
+        "states": SHOWN_STATES,
     }
 
 

@@ -182,9 +182,13 @@ def batch_detail_out(
     status: BatchStatus, workers: list[WorkerView], now: float | None = None
 ) -> BatchDetailOut:
     summary, mailboxes = _batch_fields(status, time.time() if now is None else now)
-    return BatchDetailOut(
+    detail = BatchDetailOut(
         **summary.model_dump(), mailboxes=mailboxes, workers=[worker_out(w) for w in workers]
     )
+    if status.totals is not None and status.query is not None:
+        detail.matched = status.totals.matched
+        detail.page, detail.per_page = status.query.page, status.query.per_page
+    return detail
 
 
 def worker_out(view: WorkerView) -> WorkerOut:
@@ -203,18 +207,55 @@ def worker_out(view: WorkerView) -> WorkerOut:
 
 
 def _batch_fields(status: BatchStatus, now: float) -> tuple[BatchOut, list[MailboxOut]]:
-    b = status.batch
     mailboxes = [mailbox_out(view, now) for view in status.mailboxes]
+    if status.totals is not None:
+        return _paged_summary(status, now), mailboxes
     parts = [m.progress for m in mailboxes if m.state != "failed"]
     known = [p for p in parts if p is not None]
     progress = sum(known) / len(parts) if parts and known else None
-    summary = BatchOut(
+    return _summary(
+        status,
+        len(mailboxes),
+        (
+            sum(m.messages_copied for m in mailboxes),
+            sum(m.bytes_copied for m in mailboxes),
+            sum(m.items_copied or 0 for m in mailboxes),
+        ),
+        progress,
+        sum(m.rate_bytes_per_second or 0.0 for m in mailboxes),
+    ), mailboxes
+
+
+def _paged_summary(status: BatchStatus, now: float) -> BatchOut:
+    """The same figures from the database's totals and the running mailboxes: the mean
+    progress of the mailboxes not failed, where done ones count 1 and running ones their part."""
+    totals = status.totals
+    assert totals is not None  # noqa: S101 - the caller checked
+    counts = totals.counts
+    done = sum(counts.get(s, 0) for s in DONE_STATES)
+    running = [_progress(v) or 0.0 for v in status.running]
+    parts = totals.mailboxes - counts.get("failed", 0)
+    progress = (done + sum(running)) / parts if parts and (done or running) else None
+    sums = (totals.messages_copied, totals.bytes_copied, totals.items_copied)
+    rate = sum(_rate(v, now) or 0.0 for v in status.running)
+    return _summary(status, totals.mailboxes, sums, progress, rate)
+
+
+def _summary(
+    status: BatchStatus,
+    count: int,
+    sums: tuple[int, int, int],
+    progress: float | None,
+    rate: float,
+) -> BatchOut:
+    b = status.batch
+    return BatchOut(
         name=b.name,
         source=b.source,
         target=b.target,
         state=status.state,
         counts=status.counts(),
-        mailbox_count=len(mailboxes),
+        mailbox_count=count,
         since=b.options.get("since"),
         before=b.options.get("before"),
         include_deleted=bool(b.options.get("include_deleted")),
@@ -223,15 +264,14 @@ def _batch_fields(status: BatchStatus, now: float) -> tuple[BatchOut, list[Mailb
         every_seconds=b.every,
         stop_requested=b.stop_requested,
         created=iso(b.created),
-        messages_copied=sum(m.messages_copied for m in mailboxes),
-        bytes_copied=sum(m.bytes_copied for m in mailboxes),
-        items_copied=sum(m.items_copied or 0 for m in mailboxes),
+        messages_copied=sums[0],
+        bytes_copied=sums[1],
+        items_copied=sums[2],
         workloads=b.options.get("workloads"),
         mail_via=b.options.get("mail_via"),
         progress=progress,
-        rate_bytes_per_second=sum(m.rate_bytes_per_second or 0.0 for m in mailboxes),
+        rate_bytes_per_second=rate,
     )
-    return summary, mailboxes
 
 
 def mailbox_detail_out(

@@ -308,7 +308,10 @@ class WorkerOut(BaseModel):
 
 
 class BatchDetailOut(BatchOut):
-    mailboxes: list[MailboxOut]
+    mailboxes: list[MailboxOut] = Field(description="One page of the mailboxes, in CSV order.")
+    matched: int | None = Field(None, description="Mailboxes the filters match, on all pages.")
+    page: int | None = Field(None, description="This page, from 1.")
+    per_page: int | None = Field(None, description="Mailboxes per page.")
     workers: list[WorkerOut] = Field(
         default_factory=list,
         description="Every worker on a shared database (`mailferry worker`); none on SQLite",

@@ -19,6 +19,7 @@ on with the rest.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
@@ -167,6 +168,14 @@ class FileAccount:
     def status(self, folder: str) -> FolderStatus:
         listing = self.listing(folder)
         return FolderStatus(listing.uidvalidity, len(listing) + 1, len(listing))
+
+    def statuses(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
+        """One by one: a file's status costs no round trip (unreadable folders left out)."""
+        found = {}
+        for folder in folders:
+            with contextlib.suppress(FolderError):
+                found[folder] = self.status(folder)
+        return found
 
     def permanent_flags(self, folder: str) -> frozenset[str]:
         self.listing(folder)

@@ -49,6 +49,11 @@ class NamespacedAccount(ImapAccount):
     def status(self, folder: str) -> FolderStatus:
         return super().status(self._physical(folder))
 
+    def statuses(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
+        physical = {self._physical(folder): folder for folder in folders}
+        found = super().statuses(list(physical))
+        return {physical[name]: status for name, status in found.items()}
+
     def permanent_flags(self, folder: str) -> frozenset[str]:
         return super().permanent_flags(self._physical(folder))
 

@@ -24,6 +24,8 @@ from mailferry.domain.responses import slow_down
 CHUNK = 1 << 20
 MAX_SET_CHARS = 8000  # a UID set this long keeps a command line far below servers' limits
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+LITERAL_MARK = b"{literal}"  # where a literal stood in a line read by ``Pipeline.read_response``
+_PRINTABLE = re.compile(rb"[\x20-\x7e]*")
 _LITERAL_AT_END = re.compile(rb"\{(\d+)\+?\}\r\n$")
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
 _TAGGED = re.compile(rb"^(\S+) (OK|NO|BAD)\b ?(.*)$", re.IGNORECASE | re.DOTALL)
@@ -41,13 +43,23 @@ class Connection(Protocol):
 
 def quote_mailbox(name: str) -> bytes:
     """A folder name as an IMAP quoted string, in modified UTF-7 (a ``RawName``: its own bytes)."""
-    raw: bytes = name.raw if isinstance(name, RawName) else encode_utf7(name)
+    raw: bytes = name.raw if isinstance(name, RawName) else _utf7(name)
     return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+def _utf7(name: str) -> bytes:
+    """Modified UTF-7; printable ASCII without ``&`` is itself (thousands of names a pass)."""
+    if name.isascii() and "&" not in name and name.isprintable():
+        return name.encode("ascii")
+    encoded: bytes = encode_utf7(name)
+    return encoded
 
 
 def decode_mailbox(raw: bytes) -> str:
     """A mailbox name off the wire: modified UTF-7 when it is that (exactly as we would write it),
     else a ``RawName`` (UTF-8 if valid, else Latin-1) that keeps the bytes to send back."""
+    if b"&" not in raw and _PRINTABLE.fullmatch(raw) is not None:
+        return raw.decode("ascii")  # plain ASCII is its own modified UTF-7 (most names: fast)
     if all(0x20 <= byte <= 0x7E for byte in raw):
         try:
             text: str = decode_utf7(raw)
@@ -130,6 +142,9 @@ class Pipeline:
         self._counter += 1
         return b"mf%d" % self._counter
 
+    def send(self, data: bytes) -> None:
+        self._conn.send(data)
+
     def send_body(self, body: BinaryIO, size: int) -> None:
         left = size
         while left > 0:
@@ -141,11 +156,19 @@ class Pipeline:
 
     def read_response_line(self) -> bytes:
         """One logical response line, with any literals inlined (they are skipped: we need none)."""
+        return self.read_response(keep_literals=False)[0]
+
+    def read_response(self, *, keep_literals: bool = True) -> tuple[bytes, list[bytes]]:
+        """One logical response line, each literal in it replaced by ``{literal}``, and the
+        literals' contents in order (when ``keep_literals``: a folder name may come as one)."""
         line = self._readline()
+        literals: list[bytes] = []
         while (match := _LITERAL_AT_END.search(line)) is not None:
-            self._conn.read(int(match.group(1)))
-            line = line[: match.start()] + b"{literal}" + self._readline()
-        return line
+            literal = self._conn.read(int(match.group(1)))
+            if keep_literals:
+                literals.append(literal)
+            line = line[: match.start()] + LITERAL_MARK + self._readline()
+        return line, literals
 
     def _readline(self) -> bytes:
         line = self._conn.readline()
@@ -154,13 +177,21 @@ class Pipeline:
         return line
 
     def wait_tagged(
-        self, tags: Sequence[bytes], on_continuation: Callable[[], None] | None = None
+        self,
+        tags: Iterable[bytes],
+        on_continuation: Callable[[], None] | None = None,
+        *,
+        on_untagged: Callable[[bytes, list[bytes]], None] | None = None,
+        leave: int = 0,
     ) -> dict[bytes, Tagged]:
-        """Read until every tag in ``tags`` completed; ``+`` lines call ``on_continuation``."""
-        pending = set(tags)
+        """Read until every tag in ``tags`` but ``leave`` completed (any of them: a window of
+        pipelined commands); ``+`` lines call ``on_continuation``, other untagged lines go to
+        ``on_untagged`` with their literals. ``tags`` is a set the caller may share: completed
+        tags are removed from it when it is one."""
+        pending = tags if isinstance(tags, set) else set(tags)
         done: dict[bytes, Tagged] = {}
-        while pending:
-            line = self.read_response_line()
+        while len(pending) > leave:
+            line, literals = self.read_response(keep_literals=on_untagged is not None)
             if line.startswith(b"+"):
                 if on_continuation is None:
                     raise ConnectError("unexpected continuation request from the server")
@@ -172,6 +203,10 @@ class Pipeline:
                 if throttled is not None:
                     raise throttled
                 raise ConnectError("the server ended the session: " + said)
+            if line.startswith(b"*"):
+                if on_untagged is not None:
+                    on_untagged(line, literals)
+                continue
             match = _TAGGED.match(line.rstrip(b"\r\n"))
             if match and match.group(1) in pending:
                 pending.discard(match.group(1))

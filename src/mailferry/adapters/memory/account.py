@@ -8,10 +8,12 @@ same checks against it and a real Dovecot so that it cannot drift.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
 import itertools
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -122,6 +124,8 @@ class MemoryAccount:
         self.crash_after = crash_after  # appends stored before the "connection" breaks
         self.break_listing_after = break_listing_after  # messages a whole-folder listing yields
         self.appends = 0
+        # Commands that would each cost a round trip on a server, by name (tests count them).
+        self.commands: Counter[str] = Counter()
 
     @property
     def delimiter(self) -> str:
@@ -159,9 +163,23 @@ class MemoryAccount:
         self.server.create(name)
 
     def subscribe(self, name: str) -> None:
+        self.commands["SUBSCRIBE"] += 1
         self.server.folder(name).subscribed = True
 
     def status(self, folder: str) -> FolderStatus:
+        self.commands["STATUS"] += 1
+        return self._status(folder)
+
+    def statuses(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
+        """Like one LIST-STATUS: one command, folders that cannot be read left out."""
+        self.commands["LIST-STATUS"] += 1
+        found = {}
+        for folder in folders:
+            with contextlib.suppress(FolderError):
+                found[folder] = self._status(folder)
+        return found
+
+    def _status(self, folder: str) -> FolderStatus:
         box = self.server.folder(folder)
         if self.server.phantom_uidvalidity and box.uidnext == 1:
             box.uidvalidity = next(_validity)

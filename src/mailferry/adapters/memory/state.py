@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from mailferry.domain.errors import StateError
 from mailferry.domain.labels import LabelTally
-from mailferry.domain.ports import Checkpoint, Copied, Intent
+from mailferry.domain.ports import Checkpoint, Copied, FolderRecord, Intent
 
 _Folder = tuple[str, str]  # (pair, source folder)
 
@@ -41,6 +41,18 @@ class MemoryStateStore:
 
     def save_checkpoint(self, pair: str, checkpoint: Checkpoint) -> None:
         self._checkpoints[self._folder(pair, checkpoint.source_folder)] = checkpoint
+
+    def folder_records(self, pair: str) -> dict[str, FolderRecord]:
+        self._folder(pair, "")  # a closed store refuses
+        return {
+            folder: FolderRecord(
+                checkpoint,
+                len(self._copied.get((pair, folder), {})),
+                bool(self._intents.get((pair, folder)) or self._failures.get((pair, folder))),
+            )
+            for (p, folder), checkpoint in self._checkpoints.items()
+            if p == pair
+        }
 
     def reset_folder(self, pair: str, folder: str) -> None:
         key = self._folder(pair, folder)

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
-from sqlalchemy import URL, Connection, Table, bindparam, delete, func, select, update
+from sqlalchemy import URL, Connection, Row, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from mailferry.adapters.store import schema
@@ -26,9 +26,10 @@ from mailferry.adapters.store.engine import Database, open_database, sqlite_url
 from mailferry.adapters.store.tables import CHECKPOINTS, COPIED, FAILURES, INTENTS
 from mailferry.domain.errors import StateError
 from mailferry.domain.labels import LabelTally
-from mailferry.domain.ports import Checkpoint, Copied, Intent
+from mailferry.domain.ports import Checkpoint, Copied, FolderRecord, Intent
 
 SCHEMA_VERSION = schema.SYNC.version
+WRITE_CHUNK = 2000  # rows per executemany of one large write
 UID_CHUNK = 500  # source UIDs per IN (...) query; SQLite allowed 999 variables before 3.32
 
 _FOLDER_TABLES = (CHECKPOINTS, COPIED, INTENTS, FAILURES)
@@ -108,17 +109,31 @@ class SqlStateStore(SqlStore):
         )
         with self._transaction() as conn:
             row = conn.execute(query).one_or_none()
-        if row is None:
-            return None
-        return Checkpoint(
-            source_folder=row.folder,
-            target_folder=row.target_folder,
-            source_uidvalidity=row.source_uidvalidity,
-            source_uidnext=row.source_uidnext,
-            source_modseq=row.source_modseq,
-            target_uidvalidity=row.target_uidvalidity,
-            selection=row.selection,
+        return None if row is None else _checkpoint(row)
+
+    def folder_records(self, pair: str) -> dict[str, FolderRecord]:
+        """Four queries, each on the primary key's (pair, folder) prefix, in one transaction."""
+        counts = (
+            select(COPIED.c.folder, func.count().label("n"))
+            .where(COPIED.c.pair == pair)
+            .group_by(COPIED.c.folder)
         )
+        with self._transaction() as conn:
+            checkpoints = [
+                _checkpoint(row)
+                for row in conn.execute(select(CHECKPOINTS).where(CHECKPOINTS.c.pair == pair))
+            ]
+            copied = {row.folder: int(row.n) for row in conn.execute(counts)}
+            pending: set[str] = set()
+            for table in (INTENTS, FAILURES):
+                query = select(table.c.folder).where(table.c.pair == pair).distinct()
+                pending.update(conn.scalars(query))
+        return {
+            c.source_folder: FolderRecord(
+                c, copied.get(c.source_folder, 0), c.source_folder in pending
+            )
+            for c in checkpoints
+        }
 
     def save_checkpoint(self, pair: str, checkpoint: Checkpoint) -> None:
         row = {
@@ -178,9 +193,13 @@ class SqlStateStore(SqlStore):
             return int(conn.execute(query).scalar_one())
 
     def add_copied(self, pair: str, folder: str, copied: Sequence[Copied]) -> None:
-        rows = _copied_rows(pair, folder, copied)
+        """One transaction, written ``WRITE_CHUNK`` rows at a time: lost-state matching records a
+        whole folder at once, and its rows and SQLAlchemy's parameters for all of them at once
+        were the peak of that pass (a flag that cannot be stored rolls back every chunk)."""
         with self._transaction(write=True) as conn:
-            _upsert_messages(conn, COPIED, rows)
+            for start in range(0, len(copied), WRITE_CHUNK):
+                chunk = copied[start : start + WRITE_CHUNK]
+                _upsert_messages(conn, COPIED, _copied_rows(pair, folder, chunk))
 
     def update_flags(self, pair: str, folder: str, updates: Mapping[int, frozenset[str]]) -> None:
         """Record the flags now on the target; UIDs not recorded as copied are ignored."""
@@ -302,6 +321,18 @@ class SqlStateStore(SqlStore):
             )
             if rows:
                 conn.execute(FAILURES.insert(), rows)
+
+
+def _checkpoint(row: Row[Any]) -> Checkpoint:
+    return Checkpoint(
+        source_folder=row.folder,
+        target_folder=row.target_folder,
+        source_uidvalidity=row.source_uidvalidity,
+        source_uidnext=row.source_uidnext,
+        source_modseq=row.source_modseq,
+        target_uidvalidity=row.target_uidvalidity,
+        selection=row.selection,
+    )
 
 
 def _copied_rows(pair: str, folder: str, messages: Sequence[Copied]) -> list[dict[str, object]]:

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Where the memory of a big folder goes (issue #17 rule 1): peak RSS of each pass over one
+folder of N small messages, and the largest live allocations at the peak (tracemalloc).
+
+    python3 benchmarks/bigfolder_memory.py [--messages 100000] [--trace]
+
+The folder is written straight into the source Dovecot's Maildir (tests/integration/bigfolder.py).
+Each pass runs as its own process (run.py's launcher: wall time, peak RSS of that process):
+first pass, no-op pass, the re-run after the state database is lost, verify. With ``--trace``,
+the first pass and the lost-state re-run run again in this process under tracemalloc, into a
+fresh target, and the allocations alive at the traced peak are printed by source line. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Self
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+try:
+    import mailferry  # noqa: F401
+except ImportError:  # run with a Python that lacks the package: use the repository's venv
+    venv = REPO / ".venv" / "bin" / "python"
+    if venv.exists() and Path(sys.executable) != venv:
+        os.execv(venv, [str(venv), *sys.argv])  # noqa: S606 - the same script, another Python
+    raise
+
+sys.path.insert(0, str(REPO))
+from click.testing import CliRunner  # noqa: E402
+from run import run_process, summary_of  # noqa: E402
+from tests.integration.bigfolder import fill_inbox  # noqa: E402
+
+from mailferry.cli import main as cli  # noqa: E402
+from mailferry.sandbox.dovecot import DovecotServer  # noqa: E402
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class PeakSnapshot:
+    """Samples tracemalloc every ``every`` seconds; keeps a snapshot whenever the traced size
+    passed the last snapshot's by 10 %: the last one kept is (about) the peak's."""
+
+    def __init__(self, every: float = 0.5) -> None:
+        self.every, self.best, self.size = every, None, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Self:
+        tracemalloc.start(8)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            current = tracemalloc.get_traced_memory()[0]
+            if current > self.size * 1.1:
+                self.best, self.size = tracemalloc.take_snapshot(), current
+
+
+def traced(argv: list[str], env: dict[str, str], label: str) -> None:
+    with PeakSnapshot() as peak:
+        result = CliRunner().invoke(cli, argv, env=env, catch_exceptions=False)
+    print(f"\n## {label}: exit {result.exit_code}, traced peak {peak.peak / 1e6:.1f} MB")
+    if peak.best is None:
+        return
+    stats = peak.best.statistics("lineno")
+    print(f"snapshot at {peak.size / 1e6:.1f} MB; largest by line:")
+    for stat in stats[:15]:
+        frame = stat.traceback[0]
+        where = f"{Path(frame.filename).name}:{frame.lineno}"
+        print(f"  {stat.size / 1e6:8.1f} MB {stat.count:9d} blocks  {where}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--trace", action="store_true")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mailferry-bigfolder-"))
+    with (
+        DovecotServer(work / "src", delimiter="/", auto_create=False) as source,
+        DovecotServer(work / "dst", delimiter=".") as target,
+    ):
+        source.add_user("src", "pw")
+        for user in ("dst", "dst2"):
+            target.add_user(user, "pw")
+        started = time.monotonic()
+        fill_inbox(source, "src", args.messages)
+        log(f"{args.messages} messages written in {time.monotonic() - started:.1f} s")
+        env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"}
+        env |= {"MAILFERRY_SOURCE_PASSWORD": "pw", "MAILFERRY_TARGET_PASSWORD": "pw"}
+        src = f"imap://src@127.0.0.1:{source.port}"
+        state = work / "state.sqlite3"
+
+        def sync(dst: str) -> list[str]:
+            return [src, f"imap://{dst}@127.0.0.1:{target.port}", "--state", str(state)]
+
+        print("| pass | seconds | msg/s | peak RSS MB | copied |\n|---|---|---|---|---|")
+        for label in ("first pass", "no-op pass", "lost state", "verify"):
+            if label == "lost state":
+                for path in work.glob("state.sqlite3*"):
+                    path.unlink()
+            command = ["verify"] if label == "verify" else ["sync", "--json"]
+            proc = run_process([sys.executable, "-m", "mailferry.cli", *command, *sync("dst")], env)
+            copied = summary_of(proc.stdout).get("messages_copied", f"exit {proc.returncode}")
+            rate = args.messages / proc.seconds
+            print(f"| {label} | {proc.seconds:.1f} | {rate:.0f} | {proc.rss_mb:.1f} | {copied} |")
+        if args.trace:
+            state = work / "traced.sqlite3"
+            traced(["sync", "--json", *sync("dst2")], env, "first pass (traced, fresh target)")
+            for path in work.glob("traced.sqlite3*"):
+                path.unlink()
+            traced(["sync", "--json", *sync("dst2")], env, "lost state (traced)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
