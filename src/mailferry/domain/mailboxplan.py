@@ -44,6 +44,8 @@ parent, created with the same class when missing.
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -140,6 +142,10 @@ class Claims:
         if there is not None and there.key is not None and there in self._free.get(there.key, []):
             self._free[there.key].remove(there)
 
+    def count(self, key: str | None) -> int:
+        """How many free copies have ``key``."""
+        return len(self._free.get(key, ())) if key is not None else 0
+
     def claim(self, key: str | None) -> MailboxEntry | None:
         copies = self._free.get(key) if key is not None else None
         return copies.pop(0) if copies else None
@@ -153,13 +159,27 @@ class Settled:
 
 
 def settle_intents(intents: Sequence[ImportIntent], claims: Claims) -> Settled:
-    """The intents an interrupted run left, against a listing of their target folder."""
+    """The intents an interrupted run left, against a listing of their target folder.
+
+    A create found by a key that several intents share, or that several free copies have, may have
+    been matched to another source item's copy (both have that key): it is recorded with an
+    unknown source change key, so the pass that follows replaces the copy with this item's
+    content (``Mode: update``)."""
     done: list[Copy] = []
     dropped: list[str] = []
     unknown: set[str] = set()
+    shared = Counter(i.key for i in intents if i.mode is Mode.CREATE and i.key is not None)
+    for intent in intents:  # an update names its copy: no create may claim that one by key
+        if intent.mode is Mode.UPDATE and intent.target_id:
+            claims.take(intent.target_id)
     for intent in intents:
+        ambiguous = intent.mode is Mode.CREATE and (
+            claims.count(intent.key) > 1 or (intent.key is not None and shared[intent.key] > 1)
+        )
         landed = _landed(intent, claims)
         if landed is not None:
+            if ambiguous:
+                landed = dataclasses.replace(landed, source_change_key="")
             done.append(landed)
             continue
         dropped.append(intent.source_id)

@@ -99,6 +99,13 @@ class MailboxSummary:
         with self._lock:
             report.failures.append(problem)
 
+    def doubt(self, workload: Workload, problem: EntryProblem) -> None:
+        """A copy that may be a second one (``not_recognisable``), once per item."""
+        report = self.section(workload)
+        with self._lock:
+            if all(p.item != problem.item for p in report.not_recognisable):
+                report.not_recognisable.append(problem)
+
     def throttle(self, answers: int, seconds: float) -> None:
         with self._lock:
             self.throttled += answers

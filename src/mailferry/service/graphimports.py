@@ -147,10 +147,8 @@ class Imports:
                 action.source_id, f"{len(got.data)} bytes: over the limit of {limit} bytes"
             )
             return None
-        if action.note is not None:
-            self.folder.unknown.append(
-                EntryProblem(self.folder.plan.path, action.source_id, action.note)
-            )
+        if action.note is not None:  # kept whatever becomes of this attempt: it wrote
+            self.folder.doubt(EntryProblem(self.folder.plan.path, action.source_id, action.note))
         replace = action.copy if action.step is Step.UPDATE else None
         return Upload(action.entry, got.change_key, got.data, replace)
 

@@ -69,7 +69,6 @@ class FolderPass:
         # retried pass lists the same entries again); copies and updates are counted at once
         self.tally: Counter[str] = Counter()
         self.problems: list[EntryProblem] = []
-        self.unknown: list[EntryProblem] = []
         self.listed_target = False
         self.strangers = False  # the target folder holds items the state does not know
 
@@ -117,9 +116,13 @@ class FolderPass:
             summary.count(workload, name, n)
         for problem in self.problems:
             summary.fail(workload, problem)
-        summary.section(workload).not_recognisable.extend(self.unknown)
 
     # -- what Imports reports back ---------------------------------------------------------------
+    def doubt(self, problem: EntryProblem) -> None:
+        """An item about to be imported that may be on the target already: reported once per run,
+        even if the attempt that imports it is retried (the import it starts may land)."""
+        self.ctx.summary.doubt(self.plan.workload, problem)
+
     def landed(self, source_id: str, *, update: bool) -> None:  # noqa: ARG002 - one signature
         self.ctx.summary.count(self.plan.workload, "updated" if update else "copied")
 
