@@ -543,7 +543,10 @@ class BatchService:
         _groups, live = batchpages.live_owners(self.store, name, owner_alive, now)
 
         def row(m: MailboxRecord) -> dict[str, object]:
-            return _report_row(_view(m, live, now))
+            found = _report_row(_view(m, live, now))
+            if kind == "json":  # each workload's section of the last pass (CSV: its columns)
+                found["workloads"] = m.workloads
+            return found
 
         chunks = batchpages.chunks_with_failures(self.store, name, row, _failure_row)
         if kind == "json":
