@@ -12,14 +12,21 @@ PST's path, and copies the rest.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from mailferry.adapters.files import pstmail
-from mailferry.adapters.files.account import Entry, FileAccount, Listing, digest_validity
+from mailferry.adapters.files import pstmail, rfc822
+from mailferry.adapters.files.account import (
+    Entry,
+    FileAccount,
+    Listing,
+    digest_validity,
+    wanted_uids,
+)
 from mailferry.domain.errors import AccountError, FolderError
-from mailferry.domain.model import FolderInfo
+from mailferry.domain.model import FolderInfo, MessageMeta
 from mailferry.logs import get_logger
 
 log = get_logger(__name__)
@@ -54,6 +61,23 @@ class PstListing:
             return Entry(frozenset(), pstmail.received({}), 0)  # reported when fetched
         return Entry(pstmail.flags_of(props), pstmail.received(props), self.sizes.get(index))
 
+    def measured(self, index: int) -> tuple[Entry, bytes]:
+        """The entry with its exact size, and the message's start, without building the message
+        (``pstmail.measure``); size 0 and no head for an item that cannot be read (reported when
+        it is fetched)."""
+        try:
+            item = self.folder.get_sub_message(index)
+            props = pstmail.properties(item)
+        except OSError:
+            return Entry(frozenset(), pstmail.received({}), 0), b""
+        flags, date = pstmail.flags_of(props), pstmail.received(props)
+        try:
+            found = pstmail.measure(item, props)
+        except (OSError, ValueError):
+            return Entry(flags, date, 0), b""
+        self.sizes[index] = found.size
+        return Entry(flags, date, found.size), found.head
+
     def read(self, index: int) -> bytes:
         try:
             item = self.folder.get_sub_message(index)
@@ -67,7 +91,10 @@ class PstListing:
         return built.data
 
     def head(self, index: int) -> bytes:
-        return self.read(index)  # a PST item is built whole
+        head = self.measured(index)[1]
+        if not head:
+            self.read(index)  # raises what made the item unreadable
+        return head
 
     def where(self, index: int) -> str:
         return f"{self.path}, folder {self.name!r}, item {index + 1}"
@@ -124,6 +151,18 @@ class PstAccount(FileAccount):
         if key not in self._folders:
             raise FolderError(name, f"{self.path}: no such folder in the PST")
         return self._folders[key]
+
+    def fetch_meta(
+        self, folder: str, uids: Sequence[int] | None = None, *, message_ids: bool = False
+    ) -> Iterator[MessageMeta]:
+        """As for every file source, but each item is measured, not built: planning a folder
+        reads every message's size and Message-ID, and building a message (MIME, base64) costs
+        far more than measuring it; it is built once, when it is copied."""
+        listing = cast("PstListing", self.listing(folder))
+        for uid in wanted_uids(listing, uids):
+            entry, head = listing.measured(uid - 1)
+            mid = rfc822.message_id(rfc822.header_block(head)) if message_ids else None
+            yield MessageMeta(uid, entry.flags, entry.internaldate, entry.size or 0, mid)
 
     def _stamp(self, folder: str) -> object:
         self._folder(folder)
