@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from mailferry.adapters.files import MaildirAccount, PstAccount, pstmail
-from mailferry.adapters.files.pst import REBUILT
+from mailferry.adapters.files.pst import REBUILT, Frames
 from mailferry.adapters.memory.state import MemoryStateStore
 from mailferry.domain.errors import MessageError
 from mailferry.service.migrate import Migration, SyncOptions
@@ -127,10 +127,25 @@ BUILT_BEFORE = {
 
 def test_messages_are_built_byte_for_byte_as_before():
     account = PstAccount(PST)
-    for folder, sha256 in BUILT_BEFORE.items():
+    for folder, sha256 in BUILT_BEFORE.items():  # measured, then built from the kept frame
         [meta], [message] = fetched(account, folder)
         assert (message.sha256, meta.size) == (sha256, message.size)
+        [message] = account.fetch_messages(folder, [meta])  # no frame kept: the long way
+        assert message.sha256 == sha256
     account.close()
+
+
+def test_measured_frames_are_kept_for_the_copy_within_a_bound():
+    frame = pstmail.Frame((b"x" * 40, b"y" * 20), rebuilt=False)
+    frames = Frames(limit=150)
+    for index in range(3):
+        frames.keep(("INBOX", index), frame)
+    assert len(frames) == 2  # 180 bytes is over the limit: the oldest went
+    assert frames.take(("INBOX", 0)) is None
+    assert frames.take(("INBOX", 1)) is frame
+    assert frames.take(("INBOX", 1)) is None  # taken once
+    frames.keep(("Sent", 1), frame)
+    assert len(frames) == 2
 
 
 @pytest.mark.parametrize("size", [0, 1, 56, 57, 58, 114, 115, 4000])

@@ -12,6 +12,8 @@ PST's path, and copies the rest.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,12 +44,50 @@ _ROLES = {
 }
 
 
+FRAMES_LIMIT = 8 << 20  # bytes of measured frames an account keeps for the copies
+
+
+class Frames:
+    """The frames of measured messages (``pstmail.Frame``), kept for their copy: planning
+    measures a whole folder, then its messages are copied in that order, and a kept frame spares
+    building the message again. Bounded: past ``limit`` bytes the oldest go (those messages are
+    built the long way), so memory stays flat whatever the size of a folder."""
+
+    def __init__(self, limit: int = FRAMES_LIMIT) -> None:
+        self.limit = limit
+        self._kept: OrderedDict[tuple[str, int], pstmail.Frame] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def keep(self, key: tuple[str, int], frame: pstmail.Frame) -> None:
+        with self._lock:
+            self._drop(key)
+            self._kept[key] = frame
+            self._bytes += frame.size
+            while self._bytes > self.limit:
+                self._drop(next(iter(self._kept)))
+
+    def take(self, key: tuple[str, int]) -> pstmail.Frame | None:
+        with self._lock:
+            return self._drop(key)
+
+    def _drop(self, key: tuple[str, int]) -> pstmail.Frame | None:
+        frame = self._kept.pop(key, None)
+        if frame is not None:
+            self._bytes -= frame.size
+        return frame
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
 @dataclass
 class PstListing:
     path: Path
     name: str
     folder: Any  # pypff.folder
     uidvalidity: int
+    frames: Frames
     sizes: dict[int, int] = field(default_factory=dict)
     rebuilt: set[int] = field(default_factory=set)
 
@@ -76,12 +116,15 @@ class PstListing:
         except (OSError, ValueError):
             return Entry(flags, date, 0), b""
         self.sizes[index] = found.size
+        if found.frame is not None:
+            self.frames.keep((self.name, index), found.frame)
         return Entry(flags, date, found.size), found.head
 
     def read(self, index: int) -> bytes:
         try:
             item = self.folder.get_sub_message(index)
-            built = pstmail.build(item, pstmail.properties(item))
+            frame = self.frames.take((self.name, index))
+            built = pstmail.build(item, pstmail.properties(item), frame)
         except OSError as exc:  # libpff chains its reasons: the first one says what failed
             raise ValueError(f"damaged item: {str(exc).split('. ', 1)[0]}") from None
         self.sizes[index] = len(built.data)
@@ -117,6 +160,7 @@ class PstAccount(FileAccount):
         except OSError as exc:
             raise AccountError(f"{path}: cannot be read as a PST ({exc})") from None
         self._folders: dict[str, Any] = {}
+        self._frames = Frames()
         self._walk(self._top(), ())
 
     def _top(self) -> Any:
@@ -177,10 +221,11 @@ class PstAccount(FileAccount):
             except OSError:
                 identifiers.append(b"?")
         validity = digest_validity([str(self.path).encode(), folder.encode(), *identifiers])
-        return PstListing(self.path, folder, box, validity)
+        return PstListing(self.path, folder, box, validity, self._frames)
 
     def close(self) -> None:
         super().close()
+        self._frames = Frames()
         self._file.close()
 
 

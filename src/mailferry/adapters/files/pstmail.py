@@ -18,6 +18,7 @@ import email.utils
 import hashlib
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.headerregistry import BaseHeader, HeaderRegistry
@@ -131,39 +132,68 @@ class Built:
 
 
 @dataclass(frozen=True)
+class Frame:
+    """A measured message's bytes around its attachments' base64 (one piece more than it has
+    attachments): the message is built again from it with only the attachments read, without
+    the email package (``build(..., frame)``)."""
+
+    pieces: tuple[bytes, ...]
+    rebuilt: bool
+
+    @property
+    def size(self) -> int:
+        return sum(len(piece) for piece in self.pieces)
+
+
+@dataclass(frozen=True)
 class Measured:
     """What a folder listing needs of an item without the cost of building it: its exact size
     and its header block (for the Message-ID). The attachments are read, not encoded."""
 
     size: int
     head: bytes
+    frame: Frame | None  # None when the bytes cannot be put together from pieces (rare)
 
 
-def build(item: Any, props: dict[int, Any]) -> Built:
+def build(item: Any, props: dict[int, Any], frame: Frame | None = None) -> Built:
     """The item as RFC 822 bytes (CRLF); OSError/ValueError when libpff cannot read a part.
 
     The MIME structure is flattened with one placeholder line per attachment, and the base64 of
     each attachment is put in its place as bytes: the email package never sees the attachments'
-    data, which made it the slow part (the bytes are those ``as_bytes`` gives; tests hold it)."""
+    data, which made it the slow part (the bytes are those ``as_bytes`` gives; tests hold it).
+    Given the ``frame`` that measuring the item gave, only the attachments are read again."""
+    if frame is not None:
+        data = [_data(item.get_attachment(i)) for i in range(item.number_of_attachments)]
+        if len(data) + 1 == len(frame.pieces):
+            return Built(_splice(frame.pieces, data), frame.rebuilt)
     skeleton = _skeleton(item, props)
     pieces = skeleton.flat.split(skeleton.marker)
     if len(pieces) != len(skeleton.data) + 1:  # the marker is in a body too: the long way
-        for part, data in zip(skeleton.parts, skeleton.data, strict=True):
-            part.set_payload(base64_lines(data))
+        for part, content in zip(skeleton.parts, skeleton.data, strict=True):
+            part.set_payload(base64_lines(content))
         return Built(skeleton.prefix + flatten(skeleton.body), skeleton.rebuilt)
-    out = [skeleton.prefix, pieces[0]]
-    for data, piece in zip(skeleton.data, pieces[1:], strict=True):
-        out.append(_base64_crlf(data))
-        out.append(piece)
-    return Built(b"".join(out), skeleton.rebuilt)
+    return Built(skeleton.prefix + _splice(pieces, skeleton.data), skeleton.rebuilt)
 
 
 def measure(item: Any, props: dict[int, Any]) -> Measured:
-    """``len(build(item, props).data)`` and the header block, without encoding attachments."""
+    """``len(build(item, props).data)``, the header block and the frame, without encoding
+    attachments."""
     skeleton = _skeleton(item, props)
     size = len(skeleton.prefix) + len(skeleton.flat)
     size += sum(_base64_size(len(data)) - len(skeleton.marker) for data in skeleton.data)
-    return Measured(size, skeleton.prefix + skeleton.flat)
+    pieces = skeleton.flat.split(skeleton.marker)
+    frame = None
+    if len(pieces) == len(skeleton.data) + 1:
+        frame = Frame((skeleton.prefix + pieces[0], *pieces[1:]), skeleton.rebuilt)
+    return Measured(size, skeleton.prefix + skeleton.flat, frame)
+
+
+def _splice(pieces: Sequence[bytes], data: list[bytes]) -> bytes:
+    out = [pieces[0]]
+    for content, piece in zip(data, pieces[1:], strict=True):
+        out.append(_base64_crlf(content))
+        out.append(piece)
+    return b"".join(out)
 
 
 @dataclass
@@ -297,8 +327,7 @@ def _decode(data: bytes, *encodings: str) -> str:
 def _attach(body: EmailMessage, attachment: Any) -> tuple[EmailMessage, bytes]:
     """Adds a part for ``attachment`` (its payload set by the caller); the part and the bytes."""
     props = properties(attachment)
-    size = attachment.size or 0
-    data = attachment.read_buffer(size) if size else b""
+    data = _data(attachment)
     name = text(props, ATTACH_LONG_FILENAME) or text(props, ATTACH_FILENAME) or "attachment"
     mime = text(props, ATTACH_MIME_TAG) or "application/octet-stream"
     maintype, _, subtype = mime.partition("/")
@@ -307,7 +336,12 @@ def _attach(body: EmailMessage, attachment: Any) -> tuple[EmailMessage, bytes]:
     body.add_attachment(b"", maintype=maintype, subtype=subtype or "octet-stream", filename=name)
     part = cast("list[EmailMessage]", body.get_payload())[-1]  # the part just added: its
     # headers do not depend on the data
-    return part, bytes(data)
+    return part, data
+
+
+def _data(attachment: Any) -> bytes:
+    size = attachment.size or 0
+    return bytes(attachment.read_buffer(size)) if size else b""
 
 
 def _without_content_fields(headers: str) -> bytes:
