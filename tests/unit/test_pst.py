@@ -193,3 +193,18 @@ def test_a_body_holding_the_attachment_placeholder_is_built_the_long_way_alike()
     assert data.replace(marker + b"\r\n", b"", 1) == built.data
     assert pstmail.measure(tricky, {}).size == len(data)
     assert pstmail.measure(plain, {}).size == len(built.data)
+
+
+class _Entry:
+    def __init__(self, value):
+        self.data = value.encode()
+        self.data_as_string = value
+
+
+def test_a_subject_with_mapis_prefix_marker_read_as_a_line_break_is_built():
+    props = {pstmail.SUBJECT: _Entry("\x01\x0bAccepted: meeting\nfrom Ed")}
+    data = pstmail.build(_Fake(b"text\n"), props).data
+    assert b"\r\nSubject: Accepted: meeting from Ed\r\n" in data
+    assert (
+        pstmail.subject({pstmail.SUBJECT: _Entry("\x01\x05RE: x")}) == "\x01\x05RE: x"
+    )  # as before

@@ -371,7 +371,7 @@ def _rebuild_headers(body: EmailMessage, item: Any, props: dict[int, Any]) -> No
         addresses = _recipients(item, kind)
         if addresses:
             body[field] = ", ".join(addresses)
-    body["Subject"] = text(props, SUBJECT) or ""
+    body["Subject"] = subject(props)
     sent = moment(props, CLIENT_SUBMIT_TIME) or received(props)
     body["Date"] = email.utils.format_datetime(sent)
     message_id = text(props, INTERNET_MESSAGE_ID)
@@ -380,6 +380,25 @@ def _rebuild_headers(body: EmailMessage, item: Any, props: dict[int, Any]) -> No
     for key, value in content.items():
         if value is not None:
             body[key] = value
+
+
+def subject(props: dict[int, Any]) -> str:
+    """PR_SUBJECT as a header value. A subject may start with MAPI's prefix marker, U+0001 and
+    the length of the prefix ("Accepted: "); a length of 11 or 12 is a character the email
+    package reads as a line break (such an item failed as "damaged"). Only then is the marker
+    dropped and the value made one line: subjects that could be built before keep their bytes
+    (copies made by earlier versions are known by their hash)."""
+    value = text(props, SUBJECT) or ""
+    if len(value.splitlines()) <= 1:
+        return value
+    if value.startswith("\x01"):
+        value = value[2:]
+    return _one_line(value)
+
+
+def _one_line(value: str) -> str:
+    """No line breaks (``str.splitlines``' own, which the email package refuses in a header)."""
+    return " ".join(value.splitlines())
 
 
 def _recipients(item: Any, kind: int) -> list[str]:
