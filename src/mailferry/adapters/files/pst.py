@@ -3,7 +3,9 @@
 Folders are the tree under the PST's top folder ("Top of Personal Folders", "Top of Outlook data
 file"), delimiter ``/``; Inbox is INBOX. Folders of calendar items, contacts, tasks, notes and
 journal entries are not mail: they are left out here and named in the log (``pst.not_mail``).
-Messages are built one at a time (``pstmail``), never the whole file: memory stays flat. Each is
+Messages are built one at a time (``pstmail``), never the whole file: memory stays flat.
+Planning only measures each message (its size and Message-ID, without encoding attachments); the
+copy builds it once, from the frame measuring left (``Frames``, bounded) when it is still kept. Each is
 dated by its delivery time; flags come from its read state, follow-up flag and last verb.
 Messages whose headers had to be rebuilt are counted per folder in the run's summary (``notes``).
 A damaged item raises from libpff as an OSError: the run records it for that message, with the
