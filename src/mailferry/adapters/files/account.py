@@ -185,7 +185,7 @@ class FileAccount:
         self, folder: str, uids: Sequence[int] | None = None, *, message_ids: bool = False
     ) -> Iterator[MessageMeta]:
         listing = self.listing(folder)
-        for uid in _wanted(listing, uids):
+        for uid in wanted_uids(listing, uids):
             entry = listing.entry(uid - 1)
             size, mid = entry.size, None
             if size is None or message_ids:
@@ -209,7 +209,7 @@ class FileAccount:
         self, folder: str, metas: Sequence[MessageMeta]
     ) -> Iterator[FetchedMessage | MessageError]:
         listing = self.listing(folder)
-        for uid in _wanted(listing, [m.uid for m in metas]):
+        for uid in wanted_uids(listing, [m.uid for m in metas]):
             try:
                 data = listing.read(uid - 1)
             except OSError as exc:
@@ -230,7 +230,7 @@ class FileAccount:
         """The ``Noting`` port: reasons of the messages ``uids``, counted (for the summary)."""
         listing = self.listing(folder)
         found: dict[str, int] = {}
-        for uid in _wanted(listing, uids):
+        for uid in wanted_uids(listing, uids):
             reason = listing.note(uid - 1)
             if reason is not None:
                 found[reason] = found.get(reason, 0) + 1
@@ -240,7 +240,7 @@ class FileAccount:
         self._cache.clear()
 
 
-def _wanted(listing: Listing, uids: Sequence[int] | None) -> list[int]:
+def wanted_uids(listing: Listing, uids: Sequence[int] | None) -> list[int]:
     if uids is None:
         return list(range(1, len(listing) + 1))
     return sorted({uid for uid in uids if 1 <= uid <= len(listing)})

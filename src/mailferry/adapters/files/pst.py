@@ -3,7 +3,9 @@
 Folders are the tree under the PST's top folder ("Top of Personal Folders", "Top of Outlook data
 file"), delimiter ``/``; Inbox is INBOX. Folders of calendar items, contacts, tasks, notes and
 journal entries are not mail: they are left out here and named in the log (``pst.not_mail``).
-Messages are built one at a time (``pstmail``), never the whole file: memory stays flat. Each is
+Messages are built one at a time (``pstmail``), never the whole file: memory stays flat.
+Planning only measures each message (its size and Message-ID, without encoding attachments); the
+copy builds it once, from the frame measuring left (``Frames``, bounded) when it is still kept. Each is
 dated by its delivery time; flags come from its read state, follow-up flag and last verb.
 Messages whose headers had to be rebuilt are counted per folder in the run's summary (``notes``).
 A damaged item raises from libpff as an OSError: the run records it for that message, with the
@@ -12,14 +14,23 @@ PST's path, and copies the rest.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from mailferry.adapters.files import pstmail
-from mailferry.adapters.files.account import Entry, FileAccount, Listing, digest_validity
+from mailferry.adapters.files import pstmail, rfc822
+from mailferry.adapters.files.account import (
+    Entry,
+    FileAccount,
+    Listing,
+    digest_validity,
+    wanted_uids,
+)
 from mailferry.domain.errors import AccountError, FolderError
-from mailferry.domain.model import FolderInfo
+from mailferry.domain.model import FolderInfo, MessageMeta
 from mailferry.logs import get_logger
 
 log = get_logger(__name__)
@@ -35,12 +46,50 @@ _ROLES = {
 }
 
 
+FRAMES_LIMIT = 8 << 20  # bytes of measured frames an account keeps for the copies
+
+
+class Frames:
+    """The frames of measured messages (``pstmail.Frame``), kept for their copy: planning
+    measures a whole folder, then its messages are copied in that order, and a kept frame spares
+    building the message again. Bounded: past ``limit`` bytes the oldest go (those messages are
+    built the long way), so memory stays flat whatever the size of a folder."""
+
+    def __init__(self, limit: int = FRAMES_LIMIT) -> None:
+        self.limit = limit
+        self._kept: OrderedDict[tuple[str, int], pstmail.Frame] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def keep(self, key: tuple[str, int], frame: pstmail.Frame) -> None:
+        with self._lock:
+            self._drop(key)
+            self._kept[key] = frame
+            self._bytes += frame.size
+            while self._bytes > self.limit:
+                self._drop(next(iter(self._kept)))
+
+    def take(self, key: tuple[str, int]) -> pstmail.Frame | None:
+        with self._lock:
+            return self._drop(key)
+
+    def _drop(self, key: tuple[str, int]) -> pstmail.Frame | None:
+        frame = self._kept.pop(key, None)
+        if frame is not None:
+            self._bytes -= frame.size
+        return frame
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
 @dataclass
 class PstListing:
     path: Path
     name: str
     folder: Any  # pypff.folder
     uidvalidity: int
+    frames: Frames
     sizes: dict[int, int] = field(default_factory=dict)
     rebuilt: set[int] = field(default_factory=set)
 
@@ -54,10 +103,30 @@ class PstListing:
             return Entry(frozenset(), pstmail.received({}), 0)  # reported when fetched
         return Entry(pstmail.flags_of(props), pstmail.received(props), self.sizes.get(index))
 
+    def measured(self, index: int) -> tuple[Entry, bytes]:
+        """The entry with its exact size, and the message's start, without building the message
+        (``pstmail.measure``); size 0 and no head for an item that cannot be read (reported when
+        it is fetched)."""
+        try:
+            item = self.folder.get_sub_message(index)
+            props = pstmail.properties(item)
+        except OSError:
+            return Entry(frozenset(), pstmail.received({}), 0), b""
+        flags, date = pstmail.flags_of(props), pstmail.received(props)
+        try:
+            found = pstmail.measure(item, props)
+        except (OSError, ValueError):
+            return Entry(flags, date, 0), b""
+        self.sizes[index] = found.size
+        if found.frame is not None:
+            self.frames.keep((self.name, index), found.frame)
+        return Entry(flags, date, found.size), found.head
+
     def read(self, index: int) -> bytes:
         try:
             item = self.folder.get_sub_message(index)
-            built = pstmail.build(item, pstmail.properties(item))
+            frame = self.frames.take((self.name, index))
+            built = pstmail.build(item, pstmail.properties(item), frame)
         except OSError as exc:  # libpff chains its reasons: the first one says what failed
             raise ValueError(f"damaged item: {str(exc).split('. ', 1)[0]}") from None
         self.sizes[index] = len(built.data)
@@ -67,7 +136,10 @@ class PstListing:
         return built.data
 
     def head(self, index: int) -> bytes:
-        return self.read(index)  # a PST item is built whole
+        head = self.measured(index)[1]
+        if not head:
+            self.read(index)  # raises what made the item unreadable
+        return head
 
     def where(self, index: int) -> str:
         return f"{self.path}, folder {self.name!r}, item {index + 1}"
@@ -90,6 +162,7 @@ class PstAccount(FileAccount):
         except OSError as exc:
             raise AccountError(f"{path}: cannot be read as a PST ({exc})") from None
         self._folders: dict[str, Any] = {}
+        self._frames = Frames()
         self._walk(self._top(), ())
 
     def _top(self) -> Any:
@@ -125,6 +198,18 @@ class PstAccount(FileAccount):
             raise FolderError(name, f"{self.path}: no such folder in the PST")
         return self._folders[key]
 
+    def fetch_meta(
+        self, folder: str, uids: Sequence[int] | None = None, *, message_ids: bool = False
+    ) -> Iterator[MessageMeta]:
+        """As for every file source, but each item is measured, not built: planning a folder
+        reads every message's size and Message-ID, and building a message (MIME, base64) costs
+        far more than measuring it; it is built once, when it is copied."""
+        listing = cast("PstListing", self.listing(folder))
+        for uid in wanted_uids(listing, uids):
+            entry, head = listing.measured(uid - 1)
+            mid = rfc822.message_id(rfc822.header_block(head)) if message_ids else None
+            yield MessageMeta(uid, entry.flags, entry.internaldate, entry.size or 0, mid)
+
     def _stamp(self, folder: str) -> object:
         self._folder(folder)
         return folder  # the file is open for the session: its listing does not move
@@ -138,10 +223,11 @@ class PstAccount(FileAccount):
             except OSError:
                 identifiers.append(b"?")
         validity = digest_validity([str(self.path).encode(), folder.encode(), *identifiers])
-        return PstListing(self.path, folder, box, validity)
+        return PstListing(self.path, folder, box, validity, self._frames)
 
     def close(self) -> None:
         super().close()
+        self._frames = Frames()
         self._file.close()
 
 
