@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from mailferry import __version__
@@ -29,8 +30,6 @@ from mailferry.adapters.oauth import sources as oauth
 from mailferry.adapters.oauth.app_only import M365_AUTHORITY_HOST
 from mailferry.adapters.oauth.delegated import SignInOptions
 from mailferry.adapters.oauth.sources import TokenSource
-from mailferry.adapters.queue import procrastinate as procrastinate_queue
-from mailferry.adapters.queue.procrastinate import JobAborter, JobFeeder
 from mailferry.adapters.secrets import SecretBox
 from mailferry.adapters.store.auth import AuthTables
 from mailferry.adapters.store.batches import BatchStore
@@ -483,13 +482,21 @@ def state_database(state_path: Path, database: str | None = None) -> Database:
     return open_database(database) if database else open_database(sqlite_url(state_path))
 
 
+def _queue() -> ModuleType:
+    """The procrastinate queue adapter, imported where PostgreSQL is used: procrastinate and its
+    psycopg connector take ~0.3 s to import, which every other command (and SQLite) is spared."""
+    from mailferry.adapters.queue import procrastinate  # noqa: PLC0415 - see the docstring
+
+    return procrastinate
+
+
 def open_service(state_path: Path, database: str | None = None) -> BatchService:
     """The batch service: its tables in the state database, the key ring in the directory of
     ``state_path`` (a local directory, also when the tables are on a server)."""
     box = SecretBox.open(state_path.parent)
     service = BatchService(BatchStore(state_database(state_path, database)), box, state_path)
     if not service.store.db.is_sqlite:  # stop and delete reach the jobs on every worker
-        service.jobs = JobAborter(service.store.db)
+        service.jobs = _queue().JobAborter(service.store.db)
     return service
 
 
@@ -507,8 +514,9 @@ def upgrade_database(
     try:
         steps = upgrade_all(db)
         if not db.is_sqlite:  # the job queue of workers
-            created = procrastinate_queue.ensure_schema(db)
-            steps.append((procrastinate_queue.QUEUE_SCHEMA, None if created else 1, 1))
+            queue = _queue()
+            created = queue.ensure_schema(db)
+            steps.append((queue.QUEUE_SCHEMA, None if created else 1, 1))
         # Workers of another release are refused (service/workers.py): this one is the rule now.
         WorkerTable(db).record_release(__version__, time.time())
         return db.where, steps
@@ -601,5 +609,5 @@ def scheduler(service: BatchService, **options: Any) -> Scheduler:
         options["limiter"] = AdvisoryLimiter(db, service.capacity)
     if not db.is_sqlite and "queue" not in options:
         # On PostgreSQL the jobs go through the queue, and workers run them (run_worker).
-        options["queue"] = JobFeeder(db)
+        options["queue"] = _queue().JobFeeder(db)
     return Scheduler(service, connector, open_state, **options)

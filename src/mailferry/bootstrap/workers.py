@@ -8,7 +8,6 @@ import threading
 from collections.abc import Callable
 
 from mailferry import __version__
-from mailferry.adapters.queue import procrastinate as procrastinate_queue
 from mailferry.bootstrap import scheduler
 from mailferry.domain.errors import ConfigError
 from mailferry.service.batches import BatchService
@@ -19,6 +18,8 @@ from mailferry.service.workers import WorkerPresence, check_release
 def check_worker(service: BatchService) -> None:
     """The job queue's tables are there, and the database was upgraded by this very release
     (else one line naming `mailferry db upgrade`, or both releases)."""
+    from mailferry.adapters.queue import procrastinate as procrastinate_queue  # noqa: PLC0415 - ~0.3 s, PostgreSQL only
+
     procrastinate_queue.require_schema(service.store.db)
     check_release(service.store.workers, __version__)
 
@@ -60,6 +61,8 @@ def run_worker(
     on_ready()
     ticker.start()
     try:
+        from mailferry.adapters.queue import procrastinate as procrastinate_queue  # noqa: PLC0415 - ~0.3 s, PostgreSQL only
+
         procrastinate_queue.run_worker(
             db, runner.run_one, concurrency=concurrency, stall=stall, stop=stop,
             on_stop=runner.stop_jobs, name=runner.owner,
