@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Column, ColumnElement, Connection, Row, Table, delete, select
 
 from mailferry.adapters.store import schema
-from mailferry.adapters.store.sync_state import SqlStore, upsert
+from mailferry.adapters.store.sync_state import SqlStore, of_source, upsert, upsert_unique
 from mailferry.adapters.store.tables import (
     DAV_COLLECTIONS,
     DAV_FAILURES,
@@ -51,7 +51,7 @@ class SqlItemStateStore(SqlStore):
     # -- collections ---------------------------------------------------------------------------
 
     def collection_state(self, pair: str, source: str) -> CollectionState | None:
-        query = select(DAV_COLLECTIONS).where(_of_source(DAV_COLLECTIONS, pair, source))
+        query = select(DAV_COLLECTIONS).where(of_source(DAV_COLLECTIONS, pair, source))
         with self._transaction() as conn:
             row = conn.execute(query).one_or_none()
         if row is None:
@@ -72,21 +72,21 @@ class SqlItemStateStore(SqlStore):
     def forget_collection(self, pair: str, source: str) -> None:
         """Every row of the source collection, and the identity caches of it (source side) and of
         the target collection it is mapped to (target side), in one transaction."""
-        mapped = select(DAV_COLLECTIONS.c.target).where(_of_source(DAV_COLLECTIONS, pair, source))
+        mapped = select(DAV_COLLECTIONS.c.target).where(of_source(DAV_COLLECTIONS, pair, source))
         with self._transaction(write=True) as conn:
             target = conn.scalar(mapped)
             conn.execute(delete(DAV_IDENTITIES).where(_of_side(pair, "source", source)))
             if target is not None:
                 conn.execute(delete(DAV_IDENTITIES).where(_of_side(pair, "target", target)))
             for table in _SOURCE_TABLES:
-                conn.execute(delete(table).where(_of_source(table, pair, source)))
+                conn.execute(delete(table).where(of_source(table, pair, source)))
 
     # -- recorded items ------------------------------------------------------------------------
 
     def recorded(self, pair: str, source: str) -> list[Recorded]:
         query = (
             select(DAV_ITEMS)
-            .where(_of_source(DAV_ITEMS, pair, source))
+            .where(of_source(DAV_ITEMS, pair, source))
             .order_by(DAV_ITEMS.c.source_href)
         )
         with self._transaction() as conn:
@@ -100,7 +100,7 @@ class SqlItemStateStore(SqlStore):
         """Upsert by source href; of one href repeated in ``rows`` the last wins."""
         items = _recorded_rows(pair, source, rows)
         with self._transaction(write=True) as conn:
-            _upsert_unique(conn, DAV_ITEMS, items, _ITEM_KEYS)
+            upsert_unique(conn, DAV_ITEMS, items, _ITEM_KEYS)
 
     # -- intents -------------------------------------------------------------------------------
 
@@ -119,12 +119,12 @@ class SqlItemStateStore(SqlStore):
             for intent in intents
         ]
         with self._transaction(write=True) as conn:
-            _upsert_unique(conn, DAV_INTENTS, rows, _ITEM_KEYS)
+            upsert_unique(conn, DAV_INTENTS, rows, _ITEM_KEYS)
 
     def item_intents(self, pair: str, source: str) -> list[ItemIntent]:
         query = (
             select(DAV_INTENTS)
-            .where(_of_source(DAV_INTENTS, pair, source))
+            .where(of_source(DAV_INTENTS, pair, source))
             .order_by(DAV_INTENTS.c.source_href)
         )
         with self._transaction() as conn:
@@ -142,9 +142,9 @@ class SqlItemStateStore(SqlStore):
         rows = _recorded_rows(pair, source, done)  # validated before anything is written
         hrefs = [*(row.source_href for row in done), *dropped]
         with self._transaction(write=True) as conn:
-            where = _of_source(DAV_INTENTS, pair, source)
+            where = of_source(DAV_INTENTS, pair, source)
             _delete_in(conn, DAV_INTENTS, where, DAV_INTENTS.c.source_href, hrefs)
-            _upsert_unique(conn, DAV_ITEMS, rows, _ITEM_KEYS)
+            upsert_unique(conn, DAV_ITEMS, rows, _ITEM_KEYS)
 
     # -- the identity caches -------------------------------------------------------------------
 
@@ -183,30 +183,15 @@ class SqlItemStateStore(SqlStore):
         with self._transaction(write=True) as conn:
             where = _of_side(pair, side, collection)
             _delete_in(conn, DAV_IDENTITIES, where, DAV_IDENTITIES.c.href, removed)
-            _upsert_unique(conn, DAV_IDENTITIES, rows, keys)
+            upsert_unique(conn, DAV_IDENTITIES, rows, keys)
 
     # -- failures ------------------------------------------------------------------------------
 
     def item_failures(self, pair: str, source: str) -> dict[str, str]:
-        query = select(DAV_FAILURES.c.source_href, DAV_FAILURES.c.reason).where(
-            _of_source(DAV_FAILURES, pair, source)
-        )
-        with self._transaction() as conn:
-            return {row.source_href: row.reason for row in conn.execute(query)}
+        return self._failures(DAV_FAILURES, "source_href", pair, source)
 
     def set_item_failures(self, pair: str, source: str, failures: Mapping[str, str]) -> None:
-        rows = [
-            {"pair": pair, "source": source, "source_href": href, "reason": reason}
-            for href, reason in failures.items()
-        ]
-        with self._transaction(write=True) as conn:
-            conn.execute(delete(DAV_FAILURES).where(_of_source(DAV_FAILURES, pair, source)))
-            if rows:
-                conn.execute(DAV_FAILURES.insert(), rows)
-
-
-def _of_source(table: Table, pair: str, source: str) -> ColumnElement[bool]:
-    return (table.c.pair == pair) & (table.c.source == source)
+        self._replace_failures(DAV_FAILURES, "source_href", pair, source, failures)
 
 
 def _of_side(pair: str, side: str, collection: str) -> ColumnElement[bool]:
@@ -247,14 +232,6 @@ def _recorded_rows(pair: str, source: str, rows: Sequence[Recorded]) -> list[dic
         }
         for row in rows
     ]
-
-
-def _upsert_unique(
-    conn: Connection, table: Table, rows: list[dict[str, object]], keys: tuple[str, ...]
-) -> None:
-    # The last row for a key wins, as in a dict (PostgreSQL refuses one row twice per statement).
-    unique = {tuple(row[k] for k in keys): row for row in rows}
-    upsert(conn, table, list(unique.values()), keys)
 
 
 def _delete_in(

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Row, Table, delete, exists, select, update
 
 from mailferry.adapters.store import schema
-from mailferry.adapters.store.sync_state import SqlStore, upsert
+from mailferry.adapters.store.sync_state import SqlStore, of_source, upsert, upsert_unique
 from mailferry.adapters.store.tables import (
     MBX_FAILURES,
     MBX_FOLDERS,
@@ -53,7 +53,7 @@ class SqlMailboxStateStore(SqlStore):
     # -- folders -------------------------------------------------------------------------------
 
     def folder_state(self, pair: str, source: str) -> MailboxFolderState | None:
-        query = select(MBX_FOLDERS).where(_of_folder(MBX_FOLDERS, pair, source))
+        query = select(MBX_FOLDERS).where(of_source(MBX_FOLDERS, pair, source))
         with self._transaction() as conn:
             row = conn.execute(query).one_or_none()
         return None if row is None else MailboxFolderState(row.source, row.target, row.token)
@@ -77,14 +77,14 @@ class SqlMailboxStateStore(SqlStore):
     def forget_folder(self, pair: str, source: str) -> None:
         with self._transaction(write=True) as conn:
             for table in _FOLDER_TABLES:
-                conn.execute(delete(table).where(_of_folder(table, pair, source)))
+                conn.execute(delete(table).where(of_source(table, pair, source)))
 
     # -- copies --------------------------------------------------------------------------------
 
     def copies(self, pair: str, source: str) -> list[Copy]:
         query = (
             select(MBX_ITEMS)
-            .where(_of_folder(MBX_ITEMS, pair, source))
+            .where(of_source(MBX_ITEMS, pair, source))
             .order_by(MBX_ITEMS.c.source_id)
         )
         with self._transaction() as conn:
@@ -98,13 +98,13 @@ class SqlMailboxStateStore(SqlStore):
             for start in range(0, len(wanted), ID_CHUNK):
                 chunk = wanted[start : start + ID_CHUNK]
                 query = select(MBX_ITEMS).where(
-                    _of_folder(MBX_ITEMS, pair, source), MBX_ITEMS.c.source_id.in_(chunk)
+                    of_source(MBX_ITEMS, pair, source), MBX_ITEMS.c.source_id.in_(chunk)
                 )
                 found.update((r.source_id, _copy(r)) for r in conn.execute(query))
         return found
 
     def has_copies(self, pair: str, source: str) -> bool:
-        query = select(MBX_ITEMS.c.source_id).where(_of_folder(MBX_ITEMS, pair, source)).limit(1)
+        query = select(MBX_ITEMS.c.source_id).where(of_source(MBX_ITEMS, pair, source)).limit(1)
         with self._transaction() as conn:
             return conn.execute(query).first() is not None
 
@@ -112,7 +112,7 @@ class SqlMailboxStateStore(SqlStore):
         """Upsert by source id; of one id repeated in ``rows`` the last wins."""
         items = _copy_rows(pair, source, rows)
         with self._transaction(write=True) as conn:
-            _upsert_unique(conn, MBX_ITEMS, items)
+            upsert_unique(conn, MBX_ITEMS, items, _ITEM_KEYS)
 
     def forget_copies(self, pair: str, source: str, source_ids: Sequence[str]) -> None:
         with self._transaction(write=True) as conn:
@@ -137,12 +137,12 @@ class SqlMailboxStateStore(SqlStore):
             for i in intents
         ]
         with self._transaction(write=True) as conn:
-            _upsert_unique(conn, MBX_INTENTS, rows)
+            upsert_unique(conn, MBX_INTENTS, rows, _ITEM_KEYS)
 
     def import_intents(self, pair: str, source: str) -> list[ImportIntent]:
         query = (
             select(MBX_INTENTS)
-            .where(_of_folder(MBX_INTENTS, pair, source))
+            .where(of_source(MBX_INTENTS, pair, source))
             .order_by(MBX_INTENTS.c.source_id)
         )
         with self._transaction() as conn:
@@ -159,7 +159,7 @@ class SqlMailboxStateStore(SqlStore):
         written = _listed_rows(pair, source, Listing.WRITTEN, [(c.source_id, None) for c in done])
         with self._transaction(write=True) as conn:
             _delete_ids(conn, MBX_INTENTS, pair, source, ids)
-            _upsert_unique(conn, MBX_ITEMS, rows)
+            upsert_unique(conn, MBX_ITEMS, rows, _ITEM_KEYS)
             _upsert_listed(conn, written)
 
     # -- scratch listings ------------------------------------------------------------------------
@@ -228,7 +228,7 @@ class SqlMailboxStateStore(SqlStore):
         )
         query = (
             select(MBX_ITEMS.c.source_id)
-            .where(_of_folder(MBX_ITEMS, pair, source), ~listed)
+            .where(of_source(MBX_ITEMS, pair, source), ~listed)
             .order_by(MBX_ITEMS.c.source_id)
             .limit(limit)
         )
@@ -239,7 +239,7 @@ class SqlMailboxStateStore(SqlStore):
         with self._transaction(write=True) as conn:
             conn.execute(
                 delete(MBX_LISTED).where(
-                    _of_folder(MBX_LISTED, pair, source),
+                    of_source(MBX_LISTED, pair, source),
                     MBX_LISTED.c.side.in_([str(side) for side in sides]),
                 )
             )
@@ -247,35 +247,20 @@ class SqlMailboxStateStore(SqlStore):
     # -- failures ------------------------------------------------------------------------------
 
     def mailbox_failures(self, pair: str, source: str) -> dict[str, str]:
-        query = select(MBX_FAILURES.c.source_id, MBX_FAILURES.c.reason).where(
-            _of_folder(MBX_FAILURES, pair, source)
-        )
-        with self._transaction() as conn:
-            return {row.source_id: row.reason for row in conn.execute(query)}
+        return self._failures(MBX_FAILURES, "source_id", pair, source)
 
     def set_mailbox_failures(self, pair: str, source: str, failures: Mapping[str, str]) -> None:
-        rows = [
-            {"pair": pair, "source": source, "source_id": source_id, "reason": reason}
-            for source_id, reason in failures.items()
-        ]
-        with self._transaction(write=True) as conn:
-            conn.execute(delete(MBX_FAILURES).where(_of_folder(MBX_FAILURES, pair, source)))
-            if rows:
-                conn.execute(MBX_FAILURES.insert(), rows)
-
-
-def _of_folder(table: Table, pair: str, source: str) -> ColumnElement[bool]:
-    return (table.c.pair == pair) & (table.c.source == source)
+        self._replace_failures(MBX_FAILURES, "source_id", pair, source, failures)
 
 
 def _of_side(pair: str, source: str, side: Listing) -> ColumnElement[bool]:
-    return _of_folder(MBX_LISTED, pair, source) & (MBX_LISTED.c.side == str(side))
+    return of_source(MBX_LISTED, pair, source) & (MBX_LISTED.c.side == str(side))
 
 
 def _recorded(pair: str, source: str) -> ColumnElement[bool]:
     """The listed target entry is a row's copy (``mbx_items_target`` answers)."""
     return exists().where(
-        _of_folder(MBX_ITEMS, pair, source), MBX_ITEMS.c.target_id == MBX_LISTED.c.item_id
+        of_source(MBX_ITEMS, pair, source), MBX_ITEMS.c.target_id == MBX_LISTED.c.item_id
     )
 
 
@@ -342,16 +327,10 @@ def _copy_rows(pair: str, source: str, rows: Sequence[Copy]) -> list[dict[str, o
     ]
 
 
-def _upsert_unique(conn: Connection, table: Table, rows: list[dict[str, object]]) -> None:
-    # The last row for an id wins, as in a dict (PostgreSQL refuses one row twice per statement).
-    unique = {tuple(row[k] for k in _ITEM_KEYS): row for row in rows}
-    upsert(conn, table, list(unique.values()), _ITEM_KEYS)
-
-
 def _delete_ids(conn: Connection, table: Table, pair: str, source: str, ids: Sequence[str]) -> None:
     wanted = list(dict.fromkeys(ids))
     for start in range(0, len(wanted), ID_CHUNK):
         chunk = wanted[start : start + ID_CHUNK]
         conn.execute(
-            delete(table).where(_of_folder(table, pair, source), table.c.source_id.in_(chunk))
+            delete(table).where(of_source(table, pair, source), table.c.source_id.in_(chunk))
         )

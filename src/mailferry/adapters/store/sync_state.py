@@ -18,7 +18,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from sqlalchemy import URL, Connection, Row, Table, bindparam, delete, func, select, update
+from sqlalchemy import (
+    URL,
+    ColumnElement,
+    Connection,
+    Row,
+    Table,
+    bindparam,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from mailferry.adapters.store import schema
@@ -89,6 +100,25 @@ class SqlStore:
             raise StateError(f"state database {self._where} is closed")
         with self._db.transaction(write=write) as conn:
             yield conn
+
+    def _failures(self, table: Table, id_column: str, pair: str, source: str) -> dict[str, str]:
+        """A source collection's (or folder's) recorded per-item failures: id -> reason."""
+        query = select(table.c[id_column], table.c.reason).where(of_source(table, pair, source))
+        with self._transaction() as conn:
+            return {str(row[0]): str(row[1]) for row in conn.execute(query)}
+
+    def _replace_failures(
+        self, table: Table, id_column: str, pair: str, source: str, failures: Mapping[str, str]
+    ) -> None:
+        """Replace them, in one transaction."""
+        rows = [
+            {"pair": pair, "source": source, id_column: item, "reason": reason}
+            for item, reason in failures.items()
+        ]
+        with self._transaction(write=True) as conn:
+            conn.execute(delete(table).where(of_source(table, pair, source)))
+            if rows:
+                conn.execute(table.insert(), rows)
 
     def close(self) -> None:
         if not self._closed:
@@ -355,6 +385,20 @@ def _upsert_messages(conn: Connection, table: Table, rows: list[dict[str, object
     # otherwise refuse to touch the same row twice in one statement.
     unique = list({row["source_uid"]: row for row in rows}.values())
     upsert(conn, table, unique, ("pair", "folder", "source_uid"))
+
+
+def of_source(table: Table, pair: str, source: str) -> ColumnElement[bool]:
+    """The rows of one source collection or folder of a pair (the item stores' tables)."""
+    return (table.c.pair == pair) & (table.c.source == source)
+
+
+def upsert_unique(
+    conn: Connection, table: Table, rows: list[dict[str, object]], keys: tuple[str, ...]
+) -> None:
+    """``upsert`` where the last row for a key wins, as in a dict (PostgreSQL refuses one row
+    twice per statement)."""
+    unique = {tuple(row[k] for k in keys): row for row in rows}
+    upsert(conn, table, list(unique.values()), keys)
 
 
 def upsert(
