@@ -1,9 +1,9 @@
-"""The composition of a calendars-and-contacts pair: DAV URLs, logins, the item state.
+"""The DAV side of a calendars-and-contacts pair: which URLs, and how each logs in.
 
-Part of the one composition root (``mailferry.bootstrap``): ``open_dav_pair`` turns a
-``mailferry sync``/``verify`` request whose sides are DAV URLs (or that carries ``--source-dav``
-and ``--target-dav``) into two logged-in ``DavAccount``s and the item state in the same state
-file as the mail state.
+Part of the one composition root (``mailferry.bootstrap``): ``request_sides`` finds the DAV sides
+of a ``mailferry sync``/``verify`` request (both URLs DAV, or ``--source-dav``/``--target-dav``),
+``request_login`` their logins; ``bootstrap.collections`` opens them (or Microsoft 365's Graph
+resources in their place) with the item state in the same database as the mail state.
 
 Logins: a DAV side uses its own password when ``MAILFERRY_SOURCE_DAV_PASSWORD`` (…TARGET…) or
 ``--source-dav-password-file`` gives one, else the side's password (the same account), or the
@@ -12,21 +12,15 @@ side's token options (a Bearer token: Google's CalDAV/CardDAV).
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailferry.adapters.dav import DavAccount, DavLogin, DavSession, DavUrl, parse_dav_url
-from mailferry.adapters.memory.davstate import MemoryItemStateStore
-from mailferry.adapters.store.dav_state import SqlItemStateStore
-from mailferry.adapters.tls import TlsOptions
+from mailferry.adapters.dav import DavLogin, DavUrl
 from mailferry.bootstrap import Side, SyncRequest, password, token_provider
-from mailferry.config import default_state_path
-from mailferry.domain.errors import AccountError, ConfigError, FolderError
+from mailferry.domain.errors import ConfigError
 from mailferry.domain.model import Endpoint, Security
-from mailferry.domain.ports import ItemStateStore
 
 DAV_SCHEMES = ("http://", "https://")
 
@@ -47,32 +41,11 @@ class DavSide:
     insecure: bool = False
 
 
-@dataclass
-class DavPair:
-    source: DavAccount
-    target: DavAccount
-    state: ItemStateStore
-    key: str
-
-
 def dav_key(source: DavUrl, target: DavUrl) -> str:
     """The identity of a DAV pair in the state database."""
     return (
         f"dav {source.user}@{source.base}{source.path} -> {target.user}@{target.base}{target.path}"
     )
-
-
-def parse_sides(sides: tuple[DavSide, DavSide], *, allow_plaintext: bool) -> tuple[DavUrl, DavUrl]:
-    problems: list[str] = []
-    found: list[DavUrl] = []
-    for side in sides:
-        try:
-            found.append(parse_dav_url(side.url, allow_plaintext=allow_plaintext))
-        except ConfigError as exc:
-            problems.extend(f"{side.name}: {p}" for p in exc.problems)
-    if problems:
-        raise ConfigError(problems)
-    return found[0], found[1]
 
 
 LoginFor = Callable[[DavSide, DavUrl], DavLogin]
@@ -111,40 +84,6 @@ def password_login(
 def endpoint_of(url: DavUrl) -> Endpoint:
     """The DAV URL as an ``Endpoint``, for the token sources (they need user and host only)."""
     return Endpoint(url.host, url.port or 443, Security.SSL, url.user)
-
-
-@contextlib.contextmanager
-def open_dav_pair(
-    sides: tuple[DavSide, DavSide],
-    login: LoginFor,
-    *,
-    allow_plaintext: bool = False,
-    state_path: Path | None = None,
-    read_only: bool = False,
-) -> Iterator[DavPair]:
-    """Both accounts, discovered (a wrong password or no DAV there fails here, in one line)."""
-    urls = parse_sides(sides, allow_plaintext=allow_plaintext)
-    logins = [login(side, url) for side, url in zip(sides, urls, strict=True)]
-    path = state_path or default_state_path()
-    state: ItemStateStore
-    with contextlib.ExitStack() as stack:
-        if read_only and not path.exists():
-            state = MemoryItemStateStore()
-        else:
-            sql = SqlItemStateStore.open_sqlite(path)
-            stack.callback(sql.close)
-            state = sql
-        accounts = []
-        for side, url, creds in zip(sides, urls, logins, strict=True):
-            tls = TlsOptions(ca_file=side.ca_file, insecure=side.insecure)
-            account = DavAccount(DavSession(url, creds, tls))
-            stack.callback(account.close)
-            try:  # discovery now: login and "no DAV here" errors before any work
-                account.homes()
-            except FolderError as exc:
-                raise AccountError(f"{side.name} {side.url}: {exc.reason}") from None
-            accounts.append(account)
-        yield DavPair(accounts[0], accounts[1], state, dav_key(*urls))
 
 
 def side_login(

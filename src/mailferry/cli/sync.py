@@ -320,11 +320,6 @@ def _not_imap(url: str) -> bool:
     return is_dav_url(url) or is_m365_url(url)
 
 
-def dav_only(request: SyncRequest) -> bool:
-    """Both sides are CalDAV/CardDAV URLs: calendars and address books only."""
-    return is_dav_url(request.source.url) and is_dav_url(request.target.url)
-
-
 def _prompt(label: str) -> str:
     return str(click.prompt(label, hide_input=True))
 
