@@ -8,7 +8,13 @@ In one process, on a throw-away SQLite state database (no servers: the endpoints
 - ``create_batch`` (validation, two passwords encrypted per row, one insert);
 - the batch page (HTML, logged in), the API's batch detail, ``mailferry batch status`` (CLI, in
   process), each for the first page, a state filter, an error filter and an address search;
-- the reports (CSV, JSON) written to a file, with the peak of memory allocated (tracemalloc).
+- the reports (CSV, JSON) written to a file, with the peak of memory allocated (tracemalloc);
+- the scheduler's own cost per mailbox: a second batch of as many mailboxes run to the end by the
+  real ``Scheduler`` (claims, connection caps, heartbeats, outcomes recorded in the database) on
+  the in-memory IMAP fakes of the unit tests, empty mailboxes, so nearly all the time is the
+  scheduler's and the state database's.
+``--database postgres`` does the same on a throw-away PostgreSQL cluster (Debian ``postgresql``,
+the tests' sandbox) instead of SQLite.
 Half the mailboxes are given a finished pass (copied, some failures) so that filters select.
 Each figure is the minimum of ``--runs`` (the machine is shared). Not a test.
 """
@@ -16,10 +22,12 @@ Each figure is the minimum of ``--runs`` (the machine is shared). Not a test.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import tempfile
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -39,15 +47,21 @@ from click.testing import CliRunner  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import update  # noqa: E402
 
+from mailferry.adapters.memory.state import MemoryStateStore  # noqa: E402
 from mailferry.adapters.store.tables import MAILBOXES  # noqa: E402
-from mailferry.bootstrap import open_service  # noqa: E402
+from mailferry.bootstrap import open_service, upgrade_database  # noqa: E402
 from mailferry.cli import main as cli  # noqa: E402
 from mailferry.domain.errors import ConfigError  # noqa: E402
 from mailferry.service.batches import BatchOptions, EndpointSpec  # noqa: E402
+from mailferry.service.batchpages import MailboxQuery  # noqa: E402
 from mailferry.service.csvimport import parse_batch_csv  # noqa: E402
+from mailferry.service.scheduler import Scheduler  # noqa: E402
 from mailferry.web import WebSettings, create_app  # noqa: E402
 from mailferry.web.credentials import AuthStore  # noqa: E402
 from mailferry.web.passwords import ScryptCost  # noqa: E402
+
+sys.path.insert(0, str(REPO))
+from tests.fakes import MemoryConnector  # noqa: E402
 
 PASSWORD = "benchmark admin password"  # noqa: S105 - a throw-away database's admin
 BASE = "http://127.0.0.1:8080"
@@ -94,6 +108,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mailboxes", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--scheduler-workers", type=int, default=32, help="jobs at once")
     args = parser.parse_args()
     n, runs = args.mailboxes, args.runs
     rows: dict[str, object] = {"mailboxes": n}
@@ -107,10 +123,16 @@ def main() -> int:
             rows["csv_problems_reported"] = len(exc.problems)
 
     rows["csv_broken_s"] = best(runs, parse_broken)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         os.environ.pop("MAILFERRY_KEY", None)
         state = Path(tmp) / "state.sqlite3"
-        service = open_service(state)
+        database = None
+        if args.database == "postgres":
+            database = postgres_database(stack, Path(tmp))
+            upgrade_database(state, database)
+            os.environ["MAILFERRY_DATABASE"] = database
+        rows["database"] = args.database
+        service = open_service(state, database)
         for ep in ("old", "new"):
             service.add_endpoint(EndpointSpec(ep, "127.0.0.1", 1, allow_plaintext=True))
         started = time.perf_counter()
@@ -119,6 +141,7 @@ def main() -> int:
         finish_half(service, "big")
         rows.update(answers(service, state, runs))
         rows.update(reports(state, Path(tmp), runs))
+        rows.update(scheduler_cost(service, n, args.scheduler_workers))
         service.close()
     for key, value in rows.items():
         print(f"{key:32} {value}")
@@ -137,10 +160,9 @@ QUERIES = {
 
 
 def answers(service: object, state: Path, runs: int) -> dict[str, object]:
-    auth = AuthStore.open_sqlite(state, cost=ScryptCost(n=2**10))
+    auth = AuthStore.of_service(service, cost=ScryptCost(n=2**10))  # type: ignore[arg-type]
     auth.set_admin_password(PASSWORD)
     token = auth.create_token("bench")
-    auth.close()
     settings = WebSettings(password_cost=ScryptCost(n=2**10))
     found: dict[str, object] = {}
     with TestClient(create_app(service, settings), base_url=BASE) as browser:  # type: ignore[arg-type]
@@ -167,6 +189,41 @@ def answers(service: object, state: Path, runs: int) -> dict[str, object]:
         )
         found[f"cli {label} lines"] = result.output.count("\n")
     return found
+
+
+def postgres_database(stack: contextlib.ExitStack, tmp: Path) -> str:
+    """A throw-away PostgreSQL cluster (the tests' sandbox: initdb, no fsync), its database URL."""
+    from mailferry.sandbox.postgres import PostgresServer  # noqa: PLC0415 - only this option
+
+    pg_root = tmp / "pg"
+    pg_root.mkdir()
+    server = stack.enter_context(PostgresServer(pg_root))
+    return server.url()
+
+
+def scheduler_cost(service: object, count: int, workers: int) -> dict[str, object]:
+    """A batch of ``count`` empty mailboxes on the memory fakes, run to the end by the real
+    scheduler: wall time per mailbox and the mailboxes it finished."""
+    csv = csv_of(count).replace(b"@new.example", b"@sched.example")
+    service.create_batch("sched", "old", "new", csv, BatchOptions())  # type: ignore[attr-defined]
+    service.start("sched")  # type: ignore[attr-defined]
+    scheduler = Scheduler(
+        service,  # type: ignore[arg-type]
+        MemoryConnector(),  # type: ignore[arg-type]
+        MemoryStateStore,
+        batch="sched",
+        poll=0.01,
+        workers=workers,
+    )
+    started = time.perf_counter()
+    scheduler.run(threading.Event(), until_idle=True)
+    seconds = time.perf_counter() - started
+    counts = service.status_page("sched", MailboxQuery()).counts()  # type: ignore[attr-defined]
+    return {
+        "scheduler s": round(seconds, 2),
+        "scheduler ms per mailbox": round(seconds / count * 1000, 2),
+        "scheduler states": counts,
+    }
 
 
 def ok(response: object) -> object:

@@ -17,11 +17,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from mailferry.adapters.graph import events
-from mailferry.adapters.graph.collections import ITEM_PROP, GraphCollections
+from mailferry.adapters.graph.collections import ITEM_PROP
 from mailferry.adapters.graph.recurrence import Unsupported
-from mailferry.adapters.graph.session import GraphSession
 from mailferry.adapters.memory.davstate import MemoryItemStateStore
-from mailferry.adapters.tls import TlsOptions
 from mailferry.domain.davmodel import CollectionKind, NewCollection
 from mailferry.domain.errors import ItemConflictError, ItemError
 from mailferry.domain.items import identify
@@ -33,20 +31,13 @@ from mailferry.service.davcontext import AttendeeMode
 from mailferry.service.davsync import DavOptions, sync_accounts
 from mailferry.service.davverify import verify_dav
 from mailferry.service.resilience import RetryPolicy
+from tests.integration.graphfixtures import open_collections
 from tests.integration.test_dav_sync import open_account
 
 pytestmark = pytest.mark.integration
 UPN = "alice@contoso.com"
 ROLES = ("Calendars.ReadWrite", "Contacts.ReadWrite")
 EVENTS = ("simple", "series", "allday", "floating", "attach")
-
-
-class Token:
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def token(self, force_refresh: bool = False) -> str:
-        return self._token
 
 
 @pytest.fixture
@@ -58,11 +49,7 @@ def fake_graph(tmp_path):
 
 @pytest.fixture
 def graph(fake_graph):
-    token = fake_graph.issue_token("mailferry", ROLES)
-    session = GraphSession(
-        fake_graph.url, UPN, Token(token), TlsOptions(ca_file=fake_graph.ca_file)
-    )
-    account = GraphCollections(session, UPN)
+    account = open_collections(fake_graph, UPN, ROLES)
     yield account
     account.close()
 

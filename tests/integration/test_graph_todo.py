@@ -17,10 +17,8 @@ from hypothesis import strategies as st
 
 from mailferry.adapters.graph import tasks
 from mailferry.adapters.graph.collections import GraphCollections
-from mailferry.adapters.graph.session import GraphSession
 from mailferry.adapters.graph.todolists import ITEM_EXT
 from mailferry.adapters.memory.davstate import MemoryItemStateStore
-from mailferry.adapters.tls import TlsOptions
 from mailferry.domain.davmodel import CollectionKind, NewCollection
 from mailferry.domain.errors import FolderError, ItemConflictError, ItemError
 from mailferry.domain.items import identify
@@ -30,20 +28,13 @@ from mailferry.sandbox.graph.server import FakeGraph, Fault
 from mailferry.service.davsync import DavOptions, sync_accounts
 from mailferry.service.davverify import verify_dav
 from mailferry.service.resilience import RetryPolicy
+from tests.integration.graphfixtures import open_collections
 from tests.integration.test_dav_sync import open_account
 
 pytestmark = pytest.mark.integration
 UPN = "alice@contoso.com"
 ROLES = ("Calendars.ReadWrite", "Contacts.ReadWrite", "Tasks.ReadWrite.All")
 CAL = CollectionKind.CALENDAR
-
-
-class Token:
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def token(self, force_refresh: bool = False) -> str:
-        return self._token
 
 
 @pytest.fixture
@@ -54,9 +45,7 @@ def fake_graph(tmp_path):
 
 
 def connect(fake: FakeGraph, roles=ROLES, **listed) -> GraphCollections:
-    token = fake.issue_token("mailferry", roles)
-    session = GraphSession(fake.url, UPN, Token(token), TlsOptions(ca_file=fake.ca_file))
-    return GraphCollections(session, UPN, **listed)
+    return open_collections(fake, UPN, roles, **listed)
 
 
 @pytest.fixture

@@ -302,6 +302,7 @@ class Scheduler:
         """Start every candidate that gets its connection slots. Slots are tried before anything
         is decrypted or claimed, and an endpoint set found full is not tried again this tick."""
         batches = {b.name: b for b in self.service.store.batches()}
+        endpoints = {e.name: e for e in self.service.endpoints()}  # read once a tick, not per job
         full: set[tuple[tuple[str, int], ...]] = set()
         started = 0
         for mailbox in self._candidates(batches):
@@ -318,7 +319,7 @@ class Scheduler:
                 full.add(key)
                 continue
             try:
-                job = self._job(mailbox, batch)
+                job = self._job(mailbox, batch, endpoints)
             except MailferryError as exc:  # an endpoint removed, a key lost: fail it, go on
                 lease.release()
                 self._claim_and_fail(mailbox, str(exc))
@@ -395,10 +396,17 @@ class Scheduler:
             self.service.store.finish(mailbox.batch, mailbox.email, self.owner, outcome)
 
     # -- one mailbox -------------------------------------------------------------------------------
-    def _job(self, mailbox: MailboxRecord, batch: BatchRecord) -> Job:
-        """What a pass over ``mailbox`` needs, resolved: endpoints, logins, profiles, options."""
-        src = self.service.endpoint(batch.source)
-        dst = self.service.endpoint(batch.target)
+    def _job(
+        self,
+        mailbox: MailboxRecord,
+        batch: BatchRecord,
+        endpoints: dict[str, EndpointRecord] | None = None,
+    ) -> Job:
+        """What a pass over ``mailbox`` needs, resolved: endpoints (``endpoints``: as read this
+        tick, else from the database), logins, profiles, options."""
+        known = endpoints or {}
+        src = known.get(batch.source) or self.service.endpoint(batch.source)
+        dst = known.get(batch.target) or self.service.endpoint(batch.target)
         options = BatchOptions.from_json(batch.options)
         source, source_creds = self._side(src, mailbox.source_user, mailbox.source_secret)
         target, target_creds = self._side(dst, mailbox.target_user, mailbox.target_secret, "target")
