@@ -28,6 +28,7 @@ from mailferry.service.batches import (
     owner_alive,
 )
 from mailferry.service.limits import LocalLimiter
+from mailferry.service.scheduler import CANDIDATE_PAGE
 from tests.conftest import dump, open_test_service
 from tests.fakes import MemoryConnector, contents, fill, message, run_batch
 
@@ -407,3 +408,25 @@ def test_stop_and_delete_reach_a_running_mailbox_and_the_queue(service):
     outcome = Outcome(MailboxState.STOPPED, "stopped by request", "sync", now, now + 2, {})
     service.store.finish("w1", "ann@new.example", owner, outcome)  # nothing left to record
     assert service.store.runs("w1") == []
+
+
+def test_the_scheduler_reaches_mailboxes_past_its_first_page(service):
+    """A tick reads pending mailboxes a page at a time (``CANDIDATE_PAGE``): a batch longer than
+    two pages still runs every mailbox once, and the store's keyset pages cover it exactly."""
+    count = CANDIDATE_PAGE * 2 + 5
+    rows = [f"u{i:03d}@new.example,u{i:03d},pw{i},tpw{i}" for i in range(count)]
+    csv = ("EmailAddress,UserName,Password,TargetPassword\n" + "\n".join(rows) + "\n").encode()
+    service.create_batch("long", "old", "new", csv, BatchOptions())
+    service.start("long")
+    pages, after = [], None
+    while page := service.store.mailboxes("long", pending_only=True, after=after, limit=50):
+        pages.append([m.email for m in page])
+        after = (page[-1].batch, page[-1].line)
+    assert [len(p) for p in pages] == [50, 50, count - 100]
+    assert [e for p in pages for e in p] == [f"u{i:03d}@new.example" for i in range(count)]
+    only = service.store.mailboxes("long", pending_only=True, email="u007@new.example")
+    assert [m.email for m in only] == ["u007@new.example"]
+    jobs = run_batch(service, "long", MemoryConnector())
+    assert len(jobs) == count
+    states = {m.record.state for m in service.status("long").mailboxes}
+    assert states == {"synced"}

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mailferry.adapters.store import schema
@@ -136,13 +136,30 @@ class BatchStore:
 
     # -- mailboxes ---------------------------------------------------------------------------------
     def mailboxes(
-        self, batch: str | None = None, *, pending_only: bool = False
+        self,
+        batch: str | None = None,
+        *,
+        pending_only: bool = False,
+        email: str | None = None,
+        after: tuple[str, int] | None = None,
+        limit: int | None = None,
     ) -> list[MailboxRecord]:
-        query = select(MAILBOXES).order_by(MAILBOXES.c.batch, MAILBOXES.c.line)
+        """Mailboxes in (batch, line) order; ``after`` (batch, line) and ``limit``: one page of
+        them (keyset paging, so a scheduler's tick reads only as many as it can start)."""
+        m = MAILBOXES.c
+        query = select(MAILBOXES).order_by(m.batch, m.line)
         if batch is not None:
-            query = query.where(MAILBOXES.c.batch == batch)
+            query = query.where(m.batch == batch)
         if pending_only:
-            query = query.where(MAILBOXES.c.pending.is_not(None))
+            query = query.where(m.pending.is_not(None))
+        if email is not None:
+            query = query.where(m.email == email)
+        if after is not None:
+            query = query.where(
+                or_(m.batch > after[0], and_(m.batch == after[0], m.line > after[1]))
+            )
+        if limit is not None:
+            query = query.limit(limit)
         with self._tx() as conn:
             rows = conn.execute(query).all()
         return [mailbox_record(row._asdict()) for row in rows]
