@@ -1,0 +1,116 @@
+"""A PST's calendars as a read-only collection source (adapters/files/pstcollections.py) through the
+collection sync into the memory DAV fake, on the shipped OST (tests/data/pst/NOTICE.md): its
+Calendar (9 appointments: weekly, daily and yearly series, meetings, all-day events) and "United
+States holidays" (160 all-day events). Re-runs, a crash between PUTs and a lost state copy nothing
+twice; a damaged block fails its item only, with the file and the reason.
+"""
+
+from __future__ import annotations
+
+import lzma
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mailferry.adapters.files.pstcollections import PstCollections
+from mailferry.adapters.memory.dav import MemoryDavAccount, MemoryDavServer, SimulatedCrash
+from mailferry.adapters.memory.davstate import MemoryItemStateStore
+from mailferry.domain.davmodel import CollectionKind
+from mailferry.domain.errors import FolderError, ItemError
+from mailferry.domain.items import identify
+from mailferry.service.davsync import DavOptions, sync_accounts
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "pst" / "pstextractortest.ost.xz"
+ITEMS = 169  # 9 + 160
+# A 4 KiB page of the OST holding (compressed) data of one Calendar appointment; found by
+# overwriting pages one by one until exactly one item failed and every other one still read.
+DAMAGED_PAGE = 2822144
+
+
+@pytest.fixture(scope="module")
+def ost(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("pst") / "test.ost"
+    with lzma.open(DATA) as packed, path.open("wb") as out:
+        shutil.copyfileobj(packed, out)
+    return path
+
+
+def target_uids(server: MemoryDavServer) -> list[str]:
+    return sorted(
+        identify(item.data).uid or "-"
+        for collection in server.collections.values()
+        for item in collection.items.values()
+    )
+
+
+def run(path: Path, server: MemoryDavServer, state: MemoryItemStateStore, **kw):
+    source = PstCollections(path)
+    try:
+        return sync_accounts(
+            source, MemoryDavAccount(server, "alice", **kw), state, "pst", DavOptions()
+        )
+    finally:
+        source.close()
+
+
+@pytest.fixture
+def server() -> MemoryDavServer:
+    found = MemoryDavServer()
+    found.add_user("alice")
+    return found
+
+
+def test_the_calendars_are_listed_with_stable_hrefs_and_etags_and_refuse_writes(ost):
+    first, second = PstCollections(ost), PstCollections(ost)
+    try:
+        names = {c.displayname: c for c in first.collections()}
+        assert set(names) == {"Calendar", "United States holidays"}
+        assert names["Calendar"].components == ("VEVENT",)
+        href = names["Calendar"].href
+        assert first.items(href) == second.items(href)
+        assert len(first.items(href)) == 9
+        with pytest.raises(ItemError, match="read-only"):
+            first.put(href + "x.ics", b"", CollectionKind.CALENDAR)
+        with pytest.raises(FolderError, match="read-only"):
+            first.create_collection("/pst/x/", None)  # type: ignore[arg-type]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_pass_copies_every_appointment_once_and_re_runs_copy_nothing(ost, server):
+    state = MemoryItemStateStore()
+    summary = run(ost, server, state)
+    assert (summary.items_copied, summary.failures) == (ITEMS, [])
+    uids = target_uids(server)
+    assert len(uids) == len(set(uids)) == ITEMS
+    assert server.sent == []  # no invitation: the meetings' attendees are written, never mailed
+    assert run(ost, server, state).items_copied == 0
+    lost = run(ost, server, MemoryItemStateStore())  # the state file lost: found by UID
+    assert (lost.items_copied, lost.items_skipped_existing) == (0, ITEMS)
+    assert target_uids(server) == uids
+
+
+def test_a_crash_between_puts_then_a_re_run_leaves_no_duplicate(ost, server):
+    state = MemoryItemStateStore()
+    with pytest.raises(SimulatedCrash):
+        run(ost, server, state, crash_after_puts=40)
+    run(ost, server, state)
+    uids = target_uids(server)
+    assert len(uids) == len(set(uids)) == ITEMS
+
+
+def test_a_damaged_block_fails_its_item_with_the_reason_and_the_rest_is_copied(
+    ost, server, tmp_path
+):
+    damaged = tmp_path / "damaged.ost"
+    shutil.copyfile(ost, damaged)
+    with damaged.open("r+b") as out:
+        out.seek(DAMAGED_PAGE)
+        out.write(b"\xff" * 4096)
+    summary = run(damaged, server, MemoryItemStateStore())
+    assert summary.items_copied == ITEMS - 1
+    [failure] = summary.failures
+    assert str(damaged) in failure.reason
+    assert "damaged item" in failure.reason
