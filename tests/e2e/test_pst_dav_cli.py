@@ -146,3 +146,74 @@ def test_pst_to_imap_moves_the_mail_and_names_the_calendar_as_not_moved(
     calendar = doc["workloads"]["calendar"]
     assert calendar["route"] == "none"
     assert "target has no calendars" in calendar["reason"]
+
+
+def test_a_pst_calendar_moves_to_microsoft_365_through_the_fake_graph_once(ost, tmp_path):
+    """``pst:///x.ost m365://alice@...`` through Graph's calendar resources (the FAKE Graph):
+    every appointment once, the meetings without their attendees (Graph would mail them), no
+    invitation; a re-run copies nothing and verify is clean."""
+    from click.testing import CliRunner  # noqa: PLC0415 - the Graph tests' way in
+
+    from mailferry.cli import main  # noqa: PLC0415
+    from mailferry.sandbox.graph.server import FakeGraph  # noqa: PLC0415
+    from tests.e2e.test_graph_cli import RESOURCE_ROLES, SECRET, TARGET_APP, side  # noqa: PLC0415
+    from tests.integration.fake_idp import FakeIdentityProvider  # noqa: PLC0415
+
+    with FakeIdentityProvider(tmp_path / "idp") as idp, FakeGraph(tmp_path / "graph") as graph:
+        idp.graph = graph
+        idp.add_client(TARGET_APP, SECRET)
+        idp.app_roles[TARGET_APP] = RESOURCE_ROLES
+        mailbox = graph.store.add_mailbox("alice@fabrikam.com")
+        argv = [f"pst://{ost}", "m365://alice@fabrikam.com", "--state", str(tmp_path / "s")]
+        argv += [*side("target", TARGET_APP, idp, graph, tmp_path), "--json"]
+        env = {"REQUESTS_CA_BUNDLE": str(idp.ca_file)}
+        result = CliRunner().invoke(main, ["sync", *argv], env=env)
+        assert result.exit_code == 0, result.stdout + result.stderr
+        doc = json.loads(result.stdout)
+        assert (doc["workloads"]["calendar"]["copied"], doc["items_failed"]) == (ITEMS, 0)
+        assert mailbox.invitations == 0
+        again = json.loads(CliRunner().invoke(main, ["sync", *argv], env=env).stdout)
+        assert again["workloads"]["calendar"]["copied"] == 0
+        check = CliRunner().invoke(main, ["verify", *argv], env=env)
+        assert check.exit_code == 0, check.stdout + check.stderr
+
+
+def test_a_batch_of_pst_files_moves_mail_and_calendars_per_user(
+    ost, tmp_path, dovecot_dot, xandikos, make_user, monkeypatch
+):
+    """``pst:///ROOT/{user}.ost`` as a batch's source endpoint, a target with IMAP and a DAV
+    template: each mailbox's mail into Dovecot, its calendars into Xandikos, once."""
+    import threading  # noqa: PLC0415
+
+    from mailferry.bootstrap import open_service  # noqa: PLC0415
+    from mailferry.bootstrap import scheduler as build_scheduler  # noqa: PLC0415
+    from mailferry.domain.model import Security  # noqa: PLC0415
+    from mailferry.service.batches import BatchOptions, EndpointSpec  # noqa: PLC0415
+
+    monkeypatch.delenv("MAILFERRY_KEY", raising=False)
+    (tmp_path / "psts").mkdir()
+    rows = ["EmailAddress,UserName,Password,TargetUserName,TargetPassword"]
+    targets = []
+    for n in range(2):
+        shutil.copyfile(ost, tmp_path / "psts" / f"user{n}.ost")
+        user, password = make_user(dovecot_dot)
+        xandikos.add_user(user, password)
+        targets.append((user, password))
+        rows.append(f"{user}@new.example,user{n},,{user},{password}")
+    service = open_service(tmp_path / "state.sqlite3")
+    try:
+        service.add_endpoint(EndpointSpec("old", "", files=f"pst://{tmp_path}/psts/{{user}}.ost"))
+        service.add_endpoint(
+            EndpointSpec("new", "127.0.0.1", dovecot_dot.port, Security.NONE,
+                         dav=f"https://127.0.0.1:{xandikos.port}/", dav_ca_file=xandikos.ca_file)
+        )  # fmt: skip
+        service.create_batch("p", "old", "new", ("\n".join(rows) + "\n").encode(), BatchOptions())
+        service.start("p")
+        build_scheduler(service, batch="p", poll=0.1).run(threading.Event(), until_idle=True)
+        status = service.status("p")
+        assert status.state == "synced", [m.record.reason for m in status.mailboxes]
+        assert all(m.record.copied > 0 for m in status.mailboxes)
+    finally:
+        service.close()
+    for target in targets:
+        assert len(events(xandikos, target)) == ITEMS

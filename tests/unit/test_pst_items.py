@@ -156,6 +156,14 @@ def test_day_31_of_the_month_falls_on_the_last_day_of_short_months_as_in_outlook
     blob = recur(0x200C, 2, 1, (31,), dt.date(2021, 1, 31), end=(0x2022, 3, None))
     found = starts(event_of(appointment(recurring=True, recur=blob)).data)
     assert [(s.month, s.day) for s in found] == [(1, 31), (2, 28), (3, 31)]
+    leap = recur(0x200D, 2, 12, (29,), dt.date(2024, 2, 29), end=(0x2022, 2, None))
+    found = starts(event_of(appointment(recurring=True, recur=leap)).data)
+    assert [(s.year, s.month, s.day) for s in found] == [(2024, 2, 29), (2025, 2, 28)]
+    # December always has a 31st: one BYMONTHDAY (Microsoft 365 takes no list of them)
+    eve = event_of(
+        appointment(recurring=True, recur=recur(0x200D, 2, 12, (31,), dt.date(2021, 12, 31)))
+    )
+    assert "BYMONTHDAY=31;" in eve.data.decode()
 
 
 @pytest.mark.parametrize(

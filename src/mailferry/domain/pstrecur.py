@@ -21,6 +21,7 @@ copies the first occurrence and reports the item.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import struct
 from dataclasses import dataclass, field
@@ -91,9 +92,9 @@ class _Reader:
 def parse(blob: bytes) -> Recurrence:
     """The recurrence of an appointment's PidLidAppointmentRecur (``UnconvertibleError``: why not)."""
     read = _Reader(blob)
-    frequency, pattern, calendar = read.take("4xHHH")
-    if calendar not in (0, 1):  # default / Gregorian
-        raise UnconvertibleError(f"calendar type {calendar} (not Gregorian) is not converted")
+    frequency, pattern, kind = read.take("4xHHH")
+    if kind not in (0, 1):  # default / Gregorian
+        raise UnconvertibleError(f"calendar type {kind} (not Gregorian) is not converted")
     _first, period, _sliding = read.take("III")
     specific = _specific(read, pattern)
     end_type, count, first_dow = read.take("III")
@@ -160,10 +161,7 @@ def _rule(  # noqa: C901, PLR0912 - one branch per frequency and pattern, as the
         day = specific[0]
         if not 1 <= day <= 31:
             raise UnconvertibleError(f"day {day} of the month")
-        if day > 28:
-            rule.update(BYMONTHDAY=list(range(28, day + 1)), BYSETPOS=[-1])
-        else:
-            rule["BYMONTHDAY"] = [day]
+        rule.update(_month_day(day, None if frequency == MONTHLY else first.month))
     elif pattern == MONTH_END:
         rule["BYMONTHDAY"] = [-1]
     elif pattern == MONTH_NTH:
@@ -176,6 +174,16 @@ def _rule(  # noqa: C901, PLR0912 - one branch per frequency and pattern, as the
             f"frequency 0x{frequency:X} with pattern type {pattern} is not known"
         )
     return rule
+
+
+def _month_day(day: int, month: int | None) -> dict[str, object]:
+    """Day N of the month (``month``: of that month only). Outlook moves day 29..31 to the last
+    day of a month that has fewer: the largest of days 28..N the month has, where one it visits
+    can be short (every month for a monthly series; February, April, ... for a yearly one)."""
+    shortest = 28 if month is None else min(calendar.monthrange(y, month)[1] for y in (2023, 2024))
+    if day > shortest:
+        return {"BYMONTHDAY": list(range(28, day + 1)), "BYSETPOS": [-1]}
+    return {"BYMONTHDAY": [day]}
 
 
 def _changes(read: _Reader, blob: bytes) -> tuple[Change, ...]:
