@@ -86,6 +86,12 @@ def test_a_pass_copies_every_appointment_once_and_re_runs_copy_nothing(ost, serv
     uids = target_uids(server)
     assert len(uids) == len(set(uids)) == ITEMS
     assert server.sent == []  # no invitation: the meetings' attendees are written, never mailed
+    # what was not copied is said per item: the four appointments with attachments
+    noted = [w for w in summary.warnings if "attachment(s) not copied" in w]
+    assert len(noted) == 4
+    assert "Calendar, 'meeting with attachments (jpg, pdf, text)': 3 attachment(s)" in " ".join(
+        noted
+    )
     assert run(ost, server, state).items_copied == 0
     lost = run(ost, server, MemoryItemStateStore())  # the state file lost: found by UID
     assert (lost.items_copied, lost.items_skipped_existing) == (0, ITEMS)
@@ -114,3 +120,27 @@ def test_a_damaged_block_fails_its_item_with_the_reason_and_the_rest_is_copied(
     [failure] = summary.failures
     assert str(damaged) in failure.reason
     assert "damaged item" in failure.reason
+
+
+def test_a_pst_source_routes_its_collections_and_workloads_name_what_cannot_move():
+    """``pst:// -> https://`` moves calendars, contacts and tasks (not the mail: the target has
+    no IMAP); ``pst:// -> imap://`` moves the mail and says why the rest does not; asking for
+    ``--workloads calendar`` there is an error naming why."""
+    from mailferry.bootstrap import Side  # noqa: PLC0415
+    from mailferry.bootstrap.graph import side_kind  # noqa: PLC0415
+    from mailferry.domain.errors import ConfigError  # noqa: PLC0415
+    from mailferry.domain.workloads import Workload, plan_routes  # noqa: PLC0415
+
+    pst = side_kind(Side("pst:///x.pst", "source"), None, None)
+    dav = side_kind(Side("https://alice@dav.example/", "target"), None, None)
+    imap = side_kind(Side("imap://alice@127.0.0.1", "target"), None, None)
+    plan = plan_routes(pst, dav, None)
+    assert plan.collections == {Workload.CALENDAR, Workload.CONTACTS, Workload.TASKS}
+    assert plan.mail is None
+    plan = plan_routes(pst, imap, None)
+    assert plan.mail is not None
+    assert not plan.collections
+    assert dict(plan.skipped)[Workload.CALENDAR].startswith("the target has no calendars")
+    with pytest.raises(ConfigError, match="--workloads calendar"):
+        plan_routes(pst, imap, frozenset({Workload.CALENDAR}))
+    assert not side_kind(Side("pst:///x.pst", "target"), None, None).dav  # never written

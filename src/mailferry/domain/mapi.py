@@ -124,6 +124,14 @@ class MapiItem:
     tagged: dict[int, Value] = field(default_factory=dict)
     named: dict[NamedKey, Value] = field(default_factory=dict)
     recipients: tuple[dict[int, Value], ...] = ()
+    attachments: int = 0  # not converted: said in the item's notes
+
+    def left_out(self) -> tuple[str, ...]:
+        """What no conversion copies, for the item's notes: its attachments (files, a contact's
+        photo, an embedded message)."""
+        if not self.attachments:
+            return ()
+        return (f"{self.attachments} attachment(s) not copied",)
 
     def text(self, key: int | NamedKey) -> str | None:
         value = self._get(key)

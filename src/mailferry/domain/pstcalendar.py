@@ -77,7 +77,7 @@ def event_of(item: MapiItem) -> Converted:
     if start is None or end is None:
         raise UnconvertibleError("the appointment has no start time (PidLidAppointmentStartWhole)")
     uid = calendar_uid(item)
-    notes: list[str] = []
+    notes: list[str] = list(item.left_out())
     event = _base(item, uid)
     all_day = item.flag(mapi.ALL_DAY)
     extra: list[icalendar.Event] = []

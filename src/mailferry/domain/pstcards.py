@@ -71,7 +71,8 @@ def contact_of(item: MapiItem) -> Converted:
     lines += [f"TEL;TYPE={kind}:{_escape(n)}" for tag, kind in mapi.PHONES if (n := item.text(tag))]
     lines += _addresses(item) + _work(item) + _other(item)
     lines.append("END:VCARD")
-    return Converted(uid, ("\r\n".join(_fold(line) for line in lines) + "\r\n").encode())
+    data = ("\r\n".join(_fold(line) for line in lines) + "\r\n").encode()
+    return Converted(uid, data, item.left_out())
 
 
 def _addresses(item: MapiItem) -> list[str]:
@@ -150,7 +151,7 @@ def task_of(item: MapiItem) -> Converted:
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
     calendar.add_component(todo)
-    return Converted(uid, calendar.to_ical())
+    return Converted(uid, calendar.to_ical(), item.left_out())
 
 
 def _progress(todo: icalendar.Todo, item: MapiItem) -> None:

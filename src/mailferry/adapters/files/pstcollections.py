@@ -45,7 +45,7 @@ from mailferry.domain.davmodel import (
     SyncChanges,
 )
 from mailferry.domain.errors import AccountError, FolderError, ItemError, UnconvertibleError
-from mailferry.domain.mapi import MapiItem
+from mailferry.domain.mapi import DISPLAY_NAME, SUBJECT, MapiItem
 from mailferry.domain.pstcalendar import Converted, event_of
 from mailferry.domain.pstcards import contact_of, task_of
 
@@ -188,15 +188,16 @@ class PstCollections:
             return ItemError(collection, href, "not found in the PST")
         with self._lock:
             try:
-                item = where.folder.get_sub_message(index)
-                converted = where.kind.convert(mapi_item(item, self._names))
+                item = mapi_item(where.folder.get_sub_message(index), self._names)
+                converted = where.kind.convert(item)
             except OSError as exc:  # libpff chains its reasons: the first one says what failed
                 reason = str(exc).split(". ", 1)[0]
                 return ItemError(collection, href, f"{self.path}: damaged item: {reason}")
             except UnconvertibleError as exc:
                 return ItemError(collection, href, f"{self.path}: {exc}")
+            title = item.text(SUBJECT) or item.text(DISPLAY_NAME) or converted.uid
             for note in converted.notes:
-                self._notes.append(f"{where.info.displayname} {converted.uid}: {note}")
+                self._notes.append(f"{where.info.displayname}, {title!r}: {note}")
         return Item(href, hashlib.sha256(converted.data).hexdigest()[:32], converted.data)
 
     def notes(self) -> list[str]:

@@ -79,7 +79,11 @@ def mapi_item(item: Any, names: dict[int, NamedKey]) -> MapiItem:
         subject = None
     if subject:
         tagged[0x0037] = str(subject).rstrip("\x00")
-    return MapiItem(str(item.identifier), tagged, named, tuple(_recipients(item)))
+    try:
+        attachments = int(item.number_of_attachments)
+    except (OSError, AttributeError):
+        attachments = 0
+    return MapiItem(str(item.identifier), tagged, named, tuple(_recipients(item)), attachments)
 
 
 def _recipients(item: Any) -> list[dict[int, Value]]:
