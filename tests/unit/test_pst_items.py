@@ -72,6 +72,31 @@ def recur(
     return blob + struct.pack("<II", 0, 0)
 
 
+def at(when: dt.datetime) -> int:
+    return int((when - EPOCH).total_seconds() // 60)
+
+
+def with_change(blob: bytes, original: dt.datetime, start: dt.datetime, subject: str) -> bytes:
+    """``blob`` (from ``recur``, no change yet) with one changed occurrence: moved to ``start``
+    (an hour long) and renamed, in ANSI (ExceptionInfo) and Unicode (ExtendedException)."""
+    head = blob[:-10]  # ExceptionCount (0) and the two empty reserved blocks come off
+    ansi = subject.encode("cp1252", "replace")
+    info = struct.pack("<IIIH", at(start), at(start + dt.timedelta(hours=1)), at(original), 0x1)
+    info += struct.pack("<HH", len(ansi) + 1, len(ansi)) + ansi
+    wide = subject.encode("utf-16-le")
+    extended = struct.pack("<II", 4, 0) + struct.pack("<I", 0)  # ChangeHighlight, EE1
+    extended += struct.pack("<III", at(start), at(start + dt.timedelta(hours=1)), at(original))
+    extended += struct.pack("<H", len(subject)) + wide + struct.pack("<I", 0)
+    return (
+        head
+        + struct.pack("<H", 1)
+        + info
+        + struct.pack("<I", 0)
+        + extended
+        + struct.pack("<II", 0, 0)
+    )
+
+
 def appointment(**named: object) -> MapiItem:
     values = {
         mapi.START_WHOLE: dt.datetime(2021, 8, 9, 17, tzinfo=UTC),
@@ -103,6 +128,23 @@ def test_a_weekly_series_with_a_count_expands_to_its_mondays_in_its_zone():
     assert found[-1] == dt.datetime(2021, 10, 11, 10, tzinfo=LA)
     assert {s.weekday() for s in found} == {0}
     assert converted.notes == ()
+
+
+def test_a_changed_and_a_deleted_occurrence_become_an_override_and_an_exdate():
+    # every Monday from 9 August 2021, four times; the 16th moved to Tuesday 17th 14:00 and
+    # renamed, the 23rd deleted (DeletedInstanceDates lists both original dates)
+    deleted = (dt.date(2021, 8, 16), dt.date(2021, 8, 23))
+    blob = recur(0x200B, 1, 1, (0x2,), dt.date(2021, 8, 9), end=(0x2022, 4, None), deleted=deleted)
+    original, moved = dt.datetime(2021, 8, 16, 10), dt.datetime(2021, 8, 17, 14)  # noqa: DTZ001 - wall times
+    blob = with_change(blob, original, moved, "Moved ✓")
+    calendar = icalendar.Calendar.from_ical(event_of(appointment(recurring=True, recur=blob)).data)
+    found = recurring_ical_events.of(calendar).between((2021, 1, 1), (2022, 1, 1))
+    seen = sorted((e["DTSTART"].dt, str(e["SUMMARY"])) for e in found)
+    assert seen == [
+        (dt.datetime(2021, 8, 9, 10, tzinfo=LA), "Weekly"),
+        (dt.datetime(2021, 8, 17, 14, tzinfo=LA), "Moved ✓"),
+        (dt.datetime(2021, 8, 30, 10, tzinfo=LA), "Weekly"),
+    ]
 
 
 def test_a_zone_windows_cannot_name_keeps_its_rules_and_its_key_as_tzid():
@@ -287,6 +329,9 @@ def test_a_contact_becomes_a_vcard_3_with_names_addresses_phones_and_dates():
 def test_a_contact_without_name_or_address_is_unconvertible():
     with pytest.raises(UnconvertibleError, match="no name"):
         contact_of(MapiItem("8", {mapi.BODY: "x"}))
+    group = MapiItem("9", {mapi.MESSAGE_CLASS: "IPM.DistList", mapi.DISPLAY_NAME: "Team"})
+    with pytest.raises(UnconvertibleError, match=r"a IPM.DistList item is not converted"):
+        contact_of(group)
 
 
 def test_a_task_becomes_a_vtodo_with_dates_status_percent_priority_and_completion():

@@ -14,6 +14,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from mailferry.domain.errors import UnconvertibleError
+
 # Property sets ([MS-OXPROPS] 1.3.2)
 PS_MAPI = "00020328-0000-0000-c000-000000000046"
 PS_PUBLIC_STRINGS = "00020329-0000-0000-c000-000000000046"
@@ -125,6 +127,13 @@ class MapiItem:
     named: dict[NamedKey, Value] = field(default_factory=dict)
     recipients: tuple[dict[int, Value], ...] = ()
     attachments: int = 0  # not converted: said in the item's notes
+
+    def expect(self, message_class: str) -> None:
+        """``UnconvertibleError`` for an item of another class (PidTagMessageClass): a
+        distribution list among contacts, a task request among tasks, ..."""
+        found = self.text(MESSAGE_CLASS)
+        if found and not found.upper().startswith(message_class.upper()):
+            raise UnconvertibleError(f"a {found} item is not converted (only {message_class})")
 
     def left_out(self) -> tuple[str, ...]:
         """What no conversion copies, for the item's notes: its attachments (files, a contact's

@@ -72,6 +72,7 @@ def fallback_uid(item: MapiItem) -> str:
 
 def event_of(item: MapiItem) -> Converted:
     """The appointment as one VCALENDAR; ``UnconvertibleError`` when it has no start."""
+    item.expect("IPM.Appointment")
     start = item.time(mapi.START_WHOLE) or item.time(mapi.COMMON_START)
     end = item.time(mapi.END_WHOLE) or item.time(mapi.COMMON_END) or start
     if start is None or end is None:

@@ -53,6 +53,7 @@ def _fold(line: str) -> str:
 
 def contact_of(item: MapiItem) -> Converted:
     """The contact as a vCard 3.0 (``UnconvertibleError`` when it has no name and no address)."""
+    item.expect("IPM.Contact")
     uid = fallback_uid(item)
     keys = (mapi.SURNAME, mapi.GIVEN_NAME, mapi.MIDDLE_NAME, mapi.NAME_PREFIX, mapi.GENERATION)
     names = [item.text(key) or "" for key in keys]
@@ -123,6 +124,7 @@ def _day(moment: dt.datetime) -> dt.date:
 
 def task_of(item: MapiItem) -> Converted:
     """The task as one VCALENDAR holding a VTODO."""
+    item.expect("IPM.Task")
     uid = fallback_uid(item)
     summary, body = item.text(mapi.SUBJECT), item.text(mapi.BODY)
     if summary is None and body is None:

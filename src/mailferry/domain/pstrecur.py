@@ -22,6 +22,7 @@ copies the first occurrence and reports the item.
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import datetime as dt
 import struct
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ class Change:
     location: str | None = None
     busy: int | None = None
     body_changed: bool = False
+    flags: int = 0  # OverrideFlags: what the ExceptionInfo overrides
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,13 @@ class _Reader:
         self.at += size
         return raw.decode("cp1252", "replace")
 
+    def wide(self, count: int) -> str:
+        raw = self.data[self.at : self.at + 2 * count]
+        if len(raw) < 2 * count:
+            raise UnconvertibleError("the recurrence pattern is cut short")
+        self.at += 2 * count
+        return raw.decode("utf-16-le", "replace")
+
 
 def parse(blob: bytes) -> Recurrence:
     """The recurrence of an appointment's PidLidAppointmentRecur (``UnconvertibleError``: why not)."""
@@ -99,9 +108,9 @@ def parse(blob: bytes) -> Recurrence:
     specific = _specific(read, pattern)
     end_type, count, first_dow = read.take("III")
     deleted = read.take(f"{read.one('I')}I")
-    modified = read.take(f"{read.one('I')}I")
+    read.take(f"{read.one('I')}I")  # ModifiedInstanceDates: the changed ones' new dates
     start_date, end_date = read.take("II")
-    read.take("II")  # ReaderVersion2, WriterVersion2
+    _reader2, writer2 = read.take("II")
     start_offset, end_offset = read.take("II")
     rule = _rule(frequency, pattern, period, specific, local(start_date))
     rule["WKST"] = DAYS[first_dow % 7]
@@ -111,8 +120,8 @@ def parse(blob: bytes) -> Recurrence:
         rule["COUNT"] = count
     elif end_type == END_DATE:
         until = local(end_date) + dt.timedelta(minutes=start_offset)
-    changes = _changes(read, blob)
-    moved = {local(m).date() for m in modified}
+    changes = _changes(read, writer2)
+    moved = {change.original.date() for change in changes}  # deleted dates list them too
     gone = tuple(
         local(d) + dt.timedelta(minutes=start_offset)
         for d in deleted
@@ -186,37 +195,62 @@ def _month_day(day: int, month: int | None) -> dict[str, object]:
     return {"BYMONTHDAY": [day]}
 
 
-def _changes(read: _Reader, blob: bytes) -> tuple[Change, ...]:
-    """The ExceptionInfo structures: each changed occurrence's times, subject and location."""
-    if read.at >= len(blob):
+def _changes(read: _Reader, writer2: int) -> tuple[Change, ...]:
+    """The ExceptionInfo structures (each changed occurrence's times, busy status, ANSI subject
+    and location), then the ExtendedException ones with the subject and location in Unicode."""
+    if read.at >= len(read.data):
         return ()
-    found = []
-    for _ in range(read.one("H")):
-        start, end, original, flags = read.take("IIIH")
-        subject = location = None
-        busy = None
-        if flags & ARO_SUBJECT:
-            read.take("H")
-            subject = read.text(read.one("H"))
-        for bit in _U32_FIELDS:
-            if flags & bit:
-                read.take("I")
-        if flags & ARO_LOCATION:
-            read.take("H")
-            location = read.text(read.one("H"))
-        if flags & ARO_BUSYSTATUS:
-            busy = read.one("I")
-        for bit in (ARO_ATTACHMENT, ARO_SUBTYPE, ARO_APPTCOLOR):
-            if flags & bit:
-                read.take("I")
-        change = Change(
-            local(original),
-            local(start),
-            local(end),
-            subject,
-            location,
-            busy,
-            bool(flags & ARO_EXCEPTIONAL_BODY),
-        )
-        found.append(change)
-    return tuple(found)
+    found = [_exception(read) for _ in range(read.one("H"))]
+    try:
+        read.take(f"{read.one('I')}x")  # ReservedBlock1
+        return tuple(_extended(read, change, writer2) for change in found)
+    except UnconvertibleError:  # no (whole) Unicode part: the ANSI texts stand
+        return tuple(found)
+
+
+def _exception(read: _Reader) -> Change:
+    start, end, original, flags = read.take("IIIH")
+    subject = location = None
+    busy = None
+    if flags & ARO_SUBJECT:
+        read.take("H")
+        subject = read.text(read.one("H"))
+    for bit in _U32_FIELDS:
+        if flags & bit:
+            read.take("I")
+    if flags & ARO_LOCATION:
+        read.take("H")
+        location = read.text(read.one("H"))
+    if flags & ARO_BUSYSTATUS:
+        busy = read.one("I")
+    for bit in (ARO_ATTACHMENT, ARO_SUBTYPE, ARO_APPTCOLOR):
+        if flags & bit:
+            read.take("I")
+    return Change(
+        local(original),
+        local(start),
+        local(end),
+        subject,
+        location,
+        busy,
+        bool(flags & ARO_EXCEPTIONAL_BODY),
+        flags,
+    )
+
+
+def _extended(read: _Reader, change: Change, writer2: int) -> Change:
+    """[MS-OXOCAL] 2.2.1.44.3: ChangeHighlight (WriterVersion2 0x3009 on), ReservedBlockEE1,
+    then, with a subject or location, the times again and the Unicode texts; ReservedBlockEE2."""
+    if writer2 >= 0x3009:
+        read.take(f"{read.one('I')}x")
+    read.take(f"{read.one('I')}x")
+    if not change.flags & (ARO_SUBJECT | ARO_LOCATION):
+        return change
+    read.take("III")
+    subject, location = change.subject, change.location
+    if change.flags & ARO_SUBJECT:
+        subject = read.wide(read.one("H"))
+    if change.flags & ARO_LOCATION:
+        location = read.wide(read.one("H"))
+    read.take(f"{read.one('I')}x")
+    return dataclasses.replace(change, subject=subject, location=location)
