@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mailferry.adapters.files import pstcollections
 from mailferry.adapters.files.pstcollections import PstCollections
 from mailferry.adapters.memory.dav import MemoryDavAccount, MemoryDavServer, SimulatedCrash
 from mailferry.adapters.memory.davstate import MemoryItemStateStore
@@ -144,3 +145,19 @@ def test_a_pst_source_routes_its_collections_and_workloads_name_what_cannot_move
     with pytest.raises(ConfigError, match="--workloads calendar"):
         plan_routes(pst, imap, frozenset({Workload.CALENDAR}))
     assert not side_kind(Side("pst:///x.pst", "target"), None, None).dav  # never written
+
+
+@pytest.mark.parametrize("kept", [8 << 20, 0])
+def test_an_item_reads_as_listed_whether_its_conversion_was_kept_or_not(ost, monkeypatch, kept):
+    """Listing converts each item (its ETag is a hash of the bytes) and keeps the bytes, up to a
+    bound, for the read: kept or converted again, the read's ETag is the listed one."""
+    monkeypatch.setattr(pstcollections, "KEPT_LIMIT", kept)
+    account = PstCollections(ost)
+    try:
+        for collection in account.collections():
+            refs = account.items(collection.href)
+            read = account.read(collection.href, collection.kind, [r.href for r in refs])
+            assert [(i.href, i.etag) for i in read] == [(r.href, r.etag) for r in refs]
+        assert account._kept == {}
+    finally:
+        account.close()

@@ -116,6 +116,14 @@ PHONES = (  # (tag, vCard TYPE)
 HOME_ADDRESS = (0x3A5D, 0x3A59, 0x3A5C, 0x3A5B, 0x3A5A)  # PidTagHomeAddressStreet .. Country
 OTHER_ADDRESS = (0x3A63, 0x3A5F, 0x3A62, 0x3A61, 0x3A60)  # PidTagOtherAddressStreet .. Country
 
+# every named property a conversion reads: the adapter reads no other (an Exchange item carries
+# dozens more, some of them kilobytes of text)
+NAMED = frozenset(
+    {key for key in list(globals().values()) if isinstance(key, NamedKey)}
+    | {key for pair in EMAILS for key in pair}
+    | set(WORK_ADDRESS)
+)
+
 
 @dataclass(frozen=True)
 class MapiItem:

@@ -53,6 +53,7 @@ ROOT = "/pst/"
 CALDAV = "{urn:ietf:params:xml:ns:caldav}calendar"
 CARDDAV = "{urn:ietf:params:xml:ns:carddav}addressbook"
 READ_ONLY = "a PST is read-only here (a source)"
+KEPT_LIMIT = 8 << 20  # bytes of converted items kept from listing for the read
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ class PstCollections:
         self._version = f"{stat.st_size}-{stat.st_mtime_ns}"
         self._folders: dict[str, _Folder] = {}
         self._notes: list[str] = []
+        self._kept: dict[str, tuple[MapiItem, Converted]] = {}
+        self._kept_bytes = 0
         self._walk(self._pff.root_folder, ())
 
     def _walk(self, folder: Any, path: tuple[str, ...]) -> None:
@@ -161,10 +164,21 @@ class PstCollections:
         except OSError:
             return f"{where.info.href}item-{index + 1}{where.kind.suffix}", None
         try:
-            data = where.kind.convert(mapi_item(item, self._names)).data
+            found = mapi_item(item, self._names)
+            converted = where.kind.convert(found)
         except (OSError, UnconvertibleError):
             return href, None  # read() reports why
-        return href, hashlib.sha256(data).hexdigest()[:32]
+        self._keep(href, found, converted)
+        return href, hashlib.sha256(converted.data).hexdigest()[:32]
+
+    def _keep(self, href: str, item: MapiItem, converted: Converted) -> None:
+        """Keep what listing converted for the read that follows, up to ``KEPT_LIMIT`` bytes
+        (then the rest is converted again when read): memory stays bounded."""
+        if (old := self._kept.pop(href, None)) is not None:
+            self._kept_bytes -= len(old[1].data)
+        if self._kept_bytes + len(converted.data) <= KEPT_LIMIT:
+            self._kept[href] = (item, converted)
+            self._kept_bytes += len(converted.data)
 
     def sync(self, collection: str, token: str | None) -> SyncChanges:  # noqa: ARG002 - the port
         raise FolderError(collection, "no sync-collection in a PST (listed whole)")
@@ -188,8 +202,13 @@ class PstCollections:
             return ItemError(collection, href, "not found in the PST")
         with self._lock:
             try:
-                item = mapi_item(where.folder.get_sub_message(index), self._names)
-                converted = where.kind.convert(item)
+                kept = self._kept.pop(href, None)
+                if kept is not None:
+                    self._kept_bytes -= len(kept[1].data)
+                    item, converted = kept
+                else:
+                    item = mapi_item(where.folder.get_sub_message(index), self._names)
+                    converted = where.kind.convert(item)
             except OSError as exc:  # libpff chains its reasons: the first one says what failed
                 reason = str(exc).split(". ", 1)[0]
                 return ItemError(collection, href, f"{self.path}: damaged item: {reason}")

@@ -16,12 +16,13 @@ import struct
 import uuid
 from typing import Any
 
-from mailferry.domain.mapi import PS_MAPI, PS_PUBLIC_STRINGS, MapiItem, NamedKey, Value
+from mailferry.domain.mapi import NAMED, PS_MAPI, PS_PUBLIC_STRINGS, MapiItem, NamedKey, Value
 
 # PT_* value types ([MS-OXCDATA] 2.11.1)
 _INT16, _INT32, _FLOAT, _DOUBLE, _BOOL, _INT64 = 0x02, 0x03, 0x04, 0x05, 0x0B, 0x14
 _STRING8, _UNICODE, _TIME, _BINARY = 0x1E, 0x1F, 0x40, 0x102
 _MV_STRING8, _MV_UNICODE = 0x101E, 0x101F
+NAMED_FROM = 0x8000  # tags from here on are named properties (numbered per file)
 
 
 def named_map(pff: Any) -> dict[int, NamedKey]:
@@ -63,13 +64,15 @@ def mapi_item(item: Any, names: dict[int, NamedKey]) -> MapiItem:
     named: dict[NamedKey, Value] = {}
     for index in range(item.number_of_record_sets):
         for entry in item.get_record_set(index).entries:
+            tag = int(entry.entry_type)
+            key = names.get(tag) if tag >= NAMED_FROM else None
+            if tag >= NAMED_FROM and key not in NAMED:
+                continue  # a named property no conversion reads: its data is not read
             value = _value(entry)
             if value is None:
                 continue
-            tag = int(entry.entry_type)
-            if tag >= 0x8000:
-                if tag in names:
-                    named.setdefault(names[tag], value)
+            if key is not None:
+                named.setdefault(key, value)
             else:
                 tagged.setdefault(tag, value)
         break  # the first record set is the item; others are per-recipient or per-attachment
