@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import lzma
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,37 @@ def test_an_item_reads_as_listed_whether_its_conversion_was_kept_or_not(ost, mon
         assert account._kept == {}
     finally:
         account.close()
+
+
+class FakeEntry:
+    def __init__(self, tag: int, text: str) -> None:
+        self.entry_type, self.data, self.data_as_string = tag, text.encode(), text
+
+
+class FakeFolder:
+    """What ``_walk`` asks of a pypff folder: name, container class, counts, children."""
+
+    def __init__(self, name: str, kind: str, count: int, children=()) -> None:
+        self.name, self.number_of_sub_messages, self.identifier = name, count, 1
+        self._entries, self._children = [FakeEntry(0x3613, kind)], list(children)
+        self.number_of_record_sets = 1
+        self.number_of_sub_folders = len(self._children)
+
+    def get_record_set(self, _index):
+        return type("RecordSet", (), {"entries": self._entries})()
+
+    def get_sub_folder(self, index):
+        return self._children[index]
+
+
+def test_journal_and_notes_folders_holding_items_are_said_not_copied(tmp_path):
+    account = PstCollections.__new__(PstCollections)
+    account._folders, account._notes, account._version = {}, [], "v"
+    account._lock = threading.Lock()
+    journal = FakeFolder("Journal", "IPF.Journal", 3)
+    notes = FakeFolder("Notes", "IPF.StickyNote", 0)
+    account._walk(FakeFolder("Top", "IPF.Note", 0, [journal, notes]), ())
+    assert account.collections() == []
+    assert account.notes() == [
+        "folder Journal: 3 IPF.Journal item(s) not copied (journal entries and notes are not converted)"
+    ]

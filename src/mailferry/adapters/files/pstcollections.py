@@ -53,6 +53,7 @@ ROOT = "/pst/"
 CALDAV = "{urn:ietf:params:xml:ns:caldav}calendar"
 CARDDAV = "{urn:ietf:params:xml:ns:carddav}addressbook"
 READ_ONLY = "a PST is read-only here (a source)"
+NOT_CONVERTED = ("IPF.JOURNAL", "IPF.STICKYNOTE")  # said in the notes when they hold items
 KEPT_LIMIT = 8 << 20  # bytes of converted items kept from listing for the read
 
 
@@ -115,6 +116,11 @@ class PstCollections:
             found = _KINDS.get((kind or "").upper())
             if found is not None and count:
                 self._add(child, full, found)
+            elif count and (kind or "").upper().startswith(NOT_CONVERTED):
+                self._notes.append(
+                    f"folder {'/'.join(full)}: {count} {kind} item(s) not copied "
+                    "(journal entries and notes are not converted)"
+                )
             self._walk(child, full)
 
     def _add(self, folder: Any, path: tuple[str, ...], kind: _Kind) -> None:
