@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailferry.adapters.dav import DavAccount, DavSession, parse_dav_url
+from mailferry.adapters.files.pstcollections import PstCollections
 from mailferry.adapters.graph.collections import GraphCollections
 from mailferry.adapters.memory.davstate import MemoryItemStateStore
 from mailferry.adapters.store.dav_state import SqlItemStateStore
 from mailferry.adapters.tls import TlsOptions
 from mailferry.bootstrap import SyncRequest
 from mailferry.bootstrap.dav import DavSide, dav_key, request_login, request_sides
-from mailferry.bootstrap.graph import GraphSide, Routes
-from mailferry.config import default_state_path
+from mailferry.bootstrap.graph import GraphSide, Routes, is_pst_url
+from mailferry.config import default_state_path, parse_file_store
 from mailferry.domain.errors import AccountError, ConfigError, FolderError
 from mailferry.domain.ports import CollectionAccount, ItemStateStore
 from mailferry.domain.workloads import Workload
@@ -87,6 +88,13 @@ def open_graph(side: GraphSide, workloads: frozenset[Workload]) -> tuple[GraphCo
     return account, f"m365 {side.mailbox}@{side.graph_url}"
 
 
+def open_pst(url: str) -> tuple[PstCollections, str]:
+    """A PST's calendars, contacts and tasks (read-only); named in the pair key by its path,
+    as its mail is (``FileStore.display``)."""
+    store = parse_file_store(url, side="source")
+    return PstCollections(store.path), store.display()
+
+
 @contextlib.contextmanager
 def open_collection_pair(
     request: SyncRequest, kw: dict[str, Any], routes: Routes, *, read_only: bool = False
@@ -107,7 +115,9 @@ def open_collection_pair(
         names: list[str] = []
         for dav, graph, side in zip(davs, graphs, (request.source, request.target), strict=True):
             account: CollectionAccount
-            if dav is not None:
+            if is_pst_url(side.url) and side.name == "source":
+                account, name = open_pst(side.url)
+            elif dav is not None:
                 account, name = _open_dav(request, dav)
             elif graph is not None:
                 account, name = open_graph(graph, routes.plan.collections)
@@ -120,4 +130,4 @@ def open_collection_pair(
         yield CollectionPair(accounts[0], accounts[1], state, key)
 
 
-__all__ = ["CollectionPair", "dav_key", "open_collection_pair", "open_graph"]
+__all__ = ["CollectionPair", "dav_key", "open_collection_pair", "open_graph", "open_pst"]

@@ -23,8 +23,9 @@ from mailferry.adapters.imap import Credentials
 from mailferry.adapters.store.dav_state import SqlItemStateStore
 from mailferry.adapters.store.engine import open_database
 from mailferry.adapters.tls import TlsOptions
-from mailferry.bootstrap.collections import open_graph
+from mailferry.bootstrap.collections import open_graph, open_pst
 from mailferry.bootstrap.graphbatch import graph_sides
+from mailferry.config import FileStore
 from mailferry.domain.errors import AccountError, FolderError, MailferryError
 from mailferry.domain.model import Endpoint
 from mailferry.domain.ports import CollectionAccount
@@ -57,9 +58,12 @@ def dav_login(url: DavUrl, endpoint: Endpoint, creds: Credentials) -> DavLogin:
 def open_dav_link(job: Job, database: URL) -> DavJobLink:
     """Both collection accounts of ``job``: a DAV URL's, discovered (a wrong password or no DAV
     at the URL fails here, naming the side), else Microsoft 365 through Graph's resources
-    (``graphbatch``); and the item state. Everything opened is closed on a failure. Files
-    (maildir://, pst://, ...) have no calendars or contacts to reach."""
-    if not isinstance(job.source, Endpoint) or not isinstance(job.target, Endpoint):
+    (``graphbatch``), or a PST's calendars, contacts and tasks (a ``pst://`` source); and the item
+    state. Everything opened is closed on a failure. Other files (maildir://, mbox://, ...) have
+    no calendars or contacts to reach."""
+    if not isinstance(job.target, Endpoint) or not (
+        isinstance(job.source, Endpoint) or job.source.kind == "pst"
+    ):
         raise AccountError("files have no calendars or contacts to reach")
     route = job.dav or DavRoute(None, None, TlsOptions(), TlsOptions())
     sides = (
@@ -71,7 +75,11 @@ def open_dav_link(job: Job, database: URL) -> DavJobLink:
         names, accounts = [], []
         for (name, text, endpoint, creds, tls), graph in zip(sides, graphs, strict=True):
             account: CollectionAccount
-            if text is not None:
+            if isinstance(endpoint, FileStore):  # a PST's (checked above)
+                account, pst_name = open_pst(endpoint.display())
+                stack.callback(account.close)
+                names.append(pst_name)
+            elif text is not None:
                 url = parse_dav_url(text, allow_plaintext=True)  # checked when it was added
                 account = _discovered(name, url, dav_login(url, endpoint, creds), tls, stack)
                 names.append(f"{url.user}@{url.base}{url.path}")  # as bootstrap.dav.dav_key

@@ -95,11 +95,18 @@ class Routes:
     target: GraphSide | None
 
 
+def is_pst_url(url: str) -> bool:
+    """``pst:///path``: mail folders (as a mail source) and calendars, contacts and tasks (as a
+    collection source, adapters/files/pstcollections.py)."""
+    return url.strip().lower().startswith("pst://")
+
+
 def side_kind(side: Side, dav: str | None, graph: GraphSide | None) -> SideKind:
     imap = not (is_dav_url(side.url) or is_m365_url(side.url))
+    pst = is_pst_url(side.url) and side.name == "source"  # a PST is never written
     return SideKind(
         imap=imap,
-        dav=dav is not None or is_dav_url(side.url),
+        dav=dav is not None or is_dav_url(side.url) or pst,
         graph=graph is not None,
         roles=graph.roles if graph is not None else frozenset(),
     )

@@ -19,6 +19,9 @@
     │   │                          recorded with its reason, the run goes on
     │   └── ItemConflictError      a write's precondition failed (412: exists / changed) or the server
     │                              found a conflict (409, e.g. the UID is used by another resource)
+    ├── UnconvertibleError         an Outlook item (or a part of it: its recurrence, its time zone)
+    │                              cannot be converted to iCalendar/vCard (domain/pst*.py); the PST
+    │                              source reports the item as an ItemError, or converts the rest
     └── StateError                 the state database is unusable (not ours, newer version, corrupt)
         ├── StateUnreachableError  its server cannot be reached or refuses the login (exit 3)
         └── SchemaTooOldError      a shared database (PostgreSQL) needs `mailferry db upgrade`
@@ -107,6 +110,10 @@ class ItemConflictError(ItemError):
     def __init__(self, collection: str, href: str, status: int) -> None:
         self.status = status
         super().__init__(collection, href, f"HTTP {status}: precondition failed or conflict")
+
+
+class UnconvertibleError(MailferryError):
+    """A conversion from MAPI properties that cannot be done: ``str()`` says why."""
 
 
 class StateError(MailferryError):

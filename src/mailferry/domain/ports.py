@@ -375,3 +375,13 @@ class Noting(Protocol):
     def notes(self, folder: str, uids: Sequence[int]) -> dict[str, int]:
         """Reason -> how many of ``uids`` (already fetched) it applies to."""
         ...
+
+
+@runtime_checkable
+class ItemNoting(Protocol):
+    """A collection source that converts its items (a PST) and knows which ones it handed out not
+    quite as it holds them: a recurrence copied as its first occurrence, say. Optional."""
+
+    def notes(self) -> list[str]:
+        """One line per item read so far: which item, and what was not kept."""
+        ...

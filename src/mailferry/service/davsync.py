@@ -26,7 +26,7 @@ from mailferry.domain.davreport import CollectionReport, DavSummary
 from mailferry.domain.errors import ConnectError, FolderError
 from mailferry.domain.items import Collection, ComponentKind
 from mailferry.domain.items import CollectionKind as Kind
-from mailferry.domain.ports import CollectionAccount, ItemStateStore
+from mailferry.domain.ports import CollectionAccount, ItemNoting, ItemStateStore
 from mailferry.domain.workloads import Workload, collection_workload
 from mailferry.logs import get_logger
 from mailferry.service.davcontext import (
@@ -266,6 +266,8 @@ def sync_accounts(
         stop=stop or threading.Event(),
     )
     summary = DavSync(ctx, options.workloads).run()
+    if isinstance(source, ItemNoting):
+        summary.warnings.extend(source.notes())
     if ctx.payloads.mode is AttendeeMode.PARK and summary.scheduling_changed:
         summary.warnings.append(
             f"{summary.scheduling_changed} meeting(s): ORGANIZER/ATTENDEE written as "

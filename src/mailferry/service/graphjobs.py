@@ -82,10 +82,12 @@ class JobRoutes:
 
 
 def side_kind(record: EndpointRecord, access: GraphAccess | None) -> SideKind:
-    """What an endpoint offers a mailbox: IMAP always; DAV with a template; Graph with access."""
+    """What an endpoint offers a mailbox: IMAP always; DAV with a template, or a PST's calendars,
+    contacts and tasks (a ``pst://`` files template: a source only, as fileroutes checks);
+    Graph with access."""
     return SideKind(
         imap=True,
-        dav=bool(record.dav),
+        dav=bool(record.dav) or (record.files or "").lower().startswith("pst://"),
         graph=access is not None,
         roles=access.roles if access is not None else frozenset(),
     )

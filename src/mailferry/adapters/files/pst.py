@@ -2,7 +2,8 @@
 
 Folders are the tree under the PST's top folder ("Top of Personal Folders", "Top of Outlook data
 file"), delimiter ``/``; Inbox is INBOX. Folders of calendar items, contacts, tasks, notes and
-journal entries are not mail: they are left out here and named in the log (``pst.not_mail``).
+journal entries are not mail: they are left out here and named in the log (``pst.not_mail``);
+calendars, contacts and tasks are read as collections by ``pstcollections``.
 Messages are built one at a time (``pstmail``), never the whole file: memory stays flat.
 Planning only measures each message (its size and Message-ID, without encoding attachments); the
 copy builds it once, from the frame measuring left (``Frames``, bounded) when it is still kept. Each is

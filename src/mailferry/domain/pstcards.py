@@ -1,0 +1,170 @@
+"""Outlook contacts ([MS-OXOCNTC]) as vCard 3.0 and tasks ([MS-OXOTASK]) as iCalendar VTODOs,
+from their MAPI properties (``domain/mapi.py``; IDs and sets are listed there).
+
+Contact: N and FN (PidTagSurname, GivenName, MiddleName, DisplayNamePrefix, Generation;
+PidTagDisplayName, else PidLidFileUnder), NICKNAME, EMAIL (PidLidEmail1..3EmailAddress, SMTP
+ones), TEL (the PidTag*TelephoneNumber and fax numbers with their TYPE), ADR (home: PidTagHome*,
+work: PidLidWorkAddress*, other: PidTagOther*), ORG and TITLE (PidTagCompanyName,
+DepartmentName, Title), BDAY (PidTagBirthday), URL, NOTE (PidTagBody), CATEGORIES
+(PidNameKeywords). Task: SUMMARY, DESCRIPTION, DTSTART/DUE (PidLidTaskStartDate/DueDate: dates,
+as Outlook shows them), STATUS (PidLidTaskStatus: NEEDS-ACTION, IN-PROCESS, COMPLETED; waiting
+and deferred have no iCalendar status: NEEDS-ACTION with X-MICROSOFT-TASKSTATUS), PERCENT-COMPLETE
+(PidLidPercentComplete x 100), COMPLETED (PidLidTaskDateCompleted), PRIORITY (PidTagImportance),
+CLASS, CATEGORIES. UIDs: PidTagSearchKey, else the PST identifier (``pstcalendar.fallback_uid``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import icalendar
+
+from mailferry.domain import mapi
+from mailferry.domain.errors import UnconvertibleError
+from mailferry.domain.mapi import MapiItem
+from mailferry.domain.pstcalendar import PRODID, Converted, fallback_uid
+
+_TASK_STATUS = ("NEEDS-ACTION", "IN-PROCESS", "COMPLETED", "NEEDS-ACTION", "NEEDS-ACTION")
+_TASK_X = {3: "WAITING", 4: "DEFERRED"}
+_CLASS = ("PUBLIC", "PRIVATE", "PRIVATE", "CONFIDENTIAL")
+_PRIORITY = {0: 9, 2: 1}
+
+
+def _escape(value: str) -> str:
+    """RFC 6350 3.4 / RFC 2426 4: backslash, comma, semicolon and newlines in a text value."""
+    text = value.replace("\\", "\\\\").replace(",", "\\,").replace(";", "\\;")
+    return text.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n")
+
+
+def _fold(line: str) -> str:
+    """Lines over 75 octets are folded (RFC 2425 5.8.1), never inside a UTF-8 sequence."""
+    out: list[str] = []
+    current = ""
+    for char in line:
+        limit = 75 if not out else 74
+        if len((current + char).encode()) > limit:
+            out.append(current)
+            current = char
+        else:
+            current += char
+    out.append(current)
+    return "\r\n ".join(out)
+
+
+def contact_of(item: MapiItem) -> Converted:
+    """The contact as a vCard 3.0 (``UnconvertibleError`` when it has no name and no address)."""
+    item.expect("IPM.Contact")
+    uid = fallback_uid(item)
+    keys = (mapi.SURNAME, mapi.GIVEN_NAME, mapi.MIDDLE_NAME, mapi.NAME_PREFIX, mapi.GENERATION)
+    names = [item.text(key) or "" for key in keys]
+    emails = [e for key, _ in mapi.EMAILS if (e := item.text(key)) and "@" in e]
+    full = (
+        item.text(mapi.DISPLAY_NAME)
+        or item.text(mapi.FILE_UNDER)
+        or " ".join(n for n in names[1::-1] if n)
+        or (emails[0] if emails else None)
+    )
+    if not full:
+        raise UnconvertibleError("the contact has no name and no e-mail address")
+    lines = ["BEGIN:VCARD", "VERSION:3.0", f"UID:{_escape(uid)}", f"FN:{_escape(full)}"]
+    lines.append("N:" + ";".join(_escape(n) for n in names))
+    lines += [f"EMAIL;TYPE=INTERNET{',PREF' if i == 0 else ''}:{e}" for i, e in enumerate(emails)]
+    lines += [f"TEL;TYPE={kind}:{_escape(n)}" for tag, kind in mapi.PHONES if (n := item.text(tag))]
+    lines += _addresses(item) + _work(item) + _other(item)
+    lines.append("END:VCARD")
+    data = ("\r\n".join(_fold(line) for line in lines) + "\r\n").encode()
+    return Converted(uid, data, item.left_out())
+
+
+def _addresses(item: MapiItem) -> list[str]:
+    lines = []
+    for kind, keys in (
+        ("HOME", mapi.HOME_ADDRESS),
+        ("WORK", mapi.WORK_ADDRESS),
+        ("OTHER", mapi.OTHER_ADDRESS),
+    ):
+        parts = [item.text(k) or "" for k in keys]
+        if any(parts):
+            lines.append(f"ADR;TYPE={kind}:;;" + ";".join(_escape(p) for p in parts))
+    return lines
+
+
+def _work(item: MapiItem) -> list[str]:
+    lines = []
+    company, department = item.text(mapi.COMPANY), item.text(mapi.DEPARTMENT)
+    if company or department:
+        parts = [company or ""] + ([department] if department else [])
+        lines.append("ORG:" + ";".join(_escape(p) for p in parts))
+    if title := item.text(mapi.TITLE):
+        lines.append(f"TITLE:{_escape(title)}")
+    if url := item.text(mapi.BUSINESS_HOME_PAGE) or item.text(mapi.HTML_PAGE):
+        lines.append(f"URL:{url}")
+    return lines
+
+
+def _other(item: MapiItem) -> list[str]:
+    """Nickname, birthday, notes, categories, revision: each only when the PST has it."""
+    found = {
+        "NICKNAME": _escape(item.text(mapi.NICKNAME) or ""),
+        "NOTE": _escape(item.text(mapi.BODY) or ""),
+        "CATEGORIES": ",".join(_escape(c) for c in item.strings(mapi.KEYWORDS)),
+    }
+    lines = [f"{name}:{value}" for name, value in found.items() if value]
+    if (birthday := item.time(mapi.BIRTHDAY)) is not None:
+        lines.append(f"BDAY;VALUE=DATE:{_day(birthday):%Y-%m-%d}")
+    if (modified := item.time(mapi.LAST_MODIFICATION_TIME)) is not None:
+        lines.append(f"REV:{modified.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ}")
+    return lines
+
+
+def _day(moment: dt.datetime) -> dt.date:
+    """A date Outlook keeps as local midnight in UTC: the nearest midnight's date."""
+    return (moment + dt.timedelta(hours=12)).date()
+
+
+def task_of(item: MapiItem) -> Converted:
+    """The task as one VCALENDAR holding a VTODO."""
+    item.expect("IPM.Task")
+    uid = fallback_uid(item)
+    summary, body = item.text(mapi.SUBJECT), item.text(mapi.BODY)
+    if summary is None and body is None:
+        raise UnconvertibleError("the task has neither a subject nor a body")
+    todo = icalendar.Todo()
+    todo.add("uid", uid)
+    stamp = item.time(mapi.LAST_MODIFICATION_TIME) or item.time(mapi.CREATION_TIME)
+    todo.add("dtstamp", stamp or dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+    for name, value in (("summary", summary), ("description", body)):
+        if value:
+            todo.add(name, value)
+    start, due = item.time(mapi.TASK_START), item.time(mapi.TASK_DUE)
+    if start is not None:
+        todo.add("dtstart", _day(start))
+    if due is not None:
+        todo.add("due", max(_day(due), _day(start)) if start is not None else _day(due))
+    _progress(todo, item)
+    if (priority := _PRIORITY.get(item.number(mapi.IMPORTANCE) or 1)) is not None:
+        todo.add("priority", priority)
+    sensitivity = item.number(mapi.SENSITIVITY)
+    if sensitivity is not None and 0 <= sensitivity < len(_CLASS):
+        todo.add("class", _CLASS[sensitivity])
+    if categories := item.strings(mapi.KEYWORDS):
+        todo.add("categories", list(categories))
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add_component(todo)
+    return Converted(uid, calendar.to_ical(), item.left_out())
+
+
+def _progress(todo: icalendar.Todo, item: MapiItem) -> None:
+    """STATUS (with Outlook's own word where iCalendar has none), PERCENT-COMPLETE, COMPLETED."""
+    status = 2 if item.flag(mapi.TASK_COMPLETE) else item.number(mapi.TASK_STATUS)
+    if status is not None and 0 <= status < len(_TASK_STATUS):
+        todo.add("status", _TASK_STATUS[status])
+        if status in _TASK_X:
+            todo.add("x-microsoft-taskstatus", _TASK_X[status])
+    percent = item.real(mapi.PERCENT_COMPLETE)
+    if percent is not None:
+        todo.add("percent-complete", round(min(max(percent, 0.0), 1.0) * 100))
+    if (completed := item.time(mapi.TASK_COMPLETED)) is not None:
+        todo.add("completed", completed)

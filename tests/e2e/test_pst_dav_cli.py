@@ -1,0 +1,219 @@
+"""``mailferry sync pst:///x.ost https://USER@dav/`` as a user runs it, into real Radicale and
+Xandikos: the shipped OST's appointments (tests/data/pst/NOTICE.md) land as events whose expanded
+occurrences are what Outlook says of them (its own recurrence descriptions, quoted below), a re-run
+and a run with the state lost copy nothing, ``verify`` passes, and the SMTP sink receives nothing.
+``pst:// -> imap://`` moves the mail and names the calendar as not moved, with the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import lzma
+import os
+import shutil
+import subprocess
+import sys
+import zoneinfo
+from pathlib import Path
+
+import icalendar
+import pytest
+import recurring_ical_events
+
+from mailferry.adapters.dav import CollectionKind, DavAccount, DavLogin, DavSession, parse_dav_url
+from mailferry.adapters.tls import TlsOptions
+
+pytestmark = pytest.mark.integration
+DATA = Path(__file__).resolve().parents[1] / "data" / "pst" / "pstextractortest.ost.xz"
+LA = zoneinfo.ZoneInfo("America/Los_Angeles")
+ITEMS = 169
+
+
+@pytest.fixture(scope="module")
+def ost(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("pst") / "mailbox.ost"
+    with lzma.open(DATA) as packed, path.open("wb") as out:
+        shutil.copyfileobj(packed, out)
+    return path
+
+
+def mailferry(command: str, ost: Path, server, user: tuple[str, str], state: Path, *args: str):
+    argv = [sys.executable, "-m", "mailferry.cli", command, f"pst://{ost}", server.url(user[0])]
+    argv += ["--state", str(state), *args]
+    if server.ca_file:
+        argv += ["--target-ca-file", str(server.ca_file)]
+    env = {**os.environ, "MAILFERRY_TARGET_PASSWORD": user[1]}
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def events(server, user: tuple[str, str]) -> list[icalendar.Calendar]:
+    """Every calendar object on the target."""
+    url = parse_dav_url(server.url(user[0]))
+    found: list[icalendar.Calendar] = []
+    with DavAccount(
+        DavSession(url, DavLogin(*user), TlsOptions(ca_file=server.ca_file))
+    ) as account:
+        for collection in account.collections():
+            if collection.kind is not CollectionKind.CALENDAR:
+                continue
+            refs = account.items(collection.href)
+            read = account.read(collection.href, collection.kind, [r.href for r in refs])
+            found.extend(icalendar.Calendar.from_ical(item.data) for item in read)
+    return found
+
+
+def starts(calendar: icalendar.Calendar, until: tuple[int, int, int] = (2031, 1, 1)) -> list:
+    occurrences = recurring_ical_events.of(calendar).between((2021, 1, 1), until)
+    return sorted(e["DTSTART"].dt for e in occurrences)
+
+
+@pytest.mark.parametrize("kind", ["radicale", "xandikos"])
+def test_a_pst_calendar_moves_to_dav_once_with_its_series_and_mails_nobody(
+    kind, request, make_user, ost, tmp_path, smtp_sink
+):
+    server = request.getfixturevalue(kind)
+    user = make_user(server)
+    state = tmp_path / "state.sqlite3"
+    smtp_sink.clear()
+    first = mailferry("sync", ost, server, user, state, "--json")
+    assert first.returncode == 0, first.stderr
+    doc = json.loads(first.stdout)
+    assert (doc["items_copied"], doc["items_failed"]) == (ITEMS, 0)
+    assert doc["workloads"]["calendar"]["route"] != "none", doc["workloads"]
+    every = events(server, user)
+    assert len(every) == ITEMS
+    found = {str(c.walk("VEVENT")[0]["SUMMARY"]): c for c in every}
+    # Outlook says of it: every Monday effective 8/9/2021 until 10/11/2021 from 10:00 to 11:00 AM
+    weekly = starts(found["repeats every monday for 10 weeks"])
+    assert len(weekly) == 10
+    assert (weekly[0], weekly[-1]) == (
+        dt.datetime(2021, 8, 9, 10, tzinfo=LA),
+        dt.datetime(2021, 10, 11, 10, tzinfo=LA),
+    )
+    assert {s.weekday() for s in weekly} == {0}
+    # "every day from 12:00 PM to 12:30 PM", three times
+    daily = starts(found["repeats for 3 days"])
+    assert daily == [dt.datetime(2021, 8, day, 12, tzinfo=LA) for day in (10, 11, 12)]
+    # "every August 13 from 10:00 AM to 10:30 AM", no end
+    yearly = starts(found["Occurs every August 13 effective 8/13/2021 from 10:00 AM to 10:30 AM"])
+    assert yearly == [dt.datetime(year, 8, 13, 10, tzinfo=LA) for year in range(2021, 2031)]
+    assert starts(found["all day event for 3 days"]) == [dt.date(2021, 8, 15)]
+    meeting = found["meeting from Ed"].walk("VEVENT")[0]
+    assert "ATTENDEE" not in meeting  # Radicale and Xandikos mail attendees: parked
+    assert "X-MAILFERRY-ATTENDEE" in meeting
+
+    again = json.loads(mailferry("sync", ost, server, user, state, "--json").stdout)
+    assert again["items_copied"] == 0
+    state.unlink()
+    lost = mailferry("sync", ost, server, user, state, "--json")
+    assert lost.returncode == 0, lost.stderr
+    assert (
+        json.loads(lost.stdout)["items_copied"],
+        json.loads(lost.stdout)["items_skipped_existing"],
+    ) == (0, ITEMS), lost.stdout
+    checked = mailferry("verify", ost, server, user, state)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert smtp_sink.messages == []
+
+
+def test_pst_to_imap_moves_the_mail_and_names_the_calendar_as_not_moved(
+    dovecot_slash, make_user, ost, tmp_path
+):
+    user, password = make_user(dovecot_slash)
+    argv = [
+        sys.executable,
+        "-m",
+        "mailferry.cli",
+        "sync",
+        f"pst://{ost}",
+        f"imap://{user}@127.0.0.1:{dovecot_slash.port}",
+        "--state",
+        str(tmp_path / "s"),
+        "--json",
+    ]
+    done = subprocess.run(
+        argv,
+        env={**os.environ, "MAILFERRY_TARGET_PASSWORD": password},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["messages_copied"] > 0
+    calendar = doc["workloads"]["calendar"]
+    assert calendar["route"] == "none"
+    assert "target has no calendars" in calendar["reason"]
+
+
+def test_a_pst_calendar_moves_to_microsoft_365_through_the_fake_graph_once(ost, tmp_path):
+    """``pst:///x.ost m365://alice@...`` through Graph's calendar resources (the FAKE Graph):
+    every appointment once, the meetings without their attendees (Graph would mail them), no
+    invitation; a re-run copies nothing and verify is clean."""
+    from click.testing import CliRunner  # noqa: PLC0415 - the Graph tests' way in
+
+    from mailferry.cli import main  # noqa: PLC0415
+    from mailferry.sandbox.graph.server import FakeGraph  # noqa: PLC0415
+    from tests.e2e.test_graph_cli import RESOURCE_ROLES, SECRET, TARGET_APP, side  # noqa: PLC0415
+    from tests.integration.fake_idp import FakeIdentityProvider  # noqa: PLC0415
+
+    with FakeIdentityProvider(tmp_path / "idp") as idp, FakeGraph(tmp_path / "graph") as graph:
+        idp.graph = graph
+        idp.add_client(TARGET_APP, SECRET)
+        idp.app_roles[TARGET_APP] = RESOURCE_ROLES
+        mailbox = graph.store.add_mailbox("alice@fabrikam.com")
+        argv = [f"pst://{ost}", "m365://alice@fabrikam.com", "--state", str(tmp_path / "s")]
+        argv += [*side("target", TARGET_APP, idp, graph, tmp_path), "--json"]
+        env = {"REQUESTS_CA_BUNDLE": str(idp.ca_file)}
+        result = CliRunner().invoke(main, ["sync", *argv], env=env)
+        assert result.exit_code == 0, result.stdout + result.stderr
+        doc = json.loads(result.stdout)
+        assert (doc["workloads"]["calendar"]["copied"], doc["items_failed"]) == (ITEMS, 0)
+        assert mailbox.invitations == 0
+        again = json.loads(CliRunner().invoke(main, ["sync", *argv], env=env).stdout)
+        assert again["workloads"]["calendar"]["copied"] == 0
+        check = CliRunner().invoke(main, ["verify", *argv], env=env)
+        assert check.exit_code == 0, check.stdout + check.stderr
+
+
+def test_a_batch_of_pst_files_moves_mail_and_calendars_per_user(
+    ost, tmp_path, dovecot_dot, xandikos, make_user, monkeypatch
+):
+    """``pst:///ROOT/{user}.ost`` as a batch's source endpoint, a target with IMAP and a DAV
+    template: each mailbox's mail into Dovecot, its calendars into Xandikos, once."""
+    import threading  # noqa: PLC0415
+
+    from mailferry.bootstrap import open_service  # noqa: PLC0415
+    from mailferry.bootstrap import scheduler as build_scheduler  # noqa: PLC0415
+    from mailferry.domain.model import Security  # noqa: PLC0415
+    from mailferry.service.batches import BatchOptions, EndpointSpec  # noqa: PLC0415
+
+    monkeypatch.delenv("MAILFERRY_KEY", raising=False)
+    (tmp_path / "psts").mkdir()
+    rows = ["EmailAddress,UserName,Password,TargetUserName,TargetPassword"]
+    targets = []
+    for n in range(2):
+        shutil.copyfile(ost, tmp_path / "psts" / f"user{n}.ost")
+        user, password = make_user(dovecot_dot)
+        xandikos.add_user(user, password)
+        targets.append((user, password))
+        rows.append(f"{user}@new.example,user{n},,{user},{password}")
+    service = open_service(tmp_path / "state.sqlite3")
+    try:
+        service.add_endpoint(EndpointSpec("old", "", files=f"pst://{tmp_path}/psts/{{user}}.ost"))
+        service.add_endpoint(
+            EndpointSpec("new", "127.0.0.1", dovecot_dot.port, Security.NONE,
+                         dav=f"https://127.0.0.1:{xandikos.port}/", dav_ca_file=xandikos.ca_file)
+        )  # fmt: skip
+        service.create_batch("p", "old", "new", ("\n".join(rows) + "\n").encode(), BatchOptions())
+        service.start("p")
+        build_scheduler(service, batch="p", poll=0.1).run(threading.Event(), until_idle=True)
+        status = service.status("p")
+        assert status.state == "synced", [m.record.reason for m in status.mailboxes]
+        assert all(m.record.copied > 0 for m in status.mailboxes)
+    finally:
+        service.close()
+    for target in targets:
+        assert len(events(xandikos, target)) == ITEMS
