@@ -3,7 +3,7 @@
 A folder of a million messages is two million fingerprints (source and target): as a ``Counter``
 that was hundreds of MB. Here they are written in chunks to a scratch database and compared by one
 ``GROUP BY`` that SQLite sorts on disk, so verify's memory is the same for ten messages or ten
-million; the price is temporary disk of about 200 bytes per message, deleted when the comparison
+million; the price is temporary disk of about 300 bytes per message, deleted when the comparison
 ends.
 
 Why not the state database: verify trusts nothing recorded (it also judges copies made by other
