@@ -6,6 +6,10 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from mailferry.sandbox.dovecot import MAIL_GROUP, MAIL_USER, DovecotServer
@@ -48,3 +52,41 @@ def count(server: DovecotServer, user: str, folder: str = "INBOX") -> int:
     """Messages in ``folder``, as Dovecot counts them (doveadm, no IMAP session needed)."""
     out = server.doveadm("mailbox", "status", "-u", user, "messages", folder)
     return int(out.split("=")[1])
+
+
+# Runs the command as its own child and reports that child's peak RSS. Linux carries a process's
+# pre-exec RSS into ru_maxrss (and vfork shares the parent's memory map), so a child spawned
+# straight from pytest would report pytest's peak; spawned from this small launcher, its figure
+# is its own (as benchmarks/run.py measures).
+_LAUNCHER = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as out:
+    out.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@dataclass
+class Measured:
+    returncode: int
+    stdout: str
+    stderr: str
+    peak_rss_mb: float
+
+
+def run_measured(argv: list[str], env: dict[str, str], timeout: float) -> Measured:
+    """Run ``argv`` to completion as a separate process: its exit code, output and peak RSS."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "rss_kb"
+        proc = subprocess.run(
+            [sys.executable, "-c", _LAUNCHER, str(report), *argv],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
+        rss_kb = int(report.read_text()) if report.exists() else 0
+    return Measured(proc.returncode, proc.stdout, proc.stderr, rss_kb / 1024)
