@@ -4,8 +4,11 @@ where APPENDs would take minutes), and counted back over IMAP."""
 from __future__ import annotations
 
 import grp
+import json
 import os
 import pwd
+import subprocess
+import sys
 from pathlib import Path
 
 from mailferry.sandbox.dovecot import MAIL_GROUP, MAIL_USER, DovecotServer
@@ -48,3 +51,24 @@ def count(server: DovecotServer, user: str, folder: str = "INBOX") -> int:
     """Messages in ``folder``, as Dovecot counts them (doveadm, no IMAP session needed)."""
     out = server.doveadm("mailbox", "status", "-u", user, "messages", folder)
     return int(out.split("=")[1])
+
+
+# Runs the command as its own child and reports that child's peak RSS (as benchmarks/run.py
+# does): Linux carries a process's pre-exec RSS into ru_maxrss, so a child spawned straight from
+# pytest would report pytest's peak; spawned from this small launcher, the figure is its own.
+LAUNCHER = """
+import json, os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as out:
+    json.dump({"rss_kb": usage.ru_maxrss}, out)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def peak_rss(argv: list[str], env: dict[str, str], report: Path) -> tuple[int, str, float]:
+    """Run ``argv`` to completion: (exit code, its stdout, its peak RSS in MB)."""
+    launcher = [sys.executable, "-c", LAUNCHER, str(report), *argv]
+    proc = subprocess.run(launcher, capture_output=True, env=env, check=False, timeout=1800)
+    rss_kb = json.loads(report.read_text())["rss_kb"]
+    return proc.returncode, proc.stdout.decode(errors="replace"), rss_kb / 1024
