@@ -27,7 +27,8 @@ from mailferry.domain.plan import FlagUpdate, Selection, batches, target_flags
 from mailferry.domain.ports import Copied, Intent, MailAccount, StateStore
 from mailferry.domain.responses import slow_down, target_full
 from mailferry.logs import get_logger
-from mailferry.service.planning import FolderWork, intent_key
+from mailferry.service.folderwork import FolderWork
+from mailferry.service.planning import intent_key
 from mailferry.service.progress import Progress
 from mailferry.service.resilience import Pace
 

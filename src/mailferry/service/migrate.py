@@ -46,7 +46,8 @@ from mailferry.domain.ports import FolderRecord, MailAccount, Noting, StateStore
 from mailferry.logs import bound_context, get_logger
 from mailferry.service import accounting
 from mailferry.service.copying import FolderCopy, record_failure
-from mailferry.service.planning import FolderPlanner, FolderWork, plan_folders
+from mailferry.service.folderwork import FolderWork
+from mailferry.service.planning import FolderPlanner, plan_folders
 from mailferry.service.progress import NoProgress, Progress
 from mailferry.service.resilience import Pace, Reconnect, RetryPolicy
 from mailferry.service.snapshot import Snapshot, take_snapshot

@@ -2,7 +2,9 @@
 
 The decisions themselves are pure functions in ``domain/plan.py``; this module fetches their inputs
 (snapshots of both folders, rows of the state store) and records what planning alone establishes
-(messages found already on the target, a "pass started" checkpoint).
+(messages found already on the target, a "pass started" checkpoint). A pass that writes is
+planned window by window of source UIDs as it copies (``windows.py``): nothing it keeps grows with
+the folder. A dry run, which may write nothing, still plans a folder whole.
 
 Why one module of 400+ lines: the three ways a folder pass is planned (fresh with lost-state
 matching, incremental, settling intents a crash left) share one planner and its state rows; split
@@ -12,8 +14,8 @@ apart they would pass the same seven collaborators around.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from itertools import chain
 
 from mailferry.domain.errors import FolderError, MessageError
@@ -21,8 +23,6 @@ from mailferry.domain.folders import FolderMapping, FolderPlan, MappingOptions, 
 from mailferry.domain.labels import LabelPolicy, label_key, meta_key, split_by_label
 from mailferry.domain.model import FolderInfo, FolderStatus, MessageMeta
 from mailferry.domain.plan import (
-    Choice,
-    FlagUpdate,
     Selection,
     choose,
     flag_updates,
@@ -38,77 +38,9 @@ from mailferry.domain.ports import (
     MailAccount,
     StateStore,
 )
+from mailferry.service.folderwork import FolderWork
 from mailferry.service.snapshot import Snapshot
 from mailferry.service.windows import WINDOW, Windows
-
-
-@dataclass
-class FolderWork:
-    """What one folder pass will do (the plan), and what --dry-run prints."""
-
-    mapping: FolderMapping
-    source_status: FolderStatus
-    target_status: (
-        FolderStatus | None
-    )  # None in a dry run when the target folder does not exist yet
-    copy: list[MessageMeta] = field(default_factory=list)
-    updates: list[FlagUpdate] = field(default_factory=list)
-    existing: int = 0
-    skipped_deleted: int = 0
-    skipped_filtered: int = 0
-    elsewhere: int = 0  # left out: a copy from another label folder stands for them
-    unchanged: bool = False  # the run's snapshot showed nothing to do: no checkpoint to write
-    # A streamed pass (windows.py): the windows, each a FolderWork of its own, planned one by one
-    # as the copy goes; their counts are added to this one as they are handed out (``parts``).
-    windows: Iterator[FolderWork] | None = None
-    expected: int = 0  # streamed: messages to copy, exact for one window, else estimated (STATUS)
-    expected_bytes: int = 0
-    listed: int = 0  # streamed: source messages the windows handed out so far have listed
-    planned: int = 0  # streamed: messages those windows chose to copy
-
-    @property
-    def copy_bytes(self) -> int:
-        return sum(m.size for m in self.copy)
-
-    @property
-    def streamed(self) -> bool:
-        return self.windows is not None
-
-    def parts(self) -> Iterator[FolderWork]:
-        """What the copy phase works through: the windows of a streamed pass, else this plan."""
-        if self.windows is None:
-            yield self
-        else:
-            yield from self.windows
-
-    def window(self, choice: Choice, updates: list[FlagUpdate], *, existing: int) -> FolderWork:
-        """One window of this (streamed) pass."""
-        return FolderWork(
-            self.mapping,
-            self.source_status,
-            self.target_status,
-            copy=choice.copy,
-            updates=updates,
-            existing=existing,
-            skipped_deleted=len(choice.skipped_deleted),
-            skipped_filtered=len(choice.skipped_filtered),
-        )
-
-    def absorb(self, part: FolderWork, *, listed: int) -> None:
-        """Count a window of this pass as it is handed out."""
-        self.existing += part.existing
-        self.skipped_deleted += part.skipped_deleted
-        self.skipped_filtered += part.skipped_filtered
-        self.elsewhere += part.elsewhere
-        self.listed += listed
-        self.planned += len(part.copy)
-
-    def left(self, done: int) -> int:
-        """Messages not copied yet when the pass stops after ``done`` of them (copied or failed):
-        a streamed pass counts the windows not planned yet by STATUS, as skipped none of them."""
-        if self.windows is None:
-            return len(self.copy) - done
-        return self.planned - done + max(self.source_status.exists - self.listed, 0)
 
 
 class FolderPlanner:

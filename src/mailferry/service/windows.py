@@ -33,7 +33,8 @@ from mailferry.domain.ports import Copied
 
 if TYPE_CHECKING:
     from mailferry.domain.folders import FolderMapping
-    from mailferry.service.planning import FolderPlanner, FolderWork
+    from mailferry.service.folderwork import FolderWork
+    from mailferry.service.planning import FolderPlanner
 
 # Source UIDs per window. Measured on 100,000 small messages (benchmarks/bigfolder_memory.py):
 # a window's metadata and its copied rows cost ~10 MB at 20,000, and the round trips of a
