@@ -36,10 +36,12 @@ if TYPE_CHECKING:
     from mailferry.service.folderwork import FolderWork
     from mailferry.service.planning import FolderPlanner
 
-# Source UIDs per window. Measured on 100,000 small messages (benchmarks/bigfolder_memory.py):
-# a window's metadata and its copied rows cost ~10 MB at 20,000, and the round trips of a
-# window are the same META_CHUNK-sized FETCHes as a whole listing, so larger buys nothing.
-WINDOW = 20_000
+# Source UIDs per window. A window costs ~1.2 KB a message at the peak of lost-state matching
+# (its metadata, digests, matches and their rows): the re-run after a lost state over 20,000
+# messages peaked at 85.0 MB RSS with windows of 5,000, 92.3 with 10,000, 97.6 with 20,000 (the
+# interpreter alone: 74). A window's FETCHes are the same 1,000-message commands a whole listing
+# sends, so smaller windows cost no round trips: only a pipeline drained once per window.
+WINDOW = 5_000
 # A folder whose UIDs spread over more than this many times its message count (many expunged)
 # is listed whole, as before: UID windows would cost a FETCH per 1,000 UIDs, mostly empty ones.
 SPARSE = 4
