@@ -82,6 +82,7 @@ class FolderCopy:
             self._copy_messages(part.copy, permanent or frozenset())
             if self.after_part is not None:
                 self.after_part(part)
+            del part  # a window is not kept alive while the next one is planned
         if self.refused:
             log.warning("keywords.refused", folder=name, keywords=sorted(self.refused))
             self.summary.warnings.append(

@@ -103,6 +103,7 @@ class Windows:
                 ]
                 p.store.add_copied(p.pair, name, rows)
                 matched += len(rows)
+                del metas, hits, rows  # not alive while the next window is listed
         return matched
 
     def _hash_target(self, listing: TargetListing, folder: str, *, with_size: bool) -> None:
@@ -162,6 +163,7 @@ class Windows:
             work.absorb(part, listed=len(listed))
             del listed, flags, copied, candidates, choice
             yield part
+            del part  # nor this one while the next is planned: one window alive at a time
 
 
 def _digest(meta: MessageMeta, *, with_size: bool) -> str | None:
