@@ -152,3 +152,36 @@ def test_the_listing_hands_each_target_message_out_once_lowest_uid_first(tmp_pat
         ]
         assert listing.take(["b", "c"]) == [None, None]
     assert not path.exists(), "the scratch file is deleted when closed"
+
+
+def test_with_condstore_many_new_messages_are_walked_in_windows(servers) -> None:
+    src, dst = servers  # the fake server offers CONDSTORE
+    store = MemoryStateStore()
+    run(src, dst, store)
+    box = src.folder("INBOX")
+    box.set_flags(2, frozenset({"\\Flagged"}))
+    few, source, _ = run(src, dst, store)  # one change: CHANGEDSINCE, no window walked
+    assert (few.flags_updated, source.windows, source.whole) == (1, [], 0)
+    for n in range(30, 36):  # more new UIDs than a window holds
+        box.add(message(n), frozenset(), box.messages[1].internaldate)
+    many, source, _ = run(src, dst, store)
+    assert many.messages_copied == 6
+    assert source.windows[0] == (1, 4), "walked from the first window"
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+
+
+def test_without_condstore_an_incremental_pass_walks_every_window(servers) -> None:
+    src, dst = servers
+    src.condstore = False
+    store = MemoryStateStore()
+    run(src, dst, store)
+    box = src.folder("INBOX")
+    box.set_flags(9, frozenset({"\\Answered"}))
+    box.add(message(40), frozenset(), box.messages[1].internaldate)
+    summary, source, progress = run(src, dst, store)
+    assert (summary.messages_copied, summary.flags_updated) == (1, 1)
+    assert summary.messages_skipped_existing == 10
+    assert source.windows == [(1, 4), (5, 8), (9, 11)]
+    assert source.whole == 0
+    assert progress.started == [1]  # STATUS: 11 messages, 10 rows
+    assert contents(dst, "INBOX") == contents(src, "INBOX")

@@ -273,7 +273,14 @@ class FolderPlanner:
         ):
             # Nothing changed since the last complete pass: STATUS was enough.
             return FolderWork(mapping, src, tgt, existing=self.store.count_copied(self.pair, name))
-        if same_selection and self.source.condstore and checkpoint.source_modseq is not None:
+        # Many new UIDs (a big delivery, an import): walked in windows, not held as one answer.
+        many_new = src.uidnext - checkpoint.source_uidnext > self.windows.window and not dry_run
+        if (
+            same_selection
+            and self.source.condstore
+            and checkpoint.source_modseq is not None
+            and not many_new
+        ):
             flags_now = dict(self.source.fetch_flags(name, changed_since=checkpoint.source_modseq))
             copied = self.store.copied(self.pair, name, set(flags_now) | failed)
             candidates = sorted(set(uncopied(flags_now, copied)) | (failed - copied.keys()))
