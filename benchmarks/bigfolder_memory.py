@@ -121,6 +121,9 @@ def main() -> int:
             copied = summary_of(proc.stdout).get("messages_copied", f"exit {proc.returncode}")
             rate = args.messages / proc.seconds
             print(f"| {label} | {proc.seconds:.1f} | {rate:.0f} | {proc.rss_mb:.1f} | {copied} |")
+            if label == "first pass":  # rule 1: the state grows by a bounded number of bytes
+                size = sum(p.stat().st_size for p in work.glob("state.sqlite3*"))
+                log(f"state after the first pass: {size / args.messages:.0f} bytes per message")
         if args.trace:
             state = work / "traced.sqlite3"
             traced(["sync", "--json", *sync("dst2")], env, "first pass (traced, fresh target)")

@@ -17,6 +17,7 @@ from mailferry.adapters.memory.state import MemoryStateStore
 from mailferry.domain.errors import ConnectError
 from mailferry.domain.plan import Selection, target_flags
 from mailferry.service.migrate import Migration, SyncOptions
+from mailferry.service.windows import WINDOW
 from tests.fakes import BASE
 from tests.fakes import message_key as key
 
@@ -27,6 +28,7 @@ PAIR = "src -> dst"
 
 class MigrationMachine(RuleBasedStateMachine):
     PHANTOM = False  # the target hands out a new UIDVALIDITY until a folder's first APPEND
+    WINDOW = WINDOW  # source UIDs per window of a folder pass
 
     def __init__(self) -> None:
         super().__init__()
@@ -76,7 +78,11 @@ class MigrationMachine(RuleBasedStateMachine):
     def _run_broken(self, target: MemoryAccount) -> None:
         try:
             Migration(
-                MemoryAccount(self.src), target, self.store, PAIR, SyncOptions(batch_count=3)
+                MemoryAccount(self.src),
+                target,
+                self.store,
+                PAIR,
+                SyncOptions(batch_count=3, window=self.WINDOW),
             ).run()
         except ConnectError:
             self.synced = False
@@ -90,7 +96,7 @@ class MigrationMachine(RuleBasedStateMachine):
             MemoryAccount(self.dst),
             self.store,
             PAIR,
-            SyncOptions(batch_count=4),
+            SyncOptions(batch_count=4, window=self.WINDOW),
         ).run()
         assert summary.failures == []
         self.synced = True
@@ -166,3 +172,15 @@ CourierLikeMachine.TestCase.settings = settings(
     max_examples=60, stateful_step_count=25, deadline=None
 )
 TestCourierLikeMachine = CourierLikeMachine.TestCase
+
+
+class WindowedMachine(MigrationMachine):
+    """The same, every folder of more than two messages planned and copied two UIDs at a time
+    (a folder of a million messages is walked so, 20,000 at a time): lost-state matching
+    window by window, crashes between windows."""
+
+    WINDOW = 2
+
+
+WindowedMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
+TestWindowedMachine = WindowedMachine.TestCase

@@ -21,6 +21,7 @@ from mailferry.domain.errors import ConnectError
 from mailferry.domain.labels import LabelMode
 from mailferry.domain.profiles import GMAIL, label_policy
 from mailferry.service.migrate import Migration, SyncOptions
+from mailferry.service.windows import WINDOW
 from tests.fakes import BASE
 from tests.fakes import message_key as key
 
@@ -37,6 +38,8 @@ POLICY = label_policy(GMAIL, LabelMode.ONCE)
 
 
 class LabelMachine(RuleBasedStateMachine):
+    WINDOW = WINDOW  # source UIDs per window of a folder pass
+
     def __init__(self) -> None:
         super().__init__()
         self.src = MemoryServer(delimiter="/")
@@ -50,7 +53,7 @@ class LabelMachine(RuleBasedStateMachine):
         self.lost = False
 
     def _options(self, batch: int) -> SyncOptions:
-        return SyncOptions(batch_count=batch, labels=POLICY)
+        return SyncOptions(batch_count=batch, labels=POLICY, window=self.WINDOW)
 
     @rule(
         labels=st.sets(st.sampled_from(LABELS), max_size=3),
@@ -145,3 +148,16 @@ class LabelMachine(RuleBasedStateMachine):
 
 LabelMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
 TestLabelMachine = LabelMachine.TestCase
+
+
+class WindowedLabelMachine(LabelMachine):
+    """The same, folders walked two UIDs at a time: a label folder leaves out, window by window,
+    what copies made in its earlier windows or in other folders stand for."""
+
+    WINDOW = 2
+
+
+WindowedLabelMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=25, deadline=None
+)
+TestWindowedLabelMachine = WindowedLabelMachine.TestCase

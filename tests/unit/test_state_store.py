@@ -122,6 +122,20 @@ class TestStateStoreContract:
         store.save_checkpoint(PAIR, big)
         assert store.checkpoint(PAIR, "INBOX") == big
 
+    def test_copied_rows_are_read_by_uid_range_and_in_pages(self, store: StateStore) -> None:
+        """What a streamed folder pass reads: one window's rows, or a folder's rows a page at a
+        time, of this folder and pair only."""
+        rows = [Copied(uid, uid + 100, SEEN, f"k{uid}") for uid in (1, 5, 6, 9, MAX_UID)]
+        store.add_copied(PAIR, "INBOX", rows)
+        store.add_copied(PAIR, "Sent", [Copied(5, 1, SEEN)])
+        store.add_copied("other", "INBOX", [Copied(7, 1, SEEN)])
+        assert store.copied_range(PAIR, "INBOX", 5, 9) == {r.source_uid: r for r in rows[1:4]}
+        assert store.copied_range(PAIR, "INBOX", 2, 4) == {}
+        assert store.copied_range(PAIR, "INBOX", 10, MAX_UID) == {MAX_UID: rows[4]}
+        assert store.copied_page(PAIR, "INBOX", 0, 2) == rows[:2]
+        assert store.copied_page(PAIR, "INBOX", 5, 10) == rows[2:]
+        assert store.copied_page(PAIR, "INBOX", MAX_UID, 10) == []
+
     def test_copied_round_trip_and_upsert(self, store: StateStore) -> None:
         store.add_copied(
             PAIR,

@@ -55,9 +55,10 @@ from mailferry.domain.profiles import (
 )
 from mailferry.service.batches import BatchService
 from mailferry.service.davjobs import DavLink
+from mailferry.service.folderwork import FolderWork
 from mailferry.service.graphjobs import GraphAccess, GraphAccesses, MailboxLink
 from mailferry.service.migrate import Migration, SyncOptions
-from mailferry.service.planning import FolderWork, plan_folders
+from mailferry.service.planning import plan_folders
 from mailferry.service.progress import Progress
 from mailferry.service.resilience import RetryPolicy
 from mailferry.service.scheduler import Job, Scheduler

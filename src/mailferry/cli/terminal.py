@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, Task, TaskID, TextColumn, TimeRem
 from rich.table import Table
 
 from mailferry.domain.model import Summary
-from mailferry.service.planning import FolderWork
+from mailferry.service.folderwork import FolderWork
 from mailferry.service.progress import NoProgress
 from mailferry.service.progress import Progress as ProgressPort
 from mailferry.service.verify import VerifyReport

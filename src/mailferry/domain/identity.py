@@ -7,6 +7,7 @@ of its exact bytes. Identities are compared as multisets, so two identical messa
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 
 from mailferry.domain.model import MessageMeta
@@ -54,3 +55,11 @@ def identity(meta: MessageMeta, *, with_size: bool = True) -> IdentityKey | None
     if meta.sha256:
         return ("sha", meta.sha256)
     return None
+
+
+def identity_digest(key: IdentityKey) -> str:
+    """``key`` as 32 hex digits (128 bits of SHA-256): what lost-state matching stores per target
+    message, a fixed width whatever the Message-ID's length. Two different keys share a digest
+    with probability 2**-128; among a million messages, any pair at all about 2**-89."""
+    text = "\x00".join(str(part) for part in key)
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:32]

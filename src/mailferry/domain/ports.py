@@ -209,6 +209,16 @@ class StateStore(Protocol):
 
     def count_copied(self, pair: str, folder: str) -> int: ...
 
+    def copied_range(self, pair: str, folder: str, low: int, high: int) -> dict[int, Copied]:
+        """Copied messages with source UIDs from ``low`` to ``high`` (one window of a folder
+        pass: a range of the primary key, so the query costs the window, not the folder)."""
+        ...
+
+    def copied_page(self, pair: str, folder: str, after: int, limit: int) -> list[Copied]:
+        """Up to ``limit`` copied messages with source UIDs above ``after``, in UID order (a
+        walk over a folder's rows that never holds them all)."""
+        ...
+
     def add_intents(self, pair: str, folder: str, intents: Sequence[Intent]) -> None:
         """Record intents durably (one transaction) before the APPENDs are sent."""
         ...

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from mailferry.domain.folders import FolderMapping, FolderPlan
     from mailferry.domain.model import Summary
     from mailferry.domain.ports import MailAccount
-    from mailferry.service.planning import FolderPlanner, FolderWork
+    from mailferry.service.folderwork import FolderWork
+    from mailferry.service.planning import FolderPlanner
 
 
 log = get_logger("mailferry.migrate")

@@ -27,7 +27,8 @@ from mailferry.domain.plan import FlagUpdate, Selection, batches, target_flags
 from mailferry.domain.ports import Copied, Intent, MailAccount, StateStore
 from mailferry.domain.responses import slow_down, target_full
 from mailferry.logs import get_logger
-from mailferry.service.planning import FolderWork, intent_key
+from mailferry.service.folderwork import FolderWork
+from mailferry.service.planning import intent_key
 from mailferry.service.progress import Progress
 from mailferry.service.resilience import Pace
 
@@ -58,6 +59,7 @@ class FolderCopy:
     check_stop: Callable[[], None]  # raises StopRequestedError between bursts
     batch_bytes: int = 16 << 20
     keep_labels: bool = False  # record each copy's label key (a source whose folders are labels)
+    after_part: Callable[[FolderWork], None] | None = None  # called as each window's copy ends
     failures: dict[int, str] = field(default_factory=dict)  # uid -> reason, this pass
     copied: int = 0  # messages copied in this pass
     refused: set[str] = field(default_factory=set)  # keywords the target folder refuses
@@ -68,11 +70,32 @@ class FolderCopy:
         if work.unchanged:  # nothing to do, and no failure recorded to clear (snapshot.py)
             return
         name = self.mapping.source.name
-        self._apply_flag_updates(work.updates)
-        # SELECT the target only when there is something to copy: an up-to-date folder costs two STATUS.
-        permanent = self.target.permanent_flags(self.mapping.target) if work.copy else frozenset()
+        permanent: frozenset[str] | None = None
+        for n, part in enumerate(work.parts()):  # the plan, or a streamed pass's windows
+            if n:  # between windows, as between bursts
+                self.check_stop()
+            self._apply_flag_updates(part.updates)
+            # SELECT the target only when there is something to copy: an up-to-date folder costs
+            # two STATUS.
+            if part.copy and permanent is None:
+                permanent = self.target.permanent_flags(self.mapping.target)
+            self._copy_messages(part.copy, permanent or frozenset())
+            if self.after_part is not None:
+                self.after_part(part)
+            del part  # a window is not kept alive while the next one is planned
+        if self.refused:
+            log.warning("keywords.refused", folder=name, keywords=sorted(self.refused))
+            self.summary.warnings.append(
+                f"folder {self.mapping.target!r} refuses keywords {sorted(self.refused)}; "
+                "messages were copied without them"
+            )
+        self.store.set_failures(self.pair, name, self.failures)
+        if self.target_uidvalidity is not None and work.target_status is not None:
+            work.target_status = replace(work.target_status, uidvalidity=self.target_uidvalidity)
+
+    def _copy_messages(self, messages: Sequence[MessageMeta], permanent: frozenset[str]) -> None:
         limit = self.target.append_limit
-        for burst in self._bursts(work.copy):
+        for burst in self._bursts(messages):
             self.check_stop()
             too_big = [m for m in burst if limit is not None and m.size > limit]
             for meta in too_big:
@@ -85,15 +108,6 @@ class FolderCopy:
             if sendable:
                 self._copy_burst(sendable, permanent)
                 self.pace.went_well()
-        if self.refused:
-            log.warning("keywords.refused", folder=name, keywords=sorted(self.refused))
-            self.summary.warnings.append(
-                f"folder {self.mapping.target!r} refuses keywords {sorted(self.refused)}; "
-                "messages were copied without them"
-            )
-        self.store.set_failures(self.pair, name, self.failures)
-        if self.target_uidvalidity is not None and work.target_status is not None:
-            work.target_status = replace(work.target_status, uidvalidity=self.target_uidvalidity)
 
     def _fail(self, uid: int, reason: str) -> None:
         self.failures[uid] = reason

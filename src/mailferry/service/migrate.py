@@ -46,10 +46,12 @@ from mailferry.domain.ports import FolderRecord, MailAccount, Noting, StateStore
 from mailferry.logs import bound_context, get_logger
 from mailferry.service import accounting
 from mailferry.service.copying import FolderCopy, record_failure
-from mailferry.service.planning import FolderPlanner, FolderWork, plan_folders
+from mailferry.service.folderwork import FolderWork
+from mailferry.service.planning import FolderPlanner, plan_folders
 from mailferry.service.progress import NoProgress, Progress
 from mailferry.service.resilience import Pace, Reconnect, RetryPolicy
 from mailferry.service.snapshot import Snapshot, take_snapshot
+from mailferry.service.windows import WINDOW
 
 STOP_REQUESTED = "stop requested"
 PAUSE_SLICE = 5.0  # a long pause wakes this often to let progress (and stop requests) through
@@ -66,6 +68,7 @@ class SyncOptions:
     connections: int = 1  # sessions per account; folders are shared out over them
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     labels: LabelPolicy | None = None  # the source's folders are labels (Gmail)
+    window: int = WINDOW  # source UIDs per window of a streamed folder pass (windows.py)
 
 
 class Migration:
@@ -112,11 +115,14 @@ class Migration:
             self.options.labels,
             self._dry_standing,
             snapshot=self._snapshot,
+            window=self.options.window,
         )
 
     def _plan_folder(self, mapping: FolderMapping, *, dry_run: bool) -> FolderWork:
+        """Plan a pass; its skips are counted now, a streamed pass's as its windows end."""
         work = self.planner().plan(mapping, dry_run=dry_run)
-        accounting.count_skips(self.summary, work)
+        if not work.streamed:
+            accounting.count_skips(self.summary, work)
         return work
 
     def folder_plan(self, records: Mapping[str, FolderRecord] | None = None) -> FolderPlan:
@@ -428,9 +434,14 @@ class Migration:
             return
         work = self._plan_folder(mapping, dry_run=False)
         name = mapping.source.name
-        self.progress.folder_started(name, mapping.target, len(work.copy), work.copy_bytes)
+        messages, nbytes = (
+            (work.expected, work.expected_bytes)
+            if work.streamed
+            else (len(work.copy), work.copy_bytes)
+        )
+        self.progress.folder_started(name, mapping.target, messages, nbytes)
         folder_log = log.bind(folder=name, target=mapping.target)
-        folder_log.info("folder.started", messages=len(work.copy), bytes=work.copy_bytes)
+        folder_log.info("folder.started", messages=messages, bytes=nbytes)
         copied, failed = self.summary.messages_copied, self.summary.messages_failed
         copy = FolderCopy(
             self.source,
@@ -445,17 +456,23 @@ class Migration:
             self._check_stop,
             batch_bytes=self.options.batch_bytes,
             keep_labels=self.options.labels is not None,
+            after_part=lambda part: self._note(
+                name, [m.uid for m in part.copy if m.uid not in copy.failures]
+            ),
         )
         try:
             copy.run(work)
         except (TargetFullError, StopRequestedError) as exc:
+            if work.streamed:
+                accounting.count_skips(self.summary, work)
             if isinstance(exc, TargetFullError) or self._ledger.full:
                 self._ledger.full = True
                 self._ledger.done.add(mapping.source.name)
-                left = len(work.copy) - copy.copied - len(copy.failures)
+                left = work.left(copy.copied + len(copy.failures))
                 accounting.remaining(self.summary, mapping.source.name, left)
             raise
-        self._note(name, [m.uid for m in work.copy if m.uid not in copy.failures])
+        if work.streamed:
+            accounting.count_skips(self.summary, work)
         self.planner().finish(mapping, work)
         self.progress.folder_finished(name)
         folder_log.info(

@@ -2,7 +2,9 @@
 
 The decisions themselves are pure functions in ``domain/plan.py``; this module fetches their inputs
 (snapshots of both folders, rows of the state store) and records what planning alone establishes
-(messages found already on the target, a "pass started" checkpoint).
+(messages found already on the target, a "pass started" checkpoint). A pass that writes is
+planned window by window of source UIDs as it copies (``windows.py``): nothing it keeps grows with
+the folder. A dry run, which may write nothing, still plans a folder whole.
 
 Why one module of 400+ lines: the three ways a folder pass is planned (fresh with lost-state
 matching, incremental, settling intents a crash left) share one planner and its state rows; split
@@ -13,14 +15,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
+from itertools import chain
 
 from mailferry.domain.errors import FolderError, MessageError
 from mailferry.domain.folders import FolderMapping, FolderPlan, MappingOptions, map_folders
 from mailferry.domain.labels import LabelPolicy, label_key, meta_key, split_by_label
 from mailferry.domain.model import FolderInfo, FolderStatus, MessageMeta
 from mailferry.domain.plan import (
-    FlagUpdate,
     Selection,
     choose,
     flag_updates,
@@ -36,29 +38,9 @@ from mailferry.domain.ports import (
     MailAccount,
     StateStore,
 )
+from mailferry.service.folderwork import FolderWork
 from mailferry.service.snapshot import Snapshot
-
-
-@dataclass
-class FolderWork:
-    """What one folder pass will do (the plan), and what --dry-run prints."""
-
-    mapping: FolderMapping
-    source_status: FolderStatus
-    target_status: (
-        FolderStatus | None
-    )  # None in a dry run when the target folder does not exist yet
-    copy: list[MessageMeta] = field(default_factory=list)
-    updates: list[FlagUpdate] = field(default_factory=list)
-    existing: int = 0
-    skipped_deleted: int = 0
-    skipped_filtered: int = 0
-    elsewhere: int = 0  # left out: a copy from another label folder stands for them
-    unchanged: bool = False  # the run's snapshot showed nothing to do: no checkpoint to write
-
-    @property
-    def copy_bytes(self) -> int:
-        return sum(m.size for m in self.copy)
+from mailferry.service.windows import WINDOW, Windows
 
 
 class FolderPlanner:
@@ -76,6 +58,7 @@ class FolderPlanner:
         dry_standing: Counter[str] | None = None,
         *,
         snapshot: Snapshot | None = None,
+        window: int = WINDOW,
     ) -> None:
         self.source = source
         self.target = target
@@ -87,6 +70,7 @@ class FolderPlanner:
         # A dry run records nothing: copies it would make, by label key, for the folders after.
         self.dry_standing = dry_standing if dry_standing is not None else Counter()
         self.snapshot = snapshot or Snapshot()
+        self.windows = Windows(self, window)
 
     def plan(self, mapping: FolderMapping, *, dry_run: bool) -> FolderWork:
         unchanged = self.snapshot.unchanged(mapping, self.selection.fingerprint())
@@ -104,15 +88,13 @@ class FolderPlanner:
         ):
             if not dry_run:
                 self._reconcile_intents(mapping, tgt)
-            work = self._plan_incremental(mapping, src, tgt, checkpoint)
+            work = self._plan_incremental(mapping, src, tgt, checkpoint, dry_run=dry_run)
+        elif not dry_run and tgt is not None:
+            work = self._stream_fresh(mapping, src, tgt)
         else:
-            if not dry_run and tgt is not None:
-                # Start clean; the checkpoint keeps the folder's target (its pin) while matching.
-                self.store.reset_folder(self.pair, name)
-                self._mark(mapping, src, tgt, Checkpoint.MATCHING)
-            work = self._plan_fresh(mapping, src, tgt, dry_run=dry_run)
+            work = self._plan_fresh(mapping, src, tgt)
         if self.labels is not None and self.labels.dedupes(mapping) and work.copy:
-            self._leave_out_elsewhere(mapping, work, dry_run=dry_run)
+            self.leave_out_elsewhere(mapping, work, dry_run=dry_run)
         elif dry_run and self.labels is not None:
             self.dry_standing.update(self._keys(mapping.source.name, work.copy).values())
         return work
@@ -137,11 +119,11 @@ class FolderPlanner:
     def _keys(self, folder: str, metas: Sequence[MessageMeta]) -> dict[int, str]:
         """Label keys by UID; messages without a Message-ID are hashed first."""
         if any(m.message_id is None for m in metas):
-            metas = self._with_hashes(self.source, folder, metas)
+            metas = self.with_hashes(self.source, folder, metas)
         keys = {m.uid: meta_key(m) for m in metas}
         return {uid: key for uid, key in keys.items() if key is not None}
 
-    def _leave_out_elsewhere(
+    def leave_out_elsewhere(
         self, mapping: FolderMapping, work: FolderWork, *, dry_run: bool
     ) -> None:
         """Drop from ``work.copy`` what a copy from another label folder already stands for, and
@@ -197,33 +179,60 @@ class FolderPlanner:
         )
 
     # -- planning -----------------------------------------------------------------------------------
-    def _plan_fresh(
-        self, mapping: FolderMapping, src: FolderStatus, tgt: FolderStatus | None, *, dry_run: bool
+    def _stream_fresh(
+        self, mapping: FolderMapping, src: FolderStatus, tgt: FolderStatus
     ) -> FolderWork:
-        """No usable state: match the source against what the target already holds."""
+        """No usable state: match the source against what the target already holds (phase 1,
+        windows.py), then copy the rest as an incremental pass would (phase 2)."""
+        name = mapping.source.name
+        # Start clean; the checkpoint keeps the folder's target (its pin) while matching.
+        self.store.reset_folder(self.pair, name)
+        self._mark(mapping, src, tgt, Checkpoint.MATCHING)
+        if tgt.exists:
+            self.windows.match(mapping, src)
+        # Only now, every match recorded, is the pass marked as started: a crash from here on
+        # resumes from the rows. Until now (a listing that failed half-way, a crash) the next
+        # attempt matches again from scratch, never reading "no rows" as "nothing is there".
+        self._mark(mapping, src, tgt, Checkpoint.STARTED)
+        return self._streamed(mapping, src, tgt)
+
+    def _streamed(self, mapping: FolderMapping, src: FolderStatus, tgt: FolderStatus) -> FolderWork:
+        """A pass planned window by window; the first is planned now, so that a folder of one
+        window (most folders) reports exact totals before its copy starts."""
+        work = FolderWork(mapping, src, tgt)
+        walk = self.windows.walk(work)
+        first = next(walk, None)
+        work.windows = chain([] if first is None else [first], walk)
+        if work.listed >= src.exists or first is None:  # one window: everything is known
+            work.expected, work.expected_bytes = work.planned, first.copy_bytes if first else 0
+        else:  # estimated: what has no row yet, at the first window's average size
+            rows = self.store.count_copied(self.pair, mapping.source.name)
+            work.expected = max(src.exists - rows, work.planned)
+            average = first.copy_bytes // max(len(first.copy), 1)
+            work.expected_bytes = work.expected * average
+        return work
+
+    def _plan_fresh(
+        self, mapping: FolderMapping, src: FolderStatus, tgt: FolderStatus | None
+    ) -> FolderWork:
+        """A dry run without usable state: match the source against what the target holds, in
+        memory (a dry run records nothing, not even a scratch listing)."""
         name = mapping.source.name
         source = list(self.source.fetch_meta(name, message_ids=True))
         target: list[MessageMeta] = []
         if tgt is not None and tgt.exists:
             target = list(self.target.fetch_meta(mapping.target, message_ids=True))
         if target and any(m.message_id is None for m in source):
-            source = self._with_hashes(self.source, name, source)
+            source = self.with_hashes(self.source, name, source)
         if target and any(m.message_id is None for m in target):
-            target = self._with_hashes(self.target, mapping.target, target)
+            target = self.with_hashes(self.target, mapping.target, target)
         claimed = self._claimed_target_uids(mapping)
         pairs, unmatched = match_existing(
             source, target, claimed, with_size=self.target.keeps_bytes
         )
-        existing = [Copied(s.uid, t.uid, t.flags, self._label(s)) for s, t in pairs]
-        if not dry_run and tgt is not None:
-            if existing:
-                self.store.add_copied(self.pair, name, existing)
-            # Only now, every match recorded, is the pass marked as started: a crash from here on
-            # resumes from the rows. Until now (a listing that failed half-way, a crash) the next
-            # attempt matches again from scratch, never reading "no rows" as "nothing is there".
-            self._mark(mapping, src, tgt, Checkpoint.STARTED)
+        existing = [Copied(s.uid, t.uid, t.flags, self.label(s)) for s, t in pairs]
         choice = choose(unmatched, self.selection)
-        permanent = self._permanent(mapping.target, exists=tgt is not None)
+        permanent = self.permanent(mapping.target, exists=tgt is not None)
         updates = flag_updates(
             {s.uid: s.flags for s, _ in pairs},
             {c.source_uid: c for c in existing},
@@ -247,6 +256,8 @@ class FolderPlanner:
         src: FolderStatus,
         tgt: FolderStatus,
         checkpoint: Checkpoint,
+        *,
+        dry_run: bool,
     ) -> FolderWork:
         """State is valid: look only at what changed since the last complete pass."""
         name = mapping.source.name
@@ -262,11 +273,20 @@ class FolderPlanner:
         ):
             # Nothing changed since the last complete pass: STATUS was enough.
             return FolderWork(mapping, src, tgt, existing=self.store.count_copied(self.pair, name))
-        if same_selection and self.source.condstore and checkpoint.source_modseq is not None:
+        # Many new UIDs (a big delivery, an import): walked in windows, not held as one answer.
+        many_new = src.uidnext - checkpoint.source_uidnext > self.windows.window and not dry_run
+        if (
+            same_selection
+            and self.source.condstore
+            and checkpoint.source_modseq is not None
+            and not many_new
+        ):
             flags_now = dict(self.source.fetch_flags(name, changed_since=checkpoint.source_modseq))
             copied = self.store.copied(self.pair, name, set(flags_now) | failed)
             candidates = sorted(set(uncopied(flags_now, copied)) | (failed - copied.keys()))
             existing = max(src.exists - len(candidates), 0)
+        elif not dry_run:  # every message's flags, window by window
+            return self._streamed(mapping, src, tgt)
         else:
             flags_now = dict(self.source.fetch_flags(name))
             copied = self.store.copied(self.pair, name)
@@ -277,7 +297,7 @@ class FolderPlanner:
         )
         choice = choose(metas, selection)
         updates = flag_updates(
-            flags_now, copied, self._permanent(mapping.target, exists=True), selection
+            flags_now, copied, self.permanent(mapping.target, exists=True), selection
         )
         return FolderWork(
             mapping,
@@ -290,15 +310,15 @@ class FolderPlanner:
             skipped_filtered=len(choice.skipped_filtered),
         )
 
-    def _label(self, meta: MessageMeta) -> str | None:
+    def label(self, meta: MessageMeta) -> str | None:
         return meta_key(meta) if self.labels is not None else None
 
-    def _permanent(self, folder: str, *, exists: bool) -> frozenset[str]:
+    def permanent(self, folder: str, *, exists: bool) -> frozenset[str]:
         if not exists:
             return frozenset({"\\*"})
         return self.target.permanent_flags(folder)
 
-    def _with_hashes(
+    def with_hashes(
         self, account: MailAccount, folder: str, metas: Sequence[MessageMeta]
     ) -> list[MessageMeta]:
         """Fill SHA-256 for messages without a Message-ID (the only identity they have)."""
@@ -311,15 +331,17 @@ class FolderPlanner:
             fetched.body.close()
         return [_replace_sha(m, hashes.get(m.uid)) if m.message_id is None else m for m in metas]
 
-    def _claimed_target_uids(self, mapping: FolderMapping) -> set[int]:
-        """Target UIDs already owned by source folders that share this target folder."""
+    def _claimed_target_uids(self, mapping: FolderMapping, since: int = 0) -> set[int]:
+        """Target UIDs from ``since`` on already owned by source folders that share this target
+        folder, read a page at a time (only the few above an intent's UIDNEXT are kept)."""
         claimed: set[int] = set()
         for other in self.folders.sharing(mapping.target):
-            claimed.update(
-                c.target_uid
-                for c in self.store.copied(self.pair, other.source.name).values()
-                if c.target_uid is not None
-            )
+            after = 0
+            while page := self.store.copied_page(self.pair, other.source.name, after, 5000):
+                after = page[-1].source_uid
+                claimed.update(
+                    c.target_uid for c in page if c.target_uid is not None and c.target_uid >= since
+                )
         return claimed
 
     def _reconcile_intents(self, mapping: FolderMapping, tgt: FolderStatus) -> None:
@@ -349,7 +371,12 @@ class FolderPlanner:
                     for m in self._hashed(mapping.target, [m for m in arrived if m.size in sizes])
                 }
                 landed = [hashed.get(m.uid, m) for m in arrived]
-        confirmed, lost = reconcile_intents(valid, landed, self._claimed_target_uids(mapping))
+        claimed = (
+            self._claimed_target_uids(mapping, since=min(m.uid for m in landed))
+            if landed
+            else set()
+        )
+        confirmed, lost = reconcile_intents(valid, landed, claimed)
         if self.labels is not None:
             by_uid = {i.source_uid: i for i in valid}
             confirmed = [replace(c, label=intent_key(by_uid[c.source_uid])) for c in confirmed]

@@ -71,6 +71,14 @@ class MemoryStateStore:
     def count_copied(self, pair: str, folder: str) -> int:
         return len(self._copied.get(self._folder(pair, folder), {}))
 
+    def copied_range(self, pair: str, folder: str, low: int, high: int) -> dict[int, Copied]:
+        rows = self._copied.get(self._folder(pair, folder), {})
+        return {uid: row for uid, row in sorted(rows.items()) if low <= uid <= high}
+
+    def copied_page(self, pair: str, folder: str, after: int, limit: int) -> list[Copied]:
+        rows = self._copied.get(self._folder(pair, folder), {})
+        return [rows[uid] for uid in sorted(rows) if uid > after][:limit]
+
     def add_copied(self, pair: str, folder: str, copied: Sequence[Copied]) -> None:
         key = self._folder(pair, folder)
         for message in copied:

@@ -204,14 +204,28 @@ class SqlStateStore(SqlStore):
         with self._transaction() as conn:
             for chunk in chunks:
                 for row in conn.execute(chunk):
-                    found[row.source_uid] = Copied(
-                        row.source_uid,
-                        row.target_uid,
-                        decode_flags(row.flags),
-                        row.label,
-                        bool(row.elsewhere),
-                    )
+                    found[row.source_uid] = _copied(row)
         return found
+
+    def copied_range(self, pair: str, folder: str, low: int, high: int) -> dict[int, Copied]:
+        """A range of the primary key (pair, folder, source_uid) on SQLite and PostgreSQL alike."""
+        query = select(COPIED).where(
+            COPIED.c.pair == pair,
+            COPIED.c.folder == folder,
+            COPIED.c.source_uid.between(low, high),
+        )
+        with self._transaction() as conn:
+            return {row.source_uid: _copied(row) for row in conn.execute(query)}
+
+    def copied_page(self, pair: str, folder: str, after: int, limit: int) -> list[Copied]:
+        query = (
+            select(COPIED)
+            .where(COPIED.c.pair == pair, COPIED.c.folder == folder, COPIED.c.source_uid > after)
+            .order_by(COPIED.c.source_uid)
+            .limit(limit)
+        )
+        with self._transaction() as conn:
+            return [_copied(row) for row in conn.execute(query)]
 
     def count_copied(self, pair: str, folder: str) -> int:
         query = (
@@ -362,6 +376,12 @@ def _checkpoint(row: Row[Any]) -> Checkpoint:
         source_modseq=row.source_modseq,
         target_uidvalidity=row.target_uidvalidity,
         selection=row.selection,
+    )
+
+
+def _copied(row: Row[Any]) -> Copied:
+    return Copied(
+        row.source_uid, row.target_uid, decode_flags(row.flags), row.label, bool(row.elsewhere)
     )
 
 
