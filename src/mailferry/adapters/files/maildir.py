@@ -95,7 +95,13 @@ class MaildirListing:
         return Entry(flags, rfc822.from_epoch(mtime), _vsize(name))
 
     def read(self, index: int) -> bytes:
-        return rfc822.crlf((self.directory / self.names[index]).read_bytes())
+        name = self.names[index]
+        data = (self.directory / name).read_bytes()
+        if _vsize(name) == len(data):
+            # ``W=`` (the CRLF size, which the listing already gives as the size) equal to the
+            # file's: no bare LF to turn, as a Maildir written by mailferry keeps its messages.
+            return data
+        return rfc822.crlf(data)
 
     def head(self, index: int) -> bytes:
         with (self.directory / self.names[index]).open("rb") as source:
