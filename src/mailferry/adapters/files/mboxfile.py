@@ -51,6 +51,7 @@ _QUOTED_FROM_LINES = re.compile(rb"^>+From ", re.MULTILINE)
 CHUNK = 8 << 20  # bodies are measured this many bytes at a time
 RELEASE = 16 << 20  # mapped pages are let go every this many bytes scanned
 _FLAG_BITS = {"\\Seen": 1, "\\Answered": 2, "\\Flagged": 4, "\\Draft": 8, "\\Deleted": 16}
+_FLAG_MASK = sum(_FLAG_BITS.values())
 COUNTED = 32  # in ``flag_bits``: the body was delimited by Content-Length, not unquoted
 UNDATED_BIT = 64  # in ``flag_bits``: no date on the From line, dated from Date: or the file time
 PLAIN = 128  # in ``flag_bits``: handed out as the file holds it but for line ends (read at once)
@@ -157,12 +158,20 @@ class Scanned:
     validity: int = 1
     length: int = 0  # the file size scanned
     digest: Any = None  # the running hash behind ``validity``, to go on after an append
+    # One frozenset per combination of flags, shared by the messages that have it: a planner
+    # holding a million messages' flags holds a handful of sets, not a million.
+    shared: dict[tuple[int, int], frozenset[str]] = field(default_factory=dict)
 
     def flags(self, index: int) -> frozenset[str]:
-        bits = self.flag_bits[index]
-        found = {flag for flag, bit in _FLAG_BITS.items() if bits & bit}
-        found.update(self.keyword_sets[self.keyword_ids[index]])
-        return frozenset(found)
+        key = (self.flag_bits[index] & _FLAG_MASK, self.keyword_ids[index])
+        found = self.shared.get(key)
+        if found is None:
+            found = frozenset(
+                {flag for flag, bit in _FLAG_BITS.items() if key[0] & bit}
+                | set(self.keyword_sets[key[1]])
+            )
+            self.shared[key] = found
+        return found
 
 
 class _Scan:
