@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from mailferry.adapters.files import MaildirAccount, MboxAccount
+from mailferry.adapters.files import MaildirAccount, MboxAccount, mboxfile, mboxhash
 from mailferry.adapters.files.mboxfile import from_line_date
 from mailferry.domain.errors import MessageError
 from mailferry.domain.model import AppendRequest
@@ -162,3 +162,28 @@ def test_maildir_files_are_handed_out_with_crlf_and_ours_as_they_are(tmp_path):
 def _request(key: int, data: bytes) -> AppendRequest:
     when = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
     return AppendRequest(key, io.BytesIO(data), len(data), frozenset(), when)
+
+
+# UIDVALIDITY of the same files without a quoted header line (where the old scan counted a size
+# its read did not give): what the line-by-line scan gave, so an upgrade re-plans nothing.
+VALIDITIES = {
+    (3, False): [1844445612],
+    (4, False): [900205811],
+    (5, False): [529041906],
+    (1, True): [1024559700, 855175694, 579523277, 87449411],
+}
+
+
+def test_the_uidvalidity_of_an_mbox_is_what_it_was(tmp_path, monkeypatch):
+    monkeypatch.setattr(mboxhash, "BATCH", 1 << 10)  # many batches in flight on the worker
+    monkeypatch.setattr(mboxfile, "CHUNK", 64)  # and bodies cut into many chunks
+    monkeypatch.setattr(__name__ + ".HEADERS", [h for h in HEADERS if not h.startswith(b">")])
+    got = {}
+    for seed, takeout in VALIDITIES:
+        path = tmp_path / f"{seed}.mbox"
+        path.write_bytes(generated(seed, 120, takeout=takeout))
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+        account = MboxAccount(path)
+        folders = [f.name for f in account.list_folders() if "\\Noselect" not in f.flags]
+        got[seed, takeout] = [account.status(name).uidvalidity for name in folders]
+    assert got == VALIDITIES
