@@ -268,6 +268,34 @@ def test_finished_run_is_recorded_and_reported(service):
     assert "ann-secret" not in service.report_csv("w1")
 
 
+def test_notes_of_a_file_source_reach_the_report_counted_by_reason(service):
+    """What a file source handed out not as it holds it (rebuilt, dated from the last resort)
+    is in the run's summary per folder; the report says it per mailbox, summed by reason."""
+    service.create_batch("w1", "old", "new", CSV, BatchOptions())
+    service.start("w1")
+    owner = new_owner()
+    assert service.store.claim("w1", "ann@new.example", owner, None, time.time())
+    mail = {"route": "imap", "seen": 5, "copied": 5, "updated": 0, "failed": 0}
+    notes = [
+        {"folder": "INBOX", "reason": "rebuilt", "messages": 2},
+        {"folder": "Sent", "reason": "rebuilt", "messages": 1},
+        {"folder": "Sent", "reason": "dated from its Date: field", "messages": 1},
+    ]
+    summary = {"messages_copied": 5, "workloads": {"mail": mail}, "notes": notes}
+    now = time.time()
+    outcome = Outcome("synced", None, "sync", now - 1, now, summary)
+    service.store.finish("w1", "ann@new.example", owner, outcome)
+    out = io.StringIO()
+    service.write_report("w1", out)
+    rows = {row["mailbox"]: row for row in csv.DictReader(io.StringIO(out.getvalue()))}
+    assert rows["ann@new.example"]["mail_notes"] == "3 rebuilt; 1 dated from its Date: field"
+    assert rows["bob@new.example"]["mail_notes"] == ""
+    assert service.status("w1").mailboxes[0].record.workloads["mail"]["notes"] == {
+        "rebuilt": 3,
+        "dated from its Date: field": 1,
+    }
+
+
 def test_dead_owner_is_not_alive():
     me = new_owner()
     assert owner_alive(me, time.time(), time.time())

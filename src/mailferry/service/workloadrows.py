@@ -14,13 +14,18 @@ from mailferry.domain.workloads import ALL
 # The report's columns per workload: mail_route, mail_seen, ..., notes_failed (empty: no pass
 # recorded that workload). ``copied`` is the last pass's, like the run's summary.
 WORKLOAD_FIELDS = ("route", "seen", "copied", "updated", "failed")
-WORKLOAD_REPORT_COLUMNS = tuple(f"{w}_{f}" for w in ALL for f in WORKLOAD_FIELDS)
+# ``mail_notes``: the last pass's messages handed out not as the source file holds them, by
+# reason ("3 rebuilt from the PST's properties; 1 dated from ..."); empty: none.
+WORKLOAD_REPORT_COLUMNS = (*(f"{w}_{f}" for w in ALL for f in WORKLOAD_FIELDS), "mail_notes")
 
 
 def workload_row(record: MailboxRecord) -> dict[str, object]:
     """A mailbox's per-workload cells for reports, from its last pass's sections."""
     sections = record.workloads or {}
-    return {f"{w}_{f}": (sections.get(str(w)) or {}).get(f) for w in ALL for f in WORKLOAD_FIELDS}
+    row = {f"{w}_{f}": (sections.get(str(w)) or {}).get(f) for w in ALL for f in WORKLOAD_FIELDS}
+    notes = (sections.get("mail") or {}).get("notes") or {}
+    row["mail_notes"] = "; ".join(f"{n} {reason}" for reason, n in notes.items()) or None
+    return row
 
 
 def workload_line(name: str, section: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ import socket
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from imapclient import imap_utf7
@@ -76,6 +76,7 @@ class MaildirListing:
     names: list[str]  # "cur/NAME" or "new/NAME", in UID order
     keywords: dict[str, str]
     digest: ListingDigest
+    _flags: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def uidvalidity(self) -> int:
@@ -87,7 +88,9 @@ class MaildirListing:
     def entry(self, index: int) -> Entry:
         name = self.names[index]
         letters = name.split(INFO, 1)[1] if INFO in name else ""
-        flags = rfc822.maildir_flags(letters, self.keywords)
+        flags = self._flags.get(letters)
+        if flags is None:  # one set per combination of letters, shared (see mboxfile.Scanned)
+            flags = self._flags[letters] = rfc822.maildir_flags(letters, self.keywords)
         try:
             mtime = (self.directory / name).stat().st_mtime
         except OSError:
@@ -95,7 +98,13 @@ class MaildirListing:
         return Entry(flags, rfc822.from_epoch(mtime), _vsize(name))
 
     def read(self, index: int) -> bytes:
-        return rfc822.crlf((self.directory / self.names[index]).read_bytes())
+        name = self.names[index]
+        data = (self.directory / name).read_bytes()
+        if _vsize(name) == len(data):
+            # ``W=`` (the CRLF size, which the listing already gives as the size) equal to the
+            # file's: no bare LF to turn, as a Maildir written by mailferry keeps its messages.
+            return data
+        return rfc822.crlf(data)
 
     def head(self, index: int) -> bytes:
         with (self.directory / self.names[index]).open("rb") as source:

@@ -31,6 +31,7 @@ from mailferry.adapters.files.account import (
 )
 from mailferry.adapters.files.mboxfile import (
     COUNTED,
+    PLAIN,
     UNDATED_BIT,
     Scanned,
     read_head,
@@ -95,16 +96,16 @@ class MboxListing:
         if self.scanned.truncated and at == len(self.scanned.starts) - 1:
             msg = "the file ends inside this message (truncated mbox)"
             raise ValueError(msg)
+        scanned = self.scanned
+        where = (scanned.starts[at], scanned.ends[at], scanned.heads[at])
         with self.path.open("rb") as source:
-            counted = bool(self.scanned.flag_bits[at] & COUNTED)
-            return read_message(
-                source, self.scanned.starts[at], self.scanned.ends[at], unquote=not counted
-            )
+            bits = scanned.flag_bits[at]
+            return read_message(source, where, unquote=not bits & COUNTED, plain=bool(bits & PLAIN))
 
     def head(self, index: int) -> bytes:
         at = self._at(index)
         with self.path.open("rb") as source:
-            return read_head(source, self.scanned.starts[at], self.scanned.ends[at])
+            return read_head(source, self.scanned.starts[at], self.scanned.heads[at])
 
     def where(self, index: int) -> str:
         return f"{self.path} at byte {self.scanned.starts[self._at(index)]}"

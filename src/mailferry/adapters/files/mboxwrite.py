@@ -9,7 +9,6 @@ in a line end gets one: mbox cannot keep that (Maildir can).
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 import time
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mailferry.adapters.files import rfc822
-from mailferry.adapters.files.mboxfile import HIDDEN, Scanned
+from mailferry.adapters.files.mboxfile import Scanned, without_hidden
 
 _NEEDS_QUOTE = re.compile(rb"^>*From ", re.MULTILINE)
 
@@ -55,7 +54,7 @@ def rewrite_flags(path: Path, scanned: Scanned, new_flags: Callable[[int], froze
             out.write(_from_line(source, start))
             out.write(flag_fields(new_flags(index)))
             source.seek(start)
-            out.write(_without_hidden(source.read(end - start)))
+            out.write(without_hidden(source.read(end - start)))
             out.write(b"\n")
         out.flush()
     temporary.replace(path)
@@ -66,18 +65,3 @@ def _from_line(source: BinaryIO, start: int) -> bytes:
     source.seek(max(0, start - 4096))
     before = source.read(start - max(0, start - 4096))
     return before[before.rfind(b"\n", 0, len(before) - 1) + 1 :]
-
-
-def _without_hidden(raw: bytes) -> bytes:
-    lines = iter(io.BytesIO(raw))
-    kept, hidden = [], False
-    for line in lines:
-        if line in (b"\n", b"\r\n"):
-            kept.append(line)
-            break
-        if line[:1] not in (b" ", b"\t"):
-            hidden = line.lower().startswith(HIDDEN)
-        if not hidden:
-            kept.append(line)
-    kept.extend(lines)
-    return b"".join(kept)

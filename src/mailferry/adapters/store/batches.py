@@ -285,7 +285,9 @@ class BatchStore:
                 "errors": len(outcome.failures),
             }
             values.update(item_values(summary.get("dav"), current.items_copied))
-            values.update(workload_values(summary.get("workloads"), current.workloads))
+            values.update(
+                workload_values(summary.get("workloads"), current.workloads, summary.get("notes"))
+            )
             if not outcome.keep_pending:
                 values["pending"] = None
             if outcome.state in (MailboxState.SYNCED, MailboxState.COMPLETED):
@@ -369,10 +371,14 @@ def item_values(dav: dict[str, Any] | None, copied_before: int | None) -> dict[s
 _LISTS = ("failures", "not_recognisable")  # kept with the run and as failure rows, not on the row
 
 
-def workload_values(sections: dict[str, Any] | None, before: str | None) -> dict[str, Any]:
+def workload_values(
+    sections: dict[str, Any] | None, before: str | None, notes: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """A mailbox row's per-workload sections from a run's ``workloads`` (none: the row keeps
     what it had): the run's counters, each with ``copied_total``, its copies over all passes.
-    The failures themselves are the failure rows'."""
+    The failures themselves are the failure rows'. The run's ``notes`` (messages a file source
+    handed out not as it holds them: rebuilt, dated from the last resort) go into the mail
+    section, counted by reason over all folders."""
     if not sections:
         return {}
     old = json.loads(before) if before else {}
@@ -381,4 +387,9 @@ def workload_values(sections: dict[str, Any] | None, before: str | None) -> dict
         total = int((old.get(name) or {}).get("copied_total", 0))
         counters = {k: v for k, v in section.items() if k not in _LISTS}
         found[name] = {**counters, "copied_total": total + int(section.get("copied", 0))}
+    if notes and "mail" in found:
+        counted: dict[str, int] = {}
+        for note in notes:
+            counted[note["reason"]] = counted.get(note["reason"], 0) + int(note["messages"])
+        found["mail"]["notes"] = counted
     return {"workloads": json.dumps(found, ensure_ascii=False)}
