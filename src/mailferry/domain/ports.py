@@ -375,3 +375,19 @@ class Noting(Protocol):
     def notes(self, folder: str, uids: Sequence[int]) -> dict[str, int]:
         """Reason -> how many of ``uids`` (already fetched) it applies to."""
         ...
+
+
+@runtime_checkable
+class FolderSetup(Protocol):
+    """A target that creates and subscribes many folders in a few round trips (IMAP: pipelined
+    commands). Optional: without it, ``create_folder`` and ``subscribe`` one by one, which over a
+    WAN costs two round trips per folder before the first message moves."""
+
+    def create_folders(self, names: Sequence[str]) -> dict[str, str]:
+        """Create ``names`` in order (parents first); the refused ones with the reason. A folder
+        that exists already is not refused."""
+        ...
+
+    def subscribe_folders(self, names: Sequence[str]) -> dict[str, str]:
+        """Subscribe ``names``; the refused ones with the reason."""
+        ...

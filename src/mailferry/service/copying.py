@@ -20,6 +20,7 @@ from mailferry.domain.model import (
     AppendResult,
     Failure,
     FetchedMessage,
+    FolderStatus,
     MessageMeta,
     Summary,
 )
@@ -28,6 +29,7 @@ from mailferry.domain.ports import Copied, Intent, MailAccount, StateStore
 from mailferry.domain.responses import slow_down, target_full
 from mailferry.logs import get_logger
 from mailferry.service.planning import FolderWork, intent_key
+from mailferry.service.prefetch import Prefetch
 from mailferry.service.progress import Progress
 from mailferry.service.resilience import Pace
 
@@ -62,6 +64,9 @@ class FolderCopy:
     copied: int = 0  # messages copied in this pass
     refused: set[str] = field(default_factory=set)  # keywords the target folder refuses
     target_uidvalidity: int | None = None  # as the APPENDs reported it, when it moved
+    # The target folder's UIDVALIDITY and a UIDNEXT at or below the next APPEND's UID: read by
+    # STATUS before the first burst, then learnt from APPENDUID (None: read it again).
+    known_target: FolderStatus | None = None
 
     def run(self, work: FolderWork) -> None:
         """Carry flag changes, copy ``work.copy`` in bursts, record this pass's failures."""
@@ -69,22 +74,8 @@ class FolderCopy:
             return
         name = self.mapping.source.name
         self._apply_flag_updates(work.updates)
-        # SELECT the target only when there is something to copy: an up-to-date folder costs two STATUS.
-        permanent = self.target.permanent_flags(self.mapping.target) if work.copy else frozenset()
-        limit = self.target.append_limit
-        for burst in self._bursts(work.copy):
-            self.check_stop()
-            too_big = [m for m in burst if limit is not None and m.size > limit]
-            for meta in too_big:
-                self._fail(
-                    meta.uid,
-                    f"{meta.size} bytes is over the target's limit of {limit} bytes "
-                    "(its APPENDLIMIT, or its provider profile's largest message)",
-                )
-            sendable = [m for m in burst if m not in too_big]
-            if sendable:
-                self._copy_burst(sendable, permanent)
-                self.pace.went_well()
+        if work.copy:
+            self._copy(work.copy)
         if self.refused:
             log.warning("keywords.refused", folder=name, keywords=sorted(self.refused))
             self.summary.warnings.append(
@@ -94,6 +85,59 @@ class FolderCopy:
         self.store.set_failures(self.pair, name, self.failures)
         if self.target_uidvalidity is not None and work.target_status is not None:
             work.target_status = replace(work.target_status, uidvalidity=self.target_uidvalidity)
+
+    def _copy(self, messages: Sequence[MessageMeta]) -> None:
+        """Bursts read one ahead of the writing (``Prefetch``): while the target stores burst N,
+        the source sends burst N+1, and the first burst is read while the target folder is
+        selected. Failures are recorded here, on the writer's thread, which owns the summary."""
+        with Prefetch(self._read_bursts(messages), _Burst.close) as bursts:
+            # SELECT the target only when there is something to copy: an up-to-date folder costs two STATUS.
+            permanent = self.target.permanent_flags(self.mapping.target)
+            for burst in bursts:
+                try:
+                    self.check_stop()
+                    for meta in burst.too_big:
+                        self._fail(meta.uid, self._too_big(meta.size))
+                    for uid, reason in burst.unreadable:
+                        self._fail(uid, f"source unreadable: {reason}")
+                    self._copy_burst(burst, permanent)
+                finally:
+                    burst.close()
+                if burst.sent:
+                    self.pace.went_well()
+
+    def _too_big(self, size: int) -> str:
+        return (
+            f"{size} bytes is over the target's limit of {self.target.append_limit} bytes "
+            "(its APPENDLIMIT, or its provider profile's largest message)"
+        )
+
+    def _read_bursts(self, messages: Sequence[MessageMeta]) -> Iterator[_Burst]:
+        """The bursts, each fetched whole from the source (on the reading thread)."""
+        limit = self.target.append_limit
+        name = self.mapping.source.name
+        for metas in self._bursts(messages):
+            burst = _Burst({m.uid: m for m in metas})
+            sendable = []
+            for meta in metas:
+                if limit is not None and meta.size > limit:
+                    burst.too_big.append(meta)
+                    del burst.by_uid[meta.uid]
+                else:
+                    sendable.append(meta)
+            if sendable:
+                burst.sent = True
+                try:
+                    for message in self.source.fetch_messages(name, sendable):
+                        if isinstance(message, MessageError):
+                            burst.unreadable.append((message.uid, message.reason))
+                            burst.by_uid.pop(message.uid, None)
+                        else:
+                            burst.fetched.append(message)
+                except BaseException:
+                    burst.close()
+                    raise
+            yield burst
 
     def _fail(self, uid: int, reason: str) -> None:
         self.failures[uid] = reason
@@ -118,28 +162,14 @@ class FolderCopy:
         self.summary.flags_updated += len(updates)
         log.debug("flags.updated", folder=self.mapping.source.name, messages=len(updates))
 
-    def _copy_burst(self, metas: Sequence[MessageMeta], permanent: frozenset[str]) -> None:
-        name = self.mapping.source.name
-        by_uid = {m.uid: m for m in metas}
-        fetched: list[FetchedMessage] = []
-        for message in self.source.fetch_messages(name, metas):
-            if isinstance(message, MessageError):
-                self._fail(message.uid, f"source unreadable: {message.reason}")
-                by_uid.pop(message.uid, None)
-            else:
-                fetched.append(message)
-        try:
-            self._note_vanished(by_uid, fetched)
-            if not fetched:
-                return
-            requests, intents = self._requests(fetched, by_uid, permanent)
-            self.store.add_intents(self.pair, name, intents)
-            results = self.target.append_batch(self.mapping.target, requests)
-            self._record_results(intents, results)
-        finally:
-            for message in fetched:
-                with contextlib.suppress(OSError):
-                    message.body.close()
+    def _copy_burst(self, burst: _Burst, permanent: frozenset[str]) -> None:
+        self._note_vanished(burst.by_uid, burst.fetched)
+        if not burst.fetched:
+            return
+        requests, intents = self._requests(burst.fetched, burst.by_uid, permanent)
+        self.store.add_intents(self.pair, self.mapping.source.name, intents)
+        results = self.target.append_batch(self.mapping.target, requests)
+        self._record_results(intents, results)
 
     def _requests(
         self,
@@ -148,7 +178,7 @@ class FolderCopy:
         permanent: frozenset[str],
     ) -> tuple[list[AppendRequest], list[Intent]]:
         """The APPENDs of a burst, and the intents to commit before they are sent."""
-        tgt = self.target.status(self.mapping.target)
+        tgt = self._target_status()
         requests = []
         intents = []
         for message in fetched:
@@ -174,8 +204,36 @@ class FolderCopy:
             intents.append(intent)
         return requests, intents
 
+    def _target_status(self) -> FolderStatus:
+        """The intents' UIDVALIDITY and UIDNEXT without a STATUS round trip per burst.
+
+        What an intent's UIDNEXT must be: at or below the UID its APPEND gets, so that settling
+        after a crash looks at every message that may be its copy (planning.py reads the target
+        from the lowest UIDNEXT of the intents in flight, and leaves out the UIDs that rows of
+        this pass own already). One past the highest UID the last burst's APPENDUIDs reported is
+        that; without APPENDUID for each message of it (no UIDPLUS), STATUS is asked again.
+        """
+        if self.known_target is None:
+            self.known_target = self.target.status(self.mapping.target)
+        return self.known_target
+
+    def _learn_uidnext(self, results: Sequence[AppendResult]) -> None:
+        stored = [r for r in results if r.ok]
+        known = self.known_target
+        if known is None or any(r.target_uid is None for r in stored):
+            self.known_target = None
+            return
+        uids = [r.target_uid for r in stored if r.target_uid is not None]
+        validity = [r.target_uidvalidity for r in stored if r.target_uidvalidity]
+        self.known_target = replace(
+            known,
+            uidnext=max([known.uidnext, *(uid + 1 for uid in uids)]),
+            uidvalidity=validity[-1] if validity else known.uidvalidity,
+        )
+
     def _record_results(self, intents: Sequence[Intent], results: Iterable[AppendResult]) -> None:
         results = list(results)
+        self._learn_uidnext(results)
         by_uid = {i.source_uid: i for i in intents}
         confirmed: list[Copied] = []
         dropped: list[int] = []
@@ -258,6 +316,22 @@ class FolderCopy:
                 f"folder {self.mapping.source.name!r} uid {uid}: expunged on the source during "
                 "the run; not copied"
             )
+
+
+@dataclass
+class _Burst:
+    """One burst as read from the source: what to send, and what was left out and why."""
+
+    by_uid: dict[int, MessageMeta]  # the burst's messages, but the too big and unreadable
+    fetched: list[FetchedMessage] = field(default_factory=list)
+    too_big: list[MessageMeta] = field(default_factory=list)
+    unreadable: list[tuple[int, str]] = field(default_factory=list)
+    sent: bool = False  # something of it was for the target (the pace counts it a success)
+
+    def close(self) -> None:
+        for message in self.fetched:
+            with contextlib.suppress(OSError):
+                message.body.close()
 
 
 def _stronger(first: ThrottledError | None, second: ThrottledError) -> ThrottledError:

@@ -218,6 +218,38 @@ class ImapAccount:
         with self._guard(name):
             self._client.subscribe_folder(name)
 
+    def create_folders(self, names: Sequence[str]) -> dict[str, str]:
+        """CREATE ``names`` pipelined (``FolderSetup``); a refusal other than "it exists" is asked
+        again alone, by ``create_folder``, so its reason (or its throttle) is the usual one."""
+        refused: dict[str, str] = {}
+        for name in self._pipelined("CREATE", names):
+            try:  # this class's own: ``names`` are on the wire already (NamespacedAccount)
+                ImapAccount.create_folder(self, name)
+            except FolderError as exc:
+                refused[name] = exc.reason
+        return refused
+
+    def subscribe_folders(self, names: Sequence[str]) -> dict[str, str]:
+        """SUBSCRIBE ``names`` pipelined; refusals asked again alone, as for ``create_folders``."""
+        refused: dict[str, str] = {}
+        for name in self._pipelined("SUBSCRIBE", names):
+            try:
+                ImapAccount.subscribe(self, name)
+            except FolderError as exc:
+                refused[name] = exc.reason
+        return refused
+
+    def _pipelined(self, command: str, names: Sequence[str]) -> list[str]:
+        """``command`` on every name in a few round trips; the names it was refused for."""
+        verb = command.encode("ascii")
+        with self._guard():
+            answers = self._pipeline.commands([b"%s %s" % (verb, quote_mailbox(n)) for n in names])
+        return [
+            name
+            for name, answer in zip(names, answers, strict=True)
+            if answer.status != "OK" and b"ALREADYEXISTS" not in answer.text.upper()
+        ]
+
     def status(self, folder: str) -> FolderStatus:
         imap = self._client._imap
         with self._guard(folder):

@@ -22,6 +22,7 @@ from mailferry.domain.model import AppendRequest, AppendResult, RawName
 from mailferry.domain.responses import slow_down
 
 CHUNK = 1 << 20
+WINDOW = 100  # short commands written ahead of their answers (two windows in flight)
 MAX_SET_CHARS = 8000  # a UID set this long keeps a command line far below servers' limits
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 LITERAL_MARK = b"{literal}"  # where a literal stood in a line read by ``Pipeline.read_response``
@@ -212,6 +213,21 @@ class Pipeline:
                 pending.discard(match.group(1))
                 done[match.group(1)] = Tagged(match.group(2).upper().decode(), match.group(3))
         return done
+
+    def commands(self, commands: Sequence[bytes], window: int = WINDOW) -> list[Tagged]:
+        """Short commands (``CREATE "a"``) written ``window`` ahead of their answers, which come
+        back in order: N folders set up in about N / ``window`` round trips instead of N. The
+        server takes them one after another, so a parent created before its child still is."""
+        tags = [self.next_tag() for _ in commands]
+        outstanding: set[bytes] = set()
+        answers: dict[bytes, Tagged] = {}
+        for start in range(0, len(commands), window):
+            part = range(start, min(start + window, len(commands)))
+            self._conn.send(b"".join(b"%s %s\r\n" % (tags[i], commands[i]) for i in part))
+            outstanding.update(tags[i] for i in part)
+            answers |= self.wait_tagged(outstanding, leave=window)
+        answers |= self.wait_tagged(outstanding)
+        return [answers[tag] for tag in tags]
 
     def append_pipelined(
         self, folder: str, requests: Sequence[AppendRequest]
