@@ -93,6 +93,7 @@ class FolderCopy:
         with Prefetch(self._read_bursts(messages), _Burst.close) as bursts:
             # SELECT the target only when there is something to copy: an up-to-date folder costs two STATUS.
             permanent = self.target.permanent_flags(self.mapping.target)
+            self._target_status()  # the intents' UIDNEXT, read while the first burst comes in
             for burst in bursts:
                 try:
                     self.check_stop()
@@ -144,11 +145,13 @@ class FolderCopy:
         record_failure(self.summary, self.mapping.source.name, uid, reason)
 
     def _bursts(self, messages: Sequence[MessageMeta]) -> Iterator[list[MessageMeta]]:
-        """Bursts sized by the current pace (which throttling lowers), bounded in bytes."""
+        """Bursts sized by the current pace (which throttling lowers), bounded in bytes: half of
+        ``batch_bytes`` each, as two are alive at once (one written, one read ahead)."""
         start = 0
+        half = max(1, self.batch_bytes // 2)
         while start < len(messages):
             chunk = messages[start : start + self.pace.current]
-            first = batches(chunk, max_count=self.pace.current, max_bytes=self.batch_bytes)[0]
+            first = batches(chunk, max_count=self.pace.current, max_bytes=half)[0]
             yield first
             start += len(first)
 
