@@ -3,7 +3,10 @@ folder set-up pipelined. Ordering is asserted with events and logs, never with c
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 import threading
+from typing import ClassVar
 
 import pytest
 
@@ -13,6 +16,7 @@ from mailferry.adapters.imap.wire import WINDOW, Pipeline
 from mailferry.adapters.memory.account import MemoryAccount, MemoryServer
 from mailferry.adapters.memory.state import MemoryStateStore
 from mailferry.domain.errors import ConnectError
+from mailferry.domain.model import AppendRequest
 from mailferry.domain.ports import FolderSetup
 from mailferry.service.migrate import Migration, SyncOptions
 from mailferry.service.prefetch import Prefetch
@@ -20,6 +24,12 @@ from tests.fakes import contents, fill, message
 from tests.unit.test_wire import ScriptedServer
 
 PAIR = "src -> dst"
+WHEN = dt.datetime(2013, 7, 14, 9, 30, 5, tzinfo=dt.UTC)
+
+
+def append_request(n: int) -> AppendRequest:
+    data = message(n)
+    return AppendRequest(n, io.BytesIO(data), len(data), frozenset({"\\Seen"}), WHEN)
 
 
 # -- Prefetch ------------------------------------------------------------------------------------
@@ -200,3 +210,77 @@ def test_the_imap_account_sets_folders_up_in_batches_and_fakes_one_by_one():
     assert issubclass(ImapAccount, FolderSetup)
     assert issubclass(NamespacedAccount, FolderSetup)
     assert not isinstance(MemoryAccount(MemoryServer()), FolderSetup)
+
+
+# -- APPENDs of the next burst written before the answers to this one -----------------------------
+
+
+class Pipelining(MemoryAccount):
+    """A target that stores a burst when it is written and answers when asked (``send_batch``);
+    ``lost_from``: the connection drops before the answers to that burst (counted from 1)."""
+
+    events: ClassVar[list[tuple[str, int]]] = []
+    lost_from: ClassVar[int | None] = None
+
+    def send_batch(self, folder, requests):
+        number = sum(1 for kind, _n in Pipelining.events if kind == "send") + 1
+        Pipelining.events.append(("send", number))
+        results = self.append_batch(folder, requests)
+
+        def answers():
+            if Pipelining.lost_from is not None and number >= Pipelining.lost_from:
+                raise ConnectError("connection lost (injected)")
+            Pipelining.events.append(("answers", number))
+            return results
+
+        return answers
+
+
+def test_the_next_bursts_appends_go_out_before_this_ones_answers():
+    src, dst = MemoryServer(), MemoryServer()
+    fill(src, "INBOX", [message(n) for n in range(40)])
+    Pipelining.events, Pipelining.lost_from = [], None
+    store = MemoryStateStore()
+    summary = Migration(
+        MemoryAccount(src), Pipelining(dst), store, PAIR, SyncOptions(batch_count=10)
+    ).run()
+    assert summary.messages_copied == 40
+    # The first burst is answered alone (its APPENDUIDs confirm the UIDNEXT); then one ahead.
+    assert Pipelining.events == [
+        ("send", 1), ("answers", 1), ("send", 2), ("send", 3), ("answers", 2),
+        ("send", 4), ("answers", 3), ("answers", 4),
+    ]  # fmt: skip
+    assert not store.intents(PAIR, "INBOX")
+    assert len(store.copied(PAIR, "INBOX")) == 40
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+
+
+def test_a_connection_lost_with_two_bursts_in_flight_duplicates_nothing():
+    src, dst = MemoryServer(), MemoryServer()
+    fill(src, "INBOX", [message(n) for n in range(40)])
+    Pipelining.events, Pipelining.lost_from = [], 2
+    store = MemoryStateStore()
+    with pytest.raises(ConnectError):
+        Migration(
+            MemoryAccount(src), Pipelining(dst), store, PAIR, SyncOptions(batch_count=10)
+        ).run()
+    assert ("send", 3) in Pipelining.events  # burst 3 was written, 2 and 3 never answered
+    assert len(store.intents(PAIR, "INBOX")) == 20  # both stay in flight, for the next pass
+    assert len(dst.folder("INBOX").messages) == 30
+    summary = Migration(MemoryAccount(src), MemoryAccount(dst), store, PAIR).run()
+    assert summary.messages_copied == 10  # the 20 that landed are settled, not sent again
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+
+
+def test_answers_read_ahead_of_their_turn_are_kept_for_their_command():
+    server = ScriptedServer(b"mf1 OK [APPENDUID 7 11] done\r\nmf2 OK [APPENDUID 7 12:13] done\r\n")
+    pipeline = Pipeline(server)
+    first = pipeline.send_appends("INBOX", [append_request(1)], multi=False)
+    second = pipeline.send_appends("INBOX", [append_request(2), append_request(3)], multi=True)
+    assert len(server.sent) > 2  # both written before any answer was read
+    later = pipeline.read_appends(second)  # reads mf1's answer on the way to mf2's
+    earlier = pipeline.read_appends(first)  # nothing left to read: kept from before
+    assert later is not None
+    assert earlier is not None
+    assert [r.target_uid for r in later] == [12, 13]
+    assert [r.target_uid for r in earlier] == [11]

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
@@ -390,4 +390,19 @@ class FolderSetup(Protocol):
 
     def subscribe_folders(self, names: Sequence[str]) -> dict[str, str]:
         """Subscribe ``names``; the refused ones with the reason."""
+        ...
+
+
+@runtime_checkable
+class AppendPipelining(Protocol):
+    """A target whose APPENDs can be written before the answers to the ones before are read
+    (IMAP with LITERAL+). Optional: without it, ``append_batch`` waits for each burst's answers
+    before the next burst goes out, one round trip per burst."""
+
+    def send_batch(
+        self, folder: str, requests: Sequence[AppendRequest]
+    ) -> Callable[[], list[AppendResult]]:
+        """Write ``requests`` now; the returned call reads their answers (``append_batch``'s
+        results). Nothing else may be asked of the account in between but another
+        ``send_batch``, whose answers are read after these."""
         ...

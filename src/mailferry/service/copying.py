@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
-from mailferry.domain.errors import MessageError, TargetFullError, ThrottledError
+from mailferry.domain.errors import MailferryError, MessageError, TargetFullError, ThrottledError
 from mailferry.domain.folders import FolderMapping
 from mailferry.domain.identity import epoch
 from mailferry.domain.model import (
@@ -25,7 +25,7 @@ from mailferry.domain.model import (
     Summary,
 )
 from mailferry.domain.plan import FlagUpdate, Selection, batches, target_flags
-from mailferry.domain.ports import Copied, Intent, MailAccount, StateStore
+from mailferry.domain.ports import AppendPipelining, Copied, Intent, MailAccount, StateStore
 from mailferry.domain.responses import slow_down, target_full
 from mailferry.logs import get_logger
 from mailferry.service.planning import FolderWork, intent_key
@@ -67,6 +67,7 @@ class FolderCopy:
     # The target folder's UIDVALIDITY and a UIDNEXT at or below the next APPEND's UID: read by
     # STATUS before the first burst, then learnt from APPENDUID (None: read it again).
     known_target: FolderStatus | None = None
+    pipelining: bool = False  # APPENDUIDs confirmed ``known_target``: see ``_write``
 
     def run(self, work: FolderWork) -> None:
         """Carry flag changes, copy ``work.copy`` in bursts, record this pass's failures."""
@@ -89,23 +90,93 @@ class FolderCopy:
     def _copy(self, messages: Sequence[MessageMeta]) -> None:
         """Bursts read one ahead of the writing (``Prefetch``): while the target stores burst N,
         the source sends burst N+1, and the first burst is read while the target folder is
-        selected. Failures are recorded here, on the writer's thread, which owns the summary."""
+        selected. Where the target pipelines APPENDs, burst N+1 is written before the answers
+        to burst N are read (``_write``). Failures are recorded here, on the writer's thread,
+        which owns the summary."""
         with Prefetch(self._read_bursts(messages), _Burst.close) as bursts:
             # SELECT the target only when there is something to copy: an up-to-date folder costs two STATUS.
             permanent = self.target.permanent_flags(self.mapping.target)
             self._target_status()  # the intents' UIDNEXT, read while the first burst comes in
-            for burst in bursts:
-                try:
-                    self.check_stop()
-                    for meta in burst.too_big:
-                        self._fail(meta.uid, self._too_big(meta.size))
-                    for uid, reason in burst.unreadable:
-                        self._fail(uid, f"source unreadable: {reason}")
-                    self._copy_burst(burst, permanent)
-                finally:
-                    burst.close()
-                if burst.sent:
-                    self.pace.went_well()
+            in_flight: _Sent | None = None
+            try:
+                for burst in bursts:
+                    # _write settles (or tries to) what it is given, whatever happens: handed
+                    # over, it is no longer this loop's (its answers must be read once only).
+                    before, in_flight = in_flight, None
+                    in_flight = self._write(burst, permanent, before)
+            except BaseException:  # the reader failed (the source), or the stop came
+                self._settle_quietly(in_flight)
+                raise
+            if in_flight is not None:
+                self._settle(in_flight)
+
+    def _write(
+        self, burst: _Burst, permanent: frozenset[str], before: _Sent | None
+    ) -> _Sent | None:
+        """Send ``burst``'s APPENDs (its intents committed first), then read the answers to the
+        burst sent ``before``; returns the burst now in flight (None: nothing is).
+
+        A burst goes out before the one ahead of it is answered only when the UIDNEXT its
+        intents name is known to be a lower bound of its UIDs: the APPENDUIDs of an earlier
+        burst of this pass said so (``pipelining``). Else (the first burst, a target without
+        UIDPLUS, a UIDVALIDITY that moved) the answers come first, as one burst at a time did.
+        """
+        try:
+            self.check_stop()
+            for meta in burst.too_big:
+                self._fail(meta.uid, self._too_big(meta.size))
+            for uid, reason in burst.unreadable:
+                self._fail(uid, f"source unreadable: {reason}")
+            self._note_vanished(burst.by_uid, burst.fetched)
+            if before is not None and not self.pipelining:
+                waiting, before = before, None
+                self._settle(waiting)
+            if not burst.fetched:
+                burst.close()
+                return before
+            requests, intents = self._requests(burst.fetched, burst.by_uid, permanent)
+            self.store.add_intents(self.pair, self.mapping.source.name, intents)
+            sent = _Sent(burst, intents, self._send(requests))
+        except BaseException:
+            burst.close()
+            self._settle_quietly(before)
+            raise
+        if before is not None:
+            try:
+                self._settle(before)
+            except BaseException:
+                self._settle_quietly(sent)
+                raise
+        if not self.pipelining or not isinstance(self.target, AppendPipelining):
+            self._settle(sent)
+            return None
+        return sent
+
+    def _send(self, requests: Sequence[AppendRequest]) -> Callable[[], list[AppendResult]]:
+        if isinstance(self.target, AppendPipelining):
+            return self.target.send_batch(self.mapping.target, requests)
+        results = self.target.append_batch(self.mapping.target, requests)
+        return lambda: results
+
+    def _settle(self, sent: _Sent) -> None:
+        """Read the answers to ``sent`` and record them (rows after answers, always)."""
+        try:
+            self._record_results(sent.intents, sent.answers())
+        finally:
+            sent.burst.close()
+        self.pace.went_well()
+
+    def _settle_quietly(self, sent: _Sent | None) -> None:
+        """On the way out of a failed burst: the answers to the one in flight, if the session
+        still gives them; else its intents stay, and the next pass settles them (planning.py)."""
+        if sent is None:
+            return
+        try:
+            self._settle(sent)
+        except MailferryError:
+            log.debug(
+                "burst.unsettled", folder=self.mapping.source.name, messages=len(sent.intents)
+            )
 
     def _too_big(self, size: int) -> str:
         return (
@@ -127,7 +198,6 @@ class FolderCopy:
                 else:
                     sendable.append(meta)
             if sendable:
-                burst.sent = True
                 try:
                     for message in self.source.fetch_messages(name, sendable):
                         if isinstance(message, MessageError):
@@ -145,13 +215,14 @@ class FolderCopy:
         record_failure(self.summary, self.mapping.source.name, uid, reason)
 
     def _bursts(self, messages: Sequence[MessageMeta]) -> Iterator[list[MessageMeta]]:
-        """Bursts sized by the current pace (which throttling lowers), bounded in bytes: half of
-        ``batch_bytes`` each, as two are alive at once (one written, one read ahead)."""
+        """Bursts sized by the current pace (which throttling lowers), bounded in bytes: a third
+        of ``batch_bytes`` each, as three are alive at once (one read ahead, one being written,
+        one written and waiting for its answers), so the bytes in memory stay within it."""
         start = 0
-        half = max(1, self.batch_bytes // 2)
+        third = max(1, self.batch_bytes // 3)
         while start < len(messages):
             chunk = messages[start : start + self.pace.current]
-            first = batches(chunk, max_count=self.pace.current, max_bytes=half)[0]
+            first = batches(chunk, max_count=self.pace.current, max_bytes=third)[0]
             yield first
             start += len(first)
 
@@ -164,15 +235,6 @@ class FolderCopy:
         )
         self.summary.flags_updated += len(updates)
         log.debug("flags.updated", folder=self.mapping.source.name, messages=len(updates))
-
-    def _copy_burst(self, burst: _Burst, permanent: frozenset[str]) -> None:
-        self._note_vanished(burst.by_uid, burst.fetched)
-        if not burst.fetched:
-            return
-        requests, intents = self._requests(burst.fetched, burst.by_uid, permanent)
-        self.store.add_intents(self.pair, self.mapping.source.name, intents)
-        results = self.target.append_batch(self.mapping.target, requests)
-        self._record_results(intents, results)
 
     def _requests(
         self,
@@ -223,8 +285,9 @@ class FolderCopy:
     def _learn_uidnext(self, results: Sequence[AppendResult]) -> None:
         stored = [r for r in results if r.ok]
         known = self.known_target
-        if known is None or any(r.target_uid is None for r in stored):
+        if known is None or not stored or any(r.target_uid is None for r in stored):
             self.known_target = None
+            self.pipelining = False
             return
         uids = [r.target_uid for r in stored if r.target_uid is not None]
         validity = [r.target_uidvalidity for r in stored if r.target_uidvalidity]
@@ -233,6 +296,7 @@ class FolderCopy:
             uidnext=max([known.uidnext, *(uid + 1 for uid in uids)]),
             uidvalidity=validity[-1] if validity else known.uidvalidity,
         )
+        self.pipelining = bool(validity) and validity[-1] == known.uidvalidity
 
     def _record_results(self, intents: Sequence[Intent], results: Iterable[AppendResult]) -> None:
         results = list(results)
@@ -322,6 +386,15 @@ class FolderCopy:
 
 
 @dataclass
+class _Sent:
+    """A burst whose APPENDs are written and whose answers are not read yet."""
+
+    burst: _Burst
+    intents: list[Intent]
+    answers: Callable[[], list[AppendResult]]
+
+
+@dataclass
 class _Burst:
     """One burst as read from the source: what to send, and what was left out and why."""
 
@@ -329,7 +402,6 @@ class _Burst:
     fetched: list[FetchedMessage] = field(default_factory=list)
     too_big: list[MessageMeta] = field(default_factory=list)
     unreadable: list[tuple[int, str]] = field(default_factory=list)
-    sent: bool = False  # something of it was for the target (the pace counts it a success)
 
     def close(self) -> None:
         for message in self.fetched:

@@ -13,7 +13,7 @@ import functools
 import hashlib
 import io
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import imapclient
@@ -452,19 +452,34 @@ class ImapAccount:
 
     # -- writing ------------------------------------------------------------------------------------
     def append_batch(self, folder: str, requests: Sequence[AppendRequest]) -> list[AppendResult]:
+        # This class's own: ``folder`` is on the wire already when a subclass calls this one.
+        return ImapAccount.send_batch(self, folder, requests)()
+
+    def send_batch(
+        self, folder: str, requests: Sequence[AppendRequest]
+    ) -> Callable[[], list[AppendResult]]:
+        """Write the APPENDs now, read their answers when the returned call is made
+        (``AppendPipelining``): the next burst can go out before this one is answered."""
         if self._readonly:
             raise FolderError(folder, "refusing to write to the source account")
+        if not self.literal_plus:  # a synchronising literal waits for the server anyway
+            with self._guard(folder):
+                results = [self._pipeline.append_synchronous(folder, r) for r in requests]
+            return lambda: results
+        multi = "MULTIAPPEND" in self._caps and len(requests) > 1
         with self._guard(folder):
-            if self.literal_plus and "MULTIAPPEND" in self._caps and len(requests) > 1:
-                starts = [r.body.tell() for r in requests]
-                results = self._pipeline.append_multi(folder, requests)
+            sent = self._pipeline.send_appends(folder, requests, multi=multi)
+
+        def answers() -> list[AppendResult]:
+            with self._guard(folder):
+                results = self._pipeline.read_appends(sent)
                 if results is not None:
                     return results
-                for request, start in zip(requests, starts, strict=True):
+                for request, start in zip(requests, sent.starts, strict=True):
                     request.body.seek(start)  # refused as a whole: find the culprit one by one
-            if self.literal_plus:
                 return self._pipeline.append_pipelined(folder, requests)
-            return [self._pipeline.append_synchronous(folder, r) for r in requests]
+
+        return answers
 
     def store_flags(self, folder: str, updates: Sequence[tuple[int, frozenset[str]]]) -> None:
         if self._readonly:

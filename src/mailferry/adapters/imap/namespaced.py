@@ -86,5 +86,10 @@ class NamespacedAccount(ImapAccount):
     def append_batch(self, folder: str, requests: Sequence[AppendRequest]) -> list[AppendResult]:
         return super().append_batch(self._physical(folder), requests)
 
+    def send_batch(
+        self, folder: str, requests: Sequence[AppendRequest]
+    ) -> Callable[[], list[AppendResult]]:
+        return super().send_batch(self._physical(folder), requests)
+
     def store_flags(self, folder: str, updates: Sequence[tuple[int, frozenset[str]]]) -> None:
         super().store_flags(self._physical(folder), updates)
