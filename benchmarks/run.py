@@ -47,6 +47,7 @@ from mailferry.sandbox.proxy import Proxy  # noqa: E402
 EXCHANGE_CAPABILITY = "IMAP4rev1 UIDPLUS LITERAL+ IDLE NAMESPACE ID UNSELECT CHILDREN MOVE"
 PROCESS_TIMEOUT = 3600.0
 SCENARIOS = ("loopback", "wan", "exchange")
+DEFAULT_LATENCY = 0.010  # seconds each way: the ``wan`` and ``exchange`` scenarios
 
 
 def log(message: str) -> None:
@@ -349,18 +350,19 @@ def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def scenario_latency(scenario: str, latencies: list[float]) -> float:
-    """The one-way latency a scenario ran with (``wan``, ``wan-100ms``: see ``wan_name``)."""
+def scenario_latency(scenario: str, latencies: list[float]) -> float | None:
+    """The one-way latency a scenario ran with (``wan``, ``wan-100ms``: see ``wan_name``); None
+    for one that ran without proxies (loopback)."""
     for latency in latencies:
-        if scenario in {wan_name(kind, latency, latencies) for kind in ("wan", "exchange")}:
+        if scenario in {wan_name(kind, latency) for kind in ("wan", "exchange")}:
             return latency
-    return 0.0
+    return None
 
 
-def wan_name(kind: str, latency: float, latencies: list[float]) -> str:
-    """``wan`` and ``exchange`` at the first latency (the historical names), ``wan-100ms`` and
-    ``exchange-100ms`` (the round trip) at the others."""
-    return kind if latency == latencies[0] else f"{kind}-{round(latency * 2000)}ms"
+def wan_name(kind: str, latency: float) -> str:
+    """``wan`` and ``exchange`` at 10 ms each way (the historical names), else named by their
+    round trip: ``wan-100ms``, ``exchange-100ms``, ``exchange-0ms`` (the proxies, no delay)."""
+    return kind if latency == DEFAULT_LATENCY else f"{kind}-{round(latency * 2000)}ms"
 
 
 def summarise(measures: list[Measure], latencies: list[float]) -> list[dict[str, object]]:
@@ -399,7 +401,8 @@ def summarise(measures: list[Measure], latencies: list[float]) -> list[dict[str,
         if latency and loop is not None:  # issue 17: >= 90 % of loopback at 20 ms, 70 % at 100 ms
             row["of_loopback"] = round(float(loop["seconds"]) / float(row["seconds"]), 2)
         base = by_key.get(("loopback", "mailferry", "incremental"))
-        wan = latency > 0
+        wan = bool(latency)
+        latency = latency or 0.0
         if row["phase"] == "incremental" and wan and base and latency > 0:
             # Time the pass spent over loopback's, in round trips (mailferry's own timing,
             # without interpreter start-up; wall clock if it printed none).
@@ -561,7 +564,7 @@ def wan_scenarios(
     wan_source = stack.enter_context(Proxy(source.host, source.port, latency=latency))
     if "wan" in args.scenarios:
         wan_target = stack.enter_context(Proxy(target.host, target.port, latency=latency))
-        name = wan_name("wan", latency, args.latency)
+        name = wan_name("wan", latency)
         found.append(Scenario(name, wan_source.port, target, wan_target.port, "naive", latency))
     if "exchange" in args.scenarios:
         exchange = bench.exchange
@@ -570,7 +573,7 @@ def wan_scenarios(
                 DovecotServer(bench.workdir / "exchange", capability=EXCHANGE_CAPABILITY)
             )
         wan_exchange = stack.enter_context(Proxy(exchange.host, exchange.port, latency=latency))
-        name = wan_name("exchange", latency, args.latency)
+        name = wan_name("exchange", latency)
         found.append(Scenario(name, wan_source.port, exchange, wan_exchange.port, "naive", latency))
     return found
 

@@ -338,19 +338,25 @@ class FolderCopy:
             raise throttled
 
     def _note_uidvalidity(self, intents: Sequence[Intent], results: Sequence[AppendResult]) -> None:
-        """Keep the UIDVALIDITY the APPENDs report, where it differs from the STATUS read before.
+        """Keep the UIDVALIDITY the APPENDs report, where it differs from the one on record.
 
         A fresh Courier folder changes its UIDVALIDITY on every STATUS until the first message is
-        stored; the value APPENDUID gives is the one that lasts. The folder's checkpoint (and so
-        the next run) must hold that one, or the folder would be taken for a new one.
+        stored (it is the time, in seconds); the value APPENDUID gives is the one that lasts. The
+        folder's checkpoint (and so the next run) must hold that one, or the folder would be taken
+        for a new one. It is compared with the checkpoint, not with the intents: a STATUS read in
+        the same second as the APPEND agrees with it, while planning's, a second earlier, did not.
         """
         reported = [r.target_uidvalidity for r in results if r.ok and r.target_uidvalidity]
-        if not reported or not intents or intents[0].target_uidvalidity == reported[-1]:
+        if not reported or not intents:
             return
-        self.target_uidvalidity = reported[-1]
+        self.target_uidvalidity = reported[-1]  # what the pass's checkpoint records (run())
         name = self.mapping.source.name
         checkpoint = self.store.checkpoint(self.pair, name)
-        if checkpoint is not None and checkpoint.target_folder == self.mapping.target:
+        if (
+            checkpoint is not None
+            and checkpoint.target_folder == self.mapping.target
+            and checkpoint.target_uidvalidity != reported[-1]
+        ):
             self.store.save_checkpoint(
                 self.pair, replace(checkpoint, target_uidvalidity=reported[-1])
             )
