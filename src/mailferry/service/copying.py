@@ -64,8 +64,8 @@ class FolderCopy:
     copied: int = 0  # messages copied in this pass
     refused: set[str] = field(default_factory=set)  # keywords the target folder refuses
     target_uidvalidity: int | None = None  # as the APPENDs reported it, when it moved
-    # The target folder's UIDVALIDITY and a UIDNEXT at or below the next APPEND's UID: read by
-    # STATUS before the first burst, then learnt from APPENDUID (None: read it again).
+    # The target folder's UIDVALIDITY and a UIDNEXT at or below the next APPEND's UID: planning's
+    # STATUS, then learnt from APPENDUID (None: ask STATUS).
     known_target: FolderStatus | None = None
     pipelining: bool = False  # APPENDUIDs confirmed ``known_target``: see ``_write``
 
@@ -75,6 +75,9 @@ class FolderCopy:
             return
         name = self.mapping.source.name
         self._apply_flag_updates(work.updates)
+        # Planning's STATUS of the target is a lower bound of the UIDs to come (UIDNEXT only
+        # grows): no STATUS of its own for the intents (``_target_status``).
+        self.known_target = work.target_status
         if work.copy:
             self._copy(work.copy)
         if self.refused:
@@ -96,7 +99,7 @@ class FolderCopy:
         with Prefetch(self._read_bursts(messages), _Burst.close) as bursts:
             # SELECT the target only when there is something to copy: an up-to-date folder costs two STATUS.
             permanent = self.target.permanent_flags(self.mapping.target)
-            self._target_status()  # the intents' UIDNEXT, read while the first burst comes in
+            self._target_status()  # the intents' UIDNEXT (if planning had none), read meanwhile
             in_flight: _Sent | None = None
             try:
                 for burst in bursts:
