@@ -14,6 +14,7 @@ from mailferry.adapters.imap.namespaced import NamespacedAccount
 from mailferry.adapters.memory.account import MemoryAccount, MemoryServer
 from mailferry.domain.errors import FolderError
 from mailferry.domain.model import AppendRequest, Endpoint, Security
+from mailferry.domain.ports import FolderSetup
 
 pytestmark = pytest.mark.integration
 
@@ -216,3 +217,16 @@ def test_a_profile_can_mask_capabilities(dovecot_dot, make_user):
         assert [r.ok for r in results] == [True, True]
     finally:
         acc.close()
+
+
+def test_folders_set_up_in_batches_as_one_by_one(account):
+    """``FolderSetup`` (pipelined CREATE and SUBSCRIBE): parents before children, an existing
+    folder is no refusal, every name logical as for ``create_folder``."""
+    if not isinstance(account, FolderSetup):
+        pytest.skip("sets folders up one by one")
+    account.create_folder("Batch")
+    names = ["Batch", "Batch.Child", "Batch.Child.Grandchild", "Other"]
+    assert account.create_folders(names) == {}
+    assert account.subscribe_folders(names) == {}
+    listed = {f.name: f for f in account.list_folders()}
+    assert {name: listed[name].subscribed for name in names} == dict.fromkeys(names, True)

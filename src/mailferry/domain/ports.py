@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
@@ -394,4 +394,35 @@ class ItemNoting(Protocol):
 
     def notes(self) -> list[str]:
         """One line per item read so far: which item, and what was not kept."""
+        ...
+
+
+@runtime_checkable
+class FolderSetup(Protocol):
+    """A target that creates and subscribes many folders in a few round trips (IMAP: pipelined
+    commands). Optional: without it, ``create_folder`` and ``subscribe`` one by one, which over a
+    WAN costs two round trips per folder before the first message moves."""
+
+    def create_folders(self, names: Sequence[str]) -> dict[str, str]:
+        """Create ``names`` in order (parents first); the refused ones with the reason. A folder
+        that exists already is not refused."""
+        ...
+
+    def subscribe_folders(self, names: Sequence[str]) -> dict[str, str]:
+        """Subscribe ``names``; the refused ones with the reason."""
+        ...
+
+
+@runtime_checkable
+class AppendPipelining(Protocol):
+    """A target whose APPENDs can be written before the answers to the ones before are read
+    (IMAP with LITERAL+). Optional: without it, ``append_batch`` waits for each burst's answers
+    before the next burst goes out, one round trip per burst."""
+
+    def send_batch(
+        self, folder: str, requests: Sequence[AppendRequest]
+    ) -> Callable[[], list[AppendResult]]:
+        """Write ``requests`` now; the returned call reads their answers (``append_batch``'s
+        results). Nothing else may be asked of the account in between but another
+        ``send_batch``, whose answers are read after these."""
         ...

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 
 from mailferry.domain.errors import FolderError, MailferryError
 from mailferry.domain.model import Failure, RawName
+from mailferry.domain.ports import FolderSetup
 from mailferry.logs import get_logger
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from mailferry.domain.folders import FolderMapping, FolderPlan
     from mailferry.domain.model import Summary
@@ -47,25 +48,44 @@ def prepare_target(target: MailAccount, plan: FolderPlan, summary: Summary) -> d
     name; a parent that only holds others is reported here, under its target name.
     """
     targeted = {m.target for m in plan.mappings}
-    uncreated: dict[str, str] = {}
+    uncreated = _create(target, plan.create)
     for name in plan.create:
+        reason = uncreated.get(name)
+        if reason is None:
+            log.info("folder.created", folder=name)
+            continue
+        log.warning("folder.not_created", folder=name, reason=reason)
+        if name not in targeted:
+            summary.failures.append(Failure(name, None, f"cannot create folder: {reason}"))
+    wanted = [name for name in plan.subscribe if name not in uncreated]
+    for name, reason in _subscribe(target, wanted).items():
+        summary.warnings.append(f"cannot subscribe {name!r}: {reason}")
+    return uncreated
+
+
+def _create(target: MailAccount, names: Sequence[str]) -> dict[str, str]:
+    """Refusals by name: pipelined where the target can (``FolderSetup``), else one by one."""
+    if isinstance(target, FolderSetup):
+        return target.create_folders(names) if names else {}
+    refused: dict[str, str] = {}
+    for name in names:
         try:
             target.create_folder(name)
         except FolderError as exc:
-            uncreated[name] = exc.reason
-            log.warning("folder.not_created", folder=name, reason=exc.reason)
-            if name not in targeted:
-                summary.failures.append(Failure(name, None, f"cannot create folder: {exc.reason}"))
-        else:
-            log.info("folder.created", folder=name)
-    for name in plan.subscribe:
-        if name in uncreated:
-            continue
+            refused[name] = exc.reason
+    return refused
+
+
+def _subscribe(target: MailAccount, names: Sequence[str]) -> dict[str, str]:
+    if isinstance(target, FolderSetup):
+        return target.subscribe_folders(names) if names else {}
+    refused: dict[str, str] = {}
+    for name in names:
         try:
             target.subscribe(name)
         except FolderError as exc:
-            summary.warnings.append(f"cannot subscribe {name!r}: {exc.reason}")
-    return uncreated
+            refused[name] = exc.reason
+    return refused
 
 
 def count_skips(summary: Summary, work: FolderWork) -> None:

@@ -3,6 +3,11 @@ fetch -> intents committed -> pipelined APPENDs -> results committed (see migrat
 
 A ``FolderCopy`` lives for one attempt at one folder, on the sessions the run has at that moment;
 a dropped connection ends it (the run reconnects and plans the folder again from the state).
+A streamed pass hands it one window of the folder at a time (``FolderWork.parts``).
+
+Why one module of 400+ lines: the read-ahead of bursts, the pipelined APPENDs and the recording of
+their answers share one burst's life (intents before it is sent, rows after its answers, what is
+settled when it fails half-way); split apart they would pass the same in-flight state around.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
-from mailferry.domain.errors import MessageError, TargetFullError, ThrottledError
+from mailferry.domain.errors import MailferryError, MessageError, TargetFullError, ThrottledError
 from mailferry.domain.folders import FolderMapping
 from mailferry.domain.identity import epoch
 from mailferry.domain.model import (
@@ -20,15 +25,17 @@ from mailferry.domain.model import (
     AppendResult,
     Failure,
     FetchedMessage,
+    FolderStatus,
     MessageMeta,
     Summary,
 )
 from mailferry.domain.plan import FlagUpdate, Selection, batches, target_flags
-from mailferry.domain.ports import Copied, Intent, MailAccount, StateStore
+from mailferry.domain.ports import AppendPipelining, Copied, Intent, MailAccount, StateStore
 from mailferry.domain.responses import slow_down, target_full
 from mailferry.logs import get_logger
 from mailferry.service.folderwork import FolderWork
 from mailferry.service.planning import intent_key
+from mailferry.service.prefetch import Prefetch
 from mailferry.service.progress import Progress
 from mailferry.service.resilience import Pace
 
@@ -64,22 +71,26 @@ class FolderCopy:
     copied: int = 0  # messages copied in this pass
     refused: set[str] = field(default_factory=set)  # keywords the target folder refuses
     target_uidvalidity: int | None = None  # as the APPENDs reported it, when it moved
+    # The target folder's UIDVALIDITY and a UIDNEXT at or below the next APPEND's UID: planning's
+    # STATUS, then learnt from APPENDUID (None: ask STATUS).
+    known_target: FolderStatus | None = None
+    pipelining: bool = False  # APPENDUIDs confirmed ``known_target``: see ``_write``
+    permanent: frozenset[str] | None = None  # the target folder's PERMANENTFLAGS, once read
 
     def run(self, work: FolderWork) -> None:
         """Carry flag changes, copy ``work.copy`` in bursts, record this pass's failures."""
         if work.unchanged:  # nothing to do, and no failure recorded to clear (snapshot.py)
             return
         name = self.mapping.source.name
-        permanent: frozenset[str] | None = None
+        # Planning's STATUS of the target is a lower bound of the UIDs to come (UIDNEXT only
+        # grows): no STATUS of its own for the intents (``_target_status``).
+        self.known_target = work.target_status
         for n, part in enumerate(work.parts()):  # the plan, or a streamed pass's windows
             if n:  # between windows, as between bursts
                 self.check_stop()
             self._apply_flag_updates(part.updates)
-            # SELECT the target only when there is something to copy: an up-to-date folder costs
-            # two STATUS.
-            if part.copy and permanent is None:
-                permanent = self.target.permanent_flags(self.mapping.target)
-            self._copy_messages(part.copy, permanent or frozenset())
+            if part.copy:
+                self._copy(part.copy)
             if self.after_part is not None:
                 self.after_part(part)
             del part  # a window is not kept alive while the next one is planned
@@ -93,32 +104,145 @@ class FolderCopy:
         if self.target_uidvalidity is not None and work.target_status is not None:
             work.target_status = replace(work.target_status, uidvalidity=self.target_uidvalidity)
 
-    def _copy_messages(self, messages: Sequence[MessageMeta], permanent: frozenset[str]) -> None:
-        limit = self.target.append_limit
-        for burst in self._bursts(messages):
+    def _copy(self, messages: Sequence[MessageMeta]) -> None:
+        """Bursts read one ahead of the writing (``Prefetch``): while the target stores burst N,
+        the source sends burst N+1, and the first burst is read while the target folder is
+        selected. Where the target pipelines APPENDs, burst N+1 is written before the answers
+        to burst N are read (``_write``). Failures are recorded here, on the writer's thread,
+        which owns the summary."""
+        with Prefetch(self._read_bursts(messages), _Burst.close) as bursts:
+            # SELECT the target only when there is something to copy (an up-to-date folder costs
+            # two STATUS), and once a pass, not once a window.
+            if self.permanent is None:
+                self.permanent = self.target.permanent_flags(self.mapping.target)
+            permanent = self.permanent
+            self._target_status()  # the intents' UIDNEXT (if planning had none), read meanwhile
+            in_flight: _Sent | None = None
+            try:
+                for burst in bursts:
+                    # _write settles (or tries to) what it is given, whatever happens: handed
+                    # over, it is no longer this loop's (its answers must be read once only).
+                    before, in_flight = in_flight, None
+                    in_flight = self._write(burst, permanent, before)
+            except BaseException:  # the reader failed (the source), or the stop came
+                self._settle_quietly(in_flight)
+                raise
+            if in_flight is not None:
+                self._settle(in_flight)
+
+    def _write(
+        self, burst: _Burst, permanent: frozenset[str], before: _Sent | None
+    ) -> _Sent | None:
+        """Send ``burst``'s APPENDs (its intents committed first), then read the answers to the
+        burst sent ``before``; returns the burst now in flight (None: nothing is).
+
+        A burst goes out before the one ahead of it is answered only when the UIDNEXT its
+        intents name is known to be a lower bound of its UIDs: the APPENDUIDs of an earlier
+        burst of this pass said so (``pipelining``). Else (the first burst, a target without
+        UIDPLUS, a UIDVALIDITY that moved) the answers come first, as one burst at a time did.
+        """
+        try:
             self.check_stop()
-            too_big = [m for m in burst if limit is not None and m.size > limit]
-            for meta in too_big:
-                self._fail(
-                    meta.uid,
-                    f"{meta.size} bytes is over the target's limit of {limit} bytes "
-                    "(its APPENDLIMIT, or its provider profile's largest message)",
-                )
-            sendable = [m for m in burst if m not in too_big]
+            for meta in burst.too_big:
+                self._fail(meta.uid, self._too_big(meta.size))
+            for uid, reason in burst.unreadable:
+                self._fail(uid, f"source unreadable: {reason}")
+            self._note_vanished(burst.by_uid, burst.fetched)
+            if before is not None and not self.pipelining:
+                waiting, before = before, None
+                self._settle(waiting)
+            if not burst.fetched:
+                burst.close()
+                return before
+            requests, intents = self._requests(burst.fetched, burst.by_uid, permanent)
+            self.store.add_intents(self.pair, self.mapping.source.name, intents)
+            sent = _Sent(burst, intents, self._send(requests))
+        except BaseException:
+            burst.close()
+            self._settle_quietly(before)
+            raise
+        if before is not None:
+            try:
+                self._settle(before)
+            except BaseException:
+                self._settle_quietly(sent)
+                raise
+        if not self.pipelining or not isinstance(self.target, AppendPipelining):
+            self._settle(sent)
+            return None
+        return sent
+
+    def _send(self, requests: Sequence[AppendRequest]) -> Callable[[], list[AppendResult]]:
+        if isinstance(self.target, AppendPipelining):
+            return self.target.send_batch(self.mapping.target, requests)
+        results = self.target.append_batch(self.mapping.target, requests)
+        return lambda: results
+
+    def _settle(self, sent: _Sent) -> None:
+        """Read the answers to ``sent`` and record them (rows after answers, always)."""
+        try:
+            self._record_results(sent.intents, sent.answers())
+        finally:
+            sent.burst.close()
+        self.pace.went_well()
+
+    def _settle_quietly(self, sent: _Sent | None) -> None:
+        """On the way out of a failed burst: the answers to the one in flight, if the session
+        still gives them; else its intents stay, and the next pass settles them (planning.py)."""
+        if sent is None:
+            return
+        try:
+            self._settle(sent)
+        except MailferryError:
+            log.debug(
+                "burst.unsettled", folder=self.mapping.source.name, messages=len(sent.intents)
+            )
+
+    def _too_big(self, size: int) -> str:
+        return (
+            f"{size} bytes is over the target's limit of {self.target.append_limit} bytes "
+            "(its APPENDLIMIT, or its provider profile's largest message)"
+        )
+
+    def _read_bursts(self, messages: Sequence[MessageMeta]) -> Iterator[_Burst]:
+        """The bursts, each fetched whole from the source (on the reading thread)."""
+        limit = self.target.append_limit
+        name = self.mapping.source.name
+        for metas in self._bursts(messages):
+            burst = _Burst({m.uid: m for m in metas})
+            sendable = []
+            for meta in metas:
+                if limit is not None and meta.size > limit:
+                    burst.too_big.append(meta)
+                    del burst.by_uid[meta.uid]
+                else:
+                    sendable.append(meta)
             if sendable:
-                self._copy_burst(sendable, permanent)
-                self.pace.went_well()
+                try:
+                    for message in self.source.fetch_messages(name, sendable):
+                        if isinstance(message, MessageError):
+                            burst.unreadable.append((message.uid, message.reason))
+                            burst.by_uid.pop(message.uid, None)
+                        else:
+                            burst.fetched.append(message)
+                except BaseException:
+                    burst.close()
+                    raise
+            yield burst
 
     def _fail(self, uid: int, reason: str) -> None:
         self.failures[uid] = reason
         record_failure(self.summary, self.mapping.source.name, uid, reason)
 
     def _bursts(self, messages: Sequence[MessageMeta]) -> Iterator[list[MessageMeta]]:
-        """Bursts sized by the current pace (which throttling lowers), bounded in bytes."""
+        """Bursts sized by the current pace (which throttling lowers), bounded in bytes: a third
+        of ``batch_bytes`` each, as three are alive at once (one read ahead, one being written,
+        one written and waiting for its answers), so the bytes in memory stay within it."""
         start = 0
+        third = max(1, self.batch_bytes // 3)
         while start < len(messages):
             chunk = messages[start : start + self.pace.current]
-            first = batches(chunk, max_count=self.pace.current, max_bytes=self.batch_bytes)[0]
+            first = batches(chunk, max_count=self.pace.current, max_bytes=third)[0]
             yield first
             start += len(first)
 
@@ -132,29 +256,6 @@ class FolderCopy:
         self.summary.flags_updated += len(updates)
         log.debug("flags.updated", folder=self.mapping.source.name, messages=len(updates))
 
-    def _copy_burst(self, metas: Sequence[MessageMeta], permanent: frozenset[str]) -> None:
-        name = self.mapping.source.name
-        by_uid = {m.uid: m for m in metas}
-        fetched: list[FetchedMessage] = []
-        for message in self.source.fetch_messages(name, metas):
-            if isinstance(message, MessageError):
-                self._fail(message.uid, f"source unreadable: {message.reason}")
-                by_uid.pop(message.uid, None)
-            else:
-                fetched.append(message)
-        try:
-            self._note_vanished(by_uid, fetched)
-            if not fetched:
-                return
-            requests, intents = self._requests(fetched, by_uid, permanent)
-            self.store.add_intents(self.pair, name, intents)
-            results = self.target.append_batch(self.mapping.target, requests)
-            self._record_results(intents, results)
-        finally:
-            for message in fetched:
-                with contextlib.suppress(OSError):
-                    message.body.close()
-
     def _requests(
         self,
         fetched: Sequence[FetchedMessage],
@@ -162,7 +263,7 @@ class FolderCopy:
         permanent: frozenset[str],
     ) -> tuple[list[AppendRequest], list[Intent]]:
         """The APPENDs of a burst, and the intents to commit before they are sent."""
-        tgt = self.target.status(self.mapping.target)
+        tgt = self._target_status()
         requests = []
         intents = []
         for message in fetched:
@@ -188,8 +289,38 @@ class FolderCopy:
             intents.append(intent)
         return requests, intents
 
+    def _target_status(self) -> FolderStatus:
+        """The intents' UIDVALIDITY and UIDNEXT without a STATUS round trip per burst.
+
+        What an intent's UIDNEXT must be: at or below the UID its APPEND gets, so that settling
+        after a crash looks at every message that may be its copy (planning.py reads the target
+        from the lowest UIDNEXT of the intents in flight, and leaves out the UIDs that rows of
+        this pass own already). One past the highest UID the last burst's APPENDUIDs reported is
+        that; without APPENDUID for each message of it (no UIDPLUS), STATUS is asked again.
+        """
+        if self.known_target is None:
+            self.known_target = self.target.status(self.mapping.target)
+        return self.known_target
+
+    def _learn_uidnext(self, results: Sequence[AppendResult]) -> None:
+        stored = [r for r in results if r.ok]
+        known = self.known_target
+        if known is None or not stored or any(r.target_uid is None for r in stored):
+            self.known_target = None
+            self.pipelining = False
+            return
+        uids = [r.target_uid for r in stored if r.target_uid is not None]
+        validity = [r.target_uidvalidity for r in stored if r.target_uidvalidity]
+        self.known_target = replace(
+            known,
+            uidnext=max([known.uidnext, *(uid + 1 for uid in uids)]),
+            uidvalidity=validity[-1] if validity else known.uidvalidity,
+        )
+        self.pipelining = bool(validity) and validity[-1] == known.uidvalidity
+
     def _record_results(self, intents: Sequence[Intent], results: Iterable[AppendResult]) -> None:
         results = list(results)
+        self._learn_uidnext(results)
         by_uid = {i.source_uid: i for i in intents}
         confirmed: list[Copied] = []
         dropped: list[int] = []
@@ -227,19 +358,25 @@ class FolderCopy:
             raise throttled
 
     def _note_uidvalidity(self, intents: Sequence[Intent], results: Sequence[AppendResult]) -> None:
-        """Keep the UIDVALIDITY the APPENDs report, where it differs from the STATUS read before.
+        """Keep the UIDVALIDITY the APPENDs report, where it differs from the one on record.
 
         A fresh Courier folder changes its UIDVALIDITY on every STATUS until the first message is
-        stored; the value APPENDUID gives is the one that lasts. The folder's checkpoint (and so
-        the next run) must hold that one, or the folder would be taken for a new one.
+        stored (it is the time, in seconds); the value APPENDUID gives is the one that lasts. The
+        folder's checkpoint (and so the next run) must hold that one, or the folder would be taken
+        for a new one. It is compared with the checkpoint, not with the intents: a STATUS read in
+        the same second as the APPEND agrees with it, while planning's, a second earlier, did not.
         """
         reported = [r.target_uidvalidity for r in results if r.ok and r.target_uidvalidity]
-        if not reported or not intents or intents[0].target_uidvalidity == reported[-1]:
+        if not reported or not intents:
             return
-        self.target_uidvalidity = reported[-1]
+        self.target_uidvalidity = reported[-1]  # what the pass's checkpoint records (run())
         name = self.mapping.source.name
         checkpoint = self.store.checkpoint(self.pair, name)
-        if checkpoint is not None and checkpoint.target_folder == self.mapping.target:
+        if (
+            checkpoint is not None
+            and checkpoint.target_folder == self.mapping.target
+            and checkpoint.target_uidvalidity != reported[-1]
+        ):
             self.store.save_checkpoint(
                 self.pair, replace(checkpoint, target_uidvalidity=reported[-1])
             )
@@ -272,6 +409,30 @@ class FolderCopy:
                 f"folder {self.mapping.source.name!r} uid {uid}: expunged on the source during "
                 "the run; not copied"
             )
+
+
+@dataclass
+class _Sent:
+    """A burst whose APPENDs are written and whose answers are not read yet."""
+
+    burst: _Burst
+    intents: list[Intent]
+    answers: Callable[[], list[AppendResult]]
+
+
+@dataclass
+class _Burst:
+    """One burst as read from the source: what to send, and what was left out and why."""
+
+    by_uid: dict[int, MessageMeta]  # the burst's messages, but the too big and unreadable
+    fetched: list[FetchedMessage] = field(default_factory=list)
+    too_big: list[MessageMeta] = field(default_factory=list)
+    unreadable: list[tuple[int, str]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for message in self.fetched:
+            with contextlib.suppress(OSError):
+                message.body.close()
 
 
 def _stronger(first: ThrottledError | None, second: ThrottledError) -> ThrottledError:

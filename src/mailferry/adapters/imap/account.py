@@ -13,7 +13,7 @@ import functools
 import hashlib
 import io
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import imapclient
@@ -218,6 +218,38 @@ class ImapAccount:
         with self._guard(name):
             self._client.subscribe_folder(name)
 
+    def create_folders(self, names: Sequence[str]) -> dict[str, str]:
+        """CREATE ``names`` pipelined (``FolderSetup``); a refusal other than "it exists" is asked
+        again alone, by ``create_folder``, so its reason (or its throttle) is the usual one."""
+        refused: dict[str, str] = {}
+        for name in self._pipelined("CREATE", names):
+            try:  # this class's own: ``names`` are on the wire already (NamespacedAccount)
+                ImapAccount.create_folder(self, name)
+            except FolderError as exc:
+                refused[name] = exc.reason
+        return refused
+
+    def subscribe_folders(self, names: Sequence[str]) -> dict[str, str]:
+        """SUBSCRIBE ``names`` pipelined; refusals asked again alone, as for ``create_folders``."""
+        refused: dict[str, str] = {}
+        for name in self._pipelined("SUBSCRIBE", names):
+            try:
+                ImapAccount.subscribe(self, name)
+            except FolderError as exc:
+                refused[name] = exc.reason
+        return refused
+
+    def _pipelined(self, command: str, names: Sequence[str]) -> list[str]:
+        """``command`` on every name in a few round trips; the names it was refused for."""
+        verb = command.encode("ascii")
+        with self._guard():
+            answers = self._pipeline.commands([b"%s %s" % (verb, quote_mailbox(n)) for n in names])
+        return [
+            name
+            for name, answer in zip(names, answers, strict=True)
+            if answer.status != "OK" and b"ALREADYEXISTS" not in answer.text.upper()
+        ]
+
     def status(self, folder: str) -> FolderStatus:
         imap = self._client._imap
         with self._guard(folder):
@@ -420,19 +452,34 @@ class ImapAccount:
 
     # -- writing ------------------------------------------------------------------------------------
     def append_batch(self, folder: str, requests: Sequence[AppendRequest]) -> list[AppendResult]:
+        # This class's own: ``folder`` is on the wire already when a subclass calls this one.
+        return ImapAccount.send_batch(self, folder, requests)()
+
+    def send_batch(
+        self, folder: str, requests: Sequence[AppendRequest]
+    ) -> Callable[[], list[AppendResult]]:
+        """Write the APPENDs now, read their answers when the returned call is made
+        (``AppendPipelining``): the next burst can go out before this one is answered."""
         if self._readonly:
             raise FolderError(folder, "refusing to write to the source account")
+        if not self.literal_plus:  # a synchronising literal waits for the server anyway
+            with self._guard(folder):
+                results = [self._pipeline.append_synchronous(folder, r) for r in requests]
+            return lambda: results
+        multi = "MULTIAPPEND" in self._caps and len(requests) > 1
         with self._guard(folder):
-            if self.literal_plus and "MULTIAPPEND" in self._caps and len(requests) > 1:
-                starts = [r.body.tell() for r in requests]
-                results = self._pipeline.append_multi(folder, requests)
+            sent = self._pipeline.send_appends(folder, requests, multi=multi)
+
+        def answers() -> list[AppendResult]:
+            with self._guard(folder):
+                results = self._pipeline.read_appends(sent)
                 if results is not None:
                     return results
-                for request, start in zip(requests, starts, strict=True):
+                for request, start in zip(requests, sent.starts, strict=True):
                     request.body.seek(start)  # refused as a whole: find the culprit one by one
-            if self.literal_plus:
                 return self._pipeline.append_pipelined(folder, requests)
-            return [self._pipeline.append_synchronous(folder, r) for r in requests]
+
+        return answers
 
     def store_flags(self, folder: str, updates: Sequence[tuple[int, frozenset[str]]]) -> None:
         if self._readonly:

@@ -5,7 +5,7 @@ the prefix, so a migration from or to such a server maps ``INBOX.Projects`` to `
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
 from mailferry.adapters.imap.account import ImapAccount
@@ -46,6 +46,19 @@ class NamespacedAccount(ImapAccount):
     def subscribe(self, name: str) -> None:
         super().subscribe(self._physical(name))
 
+    def create_folders(self, names: Sequence[str]) -> dict[str, str]:
+        return self._logical(super().create_folders, names)
+
+    def subscribe_folders(self, names: Sequence[str]) -> dict[str, str]:
+        return self._logical(super().subscribe_folders, names)
+
+    def _logical(
+        self, call: Callable[[Sequence[str]], dict[str, str]], names: Sequence[str]
+    ) -> dict[str, str]:
+        """``call`` on the physical names; its refusals under the logical ones."""
+        physical = {self._physical(name): name for name in names}
+        return {physical[name]: reason for name, reason in call(list(physical)).items()}
+
     def status(self, folder: str) -> FolderStatus:
         return super().status(self._physical(folder))
 
@@ -72,6 +85,11 @@ class NamespacedAccount(ImapAccount):
 
     def append_batch(self, folder: str, requests: Sequence[AppendRequest]) -> list[AppendResult]:
         return super().append_batch(self._physical(folder), requests)
+
+    def send_batch(
+        self, folder: str, requests: Sequence[AppendRequest]
+    ) -> Callable[[], list[AppendResult]]:
+        return super().send_batch(self._physical(folder), requests)
 
     def store_flags(self, folder: str, updates: Sequence[tuple[int, frozenset[str]]]) -> None:
         super().store_flags(self._physical(folder), updates)

@@ -22,6 +22,7 @@ from mailferry.domain.model import AppendRequest, AppendResult, RawName
 from mailferry.domain.responses import slow_down
 
 CHUNK = 1 << 20
+WINDOW = 100  # short commands written ahead of their answers (two windows in flight)
 MAX_SET_CHARS = 8000  # a UID set this long keeps a command line far below servers' limits
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 LITERAL_MARK = b"{literal}"  # where a literal stood in a line read by ``Pipeline.read_response``
@@ -131,12 +132,23 @@ class Tagged:
     text: bytes
 
 
+@dataclass
+class SentAppends:
+    """APPENDs written, their answers not read yet (``Pipeline.send_appends``)."""
+
+    requests: Sequence[AppendRequest]
+    tags: list[bytes]
+    multi: bool  # one MULTIAPPEND command (one tag)
+    starts: list[int]  # where each body's spool stood: sent again one by one if refused whole
+
+
 class Pipeline:
     """Raw command traffic on an imaplib connection, with our own tags (``mf1``, ``mf2``…)."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._counter = 0
+        self._early: dict[bytes, Tagged] = {}  # answers read before their command was waited for
 
     def next_tag(self) -> bytes:
         self._counter += 1
@@ -190,6 +202,9 @@ class Pipeline:
         tags are removed from it when it is one."""
         pending = tags if isinstance(tags, set) else set(tags)
         done: dict[bytes, Tagged] = {}
+        for tag in pending & self._early.keys():  # read while waiting for commands before it
+            done[tag] = self._early.pop(tag)
+        pending.difference_update(done)
         while len(pending) > leave:
             line, literals = self.read_response(keep_literals=on_untagged is not None)
             if line.startswith(b"+"):
@@ -207,26 +222,43 @@ class Pipeline:
                 if on_untagged is not None:
                     on_untagged(line, literals)
                 continue
-            match = _TAGGED.match(line.rstrip(b"\r\n"))
-            if match and match.group(1) in pending:
-                pending.discard(match.group(1))
-                done[match.group(1)] = Tagged(match.group(2).upper().decode(), match.group(3))
+            self._file_tagged(line, pending, done)
         return done
+
+    def _file_tagged(self, line: bytes, pending: set[bytes], done: dict[bytes, Tagged]) -> None:
+        """A tagged answer into ``done`` if waited for, else kept if ours (written earlier)."""
+        match = _TAGGED.match(line.rstrip(b"\r\n"))
+        if match is None:
+            return
+        tag, answer = match.group(1), Tagged(match.group(2).upper().decode(), match.group(3))
+        if tag in pending:
+            pending.discard(tag)
+            done[tag] = answer
+        elif tag.startswith(b"mf"):
+            self._early[tag] = answer
+
+    def commands(self, commands: Sequence[bytes], window: int = WINDOW) -> list[Tagged]:
+        """Short commands (``CREATE "a"``) written ``window`` ahead of their answers, which come
+        back in order: N folders set up in about N / ``window`` round trips instead of N. The
+        server takes them one after another, so a parent created before its child still is."""
+        tags = [self.next_tag() for _ in commands]
+        outstanding: set[bytes] = set()
+        answers: dict[bytes, Tagged] = {}
+        for start in range(0, len(commands), window):
+            part = range(start, min(start + window, len(commands)))
+            self._conn.send(b"".join(b"%s %s\r\n" % (tags[i], commands[i]) for i in part))
+            outstanding.update(tags[i] for i in part)
+            answers |= self.wait_tagged(outstanding, leave=window)
+        answers |= self.wait_tagged(outstanding)
+        return [answers[tag] for tag in tags]
 
     def append_pipelined(
         self, folder: str, requests: Sequence[AppendRequest]
     ) -> list[AppendResult]:
         """Every APPEND sent with a LITERAL+ literal before any answer is read."""
-        mailbox = quote_mailbox(folder)
-        tags: list[bytes] = []
-        for request in requests:
-            tag = self.next_tag()
-            tags.append(tag)
-            self._conn.send(_append_head(tag, mailbox, request, b"+"))
-            self.send_body(request.body, request.size)
-            self._conn.send(b"\r\n")
-        answers = self.wait_tagged(tags)
-        return [_result(req, answers[tag]) for req, tag in zip(requests, tags, strict=True)]
+        results = self.read_appends(self.send_appends(folder, requests, multi=False))
+        assert results is not None  # noqa: S101 - only a MULTIAPPEND is refused as a whole
+        return results
 
     def append_multi(
         self, folder: str, requests: Sequence[AppendRequest]
@@ -236,30 +268,50 @@ class Pipeline:
         Returns None when the server refused the command as a whole (nothing was stored): the caller
         then appends one by one to learn which message is to blame.
         """
+        return self.read_appends(self.send_appends(folder, requests, multi=True))
+
+    def send_appends(
+        self, folder: str, requests: Sequence[AppendRequest], *, multi: bool
+    ) -> SentAppends:
+        """Write the APPENDs (one MULTIAPPEND when ``multi``) with LITERAL+ literals, and return
+        without reading an answer: ``read_appends`` reads them, later, after other commands
+        written meanwhile perhaps (their answers are kept until asked for: ``wait_tagged``)."""
         mailbox = quote_mailbox(folder)
-        tag = self.next_tag()
+        sent = SentAppends(requests, [], multi, [r.body.tell() for r in requests])
         for index, request in enumerate(requests):
-            if index:  # later messages continue the same command: " (flags) date {n+}"
+            if multi and index:  # later messages continue the same command: " (flags) date {n+}"
                 head = b" %s %s {%d+}\r\n" % (
                     flag_list(request.flags),
                     internaldate(request.internaldate),
                     request.size,
                 )
             else:
-                head = _append_head(tag, mailbox, request, b"+")
+                sent.tags.append(self.next_tag())
+                head = _append_head(sent.tags[-1], mailbox, request, b"+")
             self._conn.send(head)
             self.send_body(request.body, request.size)
-        self._conn.send(b"\r\n")
-        answer = self.wait_tagged([tag])[tag]
+            if not multi:
+                self._conn.send(b"\r\n")
+        if multi:
+            self._conn.send(b"\r\n")
+        return sent
+
+    def read_appends(self, sent: SentAppends) -> list[AppendResult] | None:
+        """The answers to ``send_appends``; None for a MULTIAPPEND refused as a whole."""
+        answers = self.wait_tagged(sent.tags)
+        if not sent.multi:
+            pairs = zip(sent.requests, sent.tags, strict=True)
+            return [_result(request, answers[tag]) for request, tag in pairs]
+        answer = answers[sent.tags[0]]
         if answer.status != "OK":
             return None
         found = _appenduid_set(answer.text)
-        if found is None or len(found[1]) != len(requests):
-            return [AppendResult(r.key, ok=True) for r in requests]
+        if found is None or len(found[1]) != len(sent.requests):
+            return [AppendResult(r.key, ok=True) for r in sent.requests]
         validity, uids = found
         return [
             AppendResult(r.key, ok=True, target_uid=u, target_uidvalidity=validity)
-            for r, u in zip(requests, uids, strict=True)
+            for r, u in zip(sent.requests, uids, strict=True)
         ]
 
     def append_synchronous(self, folder: str, request: AppendRequest) -> AppendResult:

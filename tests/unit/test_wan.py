@@ -1,0 +1,286 @@
+"""Latency hidden (issue 17 rule 6): reading one burst ahead, one target STATUS per folder pass,
+folder set-up pipelined. Ordering is asserted with events and logs, never with clocks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import threading
+from typing import ClassVar
+
+import pytest
+
+from mailferry.adapters.imap.account import ImapAccount
+from mailferry.adapters.imap.namespaced import NamespacedAccount
+from mailferry.adapters.imap.wire import WINDOW, Pipeline
+from mailferry.adapters.memory.account import MemoryAccount, MemoryServer
+from mailferry.adapters.memory.state import MemoryStateStore
+from mailferry.domain.errors import ConnectError
+from mailferry.domain.model import AppendRequest
+from mailferry.domain.ports import FolderSetup
+from mailferry.service.migrate import Migration, SyncOptions
+from mailferry.service.prefetch import Prefetch
+from tests.fakes import contents, fill, message
+from tests.unit.test_wire import ScriptedServer
+
+PAIR = "src -> dst"
+WHEN = dt.datetime(2013, 7, 14, 9, 30, 5, tzinfo=dt.UTC)
+
+
+def append_request(n: int) -> AppendRequest:
+    data = message(n)
+    return AppendRequest(n, io.BytesIO(data), len(data), frozenset({"\\Seen"}), WHEN)
+
+
+# -- Prefetch ------------------------------------------------------------------------------------
+
+
+def test_prefetch_keeps_the_order_and_reads_at_most_one_ahead():
+    produced: list[int] = []
+
+    def items():
+        for n in range(6):
+            produced.append(n)
+            yield n
+
+    seen = []
+    with Prefetch(items(), discard=lambda _n: None) as ahead:
+        for n in ahead:
+            # While item n is being written, the reader may have read n + 1, never n + 2.
+            assert len(produced) <= n + 2
+            seen.append(n)
+    assert seen == list(range(6))
+
+
+def test_prefetch_raises_the_readers_error_in_the_writers_thread():
+    def items():
+        yield 1
+        raise ConnectError("source dropped")
+
+    taken = []
+    with (
+        pytest.raises(ConnectError, match="source dropped"),
+        Prefetch(items(), lambda _n: None) as a,
+    ):
+        taken.extend(a)
+    assert taken == [1]
+
+
+def test_leaving_early_frees_what_was_read_ahead_and_stops_the_reader():
+    freed: list[int] = []
+    read: list[int] = []
+
+    def items():
+        for n in range(100):
+            read.append(n)
+            yield n
+
+    ahead = Prefetch(items(), freed.append)
+    with ahead:
+        for n in ahead:
+            if n == 2:
+                break
+    assert not ahead._thread.is_alive()
+    assert read[-1] <= 3  # one ahead at most, then stopped
+    assert freed == read[3:]  # the one read ahead and never taken is freed
+
+
+# -- the copy phase on fakes ---------------------------------------------------------------------
+
+
+class Overlapping(MemoryAccount):
+    """A source and target that prove the overlap: the target's first APPEND waits until the
+    source was asked for the second burst, which a stop-and-wait copy asks for only afterwards."""
+
+    second_fetch = threading.Event()
+    fetches = 0
+
+    def fetch_messages(self, folder, metas):
+        Overlapping.fetches += 1
+        if Overlapping.fetches == 2:
+            Overlapping.second_fetch.set()
+        return super().fetch_messages(folder, metas)
+
+    def append_batch(self, folder, requests):
+        overlapped = Overlapping.second_fetch.wait(timeout=10)
+        assert overlapped, "burst 2 was not read while burst 1 was written"
+        return super().append_batch(folder, requests)
+
+
+def test_the_next_burst_is_read_while_this_one_is_written():
+    src, dst = MemoryServer(), MemoryServer()
+    fill(src, "INBOX", [message(n) for n in range(30)])
+    Overlapping.fetches = 0
+    Overlapping.second_fetch.clear()
+    summary = Migration(
+        Overlapping(src), Overlapping(dst), MemoryStateStore(), PAIR, SyncOptions(batch_count=10)
+    ).run()
+    assert summary.messages_copied == 30
+    assert not summary.failures
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+
+
+class Counting(MemoryAccount):
+    statuses = 0
+
+    def status(self, folder):
+        Counting.statuses += 1
+        return super().status(folder)
+
+
+class Recording(MemoryStateStore):
+    """Keeps every intent, and checks each is committed before its APPEND is sent."""
+
+    def __init__(self, target: MemoryServer) -> None:
+        super().__init__()
+        self.target = target
+        self.intents = []
+
+    def add_intents(self, pair, folder, intents):
+        box = self.target.folder("INBOX") if "INBOX" in self.target.folders else None
+        stored = len(box.messages) if box is not None else 0
+        self.intents.extend((i, stored) for i in intents)
+        super().add_intents(pair, folder, intents)
+
+
+def test_one_target_status_per_folder_pass_and_every_uidnext_a_lower_bound():
+    src, dst = MemoryServer(), MemoryServer()
+    fill(src, "INBOX", [message(n) for n in range(50)])
+    store = Recording(dst)
+    Counting.statuses = 0
+    Migration(MemoryAccount(src), Counting(dst), store, PAIR, SyncOptions(batch_count=10)).run()
+    assert Counting.statuses <= 2  # planning's and the copy's, not one more per burst (5 bursts)
+    copied = store.copied(PAIR, "INBOX")
+    assert len(copied) == 50
+    for intent, stored_before in store.intents:
+        target_uid = copied[intent.source_uid].target_uid
+        assert target_uid is not None
+        assert intent.target_uidnext <= target_uid  # what settling after a crash relies on
+        assert stored_before < target_uid  # committed before the APPEND that stored it
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+
+
+class DropsOnThirdFetch(MemoryAccount):
+    fetches = 0
+
+    def fetch_messages(self, folder, metas):
+        DropsOnThirdFetch.fetches += 1
+        if DropsOnThirdFetch.fetches == 3:
+            raise ConnectError("connection lost: reset by peer")
+        return super().fetch_messages(folder, metas)
+
+
+def test_a_source_dropped_while_reading_ahead_loses_and_duplicates_nothing():
+    src, dst = MemoryServer(), MemoryServer()
+    fill(src, "INBOX", [message(n) for n in range(40)])
+    store = MemoryStateStore()
+    DropsOnThirdFetch.fetches = 0
+    with pytest.raises(ConnectError):  # no way to reconnect in this test: the run ends
+        Migration(
+            DropsOnThirdFetch(src), MemoryAccount(dst), store, PAIR, SyncOptions(batch_count=10)
+        ).run()
+    assert 0 < len(dst.folder("INBOX").messages) < 40
+    assert not store.intents(PAIR, "INBOX")  # what was sent was answered and recorded
+    first = len(store.copied(PAIR, "INBOX"))
+    assert first == len(dst.folder("INBOX").messages)  # a row for every stored message
+    summary = Migration(MemoryAccount(src), MemoryAccount(dst), store, PAIR).run()
+    assert summary.messages_copied == 40 - first
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+
+
+# -- folder set-up -------------------------------------------------------------------------------
+
+
+def test_pipelined_commands_go_in_windows_and_answer_in_order():
+    count = WINDOW + 20
+    script = b"".join(
+        b"mf%d NO [ALREADYEXISTS] exists\r\n" % i if i == 5 else b"mf%d OK done\r\n" % i
+        for i in range(1, count + 1)
+    )
+    server = ScriptedServer(script)
+    answers = Pipeline(server).commands([b'CREATE "f%d"' % i for i in range(count)])
+    assert [a.status for a in answers].count("NO") == 1
+    assert answers[4].status == "NO"
+    assert b"ALREADYEXISTS" in answers[4].text
+    assert len(server.sent) == 2  # one write per window, none per folder
+    assert server.sent[0].startswith(b'mf1 CREATE "f0"\r\nmf2 CREATE "f1"\r\n')
+
+
+def test_the_imap_account_sets_folders_up_in_batches_and_fakes_one_by_one():
+    assert issubclass(ImapAccount, FolderSetup)
+    assert issubclass(NamespacedAccount, FolderSetup)
+    assert not isinstance(MemoryAccount(MemoryServer()), FolderSetup)
+
+
+# -- APPENDs of the next burst written before the answers to this one -----------------------------
+
+
+class Pipelining(MemoryAccount):
+    """A target that stores a burst when it is written and answers when asked (``send_batch``);
+    ``lost_from``: the connection drops before the answers to that burst (counted from 1)."""
+
+    events: ClassVar[list[tuple[str, int]]] = []
+    lost_from: ClassVar[int | None] = None
+
+    def send_batch(self, folder, requests):
+        number = sum(1 for kind, _n in Pipelining.events if kind == "send") + 1
+        Pipelining.events.append(("send", number))
+        results = self.append_batch(folder, requests)
+
+        def answers():
+            if Pipelining.lost_from is not None and number >= Pipelining.lost_from:
+                raise ConnectError("connection lost (injected)")
+            Pipelining.events.append(("answers", number))
+            return results
+
+        return answers
+
+
+def test_the_next_bursts_appends_go_out_before_this_ones_answers():
+    src, dst = MemoryServer(), MemoryServer()
+    fill(src, "INBOX", [message(n) for n in range(40)])
+    Pipelining.events, Pipelining.lost_from = [], None
+    store = MemoryStateStore()
+    summary = Migration(
+        MemoryAccount(src), Pipelining(dst), store, PAIR, SyncOptions(batch_count=10)
+    ).run()
+    assert summary.messages_copied == 40
+    # The first burst is answered alone (its APPENDUIDs confirm the UIDNEXT); then one ahead.
+    assert Pipelining.events == [
+        ("send", 1), ("answers", 1), ("send", 2), ("send", 3), ("answers", 2),
+        ("send", 4), ("answers", 3), ("answers", 4),
+    ]  # fmt: skip
+    assert not store.intents(PAIR, "INBOX")
+    assert len(store.copied(PAIR, "INBOX")) == 40
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+
+
+def test_a_connection_lost_with_two_bursts_in_flight_duplicates_nothing():
+    src, dst = MemoryServer(), MemoryServer()
+    fill(src, "INBOX", [message(n) for n in range(40)])
+    Pipelining.events, Pipelining.lost_from = [], 2
+    store = MemoryStateStore()
+    with pytest.raises(ConnectError):
+        Migration(
+            MemoryAccount(src), Pipelining(dst), store, PAIR, SyncOptions(batch_count=10)
+        ).run()
+    assert ("send", 3) in Pipelining.events  # burst 3 was written, 2 and 3 never answered
+    assert len(store.intents(PAIR, "INBOX")) == 20  # both stay in flight, for the next pass
+    assert len(dst.folder("INBOX").messages) == 30
+    summary = Migration(MemoryAccount(src), MemoryAccount(dst), store, PAIR).run()
+    assert summary.messages_copied == 10  # the 20 that landed are settled, not sent again
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+
+
+def test_answers_read_ahead_of_their_turn_are_kept_for_their_command():
+    server = ScriptedServer(b"mf1 OK [APPENDUID 7 11] done\r\nmf2 OK [APPENDUID 7 12:13] done\r\n")
+    pipeline = Pipeline(server)
+    first = pipeline.send_appends("INBOX", [append_request(1)], multi=False)
+    second = pipeline.send_appends("INBOX", [append_request(2), append_request(3)], multi=True)
+    assert len(server.sent) > 2  # both written before any answer was read
+    later = pipeline.read_appends(second)  # reads mf1's answer on the way to mf2's
+    earlier = pipeline.read_appends(first)  # nothing left to read: kept from before
+    assert later is not None
+    assert earlier is not None
+    assert [r.target_uid for r in later] == [12, 13]
+    assert [r.target_uid for r in earlier] == [11]
