@@ -300,6 +300,9 @@ class DovecotServer(Service):
             "auth_master_user_separator = *",
             "auth_failure_delay = 0",
             f"mail_location = {layout}",
+            # The default 256 MB per process is too little for a folder of a million messages
+            # (imap dies "Out of memory" reading its index: benchmarks/scale.py).
+            "default_vsz_limit = 2G",
             *self._ssl_config(),
             *self._auth_config(),
             *self._namespace_config(),
