@@ -37,6 +37,7 @@ from .test_oauth import _fill, _kick_every, _mailbox, _user
 pytestmark = pytest.mark.integration
 
 LIFETIME = 3.0
+PER_FOLDER = 100
 APP = "mailferry-public-app"  # a public client app: no secret
 
 
@@ -134,7 +135,7 @@ def _sync_argv(idp, source: str, target: str, port: int, state: Path) -> list[st
 
 def test_login_then_sync_outlives_many_tokens_on_refresh_tokens(idp, server, tmp_path):
     source, target = _user(server, "delegsrc"), _user(server, "delegdst")
-    _fill(server, source, ["INBOX", "Projects", "Projects/2024", "Archive"], per_folder=40)
+    _fill(server, source, ["INBOX", "Projects", "Projects/2024", "Archive"], per_folder=PER_FOLDER)
     state = tmp_path / "state.sqlite3"
     started_flows = idp.counters.device_authorizations
 
@@ -156,6 +157,8 @@ def test_login_then_sync_outlives_many_tokens_on_refresh_tokens(idp, server, tmp
     assert not [t for t in _secrets_of(idp) if t in out + err]
 
     grants_before = len(idp.counters.grants)
+    # 40 ms round trips, bursts of 4 messages, one connection: a run long enough to see several
+    # tokens expire (PER_FOLDER: with bursts pipelined, 40 messages a folder took only ~8 s).
     with Proxy("127.0.0.1", server.port, latency=0.02) as proxy:
         argv = [
             *_sync_argv(idp, source, target, proxy.port, state),
@@ -176,7 +179,7 @@ def test_login_then_sync_outlives_many_tokens_on_refresh_tokens(idp, server, tmp
         took = time.monotonic() - started
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary["messages_copied"] == 4 * 40
+    assert summary["messages_copied"] == 4 * PER_FOLDER
     assert summary["messages_failed"] == 0, summary["failures"]
     assert summary["reconnects"] >= 3  # sessions ended, opened again with refreshed tokens
     assert took > 3 * LIFETIME, f"the run took {took:.1f}s: too short to outlive its tokens"
