@@ -28,19 +28,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import run  # first: re-runs this script under the repository's venv when mailferry is missing
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-try:
-    import mailferry  # noqa: F401
-except ImportError:  # run with a Python that lacks the package: use the repository's venv
-    venv = REPO / ".venv" / "bin" / "python"
-    if venv.exists() and Path(sys.executable) != venv:
-        os.execv(venv, [str(venv), *sys.argv])  # noqa: S606 - the same script, another Python
-    raise
-
 sys.path.insert(0, str(REPO))
 import references  # noqa: E402
-import run  # noqa: E402
 from run import log, machine, run_process, summary_of  # noqa: E402
 from tests.integration.bigfolder import fill_inbox, message  # noqa: E402
 
