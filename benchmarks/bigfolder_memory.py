@@ -25,13 +25,7 @@ from typing import Self
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-try:
-    import mailferry  # noqa: F401
-except ImportError:  # run with a Python that lacks the package: use the repository's venv
-    venv = REPO / ".venv" / "bin" / "python"
-    if venv.exists() and Path(sys.executable) != venv:
-        os.execv(venv, [str(venv), *sys.argv])  # noqa: S606 - the same script, another Python
-    raise
+import run  # noqa: E402, F401 - re-runs this script under the repository's venv if needed
 
 sys.path.insert(0, str(REPO))
 from click.testing import CliRunner  # noqa: E402

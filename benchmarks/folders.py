@@ -31,14 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-try:
-    import mailferry  # noqa: F401
-except ImportError:  # run with a Python that lacks the package: use the repository's venv
-    venv = REPO / ".venv" / "bin" / "python"
-    if venv.exists() and Path(sys.executable) != venv:
-        os.execv(venv, [str(venv), *sys.argv])  # noqa: S606 - the same script, another Python
-    raise
-
+import run  # noqa: E402, F401 - re-runs this script under the repository's venv if needed
 from run import Process, run_process, summary_of  # noqa: E402
 
 from mailferry.sandbox.dovecot import MAIL_GROUP, MAIL_USER, DovecotServer  # noqa: E402
