@@ -235,7 +235,7 @@ class Scheduler:
         if self.limiter.lost:
             self._stop_running("connection slots lost")
         if self.queue is not None:
-            self.queue.submit(list(self._candidates()))
+            self.queue.submit(list(self._candidates(size=None)))
         elif self.dispatching:
             self.dispatch()
         return last_beat
@@ -284,16 +284,19 @@ class Scheduler:
                 self.service.store.forget_service(self.owner)
 
     # -- picking mailboxes -------------------------------------------------------------------------
-    def _candidates(self, batches: dict[str, BatchRecord] | None = None) -> Iterator[MailboxRecord]:
+    def _candidates(
+        self, batches: dict[str, BatchRecord] | None = None, *, size: int | None = CANDIDATE_PAGE
+    ) -> Iterator[MailboxRecord]:
         """Pending mailboxes nobody alive runs (a dead owner's are taken over: the recovery),
-        read a page at a time: a tick that can start three jobs does not read 10,000 rows."""
+        read ``size`` at a time: a tick that can start three jobs does not read 10,000 rows.
+        ``size`` None: all in one query (a queue is given every one of them anyway)."""
         now = time.time()
         if batches is None:
             batches = {b.name: b for b in self.service.store.batches()}
         after: tuple[str, int] | None = None
         while True:
             page = self.service.store.mailboxes(
-                self.batch, pending_only=True, after=after, limit=CANDIDATE_PAGE
+                self.batch, pending_only=True, after=after, limit=size
             )
             for mailbox in page:
                 batch = batches.get(mailbox.batch)
@@ -302,7 +305,7 @@ class Scheduler:
                 if mailbox.owner and owner_alive(mailbox.owner, mailbox.heartbeat, now):
                     continue
                 yield mailbox
-            if len(page) < CANDIDATE_PAGE:
+            if size is None or len(page) < size:
                 return
             after = (page[-1].batch, page[-1].line)
 
