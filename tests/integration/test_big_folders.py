@@ -15,7 +15,7 @@ import pytest
 
 from mailferry.sandbox.proxy import Proxy
 from tests.integration.bigfolder import count, fill_inbox, run_measured
-from tests.integration.conftest_helpers import Account, Migration
+from tests.integration.conftest_helpers import Account, Migration, kill_repeatedly
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,11 @@ VERIFY_MESSAGES = 50_000
 # every fingerprint in a Counter, 91 MB comparing through its temporary SQLite file (the
 # interpreter and its imports alone are ~80 MB). The bound lies between, with margin both ways.
 VERIFY_RSS_MB = 120
-BOUND_20K = 90  # MB: windowed passes peaked at 74-85 MB over 20,000 messages, the old 98
+# MB: windowed passes peaked at 74-85 MB over 20,000 messages on one session (the old planner 98);
+# a first pass now shares the folder's windows over the run's three sessions (folderlanes.py),
+# each with a window planned and one read ahead: 99 MB. What grows is per session, not per message
+# (the 100,000-message test below holds the 150 MB bound with the same three).
+BOUND_20K = 110
 ALERT = b"* OK [ALERT] " + b"x" * 1_500_000  # one line of an answer, over imaplib's 1 MB default
 
 
@@ -276,3 +280,26 @@ def test_twenty_thousand_messages_every_pass_in_bounded_memory(pair, tmp_path):
 def test_a_hundred_thousand_messages_every_pass_under_150_mb(pair, tmp_path):
     """Before windows: first pass 189 MB, lost-state re-run 433 MB."""
     check_memory_of_every_pass(pair, tmp_path, 100_000, bound=150, verify_bound=150)
+
+
+def test_one_big_folder_over_three_sessions_survives_kill_9(pair):
+    """A first pass of one folder of three windows is shared over the run's three sessions
+    (service/folderlanes.py); killed with SIGKILL at random moments and run again, it ends with
+    every message once, and ``verify`` agrees."""
+    m = pair
+    n = 11_000
+    fill_inbox(m.source.server, m.source.user, n)
+
+    def at_most_once(m):
+        assert count(m.target.server, m.target.user) <= n
+
+    kills = kill_repeatedly(m, 3, 17, (0.8, 2.5), at_most_once, "--connections", "3")
+    assert kills >= 1, "the pass ended before any kill; raise n"
+    code, summary = m.sync_json("--connections", "3")
+    assert (code, summary["messages_failed"]) == (0, 0), summary
+    assert count(m.target.server, m.target.user) == n
+    verify = m.cli("verify")
+    assert verify.exit_code == 0, verify.output
+    lost = Migration(m.source, m.target, m.state.with_name("fresh.sqlite3"))
+    code, summary = lost.sync_json("--connections", "3")
+    assert (code, summary["messages_copied"], summary["messages_skipped_existing"]) == (0, 0, n)

@@ -64,8 +64,8 @@ from mailferry.service.resilience import RetryPolicy
     type=click.IntRange(1, 32),
     default=3,
     show_default=True,
-    help="Sessions per account for a first pass; folders are shared out over them "
-    "(incremental passes use one). Mind the servers' per-account limits.",
+    help="Sessions per account for a first pass; folders (and a lone big folder's windows) are "
+    "shared out over them (incremental passes use one). Mind the servers' per-account limits.",
 )
 @click.option(
     "--batch-size",

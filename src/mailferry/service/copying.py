@@ -76,24 +76,43 @@ class FolderCopy:
     known_target: FolderStatus | None = None
     pipelining: bool = False  # APPENDUIDs confirmed ``known_target``: see ``_write``
     permanent: frozenset[str] | None = None  # the target folder's PERMANENTFLAGS, once read
+    # Plan a streamed pass's next window while this one is written (on the reading thread).
+    # Only where the writer's thread uses neither the source nor anything the next window's plan
+    # reads: not where a window's plan counts the copies of the one before (labels), nor for a
+    # source asked for notes as each window ends (files).
+    windows_ahead: bool = False
+    _in_flight: _Sent | None = field(default=None, init=False)  # written, answers not read yet
+    _windows: int = field(default=0, init=False)  # windows (or the one plan) taken so far
 
     def run(self, work: FolderWork) -> None:
         """Carry flag changes, copy ``work.copy`` in bursts, record this pass's failures."""
         if work.unchanged:  # nothing to do, and no failure recorded to clear (snapshot.py)
             return
-        name = self.mapping.source.name
+        self.copy_parts(work, work.parts())
+        self.finish(work)
+
+    def copy_parts(self, work: FolderWork, parts: Iterator[FolderWork]) -> None:
+        """The copy of ``parts`` of ``work`` (all of it, or the windows one lane takes)."""
         # Planning's STATUS of the target is a lower bound of the UIDs to come (UIDNEXT only
         # grows): no STATUS of its own for the intents (``_target_status``).
-        self.known_target = work.target_status
-        for n, part in enumerate(work.parts()):  # the plan, or a streamed pass's windows
-            if n:  # between windows, as between bursts
-                self.check_stop()
-            self._apply_flag_updates(part.updates)
-            if part.copy:
-                self._copy(part.copy)
-            if self.after_part is not None:
-                self.after_part(part)
-            del part  # a window is not kept alive while the next one is planned
+        self.known_target = self.known_target or work.target_status
+        if self.windows_ahead:
+            self._copy(parts, select=bool(work.copy or work.planned))
+        else:  # each window planned once the one before is copied and recorded
+            for part in parts:
+                self._copy(iter([part]), select=bool(part.copy))
+                del part  # a window is not kept alive while the next one is planned
+
+    def merge(self, other: FolderCopy) -> None:
+        """Take in what another lane's copy of the same pass did (``folderlanes.py``)."""
+        self.failures.update(other.failures)
+        self.refused |= other.refused
+        self.copied += other.copied
+        self.target_uidvalidity = other.target_uidvalidity or self.target_uidvalidity
+
+    def finish(self, work: FolderWork) -> None:
+        """The pass's end: refused keywords reported, its failures recorded (all lanes')."""
+        name = self.mapping.source.name
         if self.refused:
             log.warning("keywords.refused", folder=name, keywords=sorted(self.refused))
             self.summary.warnings.append(
@@ -104,31 +123,57 @@ class FolderCopy:
         if self.target_uidvalidity is not None and work.target_status is not None:
             work.target_status = replace(work.target_status, uidvalidity=self.target_uidvalidity)
 
-    def _copy(self, messages: Sequence[MessageMeta]) -> None:
-        """Bursts read one ahead of the writing (``Prefetch``): while the target stores burst N,
-        the source sends burst N+1, and the first burst is read while the target folder is
-        selected. Where the target pipelines APPENDs, burst N+1 is written before the answers
-        to burst N are read (``_write``). Failures are recorded here, on the writer's thread,
-        which owns the summary."""
-        with Prefetch(self._read_bursts(messages), _Burst.close) as bursts:
+    def _copy(self, parts: Iterator[FolderWork], *, select: bool) -> None:
+        """The parts' bursts read one ahead of the writing (``Prefetch``): while the target
+        stores burst N, the source sends burst N+1, and the first burst is read while the target
+        folder is selected. The reading thread also plans the windows of a streamed pass (the
+        source and the state only): the next window is listed while this one's last burst is
+        written. Where the target pipelines APPENDs, burst N+1 is written before the answers to
+        burst N are read (``_write``); a window's last burst is answered and recorded before the
+        next window starts (its flags, ``after_part``). Failures are recorded here, on the
+        writer's thread, which owns the summary."""
+        with Prefetch(self._read_parts(parts), _Burst.close) as bursts:
             # SELECT the target only when there is something to copy (an up-to-date folder costs
             # two STATUS), and once a pass, not once a window.
-            if self.permanent is None:
-                self.permanent = self.target.permanent_flags(self.mapping.target)
-            permanent = self.permanent
-            self._target_status()  # the intents' UIDNEXT (if planning had none), read meanwhile
-            in_flight: _Sent | None = None
+            if select:
+                self._select_target()
             try:
                 for burst in bursts:
-                    # _write settles (or tries to) what it is given, whatever happens: handed
-                    # over, it is no longer this loop's (its answers must be read once only).
-                    before, in_flight = in_flight, None
-                    in_flight = self._write(burst, permanent, before)
+                    self._take(burst)
             except BaseException:  # the reader failed (the source), or the stop came
-                self._settle_quietly(in_flight)
+                sent, self._in_flight = self._in_flight, None
+                self._settle_quietly(sent)
                 raise
-            if in_flight is not None:
-                self._settle(in_flight)
+
+    def _select_target(self) -> frozenset[str]:
+        """The target folder's PERMANENTFLAGS, and the intents' UIDNEXT if planning had none."""
+        if self.permanent is None:
+            self.permanent = self.target.permanent_flags(self.mapping.target)
+        self._target_status()
+        return self.permanent
+
+    def _take(self, burst: _Burst) -> None:
+        """One burst from the reader: its window's flags first, its APPENDs, and at the end of
+        its window the answers to what is still in flight."""
+        if burst.starts is not None:
+            if self._windows:  # between windows, as between bursts
+                self.check_stop()
+            self._windows += 1
+            self._apply_flag_updates(burst.starts.updates)
+        if burst.by_uid or burst.too_big or burst.unreadable:
+            permanent = self._select_target()
+            # _write settles (or tries to) what it is given, whatever happens: handed over, it
+            # is no longer in flight here (its answers must be read once only).
+            before, self._in_flight = self._in_flight, None
+            self._in_flight = self._write(burst, permanent, before)
+        else:
+            burst.close()
+        if burst.ends is not None:
+            sent, self._in_flight = self._in_flight, None
+            if sent is not None:
+                self._settle(sent)
+            if self.after_part is not None:
+                self.after_part(burst.ends)
 
     def _write(
         self, burst: _Burst, permanent: frozenset[str], before: _Sent | None
@@ -204,12 +249,25 @@ class FolderCopy:
             "(its APPENDLIMIT, or its provider profile's largest message)"
         )
 
+    def _read_parts(self, parts: Iterator[FolderWork]) -> Iterator[_Burst]:
+        """Each part's bursts, its first marked ``starts`` and its last ``ends`` (a part with
+        nothing to copy is one empty burst, both); on the reading thread, parts planned there."""
+        for part in parts:
+            empty = True
+            for burst in self._read_bursts(part.copy):
+                burst.starts, empty = (part if empty else None), False
+                burst.ends = part if burst.last else None
+                yield burst
+            if empty:
+                yield _Burst({}, starts=part, ends=part)
+            del part  # not kept alive while the next window is planned
+
     def _read_bursts(self, messages: Sequence[MessageMeta]) -> Iterator[_Burst]:
         """The bursts, each fetched whole from the source (on the reading thread)."""
         limit = self.target.append_limit
         name = self.mapping.source.name
-        for metas in self._bursts(messages):
-            burst = _Burst({m.uid: m for m in metas})
+        for metas, last in self._bursts(messages):
+            burst = _Burst({m.uid: m for m in metas}, last=last)
             sendable = []
             for meta in metas:
                 if limit is not None and meta.size > limit:
@@ -234,17 +292,18 @@ class FolderCopy:
         self.failures[uid] = reason
         record_failure(self.summary, self.mapping.source.name, uid, reason)
 
-    def _bursts(self, messages: Sequence[MessageMeta]) -> Iterator[list[MessageMeta]]:
+    def _bursts(self, messages: Sequence[MessageMeta]) -> Iterator[tuple[list[MessageMeta], bool]]:
         """Bursts sized by the current pace (which throttling lowers), bounded in bytes: a third
         of ``batch_bytes`` each, as three are alive at once (one read ahead, one being written,
-        one written and waiting for its answers), so the bytes in memory stay within it."""
+        one written and waiting for its answers), so the bytes in memory stay within it. Each
+        with whether it is the last."""
         start = 0
         third = max(1, self.batch_bytes // 3)
         while start < len(messages):
             chunk = messages[start : start + self.pace.current]
             first = batches(chunk, max_count=self.pace.current, max_bytes=third)[0]
-            yield first
             start += len(first)
+            yield first, start >= len(messages)
 
     def _apply_flag_updates(self, updates: Sequence[FlagUpdate]) -> None:
         if not updates:
@@ -425,6 +484,9 @@ class _Burst:
     """One burst as read from the source: what to send, and what was left out and why."""
 
     by_uid: dict[int, MessageMeta]  # the burst's messages, but the too big and unreadable
+    starts: FolderWork | None = None  # the first burst of this window (or plan): flags first
+    ends: FolderWork | None = None  # the last burst of this window: answered before the next
+    last: bool = False  # the last of its messages (``ends`` is set from it)
     fetched: list[FetchedMessage] = field(default_factory=list)
     too_big: list[MessageMeta] = field(default_factory=list)
     unreadable: list[tuple[int, str]] = field(default_factory=list)

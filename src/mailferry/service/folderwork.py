@@ -3,12 +3,17 @@ whole, or (a streamed pass) window by window as the copy goes (``windows.py``)."
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mailferry.domain.folders import FolderMapping
 from mailferry.domain.model import FolderStatus, MessageMeta
 from mailferry.domain.plan import Choice, FlagUpdate
+
+if TYPE_CHECKING:
+    from mailferry.service.windows import SharedSpans
 
 
 @dataclass
@@ -34,6 +39,10 @@ class FolderWork:
     expected_bytes: int = 0
     listed: int = 0  # streamed: source messages the windows handed out so far have listed
     planned: int = 0  # streamed: messages those windows chose to copy
+    spans: SharedSpans | None = None  # streamed: the windows not planned yet, for any lane
+    _counting: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
 
     @property
     def copy_bytes(self) -> int:

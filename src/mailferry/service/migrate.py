@@ -46,6 +46,7 @@ from mailferry.domain.ports import FolderRecord, MailAccount, Noting, StateStore
 from mailferry.logs import bound_context, get_logger
 from mailferry.service import accounting
 from mailferry.service.copying import FolderCopy, record_failure
+from mailferry.service.folderlanes import Helper, copy_over_lanes, helpers_wanted
 from mailferry.service.folderwork import FolderWork
 from mailferry.service.planning import FolderPlanner, plan_folders
 from mailferry.service.progress import NoProgress, Progress
@@ -101,6 +102,7 @@ class Migration:
         self._dry_standing: Counter[str] = Counter()  # a dry run's copies by label key
         self._ledger = accounting.Ledger()
         self._snapshot = Snapshot()  # read by _start: statuses and records of every folder
+        self._free_sessions = 0  # sessions a big folder's first pass may open (folderlanes.py)
 
     # -- entry points -------------------------------------------------------------------------------
     def planner(self) -> FolderPlanner:
@@ -173,7 +175,8 @@ class Migration:
         queue = self._folder_queue(free, sort_by_size=lanes > 1)
         if lanes > 1:
             self._run_lanes(queue, lanes)
-        else:
+        else:  # one lane: a big folder's first pass may use the other sessions itself
+            self._free_sessions = self.options.connections - 1 if self._reconnect else 0
             self._drain(queue)
         for mapping in ordered:  # in-flight copies count before any folder leaves one out
             self._retrying(mapping.source.name, functools.partial(self._settle, mapping))
@@ -456,12 +459,17 @@ class Migration:
             self._check_stop,
             batch_bytes=self.options.batch_bytes,
             keep_labels=self.options.labels is not None,
+            windows_ahead=self._windows_ahead(mapping),
             after_part=lambda part: self._note(
                 name, [m.uid for m in part.copy if m.uid not in copy.failures]
             ),
         )
         try:
-            copy.run(work)
+            if helpers := self._folder_helpers(mapping, work):
+                copy_over_lanes(work, copy, helpers)
+                copy.finish(work)
+            else:
+                copy.run(work)
         except (TargetFullError, StopRequestedError) as exc:
             if work.streamed:
                 accounting.count_skips(self.summary, work)
@@ -482,6 +490,41 @@ class Migration:
             existing=work.existing,
             flags_updated=len(work.updates),
         )
+
+    def _folder_helpers(self, mapping: FolderMapping, work: FolderWork) -> list[Helper]:
+        """Lanes opened for this pass alone: a first pass over many windows, when the run has
+        sessions to spare (it runs one lane) and each window may be planned ahead."""
+        record = self._snapshot.records.get(mapping.source.name)
+        first_pass = record is None or not record.checkpoint.complete
+        wanted = helpers_wanted(work, self._free_sessions)
+        if not wanted or not first_pass or not self._windows_ahead(mapping):
+            return []
+        helpers = []
+        for lane in self._open_lanes(wanted + 1)[1:]:
+            copy = FolderCopy(
+                lane.source,
+                lane.target,
+                self.store,
+                self.pair,
+                mapping,
+                self.options.selection,
+                lane.summary,
+                self.progress,
+                lane.pace,
+                self._check_stop,
+                batch_bytes=self.options.batch_bytes,
+                keep_labels=self.options.labels is not None,
+                windows_ahead=True,
+            )
+            helpers.append(Helper(lane.source, lane.target, lane.planner(), copy, lane.summary))
+        log.info("folder.lanes", folder=mapping.source.name, lanes=len(helpers) + 1)
+        return helpers
+
+    def _windows_ahead(self, mapping: FolderMapping) -> bool:
+        """Whether the next window may be planned while this one is copied (``FolderCopy``)."""
+        labels = self.options.labels
+        dedupes = labels is not None and labels.dedupes(mapping)
+        return not dedupes and not isinstance(self.source, Noting)
 
     def _note(self, folder: str, copied: list[int]) -> None:
         """What a file source says of the messages it handed out (rebuilt, dated from the last

@@ -40,7 +40,7 @@ from mailferry.domain.ports import (
 )
 from mailferry.service.folderwork import FolderWork
 from mailferry.service.snapshot import Snapshot
-from mailferry.service.windows import WINDOW, Windows
+from mailferry.service.windows import WINDOW, SharedSpans, Windows, spans
 
 
 class FolderPlanner:
@@ -199,7 +199,7 @@ class FolderPlanner:
     def _streamed(self, mapping: FolderMapping, src: FolderStatus, tgt: FolderStatus) -> FolderWork:
         """A pass planned window by window; the first is planned now, so that a folder of one
         window (most folders) reports exact totals before its copy starts."""
-        work = FolderWork(mapping, src, tgt)
+        work = FolderWork(mapping, src, tgt, spans=SharedSpans(spans(src, self.windows.window)))
         walk = self.windows.walk(work)
         first = next(walk, None)
         work.windows = chain([] if first is None else [first], walk)

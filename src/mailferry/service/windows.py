@@ -19,7 +19,8 @@ what has no row, carry flags where they differ.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -68,6 +69,38 @@ def spans(status: FolderStatus, window: int) -> list[Span]:
         Span(low, min(low + window - 1, top), range(low, min(low + window - 1, top) + 1))
         for low in range(1, top + 1, window)
     ]
+
+
+class SharedSpans:
+    """A pass's windows, handed out one at a time to whichever lane asks next (thread-safe):
+    one big folder's first pass copied over several sessions (``service/folderlanes.py``)."""
+
+    def __init__(self, spans: Iterable[Span]) -> None:
+        self._spans = list(spans)
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> Iterator[Span]:
+        while (span := self.take()) is not None:
+            yield span
+
+    def take(self) -> Span | None:
+        with self._lock:
+            if self._next >= len(self._spans):
+                return None
+            self._next += 1
+            return self._spans[self._next - 1]
+
+    @property
+    def left(self) -> int:
+        """Windows nobody has taken yet."""
+        with self._lock:
+            return len(self._spans) - self._next
+
+    def close(self) -> None:
+        """Hand out no more: each lane ends after the window it has (a lane failed, a stop)."""
+        with self._lock:
+            self._next = len(self._spans)
 
 
 class Windows:
@@ -137,13 +170,15 @@ class Windows:
 
     # -- phase 2, and every incremental pass without CONDSTORE -------------------------------------
     def walk(self, work: FolderWork) -> Iterator[FolderWork]:
-        """The pass's windows, each planned when the copy of the one before has ended. Each
-        window's counts are added to ``work`` as it is handed out."""
+        """The pass's windows, each planned when the copy of the one before has ended (or, read
+        ahead, while its last burst is written). Each window's counts are added to ``work`` as
+        it is handed out. Windows come from ``work.spans`` when the pass has them: several lanes
+        (each with a ``walk`` on its own sessions) then share them out."""
         p = self.planner
         mapping, src = work.mapping, work.source_status
         permanent = p.permanent(mapping.target, exists=True)
         name = mapping.source.name
-        for span in spans(src, self.window):
+        for span in work.spans if work.spans is not None else spans(src, self.window):
             copied = p.store.copied_range(p.pair, name, span.low, span.high)
             # A window without rows (a first pass) needs the Message-IDs of every message.
             listed = list(p.source.fetch_meta(name, span.uids, message_ids=not copied))

@@ -8,7 +8,6 @@ parsing lives in rows.py, raw pipelined traffic in wire.py, logins in session.py
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import functools
 import hashlib
 import io
@@ -17,8 +16,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import imapclient
-from imapclient.datetime_util import parse_to_datetime
 
+from mailferry.adapters.imap.atoms import internaldate as _internaldate
 from mailferry.adapters.imap.rows import BODY, MESSAGE_ID, FetchRow, by_uid, parse_rows
 from mailferry.adapters.imap.session import (
     Client,
@@ -512,19 +511,6 @@ def _flag_set(raw: tuple[Any, ...]) -> frozenset[str]:
     """One frozenset per combination of flags, shared: a folder has few combinations and many
     messages (a set of its own per message was ~200 bytes: 20 MB a 100,000-message folder)."""
     return frozenset(as_str(f) for f in raw if as_str(f).lower() != "\\recent")
-
-
-def _internaldate(raw: bytes) -> dt.datetime:
-    value: dt.datetime = parse_to_datetime(raw, normalise=False)
-    offset = value.utcoffset()
-    # imapclient gives every date its own FixedOffset (~380 bytes with its dict): one shared
-    # ``dt.timezone`` per offset instead, the same instant and offset.
-    return value.replace(tzinfo=_zone(offset if offset is not None else dt.timedelta()))
-
-
-@functools.lru_cache(maxsize=256)
-def _zone(offset: dt.timedelta) -> dt.timezone:
-    return dt.UTC if not offset else dt.timezone(offset)
 
 
 _SUBSCRIBED = frozenset({"\\Subscribed"})

@@ -13,6 +13,7 @@ wrong message.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from imapclient.exceptions import ProtocolError
-from imapclient.response_parser import gen_parsed_response
+
+from mailferry.adapters.imap.atoms import parse_atoms
 
 _SPACE_IN_PARENS = re.compile(r"\(\s+|\s+\)")
 _ORIGIN = re.compile(r"<\d+>$")
@@ -38,6 +40,7 @@ class FetchRow:
     items: dict[str, Any]
 
 
+@functools.lru_cache(maxsize=256)  # a server names a handful of items, a million times over
 def item_name(raw: bytes | str) -> str:
     """``BODY[HEADER.FIELDS ("Message-ID")]`` -> ``BODY[HEADER.FIELDS (MESSAGE-ID)]``; ``BODY[]<0>`` ->
     ``BODY[]``; ``BODY.PEEK[...]`` (as asked) -> ``BODY[...]`` (as answered)."""
@@ -53,7 +56,7 @@ def parse_rows(data: Sequence[Any]) -> Iterator[FetchRow]:
     lines = [d for d in data if d is not None]
     if not lines:
         return
-    atoms = gen_parsed_response(lines)
+    atoms = iter(parse_atoms(lines))
     for seq in atoms:
         body = next(atoms, None)
         if not isinstance(seq, int) or not isinstance(body, tuple) or len(body) % 2:

@@ -22,6 +22,10 @@ from mailferry.domain.model import AppendRequest, AppendResult, RawName
 from mailferry.domain.responses import slow_down
 
 CHUNK = 1 << 20
+# APPENDs are written in segments of about this many bytes, not a write per head and per body:
+# a burst of 200 small messages was 400 writes, each a system call here and a wake-up (and a
+# read) for the server.
+COALESCE = 64 << 10
 WINDOW = 100  # short commands written ahead of their answers (two windows in flight)
 MAX_SET_CHARS = 8000  # a UID set this long keeps a command line far below servers' limits
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -157,14 +161,24 @@ class Pipeline:
     def send(self, data: bytes) -> None:
         self._conn.send(data)
 
-    def send_body(self, body: BinaryIO, size: int) -> None:
+    def send_body(self, body: BinaryIO, size: int, out: bytearray | None = None) -> None:
+        """The body's ``size`` bytes; added to ``out`` (written when it is full) if given."""
         left = size
         while left > 0:
             chunk = body.read(min(CHUNK, left))
             if not chunk:
                 raise ValueError("message spool shorter than its size")
-            self._conn.send(chunk)
+            if out is None:
+                self._conn.send(chunk)
+            else:
+                self._coalesce(out, chunk)
             left -= len(chunk)
+
+    def _coalesce(self, out: bytearray, data: bytes) -> None:
+        out += data
+        if len(out) >= COALESCE:
+            self._conn.send(bytes(out))
+            out.clear()
 
     def read_response_line(self) -> bytes:
         """One logical response line, with any literals inlined (they are skipped: we need none)."""
@@ -278,6 +292,7 @@ class Pipeline:
         written meanwhile perhaps (their answers are kept until asked for: ``wait_tagged``)."""
         mailbox = quote_mailbox(folder)
         sent = SentAppends(requests, [], multi, [r.body.tell() for r in requests])
+        out = bytearray()
         for index, request in enumerate(requests):
             if multi and index:  # later messages continue the same command: " (flags) date {n+}"
                 head = b" %s %s {%d+}\r\n" % (
@@ -288,12 +303,14 @@ class Pipeline:
             else:
                 sent.tags.append(self.next_tag())
                 head = _append_head(sent.tags[-1], mailbox, request, b"+")
-            self._conn.send(head)
-            self.send_body(request.body, request.size)
+            self._coalesce(out, head)
+            self.send_body(request.body, request.size, out)
             if not multi:
-                self._conn.send(b"\r\n")
+                self._coalesce(out, b"\r\n")
         if multi:
-            self._conn.send(b"\r\n")
+            out += b"\r\n"
+        if out:
+            self._conn.send(bytes(out))
         return sent
 
     def read_appends(self, sent: SentAppends) -> list[AppendResult] | None:

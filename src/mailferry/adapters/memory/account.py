@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import io
 import itertools
+import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -49,12 +50,18 @@ class MemoryFolder:
     messages: dict[int, StoredMessage] = field(default_factory=dict)
     subscribed: bool = False
     special_use: str | None = None
+    # Sessions of several lanes append to one folder at once (service/folderlanes.py): each
+    # message gets its own UID, as on a real server.
+    _adding: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
 
     def add(self, body: bytes, flags: frozenset[str], internaldate: dt.datetime) -> int:
-        uid = self.uidnext
-        self.uidnext += 1
-        self.modseq += 1
-        self.messages[uid] = StoredMessage(uid, body, flags, internaldate, self.modseq)
+        with self._adding:
+            uid = self.uidnext
+            self.uidnext += 1
+            self.modseq += 1
+            self.messages[uid] = StoredMessage(uid, body, flags, internaldate, self.modseq)
         return uid
 
     def set_flags(self, uid: int, flags: frozenset[str]) -> None:

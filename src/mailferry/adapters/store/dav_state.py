@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Column, ColumnElement, Connection, Row, Table, delete, select
 
 from mailferry.adapters.store import schema
-from mailferry.adapters.store.sync_state import SqlStore, of_source, upsert, upsert_unique
+from mailferry.adapters.store.sync_state import SqlStore, of_source, upsert_unique
 from mailferry.adapters.store.tables import (
     DAV_COLLECTIONS,
     DAV_FAILURES,
@@ -29,6 +29,7 @@ from mailferry.adapters.store.tables import (
     DAV_INTENTS,
     DAV_ITEMS,
 )
+from mailferry.adapters.store.upserts import upsert
 from mailferry.domain.davplan import Listed, Recorded
 from mailferry.domain.errors import StateError
 from mailferry.domain.items import ItemKey

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Row, Table, delete, exists, select, update
 
 from mailferry.adapters.store import schema
-from mailferry.adapters.store.sync_state import SqlStore, of_source, upsert, upsert_unique
+from mailferry.adapters.store.sync_state import SqlStore, of_source, upsert_unique
 from mailferry.adapters.store.tables import (
     MBX_FAILURES,
     MBX_FOLDERS,
@@ -31,6 +31,7 @@ from mailferry.adapters.store.tables import (
     MBX_ITEMS,
     MBX_LISTED,
 )
+from mailferry.adapters.store.upserts import upsert
 from mailferry.domain.errors import StateError
 from mailferry.domain.mailboxmodel import Listing, MailboxEntry
 from mailferry.domain.mailboxplan import Copy, ImportIntent, Mode

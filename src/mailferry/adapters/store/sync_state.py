@@ -30,11 +30,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from mailferry.adapters.store import schema
 from mailferry.adapters.store.engine import Database, open_database, sqlite_url
 from mailferry.adapters.store.tables import CHECKPOINTS, COPIED, FAILURES, INTENTS
+from mailferry.adapters.store.upserts import upsert
 from mailferry.domain.errors import StateError
 from mailferry.domain.labels import LabelTally
 from mailferry.domain.ports import Checkpoint, Copied, FolderRecord, Intent
@@ -419,24 +419,3 @@ def upsert_unique(
     twice per statement)."""
     unique = {tuple(row[k] for k in keys): row for row in rows}
     upsert(conn, table, list(unique.values()), keys)
-
-
-def upsert(
-    conn: Connection, table: Table, rows: list[dict[str, object]], keys: tuple[str, ...]
-) -> None:
-    """Insert ``rows`` (one executemany), replacing the rows with the same ``keys``. A key must
-    not repeat within ``rows`` (PostgreSQL refuses to update one row twice in one statement)."""
-    if not rows:
-        return
-    index = [table.c[key] for key in keys]
-    if conn.dialect.name == "postgresql":
-        # Imported here: the PostgreSQL dialect costs ~30 ms at every start of the command.
-        from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
-
-        pg = pg_insert(table)
-        pg_set = {c.name: pg.excluded[c.name] for c in table.c if c.name not in keys}
-        conn.execute(pg.on_conflict_do_update(index_elements=index, set_=pg_set), rows)
-    else:
-        lite = sqlite_insert(table)
-        lite_set = {c.name: lite.excluded[c.name] for c in table.c if c.name not in keys}
-        conn.execute(lite.on_conflict_do_update(index_elements=index, set_=lite_set), rows)
