@@ -151,7 +151,7 @@ def test_measured_frames_are_kept_for_the_copy_within_a_bound():
     assert len(frames) == 2
 
 
-@pytest.mark.parametrize("size", [0, 1, 56, 57, 58, 114, 115, 4000])
+@pytest.mark.parametrize("size", [0, 1, 56, 57, 58, 114, 115, 4000, 58368, 58369, 116735])
 def test_bulk_generator_writes_what_the_stock_one_does(size):
     data = bytes(range(256)) * (size // 256 + 1)
     body = EmailMessage(policy=email.policy.SMTP)

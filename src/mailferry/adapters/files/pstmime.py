@@ -18,6 +18,7 @@ from __future__ import annotations
 import binascii
 import io
 import re
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.generator import BytesGenerator
@@ -38,6 +39,8 @@ _SLOT = re.compile(
 _LINE_END = re.compile(r"\r\n|\r|\n")  # email.generator's NLCRE
 _TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # RFC 2045 token: kept as it is
 _PLAIN_NAME = re.compile(r"[!#-\[\]-~]+(?: [!#-\[\]-~]+)*")  # printable ASCII, no quote/backslash
+_ROWS = 1024  # base64 lines cut at once
+_ROW_BLOCK = struct.Struct("76s" * _ROWS)
 _TEMPLATES: dict[tuple[object, ...], tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
 _TEMPLATE_LIMIT = 256  # shapes kept (a few dozen in practice)
 
@@ -124,9 +127,17 @@ def base64_lines(data: bytes) -> str:
 
 
 def base64_crlf(data: bytes) -> bytes:
-    """``base64_lines(data)`` as flattened: CRLF line ends, bytes."""
-    encoded = binascii.b2a_base64(data, newline=False)
-    lines = [encoded[i : i + 76] for i in range(0, len(encoded), 76)]
+    """``base64_lines(data)`` as flattened: CRLF line ends, bytes. Encoded ``_ROWS`` lines at
+    a time and cut into lines by one ``struct`` call: a slice a line in Python took twice as long
+    as the encoding itself."""
+    lines: list[bytes] = []
+    view = memoryview(data)
+    step = 57 * _ROWS
+    whole = len(data) // step * step
+    for start in range(0, whole, step):
+        lines += _ROW_BLOCK.unpack(binascii.b2a_base64(view[start : start + step], newline=False))
+    rest = binascii.b2a_base64(view[whole:], newline=False)
+    lines += (rest[i : i + 76] for i in range(0, len(rest), 76))
     return b"\r\n".join(lines) + b"\r\n" if lines else b""
 
 
