@@ -130,10 +130,12 @@ class PstListing:
         return Entry(flags, date, found.size), found.head
 
     def read(self, index: int) -> bytes:
+        frame = self.frames.take((self.name, index))
         try:
-            item = self.folder.get_sub_message(index)
-            frame = self.frames.take((self.name, index))
-            built = pstmail.build(item, pstmail.properties(item), frame)
+            built = pstmail.from_frame(frame)  # all kept: libpff is not asked again
+            if built is None:
+                item = self.folder.get_sub_message(index)
+                built = pstmail.build(item, pstmail.properties(item), frame)
         except OSError as exc:  # libpff chains its reasons: the first one says what failed
             raise ValueError(f"damaged item: {str(exc).split('. ', 1)[0]}") from None
         self.sizes[index] = len(built.data)

@@ -167,8 +167,11 @@ def build(item: Any, props: dict[int, Any], frame: Frame | None = None) -> Built
     data, which made it the slow part (the bytes are those ``as_bytes`` gives; tests hold it).
     Given the ``frame`` that measuring the item gave, only the attachments are read again (or not
     at all, when the frame kept them)."""
+    built = from_frame(frame)
+    if built is not None:
+        return built
     if frame is not None:
-        data = list(frame.data) if frame.data is not None else _attachments(item)
+        data = _attachments(item)
         if len(data) + 1 == len(frame.pieces):
             return Built(_splice(frame.pieces, data), frame.rebuilt)
     skeleton = _skeleton(item, props)
@@ -179,6 +182,13 @@ def build(item: Any, props: dict[int, Any], frame: Frame | None = None) -> Built
             part.set_payload(pstmime.base64_lines(content))
         return Built(stock.prefix + flatten(body), stock.rebuilt)
     return Built(skeleton.prefix + _splice(pieces, skeleton.data), skeleton.rebuilt)
+
+
+def from_frame(frame: Frame | None) -> Built | None:
+    """The message from a frame that kept its attachments' bytes; None without one."""
+    if frame is None or frame.data is None or len(frame.data) + 1 != len(frame.pieces):
+        return None
+    return Built(_splice(frame.pieces, list(frame.data)), frame.rebuilt)
 
 
 def measure(item: Any, props: dict[int, Any]) -> Measured:
