@@ -93,7 +93,7 @@ def test_the_template_writes_what_the_email_package_does(plain, html, attachment
         attachments=[_attachment(*a) for a in attachments],
     )
     props = pstmail.properties(item)
-    found = [pstmail._attachment(a) for a in item._attachments]
+    found = [pstmail.attachment(a) for a in item._attachments]
     try:
         stock = pstmail._stock_skeleton(item, props, found)[0]
     except ValueError:  # a header the email package refuses: the template takes the same way
@@ -111,7 +111,7 @@ def test_attachment_headers_are_those_of_the_email_package_or_none(mime, name):
     item._attachments = [_attachment(mime, name, 3)]
     item.number_of_attachments = 1
     props = pstmail.properties(item)
-    found = pstmail._attachment(item.get_attachment(0))
+    found = pstmail.attachment(item.get_attachment(0))
     block = pstmime.attachment_headers(found.maintype, found.subtype, found.name)
     try:
         stock = pstmail._stock_skeleton(item, props, [found])[0].flat

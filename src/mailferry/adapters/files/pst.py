@@ -30,6 +30,7 @@ from mailferry.adapters.files.account import (
     digest_validity,
     wanted_uids,
 )
+from mailferry.adapters.files.pstahead import ReadAhead
 from mailferry.domain.errors import AccountError, FolderError
 from mailferry.domain.model import FolderInfo, MessageMeta
 from mailferry.logs import get_logger
@@ -110,10 +111,10 @@ class PstListing:
             return Entry(frozenset(), pstmail.received({}), 0)  # reported when fetched
         return Entry(pstmail.flags_of(props), pstmail.received(props), self.sizes.get(index))
 
-    def measured(self, index: int) -> tuple[Entry, bytes]:
+    def measured(self, index: int, ahead: ReadAhead | None = None) -> tuple[Entry, bytes]:
         """The entry with its exact size, and the message's start, without building the message
-        (``pstmail.measure``); size 0 and no head for an item that cannot be read (reported when
-        it is fetched)."""
+        (``pstmail.measure``; ``ahead``: its attachments may be read already); size 0 and no head
+        for an item that cannot be read (reported when it is fetched)."""
         try:
             item = self.folder.get_sub_message(index)
             props = pstmail.properties(item)
@@ -121,7 +122,7 @@ class PstListing:
             return Entry(frozenset(), pstmail.received({}), 0), b""
         flags, date = pstmail.flags_of(props), pstmail.received(props)
         try:
-            found = pstmail.measure(item, props)
+            found = pstmail.measure(item, props, ahead.take(index) if ahead else None)
         except (OSError, ValueError):
             return Entry(flags, date, 0), b""
         self.sizes[index] = found.size
@@ -171,18 +172,20 @@ class PstAccount(FileAccount):
         except OSError as exc:
             raise AccountError(f"{path}: cannot be read as a PST ({exc})") from None
         self._folders: dict[str, Any] = {}
+        self._routes: dict[str, tuple[int, ...]] = {}  # sub-folder indices from the root
         self._frames = Frames()
-        self._walk(self._top(), ())
+        top, route = self._top()
+        self._walk(top, (), route)
 
-    def _top(self) -> Any:
+    def _top(self) -> tuple[Any, tuple[int, ...]]:
         root = self._file.root_folder
         children = [root.get_sub_folder(i) for i in range(root.number_of_sub_folders)]
-        for child in children:
+        for index, child in enumerate(children):
             if (child.name or "").lower() in _TOP:
-                return child
-        return root
+                return child, (index,)
+        return root, ()
 
-    def _walk(self, folder: Any, path: tuple[str, ...]) -> None:
+    def _walk(self, folder: Any, path: tuple[str, ...], route: tuple[int, ...]) -> None:
         for index in range(folder.number_of_sub_folders):
             child = folder.get_sub_folder(index)
             name = (child.name or f"Folder {index + 1}").replace("/", "_")
@@ -192,8 +195,10 @@ class PstAccount(FileAccount):
                 log.info("pst.not_mail", folder="/".join(full), kind=kind)
                 continue
             key = "/".join(full)
-            self._folders["INBOX" if key.lower() == "inbox" else key] = child
-            self._walk(child, full)
+            key = "INBOX" if key.lower() == "inbox" else key
+            self._folders[key] = child
+            self._routes[key] = (*route, index)
+            self._walk(child, full, (*route, index))
 
     def list_folders(self) -> list[FolderInfo]:
         folders = [FolderInfo(name, "/", _role(name), subscribed=True) for name in self._folders]
@@ -214,10 +219,19 @@ class PstAccount(FileAccount):
         reads every message's size and Message-ID, and building a message (MIME, base64) costs
         far more than measuring it; it is built once, when it is copied."""
         listing = cast("PstListing", self.listing(folder))
-        for uid in wanted_uids(listing, uids):
-            entry, head = listing.measured(uid - 1)
-            mid = rfc822.message_id(rfc822.header_block(head)) if message_ids else None
-            yield MessageMeta(uid, entry.flags, entry.internaldate, entry.size or 0, mid)
+        wanted = wanted_uids(listing, uids)
+        ahead = None
+        if len(wanted) > 1:  # the attachments of the next items are read meanwhile
+            route = self._routes["INBOX" if folder.upper() == "INBOX" else folder]
+            ahead = ReadAhead(self.path, route, [uid - 1 for uid in wanted])
+        try:
+            for uid in wanted:
+                entry, head = listing.measured(uid - 1, ahead)
+                mid = rfc822.message_id(rfc822.header_block(head)) if message_ids else None
+                yield MessageMeta(uid, entry.flags, entry.internaldate, entry.size or 0, mid)
+        finally:
+            if ahead is not None:
+                ahead.close()
 
     def _stamp(self, folder: str) -> object:
         self._folder(folder)

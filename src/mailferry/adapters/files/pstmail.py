@@ -191,10 +191,12 @@ def from_frame(frame: Frame | None) -> Built | None:
     return Built(_splice(frame.pieces, list(frame.data)), frame.rebuilt)
 
 
-def measure(item: Any, props: dict[int, Any]) -> Measured:
+def measure(
+    item: Any, props: dict[int, Any], attachments: list[Attachment] | None = None
+) -> Measured:
     """``len(build(item, props).data)``, the header block and the frame, without encoding
-    attachments."""
-    skeleton = _skeleton(item, props)
+    attachments (``attachments``: the item's, when they were read already)."""
+    skeleton = _skeleton(item, props, attachments)
     size = len(skeleton.prefix) + len(skeleton.flat)
     size += sum(pstmime.base64_size(len(data)) - len(skeleton.marker) for data in skeleton.data)
     pieces = skeleton.flat.split(skeleton.marker)
@@ -214,7 +216,7 @@ def _splice(pieces: Sequence[bytes], data: list[bytes]) -> bytes:
 
 
 @dataclass(frozen=True)
-class _Attachment:
+class Attachment:
     maintype: str
     subtype: str
     name: str
@@ -226,7 +228,7 @@ class _Skeleton:
     prefix: bytes  # the transport headers kept, or nothing
     flat: bytes  # the MIME body flattened, each attachment's payload the marker line
     marker: bytes  # the placeholder line as flattened, CRLF included
-    attachments: list[_Attachment]
+    attachments: list[Attachment]
     rebuilt: bool
 
     @property
@@ -235,11 +237,14 @@ class _Skeleton:
         return [attachment.data for attachment in self.attachments]
 
 
-def _skeleton(item: Any, props: dict[int, Any]) -> _Skeleton:
+def _skeleton(
+    item: Any, props: dict[int, Any], attachments: list[Attachment] | None = None
+) -> _Skeleton:
     """The message around its attachments' data: for an item with transport headers, written
     from a template (``pstmime``) where that gives the email package's bytes, else by it."""
-    count = item.number_of_attachments
-    attachments = [_attachment(item.get_attachment(index)) for index in range(count)]
+    if attachments is None:
+        count = item.number_of_attachments
+        attachments = [attachment(item.get_attachment(index)) for index in range(count)]
     headers = text(props, TRANSPORT_HEADERS)
     blocks = [pstmime.attachment_headers(a.maintype, a.subtype, a.name) for a in attachments]
     if not headers or None in blocks:
@@ -254,7 +259,7 @@ def _skeleton(item: Any, props: dict[int, Any]) -> _Skeleton:
 
 
 def _stock_skeleton(
-    item: Any, props: dict[int, Any], attachments: list[_Attachment]
+    item: Any, props: dict[int, Any], attachments: list[Attachment]
 ) -> tuple[_Skeleton, EmailMessage, list[EmailMessage]]:
     """The skeleton as the email package makes it, its message and the attachments' parts."""
     body = _mime_body(item, props)
@@ -329,15 +334,15 @@ def _decode(data: bytes, *encodings: str) -> str:
     return data.decode("utf-8", "replace")
 
 
-def _attachment(attachment: Any) -> _Attachment:
+def attachment(pff_attachment: Any) -> Attachment:
     """An attachment's MIME type, file name and bytes (a text type is kept as bytes)."""
-    props = properties(attachment)
+    props = properties(pff_attachment)
     name = text(props, ATTACH_LONG_FILENAME) or text(props, ATTACH_FILENAME) or "attachment"
     mime = text(props, ATTACH_MIME_TAG) or "application/octet-stream"
     maintype, _, subtype = mime.partition("/")
     if maintype == "text":
         maintype, subtype = "application", "octet-stream"  # keep the bytes as they are
-    return _Attachment(maintype, subtype or "octet-stream", name, _data(attachment))
+    return Attachment(maintype, subtype or "octet-stream", name, _data(pff_attachment))
 
 
 def _attachments(item: Any) -> list[bytes]:
