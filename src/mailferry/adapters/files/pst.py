@@ -51,6 +51,10 @@ _ROLES = {
 # Bytes of measured frames, attachments included, an account keeps for the copies: enough for
 # a folder window of ordinary mail; a peak of ~125 MB RSS on a PST of 12 MB of attachments.
 FRAMES_LIMIT = 24 << 20
+# Items from which a listing is measured with its attachments read ahead (``pstahead``): a
+# handful is read sooner in place than two more libpff handles are opened (~2.5 ms each for an
+# OST) and their threads started.
+AHEAD_FROM = 8
 
 
 class Frames:
@@ -221,7 +225,7 @@ class PstAccount(FileAccount):
         listing = cast("PstListing", self.listing(folder))
         wanted = wanted_uids(listing, uids)
         ahead = None
-        if len(wanted) > 1:  # the attachments of the next items are read meanwhile
+        if len(wanted) >= AHEAD_FROM:  # the attachments of the next items are read meanwhile
             route = self._routes["INBOX" if folder.upper() == "INBOX" else folder]
             ahead = ReadAhead(self.path, route, [uid - 1 for uid in wanted])
         try:
