@@ -80,11 +80,16 @@ def test_attachments_read_ahead_are_those_read_in_place(
     account.close()
 
 
-def test_read_ahead_out_of_order_or_given_up_on_leaves_the_reading_to_the_caller(ost: Path) -> None:
+def test_read_ahead_skipped_behind_or_given_up_on_leaves_the_reading_to_the_caller(
+    ost: Path,
+) -> None:
     account = PstAccount(ost)
     route = account._routes[BOX + "Inbox"]
-    ahead = ReadAhead(ost, route, [0, 1, 2, 3], limit=1, readers=1)
-    assert ahead.take(1) is None  # not the next one
+    expected = _in_place(account, "Inbox")
+    ahead = ReadAhead(ost, route, [0, 1, 2, 3, 4], limit=1, readers=1)
+    assert ahead.take(2) == expected[2]  # 0 and 1 skipped (the planner could not open them)
+    assert ahead.take(1) is None  # behind: read in place
+    assert ahead.take(3) == expected[3]
     ahead.close()  # stops a reader waiting for room
     wrong = ReadAhead(ost, (*route, 99), [0, 1], readers=1)  # no such folder: nothing read
     assert wrong.take(0) is None

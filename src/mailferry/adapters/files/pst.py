@@ -48,8 +48,8 @@ _ROLES = {
 }
 
 
-# Bytes of measured frames, attachments included, an account keeps for the copies: enough for
-# a folder window of ordinary mail; a peak of ~125 MB RSS on a PST of 12 MB of attachments.
+# Bytes of measured frames, attachments included, an account keeps for the copies: a folder
+# window of ordinary mail; enron.pst (12 MB of attachments) peaks at ~100 MB RSS either way.
 FRAMES_LIMIT = 24 << 20
 # Items from which a listing is measured with its attachments read ahead (``pstahead``): a
 # handful is read sooner in place than two more libpff handles are opened (~2.5 ms each for an

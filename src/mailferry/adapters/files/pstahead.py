@@ -28,8 +28,8 @@ READERS = 2  # threads (libpff handles), each reading every second item
 
 
 class ReadAhead:
-    """The attachments of ``indices`` (items of the folder at ``route`` in the PST ``path``),
-    in that order; ``take`` them in the same order, ``close`` when done."""
+    """The attachments of ``indices`` (items of the folder at ``route`` in the PST ``path``,
+    ascending); ``take`` them in the same order, ``close`` when done."""
 
     def __init__(
         self,
@@ -72,15 +72,19 @@ class _Reader:
         self._thread.start()
 
     def take(self, index: int) -> list[Attachment] | None:
+        """Item ``index``'s attachments; the items before it that were not asked for (the
+        planner could not open them) are dropped. None: not read here."""
         with self._turn:
-            while not self._ready and not self._done:
-                self._turn.wait()
-            if not self._ready or self._ready[0][0] != index:
-                return None
-            _index, found = self._ready.popleft()
-            self._held -= _size(found)
-            self._turn.notify_all()
-            return found
+            while True:
+                while not self._ready and not self._done:
+                    self._turn.wait()
+                if not self._ready or self._ready[0][0] > index:
+                    return None
+                head, found = self._ready.popleft()
+                self._held -= _size(found)
+                self._turn.notify_all()
+                if head == index:
+                    return found
 
     def close(self) -> None:
         with self._turn:

@@ -217,6 +217,8 @@ def _splice(pieces: Sequence[bytes], data: list[bytes]) -> bytes:
 
 @dataclass(frozen=True)
 class Attachment:
+    """What a message's part needs of an attachment (read by ``attachment``)."""
+
     maintype: str
     subtype: str
     name: str
