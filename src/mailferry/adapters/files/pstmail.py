@@ -50,7 +50,6 @@ ATTACH_METHOD = 0x3705
 READ, UNSENT = 0x1, 0x8  # PR_MESSAGE_FLAGS bits
 FLAGGED = 2  # PR_FLAG_STATUS
 REPLIED, FORWARDED = (102, 103), 104  # PR_LAST_VERB_EXECUTED: reply, reply all; forward
-_CONTENT_FIELDS = ("content-", "mime-version")
 
 
 def properties(item: Any) -> dict[int, Any]:
@@ -257,7 +256,7 @@ def _skeleton(
     seed = _seed(item, props)
     line = f"=_mailferry_{seed}_data\r\n".encode()
     flat = pstmime.flat_body(texts, cast("list[bytes]", blocks), seed, line)
-    return _Skeleton(_without_content_fields(headers), flat, line, attachments, rebuilt=False)
+    return _Skeleton(pstmime.transport_head(headers), flat, line, attachments, rebuilt=False)
 
 
 def _stock_skeleton(
@@ -280,7 +279,7 @@ def _stock_skeleton(
         if part.is_multipart():
             part.set_boundary(f"=_mailferry_{seed}_{n}")
     headers = text(props, TRANSPORT_HEADERS)
-    prefix = _without_content_fields(headers) if headers else b""
+    prefix = pstmime.transport_head(headers) if headers else b""
     if not headers:
         _rebuild_headers(body, item, props)
     line = f"{marker}\r\n".encode()
@@ -354,22 +353,6 @@ def _attachments(item: Any) -> list[bytes]:
 def _data(attachment: Any) -> bytes:
     size = attachment.size or 0
     return bytes(attachment.read_buffer(size)) if size else b""
-
-
-def _without_content_fields(headers: str) -> bytes:
-    lines: list[str] = []
-    skipping = False
-    for line in headers.replace("\r\n", "\n").split("\n"):
-        if not line.strip():
-            break
-        if line[:1] in (" ", "\t"):
-            if not skipping:
-                lines.append(line)
-            continue
-        skipping = line.lower().startswith(_CONTENT_FIELDS)
-        if not skipping:
-            lines.append(line)
-    return "".join(f"{line}\r\n" for line in lines).encode("utf-8", "replace")
 
 
 def _rebuild_headers(body: EmailMessage, item: Any, props: dict[int, Any]) -> None:

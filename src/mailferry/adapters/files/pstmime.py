@@ -41,6 +41,7 @@ _TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # RFC 2045 token: kept as i
 _PLAIN_NAME = re.compile(r"[!#-\[\]-~]+(?: [!#-\[\]-~]+)*")  # printable ASCII, no quote/backslash
 _ROWS = 1024  # base64 lines cut at once
 _ROW_BLOCK = struct.Struct("76s" * _ROWS)
+_CONTENT_FIELDS = ("content-", "mime-version")
 _TEMPLATES: dict[tuple[object, ...], tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
 _TEMPLATE_LIMIT = 256  # shapes kept (a few dozen in practice)
 
@@ -145,6 +146,24 @@ def base64_size(size: int) -> int:
     """``len(base64_crlf(data))`` for ``size`` bytes of data."""
     chars = (size + 2) // 3 * 4
     return chars + (chars + 75) // 76 * 2
+
+
+def transport_head(headers: str) -> bytes:
+    """The PST's transport headers as the message's head: up to the first empty line, CRLF,
+    without their Content-* and MIME-Version fields (the body's own are written under them)."""
+    lines: list[str] = []
+    skipping = False
+    for line in headers.replace("\r\n", "\n").split("\n"):
+        if not line.strip():
+            break
+        if line[:1] in (" ", "\t"):
+            if not skipping:
+                lines.append(line)
+            continue
+        skipping = line.lower().startswith(_CONTENT_FIELDS)
+        if not skipping:
+            lines.append(line)
+    return "".join(f"{line}\r\n" for line in lines).encode("utf-8", "replace")
 
 
 def attachment_headers(maintype: str, subtype: str, name: str) -> bytes | None:
