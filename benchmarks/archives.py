@@ -15,10 +15,12 @@ The mbox cases run in this order, so that at most three copies of the corpus are
    loopback: the same messages, the same target server, in the same run.
 
 The "vs IMAP" column is the reference's wall time over the case's (rule 5 asks >= 0.8 for mbox and
-Maildir into Dovecot). Each conversion is one `mailferry sync` process (wall time from process
-start, so interpreter start-up is included; peak RSS of that process alone, as `run.py` measures
-it). MB/s is the source file's size over the wall time (the mbox file's for every mbox case: the
-same messages). ``--baseline SRC`` runs every mailferry case a second time, first, with
+Maildir into Dovecot); for a PST (another size than the mbox) it is its own MB/s over the
+reference's own MB/s, each against the reference run by the same tree (``--baseline``). Each
+conversion is one `mailferry sync` process (wall time from process start, so interpreter
+start-up is included; peak RSS of that process alone, as `run.py` measures it). MB/s is the
+source file's size over the wall time, and over the own time (the mbox file's for every mbox
+case: the same messages). ``--baseline SRC`` runs every mailferry case a second time, first, with
 ``PYTHONPATH=SRC`` (another checkout's ``src``) into a target thrown away after: before and after
 in one run, under the same load. Prints a Markdown table, writes `results/archives.json`.
 """
@@ -147,11 +149,13 @@ class Bench:
         if proc.returncode != 0:
             raise SystemExit(f"{name} failed ({proc.returncode}): {proc.stderr[-2000:]}")
         summary = harness.summary_of(proc.stdout)
+        own = summary.get("seconds")  # the run without interpreter start-up
         row: dict[str, Any] = {
             "case": name,
             "seconds": round(proc.seconds, 2),
-            "own_seconds": summary.get("seconds"),  # the run without interpreter start-up
+            "own_seconds": own,
             "mb_per_s": round(size / (1 << 20) / proc.seconds, 1),
+            "own_mb_per_s": round(size / (1 << 20) / own, 1) if own else None,
             "peak_rss_mb": round(proc.rss_mb, 1),
             "messages": summary.get("messages_copied"),
             "load": round(os.getloadavg()[0], 1),
@@ -200,6 +204,14 @@ def mbox_cases(bench: Bench, megabytes: int) -> None:
         row["vs_imap"] = round(reference["seconds"] / row["seconds"], 2)
         if reference["own_seconds"] and row["own_seconds"]:
             row["vs_imap_own"] = round(reference["own_seconds"] / row["own_seconds"], 2)
+    imap = {
+        "(baseline)" in row["case"]: row for row in bench.rows if row["case"].startswith("IMAP")
+    }
+    for row in bench.rows:  # the PSTs (another size): own MB/s over the reference's, same tree
+        ref = imap.get("(baseline)" in row["case"])
+        pst = row["case"].split(" ")[0].endswith((".pst", ".ost")) and "readpst" not in row["case"]
+        if pst and ref and row["own_mb_per_s"] and ref["own_mb_per_s"]:
+            row["vs_imap_own_mb"] = round(row["own_mb_per_s"] / ref["own_mb_per_s"], 2)
 
 
 def main() -> int:
@@ -230,15 +242,21 @@ def main() -> int:
 
 def report(rows: list[dict[str, Any]], load: tuple[float, float, float]) -> None:
     print(f"load average at the start: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
-    print("| case | seconds | own seconds | MB/s | vs IMAP (wall / own) | peak RSS MB | messages |")
+    print(
+        "| case | seconds | own seconds | MB/s (wall / own) | vs IMAP (wall / own) "
+        "| peak RSS MB | messages |"
+    )
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         ratio = "-"
         if "vs_imap" in row:
             ratio = f"{row['vs_imap']} / {row.get('vs_imap_own', '-')}"
+        elif "vs_imap_own_mb" in row:
+            ratio = f"- / {row['vs_imap_own_mb']} per MB"
+        speed = f"{row['mb_per_s']} / {_dash(row.get('own_mb_per_s'))}"
         print(
             f"| {row['case']} | {row['seconds']} | {_dash(row['own_seconds'])} "
-            f"| {row['mb_per_s']} | {ratio} | {row['peak_rss_mb']} | {_dash(row['messages'])} |"
+            f"| {speed} | {ratio} | {row['peak_rss_mb']} | {_dash(row['messages'])} |"
         )
     results = harness.HERE / "results"
     results.mkdir(exist_ok=True)

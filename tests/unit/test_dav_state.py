@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import event
 
 from mailferry.adapters.memory.davstate import MemoryItemStateStore
-from mailferry.adapters.store import SqlItemStateStore, SqlStateStore
-from mailferry.adapters.store.dav_state import HREF_CHUNK, SCHEMA_VERSION
+from mailferry.adapters.store.dav_state import HREF_CHUNK, SCHEMA_VERSION, SqlItemStateStore
 from mailferry.adapters.store.engine import open_database
 from mailferry.adapters.store.schema import upgrade_all
+from mailferry.adapters.store.sync_state import SqlStateStore
 from mailferry.domain.davplan import Listed, Recorded
 from mailferry.domain.errors import StateError
 from mailferry.domain.items import ItemKey

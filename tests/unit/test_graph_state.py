@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from mailferry.adapters.memory.mailboxstate import MemoryMailboxStateStore
-from mailferry.adapters.store import SqlItemStateStore, SqlMailboxStateStore, SqlStateStore
+from mailferry.adapters.store.dav_state import SqlItemStateStore
 from mailferry.adapters.store.engine import open_database
-from mailferry.adapters.store.graph_state import ID_CHUNK, SCHEMA_VERSION
+from mailferry.adapters.store.graph_state import ID_CHUNK, SCHEMA_VERSION, SqlMailboxStateStore
 from mailferry.adapters.store.schema import upgrade_all
+from mailferry.adapters.store.sync_state import SqlStateStore
 from mailferry.domain.errors import StateError
 from mailferry.domain.mailboxmodel import Listing, MailboxEntry
 from mailferry.domain.mailboxplan import Copy, ImportIntent, Mode

@@ -5,8 +5,8 @@ Deleted, Drafts, Junk), calendar/contacts/tasks/notes/journal left out, a messag
 transport headers rebuilt from its properties (From, To, Subject, Date, plain + HTML bodies, 11
 attachments), read state, delivery date, deterministic bytes (re-runs and lost state copy
 nothing), the rebuilt messages counted in the run's summary, a damaged block reported for its item while the rest is copied.
-Speed work: the bytes pinned as built before it, measured size = built size, a kept frame and the
-long way giving the same bytes, the bulk generator and base64 against the stdlib's, a body holding
+Speed work: the bytes pinned as built before it, measured size = built size, a kept frame (with
+or without the attachments' bytes) and the long way giving the same bytes, the bulk generator and base64 against the stdlib's, a body holding
 the placeholder, a subject with MAPI's prefix marker (fake items for the last two).
 Not covered (no such item in the file): transport headers, ANSI PSTs, follow-up flags, replied
 or forwarded state, embedded-message attachments, password-protected PSTs.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from mailferry.adapters.files import MaildirAccount, PstAccount, pstmail
+from mailferry.adapters.files import MaildirAccount, PstAccount, pstmail, pstmime
 from mailferry.adapters.files.pst import REBUILT, Frames
 from mailferry.adapters.memory.state import MemoryStateStore
 from mailferry.domain.errors import MessageError
@@ -151,7 +151,7 @@ def test_measured_frames_are_kept_for_the_copy_within_a_bound():
     assert len(frames) == 2
 
 
-@pytest.mark.parametrize("size", [0, 1, 56, 57, 58, 114, 115, 4000])
+@pytest.mark.parametrize("size", [0, 1, 56, 57, 58, 114, 115, 4000, 58368, 58369, 116735])
 def test_bulk_generator_writes_what_the_stock_one_does(size):
     data = bytes(range(256)) * (size // 256 + 1)
     body = EmailMessage(policy=email.policy.SMTP)
@@ -160,7 +160,7 @@ def test_bulk_generator_writes_what_the_stock_one_does(size):
     body.add_alternative("<p>html</p>\n" * 50, subtype="html")
     body.add_attachment(data[:size], maintype="application", subtype="pdf", filename="a.pdf")
     stock = body.as_bytes(policy=email.policy.SMTP)
-    body.get_payload()[-1].set_payload(pstmail.base64_lines(data[:size]))
+    body.get_payload()[-1].set_payload(pstmime.base64_lines(data[:size]))
     assert pstmail.flatten(body) == stock
 
 
@@ -196,6 +196,21 @@ def test_a_body_holding_the_attachment_placeholder_is_built_the_long_way_alike()
     assert data.replace(marker + b"\r\n", b"", 1) == built.data
     assert pstmail.measure(tricky, {}).size == len(data)
     assert pstmail.measure(plain, {}).size == len(built.data)
+
+
+def test_a_kept_frame_builds_the_message_without_reading_its_attachments_again():
+    attachments = [_Fake(data=b"\x00\x01" * 500), _Fake(data=b"")]
+    expected = pstmail.build(_Fake(b"text\n", attachments), {}).data
+    item = _Fake(b"text\n", attachments)
+    found = pstmail.measure(item, {})
+    item.get_attachment = None  # libpff is not asked again
+    assert pstmail.build(item, {}, found.frame).data == expected
+    assert found.size == len(expected)
+    frames = Frames(limit=found.frame.size - 1)
+    frames.keep(("INBOX", 1), found.frame)
+    kept = frames.take(("INBOX", 1))
+    assert kept.data is None  # bigger than the bound alone: kept without the attachments
+    assert pstmail.build(_Fake(b"text\n", attachments), {}, kept).data == expected
 
 
 class _Entry:

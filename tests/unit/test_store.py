@@ -4,6 +4,7 @@ file has the same layout, and every store of one file shares one Engine."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,42 @@ def test_a_file_is_opened_and_read_while_another_process_holds_its_write_lock(
             auth.close()
             service.close()
         writer.execute("ROLLBACK")
+
+
+def test_writers_of_one_process_queue_for_the_lock_instead_of_meeting_sqlites_busy_handler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lanes of a run write their checkpoints at the same moments: they queue on the
+    process's own lock, so none meets SQLite's busy handler (here set to fail at once)."""
+    monkeypatch.setattr(engine, "BUSY_TIMEOUT_MS", 0)
+    db = engine.open_database(engine.sqlite_url(tmp_path / "queue.sqlite3"))
+    errors: list[StateError] = []
+    held = threading.Event()
+
+    def second_writer() -> None:
+        held.wait()
+        try:
+            with db.transaction(write=True) as conn:
+                conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+        except StateError as exc:
+            errors.append(exc)
+
+    try:
+        with db.transaction(write=True) as conn:
+            conn.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+        other = threading.Thread(target=second_writer)
+        other.start()
+        with db.transaction(write=True) as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+            held.set()
+            other.join(0.3)
+            assert other.is_alive()  # waiting for this writer, not failed on "database is locked"
+        other.join()
+        assert errors == []
+        with db.transaction() as conn:
+            assert conn.exec_driver_sql("SELECT n FROM t ORDER BY n").scalars().all() == [1, 2]
+    finally:
+        db.release()
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailferry import __version__
 from mailferry.adapters.files import MboxAccount, open_files
@@ -30,15 +30,8 @@ from mailferry.adapters.oauth import sources as oauth
 from mailferry.adapters.oauth.app_only import M365_AUTHORITY_HOST
 from mailferry.adapters.oauth.delegated import SignInOptions
 from mailferry.adapters.oauth.sources import TokenSource
-from mailferry.adapters.secrets import SecretBox
-from mailferry.adapters.store.auth import AuthTables
-from mailferry.adapters.store.batches import BatchStore
 from mailferry.adapters.store.engine import Database, open_database, sqlite_url
-from mailferry.adapters.store.records import EndpointRecord
-from mailferry.adapters.store.schema import upgrade_all
-from mailferry.adapters.store.slots import AdvisoryLimiter
 from mailferry.adapters.store.sync_state import SqlStateStore
-from mailferry.adapters.store.workers import WorkerTable
 from mailferry.config import FileStore, Location, default_state_path, pair_key, parse_location
 from mailferry.domain.errors import ConfigError, MailferryError, ThrottledError
 from mailferry.domain.folders import MappingOptions
@@ -53,16 +46,20 @@ from mailferry.domain.profiles import (
     choose_profile,
     label_policy,
 )
-from mailferry.service.batches import BatchService
-from mailferry.service.davjobs import DavLink
 from mailferry.service.folderwork import FolderWork
-from mailferry.service.graphjobs import GraphAccess, GraphAccesses, MailboxLink
 from mailferry.service.migrate import Migration, SyncOptions
 from mailferry.service.planning import plan_folders
 from mailferry.service.progress import Progress
 from mailferry.service.resilience import RetryPolicy
-from mailferry.service.scheduler import Job, Scheduler
 from mailferry.service.verify import VerifyReport, verify
+
+if TYPE_CHECKING:  # the batch service's parts are imported where it is built (``_service``)
+    from mailferry.adapters.store.auth import AuthTables
+    from mailferry.adapters.store.records import EndpointRecord
+    from mailferry.service.batches import BatchService
+    from mailferry.service.davjobs import DavLink
+    from mailferry.service.graphjobs import GraphAccess, MailboxLink
+    from mailferry.service.scheduler import Job, Scheduler
 
 
 @dataclass(frozen=True)
@@ -477,6 +474,8 @@ def run_verify(pair: Pair) -> VerifyReport:
 
 
 # -- the batch service, its scheduler, the web's logins ---------------------------------------------
+# Their modules (the batch and auth tables, the key ring, the scheduler, the DAV and Graph jobs:
+# ~0.25 s) are imported in the functions that build them: `mailferry sync` never does.
 def state_database(state_path: Path, database: str | None = None) -> Database:
     """The one state database: ``database`` (a URL: ``--database``, $MAILFERRY_DATABASE) where
     given, else the SQLite file ``state_path`` (created if missing)."""
@@ -494,6 +493,10 @@ def _queue() -> ModuleType:
 def open_service(state_path: Path, database: str | None = None) -> BatchService:
     """The batch service: its tables in the state database, the key ring in the directory of
     ``state_path`` (a local directory, also when the tables are on a server)."""
+    from mailferry.adapters.secrets import SecretBox  # noqa: PLC0415 - see _service
+    from mailferry.adapters.store.batches import BatchStore  # noqa: PLC0415
+    from mailferry.service.batches import BatchService  # noqa: PLC0415
+
     box = SecretBox.open(state_path.parent)
     service = BatchService(BatchStore(state_database(state_path, database)), box, state_path)
     if not service.store.db.is_sqlite:  # stop and delete reach the jobs on every worker
@@ -503,6 +506,8 @@ def open_service(state_path: Path, database: str | None = None) -> BatchService:
 
 def open_auth_tables(state_path: Path, database: str | None = None) -> AuthTables:
     """The web app's login tables in the state database."""
+    from mailferry.adapters.store.auth import AuthTables  # noqa: PLC0415 - see _service
+
     return AuthTables(state_database(state_path, database))
 
 
@@ -511,6 +516,9 @@ def upgrade_database(
 ) -> tuple[str, list[tuple[str, int | None, int]]]:
     """`mailferry db upgrade`: every component's tables created or brought up to date; where
     (no password), and (application, schema found, schema now) for each component."""
+    from mailferry.adapters.store.schema import upgrade_all  # noqa: PLC0415 - see _service
+    from mailferry.adapters.store.workers import WorkerTable  # noqa: PLC0415
+
     db = state_database(state_path, database)
     try:
         steps = upgrade_all(db)
@@ -527,6 +535,8 @@ def upgrade_database(
 
 def service_auth_tables(service: BatchService) -> AuthTables:
     """The web app's login tables in the batch service's database (one more use of its Engine)."""
+    from mailferry.adapters.store.auth import AuthTables  # noqa: PLC0415 - see _service
+
     return AuthTables(open_database(service.store.db.engine.url))
 
 
@@ -543,6 +553,8 @@ class BatchConnector:
         self._timeout = timeout
         self._lock = threading.Lock()
         self._tokens: dict[tuple[str, str, str], TokenProvider] = {}
+        from mailferry.service.graphjobs import GraphAccesses  # noqa: PLC0415 - see _service
+
         self._graph = GraphAccesses()
 
     def tokens(self, record: EndpointRecord, user: str) -> TokenProvider | None:
@@ -599,6 +611,9 @@ def _job_side(
 def scheduler(service: BatchService, **options: Any) -> Scheduler:
     """The scheduler of ``service``: real IMAP sessions, the sync state in the service's file
     (the same Engine as its batch tables). ``options``: ``Scheduler``'s keyword arguments."""
+    from mailferry.adapters.store.slots import AdvisoryLimiter  # noqa: PLC0415 - see _service
+    from mailferry.service.scheduler import Scheduler  # noqa: PLC0415
+
     db = service.store.db
     connector = BatchConnector(service)
 

@@ -16,11 +16,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mailferry.adapters.dav import DavLogin, DavUrl
 from mailferry.bootstrap import Side, SyncRequest, password, token_provider
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.model import Endpoint, Security
+
+if TYPE_CHECKING:  # the DAV adapters (httpx) are imported when a DAV side logs in
+    from mailferry.adapters.dav import DavLogin, DavUrl
 
 DAV_SCHEMES = ("http://", "https://")
 
@@ -48,7 +51,7 @@ def dav_key(source: DavUrl, target: DavUrl) -> str:
     )
 
 
-LoginFor = Callable[[DavSide, DavUrl], DavLogin]
+LoginFor = Callable[[DavSide, "DavUrl"], "DavLogin"]
 
 
 def password_login(
@@ -58,6 +61,8 @@ def password_login(
     """A side's own DAV password (file, variable), else ``fallback`` (the mail side's), else ask."""
 
     def login(side: DavSide, url: DavUrl) -> DavLogin:
+        from mailferry.adapters.dav import DavLogin  # noqa: PLC0415 - see TYPE_CHECKING
+
         if side.password_file is not None:
             try:
                 text = side.password_file.read_text(encoding="utf-8")
@@ -93,6 +98,8 @@ def side_login(
     options (Bearer), else its password (file, variable, prompt)."""
 
     def login(_dav: DavSide, url: DavUrl) -> DavLogin:
+        from mailferry.adapters.dav import DavLogin  # noqa: PLC0415 - see TYPE_CHECKING
+
         endpoint = endpoint_of(url)
         tokens = token_provider(side, endpoint)
         if tokens is not None:

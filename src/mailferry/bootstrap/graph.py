@@ -12,15 +12,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from mailferry.adapters.graph.mailbox import GraphMailbox
-from mailferry.adapters.graph.roles import token_roles
-from mailferry.adapters.graph.session import GraphLimits, GraphSession
-from mailferry.adapters.memory.mailboxstate import MemoryMailboxStateStore
 from mailferry.adapters.oauth.app_only import GRAPH_URL
 from mailferry.adapters.oauth.sources import SourceNames, graph_tokens
-from mailferry.adapters.store.graph_state import SqlMailboxStateStore
 from mailferry.adapters.tls import TlsOptions
 from mailferry.bootstrap import Side, SyncRequest, token_source
 from mailferry.bootstrap.dav import is_dav_url
@@ -29,7 +25,10 @@ from mailferry.domain.errors import ConfigError
 from mailferry.domain.mailboxports import MailboxStateStore
 from mailferry.domain.ports import TokenProvider
 from mailferry.domain.workloads import MailVia, RoutePlan, SideKind, Workload, plan_routes
-from mailferry.service.graphprobe import graph_url_of
+
+if TYPE_CHECKING:  # Graph's adapters (httpx, the mailbox state) are imported for a Graph side
+    from mailferry.adapters.graph.mailbox import GraphMailbox
+    from mailferry.adapters.graph.session import GraphLimits, GraphSession
 
 M365_SCHEME = "m365://"
 
@@ -51,6 +50,8 @@ class GraphSide:
     roles: frozenset[str] = frozenset()
 
     def session(self, limits: GraphLimits | None = None) -> GraphSession:
+        from mailferry.adapters.graph.session import GraphSession  # noqa: PLC0415
+
         return GraphSession(self.graph_url, self.mailbox, self.tokens, self.tls, limits=limits)
 
 
@@ -73,6 +74,9 @@ def graph_side(side: Side, *, allow_plaintext: bool = False) -> GraphSide | None
         return None
     mailbox, host = found
     source = token_source(side)
+    from mailferry.adapters.graph.roles import token_roles  # noqa: PLC0415 - a Graph side
+    from mailferry.service.graphprobe import graph_url_of  # noqa: PLC0415
+
     names = SourceNames.options(f"--{side.name}-")
     url = graph_url_of(source, host) if host else None
     if not host:  # m365://: Graph is the only way in
@@ -155,6 +159,10 @@ def open_graph_mailboxes(
     mailbox state in the state database (``--database``, else the state file)."""
     if routes.source is None or routes.target is None:
         raise ConfigError("the mailbox import/export API needs Microsoft 365 on both ends")
+    from mailferry.adapters.graph.mailbox import GraphMailbox  # noqa: PLC0415 - a Graph side
+    from mailferry.adapters.memory.mailboxstate import MemoryMailboxStateStore  # noqa: PLC0415
+    from mailferry.adapters.store.graph_state import SqlMailboxStateStore  # noqa: PLC0415
+
     path = request.state_path or default_state_path()
     state: MailboxStateStore
     with contextlib.ExitStack() as stack:

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mailferry.bootstrap import SyncRequest
-from mailferry.bootstrap.collections import open_collection_pair
 from mailferry.bootstrap.graph import Routes
 from mailferry.cli.terminal import err, out
 from mailferry.domain.davreport import DavSummary
 from mailferry.service.davcontext import AttendeeMode
-from mailferry.service.davsync import DavOptions, sync_accounts
-from mailferry.service.davverify import DavVerifyReport, verify_dav
+
+if TYPE_CHECKING:  # the calendar and contact machinery is imported when a DAV side is given
+    from mailferry.service.davverify import DavVerifyReport
 
 F = Callable[..., Any]
 
@@ -61,6 +61,9 @@ def dav_options(func: F) -> F:
 def run_dav_sync(
     request: SyncRequest, kw: dict[str, Any], stop: threading.Event, routes: Routes
 ) -> DavSummary:
+    from mailferry.bootstrap.collections import open_collection_pair  # noqa: PLC0415
+    from mailferry.service.davsync import DavOptions, sync_accounts  # noqa: PLC0415
+
     options = DavOptions(
         attendees=AttendeeMode(kw["attendees"]),
         concurrency=kw["dav_concurrency"],
@@ -73,6 +76,9 @@ def run_dav_sync(
 
 
 def run_dav_verify(request: SyncRequest, kw: dict[str, Any], routes: Routes) -> DavVerifyReport:
+    from mailferry.bootstrap.collections import open_collection_pair  # noqa: PLC0415
+    from mailferry.service.davverify import verify_dav  # noqa: PLC0415
+
     with open_collection_pair(request, kw, routes, read_only=True) as pair:
         return verify_dav(pair.source, pair.target, pair.state, pair.key)
 

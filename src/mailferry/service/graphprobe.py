@@ -11,18 +11,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailferry.adapters.graph.roles import token_roles
 from mailferry.adapters.graph.session import GraphLimits, GraphSession
 from mailferry.adapters.oauth.app_only import GRAPH_URL
 from mailferry.adapters.oauth.sources import TokenSource, graph_tokens
-from mailferry.adapters.store.records import EndpointRecord
 from mailferry.adapters.tls import TlsOptions
 from mailferry.domain.errors import AccountError, ConfigError
 from mailferry.domain.ports import TokenProvider
 from mailferry.domain.profiles import choose_profile
 from mailferry.domain.workloads import ALL, Route, Workload, allowed, missing
-from mailferry.service.batches import BatchService
+
+if TYPE_CHECKING:  # the batch service's types only: `mailferry sync` does not load it
+    from mailferry.adapters.store.records import EndpointRecord
+    from mailferry.service.batches import BatchService
 
 ROUTE_NAMES = {
     Route.MAILBOX: "Microsoft 365 <-> Microsoft 365 (mailbox import/export)",

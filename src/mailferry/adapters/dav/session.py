@@ -94,7 +94,7 @@ class DavSession:
         self._client = httpx.Client(
             base_url=url.base,
             auth=login.auth(),
-            verify=tls.context(),
+            verify=tls.own_context(),
             timeout=TIMEOUT,
             headers={"User-Agent": "mailferry"},
             transport=transport,

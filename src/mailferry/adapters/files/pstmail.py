@@ -12,19 +12,16 @@ same bytes on every run: its content hash identifies it.
 
 from __future__ import annotations
 
-import binascii
 import datetime as dt
 import email.utils
 import hashlib
-import io
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.generator import BytesGenerator
-from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
-from email.policy import SMTP
 from typing import Any, cast
+
+from mailferry.adapters.files import pstmime
+from mailferry.adapters.files.pstmime import POLICY, flatten
 
 # MAPI property tags
 SUBJECT = 0x0037
@@ -53,8 +50,6 @@ ATTACH_METHOD = 0x3705
 READ, UNSENT = 0x1, 0x8  # PR_MESSAGE_FLAGS bits
 FLAGGED = 2  # PR_FLAG_STATUS
 REPLIED, FORWARDED = (102, 103), 104  # PR_LAST_VERB_EXECUTED: reply, reply all; forward
-_CONTENT_FIELDS = ("content-", "mime-version")
-_LINE_END = re.compile(r"\r\n|\r|\n")  # email.generator's NLCRE
 
 
 def properties(item: Any) -> dict[int, Any]:
@@ -134,15 +129,23 @@ class Built:
 @dataclass(frozen=True)
 class Frame:
     """A measured message's bytes around its attachments' base64 (one piece more than it has
-    attachments): the message is built again from it with only the attachments read, without
-    the email package (``build(..., frame)``)."""
+    attachments), and the attachments' bytes as measuring read them: the message is built again
+    from it without the email package (``build(..., frame)``), and without libpff when ``data``
+    is kept (libpff reads an attachment's data whenever it is opened, at ~100 MB/s: reading it
+    once instead of twice was a third of the time of a PST full of attachments)."""
 
     pieces: tuple[bytes, ...]
     rebuilt: bool
+    data: tuple[bytes, ...] | None = None  # None: read the attachments again
 
     @property
     def size(self) -> int:
-        return sum(len(piece) for piece in self.pieces)
+        kept = sum(len(content) for content in self.data) if self.data else 0
+        return sum(len(piece) for piece in self.pieces) + kept
+
+    def bare(self) -> Frame:
+        """The frame without the attachments' bytes (they are read again for the copy)."""
+        return Frame(self.pieces, self.rebuilt)
 
 
 @dataclass(frozen=True)
@@ -161,152 +164,160 @@ def build(item: Any, props: dict[int, Any], frame: Frame | None = None) -> Built
     The MIME structure is flattened with one placeholder line per attachment, and the base64 of
     each attachment is put in its place as bytes: the email package never sees the attachments'
     data, which made it the slow part (the bytes are those ``as_bytes`` gives; tests hold it).
-    Given the ``frame`` that measuring the item gave, only the attachments are read again."""
+    Given the ``frame`` that measuring the item gave, only the attachments are read again (or not
+    at all, when the frame kept them)."""
+    built = from_frame(frame)
+    if built is not None:
+        return built
     if frame is not None:
-        data = [_data(item.get_attachment(i)) for i in range(item.number_of_attachments)]
+        data = _attachments(item)
         if len(data) + 1 == len(frame.pieces):
             return Built(_splice(frame.pieces, data), frame.rebuilt)
     skeleton = _skeleton(item, props)
     pieces = skeleton.flat.split(skeleton.marker)
     if len(pieces) != len(skeleton.data) + 1:  # the marker is in a body too: the long way
-        for part, content in zip(skeleton.parts, skeleton.data, strict=True):
-            part.set_payload(base64_lines(content))
-        return Built(skeleton.prefix + flatten(skeleton.body), skeleton.rebuilt)
+        stock, body, parts = _stock_skeleton(item, props, skeleton.attachments)
+        for part, content in zip(parts, stock.data, strict=True):
+            part.set_payload(pstmime.base64_lines(content))
+        return Built(stock.prefix + flatten(body), stock.rebuilt)
     return Built(skeleton.prefix + _splice(pieces, skeleton.data), skeleton.rebuilt)
 
 
-def measure(item: Any, props: dict[int, Any]) -> Measured:
+def from_frame(frame: Frame | None) -> Built | None:
+    """The message from a frame that kept its attachments' bytes; None without one."""
+    if frame is None or frame.data is None or len(frame.data) + 1 != len(frame.pieces):
+        return None
+    return Built(_splice(frame.pieces, list(frame.data)), frame.rebuilt)
+
+
+def measure(
+    item: Any, props: dict[int, Any], attachments: list[Attachment] | None = None
+) -> Measured:
     """``len(build(item, props).data)``, the header block and the frame, without encoding
-    attachments."""
-    skeleton = _skeleton(item, props)
+    attachments (``attachments``: the item's, when they were read already)."""
+    skeleton = _skeleton(item, props, attachments)
     size = len(skeleton.prefix) + len(skeleton.flat)
-    size += sum(_base64_size(len(data)) - len(skeleton.marker) for data in skeleton.data)
+    size += sum(pstmime.base64_size(len(data)) - len(skeleton.marker) for data in skeleton.data)
     pieces = skeleton.flat.split(skeleton.marker)
     frame = None
     if len(pieces) == len(skeleton.data) + 1:
-        frame = Frame((skeleton.prefix + pieces[0], *pieces[1:]), skeleton.rebuilt)
+        head = skeleton.prefix + pieces[0]
+        frame = Frame((head, *pieces[1:]), skeleton.rebuilt, tuple(skeleton.data))
     return Measured(size, skeleton.prefix + skeleton.flat, frame)
 
 
 def _splice(pieces: Sequence[bytes], data: list[bytes]) -> bytes:
     out = [pieces[0]]
     for content, piece in zip(data, pieces[1:], strict=True):
-        out.append(_base64_crlf(content))
+        out.append(pstmime.base64_crlf(content))
         out.append(piece)
     return b"".join(out)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """What a message's part needs of an attachment (read by ``attachment``)."""
+
+    maintype: str
+    subtype: str
+    name: str
+    data: bytes
 
 
 @dataclass
 class _Skeleton:
     prefix: bytes  # the transport headers kept, or nothing
-    body: EmailMessage  # the MIME structure, each attachment's payload the marker line
-    flat: bytes
+    flat: bytes  # the MIME body flattened, each attachment's payload the marker line
     marker: bytes  # the placeholder line as flattened, CRLF included
-    parts: list[EmailMessage]
-    data: list[bytes]  # each attachment's bytes
+    attachments: list[Attachment]
     rebuilt: bool
 
+    @property
+    def data(self) -> list[bytes]:
+        """Each attachment's bytes."""
+        return [attachment.data for attachment in self.attachments]
 
-def _skeleton(item: Any, props: dict[int, Any]) -> _Skeleton:
+
+def _skeleton(
+    item: Any, props: dict[int, Any], attachments: list[Attachment] | None = None
+) -> _Skeleton:
+    """The message around its attachments' data: for an item with transport headers, written
+    from a template (``pstmime``) where that gives the email package's bytes, else by it."""
+    if attachments is None:
+        count = item.number_of_attachments
+        attachments = [attachment(item.get_attachment(index)) for index in range(count)]
+    headers = text(props, TRANSPORT_HEADERS)
+    blocks = [pstmime.attachment_headers(a.maintype, a.subtype, a.name) for a in attachments]
+    if not headers or None in blocks:
+        return _stock_skeleton(item, props, attachments)[0]
+    texts = [
+        pstmime.Text(kind, *pstmime.encode_text(value)) for kind, value in _bodies(item, props)
+    ]
+    seed = _seed(item, props)
+    line = f"=_mailferry_{seed}_data\r\n".encode()
+    flat = pstmime.flat_body(texts, cast("list[bytes]", blocks), seed, line)
+    return _Skeleton(pstmime.transport_head(headers), flat, line, attachments, rebuilt=False)
+
+
+def _stock_skeleton(
+    item: Any, props: dict[int, Any], attachments: list[Attachment]
+) -> tuple[_Skeleton, EmailMessage, list[EmailMessage]]:
+    """The skeleton as the email package makes it, its message and the attachments' parts."""
     body = _mime_body(item, props)
-    seed = hashlib.sha256(str(item.identifier).encode() + (text(props, SUBJECT) or "").encode())
-    marker = f"=_mailferry_{seed.hexdigest()[:24]}_data"
-    parts, data = [], []
-    for index in range(item.number_of_attachments):
-        part, content = _attach(body, item.get_attachment(index))
+    seed = _seed(item, props)
+    marker = f"=_mailferry_{seed}_data"
+    parts = []
+    for attachment in attachments:
+        body.add_attachment(
+            b"", maintype=attachment.maintype, subtype=attachment.subtype, filename=attachment.name
+        )
+        part = cast("list[EmailMessage]", body.get_payload())[-1]  # the part just added: its
+        # headers do not depend on the data
         part.set_payload(f"{marker}\n")
         parts.append(part)
-        data.append(content)
     for n, part in enumerate(body.walk()):
         if part.is_multipart():
-            part.set_boundary(f"=_mailferry_{seed.hexdigest()[:24]}_{n}")
+            part.set_boundary(f"=_mailferry_{seed}_{n}")
     headers = text(props, TRANSPORT_HEADERS)
-    prefix = _without_content_fields(headers) if headers else b""
+    prefix = pstmime.transport_head(headers) if headers else b""
     if not headers:
         _rebuild_headers(body, item, props)
     line = f"{marker}\r\n".encode()
-    return _Skeleton(prefix, body, flatten(body), line, parts, data, rebuilt=not headers)
+    flat = flatten(body)
+    return _Skeleton(prefix, flat, line, attachments, rebuilt=not headers), body, parts
 
 
-class _HeaderClasses(HeaderRegistry):
-    """``HeaderRegistry`` making each header class once. The stock one makes a new class (a
-    ``type()`` call) for every header it parses: a tenth of the time a message took to build."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._made: dict[str, type[BaseHeader]] = {}
-
-    def __getitem__(self, name: str) -> type[BaseHeader]:
-        key = name.lower()
-        made = self._made.get(key)
-        if made is None:
-            made = self._made[key] = super().__getitem__(name)
-        return made
-
-
-_POLICY = SMTP.clone(header_factory=_HeaderClasses())
-
-
-class _BulkGenerator(BytesGenerator):
-    """``BytesGenerator`` writing a part's payload in one piece, not line by line.
-
-    The stock generator splits every payload into lines and writes each with its line end: a
-    long HTML body is thousands of Python-level writes. Replacing every line end at once gives
-    the same bytes (a ``sub`` is the split-and-join the stock code does; tests compare both).
-    Only used with the SMTP policy: its line end is CRLF.
-    """
-
-    def _write_lines(self, lines: str) -> None:
-        if not lines:
-            return
-        if "\r" in lines:
-            self.write(_LINE_END.sub("\r\n", lines))
-        else:
-            self.write(lines.replace("\n", "\r\n"))
-
-
-def flatten(body: EmailMessage) -> bytes:
-    """``body.as_bytes(policy=SMTP)``, through ``_BulkGenerator``."""
-    out = io.BytesIO()
-    _BulkGenerator(out, mangle_from_=False, policy=_POLICY).flatten(body)
-    return out.getvalue()
-
-
-def base64_lines(data: bytes) -> str:
-    """Base64 in lines of 76 characters, each ending in LF: what ``add_attachment`` puts in a
-    part under the SMTP policy (57 bytes a line), from one C call instead of one a line."""
-    return _base64_crlf(data).replace(b"\r\n", b"\n").decode("ascii")
-
-
-def _base64_crlf(data: bytes) -> bytes:
-    """``base64_lines(data)`` as flattened: CRLF line ends, bytes."""
-    encoded = binascii.b2a_base64(data, newline=False)
-    lines = [encoded[i : i + 76] for i in range(0, len(encoded), 76)]
-    return b"\r\n".join(lines) + b"\r\n" if lines else b""
-
-
-def _base64_size(size: int) -> int:
-    """``len(_base64_crlf(data))`` for ``size`` bytes of data."""
-    chars = (size + 2) // 3 * 4
-    return chars + (chars + 75) // 76 * 2
+def _seed(item: Any, props: dict[int, Any]) -> str:
+    """What the item's MIME boundaries are made of: the same item, the same bytes."""
+    seed = hashlib.sha256(str(item.identifier).encode() + (text(props, SUBJECT) or "").encode())
+    return seed.hexdigest()[:24]
 
 
 def _mime_body(item: Any, props: dict[int, Any]) -> EmailMessage:
-    """The bodies as alternatives; the attachments are added by ``_skeleton``."""
-    body = EmailMessage(policy=_POLICY)
+    """The bodies as alternatives; the attachments are added by ``_stock_skeleton``."""
+    body = EmailMessage(policy=POLICY)
+    bodies = _bodies(item, props)
+    if not bodies:
+        body.set_content("")
+    for n, (subtype, value) in enumerate(bodies):
+        if n == 0:
+            body.set_content(value, subtype=subtype)
+        else:
+            body.add_alternative(value, subtype=subtype)
+    return body
+
+
+def _bodies(item: Any, props: dict[int, Any]) -> list[tuple[str, str]]:
+    """The item's bodies as (subtype, text): plain text first, then HTML; none when it has none."""
     plain = item.plain_text_body
     html = item.html_body
     codepage = _codec(number(props, INTERNET_CPID))
-    html_text = _decode(html, codepage, "utf-8") if html else None
+    found = []
     if plain:
-        body.set_content(_decode(plain, "utf-8", codepage))
-        if html_text is not None:
-            body.add_alternative(html_text, subtype="html")
-    elif html_text is not None:
-        body.set_content(html_text, subtype="html")
-    else:
-        body.set_content("")
-    return body
+        found.append(("plain", _decode(plain, "utf-8", codepage)))
+    if html:
+        found.append(("html", _decode(html, codepage, "utf-8")))
+    return found
 
 
 def _codec(codepage: int | None) -> str:
@@ -324,40 +335,24 @@ def _decode(data: bytes, *encodings: str) -> str:
     return data.decode("utf-8", "replace")
 
 
-def _attach(body: EmailMessage, attachment: Any) -> tuple[EmailMessage, bytes]:
-    """Adds a part for ``attachment`` (its payload set by the caller); the part and the bytes."""
-    props = properties(attachment)
-    data = _data(attachment)
+def attachment(pff_attachment: Any) -> Attachment:
+    """An attachment's MIME type, file name and bytes (a text type is kept as bytes)."""
+    props = properties(pff_attachment)
     name = text(props, ATTACH_LONG_FILENAME) or text(props, ATTACH_FILENAME) or "attachment"
     mime = text(props, ATTACH_MIME_TAG) or "application/octet-stream"
     maintype, _, subtype = mime.partition("/")
     if maintype == "text":
         maintype, subtype = "application", "octet-stream"  # keep the bytes as they are
-    body.add_attachment(b"", maintype=maintype, subtype=subtype or "octet-stream", filename=name)
-    part = cast("list[EmailMessage]", body.get_payload())[-1]  # the part just added: its
-    # headers do not depend on the data
-    return part, data
+    return Attachment(maintype, subtype or "octet-stream", name, _data(pff_attachment))
+
+
+def _attachments(item: Any) -> list[bytes]:
+    return [_data(item.get_attachment(i)) for i in range(item.number_of_attachments)]
 
 
 def _data(attachment: Any) -> bytes:
     size = attachment.size or 0
     return bytes(attachment.read_buffer(size)) if size else b""
-
-
-def _without_content_fields(headers: str) -> bytes:
-    lines: list[str] = []
-    skipping = False
-    for line in headers.replace("\r\n", "\n").split("\n"):
-        if not line.strip():
-            break
-        if line[:1] in (" ", "\t"):
-            if not skipping:
-                lines.append(line)
-            continue
-        skipping = line.lower().startswith(_CONTENT_FIELDS)
-        if not skipping:
-            lines.append(line)
-    return "".join(f"{line}\r\n" for line in lines).encode("utf-8", "replace")
 
 
 def _rebuild_headers(body: EmailMessage, item: Any, props: dict[int, Any]) -> None:

@@ -146,7 +146,7 @@ class GraphSession:
         self._uploads = Window(self.limits.upload_bytes, self.limits.upload_window * margin + 0.5)
         self._client = httpx.Client(
             auth=BearerAuth(tokens),
-            verify=(tls or TlsOptions()).context(),
+            verify=(tls or TlsOptions()).own_context(),
             timeout=TIMEOUT if timeout is None else httpx.Timeout(timeout),
             headers={"User-Agent": "mailferry", "Accept": "application/json"},
             transport=transport,

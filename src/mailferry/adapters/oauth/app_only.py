@@ -9,9 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
 from mailferry.adapters.oauth.tokens import Grant, grant_from_json
 from mailferry.domain.errors import AuthError, ConfigError, ConnectError
 
@@ -40,6 +37,10 @@ class ClientCertificate:
     @classmethod
     def parse(cls, data: bytes, where: str, password: bytes | None = None) -> ClientCertificate:
         """PEM text holding the private key and the certificate (``where`` names it in errors)."""
+        # cryptography's x509 takes ~40 ms to import: only a certificate login pays it
+        from cryptography import x509  # noqa: PLC0415
+        from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
         path = where
         try:
             key = serialization.load_pem_private_key(data, password=password)

@@ -13,10 +13,7 @@ batches     ``BatchStore``: endpoints, batches, mailboxes, runs, failures, servi
 records     the rows ``BatchStore`` hands out
 progress    per-folder counts of a migration pair, for the batch service's mailbox view
 auth        ``AuthTables``: the web app's admin password, tokens and sessions (queries only)
+
+Nothing is imported here: ``mailferry sync`` into a mail server needs the engine and the sync
+state only, not the calendar, Graph or batch tables (import them from their modules).
 """
-
-from mailferry.adapters.store.dav_state import SqlItemStateStore
-from mailferry.adapters.store.graph_state import SqlMailboxStateStore
-from mailferry.adapters.store.sync_state import SqlStateStore
-
-__all__ = ["SqlItemStateStore", "SqlMailboxStateStore", "SqlStateStore"]

@@ -1,0 +1,148 @@
+"""A folder's attachments read ahead, by a thread with a libpff handle of its own.
+
+Measuring a PST message for planning reads its attachments (libpff loads an attachment's data
+whenever it is opened, ~100 MB/s): for a folder of mail with attachments that was most of its
+planning, one item after another, while the email and MIME work waited. libpff lets go of the
+GIL while it reads, so two threads read the next items' attachments (every second item each)
+while the planner measures this one. Each opens the file again (a libpff handle is not shared
+between threads) and hands out plain bytes and strings only. Bounded: it stops reading while ``limit`` bytes wait
+(one item at least). Whatever it could not read, or did not read in time, the planner reads
+itself as before (so a damaged item fails where it always did).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mailferry.adapters.files import pstmail
+
+if TYPE_CHECKING:
+    from mailferry.adapters.files.pstmail import Attachment
+
+AHEAD_LIMIT = 16 << 20  # bytes of attachments read ahead and not yet taken
+READERS = 2  # threads (libpff handles), each reading every second item
+
+
+class ReadAhead:
+    """The attachments of ``indices`` (items of the folder at ``route`` in the PST ``path``,
+    ascending); ``take`` them in the same order, ``close`` when done."""
+
+    def __init__(
+        self,
+        path: Path,
+        route: Sequence[int],
+        indices: Sequence[int],
+        limit: int = AHEAD_LIMIT,
+        readers: int = READERS,
+    ) -> None:
+        self._readers = [
+            _Reader(path, route, indices[n::readers], limit // readers) for n in range(readers)
+        ]
+        self._order = {index: n % readers for n, index in enumerate(indices)}
+
+    def take(self, index: int) -> list[Attachment] | None:
+        """The attachments of item ``index`` (the next one asked for), or None: read it yourself."""
+        reader = self._order.get(index)
+        return None if reader is None else self._readers[reader].take(index)
+
+    def close(self) -> None:
+        for reader in self._readers:
+            reader.close()
+
+
+class _Reader:
+    """One thread reading the attachments of ``indices`` in order, on a handle of its own."""
+
+    def __init__(
+        self, path: Path, route: Sequence[int], indices: Sequence[int], limit: int
+    ) -> None:
+        self._path, self._route, self._limit = path, tuple(route), limit
+        self._ready: deque[tuple[int, list[Attachment] | None]] = deque()
+        self._held = 0
+        self._done = False
+        self._closed = False
+        self._turn = threading.Condition()
+        self._thread = threading.Thread(
+            target=self._run, args=(list(indices),), name="pst-read-ahead", daemon=True
+        )
+        self._thread.start()
+
+    def take(self, index: int) -> list[Attachment] | None:
+        """Item ``index``'s attachments; the items before it that were not asked for (the
+        planner could not open them) are dropped. None: not read here."""
+        with self._turn:
+            while True:
+                while not self._ready and not self._done:
+                    self._turn.wait()
+                if not self._ready or self._ready[0][0] > index:
+                    return None
+                head, found = self._ready.popleft()
+                self._held -= _size(found)
+                self._turn.notify_all()
+                if head == index:
+                    return found
+
+    def close(self) -> None:
+        with self._turn:
+            self._closed = True
+            self._turn.notify_all()
+        self._thread.join()
+
+    def _run(self, indices: list[int]) -> None:
+        import pypff  # noqa: PLC0415 - only PST sources need libpff
+
+        pff = pypff.file()
+        try:
+            pff.open(str(self._path))
+        except OSError:
+            self._finish()
+            return
+        try:
+            folder = pff.root_folder
+            for step in self._route:
+                folder = folder.get_sub_folder(step)
+            for index in indices:
+                found = _attachments(folder, index)
+                if not self._hand(index, found):
+                    return
+        except OSError:
+            pass  # the planner reads what is missing itself, and meets the error there
+        finally:
+            self._finish()
+            pff.close()
+
+    def _finish(self) -> None:
+        with self._turn:
+            self._done = True
+            self._turn.notify_all()
+
+    def _hand(self, index: int, found: list[Attachment] | None) -> bool:
+        """Queue ``found``, waiting for room; False once closed."""
+        size = _size(found)
+        with self._turn:
+            while not self._closed and self._ready and self._held + size > self._limit:
+                self._turn.wait()
+            if self._closed:
+                return False
+            self._ready.append((index, found))
+            self._held += size
+            self._turn.notify_all()
+            return True
+
+
+def _attachments(folder: Any, index: int) -> list[Attachment] | None:
+    try:
+        item = folder.get_sub_message(index)
+        return [
+            pstmail.attachment(item.get_attachment(i)) for i in range(item.number_of_attachments)
+        ]
+    except (OSError, ValueError):
+        return None  # damaged: the planner reads it and reports it
+
+
+def _size(found: list[Attachment] | None) -> int:
+    return sum(len(attachment.data) for attachment in found or ())
