@@ -4,6 +4,7 @@ fake: every message once, whichever lane copied it, through drops, stops and re-
 from __future__ import annotations
 
 import threading
+import time
 
 from mailferry.adapters.memory.account import MemoryAccount, MemoryServer
 from mailferry.adapters.memory.state import MemoryStateStore
@@ -121,3 +122,45 @@ def test_a_stop_mid_copy_leaves_no_duplicate_and_the_next_run_finishes():
     assert sum(landed.values()) < MESSAGES
     assert run(Sessions(src, dst), store).summary.failures == []
     assert contents(dst, "INBOX") == contents(src, "INBOX")
+
+
+class Slow(Sessions):
+    """Sessions whose source reads take a moment, and that remember every target session."""
+
+    def __init__(self, src: MemoryServer, dst: MemoryServer) -> None:
+        super().__init__(src, dst)
+        self.opened: list[MemoryAccount] = []
+
+    def source(self) -> MemoryAccount:
+        account = super().source()
+        original = account.fetch_messages
+
+        def fetch_messages(folder, metas):
+            time.sleep(0.01)
+            return original(folder, metas)
+
+        account.fetch_messages = fetch_messages  # type: ignore[method-assign]
+        return account
+
+    def target(self) -> MemoryAccount:
+        account = super().target()
+        self.opened.append(account)
+        return account
+
+
+def test_lanes_with_no_folder_left_join_the_big_folder():
+    """INBOX and three one-message folders over three lanes: the lanes that copied the small
+    folders take windows of INBOX, on the sessions they have (no session more)."""
+    src, dst = one_big_folder()
+    for name in ("Sent", "Drafts", "Trash"):
+        fill(src, name, [message(1000 + len(name))])
+    sessions, store = Slow(src, dst), MemoryStateStore()
+    m = run(sessions, store)
+    assert sessions.targets == 3
+    assert m.summary.failures == []
+    assert m.summary.messages_copied == MESSAGES + 3
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+    assert sum(1 for account in sessions.opened if account.appends > 1) >= 2
+    checkpoint = store.checkpoint(PAIR, "INBOX")
+    assert checkpoint is not None and checkpoint.complete
+    assert run(Sessions(src, dst), store).summary.messages_copied == 0

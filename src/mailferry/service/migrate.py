@@ -46,7 +46,13 @@ from mailferry.domain.ports import FolderRecord, MailAccount, Noting, StateStore
 from mailferry.logs import bound_context, get_logger
 from mailferry.service import accounting
 from mailferry.service.copying import FolderCopy, record_failure
-from mailferry.service.folderlanes import Helper, copy_over_lanes, helpers_wanted
+from mailferry.service.folderlanes import (
+    MIN_WINDOWS,
+    SharedPass,
+    SharedPasses,
+    close_sessions,
+    copy_shared,
+)
 from mailferry.service.folderwork import FolderWork
 from mailferry.service.planning import FolderPlanner, plan_folders
 from mailferry.service.progress import NoProgress, Progress
@@ -103,6 +109,7 @@ class Migration:
         self._ledger = accounting.Ledger()
         self._snapshot = Snapshot()  # read by _start: statuses and records of every folder
         self._free_sessions = 0  # sessions a big folder's first pass may open (folderlanes.py)
+        self._passes = SharedPasses()  # passes other lanes may join, shared by the lanes
 
     # -- entry points -------------------------------------------------------------------------------
     def planner(self) -> FolderPlanner:
@@ -229,9 +236,13 @@ class Migration:
                 try:
                     mapping = folders.get_nowait()
                 except queue.Empty:
+                    self._help_others()
                     return
                 self._check_stop()
-                self._retrying(mapping.source.name, functools.partial(self._sync_folder, mapping))
+                with self._passes.busy():
+                    self._retrying(
+                        mapping.source.name, functools.partial(self._sync_folder, mapping)
+                    )
                 self._ledger.done.add(mapping.source.name)
                 self.summary.folders += 1
         except TargetFullError as exc:
@@ -263,6 +274,7 @@ class Migration:
             )
             lane._folder_plan = self.folder_plan()
             lane._ledger = self._ledger
+            lane._passes = self._passes
             lane._snapshot = self._snapshot
             lanes.append(lane)
         return lanes
@@ -465,8 +477,12 @@ class Migration:
             ),
         )
         try:
-            if helpers := self._folder_helpers(mapping, work):
-                copy_over_lanes(work, copy, helpers)
+            if (shared := self._shared_pass(mapping, work)) is not None:
+                self._passes.add(shared)
+                try:
+                    copy_shared(shared, copy, self._opened_helpers(mapping, shared))
+                finally:
+                    self._passes.remove(shared)
                 copy.finish(work)
             else:
                 copy.run(work)
@@ -491,34 +507,67 @@ class Migration:
             flags_updated=len(work.updates),
         )
 
-    def _folder_helpers(self, mapping: FolderMapping, work: FolderWork) -> list[Helper]:
-        """Lanes opened for this pass alone: a first pass over many windows, when the run has
-        sessions to spare (it runs one lane) and each window may be planned ahead."""
+    def _shared_pass(self, mapping: FolderMapping, work: FolderWork) -> SharedPass | None:
+        """A first pass over many windows that other lanes may join (folderlanes.py), where
+        each window may be planned ahead and the run may open sessions."""
+        if work.spans is None or work.spans.left < MIN_WINDOWS or self._reconnect is None:
+            return None
         record = self._snapshot.records.get(mapping.source.name)
         first_pass = record is None or not record.checkpoint.complete
-        wanted = helpers_wanted(work, self._free_sessions)
-        if not wanted or not first_pass or not self._windows_ahead(mapping):
-            return []
-        helpers = []
-        for lane in self._open_lanes(wanted + 1)[1:]:
-            copy = FolderCopy(
-                lane.source,
-                lane.target,
-                self.store,
-                self.pair,
-                mapping,
-                self.options.selection,
-                lane.summary,
-                self.progress,
-                lane.pace,
-                self._check_stop,
-                batch_bytes=self.options.batch_bytes,
-                keep_labels=self.options.labels is not None,
-                windows_ahead=True,
-            )
-            helpers.append(Helper(lane.source, lane.target, lane.planner(), copy, lane.summary))
-        log.info("folder.lanes", folder=mapping.source.name, lanes=len(helpers) + 1)
+        if self.options.connections < 2 or not first_pass or not self._windows_ahead(mapping):
+            return None
+        return SharedPass(work)
+
+    def _opened_helpers(
+        self, mapping: FolderMapping, shared: SharedPass
+    ) -> list[Callable[[], None]]:
+        """Lanes opened for this pass alone, when the run has sessions to spare (one lane)."""
+        spans = shared.work.spans
+        wanted = min(self._free_sessions, spans.left if spans is not None else 0)
+        helpers: list[Callable[[], None]] = []
+        for lane in self._open_lanes(wanted + 1)[1:] if wanted else []:
+            if not shared.join():
+                close_sessions(lane.source, lane.target)
+                break
+            copy = lane._copy_for(mapping)
+
+            def run(lane: Migration = lane, copy: FolderCopy = copy) -> None:
+                try:
+                    shared.help(copy, lane.planner(), lane.summary)
+                finally:
+                    close_sessions(lane.source, lane.target)
+
+            helpers.append(run)
+        if helpers:
+            log.info("folder.lanes", folder=mapping.source.name, opened=len(helpers))
         return helpers
+
+    def _help_others(self) -> None:
+        """No folder left for this lane: copy windows of other lanes' big passes while any is
+        open (folderlanes.py); a failure on this lane's sessions ends its help."""
+        while (shared := self._passes.wait_to_join(self._stop)) is not None:
+            mapping = shared.work.mapping
+            log.info("folder.joined", folder=mapping.source.name)
+            if shared.help(self._copy_for(mapping), self.planner(), None) is not None:
+                return
+
+    def _copy_for(self, mapping: FolderMapping) -> FolderCopy:
+        """A copy of windows of another lane's pass on this lane's sessions."""
+        return FolderCopy(
+            self.source,
+            self.target,
+            self.store,
+            self.pair,
+            mapping,
+            self.options.selection,
+            self.summary,
+            self.progress,
+            self.pace,
+            self._check_stop,
+            batch_bytes=self.options.batch_bytes,
+            keep_labels=self.options.labels is not None,
+            windows_ahead=True,
+        )
 
     def _windows_ahead(self, mapping: FolderMapping) -> bool:
         """Whether the next window may be planned while this one is copied (``FolderCopy``)."""
