@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from mailferry.adapters.memory.account import MemoryAccount, MemoryServer
 from mailferry.adapters.memory.state import MemoryStateStore
 from mailferry.domain.ports import StateStore
@@ -46,7 +48,13 @@ def one_big_folder() -> tuple[MemoryServer, MemoryServer]:
 
 
 def run(sessions: Sessions, store: StateStore, *, connections: int = 3, **kw: object) -> Migration:
-    options = SyncOptions(batch_count=4, retry=FAST, connections=connections, window=WINDOW)
+    options = SyncOptions(
+        batch_count=4,
+        retry=FAST,
+        connections=connections,
+        window=WINDOW,
+        share_big_folders=bool(kw.pop("share", True)),
+    )
     migration = Migration(
         sessions.source(), sessions.target(), store, PAIR, options, reconnect=sessions, **kw
     )
@@ -71,10 +79,12 @@ def test_the_windows_are_shared_out_over_every_session_and_copied_once():
     assert again.targets == 1  # an incremental pass opens no helper
 
 
-def test_one_session_when_the_run_may_open_no_other():
+@pytest.mark.parametrize(("connections", "share"), [(1, True), (3, False)])
+def test_one_session_when_the_run_may_not_share(connections: int, share: bool):
+    """One connection allowed, or sharing not asked for (the default: slower on Dovecot)."""
     src, dst = one_big_folder()
     sessions = Sessions(src, dst)
-    m = run(sessions, MemoryStateStore(), connections=1)
+    m = run(sessions, MemoryStateStore(), connections=connections, share=share)
     assert (sessions.targets, m.summary.messages_copied) == (1, MESSAGES)
     assert contents(dst, "INBOX") == contents(src, "INBOX")
 

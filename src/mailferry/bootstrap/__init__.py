@@ -112,6 +112,7 @@ class SyncRequest:
     dry_run: bool = False
     batch_size: int = 200
     connections: int = 1
+    share_big_folders: bool = False  # lanes join a big folder's first pass (folderlanes.py)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float = 120.0
     prompt: Callable[[str], str] | None = None
@@ -204,6 +205,7 @@ class Pair:
             dry_run=self.request.dry_run,
             batch_count=self.request.batch_size,
             connections=self.request.connections,
+            share_big_folders=self.request.share_big_folders,
             retry=self.request.retry,
             labels=self.labels,
         )

@@ -64,8 +64,15 @@ from mailferry.service.resilience import RetryPolicy
     type=click.IntRange(1, 32),
     default=3,
     show_default=True,
-    help="Sessions per account for a first pass; folders (and a lone big folder's windows) are "
-    "shared out over them (incremental passes use one). Mind the servers' per-account limits.",
+    help="Sessions per account for a first pass; folders are shared out over them "
+    "(incremental passes use one). Mind the servers' per-account limits.",
+)
+@click.option(
+    "--share-big-folders",
+    is_flag=True,
+    help="Lanes with no folder left copy windows of a big folder's first pass too. Slower on "
+    "Dovecot (each session re-reads the folder's index for the others' appends); for servers "
+    "that store one folder's messages in parallel.",
 )
 @click.option(
     "--batch-size",
@@ -282,6 +289,7 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
         dry_run=bool(kw.get("dry_run")),
         batch_size=kw.get("batch_size") or 200,
         connections=kw.get("connections") or 3,
+        share_big_folders=bool(kw.get("share_big_folders")),
         retry=RetryPolicy(
             attempts=kw["retries"],
             base_wait=kw["retry_wait"],

@@ -73,6 +73,10 @@ class SyncOptions:
     batch_count: int = 200
     batch_bytes: int = 16 << 20
     connections: int = 1  # sessions per account; folders are shared out over them
+    # Lanes also share a big folder's first pass (folderlanes.py). Off by default: on Dovecot
+    # (Maildir) three sessions appending to one folder of 200,000 took 2.7x one session's time,
+    # each re-reading the folder's index for the others' appends (benchmarks/README.md).
+    share_big_folders: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     labels: LabelPolicy | None = None  # the source's folders are labels (Gmail)
     window: int = WINDOW  # source UIDs per window of a streamed folder pass (windows.py)
@@ -514,7 +518,9 @@ class Migration:
             return None
         record = self._snapshot.records.get(mapping.source.name)
         first_pass = record is None or not record.checkpoint.complete
-        if self.options.connections < 2 or not first_pass or not self._windows_ahead(mapping):
+        if not self.options.share_big_folders or self.options.connections < 2:
+            return None
+        if not first_pass or not self._windows_ahead(mapping):
             return None
         return SharedPass(work)
 
