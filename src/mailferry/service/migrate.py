@@ -462,23 +462,9 @@ class Migration:
         folder_log = log.bind(folder=name, target=mapping.target)
         folder_log.info("folder.started", messages=messages, bytes=nbytes)
         copied, failed = self.summary.messages_copied, self.summary.messages_failed
-        copy = FolderCopy(
-            self.source,
-            self.target,
-            self.store,
-            self.pair,
-            mapping,
-            self.options.selection,
-            self.summary,
-            self.progress,
-            self.pace,
-            self._check_stop,
-            batch_bytes=self.options.batch_bytes,
-            keep_labels=self.options.labels is not None,
-            windows_ahead=self._windows_ahead(mapping),
-            after_part=lambda part: self._note(
-                name, [m.uid for m in part.copy if m.uid not in copy.failures]
-            ),
+        copy = self._copy_for(mapping, windows_ahead=self._windows_ahead(mapping))
+        copy.after_part = lambda part: self._note(
+            name, [m.uid for m in part.copy if m.uid not in copy.failures]
         )
         try:
             if (shared := self._shared_pass(mapping, work)) is not None:
@@ -557,8 +543,9 @@ class Migration:
             if shared.help(self._copy_for(mapping), self.planner(), None) is not None:
                 return
 
-    def _copy_for(self, mapping: FolderMapping) -> FolderCopy:
-        """A copy of windows of another lane's pass on this lane's sessions."""
+    def _copy_for(self, mapping: FolderMapping, *, windows_ahead: bool = True) -> FolderCopy:
+        """A copy of ``mapping``'s pass (or of windows of another lane's) on this lane's
+        sessions."""
         return FolderCopy(
             self.source,
             self.target,
@@ -572,7 +559,7 @@ class Migration:
             self._check_stop,
             batch_bytes=self.options.batch_bytes,
             keep_labels=self.options.labels is not None,
-            windows_ahead=True,
+            windows_ahead=windows_ahead,
         )
 
     def _windows_ahead(self, mapping: FolderMapping) -> bool:
