@@ -5,6 +5,8 @@ fresh database per test that asks for one."""
 from __future__ import annotations
 
 import itertools
+import lzma
+import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -40,6 +42,19 @@ SOURCE_SPECIAL_USE = {
 MakeUser = Callable[[DovecotServer | CyrusServer | CourierServer | DavServer], tuple[str, str]]
 
 _user_numbers = itertools.count(1)
+
+
+PST_TEST_OST = Path(__file__).resolve().parent / "data" / "pst" / "pstextractortest.ost.xz"
+
+
+@pytest.fixture(scope="session")
+def ost(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pst-extractor's test OST (MIT, tests/data/pst/NOTICE), unpacked once a session; tests
+    that damage or rename it work on a copy."""
+    path = tmp_path_factory.mktemp("pst") / "mailbox.ost"
+    with lzma.open(PST_TEST_OST) as packed, path.open("wb") as out:
+        shutil.copyfileobj(packed, out)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import lzma
 import os
 import shutil
 import subprocess
@@ -25,17 +24,8 @@ from mailferry.adapters.dav import CollectionKind, DavAccount, DavLogin, DavSess
 from mailferry.adapters.tls import TlsOptions
 
 pytestmark = pytest.mark.integration
-DATA = Path(__file__).resolve().parents[1] / "data" / "pst" / "pstextractortest.ost.xz"
 LA = zoneinfo.ZoneInfo("America/Los_Angeles")
 ITEMS = 169
-
-
-@pytest.fixture(scope="module")
-def ost(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("pst") / "mailbox.ost"
-    with lzma.open(DATA) as packed, path.open("wb") as out:
-        shutil.copyfileobj(packed, out)
-    return path
 
 
 def mailferry(command: str, ost: Path, server, user: tuple[str, str], state: Path, *args: str):

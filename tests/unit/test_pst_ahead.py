@@ -6,8 +6,6 @@ given up on without harm.
 
 from __future__ import annotations
 
-import lzma
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,6 @@ import pytest
 from mailferry.adapters.files import PstAccount, pstmail
 from mailferry.adapters.files.pstahead import ReadAhead
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "pst" / "pstextractortest.ost.xz"
 BOX = "Root - Mailbox/IPM_SUBTREE/"
 BUILT_BEFORE = {
     ("Deleted Items", 1): "4940f51a530dfa5b10b5ba13030462e342611b1704d6dc573a90eab1ad6166ba",
@@ -33,14 +30,6 @@ BUILT_BEFORE = {
     ("Sent Items", 2): "8bf3b858867c270c88238b275fc762fbe38578c2fa0f90a2aa5550b9e07f0445",
     ("Sync Issues", 1): "9c91e98e38a10b301ea48b893ee9a0474f2e1ab8b09c4843c3b720517a4984fa",
 }
-
-
-@pytest.fixture(scope="module")
-def ost(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("pst") / "test.ost"
-    with lzma.open(DATA) as packed, path.open("wb") as out:
-        shutil.copyfileobj(packed, out)
-    return path
 
 
 def test_every_mail_message_of_the_ost_is_built_byte_for_byte_as_before(ost: Path) -> None:

@@ -7,7 +7,6 @@ twice; a damaged block fails its item only, with the file and the reason.
 
 from __future__ import annotations
 
-import lzma
 import shutil
 import threading
 from pathlib import Path
@@ -23,19 +22,10 @@ from mailferry.domain.errors import FolderError, ItemError
 from mailferry.domain.items import identify
 from mailferry.service.davsync import DavOptions, sync_accounts
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "pst" / "pstextractortest.ost.xz"
 ITEMS = 169  # 9 + 160
 # A 4 KiB page of the OST holding (compressed) data of one Calendar appointment; found by
 # overwriting pages one by one until exactly one item failed and every other one still read.
 DAMAGED_PAGE = 2822144
-
-
-@pytest.fixture(scope="module")
-def ost(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("pst") / "test.ost"
-    with lzma.open(DATA) as packed, path.open("wb") as out:
-        shutil.copyfileobj(packed, out)
-    return path
 
 
 def target_uids(server: MemoryDavServer) -> list[str]:
