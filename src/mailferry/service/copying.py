@@ -96,6 +96,11 @@ class FolderCopy:
         # Planning's STATUS of the target is a lower bound of the UIDs to come (UIDNEXT only
         # grows): no STATUS of its own for the intents (``_target_status``).
         self.known_target = self.known_target or work.target_status
+        if not work.streamed and not work.copy:  # flags at most: no reading thread for that
+            self._apply_flag_updates(work.updates)
+            if self.after_part is not None:
+                self.after_part(work)
+            return
         if self.windows_ahead:
             self._copy(parts, select=bool(work.copy or work.planned))
         else:  # each window planned once the one before is copied and recorded
