@@ -240,7 +240,8 @@ class Migration:
                 try:
                     mapping = folders.get_nowait()
                 except queue.Empty:
-                    self._help_others()
+                    if self.options.share_big_folders:
+                        self._help_others()
                     return
                 self._check_stop()
                 with self._passes.busy():
