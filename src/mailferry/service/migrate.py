@@ -501,15 +501,13 @@ class Migration:
     def _shared_pass(self, mapping: FolderMapping, work: FolderWork) -> SharedPass | None:
         """A first pass over many windows that other lanes may join (folderlanes.py), where
         each window may be planned ahead and the run may open sessions."""
+        if not self.options.share_big_folders or self.options.connections < 2:
+            return None
         if work.spans is None or work.spans.left < MIN_WINDOWS or self._reconnect is None:
             return None
         record = self._snapshot.records.get(mapping.source.name)
         first_pass = record is None or not record.checkpoint.complete
-        if not self.options.share_big_folders or self.options.connections < 2:
-            return None
-        if not first_pass or not self._windows_ahead(mapping):
-            return None
-        return SharedPass(work)
+        return SharedPass(work) if first_pass and self._windows_ahead(mapping) else None
 
     def _opened_helpers(
         self, mapping: FolderMapping, shared: SharedPass
