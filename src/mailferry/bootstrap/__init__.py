@@ -49,6 +49,7 @@ from mailferry.domain.profiles import (
 from mailferry.service.folderwork import FolderWork
 from mailferry.service.migrate import Migration, SyncOptions
 from mailferry.service.planning import plan_folders
+from mailferry.service.prefetch import both
 from mailferry.service.progress import Progress
 from mailferry.service.resilience import RetryPolicy
 from mailferry.service.verify import VerifyReport, verify
@@ -419,8 +420,12 @@ def open_pair(request: SyncRequest, *, read_only: bool = False) -> Iterator[Pair
     with contextlib.ExitStack() as stack:
         stack.callback(store.close)
         stack.callback(connector.close_all)
-        source = _first_session(connector.source, request.retry)
-        target = _first_session(connector.target, request.retry)
+        # Both logins at once: over a WAN each is several round trips. The source's failure is
+        # the one reported; a target that opened meanwhile is closed with the connector.
+        source, target = both(
+            lambda: _first_session(connector.source, request.retry),
+            lambda: _first_session(connector.target, request.retry),
+        )
         if isinstance(source, MboxAccount) and source.folders_are_labels:
             source_profile = PROFILES["gmail"]  # a Takeout export: its folders are Gmail labels
         labels = label_policy(source_profile, request.labels)

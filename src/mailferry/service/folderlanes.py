@@ -29,9 +29,7 @@ import contextvars
 import threading
 from collections.abc import Callable, Iterator
 
-from mailferry.domain.errors import MailferryError
 from mailferry.domain.model import Summary
-from mailferry.domain.ports import MailAccount
 from mailferry.logs import get_logger
 from mailferry.service.copying import FolderCopy
 from mailferry.service.folderwork import FolderWork
@@ -172,9 +170,3 @@ def copy_shared(shared: SharedPass, copy: FolderCopy, helpers: list[Callable[[],
         for thread in threads:
             thread.join()
     shared.finish(copy, failed=False)
-
-
-def close_sessions(*accounts: MailAccount) -> None:
-    for account in accounts:
-        with contextlib.suppress(MailferryError, OSError):
-            account.close()

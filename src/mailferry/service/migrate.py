@@ -19,7 +19,6 @@ and copying are already their own modules.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import functools
 import queue
@@ -50,13 +49,13 @@ from mailferry.service.folderlanes import (
     MIN_WINDOWS,
     SharedPass,
     SharedPasses,
-    close_sessions,
     copy_shared,
 )
 from mailferry.service.folderwork import FolderWork
 from mailferry.service.planning import FolderPlanner, plan_folders
 from mailferry.service.progress import NoProgress, Progress
 from mailferry.service.resilience import Pace, Reconnect, RetryPolicy
+from mailferry.service.sessions import close_sessions, open_pairs
 from mailferry.service.snapshot import Snapshot, take_snapshot
 from mailferry.service.windows import WINDOW
 
@@ -256,17 +255,11 @@ class Migration:
             self._stop.set()  # the other lanes stop after their burst in flight
 
     def _open_lanes(self, count: int) -> list[Migration]:
-        """This run plus up to ``count - 1`` lanes with sessions of their own."""
+        """This run plus up to ``count - 1`` lanes with sessions of their own, opened at once."""
         assert self._reconnect is not None  # noqa: S101 - run() checked it
+        pairs, failed = open_pairs(self._reconnect, count - 1) if count > 1 else ([], None)
         lanes = [self]
-        for _ in range(count - 1):
-            try:
-                source, target = self._reconnect.source(), self._reconnect.target()
-            except ConnectError as exc:  # fewer lanes, not a failed run (AuthError still ends it)
-                if isinstance(exc, AuthError):
-                    raise
-                self.summary.warnings.append(f"ran with {len(lanes)} connection(s): {exc}")
-                break
+        for source, target in pairs:
             lane = Migration(
                 source,
                 target,
@@ -282,6 +275,8 @@ class Migration:
             lane._passes = self._passes
             lane._snapshot = self._snapshot
             lanes.append(lane)
+        if failed is not None:  # fewer lanes, not a failed run
+            self.summary.warnings.append(f"ran with {len(lanes)} connection(s): {failed}")
         return lanes
 
     def _run_lanes(self, folders: queue.SimpleQueue[FolderMapping], count: int) -> None:
@@ -435,9 +430,7 @@ class Migration:
     def _reopen(self) -> None:
         """Fresh sessions on both sides; a failure here costs an attempt like any other."""
         assert self._reconnect is not None  # noqa: S101 - _retrying checked it
-        for account in (self.source, self.target):
-            with contextlib.suppress(MailferryError):
-                account.close()
+        close_sessions(self.source, self.target)
         try:
             self.source = self._reconnect.source()
             self.target = self._reconnect.target()

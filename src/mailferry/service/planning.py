@@ -39,6 +39,7 @@ from mailferry.domain.ports import (
     StateStore,
 )
 from mailferry.service.folderwork import FolderWork
+from mailferry.service.prefetch import both
 from mailferry.service.snapshot import Snapshot
 from mailferry.service.windows import WINDOW, SharedSpans, Windows, spans
 
@@ -78,8 +79,11 @@ class FolderPlanner:
             known_src, known_tgt, copied = unchanged
             return FolderWork(mapping, known_src, known_tgt, existing=copied, unchanged=True)
         name = mapping.source.name
-        src = self.source.status(name)
-        tgt = self._target_status(mapping.target, dry_run=dry_run)
+        # Each side's STATUS is a SELECT the pass needs anyway (adapters/imap): both at once.
+        src, tgt = both(
+            lambda: self.source.status(name),
+            lambda: self._target_status(mapping.target, dry_run=dry_run),
+        )
         checkpoint = self.store.checkpoint(self.pair, name)
         if (
             checkpoint is not None

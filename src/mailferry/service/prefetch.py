@@ -91,3 +91,30 @@ class Prefetch(Generic[T]):
         except BaseException as exc:  # noqa: BLE001 - handed to the writer's thread, raised there
             self._ready.put(_Raised(exc))
         self._ready.put(_DONE)
+
+
+U = TypeVar("U")
+
+
+def both(first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
+    """``first()`` here and ``second()`` on a thread, at the same time: two round trips on two
+    sessions (a folder's source and target) cost one. The first's error wins; either way both
+    have ended when this returns, so neither session is still in use."""
+    results: list[U] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(second())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True)
+    thread.start()
+    try:
+        value = first()
+    finally:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return value, results[0]

@@ -13,6 +13,7 @@ import hashlib
 import io
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import imapclient
@@ -64,6 +65,7 @@ class ImapAccount:
         self._caps = frozenset(as_str(c).upper() for c in client.capabilities())
         self._selected: str | None = None
         self._select_info: dict[bytes, Any] = {}
+        self._just_selected = False
         self._pipeline = Pipeline(client._imap)  # imaplib's documented send/readline/read
         if "CONDSTORE" in self._caps and "ENABLE" in self._caps:
             with self._guard():
@@ -93,6 +95,7 @@ class ImapAccount:
     def _guard(self, folder: str | None = None) -> Iterator[None]:
         """``translated`` plus one thing only the session knows: the text of a BYE that came just
         before the connection closed ("Server Unavailable. 15" is a request to slow down)."""
+        self._just_selected = False  # a command is sent: the SELECT's counts may be stale
         try:
             with translated(folder):
                 yield
@@ -250,6 +253,17 @@ class ImapAccount:
         ]
 
     def status(self, folder: str) -> FolderStatus:
+        """SELECT (EXAMINE on a source): its answer carries STATUS's values (RFC 3501 6.3.1,
+        RFC 7162 3.1.2.1), and the folder is then selected for the pass that asked, which needs
+        it selected anyway. One round trip a folder instead of two, each a WAN round trip. A
+        server whose answer lacks UIDVALIDITY or UIDNEXT is asked STATUS."""
+        found = _selected_status(self._select(folder, fresh=True))
+        if found is None:
+            return self._status_command(folder)
+        # A profile that masks CONDSTORE (Microsoft 365) is not counted on for HIGHESTMODSEQ.
+        return found if self.condstore else replace(found, highestmodseq=None)
+
+    def _status_command(self, folder: str) -> FolderStatus:
         imap = self._client._imap
         with self._guard(folder):
             typ, data = imap.status(
@@ -284,10 +298,13 @@ class ImapAccount:
     def _select(self, folder: str, *, fresh: bool = False) -> dict[bytes, Any]:
         """SELECT (EXAMINE) ``folder`` unless it is selected; ``fresh`` selects it again, for a
         message count that is not stale (appends since the last SELECT are not in it)."""
-        if fresh or self._selected != folder:
-            with self._guard(folder):
-                self._select_info = self._client.select_folder(folder, readonly=self._readonly)
-            self._selected = folder
+        if self._selected == folder and (not fresh or self._just_selected):
+            return self._select_info
+        self._selected = None  # a SELECT refused leaves no folder selected (RFC 3501 6.3.1)
+        with self._guard(folder):
+            self._select_info = self._client.select_folder(folder, readonly=self._readonly)
+        self._selected = folder
+        self._just_selected = True  # no command since: as fresh as a SELECT sent now
         return self._select_info
 
     def permanent_flags(self, folder: str) -> frozenset[str]:
@@ -527,6 +544,21 @@ def _folder_status(raw: dict[bytes, int]) -> FolderStatus:
         uidvalidity=int(raw[b"UIDVALIDITY"]),
         uidnext=int(raw[b"UIDNEXT"]),
         exists=int(raw[b"MESSAGES"]),
+        highestmodseq=int(modseq) if modseq is not None else None,
+    )
+
+
+def _selected_status(info: dict[bytes, Any]) -> FolderStatus | None:
+    """The STATUS values of a SELECT's answer, None without UIDVALIDITY or UIDNEXT (servers
+    before RFC 3501 may leave them out). HIGHESTMODSEQ comes once CONDSTORE is enabled;
+    ``[NOMODSEQ]`` leaves it None, as STATUS would."""
+    if b"UIDVALIDITY" not in info or b"UIDNEXT" not in info:
+        return None
+    modseq = info.get(b"HIGHESTMODSEQ")
+    return FolderStatus(
+        uidvalidity=int(info[b"UIDVALIDITY"]),
+        uidnext=int(info[b"UIDNEXT"]),
+        exists=int(info.get(b"EXISTS", 0)),
         highestmodseq=int(modseq) if modseq is not None else None,
     )
 
