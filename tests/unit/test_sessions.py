@@ -115,3 +115,86 @@ def test_both_raises_the_second_calls_error() -> None:
 
     with pytest.raises(AuthError, match="target refused"):
         both(lambda: 1, second)
+
+
+# -- the run opens its lanes' sessions while it starts (Migration._early_lanes) -----------------
+
+from mailferry.adapters.memory.account import MemoryAccount, MemoryServer  # noqa: E402
+from mailferry.adapters.memory.state import MemoryStateStore  # noqa: E402
+from mailferry.service.migrate import Migration, SyncOptions  # noqa: E402
+from tests.fakes import contents, fill, message  # noqa: E402
+
+
+class SlowStart(MemoryAccount):
+    """A target whose folder creation waits until the lanes' sessions are being opened: a run
+    that opened them only after its start would time out here and report the folder."""
+
+    lanes_opening: threading.Event
+
+    def create_folder(self, name: str) -> None:
+        if not self.lanes_opening.wait(5):
+            raise ConnectError("the lanes' sessions were not opened during the start")
+        super().create_folder(name)
+
+
+class LaneSessions:
+    def __init__(self, src: MemoryServer, dst: MemoryServer) -> None:
+        self.src, self.dst = src, dst
+        self.opened = threading.Event()
+        self.count = 0
+
+    def source(self) -> MemoryAccount:
+        self.opened.set()
+        self.count += 1
+        return MemoryAccount(self.src)
+
+    def target(self) -> MemoryAccount:
+        self.opened.set()
+        self.count += 1
+        return MemoryAccount(self.dst)
+
+
+def _servers() -> tuple[MemoryServer, MemoryServer]:
+    src, dst = MemoryServer(), MemoryServer(delimiter=".")
+    for f, name in enumerate(["INBOX", "A", "B", "C"]):
+        fill(src, name, [message(100 * f + i) for i in range(5)])
+    return src, dst
+
+
+def test_a_first_pass_opens_its_lanes_while_the_folders_are_created() -> None:
+    src, dst = _servers()
+    lanes = LaneSessions(src, dst)
+    target = SlowStart(dst)
+    target.lanes_opening = lanes.opened
+    options = SyncOptions(connections=3)
+    m = Migration(MemoryAccount(src), target, MemoryStateStore(), "p", options, reconnect=lanes)
+    summary = m.run()
+    assert summary.failures == [] and summary.messages_copied == 20
+    assert lanes.count == 4  # two lanes, a session to each side
+    for name in ["INBOX", "A", "B", "C"]:
+        assert contents(dst, name) == contents(src, name)
+
+
+def test_an_incremental_pass_opens_no_lane_early() -> None:
+    src, dst = _servers()
+    store = MemoryStateStore()
+    first = LaneSessions(src, dst)
+    Migration(
+        MemoryAccount(src),
+        MemoryAccount(dst),
+        store,
+        "p",
+        SyncOptions(connections=3),
+        reconnect=first,
+    ).run()
+    again = LaneSessions(src, dst)
+    summary = Migration(
+        MemoryAccount(src),
+        MemoryAccount(dst),
+        store,
+        "p",
+        SyncOptions(connections=3),
+        reconnect=again,
+    ).run()
+    assert summary.messages_copied == 0
+    assert again.count == 0

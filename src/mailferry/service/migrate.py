@@ -53,10 +53,11 @@ from mailferry.service.folderlanes import (
 )
 from mailferry.service.folderwork import FolderWork
 from mailferry.service.planning import FolderPlanner, plan_folders
+from mailferry.service.prefetch import both
 from mailferry.service.progress import NoProgress, Progress
 from mailferry.service.resilience import Pace, Reconnect, RetryPolicy
-from mailferry.service.sessions import close_sessions, open_pairs
-from mailferry.service.snapshot import Snapshot, take_snapshot
+from mailferry.service.sessions import EarlyPairs, close_sessions, open_pairs
+from mailferry.service.snapshot import Snapshot, source_statuses, take_snapshot
 from mailferry.service.windows import WINDOW
 
 STOP_REQUESTED = "stop requested"
@@ -113,6 +114,7 @@ class Migration:
         self._snapshot = Snapshot()  # read by _start: statuses and records of every folder
         self._free_sessions = 0  # sessions a big folder's first pass may open (folderlanes.py)
         self._passes = SharedPasses()  # passes other lanes may join, shared by the lanes
+        self._early: EarlyPairs | None = None  # lane sessions opening while the run starts
 
     # -- entry points -------------------------------------------------------------------------------
     def planner(self) -> FolderPlanner:
@@ -179,26 +181,42 @@ class Migration:
         return self.summary
 
     def _run_phases(self) -> None:
-        self._retrying(None, self._start)
-        free, ordered = self._phases()
-        lanes = self._lanes_worth_opening(free)
-        queue = self._folder_queue(free, sort_by_size=lanes > 1)
-        if lanes > 1:
-            self._run_lanes(queue, lanes)
-        else:  # one lane: a big folder's first pass may use the other sessions itself
-            self._free_sessions = self.options.connections - 1 if self._reconnect else 0
-            self._drain(queue)
+        try:
+            self._retrying(None, self._start)
+            free, ordered = self._phases()
+            lanes = self._lanes_worth_opening(free)
+            queue = self._folder_queue(free, sort_by_size=lanes > 1)
+            if lanes > 1:
+                self._run_lanes(queue, lanes)
+            else:  # one lane: a big folder's first pass may use the other sessions itself
+                self._free_sessions = self.options.connections - 1 if self._reconnect else 0
+                self._drain(queue)
+        finally:
+            if self._early is not None:  # not taken: the run had no use for them
+                self._early.discard()
+                self._early = None
         for mapping in ordered:  # in-flight copies count before any folder leaves one out
             self._retrying(mapping.source.name, functools.partial(self._settle, mapping))
         self._drain(self._folder_queue(ordered, sort_by_size=False))
 
-    def _lanes_worth_opening(self, mappings: list[FolderMapping]) -> int:
+    def _early_lanes(self, records: Mapping[str, FolderRecord]) -> None:
+        """Start opening the lanes' sessions as soon as the folders are mapped, if the run will
+        want them: their logins then overlap the folders' creation and the statuses' reading."""
+        if self._early is not None or self._reconnect is None:
+            return
+        count = self._lanes_worth_opening(self._phases()[0], records)
+        if count > 1:
+            self._early = EarlyPairs(self._reconnect, count - 1)
+
+    def _lanes_worth_opening(
+        self, mappings: list[FolderMapping], records: Mapping[str, FolderRecord] | None = None
+    ) -> int:
         """Extra sessions pay off for a first pass over several folders; an incremental pass is a
         few round trips per folder, cheaper than logging in again (every folder has completed a
         pass before)."""
         if self.options.connections <= 1 or self._reconnect is None or len(mappings) <= 1:
             return 1
-        records = self._snapshot.records
+        records = self._snapshot.records if records is None else records
         for mapping in mappings:
             record = records.get(mapping.source.name)
             if record is None or not record.checkpoint.complete:
@@ -257,7 +275,13 @@ class Migration:
     def _open_lanes(self, count: int) -> list[Migration]:
         """This run plus up to ``count - 1`` lanes with sessions of their own, opened at once."""
         assert self._reconnect is not None  # noqa: S101 - run() checked it
-        pairs, failed = open_pairs(self._reconnect, count - 1) if count > 1 else ([], None)
+        early, self._early = self._early, None
+        if early is not None and count == self.options.connections:
+            pairs, failed = early.take()
+        else:
+            if early is not None:
+                early.discard()
+            pairs, failed = open_pairs(self._reconnect, count - 1) if count > 1 else ([], None)
         lanes = [self]
         for source, target in pairs:
             lane = Migration(
@@ -314,6 +338,7 @@ class Migration:
         self._folder_plan = None
         records = self.store.folder_records(self.pair)  # read once: pins, snapshot, lanes
         plan = self.folder_plan(records)
+        self._early_lanes(records)
         self.summary.renames = [
             (m.source.name, m.target, m.rename_reason) for m in plan.mappings if m.rename_reason
         ]
@@ -322,8 +347,12 @@ class Migration:
         for warning in accounting.raw_name_warnings(plan):
             if warning not in self.summary.warnings:  # _start runs again after a reconnect
                 self.summary.warnings.append(warning)
-        self._ledger.uncreated = accounting.prepare_target(self.target, plan, self.summary)
-        self._snapshot = take_snapshot(self.source, self.target, plan, records)
+        # The target's folders created while the source's statuses are read (two sessions).
+        self._ledger.uncreated, statuses = both(
+            lambda: accounting.prepare_target(self.target, plan, self.summary),
+            lambda: source_statuses(self.source, plan),
+        )
+        self._snapshot = take_snapshot(self.source, self.target, plan, records, statuses)
 
     def request_stop(self, why: str = STOP_REQUESTED) -> None:
         """Finish the burst in flight, save state, and return (safe from a signal handler)."""

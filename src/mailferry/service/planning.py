@@ -419,8 +419,7 @@ def plan_folders(
     to the target folder recorded in its checkpoint keeps every later run on the same folders. The user's
     own --map entries always win over pins.
     """
-    source_folders = source.list_folders()
-    target_folders = target.list_folders()
+    source_folders, target_folders = both(source.list_folders, target.list_folders)
     if store is not None:
         if records is None:
             records = store.folder_records(pair)

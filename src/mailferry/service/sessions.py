@@ -67,3 +67,39 @@ def close_sessions(*accounts: MailAccount) -> None:
     for account in accounts:
         with contextlib.suppress(MailferryError, OSError):
             account.close()
+
+
+class EarlyPairs:
+    """Lane sessions opened on a thread of their own while the run's start lists, creates and
+    reads the status of folders (over a WAN, both are several round trips): taken by the lanes,
+    or closed when the run finds no use for them (``discard``, always called)."""
+
+    def __init__(self, reconnect: Reconnect, count: int) -> None:
+        self._pairs: list[Pair] = []
+        self._failed: ConnectError | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=contextvars.copy_context().run, args=(self._open, reconnect, count), daemon=True
+        )
+        self._thread.start()
+
+    def _open(self, reconnect: Reconnect, count: int) -> None:
+        try:
+            self._pairs, self._failed = open_pairs(reconnect, count)
+        except BaseException as exc:  # noqa: BLE001 - raised by take() in the run's thread
+            self._error = exc
+
+    def take(self) -> tuple[list[Pair], ConnectError | None]:
+        """The pairs opened (once) and the failure that left one unopened; a refused login is
+        raised here."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        pairs, self._pairs = self._pairs, []
+        return pairs, self._failed
+
+    def discard(self) -> None:
+        """Close what nobody took."""
+        self._thread.join()
+        pairs, self._pairs = self._pairs, []
+        close_sessions(*(account for pair in pairs for account in pair))

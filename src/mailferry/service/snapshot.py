@@ -57,19 +57,28 @@ class Snapshot:
         return (src, tgt, record.copied) if same else None
 
 
+def source_statuses(source: MailAccount, plan: FolderPlan) -> dict[str, FolderStatus]:
+    """Source STATUS of every mapped folder (its size orders the lanes of a first pass), read
+    while the target's folders are created (``Migration._start``)."""
+    mappings = plan.mappings
+    return source.statuses([m.source.name for m in mappings]) if mappings else {}
+
+
 def take_snapshot(
     source: MailAccount,
     target: MailAccount,
     plan: FolderPlan,
     records: Mapping[str, FolderRecord],
+    source_status: Mapping[str, FolderStatus] | None = None,
 ) -> Snapshot:
-    """Source STATUS of every mapped folder (its size orders the lanes of a first pass); target
-    STATUS only of the folders that may be unchanged (a CONDSTORE source, a complete pass).
-    ``records``: ``StateStore.folder_records``, read before the folders were mapped."""
+    """``source_statuses`` (unless given); target STATUS only of the folders that may be
+    unchanged (a CONDSTORE source, a complete pass). ``records``: ``StateStore.folder_records``,
+    read before the folders were mapped."""
     mappings = plan.mappings
     if not mappings:
         return Snapshot(records=records)
-    source_status = source.statuses([m.source.name for m in mappings])
+    if source_status is None:
+        source_status = source_statuses(source, plan)
     candidates = [
         m.target
         for m in mappings
