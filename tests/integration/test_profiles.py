@@ -184,7 +184,9 @@ def test_microsoft365_target_through_exchange_answers(exchange):
     assert result.exit_code == 1, summary  # the message over Exchange's limit is reported
     assert src_proxy.faults_fired == 1
     assert dst_proxy.faults_fired == 1
-    assert summary["throttled"] >= 2
+    # Each side's refusal is a throttle, never a failure: one retry each, or one for both when
+    # they come in the same attempt (a folder's two sides are selected at once).
+    assert summary["throttled"] in (1, 2), summary
     [failure] = summary["failures"]
     assert failure["folder"] == "INBOX"
     assert f"over the target's limit of {M365_LIMIT} bytes" in failure["reason"]

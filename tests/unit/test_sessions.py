@@ -198,3 +198,22 @@ def test_an_incremental_pass_opens_no_lane_early() -> None:
     ).run()
     assert summary.messages_copied == 0
     assert again.count == 0
+
+
+def test_both_refused_at_once_raises_the_longer_throttle() -> None:
+    from mailferry.domain.errors import ThrottledError
+
+    def first() -> None:
+        raise ConnectError("source dropped")
+
+    def second() -> None:
+        raise ThrottledError("target asks to slow down", wait=3.0)
+
+    with pytest.raises(ThrottledError, match="target"):
+        both(first, second)
+
+    def slow_first() -> None:
+        raise ThrottledError("source asks to slow down", wait=9.0)
+
+    with pytest.raises(ThrottledError, match="source"):
+        both(slow_first, second)

@@ -414,6 +414,18 @@ class FolderSetup(Protocol):
 
 
 @runtime_checkable
+class ListingAhead(Protocol):
+    """A source that answers a folder's status and lists its messages in one round trip (IMAP:
+    EXAMINE and FETCH pipelined). Optional: without it, ``status`` then ``fetch_meta``, two
+    round trips a folder over a WAN."""
+
+    def status_with_listing(self, folder: str) -> tuple[FolderStatus, list[MessageMeta] | None]:
+        """``status``, and every message's metadata with its Message-ID, in UID order; None
+        when the answer is not a whole listing (the caller lists the folder itself)."""
+        ...
+
+
+@runtime_checkable
 class AppendPipelining(Protocol):
     """A target whose APPENDs can be written before the answers to the ones before are read
     (IMAP with LITERAL+). Optional: without it, ``append_batch`` waits for each burst's answers

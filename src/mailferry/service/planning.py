@@ -35,6 +35,7 @@ from mailferry.domain.ports import (
     Copied,
     FolderRecord,
     Intent,
+    ListingAhead,
     MailAccount,
     StateStore,
 )
@@ -42,6 +43,10 @@ from mailferry.service.folderwork import FolderWork
 from mailferry.service.prefetch import both
 from mailferry.service.snapshot import Snapshot
 from mailferry.service.windows import WINDOW, SharedSpans, Windows, spans
+
+# Messages a folder may have, by the run's snapshot, for a first pass to list it in the round trip
+# of its status (``ListingAhead``): its listing is one FETCH answer, held as one window would be.
+LISTING_AHEAD = 1_000
 
 
 class FolderPlanner:
@@ -72,6 +77,7 @@ class FolderPlanner:
         self.dry_standing = dry_standing if dry_standing is not None else Counter()
         self.snapshot = snapshot or Snapshot()
         self.windows = Windows(self, window)
+        self._ahead: tuple[str, list[MessageMeta]] | None = None  # see _source_status
 
     def plan(self, mapping: FolderMapping, *, dry_run: bool) -> FolderWork:
         unchanged = self.snapshot.unchanged(mapping, self.selection.fingerprint())
@@ -81,7 +87,7 @@ class FolderPlanner:
         name = mapping.source.name
         # Each side's STATUS is a SELECT the pass needs anyway (adapters/imap): both at once.
         src, tgt = both(
-            lambda: self.source.status(name),
+            lambda: self._source_status(name, dry_run=dry_run),
             lambda: self._target_status(mapping.target, dry_run=dry_run),
         )
         checkpoint = self.store.checkpoint(self.pair, name)
@@ -146,6 +152,32 @@ class FolderPlanner:
         elif left_out:
             rows = [Copied(m.uid, None, m.flags, key, elsewhere=True) for m, key in left_out]
             self.store.add_copied(self.pair, name, rows)
+
+    def _source_status(self, name: str, *, dry_run: bool) -> FolderStatus:
+        """The source folder's status; for a small folder on its first pass, with its listing in
+        the same round trip, kept for the pass's one window (``listed_ahead``)."""
+        self._ahead = None
+        hint = self.snapshot.source.get(name)
+        if (
+            dry_run
+            or not isinstance(self.source, ListingAhead)
+            or hint is None
+            or not 0 < hint.exists <= LISTING_AHEAD
+            or name in self.snapshot.records
+        ):
+            return self.source.status(name)
+        status, listing = self.source.status_with_listing(name)
+        if listing is not None:
+            self._ahead = (name, listing)
+        return status
+
+    def listed_ahead(self, name: str, whole: bool) -> list[MessageMeta] | None:
+        """The listing read with the status, once, for the window that is the ``whole``
+        folder."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or ahead[0] != name or not whole:
+            return None
+        return ahead[1]
 
     def _target_status(self, folder: str, *, dry_run: bool) -> FolderStatus | None:
         try:

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from mailferry.domain.errors import ThrottledError
+
 T = TypeVar("T")
 
 
@@ -98,8 +100,9 @@ U = TypeVar("U")
 
 def both(first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
     """``first()`` here and ``second()`` on a thread, at the same time: two round trips on two
-    sessions (a folder's source and target) cost one. The first's error wins; either way both
-    have ended when this returns, so neither session is still in use."""
+    sessions (a folder's source and target) cost one. Both have ended when this returns, so
+    neither session is still in use. An error is raised as it came; when both fail, the one
+    that asks to wait longer (``_slower``), else the first's."""
     results: list[U] = []
     errors: list[BaseException] = []
 
@@ -113,8 +116,20 @@ def both(first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
     thread.start()
     try:
         value = first()
-    finally:
+    except BaseException as exc:  # noqa: BLE001 - raised again, or the other side's error
         thread.join()
+        raise _slower(exc, errors[0]) if errors else exc from None
+    thread.join()
     if errors:
         raise errors[0]
     return value, results[0]
+
+
+def _slower(first: BaseException, second: BaseException) -> BaseException:
+    """Of two sides refused at once, the one that asks to wait longer (a throttle's backoff
+    paces the retry); else the first."""
+    if isinstance(second, ThrottledError) and (
+        not isinstance(first, ThrottledError) or second.wait > first.wait
+    ):
+        return second
+    return first

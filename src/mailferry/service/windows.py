@@ -181,7 +181,9 @@ class Windows:
         for span in work.spans if work.spans is not None else spans(src, self.window):
             copied = p.store.copied_range(p.pair, name, span.low, span.high)
             # A window without rows (a first pass) needs the Message-IDs of every message.
-            listed = list(p.source.fetch_meta(name, span.uids, message_ids=not copied))
+            listed = p.listed_ahead(name, whole=span.uids is None)
+            if listed is None:
+                listed = list(p.source.fetch_meta(name, span.uids, message_ids=not copied))
             candidates = [m for m in listed if m.uid not in copied]
             if copied and candidates:
                 wanted = [m.uid for m in candidates]

@@ -19,6 +19,7 @@ from typing import Any
 import imapclient
 
 from mailferry.adapters.imap.atoms import internaldate as _internaldate
+from mailferry.adapters.imap.examine import examine_and_list
 from mailferry.adapters.imap.rows import BODY, MESSAGE_ID, FetchRow, by_uid, parse_rows
 from mailferry.adapters.imap.session import (
     Client,
@@ -51,6 +52,8 @@ from mailferry.domain.model import (
 from mailferry.domain.responses import slow_down
 
 META_CHUNK = 1000  # messages per metadata FETCH command
+META_ITEMS = ["FLAGS", "INTERNALDATE", "RFC822.SIZE"]
+MESSAGE_ID_ITEM = "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"
 BODY_BATCH_BYTES = 8 << 20  # small messages fetched together up to this many bytes
 PARTIAL_CHUNK = 4 << 20  # large messages fetched in partial chunks of this size
 SPOOL_IN_MEMORY = 1 << 20  # bodies larger than this spool to a temporary file
@@ -369,21 +372,45 @@ class ImapAccount:
     def fetch_meta(
         self, folder: str, uids: Sequence[int] | None = None, *, message_ids: bool = False
     ) -> Iterator[MessageMeta]:
-        items = ["FLAGS", "INTERNALDATE", "RFC822.SIZE"]
-        if message_ids:
-            items.append("BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]")
+        items = [*META_ITEMS, MESSAGE_ID_ITEM] if message_ids else META_ITEMS
         for uid, row in self._meta_rows(folder, uids, items):
             if "INTERNALDATE" not in row or "RFC822.SIZE" not in row:
                 if uids is None:
                     raise FolderError(folder, f"the server sent no date or size for UID {uid}")
                 continue  # expunged meanwhile: the caller notices the gap
-            yield MessageMeta(
-                uid=uid,
-                flags=_flags(row.get("FLAGS", ())),
-                internaldate=_internaldate(row["INTERNALDATE"]),
-                size=int(row["RFC822.SIZE"]),
-                message_id=normalise_message_id(row.get(MESSAGE_ID)) if message_ids else None,
-            )
+            yield _meta(uid, row, message_ids=message_ids)
+
+    def status_with_listing(self, folder: str) -> tuple[FolderStatus, list[MessageMeta] | None]:
+        """``status`` and, in the same round trip, every message's metadata with its Message-ID
+        (examine.py), for a small folder a first pass is about to list; None when the answer is
+        not a whole listing. A target is selected read-write by ``status`` alone."""
+        if not self._readonly:  # this class's own: ``folder`` is on the wire already
+            return ImapAccount.status(self, folder), None
+        self._selected = None
+        with self._guard(folder):
+            found = examine_and_list(self._pipeline, folder, [*META_ITEMS, MESSAGE_ID_ITEM])
+        if found.examine is None or found.examine.status != "OK":
+            text = found.examine.text if found.examine is not None else b""
+            raise _refusal(folder, [text])
+        imap = self._client._imap
+        imap.state, imap.is_readonly = "SELECTED", True  # as imaplib's own EXAMINE leaves it
+        self._selected, self._select_info = folder, found.info
+        status = _selected_status(found.info)
+        if status is None:
+            return self._status_command(folder), None
+        if not self.condstore:
+            status = replace(status, highestmodseq=None)
+        if found.fetch is not None and found.fetch.status != "OK":
+            said = found.fetch.text.decode("utf-8", "replace")  # the listing's own refusal:
+            throttled = slow_down(said, "server asks to slow down")  # a cap or a throttle
+            if throttled is not None:  # is honoured as the listing's FETCH would honour it
+                raise throttled
+        rows = found.listing()
+        if rows is None or any(
+            "INTERNALDATE" not in r or "RFC822.SIZE" not in r for r in rows.values()
+        ):
+            return status, None
+        return status, [_meta(uid, row, message_ids=True) for uid, row in sorted(rows.items())]
 
     def _meta_rows(
         self, folder: str, uids: Sequence[int] | None, items: Sequence[str]
@@ -545,6 +572,16 @@ def _folder_status(raw: dict[bytes, int]) -> FolderStatus:
         uidnext=int(raw[b"UIDNEXT"]),
         exists=int(raw[b"MESSAGES"]),
         highestmodseq=int(modseq) if modseq is not None else None,
+    )
+
+
+def _meta(uid: int, row: dict[str, Any], *, message_ids: bool) -> MessageMeta:
+    return MessageMeta(
+        uid=uid,
+        flags=_flags(row.get("FLAGS", ())),
+        internaldate=_internaldate(row["INTERNALDATE"]),
+        size=int(row["RFC822.SIZE"]),
+        message_id=normalise_message_id(row.get(MESSAGE_ID)) if message_ids else None,
     )
 
 

@@ -70,6 +70,9 @@ class NamespacedAccount(ImapAccount):
     def permanent_flags(self, folder: str) -> frozenset[str]:
         return super().permanent_flags(self._physical(folder))
 
+    def status_with_listing(self, folder: str) -> tuple[FolderStatus, list[MessageMeta] | None]:
+        return super().status_with_listing(self._physical(folder))
+
     def fetch_meta(
         self, folder: str, uids: Sequence[int] | None = None, *, message_ids: bool = False
     ) -> Iterator[MessageMeta]:

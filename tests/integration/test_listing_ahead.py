@@ -1,0 +1,86 @@
+"""A folder's status and listing in one round trip (adapters/imap/examine.py), on every server:
+the listing must be exactly what ``fetch_meta`` lists, or no listing at all."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import pytest
+
+from mailferry.adapters.imap import Credentials
+from mailferry.adapters.imap.namespaced import NamespacedAccount
+from mailferry.domain.errors import FolderError
+from mailferry.domain.model import AppendRequest, Endpoint, Security
+from mailferry.domain.ports import ListingAhead
+
+pytestmark = pytest.mark.integration
+
+WHEN = dt.datetime(2019, 3, 4, 5, 6, 7, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+FOLDER = "Ahead Prüfung"  # a space and a non-ASCII letter: quoted, modified UTF-7
+
+
+def _request(n: int) -> AppendRequest:
+    head = f"Message-ID: <ahead.{n}@x>\r\n" if n % 3 else ""  # every third has none
+    if n == 4:  # a Message-ID header folded over two lines, as some clients write it
+        head = "Message-ID:\r\n <ahead.folded.4@x>\r\n"
+    data = f"{head}Subject: ahead {n}\r\n\r\nbody {n}\r\n".encode()
+    flags = frozenset({"\\Seen", "$Label1"} if n % 2 else {"\\Flagged"})
+    return AppendRequest(n, io.BytesIO(data), len(data), flags, WHEN + dt.timedelta(hours=n))
+
+
+@pytest.fixture(params=["dovecot_dot", "dovecot_prefixed", "cyrus", "courier"])
+def accounts(request, make_user):
+    """(writable, read-only) sessions of one user, as mailferry opens a target and a source."""
+    server = request.getfixturevalue(request.param)
+    user, password = make_user(server)
+    endpoint = Endpoint("127.0.0.1", server.port, Security.NONE, user)
+    writer = NamespacedAccount.connect(endpoint, Credentials(password))
+    reader = NamespacedAccount.connect(endpoint, Credentials(password), readonly=True)
+    yield writer, reader, request.param
+    writer.close()
+    reader.close()
+
+
+def test_the_listing_read_with_the_status_is_the_folders_listing(accounts):
+    writer, reader, server = accounts
+    writer.create_folder(FOLDER)
+    writer.append_batch(FOLDER, [_request(n) for n in range(1, 9)])
+    assert isinstance(reader, ListingAhead)
+    status, listing = reader.status_with_listing(FOLDER)
+    assert status == reader.status(FOLDER)
+    if server == "courier":  # its EXAMINE says no UIDNEXT: STATUS is asked after, so the
+        assert listing is None  # listing, older than the status, is not kept
+        return
+    assert listing is not None
+    assert listing == list(reader.fetch_meta(FOLDER, message_ids=True))
+    assert len(listing) == 8
+    assert [m.message_id is None for m in listing] == [n % 3 == 0 for n in range(1, 9)]
+    assert "<ahead.folded.4@x>" in {m.message_id for m in listing}
+    # The session is left on the folder: its bodies are read without selecting it again.
+    fetched = list(reader.fetch_messages(FOLDER, listing[:2]))
+    assert [f.uid for f in fetched] == [m.uid for m in listing[:2]]
+    for message in fetched:
+        message.body.close()
+
+
+def test_an_empty_folder_is_an_empty_listing(accounts):
+    writer, reader, server = accounts
+    writer.create_folder(FOLDER)
+    status, listing = reader.status_with_listing(FOLDER)
+    assert (status.exists, listing) == (0, None if server == "courier" else [])
+
+
+def test_a_missing_folder_is_a_folder_error_and_the_session_goes_on(accounts):
+    _writer, reader, _server = accounts
+    with pytest.raises(FolderError):
+        reader.status_with_listing("Not There")
+    assert reader.status("INBOX").exists == 0
+
+
+def test_a_target_session_answers_the_status_alone(accounts):
+    writer, _reader, _server = accounts
+    writer.create_folder(FOLDER)
+    writer.append_batch(FOLDER, [_request(1)])
+    status, listing = writer.status_with_listing(FOLDER)
+    assert (status.exists, listing) == (1, None)
