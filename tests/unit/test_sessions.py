@@ -10,9 +10,13 @@ import threading
 
 import pytest
 
-from mailferry.domain.errors import AuthError, ConnectError
+from mailferry.adapters.memory.account import MemoryAccount, MemoryServer
+from mailferry.adapters.memory.state import MemoryStateStore
+from mailferry.domain.errors import AuthError, ConnectError, ThrottledError
+from mailferry.service.migrate import Migration, SyncOptions
 from mailferry.service.prefetch import both
 from mailferry.service.sessions import open_pairs
+from tests.fakes import contents, fill, message
 
 
 class FakeSession:
@@ -119,11 +123,6 @@ def test_both_raises_the_second_calls_error() -> None:
 
 # -- the run opens its lanes' sessions while it starts (Migration._early_lanes) -----------------
 
-from mailferry.adapters.memory.account import MemoryAccount, MemoryServer  # noqa: E402
-from mailferry.adapters.memory.state import MemoryStateStore  # noqa: E402
-from mailferry.service.migrate import Migration, SyncOptions  # noqa: E402
-from tests.fakes import contents, fill, message  # noqa: E402
-
 
 class SlowStart(MemoryAccount):
     """A target whose folder creation waits until the lanes' sessions are being opened: a run
@@ -201,8 +200,6 @@ def test_an_incremental_pass_opens_no_lane_early() -> None:
 
 
 def test_both_refused_at_once_raises_the_longer_throttle() -> None:
-    from mailferry.domain.errors import ThrottledError
-
     def first() -> None:
         raise ConnectError("source dropped")
 
