@@ -281,9 +281,10 @@ def _login(client: imapclient.IMAPClient, endpoint: Endpoint, credentials: Crede
 
 def _learn_capabilities(client: imapclient.IMAPClient) -> None:
     """The post-login capabilities into imapclient's cache: from the login's tagged OK
-    ``[CAPABILITY ...]`` (Cyrus) or an untagged CAPABILITY sent during login (Dovecot), both of
-    which imaplib files under CAPABILITY; else from the CAPABILITY command (Courier). Never the
-    list from before login: servers add to it once the user is known."""
+    ``[CAPABILITY ...]`` (Cyrus; Dovecot after SASL-IR) or an untagged CAPABILITY sent during
+    login (Dovecot otherwise), both of which imaplib files under CAPABILITY; else from the
+    CAPABILITY command (Courier). Never the list from before login: servers add to it once the
+    user is known (Dovecot: "post-login capabilities have more")."""
     imap = client._imap
     said = imap.untagged_responses.pop("CAPABILITY", None)
     if said and isinstance(said[-1], bytes):
