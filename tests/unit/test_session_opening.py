@@ -10,7 +10,7 @@ import json
 import pytest
 from imapclient.exceptions import LoginError
 
-from mailferry.adapters.imap.opening import enable_and_namespace, personal_namespace
+from mailferry.adapters.imap.opening import Namespaces, enable_and_namespace, personal_namespace
 from mailferry.adapters.imap.sasl import sasl_login, token_response
 from mailferry.adapters.imap.session import (
     Client,
@@ -51,14 +51,16 @@ class ScriptedImap(_Greeted):
     def open(self, host: str = "", port: int = 143, timeout: float | None = None) -> None:
         self.host, self.port, self.sock = host, port, _NoSocket()
         self.lines: list[bytes] = []
+        self.writes: list[bytes] = []
         self._incoming, self._partial, self._tag = bytearray(self._greeting), b"", b""
 
     def send(self, data: bytes) -> None:
+        self.writes.append(data)
         self._partial += data
         while b"\r\n" in self._partial:
             line, self._partial = self._partial.split(b"\r\n", 1)
             self.lines.append(line)
-            if line.startswith(self.tagpre):
+            if b" " in line:  # a command (imaplib's tag or ours), not a SASL response
                 self._tag = line.split(b" ", 1)[0]
             if self._replies:
                 self._incoming += self._replies.pop(0).replace(b"TAG", self._tag)
@@ -79,9 +81,7 @@ class ScriptedImap(_Greeted):
 
     def commands(self) -> list[bytes]:
         """The command lines sent (their tags left out), continuation lines as they were."""
-        return [
-            line.split(b" ", 1)[1] if line.startswith(self.tagpre) else line for line in self.lines
-        ]
+        return [line.split(b" ", 1)[1] if b" " in line else line for line in self.lines]
 
 
 class ScriptedClient(Client):
@@ -160,12 +160,62 @@ def test_post_login_capabilities_from_an_untagged_answer_during_login():
     assert len(client._scripted.lines) == 1
 
 
+COURIER = b"* OK [CAPABILITY IMAP4rev1 NAMESPACE IDLE] Courier-IMAP ready\r\n"
+
+
 def test_without_post_login_capabilities_they_are_asked_never_the_pre_login_ones():
-    replies = [b"TAG OK LOGIN Ok.\r\n", b"* CAPABILITY IMAP4rev1 NAMESPACE\r\nTAG OK done\r\n"]
-    greeting = b"* OK [CAPABILITY IMAP4rev1 NAMESPACE IDLE] Courier-IMAP ready\r\n"
-    client = login(greeting, replies, Credentials("pw"))
-    assert client._scripted.commands() == [b'LOGIN bob "pw"', b"CAPABILITY"]
+    """Courier: LOGIN says nothing; CAPABILITY goes out with NAMESPACE (announced before login)."""
+    replies = [
+        b"TAG OK LOGIN Ok.\r\n",
+        b"* CAPABILITY IMAP4rev1 NAMESPACE\r\nTAG OK done\r\n",
+        b'* NAMESPACE (("INBOX." ".")) NIL NIL\r\nTAG OK done\r\n',
+    ]
+    client = login(COURIER, replies, Credentials("pw"))
+    assert client._scripted.commands() == [b'LOGIN bob "pw"', b"CAPABILITY", b"NAMESPACE"]
+    assert client._scripted.writes[-1] == b"mf1 CAPABILITY\r\nmf2 NAMESPACE\r\n"  # one write
     assert client.capabilities() == (b"IMAP4REV1", b"NAMESPACE")  # no IDLE: post-login list
+    assert client.namespaces == Namespaces(("INBOX.", "."))
+    server = ScriptedServer(b"")  # the account asks for neither again
+    assert enable_and_namespace(Pipeline(server), frozenset({"NAMESPACE"}), client.namespaces) == (
+        "INBOX.",
+        ".",
+    )
+    assert server.sent == []
+
+
+@pytest.mark.parametrize(
+    ("greeting", "replies", "sent"),
+    [
+        (  # not announced before login: not asked with CAPABILITY
+            b"* OK [CAPABILITY IMAP4rev1] ready\r\n",
+            [b"* CAPABILITY IMAP4rev1 NAMESPACE\r\nTAG OK done\r\n"],
+            [b"CAPABILITY"],
+        ),
+        (  # refused: no error, the account asks again if the list offers it
+            COURIER,
+            [b"* CAPABILITY IMAP4rev1 NAMESPACE\r\nTAG OK done\r\n", b"TAG BAD unknown\r\n"],
+            [b"CAPABILITY", b"NAMESPACE"],
+        ),
+        (  # answered, but not offered after login: not believed
+            COURIER,
+            [
+                b"* CAPABILITY IMAP4rev1\r\nTAG OK done\r\n",
+                b'* NAMESPACE (("" "/")) NIL NIL\r\nTAG OK done\r\n',
+            ],
+            [b"CAPABILITY", b"NAMESPACE"],
+        ),
+    ],
+)
+def test_namespace_with_capability_only_where_it_counts(greeting, replies, sent):
+    client = login(greeting, [b"TAG OK LOGIN Ok.\r\n", *replies], Credentials("pw"))
+    assert client._scripted.commands()[1:] == sent
+    assert client.namespaces is None
+
+
+def test_refused_capability_after_login_fails_the_session():
+    replies = [b"TAG OK LOGIN Ok.\r\n", b"TAG NO not now\r\n", b"TAG OK done\r\n"]
+    with pytest.raises(ConnectError, match="server refused: CAPABILITY NO: not now"):
+        login(COURIER, replies, Credentials("pw"))
 
 
 # -- SASL-IR -------------------------------------------------------------------------------------

@@ -31,7 +31,6 @@ from mailferry.adapters.imap.session import (
 from mailferry.adapters.imap.statuses import list_status, pipelined_status, wire_name
 from mailferry.adapters.imap.wire import (
     ListEntry,
-    Pipeline,
     parse_list,
     parse_status,
     quote_mailbox,
@@ -67,9 +66,9 @@ class ImapAccount:
         self._selected: str | None = None
         self._select_info: dict[bytes, Any] = {}
         self._just_selected = False
-        self._pipeline = Pipeline(client._imap)  # imaplib's documented send/readline/read
-        with self._guard():
-            personal = enable_and_namespace(self._pipeline, self._caps)  # one round trip
+        self._pipeline = client.pipeline
+        with self._guard():  # one round trip at most; NAMESPACE may have come with CAPABILITY
+            personal = enable_and_namespace(self._pipeline, self._caps, client.namespaces)
         self._prefix = ""  # the personal namespace's prefix, set by _find_delimiter
         self._delimiter = self._find_delimiter(personal)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import imaplib
 import re
 import socket
@@ -15,8 +16,9 @@ import imapclient
 from imapclient import imap4, tls
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
+from mailferry.adapters.imap.opening import Namespaces, capabilities_and_namespace
 from mailferry.adapters.imap.sasl import plain_response, sasl_login, token_response
-from mailferry.adapters.imap.wire import quote_mailbox
+from mailferry.adapters.imap.wire import Pipeline, quote_mailbox
 from mailferry.adapters.tls import TlsOptions
 from mailferry.domain.errors import (
     AuthError,
@@ -107,7 +109,16 @@ class _Tls(_LongLines, _Greeted, tls.IMAP4_TLS):  # type: ignore[misc]
 
 
 class Client(imapclient.IMAPClient):  # type: ignore[misc]  # imapclient is untyped
-    """IMAPClient on imaplib connections that take long answer lines (``_LongLines``)."""
+    """IMAPClient on imaplib connections that take long answer lines (``_LongLines``), with
+    raw pipelined traffic beside it (``pipeline``)."""
+
+    namespaces: Namespaces | None = None  # NAMESPACE's answer, when it came with CAPABILITY
+
+    @functools.cached_property
+    def pipeline(self) -> Pipeline:
+        """Raw traffic on this session (wire.py): one per session, so that its tags (``mf1``,
+        ``mf2``...) are never used twice. imaplib's documented send/readline/read."""
+        return Pipeline(self._imap)
 
     def _create_IMAP4(self) -> imaplib.IMAP4:  # noqa: N802 - imapclient's name
         connect_timeout = getattr(self._timeout, "connect", None)
@@ -253,7 +264,7 @@ def _authenticate(
     return method
 
 
-def _login(client: imapclient.IMAPClient, endpoint: Endpoint, credentials: Credentials) -> None:
+def _login(client: Client, endpoint: Endpoint, credentials: Credentials) -> None:
     who = f"{endpoint.user} at {endpoint.host}"
     # A CAPABILITY filed before login (pre-login, or from a STARTTLS answer) is never taken for
     # the post-login list, nor is imapclient's cache of one.
@@ -279,28 +290,25 @@ def _login(client: imapclient.IMAPClient, endpoint: Endpoint, credentials: Crede
     _learn_capabilities(client)
 
 
-def _learn_capabilities(client: imapclient.IMAPClient) -> None:
+def _learn_capabilities(client: Client) -> None:
     """The post-login capabilities into imapclient's cache: from the login's tagged OK
     ``[CAPABILITY ...]`` (Cyrus; Dovecot after SASL-IR) or an untagged CAPABILITY sent during
     login (Dovecot otherwise), both of which imaplib files under CAPABILITY; else from the
-    CAPABILITY command (Courier). Never the list from before login: servers add to it once the
-    user is known (Dovecot: "post-login capabilities have more")."""
+    CAPABILITY command, with NAMESPACE in the same round trip where it was announced before
+    login (Courier, Exchange: ``opening.py``). Never the list from before login: servers add to
+    it once the user is known (Dovecot: "post-login capabilities have more")."""
     imap = client._imap
     said = imap.untagged_responses.pop("CAPABILITY", None)
     if said and isinstance(said[-1], bytes):
-        raw: bytes = said[-1]
-    else:
-        typ, dat = imap.capability()
-        if typ != "OK" or not dat or not isinstance(dat[-1], bytes):
-            raise ConnectError(f"the server sent no capabilities after login: {_said(dat)}")
-        raw = dat[-1]
-    # A response code ends at its "]" (imaplib's pattern runs to the line's last one); no
-    # capability atom holds a "]".
-    client._cached_capabilities = tuple(raw.split(b"]")[0].upper().split())
-
-
-def _said(data: Any) -> str:
-    return " ".join(as_str(d) for d in data or () if d is not None) or "nothing"
+        # A response code ends at its "]" (imaplib's pattern runs to the line's last one); no
+        # capability atom holds a "]".
+        client._cached_capabilities = tuple(said[-1].split(b"]")[0].upper().split())
+        return
+    announced = "NAMESPACE" in imap.capabilities  # imaplib's list is still the pre-login one
+    capabilities, client.namespaces = capabilities_and_namespace(
+        client.pipeline, namespace=announced
+    )
+    client._cached_capabilities = capabilities
 
 
 def _tls_problem(where: str, exc: ssl.SSLCertVerificationError) -> str:
