@@ -14,10 +14,10 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from mailferry.adapters.imap.sasl import token_response
 from mailferry.adapters.imap.session import (
     AuthMethod,
     Credentials,
-    _sasl_response,
     choose_method,
     offered_logins,
 )
@@ -318,11 +318,11 @@ def test_token_method_without_tokens():
 
 
 def test_sasl_strings():
-    xoauth2 = _sasl_response(AuthMethod.XOAUTH2, "bob@contoso.com", "TOKEN")
+    xoauth2 = token_response(AuthMethod.XOAUTH2, "bob@contoso.com", "TOKEN")
     assert xoauth2(b"") == b"user=bob@contoso.com\x01auth=Bearer TOKEN\x01\x01"
     assert xoauth2(b'{"status":"401","schemes":"bearer"}') == b""  # ends a refused exchange
     assert xoauth2.refusal == ", token refused with status 401"
-    bearer = _sasl_response(AuthMethod.OAUTHBEARER, "a,b=c@x", "TOKEN")
+    bearer = token_response(AuthMethod.OAUTHBEARER, "a,b=c@x", "TOKEN")
     assert bearer(b"") == b"n,a=a=2Cb=3Dc@x,\x01auth=Bearer TOKEN\x01\x01"
     assert bearer(b'{"status":"invalid_token"}') == b"\x01"
     assert "TOKEN" not in repr(bearer)

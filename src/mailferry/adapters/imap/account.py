@@ -20,6 +20,7 @@ import imapclient
 
 from mailferry.adapters.imap.atoms import internaldate as _internaldate
 from mailferry.adapters.imap.examine import examine_and_list
+from mailferry.adapters.imap.opening import Personal, enable_and_namespace
 from mailferry.adapters.imap.rows import BODY, MESSAGE_ID, FetchRow, by_uid, parse_rows
 from mailferry.adapters.imap.session import (
     Client,
@@ -31,7 +32,6 @@ from mailferry.adapters.imap.session import (
 from mailferry.adapters.imap.statuses import list_status, pipelined_status, wire_name
 from mailferry.adapters.imap.wire import (
     ListEntry,
-    Pipeline,
     parse_list,
     parse_status,
     quote_mailbox,
@@ -69,12 +69,11 @@ class ImapAccount:
         self._selected: str | None = None
         self._select_info: dict[bytes, Any] = {}
         self._just_selected = False
-        self._pipeline = Pipeline(client._imap)  # imaplib's documented send/readline/read
-        if "CONDSTORE" in self._caps and "ENABLE" in self._caps:
-            with self._guard():
-                client.enable("CONDSTORE")
+        self._pipeline = client.pipeline
+        with self._guard():  # one round trip at most; NAMESPACE may have come with CAPABILITY
+            personal = enable_and_namespace(self._pipeline, self._caps, client.namespaces)
         self._prefix = ""  # the personal namespace's prefix, set by _find_delimiter
-        self._delimiter = self._find_delimiter()
+        self._delimiter = self._find_delimiter(personal)
 
     @classmethod
     def connect(
@@ -151,15 +150,13 @@ class ImapAccount:
         """The personal namespace's prefix from NAMESPACE (``INBOX.`` on Courier), else ``""``."""
         return self._prefix
 
-    def _find_delimiter(self) -> str:
-        """The personal namespace's delimiter; its prefix is kept in ``_prefix`` on the way."""
-        with self._guard():
-            if "NAMESPACE" in self._caps:
-                personal = self._client.namespace().personal
-                if personal and personal[0][0]:
-                    self._prefix = as_str(personal[0][0])
-                if personal and personal[0][1]:
-                    return as_str(personal[0][1])
+    def _find_delimiter(self, personal: Personal | None) -> str:
+        """The personal namespace's delimiter (from NAMESPACE, asked with ENABLE: opening.py),
+        else LIST's; its prefix is kept in ``_prefix`` on the way."""
+        if personal is not None:
+            self._prefix = personal[0]
+            if personal[1]:
+                return personal[1]
         for _flags, delim, _name in self._list("LIST"):
             if delim:
                 return delim
@@ -538,12 +535,14 @@ class ImapAccount:
                     self._client.set_flags(piece, encoded, silent=True)
 
     def close(self) -> None:
-        try:
-            with self._guard():
-                self._client.logout()
-        except MailferryError:  # a dead session is closed all the same
-            with contextlib.suppress(OSError):
-                self._client.shutdown()
+        """LOGOUT, and the socket closed without waiting for the BYE and the OK: the run has read
+        every answer it needs, and waiting is a round trip per session over a WAN. A session whose
+        peer has hung up already is closed all the same, quietly."""
+        with contextlib.suppress(OSError, MailferryError):
+            self._pipeline.send(b"%s LOGOUT\r\n" % self._pipeline.next_tag())
+        self._client._imap.state = "LOGOUT"
+        with contextlib.suppress(OSError):
+            self._client.shutdown()
 
 
 def _flags(raw: Sequence[Any]) -> frozenset[str]:

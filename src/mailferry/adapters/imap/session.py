@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import imaplib
-import json
+import re
 import socket
 import ssl
 from collections.abc import Iterator
@@ -15,7 +16,9 @@ import imapclient
 from imapclient import imap4, tls
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
-from mailferry.adapters.imap.wire import quote_mailbox
+from mailferry.adapters.imap.opening import Namespaces, capabilities_and_namespace
+from mailferry.adapters.imap.sasl import plain_response, sasl_login, token_response
+from mailferry.adapters.imap.wire import Pipeline, quote_mailbox
 from mailferry.adapters.tls import TlsOptions
 from mailferry.domain.errors import (
     AuthError,
@@ -65,22 +68,72 @@ class _LongLines:
         return line
 
 
-class _Plain(_LongLines, imap4.IMAP4WithTimeout):  # type: ignore[misc]  # imapclient is untyped
+_GREETING_CAPABILITY = re.compile(rb"^\* (?:OK|PREAUTH) \[CAPABILITY ([^\]]*)\]", re.IGNORECASE)
+
+
+class _Greeted(imaplib.IMAP4):
+    """Capabilities from the greeting's ``[CAPABILITY ...]`` code where the server sends one
+    (Dovecot, Cyrus, Courier do; Exchange does not), instead of imaplib's CAPABILITY command: a
+    round trip less per session. After STARTTLS they are asked for again, as imaplib does: what
+    was said before TLS may have been forged (RFC 3501 6.2.1, RFC 2595 3.1)."""
+
+    _tls_established: bool
+
+    def _get_capabilities(self) -> None:
+        # Whatever imaplib filed under CAPABILITY so far is pre-login: never left lying where
+        # imapclient would take it for the post-login list (``_learn_capabilities``).
+        self.untagged_responses.pop("CAPABILITY", None)
+        announced = greeting_capabilities(self.welcome)
+        if self._tls_established or announced is None:
+            super()._get_capabilities()  # type: ignore[misc]  # imaplib's, not in typeshed
+            return
+        self.capabilities = announced
+
+
+def greeting_capabilities(greeting: bytes) -> tuple[str, ...] | None:
+    """The capabilities a greeting announces (upper case, as imaplib keeps them), or None when
+    it announces none, or a list imaplib would not accept (no IMAP4rev1): ask then."""
+    match = _GREETING_CAPABILITY.match(greeting)
+    if match is None:
+        return None
+    announced = tuple(match.group(1).decode("ascii", "replace").upper().split())
+    return announced if {"IMAP4REV1", "IMAP4"} & set(announced) else None
+
+
+class _Plain(_LongLines, _Greeted, imap4.IMAP4WithTimeout):  # type: ignore[misc]  # imapclient is untyped
     pass
 
 
-class _Tls(_LongLines, tls.IMAP4_TLS):  # type: ignore[misc]
+class _Tls(_LongLines, _Greeted, tls.IMAP4_TLS):  # type: ignore[misc]
     pass
 
 
 class Client(imapclient.IMAPClient):  # type: ignore[misc]  # imapclient is untyped
-    """IMAPClient on imaplib connections that take long answer lines (``_LongLines``)."""
+    """IMAPClient on imaplib connections that take long answer lines (``_LongLines``), with
+    raw pipelined traffic beside it (``pipeline``)."""
+
+    namespaces: Namespaces | None = None  # NAMESPACE's answer, when it came with CAPABILITY
+
+    @functools.cached_property
+    def pipeline(self) -> Pipeline:
+        """Raw traffic on this session (wire.py): one per session, so that its tags (``mf1``,
+        ``mf2``...) are never used twice. imaplib's documented send/readline/read."""
+        return Pipeline(self._imap)
 
     def _create_IMAP4(self) -> imaplib.IMAP4:  # noqa: N802 - imapclient's name
         connect_timeout = getattr(self._timeout, "connect", None)
         if self.ssl:
-            return _Tls(self.host, self.port, self.ssl_context, connect_timeout)
+            # imapclient's untyped IMAP4_TLS takes the context; mypy sees imaplib's signature.
+            return _Tls(self.host, self.port, self.ssl_context, connect_timeout)  # type: ignore[call-arg]
         return _Plain(self.host, self.port, connect_timeout)
+
+    def capabilities(self) -> tuple[bytes, ...]:
+        """Before login, imaplib's list (``_Greeted``: the greeting's, or asked again after
+        STARTTLS); imapclient would send CAPABILITY at every call after STARTTLS. After login,
+        imapclient's cache, which ``_learn_capabilities`` fills."""
+        if self._imap.state == "NONAUTH":
+            return tuple(c.encode("ascii") for c in self._imap.capabilities)
+        return cast("tuple[bytes, ...]", super().capabilities())
 
     def _normalise_folder(self, folder_name: str | bytes) -> bytes:
         """Every folder argument of imapclient's commands (SELECT, CREATE, SUBSCRIBE...) as
@@ -191,59 +244,32 @@ def choose_method(credentials: Credentials, capabilities: tuple[bytes, ...]) -> 
 def _authenticate(
     client: imapclient.IMAPClient, endpoint: Endpoint, credentials: Credentials
 ) -> AuthMethod:
-    method = choose_method(credentials, tuple(client.capabilities()))
+    capabilities = tuple(client.capabilities())
+    method = choose_method(credentials, capabilities)
+    initial = b"SASL-IR" in capabilities  # RFC 4959: the first response on the command line
     if method is AuthMethod.PASSWORD:
-        if endpoint.authuser:
-            # SASL PLAIN with an authorization identity: the admin logs in acting as the user.
-            client.plain_login(endpoint.authuser, credentials.password, endpoint.user)
-        elif b"AUTH=PLAIN" in client.capabilities():
-            client.plain_login(endpoint.user, credentials.password)
+        if endpoint.authuser or b"AUTH=PLAIN" in capabilities:
+            # SASL PLAIN; with an authorization identity the admin logs in acting as the user.
+            plain = plain_response(endpoint.user, credentials.password, endpoint.authuser)
+            sasl_login(client, "PLAIN", plain, initial=initial)
         else:
             client.login(endpoint.user, credentials.password)
         return method
     assert credentials.tokens is not None  # noqa: S101 - choose_method checked it
-    response = _sasl_response(method, endpoint.user, credentials.tokens.token())
+    response = token_response(method, endpoint.user, credentials.tokens.token())
     try:
-        client.sasl_login(method.value.upper(), response)
+        sasl_login(client, method.value.upper(), response, initial=initial)
     except LoginError as exc:
         raise LoginError(f"{_describe(exc)} ({method.value.upper()}{response.refusal})") from None
     return method
 
 
-class _SaslToken:
-    """The client side of XOAUTH2 / OAUTHBEARER (RFC 7628): the token first; when the server answers
-    with an error challenge (JSON), the dummy response that ends the exchange, keeping what it said."""
-
-    def __init__(self, method: AuthMethod, initial: str) -> None:
-        self._method = method
-        self._initial: str | None = initial
-        self.refusal = ""
-
-    def __call__(self, challenge: bytes) -> bytes:
-        if self._initial is not None:
-            initial, self._initial = self._initial, None
-            return initial.encode("utf-8")
-        try:
-            said = json.loads(challenge)
-            status = said.get("status") if isinstance(said, dict) else None
-            self.refusal = f", token refused with status {status}" if status else ""
-        except (ValueError, UnicodeError):
-            self.refusal = ""
-        return b"\x01" if self._method is AuthMethod.OAUTHBEARER else b""
-
-    def __repr__(self) -> str:
-        return f"_SaslToken({self._method.value})"
-
-
-def _sasl_response(method: AuthMethod, user: str, token: str) -> _SaslToken:
-    if method is AuthMethod.XOAUTH2:
-        return _SaslToken(method, f"user={user}\x01auth=Bearer {token}\x01\x01")
-    gs2 = "n,a=" + user.replace("=", "=3D").replace(",", "=2C") + ","
-    return _SaslToken(method, f"{gs2}\x01auth=Bearer {token}\x01\x01")
-
-
-def _login(client: imapclient.IMAPClient, endpoint: Endpoint, credentials: Credentials) -> None:
+def _login(client: Client, endpoint: Endpoint, credentials: Credentials) -> None:
     who = f"{endpoint.user} at {endpoint.host}"
+    # A CAPABILITY filed before login (pre-login, or from a STARTTLS answer) is never taken for
+    # the post-login list, nor is imapclient's cache of one.
+    client._imap.untagged_responses.pop("CAPABILITY", None)
+    client._cached_capabilities = None
     try:
         _authenticate(client, endpoint, credentials)
     except LoginError as exc:
@@ -261,6 +287,28 @@ def _login(client: imapclient.IMAPClient, endpoint: Endpoint, credentials: Crede
         if isinstance(exc, IMAPClientAbortError | imaplib.IMAP4.abort):
             raise
         raise AuthError(f"login refused for {who}: {_describe(exc)}") from None
+    _learn_capabilities(client)
+
+
+def _learn_capabilities(client: Client) -> None:
+    """The post-login capabilities into imapclient's cache: from the login's tagged OK
+    ``[CAPABILITY ...]`` (Cyrus; Dovecot after SASL-IR) or an untagged CAPABILITY sent during
+    login (Dovecot otherwise), both of which imaplib files under CAPABILITY; else from the
+    CAPABILITY command, with NAMESPACE in the same round trip where it was announced before
+    login (Courier, Exchange: ``opening.py``). Never the list from before login: servers add to
+    it once the user is known (Dovecot: "post-login capabilities have more")."""
+    imap = client._imap
+    said = imap.untagged_responses.pop("CAPABILITY", None)
+    if said and isinstance(said[-1], bytes):
+        # A response code ends at its "]" (imaplib's pattern runs to the line's last one); no
+        # capability atom holds a "]".
+        client._cached_capabilities = tuple(said[-1].split(b"]")[0].upper().split())
+        return
+    announced = "NAMESPACE" in imap.capabilities  # imaplib's list is still the pre-login one
+    capabilities, client.namespaces = capabilities_and_namespace(
+        client.pipeline, namespace=announced
+    )
+    client._cached_capabilities = capabilities
 
 
 def _tls_problem(where: str, exc: ssl.SSLCertVerificationError) -> str:
