@@ -84,3 +84,21 @@ def test_a_target_session_answers_the_status_alone(accounts):
     writer.append_batch(FOLDER, [_request(1)])
     status, listing = writer.status_with_listing(FOLDER)
     assert (status.exists, listing) == (1, None)
+
+
+def test_changes_since_a_modseq_are_counted_without_listing_them(accounts):
+    """ESEARCH COUNT with MODSEQ (changes.py) agrees with the CHANGEDSINCE listing it stands in
+    for; a server without CONDSTORE or ESEARCH says it cannot count."""
+    writer, reader, server = accounts
+    writer.create_folder(FOLDER)
+    writer.append_batch(FOLDER, [_request(n) for n in range(1, 7)])
+    before = reader.status(FOLDER)
+    if not reader.condstore or before.highestmodseq is None:
+        assert reader.count_changed(FOLDER, 1) is None
+        return
+    assert reader.count_changed(FOLDER, before.highestmodseq) == 0
+    uids = [m.uid for m in reader.fetch_meta(FOLDER)]
+    writer.store_flags(FOLDER, [(uid, frozenset({"\\Answered"})) for uid in uids[:4]])
+    counted = reader.count_changed(FOLDER, before.highestmodseq)
+    listed = list(reader.fetch_flags(FOLDER, changed_since=before.highestmodseq))
+    assert counted == len(listed) == 4, server

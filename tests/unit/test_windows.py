@@ -185,3 +185,18 @@ def test_without_condstore_an_incremental_pass_walks_every_window(servers) -> No
     assert source.whole == 0
     assert progress.started == [1]  # STATUS: 11 messages, 10 rows
     assert contents(dst, "INBOX") == contents(src, "INBOX")
+
+
+def test_with_condstore_a_big_folder_with_many_changes_is_walked_in_windows(servers) -> None:
+    """Many flags changed since the last pass: one CHANGEDSINCE answer would hold them all at
+    once, so the source counts them first (ESEARCH COUNT) and the pass walks its windows."""
+    src, dst = servers
+    store = MemoryStateStore()
+    run(src, dst, store)
+    box = src.folder("INBOX")
+    for uid in sorted(box.messages)[:6]:  # more changes than a window (4) holds
+        box.set_flags(uid, frozenset({"\\Flagged"}))
+    many, source, _ = run(src, dst, store)
+    assert many.flags_updated == 6
+    assert source.windows and source.windows[0] == (1, 4), "walked from the first window"
+    assert contents(dst, "INBOX") == contents(src, "INBOX")

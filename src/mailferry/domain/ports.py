@@ -414,6 +414,17 @@ class FolderSetup(Protocol):
 
 
 @runtime_checkable
+class ChangeCounting(Protocol):
+    """A CONDSTORE source that can say how many messages changed since a mod-sequence without
+    listing them (IMAP: ESEARCH COUNT). Optional: without it, a big folder's changes are read in
+    windows, never as one answer that grows with them."""
+
+    def count_changed(self, folder: str, since: int) -> int | None:
+        """How many messages of ``folder`` changed since ``since``; None when it cannot say."""
+        ...
+
+
+@runtime_checkable
 class ListingAhead(Protocol):
     """A source that answers a folder's status and lists its messages in one round trip (IMAP:
     EXAMINE and FETCH pipelined). Optional: without it, ``status`` then ``fetch_meta``, two

@@ -31,6 +31,7 @@ from mailferry.domain.plan import (
     uncopied,
 )
 from mailferry.domain.ports import (
+    ChangeCounting,
     Checkpoint,
     Copied,
     FolderRecord,
@@ -316,6 +317,7 @@ class FolderPlanner:
             and self.source.condstore
             and checkpoint.source_modseq is not None
             and not many_new
+            and (dry_run or not self._many_changed(name, src, checkpoint.source_modseq))
         ):
             flags_now = dict(self.source.fetch_flags(name, changed_since=checkpoint.source_modseq))
             copied = self.store.copied(self.pair, name, set(flags_now) | failed)
@@ -345,6 +347,20 @@ class FolderPlanner:
             skipped_deleted=len(choice.skipped_deleted),
             skipped_filtered=len(choice.skipped_filtered),
         )
+
+    def _many_changed(self, name: str, src: FolderStatus, since: int) -> bool:
+        """Whether the changes since ``since`` may be more than a window: read as one CHANGEDSINCE
+        answer they would be held at once, so such a pass is walked in windows instead. A folder
+        of one window cannot have more; a bigger one asks the source to count (one short
+        answer), and is walked when the source cannot say."""
+        if src.exists <= self.windows.window:
+            return False
+        counted = (
+            self.source.count_changed(name, since)
+            if isinstance(self.source, ChangeCounting)
+            else None
+        )
+        return counted is None or counted > self.windows.window
 
     def label(self, meta: MessageMeta) -> str | None:
         return meta_key(meta) if self.labels is not None else None

@@ -19,6 +19,7 @@ from typing import Any
 import imapclient
 
 from mailferry.adapters.imap.atoms import internaldate as _internaldate
+from mailferry.adapters.imap.changes import count_changed
 from mailferry.adapters.imap.examine import examine_and_list
 from mailferry.adapters.imap.opening import Personal, enable_and_namespace
 from mailferry.adapters.imap.rows import BODY, MESSAGE_ID, FetchRow, by_uid, parse_rows
@@ -437,6 +438,15 @@ class ImapAccount:
         )
         for uid, row in sorted(by_uid(rows, having="FLAGS").items()):
             yield uid, _flags(row.get("FLAGS", ()))
+
+    def count_changed(self, folder: str, since: int) -> int | None:
+        """Messages changed since mod-sequence ``since`` (changes.py); None where the server
+        cannot count them (no ESEARCH, or no CONDSTORE counted on)."""
+        if not self.condstore or "ESEARCH" not in self._caps:
+            return None
+        self._select(folder, fresh=True)  # the count is of the folder as it is now
+        with self._guard(folder):
+            return count_changed(self._pipeline, since)
 
     def fetch_messages(self, folder: str, metas: Sequence[MessageMeta]) -> Iterator[FetchedMessage]:
         """Small messages many per FETCH; large ones in partial chunks spooled to disk."""

@@ -70,6 +70,9 @@ class NamespacedAccount(ImapAccount):
     def permanent_flags(self, folder: str) -> frozenset[str]:
         return super().permanent_flags(self._physical(folder))
 
+    def count_changed(self, folder: str, since: int) -> int | None:
+        return super().count_changed(self._physical(folder), since)
+
     def status_with_listing(self, folder: str) -> tuple[FolderStatus, list[MessageMeta] | None]:
         return super().status_with_listing(self._physical(folder))
 

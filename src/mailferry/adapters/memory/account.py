@@ -222,6 +222,13 @@ class MemoryAccount:
             if changed_since is None or message.modseq > changed_since:
                 yield uid, message.flags
 
+    def count_changed(self, folder: str, since: int) -> int | None:
+        """As ESEARCH COUNT with MODSEQ answers it (``ChangeCounting``)."""
+        if not self.condstore:
+            return None
+        box = self.server.folder(folder)
+        return sum(1 for message in box.messages.values() if message.modseq > since)
+
     def fetch_messages(self, folder: str, metas: Sequence[MessageMeta]) -> Iterator[FetchedMessage]:
         box = self.server.folder(folder)
         for meta in sorted(metas, key=lambda m: m.uid):
