@@ -6,7 +6,8 @@ folder of N small messages, and the largest live allocations at the peak (tracem
 
 The folder is written straight into the source Dovecot's Maildir (tests/integration/bigfolder.py).
 Each pass runs as its own process (run.py's launcher: wall time, peak RSS of that process):
-first pass, no-op pass, the re-run after the state database is lost, verify. With ``--trace``,
+first pass, no-op pass, a pass after every message was flagged on the source (doveadm), the
+re-run after the state database is lost, verify. With ``--trace``,
 the first pass and the lost-state re-run run again in this process under tracemalloc, into a
 fresh target, and the allocations alive at the traced peak are printed by source line. Not a test.
 """
@@ -106,10 +107,12 @@ def main() -> int:
             return [src, f"imap://{dst}@127.0.0.1:{target.port}", "--state", str(state)]
 
         print("| pass | seconds | msg/s | peak RSS MB | copied |\n|---|---|---|---|---|")
-        for label in ("first pass", "no-op pass", "lost state", "verify"):
+        for label in ("first pass", "no-op pass", "all flagged", "lost state", "verify"):
             if label == "lost state":
                 for path in work.glob("state.sqlite3*"):
                     path.unlink()
+            if label == "all flagged":  # every message changed: CHANGEDSINCE would list them all
+                source.doveadm("flags", "add", "-u", "src", "\\Flagged", "mailbox", "INBOX", "all")
             command = ["verify"] if label == "verify" else ["sync", "--json"]
             proc = run_process([sys.executable, "-m", "mailferry.cli", *command, *sync("dst")], env)
             copied = summary_of(proc.stdout).get("messages_copied", f"exit {proc.returncode}")
