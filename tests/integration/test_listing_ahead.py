@@ -102,3 +102,20 @@ def test_changes_since_a_modseq_are_counted_without_listing_them(accounts):
     counted = reader.count_changed(FOLDER, before.highestmodseq)
     listed = list(reader.fetch_flags(FOLDER, changed_since=before.highestmodseq))
     assert counted == len(listed) == 4, server
+
+
+def test_uid_marks_and_a_wide_uid_window_on_a_sparse_folder(accounts):
+    """A folder with most UIDs expunged: the UIDs of every n-th message (the windows' starts,
+    windows.marked_spans) and a window spanning thousands of UIDs listed in one command."""
+    writer, reader, server = accounts
+    writer.append_batch("INBOX", [_request(n) for n in range(1, 13)])
+    uids = [m.uid for m in writer.fetch_meta("INBOX")]
+    doomed = [uid for i, uid in enumerate(uids) if i % 3]  # keep every third
+    client = writer._client
+    client.select_folder(writer._physical("INBOX"))
+    client.delete_messages(doomed)
+    client.expunge()
+    kept = [uid for uid in uids if uid not in doomed]
+    assert reader.uid_marks("INBOX", 2) == kept[1::2], server
+    wide = range(1, 5_000)  # far more UIDs than META_CHUNK: one UID FETCH lo:hi
+    assert list(reader.fetch_meta("INBOX", wide)) == list(reader.fetch_meta("INBOX")), server

@@ -13,7 +13,7 @@ from mailferry.adapters.store.listing import TargetListing
 from mailferry.domain.model import FolderStatus
 from mailferry.service.migrate import Migration, SyncOptions
 from mailferry.service.progress import NoProgress
-from mailferry.service.windows import Span, spans
+from mailferry.service.windows import Span, marked_spans, spans
 from tests.fakes import contents, fill, message
 
 PAIR = "src -> dst"
@@ -200,3 +200,28 @@ def test_with_condstore_a_big_folder_with_many_changes_is_walked_in_windows(serv
     assert many.flags_updated == 6
     assert source.windows and source.windows[0] == (1, 4), "walked from the first window"
     assert contents(dst, "INBOX") == contents(src, "INBOX")
+
+
+def test_a_sparse_folder_is_walked_in_windows_that_start_at_marked_uids() -> None:
+    """Most UIDs expunged: equal UID ranges would be mostly empty FETCHes, and a listing of the
+    whole folder grows with it. The windows start at the UIDs of every window-th message."""
+    src, dst = MemoryServer(delimiter="/"), MemoryServer(delimiter=".")
+    fill(src, "INBOX", [message(i) for i in range(100)])
+    box = src.folder("INBOX")
+    for uid in [u for u in sorted(box.messages) if u % 10]:  # keep UIDs 10, 20, ... 100
+        del box.messages[uid]
+    status = FolderStatus(box.uidvalidity, box.uidnext, len(box.messages))
+    assert status.exists == 10 and status.uidnext - 1 > 4 * status.exists  # sparse
+    store = MemoryStateStore()
+    summary, source, _ = run(src, dst, store)
+    assert summary.messages_copied == 10 and summary.failures == []
+    assert source.whole == 0, "never listed whole"
+    assert source.windows == [(1, 39), (40, 79), (80, 100)]  # marks: UIDs 40 and 80
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+    again, source, _ = run(src, dst, store)
+    assert again.messages_copied == 0
+
+
+def test_marked_windows_cover_every_uid_whatever_the_marks() -> None:
+    assert marked_spans([], 7) == [Span(1, 7, range(1, 8))]
+    assert marked_spans([5, 1, 5, 99], 9) == [Span(1, 4, range(1, 5)), Span(5, 9, range(5, 10))]

@@ -414,6 +414,17 @@ class FolderSetup(Protocol):
 
 
 @runtime_checkable
+class UidMarks(Protocol):
+    """A source that names the UIDs of every n-th message in a few round trips (IMAP: one FETCH
+    of those sequence numbers). Optional: without it, a folder whose UIDs are sparse is listed
+    whole instead of in windows."""
+
+    def uid_marks(self, folder: str, every: int) -> list[int]:
+        """The UIDs of messages ``every``, ``2 * every``... (by position), ascending."""
+        ...
+
+
+@runtime_checkable
 class ChangeCounting(Protocol):
     """A CONDSTORE source that can say how many messages changed since a mod-sequence without
     listing them (IMAP: ESEARCH COUNT). Optional: without it, a big folder's changes are read in

@@ -39,11 +39,20 @@ from mailferry.domain.ports import (
     ListingAhead,
     MailAccount,
     StateStore,
+    UidMarks,
 )
 from mailferry.service.folderwork import FolderWork
 from mailferry.service.prefetch import both
 from mailferry.service.snapshot import Snapshot
-from mailferry.service.windows import WINDOW, SharedSpans, Windows, spans
+from mailferry.service.windows import (
+    WINDOW,
+    SharedSpans,
+    Span,
+    Windows,
+    marked_spans,
+    spans,
+    sparse,
+)
 
 # Messages a folder may have, by the run's snapshot, for a first pass to list it in the round trip
 # of its status (``ListingAhead``): its listing is one FETCH answer, held as one window would be.
@@ -236,7 +245,9 @@ class FolderPlanner:
     def _streamed(self, mapping: FolderMapping, src: FolderStatus, tgt: FolderStatus) -> FolderWork:
         """A pass planned window by window; the first is planned now, so that a folder of one
         window (most folders) reports exact totals before its copy starts."""
-        work = FolderWork(mapping, src, tgt, spans=SharedSpans(spans(src, self.windows.window)))
+        work = FolderWork(
+            mapping, src, tgt, spans=SharedSpans(self.spans_of(mapping.source.name, src))
+        )
         walk = self.windows.walk(work)
         first = next(walk, None)
         work.windows = chain([] if first is None else [first], walk)
@@ -347,6 +358,14 @@ class FolderPlanner:
             skipped_deleted=len(choice.skipped_deleted),
             skipped_filtered=len(choice.skipped_filtered),
         )
+
+    def spans_of(self, name: str, src: FolderStatus) -> list[Span]:
+        """The windows of a pass over ``name``: equal UID ranges, or, for a sparse folder, ranges
+        that start at the UIDs of every window-th message (``windows.marked_spans``)."""
+        window = self.windows.window
+        if sparse(src, window) and isinstance(self.source, UidMarks):
+            return marked_spans(self.source.uid_marks(name, window), src.uidnext - 1)
+        return spans(src, window)
 
     def _many_changed(self, name: str, src: FolderStatus, since: int) -> bool:
         """Whether the changes since ``since`` may be more than a window: read as one CHANGEDSINCE

@@ -44,7 +44,9 @@ if TYPE_CHECKING:
 # sends, so smaller windows cost no round trips: only a pipeline drained once per window.
 WINDOW = 5_000
 # A folder whose UIDs spread over more than this many times its message count (many expunged)
-# is listed whole, as before: UID windows would cost a FETCH per 1,000 UIDs, mostly empty ones.
+# is not cut into windows of equal UID ranges (mostly empty ones): its windows start at the UIDs
+# of every window-th message, read from the source (``marked_spans``, ``UidMarks``); a source
+# that cannot say lists such a folder whole.
 SPARSE = 4
 PAGE = 5_000  # copied rows per page, where another folder's claims are read
 HASH_CHUNK = 200  # target messages per FETCH of bodies, where only their hash identifies them
@@ -69,6 +71,21 @@ def spans(status: FolderStatus, window: int) -> list[Span]:
         Span(low, min(low + window - 1, top), range(low, min(low + window - 1, top) + 1))
         for low in range(1, top + 1, window)
     ]
+
+
+def sparse(status: FolderStatus, window: int) -> bool:
+    """More than a window of messages, spread over more than ``SPARSE`` times as many UIDs."""
+    return status.exists > window and status.uidnext - 1 > SPARSE * status.exists
+
+
+def marked_spans(marks: Iterable[int], top: int) -> list[Span]:
+    """Windows of UIDs that start at the ``marks`` (the UIDs of every window-th message, read
+    from the source): about a window of messages each, however sparse the UIDs. Together they
+    cover every UID from 1 to ``top`` whatever the marks, so a mark that moved (an expunge
+    since) only makes one window smaller or bigger."""
+    starts = [1, *sorted({m for m in marks if 1 < m <= top})]
+    ends = [start - 1 for start in starts[1:]] + [top]
+    return [Span(low, high, range(low, high + 1)) for low, high in zip(starts, ends, strict=True)]
 
 
 class SharedSpans:
@@ -124,7 +141,7 @@ class Windows:
             self._hash_target(listing, mapping.target, with_size=with_size)
             self._claim_others(listing, mapping)
             name = mapping.source.name
-            for span in spans(src, self.window):
+            for span in p.spans_of(name, src):
                 metas = list(p.source.fetch_meta(name, span.uids, message_ids=True))
                 if any(m.message_id is None for m in metas):
                     metas = p.with_hashes(p.source, name, metas)
@@ -178,7 +195,7 @@ class Windows:
         mapping, src = work.mapping, work.source_status
         permanent = p.permanent(mapping.target, exists=True)
         name = mapping.source.name
-        for span in work.spans if work.spans is not None else spans(src, self.window):
+        for span in work.spans if work.spans is not None else p.spans_of(name, src):
             copied = p.store.copied_range(p.pair, name, span.low, span.high)
             # A window without rows (a first pass) needs the Message-IDs of every message.
             listed = p.listed_ahead(name, whole=span.uids is None)

@@ -70,6 +70,9 @@ class NamespacedAccount(ImapAccount):
     def permanent_flags(self, folder: str) -> frozenset[str]:
         return super().permanent_flags(self._physical(folder))
 
+    def uid_marks(self, folder: str, every: int) -> list[int]:
+        return super().uid_marks(self._physical(folder), every)
+
     def count_changed(self, folder: str, since: int) -> int | None:
         return super().count_changed(self._physical(folder), since)
 

@@ -222,6 +222,10 @@ class MemoryAccount:
             if changed_since is None or message.modseq > changed_since:
                 yield uid, message.flags
 
+    def uid_marks(self, folder: str, every: int) -> list[int]:
+        """The UIDs of every ``every``-th message (``UidMarks``)."""
+        return sorted(self.server.folder(folder).messages)[every - 1 :: every]
+
     def count_changed(self, folder: str, since: int) -> int | None:
         """As ESEARCH COUNT with MODSEQ answers it (``ChangeCounting``)."""
         if not self.condstore:
