@@ -31,7 +31,7 @@ import run  # noqa: E402, F401 - re-runs this script under the repository's venv
 sys.path.insert(0, str(REPO))
 from click.testing import CliRunner  # noqa: E402
 from run import run_process, summary_of  # noqa: E402
-from tests.integration.bigfolder import fill_inbox  # noqa: E402
+from tests.integration.bigfolder import count, fill_inbox  # noqa: E402
 
 from mailferry.cli import main as cli  # noqa: E402
 from mailferry.sandbox.dovecot import DovecotServer  # noqa: E402
@@ -82,10 +82,35 @@ def traced(argv: list[str], env: dict[str, str], label: str) -> None:
         print(f"  {stat.size / 1e6:8.1f} MB {stat.count:9d} blocks  {where}")
 
 
+def prepare(label: str, source: DovecotServer, work: Path) -> None:
+    """Before a pass: the state lost, or every message changed (CHANGEDSINCE would list all)."""
+    if label == "lost state":
+        for path in work.glob("state.sqlite3*"):
+            path.unlink()
+    if label == "all flagged":
+        source.doveadm("flags", "add", "-u", "src", "\\Flagged", "mailbox", "INBOX", "all")
+
+
+def thin_out(source: DovecotServer, every: int) -> None:
+    """Dovecot numbers every message, then finds all but every ``every``-th gone: sparse UIDs."""
+    count(source, "src")
+    cur = source.data_dir / "home" / "src" / "Maildir" / "cur"
+    for path in cur.iterdir():
+        if int(path.name.split(".M")[1].split("P")[0]) % every:
+            path.unlink()
+    log(f"left {count(source, 'src')} messages, one UID in {every}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--trace", action="store_true")
+    parser.add_argument(
+        "--sparse",
+        type=int,
+        default=1,
+        help="write N x this many messages, index them, then expunge all but every this-th",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mailferry-bigfolder-"))
     with (
@@ -96,7 +121,9 @@ def main() -> int:
         for user in ("dst", "dst2"):
             target.add_user(user, "pw")
         started = time.monotonic()
-        fill_inbox(source, "src", args.messages)
+        fill_inbox(source, "src", args.messages * args.sparse)
+        if args.sparse > 1:
+            thin_out(source, args.sparse)
         log(f"{args.messages} messages written in {time.monotonic() - started:.1f} s")
         env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"}
         env |= {"MAILFERRY_SOURCE_PASSWORD": "pw", "MAILFERRY_TARGET_PASSWORD": "pw"}
@@ -108,11 +135,7 @@ def main() -> int:
 
         print("| pass | seconds | msg/s | peak RSS MB | copied |\n|---|---|---|---|---|")
         for label in ("first pass", "no-op pass", "all flagged", "lost state", "verify"):
-            if label == "lost state":
-                for path in work.glob("state.sqlite3*"):
-                    path.unlink()
-            if label == "all flagged":  # every message changed: CHANGEDSINCE would list them all
-                source.doveadm("flags", "add", "-u", "src", "\\Flagged", "mailbox", "INBOX", "all")
+            prepare(label, source, work)
             command = ["verify"] if label == "verify" else ["sync", "--json"]
             proc = run_process([sys.executable, "-m", "mailferry.cli", *command, *sync("dst")], env)
             copied = summary_of(proc.stdout).get("messages_copied", f"exit {proc.returncode}")
