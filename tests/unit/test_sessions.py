@@ -177,26 +177,15 @@ def test_a_first_pass_opens_its_lanes_while_the_folders_are_created() -> None:
 def test_an_incremental_pass_opens_no_lane_early() -> None:
     src, dst = _servers()
     store = MemoryStateStore()
-    first = LaneSessions(src, dst)
-    Migration(
-        MemoryAccount(src),
-        MemoryAccount(dst),
-        store,
-        "p",
-        SyncOptions(connections=3),
-        reconnect=first,
-    ).run()
-    again = LaneSessions(src, dst)
-    summary = Migration(
-        MemoryAccount(src),
-        MemoryAccount(dst),
-        store,
-        "p",
-        SyncOptions(connections=3),
-        reconnect=again,
-    ).run()
-    assert summary.messages_copied == 0
-    assert again.count == 0
+
+    def run(lanes: LaneSessions) -> int:
+        source, target = MemoryAccount(src), MemoryAccount(dst)
+        options = SyncOptions(connections=3)
+        return Migration(source, target, store, "p", options, reconnect=lanes).run().messages_copied
+
+    first, again = LaneSessions(src, dst), LaneSessions(src, dst)
+    assert (run(first), first.count) == (20, 4)
+    assert (run(again), again.count) == (0, 0)
 
 
 def test_both_refused_at_once_raises_the_longer_throttle() -> None:
