@@ -182,7 +182,7 @@ def main() -> int:
         log(json.dumps(rows[-1]))
     print(
         "| folders | first pass s | no-op wall min s | median s | own min s | RSS MB "
-        "| commands src/dst | own s at RTT | round trips |"
+        "| start-up s | commands src/dst | own s at RTT | round trips |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
