@@ -15,7 +15,9 @@ fresh target, and the allocations alive at the traced peak are printed by source
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -35,6 +37,7 @@ from tests.integration.bigfolder import count, fill_inbox  # noqa: E402
 
 from mailferry.cli import main as cli  # noqa: E402
 from mailferry.sandbox.dovecot import DovecotServer  # noqa: E402
+from mailferry.sandbox.postgres import PostgresServer  # noqa: E402
 
 
 def log(message: str) -> None:
@@ -82,11 +85,46 @@ def traced(argv: list[str], env: dict[str, str], label: str) -> None:
         print(f"  {stat.size / 1e6:8.1f} MB {stat.count:9d} blocks  {where}")
 
 
-def prepare(label: str, source: DovecotServer, work: Path) -> None:
+class StateDb:
+    """Where the passes keep their state: a SQLite file, or (``--postgres``) a database of a
+    throw-away PostgreSQL cluster (mailferry.sandbox.postgres), as issue 17 rule 5 asks."""
+
+    def __init__(self, work: Path, postgres: PostgresServer | None, env: dict[str, str]) -> None:
+        self.work, self.postgres, self.env = work, postgres, env
+        self.url = ""
+        self.lose()
+
+    def args(self) -> list[str]:
+        if self.postgres is None:
+            return ["--state", str(self.work / "state.sqlite3")]
+        return ["--database", self.url]
+
+    def lose(self) -> None:
+        """A fresh, empty state (the lost-state pass)."""
+        if self.postgres is None:
+            for path in self.work.glob("state.sqlite3*"):
+                path.unlink()
+            return
+        self.postgres.drop_database("bigfolder")
+        self.url = self.postgres.create_database("bigfolder")
+        upgrade = [sys.executable, "-m", "mailferry.cli", "db", "upgrade", "--database", self.url]
+        subprocess.run(upgrade, env=self.env, check=True, capture_output=True)
+
+    def size(self) -> int:
+        if self.postgres is None:
+            return sum(p.stat().st_size for p in self.work.glob("state.sqlite3*"))
+        with self.postgres.admin("bigfolder") as conn:
+            row = conn.execute(
+                "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n"
+                " ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'"
+            ).fetchone()
+        return int(row[0]) if row and row[0] else 0
+
+
+def prepare(label: str, source: DovecotServer, state: StateDb) -> None:
     """Before a pass: the state lost, or every message changed (CHANGEDSINCE would list all)."""
     if label == "lost state":
-        for path in work.glob("state.sqlite3*"):
-            path.unlink()
+        state.lose()
     if label == "all flagged":
         source.doveadm("flags", "add", "-u", "src", "\\Flagged", "mailbox", "INBOX", "all")
 
@@ -111,11 +149,13 @@ def main() -> int:
         default=1,
         help="write N x this many messages, index them, then expunge all but every this-th",
     )
+    parser.add_argument("--postgres", action="store_true", help="the state on PostgreSQL")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mailferry-bigfolder-"))
     with (
         DovecotServer(work / "src", delimiter="/", auto_create=False) as source,
         DovecotServer(work / "dst", delimiter=".") as target,
+        PostgresServer(work / "pg") if args.postgres else contextlib.nullcontext() as postgres,
     ):
         source.add_user("src", "pw")
         for user in ("dst", "dst2"):
@@ -128,27 +168,27 @@ def main() -> int:
         env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"}
         env |= {"MAILFERRY_SOURCE_PASSWORD": "pw", "MAILFERRY_TARGET_PASSWORD": "pw"}
         src = f"imap://src@127.0.0.1:{source.port}"
-        state = work / "state.sqlite3"
+        state = StateDb(work, postgres, env)
 
         def sync(dst: str) -> list[str]:
-            return [src, f"imap://{dst}@127.0.0.1:{target.port}", "--state", str(state)]
+            return [src, f"imap://{dst}@127.0.0.1:{target.port}", *state.args()]
 
         print("| pass | seconds | msg/s | peak RSS MB | copied |\n|---|---|---|---|---|")
         for label in ("first pass", "no-op pass", "all flagged", "lost state", "verify"):
-            prepare(label, source, work)
+            prepare(label, source, state)
             command = ["verify"] if label == "verify" else ["sync", "--json"]
             proc = run_process([sys.executable, "-m", "mailferry.cli", *command, *sync("dst")], env)
             copied = summary_of(proc.stdout).get("messages_copied", f"exit {proc.returncode}")
             rate = args.messages / proc.seconds
             print(f"| {label} | {proc.seconds:.1f} | {rate:.0f} | {proc.rss_mb:.1f} | {copied} |")
             if label == "first pass":  # rule 1: the state grows by a bounded number of bytes
-                size = sum(p.stat().st_size for p in work.glob("state.sqlite3*"))
+                size = state.size()
                 log(f"state after the first pass: {size / args.messages:.0f} bytes per message")
         if args.trace:
-            state = work / "traced.sqlite3"
+            (work / "traced").mkdir()
+            state = StateDb(work / "traced", None, env)
             traced(["sync", "--json", *sync("dst2")], env, "first pass (traced, fresh target)")
-            for path in work.glob("traced.sqlite3*"):
-                path.unlink()
+            state.lose()
             traced(["sync", "--json", *sync("dst2")], env, "lost state (traced)")
     return 0
 
