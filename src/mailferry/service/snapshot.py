@@ -69,16 +69,14 @@ def take_snapshot(
     target: MailAccount,
     plan: FolderPlan,
     records: Mapping[str, FolderRecord],
-    source_status: Mapping[str, FolderStatus] | None = None,
+    source_status: Mapping[str, FolderStatus],
 ) -> Snapshot:
-    """``source_statuses`` (unless given); target STATUS only of the folders that may be
-    unchanged (a CONDSTORE source, a complete pass). ``records``: ``StateStore.folder_records``,
-    read before the folders were mapped."""
+    """``source_status`` (``source_statuses``, read while the target's folders were created);
+    target STATUS only of the folders that may be unchanged (a CONDSTORE source, a complete
+    pass). ``records``: ``StateStore.folder_records``, read before the folders were mapped."""
     mappings = plan.mappings
     if not mappings:
         return Snapshot(records=records)
-    if source_status is None:
-        source_status = source_statuses(source, plan)
     candidates = [
         m.target
         for m in mappings

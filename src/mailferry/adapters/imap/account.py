@@ -259,11 +259,17 @@ class ImapAccount:
         RFC 7162 3.1.2.1), and the folder is then selected for the pass that asked, which needs
         it selected anyway. One round trip a folder instead of two, each a WAN round trip. A
         server whose answer lacks UIDVALIDITY or UIDNEXT is asked STATUS."""
-        found = _selected_status(self._select(folder, fresh=True))
-        if found is None:
-            return self._status_command(folder)
+        self._select(folder, fresh=True)
+        return self._selected_status() or self._status_command(folder)
+
+    def _selected_status(self) -> FolderStatus | None:
+        """The selected folder's status from its SELECT (EXAMINE) answer; None without
+        UIDVALIDITY or UIDNEXT in it."""
+        found = _selected_status(self._select_info)
+        if found is None or self.condstore:
+            return found
         # A profile that masks CONDSTORE (Microsoft 365) is not counted on for HIGHESTMODSEQ.
-        return found if self.condstore else replace(found, highestmodseq=None)
+        return replace(found, highestmodseq=None)
 
     def _status_command(self, folder: str) -> FolderStatus:
         imap = self._client._imap
@@ -394,11 +400,9 @@ class ImapAccount:
         imap = self._client._imap
         imap.state, imap.is_readonly = "SELECTED", True  # as imaplib's own EXAMINE leaves it
         self._selected, self._select_info = folder, found.info
-        status = _selected_status(found.info)
+        status = self._selected_status()
         if status is None:
             return self._status_command(folder), None
-        if not self.condstore:
-            status = replace(status, highestmodseq=None)
         if found.fetch is not None and found.fetch.status != "OK":
             said = found.fetch.text.decode("utf-8", "replace")  # the listing's own refusal:
             throttled = slow_down(said, "server asks to slow down")  # a cap or a throttle
