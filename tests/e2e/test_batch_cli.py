@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import pytest
 from click.testing import CliRunner
@@ -53,6 +53,16 @@ def serve(env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
         text=True,
         stdin=subprocess.DEVNULL,
     )
+
+
+def batch_status(env: dict[str, str]) -> dict[str, Any]:
+    """`mailferry batch status wave1 --json`, run in this process (reads the state file in WAL)."""
+    result = CliRunner().invoke(
+        main, ["batch", "status", "wave1", "--json"], env=env, catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    report: dict[str, Any] = json.loads(result.output)
+    return report
 
 
 class ConnectionWatch:
@@ -162,13 +172,13 @@ def test_batch_of_8_capped_killed_and_resumed(dovecot_slash, quota_target, make_
         killed_mid_batch = False
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            report = json.loads(mailferry("batch", "status", "wave1", "--json", env=env).stdout)
+            report = batch_status(env)  # in-process: a poll takes milliseconds, not a start-up
             running = [m for m in report["mailboxes"] if m["state"] == "syncing"]
             done = [m for m in report["mailboxes"] if m["state"] in ("synced", "failed")]
             if running and done:
                 killed_mid_batch = True
                 break
-            time.sleep(0.05)
+            time.sleep(0.01)
         first.send_signal(signal.SIGKILL)
         first.communicate(timeout=30)
         assert killed_mid_batch, "the batch ended before it could be killed; raise scale"
