@@ -119,3 +119,29 @@ def test_uid_marks_and_a_wide_uid_window_on_a_sparse_folder(accounts):
     assert reader.uid_marks("INBOX", 2) == kept[1::2], server
     wide = range(1, 5_000)  # far more UIDs than META_CHUNK: one UID FETCH lo:hi
     assert list(reader.fetch_meta("INBOX", wide)) == list(reader.fetch_meta("INBOX")), server
+
+
+def test_a_listing_asked_ahead_is_the_same_and_any_other_command_reads_it_first(accounts):
+    writer, reader, server = accounts
+    writer.create_folder(FOLDER)
+    writer.append_batch(FOLDER, [_request(n) for n in range(1, 6)])
+    writer.create_folder("Other")
+    writer.append_batch("Other", [_request(n) for n in range(6, 8)])
+    expected = reader.status_with_listing(FOLDER)
+    reader.send_listing(FOLDER)  # answered a round trip later, read by the next command
+    assert reader.status_with_listing(FOLDER) == expected
+    # Asked ahead for one folder, then another command: the answers in between are read
+    # first, and every command after sees its own.
+    reader.send_listing(FOLDER)
+    assert [m.uid for m in reader.fetch_meta("Other")] == [1, 2]
+    reader.send_listing(FOLDER)
+    status, listing = reader.status_with_listing("Other")
+    assert status.exists == 2
+    assert listing is None if server == "courier" else len(listing or []) == 2
+    reader.send_listing("Not There")  # its refusal is read, and is nobody's failure
+    assert reader.status(FOLDER).exists == 5
+    reader.send_listing("Not There")
+    with pytest.raises(FolderError):
+        reader.status_with_listing("Not There")
+    writer.send_listing(FOLDER)  # a target asks nothing ahead: its SELECT is read-write
+    assert writer.status(FOLDER).exists == 5

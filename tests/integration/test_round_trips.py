@@ -53,5 +53,8 @@ def test_a_first_pass_selects_each_folder_once_and_sends_no_status(
     assert src["Status"] == 0 and dst["Status"] == 0, (src, dst)
     assert src["Examine"] == len(FOLDERS), src  # the listing reuses the EXAMINE's counts
     assert dst["Select"] == len(FOLDERS), dst
-    # The run's start still reads every source folder's status in one LIST-STATUS.
+    # The run's start still reads every source folder's status in one LIST-STATUS, and the
+    # target's, once its folders exist, in another: a first pass takes the target folder's
+    # status from it, and selects the folder only for its APPENDs.
     assert src["List"] == 2, src
+    assert dst["List"] == 2, dst

@@ -446,6 +446,11 @@ class ListingAhead(Protocol):
         when the answer is not a whole listing (the caller lists the folder itself)."""
         ...
 
+    def send_listing(self, folder: str) -> None:
+        """Ask for ``status_with_listing(folder)`` now, the answer read when it is called (a
+        round trip overlapped with other work); any other use of the account first reads it."""
+        ...
+
 
 @runtime_checkable
 class AppendPipelining(Protocol):

@@ -67,6 +67,9 @@ class FolderCopy:
     batch_bytes: int = 16 << 20
     keep_labels: bool = False  # record each copy's label key (a source whose folders are labels)
     after_part: Callable[[FolderWork], None] | None = None  # called as each window's copy ends
+    # Called on the reading thread once the pass's last burst is read (with ``windows_ahead``):
+    # the source is idle from then on, while the last APPENDs are answered and recorded.
+    source_idle: Callable[[], None] | None = None
     failures: dict[int, str] = field(default_factory=dict)  # uid -> reason, this pass
     copied: int = 0  # messages copied in this pass
     refused: set[str] = field(default_factory=set)  # keywords the target folder refuses
@@ -137,7 +140,7 @@ class FolderCopy:
         burst N are read (``_write``); a window's last burst is answered and recorded before the
         next window starts (its flags, ``after_part``). Failures are recorded here, on the
         writer's thread, which owns the summary."""
-        with Prefetch(self._read_parts(parts), _Burst.close) as bursts:
+        with Prefetch(self._read_parts(parts, last=self.windows_ahead), _Burst.close) as bursts:
             # SELECT the target only when there is something to copy (an up-to-date folder costs
             # two STATUS), and once a pass, not once a window.
             if select:
@@ -254,9 +257,10 @@ class FolderCopy:
             "(its APPENDLIMIT, or its provider profile's largest message)"
         )
 
-    def _read_parts(self, parts: Iterator[FolderWork]) -> Iterator[_Burst]:
+    def _read_parts(self, parts: Iterator[FolderWork], *, last: bool) -> Iterator[_Burst]:
         """Each part's bursts, its first marked ``starts`` and its last ``ends`` (a part with
-        nothing to copy is one empty burst, both); on the reading thread, parts planned there."""
+        nothing to copy is one empty burst, both); on the reading thread, parts planned there.
+        ``last``: these are the pass's last parts (``source_idle`` is called after them)."""
         for part in parts:
             empty = True
             for burst in self._read_bursts(part.copy):
@@ -266,6 +270,8 @@ class FolderCopy:
             if empty:
                 yield _Burst({}, starts=part, ends=part)
             del part  # not kept alive while the next window is planned
+        if last and self.source_idle is not None:
+            self.source_idle()
 
     def _read_bursts(self, messages: Sequence[MessageMeta]) -> Iterator[_Burst]:
         """The bursts, each fetched whole from the source (on the reading thread)."""

@@ -40,6 +40,9 @@ class FolderWork:
     listed: int = 0  # streamed: source messages the windows handed out so far have listed
     planned: int = 0  # streamed: messages those windows chose to copy
     spans: SharedSpans | None = None  # streamed: the windows not planned yet, for any lane
+    # streamed: a first pass into a target folder that held nothing (no match, no rows): no
+    # window has a copy to carry flags to, so none needs the target's PERMANENTFLAGS.
+    into_empty: bool = False
     _counting: threading.Lock = field(
         default_factory=threading.Lock, init=False, repr=False, compare=False
     )

@@ -115,6 +115,7 @@ class Migration:
         self._free_sessions = 0  # sessions a big folder's first pass may open (folderlanes.py)
         self._passes = SharedPasses()  # passes other lanes may join, shared by the lanes
         self._early: EarlyPairs | None = None  # lane sessions opening while the run starts
+        self._next: FolderMapping | None = None  # taken off the queue early (``_look_ahead``)
 
     # -- entry points -------------------------------------------------------------------------------
     def planner(self) -> FolderPlanner:
@@ -254,23 +255,43 @@ class Migration:
         """Take folders off the shared queue until it is empty (one lane's loop)."""
         try:
             while True:
+                mapping, self._next = self._next, None
                 try:
-                    mapping = folders.get_nowait()
+                    mapping = mapping or folders.get_nowait()
                 except queue.Empty:
                     if self.options.share_big_folders:
                         self._help_others()
                     return
                 self._check_stop()
+                sync = functools.partial(self._sync_folder, mapping, folders)
                 with self._passes.busy():
-                    self._retrying(
-                        mapping.source.name, functools.partial(self._sync_folder, mapping)
-                    )
+                    self._retrying(mapping.source.name, sync)
                 self._ledger.done.add(mapping.source.name)
                 self.summary.folders += 1
         except TargetFullError as exc:
             self._fail("*", None, str(exc))
             self.summary.stopped = str(exc)
             self._stop.set()  # the other lanes stop after their burst in flight
+        finally:
+            if self._next is not None:  # taken early, not begun: another lane's to take
+                folders.put(self._next)
+                self._next = None
+
+    def _look_ahead(self, folders: queue.SimpleQueue[FolderMapping]) -> None:
+        """The source fell idle at the end of a folder's reading: take this lane's next folder
+        now and ask for what its planning reads from the source (``FolderPlanner.list_ahead``),
+        so that the answer is on its way while this folder's last APPENDs are answered. On the
+        copy's reading thread; a failure here is left to the next folder's own commands."""
+        if self._next is None and not self._stop.is_set():
+            try:
+                self._next = folders.get_nowait()
+            except queue.Empty:
+                return
+        if self._next is not None:
+            try:
+                self.planner().list_ahead(self._next)
+            except MailferryError as exc:
+                log.debug("folder.list_ahead_failed", folder=self._next.source.name, error=str(exc))
 
     def _open_lanes(self, count: int) -> list[Migration]:
         """This run plus up to ``count - 1`` lanes with sessions of their own, opened at once."""
@@ -469,7 +490,11 @@ class Migration:
             return  # the next attempt will fail fast and count
 
     # -- folders ------------------------------------------------------------------------------------
-    def _sync_folder(self, mapping: FolderMapping) -> None:
+    def _sync_folder(
+        self, mapping: FolderMapping, folders: queue.SimpleQueue[FolderMapping] | None = None
+    ) -> None:
+        """One folder's pass; ``folders``: the lane's queue, whose next folder the pass may
+        take early (``_look_ahead``)."""
         uncreated = self._ledger.uncreated.get(mapping.target)
         if uncreated is not None:
             accounting.not_created(self.summary, mapping, uncreated, self.planner())
@@ -498,6 +523,8 @@ class Migration:
                     self._passes.remove(shared)
                 copy.finish(work)
             else:
+                if folders is not None:
+                    copy.source_idle = functools.partial(self._look_ahead, folders)
                 copy.run(work)
         except (TargetFullError, StopRequestedError) as exc:
             if work.streamed:

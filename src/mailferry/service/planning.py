@@ -95,12 +95,12 @@ class FolderPlanner:
             known_src, known_tgt, copied = unchanged
             return FolderWork(mapping, known_src, known_tgt, existing=copied, unchanged=True)
         name = mapping.source.name
+        checkpoint = self.store.checkpoint(self.pair, name)
         # Each side's STATUS is a SELECT the pass needs anyway (adapters/imap): both at once.
         src, tgt = both(
             lambda: self._source_status(name, dry_run=dry_run),
-            lambda: self._target_status(mapping.target, dry_run=dry_run),
+            lambda: self._target_status(mapping, dry_run=dry_run, fresh=checkpoint is None),
         )
-        checkpoint = self.store.checkpoint(self.pair, name)
         if (
             checkpoint is not None
             and tgt is not None
@@ -167,19 +167,34 @@ class FolderPlanner:
         """The source folder's status; for a small folder on its first pass, with its listing in
         the same round trip, kept for the pass's one window (``listed_ahead``)."""
         self._ahead = None
-        hint = self.snapshot.source.get(name)
-        if (
-            dry_run
-            or not isinstance(self.source, ListingAhead)
-            or hint is None
-            or not 0 < hint.exists <= LISTING_AHEAD
-            or name in self.snapshot.records
-        ):
+        if dry_run or not self._lists_ahead(name):
             return self.source.status(name)
+        assert isinstance(self.source, ListingAhead)  # noqa: S101 - _lists_ahead checked it
         status, listing = self.source.status_with_listing(name)
         if listing is not None:
             self._ahead = (name, listing)
         return status
+
+    def _lists_ahead(self, name: str) -> bool:
+        """Whether a pass over ``name`` asks its status with its listing: a first pass (no
+        record) over a folder the run's snapshot found small, from a source that can."""
+        hint = self.snapshot.source.get(name)
+        return (
+            isinstance(self.source, ListingAhead)
+            and hint is not None
+            and 0 < hint.exists <= LISTING_AHEAD
+            and name not in self.snapshot.records
+        )
+
+    def list_ahead(self, mapping: FolderMapping) -> None:
+        """Ask now for what planning ``mapping`` will read from the source (its status and
+        listing), if it will (``ListingAhead.send_listing``): called by a lane as the source
+        falls idle at the end of the folder before, so the answer arrives while that folder's
+        last APPENDs are answered and recorded."""
+        name = mapping.source.name
+        if self._lists_ahead(name):
+            assert isinstance(self.source, ListingAhead)  # noqa: S101 - _lists_ahead checked it
+            self.source.send_listing(name)
 
     def listed_ahead(self, name: str, whole: bool) -> list[MessageMeta] | None:
         """The listing read with the status, once, for the window that is the ``whole``
@@ -189,9 +204,21 @@ class FolderPlanner:
             return None
         return ahead[1]
 
-    def _target_status(self, folder: str, *, dry_run: bool) -> FolderStatus | None:
+    def _target_status(
+        self, mapping: FolderMapping, *, dry_run: bool, fresh: bool
+    ) -> FolderStatus | None:
+        """The target folder's status. A first pass (``fresh``: no checkpoint) takes it from the
+        run's snapshot where it is there (``Snapshot.first_pass_target``), read once the
+        folders were created: a UIDNEXT only grows, so it is a lower bound of the UIDs the
+        pass's APPENDs get, and what an earlier run put in the folder was there when it was
+        read (messages delivered since are not this pair's). The copy selects the folder while
+        its first burst is read. Anything else is a SELECT now."""
+        if fresh and not dry_run:
+            known = self.snapshot.first_pass_target(mapping)
+            if known is not None:
+                return known
         try:
-            return self.target.status(folder)
+            return self.target.status(mapping.target)
         except FolderError:
             if dry_run:  # the folder would be created by a real run
                 return None
@@ -240,14 +267,15 @@ class FolderPlanner:
         # resumes from the rows. Until now (a listing that failed half-way, a crash) the next
         # attempt matches again from scratch, never reading "no rows" as "nothing is there".
         self._mark(mapping, src, tgt, Checkpoint.STARTED)
-        return self._streamed(mapping, src, tgt)
+        return self._streamed(mapping, src, tgt, into_empty=not tgt.exists)
 
-    def _streamed(self, mapping: FolderMapping, src: FolderStatus, tgt: FolderStatus) -> FolderWork:
+    def _streamed(
+        self, mapping: FolderMapping, src: FolderStatus, tgt: FolderStatus, *, into_empty: bool
+    ) -> FolderWork:
         """A pass planned window by window; the first is planned now, so that a folder of one
         window (most folders) reports exact totals before its copy starts."""
-        work = FolderWork(
-            mapping, src, tgt, spans=SharedSpans(self.spans_of(mapping.source.name, src))
-        )
+        spans = SharedSpans(self.spans_of(mapping.source.name, src))
+        work = FolderWork(mapping, src, tgt, spans=spans, into_empty=into_empty)
         walk = self.windows.walk(work)
         first = next(walk, None)
         work.windows = chain([] if first is None else [first], walk)
@@ -335,7 +363,7 @@ class FolderPlanner:
             candidates = sorted(set(uncopied(flags_now, copied)) | (failed - copied.keys()))
             existing = max(src.exists - len(candidates), 0)
         elif not dry_run:  # every message's flags, window by window
-            return self._streamed(mapping, src, tgt)
+            return self._streamed(mapping, src, tgt, into_empty=False)
         else:
             flags_now = dict(self.source.fetch_flags(name))
             copied = self.store.copied(self.pair, name)

@@ -7,7 +7,9 @@ round). ``Prefetch`` runs the fetching on a thread of its own, one burst ahead o
 Why this is safe:
 - the source session is used by the reading thread only, from the first item to ``close()``,
   which joins that thread: nothing else touches the source during a folder's copy phase, and the
-  session is idle again before the run plans the next folder, reconnects or logs out;
+  session is idle again before the run plans the next folder, reconnects or logs out (or has
+  that next folder's listing asked ahead, ``ListingAhead.send_listing``, whose answer the
+  session reads before any other command);
 - at most two bursts are alive (the one being written, the one being read): memory stays bounded
   by twice the burst's bytes, and a message larger than a spool threshold is on disk anyway;
 - nothing is promised for a burst read ahead: its intents are committed by the writer, as before,

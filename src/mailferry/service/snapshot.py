@@ -18,6 +18,7 @@ when its turn comes.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -31,6 +32,15 @@ class Snapshot:
     source: Mapping[str, FolderStatus] = field(default_factory=dict)  # by source folder
     target: Mapping[str, FolderStatus] = field(default_factory=dict)  # by target folder
     records: Mapping[str, FolderRecord] = field(default_factory=dict)  # by source folder
+    # Target folders whose status was read for a first pass: no record, one source folder each.
+    fresh_targets: frozenset[str] = frozenset()
+
+    def first_pass_target(self, mapping: FolderMapping) -> FolderStatus | None:
+        """The target's status read for the first pass over ``mapping`` (see ``take_snapshot``),
+        or None: the pass reads it itself."""
+        if mapping.source.name in self.records or mapping.target not in self.fresh_targets:
+            return None
+        return self.target.get(mapping.target)
 
     def unchanged(
         self, mapping: FolderMapping, selection: str
@@ -72,8 +82,10 @@ def take_snapshot(
     source_status: Mapping[str, FolderStatus],
 ) -> Snapshot:
     """``source_status`` (``source_statuses``, read while the target's folders were created);
-    target STATUS only of the folders that may be unchanged (a CONDSTORE source, a complete
-    pass). ``records``: ``StateStore.folder_records``, read before the folders were mapped."""
+    target STATUS, in one command, of the folders that may be unchanged (a CONDSTORE source, a
+    complete pass) and of those a first pass goes to, read after they were created (a folder
+    two source folders go to is left out: the second pass reads it after the first wrote).
+    ``records``: ``StateStore.folder_records``, read before the folders were mapped."""
     mappings = plan.mappings
     if not mappings:
         return Snapshot(records=records)
@@ -85,5 +97,10 @@ def take_snapshot(
         and record.checkpoint.complete
         and not record.pending
     ]
-    target_status = target.statuses(list(dict.fromkeys(candidates))) if candidates else {}
-    return Snapshot(source_status, target_status, records)
+    sources = Counter(m.target for m in mappings)
+    fresh = frozenset(
+        m.target for m in mappings if m.source.name not in records and sources[m.target] == 1
+    )
+    wanted = list(dict.fromkeys([*candidates, *sorted(fresh)]))
+    target_status = target.statuses(wanted) if wanted else {}
+    return Snapshot(source_status, target_status, records, fresh)

@@ -193,7 +193,10 @@ class Windows:
         (each with a ``walk`` on its own sessions) then share them out."""
         p = self.planner
         mapping, src = work.mapping, work.source_status
-        permanent = p.permanent(mapping.target, exists=True)
+        # Read on this thread before any window is planned on another; not at all for a pass
+        # into an empty folder, so that its SELECT overlaps the first burst's reading instead.
+        no_rows = frozenset[str]()  # nothing is carried: there are no copies to carry flags to
+        permanent = no_rows if work.into_empty else p.permanent(mapping.target, exists=True)
         name = mapping.source.name
         for span in work.spans if work.spans is not None else p.spans_of(name, src):
             copied = p.store.copied_range(p.pair, name, span.low, span.high)

@@ -20,7 +20,12 @@ import imapclient
 
 from mailferry.adapters.imap.atoms import internaldate as _internaldate
 from mailferry.adapters.imap.changes import count_changed
-from mailferry.adapters.imap.examine import examine_and_list
+from mailferry.adapters.imap.examine import (
+    Examined,
+    Sent,
+    read_examined,
+    send_examine_and_list,
+)
 from mailferry.adapters.imap.opening import Personal, enable_and_namespace
 from mailferry.adapters.imap.rows import BODY, MESSAGE_ID, FetchRow, by_uid, parse_rows
 from mailferry.adapters.imap.session import (
@@ -56,6 +61,7 @@ META_CHUNK = 1000  # messages per metadata FETCH command
 MARKS_PER_FETCH = 500  # sequence numbers per FETCH of window marks (a short command line)
 META_ITEMS = ["FLAGS", "INTERNALDATE", "RFC822.SIZE"]
 MESSAGE_ID_ITEM = "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"
+LISTING_ITEMS = [*META_ITEMS, MESSAGE_ID_ITEM]  # a first pass's listing (``status_with_listing``)
 BODY_BATCH_BYTES = 8 << 20  # small messages fetched together up to this many bytes
 PARTIAL_CHUNK = 4 << 20  # large messages fetched in partial chunks of this size
 SPOOL_IN_MEMORY = 1 << 20  # bodies larger than this spool to a temporary file
@@ -71,6 +77,7 @@ class ImapAccount:
         self._selected: str | None = None
         self._select_info: dict[bytes, Any] = {}
         self._just_selected = False
+        self._ahead: Sent | None = None  # a listing written ahead (``send_listing``), unread
         self._pipeline = client.pipeline
         with self._guard():  # one round trip at most; NAMESPACE may have come with CAPABILITY
             personal = enable_and_namespace(self._pipeline, self._caps, client.namespaces)
@@ -102,6 +109,7 @@ class ImapAccount:
         self._just_selected = False  # a command is sent: the SELECT's counts may be stale
         try:
             with translated(folder):
+                self._read_ahead()  # a listing written ahead for another folder: read first
                 yield
         except ConnectError as exc:
             if isinstance(exc, ThrottledError):
@@ -385,21 +393,46 @@ class ImapAccount:
                 continue  # expunged meanwhile: the caller notices the gap
             yield _meta(uid, row, message_ids=message_ids)
 
+    def send_listing(self, folder: str) -> None:
+        """Write ``status_with_listing``'s EXAMINE and FETCH now, for the pass that asks for them
+        later (``ListingAhead``): their round trip overlaps what the run does meanwhile. Any
+        other command on this session reads their answers first."""
+        if not self._readonly or self._ahead is not None:
+            return
+        self._selected = None  # the EXAMINE selects it, or (refused) nothing
+        with self._guard(folder):
+            self._ahead = send_examine_and_list(self._pipeline, folder, LISTING_ITEMS)
+
+    def _read_ahead(self) -> Examined | None:
+        """The answers to a listing written ahead, read, its folder selected if examined."""
+        sent, self._ahead = self._ahead, None
+        if sent is None:
+            return None
+        found = read_examined(self._pipeline, sent)
+        if found.examine is not None and found.examine.status == "OK":
+            imap = self._client._imap
+            imap.state, imap.is_readonly = "SELECTED", True  # as imaplib's own EXAMINE leaves it
+            self._selected, self._select_info = sent.folder, found.info
+        return found
+
     def status_with_listing(self, folder: str) -> tuple[FolderStatus, list[MessageMeta] | None]:
         """``status`` and, in the same round trip, every message's metadata with its Message-ID
         (examine.py), for a small folder a first pass is about to list; None when the answer is
-        not a whole listing. A target is selected read-write by ``status`` alone."""
+        not a whole listing. A target is selected read-write by ``status`` alone. The commands
+        may have been written already (``send_listing``)."""
         if not self._readonly:  # this class's own: ``folder`` is on the wire already
             return ImapAccount.status(self, folder), None
+        ahead = self._ahead if self._ahead is not None and self._ahead.folder == folder else None
+        if ahead is not None:
+            self._ahead = None  # this folder's own answers: read below, not by the guard
         self._selected = None
-        with self._guard(folder):
-            found = examine_and_list(self._pipeline, folder, [*META_ITEMS, MESSAGE_ID_ITEM])
+        with self._guard(folder):  # which reads the answers asked ahead for another folder
+            self._ahead = ahead or send_examine_and_list(self._pipeline, folder, LISTING_ITEMS)
+            found = self._read_ahead()
+        assert found is not None  # noqa: S101 - read just now
         if found.examine is None or found.examine.status != "OK":
             text = found.examine.text if found.examine is not None else b""
             raise _refusal(folder, [text])
-        imap = self._client._imap
-        imap.state, imap.is_readonly = "SELECTED", True  # as imaplib's own EXAMINE leaves it
-        self._selected, self._select_info = folder, found.info
         status = self._selected_status()
         if status is None:
             return self._status_command(folder), None

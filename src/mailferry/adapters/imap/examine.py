@@ -64,16 +64,32 @@ class Examined:
         return found if len(found) == exists else None
 
 
-def examine_and_list(pipeline: Pipeline, folder: str, items: list[str]) -> Examined:
-    """Write ``EXAMINE folder`` and ``FETCH 1:* (UID items)`` at once; read both answers."""
-    examine, fetch = pipeline.next_tag(), pipeline.next_tag()
+@dataclass(frozen=True)
+class Sent:
+    """An EXAMINE and its listing FETCH written, their answers not read yet."""
+
+    folder: str
+    examine: bytes
+    fetch: bytes
+
+
+def send_examine_and_list(pipeline: Pipeline, folder: str, items: list[str]) -> Sent:
+    """Write ``EXAMINE folder`` and ``FETCH 1:* (UID items)`` at once (``read_examined`` reads
+    the answers: at once, or while the session is busy elsewhere, a round trip later)."""
+    sent = Sent(folder, pipeline.next_tag(), pipeline.next_tag())
     spec = " ".join(["UID", *items]).encode("ascii")
     pipeline.send(
-        b"%s EXAMINE %s\r\n%s FETCH 1:* (%s)\r\n" % (examine, quote_mailbox(folder), fetch, spec)
+        b"%s EXAMINE %s\r\n%s FETCH 1:* (%s)\r\n"
+        % (sent.examine, quote_mailbox(folder), sent.fetch, spec)
     )
+    return sent
+
+
+def read_examined(pipeline: Pipeline, sent: Sent) -> Examined:
+    """Both answers to what ``send_examine_and_list`` wrote."""
     found = Examined()
-    answers = pipeline.wait_tagged([examine, fetch], on_untagged=found.keep)
-    found.examine, found.fetch = answers[examine], answers[fetch]
+    answers = pipeline.wait_tagged([sent.examine, sent.fetch], on_untagged=found.keep)
+    found.examine, found.fetch = answers[sent.examine], answers[sent.fetch]
     return found
 
 

@@ -79,6 +79,9 @@ class NamespacedAccount(ImapAccount):
     def status_with_listing(self, folder: str) -> tuple[FolderStatus, list[MessageMeta] | None]:
         return super().status_with_listing(self._physical(folder))
 
+    def send_listing(self, folder: str) -> None:
+        super().send_listing(self._physical(folder))
+
     def fetch_meta(
         self, folder: str, uids: Sequence[int] | None = None, *, message_ids: bool = False
     ) -> Iterator[MessageMeta]:
