@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 import pytest
@@ -230,13 +231,29 @@ def sync_rss(m: Migration, tmp_path, label: str) -> dict:
     return summary
 
 
+def dry_run_rss(m: Migration, label: str) -> tuple[int, float]:
+    """``mailferry sync --dry-run`` as a process of its own: (messages it would copy, peak RSS)."""
+    argv = [sys.executable, "-m", "mailferry.cli", "sync", m.source.url, m.target.url]
+    run = run_measured(
+        [*argv, "--state", str(m.state), "--dry-run"], {**os.environ, **m.env()}, timeout=1700
+    )
+    assert run.returncode == 0, f"{label}: {(run.stdout + run.stderr)[-2000:]}"
+    found = re.search(r"(\d+) folders, (\d+) messages, (\d+) bytes to copy", run.stdout)
+    assert found is not None, run.stdout[-2000:]
+    return int(found.group(2)), run.peak_rss_mb
+
+
 def check_memory_of_every_pass(
     m: Migration, tmp_path, total: int, bound: float, verify_bound: float
 ) -> None:
     """First pass, no-op pass, and the re-run after the state is lost (nothing copied, every
     message matched), each process's peak RSS under ``bound`` MB, then ``verify`` under
-    ``verify_bound``: nothing a pass keeps grows with the folder (issue #17 rule 1)."""
+    ``verify_bound``: nothing a pass keeps grows with the folder (issue #17 rule 1). A dry run
+    before the first pass and one after it (planned window by window, counted) stay under
+    ``bound`` too."""
     fill_inbox(m.source.server, m.source.user, total)
+    dry_first, dry_first_rss = dry_run_rss(m, "dry run before the first pass")
+    assert dry_first == total
     passes = []
     for label in ("first pass", "no-op pass", "lost-state re-run"):
         if label == "lost-state re-run":
@@ -244,7 +261,13 @@ def check_memory_of_every_pass(
         summary = sync_rss(m, tmp_path, label.replace(" ", "-"))
         passes.append((label, summary))
         assert summary["failures"] == [], label
-    first, noop, lost = (s for _, s in passes)
+    dry_after, dry_after_rss = dry_run_rss(m, "dry run after the passes")
+    assert dry_after == 0
+    passes += [
+        ("dry run before the first pass", {"rss_mb": dry_first_rss}),
+        ("dry run after the passes", {"rss_mb": dry_after_rss}),
+    ]
+    first, noop, lost = (s for _, s in passes[:3])
     assert first["messages_copied"] == total
     assert (noop["messages_copied"], noop["messages_skipped_existing"]) == (0, total)
     assert (lost["messages_copied"], lost["messages_skipped_existing"]) == (0, total)

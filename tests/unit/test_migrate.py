@@ -11,7 +11,7 @@ from mailferry.domain.plan import Selection
 from mailferry.service.migrate import Migration, SyncOptions
 from mailferry.service.planning import plan_folders
 from mailferry.service.verify import verify
-from tests.fakes import contents, fill, live_contents, message
+from tests.fakes import BASE, contents, fill, live_contents, message
 
 PAIR = "src -> dst"
 
@@ -171,7 +171,7 @@ def test_dry_run_writes_nothing(servers):
     works = Migration(
         MemoryAccount(src), MemoryAccount(dst), store, PAIR, SyncOptions(dry_run=True)
     ).plan()
-    assert sum(len(w.copy) for w in works) == 9
+    assert sum(w.totals()[0] for w in works) == 9
     assert list(dst.folders) == ["INBOX"]
     assert not dst.folder("INBOX").messages
     assert store.checkpoint(PAIR, "INBOX") is None
@@ -279,3 +279,61 @@ def test_a_uidvalidity_that_moves_until_the_first_append_is_kept_as_appenduid_re
     summary = Migration(MemoryAccount(src), ListingCounter(dst), store, PAIR).run()
     assert (summary.messages_copied, ListingCounter.listings) == (0, 0)
     assert contents(dst, "INBOX") == contents(src, "INBOX")
+
+
+def dry_totals(src, dst, store, **kw):
+    """(to copy, bytes, flag updates, on target) summed over a dry run's folders, and the
+    folders counted window by window (their message lists not kept)."""
+    options = SyncOptions(dry_run=True, **kw)
+    works = Migration(MemoryAccount(src), MemoryAccount(dst), store, PAIR, options).plan()
+    totals = [w.totals() for w in works]
+    sums = (*(sum(t[i] for t in totals) for i in range(3)), sum(w.existing for w in works))
+    counted = {w.mapping.source.name for w in works if w.counted}
+    assert all(not w.copy and not w.updates for w in works if w.counted)
+    return sums, counted
+
+
+@pytest.mark.parametrize("condstore", [True, False])
+def test_a_dry_run_counts_window_by_window_what_the_run_then_does(condstore):
+    """A dry run plans a folder as a run would, window by window, and keeps counts only (issue
+    17 rule 1: planning in memory that does not grow with the folder), where there is nothing to
+    match: a first pass into an empty folder, and an incremental pass."""
+    src, dst = MemoryServer(condstore=condstore), MemoryServer()
+    fill(src, "INBOX", [message(i, body="x" * i) for i in range(23)])
+    fill(src, "Big", [message(100 + i) for i in range(40)])
+    store = MemoryStateStore()
+    (count, size, updates, existing), counted = dry_totals(src, dst, store, window=7)
+    assert counted == {"INBOX", "Big"}
+    first = migrate(src, dst, store, window=7)
+    assert (count, size, updates, existing) == (63, first.bytes_copied, 0, 0)
+    assert first.messages_copied == 63
+    # New mail and flags changed at the source: counted as the run then finds them.
+    for uid in (2, 9, 17):
+        src.folder("INBOX").set_flags(uid, frozenset({"\\Seen", "\\Flagged"}))
+    for i in range(12):
+        src.folder("Big").add(message(200 + i), frozenset(), BASE)
+    rows = (store.count_copied(PAIR, "INBOX"), store.count_copied(PAIR, "Big"))
+    (count, size, updates, existing), counted = dry_totals(src, dst, store, window=7)
+    # More new UIDs than a window: walked; a few flag changes (CONDSTORE) are one answer.
+    assert counted == ({"Big"} if condstore else {"INBOX", "Big"})
+    assert (store.count_copied(PAIR, "INBOX"), store.count_copied(PAIR, "Big")) == rows
+    again = migrate(src, dst, store, window=7)
+    assert (count, size, updates) == (
+        again.messages_copied,
+        again.bytes_copied,
+        again.flags_updated,
+    )
+    assert (count, updates) == (12, 3)
+    assert existing == again.messages_skipped_existing == 63
+    assert contents(dst, "Big") == contents(src, "Big")
+
+
+def test_a_dry_run_into_a_folder_with_mail_still_matches_it():
+    """Without state and with mail on the target, a dry run matches in memory as before (what
+    it would find already there is counted as on target, not as to copy)."""
+    src, dst = MemoryServer(), MemoryServer()
+    fill(src, "INBOX", [message(i) for i in range(6)])
+    fill(dst, "INBOX", [message(i) for i in range(4)])
+    (count, _size, _updates, existing), counted = dry_totals(src, dst, MemoryStateStore())
+    assert (count, existing) == (2, 4)
+    assert counted == set()

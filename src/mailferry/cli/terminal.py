@@ -110,17 +110,19 @@ def print_plan(works: Sequence[FolderWork]) -> None:
         for work in works:
             mapping = work.mapping
             renamed = f" (renamed: {mapping.rename_reason})" if mapping.rename_reason else ""
+            count, size, updates = work.totals()
             out.print(
-                f"{mapping.source.name} -> {mapping.target}{renamed}: {len(work.copy)} to copy "
-                f"({work.copy_bytes} bytes), {work.existing} on target, "
-                f"{len(work.updates)} flag updates, "
+                f"{mapping.source.name} -> {mapping.target}{renamed}: {count} to copy "
+                f"({size} bytes), {work.existing} on target, "
+                f"{updates} flag updates, "
                 f"{work.skipped_deleted + work.skipped_filtered} skipped"
                 + (f", {work.elsewhere} copied from another label" if work.elsewhere else ""),
                 markup=False,
             )
-    total = sum(len(w.copy) for w in works)
+    totals = [w.totals() for w in works]
     out.print(
-        f"{len(works)} folders, {total} messages, {sum(w.copy_bytes for w in works)} bytes to copy"
+        f"{len(works)} folders, {sum(t[0] for t in totals)} messages, "
+        f"{sum(t[1] for t in totals)} bytes to copy"
     )
 
 
@@ -140,14 +142,15 @@ def _plan_table(works: Sequence[FolderWork]) -> None:
         table.add_column(column, justify="left" if text else "right", overflow="fold")
     for work in works:
         skipped = work.skipped_deleted + work.skipped_filtered
+        count, size, updates = work.totals()
         table.add_row(
             work.mapping.source.name,
             work.mapping.target
             + (f"  ({work.mapping.rename_reason})" if work.mapping.rename_reason else ""),
-            str(len(work.copy)),
-            str(work.copy_bytes),
+            str(count),
+            str(size),
             str(work.existing),
-            str(len(work.updates)),
+            str(updates),
             str(skipped),
             str(work.elsewhere),
         )

@@ -103,7 +103,7 @@ def not_created(
     gets a label tally of its own, so later label folders do not count these as copied."""
     planner.dry_standing = Counter()
     work = planner.plan(mapping, dry_run=True)
-    count = len(work.copy)
+    count = work.totals()[0]
     count_skips(summary, work)
     summary.messages_failed += count
     summary.failures.append(
@@ -131,7 +131,7 @@ def count_unreached(
             else:
                 work = planner().plan(mapping, dry_run=True)
                 count_skips(summary, work)
-                remaining(summary, name, len(work.copy))
+                remaining(summary, name, work.totals()[0])
         except MailferryError as exc:
             summary.warnings.append(f"folder {name!r}: messages left not counted: {exc}")
 

@@ -43,6 +43,11 @@ class FolderWork:
     # streamed: a first pass into a target folder that held nothing (no match, no rows): no
     # window has a copy to carry flags to, so none needs the target's PERMANENTFLAGS.
     into_empty: bool = False
+    # A dry run's streamed pass, its windows counted as they were planned and let go: the totals
+    # below stand for ``copy`` and ``updates``, which stay empty (``count_windows``).
+    counted: bool = False
+    counted_bytes: int = 0
+    counted_updates: int = 0
     _counting: threading.Lock = field(
         default_factory=threading.Lock, init=False, repr=False, compare=False
     )
@@ -83,6 +88,21 @@ class FolderWork:
         self.elsewhere += part.elsewhere
         self.listed += listed
         self.planned += len(part.copy)
+
+    def count_windows(self) -> FolderWork:
+        """This streamed pass's windows planned one by one and counted, none kept: what a dry
+        run reports of a folder, in memory that does not grow with it."""
+        for part in self.parts():  # ``absorb`` counts the rest as each window is handed out
+            self.counted_bytes += part.copy_bytes
+            self.counted_updates += len(part.updates)
+        self.windows, self.counted = None, True
+        return self
+
+    def totals(self) -> tuple[int, int, int]:
+        """(messages to copy, their bytes, flag updates): kept, or counted by a dry run."""
+        if self.counted:
+            return self.planned, self.counted_bytes, self.counted_updates
+        return len(self.copy), self.copy_bytes, len(self.updates)
 
     def left(self, done: int) -> int:
         """Messages not copied yet when the pass stops after ``done`` of them (copied or failed):

@@ -111,6 +111,8 @@ class FolderPlanner:
             work = self._plan_incremental(mapping, src, tgt, checkpoint, dry_run=dry_run)
         elif not dry_run and tgt is not None:
             work = self._stream_fresh(mapping, src, tgt)
+        elif self._counts_fresh(mapping, tgt):
+            work = self._streamed(mapping, src, tgt, into_empty=True).count_windows()
         else:
             work = self._plan_fresh(mapping, src, tgt)
         if self.labels is not None and self.labels.dedupes(mapping) and work.copy:
@@ -269,8 +271,22 @@ class FolderPlanner:
         self._mark(mapping, src, tgt, Checkpoint.STARTED)
         return self._streamed(mapping, src, tgt, into_empty=not tgt.exists)
 
+    def _counts_fresh(self, mapping: FolderMapping, tgt: FolderStatus | None) -> bool:
+        """Whether a dry run plans a folder without state as a run would, window by window, and
+        counts it (``FolderWork.count_windows``): when its target folder is empty or missing and
+        no row is left of it, there is nothing to match and nothing to write. A label source's
+        dry run keeps the copies (their keys stand for the label folders after)."""
+        empty = tgt is None or not tgt.exists
+        rows = self.store.count_copied(self.pair, mapping.source.name)
+        return empty and self.labels is None and rows == 0
+
     def _streamed(
-        self, mapping: FolderMapping, src: FolderStatus, tgt: FolderStatus, *, into_empty: bool
+        self,
+        mapping: FolderMapping,
+        src: FolderStatus,
+        tgt: FolderStatus | None,
+        *,
+        into_empty: bool,
     ) -> FolderWork:
         """A pass planned window by window; the first is planned now, so that a folder of one
         window (most folders) reports exact totals before its copy starts."""
@@ -349,21 +365,24 @@ class FolderPlanner:
         ):
             # Nothing changed since the last complete pass: STATUS was enough.
             return FolderWork(mapping, src, tgt, existing=self.store.count_copied(self.pair, name))
-        # Many new UIDs (a big delivery, an import): walked in windows, not held as one answer.
-        many_new = src.uidnext - checkpoint.source_uidnext > self.windows.window and not dry_run
+        # Many new UIDs (a big delivery, an import): walked in windows, not held as one answer;
+        # a dry run's windows are counted as they are planned (a label source's are kept).
+        streams = not dry_run or self.labels is None
+        many_new = src.uidnext - checkpoint.source_uidnext > self.windows.window and streams
         if (
             same_selection
             and self.source.condstore
             and checkpoint.source_modseq is not None
             and not many_new
-            and (dry_run or not self._many_changed(name, src, checkpoint.source_modseq))
+            and not (streams and self._many_changed(name, src, checkpoint.source_modseq))
         ):
             flags_now = dict(self.source.fetch_flags(name, changed_since=checkpoint.source_modseq))
             copied = self.store.copied(self.pair, name, set(flags_now) | failed)
             candidates = sorted(set(uncopied(flags_now, copied)) | (failed - copied.keys()))
             existing = max(src.exists - len(candidates), 0)
-        elif not dry_run:  # every message's flags, window by window
-            return self._streamed(mapping, src, tgt, into_empty=False)
+        elif streams:  # every message's flags, window by window
+            work = self._streamed(mapping, src, tgt, into_empty=False)
+            return work.count_windows() if dry_run else work
         else:
             flags_now = dict(self.source.fetch_flags(name))
             copied = self.store.copied(self.pair, name)
