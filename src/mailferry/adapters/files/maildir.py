@@ -36,6 +36,7 @@ from mailferry.adapters.files.account import (
     ListingDigest,
     folder_tree,
 )
+from mailferry.adapters.files.names import Names
 from mailferry.domain.errors import AccountError, FolderError
 from mailferry.domain.model import AppendRequest, AppendResult, FolderInfo
 
@@ -73,7 +74,7 @@ def read_keywords(directory: Path) -> dict[str, str]:
 @dataclass
 class MaildirListing:
     directory: Path
-    names: list[str]  # "cur/NAME" or "new/NAME", in UID order
+    names: Names  # "cur/NAME" or "new/NAME", in UID order
     keywords: dict[str, str]
     digest: ListingDigest
     _flags: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -211,7 +212,7 @@ class MaildirAccount(FileAccount):
         digest = ListingDigest()
         for name in names:
             digest.add(base_name(name.split("/", 1)[1]).encode())
-        return MaildirListing(directory, names, read_keywords(directory), digest)
+        return MaildirListing(directory, Names(names), read_keywords(directory), digest)
 
     # -- writing ------------------------------------------------------------------------------------
     def create_folder(self, name: str) -> None:
@@ -246,8 +247,8 @@ class MaildirAccount(FileAccount):
                 continue
             staged.append(_Staged(request.key, name, name + INFO + letters, request.internaldate))
         delivered = _deliver(directory, staged, refused)
-        after = self._appended(folder, listing, delivered)
         uids = {item.key: len(listing) + n + 1 for n, item in enumerate(delivered)}
+        after = self._appended(folder, listing, delivered)
         return [
             AppendResult(r.key, ok=False, reason=refused[r.key])
             if r.key in refused
@@ -260,11 +261,14 @@ class MaildirAccount(FileAccount):
     def _appended(
         self, folder: str, before: MaildirListing, delivered: list[_Staged]
     ) -> MaildirListing:
-        """The listing after our own deliveries (their names sort last): no rescan per burst."""
+        """The listing after our own deliveries (their names sort last): no rescan per burst.
+        The names are added to ``before``'s own (the cached listing this one replaces), not
+        copied: a copy per burst was a copy of the whole folder's names per burst."""
         digest = before.digest.copy()
         for item in delivered:
             digest.add(item.name.encode())
-        names = before.names + [f"cur/{item.full}" for item in delivered]
+        names = before.names
+        names.extend(f"cur/{item.full}" for item in delivered)
         after = MaildirListing(before.directory, names, read_keywords(before.directory), digest)
         self._cache[folder] = (self._stamp(folder), after)
         return after
