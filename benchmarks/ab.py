@@ -27,21 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-try:
-    import mailferry  # noqa: F401
-except ImportError:  # run with a Python that lacks the package: use the repository's venv
-    venv = REPO / ".venv" / "bin" / "python"
-    if venv.exists() and Path(sys.executable) != venv:
-        os.execv(venv, [str(venv), *sys.argv])  # noqa: S606 - the same script, another Python
-    raise
+import run as harness  # benchmarks/run.py: its import re-runs this script with the repo's venv
 
-import corpus  # noqa: E402
+from mailferry.sandbox.dovecot import DovecotServer
+from mailferry.sandbox.proxy import Proxy
 
-from mailferry.sandbox.dovecot import DovecotServer  # noqa: E402
-from mailferry.sandbox.proxy import Proxy  # noqa: E402
-
+REPO = harness.REPO
 LOOPBACK = -1.0  # the scenario without proxies
 
 
@@ -90,8 +81,8 @@ def main() -> int:
         source = stack.enter_context(DovecotServer(work / "source"))
         target = stack.enter_context(DovecotServer(work / "target"))
         source.add_user("source", "pw-source")
-        plan = corpus.plan_corpus(args.messages, args.seed, quick=args.messages <= 1000)
-        corpus.load(source.host, source.port, "source", "pw-source", plan)
+        plan = harness.corpus.plan_corpus(args.messages, args.seed, quick=args.messages <= 1000)
+        harness.corpus.load(source.host, source.port, "source", "pw-source", plan)
         ports = {LOOPBACK: (source.port, target.port)}
         for latency in latencies:
             up = stack.enter_context(Proxy(source.host, source.port, latency=latency))
