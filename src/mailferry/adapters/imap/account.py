@@ -403,11 +403,14 @@ class ImapAccount:
         with self._guard(folder):
             self._ahead = send_examine_and_list(self._pipeline, folder, LISTING_ITEMS)
 
-    def _read_ahead(self) -> Examined | None:
-        """The answers to a listing written ahead, read, its folder selected if examined."""
+    def _read_ahead(self) -> None:
+        """The answers to a listing written ahead, read before another command goes out."""
         sent, self._ahead = self._ahead, None
-        if sent is None:
-            return None
+        if sent is not None:
+            self._examined(sent)
+
+    def _examined(self, sent: Sent) -> Examined:
+        """The answers to ``sent``, read; its folder selected if the EXAMINE was."""
         found = read_examined(self._pipeline, sent)
         if found.examine is not None and found.examine.status == "OK":
             imap = self._client._imap
@@ -427,9 +430,9 @@ class ImapAccount:
             self._ahead = None  # this folder's own answers: read below, not by the guard
         self._selected = None
         with self._guard(folder):  # which reads the answers asked ahead for another folder
-            self._ahead = ahead or send_examine_and_list(self._pipeline, folder, LISTING_ITEMS)
-            found = self._read_ahead()
-        assert found is not None  # noqa: S101 - read just now
+            found = self._examined(
+                ahead or send_examine_and_list(self._pipeline, folder, LISTING_ITEMS)
+            )
         if found.examine is None or found.examine.status != "OK":
             text = found.examine.text if found.examine is not None else b""
             raise _refusal(folder, [text])
