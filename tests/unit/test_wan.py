@@ -349,3 +349,28 @@ def test_the_next_folder_is_listed_while_the_last_appends_are_answered():
         assert contents(dst, folder) == contents(src, folder)
     again = Migration(ListsAhead(src), MemoryAccount(dst), store, PAIR).run()
     assert again.messages_copied == 0 and not again.failures
+
+
+class RecordsStatuses(MemoryAccount):
+    def __init__(self, server: MemoryServer) -> None:
+        super().__init__(server)
+        self.asked: list[list[str]] = []
+
+    def statuses(self, folders):
+        self.asked.append(list(folders))
+        return super().statuses(folders)
+
+
+def test_a_folder_two_source_folders_go_to_is_not_given_a_status_from_the_start():
+    """The second pass into a shared folder must see what the first wrote: its planning reads
+    the folder's status itself; a folder one source folder goes to takes the start's."""
+    src, dst = MemoryServer(delimiter="."), MemoryServer(delimiter="/")
+    fill(src, "INBOX", [message(0)])
+    fill(src, "Sent", [message(1)])
+    src.folders["Sent"].special_use = "\\Sent"
+    fill(src, "Sent Messages", [message(2)])  # merges into the target's Sent
+    target = RecordsStatuses(dst)
+    summary = Migration(MemoryAccount(src), target, MemoryStateStore(), PAIR).run()
+    assert summary.messages_copied == 3 and not summary.failures
+    assert target.asked == [["INBOX"]]
+    assert len(dst.folder("Sent").messages) == 2

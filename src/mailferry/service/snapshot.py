@@ -18,7 +18,6 @@ when its turn comes.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -97,9 +96,10 @@ def take_snapshot(
         and record.checkpoint.complete
         and not record.pending
     ]
-    sources = Counter(m.target for m in mappings)
     fresh = frozenset(
-        m.target for m in mappings if m.source.name not in records and sources[m.target] == 1
+        m.target
+        for m in mappings
+        if m.source.name not in records and len(plan.sharing(m.target)) == 1
     )
     wanted = list(dict.fromkeys([*candidates, *sorted(fresh)]))
     target_status = target.statuses(wanted) if wanted else {}
