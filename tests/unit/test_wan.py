@@ -311,18 +311,23 @@ class ListsAhead(MemoryAccount):
         return self.status(folder), list(self.fetch_meta(folder, message_ids=True))
 
 
-class AnswersAfterListing(MemoryAccount):
+class RecordsStatuses(MemoryAccount):
+    def __init__(self, server: MemoryServer) -> None:
+        super().__init__(server)
+        self.asked: list[list[str]] = []
+
+    def statuses(self, folders):
+        self.asked.append(list(folders))
+        return super().statuses(folders)
+
+
+class AnswersAfterListing(RecordsStatuses):
     """A target whose APPENDs into ``first`` are answered only once the source was asked for
     ``then``'s listing: a lane that waits for the answers before asking never gets them."""
 
     def __init__(self, server: MemoryServer, source: ListsAhead, first: str, then: str) -> None:
         super().__init__(server)
         self.source, self.first, self.then = source, first, then
-        self.statuses_asked: list[list[str]] = []
-
-    def statuses(self, folders):
-        self.statuses_asked.append(list(folders))
-        return super().statuses(folders)
 
     def append_batch(self, folder, requests):
         if folder == self.first:
@@ -344,21 +349,11 @@ def test_the_next_folder_is_listed_while_the_last_appends_are_answered():
     # nothing else asked of the source in between (the session reads it first otherwise).
     assert source.events == [("read", "INBOX"), ("ask", "Notes"), ("read", "Notes")]
     # Both first passes' target statuses came from one call at the start, after the creates.
-    assert target.statuses_asked == [["INBOX", "Notes"]]
+    assert target.asked == [["INBOX", "Notes"]]
     for folder in ("INBOX", "Notes"):
         assert contents(dst, folder) == contents(src, folder)
     again = Migration(ListsAhead(src), MemoryAccount(dst), store, PAIR).run()
     assert again.messages_copied == 0 and not again.failures
-
-
-class RecordsStatuses(MemoryAccount):
-    def __init__(self, server: MemoryServer) -> None:
-        super().__init__(server)
-        self.asked: list[list[str]] = []
-
-    def statuses(self, folders):
-        self.asked.append(list(folders))
-        return super().statuses(folders)
 
 
 def test_a_folder_two_source_folders_go_to_is_not_given_a_status_from_the_start():
