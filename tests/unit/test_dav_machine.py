@@ -23,8 +23,8 @@ from mailferry.adapters.memory.davstate import MemoryItemStateStore
 from mailferry.domain.davmodel import CollectionKind, NewCollection
 from mailferry.domain.errors import ConnectError
 from mailferry.domain.items import identify
+from mailferry.domain.normalise import content_differs
 from mailferry.sandbox import davcorpus
-from mailferry.service.davitems import content_differs
 from mailferry.service.davsync import DavOptions, sync_accounts
 from mailferry.service.resilience import RetryPolicy
 

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from mailferry.adapters.memory.dav import MemoryDavAccount, MemoryDavServer
+from mailferry.adapters.memory.dav import MemoryDavAccount, MemoryDavServer, SimulatedCrash
 from mailferry.adapters.memory.davstate import MemoryItemStateStore
 from mailferry.domain.davmodel import CollectionKind, NewCollection
 from mailferry.domain.items import identify
@@ -194,3 +194,58 @@ def test_the_summary_has_one_section_per_workload_and_workloads_choose_collectio
     assert sections["contacts"]["items_failed"] == 1
     assert [f["item"]["uid"] for f in sections["contacts"]["failures"]] == ["bad@t"]
     assert sections["calendar"]["failures"] == []
+
+
+def crashed_run(src, dst, state):
+    """A run killed (kill -9) once its first PUT landed: the answer never reached the state."""
+    target = MemoryDavAccount(dst, "alice", crash_after_puts=0)
+    with pytest.raises(SimulatedCrash):
+        sync_accounts(MemoryDavAccount(src, "alice"), target, state, "p", DavOptions())
+    assert state.item_intents("p", CAL) != []
+
+
+def put_then_crash(src, dst, state, *, update):
+    """An event copied by a run that died between its PUT and the commit (``update``: the PUT
+    was the update of an earlier copy); where it is on the target."""
+    src.store(f"{CAL}e.ics", davcorpus.simple_event("e@t", "Meeting"))
+    if update:
+        run(src, dst, state)
+        src.store(f"{CAL}e.ics", davcorpus.simple_event("e@t", "Moved"))
+    crashed_run(src, dst, state)
+    return f"{CAL}e@t.ics"
+
+
+@pytest.mark.parametrize("update", [False, True], ids=["create", "update"])
+def test_a_target_edit_after_a_crash_between_put_and_commit_is_a_conflict_every_run(
+    servers, update
+):
+    """tests/unit/test_dav_machine.py's shrunk example: the copy is edited on the target before
+    the next run settles the crashed PUT. Finding the UID (or a new ETag) there does not make the
+    edit our copy: every run reports the conflict, and the edit is left alone."""
+    src, dst = servers
+    state = MemoryItemStateStore()
+    there = put_then_crash(src, dst, state, update=update)
+    edited = davcorpus.simple_event("e@t", "Edited on the target")
+    dst.store(there, edited)
+    for _ in range(3):
+        summary = run(src, dst, state)
+        assert [c.uid for c in summary.conflicts] == ["e@t"]
+        assert (summary.items_copied, summary.items_updated, summary.failures) == (0, 0, [])
+        assert dst.collection(CAL).items[there].data == edited
+
+
+@pytest.mark.parametrize("update", [False, True], ids=["create", "update"])
+def test_a_crash_between_put_and_commit_is_settled_quietly_when_the_copy_is_untouched(
+    servers, update
+):
+    """The other side of the case above: a copy the target kept as written is recorded by the
+    settlement, with no conflict, and the run after it has nothing to do."""
+    src, dst = servers
+    state = MemoryItemStateStore()
+    there = put_then_crash(src, dst, state, update=update)
+    summary = run(src, dst, state)
+    assert (summary.conflicts, summary.failures) == ([], [])
+    assert state.item_intents("p", CAL) == []
+    assert dst.collection(CAL).items[there].data == src.collection(CAL).items[f"{CAL}e.ics"].data
+    again = run(src, dst, state)
+    assert (again.items_copied, again.items_updated, again.conflicts) == (0, 0, [])

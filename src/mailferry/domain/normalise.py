@@ -1,4 +1,5 @@
-"""Normalised equality of calendar items and contacts, for ``verify``.
+"""Normalised equality of calendar items and contacts, for ``verify`` and for the sync (is the copy
+found on the target the source's? ``content_differs``).
 
 Two objects are equal when a person looking at them in a calendar or address book would see no difference.
 Ignored: what servers rewrite on store (DTSTAMP, LAST-MODIFIED, SEQUENCE, PRODID, SCHEDULE-STATUS, and the
@@ -24,6 +25,9 @@ from typing import Any
 import icalendar
 import recurring_ical_events
 
+from mailferry.domain.davmodel import CollectionKind
+from mailferry.domain.items import normalised_content
+from mailferry.domain.scheduling import unpark_attendees
 from mailferry.domain.vcard import vcard_differences
 
 IGNORED = frozenset({"DTSTAMP", "LAST-MODIFIED", "SEQUENCE", "PRODID"})
@@ -42,6 +46,20 @@ class Comparison:
 
     def __str__(self) -> str:
         return "equal" if self.equal else "; ".join(self.differences)
+
+
+def content_differs(kind: CollectionKind, source: bytes, target: bytes) -> str | None:
+    """None when the target's copy shows what the source's does (after the migration's own
+    change to meetings), else the first differences, for a report."""
+    if kind is CollectionKind.CALENDAR:  # a parked meeting is the meeting, on either side
+        source, target = unpark_attendees(source).raw, unpark_attendees(target).raw
+    if normalised_content(source) == normalised_content(target):
+        return None
+    if kind is CollectionKind.CALENDAR:
+        result = compare_icalendar(source, target)
+    else:
+        result = compare_vcard(source, target)
+    return None if result.equal else str(result)[:200]
 
 
 def compare_icalendar(source: bytes, target: bytes) -> Comparison:

@@ -1,7 +1,8 @@
 """One pass over one source collection and the target collection it maps to.
 
     settle intents   PUTs announced by an earlier run that never got their answer: each is looked
-                     up on the target (landed: recorded; not: dropped, and planned again)
+                     up on the target (there with the source's content: recorded; else dropped,
+                     and planned again: a copy edited there since is then a conflict)
     fast path        both collections' sync-tokens (or CTags) are those of the last complete pass,
                      and nothing failed: nothing to do, no request beyond the collection listing
     list             sync-collection (RFC 6578) with no token, else PROPFIND getetag: href + ETag
@@ -23,14 +24,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
-from mailferry.domain.davmodel import CollectionInfo, CollectionKind, ItemRef
+from mailferry.domain.davmodel import CollectionInfo, ItemRef
 from mailferry.domain.davplan import Action, Listed, Recorded, Step, plan_items
 from mailferry.domain.davreport import DavSummary, ItemProblem
 from mailferry.domain.errors import FolderError, ItemError, SyncTokenInvalidError
-from mailferry.domain.items import ComponentKind, identify, item_key, normalised_content
-from mailferry.domain.normalise import compare_icalendar, compare_vcard
+from mailferry.domain.items import ComponentKind, identify, item_key
+from mailferry.domain.normalise import content_differs
 from mailferry.domain.ports import CollectionState
-from mailferry.domain.scheduling import unpark_attendees
 from mailferry.service.davcontext import AttendeeMode
 from mailferry.service.davwrites import Write, Writer
 
@@ -369,20 +369,6 @@ class CollectionPass:
         if filled:
             self.state.record(self.pair, self.key, filled)
         return token
-
-
-def content_differs(kind: CollectionKind, source: bytes, target: bytes) -> str | None:
-    """None when the target's copy shows what the source's does (after the migration's own
-    change to meetings), else the first differences, for a report."""
-    if kind is CollectionKind.CALENDAR:  # a parked meeting is the meeting, on either side
-        source, target = unpark_attendees(source).raw, unpark_attendees(target).raw
-    if normalised_content(source) == normalised_content(target):
-        return None
-    if kind is CollectionKind.CALENDAR:
-        result = compare_icalendar(source, target)
-    else:
-        result = compare_vcard(source, target)
-    return None if result.equal else str(result)[:200]
 
 
 def _same(stored: str | None, current: str | None) -> bool:

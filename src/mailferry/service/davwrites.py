@@ -7,8 +7,9 @@ one PUT   create: ``If-None-Match: *`` at the name chosen before the intent; upd
           Answer lost (connection dropped): look first (is it there, with this identity?),
           then again. 412/409 on a create: the UID is looked up on the target, never written
           a second time; 412 on an update: the target changed meanwhile (a conflict, reported)
-settle    the intents an earlier run left: on the target with the identity (or, an update,
-          with another ETag than the one it replaced): done; else dropped and planned again
+settle    the intents an earlier run left: done when the target's item shows the source's content
+          now; else dropped and planned again (a target edit made after the PUT landed is then
+          a conflict, as after a lost state, never taken for our copy)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mailferry.domain.davmodel import CollectionInfo, Item
 from mailferry.domain.davplan import Recorded
 from mailferry.domain.errors import (
     ConnectError,
@@ -27,10 +29,12 @@ from mailferry.domain.errors import (
     ThrottledError,
 )
 from mailferry.domain.items import ItemKey, identify, item_key
+from mailferry.domain.normalise import content_differs
 from mailferry.domain.ports import ItemIntent
 from mailferry.service.davcontext import MAX_THROTTLED
 
 if TYPE_CHECKING:
+    from mailferry.domain.ports import CollectionAccount
     from mailferry.service.davcontext import PassContext
     from mailferry.service.davitems import Sides
 
@@ -146,10 +150,7 @@ class Writer:
         for got in self.ctx.target.read(collection.href, collection.kind, [write.href]):
             if isinstance(got, ItemError):
                 return None
-            if write.if_match is not None:
-                return Landed(got.href, got.etag) if got.etag != write.if_match else None
-            same = item_key(identify(got.data).uid, got.data) == write.key
-            return Landed(got.href, got.etag) if same else None
+            return Landed(got.href, got.etag) if _landed(write.key, write.if_match, got) else None
         return None
 
     def _conflict(self, write: Write, exc: ItemConflictError) -> Landed | str:
@@ -174,20 +175,60 @@ class Writer:
 
     # -- intents of an earlier run --------------------------------------------------------------
     def settle(self, intents: Sequence[ItemIntent]) -> tuple[list[Recorded], list[str]]:
+        """The intents a run left when it died between a PUT and its answer: each done (a row)
+        when the target's item shows the source's content now, else dropped and planned again.
+
+        Our identity there (an update: another ETag) proves the PUT landed, not that the item is
+        still what it wrote: someone may have edited it since. Recorded, that edit would pass for
+        our copy, never updated and never reported. Dropped, the plan sees what it sees after a
+        lost state: a create found there is compared with the source (a conflict, every pass, if
+        it differs); an update whose target ETag moved is a conflict; one never sent goes again.
+        """
+        hrefs = [i.source_href for i in intents]
+        sources = _readable(self.ctx.source, self.sides.source, hrefs)
+        theirs = _readable(self.ctx.target, self.sides.target, [i.target_href for i in intents])
         done: list[Recorded] = []
         dropped: list[str] = []
         for intent in intents:
-            write = Write(
-                intent.source_href,
-                intent.source_etag,
-                intent.key,
-                intent.target_href,
-                b"",
-                intent.if_match,
+            row = self._settled(
+                intent, sources.get(intent.source_href), theirs.get(intent.target_href)
             )
-            there = self._look(write)
-            if there is None:
+            if row is None:
                 dropped.append(intent.source_href)
             else:
-                done.append(self._row(write, there))
+                done.append(row)
         return done, dropped
+
+    def _settled(
+        self, intent: ItemIntent, source: Item | None, there: Item | None
+    ) -> Recorded | None:
+        """The row of a settled intent, or None: planned again."""
+        if there is None:
+            return None  # the PUT never landed (or the item went since)
+        if source is None:  # gone from the source (or unreadable): nothing to compare with;
+            # recorded if the PUT landed, so that the plan reports it deleted on the source
+            if not _landed(intent.key, intent.if_match, there):
+                return None
+            return Recorded(
+                intent.source_href, intent.source_etag, intent.key, there.href, there.etag
+            )
+        if content_differs(self.sides.target.kind, source.data, there.data) is not None:
+            return None
+        return Recorded(intent.source_href, source.etag, intent.key, there.href, there.etag)
+
+
+def _landed(key: ItemKey, if_match: str | None, there: Item) -> bool:
+    """Does the item there bear our PUT's mark: another ETag (an update), our identity (a create)?"""
+    if if_match is not None:
+        return there.etag != if_match
+    return item_key(identify(there.data).uid, there.data) == key
+
+
+def _readable(
+    account: CollectionAccount, collection: CollectionInfo, hrefs: list[str]
+) -> dict[str, Item]:
+    """The items at ``hrefs`` by href (multiget); those missing or unreadable are left out."""
+    if not hrefs:
+        return {}
+    got = account.read(collection.href, collection.kind, hrefs)
+    return {item.href: item for item in got if not isinstance(item, ItemError)}
