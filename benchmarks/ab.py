@@ -7,9 +7,10 @@ a factor of two from run to run (interpreter start-up alone takes 0.8-1.8 s, and
 flushes come and go), so a change of 10-20 % cannot be read from two of its runs made minutes
 apart. This script loads the corpus once into a source Dovecot, then for each run copies it into
 a fresh target user with each tree in turn (the order alternating from run to run), on loopback
-and through ``Proxy`` pairs adding each ``--latency`` (seconds each way), with ``os.sync()``
-before every copy. It prints, per tree and scenario, the median and the minimum of the wall time
-(process start to exit) and of the seconds mailferry reports itself ("own": the run without
+and through ``Proxy`` pairs adding each ``--latency`` (seconds each way; with ``--exchange``,
+also into a target offering what Exchange Online offers), with ``os.sync()`` before every copy.
+It prints, per tree and scenario, the median and the minimum of the wall time (process start to
+exit) and of the seconds mailferry reports itself ("own": the run without
 interpreter start-up and logins), and every wall time. Each copy must copy the whole corpus.
 """
 
@@ -33,7 +34,6 @@ from mailferry.sandbox.dovecot import DovecotServer
 from mailferry.sandbox.proxy import Proxy
 
 REPO = harness.REPO
-LOOPBACK = -1.0  # the scenario without proxies
 
 
 def parse_args() -> argparse.Namespace:
@@ -44,6 +44,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--messages", type=int, default=1000, help="1000: the quick corpus")
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument(
+        "--exchange",
+        action="store_true",
+        help="also into an Exchange-like target (LITERAL+, no MULTIAPPEND, no CONDSTORE) at "
+        "each latency",
+    )
     return parser.parse_args()
 
 
@@ -75,7 +81,7 @@ def main() -> int:
     args = parse_args()
     latencies = [float(x) for x in args.latency.split(",") if x]
     trees = {"before": args.before.resolve(), "after": args.after.resolve()}
-    found: dict[tuple[float, str], list[tuple[float, float]]] = {}
+    found: dict[tuple[str, str], list[tuple[float, float]]] = {}
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mailferry-ab-")))
         source = stack.enter_context(DovecotServer(work / "source"))
@@ -83,34 +89,38 @@ def main() -> int:
         source.add_user("source", "pw-source")
         plan = harness.corpus.plan_corpus(args.messages, args.seed, quick=args.messages <= 1000)
         harness.corpus.load(source.host, source.port, "source", "pw-source", plan)
-        ports = {LOOPBACK: (source.port, target.port)}
+        targets = [("", target)]
+        if args.exchange:
+            exchange = DovecotServer(work / "exchange", capability=harness.EXCHANGE_CAPABILITY)
+            targets.append(("exchange ", stack.enter_context(exchange)))
+        scenarios = {"loopback": ((source.port, target.port), target)}
         for latency in latencies:
-            up = stack.enter_context(Proxy(source.host, source.port, latency=latency))
-            down = stack.enter_context(Proxy(target.host, target.port, latency=latency))
-            ports[latency] = (up.port, down.port)
+            for label, server in targets:
+                up = stack.enter_context(Proxy(source.host, source.port, latency=latency))
+                down = stack.enter_context(Proxy(server.host, server.port, latency=latency))
+                scenarios[f"{label}{latency * 2000:.0f} ms RTT"] = ((up.port, down.port), server)
         copies = 0
         for run in range(args.runs):
             order = list(trees.items()) if run % 2 == 0 else list(reversed(trees.items()))
-            for latency, pair in ports.items():
+            for scenario, (pair, server) in scenarios.items():
                 for name, tree in order:
                     copies += 1
                     state = work / f"state-{copies}.sqlite3"
-                    wall, own, copied = copy_once(tree, pair, target, f"t{copies}", state)
+                    wall, own, copied = copy_once(tree, pair, server, f"t{copies}", state)
                     if copied != len(plan.messages):
                         raise SystemExit(f"{name} copied {copied} of {len(plan.messages)}")
-                    found.setdefault((latency, name), []).append((wall, own))
+                    found.setdefault((scenario, name), []).append((wall, own))
     print(f"{len(plan.messages)} messages, {args.runs} runs, {time.strftime('%Y-%m-%d %H:%M')}")
-    for (latency, name), values in found.items():
-        print(row(latency, name, values))
+    for (scenario, name), values in found.items():
+        print(row(scenario, name, values))
     return 0
 
 
-def row(latency: float, name: str, values: list[tuple[float, float]]) -> str:
+def row(scenario: str, name: str, values: list[tuple[float, float]]) -> str:
     walls = sorted(wall for wall, _ in values)
     owns = sorted(own for _, own in values)
-    scenario = "loopback" if latency == LOOPBACK else f"{latency * 2000:.0f} ms RTT"
     return (
-        f"{scenario:>11} {name:6} wall median {statistics.median(walls):.2f} min {walls[0]:.2f}"
+        f"{scenario:>20} {name:6} wall median {statistics.median(walls):.2f} min {walls[0]:.2f}"
         f"  own median {statistics.median(owns):.2f} min {owns[0]:.2f}"
         f"  walls {[round(w, 2) for w in walls]}"
     )

@@ -11,7 +11,9 @@ from typing import ClassVar
 import pytest
 
 from mailferry.adapters.imap.account import ImapAccount
+from mailferry.adapters.imap.bodies import Stash, fetch_in_parts, read_bodies, send_bodies
 from mailferry.adapters.imap.namespaced import NamespacedAccount
+from mailferry.adapters.imap.rows import BODY
 from mailferry.adapters.imap.wire import WINDOW, Pipeline
 from mailferry.adapters.memory.account import MemoryAccount, MemoryServer
 from mailferry.adapters.memory.state import MemoryStateStore
@@ -247,9 +249,10 @@ def test_the_next_bursts_appends_go_out_before_this_ones_answers():
         MemoryAccount(src), Pipelining(dst), store, PAIR, SyncOptions(batch_count=10)
     ).run()
     assert summary.messages_copied == 40
-    # The first burst is answered alone (its APPENDUIDs confirm the UIDNEXT); then one ahead.
+    # One burst ahead from the first: planning's STATUS is a lower bound of the UIDs to come,
+    # and each burst's APPENDUIDs say it still is.
     assert Pipelining.events == [
-        ("send", 1), ("answers", 1), ("send", 2), ("send", 3), ("answers", 2),
+        ("send", 1), ("send", 2), ("answers", 1), ("send", 3), ("answers", 2),
         ("send", 4), ("answers", 3), ("answers", 4),
     ]  # fmt: skip
     assert not store.intents(PAIR, "INBOX")
@@ -369,3 +372,104 @@ def test_a_folder_two_source_folders_go_to_is_not_given_a_status_from_the_start(
     assert summary.messages_copied == 3 and not summary.failures
     assert target.asked == [["INBOX"]]
     assert len(dst.folder("Sent").messages) == 2
+
+
+# -- bodies asked ahead --------------------------------------------------------------------------
+
+
+def test_rows_of_two_pipelined_fetches_are_filed_by_uid_however_they_interleave():
+    """A server may run two FETCH commands at once and interleave their rows (RFC 3501 5.5;
+    Dovecot does): rows read while waiting for the first burst's answer are kept for the
+    second by UID, and a row of neither (pushed by the server) is dropped."""
+    server = ScriptedServer(
+        b"* 1 FETCH (UID 10 BODY[] {5}\r\nfirst)\r\n"
+        b"* 3 FETCH (UID 30 BODY[] {5}\r\nthird)\r\n"  # the second burst's, before mf1's end
+        b"* 2 FETCH (UID 20 BODY[] {6}\r\nsecond)\r\n"
+        b"* 4 FETCH (FLAGS (\\Seen) UID 40)\r\n"  # nobody's
+        b"mf1 OK done\r\n"
+        b"* 5 FETCH (UID 50 BODY[] {5}\r\nfifth)\r\n"
+        b"mf2 OK done\r\n"
+    )
+    pipeline = Pipeline(server)
+    first = send_bodies(pipeline, "INBOX", (10, 20))
+    second = send_bodies(pipeline, "INBOX", (30, 50))
+    assert b"".join(server.sent) == (
+        b"mf1 UID FETCH 10,20 (UID BODY.PEEK[])\r\nmf2 UID FETCH 30,50 (UID BODY.PEEK[])\r\n"
+    )
+    stash = Stash()
+    rows = stash.file(read_bodies(pipeline, first), first, [second])
+    assert {uid: row[BODY] for uid, row in rows.items()} == {10: b"first", 20: b"second"}
+    rows = stash.file(read_bodies(pipeline, second), second, [])
+    assert {uid: row[BODY] for uid, row in rows.items()} == {30: b"third", 50: b"fifth"}
+
+
+class AsksAhead(MemoryAccount):
+    """A source that can be asked for a burst's bodies ahead (``BodiesAhead``), recording the
+    order of the asks and the reads; it refuses to ask ahead for a burst holding ``big``."""
+
+    def __init__(self, server: MemoryServer, big: int | None = None) -> None:
+        super().__init__(server)
+        self.events: list[tuple[str, tuple[int, ...]]] = []
+        self.big = big
+
+    def send_bodies(self, folder, metas):
+        uids = tuple(sorted(m.uid for m in metas))
+        if self.big in uids:
+            return False
+        self.events.append(("ask", uids))
+        return True
+
+    def fetch_messages(self, folder, metas):
+        self.events.append(("read", tuple(sorted(m.uid for m in metas))))
+        return super().fetch_messages(folder, metas)
+
+
+@pytest.mark.parametrize("big", [None, 15])
+def test_the_next_bursts_bodies_are_asked_for_before_this_ones_are_read(big):
+    src, dst = MemoryServer(), MemoryServer()
+    fill(src, "INBOX", [message(n) for n in range(30)])
+    source = AsksAhead(src, big=big)
+    summary = Migration(
+        source, MemoryAccount(dst), MemoryStateStore(), PAIR, SyncOptions(batch_count=10)
+    ).run()
+    assert summary.messages_copied == 30 and not summary.failures
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+    bursts = [tuple(range(start, start + 10)) for start in (1, 11, 21)]
+    if big is None:  # each burst asked for once, the next one before it is read
+        assert source.events == [
+            ("ask", bursts[0]),
+            ("ask", bursts[1]),
+            ("read", bursts[0]),
+            ("ask", bursts[2]),
+            ("read", bursts[1]),
+            ("read", bursts[2]),
+        ]
+    else:  # the burst that cannot be asked ahead is fetched as usual, nothing asked behind it
+        assert source.events == [
+            ("ask", bursts[0]),
+            ("read", bursts[0]),
+            ("read", bursts[1]),
+            ("ask", bursts[2]),
+            ("read", bursts[2]),
+        ]
+
+
+def test_the_parts_of_a_large_message_are_put_in_order_however_they_interleave():
+    """``fetch_in_parts`` asks for part N + 1 before reading part N; a server may answer part
+    N + 1's row before part N's tagged answer: each part is placed by its offset."""
+    server = ScriptedServer(
+        b"* 1 FETCH (UID 7 BODY[]<0> {4}\r\nabcd)\r\n"
+        b"* 1 FETCH (UID 7 BODY[]<4> {4}\r\nefgh)\r\n"  # part 2, before part 1's end
+        b"mf1 OK done\r\n"
+        b"mf2 OK done\r\n"
+        b"* 1 FETCH (UID 7 BODY[]<8> {2}\r\nij)\r\n"
+        b"mf3 OK done\r\n"
+        b"* 1 FETCH (UID 7 BODY[]<12> {0}\r\n)\r\n"  # asked in vain: read and dropped
+        b"mf4 OK done\r\n"
+        b"* 2 STATUS nothing\r\n"
+    )
+    written: list[bytes] = []
+    size, refused = fetch_in_parts(Pipeline(server), 7, 4, written.append)
+    assert (size, refused, b"".join(written)) == (10, None, b"abcdefghij")
+    assert b"".join(server.sent).count(b"UID FETCH 7 (UID BODY.PEEK[]<") == 4
+    assert server.readline() == b"* 2 STATUS nothing\r\n"  # nothing read past the last answer

@@ -453,6 +453,18 @@ class ListingAhead(Protocol):
 
 
 @runtime_checkable
+class BodiesAhead(Protocol):
+    """A source whose next burst's bodies can be asked for before this burst's answer is read
+    (IMAP: UID FETCH pipelined). Optional: without it, a round trip between bursts."""
+
+    def send_bodies(self, folder: str, metas: Sequence[MessageMeta]) -> bool:
+        """Ask for ``fetch_messages(folder, metas)`` now, the answer read when it is called;
+        False when it was not asked (the call then fetches as usual). Any other use of the
+        account first reads (and drops) bodies asked for and not taken."""
+        ...
+
+
+@runtime_checkable
 class AppendPipelining(Protocol):
     """A target whose APPENDs can be written before the answers to the ones before are read
     (IMAP with LITERAL+). Optional: without it, ``append_batch`` waits for each burst's answers

@@ -30,7 +30,14 @@ from mailferry.domain.model import (
     Summary,
 )
 from mailferry.domain.plan import FlagUpdate, Selection, batches, target_flags
-from mailferry.domain.ports import AppendPipelining, Copied, Intent, MailAccount, StateStore
+from mailferry.domain.ports import (
+    AppendPipelining,
+    BodiesAhead,
+    Copied,
+    Intent,
+    MailAccount,
+    StateStore,
+)
 from mailferry.domain.responses import slow_down, target_full
 from mailferry.logs import get_logger
 from mailferry.service.folderwork import FolderWork
@@ -77,7 +84,9 @@ class FolderCopy:
     # The target folder's UIDVALIDITY and a UIDNEXT at or below the next APPEND's UID: planning's
     # STATUS, then learnt from APPENDUID (None: ask STATUS).
     known_target: FolderStatus | None = None
-    pipelining: bool = False  # APPENDUIDs confirmed ``known_target``: see ``_write``
+    # Whether ``known_target`` is still a lower bound once the burst in flight is stored: see
+    # ``_write``. So it is at the start (a STATUS); APPENDUIDs say whether it still is after.
+    pipelining: bool = True
     permanent: frozenset[str] | None = None  # the target folder's PERMANENTFLAGS, once read
     # Plan a streamed pass's next window while this one is written (on the reading thread).
     # Only where the writer's thread uses neither the source nor anything the next window's plan
@@ -189,10 +198,15 @@ class FolderCopy:
         """Send ``burst``'s APPENDs (its intents committed first), then read the answers to the
         burst sent ``before``; returns the burst now in flight (None: nothing is).
 
-        A burst goes out before the one ahead of it is answered only when the UIDNEXT its
-        intents name is known to be a lower bound of its UIDs: the APPENDUIDs of an earlier
-        burst of this pass said so (``pipelining``). Else (the first burst, a target without
-        UIDPLUS, a UIDVALIDITY that moved) the answers come first, as one burst at a time did.
+        A burst goes out before the one ahead of it is answered when the UIDNEXT its intents
+        name is known to be a lower bound of its UIDs (``pipelining``): a STATUS read before
+        this pass's first APPEND (planning's, the run's start's, or ``_target_status``'s: a
+        UIDNEXT only grows), then the APPENDUIDs of each burst. Else (a target without UIDPLUS,
+        a UIDVALIDITY that moved) the answers come first and a STATUS is read again. Were the
+        folder deleted and made again between the STATUS and the APPENDs, the intents in flight
+        name the old UIDVALIDITY: a crash then leaves them stale, their messages are planned
+        again, and the pass's checkpoint (of the old UIDVALIDITY too) has the folder matched
+        by content first (planning.py), so what did land is found, not copied twice.
         """
         try:
             self.check_stop()
@@ -274,18 +288,18 @@ class FolderCopy:
             self.source_idle()
 
     def _read_bursts(self, messages: Sequence[MessageMeta]) -> Iterator[_Burst]:
-        """The bursts, each fetched whole from the source (on the reading thread)."""
-        limit = self.target.append_limit
+        """The bursts, each fetched whole from the source (on the reading thread). Where the
+        source can be asked ahead (``BodiesAhead``), the next burst's bodies are asked for
+        before this burst's are read: no round trip between two bursts."""
         name = self.mapping.source.name
-        for metas, last in self._bursts(messages):
-            burst = _Burst({m.uid: m for m in metas}, last=last)
-            sendable = []
-            for meta in metas:
-                if limit is not None and meta.size > limit:
-                    burst.too_big.append(meta)
-                    del burst.by_uid[meta.uid]
-                else:
-                    sendable.append(meta)
+        ahead = self.source if isinstance(self.source, BodiesAhead) else None
+        split = self._split(self._bursts(messages))
+        following = next(split, None)
+        asked = False  # whether this burst's bodies were asked for already
+        while following is not None:
+            (burst, sendable), following = following, next(split, None)
+            if ahead is not None:
+                asked = _ask_ahead(ahead, name, sendable, asked, following)
             if sendable:
                 try:
                     for message in self.source.fetch_messages(name, sendable):
@@ -299,6 +313,22 @@ class FolderCopy:
                     raise
             yield burst
 
+    def _split(
+        self, bursts: Iterator[tuple[list[MessageMeta], bool]]
+    ) -> Iterator[tuple[_Burst, list[MessageMeta]]]:
+        """Each burst, and those of its messages to fetch (not over the target's limit)."""
+        limit = self.target.append_limit
+        for metas, last in bursts:
+            burst = _Burst({m.uid: m for m in metas}, last=last)
+            sendable = []
+            for meta in metas:
+                if limit is not None and meta.size > limit:
+                    burst.too_big.append(meta)
+                    del burst.by_uid[meta.uid]
+                else:
+                    sendable.append(meta)
+            yield burst, sendable
+
     def _fail(self, uid: int, reason: str) -> None:
         self.failures[uid] = reason
         record_failure(self.summary, self.mapping.source.name, uid, reason)
@@ -306,8 +336,10 @@ class FolderCopy:
     def _bursts(self, messages: Sequence[MessageMeta]) -> Iterator[tuple[list[MessageMeta], bool]]:
         """Bursts sized by the current pace (which throttling lowers), bounded in bytes: a third
         of ``batch_bytes`` each, as three are alive at once (one read ahead, one being written,
-        one written and waiting for its answers), so the bytes in memory stay within it. Each
-        with whether it is the last."""
+        one written and waiting for its answers), so the bytes in memory stay within it. (The
+        burst whose bodies are asked ahead waits in the socket, not here; only rows a server
+        interleaves with the burst being read are held early, bodies.py.) Each with whether it
+        is the last."""
         start = 0
         third = max(1, self.batch_bytes // 3)
         while start < len(messages):
@@ -506,6 +538,20 @@ class _Burst:
         for message in self.fetched:
             with contextlib.suppress(OSError):
                 message.body.close()
+
+
+def _ask_ahead(
+    source: BodiesAhead,
+    folder: str,
+    this: list[MessageMeta],
+    asked: bool,
+    following: tuple[_Burst, list[MessageMeta]] | None,
+) -> bool:
+    """Ask for this burst's bodies (unless they were asked for), then for the following
+    burst's, behind them on the wire; whether the following burst's were asked for."""
+    if this and not asked and not source.send_bodies(folder, this):
+        return False  # fetched as usual: nothing may be asked behind it
+    return following is not None and bool(following[1]) and source.send_bodies(folder, following[1])
 
 
 def _stronger(first: ThrottledError | None, second: ThrottledError) -> ThrottledError:

@@ -7,6 +7,7 @@ parsing lives in rows.py, raw pipelined traffic in wire.py, logins in session.py
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import hashlib
@@ -19,6 +20,13 @@ from typing import Any
 import imapclient
 
 from mailferry.adapters.imap.atoms import internaldate as _internaldate
+from mailferry.adapters.imap.bodies import (
+    SentBodies,
+    Stash,
+    fetch_in_parts,
+    read_bodies,
+    send_bodies,
+)
 from mailferry.adapters.imap.changes import count_changed
 from mailferry.adapters.imap.examine import (
     Examined,
@@ -65,6 +73,7 @@ LISTING_ITEMS = [*META_ITEMS, MESSAGE_ID_ITEM]  # a first pass's listing (``stat
 BODY_BATCH_BYTES = 8 << 20  # small messages fetched together up to this many bytes
 PARTIAL_CHUNK = 4 << 20  # large messages fetched in partial chunks of this size
 SPOOL_IN_MEMORY = 1 << 20  # bodies larger than this spool to a temporary file
+AHEAD_BURSTS = 2  # bursts whose bodies are asked ahead (``send_bodies``): one being read, the next
 
 
 class ImapAccount:
@@ -77,7 +86,10 @@ class ImapAccount:
         self._selected: str | None = None
         self._select_info: dict[bytes, Any] = {}
         self._just_selected = False
-        self._ahead: Sent | None = None  # a listing written ahead (``send_listing``), unread
+        # Commands written ahead, their answers not read yet, in the order they were written: a
+        # folder's listing (``send_listing``), a burst's bodies (``send_bodies``).
+        self._ahead: collections.deque[Sent | SentBodies] = collections.deque()
+        self._stash = Stash()  # rows of bodies asked ahead, read among an earlier burst's
         self._pipeline = client.pipeline
         with self._guard():  # one round trip at most; NAMESPACE may have come with CAPABILITY
             personal = enable_and_namespace(self._pipeline, self._caps, client.namespaces)
@@ -103,13 +115,16 @@ class ImapAccount:
             raise
 
     @contextlib.contextmanager
-    def _guard(self, folder: str | None = None) -> Iterator[None]:
+    def _guard(
+        self, folder: str | None = None, *, keep: Sent | SentBodies | None = None
+    ) -> Iterator[None]:
         """``translated`` plus one thing only the session knows: the text of a BYE that came just
-        before the connection closed ("Server Unavailable. 15" is a request to slow down)."""
+        before the connection closed ("Server Unavailable. 15" is a request to slow down). What
+        was written ahead is read first (up to ``keep``, the command whose answer is wanted)."""
         self._just_selected = False  # a command is sent: the SELECT's counts may be stale
         try:
             with translated(folder):
-                self._read_ahead()  # a listing written ahead for another folder: read first
+                self._read_ahead(keep)
                 yield
         except ConnectError as exc:
             if isinstance(exc, ThrottledError):
@@ -397,17 +412,24 @@ class ImapAccount:
         """Write ``status_with_listing``'s EXAMINE and FETCH now, for the pass that asks for them
         later (``ListingAhead``): their round trip overlaps what the run does meanwhile. Any
         other command on this session reads their answers first."""
-        if not self._readonly or self._ahead is not None:
+        if not self._readonly or self._ahead:
             return
         self._selected = None  # the EXAMINE selects it, or (refused) nothing
         with self._guard(folder):
-            self._ahead = send_examine_and_list(self._pipeline, folder, LISTING_ITEMS)
+            self._ahead.append(send_examine_and_list(self._pipeline, folder, LISTING_ITEMS))
 
-    def _read_ahead(self) -> None:
-        """The answers to a listing written ahead, read before another command goes out."""
-        sent, self._ahead = self._ahead, None
-        if sent is not None:
-            self._examined(sent)
+    def _read_ahead(self, keep: Sent | SentBodies | None = None) -> None:
+        """The answers to what was written ahead, read before another command goes out: all of
+        them, or those written before ``keep`` (which is then taken off the queue, its answers
+        for the caller to read)."""
+        while self._ahead:
+            sent = self._ahead.popleft()
+            if sent is keep:
+                return
+            if isinstance(sent, SentBodies):
+                self._bodies(sent)  # a burst not taken after all: its rows dropped
+            else:
+                self._examined(sent)
 
     def _examined(self, sent: Sent) -> Examined:
         """The answers to ``sent``, read; its folder selected if the EXAMINE was."""
@@ -425,11 +447,9 @@ class ImapAccount:
         may have been written already (``send_listing``)."""
         if not self._readonly:  # this class's own: ``folder`` is on the wire already
             return ImapAccount.status(self, folder), None
-        ahead = self._ahead if self._ahead is not None and self._ahead.folder == folder else None
-        if ahead is not None:
-            self._ahead = None  # this folder's own answers: read below, not by the guard
+        ahead = next((s for s in self._ahead if isinstance(s, Sent) and s.folder == folder), None)
         self._selected = None
-        with self._guard(folder):  # which reads the answers asked ahead for another folder
+        with self._guard(folder, keep=ahead):  # which reads what was asked before it
             found = self._examined(
                 ahead or send_examine_and_list(self._pipeline, folder, LISTING_ITEMS)
             )
@@ -510,8 +530,33 @@ class ImapAccount:
         with self._guard(folder):
             return count_changed(self._pipeline, since)
 
+    def send_bodies(self, folder: str, metas: Sequence[MessageMeta]) -> bool:
+        """Write the FETCH of these messages' bodies now, for ``fetch_messages`` to read later
+        (bodies.py); False when it was not written: messages fetched in parts, more than one
+        FETCH's worth, the folder not selected, or two bursts asked ahead already."""
+        if (
+            not metas
+            or len(self._ahead) >= AHEAD_BURSTS
+            or self._selected != folder
+            or any(m.size > PARTIAL_CHUNK for m in metas)
+            or sum(m.size for m in metas) > BODY_BATCH_BYTES
+        ):
+            return False
+        with translated(folder):  # written behind what is in flight: nothing read here
+            self._ahead.append(send_bodies(self._pipeline, folder, _uids(metas)))
+        return True
+
     def fetch_messages(self, folder: str, metas: Sequence[MessageMeta]) -> Iterator[FetchedMessage]:
-        """Small messages many per FETCH; large ones in partial chunks spooled to disk."""
+        """Small messages many per FETCH; large ones in partial chunks spooled to disk. The
+        FETCH may have been written already (``send_bodies``)."""
+        uids = _uids(metas)
+        ahead = next(
+            (s for s in self._ahead if isinstance(s, SentBodies) and s.key == (folder, uids)),
+            None,
+        )
+        if ahead is not None:
+            yield from self._bodies_ahead(ahead, metas)
+            return
         self._select(folder)
         group: list[MessageMeta] = []
         group_bytes = 0
@@ -530,37 +575,55 @@ class ImapAccount:
             group_bytes += meta.size
         yield from self._fetch_group(folder, group)
 
+    def _bodies_ahead(
+        self, sent: SentBodies, metas: Sequence[MessageMeta]
+    ) -> Iterator[FetchedMessage]:
+        """``fetch_messages`` of a burst whose FETCH was written ahead: its answers read now."""
+        with self._guard(sent.folder, keep=sent):
+            refused, rows = self._bodies(sent)
+        if refused is not None:
+            raise _refusal(sent.folder, [refused])
+        yield from _fetched(sorted(metas, key=lambda m: m.uid), rows)
+
+    def _bodies(self, sent: SentBodies) -> tuple[bytes | None, dict[int, dict[str, Any]]]:
+        """The answers to ``sent`` (taken off the queue): the text of a refusal, if any, and
+        its rows; rows of the bursts still asked ahead are kept for them (bodies.py)."""
+        found = read_bodies(self._pipeline, sent)
+        later = [s for s in self._ahead if isinstance(s, SentBodies)]
+        rows = self._stash.file(found, sent, later)
+        refused = found.refused()
+        return (refused.text if refused is not None else None), rows
+
     def _fetch_group(self, folder: str, group: Sequence[MessageMeta]) -> Iterator[FetchedMessage]:
         if not group:
             return
         rows = self._fetch_uids(folder, [m.uid for m in group], ["BODY.PEEK[]"])
-        for meta in group:
-            body = rows.get(meta.uid, {}).get(BODY)
-            if body is None:
-                continue  # expunged meanwhile: the caller notices the gap
-            yield FetchedMessage(
-                meta.uid, len(body), hashlib.sha256(body).hexdigest(), io.BytesIO(body)
-            )
+        yield from _fetched(group, rows)
 
     def _fetch_large(self, folder: str, meta: MessageMeta) -> FetchedMessage | None:
+        """A message over ``PARTIAL_CHUNK`` in parts, spooled (to disk past ``SPOOL_IN_MEMORY``)
+        as they come, each part asked for before the one before it is read (bodies.py)."""
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - handed to the caller
         digest = hashlib.sha256()
-        offset = 0
-        while True:
-            item = f"BODY.PEEK[]<{offset}.{PARTIAL_CHUNK}>"
-            part = self._fetch_uids(folder, [meta.uid], [item]).get(meta.uid, {}).get(BODY)
-            if part is None:
-                if offset == 0:
-                    spool.close()
-                    return None
-                break
+
+        def write(part: bytes) -> None:
             spool.write(part)
             digest.update(part)
-            offset += len(part)
-            if len(part) < PARTIAL_CHUNK:
-                break
+
+        try:
+            with self._guard(folder):
+                size, refused = fetch_in_parts(self._pipeline, meta.uid, PARTIAL_CHUNK, write)
+        except BaseException:
+            spool.close()
+            raise
+        if refused is not None:
+            spool.close()
+            raise _refusal(folder, [refused.text])
+        if size == 0:  # expunged meanwhile: the caller notices the gap
+            spool.close()
+            return None
         spool.seek(0)
-        return FetchedMessage(meta.uid, offset, digest.hexdigest(), spool)  # type: ignore[arg-type]
+        return FetchedMessage(meta.uid, size, digest.hexdigest(), spool)  # type: ignore[arg-type]
 
     # -- writing ------------------------------------------------------------------------------------
     def append_batch(self, folder: str, requests: Sequence[AppendRequest]) -> list[AppendResult]:
@@ -669,6 +732,23 @@ def _selected_status(info: dict[bytes, Any]) -> FolderStatus | None:
         exists=int(info.get(b"EXISTS", 0)),
         highestmodseq=int(modseq) if modseq is not None else None,
     )
+
+
+def _uids(metas: Sequence[MessageMeta]) -> tuple[int, ...]:
+    return tuple(sorted(m.uid for m in metas))
+
+
+def _fetched(
+    group: Sequence[MessageMeta], rows: dict[int, dict[str, Any]]
+) -> Iterator[FetchedMessage]:
+    """The messages of ``group`` whose bodies are in ``rows``, in the group's order."""
+    for meta in group:
+        body = rows.get(meta.uid, {}).get(BODY)
+        if body is None:
+            continue  # expunged meanwhile: the caller notices the gap
+        yield FetchedMessage(
+            meta.uid, len(body), hashlib.sha256(body).hexdigest(), io.BytesIO(body)
+        )
 
 
 def _refusal(folder: str, data: Sequence[Any]) -> MailferryError:

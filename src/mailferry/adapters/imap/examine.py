@@ -22,7 +22,7 @@ from mailferry.adapters.imap.wire import LITERAL_MARK, Pipeline, Tagged, quote_m
 _EXISTS = re.compile(rb"^\* (\d+) EXISTS", re.IGNORECASE)
 _CODE = re.compile(rb"^\* OK \[([A-Z-]+)(?: ([^\]]*))?\]", re.IGNORECASE)
 _FLAGS = re.compile(rb"^\* FLAGS \(([^)]*)\)", re.IGNORECASE)
-_FETCH = re.compile(rb"^\* (\d+) FETCH ", re.IGNORECASE)
+FETCH_LINE = re.compile(rb"^\* (\d+) FETCH ", re.IGNORECASE)
 _NUMBERS = (b"UIDVALIDITY", b"UIDNEXT", b"HIGHESTMODSEQ")
 
 
@@ -38,8 +38,8 @@ class Examined:
 
     def keep(self, line: bytes, literals: list[bytes]) -> None:
         """One untagged line of either answer."""
-        if (found := _FETCH.match(line)) is not None:
-            self.data.extend(_imaplib_shape(found.group(1), line[found.end() :], literals))
+        if (found := FETCH_LINE.match(line)) is not None:
+            self.data.extend(imaplib_shape(found.group(1), line[found.end() :], literals))
         elif (found := _EXISTS.match(line)) is not None:
             self.info[b"EXISTS"] = int(found.group(1))
         elif (found := _CODE.match(line)) is not None:
@@ -93,7 +93,7 @@ def read_examined(pipeline: Pipeline, sent: Sent) -> Examined:
     return found
 
 
-def _imaplib_shape(seq: bytes, rest: bytes, literals: list[bytes]) -> list[Any]:
+def imaplib_shape(seq: bytes, rest: bytes, literals: list[bytes]) -> list[Any]:
     """``* 3 FETCH (UID 7 BODY[...] {23}`` + literal + ``)`` as imaplib hands FETCH data over:
     ``[(b"3 (UID 7 BODY[...] {23}", literal), b")"]``."""
     pieces = (seq + b" " + rest.rstrip(b"\r\n")).split(LITERAL_MARK)

@@ -92,6 +92,9 @@ class NamespacedAccount(ImapAccount):
     ) -> Iterator[tuple[int, frozenset[str]]]:
         return super().fetch_flags(self._physical(folder), changed_since)
 
+    def send_bodies(self, folder: str, metas: Sequence[MessageMeta]) -> bool:
+        return super().send_bodies(self._physical(folder), metas)
+
     def fetch_messages(self, folder: str, metas: Sequence[MessageMeta]) -> Iterator[FetchedMessage]:
         return super().fetch_messages(self._physical(folder), metas)
 
