@@ -473,3 +473,42 @@ def test_the_parts_of_a_large_message_are_put_in_order_however_they_interleave()
     assert (size, refused, b"".join(written)) == (10, None, b"abcdefghij")
     assert b"".join(server.sent).count(b"UID FETCH 7 (UID BODY.PEEK[]<") == 4
     assert server.readline() == b"* 2 STATUS nothing\r\n"  # nothing read past the last answer
+
+
+class LandsLate(MemoryAccount):
+    """A target whose messages ``held`` land only after this run's first look at the folder
+    for its intents: a killed run's last APPENDs, applied by the server after the new run read
+    the folder's status (``LateWrites``)."""
+
+    settle_pause = 0.001
+
+    def __init__(self, server: MemoryServer, held: list) -> None:
+        super().__init__(server)
+        self.held = held
+
+    def fetch_meta(self, folder, uids=None, *, message_ids=False):
+        found = list(super().fetch_meta(folder, uids, message_ids=message_ids))
+        box = self.server.folder(folder)
+        while self.held:
+            stored = self.held.pop(0)
+            box.add(stored.body, stored.flags, stored.internaldate)
+        return iter(found)
+
+
+def test_appends_a_killed_run_sent_that_land_after_the_next_run_looked_are_not_copied_twice():
+    src, dst = MemoryServer(), MemoryServer()
+    fill(src, "INBOX", [message(n) for n in range(40)])
+    Pipelining.events, Pipelining.lost_from = [], 2
+    store = MemoryStateStore()
+    with pytest.raises(ConnectError):
+        Migration(
+            MemoryAccount(src), Pipelining(dst), store, PAIR, SyncOptions(batch_count=10)
+        ).run()
+    assert len(store.intents(PAIR, "INBOX")) == 20  # bursts 2 and 3, never answered
+    box = dst.folder("INBOX")
+    late = sorted(box.messages)[-10:]  # burst 3 is still on its way to the server
+    held = [box.messages.pop(uid) for uid in late]
+    summary = Migration(MemoryAccount(src), LandsLate(dst, held), store, PAIR).run()
+    assert not held  # it landed during the run
+    assert summary.messages_copied == 10  # burst 4 only: burst 3 was found on a second look
+    assert contents(dst, "INBOX") == contents(src, "INBOX")

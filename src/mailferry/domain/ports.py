@@ -453,6 +453,17 @@ class ListingAhead(Protocol):
 
 
 @runtime_checkable
+class LateWrites(Protocol):
+    """A target on another machine, which may still apply what a dead session had sent it (a
+    server reads the commands its connection had delivered before it closed). After a crash,
+    an intent found nowhere on it is looked for again ``settle_pause`` seconds later (while the
+    folder keeps growing) before its message is copied again. Optional: a target whose writes
+    are our own process's (files, the in-memory fake) has nothing that lands late."""
+
+    settle_pause: float
+
+
+@runtime_checkable
 class BodiesAhead(Protocol):
     """A source whose next burst's bodies can be asked for before this burst's answer is read
     (IMAP: UID FETCH pipelined). Optional: without it, a round trip between bursts."""

@@ -13,6 +13,7 @@ apart they would pass the same seven collaborators around.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -36,6 +37,7 @@ from mailferry.domain.ports import (
     Copied,
     FolderRecord,
     Intent,
+    LateWrites,
     ListingAhead,
     MailAccount,
     StateStore,
@@ -57,6 +59,7 @@ from mailferry.service.windows import (
 # Messages a folder may have, by the run's snapshot, for a first pass to list it in the round trip
 # of its status (``ListingAhead``): its listing is one FETCH answer, held as one window would be.
 LISTING_AHEAD = 1_000
+SETTLE_LOOKS = 5  # looks again at a folder whose intents seem lost, while it keeps growing
 
 
 class FolderPlanner:
@@ -463,7 +466,13 @@ class FolderPlanner:
         return claimed
 
     def _reconcile_intents(self, mapping: FolderMapping, tgt: FolderStatus) -> None:
-        """Settle appends that were in flight when an earlier run stopped."""
+        """Settle appends that were in flight when an earlier run stopped.
+
+        An APPEND a killed run had sent may still land after this run read the target's
+        status: the server goes on with what the dead connection had delivered (slowly, on a
+        busy disk). An intent found nowhere is therefore looked for again, after a pause, for
+        as long as the folder keeps growing (``LateWrites``; a few looks at most): called lost
+        too early, it would be copied twice."""
         name = mapping.source.name
         intents = self.store.intents(self.pair, name)
         if not intents:
@@ -474,15 +483,34 @@ class FolderPlanner:
             if i.target_folder == mapping.target and i.target_uidvalidity == tgt.uidvalidity
         ]
         stale = [i.source_uid for i in intents if i not in valid]
+        uidnext = tgt.uidnext
+        confirmed, lost = self._landed(mapping, valid, uidnext)
+        pause = self.target.settle_pause if isinstance(self.target, LateWrites) else 0.0
+        for _look in range(SETTLE_LOOKS if pause else 0):
+            if not lost:
+                break
+            time.sleep(pause)
+            grown = self.target.status(mapping.target).uidnext
+            if grown == uidnext:
+                break
+            uidnext = grown
+            confirmed, lost = self._landed(mapping, valid, uidnext)
+        if self.labels is not None:
+            by_uid = {i.source_uid: i for i in valid}
+            confirmed = [replace(c, label=intent_key(by_uid[c.source_uid])) for c in confirmed]
+        self.store.resolve(self.pair, name, confirmed, lost + stale)
+
+    def _landed(
+        self, mapping: FolderMapping, valid: Sequence[Intent], uidnext: int
+    ) -> tuple[list[Copied], list[int]]:
+        """The intents whose messages are on the target below ``uidnext`` (rows), and the rest."""
         landed: list[MessageMeta] = []
         if valid:
             low = min(i.target_uidnext for i in valid)
             sizes = {i.size for i in valid}
-            if tgt.uidnext > low:
+            if uidnext > low:
                 arrived = list(
-                    self.target.fetch_meta(
-                        mapping.target, range(low, tgt.uidnext), message_ids=True
-                    )
+                    self.target.fetch_meta(mapping.target, range(low, uidnext), message_ids=True)
                 )
                 hashed = {
                     m.uid: m
@@ -494,11 +522,7 @@ class FolderPlanner:
             if landed
             else set()
         )
-        confirmed, lost = reconcile_intents(valid, landed, claimed)
-        if self.labels is not None:
-            by_uid = {i.source_uid: i for i in valid}
-            confirmed = [replace(c, label=intent_key(by_uid[c.source_uid])) for c in confirmed]
-        self.store.resolve(self.pair, name, confirmed, lost + stale)
+        return reconcile_intents(valid, landed, claimed)
 
     def _hashed(self, folder: str, metas: Sequence[MessageMeta]) -> list[MessageMeta]:
         hashes: dict[int, tuple[str, int]] = {}

@@ -79,6 +79,8 @@ AHEAD_BURSTS = 2  # bursts whose bodies are asked ahead (``send_bodies``): one b
 class ImapAccount:
     """One logged-in IMAP account. ``readonly`` accounts EXAMINE folders and never write."""
 
+    settle_pause = 1.0  # ``LateWrites``: a killed run's last APPENDs may land after it died
+
     def __init__(self, client: Client, *, readonly: bool) -> None:
         self._client = client
         self._readonly = readonly
