@@ -21,7 +21,8 @@ import itertools
 import os
 import socket
 import time
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,22 +198,21 @@ class MaildirAccount(FileAccount):
             raise FolderError(folder, f"{directory}: {exc.strerror}") from None
 
     def _load(self, folder: str) -> Listing:
+        """The folder's files in ``sort_key`` order, held compactly: at 400,000 messages a list
+        of names sorted by a key tuple each peaked at ~170 MB above the interpreter's own."""
         directory = self._directory(folder)
-        names: list[str] = []
+        found = Names()
         for sub in ("cur", "new"):
             try:
-                names.extend(
-                    f"{sub}/{p.name}"
-                    for p in (directory / sub).iterdir()
-                    if not p.name.startswith(".")
-                )
+                with os.scandir(directory / sub) as entries:
+                    found.extend(f"{sub}/{e.name}" for e in entries if not e.name.startswith("."))
             except OSError as exc:
                 raise FolderError(folder, f"{directory / sub}: {exc.strerror}") from None
-        names.sort(key=lambda n: sort_key(n.split("/", 1)[1]))
+        found.put_in_order(in_uid_order(found))
         digest = ListingDigest()
-        for name in names:
+        for name in found:
             digest.add(base_name(name.split("/", 1)[1]).encode())
-        return MaildirListing(directory, Names(names), read_keywords(directory), digest)
+        return MaildirListing(directory, found, read_keywords(directory), digest)
 
     # -- writing ------------------------------------------------------------------------------------
     def create_folder(self, name: str) -> None:
@@ -292,6 +292,29 @@ class MaildirAccount(FileAccount):
                     raise FolderError(
                         folder, f"{listing.directory / old}: {exc.strerror}"
                     ) from None
+
+
+def in_uid_order(found: Names) -> Iterator[int]:
+    """The indexes of ``found`` ("cur/NAME"...) in ``sort_key`` order of their names, as a
+    stable sort by it would give: by delivery time first (one int a name), then each run of
+    names of one second by its base name (a few names at a time, not a key tuple for every
+    name of the folder at once)."""
+    seconds = [_delivered(name) for name in found]
+    order = array("Q", sorted(range(len(found)), key=seconds.__getitem__))
+    start = 0
+    while start < len(order):
+        end = start + 1
+        while end < len(order) and seconds[order[end]] == seconds[order[start]]:
+            end += 1
+        run = order[start:end].tolist()
+        if len(run) > 1:
+            run.sort(key=lambda i: base_name(found[i].split("/", 1)[1]))
+        yield from run
+        start = end
+
+
+def _delivered(path: str) -> int:
+    return sort_key(path.split("/", 1)[1])[0]
 
 
 def _make_maildir(directory: Path) -> None:
