@@ -14,7 +14,10 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from mailferry.adapters.imap import Credentials
+from mailferry.adapters.imap.namespaced import NamespacedAccount
 from mailferry.cli import main
+from mailferry.domain.model import Endpoint, Security
 from mailferry.sandbox.corpus import build_corpus, connect, load_corpus
 from mailferry.sandbox.dovecot import DovecotServer
 
@@ -123,3 +126,10 @@ def kill_repeatedly(
         proc.communicate(timeout=120)
         check(m)
     return kills
+
+
+def open_sessions(server, user: str, password: str) -> tuple[NamespacedAccount, NamespacedAccount]:
+    """(writable, read-only) sessions of one user, as mailferry opens a target and a source."""
+    endpoint = Endpoint("127.0.0.1", server.port, Security.NONE, user)
+    writer = NamespacedAccount.connect(endpoint, Credentials(password))
+    return writer, NamespacedAccount.connect(endpoint, Credentials(password), readonly=True)

@@ -9,11 +9,11 @@ import io
 
 import pytest
 
-from mailferry.adapters.imap import Credentials
 from mailferry.adapters.imap import account as account_module
 from mailferry.adapters.imap.namespaced import NamespacedAccount
-from mailferry.domain.model import AppendRequest, Endpoint, MessageMeta, Security
+from mailferry.domain.model import AppendRequest, MessageMeta
 from mailferry.domain.ports import BodiesAhead
+from tests.integration.conftest_helpers import open_sessions
 
 pytestmark = pytest.mark.integration
 
@@ -30,16 +30,13 @@ def _data(n: int) -> bytes:
 def reader(request, make_user):
     """A read-only session (as mailferry opens a source) of a user holding 60 messages."""
     server = request.getfixturevalue(request.param)
-    user, password = make_user(server)
-    endpoint = Endpoint("127.0.0.1", server.port, Security.NONE, user)
-    writer = NamespacedAccount.connect(endpoint, Credentials(password))
+    writer, session = open_sessions(server, *make_user(server))
     writer.create_folder(FOLDER)
     requests = [
         AppendRequest(n, io.BytesIO(_data(n)), len(_data(n)), frozenset(), WHEN) for n in range(60)
     ]
     writer.append_batch(FOLDER, requests)
     writer.close()
-    session = NamespacedAccount.connect(endpoint, Credentials(password), readonly=True)
     yield session
     session.close()
 

@@ -8,11 +8,10 @@ import io
 
 import pytest
 
-from mailferry.adapters.imap import Credentials
-from mailferry.adapters.imap.namespaced import NamespacedAccount
 from mailferry.domain.errors import FolderError
-from mailferry.domain.model import AppendRequest, Endpoint, Security
+from mailferry.domain.model import AppendRequest
 from mailferry.domain.ports import ListingAhead
+from tests.integration.conftest_helpers import open_sessions
 
 pytestmark = pytest.mark.integration
 
@@ -33,10 +32,7 @@ def _request(n: int) -> AppendRequest:
 def accounts(request, make_user):
     """(writable, read-only) sessions of one user, as mailferry opens a target and a source."""
     server = request.getfixturevalue(request.param)
-    user, password = make_user(server)
-    endpoint = Endpoint("127.0.0.1", server.port, Security.NONE, user)
-    writer = NamespacedAccount.connect(endpoint, Credentials(password))
-    reader = NamespacedAccount.connect(endpoint, Credentials(password), readonly=True)
+    writer, reader = open_sessions(server, *make_user(server))
     yield writer, reader, request.param
     writer.close()
     reader.close()
