@@ -12,6 +12,10 @@ renamed into ``cur/`` (the Maildir delivery rule: a reader never sees half a fil
 carries ``S=`` (bytes on disk) and ``W=`` (CRLF size), which Dovecot reads. Bytes are stored as
 they came. New names sort after every name already there, so the UIDs of earlier messages keep
 their order (see ``account.py`` for how UIDs are made).
+
+Why one module of 400+ lines: the source and the target share the format's naming rules (the
+order that makes UIDs, the flag letters, ``S=``/``W=``), which must agree to the byte; split,
+a change to one side could silently renumber the other's messages.
 """
 
 from __future__ import annotations
