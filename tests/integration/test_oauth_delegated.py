@@ -159,9 +159,10 @@ def test_login_then_sync_outlives_many_tokens_on_refresh_tokens(idp, server, tmp
     assert not [t for t in _secrets_of(idp) if t in out + err]
 
     grants_before = len(idp.counters.grants)
-    # 40 ms round trips, bursts of 4 messages, one connection: a run long enough to see several
-    # tokens expire (PER_FOLDER: with bursts pipelined, 40 messages a folder took only ~8 s).
-    with Proxy("127.0.0.1", server.port, latency=0.02) as proxy:
+    # 80 ms round trips, bursts of 4 messages, one connection: a run long enough to see several
+    # tokens expire (PER_FOLDER: with bursts pipelined, 40 messages a folder took only ~8 s; at
+    # 40 ms, once the next burst's bodies were asked ahead, 150 took 6.7 s).
+    with Proxy("127.0.0.1", server.port, latency=0.04) as proxy:
         argv = [
             *_sync_argv(idp, source, target, proxy.port, state),
             "--batch-size", "4", "--retry-wait", "0.2", "--retries", "20", "--connections", "1",
