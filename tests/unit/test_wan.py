@@ -471,7 +471,7 @@ def test_the_parts_of_a_large_message_are_put_in_order_however_they_interleave()
         b"mf2 OK done\r\n"
         b"* 1 FETCH (UID 7 BODY[]<8> {2}\r\nij)\r\n"
         b"mf3 OK done\r\n"
-        b"* 1 FETCH (UID 7 BODY[]<12> {0}\r\n)\r\n"  # asked in vain: read and dropped
+        b'* 1 FETCH (UID 7 BODY[]<12> "")\r\n'  # asked in vain (empty, quoted): dropped
         b"mf4 OK done\r\n"
         b"* 2 STATUS nothing\r\n"
     )

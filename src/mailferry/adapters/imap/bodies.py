@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailferry.adapters.imap.examine import FETCH_LINE, imaplib_shape
-from mailferry.adapters.imap.rows import by_uid, parse_rows
+from mailferry.adapters.imap.rows import BODY, by_uid, parse_rows
 from mailferry.adapters.imap.wire import Pipeline, Tagged, uid_sets
 
 
@@ -116,11 +116,12 @@ def fetch_in_parts(
     def keep(line: bytes, literals: list[bytes]) -> None:
         found = FETCH_LINE.match(line)
         origin = _ORIGIN.search(line)
-        if found is None or origin is None or not literals:
+        if found is None or origin is None:
             return
         rows = by_uid(parse_rows(imaplib_shape(found.group(1), line[found.end() :], literals)))
-        if uid in rows:
-            parts[int(origin.group(1))] = literals[0]
+        part = rows.get(uid, {}).get(BODY)
+        if isinstance(part, bytes):  # an empty part may come as "" rather than {0}
+            parts[int(origin.group(1))] = part
 
     def ask(offset: int) -> None:
         tags[offset] = pipeline.next_tag()
