@@ -33,7 +33,6 @@ class SentBodies:
 
     folder: str
     uids: tuple[int, ...]
-    members: frozenset[int]  # the same UIDs, to look up
     tags: tuple[bytes, ...]
 
     @property
@@ -70,7 +69,7 @@ def send_bodies(pipeline: Pipeline, folder: str, uids: tuple[int, ...]) -> SentB
         tags.append(pipeline.next_tag())
         commands.append(b"%s UID FETCH %s (UID BODY.PEEK[])\r\n" % (tags[-1], piece.encode()))
     pipeline.send(b"".join(commands))
-    return SentBodies(folder, uids, frozenset(uids), tuple(tags))
+    return SentBodies(folder, uids, tuple(tags))
 
 
 def read_bodies(pipeline: Pipeline, sent: SentBodies) -> Bodies:
@@ -92,9 +91,10 @@ class Stash:
         """``sent``'s rows (those stashed before and those in ``found``); the rows of the
         bursts ``later`` stashed for them; any other row dropped."""
         rows = {uid: self._rows.pop(uid) for uid in sent.uids if uid in self._rows}
-        wanted = sent.members.union(*(s.members for s in later))
+        mine = frozenset(sent.uids)
+        wanted = mine.union(*(s.uids for s in later))
         for uid, row in found.rows(wanted).items():
-            kept = rows if uid in sent.members else self._rows
+            kept = rows if uid in mine else self._rows
             kept.setdefault(uid, {}).update(row)  # two rows of one message: as ``by_uid``
         return rows
 
