@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 
 import pytest
 
@@ -17,10 +18,20 @@ PAIR = "src -> dst"
 FAST = RetryPolicy(attempts=3, base_wait=0.0, max_wait=0.0)
 
 
-class Flaky:
-    """Reconnect factory: the first ``breaks`` target sessions drop after ``after`` appends."""
+class Dropping(MemoryAccount):
+    """A target session that drops at its first APPEND, before the server stores anything."""
 
-    def __init__(self, src: MemoryServer, dst: MemoryServer, *, breaks: int, after: int) -> None:
+    def append_batch(self, folder, requests):
+        raise ConnectError("connection lost before the APPEND (injected)")
+
+
+class Flaky:
+    """Reconnect factory: the first ``breaks`` target sessions drop after ``after`` appends
+    (``after=None``: before storing any)."""
+
+    def __init__(
+        self, src: MemoryServer, dst: MemoryServer, *, breaks: int, after: int | None
+    ) -> None:
         self.src, self.dst, self.breaks, self.after = src, dst, breaks, after
         self.opened = 0
 
@@ -29,8 +40,11 @@ class Flaky:
 
     def target(self) -> MemoryAccount:
         self.opened += 1
-        crash = self.after if self.opened <= self.breaks else None
-        return MemoryAccount(self.dst, crash_after=crash)
+        if self.opened > self.breaks:
+            return MemoryAccount(self.dst)
+        if self.after is None:
+            return Dropping(self.dst)
+        return MemoryAccount(self.dst, crash_after=self.after)
 
 
 def servers(n: int = 30) -> tuple[MemoryServer, MemoryServer]:
@@ -58,20 +72,34 @@ def test_drops_mid_copy_are_reconnected_and_resumed_without_duplicates():
     m = run(src, dst, MemoryStateStore(), flaky)
     assert m.summary.failures == []
     assert m.summary.reconnects == 3
+    # Each message counted once: copied, not also "already there" when its pass starts again.
+    assert (m.summary.messages_copied, m.summary.messages_skipped_existing) == (35, 0)
     assert contents(dst, "INBOX") == contents(src, "INBOX")
     assert contents(dst, "Other") == contents(src, "Other")
 
 
 def test_spent_budget_fails_the_folder_and_the_rest_goes_on():
     src, dst = servers()
-    flaky = Flaky(src, dst, breaks=100, after=0)  # every session drops at its first append
+    flaky = Flaky(src, dst, breaks=100, after=None)  # every session drops at its first append
     dst.create("Other")
     m = run(src, dst, MemoryStateStore(), flaky)
     failed = {f.folder for f in m.summary.failures}
     assert failed == {"INBOX", "Other"}
     assert all("gave up after 3 reconnects" in f.reason for f in m.summary.failures)
-    # No message was lost or doubled: what landed is a sub-multiset of the source.
-    assert not (contents(dst, "INBOX") - contents(src, "INBOX"))
+    assert contents(dst, "INBOX") == contents(dst, "Other") == Counter()
+
+
+def test_sessions_that_each_store_one_message_and_drop_still_finish_the_run():
+    """Each session's one APPEND lands but its answer is lost: the next attempt finds it landed,
+    which is progress (the retry budget starts again), and counts it as copied."""
+    src, dst = servers()
+    flaky = Flaky(src, dst, breaks=100, after=0)
+    m = run(src, dst, MemoryStateStore(), flaky)
+    assert m.summary.failures == []
+    assert m.summary.reconnects > 30  # one session a message
+    assert (m.summary.messages_copied, m.summary.messages_skipped_existing) == (35, 0)
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+    assert contents(dst, "Other") == contents(src, "Other")
 
 
 def test_without_a_reconnect_factory_a_drop_ends_the_run():

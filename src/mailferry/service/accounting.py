@@ -10,6 +10,7 @@ Two cases leave messages behind without a per-message failure:
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -39,6 +40,14 @@ class Ledger:
     uncreated: dict[str, str] = field(default_factory=dict)  # target folder -> why CREATE failed
     done: set[str] = field(default_factory=set)  # source folders whose pass ended, or was counted
     full: bool = False  # the target said it is full: the run stops, what is left is counted
+    # Messages this run copied, by source folder: a pass tried again after a reconnect finds
+    # their rows, and must not count them as "already there" (``count_skips``).
+    copied: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add_copied(self, folder: str, count: int) -> None:
+        with self._lock:  # lanes of one pass commit at once
+            self.copied[folder] += count
 
 
 def prepare_target(target: MailAccount, plan: FolderPlan, summary: Summary) -> dict[str, str]:
@@ -88,9 +97,19 @@ def _subscribe(target: MailAccount, names: Sequence[str]) -> dict[str, str]:
     return refused
 
 
-def count_skips(summary: Summary, work: FolderWork) -> None:
-    """Add what planning ``work`` found need not be copied."""
-    summary.messages_skipped_existing += work.existing
+def count_settled(summary: Summary, ledger: Ledger, folder: str, found: tuple[int, int]) -> None:
+    """Count the ``found`` (messages, bytes) of appends an interrupted run or pass left
+    unanswered, which planning found landed: copied, and counted by nothing before."""
+    messages, nbytes = found
+    summary.messages_copied += messages
+    summary.bytes_copied += nbytes
+    ledger.add_copied(folder, messages)
+
+
+def count_skips(summary: Summary, work: FolderWork, *, copied_before: int = 0) -> None:
+    """Add what planning ``work`` found need not be copied; ``copied_before``: messages of the
+    folder this run copied before the pass was planned (counted as copied, not as there)."""
+    summary.messages_skipped_existing += max(work.existing - copied_before, 0)
     summary.messages_skipped_deleted += work.skipped_deleted
     summary.messages_skipped_filtered += work.skipped_filtered
     summary.messages_skipped_labels += work.elsewhere

@@ -77,6 +77,8 @@ class FolderCopy:
     # Called on the reading thread once the pass's last burst is read (with ``windows_ahead``):
     # the source is idle from then on, while the last APPENDs are answered and recorded.
     source_idle: Callable[[], None] | None = None
+    # Told how many messages each commit records as copied (the run's ``Ledger``).
+    on_copied: Callable[[int], None] | None = None
     failures: dict[int, str] = field(default_factory=dict)  # uid -> reason, this pass
     copied: int = 0  # messages copied in this pass
     refused: set[str] = field(default_factory=set)  # keywords the target folder refuses
@@ -488,6 +490,8 @@ class FolderCopy:
         self.store.resolve(self.pair, name, confirmed, dropped)
         self.copied += len(confirmed)
         self.summary.messages_copied += len(confirmed)
+        if self.on_copied is not None:
+            self.on_copied(len(confirmed))
         self.summary.bytes_copied += copied_bytes
         self.progress.advanced(len(confirmed) + len(dropped), copied_bytes)
         self.progress.folder_advanced(name, len(confirmed) + len(dropped))

@@ -31,6 +31,10 @@ class FolderWork:
     skipped_deleted: int = 0
     skipped_filtered: int = 0
     elsewhere: int = 0  # left out: a copy from another label folder stands for them
+    # Appends an interrupted run or pass left unanswered, found landed by planning: copies that
+    # nothing has counted yet, counted as copied by this run (their bytes too).
+    settled: int = 0
+    settled_bytes: int = 0
     unchanged: bool = False  # the run's snapshot showed nothing to do: no checkpoint to write
     # A streamed pass (windows.py): the windows, each a FolderWork of its own, planned one by one
     # as the copy goes; their counts are added to this one as they are handed out (``parts``).

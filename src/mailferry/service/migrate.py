@@ -133,11 +133,10 @@ class Migration:
             window=self.options.window,
         )
 
-    def _plan_folder(self, mapping: FolderMapping, *, dry_run: bool) -> FolderWork:
-        """Plan a pass; its skips are counted now, a streamed pass's as its windows end."""
-        work = self.planner().plan(mapping, dry_run=dry_run)
-        if not work.streamed:
-            accounting.count_skips(self.summary, work)
+    def _plan_dry(self, mapping: FolderMapping) -> FolderWork:
+        """A dry run's plan of a folder, its skips counted (its windows are counted already)."""
+        work = self.planner().plan(mapping, dry_run=True)
+        accounting.count_skips(self.summary, work)
         return work
 
     def folder_plan(self, records: Mapping[str, FolderRecord] | None = None) -> FolderPlan:
@@ -153,7 +152,7 @@ class Migration:
         free, ordered = self._phases()
         for mapping in free + ordered:
             try:
-                works.append(self._plan_folder(mapping, dry_run=True))
+                works.append(self._plan_dry(mapping))
             except FolderError as exc:
                 self._fail(mapping.source.name, None, exc.reason)
         return works
@@ -499,8 +498,12 @@ class Migration:
         if uncreated is not None:
             accounting.not_created(self.summary, mapping, uncreated, self.planner())
             return
-        work = self._plan_folder(mapping, dry_run=False)
         name = mapping.source.name
+        work = self.planner().plan(mapping, dry_run=False)
+        accounting.count_settled(
+            self.summary, self._ledger, name, (work.settled, work.settled_bytes)
+        )
+        copied_before = self._ledger.copied[name]  # found again by this plan: not "there"
         messages, nbytes = (
             (work.expected, work.expected_bytes)
             if work.streamed
@@ -527,16 +530,15 @@ class Migration:
                     copy.source_idle = functools.partial(self._look_ahead, folders)
                 copy.run(work)
         except (TargetFullError, StopRequestedError) as exc:
-            if work.streamed:
-                accounting.count_skips(self.summary, work)
+            accounting.count_skips(self.summary, work, copied_before=copied_before)
             if isinstance(exc, TargetFullError) or self._ledger.full:
                 self._ledger.full = True
                 self._ledger.done.add(mapping.source.name)
                 left = work.left(copy.copied + len(copy.failures))
                 accounting.remaining(self.summary, mapping.source.name, left)
             raise
-        if work.streamed:
-            accounting.count_skips(self.summary, work)
+        # Counted once the pass ends: a pass tried again after a reconnect counts them again.
+        accounting.count_skips(self.summary, work, copied_before=copied_before)
         self.planner().finish(mapping, work)
         self.progress.folder_finished(name)
         folder_log.info(
@@ -608,6 +610,7 @@ class Migration:
             batch_bytes=self.options.batch_bytes,
             keep_labels=self.options.labels is not None,
             windows_ahead=windows_ahead,
+            on_copied=functools.partial(self._ledger.add_copied, mapping.source.name),
         )
 
     def _windows_ahead(self, mapping: FolderMapping) -> bool:
@@ -625,7 +628,8 @@ class Migration:
                 log.info("folder.noted", folder=folder, reason=reason, messages=count)
 
     def _settle(self, mapping: FolderMapping) -> None:
-        self.planner().settle(mapping)
+        found = self.planner().settle(mapping)
+        accounting.count_settled(self.summary, self._ledger, mapping.source.name, found)
 
     def _fail(self, folder: str, uid: int | None, reason: str) -> None:
         record_failure(self.summary, folder, uid, reason)

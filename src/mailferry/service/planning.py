@@ -109,9 +109,9 @@ class FolderPlanner:
             and tgt is not None
             and _still_valid(checkpoint, mapping, src, tgt)
         ):
-            if not dry_run:
-                self._reconcile_intents(mapping, tgt)
+            settled = (0, 0) if dry_run else self._reconcile_intents(mapping, tgt)
             work = self._plan_incremental(mapping, src, tgt, checkpoint, dry_run=dry_run)
+            work.settled, work.settled_bytes = settled
         elif not dry_run and tgt is not None:
             work = self._stream_fresh(mapping, src, tgt)
         elif self._counts_fresh(mapping, tgt):
@@ -124,21 +124,23 @@ class FolderPlanner:
             self.dry_standing.update(self._keys(mapping.source.name, work.copy).values())
         return work
 
-    def settle(self, mapping: FolderMapping) -> None:
+    def settle(self, mapping: FolderMapping) -> tuple[int, int]:
         """Settle the appends an earlier run left in flight for this folder, ahead of its pass, so
         that label folders planned before it see those copies. A folder that cannot be read is
-        left to its own pass, which reports it."""
+        left to its own pass, which reports it. Returns the messages found landed, and their
+        bytes."""
         name = mapping.source.name
         checkpoint = self.store.checkpoint(self.pair, name)
         if checkpoint is None or not self.store.intents(self.pair, name):
-            return
+            return 0, 0
         try:
             src = self.source.status(name)
             tgt = self.target.status(mapping.target)
         except FolderError:
-            return
+            return 0, 0
         if _still_valid(checkpoint, mapping, src, tgt):
-            self._reconcile_intents(mapping, tgt)
+            return self._reconcile_intents(mapping, tgt)
+        return 0, 0
 
     # -- labels -------------------------------------------------------------------------------------
     def _keys(self, folder: str, metas: Sequence[MessageMeta]) -> dict[int, str]:
@@ -465,8 +467,9 @@ class FolderPlanner:
                 )
         return claimed
 
-    def _reconcile_intents(self, mapping: FolderMapping, tgt: FolderStatus) -> None:
-        """Settle appends that were in flight when an earlier run stopped.
+    def _reconcile_intents(self, mapping: FolderMapping, tgt: FolderStatus) -> tuple[int, int]:
+        """Settle appends that were in flight when an earlier run (or pass) stopped; returns the
+        messages found landed and their bytes, copies no pass has counted yet.
 
         An APPEND a killed run had sent may still land after this run read the target's
         status: the server goes on with what the dead connection had delivered (slowly, on a
@@ -476,7 +479,7 @@ class FolderPlanner:
         name = mapping.source.name
         intents = self.store.intents(self.pair, name)
         if not intents:
-            return
+            return 0, 0
         valid = [
             i
             for i in intents
@@ -495,10 +498,11 @@ class FolderPlanner:
                 break
             uidnext = grown
             confirmed, lost = self._landed(mapping, valid, uidnext)
+        by_uid = {i.source_uid: i for i in valid}
         if self.labels is not None:
-            by_uid = {i.source_uid: i for i in valid}
             confirmed = [replace(c, label=intent_key(by_uid[c.source_uid])) for c in confirmed]
         self.store.resolve(self.pair, name, confirmed, lost + stale)
+        return len(confirmed), sum(by_uid[c.source_uid].size for c in confirmed)
 
     def _landed(
         self, mapping: FolderMapping, valid: Sequence[Intent], uidnext: int
