@@ -24,6 +24,8 @@ def test_throttle_delay(text, delay):
 
 def test_target_full_is_not_bandwidth_or_size():
     assert target_full("NO [OVERQUOTA] Quota exceeded (mailbox for user is full)")
+    assert target_full("NO Not enough disk space")  # a server whose own disk is full
+    assert target_full("NO [SERVERBUG] write(/var/mail/x): No space left on device")
     assert not target_full("NO [OVERQUOTA] Account exceeded command or bandwidth limits")
     assert not target_full("NO [TOOBIG] too big")
     assert not target_full(None)

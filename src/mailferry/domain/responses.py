@@ -25,7 +25,11 @@ _THROTTLE = re.compile(
     re.IGNORECASE,
 )
 _TOOBIG = re.compile(r"\[TOOBIG\]", re.IGNORECASE)
-_FULL = re.compile(r"\[OVERQUOTA\]|quota exceeded|mailbox is full|over quota", re.IGNORECASE)
+_FULL = re.compile(
+    r"\[OVERQUOTA\]|quota exceeded|mailbox is full|over quota|"
+    r"not enough disk space|no space left on device",  # a server whose own disk is full
+    re.IGNORECASE,
+)
 _CAP = re.compile(
     r"exceeded (?:command or )?bandwidth limits?|bandwidth limit|"
     r"daily (?:download|upload|bandwidth|transfer) (?:limit|cap|quota)",

@@ -42,6 +42,7 @@ from mailferry.adapters.files.account import (
     folder_tree,
 )
 from mailferry.adapters.files.names import Names
+from mailferry.adapters.files.writefail import disk_full, is_disk_full
 from mailferry.domain.errors import AccountError, FolderError
 from mailferry.domain.model import AppendRequest, AppendResult, FolderInfo
 
@@ -247,6 +248,9 @@ class MaildirAccount(FileAccount):
             try:
                 _write_temporary(directory / "tmp" / name, data)
             except OSError as exc:
+                if is_disk_full(exc):  # the burst is taken back: writefail.py
+                    _discard(directory, staged)
+                    raise disk_full(directory, exc) from None
                 refused[request.key] = f"{directory}: {exc.strerror}"
                 continue
             staged.append(_Staged(request.key, name, name + INFO + letters, request.internaldate))
@@ -367,8 +371,17 @@ class _Staged:
 
 
 def _write_temporary(path: Path, data: bytes) -> None:
-    with path.open("xb") as out:
-        out.write(data)
+    try:
+        with path.open("xb") as out:
+            out.write(data)
+    except OSError:
+        path.unlink(missing_ok=True)  # not left half-written in tmp/
+        raise
+
+
+def _discard(directory: Path, staged: Sequence[_Staged]) -> None:
+    for item in staged:
+        (directory / "tmp" / item.name).unlink(missing_ok=True)
 
 
 def _deliver(directory: Path, staged: list[_Staged], refused: dict[int, str]) -> list[_Staged]:
@@ -382,8 +395,12 @@ def _deliver(directory: Path, staged: list[_Staged], refused: dict[int, str]) ->
     """
     with ThreadPoolExecutor(max_workers=FSYNC_WORKERS) as pool:
         errors = list(pool.map(lambda s: _fsync_file(directory / "tmp" / s.name), staged))
+    full = next((e for e in errors if e is not None and is_disk_full(e)), None)
+    if full is not None:  # the data did not reach the disk: the burst is taken back
+        _discard(directory, staged)
+        raise disk_full(directory, full)
     delivered = []
-    for item, error in zip(staged, errors, strict=True):
+    for n, (item, error) in enumerate(zip(staged, errors, strict=True)):
         temporary = directory / "tmp" / item.name
         try:
             if error is not None:
@@ -392,8 +409,12 @@ def _deliver(directory: Path, staged: list[_Staged], refused: dict[int, str]) ->
             os.utime(temporary, (stamp, stamp))
             temporary.rename(directory / "cur" / item.full)
         except OSError as exc:
-            refused[item.key] = f"{temporary}: {exc.strerror}"
             temporary.unlink(missing_ok=True)
+            if is_disk_full(exc):  # those delivered are settled by the next pass (intents)
+                _discard(directory, staged[n + 1 :])
+                _fsync_directory(directory / "cur")
+                raise disk_full(directory, exc) from None
+            refused[item.key] = f"{temporary}: {exc.strerror}"
             continue
         delivered.append(item)
     _fsync_directory(directory / "cur")

@@ -15,6 +15,8 @@ are labels (``folders_are_labels``): the run copies each message once, or once p
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from array import array
 from collections.abc import Sequence
@@ -39,6 +41,7 @@ from mailferry.adapters.files.mboxfile import (
     scan,
 )
 from mailferry.adapters.files.mboxwrite import mbox_entry, rewrite_flags
+from mailferry.adapters.files.writefail import write_failed
 from mailferry.domain.errors import AccountError, FolderError
 from mailferry.domain.model import AppendRequest, AppendResult, FolderInfo
 from mailferry.logs import get_logger
@@ -281,16 +284,23 @@ class MboxAccount(FileAccount):
         before = len(listing)
         accepted: list[int] = []
         refused: dict[int, str] = {}
-        with path.open("ab") as out:
-            for request in requests:
-                data = request.body.read(request.size)
-                if not data:
-                    refused[request.key] = "refused: a zero-byte message"
-                    continue
-                out.write(mbox_entry(data, request.flags, request.internaldate))
-                accepted.append(request.key)
-            out.flush()
-            os.fsync(out.fileno())
+        # Unbuffered: what a failed write leaves is on the disk, to be cut off, not in a buffer.
+        with path.open("ab", buffering=0) as out:
+            start = out.tell()
+            try:
+                for request in requests:
+                    data = request.body.read(request.size)
+                    if not data:
+                        refused[request.key] = "refused: a zero-byte message"
+                        continue
+                    _write_all(out, mbox_entry(data, request.flags, request.internaldate))
+                    accepted.append(request.key)
+                os.fsync(out.fileno())
+            except OSError as exc:  # the burst is taken back: no message cut off (writefail.py)
+                with contextlib.suppress(OSError):
+                    os.ftruncate(out.fileno(), start)
+                    os.fsync(out.fileno())
+                raise write_failed(folder, path, exc) from None
         self._scanned_after_append(path, listing.scanned)
         after = self.listing(folder)
         uids = {key: before + n + 1 for n, key in enumerate(accepted)}
@@ -330,6 +340,13 @@ class MboxAccount(FileAccount):
             )
         except OSError as exc:
             raise FolderError(folder, f"{listing.path}: {exc.strerror}") from None
+
+
+def _write_all(out: io.FileIO, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = out.write(view)
+        view = view[written:]
 
 
 def _special(flag: str | None) -> frozenset[str]:
