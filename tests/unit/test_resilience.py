@@ -10,8 +10,9 @@ import pytest
 from mailferry.adapters.memory.account import MemoryAccount, MemoryServer
 from mailferry.adapters.memory.state import MemoryStateStore
 from mailferry.domain.errors import ConnectError
+from mailferry.domain.model import AppendResult
 from mailferry.service.migrate import Migration, SyncOptions
-from mailferry.service.resilience import Pace, RetryPolicy
+from mailferry.service.resilience import SERVER_FAILING, Pace, RetryPolicy, ServerFaults
 from tests.fakes import contents, fill, message
 
 PAIR = "src -> dst"
@@ -256,3 +257,32 @@ def test_a_stop_request_ends_a_long_cap_pause():
     assert m.summary.stopped == "stop requested"
     assert m.summary.cap_pauses == 1
     assert m.summary.failures == []
+
+
+def test_server_faults_stop_only_a_row_with_nothing_stored_between():
+    faults = ServerFaults(limit=3)
+    bug = AppendResult(1, ok=False, reason="[SERVERBUG] Internal error occurred.")
+    big = AppendResult(2, ok=False, reason="[TOOBIG] Message too large")
+    stored = AppendResult(3, ok=True, target_uid=1, target_uidvalidity=1)
+    assert faults.note([bug, bug, stored, bug, big, bug]) is None  # a message stored broke the row
+    assert faults.in_row == 2  # a refusal of the message's own neither counts nor breaks it
+    assert faults.note([bug]) == bug.reason
+
+
+def test_a_target_failing_every_message_stops_the_run_with_the_rest_remaining():
+    src, dst = servers()
+
+    class Failing(MemoryAccount):
+        def append_batch(self, folder, requests):
+            return [
+                AppendResult(r.key, ok=False, reason="[SERVERBUG] Internal error occurred.")
+                for r in requests
+            ]
+
+    migration = Migration(
+        MemoryAccount(src), Failing(dst), MemoryStateStore(), PAIR, SyncOptions(batch_count=4)
+    )
+    summary = migration.run()
+    assert "in a row by a fault of its own" in (summary.stopped or "")
+    assert SERVER_FAILING <= summary.messages_failed <= SERVER_FAILING + 2 * 4
+    assert summary.messages_failed + summary.messages_remaining == 35

@@ -75,6 +75,11 @@ class TargetFullError(MailferryError):
     pass
 
 
+class TargetFailingError(TargetFullError):
+    """The target refuses message after message by its own fault ([SERVERBUG]: Dovecot's answer
+    when its disk is full): the run stops as for a full target."""
+
+
 class StopRequestedError(MailferryError):
     pass
 

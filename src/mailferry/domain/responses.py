@@ -51,6 +51,16 @@ def throttle_delay(text: str | None) -> float | None:
     return None
 
 
+# The server blames itself (RFC 5530 SERVERBUG; Dovecot's words with it, and Cyrus's): no fault of
+# the message's. Dovecot answers so when its disk is full.
+_SERVER_FAULT = re.compile(r"\[SERVERBUG\]|Internal error occurred|System I/O error", re.IGNORECASE)
+
+
+def server_fault(text: str | None) -> bool:
+    """The target refused by a fault of its own, not of the message's."""
+    return bool(text) and bool(_SERVER_FAULT.search(text or ""))
+
+
 def target_full(text: str | None) -> bool:
     """The target refuses because the mailbox is full (not because of one message's size)."""
     return bool(text) and throttle_delay(text) is None and bool(_FULL.search(text or ""))

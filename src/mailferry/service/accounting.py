@@ -19,6 +19,7 @@ from mailferry.domain.errors import FolderError, MailferryError
 from mailferry.domain.model import Failure, RawName
 from mailferry.domain.ports import FolderSetup
 from mailferry.logs import get_logger
+from mailferry.service.resilience import ServerFaults
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -43,6 +44,7 @@ class Ledger:
     # Messages this run copied, by source folder: a pass tried again after a reconnect finds
     # their rows, and must not count them as "already there" (``count_skips``).
     copied: Counter[str] = field(default_factory=Counter)
+    server_faults: ServerFaults = field(default_factory=ServerFaults)  # refusals in a row
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add_copied(self, folder: str, count: int) -> None:

@@ -17,7 +17,13 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
-from mailferry.domain.errors import MailferryError, MessageError, TargetFullError, ThrottledError
+from mailferry.domain.errors import (
+    MailferryError,
+    MessageError,
+    TargetFailingError,
+    TargetFullError,
+    ThrottledError,
+)
 from mailferry.domain.folders import FolderMapping
 from mailferry.domain.identity import epoch
 from mailferry.domain.model import (
@@ -44,7 +50,7 @@ from mailferry.service.folderwork import FolderWork
 from mailferry.service.planning import intent_key
 from mailferry.service.prefetch import Prefetch
 from mailferry.service.progress import Progress
-from mailferry.service.resilience import Pace
+from mailferry.service.resilience import Pace, ServerFaults
 
 log = get_logger("mailferry.copy")
 
@@ -79,6 +85,7 @@ class FolderCopy:
     source_idle: Callable[[], None] | None = None
     # Told how many messages each commit records as copied (the run's ``Ledger``).
     on_copied: Callable[[int], None] | None = None
+    server_faults: ServerFaults | None = None  # the run's, shared by its lanes
     failures: dict[int, str] = field(default_factory=dict)  # uid -> reason, this pass
     copied: int = 0  # messages copied in this pass
     refused: set[str] = field(default_factory=set)  # keywords the target folder refuses
@@ -457,6 +464,14 @@ class FolderCopy:
             raise TargetFullError(
                 f"the target mailbox is full ({full}); raise its quota and run again: "
                 "what was copied stays, nothing is copied twice"
+            )
+        faults = self.server_faults
+        if faults is not None and (failing := faults.note(results)) is not None:
+            raise TargetFailingError(
+                f"the target refused {faults.limit} messages in a row by a fault of "
+                f"its own ({failing}); its log says why (a full disk, on Dovecot). Run again "
+                "once it is mended: what was copied stays, nothing is copied twice, and the "
+                "messages it refused are sent again"
             )
         if throttled is not None:
             raise throttled

@@ -611,6 +611,7 @@ class Migration:
             keep_labels=self.options.labels is not None,
             windows_ahead=windows_ahead,
             on_copied=functools.partial(self._ledger.add_copied, mapping.source.name),
+            server_faults=self._ledger.server_faults,
         )
 
     def _windows_ahead(self, mapping: FolderMapping) -> bool:

@@ -8,10 +8,16 @@ the state, and go on. Only the budget decides when a folder is given up (and rep
 from __future__ import annotations
 
 import random
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from mailferry.domain.model import AppendResult
 from mailferry.domain.ports import MailAccount
+from mailferry.domain.responses import server_fault
+
+SERVER_FAILING = 20  # refusals in a row by the target's own fault that stop the run
 
 
 @dataclass(frozen=True)
@@ -56,3 +62,28 @@ class Pace:
         if self._good >= 4 and self.current < self.limit:
             self.current = min(self.limit, self.current * 2)
             self._good = 0
+
+
+class ServerFaults:
+    """The target's refusals by a fault of its own (``server_fault``), in a row across the run's
+    lanes. One may be a bug of the server's with one message; ``limit`` in a row with none
+    stored between is the server failing (a full disk, on Dovecot), and the run stops rather
+    than fail every message left, one by one."""
+
+    def __init__(self, limit: int = SERVER_FAILING) -> None:
+        self.limit = limit
+        self.in_row = 0
+        self._lock = threading.Lock()
+
+    def note(self, results: Iterable[AppendResult]) -> str | None:
+        """The last such refusal once ``limit`` are in a row, else None. Other refusals (a
+        message too big) neither count nor break the row; a message stored breaks it."""
+        last = None
+        with self._lock:
+            for result in results:
+                if result.ok:
+                    self.in_row = 0
+                elif server_fault(result.reason):
+                    self.in_row += 1
+                    last = result.reason
+            return last if self.in_row >= self.limit else None
