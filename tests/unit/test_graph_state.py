@@ -3,6 +3,7 @@ integration run, a fresh PostgreSQL database), then what only the SQLite file ca
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -17,10 +18,11 @@ from mailferry.adapters.store.engine import open_database
 from mailferry.adapters.store.graph_state import ID_CHUNK, SCHEMA_VERSION, SqlMailboxStateStore
 from mailferry.adapters.store.schema import upgrade_all
 from mailferry.adapters.store.sync_state import SqlStateStore
-from mailferry.domain.errors import StateError
+from mailferry.domain.errors import SchemaTooOldError, StateError
 from mailferry.domain.mailboxmodel import Listing, MailboxEntry
 from mailferry.domain.mailboxplan import Copy, ImportIntent, Mode
 from mailferry.domain.mailboxports import MailboxFolderState, MailboxStateStore
+from tests.conftest import StateDatabase
 
 PAIR = "graph:ann@old.example -> graph:ann@new.example"
 INBOX = "AAMkAGI2TG93AAA="  # Graph ids are opaque base64-like text
@@ -33,7 +35,7 @@ def copy(n: int, ck: str = "c1", key: str | None = "auto") -> Copy:
 
 
 def create(n: int) -> ImportIntent:
-    return ImportIntent(f"s{n}", f"c-{n}", "T-INBOX", f"<{n}@x>", Mode.CREATE)
+    return ImportIntent(f"s{n}", f"c-{n}", "T-INBOX", f"<{n}@x>", Mode.CREATE, size=1000 * n)
 
 
 def update(n: int) -> ImportIntent:
@@ -240,6 +242,7 @@ class TestSqliteFile:
         store.close()
         raw_sql(path, "DROP TABLE mbx_listed")
         raw_sql(path, "DROP INDEX mbx_items_target")
+        raw_sql(path, "ALTER TABLE mbx_intents DROP COLUMN size")
         raw_sql(path, "UPDATE meta SET schema_version = 1 WHERE application = 'mailferry.mailbox'")
         again = SqlMailboxStateStore.open_sqlite(path)
         again.add_listed(PAIR, INBOX, Listing.TARGET, [MailboxEntry("t9", "k", "IPM.Note")])
@@ -251,4 +254,30 @@ class TestSqliteFile:
         version = raw_sql(
             path, "SELECT schema_version FROM meta WHERE application='mailferry.mailbox'"
         )
-        assert version == [(2,)]
+        assert version == [(SCHEMA_VERSION,)]
+
+
+class TestUpgrade:
+    def test_a_schema_2_database_gains_the_intents_size(
+        self, state_database: StateDatabase
+    ) -> None:
+        """An intent a schema-2 run left reads with no size: settled by key alone, as before."""
+        state_database.upgrade()
+        state_database.raw(
+            "ALTER TABLE mbx_intents DROP COLUMN size",
+            "UPDATE meta SET schema_version = 2 WHERE application = 'mailferry.mailbox'",
+            "INSERT INTO mbx_intents (pair, source, source_id, source_change_key, target_folder, "
+            "key, mode) VALUES ('p', 'INBOX', 's1', 'c-1', 'T-INBOX', '<1@x>', 'create')",
+        )
+        if state_database.kind == "postgresql":  # shared: upgraded only when asked to
+            with pytest.raises(SchemaTooOldError, match=r"at schema 2 .*mailferry db upgrade"):
+                SqlMailboxStateStore.open(state_database.url)
+            state_database.upgrade()
+        with closing(SqlMailboxStateStore.open(state_database.url)) as store:  # SQLite: in place
+            assert store.import_intents("p", "INBOX") == [dataclasses.replace(create(1), size=None)]
+            store.add_import_intents("p", "INBOX", [create(2)])
+            assert store.import_intents("p", "INBOX")[1] == create(2)
+        version = state_database.raw(
+            "SELECT schema_version FROM meta WHERE application = 'mailferry.mailbox'"
+        )
+        assert [tuple(row) for row in version] == [(SCHEMA_VERSION,)] == [(3,)]

@@ -99,8 +99,9 @@ class TestTruthTable:
 
 
 class TestIntents:
-    def create(self, n: int, key: str | None = "auto") -> ImportIntent:
-        return ImportIntent(f"s{n}", "c1", "tf", f"<{n}@x>" if key == "auto" else key, Mode.CREATE)
+    def create(self, n: int, key: str | None = "auto", size: int | None = None) -> ImportIntent:
+        real_key = f"<{n}@x>" if key == "auto" else key
+        return ImportIntent(f"s{n}", "c1", "tf", real_key, Mode.CREATE, size=size)
 
     def update(self, n: int, replaced: str = "t1") -> ImportIntent:
         return ImportIntent(f"s{n}", "c2", "tf", f"<{n}@x>", Mode.UPDATE, f"t{n}", replaced)
@@ -118,6 +119,28 @@ class TestIntents:
             [entry(1, key=None)], [], {}, None, whole=False, unrecognisable=settled.unrecognisable
         )
         assert (action.step, action.note) == (Step.CREATE, NOT_RECOGNISABLE)
+
+    @pytest.mark.parametrize(
+        ("sizes", "size", "landed"),
+        [
+            ((12,), 10, None),  # another item's copy with its key (removed on the source): not it
+            ((12, 10), 10, "t1"),  # the one of its size
+            ((12, None), 10, "t1"),  # one whose size is not known may be it
+            ((12,), None, "t0"),  # an intent of schema 2 knows no size: settled by key alone
+            ((10,), 10, "t0"),
+        ],
+    )
+    def test_a_create_is_settled_only_by_a_copy_of_its_size(
+        self, sizes: tuple[int | None, ...], size: int | None, landed: str | None
+    ) -> None:
+        copies = [MailboxEntry(f"t{i}", "t1", "IPM.Note", n, "<1@x>") for i, n in enumerate(sizes)]
+        settled = settle_intents([self.create(1, size=size)], Claims(copies, []))
+        if landed is None:
+            assert (settled.done, settled.dropped) == ((), ("s1",))
+            return
+        ambiguous = len(sizes) > 1  # the rule for several copies of one key stays
+        ck = "" if ambiguous else "c1"
+        assert settled.done == (Copy("s1", ck, landed, "t1", "<1@x>"),)
 
     @pytest.mark.parametrize(
         ("there", "landed"), [(target(1, "t2"), True), (target(1, "t1"), False), (None, False)]

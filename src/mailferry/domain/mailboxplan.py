@@ -25,8 +25,9 @@ and the intents of an interrupted run, settled first against a listing of the ta
 
     intent               target                                      outcome
     ------               ------                                      ---------------------------------
-    create, key K        an unclaimed copy with key K                recorded (it landed)
-    create, key K        none                                        dropped: planned again (create)
+    create, key K        an unclaimed copy with key K, of its size   recorded (it landed)
+                         (else of an unknown size)
+    create, key K        none, or only copies of other sizes         dropped: planned again
     create, no key       -                                           dropped: created again, reported
                                                                      "not recognisable" (it may be twice)
     update               its target item with another change key     recorded (it landed)
@@ -83,6 +84,7 @@ class ImportIntent:
     mode: Mode
     target_id: str | None = None  # an update: the target item it replaces ...
     target_change_key: str | None = None  # ... and the change key it replaces
+    size: int | None = None  # the version imported's, as listed (None: unknown; schema 2)
 
 
 class Step(StrEnum):
@@ -146,9 +148,16 @@ class Claims:
         """How many free copies have ``key``."""
         return len(self._free.get(key, ())) if key is not None else 0
 
-    def claim(self, key: str | None) -> MailboxEntry | None:
-        copies = self._free.get(key) if key is not None else None
-        return copies.pop(0) if copies else None
+    def claim(self, key: str | None, size: int | None = None) -> MailboxEntry | None:
+        """A free copy with ``key``, taken. ``size`` (a create's, settled): one of that size, else
+        one of unknown size; never one of another size: another version, or another item's copy
+        with that key (an item removed on the source leaves its copy, nobody's now)."""
+        copies = self._free.get(key, []) if key is not None else []
+        fits = [c for c in copies if size is None or c.size in (size, None)]
+        fits.sort(key=lambda c: size is not None and c.size != size)  # stable: then by id
+        if fits:
+            copies.remove(fits[0])
+        return fits[0] if fits else None
 
 
 @dataclass(frozen=True)
@@ -195,7 +204,10 @@ def _landed(intent: ImportIntent, claims: Claims) -> Copy | None:
             return None
         claims.take(there.id)
     else:
-        there = claims.claim(intent.key)
+        # None of its size: not landed, planned again. With the folder's state known it is created
+        # (a copy of another size was kept on purpose: its item was removed on the source); when
+        # the target is consulted (no pass completed) ``_entry`` updates such a copy instead.
+        there = claims.claim(intent.key, intent.size)
         if there is None:
             return None
     return Copy(intent.source_id, intent.source_change_key, there.id, there.change_key, intent.key)

@@ -46,16 +46,23 @@ class Upload:
     stale_retried: bool = False  # its target change key was read again once already
 
     def intent(self, folder: str) -> ImportIntent:
+        """The size goes along only when the listed entry is the version exported: an item
+        changed since it was listed has a size nobody read (None: settled by key alone)."""
+        entry = self.entry
+        size = entry.size if self.change_key == entry.change_key else None
         if self.replace is None:
-            return ImportIntent(self.entry.id, self.change_key, folder, self.entry.key, Mode.CREATE)
+            return ImportIntent(
+                entry.id, self.change_key, folder, entry.key, Mode.CREATE, size=size
+            )
         return ImportIntent(
-            self.entry.id,
+            entry.id,
             self.change_key,
             folder,
-            self.entry.key,
+            entry.key,
             Mode.UPDATE,
             self.replace.target_id,
             self.replace.target_change_key,
+            size,
         )
 
 

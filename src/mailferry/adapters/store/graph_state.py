@@ -10,9 +10,9 @@ What a crash leaves: an intent is written (``add_import_intents``, durable when 
 the import it announces, and resolved into ``mbx_items`` only once the target answered
 (``resolve_imports``: the intents' deletion and the rows' upsert are one transaction, so a crash
 leaves either the intent or the row, never neither). A crash in between leaves the intent, with
-the item's key and, for an update, the change key it replaced: the next pass lists the target
-folder and settles it (found by key, or changed: recorded; else imported again) before anything
-else in that folder is written.
+the item's key and size and, for an update, the change key it replaced: the next pass lists the
+target folder and settles it (found by key with a size that fits, or changed: recorded; else
+imported again) before anything else in that folder is written.
 """
 
 from __future__ import annotations
@@ -134,6 +134,7 @@ class SqlMailboxStateStore(SqlStore):
                 "mode": str(i.mode),
                 "target_id": i.target_id,
                 "target_change_key": i.target_change_key,
+                "size": i.size,
             }
             for i in intents
         ]
@@ -310,6 +311,7 @@ def _intent(row: Row[Any]) -> ImportIntent:
         mode,
         row.target_id,
         row.target_change_key,
+        row.size,
     )
 
 

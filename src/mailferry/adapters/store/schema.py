@@ -11,7 +11,7 @@ schema version) so that each evolves apart:
     mailferry.web       1        web_admin, web_tokens, web_sessions
     mailferry.items     1        dav_collections, dav_items, dav_intents, dav_identities,
                                  dav_failures (the state of calendars and contacts)
-    mailferry.mailbox   2        mbx_folders, mbx_items, mbx_intents, mbx_failures (the state of
+    mailferry.mailbox   3        mbx_folders, mbx_items, mbx_intents, mbx_failures (the state of
                                  Microsoft 365 mailboxes moved through Graph), mbx_listed (a
                                  pass's scratch lists)
 
@@ -67,6 +67,13 @@ def _mailbox_v2(conn: Connection) -> None:
     )
 
 
+def _mailbox_v3(conn: Connection) -> None:
+    """3: mbx_intents.size, so that a create is not settled by another item's copy with its key
+    (an intent of schema 2 keeps NULL: settled by key alone, as before). Only if missing, as the
+    step before is: tables made at 3 whose ``meta`` row says older are brought up, not refused."""
+    add_missing_columns(conn, t.MBX_INTENTS)
+
+
 SYNC = Component(
     "mailferry",
     2,
@@ -106,10 +113,10 @@ ITEMS = Component(
 )
 MAILBOX = Component(
     "mailferry.mailbox",
-    2,
+    3,
     (t.MBX_FOLDERS, t.MBX_ITEMS, t.MBX_INTENTS, t.MBX_FAILURES, t.MBX_LISTED),
     "Microsoft 365 mailbox",
-    steps=((2, _mailbox_v2),),
+    steps=((2, _mailbox_v2), (3, _mailbox_v3)),
 )
 COMPONENTS = (SYNC, BATCHES, WEB, ITEMS, MAILBOX)
 

@@ -180,6 +180,8 @@ MBX_INTENTS = Table(
     Column("mode", String(8), nullable=False),  # create, update
     Column("target_id", Text, nullable=True),  # an update: the item it replaces
     Column("target_change_key", Text, nullable=True),  # ... and the change key it replaces
+    # Schema 3: the size of the version imported (NULL: unknown, or an intent of schema 2).
+    Column("size", BigInteger, nullable=True),
 )
 MBX_FAILURES = Table(
     "mbx_failures", METADATA, *_mailbox_key_columns(), Column("reason", Text, nullable=False)
