@@ -135,6 +135,10 @@ def test_entries_full_pass_then_delta(harness: Harness) -> None:
     assert set(by_id(delta.changed)) == {mails[0], new}
     assert by_id(delta.changed)[mails[0]].change_key != by_id(full.changed)[mails[0]].change_key
     assert by_id(delta.changed)[new].key == harness.key("source", new)
+    # A delta round carries what the whole listing does: class, change key, size.
+    listed_new = by_id(delta.changed)[new]
+    assert listed_new.item_class.startswith("IPM.Note") and listed_new.change_key
+    assert listed_new.size is not None and listed_new.size > 0
     assert delta.removed == (mails[1],)
     quiet = gather(harness.source.entries(inbox, delta.token))
     assert (quiet.changed, quiet.removed) == ((), ())

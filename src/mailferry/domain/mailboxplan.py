@@ -27,7 +27,9 @@ and the intents of an interrupted run, settled first against a listing of the ta
     ------               ------                                      ---------------------------------
     create, key K        an unclaimed copy with key K, of its size   recorded (it landed)
                          (else of an unknown size)
-    create, key K        none, or only copies of other sizes         dropped: planned again
+    create, key K        only copies of K of other sizes             recorded as another version:
+                                                                     imported again over it (update)
+    create, key K        none                                        dropped: planned again
     create, no key       -                                           dropped: created again, reported
                                                                      "not recognisable" (it may be twice)
     update               its target item with another change key     recorded (it landed)
@@ -149,15 +151,20 @@ class Claims:
         return len(self._free.get(key, ())) if key is not None else 0
 
     def claim(self, key: str | None, size: int | None = None) -> MailboxEntry | None:
-        """A free copy with ``key``, taken. ``size`` (a create's, settled): one of that size, else
-        one of unknown size; never one of another size: another version, or another item's copy
-        with that key (an item removed on the source leaves its copy, nobody's now)."""
+        """A free copy with ``key``, taken. ``size`` (a create's, settled): one of that size
+        first, then one of unknown size, then any (the caller says what another size means)."""
         copies = self._free.get(key, []) if key is not None else []
-        fits = [c for c in copies if size is None or c.size in (size, None)]
-        fits.sort(key=lambda c: size is not None and c.size != size)  # stable: then by id
-        if fits:
-            copies.remove(fits[0])
-        return fits[0] if fits else None
+        if not copies:
+            return None
+        ranked = sorted(copies, key=lambda c: _size_rank(c.size, size))  # stable: then by id
+        copies.remove(ranked[0])
+        return ranked[0]
+
+
+def _size_rank(there: int | None, wanted: int | None) -> int:
+    if wanted is None or there == wanted:
+        return 0
+    return 1 if there is None else 2
 
 
 @dataclass(frozen=True)
@@ -204,12 +211,15 @@ def _landed(intent: ImportIntent, claims: Claims) -> Copy | None:
             return None
         claims.take(there.id)
     else:
-        # None of its size: not landed, planned again. With the folder's state known it is created
-        # (a copy of another size was kept on purpose: its item was removed on the source); when
-        # the target is consulted (no pass completed) ``_entry`` updates such a copy instead.
         there = claims.claim(intent.key, intent.size)
         if there is None:
             return None
+        if None not in (there.size, intent.size) and there.size != intent.size:
+            # Its import, its size changed on the way in, or another item's copy with its key (an
+            # item removed on the source leaves its copy): recorded as not this version, so the
+            # next pass imports it over that copy (``Mode: update``). Never a second copy, and
+            # never an item left out; the removed item's copy is what gives way.
+            return Copy(intent.source_id, "", there.id, there.change_key, intent.key)
     return Copy(intent.source_id, intent.source_change_key, there.id, there.change_key, intent.key)
 
 

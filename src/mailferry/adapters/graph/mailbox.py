@@ -195,9 +195,11 @@ class GraphMailbox:
     def _listing(self, path: str, folder_id: str) -> Iterator[EntryPage]:
         """A whole folder, a page at a time: a delta round first, for its deltaLink only (its
         entries are not kept), then the items with their keys. What changes after the round
-        comes again in the next one, so nothing is missed; a page is all that is held."""
+        comes again in the next one, so nothing is missed; a page is all that is held. The
+        round's ``$select`` is every later round's too (the token carries it): what an
+        incremental pass must know of an item (its class, change key and size) is asked here."""
         delta = None
-        for _row, last in self._pages(f"{path}/delta", {"$select": "id"}):
+        for _row, last in self._pages(f"{path}/delta", {"$select": "type,changeKey,size"}):
             delta = last or delta
         if delta is None:
             raise FolderError(folder_id, "the delta round ended without a deltaLink")
