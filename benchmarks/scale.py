@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +39,7 @@ from run import log, machine, run_process, summary_of  # noqa: E402
 from tests.integration.bigfolder import fill_inbox, message  # noqa: E402
 
 from mailferry.sandbox.dovecot import DovecotServer  # noqa: E402
+from mailferry.sandbox.postgres import PostgresServer  # noqa: E402
 
 # Dovecot 2.3's own list less CONDSTORE and QRESYNC (which implies it).
 NO_CONDSTORE = (
@@ -82,6 +84,10 @@ class Scale:
     steps: list[Step] = field(default_factory=list)
     facts: dict[str, object] = field(default_factory=dict)
     users: int = 0
+    states: SqliteStates | PostgresStates | None = None
+
+    def __post_init__(self) -> None:
+        self.states = self.states or SqliteStates(self.workdir)
 
     def fresh_target(self, stem: str) -> str:
         self.users += 1
@@ -115,12 +121,13 @@ class Scale:
 
     # -- mailferry ----------------------------------------------------------------------------
 
-    def mailferry(self, command: str, source: tuple[str, int], target: str, state: Path) -> Step:
+    def mailferry(self, command: str, source: tuple[str, int], target: str, state: str) -> Step:
         src_user, src_port = source
         argv = [sys.executable, "-m", "mailferry.cli", command, "--json"]
         argv += [f"imap://{src_user}@127.0.0.1:{src_port}"]
-        argv += [f"imap://{target}@127.0.0.1:{self.target.port}", "--state", str(state)]
+        argv += [f"imap://{target}@127.0.0.1:{self.target.port}", *self.states.argv(state)]
         env = {**os.environ, "MAILFERRY_SOURCE_PASSWORD": "pw", "MAILFERRY_TARGET_PASSWORD": "pw"}
+        env |= self.states.env()
         env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(REPO / "src"), env.get("PYTHONPATH")])
         )
@@ -149,8 +156,7 @@ class Scale:
         runs = []
         for _ in range(self.args.baseline_runs):
             user = self.fresh_target("base")
-            state = self.workdir / f"state-{user}.sqlite3"
-            runs.append(self.mailferry("sync", (SMALL, self.source.port), user, state))
+            runs.append(self.mailferry("sync", (SMALL, self.source.port), user, f"state_{user}"))
             self.drop(self.target, user)
         step = sorted(runs, key=lambda s: s.seconds)[len(runs) // 2]
         step.note = f"median of {len(runs)}: " + ", ".join(f"{s.seconds:.2f} s" for s in runs)
@@ -161,14 +167,13 @@ class Scale:
         """First pass, no-op, lost state, verify on the big folder; returns the target user."""
         n, source = self.args.messages, (BIG, self.source.port)
         user = self.fresh_target("mf")
-        state = self.workdir / "state.sqlite3"
+        state = "state"
         self.record(self.mailferry("sync", source, user, state), "first pass", n, copies=n)
-        self.facts["state_bytes_per_message"] = round(state_bytes(state) / n, 1)
+        self.facts["state_bytes_per_message"] = round(self.states.size(state) / n, 1)
         self.record(self.mailferry("sync", source, user, state), "no-op pass", n, copies=0)
-        for path in self.workdir.glob("state.sqlite3*"):
-            path.unlink()
+        self.states.lose(state)
         self.record(self.mailferry("sync", source, user, state), "lost state", n, copies=0)
-        self.facts["state_bytes_per_message_after_match"] = round(state_bytes(state) / n, 1)
+        self.facts["state_bytes_per_message_after_match"] = round(self.states.size(state) / n, 1)
         self.record(self.mailferry("verify", source, user, state), "verify", n, copies=None)
         return user
 
@@ -176,7 +181,7 @@ class Scale:
         """The same Maildir served without CONDSTORE (another pair, so its own state): the first
         contact is a lost-state match, the second a no-op pass that must list every flag."""
         n, source = self.args.messages, (BIG, plain.port)
-        state = self.workdir / "state-plain.sqlite3"
+        state = "state_plain"
         step = self.mailferry("sync", source, user, state)
         self.record(step, "lost state, no CONDSTORE", n, copies=0)
         step = self.mailferry("sync", source, user, state)
@@ -199,9 +204,62 @@ class Scale:
         self.drop(self.target, user)
 
 
-def state_bytes(state: Path) -> int:
-    """The state database's files (the database, and a WAL if one is left)."""
-    return sum(p.stat().st_size for p in state.parent.glob(state.name + "*"))
+class SqliteStates:
+    """Each state a SQLite file in the work directory (the default)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+
+    def path(self, name: str) -> Path:
+        return self.workdir / f"{name}.sqlite3"
+
+    def argv(self, name: str) -> list[str]:
+        return ["--state", str(self.path(name))]
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+    def lose(self, name: str) -> None:
+        for path in self.workdir.glob(f"{name}.sqlite3*"):
+            path.unlink()
+
+    def size(self, name: str) -> int:
+        """The state database's files (the database, and a WAL if one is left)."""
+        return sum(p.stat().st_size for p in self.workdir.glob(f"{name}.sqlite3*"))
+
+
+class PostgresStates:
+    """Each state a database of one PostgreSQL cluster (``--postgres``), the key ring's file
+    beside the SQLite one's; losing a state drops its database."""
+
+    def __init__(self, server: PostgresServer, workdir: Path) -> None:
+        self.server, self.workdir = server, workdir
+        self.made: set[str] = set()
+
+    def argv(self, name: str) -> list[str]:
+        url = self.server.url(name).replace(f":{self.server.password}@", "@")
+        if name not in self.made:  # made as an administrator would: `mailferry db upgrade`
+            self.server.create_database(name)
+            argv = [sys.executable, "-m", "mailferry.cli", "db", "upgrade", "--database", url]
+            env = {**os.environ, **self.env(), "PYTHONPATH": str(REPO / "src")}
+            subprocess.run(argv, env=env, check=True, capture_output=True)
+            self.made.add(name)
+        return ["--state", str(self.workdir / f"{name}.sqlite3"), "--database", url]
+
+    def env(self) -> dict[str, str]:
+        return {"PGPASSWORD": self.server.password}
+
+    def lose(self, name: str) -> None:
+        self.server.drop_database(name)
+        self.made.discard(name)
+
+    def size(self, name: str) -> int:
+        with self.server.admin() as conn:
+            row = conn.execute("SELECT pg_database_size(%s)", (name,)).fetchone()
+            empty = conn.execute("SELECT pg_database_size('template1')").fetchone()
+        if row is None or empty is None:
+            raise SystemExit(f"PostgreSQL gives no size for database {name!r}")
+        return int(row[0]) - int(empty[0])  # less what an empty database takes
 
 
 def serve_without_condstore(stack: contextlib.ExitStack, scale: Scale) -> DovecotServer:
@@ -268,6 +326,11 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--output", type=Path, default=HERE / "results" / "scale.json")
     parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="the state in PostgreSQL (a cluster of its own, fsync on) instead of SQLite files",
+    )
+    parser.add_argument(
         "--workdir", type=Path, help="where the servers live (default: a temporary directory)"
     )
     return parser.parse_args()
@@ -289,7 +352,12 @@ def main() -> int:
             DovecotServer(workdir / "source", delimiter="/", auto_create=False)
         )
         target = stack.enter_context(DovecotServer(workdir / "target", delimiter="."))
-        scale = Scale(args, workdir, source, target)
+        states: SqliteStates | PostgresStates = SqliteStates(workdir)
+        if args.postgres:  # as durable as the SQLite state: fsync and synchronous commits on
+            durable = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
+            cluster = stack.enter_context(PostgresServer(workdir / "postgres", durable))
+            states = PostgresStates(cluster, workdir)
+        scale = Scale(args, workdir, source, target, states=states)
         scale.load()
         scale.baseline()
         user = scale.passes()
