@@ -19,19 +19,19 @@ copy: a create is ``If-None-Match: *`` at a name chosen before the intent was co
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from mailferry.domain.davmodel import CollectionInfo, ItemRef
 from mailferry.domain.davplan import Action, Listed, Recorded, Step, plan_items
 from mailferry.domain.davreport import DavSummary, ItemProblem
 from mailferry.domain.errors import FolderError, ItemError, SyncTokenInvalidError
-from mailferry.domain.items import ComponentKind, identify, item_key
+from mailferry.domain.items import identify, item_key
 from mailferry.domain.normalise import content_differs
 from mailferry.domain.ports import CollectionState
 from mailferry.service.davcontext import AttendeeMode
+from mailferry.service.davspool import Spool
 from mailferry.service.davwrites import Write, Writer
 
 if TYPE_CHECKING:
@@ -42,31 +42,6 @@ SOURCE, TARGET = "source", "target"
 SUFFIX = {"calendar": ".ics", "addressbook": ".vcf"}
 BURST = 64  # creates/updates per intent transaction
 MULTIGET = 100  # items per multiget when items found on the target are compared
-
-
-class Spool:
-    """Source bytes on disk while a collection is planned: memory stays flat in its size."""
-
-    def __init__(self) -> None:
-        self._file: BinaryIO = tempfile.TemporaryFile(prefix="mailferry-dav-")  # noqa: SIM115
-        self._where: dict[str, tuple[int, int]] = {}
-        self.components: dict[str, ComponentKind] = {}  # what identify() found, not read twice
-
-    def put(self, href: str, data: bytes, component: ComponentKind) -> None:
-        offset = self._file.seek(0, 2)
-        self._file.write(data)
-        self._where[href] = (offset, len(data))
-        self.components[href] = component
-
-    def get(self, href: str) -> bytes | None:
-        place = self._where.get(href)
-        if place is None:
-            return None
-        self._file.seek(place[0])
-        return self._file.read(place[1])
-
-    def close(self) -> None:
-        self._file.close()
 
 
 @dataclass(frozen=True)
