@@ -285,6 +285,31 @@ def test_scheduler_copies_items_once_and_records_item_failures(service):
     assert last["dav"]["items_copied"] == 0
 
 
+def test_a_full_dav_target_fails_the_mailbox_with_why_and_the_next_sync_finishes(service):
+    """The batch shows what the CLI shows: the stop's reason on the mailbox, the items left in
+    its DAV summary; after more room, the next sync copies the rest, nothing twice."""
+    service.create_batch("f", "old", "new", CSV, BatchOptions())
+    connector = DavConnector()
+    source, target = connector.dav_servers.setdefault(ANN, dav_pair())
+    for n in range(10):
+        source.store(f"{CAL}e{n}.ics", davcorpus.simple_event(f"e{n}@t"))
+    target.space = 4 * len(davcorpus.simple_event("e0@t"))
+    run_batch(service, "f", connector)
+    ann = service.mailbox("f", ANN).record
+    assert ann.state == "failed"
+    assert (ann.reason or "").startswith("the target's storage is full (")
+    first = json.loads(service.store.runs("f")[-1]["summary"])["dav"]
+    assert first["items_copied"] + first["items_remaining"] == 10
+    assert (first["items_failed"], first["items_remaining"] > 0) == (0, True)
+
+    target.space = None
+    service.sync("f")
+    scheduler = Scheduler(service, connector, MemoryStateStore, batch="f", poll=0.01)
+    scheduler.run(threading.Event(), until_idle=True)
+    assert service.mailbox("f", ANN).record.state == "synced"
+    assert uids(target) == uids(source)
+
+
 def test_scheduler_runs_dav_after_mail_and_a_dav_login_failure_keeps_the_mail(service):
     service.create_batch("b", "old", "new", CSV, BatchOptions())
     connector = DavConnector(refuse={"bob@new.example"})

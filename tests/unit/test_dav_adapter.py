@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from mailferry.adapters.dav import DavAccount, DavLogin, DavSession, parse_dav_url
+from mailferry.adapters.dav import CollectionKind, DavAccount, DavLogin, DavSession, parse_dav_url
 from mailferry.adapters.dav.multistatus import parse_multistatus
 from mailferry.adapters.dav.session import retry_after
 from mailferry.domain.errors import (
@@ -14,6 +14,9 @@ from mailferry.domain.errors import (
     ConfigError,
     ConnectError,
     FolderError,
+    ItemError,
+    ServerFaultError,
+    TargetFullError,
     ThrottledError,
 )
 
@@ -86,6 +89,49 @@ def test_other_5xx_is_a_connect_error_not_a_throttle():
     with session(answering(502)) as s, pytest.raises(ConnectError) as failed:
         s.request("GET", "/")
     assert not isinstance(failed.value, ThrottledError)
+
+
+RADICALE_507 = {"Content-Type": "text/plain; charset=utf-8"}, b"Insufficient Storage.  Please contact the administrator."  # fmt: skip
+XANDIKOS_507 = {"Content-Type": "application/octet-stream"}, b""
+
+
+@pytest.mark.parametrize("answer", [RADICALE_507, XANDIKOS_507], ids=["radicale", "xandikos"])
+def test_507_is_a_full_target_whatever_the_method(answer):
+    """What the two servers answer a PUT once their disk is full (tests/integration/
+    test_dav_full_disk.py): never a dropped connection to retry, never one item's fault."""
+    headers, body = answer
+    for method in ("PUT", "MKCALENDAR"):
+        handler = lambda _r: httpx.Response(507, headers=headers, content=body)  # noqa: E731
+        with session(handler) as s, pytest.raises(TargetFullError) as full:
+            s.request(method, "/cal/a.ics")
+        assert f"{method} /cal/a.ics: HTTP 507 Insufficient Storage" in str(full.value)
+        assert not isinstance(full.value, ConnectError)
+
+
+def dav_error(condition: str) -> bytes:
+    return f'<?xml version="1.0"?><d:error xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">{condition}</d:error>'.encode()  # fmt: skip
+
+
+def test_a_403_is_a_full_target_only_when_it_names_the_quota():
+    """RFC 4331 s6's preconditions say the account or the disk has no room; max-resource-size is
+    about one item's size (RFC 4791 s5.3.2.1): the next one may fit, it stays the item's."""
+    for body, full in [
+        (dav_error("<d:quota-not-exceeded/>"), True),
+        (dav_error("<d:sufficient-disk-space/>"), True),
+        (dav_error("<c:max-resource-size/>"), False),
+        (b"Forbidden", False),
+    ]:
+        answer = lambda _r, body=body: httpx.Response(403, content=body)  # noqa: E731
+        with session(answer) as s, pytest.raises(TargetFullError if full else ItemError) as got:
+            DavAccount(s).put("/cal/a.ics", b"BEGIN:VCALENDAR", CollectionKind.CALENDAR)
+        assert isinstance(got.value, TargetFullError) is full, body
+
+
+def test_500_is_a_server_fault_retried_as_a_connect_error_unless_the_caller_knows_better():
+    with session(answering(500)) as s, pytest.raises(ServerFaultError) as fault:
+        s.request("PUT", "/cal/a.ics")
+    assert isinstance(fault.value, ConnectError)
+    assert "PUT /cal/a.ics: HTTP 500 Internal Server Error" in str(fault.value)
 
 
 def test_a_transport_failure_is_a_connect_error():

@@ -1,5 +1,6 @@
 """Random calendar and contact changes, crashes between PUT and state commit, lost answers, lost
-state, throttling; after a clean run the target must have converged, with no duplicate.
+state, throttling, a full or failing target (refused PUTs stored or not); after a clean run the
+target must have converged, with no duplicate.
 
 The mail machine's invariant for calendars and address books: after any sequence of runs,
 interrupted or not, every source item is on the target once (the same UID never twice in a
@@ -128,6 +129,28 @@ class DavMachine(RuleBasedStateMachine):
             self._run(MemoryDavAccount(self.dst, USER))
         finally:
             self.dst.throttle_every = None
+
+    @rule(room=st.integers(0, 3), stores=st.booleans(), every=st.integers(0, 3))
+    def run_on_a_full_target(self, room, stores, every):
+        """Room for about ``room`` more items, then 507; ``stores``: Radicale's way, the refused
+        PUT is written all the same (its cache is what failed); ``every``: answers lost too."""
+        self.dst.space, self.dst.store_refused = self.dst.used() + room * 400, stores
+        target = MemoryDavAccount(self.dst, USER, drop_every=every or None)
+        try:
+            with contextlib.suppress(ConnectError):
+                summary = self._run(target)
+                assert summary.target_full or summary.items_remaining == 0
+        finally:
+            self.dst.space, self.dst.store_refused = None, False
+
+    @rule(stores=st.booleans())
+    def run_on_a_failing_target(self, stores):
+        """Every PUT answered 500 (``stores``: Xandikos's way with a vCard at a .ics name)."""
+        self.dst.fail_puts, self.dst.store_refused = True, stores
+        try:
+            self._run(MemoryDavAccount(self.dst, USER))
+        finally:
+            self.dst.fail_puts, self.dst.store_refused = False, False
 
     @rule(ignore=st.booleans())
     def target_ignores_preconditions(self, ignore):

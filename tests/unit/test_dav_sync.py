@@ -14,12 +14,14 @@ import pytest
 
 from mailferry.adapters.memory.dav import MemoryDavAccount, MemoryDavServer, SimulatedCrash
 from mailferry.adapters.memory.davstate import MemoryItemStateStore
+from mailferry.cli.dav import print_dav_summary
 from mailferry.domain.davmodel import CollectionKind, NewCollection
 from mailferry.domain.items import identify
 from mailferry.domain.workloads import Workload
 from mailferry.sandbox import davcorpus
 from mailferry.service.davcontext import AttendeeMode
 from mailferry.service.davsync import DavOptions, sync_accounts
+from mailferry.service.resilience import SERVER_FAILING, RetryPolicy
 
 CAL = "/alice/calendars/calendar/"
 BOOK = "/alice/contacts/addressbook/"
@@ -249,3 +251,160 @@ def test_a_crash_between_put_and_commit_is_settled_quietly_when_the_copy_is_unto
     assert dst.collection(CAL).items[there].data == src.collection(CAL).items[f"{CAL}e.ics"].data
     again = run(src, dst, state)
     assert (again.items_copied, again.items_updated, again.conflicts) == (0, 0, [])
+
+
+# -- a full or failing target ------------------------------------------------------------------
+WORK = "/alice/calendars/work/"
+NO_WAIT = RetryPolicy(attempts=2, base_wait=0.0, max_wait=0.0)
+
+
+def three_collections(src) -> int:
+    """40 events in the default calendar, 5 in "work", 3 cards: how many items in all."""
+    MemoryDavAccount(src, "alice").create_collection(
+        WORK, NewCollection(CollectionKind.CALENDAR, "Work")
+    )
+    for n in range(40):
+        src.store(f"{CAL}e{n:02}.ics", davcorpus.simple_event(f"e{n:02}@t"))
+    for n in range(5):
+        src.store(f"{WORK}w{n}.ics", davcorpus.simple_event(f"w{n}@t"))
+    for n in range(3):
+        src.store(f"{BOOK}c{n}.vcf", davcorpus.card(f"c{n}@t"))
+    return 48
+
+
+def every_uid(server) -> list[str]:
+    """The UIDs of every item of the three collections, once per resource."""
+    made = [href for href in (CAL, WORK, BOOK) if href in server.collections]
+    return sorted(uid for href in made for uid in uids(server, href))
+
+
+def test_a_full_target_stops_the_run_counts_the_rest_remaining_and_more_room_finishes_it(
+    servers, capsys
+):
+    """Mail's full-target rule for calendars and contacts: a 507 is no dropped connection to
+    retry and no item's fault; the run stops, every item not written is counted remaining (those
+    of the collections it never reached too), and after more room a re-run copies the rest."""
+    src, dst = servers
+    total = three_collections(src)
+    dst.space = 12 * len(davcorpus.simple_event("e00@t"))
+    state = MemoryItemStateStore()
+    first = run(src, dst, state, retry=NO_WAIT)
+    assert first.target_full, first.stopped
+    assert first.stopped.startswith("the target's storage is full (")
+    assert "HTTP 507 Insufficient Storage" in first.stopped
+    assert first.stopped.endswith("what was copied stays, nothing is copied twice")
+    assert (first.failures, first.retries) == ([], 0)  # no item blamed, nothing retried
+    assert 0 < first.items_copied < total
+    assert first.items_copied + first.items_remaining == total
+    assert first.failed  # someone must act: exit 1
+    assert first.as_json()["items_remaining"] == first.items_remaining
+    notes = [c.note or "" for c in first.collections]
+    assert len(notes) == 3 and sum(n.startswith("stopped: the target is full") for n in notes) == 1
+    for c in first.collections:  # each collection's items: copied or remaining, never lost
+        counts = dict(c.counts)
+        assert counts["items_copied"] + counts["items_remaining"] == c.items, c
+    assert len(every_uid(dst)) == first.items_copied  # nothing half-written, nothing twice
+    print_dav_summary(first)  # what the terminal shows
+    shown = capsys.readouterr()
+    assert f"{first.items_remaining} items not copied yet, left for the next run: " in shown.out
+    assert f"STOPPED: {first.stopped}" in " ".join(shown.err.split())
+
+    dst.space = None
+    again = run(src, dst, state)
+    assert (again.stopped, again.failed, again.failures) == (None, False, [])
+    assert again.items_copied == first.items_remaining
+    assert every_uid(dst) == every_uid(src)  # each once
+    quiet = run(src, dst, state)
+    assert (quiet.items_copied, quiet.items_unchanged) == (0, total)
+
+
+def test_an_update_a_full_target_stored_all_the_same_is_settled_not_taken_for_a_conflict(
+    servers,
+):
+    """Radicale writes the item, then fails to write its cache and answers 507: the refused
+    PUT's intent is left for the next run, which finds the update there (tests/integration/
+    test_dav_full_disk.py). Taken for "not stored", its new ETag would read as a target edit."""
+    src, dst = servers
+    state = MemoryItemStateStore()
+    src.store(f"{CAL}e.ics", davcorpus.simple_event("e@t", "Meeting"))
+    run(src, dst, state)
+    src.store(f"{CAL}e.ics", davcorpus.simple_event("e@t", "Moved to the big room"))
+    dst.space, dst.store_refused = dst.used(), True
+    full = run(src, dst, state)
+    assert (full.target_full, full.items_updated, full.items_remaining) == (True, 0, 1)
+    assert [i.source_href for i in state.item_intents("p", CAL)] == [f"{CAL}e.ics"]
+    dst.space = None
+    again = run(src, dst, state)
+    assert (again.conflicts, again.failures, again.items_updated) == ([], [], 0)
+    assert b"big room" in dst.collection(CAL).items[f"{CAL}e@t.ics"].data
+    assert state.item_intents("p", CAL) == []
+
+
+def test_a_collection_the_full_target_cannot_create_is_counted_not_reached(servers):
+    src, dst = servers
+    MemoryDavAccount(src, "alice").create_collection(
+        WORK, NewCollection(CollectionKind.CALENDAR, "Work")
+    )
+    src.store(f"{WORK}a.ics", davcorpus.simple_event("a@t"))
+    src.store(f"{WORK}b.ics", davcorpus.simple_event("b@t"))
+    dst.space = 0
+    summary = run(src, dst)
+    assert summary.target_full and "MKCALENDAR" in summary.stopped
+    (work,) = [c for c in summary.collections if c.source == WORK]
+    assert (work.items, work.note, dict(work.counts)["items_remaining"]) == (
+        2,
+        "not reached: the run stopped first",
+        2,
+    )
+    assert summary.items_remaining == 2
+    dst.space = None
+    assert run(src, dst).items_copied == 2
+
+
+def test_a_target_failing_every_put_with_500_stops_after_20_in_a_row(servers):
+    """A bare 500 is ambiguous: one is the item's (reported, sent again by the next run); 20 in a
+    row with nothing stored between is the target failing (Radicale and Xandikos answer 500 for a
+    disk quota, EDQUOT), and the run stops as for a full one instead of failing every item."""
+    src, dst = servers
+    total = three_collections(src)
+    dst.fail_puts = True
+    state = MemoryItemStateStore()
+    first = run(src, dst, state, retry=NO_WAIT, concurrency=4)
+    assert first.target_full
+    assert f"the target failed {SERVER_FAILING} items in a row by a fault of its own" in (
+        first.stopped or ""
+    )
+    assert SERVER_FAILING <= first.items_failed < SERVER_FAILING + 4  # and those in flight
+    assert all("the target failed to store it" in f.reason for f in first.failures)
+    assert all("HTTP 500" in f.reason for f in first.failures)
+    assert first.retries == 0 and first.items_copied == 0
+    assert first.items_failed + first.items_remaining == total
+    dst.fail_puts = False
+    again = run(src, dst, state)
+    assert (again.failures, again.items_copied) == ([], total)
+    assert every_uid(dst) == every_uid(src)
+
+
+def test_a_few_500s_fail_their_items_only_and_the_next_run_copies_them(servers):
+    src, dst = servers
+    for n in range(5):
+        src.store(f"{BOOK}c{n}.vcf", davcorpus.card(f"c{n}@t"))
+    src.store(f"{CAL}e.ics", davcorpus.simple_event("e@t"))
+    dst.fail_puts = True
+    state = MemoryItemStateStore()
+    first = run(src, dst, state, retry=NO_WAIT)
+    assert (first.target_full, first.stopped, first.items_failed) == (False, None, 6)
+    assert all(c.note is None for c in first.collections)  # no collection failed for them
+    dst.fail_puts = False
+    assert run(src, dst, state).items_copied == 6
+
+
+def test_a_500_to_a_put_the_target_stored_all_the_same_is_a_copy(servers):
+    """Xandikos answers 500 to a vCard at a .ics name and stores it (docs/dav-servers.md): the
+    item is looked up once, found, recorded; no failure, no retry."""
+    src, dst = servers
+    for n in range(3):
+        src.store(f"{CAL}e{n}.ics", davcorpus.simple_event(f"e{n}@t"))
+    dst.fail_puts = dst.store_refused = True
+    summary = run(src, dst, retry=NO_WAIT)
+    assert (summary.items_copied, summary.failures, summary.retries) == (3, [], 0)

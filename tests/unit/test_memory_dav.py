@@ -18,7 +18,9 @@ from mailferry.domain.errors import (
     FolderError,
     ItemConflictError,
     ItemError,
+    ServerFaultError,
     SyncTokenInvalidError,
+    TargetFullError,
     ThrottledError,
 )
 
@@ -291,6 +293,35 @@ def test_knob_max_resource_size(server, account):
         account.put(CAL + "big.ics", event(2, "x" * 10), CollectionKind.CALENDAR)
     sizes = {c.kind: c.max_resource_size for c in account.collections()}
     assert sizes[CollectionKind.CALENDAR] == sizes[CollectionKind.ADDRESSBOOK] == len(EVENT)
+
+
+def test_knob_space_refuses_what_does_not_fit_with_507(server, account):
+    server.space = len(EVENT) + len(event(2)) // 2
+    account.put(CAL + "a.ics", EVENT, CollectionKind.CALENDAR)
+    with pytest.raises(TargetFullError, match="HTTP 507"):
+        account.put(CAL + "b.ics", event(2), CollectionKind.CALENDAR)
+    assert list(server.collection(CAL).items) == [CAL + "a.ics"]  # nothing half-stored
+    etag = account.get(CAL + "a.ics").etag
+    account.put(CAL + "a.ics", event(1, "Plain!"), CollectionKind.CALENDAR, etag)  # 1 byte more
+    server.space = server.used()
+    with pytest.raises(TargetFullError, match="MKCALENDAR"):
+        account.create_collection("/ann/calendars/new/", NewCollection(CollectionKind.CALENDAR))
+    server.space = None
+    account.put(CAL + "b.ics", event(2), CollectionKind.CALENDAR)
+
+
+def test_knob_fail_puts_answers_500_and_store_refused_stores_all_the_same(server, account):
+    server.fail_puts = True
+    with pytest.raises(ServerFaultError, match="HTTP 500"):
+        account.put(CAL + "a.ics", EVENT, CollectionKind.CALENDAR)
+    assert server.collection(CAL).items == {}
+    server.store_refused = True
+    with pytest.raises(ServerFaultError):
+        account.put(CAL + "a.ics", EVENT, CollectionKind.CALENDAR)
+    server.fail_puts, server.space = False, 0
+    with pytest.raises(TargetFullError):  # Radicale: the item written, then its cache: ENOSPC
+        account.put(CAL + "b.ics", event(2), CollectionKind.CALENDAR)
+    assert sorted(server.collection(CAL).items) == [CAL + "a.ics", CAL + "b.ics"]
 
 
 def test_knob_throttle_every_refuses_without_doing_anything(server, account):

@@ -95,6 +95,21 @@ def print_dav_summary(summary: DavSummary) -> None:
         line = f"  {c.kind} {c.source} -> {c.target or '(nowhere)'}: {c.items} items"
         line += " (created)" if c.created else ""
         out.print(line + (f"; {c.note}" if c.note else ""), markup=False)
+    _print_remaining(summary)
+
+
+def _print_remaining(summary: DavSummary) -> None:
+    """What a full target left for the next run, by collection, and why the run stopped."""
+    if summary.items_remaining:
+        left = [(c.source, dict(c.counts).get("items_remaining", 0)) for c in summary.collections]
+        by_collection = ", ".join(f"{source} {count}" for source, count in left if count)
+        out.print(
+            f"{summary.items_remaining} items not copied yet, left for the next run: "
+            f"{by_collection}",
+            markup=False,
+        )
+    if summary.target_full:
+        err.print(f"STOPPED: {summary.stopped}", markup=False)
     for label, problems in (
         ("CONFLICT", summary.conflicts),
         ("deleted on the source", summary.deleted_on_source),

@@ -1,8 +1,10 @@
 """The outcome of one calendars-and-contacts pass; ``as_json`` is the documented ``--json`` shape.
 
 Every source item ends in exactly one counter or list: copied, updated, skipped (already on the
-target), unchanged, failed (with its reason), or one of the reported cases that are left alone on
-purpose (a conflict, an item deleted on one side, a second item with the same UID).
+target), unchanged, failed (with its reason), remaining (not written yet when a full target stopped
+the run: no fault of the item's, left for the next run, as mail's ``messages_remaining``), or one
+of the reported cases that are left alone on purpose (a conflict, an item deleted on one side, a
+second item with the same UID).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class DavSummary:
     items_updated: int = 0
     items_skipped_existing: int = 0
     items_unchanged: int = 0
+    items_remaining: int = 0  # not written yet when the run stopped early (a full target)
     failures: list[ItemProblem] = field(default_factory=list)
     conflicts: list[ItemProblem] = field(default_factory=list)
     deleted_on_source: list[ItemProblem] = field(default_factory=list)
@@ -66,7 +69,8 @@ class DavSummary:
     scheduling_changed: int = 0  # items whose ORGANIZER/ATTENDEE lines were rewritten
     throttled: int = 0
     retries: int = 0
-    stopped: str | None = None
+    stopped: str | None = None  # why the run ended early (a full target, a stop request)
+    target_full: bool = False  # stopped by a full (or failing) target: someone must act
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
@@ -76,9 +80,14 @@ class DavSummary:
 
     @property
     def failed(self) -> bool:
-        """Anything an administrator must act on: a failed item or a collection that failed."""
-        return bool(self.failures) or any(
-            c.target is None or (c.note or "").startswith("failed") for c in self.collections
+        """Anything an administrator must act on: a full target, a failed item or a collection
+        that failed."""
+        return (
+            self.target_full
+            or bool(self.failures)
+            or any(
+                c.target is None or (c.note or "").startswith("failed") for c in self.collections
+            )
         )
 
     def counters(self) -> dict[str, int]:
@@ -89,6 +98,7 @@ class DavSummary:
             "items_skipped_existing": self.items_skipped_existing,
             "items_unchanged": self.items_unchanged,
             "items_failed": self.items_failed,
+            "items_remaining": self.items_remaining,
         }
 
     def by_workload(self) -> dict[str, dict[str, object]]:
@@ -119,6 +129,7 @@ class DavSummary:
             "items_skipped_existing": self.items_skipped_existing,
             "items_unchanged": self.items_unchanged,
             "items_failed": self.items_failed,
+            "items_remaining": self.items_remaining,
             "item_failures": [p.as_json() for p in self.failures],
             "item_conflicts": [p.as_json() for p in self.conflicts],
             "items_deleted_on_source": [p.as_json() for p in self.deleted_on_source],

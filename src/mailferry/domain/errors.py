@@ -6,10 +6,15 @@
     │   └── Conflict               what is stored forbids it: exists already, in use, running (HTTP 409)
     ├── AccountError               an account cannot be used at all (exit 3)
     │   ├── ConnectError           host unknown, port refused, TLS failure, connection dropped
-    │   │   └── ThrottledError     the server said "slow down" (carries the wait it suggested, and
-    │   │                          whether it is a daily cap: then the run pauses instead of retrying)
+    │   │   ├── ThrottledError     the server said "slow down" (carries the wait it suggested, and
+    │   │   │                      whether it is a daily cap: then the run pauses instead of retrying)
+    │   │   └── ServerFaultError   a DAV server answered 500: a fault of its own (a full disk, a bug);
+    │   │                          a read is retried, a PUT so answered may or may not be stored
     │   └── AuthError              login refused
-    ├── TargetFullError            the target mailbox is over quota: the run stops cleanly (exit 1)
+    ├── TargetFullError            the target mailbox is over quota, its disk or a DAV server's
+    │   │                          storage full (HTTP 507): the run stops cleanly (exit 1)
+    │   └── TargetFailingError     the target refuses write after write by a fault of its own
+    │                              ([SERVERBUG], HTTP 500): the run stops as for a full one
     ├── StopRequestedError         SIGINT/SIGTERM: stopped after the burst in flight
     ├── FolderError                one folder (or DAV collection) cannot be read or created; the rest
     │   │                          of the run goes on
@@ -65,6 +70,12 @@ class ThrottledError(ConnectError):
         self.wait = wait
         self.cap = cap  # a daily bandwidth/command cap (Gmail): lifts in hours, not seconds
         super().__init__(message)
+
+
+class ServerFaultError(ConnectError):
+    """HTTP 500 from a DAV server. Retried like a dropped connection, except for a PUT: the item
+    is reported and its intent settled by the next run (Xandikos stores the vCard it answers 500
+    to); 20 in a row with nothing stored between stop the run (``TargetFailingError``)."""
 
 
 class AuthError(AccountError):

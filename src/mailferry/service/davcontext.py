@@ -17,12 +17,17 @@ from typing import TypeVar
 
 from mailferry.domain.davmodel import CollectionInfo, CollectionKind
 from mailferry.domain.davreport import DavSummary
-from mailferry.domain.errors import ConnectError, ThrottledError
+from mailferry.domain.errors import (
+    ConnectError,
+    TargetFailingError,
+    TargetFullError,
+    ThrottledError,
+)
 from mailferry.domain.items import ComponentKind
 from mailferry.domain.ports import CollectionAccount, ItemStateStore
 from mailferry.domain.scheduling import park_attendees, schedule_by_client
 from mailferry.service.progress import NoProgress, Progress
-from mailferry.service.resilience import RetryPolicy
+from mailferry.service.resilience import RetryPolicy, ServerFaults
 
 T = TypeVar("T")
 
@@ -104,6 +109,8 @@ class PassContext:
     # (source collection, source href) copied or found by this run: an item a retried pass
     # finds recorded is not counted "unchanged" as well
     written: set[tuple[str, str]] = field(default_factory=set)
+    # PUTs the target answered 500 in a row, across the run's collections and threads
+    faults: ServerFaults = field(default_factory=ServerFaults)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def stopped(self) -> bool:
@@ -113,6 +120,23 @@ class PassContext:
         with self._lock:
             self.summary.throttled += throttled
             self.summary.retries += retries
+
+
+def storage_full(exc: TargetFullError) -> TargetFullError:
+    """What stops the run when the target has no room (``exc``: the 507 as the adapter saw it)."""
+    return TargetFullError(
+        f"the target's storage is full ({exc}): free space or raise the quota and run again: "
+        "what was copied stays, nothing is copied twice"
+    )
+
+
+def target_failing(limit: int, last: str) -> TargetFailingError:
+    """What stops the run when ``limit`` PUTs in a row were answered 500, none stored between."""
+    return TargetFailingError(
+        f"the target failed {limit} items in a row by a fault of its own ({last}); its log says "
+        "why (a full disk or quota, often). Run again once it is mended: what was copied stays, "
+        "nothing is copied twice, and the items it refused are sent again"
+    )
 
 
 MAX_THROTTLED = 50  # "slow down" answers waited out in a row before the work is given up

@@ -15,10 +15,15 @@
 
 What a crash leaves: intents (settled by the next run), or rows already resolved. Never a second
 copy: a create is ``If-None-Match: *`` at a name chosen before the intent was committed.
+
+A full (or failing) target ends the pass after the burst in flight: the writes it did not take
+and those of the bursts not sent are counted remaining, the state is closed as after a stop
+request (no token kept: the next pass lists both sides), then ``TargetFullError`` goes up.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -26,7 +31,14 @@ from typing import TYPE_CHECKING
 from mailferry.domain.davmodel import CollectionInfo, ItemRef
 from mailferry.domain.davplan import Action, Listed, Recorded, Step, plan_items
 from mailferry.domain.davreport import DavSummary, ItemProblem
-from mailferry.domain.errors import FolderError, ItemError, SyncTokenInvalidError
+from mailferry.domain.errors import (
+    ConnectError,
+    FolderError,
+    ItemError,
+    ServerFaultError,
+    SyncTokenInvalidError,
+    TargetFullError,
+)
 from mailferry.domain.items import identify, item_key
 from mailferry.domain.normalise import content_differs
 from mailferry.domain.ports import CollectionState
@@ -67,6 +79,7 @@ class CollectionPass:
         self._findings = DavSummary()
         self._etags: dict[str, str | None] = {}  # source href -> ETag as listed or read
         self._wrote = False
+        self._full: TargetFullError | None = None  # the target had no room (or kept failing)
 
     def run(self) -> None:
         self._settle_intents()
@@ -98,16 +111,11 @@ class CollectionPass:
         for problem in self._findings.conflicts:
             failures.setdefault(problem.href or "", f"conflict: {problem.reason}")
         if not self.ctx.dry_run:
-            self.state.set_item_failures(self.pair, self.key, failures)
-            token = self._finish(target_token)
-            if self.ctx.stopped():  # writes left undone: the next pass must not take the fast path
-                source_token = token = None
-            self.state.save_collection_state(
-                self.pair,
-                CollectionState(self.key, self.sides.target.href, source_token, token),
-            )
+            self._save(failures, source_token, target_token)
         self._report_found()
         self.ctx.progress.folder_finished(self.sides.name)
+        if self._full is not None:
+            raise self._full
 
     # -- before --------------------------------------------------------------------------------
     def _settle_intents(self) -> None:
@@ -239,14 +247,22 @@ class CollectionPass:
 
     def _write(self, writes: list[Write]) -> None:
         writer = Writer(self.ctx, self.sides)
-        for start in range(0, len(writes), BURST):
-            if self.ctx.stopped():
-                break
-            writer.burst(writes[start : start + BURST])
-            self.ctx.progress.folder_advanced(self.sides.name, len(writes[start : start + BURST]))
-        self._wrote = writer.wrote
-        for href, (uid, reason) in writer.failures.items():
-            self._fail(href, uid, reason)
+        sent = 0  # writes of the bursts begun
+        try:
+            for start in range(0, len(writes), BURST):
+                if self.ctx.stopped():
+                    break
+                burst = writes[start : start + BURST]
+                sent += len(burst)
+                writer.burst(burst)
+                self.ctx.progress.folder_advanced(self.sides.name, len(burst))
+        except TargetFullError as exc:
+            self._full = exc
+            self.ctx.summary.items_remaining += writer.unwritten + len(writes) - sent
+        finally:
+            self._wrote = writer.wrote
+            for href, (uid, reason) in writer.failures.items():
+                self._fail(href, uid, reason)
 
     def _found(self, action: Action) -> Recorded:
         source_etag = self._source_etag(action)
@@ -345,6 +361,24 @@ class CollectionPass:
             self.state.record(self.pair, self.key, filled)
         return token
 
+    def _save(
+        self, failures: dict[str, str], source_token: str | None, target_token: str | None
+    ) -> None:
+        """The failures, the ETags and the tokens; no token when writes were left undone (a stop
+        request, a full target): the next pass must not take the fast path."""
+        self.state.set_item_failures(self.pair, self.key, failures)
+        token = None
+        if self._full is None:
+            token = self._finish(target_token)
+        else:  # ETags still read back if the target answers (one failing with 500s may not)
+            with contextlib.suppress(ConnectError, FolderError):
+                self._finish(None)
+        if self.ctx.stopped() or self._full is not None:
+            source_token = token = None
+        self.state.save_collection_state(
+            self.pair, CollectionState(self.key, self.sides.target.href, source_token, token)
+        )
+
 
 def _same(stored: str | None, current: str | None) -> bool:
     return stored is not None and stored == current
@@ -361,12 +395,14 @@ def listing(
     """Every item (href, ETag) and the collection's version now (sync-token or CTag).
 
     sync-collection with no token lists everything and says the token in the same answer;
-    a server without it (or refusing it) is listed with PROPFIND, versioned by its CTag.
+    a server without it (or refusing it, or failing it: Radicale and Xandikos answer it 500
+    while their disk is full, as they write as they answer) is listed with PROPFIND, versioned
+    by its CTag.
     """
     if collection.sync_token is not None:
         try:
             changes = account.sync(collection.href, None)
-        except (FolderError, SyncTokenInvalidError):
+        except (FolderError, SyncTokenInvalidError, ServerFaultError):
             pass
         else:
             return list(changes.changed), changes.token

@@ -10,6 +10,8 @@ mail state (the connector opens it). What the pass gives is added to the job's o
     a failed collection      a failure of kind "item" without UID (its name, its href, its note)
     an account error         (login, no DAV there, connection lost after its retries) fails the
                              mailbox with "calendars and contacts: REASON"; the mail result stays
+    a full target            the summary's ``stopped`` (items left: ``items_remaining``): the
+                             scheduler fails the mailbox with it, as for a full mail target
 """
 
 from __future__ import annotations

@@ -10,7 +10,10 @@
 
 A collection that fails (FolderError) is reported and the run goes on with the next one. An
 account-level failure (login, connection after its retries) ends the run: the state is consistent,
-a re-run resumes.
+a re-run resumes. A full target (507, or PUTs failing with 500 again and again: davwrites.py)
+stops the run as it stops mail: ``stopped`` says why, what was copied stays, the items not written
+are counted ``items_remaining`` (those of the collections not reached as well), none is failed
+for it, and the run after more room finishes with nothing copied twice.
 """
 
 from __future__ import annotations
@@ -18,12 +21,19 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from mailferry.domain.davmodel import CollectionInfo, CollectionKind, NewCollection
 from mailferry.domain.davplan import CollectionMapping, map_collections
 from mailferry.domain.davreport import CollectionReport, DavSummary
-from mailferry.domain.errors import ConnectError, FolderError
+from mailferry.domain.errors import (
+    ConnectError,
+    FolderError,
+    MailferryError,
+    TargetFailingError,
+    TargetFullError,
+)
 from mailferry.domain.items import Collection, ComponentKind
 from mailferry.domain.items import CollectionKind as Kind
 from mailferry.domain.ports import CollectionAccount, ItemNoting, ItemStateStore
@@ -35,13 +45,15 @@ from mailferry.service.davcontext import (
     Payloads,
     attendee_mode,
     retrying,
+    storage_full,
 )
-from mailferry.service.davitems import CollectionPass, Sides
+from mailferry.service.davitems import CollectionPass, Sides, listing
 from mailferry.service.progress import NoProgress, Progress
 from mailferry.service.resilience import RetryPolicy
 
 log = get_logger("mailferry.dav")
 
+Chosen = tuple[CollectionInfo, CollectionMapping]  # a source collection and where it maps
 KINDS = {CollectionKind.CALENDAR: Kind.CALENDAR, CollectionKind.ADDRESSBOOK: Kind.ADDRESSBOOK}
 # Names servers give the collection they create for a new account (Radicale, Xandikos, SabreDAV,
 # Cyrus, Google, iCloud): the account's default when a home holds several of a kind.
@@ -97,29 +109,79 @@ class DavSync:
             domain_collections(sources), domain_collections(targets), can_create=can_create
         )
         by_name = {(KINDS[i.kind], name_of(i.href)): i for i in sources}
-        for mapping in mappings:
+        chosen = [(by_name[(m.source.kind, m.source.name)], m) for m in mappings]
+        # the others are mapped with them (defaults stay defaults), not copied
+        chosen = [(s, m) for s, m in chosen if self._wanted(s)]
+        self._each(chosen, targets)
+        if self.ctx.stopped():
+            summary.stopped = summary.stopped or "stop requested"
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    def _wanted(self, source: CollectionInfo) -> bool:
+        return self.workloads is None or workload_of(source) in self.workloads
+
+    def _each(self, chosen: Sequence[Chosen], targets: list[CollectionInfo]) -> None:
+        """One collection after the other, until a stop request or a full target."""
+        summary = self.ctx.summary
+        for index, (source, mapping) in enumerate(chosen):
             if self.ctx.stopped():
                 summary.stopped = "stop requested"
-                break
-            source = by_name[(mapping.source.kind, mapping.source.name)]
-            if self.workloads is not None and workload_of(source) not in self.workloads:
-                continue  # mapped with the others (defaults stay defaults), not copied
+                return
             before = summary.counters()
-            self._collection(source, mapping, targets)
+            try:
+                full = self._collection(source, mapping, targets)
+            except TargetFullError as exc:  # creating its target: this collection not reached
+                self._stop_full(storage_full(exc), chosen[index:])
+                return
             after = summary.counters()
             summary.collections[-1] = dataclasses.replace(
                 summary.collections[-1],
                 workload=str(workload_of(source)),
                 counts=tuple((name, after[name] - before[name]) for name in after),
             )
-        if self.ctx.stopped():
-            summary.stopped = "stop requested"
-        summary.seconds = time.monotonic() - started
-        return summary
+            if full is not None:
+                self._stop_full(full, chosen[index + 1 :])
+                return
+
+    def _stop_full(self, exc: TargetFullError, rest: Sequence[Chosen]) -> None:
+        """The run ends: the collections not reached are reported with the items they hold
+        that are not copied yet, counted remaining."""
+        summary = self.ctx.summary
+        summary.stopped = str(exc)
+        summary.target_full = True
+        log.warning("run.target_full", reason=str(exc), collections_left=len(rest))
+        for source, _mapping in rest:
+            self._not_reached(source)
+
+    def _not_reached(self, source: CollectionInfo) -> None:
+        summary = self.ctx.summary
+        try:
+            listed, left = retrying(self.ctx, lambda: items_left(self.ctx, source))
+        except MailferryError as exc:
+            summary.warnings.append(
+                f"collection {name_of(source.href)!r}: items left not counted: {exc}"
+            )
+            return
+        summary.items_remaining += left
+        row = self.ctx.state.collection_state(self.ctx.pair, source.href)
+        counts = {**dict.fromkeys(summary.counters(), 0), "items_remaining": left}
+        report = CollectionReport(
+            source.href,
+            row.target if row is not None else None,
+            source.kind,
+            listed,
+            note="not reached: the run stopped first",
+            workload=str(workload_of(source)),
+            counts=tuple(counts.items()),
+        )
+        summary.collections.append(report)
 
     def _collection(
         self, source: CollectionInfo, mapping: CollectionMapping, targets: list[CollectionInfo]
-    ) -> None:
+    ) -> TargetFullError | None:
+        """The collection's pass, reported; the full target that stopped it, if one did
+        (raised instead when it stopped the target's creation: nothing to report yet)."""
         summary = self.ctx.summary
         name = name_of(source.href)
         try:
@@ -130,12 +192,12 @@ class DavSync:
             summary.collections.append(
                 CollectionReport(source.href, None, source.kind, 0, note=f"failed: {exc.reason}")
             )
-            return
+            return None
         if target is None:
             summary.collections.append(
                 CollectionReport(source.href, None, source.kind, 0, note=note)
             )
-            return
+            return None
         sides = Sides(source, target, str(source.kind), name, created and self.ctx.dry_run)
         passes: list[CollectionPass] = []
 
@@ -143,8 +205,13 @@ class DavSync:
             passes.append(CollectionPass(self.ctx, sides))  # a fresh pass per attempt
             passes[-1].run()
 
+        full = None
         try:
             retrying(self.ctx, one_pass)
+        except TargetFullError as exc:
+            full = exc
+            why = "kept failing" if isinstance(exc, TargetFailingError) else "is full"
+            note = f"stopped: the target {why}" + (f"; {note}" if note else "")
         except FolderError as exc:
             note = f"failed: {exc.reason}" + (f"; {note}" if note else "")
         except ConnectError as exc:  # after its retries (a refused login ends the run)
@@ -154,6 +221,7 @@ class DavSync:
         summary.collections.append(
             CollectionReport(source.href, target.href, source.kind, items, created, note)
         )
+        return full
 
     def _target(
         self, source: CollectionInfo, mapping: CollectionMapping, targets: list[CollectionInfo]
@@ -224,6 +292,15 @@ class DavSync:
 def _kept(infos: list[CollectionInfo]) -> list[CollectionInfo]:
     """Calendars and address books; never the scheduling inbox/outbox (RFC 6638)."""
     return [i for i in infos if i.kind in KINDS]
+
+
+def items_left(ctx: PassContext, source: CollectionInfo) -> tuple[int, int]:
+    """The items of a source collection a stopped run did not reach, and how many of them the
+    state does not hold as copied at their current ETag: left for the next run."""
+    refs, _token = listing(ctx.source, source)
+    copied = {r.source_href: r.source_etag for r in ctx.state.recorded(ctx.pair, source.href)}
+    left = [r for r in refs if r.href not in copied or (r.etag and copied[r.href] != r.etag)]
+    return len(refs), len(left)
 
 
 def workload_of(info: CollectionInfo) -> Workload:

@@ -78,12 +78,19 @@ class ServerFaults:
     def note(self, results: Iterable[AppendResult]) -> str | None:
         """The last such refusal once ``limit`` are in a row, else None. Other refusals (a
         message too big) neither count nor break the row; a message stored breaks it."""
+        return self.note_writes(
+            (r.ok, r.reason if not r.ok and server_fault(r.reason) else None) for r in results
+        )
+
+    def note_writes(self, writes: Iterable[tuple[bool, str | None]]) -> str | None:
+        """``note`` for any kind of write (a DAV PUT answered 500): (stored, the refusal by the
+        target's own fault, or None when it was refused for some other reason)."""
         last = None
         with self._lock:
-            for result in results:
-                if result.ok:
+            for stored, fault in writes:
+                if stored:
                     self.in_row = 0
-                elif server_fault(result.reason):
+                elif fault is not None:
                     self.in_row += 1
-                    last = result.reason
+                    last = fault
             return last if self.in_row >= self.limit else None

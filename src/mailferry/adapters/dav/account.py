@@ -180,7 +180,8 @@ class DavAccount:
         if response.status_code in {409, 412}:
             raise ItemConflictError(_parent(href), href, response.status_code)
         if response.status_code not in {200, 201, 204}:
-            raise ItemError(_parent(href), href, f"PUT: HTTP {response.status_code}")
+            said = f"PUT: HTTP {response.status_code} {response.reason_phrase}".rstrip()
+            raise ItemError(_parent(href), href, said)  # 423 Locked: a stale lock (Xandikos)
         new_etag: str | None = response.headers.get("ETag")
         return new_etag
 

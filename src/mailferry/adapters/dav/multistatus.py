@@ -94,6 +94,16 @@ def refused_properties(body: bytes) -> tuple[str, ...]:
     return tuple(refused)
 
 
+def error_conditions(body: bytes) -> frozenset[str]:
+    """The preconditions a ``<D:error>`` answer names (RFC 4918 s16), e.g. ``{DAV:}quota-not-
+    exceeded``; none when the body is empty, not XML or something else."""
+    try:
+        root = ET.fromstring(body)  # noqa: S314
+    except SyntaxError:  # ET.ParseError: plain text, HTML, nothing
+        return frozenset()
+    return frozenset(child.tag for child in root) if root.tag == d("error") else frozenset()
+
+
 def _response(element: ET.Element) -> DavResponse:
     href = href_path(element.findtext(d("href"), ""))
     props: dict[str, ET.Element] = {}

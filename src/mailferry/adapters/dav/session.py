@@ -4,6 +4,11 @@ TLS, and the one place where HTTP failures become mailferry errors.
     transport failure (refused, TLS, dropped)   -> ConnectError
     401                                         -> AuthError
     429, 503                                    -> ThrottledError (wait = Retry-After, seconds)
+    507, or 403 naming DAV:quota-not-exceeded   -> TargetFullError (RFC 4918 s11.5, RFC 4331 s6:
+      or DAV:sufficient-disk-space                 no room for what was sent: every write after
+                                                   it would be refused the same way)
+    500                                         -> ServerFaultError (a ConnectError: retried, but
+                                                   a PUT so answered is the item's, service/davwrites)
     other 5xx                                   -> ConnectError
     anything else                               -> returned to the caller, which knows whether
                                                    a 403/404/409/412 concerns a collection
@@ -22,9 +27,16 @@ from typing import TYPE_CHECKING, Self
 
 import httpx
 
-from mailferry.adapters.dav.multistatus import DavResponse, parse_multistatus
+from mailferry.adapters.dav.multistatus import DavResponse, d, error_conditions, parse_multistatus
 from mailferry.adapters.tls import TlsOptions
-from mailferry.domain.errors import AuthError, ConnectError, FolderError, ThrottledError
+from mailferry.domain.errors import (
+    AuthError,
+    ConnectError,
+    FolderError,
+    ServerFaultError,
+    TargetFullError,
+    ThrottledError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -36,6 +48,11 @@ if TYPE_CHECKING:
 TIMEOUT = httpx.Timeout(60.0, connect=15.0)
 XML = "application/xml; charset=utf-8"
 MULTI_STATUS = 207
+INSUFFICIENT_STORAGE = 507
+SERVER_ERROR = 500
+# The preconditions of a 403 (or 507) that say the account or the disk has no room (RFC 4331 s6).
+# CALDAV/CARDDAV:max-resource-size is not one: it is about one item's size (an ItemError).
+NO_ROOM = frozenset({d("quota-not-exceeded"), d("sufficient-disk-space")})
 
 
 @dataclass(frozen=True)
@@ -154,5 +171,24 @@ def _raise_for_account(response: httpx.Response, where: str) -> None:
     if status in {429, 503}:
         wait = retry_after(response.headers.get("Retry-After"))
         raise ThrottledError(f"{where}: HTTP {status}, retry after {wait:.0f}s", wait)
+    if status == INSUFFICIENT_STORAGE or (status == 403 and _no_room(response)):
+        raise TargetFullError(f"{where}: HTTP {status} {_said(response)}".rstrip())
+    if status == SERVER_ERROR:
+        raise ServerFaultError(f"{where}: HTTP {status} {_said(response)}".rstrip())
     if status >= 500:
         raise ConnectError(f"{where}: HTTP {status}")
+
+
+def _no_room(response: httpx.Response) -> bool:
+    return bool(NO_ROOM & error_conditions(response.content))
+
+
+def _said(response: httpx.Response) -> str:
+    """The reason phrase, and the body's first line when it is short plain text (Radicale:
+    "Insufficient Storage.  Please contact the administrator.")."""
+    said = response.reason_phrase
+    kind = response.headers.get("Content-Type", "")
+    lines = response.text.strip().splitlines() if kind.startswith("text/plain") else []
+    if lines and len(lines[0]) <= 200 and lines[0] != said:
+        said += f" ({lines[0]})"
+    return said

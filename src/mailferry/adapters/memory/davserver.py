@@ -29,6 +29,13 @@ Knobs (constructor arguments, also attributes to change between steps):
                             Radicale and Xandikos do (every content line kept)
   ``put_etags=False``       a put answers without ETag (RFC 4791 s5.3.4 lets a server that
                             changed the data do so)
+  ``space=N``               bytes of item data the server holds (all users): a put past it is
+                            TargetFullError (HTTP 507, as both servers answer on a full disk), a
+                            MKCALENDAR/MKCOL once it is reached too
+  ``fail_puts``             every put is ServerFaultError (HTTP 500: a server failing)
+  ``store_refused``         a put refused by ``space`` or ``fail_puts`` is stored all the same
+                            (Radicale writes the item, then its cache fails: 507; Xandikos
+                            stores a vCard it answers 500 to)
   ``collection(href).refuse_components = {"VTODO"}``  that collection refuses VTODO items (403)
 Helpers for tests, which bypass knobs and checks: ``add_user``, ``collection``, ``store``,
 ``delete``, ``forget_tokens``.
@@ -49,6 +56,8 @@ from mailferry.domain.errors import (
     FolderError,
     ItemConflictError,
     ItemError,
+    ServerFaultError,
+    TargetFullError,
     ThrottledError,
 )
 
@@ -78,6 +87,9 @@ class MemoryDavServer:
     auto_schedule: bool = False
     reserialise: bool = False
     put_etags: bool = True
+    space: int | None = None
+    fail_puts: bool = False
+    store_refused: bool = False
     sent: list[Invitation] = field(default_factory=list)
     passwords: dict[str, str | None] = field(default_factory=dict)
     collections: dict[str, MemoryCollection] = field(default_factory=dict)
@@ -163,12 +175,31 @@ class MemoryDavServer:
         holder = target.holder_of(uid) if uid else None
         if holder is not None and holder != href:  # RFC 4791 s5.3.2.1 no-uid-conflict
             raise ItemConflictError(target.href, href, 409)
+        refusal = self._refusal(
+            href, len(data) - len(target.items[href].data if href in target.items else b"")
+        )
+        if refusal is not None and not self.store_refused:
+            raise refusal
         calendar = kind is CollectionKind.CALENDAR
         item = target.write(href, reordered(data) if calendar and self.reserialise else data, uid)
+        if refusal is not None:  # stored all the same, and refused
+            raise refusal
         attendees = invited(item.data) if calendar and self.auto_schedule else ()
         if attendees:
             self.sent.append(Invitation(user, href, uid, attendees))
         return item.etag if self.put_etags else None
+
+    def used(self) -> int:
+        """Bytes of item data stored (what ``space`` limits)."""
+        return sum(len(i.data) for c in self.collections.values() for i in c.items.values())
+
+    def _refusal(self, href: str, grows: int) -> ServerFaultError | TargetFullError | None:
+        """What a failing or full server answers a put that adds ``grows`` bytes, if anything."""
+        if self.fail_puts:
+            return ServerFaultError(f"{SERVER_NAME}: PUT {href}: HTTP 500 (injected)")
+        if self.space is not None and self.used() + grows > self.space:
+            return TargetFullError(f"{SERVER_NAME}: PUT {href}: HTTP 507 Insufficient Storage")
+        return None
 
     def _writable(self, user: str, href: str, kind: CollectionKind) -> MemoryCollection:
         where = parent(href)
@@ -189,6 +220,8 @@ class MemoryDavServer:
         method = "MKCALENDAR" if calendar else "MKCOL"
         if not self.can_create:
             raise FolderError(href, f"{method}: HTTP 403 (this server makes no collections)")
+        if self.space is not None and self.used() >= self.space:
+            raise TargetFullError(f"{SERVER_NAME}: {method} {href}: HTTP 507 Insufficient Storage")
         homes = home_of(user)
         existing = {homes.principal, homes.calendar_home, homes.addressbook_home, *self.collections}
         if href in existing:  # RFC 4791 s5.3.1 resource-must-be-null; RFC 4918 s9.3.1
