@@ -64,7 +64,7 @@ def test_db_upgrade_creates_then_finds_up_to_date(postgres_database, postgres_se
         "mailferry.batches: created at schema 2",
         "mailferry.web: created at schema 1",
         "mailferry.items: created at schema 1",
-        "mailferry.mailbox: created at schema 3",
+        "mailferry.mailbox: created at schema 4",
         "procrastinate: created",
     ]
     assert postgres_server.password not in first.stderr + first.stdout
@@ -75,7 +75,7 @@ def test_db_upgrade_creates_then_finds_up_to_date(postgres_database, postgres_se
         "mailferry.batches: schema 2, up to date",
         "mailferry.web: schema 1, up to date",
         "mailferry.items: schema 1, up to date",
-        "mailferry.mailbox: schema 3, up to date",
+        "mailferry.mailbox: schema 4, up to date",
         "procrastinate: present",
     ]
 

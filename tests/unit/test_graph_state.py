@@ -22,12 +22,21 @@ from mailferry.domain.errors import SchemaTooOldError, StateError
 from mailferry.domain.mailboxmodel import Listing, MailboxEntry
 from mailferry.domain.mailboxplan import Copy, ImportIntent, Mode
 from mailferry.domain.mailboxports import MailboxFolderState, MailboxStateStore
+from mailferry.domain.mailboxreport import Doubt, EntryProblem
+from mailferry.domain.workloads import Workload
 from tests.conftest import StateDatabase
 
 PAIR = "graph:ann@old.example -> graph:ann@new.example"
 INBOX = "AAMkAGI2TG93AAA="  # Graph ids are opaque base64-like text
 WORK = "AAMkAGI2TG93AAB/+="
-MBX_TABLES = {"mbx_folders", "mbx_items", "mbx_intents", "mbx_failures", "mbx_listed"}
+MBX_TABLES = {
+    "mbx_folders",
+    "mbx_items",
+    "mbx_intents",
+    "mbx_failures",
+    "mbx_listed",
+    "mbx_doubts",
+}
 
 
 def copy(n: int, ck: str = "c1", key: str | None = "auto") -> Copy:
@@ -40,6 +49,10 @@ def create(n: int) -> ImportIntent:
 
 def update(n: int) -> ImportIntent:
     return ImportIntent(f"s{n}", f"c2-{n}", "T-INBOX", None, Mode.UPDATE, f"t{n}", "tk")
+
+
+def doubt(n: int, source: str = INBOX, reason: str = "may be twice") -> Doubt:
+    return Doubt(source, Workload.MAIL, EntryProblem(f"Inbox/{source[-3:]}", f"s{n}", reason))
 
 
 def everything(store: MailboxStateStore, source: str = INBOX) -> list[Any]:
@@ -186,6 +199,21 @@ class TestMailboxStateStoreContract:
         store.forget_folder(PAIR, INBOX)
         assert store.listed(PAIR, INBOX, Listing.WRITTEN, ["s1"]) == {}
 
+    def test_doubts_are_kept_with_the_intents_until_forgotten(
+        self, store: MailboxStateStore
+    ) -> None:
+        store.add_import_intents(PAIR, INBOX, [create(1)], [doubt(1)])
+        store.add_import_intents(PAIR, WORK, [create(5)], [doubt(5, WORK)])
+        store.add_import_intents(PAIR, INBOX, [create(2)])
+        store.resolve_imports(PAIR, INBOX, [], ["s1", "s2"], [doubt(2), doubt(1, reason="again")])
+        assert store.import_intents(PAIR, INBOX) == []
+        mine = [doubt(1, reason="again"), doubt(2), doubt(5, WORK)]
+        assert store.doubts(PAIR) == sorted(mine, key=lambda d: (d.source, d.problem.item))
+        assert store.doubts("another pair") == []
+        store.forget_folder(PAIR, INBOX)  # a doubt goes only once reported
+        store.forget_doubts(PAIR, [doubt(2), doubt(5, WORK), doubt(9)])
+        assert store.doubts(PAIR) == [doubt(1, reason="again")]
+
     def test_a_closed_store_refuses_work(self, store: MailboxStateStore) -> None:
         store.close()
         with pytest.raises(StateError):
@@ -236,10 +264,19 @@ class TestSqliteFile:
             store.import_intents(PAIR, INBOX)
         store.close()
 
+    def test_an_unknown_doubt_workload_is_a_state_error(self, path: Path) -> None:
+        store = SqlMailboxStateStore.open_sqlite(path)
+        store.add_import_intents(PAIR, INBOX, [create(1)], [doubt(1)])
+        raw_sql(path, "UPDATE mbx_doubts SET workload = 'fax'")
+        with pytest.raises(StateError, match="fax"):
+            store.doubts(PAIR)
+        store.close()
+
     def test_a_schema_1_file_gains_the_scratch_lists(self, path: Path) -> None:
         store = SqlMailboxStateStore.open_sqlite(path)
         store.record_copies(PAIR, INBOX, [copy(1)])
         store.close()
+        raw_sql(path, "DROP TABLE mbx_doubts")
         raw_sql(path, "DROP TABLE mbx_listed")
         raw_sql(path, "DROP INDEX mbx_items_target")
         raw_sql(path, "ALTER TABLE mbx_intents DROP COLUMN size")
@@ -265,6 +302,7 @@ class TestUpgrade:
         state_database.upgrade()
         state_database.raw(
             "ALTER TABLE mbx_intents DROP COLUMN size",
+            "DROP TABLE mbx_doubts",
             "UPDATE meta SET schema_version = 2 WHERE application = 'mailferry.mailbox'",
             "INSERT INTO mbx_intents (pair, source, source_id, source_change_key, target_folder, "
             "key, mode) VALUES ('p', 'INBOX', 's1', 'c-1', 'T-INBOX', '<1@x>', 'create')",
@@ -280,4 +318,32 @@ class TestUpgrade:
         version = state_database.raw(
             "SELECT schema_version FROM meta WHERE application = 'mailferry.mailbox'"
         )
-        assert [tuple(row) for row in version] == [(SCHEMA_VERSION,)] == [(3,)]
+        assert [tuple(row) for row in version] == [(SCHEMA_VERSION,)] == [(4,)]
+
+    @pytest.mark.parametrize("made_at", [3, 4])
+    def test_a_schema_3_database_gains_the_doubts(
+        self, state_database: StateDatabase, made_at: int
+    ) -> None:
+        """Made at 3 (no mbx_doubts), or at 4 with ``meta`` saying 3: brought up, not refused;
+        what a schema-3 run left reads as before."""
+        state_database.upgrade()
+        drop = ["DROP TABLE mbx_doubts"] if made_at == 3 else []
+        state_database.raw(
+            *drop,
+            "UPDATE meta SET schema_version = 3 WHERE application = 'mailferry.mailbox'",
+            "INSERT INTO mbx_intents (pair, source, source_id, source_change_key, target_folder, "
+            "key, mode, size) VALUES ('p', 'INBOX', 's1', 'c-1', 'T-INBOX', '<1@x>', 'create', "
+            "1000)",
+        )
+        if state_database.kind == "postgresql":
+            with pytest.raises(SchemaTooOldError, match=r"at schema 3 .*mailferry db upgrade"):
+                SqlMailboxStateStore.open(state_database.url)
+            state_database.upgrade()
+        with closing(SqlMailboxStateStore.open(state_database.url)) as store:
+            assert store.import_intents("p", "INBOX") == [create(1)]
+            store.resolve_imports("p", "INBOX", [], ["s1"], [doubt(1, "INBOX")])
+            assert store.doubts("p") == [doubt(1, "INBOX")]
+        version = state_database.raw(
+            "SELECT schema_version FROM meta WHERE application = 'mailferry.mailbox'"
+        )
+        assert [tuple(row) for row in version] == [(4,)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
 
@@ -20,9 +20,9 @@ from mailferry.adapters.memory.exchange import (
 )
 from mailferry.adapters.memory.mailboxstate import MemoryMailboxStateStore
 from mailferry.domain.errors import ConnectError, ItemConflictError, SyncTokenInvalidError
-from mailferry.domain.mailboxmodel import gather
+from mailferry.domain.mailboxmodel import EntryPage, gather
 from mailferry.domain.mailboxplan import Copy
-from mailferry.domain.mailboxreport import MailboxSummary
+from mailferry.domain.mailboxreport import Doubt, EntryProblem, MailboxSummary
 from mailferry.domain.workloads import Workload
 from mailferry.service.graphcontext import GraphSyncOptions
 from mailferry.service.graphsync import sync_mailboxes
@@ -30,6 +30,7 @@ from mailferry.service.graphverify import verify_mailboxes
 from mailferry.service.resilience import RetryPolicy
 
 FAST = GraphSyncOptions(retry=RetryPolicy(attempts=3, base_wait=0.0, max_wait=0.0))
+NO_RETRY = GraphSyncOptions(retry=RetryPolicy(attempts=0, base_wait=0.0, max_wait=0.0))
 MAIL = Workload.MAIL
 
 
@@ -40,13 +41,31 @@ class Pair:
         self.state = MemoryMailboxStateStore()
         self.inbox = self.src.well_known("inbox")
 
-    def run(self, options: GraphSyncOptions = FAST, **kw: object) -> MailboxSummary:
-        return sync_mailboxes(
-            MemoryMailbox(self.src), MemoryMailbox(self.dst), self.state, "p", options, **kw
-        )
+    def run(
+        self,
+        options: GraphSyncOptions = FAST,
+        *,
+        source: MemoryMailbox | None = None,
+        **kw: object,
+    ) -> MailboxSummary:
+        source = source or MemoryMailbox(self.src)
+        return sync_mailboxes(source, MemoryMailbox(self.dst), self.state, "p", options, **kw)
 
     def target_bodies(self, well_known: str = "inbox") -> Counter[bytes]:
         return Counter(i.body for i in self.dst.items(self.dst.well_known(well_known)))
+
+
+class DropsOn(MemoryMailbox):
+    """A source whose connection drops whenever one folder is listed."""
+
+    def __init__(self, server: MemoryExchange, folder_id: str) -> None:
+        super().__init__(server)
+        self.folder_id = folder_id
+
+    def entries(self, folder_id: str, token: str | None) -> Iterator[EntryPage]:
+        if folder_id == self.folder_id:
+            raise ConnectError("the connection dropped (test)")
+        return super().entries(folder_id, token)
 
 
 @pytest.fixture
@@ -180,6 +199,80 @@ def test_a_keyless_item_with_a_lost_answer_is_reported_not_recognisable(pair: Pa
     [problem] = summary.workloads[MAIL].not_recognisable
     assert "twice" in problem.reason
     assert pair.target_bodies() == Counter({b"no key": 2})
+
+
+def test_a_doubt_is_reported_by_a_run_that_finishes_though_the_run_that_found_it_did_not(
+    pair: Pair,
+) -> None:
+    """Two keyless items whose answers are lost: the run ends, their intents kept. The next run
+    settles both (neither can be found), imports them again and loses one answer again: it ends
+    too, and its summary with it. The item whose second import landed is recorded, twice on the
+    target: the run that finishes says so (the doubt was kept in the state with the settled
+    intent), and the run after it no longer does."""
+    a = pair.src.add(pair.inbox, "keyless a", key=None)
+    b = pair.src.add(pair.inbox, "keyless b", key=None)
+    pair.dst.fail_imports(ANSWER_LOST, ANSWER_LOST)
+    with pytest.raises(ConnectError):
+        pair.run(NO_RETRY)
+    pair.dst.fail_imports(ANSWER_LOST)
+    with pytest.raises(ConnectError):
+        pair.run(NO_RETRY)
+    summary = pair.run()
+    assert sorted(p.item for p in summary.workloads[MAIL].not_recognisable) == sorted([a, b])
+    bodies = pair.target_bodies()
+    assert sorted([bodies[b"keyless a"], bodies[b"keyless b"]]) == [2, 3]
+    assert pair.state.doubts("p") == []
+    again = pair.run()
+    assert again.workloads[MAIL].not_recognisable == []
+
+
+def test_a_doubt_outlives_a_run_that_passed_its_folder_then_failed(pair: Pair) -> None:
+    """The run that settles the keyless item's intent passes the inbox whole (the item created
+    again), then loses the connection in the next folder: its summary is lost, the doubt kept."""
+    item = pair.src.add(pair.inbox, "keyless", key=None)
+    work = pair.src.add_folder("Work", parent=pair.inbox)
+    pair.src.add(work, "work mail")
+    pair.dst.fail_imports(ANSWER_LOST)
+    with pytest.raises(ConnectError):
+        pair.run(NO_RETRY)
+    with pytest.raises(ConnectError):
+        pair.run(NO_RETRY, source=DropsOn(pair.src, work))
+    assert [d.problem.item for d in pair.state.doubts("p")] == [item]
+    assert pair.target_bodies()[b"keyless"] == 2
+    summary = pair.run()
+    assert [p.item for p in summary.workloads[MAIL].not_recognisable] == [item]
+    assert summary.workloads[MAIL].copied == 1  # the work mail; the inbox was passed
+
+
+def test_a_keyless_item_created_beside_unknown_items_is_reported_by_a_later_run(
+    pair: Pair,
+) -> None:
+    """A first pass into a target folder that holds items the state does not know: a keyless
+    item may be among them, so its import may be a second copy. The doubt goes with its intent;
+    the run ends in the next folder, and the run that finishes reports it."""
+    pair.dst.add(pair.dst.well_known("inbox"), "keyless", key=None)  # an earlier tool's copy
+    item = pair.src.add(pair.inbox, "keyless", key=None)
+    work = pair.src.add_folder("Work", parent=pair.inbox)
+    with pytest.raises(ConnectError):
+        pair.run(NO_RETRY, source=DropsOn(pair.src, work))
+    summary = pair.run()
+    assert [p.item for p in summary.workloads[MAIL].not_recognisable] == [item]
+    assert pair.target_bodies()[b"keyless"] == 2
+
+
+def test_a_doubt_waits_for_a_run_that_moves_its_workload(pair: Pair) -> None:
+    calendar = pair.src.well_known("calendar")
+    doubt = Doubt(calendar, Workload.CALENDAR, EntryProblem("Calendar", "src-e1", "may be twice"))
+    pair.state.add_import_intents("p", calendar, [], [doubt])
+    mail_only = GraphSyncOptions(workloads=frozenset({MAIL}), retry=FAST.retry)
+    assert pair.run(mail_only).workloads[MAIL].not_recognisable == []
+    assert pair.state.doubts("p") == [doubt]
+    stop = threading.Event()
+    stop.set()
+    stopped = pair.run(stop=stop)  # a run stopped on request finishes: its summary is shown
+    assert stopped.stopped is not None
+    assert stopped.workloads[Workload.CALENDAR].not_recognisable == [doubt.problem]
+    assert pair.state.doubts("p") == []
 
 
 def test_a_lost_state_recognises_copies_by_key(pair: Pair) -> None:

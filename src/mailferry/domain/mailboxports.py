@@ -24,6 +24,7 @@ from mailferry.domain.mailboxmodel import (
     MailboxFolder,
 )
 from mailferry.domain.mailboxplan import Copy, ImportIntent
+from mailferry.domain.mailboxreport import Doubt
 
 
 class ExchangeMailbox(Protocol):
@@ -94,7 +95,8 @@ class MailboxStateStore(Protocol):
     def save_folder_state(self, pair: str, state: MailboxFolderState) -> None: ...
 
     def forget_folder(self, pair: str, source: str) -> None:
-        """Every row, intent and failure of one source folder, and its folder state."""
+        """Every row, intent and failure of one source folder, and its folder state (not its
+        doubts: they go only once reported, see ``forget_doubts``)."""
         ...
 
     def copies(self, pair: str, source: str) -> list[Copy]:
@@ -115,17 +117,38 @@ class MailboxStateStore(Protocol):
         """Drop the rows of items removed on the source (their copies stay on the target)."""
         ...
 
-    def add_import_intents(self, pair: str, source: str, intents: Sequence[ImportIntent]) -> None:
-        """Durable (one transaction) before the imports they announce are sent."""
+    def add_import_intents(
+        self,
+        pair: str,
+        source: str,
+        intents: Sequence[ImportIntent],
+        doubts: Sequence[Doubt] = (),
+    ) -> None:
+        """Durable (one transaction) before the imports they announce are sent; with them the
+        doubts of the imports that may make a second copy (upserted by source id)."""
         ...
 
     def import_intents(self, pair: str, source: str) -> list[ImportIntent]: ...
 
     def resolve_imports(
-        self, pair: str, source: str, done: Sequence[Copy], dropped: Sequence[str]
+        self,
+        pair: str,
+        source: str,
+        done: Sequence[Copy],
+        dropped: Sequence[str],
+        doubts: Sequence[Doubt] = (),
     ) -> None:
         """In one transaction: intents become rows (``done``), or are dropped (source ids); the
-        source ids of ``done`` are also listed as ``Listing.WRITTEN``."""
+        source ids of ``done`` are also listed as ``Listing.WRITTEN``; ``doubts`` (of dropped
+        intents whose import may have landed) are kept."""
+        ...
+
+    def doubts(self, pair: str) -> list[Doubt]:
+        """Every doubt of the pair not yet reported by a run that finished, by folder and id."""
+        ...
+
+    def forget_doubts(self, pair: str, doubts: Sequence[Doubt]) -> None:
+        """These doubts were reported (by source folder and id)."""
         ...
 
     # -- scratch listings of one pass (rows outside the durable truth: dropped at will) -----------

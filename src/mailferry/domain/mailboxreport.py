@@ -27,6 +27,16 @@ class EntryProblem:
         return {"folder": self.folder, "item": self.item, "reason": self.reason}
 
 
+@dataclass(frozen=True)
+class Doubt:
+    """A copy that may be a second one (``not_recognisable``), kept in the state from the moment
+    it is known until a run that finishes has reported it: the run that found it may not finish."""
+
+    source: str  # the source folder's id
+    workload: Workload
+    problem: EntryProblem  # the folder's path then, the source item's id, why
+
+
 @dataclass
 class WorkloadReport:
     seen: int = 0  # source entries looked at (new, changed, or unchanged in a whole listing)

@@ -3,7 +3,8 @@
     export    a chunk of at most 20 ids (exportItems' limit) in one call, on its own thread: the
               next chunk's export runs while this chunk's imports are in flight (the source
               mailbox has its own 4 requests)
-    intents   the chunk's intents committed (``add_import_intents``) before its first import
+    intents   the chunk's intents committed (``add_import_intents``) before its first import,
+              with the doubts of the creates that may make a second copy (``ItemAction.note``)
     imports   on a pool of ``concurrency`` workers: the imports of the next chunk queue behind
               this one's, so the target mailbox keeps its 4 requests busy across chunks
     resolve   a chunk's answers into rows in one transaction while the next chunk imports; an
@@ -30,7 +31,6 @@ from typing import TYPE_CHECKING
 from mailferry.domain.errors import ConnectError, ItemConflictError, ItemError, ThrottledError
 from mailferry.domain.mailboxmodel import Exported, MailboxEntry
 from mailferry.domain.mailboxplan import Copy, ImportIntent, ItemAction, Mode, Step
-from mailferry.domain.mailboxreport import EntryProblem
 from mailferry.service.graphcontext import EXPORT_CHUNK, MAX_THROTTLED
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ class Upload:
     data: bytes = field(repr=False)
     replace: Copy | None = None  # an update: the row of the copy it replaces
     stale_retried: bool = False  # its target change key was read again once already
+    note: str | None = None  # it may make a second copy: the doubt kept with its intent
 
     def intent(self, folder: str) -> ImportIntent:
         """The size goes along only when the listed entry is the version exported: an item
@@ -154,10 +155,8 @@ class Imports:
                 action.source_id, f"{len(got.data)} bytes: over the limit of {limit} bytes"
             )
             return None
-        if action.note is not None:  # kept whatever becomes of this attempt: it wrote
-            self.folder.doubt(EntryProblem(self.folder.plan.path, action.source_id, action.note))
         replace = action.copy if action.step is Step.UPDATE else None
-        return Upload(action.entry, got.change_key, got.data, replace)
+        return Upload(action.entry, got.change_key, got.data, replace, note=action.note)
 
     # -- intents, imports, answers -----------------------------------------------------------------
     def _start(self, exported: list[tuple[ItemAction, Got]]) -> None:
@@ -165,12 +164,14 @@ class Imports:
         self._submit(uploads)
 
     def _submit(self, uploads: list[Upload]) -> None:
-        """Intents committed, then the imports queued (none after a lost answer or a stop)."""
+        """Intents (and doubts) committed, then the imports queued (none after a lost answer or
+        a stop). A doubt is kept whatever becomes of the import: once sent, it may land."""
         if not uploads or self.lost is not None or self.ctx.stopped():
             return
         folder = self.folder
         intents = [u.intent(folder.target) for u in uploads]
-        self.ctx.state.add_import_intents(self.ctx.pair, folder.source, intents)
+        doubts = [folder.doubt(u.entry.id, u.note) for u in uploads if u.note is not None]
+        self.ctx.state.add_import_intents(self.ctx.pair, folder.source, intents, doubts)
         futures = [self._import_pool.submit(self._import, u) for u in uploads]
         self._importing.append(Batch(uploads, futures))
 

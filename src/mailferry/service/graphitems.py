@@ -8,7 +8,9 @@ a window (one page of the source's listing) at a time: memory stays flat in the 
                      existing folder, an interrupted one, or the state was lost) or intents of an
                      interrupted run are pending; its entries are streamed into the state's
                      scratch TARGET list, where windows find copies by key (``free_copies``)
-    settle intents   ``settle_intents``: each pending import found (recorded) or dropped
+    settle intents   ``settle_intents``: each pending import found (recorded) or dropped; a
+                     dropped one that cannot be found (no key) may be there already: its doubt is
+                     kept in the state in the same transaction, for a run that finishes to report
     windows          the source's entries since the delta token (every entry without one, or when
                      the token is refused), a page at a time: the page's rows read by id, its
                      candidates by key, then ``plan_entries`` (the truth table) for the page; what
@@ -31,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from mailferry.domain.errors import SyncTokenInvalidError
 from mailferry.domain.mailboxmodel import EntryPage, Listing, MailboxEntry
 from mailferry.domain.mailboxplan import (
+    NOT_RECOGNISABLE,
     Claims,
     Copy,
     FolderPlan,
@@ -43,7 +46,7 @@ from mailferry.domain.mailboxplan import (
     settle_intents,
 )
 from mailferry.domain.mailboxports import MailboxFolderState
-from mailferry.domain.mailboxreport import EntryProblem
+from mailferry.domain.mailboxreport import Doubt, EntryProblem
 from mailferry.logs import get_logger
 from mailferry.service.graphcontext import GraphContext
 from mailferry.service.graphimports import Imports
@@ -110,7 +113,8 @@ class FolderPass:
         state.forget_listed(pair, self.source, SCRATCH)
 
     def publish(self) -> None:
-        """The last attempt's counts, failures and doubts into the summary."""
+        """The last attempt's counts and failures into the summary (doubts go through the state:
+        ``MailboxSync`` reports them when the run finishes)."""
         summary, workload = self.ctx.summary, self.plan.workload
         for name, n in self.tally.items():
             summary.count(workload, name, n)
@@ -118,10 +122,11 @@ class FolderPass:
             summary.fail(workload, problem)
 
     # -- what Imports reports back ---------------------------------------------------------------
-    def doubt(self, problem: EntryProblem) -> None:
-        """An item about to be imported that may be on the target already: reported once per run,
-        even if the attempt that imports it is retried (the import it starts may land)."""
-        self.ctx.summary.doubt(self.plan.workload, problem)
+    def doubt(self, source_id: str, reason: str) -> Doubt:
+        """An item that may be on the target twice, as the state keeps it until a run that
+        finishes reports it (this one may not: its summary would be lost with it)."""
+        problem = EntryProblem(self.plan.path, source_id, reason)
+        return Doubt(self.source, self.plan.workload, problem)
 
     def landed(self, source_id: str, *, update: bool) -> None:  # noqa: ARG002 - one signature
         self.ctx.summary.count(self.plan.workload, "updated" if update else "copied")
@@ -171,7 +176,8 @@ class FolderPass:
         others = [e for e in known.values() if e.id not in free_ids]
         claims = Claims([*free, *others], [e.id for e in others], strangers=self.strangers)
         settled = settle_intents(intents, claims)
-        state.resolve_imports(pair, self.source, settled.done, settled.dropped)
+        doubts = [self.doubt(i, NOT_RECOGNISABLE) for i in sorted(settled.unrecognisable)]
+        state.resolve_imports(pair, self.source, settled.done, settled.dropped, doubts)
         modes = {i.source_id: i.mode for i in intents}
         for copy in settled.done:  # landed though unanswered: copied or updated
             self.landed(copy.source_id, update=modes[copy.source_id] is Mode.UPDATE)

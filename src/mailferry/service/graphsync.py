@@ -12,6 +12,13 @@
               (service/graphimports.py), the state committed after each chunk; the folder's
               scratch lists in the state are dropped when it is done.
 
+    doubts    a copy that may be a second one (a keyless item whose import may have landed,
+              created again) is kept in the state when it becomes known; a run that finishes
+              (all its folders passed, or stopped on request) reports every doubt kept, of the
+              workloads it moves, in its summary and forgets them: its last write. Not sooner:
+              a run that ends with an error (or is killed) loses its summary, so the doubts of
+              the folders it passed must wait for one that finishes.
+
 A folder that fails (FolderError) is reported and the run goes on with the next one; a dropped
 connection re-runs the folder's pass from its state (``RetryPolicy``), and after its retries ends
 the run (the state is consistent: a re-run resumes). A stop request ends the run between chunks.
@@ -53,7 +60,18 @@ class MailboxSync:
             self._folder(plan)
         if ctx.stopped():
             summary.stopped = "stop requested"
+        self._report_doubts()
         return summary
+
+    def _report_doubts(self) -> None:
+        """The doubts the state keeps into this finishing run's summary, then forgotten (those
+        of a workload this run does not move wait for one that does)."""
+        ctx = self.ctx
+        kept = [d for d in ctx.state.doubts(ctx.pair) if d.workload in ctx.options.workloads]
+        for doubt in kept:
+            ctx.summary.doubt(doubt.workload, doubt.problem)
+        if kept:
+            ctx.state.forget_doubts(ctx.pair, kept)
 
     def _folder(self, plan: FolderPlan) -> None:
         summary = self.ctx.summary

@@ -11,6 +11,7 @@ from mailferry.domain.errors import StateError
 from mailferry.domain.mailboxmodel import Listing, MailboxEntry
 from mailferry.domain.mailboxplan import Copy, ImportIntent
 from mailferry.domain.mailboxports import MailboxFolderState
+from mailferry.domain.mailboxreport import Doubt
 
 Key = tuple[str, str]
 ListKey = tuple[str, str, Listing]
@@ -28,6 +29,7 @@ class MemoryMailboxStateStore:
         self._failures: dict[Key, dict[str, str]] = {}
         self._listed: dict[ListKey, dict[str, MailboxEntry]] = {}
         self._claimed: dict[Key, set[str]] = {}
+        self._doubts: dict[str, dict[Key, Doubt]] = {}  # pair -> (source, source id) -> doubt
 
     def close(self) -> None:
         self.closed = True
@@ -79,11 +81,18 @@ class MemoryMailboxStateStore:
         for source_id in source_ids:
             table.pop(source_id, None)
 
-    def add_import_intents(self, pair: str, source: str, intents: Sequence[ImportIntent]) -> None:
+    def add_import_intents(
+        self,
+        pair: str,
+        source: str,
+        intents: Sequence[ImportIntent],
+        doubts: Sequence[Doubt] = (),
+    ) -> None:
         self._open()
         table = self._intents.setdefault((pair, source), {})
         for intent in intents:
             table[intent.source_id] = intent
+        self._keep_doubts(pair, doubts)
 
     def import_intents(self, pair: str, source: str) -> list[ImportIntent]:
         self._open()
@@ -91,7 +100,12 @@ class MemoryMailboxStateStore:
         return sorted(table.values(), key=lambda i: i.source_id)
 
     def resolve_imports(
-        self, pair: str, source: str, done: Sequence[Copy], dropped: Sequence[str]
+        self,
+        pair: str,
+        source: str,
+        done: Sequence[Copy],
+        dropped: Sequence[str],
+        doubts: Sequence[Doubt] = (),
     ) -> None:
         self._open()
         table = self._intents.setdefault((pair, source), {})
@@ -100,6 +114,22 @@ class MemoryMailboxStateStore:
         self.record_copies(pair, source, done)
         written = self._listed.setdefault((pair, source, Listing.WRITTEN), {})
         written.update((c.source_id, _bare(c.source_id)) for c in done)
+        self._keep_doubts(pair, doubts)
+
+    def _keep_doubts(self, pair: str, doubts: Sequence[Doubt]) -> None:
+        table = self._doubts.setdefault(pair, {})
+        table.update(((d.source, d.problem.item), d) for d in doubts)
+
+    def doubts(self, pair: str) -> list[Doubt]:
+        self._open()
+        table = self._doubts.get(pair, {})
+        return [table[k] for k in sorted(table)]
+
+    def forget_doubts(self, pair: str, doubts: Sequence[Doubt]) -> None:
+        self._open()
+        table = self._doubts.get(pair, {})
+        for doubt in doubts:
+            table.pop((doubt.source, doubt.problem.item), None)
 
     def add_listed(
         self, pair: str, source: str, side: Listing, entries: Sequence[MailboxEntry]

@@ -13,6 +13,10 @@ leaves either the intent or the row, never neither). A crash in between leaves t
 the item's key and size and, for an update, the change key it replaced: the next pass lists the
 target folder and settles it (found by key with a size that fits, or changed: recorded; else
 imported again) before anything else in that folder is written.
+
+A doubt (a copy that may be a second one) is written in the transaction that learns of it (with
+the intents of imports that may double an item, or dropping an intent that cannot be found), and
+goes only once a run that finished has reported it (``forget_doubts``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from sqlalchemy import ColumnElement, Connection, Row, Table, delete, exists, se
 from mailferry.adapters.store import schema
 from mailferry.adapters.store.sync_state import SqlStore, of_source, upsert_unique
 from mailferry.adapters.store.tables import (
+    MBX_DOUBTS,
     MBX_FAILURES,
     MBX_FOLDERS,
     MBX_INTENTS,
@@ -36,10 +41,13 @@ from mailferry.domain.errors import StateError
 from mailferry.domain.mailboxmodel import Listing, MailboxEntry
 from mailferry.domain.mailboxplan import Copy, ImportIntent, Mode
 from mailferry.domain.mailboxports import MailboxFolderState
+from mailferry.domain.mailboxreport import Doubt, EntryProblem
+from mailferry.domain.workloads import Workload
 
 SCHEMA_VERSION = schema.MAILBOX.version
 ID_CHUNK = 500  # ids per IN (...) list; SQLite allowed 999 variables before 3.32
 
+# Not MBX_DOUBTS: a doubt goes only once reported (a folder forgotten may leave a second copy).
 _FOLDER_TABLES = (MBX_ITEMS, MBX_INTENTS, MBX_FAILURES, MBX_LISTED, MBX_FOLDERS)
 _ITEM_KEYS = ("pair", "source", "source_id")
 _LISTED_KEYS = ("pair", "source", "side", "item_id")
@@ -121,8 +129,14 @@ class SqlMailboxStateStore(SqlStore):
 
     # -- intents -------------------------------------------------------------------------------
 
-    def add_import_intents(self, pair: str, source: str, intents: Sequence[ImportIntent]) -> None:
-        """Durable when this returns (synchronous=FULL). An id's newer intent replaces the old."""
+    def add_import_intents(
+        self,
+        pair: str,
+        source: str,
+        intents: Sequence[ImportIntent],
+        doubts: Sequence[Doubt] = (),
+    ) -> None:
+        """Durable when this returns (synchronous=FULL), doubts too. A newer intent replaces."""
         rows: list[dict[str, object]] = [
             {
                 "pair": pair,
@@ -140,6 +154,7 @@ class SqlMailboxStateStore(SqlStore):
         ]
         with self._transaction(write=True) as conn:
             upsert_unique(conn, MBX_INTENTS, rows, _ITEM_KEYS)
+            upsert_unique(conn, MBX_DOUBTS, _doubt_rows(pair, doubts), _ITEM_KEYS)
 
     def import_intents(self, pair: str, source: str) -> list[ImportIntent]:
         query = (
@@ -152,10 +167,16 @@ class SqlMailboxStateStore(SqlStore):
         return [_intent(row) for row in rows]
 
     def resolve_imports(
-        self, pair: str, source: str, done: Sequence[Copy], dropped: Sequence[str]
+        self,
+        pair: str,
+        source: str,
+        done: Sequence[Copy],
+        dropped: Sequence[str],
+        doubts: Sequence[Doubt] = (),
     ) -> None:
         """One transaction: the intents of ``done`` and ``dropped`` (source ids) go, ``done`` is
-        upserted into the copies; a failure anywhere leaves every intent in place."""
+        upserted into the copies, ``doubts`` kept; a failure anywhere leaves every intent in
+        place (no doubt is written: the next pass settles those intents again)."""
         rows = _copy_rows(pair, source, done)
         ids = [*(c.source_id for c in done), *dropped]
         written = _listed_rows(pair, source, Listing.WRITTEN, [(c.source_id, None) for c in done])
@@ -163,6 +184,25 @@ class SqlMailboxStateStore(SqlStore):
             _delete_ids(conn, MBX_INTENTS, pair, source, ids)
             upsert_unique(conn, MBX_ITEMS, rows, _ITEM_KEYS)
             _upsert_listed(conn, written)
+            upsert_unique(conn, MBX_DOUBTS, _doubt_rows(pair, doubts), _ITEM_KEYS)
+
+    # -- doubts --------------------------------------------------------------------------------
+
+    def doubts(self, pair: str) -> list[Doubt]:
+        query = (
+            select(MBX_DOUBTS)
+            .where(MBX_DOUBTS.c.pair == pair)
+            .order_by(MBX_DOUBTS.c.source, MBX_DOUBTS.c.source_id)
+        )
+        with self._transaction() as conn:
+            rows = conn.execute(query).all()
+        return [_doubt(row) for row in rows]
+
+    def forget_doubts(self, pair: str, doubts: Sequence[Doubt]) -> None:
+        with self._transaction(write=True) as conn:
+            for source in sorted({d.source for d in doubts}):
+                ids = [d.problem.item for d in doubts if d.source == source]
+                _delete_ids(conn, MBX_DOUBTS, pair, source, ids)
 
     # -- scratch listings ------------------------------------------------------------------------
 
@@ -313,6 +353,29 @@ def _intent(row: Row[Any]) -> ImportIntent:
         row.target_change_key,
         row.size,
     )
+
+
+def _doubt(row: Row[Any]) -> Doubt:
+    try:
+        workload = Workload(row.workload)
+    except ValueError:
+        raise StateError(f"a doubt of unknown workload {row.workload!r} in the state") from None
+    return Doubt(row.source, workload, EntryProblem(row.folder, row.source_id, row.reason))
+
+
+def _doubt_rows(pair: str, doubts: Sequence[Doubt]) -> list[dict[str, object]]:
+    """Each under its own source folder."""
+    return [
+        {
+            "pair": pair,
+            "source": d.source,
+            "source_id": d.problem.item,
+            "folder": d.problem.folder,
+            "workload": str(d.workload),
+            "reason": d.problem.reason,
+        }
+        for d in doubts
+    ]
 
 
 def _copy_rows(pair: str, source: str, rows: Sequence[Copy]) -> list[dict[str, object]]:

@@ -11,9 +11,10 @@ schema version) so that each evolves apart:
     mailferry.web       1        web_admin, web_tokens, web_sessions
     mailferry.items     1        dav_collections, dav_items, dav_intents, dav_identities,
                                  dav_failures (the state of calendars and contacts)
-    mailferry.mailbox   3        mbx_folders, mbx_items, mbx_intents, mbx_failures (the state of
+    mailferry.mailbox   4        mbx_folders, mbx_items, mbx_intents, mbx_failures (the state of
                                  Microsoft 365 mailboxes moved through Graph), mbx_listed (a
-                                 pass's scratch lists)
+                                 pass's scratch lists), mbx_doubts (copies not yet reported
+                                 that may be second ones)
 
 Opening a store runs ``ensure`` for its component in one writing transaction: tables created on
 first use, an older version brought up to date (``upgrade``), a newer or damaged one refused. So a
@@ -74,6 +75,12 @@ def _mailbox_v3(conn: Connection) -> None:
     add_missing_columns(conn, t.MBX_INTENTS)
 
 
+def _mailbox_v4(conn: Connection) -> None:
+    """4: mbx_doubts, so that a possible second copy is reported by a run that finishes, not only
+    by the run that learnt of it. Only if missing (``create_all`` checks first), as above."""
+    t.METADATA.create_all(conn, tables=[t.MBX_DOUBTS])
+
+
 SYNC = Component(
     "mailferry",
     2,
@@ -113,10 +120,10 @@ ITEMS = Component(
 )
 MAILBOX = Component(
     "mailferry.mailbox",
-    3,
-    (t.MBX_FOLDERS, t.MBX_ITEMS, t.MBX_INTENTS, t.MBX_FAILURES, t.MBX_LISTED),
+    4,
+    (t.MBX_FOLDERS, t.MBX_ITEMS, t.MBX_INTENTS, t.MBX_FAILURES, t.MBX_LISTED, t.MBX_DOUBTS),
     "Microsoft 365 mailbox",
-    steps=((2, _mailbox_v2), (3, _mailbox_v3)),
+    steps=((2, _mailbox_v2), (3, _mailbox_v3), (4, _mailbox_v4)),
 )
 COMPONENTS = (SYNC, BATCHES, WEB, ITEMS, MAILBOX)
 

@@ -186,6 +186,18 @@ MBX_INTENTS = Table(
 MBX_FAILURES = Table(
     "mbx_failures", METADATA, *_mailbox_key_columns(), Column("reason", Text, nullable=False)
 )
+# Schema 4: copies that may be second ones (domain Doubt), kept from the transaction that learns of
+# one (an intent settled that cannot be found, or an import that may double an item) until a run
+# that finishes has reported it: the run that learnt it may not finish. Its folder's path and
+# workload as they were, so that a run reports it whichever folders it passes.
+MBX_DOUBTS = Table(
+    "mbx_doubts",
+    METADATA,
+    *_mailbox_key_columns(),
+    Column("folder", Text, nullable=False),
+    Column("workload", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+)
 # A folder pass's scratch lists (domain Listing: the target folder's entries, the source ids a
 # whole pass listed, the source ids this run imported): in the state so that a pass never holds a
 # folder in memory; rewritten by each pass, never part of what a crash must keep.
