@@ -73,6 +73,8 @@ def print_mailbox_summary(summary: MailboxSummary) -> None:
         )
         for problem in report.failures:
             err.print(f"FAILED {problem.folder} {problem.item}: {problem.reason}", markup=False)
+        for problem in report.not_recognisable:  # copied, but maybe twice: the admin must know
+            err.print(f"CHECK {problem.folder} {problem.item}: {problem.reason}", markup=False)
     for folder in summary.folders:
         if folder.note:
             out.print(f"  {folder.source}: {folder.note}", markup=False)
