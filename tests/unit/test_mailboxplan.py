@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from mailferry.domain.mailboxfolders import map_folders
 from mailferry.domain.mailboxmodel import MailboxEntry, MailboxFolder
 from mailferry.domain.mailboxplan import (
     NOT_RECOGNISABLE,
@@ -14,7 +15,6 @@ from mailferry.domain.mailboxplan import (
     ItemAction,
     Mode,
     Step,
-    map_folders,
     plan_entries,
     settle_intents,
 )

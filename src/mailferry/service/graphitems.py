@@ -31,12 +31,12 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 
 from mailferry.domain.errors import SyncTokenInvalidError
+from mailferry.domain.mailboxfolders import FolderPlan
 from mailferry.domain.mailboxmodel import EntryPage, Listing, MailboxEntry
 from mailferry.domain.mailboxplan import (
     NOT_RECOGNISABLE,
     Claims,
     Copy,
-    FolderPlan,
     ImportIntent,
     ItemAction,
     Mode,

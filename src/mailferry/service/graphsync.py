@@ -30,8 +30,8 @@ import threading
 import time
 
 from mailferry.domain.errors import ConnectError, FolderError
+from mailferry.domain.mailboxfolders import FolderPlan, map_folders
 from mailferry.domain.mailboxmodel import Listing, MailboxFolder
-from mailferry.domain.mailboxplan import FolderPlan, map_folders
 from mailferry.domain.mailboxports import ExchangeMailbox, MailboxStateStore, Metered
 from mailferry.domain.mailboxreport import FolderOutcome, MailboxSummary
 from mailferry.logs import get_logger

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mailferry.domain.mailboxfolders import FolderPlan, map_folders
 from mailferry.domain.mailboxmodel import gather
-from mailferry.domain.mailboxplan import Claims, FolderPlan, map_folders
+from mailferry.domain.mailboxplan import Claims
 from mailferry.domain.mailboxports import ExchangeMailbox, MailboxStateStore
 from mailferry.service.graphcontext import GraphSyncOptions
 
