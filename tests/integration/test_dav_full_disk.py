@@ -22,7 +22,6 @@ of the home too.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +40,7 @@ from mailferry.sandbox import davcorpus
 from mailferry.sandbox.davserver import DavServer
 from mailferry.sandbox.radicale import RadicaleServer
 from mailferry.sandbox.xandikos import XandikosServer
+from tests.integration.smalldisk import Disk, mount_small_disk
 
 pytestmark = pytest.mark.integration
 
@@ -54,14 +54,6 @@ USER, PASSWORD = "full", "pw-full"
 KINDS = (CollectionKind.CALENDAR, CollectionKind.ADDRESSBOOK)
 
 
-class Disk:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def resize(self, size: str) -> None:
-        subprocess.run(["mount", "-o", f"remount,size={size}", str(self.path)], check=True)
-
-
 def on_small_disk(kind: str, size: str) -> type[DavServer]:
     """The server ``kind`` with its collections on a tmpfs of ``size``, mounted before it starts
     and unmounted when it stops."""
@@ -73,21 +65,11 @@ def on_small_disk(kind: str, size: str) -> type[DavServer]:
 
         def _prepare_files(self) -> None:
             super()._prepare_files()
-            path = self.data_dir / "collections"
-            path.mkdir(exist_ok=True)
-            mounted = subprocess.run(
-                ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if mounted.returncode != 0:
-                pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
-            self.disk = Disk(path)
+            self.disk = mount_small_disk(self.data_dir / "collections", size)
 
         def stop(self) -> None:
             if self._data is not None:
-                subprocess.run(["umount", "-l", str(self.data_dir / "collections")], check=False)
+                self.disk.unmount()
             super().stop()
 
     return Small

@@ -9,7 +9,6 @@ import grp
 import json
 import mailbox
 import pwd
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from imapclient import IMAPClient
 from mailferry.cli import main
 from mailferry.sandbox.dovecot import MAIL_GROUP, MAIL_USER, DovecotServer
 from mailferry.service.resilience import SERVER_FAILING
+from tests.integration.smalldisk import Disk, mount_small_disk
 
 pytestmark = pytest.mark.integration
 
@@ -27,30 +27,13 @@ MESSAGES = 40
 BODY = 6_000  # bytes a message: 40 of them do not fit in the small disk
 
 
-class Disk:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def resize(self, size: str) -> None:
-        subprocess.run(["mount", "-o", f"remount,size={size}", str(self.path)], check=True)
-
-
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Disk]:
-    path = tmp_path / "disk"
-    path.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    disk = mount_small_disk(tmp_path / "disk", "160k")
     try:
-        yield Disk(path)
+        yield disk
     finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
+        disk.unmount()
 
 
 def _source(tmp_path: Path, count: int = MESSAGES) -> dict[str, bytes]:
@@ -126,20 +109,12 @@ def _messages(kind: str, out: Path) -> list[mailbox.Message]:
 def dovecot_on_small_disk(tmp_path: Path) -> Iterator[tuple[DovecotServer, Disk]]:
     """A Dovecot whose users' homes are on a small tmpfs."""
     with DovecotServer(tmp_path / "dovecot", delimiter=".") as server:
-        home = server.data_dir / "home"
         owner = f"uid={pwd.getpwnam(MAIL_USER).pw_uid},gid={grp.getgrnam(MAIL_GROUP).gr_gid}"
-        mounted = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size=200k,mode=0755,{owner}", "tmpfs", str(home)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if mounted.returncode != 0:
-            pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+        disk = mount_small_disk(server.data_dir / "home", "200k", f"mode=0755,{owner}")
         try:
-            yield server, Disk(home)
+            yield server, disk
         finally:
-            subprocess.run(["umount", "-l", str(home)], check=False)
+            disk.unmount()
 
 
 def test_a_dovecot_whose_disk_is_full_stops_the_run(dovecot_on_small_disk, tmp_path):
