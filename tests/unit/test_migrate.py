@@ -1,5 +1,7 @@
 """The migration service on the in-memory fake server (no sockets)."""
 
+import tempfile
+
 import pytest
 
 from mailferry.adapters.memory.account import MemoryAccount, MemoryServer
@@ -332,12 +334,44 @@ def test_a_dry_run_counts_window_by_window_what_the_run_then_does(condstore):
     assert contents(dst, "Big") == contents(src, "Big")
 
 
-def test_a_dry_run_into_a_folder_with_mail_still_matches_it():
-    """Without state and with mail on the target, a dry run matches in memory as before (what
-    it would find already there is counted as on target, not as to copy)."""
+def test_a_dry_run_into_a_folder_with_mail_matches_it_window_by_window(tmp_path, monkeypatch):
+    """Without state and with mail on the target, a dry run matches as a run would, window by
+    window (issue #17 rule 1: the whole-folder match held ~300 MB at a million messages), and
+    what it would find already there is counted as on target, not as to copy. Its matches go
+    to a scratch file, removed after; the state is not written."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     src, dst = MemoryServer(), MemoryServer()
-    fill(src, "INBOX", [message(i) for i in range(6)])
-    fill(dst, "INBOX", [message(i) for i in range(4)])
-    (count, _size, _updates, existing), counted = dry_totals(src, dst, MemoryStateStore())
-    assert (count, existing) == (2, 4)
-    assert counted == set()
+    fill(src, "INBOX", [message(i, mid=i % 3 != 0) for i in range(20)])
+    box = dst.create("INBOX")
+    for m in list(src.folder("INBOX").messages.values())[::2]:  # every other one, as it is
+        box.add(m.body, m.flags, m.internaldate)
+    box.add(message(500), frozenset(), BASE)  # on the target only: matches nothing
+    store = MemoryStateStore()
+    (count, _size, _updates, existing), counted = dry_totals(src, dst, store, window=4)
+    assert (count, existing) == (10, 10)
+    assert counted == {"INBOX"}
+    assert store.checkpoint(PAIR, "INBOX") is None
+    assert store.count_copied(PAIR, "INBOX") == 0
+    assert list(tmp_path.iterdir()) == []
+    run = migrate(src, dst, store, window=4)
+    assert (run.messages_copied, run.messages_skipped_existing) == (count, existing)
+
+
+def test_a_dry_run_after_the_state_went_stale_ignores_its_rows_as_a_run_does():
+    """A checkpoint no longer valid (the target folder was deleted and made again): a run
+    forgets the folder's rows and matches afresh; the dry run counts the same, and leaves the
+    rows and the checkpoint as they were."""
+    src, dst = MemoryServer(), MemoryServer()
+    fill(src, "INBOX", [message(i) for i in range(9)])
+    store = MemoryStateStore()
+    migrate(src, dst, store, window=4)
+    del dst.folders["INBOX"]
+    fill(dst, "INBOX", [message(i) for i in range(3)])
+    before = (store.checkpoint(PAIR, "INBOX"), store.count_copied(PAIR, "INBOX"))
+    (count, _size, _updates, existing), counted = dry_totals(src, dst, store, window=4)
+    assert (count, existing) == (6, 3)
+    assert counted == {"INBOX"}
+    assert (store.checkpoint(PAIR, "INBOX"), store.count_copied(PAIR, "INBOX")) == before
+    run = migrate(src, dst, store, window=4)
+    assert (run.messages_copied, run.messages_skipped_existing) == (6, 3)
+    assert contents(dst, "INBOX") == contents(src, "INBOX")

@@ -4,7 +4,9 @@ The decisions themselves are pure functions in ``domain/plan.py``; this module f
 (snapshots of both folders, rows of the state store) and records what planning alone establishes
 (messages found already on the target, a "pass started" checkpoint). A pass that writes is
 planned window by window of source UIDs as it copies (``windows.py``): nothing it keeps grows with
-the folder. A dry run, which may write nothing, still plans a folder whole.
+the folder. So does a dry run, which writes nothing to the state: its matches after a lost state
+go to a scratch file (``adapters/store/scratch.py``). Only a label source's dry run (Gmail's)
+plans a folder whole.
 
 Why one module of 400+ lines: the three ways a folder pass is planned (fresh with lost-state
 matching, incremental, settling intents a crash left) share one planner and its state rows; split
@@ -13,12 +15,15 @@ apart they would pass the same seven collaborators around.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from itertools import chain
+from typing import cast
 
+from mailferry.adapters.store.scratch import ScratchCopies
 from mailferry.domain.errors import FolderError, MessageError
 from mailferry.domain.folders import FolderMapping, FolderPlan, MappingOptions, map_folders
 from mailferry.domain.labels import LabelPolicy, label_key, meta_key, split_by_label
@@ -116,6 +121,8 @@ class FolderPlanner:
             work = self._stream_fresh(mapping, src, tgt)
         elif self._counts_fresh(mapping, tgt):
             work = self._streamed(mapping, src, tgt, into_empty=True).count_windows()
+        elif self.labels is None:
+            work = self._dry_stream_fresh(mapping, src, tgt)
         else:
             work = self._plan_fresh(mapping, src, tgt)
         if self.labels is not None and self.labels.dedupes(mapping) and work.copy:
@@ -276,6 +283,23 @@ class FolderPlanner:
         self._mark(mapping, src, tgt, Checkpoint.STARTED)
         return self._streamed(mapping, src, tgt, into_empty=not tgt.exists)
 
+    def _dry_stream_fresh(
+        self, mapping: FolderMapping, src: FolderStatus, tgt: FolderStatus | None
+    ) -> FolderWork:
+        """A dry run without usable state (rows left, or a target folder that holds mail):
+        matched and counted window by window as a run would (``_stream_fresh``, then
+        ``count_windows``), the state's rows of the folder left aside as a run would forget
+        them, its matches kept in a scratch file instead (``ScratchCopies``): memory that does
+        not grow with the folder, and nothing written to the state."""
+        into_empty = tgt is None or not tgt.exists
+        with ScratchCopies(self.store, mapping.source.name) as scratch:
+            clone = copy.copy(self)  # the same sessions and options, reading the scratch rows
+            clone.store = cast("StateStore", scratch)  # the part of it planning asks for
+            clone.windows = Windows(clone, self.windows.window)
+            if not into_empty:
+                clone.windows.match(mapping, src)
+            return clone._streamed(mapping, src, tgt, into_empty=into_empty).count_windows()
+
     def _counts_fresh(self, mapping: FolderMapping, tgt: FolderStatus | None) -> bool:
         """Whether a dry run plans a folder without state as a run would, window by window, and
         counts it (``FolderWork.count_windows``): when its target folder is empty or missing and
@@ -312,8 +336,8 @@ class FolderPlanner:
     def _plan_fresh(
         self, mapping: FolderMapping, src: FolderStatus, tgt: FolderStatus | None
     ) -> FolderWork:
-        """A dry run without usable state: match the source against what the target holds, in
-        memory (a dry run records nothing, not even a scratch listing)."""
+        """A label source's dry run without usable state (its copies stand for the label folders
+        after, so they are kept): matched in memory against what the target holds."""
         name = mapping.source.name
         source = list(self.source.fetch_meta(name, message_ids=True))
         target: list[MessageMeta] = []
