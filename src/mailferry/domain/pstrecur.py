@@ -21,13 +21,13 @@ copies the first occurrence and reports the item.
 
 from __future__ import annotations
 
-import calendar
 import dataclasses
 import datetime as dt
 import struct
 from dataclasses import dataclass, field
 
 from mailferry.domain.errors import UnconvertibleError
+from mailferry.domain.monthdays import ALL_MONTHS, outlook_rule
 
 EPOCH = dt.datetime(1601, 1, 1)  # noqa: DTZ001 - local wall time: the blob's minutes are local
 DAILY, WEEKLY, MONTHLY, YEARLY = 0x200A, 0x200B, 0x200C, 0x200D
@@ -170,7 +170,8 @@ def _rule(  # noqa: C901, PLR0912 - one branch per frequency and pattern, as the
         day = specific[0]
         if not 1 <= day <= 31:
             raise UnconvertibleError(f"day {day} of the month")
-        rule.update(_month_day(day, None if frequency == MONTHLY else first.month))
+        # day 29..31 falls on the last day of a shorter month, as in Outlook (monthdays.py)
+        rule.update(outlook_rule(day, ALL_MONTHS if frequency == MONTHLY else [first.month]))
     elif pattern == MONTH_END:
         rule["BYMONTHDAY"] = [-1]
     elif pattern == MONTH_NTH:
@@ -183,16 +184,6 @@ def _rule(  # noqa: C901, PLR0912 - one branch per frequency and pattern, as the
             f"frequency 0x{frequency:X} with pattern type {pattern} is not known"
         )
     return rule
-
-
-def _month_day(day: int, month: int | None) -> dict[str, object]:
-    """Day N of the month (``month``: of that month only). Outlook moves day 29..31 to the last
-    day of a month that has fewer: the largest of days 28..N the month has, where one it visits
-    can be short (every month for a monthly series; February, April, ... for a yearly one)."""
-    shortest = 28 if month is None else min(calendar.monthrange(y, month)[1] for y in (2023, 2024))
-    if day > shortest:
-        return {"BYMONTHDAY": list(range(28, day + 1)), "BYSETPOS": [-1]}
-    return {"BYMONTHDAY": [day]}
 
 
 def _changes(read: _Reader, writer2: int) -> tuple[Change, ...]:

@@ -7,12 +7,21 @@ relativeYearly (the same within one month), each with an interval, and three end
 count), endDate (a last date, inclusive) and noEnd. An RRULE it cannot hold (hourly, several
 BYMONTHDAY, BYSETPOS other than one ordinal, BYWEEKNO, BYYEARDAY, BYHOUR, several months, ...)
 is refused with the reason (``Unsupported``): never a different series.
+
+A ``dayOfMonth`` of 29..31 falls on the last day of a month that has fewer days, where RFC 5545
+skips the month (domain/monthdays.py): Graph's day N is written and read as Outlook's
+BYMONTHDAY=28,...,N;BYSETPOS=-1 (BYMONTHDAY=-1, the last day, is read as the longest visited
+month's length), and a plain BYMONTHDAY=N (or DTSTART on day N) in a series that visits a shorter
+month is refused.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
+
+from mailferry.domain import monthdays
 
 DAYS = {
     "SU": "sunday",
@@ -56,7 +65,7 @@ def _byday(value: str) -> tuple[int | None, str]:
     return (int(ordinal) if ordinal else None), DAYS[day]
 
 
-def to_pattern(rule: dict[str, list[Any]], start: dt.date) -> dict[str, Any]:  # noqa: C901 - the six patterns
+def to_pattern(rule: dict[str, list[Any]], start: dt.date) -> dict[str, Any]:
     """The ``pattern`` of an RRULE (as icalendar's vRecur: name -> list of values)."""
     unknown = sorted(set(rule) - KNOWN)
     if unknown:
@@ -64,7 +73,7 @@ def to_pattern(rule: dict[str, list[Any]], start: dt.date) -> dict[str, Any]:  #
     freq = str(_one(rule, "FREQ")).upper()
     interval = int(_one(rule, "INTERVAL") or 1)
     days = [_byday(d) for d in _all(rule, "BYDAY")]
-    monthday = _one(rule, "BYMONTHDAY")
+    monthday = _all(rule, "BYMONTHDAY")
     month = _one(rule, "BYMONTH")
     setpos = _one(rule, "BYSETPOS")
     pattern: dict[str, Any] = {"interval": interval}
@@ -83,17 +92,39 @@ def to_pattern(rule: dict[str, list[Any]], start: dt.date) -> dict[str, Any]:  #
         elif month:
             raise Unsupported("BYMONTH in a monthly rule")
         if not days:
-            if setpos:
-                raise Unsupported("BYSETPOS without BYDAY")
-            day = int(monthday or start.day)
-            if day < 1:
-                raise Unsupported(f"BYMONTHDAY={day} (counted from the month's end)")
+            months: Iterable[int] = (
+                [pattern["month"]] if yearly else monthdays.visited(start.month, interval)
+            )
             kind = "absoluteYearly" if yearly else "absoluteMonthly"
-            return {"type": kind, **pattern, "dayOfMonth": day}
+            return {"type": kind, **pattern, "dayOfMonth": _day_of_month(rule, start, months)}
         if monthday:
             raise Unsupported("BYDAY together with BYMONTHDAY")
         return {"type": "relativeYearly" if yearly else "relativeMonthly", **pattern, **_relative(days, setpos)}  # fmt: skip
     raise Unsupported(f"FREQ={freq} with these parts ({', '.join(sorted(rule))})")
+
+
+def _day_of_month(rule: dict[str, Any], start: dt.date, months: Iterable[int]) -> int:
+    """Graph's ``dayOfMonth`` for BYMONTHDAY (or DTSTART's day) in a series visiting ``months``:
+    the RRULE must fall on a shorter month's last day as Graph does, not skip the month."""
+    days = [int(d) for d in _all(rule, "BYMONTHDAY")]
+    setpos = [int(p) for p in _all(rule, "BYSETPOS")]
+    if setpos:
+        day = monthdays.outlook_day(days, setpos)
+        if day is None:
+            raise Unsupported(f"BYSETPOS={setpos} with BYMONTHDAY={days} (no BYDAY)")
+        return day
+    if days == [-1]:  # the last day: the longest month's length is every month's last day
+        return monthdays.longest(months)
+    day = int(_one(rule, "BYMONTHDAY") or start.day)
+    if day < 1:
+        raise Unsupported(f"BYMONTHDAY={day} (counted from the month's end)")
+    if day > monthdays.shortest(months):
+        outlook = ",".join(str(d) for d in range(28, day + 1))
+        raise Unsupported(
+            f"day {day} of the month: RFC 5545 skips the months without it, Graph's dayOfMonth "
+            f"falls on their last day (Outlook's BYMONTHDAY={outlook};BYSETPOS=-1 converts)"
+        )
+    return day
 
 
 def _relative(days: list[tuple[int | None, str]], setpos: Any) -> dict[str, Any]:
@@ -167,8 +198,11 @@ def to_rrule(recurrence: dict[str, Any]) -> dict[str, Any]:
             rule["WKST"] = ICAL_DAYS[pattern.get("firstDayOfWeek", "sunday")]
     if kind.endswith("Yearly"):
         rule["BYMONTH"] = int(pattern["month"])
-    if kind.startswith("absolute"):
-        rule["BYMONTHDAY"] = int(pattern["dayOfMonth"])
+    if kind.startswith("absolute"):  # a shorter month's last day, not skipped (monthdays.py)
+        months: Iterable[int] = (
+            [int(pattern["month"])] if kind.endswith("Yearly") else monthdays.ALL_MONTHS
+        )
+        rule.update(monthdays.outlook_rule(int(pattern["dayOfMonth"]), months))
     if kind.startswith("relative"):
         ordinal = ORDINAL[pattern.get("index", "first")]
         if len(days) == 1:
