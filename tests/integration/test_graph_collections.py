@@ -26,6 +26,7 @@ from mailferry.domain.items import identify
 from mailferry.domain.normalise import compare_icalendar
 from mailferry.domain.windowszones import windows_of
 from mailferry.sandbox import davcorpus
+from mailferry.sandbox.graph import eventseries
 from mailferry.sandbox.graph.server import FakeGraph, Fault
 from mailferry.service.davcontext import AttendeeMode
 from mailferry.service.davsync import DavOptions, sync_accounts
@@ -241,6 +242,33 @@ def test_fake_graph_generated_series_keep_their_occurrences(graph, fake_graph, z
     assert occurrences(item.data) == occurrences(data)
 
 
+LAST_DAYS = [  # Outlook's "day N, or the month's last day" (domain/monthdays.py)
+    ("FREQ=MONTHLY;BYMONTHDAY=28,29,30,31;BYSETPOS=-1;COUNT=14", dt.datetime(2027, 1, 31, 9)),  # noqa: DTZ001
+    ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=28,29;BYSETPOS=-1;COUNT=5", dt.datetime(2028, 2, 29, 9)),  # noqa: DTZ001
+    ("FREQ=MONTHLY;BYMONTHDAY=-1;UNTIL=20280601T000000Z", dt.datetime(2027, 11, 30, 9)),  # noqa: DTZ001
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("rule", "start"), LAST_DAYS)
+def test_fake_graph_a_series_on_the_last_day_of_short_months_keeps_its_dates(
+    graph, fake_graph, rule, start
+):
+    """Graph's day N (the fake expands it as Exchange documents it: a shorter month's last day)
+    has the source's occurrences, and reads back as a series with them too."""
+    calendar = default(graph, CollectionKind.CALENDAR)
+    data = series_of("Europe/Paris", rule, start)
+    graph.put(f"{calendar}last.ics", data, CollectionKind.CALENDAR)
+    box = fake_graph.store.mailbox(UPN)
+    (item,) = [i for f in box.folders.values() for i in f.items.values() if i.props.get("recurrence")]  # fmt: skip
+    begin, end = dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2031, 1, 1, tzinfo=dt.UTC)
+    shown = eventseries.instances(item, begin, end, "UTC")
+    walls = [dt.datetime.fromisoformat(o["start"]["dateTime"][:19]) for o in shown]
+    assert [w.replace(tzinfo=dt.UTC) for w in walls] == occurrences(data)
+    forget_originals(fake_graph)
+    (back,) = graph.read(calendar, CollectionKind.CALENDAR, [f"{calendar}last.ics"])
+    assert occurrences(back.data) == occurrences(data)
+
+
 def test_windows_zones_keep_instants_and_unknown_zones_are_utc():
     assert windows_of("Europe/Paris") == "Romance Standard Time"
     assert windows_of("Europe/Berlin") == "W. Europe Standard Time"
@@ -262,6 +290,11 @@ def test_an_rrule_graph_cannot_hold_is_refused_not_changed():
         )
         with pytest.raises(Unsupported):
             events.plan_event(data)
+    on_the_31st = davcorpus.vevent(
+        "d@tests", "D", b"RRULE:FREQ=MONTHLY;BYMONTHDAY=31\r\n", start=b"20270131T090000"
+    )  # skips February where Graph's dayOfMonth=31 would fall on the 28th
+    with pytest.raises(Unsupported, match="RFC 5545 skips the months without it"):
+        events.plan_event(davcorpus.calendar(on_the_31st, zone=True))
 
 
 # -- the sync, both ways ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ api/event-list-instances (occurrences and exceptions overlapping the window, wit
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 import zoneinfo
@@ -22,6 +23,8 @@ from mailferry.domain.windowszones import iana_of
 from mailferry.sandbox.graph.server import Answer, error
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from mailferry.sandbox.graph.server import Call
     from mailferry.sandbox.graph.store import FakeItem
 
@@ -118,19 +121,52 @@ def _starts(item: FakeItem, until: dt.datetime) -> list[tuple[str, dt.datetime]]
     first = _wall(props["start"])
     if not all_day:
         first = _instant(props["start"]).astimezone(zone(props["start"]["timeZone"])).replace(tzinfo=None)  # fmt: skip
-    parts = to_rrule(rec)
-    last = end_date(rec)
-    if last is not None:  # the last day, inclusive, in the series' own zone
-        parts["UNTIL"] = last.strftime("%Y%m%dT235959")
-    rule = rrule.rrulestr(_rule_text(parts), dtstart=first)
     out = []
-    for wall in rule:
+    for wall in _walls(rec, first):
         start = wall.replace(tzinfo=dt.UTC if all_day else tz).astimezone(dt.UTC)
         if start > until:
             break
         key = wall.date().isoformat() if all_day else start.strftime("%Y-%m-%dT%H:%M:%SZ")
         out.append((key, start))
     return out
+
+
+def _walls(rec: dict[str, Any], first: dt.datetime) -> Iterator[dt.datetime]:
+    """The occurrences' local starts from ``first`` on (endless without an end)."""
+    last = end_date(rec)  # the last day, inclusive, in the series' own zone
+    if rec["pattern"]["type"].startswith("absolute"):
+        return _absolute(rec["pattern"], rec["range"], first, last)
+    parts = to_rrule(rec)
+    if last is not None:
+        parts["UNTIL"] = last.strftime("%Y%m%dT235959")
+    return iter(rrule.rrulestr(_rule_text(parts), dtstart=first))
+
+
+def _absolute(
+    pattern: dict[str, Any], rng: dict[str, Any], first: dt.datetime, last: dt.date | None
+) -> Iterator[dt.datetime]:
+    """Day ``dayOfMonth`` of every interval-th month (of ``month``, every interval-th year), or
+    the month's last day when it has fewer days, as Exchange documents it (learn.microsoft.com/
+    exchange/client-developer/web-service-reference/absolutemonthlyrecurrence, and
+    absoluteyearlyrecurrence: "If for a particular month this value is larger than the number of
+    days in the month, the last day of the month is assumed"). Expanded here, not through
+    to_rrule, so the fake checks the adapter's conversion instead of repeating it."""
+    yearly = pattern["type"] == "absoluteYearly"
+    step = int(pattern.get("interval") or 1) * (12 if yearly else 1)
+    count = int(rng["numberOfOccurrences"]) if rng["type"] == "numbered" else None
+    index = first.year * 12 + (int(pattern["month"]) if yearly else first.month) - 1
+    made = 0
+    while count is None or made < count:
+        year, month = divmod(index, 12)
+        day = min(int(pattern["dayOfMonth"]), calendar.monthrange(year, month + 1)[1])
+        wall = dt.datetime.combine(dt.date(year, month + 1, day), first.time())
+        index += step
+        if wall < first:
+            continue
+        if last is not None and wall.date() > last:
+            return
+        made += 1
+        yield wall
 
 
 def _rule_text(parts: dict[str, Any]) -> str:
