@@ -5,14 +5,21 @@ TZDEFINITION: MajorVersion, MinorVersion (u8), cbHeader, Reserved (u16), cchKeyN
 Windows key name (UTF-16LE), cRules (u16), then cRules TZRULEs (2.2.1.41.1, 66 bytes each):
 versions (u8, u8), Reserved (u16), TZRule flags (u16), wYear (u16, the first year the rule holds),
 14 bytes unused, lBias, lStandardBias, lDaylightBias (i32 minutes: UTC = local + bias + ...),
-stStandardDate and stDaylightDate (SYSTEMTIME: wYear, wMonth, wDayOfWeek, wDay -- the week, 5 the
-last --, wHour, wMinute, ...; wMonth 0: no daylight saving time).
+stStandardDate and stDaylightDate (SYSTEMTIME: wYear, wMonth, wDayOfWeek, wDay, wHour, wMinute,
+...; wMonth 0: no daylight saving time). A SYSTEMTIME is read as TIME_ZONE_INFORMATION defines it
+(learn.microsoft.com/windows/win32/api/timezoneapi/ns-timezoneapi-time_zone_information): wYear 0
+is the relative form, the wDay-th (5: the last) wDayOfWeek of the month, every year; "If the wYear
+member is not zero, the transition date is absolute; it will only occur one time": wDay is then
+the day of the month, in that year.
 
 Each rule becomes a STANDARD and a DAYLIGHT component with a yearly RRULE, ending where the next
 rule starts: the VTIMEZONE Outlook itself exports, compact, and kept as it is by servers that
-re-serialise time zones (Radicale rewrites the long RDATE lists a zoneinfo export makes). The TZID
-is the IANA name of the Windows zone when it has one (clients that look zones up by name), else
-the key name.
+re-serialise time zones (Radicale rewrites the long RDATE lists a zoneinfo export makes). An
+absolute transition is a component of its own with no RRULE (one onset, at its date) when its year
+is within the rule's years, none when it is not; such a rule also opens its years with the offset
+in force before its first transition, which the one-off onsets alone would not say. The TZID is the
+IANA name of the Windows zone when it has one (clients that look zones up by name), else the key
+name.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ class Transition:
     week: int  # 1..4, 5 the last
     hour: int
     minute: int
+    date: dt.date | None = None  # an absolute transition's one date (month, weekday, week unused)
 
     def rule(self) -> dict[str, object]:
         week = -1 if self.week >= 5 else self.week
@@ -49,7 +57,9 @@ class Transition:
         }
 
     def on(self, year: int) -> dt.datetime:
-        """The transition's local wall time in ``year``."""
+        """The transition's local wall time in ``year`` (an absolute one's: its only one)."""
+        if self.date is not None:
+            return dt.datetime.combine(self.date, dt.time(self.hour, self.minute))
         days = [
             d
             for d in range(1, calendar.monthrange(year, self.month)[1] + 1)
@@ -81,39 +91,39 @@ class Zone:
             last = self.rules[index + 1].year - 1 if index + 1 < len(self.rules) else None
             if last is not None and last < first:
                 continue
-            if rule.to_standard is None or rule.to_daylight is None:
-                zone.add_component(
-                    _part(
-                        "STANDARD",
-                        dt.datetime(first, 1, 1),  # noqa: DTZ001 - a wall time
-                        rule.standard,
-                        rule.standard,
-                        None,
-                        last,
-                    )
-                )
-                continue
-            zone.add_component(
-                _part(
-                    "STANDARD",
-                    rule.to_standard.on(first),
-                    rule.daylight,
-                    rule.standard,
-                    rule.to_standard,
-                    last,
-                )
-            )
-            zone.add_component(
-                _part(
-                    "DAYLIGHT",
-                    rule.to_daylight.on(first),
-                    rule.standard,
-                    rule.daylight,
-                    rule.to_daylight,
-                    last,
-                )
-            )
+            for part in _parts(rule, first, last):
+                zone.add_component(part)
         return zone
+
+
+def _parts(rule: Rule, first: int, last: int | None) -> list[icalendar.cal.Component]:
+    """The components of ``rule`` over the years ``first``..``last`` (None: on and on)."""
+    if rule.to_standard is None or rule.to_daylight is None:
+        opening = dt.datetime(first, 1, 1)  # noqa: DTZ001 - a wall time
+        return [_part("STANDARD", opening, rule.standard, rule.standard, None, last)]
+    changes = (
+        ("STANDARD", rule.to_standard, rule.daylight, rule.standard),
+        ("DAYLIGHT", rule.to_daylight, rule.standard, rule.daylight),
+    )
+    parts = []
+    if any(transition.date is not None for _, transition, _, _ in changes):
+        parts.append(_opening(changes, first))
+    for kind, transition, before, after in changes:
+        if transition.date is None:
+            parts.append(_part(kind, transition.on(first), before, after, transition, last))
+        elif first <= transition.date.year <= (dt.MAXYEAR if last is None else last):
+            parts.append(_part(kind, transition.on(first), before, after, None, None))
+    return parts
+
+
+def _opening(
+    changes: tuple[tuple[str, Transition, int, int], ...], first: int
+) -> icalendar.cal.Component:
+    """The offset from January 1st of ``first``: the one the rule's first transition leaves
+    (daylight time when that one goes to standard time, as south of the equator)."""
+    kind, _, before, _ = min(changes, key=lambda change: change[1].on(first))
+    opening = dt.datetime(first, 1, 1)  # noqa: DTZ001 - a wall time
+    return _part("DAYLIGHT" if kind == "STANDARD" else "STANDARD", opening, before, before, None, None)  # fmt: skip
 
 
 def _offset(minutes: int) -> dt.timedelta:
@@ -172,7 +182,14 @@ def _rule(fields: tuple[int, ...]) -> Rule:
 
 
 def _transition(date: tuple[int, ...]) -> Transition:
-    _year, month, weekday, week, hour, minute = date[:6]
-    if not 1 <= month <= 12 or not 1 <= week <= 5:
-        raise UnconvertibleError(f"a time zone transition in month {month}, week {week}")
-    return Transition(month, weekday, week, hour, minute)
+    year, month, weekday, day, hour, minute = date[:6]
+    if year:  # absolute: day ``day`` of the month, that year only
+        try:
+            return Transition(month, weekday, 0, hour, minute, dt.date(year, month, day))
+        except ValueError:
+            raise UnconvertibleError(
+                f"a time zone transition on {year:04}-{month:02}-{day:02}"
+            ) from None
+    if not 1 <= month <= 12 or not 1 <= day <= 5:
+        raise UnconvertibleError(f"a time zone transition in month {month}, week {day}")
+    return Transition(month, weekday, day, hour, minute)
