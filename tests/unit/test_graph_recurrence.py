@@ -116,6 +116,8 @@ def test_an_rrule_with_graphs_dates_becomes_day_of_month(text, start, day):
         ("FREQ=MONTHLY;BYMONTHDAY=29,30,31;BYSETPOS=-1", dt.date(2023, 1, 31), "BYSETPOS=[-1]"),
         ("FREQ=MONTHLY;BYMONTHDAY=28,29,30,31;BYSETPOS=1", dt.date(2023, 1, 28), "BYSETPOS=[1]"),
         ("FREQ=MONTHLY;BYMONTHDAY=1,15", dt.date(2023, 1, 1), "several values"),
+        ("FREQ=YEARLY;BYMONTHDAY=10", dt.date(2023, 3, 10), "but no BYMONTH"),  # every 10th
+        ("FREQ=YEARLY;BYDAY=2TU", dt.date(2023, 1, 10), "but no BYMONTH"),  # the year's 2nd
     ],
 )
 def test_an_rrule_graph_would_give_other_dates_is_refused(text, start, reason):

@@ -86,21 +86,35 @@ def to_pattern(rule: dict[str, list[Any]], start: dt.date) -> dict[str, Any]:
         first = DAYS.get(str(_one(rule, "WKST") or "MO").upper(), "monday")
         return {"type": "weekly", **pattern, "daysOfWeek": chosen, "firstDayOfWeek": first}
     if freq in {"MONTHLY", "YEARLY"}:
-        yearly = freq == "YEARLY"
-        if yearly:
-            pattern["month"] = int(month or start.month)
-        elif month:
-            raise Unsupported("BYMONTH in a monthly rule")
-        if not days:
-            months: Iterable[int] = (
-                [pattern["month"]] if yearly else monthdays.visited(start.month, interval)
-            )
-            kind = "absoluteYearly" if yearly else "absoluteMonthly"
-            return {"type": kind, **pattern, "dayOfMonth": _day_of_month(rule, start, months)}
-        if monthday:
-            raise Unsupported("BYDAY together with BYMONTHDAY")
-        return {"type": "relativeYearly" if yearly else "relativeMonthly", **pattern, **_relative(days, setpos)}  # fmt: skip
+        return _monthly(rule, start, interval, yearly=freq == "YEARLY")
     raise Unsupported(f"FREQ={freq} with these parts ({', '.join(sorted(rule))})")
+
+
+def _monthly(
+    rule: dict[str, Any], start: dt.date, interval: int, *, yearly: bool
+) -> dict[str, Any]:
+    days = [_byday(d) for d in _all(rule, "BYDAY")]
+    monthday, month = _all(rule, "BYMONTHDAY"), _one(rule, "BYMONTH")
+    pattern: dict[str, Any] = {"interval": interval}
+    if yearly and not month and (days or monthday):
+        raise Unsupported(
+            "a yearly rule with BYMONTHDAY or BYDAY but no BYMONTH "
+            "(RFC 5545: that day of every month, or of the whole year)"
+        )
+    if yearly:
+        pattern["month"] = int(month or start.month)
+    elif month:
+        raise Unsupported("BYMONTH in a monthly rule")
+    if not days:
+        months: Iterable[int] = (
+            [pattern["month"]] if yearly else monthdays.visited(start.month, interval)
+        )
+        kind = "absoluteYearly" if yearly else "absoluteMonthly"
+        return {"type": kind, **pattern, "dayOfMonth": _day_of_month(rule, start, months)}
+    if monthday:
+        raise Unsupported("BYDAY together with BYMONTHDAY")
+    kind = "relativeYearly" if yearly else "relativeMonthly"
+    return {"type": kind, **pattern, **_relative(days, _one(rule, "BYSETPOS"))}
 
 
 def _day_of_month(rule: dict[str, Any], start: dt.date, months: Iterable[int]) -> int:
