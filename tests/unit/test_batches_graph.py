@@ -26,8 +26,8 @@ from mailferry.adapters.store.records import EndpointRecord, Outcome
 from mailferry.adapters.tls import TlsOptions
 from mailferry.bootstrap import open_service
 from mailferry.cli import main
-from mailferry.domain.errors import AuthError, ConfigError
-from mailferry.domain.mailboxreport import EntryProblem, FolderOutcome, MailboxSummary
+from mailferry.domain.errors import AuthError, ConfigError, StateError
+from mailferry.domain.mailboxreport import Doubt, EntryProblem, FolderOutcome, MailboxSummary
 from mailferry.domain.model import Security
 from mailferry.domain.workloads import MailVia, RoutePlan, Workload
 from mailferry.service.batches import BatchOptions, EndpointSpec, new_owner
@@ -284,6 +284,59 @@ def test_a_workload_chosen_that_cannot_move_fails_each_mailbox_with_why(service)
     assert view.record.reason.startswith("workload notes cannot move: the source app lacks ")
     assert "the target app lacks MailboxItem.ImportExport.All" in view.record.reason
     assert connector.graph_jobs == []
+
+
+def kept_doubt(connector: GraphConnector) -> tuple[MemoryMailboxStateStore, Doubt]:
+    """ANN's mailbox state with a doubt an earlier pass kept (a calendar item maybe twice)."""
+    calendar = connector.exchange(ANN)[0].well_known("calendar")
+    doubt = Doubt(calendar, Workload.CALENDAR, EntryProblem("Calendar", "src-e1", "maybe twice"))
+    state = connector.states.setdefault(ANN, MemoryMailboxStateStore())
+    state.add_import_intents(f"graph {ANN}", calendar, [], [doubt])
+    return state, doubt
+
+
+def test_a_graph_pass_s_doubts_are_forgotten_only_once_its_outcome_is_recorded(
+    service, monkeypatch
+):
+    """The job's outcome carries the doubt under not_recognisable, and the doubt is still in the
+    state while that outcome is written: a worker killed before the write leaves it to the next
+    pass. Once recorded, it goes."""
+    connector = GraphConnector()
+    state, doubt = kept_doubt(connector)
+    at_finish = []
+    finish = service.store.finish
+
+    def recording(batch, email, owner, outcome):
+        if email == ANN:
+            carried = outcome.summary["graph"]["workloads"]["calendar"]["not_recognisable"]
+            at_finish.append((carried, state.doubts(f"graph {ANN}")))
+        return finish(batch, email, owner, outcome)
+
+    monkeypatch.setattr(service.store, "finish", recording)
+    service.create_batch("d", "old", "new", CSV, BatchOptions())
+    run(service, "d", connector)
+    assert at_finish == [([doubt.problem.as_json()], [doubt])]
+    assert state.doubts(f"graph {ANN}") == []
+    [summary] = [json.loads(r["summary"]) for r in service.store.runs("d") if r["email"] == ANN]
+    assert summary["graph"]["workloads"]["calendar"]["not_recognisable"] == [
+        doubt.problem.as_json()
+    ]
+
+
+def test_a_graph_pass_s_doubts_stay_when_its_outcome_cannot_be_recorded(service, monkeypatch):
+    connector = GraphConnector()
+    state, doubt = kept_doubt(connector)
+    finish = service.store.finish
+
+    def failing(batch, email, owner, outcome):
+        if email == ANN:
+            raise StateError("database is locked (test)")
+        return finish(batch, email, owner, outcome)
+
+    monkeypatch.setattr(service.store, "finish", failing)
+    service.create_batch("f", "old", "new", CSV, BatchOptions())
+    run(service, "f", connector)
+    assert state.doubts(f"graph {ANN}") == [doubt]
 
 
 # -- the outcome ------------------------------------------------------------------------------------

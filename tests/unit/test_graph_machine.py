@@ -6,8 +6,9 @@ interrupted or not, every source item has exactly one copy in its target folder 
 by key, as a multiset: the same Message-ID twice in a folder needs two copies), with the source's
 latest content. Items without a key cannot be recognised after a lost state or a lost answer:
 for them the run must say so (``not_recognisable``) whenever it may have made a second copy, and
-if the run that made it does not finish (it raises), a later run that finishes must: every copy
-beyond the first is owed a report by a finished run made after it appeared. Only a lost state
+if the run that made it does not finish (it raises), or finishes but its summary is never
+delivered (the process killed before printing it), a later run that finishes must: every copy
+beyond the first is owed a report by a finished run, delivered, made after it appeared. Only a lost state
 excuses one: of an item removed on the source before a run imports it again beside its copies
 (which makes the doubt known again), nothing is left that knew of it.
 Runs on the strict in-memory ExchangeMailbox fake (adapters/memory/exchange.py).
@@ -26,8 +27,8 @@ from mailferry.adapters.memory.exchange import ImportFault, MemoryExchange, Memo
 from mailferry.adapters.memory.mailboxstate import MemoryMailboxStateStore
 from mailferry.domain.errors import ConnectError
 from mailferry.domain.mailboxreport import MailboxSummary
+from mailferry.service import graphsync
 from mailferry.service.graphcontext import GraphSyncOptions
-from mailferry.service.graphsync import sync_mailboxes
 from mailferry.service.resilience import RetryPolicy
 
 FAST = GraphSyncOptions(concurrency=3, retry=RetryPolicy(attempts=2, base_wait=0.0, max_wait=0.0))
@@ -61,15 +62,17 @@ class GraphMachine(RuleBasedStateMachine):
         self.forgotten: set[str] = set()  # owed, their doubts lost with the state since
         self.deleted: dict[str, Counter[str]] = {name: Counter() for name in self.folders}
 
-    def _run(self, options: GraphSyncOptions = FAST) -> MailboxSummary:
+    def _run(self, options: GraphSyncOptions = FAST, *, delivered: bool = True) -> MailboxSummary:
         try:
-            summary = sync_mailboxes(
+            summary = graphsync.sync_mailboxes(
                 MemoryMailbox(self.src), MemoryMailbox(self.dst), self.state, "p", options
             )
         finally:
             self._count_copies()
-        for report in summary.workloads.values():
-            self.owed.difference_update(p.item for p in report.not_recognisable)
+        if delivered:  # the caller delivered the summary (printed it), then says so
+            for report in summary.workloads.values():
+                self.owed.difference_update(p.item for p in report.not_recognisable)
+            graphsync.forget_reported(self.state, "p", summary)
         return summary
 
     def _count_copies(self) -> None:
@@ -145,6 +148,11 @@ class GraphMachine(RuleBasedStateMachine):
     @rule()
     def clean_run(self) -> None:
         self._run()
+
+    @rule()
+    def killed_before_delivery(self) -> None:
+        """A run that finishes, its process killed before the summary is printed."""
+        self._run(delivered=False)
 
     def _source_items(self) -> dict[str, str]:
         return {i.id: name for name, f in self.folders.items() for i in self.src.items(f)}

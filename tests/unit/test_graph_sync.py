@@ -24,6 +24,7 @@ from mailferry.domain.mailboxmodel import EntryPage, gather
 from mailferry.domain.mailboxplan import Copy
 from mailferry.domain.mailboxreport import Doubt, EntryProblem, MailboxSummary
 from mailferry.domain.workloads import Workload
+from mailferry.service import graphsync
 from mailferry.service.graphcontext import GraphSyncOptions
 from mailferry.service.graphsync import sync_mailboxes
 from mailferry.service.graphverify import verify_mailboxes
@@ -46,10 +47,16 @@ class Pair:
         options: GraphSyncOptions = FAST,
         *,
         source: MemoryMailbox | None = None,
+        delivered: bool = True,
         **kw: object,
     ) -> MailboxSummary:
+        """One run; ``delivered``: its caller then delivers the summary and says so, as the CLI
+        and the scheduler do (False: it dies first)."""
         source = source or MemoryMailbox(self.src)
-        return sync_mailboxes(source, MemoryMailbox(self.dst), self.state, "p", options, **kw)
+        summary = sync_mailboxes(source, MemoryMailbox(self.dst), self.state, "p", options, **kw)
+        if delivered:
+            graphsync.forget_reported(self.state, "p", summary)
+        return summary
 
     def target_bodies(self, well_known: str = "inbox") -> Counter[bytes]:
         return Counter(i.body for i in self.dst.items(self.dst.well_known(well_known)))
@@ -224,6 +231,37 @@ def test_a_doubt_is_reported_by_a_run_that_finishes_though_the_run_that_found_it
     assert pair.state.doubts("p") == []
     again = pair.run()
     assert again.workloads[MAIL].not_recognisable == []
+
+
+def test_a_doubt_stays_in_the_state_until_the_caller_has_delivered_the_summary(
+    pair: Pair,
+) -> None:
+    """The run that reports a doubt does not forget it: its summary may never reach anyone (the
+    process killed before printing it, the job's outcome never recorded). The next run that
+    finishes reports it again; once a summary is delivered, the run after it does not."""
+    item = pair.src.add(pair.inbox, "no key", key=None)
+    pair.dst.fail_imports(ANSWER_LOST)
+    lost = pair.run(delivered=False)
+    assert [p.item for p in lost.workloads[MAIL].not_recognisable] == [item]
+    assert [d.problem.item for d in pair.state.doubts("p")] == [item]
+    assert lost.reported == pair.state.doubts("p")
+    again = pair.run(delivered=False)
+    assert [p.item for p in again.workloads[MAIL].not_recognisable] == [item]
+    graphsync.forget_reported(pair.state, "p", again)
+    assert pair.state.doubts("p") == []
+    assert pair.run().workloads[MAIL].not_recognisable == []
+
+
+def test_forgetting_a_summary_keeps_the_doubts_learnt_since(pair: Pair) -> None:
+    """A caller forgets the doubts its summary reported, not those another run kept since."""
+    inbox, calendar = pair.inbox, pair.src.well_known("calendar")
+    first = Doubt(inbox, MAIL, EntryProblem("Inbox", "src-m1", "may be twice"))
+    later = Doubt(calendar, Workload.CALENDAR, EntryProblem("Calendar", "src-e1", "may be twice"))
+    pair.state.add_import_intents("p", inbox, [], [first])
+    summary = pair.run(delivered=False)
+    pair.state.add_import_intents("p", calendar, [], [later])
+    graphsync.forget_reported(pair.state, "p", summary)
+    assert pair.state.doubts("p") == [later]
 
 
 def test_a_doubt_outlives_a_run_that_passed_its_folder_then_failed(pair: Pair) -> None:

@@ -160,22 +160,9 @@ def open_graph_mailboxes(
     if routes.source is None or routes.target is None:
         raise ConfigError("the mailbox import/export API needs Microsoft 365 on both ends")
     from mailferry.adapters.graph.mailbox import GraphMailbox  # noqa: PLC0415 - a Graph side
-    from mailferry.adapters.memory.mailboxstate import MemoryMailboxStateStore  # noqa: PLC0415
-    from mailferry.adapters.store.graph_state import SqlMailboxStateStore  # noqa: PLC0415
 
-    path = request.state_path or default_state_path()
-    state: MailboxStateStore
     with contextlib.ExitStack() as stack:
-        if request.database:
-            sql = SqlMailboxStateStore.open(request.database)
-            stack.callback(sql.close)
-            state = sql
-        elif read_only and not path.exists():
-            state = MemoryMailboxStateStore()
-        else:
-            sql = SqlMailboxStateStore.open_sqlite(path)
-            stack.callback(sql.close)
-            state = sql
+        state = _open_state(stack, request, read_only=read_only)
         sessions = [stack.enter_context(side.session()) for side in (routes.source, routes.target)]
         yield MailboxPair(
             GraphMailbox(sessions[0], routes.source.mailbox),
@@ -183,3 +170,33 @@ def open_graph_mailboxes(
             state,
             mailbox_pair_key(routes.source, routes.target),
         )
+
+
+@contextlib.contextmanager
+def open_mailbox_state(
+    routes: Routes, request: SyncRequest
+) -> Iterator[tuple[MailboxStateStore, str]]:
+    """The mailbox state alone and the pair's key in it, no Graph session: for a write after the
+    pass, once its summary is delivered (``cli.graph.forget_delivered``)."""
+    if routes.source is None or routes.target is None:
+        raise ConfigError("the mailbox import/export API needs Microsoft 365 on both ends")
+    with contextlib.ExitStack() as stack:
+        yield _open_state(stack, request), mailbox_pair_key(routes.source, routes.target)
+
+
+def _open_state(
+    stack: contextlib.ExitStack, request: SyncRequest, *, read_only: bool = False
+) -> MailboxStateStore:
+    """``--database``, else the state file (a dry run without one: an empty memory state)."""
+    from mailferry.adapters.memory.mailboxstate import MemoryMailboxStateStore  # noqa: PLC0415
+    from mailferry.adapters.store.graph_state import SqlMailboxStateStore  # noqa: PLC0415
+
+    path = request.state_path or default_state_path()
+    if request.database:
+        sql = SqlMailboxStateStore.open(request.database)
+    elif read_only and not path.exists():
+        return MemoryMailboxStateStore()
+    else:
+        sql = SqlMailboxStateStore.open_sqlite(path)
+    stack.callback(sql.close)
+    return sql

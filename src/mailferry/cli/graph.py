@@ -10,12 +10,18 @@ from typing import Any
 import click
 
 from mailferry.bootstrap import SyncRequest
-from mailferry.bootstrap.graph import Routes, open_graph_mailboxes, route_request
+from mailferry.bootstrap.graph import (
+    Routes,
+    open_graph_mailboxes,
+    open_mailbox_state,
+    route_request,
+)
 from mailferry.cli.terminal import err, out
+from mailferry.domain.errors import MailferryError
 from mailferry.domain.mailboxreport import MailboxSummary
 from mailferry.domain.workloads import ALL, MailVia, parse_workloads
 from mailferry.service.graphcontext import GraphSyncOptions
-from mailferry.service.graphsync import sync_mailboxes
+from mailferry.service.graphsync import forget_reported, sync_mailboxes
 from mailferry.service.graphverify import MailboxVerification, verify_mailboxes
 
 F = Callable[..., Any]
@@ -56,6 +62,22 @@ def run_mailbox_sync(request: SyncRequest, routes: Routes, stop: threading.Event
     options = GraphSyncOptions(workloads=routes.plan.mailbox, retry=request.retry)
     with open_graph_mailboxes(routes, request, read_only=request.dry_run) as pair:
         return sync_mailboxes(pair.source, pair.target, pair.state, pair.key, options, stop=stop)
+
+
+def forget_delivered(request: SyncRequest, routes: Routes, summary: MailboxSummary) -> None:
+    """The doubts ``summary`` reported leave the state: call it only once the summary is written
+    and flushed (text or ``--json``). The state is opened again for this one write, rather than
+    kept open from the pass: ``open_graph_mailboxes`` closes it with the pass, before the DAV pass
+    and the printing, and keeping both Graph sessions and the state open across those would tie
+    the passes together for one delete. A failure here is no failure of the run: the doubts stay
+    and the next run that finishes reports them again (twice, never zero times)."""
+    if not summary.reported:
+        return
+    try:
+        with open_mailbox_state(routes, request) as (state, key):
+            forget_reported(state, key, summary)
+    except MailferryError as exc:
+        err.print(f"warning: the copies to CHECK will be reported again: {exc}", markup=False)
 
 
 def run_mailbox_verify(request: SyncRequest, routes: Routes) -> MailboxVerification:

@@ -33,6 +33,7 @@ from mailferry.cli.exits import (
     handle_errors,
 )
 from mailferry.cli.graph import (
+    forget_delivered,
     graph_options,
     print_mailbox_summary,
     print_mailbox_verify,
@@ -109,7 +110,7 @@ def sync(**kwargs: Any) -> None:
                 passes.mailbox = run_mailbox_sync(request, routes, stop)
         if routes.plan.collections and not signalled.is_set():
             passes.collections = run_dav_sync(request, kwargs, stop, routes)
-    _finish(kwargs, passes, signalled)
+    _finish(request, kwargs, passes, signalled)
 
 
 @dataclass
@@ -144,7 +145,11 @@ class Passes:
         return doc
 
 
-def _finish(kwargs: dict[str, Any], passes: Passes, signalled: threading.Event) -> None:
+def _finish(
+    request: SyncRequest, kwargs: dict[str, Any], passes: Passes, signalled: threading.Event
+) -> None:
+    """The summaries written and flushed, and only then the Graph pass's doubts forgotten: a
+    crash or a failed write before that leaves them for the next run to report."""
     if kwargs["as_json"]:
         click.echo(json.dumps(passes.as_json(), indent=2, ensure_ascii=False))
     else:
@@ -155,6 +160,10 @@ def _finish(kwargs: dict[str, Any], passes: Passes, signalled: threading.Event) 
         if passes.collections is not None:
             print_dav_summary(passes.collections)
         print_skipped(passes.routes)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if passes.mailbox is not None:
+        forget_delivered(request, passes.routes, passes.mailbox)
     if signalled.is_set():
         click.echo("mailferry: stopped on request; run the same command again to resume", err=True)
         sys.exit(EXIT_STOPPED)

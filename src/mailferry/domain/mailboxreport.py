@@ -92,6 +92,9 @@ class MailboxSummary:
     stopped: str | None = None
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    # The state's doubts this summary reports (under not_recognisable): still kept in the state
+    # until whoever delivers the summary says it was delivered (``graphsync.forget_reported``).
+    reported: list[Doubt] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def section(self, workload: Workload) -> WorkloadReport:
@@ -115,6 +118,12 @@ class MailboxSummary:
         with self._lock:
             if all(p.item != problem.item for p in report.not_recognisable):
                 report.not_recognisable.append(problem)
+
+    def report(self, doubt: Doubt) -> None:
+        """A doubt the state keeps, reported here; forgotten only once this summary is delivered."""
+        self.doubt(doubt.workload, doubt.problem)
+        with self._lock:
+            self.reported.append(doubt)
 
     def throttle(self, answers: int, seconds: float) -> None:
         with self._lock:

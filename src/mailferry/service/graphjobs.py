@@ -25,6 +25,10 @@ the service's database. What it gives is added to the job's outcome:
                              retries) fails the mailbox with "Microsoft 365 mailbox: REASON"
     every workload           under "workloads" (``workloadreport.merged_sections``; a route that
                              could not run: its reason), and its counters on the mailbox row
+
+The copies that may be second ones (the summary's ``not_recognisable``) leave the mailbox state
+only once that outcome is recorded (``forget_recorded``, called by the scheduler after
+``BatchStore.finish`` wrote it): a worker killed before then leaves them to the next pass.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ from mailferry.service.davjobs import DavResult, Flushing
 from mailferry.service.davroutes import dav_note
 from mailferry.service.graphcontext import GraphSyncOptions
 from mailferry.service.graphprobe import graph_url_of
-from mailferry.service.graphsync import sync_mailboxes
+from mailferry.service.graphsync import forget_reported, sync_mailboxes
 
 log = get_logger("mailferry.scheduler")
 BEAT_EVERY = 1.0  # seconds between progress writes (and stop checks) during a Graph pass
@@ -224,6 +228,27 @@ def mailbox_pass(
         throttled=summary.throttled,
     )
     return GraphResult(summary)
+
+
+def forget_recorded(open_link: Callable[[], MailboxLink], result: GraphResult) -> None:
+    """The doubts ``result`` reported leave the state: call it only once the job's outcome with
+    this summary is recorded. The link is opened again for this one write (its sessions send
+    nothing): the pass's link is closed before the other passes and the recording, which should
+    not hold two Graph sessions. A failure here fails nothing: the doubts are reported again by
+    the next pass (twice, never zero times)."""
+    if result.summary is None or not result.summary.reported:
+        return
+    try:
+        link = open_link()
+    except MailferryError as exc:
+        log.warning("mailbox.doubts_kept", reason=str(exc))
+        return
+    try:
+        forget_reported(link.state, link.key, result.summary)
+    except MailferryError as exc:
+        log.warning("mailbox.doubts_kept", reason=str(exc))
+    finally:
+        link.close()
 
 
 def graph_failures(email: str, summary: MailboxSummary) -> list[FailureRecord]:

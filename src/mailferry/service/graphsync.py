@@ -15,9 +15,15 @@
     doubts    a copy that may be a second one (a keyless item whose import may have landed,
               created again) is kept in the state when it becomes known; a run that finishes
               (all its folders passed, or stopped on request) reports every doubt kept, of the
-              workloads it moves, in its summary and forgets them: its last write. Not sooner:
-              a run that ends with an error (or is killed) loses its summary, so the doubts of
-              the folders it passed must wait for one that finishes.
+              workloads it moves, in its summary (``MailboxSummary.reported``) and does NOT
+              forget them: a summary is worth nothing until it reaches the administrator. Its
+              caller forgets exactly those (``forget_reported``) once it has delivered the
+              summary: the CLI after its output is written and flushed, a batch job after its
+              outcome is recorded. A run that ends with an error (or is killed) loses its
+              summary, so the doubts of the folders it passed wait for one that finishes; a
+              kill between the delivery and the forget leaves them to be reported again by the
+              next run that finishes. That is the trade: a doubt reported twice, never zero
+              times.
 
 A folder that fails (FolderError) is reported and the run goes on with the next one; a dropped
 connection re-runs the folder's pass from its state (``RetryPolicy``), and after its retries ends
@@ -64,14 +70,13 @@ class MailboxSync:
         return summary
 
     def _report_doubts(self) -> None:
-        """The doubts the state keeps into this finishing run's summary, then forgotten (those
-        of a workload this run does not move wait for one that does)."""
+        """The doubts the state keeps into this finishing run's summary, kept in the state until
+        the caller has delivered it (``forget_reported``); those of a workload this run does not
+        move wait for one that does."""
         ctx = self.ctx
-        kept = [d for d in ctx.state.doubts(ctx.pair) if d.workload in ctx.options.workloads]
-        for doubt in kept:
-            ctx.summary.doubt(doubt.workload, doubt.problem)
-        if kept:
-            ctx.state.forget_doubts(ctx.pair, kept)
+        for doubt in ctx.state.doubts(ctx.pair):
+            if doubt.workload in ctx.options.workloads:
+                ctx.summary.report(doubt)
 
     def _folder(self, plan: FolderPlan) -> None:
         summary = self.ctx.summary
@@ -160,3 +165,12 @@ def sync_mailboxes(
             if isinstance(side, Metered):
                 ctx.summary.throttle(*side.throttling())
         ctx.summary.seconds = time.monotonic() - started
+
+
+def forget_reported(state: MailboxStateStore, pair: str, summary: MailboxSummary) -> None:
+    """The second phase of reporting doubts: ``summary`` reached the administrator (printed and
+    flushed, or recorded as the job's outcome), so the doubts it reported go: only those (by source
+    folder and item), the others wait for a summary of their own. Called by whoever
+    delivered the summary, never by the run (see the module docstring)."""
+    if summary.reported:
+        state.forget_doubts(pair, summary.reported)

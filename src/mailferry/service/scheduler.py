@@ -67,6 +67,7 @@ from mailferry.service.graphjobs import (
     GraphResult,
     JobRoutes,
     MailboxLink,
+    forget_recorded,
     job_routes,
     mailbox_pass,
     with_graph,
@@ -486,11 +487,15 @@ class Scheduler:
         mailbox = job.mailbox
         with bound_context(batch=mailbox.batch, mailbox=mailbox.email, kind=job.kind):
             mlog.info("mailbox.started")
-            outcome, summary = self._outcome_of(running, lease)
+            outcome, summary, graph = self._outcome_of(running, lease)
             mlog.info("mailbox.finished", state=str(outcome.state), reason=outcome.reason)
-            self._record(job, outcome, summary)
+            self._record(job, outcome, summary, graph)
 
-    def _outcome_of(self, running: _Running, lease: Lease) -> tuple[Outcome, Summary]:
+    def _outcome_of(
+        self, running: _Running, lease: Lease
+    ) -> tuple[Outcome, Summary, GraphResult | None]:
+        """The job's outcome, its IMAP summary, and the Graph pass's result when the outcome
+        carries it (None when building the outcome failed: its doubts are not in it)."""
         job = running.job
         mailbox = job.mailbox
         progress = MailboxProgress(
@@ -511,6 +516,7 @@ class Scheduler:
             imap = summary if job.routes.plan.mail is MailVia.IMAP else None
             outcome = with_workloads(outcome, job.routes.plan, imap, dav, graph)
         except MailferryError as exc:  # AccountError (login, unreachable), StateError, ...
+            graph = None
             outcome = Outcome(MailboxState.FAILED, str(exc), job.kind, started, time.time(), {})
         except Exception as exc:  # the executor loop: one mailbox's bug must not end the others
             log.exception(
@@ -518,7 +524,8 @@ class Scheduler:
             )
             reason = f"internal error: {type(exc).__name__}: {exc}"
             outcome = Outcome(MailboxState.FAILED, reason, job.kind, started, time.time(), {})
-        return outcome, summary
+            graph = None
+        return outcome, summary, graph
 
     def _passes(
         self, job: Job, progress: MailboxProgress, stop: threading.Event
@@ -544,10 +551,16 @@ class Scheduler:
                 summary.stopped = dav.summary.stopped
         return summary, dav, graph
 
-    def _record(self, job: Job, outcome: Outcome, summary: Summary) -> None:
+    def _record(
+        self, job: Job, outcome: Outcome, summary: Summary, graph: GraphResult | None
+    ) -> None:
+        """The outcome recorded, then (only if it was) the doubts the Graph pass reported in it
+        forgotten: a worker killed between the two reports them again on the next pass."""
         mailbox = job.mailbox
         try:
-            self.service.store.finish(mailbox.batch, mailbox.email, self.owner, outcome)
+            recorded = self.service.store.finish(mailbox.batch, mailbox.email, self.owner, outcome)
+            if recorded and graph is not None:
+                forget_recorded(lambda: self.connector.mailboxes(job), graph)
         except MailferryError:  # left claimed by this process: the next start runs it again
             log.exception("mailbox.unrecorded", extra={"batch": mailbox.batch})
         finally:

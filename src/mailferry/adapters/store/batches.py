@@ -258,8 +258,9 @@ class BatchStore:
             stop = conn.scalar(select(BATCHES.c.stop_requested).where(BATCHES.c.name == batch))
         return bool(stop) or held == 0
 
-    def finish(self, batch: str, email: str, owner: str, outcome: Outcome) -> None:
-        """Record a run's end on its mailbox (if ``owner`` still holds it), its run row and failures."""
+    def finish(self, batch: str, email: str, owner: str, outcome: Outcome) -> bool:
+        """Record a run's end on its mailbox (if ``owner`` still holds it), its run row and failures.
+        True once committed; False when nothing was recorded (not held, or the batch deleted)."""
         mb = MAILBOXES.c
         summary = outcome.summary
         with self._tx(write=True) as conn:
@@ -269,7 +270,7 @@ class BatchStore:
                 .with_for_update()  # PostgreSQL: the totals below add to what no one else changes
             ).one_or_none()
             if current is None:
-                return  # the batch was deleted meanwhile
+                return False  # the batch was deleted meanwhile, or another owner holds it
             values: dict[str, Any] = {
                 "state": outcome.state,
                 "reason": outcome.reason,
@@ -314,6 +315,7 @@ class BatchStore:
                 rows = [{"batch": batch, **as_row(f)} for f in outcome.failures]
                 if rows:
                     conn.execute(FAILURES.insert(), rows)
+        return True
 
     def failures(self, batch: str) -> list[FailureRecord]:
         f = FAILURES.c
