@@ -102,3 +102,21 @@ def test_an_absolute_date_the_calendar_does_not_have_is_unconvertible():
     blob = tzdefinition(tzrule(2011, 1, when(2011, 10, 2, 3), when(2011, 2, 30, 2)))
     with pytest.raises(UnconvertibleError, match="2011-02-30"):
         parse_zone(blob)
+
+
+def test_a_rules_last_onset_survives_readers_that_drop_the_z_of_until():
+    """A relative rule ends with a UTC UNTIL. Readers that drop its Z (icalendar's zoneinfo
+    provider, through dateutil's tzical) compare it with local onsets: east of UTC, an UNTIL at
+    the last onset's very instant falls before it, and the rule's last change to standard time
+    is lost (the zone stayed in daylight time until the next rule). The UNTIL is a day after
+    that onset: the same series for every reader, no other onset within a day of it."""
+    blob = tzdefinition(EUROPE, tzrule(2011, 1, when(0, 10, 5, 3), when(0, 4, 1, 2)))
+    text = parse_zone(blob).component().to_ical()
+    zone = icalendar.Timezone.from_ical(text).to_tz(lookup_tzid=False)  # the default provider
+    found = []
+    for wall in ("2010-07-01T12:00", "2010-11-01T12:00", "2010-12-15T12:00", "2011-05-01T12:00"):
+        offset = dt.datetime.fromisoformat(wall).replace(tzinfo=zone).utcoffset()
+        assert offset is not None
+        found.append(offset.total_seconds() / 3600)
+    assert found == [2, 1, 1, 2]
+    assert offsets(blob, "2010-07-01T12:00", "2010-11-01T12:00", "2011-05-01T12:00") == [2, 1, 2]

@@ -144,8 +144,8 @@ def _part(
     part.add("tzoffsetto", _offset(after))
     if transition is not None:
         rule = transition.rule()
-        if last_year is not None:
-            end = transition.on(last_year) - _offset(before)
+        if last_year is not None:  # a day after the last onset, for readers that drop the Z
+            end = transition.on(last_year) + dt.timedelta(days=1) - _offset(before)
             rule["UNTIL"] = end.replace(tzinfo=dt.UTC)
         part.add("rrule", rule)
     return part
