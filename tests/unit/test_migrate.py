@@ -375,3 +375,48 @@ def test_a_dry_run_after_the_state_went_stale_ignores_its_rows_as_a_run_does():
     run = migrate(src, dst, store, window=4)
     assert (run.messages_copied, run.messages_skipped_existing) == (6, 3)
     assert contents(dst, "INBOX") == contents(src, "INBOX")
+
+
+class ListsAhead(MemoryAccount):
+    """A source that lists ahead (``ListingAhead``), recording what each session was asked."""
+
+    def __init__(self, server, asked):
+        super().__init__(server)
+        self.asked = asked
+
+    def send_listing(self, folder):
+        self.asked.append((self, "send", folder))
+
+    def status_with_listing(self, folder):
+        self.asked.append((self, "take", folder))
+        return self.status(folder), list(self.fetch_meta(folder, message_ids=True))
+
+
+class AheadSessions:
+    def __init__(self, src, dst):
+        self.src, self.dst, self.asked = src, dst, []
+
+    def source(self):
+        return ListsAhead(self.src, self.asked)
+
+    def target(self):
+        return MemoryAccount(self.dst)
+
+
+def test_the_biggest_folder_is_listed_ahead_at_the_start_and_planned_first_by_that_lane():
+    src, dst = MemoryServer(), MemoryServer(delimiter=".")
+    for folder, count in (("Small", 2), ("Big", 6), ("Middle", 3)):
+        fill(src, folder, [message(len(folder) * 10 + i) for i in range(count)])
+    sessions, store = AheadSessions(src, dst), MemoryStateStore()
+    main = sessions.source()
+    options = SyncOptions(connections=3)
+    summary = Migration(main, MemoryAccount(dst), store, PAIR, options, reconnect=sessions).run()
+    assert summary.messages_copied == 11
+    assert contents(dst, "Big") == contents(src, "Big")
+    sent = [(who, folder) for who, what, folder in sessions.asked if what == "send"]
+    assert sent == [(main, "Big")]
+    mine = [folder for who, what, folder in sessions.asked if who is main and what == "take"]
+    assert mine[0] == "Big"  # the run's own lane took the folder it had asked ahead for
+    sessions.asked.clear()
+    again = Migration(sessions.source(), MemoryAccount(dst), store, PAIR, options).run()
+    assert (again.messages_copied, sessions.asked) == (0, [])  # no first pass: nothing ahead

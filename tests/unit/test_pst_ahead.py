@@ -1,7 +1,7 @@
 """Every mail message of pst-extractor's OST (in tests/data) pinned by hash as mailferry built it
 before its PST reading was made fast (same bytes after: a re-run knows its copies by their hash),
 and the attachments read ahead (``pstahead``) against those read in place: in order, bounded,
-given up on without harm.
+given up on without harm; a folder measured ahead (``send_listing``) against its listing.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import pytest
 
 from mailferry.adapters.files import PstAccount, pstmail
 from mailferry.adapters.files.pstahead import ReadAhead
+from mailferry.domain.errors import FolderError
+from mailferry.domain.ports import ListingAhead
 
 BOX = "Root - Mailbox/IPM_SUBTREE/"
 BUILT_BEFORE = {
@@ -84,3 +86,25 @@ def test_read_ahead_skipped_behind_or_given_up_on_leaves_the_reading_to_the_call
     assert wrong.take(0) is None
     wrong.close()
     account.close()
+
+
+def test_a_folder_listed_ahead_is_the_listing_measured_in_place(ost: Path) -> None:
+    inbox, sent = BOX + "Inbox", BOX + "Sent Items"
+    expected = PstAccount(ost)
+    listing = list(expected.fetch_meta(inbox, message_ids=True))
+    expected.close()
+    account = PstAccount(ost)
+    assert isinstance(account, ListingAhead)
+    assert account.status_with_listing(inbox) == (account.status(inbox), None)  # not asked
+    account.send_listing(inbox)
+    account.send_listing(sent)  # one at a time: the first stays
+    assert account.status_with_listing(inbox) == (account.status(inbox), listing)
+    assert account.listing(inbox).entry(3).size == listing[3].size  # sizes known, as measured
+    built = list(account.fetch_messages(inbox, listing))  # from the frames measuring kept
+    assert [m.size for m in built] == [m.size for m in listing]
+    account.send_listing(inbox)
+    assert account.status_with_listing(sent)[1] is None  # another folder's: dropped
+    with pytest.raises(FolderError):
+        account.send_listing("Not There")
+    account.send_listing(sent)
+    account.close()  # stops it and waits

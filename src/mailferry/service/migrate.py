@@ -39,9 +39,15 @@ from mailferry.domain.errors import (
 )
 from mailferry.domain.folders import FolderMapping, FolderPlan, MappingOptions
 from mailferry.domain.labels import LabelPolicy
-from mailferry.domain.model import Summary
+from mailferry.domain.model import FolderStatus, Summary
 from mailferry.domain.plan import Selection
-from mailferry.domain.ports import FolderRecord, MailAccount, Noting, StateStore
+from mailferry.domain.ports import (
+    FolderRecord,
+    ListingAhead,
+    MailAccount,
+    Noting,
+    StateStore,
+)
 from mailferry.logs import bound_context, get_logger
 from mailferry.service import accounting
 from mailferry.service.copying import FolderCopy, record_failure
@@ -52,7 +58,7 @@ from mailferry.service.folderlanes import (
     copy_shared,
 )
 from mailferry.service.folderwork import FolderWork
-from mailferry.service.planning import FolderPlanner, plan_folders
+from mailferry.service.planning import FolderPlanner, lists_ahead, plan_folders
 from mailferry.service.prefetch import both
 from mailferry.service.progress import NoProgress, Progress
 from mailferry.service.resilience import Pace, Reconnect, RetryPolicy
@@ -116,6 +122,7 @@ class Migration:
         self._passes = SharedPasses()  # passes other lanes may join, shared by the lanes
         self._early: EarlyPairs | None = None  # lane sessions opening while the run starts
         self._next: FolderMapping | None = None  # taken off the queue early (``_look_ahead``)
+        self._first: FolderMapping | None = None  # listed ahead by _start (``_read_source``)
 
     # -- entry points -------------------------------------------------------------------------------
     def planner(self) -> FolderPlanner:
@@ -185,7 +192,10 @@ class Migration:
             self._retrying(None, self._start)
             free, ordered = self._phases()
             lanes = self._lanes_worth_opening(free)
-            queue = self._folder_queue(free, sort_by_size=lanes > 1)
+            # The folder whose listing _start asked for is this lane's first, whatever the order.
+            first, self._first = self._first, None
+            queue = self._folder_queue([m for m in free if m != first], sort_by_size=lanes > 1)
+            self._next = first
             if lanes > 1:
                 self._run_lanes(queue, lanes)
             else:  # one lane: a big folder's first pass may use the other sessions itself
@@ -367,12 +377,34 @@ class Migration:
         for warning in accounting.raw_name_warnings(plan):
             if warning not in self.summary.warnings:  # _start runs again after a reconnect
                 self.summary.warnings.append(warning)
-        # The target's folders created while the source's statuses are read (two sessions).
-        self._ledger.uncreated, statuses = both(
+        # The target's folders created while the source's statuses are read (two sessions),
+        # and the listing of the folder this lane plans first asked for (``_read_source``).
+        self._ledger.uncreated, (statuses, self._first) = both(
             lambda: accounting.prepare_target(self.target, plan, self.summary),
-            lambda: source_statuses(self.source, plan),
+            lambda: self._read_source(plan, records),
         )
         self._snapshot = take_snapshot(self.source, self.target, plan, records, statuses)
+
+    def _read_source(
+        self, plan: FolderPlan, records: Mapping[str, FolderRecord]
+    ) -> tuple[dict[str, FolderStatus], FolderMapping | None]:
+        """The source's statuses; then, from a source that lists ahead, the listing of the folder
+        this lane will plan first (the biggest, where lanes share the folders out) is asked for
+        where its pass would ask it with its status (``lists_ahead``). Its answer then comes
+        while the target's folders are created and their statuses read: a PST measures that
+        folder meanwhile, most of its reading. ``_run_phases`` gives this lane that folder."""
+        statuses = source_statuses(self.source, plan)
+        free = self._phases()[0]
+        if not free or not isinstance(self.source, ListingAhead):
+            return statuses, None
+        first = free[0]
+        if self._lanes_worth_opening(free, records) > 1:  # the queue's order (_folder_queue)
+            first = min(free, key=lambda m: -_exists(statuses.get(m.source.name)))
+        name = first.source.name
+        if not lists_ahead(statuses.get(name), first_pass=name not in records):
+            return statuses, None
+        self.source.send_listing(name)
+        return statuses, first
 
     def request_stop(self, why: str = STOP_REQUESTED) -> None:
         """Finish the burst in flight, save state, and return (safe from a signal handler)."""
@@ -634,6 +666,10 @@ class Migration:
 
     def _fail(self, folder: str, uid: int | None, reason: str) -> None:
         record_failure(self.summary, folder, uid, reason)
+
+
+def _exists(status: FolderStatus | None) -> int:
+    return 0 if status is None else status.exists
 
 
 def _counters(summary: Summary) -> dict[str, object]:

@@ -67,6 +67,12 @@ LISTING_AHEAD = 1_000
 SETTLE_LOOKS = 5  # looks again at a folder whose intents seem lost, while it keeps growing
 
 
+def lists_ahead(status: FolderStatus | None, *, first_pass: bool) -> bool:
+    """Whether a pass over a folder of this source ``status`` asks it with the folder's listing
+    (from a ``ListingAhead`` source): a first pass over a small folder."""
+    return first_pass and status is not None and 0 < status.exists <= LISTING_AHEAD
+
+
 class FolderPlanner:
     """Plans passes over the folders of one pair, with one session to each side."""
 
@@ -193,11 +199,8 @@ class FolderPlanner:
         """Whether a pass over ``name`` asks its status with its listing: a first pass (no
         record) over a folder the run's snapshot found small, from a source that can."""
         hint = self.snapshot.source.get(name)
-        return (
-            isinstance(self.source, ListingAhead)
-            and hint is not None
-            and 0 < hint.exists <= LISTING_AHEAD
-            and name not in self.snapshot.records
+        return isinstance(self.source, ListingAhead) and lists_ahead(
+            hint, first_pass=name not in self.snapshot.records
         )
 
     def list_ahead(self, mapping: FolderMapping) -> None:

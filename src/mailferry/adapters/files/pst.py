@@ -6,8 +6,10 @@ journal entries are not mail: they are left out here and named in the log (``pst
 calendars, contacts and tasks are read as collections by ``pstcollections``.
 Messages are built one at a time (``pstmail``), never the whole file: memory stays flat.
 Planning only measures each message (its size and Message-ID, without encoding attachments); the
-copy builds it once, from the frame measuring left (``Frames``, bounded) when it is still kept. Each is
-dated by its delivery time; flags come from its read state, follow-up flag and last verb.
+copy builds it once, from the frame measuring left (``Frames``, bounded) when it is still kept.
+The folder a run plans first may be measured ahead, on a thread, while the target is made ready
+(``send_listing``). Each message is dated by its delivery time; flags come from its read state,
+follow-up flag and last verb.
 Messages whose headers had to be rebuilt are counted per folder in the run's summary (``notes``).
 A damaged item raises from libpff as an OSError: the run records it for that message, with the
 PST's path, and copies the rest.
@@ -15,6 +17,7 @@ PST's path, and copies the rest.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -30,9 +33,9 @@ from mailferry.adapters.files.account import (
     digest_validity,
     wanted_uids,
 )
-from mailferry.adapters.files.pstahead import ReadAhead
+from mailferry.adapters.files.pstahead import ListedAhead, ReadAhead
 from mailferry.domain.errors import AccountError, FolderError
-from mailferry.domain.model import FolderInfo, MessageMeta
+from mailferry.domain.model import FolderInfo, FolderStatus, MessageMeta
 from mailferry.logs import get_logger
 
 log = get_logger(__name__)
@@ -178,6 +181,8 @@ class PstAccount(FileAccount):
         self._folders: dict[str, Any] = {}
         self._routes: dict[str, tuple[int, ...]] = {}  # sub-folder indices from the root
         self._frames = Frames()
+        # The listing measured ahead (``send_listing``): metadata and sizes by item index.
+        self._ahead: ListedAhead[tuple[list[MessageMeta], dict[int, int]]] | None = None
         top, route = self._top()
         self._walk(top, (), route)
 
@@ -224,18 +229,79 @@ class PstAccount(FileAccount):
         far more than measuring it; it is built once, when it is copied."""
         listing = cast("PstListing", self.listing(folder))
         wanted = wanted_uids(listing, uids)
+        yield from self._measure(listing, self._route(folder), wanted, message_ids=message_ids)
+
+    def _measure(
+        self,
+        listing: PstListing,
+        route: tuple[int, ...],
+        wanted: list[int],
+        *,
+        message_ids: bool,
+        stop: threading.Event | None = None,
+    ) -> Iterator[MessageMeta]:
         ahead = None
         if len(wanted) >= AHEAD_FROM:  # the attachments of the next items are read meanwhile
-            route = self._routes["INBOX" if folder.upper() == "INBOX" else folder]
             ahead = ReadAhead(self.path, route, [uid - 1 for uid in wanted])
         try:
             for uid in wanted:
+                if stop is not None and stop.is_set():
+                    return
                 entry, head = listing.measured(uid - 1, ahead)
                 mid = rfc822.message_id(rfc822.header_block(head)) if message_ids else None
                 yield MessageMeta(uid, entry.flags, entry.internaldate, entry.size or 0, mid)
         finally:
             if ahead is not None:
                 ahead.close()
+
+    def _route(self, folder: str) -> tuple[int, ...]:
+        return self._routes["INBOX" if folder.upper() == "INBOX" else folder]
+
+    # -- ListingAhead ---------------------------------------------------------------------------------
+    def send_listing(self, folder: str) -> None:
+        """Measure ``folder`` now, on a thread with a libpff handle of its own, for the pass that
+        asks ``status_with_listing`` for it later (``ListingAhead``): the run asks this for the
+        folder it plans first, which is then measured while the target's folders are created
+        and their statuses read. One folder at a time; its frames go where the pass's would."""
+        self._folder(folder)
+        if self._ahead is None:
+            route = self._route(folder)
+            self._ahead = ListedAhead(folder, functools.partial(self._measure_apart, folder, route))
+
+    def status_with_listing(self, folder: str) -> tuple[FolderStatus, list[MessageMeta] | None]:
+        """``status``, and the listing ``send_listing`` measured, when it was this folder's
+        (None otherwise: the pass measures the folder as it lists it, as it always did)."""
+        status = self.status(folder)
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return status, None
+        found = ahead.take() if ahead.folder == folder else None
+        ahead.close()
+        if found is None:
+            return status, None
+        metas, sizes = found
+        cast("PstListing", self.listing(folder)).sizes.update(sizes)
+        return status, metas
+
+    def _measure_apart(
+        self, folder: str, route: tuple[int, ...], stop: threading.Event
+    ) -> tuple[list[MessageMeta], dict[int, int]] | None:
+        """Every item of ``folder`` measured as ``fetch_meta`` would with Message-IDs, on another
+        handle (a libpff handle is not shared between threads); None if stopped half-way."""
+        import pypff  # noqa: PLC0415 - only PST sources need libpff
+
+        pff = pypff.file()
+        pff.open(str(self.path))
+        try:
+            box = pff.root_folder
+            for step in route:
+                box = box.get_sub_folder(step)
+            listing = PstListing(self.path, folder, box, 0, self._frames)
+            wanted = list(range(1, len(listing) + 1))
+            metas = list(self._measure(listing, route, wanted, message_ids=True, stop=stop))
+            return None if stop.is_set() else (metas, listing.sizes)
+        finally:
+            pff.close()
 
     def _stamp(self, folder: str) -> object:
         self._folder(folder)
@@ -253,6 +319,9 @@ class PstAccount(FileAccount):
         return PstListing(self.path, folder, box, validity, self._frames)
 
     def close(self) -> None:
+        if self._ahead is not None:
+            self._ahead.close()
+            self._ahead = None
         super().close()
         self._frames = Frames()
         self._file.close()

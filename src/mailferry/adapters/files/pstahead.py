@@ -1,4 +1,5 @@
-"""A folder's attachments read ahead, by a thread with a libpff handle of its own.
+"""A folder's attachments read ahead, by threads with libpff handles of their own; a whole
+folder measured ahead (``ListedAhead``).
 
 Measuring a PST message for planning reads its attachments (libpff loads an attachment's data
 whenever it is opened, ~100 MB/s): for a folder of mail with attachments that was most of its
@@ -8,15 +9,20 @@ while the planner measures this one. Each opens the file again (a libpff handle 
 between threads) and hands out plain bytes and strings only. Bounded: it stops reading while ``limit`` bytes wait
 (one item at least). Whatever it could not read, or did not read in time, the planner reads
 itself as before (so a damaged item fails where it always did).
+
+``ListedAhead`` measures a whole folder (its listing for planning) on a thread, for the run to
+take later (``PstAccount.send_listing``): the run asks it for the folder it plans first while the
+target's folders are created and their statuses read, a fixed cost of every run that a PST's
+measuring (most of its reading) can hide behind.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from mailferry.adapters.files import pstmail
 
@@ -25,6 +31,38 @@ if TYPE_CHECKING:
 
 AHEAD_LIMIT = 16 << 20  # bytes of attachments read ahead and not yet taken
 READERS = 2  # threads (libpff handles), each reading every second item
+T = TypeVar("T")
+
+
+class ListedAhead(Generic[T]):
+    """``measure(stop)`` of ``folder`` run on a thread of its own; ``take`` waits for what it
+    found (None: it failed, or was stopped: the pass lists the folder itself and meets the error
+    there), ``close`` stops it at its next item and waits."""
+
+    def __init__(self, folder: str, measure: Callable[[threading.Event], T | None]) -> None:
+        self.folder = folder
+        self._stop = threading.Event()
+        self._found: T | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(measure,), name="pst-listing-ahead", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, measure: Callable[[threading.Event], T | None]) -> None:
+        try:
+            self._found = measure(self._stop)
+        except (OSError, ValueError):
+            self._found = None
+
+    def take(self) -> T | None:
+        self._thread.join()
+        found, self._found = self._found, None
+        return found
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._found = None
 
 
 class ReadAhead:
