@@ -284,6 +284,22 @@ class TestStateStoreContract:
         assert store.copied(PAIR, "Entwürfe") == {}
         assert store.copied(PAIR, "送信済みメール") != {}
 
+    def test_reset_folder_may_start_the_next_pass_in_the_same_transaction(
+        self, store: StateStore
+    ) -> None:
+        for folder in ("INBOX", "Sent"):
+            store.save_checkpoint(PAIR, checkpoint(folder))
+            store.add_copied(PAIR, folder, [Copied(1, 1, SEEN)])
+            store.set_failures(PAIR, folder, {3: "too big"})
+        start = checkpoint("INBOX", uidnext=Checkpoint.STARTED, modseq=None)
+        store.reset_folder(PAIR, "INBOX", start)
+        assert store.checkpoint(PAIR, "INBOX") == start
+        assert (store.copied(PAIR, "INBOX"), store.failed_uids(PAIR, "INBOX")) == ({}, set())
+        assert store.checkpoint(PAIR, "Sent") == checkpoint("Sent")
+        store.set_failures(PAIR, "INBOX", {})  # none, none recorded
+        store.set_failures(PAIR, "Sent", {})
+        assert store.failed_uids(PAIR, "Sent") == set()
+
     def test_a_closed_store_refuses_work(self, store: StateStore) -> None:
         store.close()
         with pytest.raises(StateError, match="closed"):

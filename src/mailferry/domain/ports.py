@@ -197,8 +197,10 @@ class StateStore(Protocol):
         """Every source folder of ``pair`` that has a checkpoint, by name, in a few queries."""
         ...
 
-    def reset_folder(self, pair: str, folder: str) -> None:
-        """Forget everything about a source folder (its UIDVALIDITY or target changed)."""
+    def reset_folder(self, pair: str, folder: str, start: Checkpoint | None = None) -> None:
+        """Forget everything about a source folder (its UIDVALIDITY or target changed);
+        ``start``: the checkpoint of the pass beginning over it, saved in the same transaction
+        (a fresh pass's first write: one commit where there were two)."""
         ...
 
     def copied(
@@ -248,7 +250,8 @@ class StateStore(Protocol):
     def failed_uids(self, pair: str, folder: str) -> set[int]: ...
 
     def set_failures(self, pair: str, folder: str, failures: Mapping[int, str]) -> None:
-        """Replace the recorded per-message failures of a folder (uid -> reason)."""
+        """Replace the recorded per-message failures of a folder (uid -> reason); none where
+        none are recorded writes nothing."""
         ...
 
     def close(self) -> None: ...

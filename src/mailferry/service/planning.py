@@ -73,6 +73,15 @@ def lists_ahead(status: FolderStatus | None, *, first_pass: bool) -> bool:
     return first_pass and status is not None and 0 < status.exists <= LISTING_AHEAD
 
 
+def _unfinished(
+    mapping: FolderMapping, src: FolderStatus, tgt: FolderStatus, uidnext: int
+) -> Checkpoint:
+    """The checkpoint of a pass that has not ended (``Checkpoint.MATCHING`` or ``STARTED``)."""
+    return Checkpoint(
+        mapping.source.name, mapping.target, src.uidvalidity, uidnext, None, tgt.uidvalidity, ""
+    )
+
+
 class FolderPlanner:
     """Plans passes over the folders of one pair, with one session to each side."""
 
@@ -244,11 +253,8 @@ class FolderPlanner:
     def _mark(
         self, mapping: FolderMapping, src: FolderStatus, tgt: FolderStatus, uidnext: int
     ) -> None:
-        """The checkpoint of a pass that has not ended (``Checkpoint.MATCHING`` or ``STARTED``)."""
-        checkpoint = Checkpoint(
-            mapping.source.name, mapping.target, src.uidvalidity, uidnext, None, tgt.uidvalidity, ""
-        )
-        self.store.save_checkpoint(self.pair, checkpoint)
+        """Save the checkpoint of a pass that has not ended (``_unfinished``)."""
+        self.store.save_checkpoint(self.pair, _unfinished(mapping, src, tgt, uidnext))
 
     def finish(self, mapping: FolderMapping, work: FolderWork) -> None:
         """The checkpoint of a complete pass: the STATUS values read when it started."""
@@ -275,16 +281,19 @@ class FolderPlanner:
         """No usable state: match the source against what the target already holds (phase 1,
         windows.py), then copy the rest as an incremental pass would (phase 2)."""
         name = mapping.source.name
+        if not tgt.exists:  # nothing to match: started clean at once, in one transaction
+            start = _unfinished(mapping, src, tgt, Checkpoint.STARTED)
+            self.store.reset_folder(self.pair, name, start)
+            return self._streamed(mapping, src, tgt, into_empty=True)
         # Start clean; the checkpoint keeps the folder's target (its pin) while matching.
-        self.store.reset_folder(self.pair, name)
-        self._mark(mapping, src, tgt, Checkpoint.MATCHING)
-        if tgt.exists:
-            self.windows.match(mapping, src)
+        start = _unfinished(mapping, src, tgt, Checkpoint.MATCHING)
+        self.store.reset_folder(self.pair, name, start)
+        self.windows.match(mapping, src)
         # Only now, every match recorded, is the pass marked as started: a crash from here on
         # resumes from the rows. Until now (a listing that failed half-way, a crash) the next
         # attempt matches again from scratch, never reading "no rows" as "nothing is there".
         self._mark(mapping, src, tgt, Checkpoint.STARTED)
-        return self._streamed(mapping, src, tgt, into_empty=not tgt.exists)
+        return self._streamed(mapping, src, tgt, into_empty=False)
 
     def _dry_stream_fresh(
         self, mapping: FolderMapping, src: FolderStatus, tgt: FolderStatus | None

@@ -54,11 +54,13 @@ class MemoryStateStore:
             if p == pair
         }
 
-    def reset_folder(self, pair: str, folder: str) -> None:
+    def reset_folder(self, pair: str, folder: str, start: Checkpoint | None = None) -> None:
         key = self._folder(pair, folder)
         self._checkpoints.pop(key, None)
         for table in (self._copied, self._intents, self._failures):
             table.pop(key, None)
+        if start is not None:
+            self.save_checkpoint(pair, start)
 
     def copied(
         self, pair: str, folder: str, uids: Iterable[int] | None = None

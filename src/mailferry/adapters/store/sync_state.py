@@ -46,6 +46,19 @@ UID_CHUNK = 500  # source UIDs per IN (...) query; SQLite allowed 999 variables 
 _FOLDER_TABLES = (CHECKPOINTS, COPIED, INTENTS, FAILURES)
 
 
+def _checkpoint_row(pair: str, checkpoint: Checkpoint) -> dict[str, object]:
+    return {
+        "pair": pair,
+        "folder": checkpoint.source_folder,
+        "target_folder": checkpoint.target_folder,
+        "source_uidvalidity": checkpoint.source_uidvalidity,
+        "source_uidnext": checkpoint.source_uidnext,
+        "source_modseq": checkpoint.source_modseq,
+        "target_uidvalidity": checkpoint.target_uidvalidity,
+        "selection": checkpoint.selection,
+    }
+
+
 def encode_flags(flags: Iterable[str]) -> str:
     """Flags as stored: sorted, space-joined. IMAP flags are atoms, so never contain a space."""
     ordered = sorted(flags)
@@ -166,23 +179,15 @@ class SqlStateStore(SqlStore):
         }
 
     def save_checkpoint(self, pair: str, checkpoint: Checkpoint) -> None:
-        row = {
-            "pair": pair,
-            "folder": checkpoint.source_folder,
-            "target_folder": checkpoint.target_folder,
-            "source_uidvalidity": checkpoint.source_uidvalidity,
-            "source_uidnext": checkpoint.source_uidnext,
-            "source_modseq": checkpoint.source_modseq,
-            "target_uidvalidity": checkpoint.target_uidvalidity,
-            "selection": checkpoint.selection,
-        }
         with self._transaction(write=True) as conn:
-            upsert(conn, CHECKPOINTS, [row], ("pair", "folder"))
+            upsert(conn, CHECKPOINTS, [_checkpoint_row(pair, checkpoint)], ("pair", "folder"))
 
-    def reset_folder(self, pair: str, folder: str) -> None:
+    def reset_folder(self, pair: str, folder: str, start: Checkpoint | None = None) -> None:
         with self._transaction(write=True) as conn:
             for table in _FOLDER_TABLES:
                 conn.execute(delete(table).where(table.c.pair == pair, table.c.folder == folder))
+            if start is not None:  # deleted above: inserted, not upserted
+                conn.execute(CHECKPOINTS.insert(), [_checkpoint_row(pair, start)])
 
     # -- copied --------------------------------------------------------------------------------
 
@@ -359,6 +364,8 @@ class SqlStateStore(SqlStore):
             {"pair": pair, "folder": folder, "source_uid": uid, "reason": reason}
             for uid, reason in failures.items()
         ]
+        if not rows and not self.failed_uids(pair, folder):
+            return  # every pass ends here: no commit (and its fsync) a folder for nothing
         with self._transaction(write=True) as conn:
             conn.execute(
                 delete(FAILURES).where(FAILURES.c.pair == pair, FAILURES.c.folder == folder)
