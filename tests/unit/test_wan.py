@@ -358,9 +358,16 @@ def test_the_next_folder_is_listed_while_the_last_appends_are_answered():
     store = MemoryStateStore()
     summary = Migration(source, target, store, PAIR).run()  # one burst a folder
     assert summary.messages_copied == 35 and not summary.failures
-    # Each folder's listing is read by its own planning, Notes's asked ahead of it, and
-    # nothing else asked of the source in between (the session reads it first otherwise).
-    assert source.events == [("read", "INBOX"), ("ask", "Notes"), ("read", "Notes")]
+    # Each folder's listing is read by its own planning: INBOX's asked by the run's start (the
+    # folder the lane plans first, asked while the target's folders are made ready), Notes's
+    # while INBOX's last appends are answered, and nothing else asked of the source in between
+    # (the session reads it first otherwise).
+    assert source.events == [
+        ("ask", "INBOX"),
+        ("read", "INBOX"),
+        ("ask", "Notes"),
+        ("read", "Notes"),
+    ]
     # Both first passes' target statuses came from one call at the start, after the creates.
     assert target.asked == [["INBOX", "Notes"]]
     for folder in ("INBOX", "Notes"):
