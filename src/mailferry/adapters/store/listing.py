@@ -16,16 +16,11 @@ network). It lives in the temporary directory (``TMPDIR``), and is deleted when 
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sqlite3
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
-from typing import Self, TypeVar
+from typing import TypeVar
 
-from mailferry.domain.errors import StateError
+from mailferry.adapters.store.tempdb import TempDb
 
 CHUNK = 500  # keys or UIDs per IN (...) query; SQLite allowed 999 variables before 3.32
 T = TypeVar("T")
@@ -38,38 +33,17 @@ _TAKE = (
 CACHE_KIB = 8192  # the page cache bounds what the listing costs in memory, whatever its size
 
 
-class TargetListing:
+class TargetListing(TempDb):
     """Rows (target UID, identity digest or None, size, flags) of one target folder; each row can
     be taken once (``claim``, ``take``)."""
 
     def __init__(self) -> None:
-        fd, self.path = tempfile.mkstemp(prefix="mailferry-listing-", suffix=".sqlite3")
-        os.close(fd)
-        try:
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-            for pragma in ("journal_mode = OFF", "synchronous = OFF", "temp_store = FILE"):
-                self._db.execute(f"PRAGMA {pragma}")
-            self._db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-            self._db.execute(
-                "CREATE TABLE listed (target_uid INTEGER PRIMARY KEY, key TEXT, "
-                "size INTEGER NOT NULL, flags TEXT NOT NULL)"
-            )
-        except sqlite3.Error as exc:
-            self.close()
-            raise StateError(f"temporary listing {self.path}: {exc}") from exc
+        schema = (
+            "CREATE TABLE listed (target_uid INTEGER PRIMARY KEY, key TEXT, "
+            "size INTEGER NOT NULL, flags TEXT NOT NULL)"
+        )
+        super().__init__("mailferry-listing-", schema, "temporary listing", cache_kib=CACHE_KIB)
         self._indexed = False
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        with contextlib.suppress(AttributeError, sqlite3.Error):
-            self._db.close()
-        with contextlib.suppress(OSError):
-            Path(self.path).unlink()
 
     def add(self, rows: Iterable[tuple[int, str | None, int, str]]) -> int:
         """(target UID, digest, size, flags) rows, before any ``take``; returns how many."""
@@ -127,24 +101,6 @@ class TargetListing:
             with self._write() as db:
                 db.execute("CREATE INDEX listed_key ON listed (key, target_uid)")
             self._indexed = True
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._errors():
-            self._db.execute("BEGIN")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise StateError(f"temporary listing {self.path}: {exc}") from exc
 
 
 def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:

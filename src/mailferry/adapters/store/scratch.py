@@ -17,15 +17,10 @@ Why SQLite and not a dict: the rows are the folder's matches, up to one per mess
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sqlite3
-import tempfile
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Self
 
 from mailferry.adapters.store.sync_state import decode_flags, encode_flags
+from mailferry.adapters.store.tempdb import TempDb
 from mailferry.domain.errors import StateError
 from mailferry.domain.ports import Copied, StateStore
 
@@ -33,38 +28,17 @@ CACHE_KIB = 4096  # the page cache bounds what the rows cost in memory
 _ROW = "SELECT source_uid, target_uid, flags FROM copied"
 
 
-class ScratchCopies:
+class ScratchCopies(TempDb):
     """The copied rows of ``folder`` (of any pair: one dry run has one), in a temporary file;
     ``copied_page`` and ``count_copied`` of other folders from ``state``."""
 
     def __init__(self, state: StateStore, folder: str) -> None:
         self.state, self.folder = state, folder
-        fd, self.path = tempfile.mkstemp(prefix="mailferry-dry-", suffix=".sqlite3")
-        os.close(fd)
-        try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            for pragma in ("journal_mode = OFF", "synchronous = OFF"):
-                self._db.execute(f"PRAGMA {pragma}")
-            self._db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-            self._db.execute(
-                "CREATE TABLE copied (source_uid INTEGER PRIMARY KEY, target_uid INTEGER, "
-                "flags TEXT NOT NULL)"
-            )
-        except sqlite3.Error as exc:
-            self.close()
-            raise StateError(f"a dry run's scratch file {self.path}: {exc}") from exc
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        with contextlib.suppress(AttributeError, sqlite3.Error):
-            self._db.close()
-        with contextlib.suppress(OSError):
-            Path(self.path).unlink()
+        schema = (
+            "CREATE TABLE copied (source_uid INTEGER PRIMARY KEY, target_uid INTEGER, "
+            "flags TEXT NOT NULL)"
+        )
+        super().__init__("mailferry-dry-", schema, "a dry run's scratch file", cache_kib=CACHE_KIB)
 
     def __getattr__(self, name: str) -> object:
         if name.startswith("_"):  # not set yet (a failed __init__), or Python's own probes
@@ -75,10 +49,8 @@ class ScratchCopies:
     def add_copied(self, pair: str, folder: str, copied: Sequence[Copied]) -> None:  # noqa: ARG002
         self._mine(folder)
         rows = [(c.source_uid, c.target_uid, encode_flags(c.flags)) for c in copied]
-        with self._errors():
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO copied VALUES (?, ?, ?)", rows)
-            self._db.execute("COMMIT")
+        with self._write() as db:
+            db.executemany("INSERT OR REPLACE INTO copied VALUES (?, ?, ?)", rows)
 
     def copied_range(self, pair: str, folder: str, low: int, high: int) -> dict[int, Copied]:  # noqa: ARG002
         self._mine(folder)
@@ -106,10 +78,3 @@ class ScratchCopies:
         with self._errors():
             for source_uid, target_uid, flags in self._db.execute(query, args).fetchall():
                 yield Copied(int(source_uid), target_uid, decode_flags(flags))
-
-    @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise StateError(f"a dry run's scratch file {self.path}: {exc}") from exc
