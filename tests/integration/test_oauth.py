@@ -171,18 +171,18 @@ def test_refused_token_is_an_auth_error_without_the_token(idp, oauth_server, tmp
 
 
 def _kick_every(
-    server: DovecotServer, users: list[str], seconds: float, proxy: Proxy, stop: threading.Event
+    server: DovecotServer, users: list[str], stored: int, proxy: Proxy, stop: threading.Event
 ) -> None:
-    """Ends every session of ``users`` each ``seconds``, as Exchange Online ends a session whose
-    token expired ("Session invalidated - AccessTokenExpired"), but only once a message has been
-    stored since the last kick: a session lives as long as its token, time enough to do some
-    work, however slow the machine is (kicking blindly on a loaded machine can end every session
-    before it stores anything, and the run's back-off then grows without end)."""
-    stored = 0
-    while not stop.wait(seconds):
-        while len(proxy.seen(APPENDED)) == stored and not stop.wait(0.05):
-            pass
-        stored = len(proxy.seen(APPENDED))
+    """Ends every session of ``users`` each time ``stored`` more messages were stored (the
+    proxy's count of APPENDUID answers), as Exchange Online ends a session whose token expired
+    ("Session invalidated - AccessTokenExpired"). Counted in messages, not seconds: a run makes
+    as many reconnects on a fast machine as on a loaded one (kicks every 2 s ended every session
+    before it stored anything on a loaded machine, and the back-off grew without end)."""
+    mark = stored
+    while not stop.wait(0.01):
+        if _stored(proxy) < mark:
+            continue
+        mark += stored
         for user in users:
             with contextlib.suppress(Exception):  # no session to end just now
                 server.doveadm("kick", user)
@@ -190,16 +190,30 @@ def _kick_every(
 
 APPENDED = rb"OK \[APPENDUID "
 
-# Messages a folder, and the latency each way: each session then lives 2 s and stores a few
-# bursts before it is ended, and the run spans several kicks and token lifetimes on any machine.
+
+def _stored(proxy: Proxy) -> int:
+    """Messages the APPENDUID answers seen so far name (one answer per MULTIAPPEND burst)."""
+    count = 0
+    for line in proxy.seen(APPENDED):
+        uids = line.split(b"[APPENDUID ", 1)[1].split(b"]", 1)[0].split()[1]
+        for part in uids.split(b","):
+            low, _, high = part.partition(b":")
+            count += abs(int(high or low) - int(low)) + 1
+    return count
+
+
+# Messages a folder, the latency each way, and the messages each session stores before it is
+# ended: five reconnects, each of a few round trips, besides the copy's own, make the run outlive a
+# 3-second token on any machine (240 messages at 30 ms without kicks: ~4 s).
 PER_FOLDER = 60
 LATENCY = 0.03
+KICK_EVERY = 48
 
 
 def test_migration_outlives_many_tokens(idp, oauth_server, tmp_path):
     """A token command on the source, msal app-only on the target; tokens live 3 s, sessions are
-    ended every 2 s (once they have stored something) and the run spans several tokens of each
-    side: it must finish with nothing failed."""
+    ended every 48 messages stored and the run spans several tokens of each side: it must finish
+    with nothing failed."""
     source, target = _user(oauth_server, "longsrc"), _user(oauth_server, "longdst")
     idp.users[source] = "idp-password"
     idp.mailbox_permissions[APP] = target
@@ -229,7 +243,9 @@ def test_migration_outlives_many_tokens(idp, oauth_server, tmp_path):
         stop = threading.Event()
         started = time.monotonic()
         kicker = threading.Thread(
-            target=_kick_every, args=(oauth_server, [source, target], 2.0, proxy, stop), daemon=True
+            target=_kick_every,
+            args=(oauth_server, [source, target], KICK_EVERY, proxy, stop),
+            daemon=True,
         )
         kicker.start()
         try:
@@ -247,8 +263,7 @@ def test_migration_outlives_many_tokens(idp, oauth_server, tmp_path):
     # Each message counted once, however its pass was cut: an APPEND whose answer a kick lost
     # is found landed and counted as copied, not as already there.
     assert (summary["messages_copied"], summary["messages_skipped_existing"]) == (4 * PER_FOLDER, 0)
-    # Both sides outlived their first token: a new one was fetched after it expired (the run's
-    # length comes from its kicks, each at least 2 s after the last and after some progress).
+    # Both sides outlived their first token: a new one was fetched after it expired.
     for side, tokens in _tokens_of(idp, earlier, source=source, target_app=APP).items():
         assert len(tokens) >= 2, f"{side}: one token for the whole run ({took:.1f} s)"
         assert max(tokens) - min(tokens) >= LIFETIME, f"{side}: no token outlived ({took:.1f} s)"
