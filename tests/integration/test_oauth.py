@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from mailferry.adapters.imap import Credentials, ImapAccount
+from mailferry.adapters.imap.wire import _appenduid_set
 from mailferry.adapters.oauth.app_only import ClientCertificate, MsalAppOnly
 from mailferry.adapters.oauth.command import command_grant
 from mailferry.adapters.oauth.google import GoogleServiceAccount, ServiceAccountKey
@@ -193,13 +194,7 @@ APPENDED = rb"OK \[APPENDUID "
 
 def _stored(proxy: Proxy) -> int:
     """Messages the APPENDUID answers seen so far name (one answer per MULTIAPPEND burst)."""
-    count = 0
-    for line in proxy.seen(APPENDED):
-        uids = line.split(b"[APPENDUID ", 1)[1].split(b"]", 1)[0].split()[1]
-        for part in uids.split(b","):
-            low, _, high = part.partition(b":")
-            count += abs(int(high or low) - int(low)) + 1
-    return count
+    return sum(len(_appenduid_set(line)[1]) for line in proxy.seen(APPENDED))  # type: ignore[index]
 
 
 # Messages a folder, the latency each way, and the messages each session stores before it is
