@@ -106,31 +106,58 @@ def test_the_run_lane_dropping_stops_the_helpers_and_the_retry_finishes():
     assert contents(dst, "INBOX") == contents(src, "INBOX")
 
 
+class Stopping(Sessions):
+    """Sessions of a run that is told to stop once 20 messages landed."""
+
+    def __init__(self, src: MemoryServer, dst: MemoryServer) -> None:
+        super().__init__(src, dst)
+        self.stop = threading.Event()
+
+    def target(self) -> MemoryAccount:
+        account = super().target()
+        original = account.append_batch
+
+        def append_batch(folder, requests):
+            results = original(folder, requests)
+            if len(self.dst.folder("INBOX").messages) >= 20:
+                self.stop.set()
+            return results
+
+        account.append_batch = append_batch  # type: ignore[method-assign]
+        return account
+
+
 def test_a_stop_mid_copy_leaves_no_duplicate_and_the_next_run_finishes():
     src, dst = one_big_folder()
     store = MemoryStateStore()
-    stop = threading.Event()
-
-    class Stopping(Sessions):
-        def target(self) -> MemoryAccount:
-            account = super().target()
-            original = account.append_batch
-
-            def append_batch(folder, requests):  # the stop comes after 20 messages landed
-                results = original(folder, requests)
-                if len(dst.folder("INBOX").messages) >= 20:
-                    stop.set()
-                return results
-
-            account.append_batch = append_batch  # type: ignore[method-assign]
-            return account
-
-    m = run(Stopping(src, dst), store, stop=stop)
+    stopping = Stopping(src, dst)
+    m = run(stopping, store, stop=stopping.stop)
     assert m.summary.stopped
     landed = contents(dst, "INBOX")
     assert not landed - contents(src, "INBOX")
     assert sum(landed.values()) < MESSAGES
     assert run(Sessions(src, dst), store).summary.failures == []
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+
+
+def test_a_resumed_pass_shared_out_uses_each_session_on_one_thread_at_a_time():
+    """A first pass resumed (the run before stopped half-way) into a target that takes a moment
+    to answer SELECT: each lane opened for it reads the target's flags before its reading thread
+    plans windows, not on both threads at once (on a real server, one of them then waited out
+    its 120 s timeout for an answer the other had read). The fake refuses a session used by two
+    threads at once (``ConcurrentUseError``)."""
+    src, dst = one_big_folder()
+    store = MemoryStateStore()
+    stopping = Stopping(src, dst)
+    assert run(stopping, store, stop=stopping.stop).summary.stopped
+    checkpoint = store.checkpoint(PAIR, "INBOX")
+    assert checkpoint is not None and not checkpoint.complete
+    dst.select_seconds = 0.05
+    sessions = Slow(src, dst)
+    m = run(sessions, store)
+    assert (m.summary.failures, m.summary.reconnects) == ([], 0)
+    assert sessions.targets == 3
+    assert sum(1 for account in sessions.opened if account.appends) >= 2  # helpers copied
     assert contents(dst, "INBOX") == contents(src, "INBOX")
 
 

@@ -414,7 +414,10 @@ def test_the_biggest_folder_is_listed_ahead_at_the_start_and_planned_first_by_th
     assert summary.messages_copied == 11
     assert contents(dst, "Big") == contents(src, "Big")
     sent = [(who, folder) for who, what, folder in sessions.asked if what == "send"]
-    assert sent == [(main, "Big")]
+    # First, and once: a lane whose folder ends while another folder waits lists that one ahead
+    # (``_look_ahead``), which happens or not with the threads' timing.
+    assert sent[0] == (main, "Big")
+    assert [folder for _who, folder in sent].count("Big") == 1
     mine = [folder for who, what, folder in sessions.asked if who is main and what == "take"]
     assert mine[0] == "Big"  # the run's own lane took the folder it had asked ahead for
     sessions.asked.clear()

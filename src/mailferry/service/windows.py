@@ -191,12 +191,19 @@ class Windows:
         ahead, while its last burst is written). Each window's counts are added to ``work`` as
         it is handed out. Windows come from ``work.spans`` when the pass has them: several lanes
         (each with a ``walk`` on its own sessions) then share them out."""
+        # The target's PERMANENTFLAGS are read now, on the caller's thread, not in the first
+        # window's planning: a copy plans its windows on its reading thread while its writing
+        # thread SELECTs the target, and two threads' commands on one session read each other's
+        # answers (a lane opened for a shared pass waited out its 120 s timeout so). Not read at
+        # all for a pass into an empty folder: its SELECT overlaps the first burst's reading.
+        no_rows = frozenset[str]()  # nothing is carried: there are no copies to carry flags to
+        target = work.mapping.target
+        permanent = no_rows if work.into_empty else self.planner.permanent(target, exists=True)
+        return self._windows(work, permanent)
+
+    def _windows(self, work: FolderWork, permanent: frozenset[str]) -> Iterator[FolderWork]:
         p = self.planner
         mapping, src = work.mapping, work.source_status
-        # Read on this thread before any window is planned on another; not at all for a pass
-        # into an empty folder, so that its SELECT overlaps the first burst's reading instead.
-        no_rows = frozenset[str]()  # nothing is carried: there are no copies to carry flags to
-        permanent = no_rows if work.into_empty else p.permanent(mapping.target, exists=True)
         name = mapping.source.name
         for span in work.spans if work.spans is not None else p.spans_of(name, src):
             copied = p.store.copied_range(p.pair, name, span.low, span.high)

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import io
 import itertools
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 from mailferry.domain.errors import ConnectError, FolderError
 from mailferry.domain.identity import normalise_message_id
@@ -30,6 +33,32 @@ from mailferry.domain.model import (
 )
 
 _validity = itertools.count(1000)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ConcurrentUseError(AssertionError):
+    """A session used by two threads at once: a defect of the caller, never retried."""
+
+
+def _command(method: F) -> F:
+    """One thread at a time in a session's commands, as on an IMAP connection: two threads'
+    commands on one connection read each other's answers, and a real session then waits for an
+    answer that was read already, until its timeout. Refused here at once, for tests to see."""
+
+    @functools.wraps(method)
+    def one_thread(self: MemoryAccount, *args: Any, **kwargs: Any) -> Any:
+        me = threading.get_ident()
+        if self._owner not in (None, me):
+            raise ConcurrentUseError(f"{method.__name__}: a session used by two threads at once")
+        self._owner, self._depth = me, self._depth + 1
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._depth -= 1
+            if not self._depth:
+                self._owner = None
+
+    return cast("F", one_thread)
 
 
 @dataclass
@@ -91,6 +120,7 @@ class MemoryServer:
     refuse_next: list[str] = field(
         default_factory=list
     )  # NO answers for the next appends, in order
+    select_seconds: float = 0.0  # how long a SELECT (``permanent_flags``) waits for its answer
     folders: dict[str, MemoryFolder] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -133,6 +163,8 @@ class MemoryAccount:
         self.appends = 0
         # Commands that would each cost a round trip on a server, by name (tests count them).
         self.commands: Counter[str] = Counter()
+        self._owner: int | None = None  # the thread in a command now (``_command``)
+        self._depth = 0
 
     @property
     def delimiter(self) -> str:
@@ -164,19 +196,23 @@ class MemoryAccount:
                     )
         return sorted(folders.values(), key=lambda f: f.name)
 
+    @_command
     def create_folder(self, name: str) -> None:
         if not name or any(not part for part in name.split(self.delimiter)):
             raise FolderError(name, "invalid mailbox name")
         self.server.create(name)
 
+    @_command
     def subscribe(self, name: str) -> None:
         self.commands["SUBSCRIBE"] += 1
         self.server.folder(name).subscribed = True
 
+    @_command
     def status(self, folder: str) -> FolderStatus:
         self.commands["STATUS"] += 1
         return self._status(folder)
 
+    @_command
     def statuses(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
         """Like one LIST-STATUS: one command, folders that cannot be read left out."""
         self.commands["LIST-STATUS"] += 1
@@ -193,8 +229,11 @@ class MemoryAccount:
         modseq = box.modseq if self.condstore else None
         return FolderStatus(box.uidvalidity, box.uidnext, len(box.messages), modseq)
 
+    @_command
     def permanent_flags(self, folder: str) -> frozenset[str]:
         self.server.folder(folder)
+        if self.server.select_seconds:
+            time.sleep(self.server.select_seconds)
         system = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Draft", "\\Deleted"})
         return system | {"\\*"} if self.server.keywords else system
 
@@ -222,10 +261,12 @@ class MemoryAccount:
             if changed_since is None or message.modseq > changed_since:
                 yield uid, message.flags
 
+    @_command
     def uid_marks(self, folder: str, every: int) -> list[int]:
         """The UIDs of every ``every``-th message (``UidMarks``)."""
         return sorted(self.server.folder(folder).messages)[every - 1 :: every]
 
+    @_command
     def count_changed(self, folder: str, since: int) -> int | None:
         """As ESEARCH COUNT with MODSEQ answers it (``ChangeCounting``)."""
         if not self.condstore:
@@ -241,6 +282,7 @@ class MemoryAccount:
                 digest = hashlib.sha256(message.body).hexdigest()
                 yield FetchedMessage(meta.uid, len(message.body), digest, io.BytesIO(message.body))
 
+    @_command
     def append_batch(self, folder: str, requests: Sequence[AppendRequest]) -> list[AppendResult]:
         box = self.server.folder(folder)
         results = []
@@ -277,6 +319,7 @@ class MemoryAccount:
             )
         return results
 
+    @_command
     def store_flags(self, folder: str, updates: Sequence[tuple[int, frozenset[str]]]) -> None:
         box = self.server.folder(folder)
         for uid, flags in updates:
