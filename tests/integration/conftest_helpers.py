@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from click.testing import CliRunner
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
 
 from mailferry.adapters.imap import Credentials
 from mailferry.adapters.imap.namespaced import NamespacedAccount
@@ -109,23 +114,65 @@ def bulk_load(account: Account, folders: list[str], per_folder: int) -> None:
         client.logout()
 
 
-def kill_repeatedly(
-    m: Migration, attempts: int, seed: int, after: tuple[float, float], check, *args: str
-) -> int:
-    """Start ``mailferry sync ARGS`` ``attempts`` times, each killed with SIGKILL a random moment
-    in ``after`` (seconds) after it started, unless it ended first; ``check(m)`` after each.
-    Returns how many runs were killed."""
+def kill_during_copy(
+    m: Migration,
+    attempts: int,
+    seed: int,
+    folders: list[str],
+    check: Callable[[Migration], object],
+    *args: str,
+    later: tuple[float, float] = (0.0, 0.3),
+) -> list[int]:
+    """Start ``mailferry sync ARGS`` ``attempts`` times; each run is killed with SIGKILL once
+    its copy is under way (its state has recorded an intent or a copy more than before it
+    started), a random moment in ``later`` (seconds) after, unless it ended first; ``check(m)``
+    after each. Returns the messages in the target's ``folders`` at each kill, in order.
+
+    Tied to the copy's progress, not to the clock: the CLI takes ~1.3 s to start and a run
+    plans before it copies, so kills at fixed times had landed before any message moved."""
     rng = random.Random(seed)
-    kills = 0
-    for _attempt in range(attempts):
-        proc = m.process(*args)
-        time.sleep(rng.uniform(*after))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.communicate(timeout=120)
-        check(m)
-    return kills
+    counts: list[int] = []
+    watcher = m.target.client()
+    try:
+        for _attempt in range(attempts):
+            before = state_progress(m.state)
+            proc = m.process(*args)
+            while proc.poll() is None and state_progress(m.state) <= before:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(*later))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.communicate(timeout=120)
+                counts.append(target_count(watcher, folders))
+            else:
+                proc.communicate(timeout=120)
+            check(m)
+    finally:
+        watcher.logout()
+    return counts
+
+
+def state_progress(state: Path) -> int:
+    """Messages the state holds an intent or a copy of (0 before it has its tables)."""
+    if not state.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{state}?mode=ro", uri=True)) as db:
+            query = "SELECT (SELECT count(*) FROM copied) + (SELECT count(*) FROM intents)"
+            return int(db.execute(query).fetchone()[0])
+    except sqlite3.OperationalError:  # not created yet, or busy: no progress seen this time
+        return 0
+
+
+def target_count(client: IMAPClient, folders: list[str]) -> int:
+    """Messages in ``folders`` (missing ones count 0), by STATUS on a session of its own."""
+    total = 0
+    for folder in folders:
+        try:
+            total += int(client.folder_status(folder, [b"MESSAGES"])[b"MESSAGES"])
+        except IMAPClientError:
+            continue  # not created yet
+    return total
 
 
 def open_sessions(server, user: str, password: str) -> tuple[NamespacedAccount, NamespacedAccount]:

@@ -10,7 +10,7 @@ from collections import Counter
 import imapclient
 import pytest
 
-from tests.integration.conftest_helpers import Account, Migration, bulk_load, kill_repeatedly
+from tests.integration.conftest_helpers import Account, Migration, bulk_load, kill_during_copy
 from tests.integration.mailcheck import snapshot
 
 pytestmark = pytest.mark.integration
@@ -65,8 +65,11 @@ def test_kill_9_at_many_points_then_one_run_completes(
     )
     bulk_load(m.source, FOLDERS, per_folder=300)
     args = ("--batch-size", "25", "--connections", connections)
-    kills = kill_repeatedly(m, 10, 2026, (0.15, 0.9), no_duplicates, *args)
-    assert kills >= 3, "the migration finished too fast to be interrupted; raise per_folder"
+    targets = [name.replace("/", ".") for name in FOLDERS]
+    counts = kill_during_copy(m, 6, 2026, targets, no_duplicates, *args)
+    assert len(counts) >= 3, "the migration finished too fast to be interrupted; raise per_folder"
+    assert counts == sorted(counts), counts  # no run took a message away
+    assert sum(1 for c in counts if c < 4 * 302) >= 3, counts  # killed while copying
     proc = m.process()
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err.decode()
