@@ -56,16 +56,34 @@ class _LongLines:
     mailferry asks in ranges wherever an answer grows with a folder, but a server may still send a
     long line of its own (an ALERT, a long keyword list); that is no reason to drop the session.
     imaplib reads every line, the greeting included, through ``IMAP4.readline``.
+
+    A session whose socket was closed already (shut down after a cut, while answers to commands
+    written ahead were still to be read) is a lost connection (``abort``), not the ValueError
+    of a closed file, which no retry caught: the soak test saw a run end on it.
     """
 
     file: Any
     error: type[Exception]
+    abort: type[Exception]
 
     def readline(self) -> bytes:
-        line = cast("bytes", self.file.readline(MAX_LINE + 1))
+        try:
+            line = cast("bytes", self.file.readline(MAX_LINE + 1))
+        except ValueError:
+            if not self.file.closed:  # not the closed file's: a defect, raised as it came
+                raise
+            raise self.abort("the connection is closed") from None
         if len(line) > MAX_LINE:
             raise self.error(f"the server sent a line of more than {MAX_LINE} bytes")
         return line
+
+    def read(self, size: int) -> bytes:
+        try:
+            return cast("bytes", self.file.read(size))
+        except ValueError:
+            if not self.file.closed:
+                raise
+            raise self.abort("the connection is closed") from None
 
 
 _GREETING_CAPABILITY = re.compile(rb"^\* (?:OK|PREAUTH) \[CAPABILITY ([^\]]*)\]", re.IGNORECASE)
