@@ -320,8 +320,8 @@ def test_a_hundred_thousand_messages_every_pass_under_150_mb(pair, tmp_path):
 
 def test_one_big_folder_over_three_sessions_survives_kill_9(pair):
     """A first pass of one folder of three windows is shared over the run's three sessions
-    (service/folderlanes.py); killed with SIGKILL at random moments of its copy and run again, it ends with
-    every message once, and ``verify`` agrees."""
+    (service/folderlanes.py); killed with SIGKILL at random moments of its copy and run again,
+    it ends with every message once, and ``verify`` agrees."""
     m = pair
     n = 11_000
     fill_inbox(m.source.server, m.source.user, n)
