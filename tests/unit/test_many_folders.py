@@ -1,6 +1,8 @@
 """Accounts of many folders (issue #17): a pass over unchanged folders costs a command per side,
 not a STATUS and a SUBSCRIBE per folder, and still sees every change (service/snapshot.py)."""
 
+import threading
+
 from mailferry.adapters.memory.account import MemoryAccount, MemoryServer
 from mailferry.adapters.memory.state import MemoryStateStore
 from mailferry.service.migrate import Migration, SyncOptions
@@ -38,6 +40,21 @@ def test_an_unchanged_pass_costs_one_status_command_a_side_and_no_subscribe():
     assert summary.folders == FOLDERS + 1  # and INBOX
     assert source.commands == {"LIST-STATUS": 1}
     assert target.commands == {"LIST-STATUS": 1}
+
+
+def test_an_unchanged_pass_reads_both_sides_statuses_at_the_same_time():
+    """The no-op pass waits for the slower side's LIST-STATUS, not for one after the other (on
+    a folder of a million messages Dovecot takes seconds to answer each, issue #17): each side's
+    command waits at a barrier only the other side's command can open."""
+    src, _ = tree()
+    dst, store = MemoryServer(delimiter="."), MemoryStateStore()
+    run(src, dst, store)
+    barrier = threading.Barrier(2, timeout=10)
+    src.on_statuses = dst.on_statuses = barrier.wait
+    summary, source, target = run(src, dst, store)
+    assert (summary.messages_copied, summary.failures) == (0, [])
+    assert source.commands == target.commands == {"LIST-STATUS": 1}
+    assert not barrier.broken
 
 
 def test_changes_after_an_unchanged_pass_are_found_folder_by_folder():

@@ -63,7 +63,7 @@ from mailferry.service.prefetch import both
 from mailferry.service.progress import NoProgress, Progress
 from mailferry.service.resilience import Pace, Reconnect, RetryPolicy
 from mailferry.service.sessions import EarlyPairs, close_sessions, open_pairs
-from mailferry.service.snapshot import Snapshot, source_statuses, take_snapshot
+from mailferry.service.snapshot import Snapshot, source_statuses, target_statuses
 from mailferry.service.windows import WINDOW
 
 STOP_REQUESTED = "stop requested"
@@ -377,13 +377,23 @@ class Migration:
         for warning in accounting.raw_name_warnings(plan):
             if warning not in self.summary.warnings:  # _start runs again after a reconnect
                 self.summary.warnings.append(warning)
-        # The target's folders created while the source's statuses are read (two sessions),
-        # and the listing of the folder this lane plans first asked for (``_read_source``).
-        self._ledger.uncreated, (statuses, self._first) = both(
-            lambda: accounting.prepare_target(self.target, plan, self.summary),
+        # The target's folders created and their statuses read while the source's statuses are
+        # read (two sessions), and the listing of the folder this lane plans first asked for
+        # (``_read_source``).
+        condstore = self.source.condstore  # read here: the source's session is the other thread's
+        (uncreated, (target_status, fresh)), (statuses, self._first) = both(
+            lambda: self._prepare_target(plan, records, condstore),
             lambda: self._read_source(plan, records),
         )
-        self._snapshot = take_snapshot(self.source, self.target, plan, records, statuses)
+        self._ledger.uncreated = uncreated
+        self._snapshot = Snapshot(statuses, target_status, records, fresh)
+
+    def _prepare_target(
+        self, plan: FolderPlan, records: Mapping[str, FolderRecord], source_condstore: bool
+    ) -> tuple[dict[str, str], tuple[dict[str, FolderStatus], frozenset[str]]]:
+        """The target's folders created and subscribed, then the statuses of the snapshot."""
+        uncreated = accounting.prepare_target(self.target, plan, self.summary)
+        return uncreated, target_statuses(self.target, plan, records, source_condstore)
 
     def _read_source(
         self, plan: FolderPlan, records: Mapping[str, FolderRecord]

@@ -35,7 +35,7 @@ class Snapshot:
     fresh_targets: frozenset[str] = frozenset()
 
     def first_pass_target(self, mapping: FolderMapping) -> FolderStatus | None:
-        """The target's status read for the first pass over ``mapping`` (see ``take_snapshot``),
+        """The target's status read for the first pass over ``mapping`` (see ``target_statuses``),
         or None: the pass reads it itself."""
         if mapping.source.name in self.records or mapping.target not in self.fresh_targets:
             return None
@@ -68,30 +68,29 @@ class Snapshot:
 
 def source_statuses(source: MailAccount, plan: FolderPlan) -> dict[str, FolderStatus]:
     """Source STATUS of every mapped folder (its size orders the lanes of a first pass), read
-    while the target's folders are created (``Migration._start``)."""
+    while the target's folders are created and their statuses read (``Migration._start``)."""
     mappings = plan.mappings
     return source.statuses([m.source.name for m in mappings]) if mappings else {}
 
 
-def take_snapshot(
-    source: MailAccount,
+def target_statuses(
     target: MailAccount,
     plan: FolderPlan,
     records: Mapping[str, FolderRecord],
-    source_status: Mapping[str, FolderStatus],
-) -> Snapshot:
-    """``source_status`` (``source_statuses``, read while the target's folders were created);
-    target STATUS, in one command, of the folders that may be unchanged (a CONDSTORE source, a
-    complete pass) and of those a first pass goes to, read after they were created (a folder
-    two source folders go to is left out: the second pass reads it after the first wrote).
-    ``records``: ``StateStore.folder_records``, read before the folders were mapped."""
+    source_condstore: bool,
+) -> tuple[dict[str, FolderStatus], frozenset[str]]:
+    """Target STATUS, in one command, of the folders that may be unchanged (a CONDSTORE source,
+    a complete pass) and of those a first pass goes to, read after they were created (a folder
+    two source folders go to is left out: the second pass reads it after the first wrote); and
+    the latter's names (``Snapshot.fresh_targets``). Nothing here waits for the source: the
+    source's statuses are read at the same time, on its own session (``Migration._start``), so a
+    no-op pass waits for the slower side, not for both in turn. ``records``:
+    ``StateStore.folder_records``, read before the folders were mapped."""
     mappings = plan.mappings
-    if not mappings:
-        return Snapshot(records=records)
     candidates = [
         m.target
         for m in mappings
-        if source.condstore
+        if source_condstore
         and (record := records.get(m.source.name)) is not None
         and record.checkpoint.complete
         and not record.pending
@@ -102,5 +101,4 @@ def take_snapshot(
         if m.source.name not in records and len(plan.sharing(m.target)) == 1
     )
     wanted = list(dict.fromkeys([*candidates, *sorted(fresh)]))
-    target_status = target.statuses(wanted) if wanted else {}
-    return Snapshot(source_status, target_status, records, fresh)
+    return (target.statuses(wanted) if wanted else {}), fresh

@@ -121,6 +121,8 @@ class MemoryServer:
         default_factory=list
     )  # NO answers for the next appends, in order
     select_seconds: float = 0.0  # how long a SELECT (``permanent_flags``) waits for its answer
+    # Called as a LIST-STATUS (``statuses``) starts: a test's probe of what runs at the same time.
+    on_statuses: Callable[[], object] | None = None
     folders: dict[str, MemoryFolder] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -216,6 +218,8 @@ class MemoryAccount:
     def statuses(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
         """Like one LIST-STATUS: one command, folders that cannot be read left out."""
         self.commands["LIST-STATUS"] += 1
+        if self.server.on_statuses is not None:
+            self.server.on_statuses()
         found = {}
         for folder in folders:
             with contextlib.suppress(FolderError):
