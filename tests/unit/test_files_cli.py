@@ -77,3 +77,21 @@ def test_messages_dated_from_the_last_resort_are_noted_per_folder(tmp_path):
     text = run("sync", "--state", state, f"eml://{eml}", f"maildir://{tmp_path}/eml-out")
     assert text.exit_code == 0, text.output
     assert "note: 'INBOX': 1 messages dated by its file time (no usable Date: field)" in text.output
+
+
+def test_a_takeout_mbox_given_on_the_command_line_copies_each_message_once(tmp_path):
+    """The command sees a Google Takeout export (folders that are Gmail labels) and applies the
+    Gmail profile's label policy: each message once, not once per label (9 copies here)."""
+    box = mailbox.mbox(tmp_path / "All mail Including Spam and Trash.mbox")
+    labels = ["Inbox,Opened", 'Inbox,"Work, old",Unread', "Sent,Opened", "Starred,Opened", "Spam"]
+    for n, label in enumerate(labels):
+        box.add(f"Message-ID: <t{n}@x>\nX-Gmail-Labels: {label}\n\n{n}\n".encode())
+    box.close()
+    state = str(tmp_path / "state.sqlite3")
+    urls = (f"mbox://{tmp_path}/All%20mail%20Including%20Spam%20and%20Trash.mbox",)
+    urls += (f"maildir://{tmp_path}/out",)
+    first = run("sync", "--json", "--state", state, *urls)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output)["messages_copied"] == 5  # All Mail adds the starred one
+    copies = [p for p in (tmp_path / "out").rglob("*") if p.parent.name == "cur"]
+    assert len(copies) == 5

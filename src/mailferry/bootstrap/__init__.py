@@ -22,7 +22,6 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from mailferry import __version__
-from mailferry.adapters.files import MboxAccount, open_files
 from mailferry.adapters.imap import Credentials, TlsOptions
 from mailferry.adapters.imap.profiled import open_profiled
 from mailferry.adapters.memory.state import MemoryStateStore
@@ -161,6 +160,8 @@ class Connector:
         side = self._sides[index]
         account: MailAccount
         if isinstance(side, FileStore):
+            from mailferry.adapters.files import open_files  # noqa: PLC0415 - a file side only
+
             account = open_files(side.kind, side.path, writable=not readonly)
             self._opened.append(account)
             return account
@@ -319,6 +320,14 @@ def sign_in_options(request: SyncRequest, side: Side) -> SignInOptions:
     return SignInOptions(request.state_path, side.url, request.show_sign_in)
 
 
+def _label_export(account: MailAccount) -> bool:
+    """A Google Takeout mbox, whose folders are Gmail labels. The files adapter is imported for a
+    file side only: an IMAP-to-IMAP run does not load it (the command's start, issue #17)."""
+    from mailferry.adapters.files import MboxAccount  # noqa: PLC0415 - see the docstring
+
+    return isinstance(account, MboxAccount) and account.folders_are_labels
+
+
 def token_source(side: Side) -> TokenSource:
     """The side's token source with its files read (what an endpoint stores, encrypted)."""
     return load_token_source(
@@ -426,7 +435,7 @@ def open_pair(request: SyncRequest, *, read_only: bool = False) -> Iterator[Pair
             lambda: _first_session(connector.source, request.retry),
             lambda: _first_session(connector.target, request.retry),
         )
-        if isinstance(source, MboxAccount) and source.folders_are_labels:
+        if isinstance(source_ep, FileStore) and _label_export(source):
             source_profile = PROFILES["gmail"]  # a Takeout export: its folders are Gmail labels
         labels = label_policy(source_profile, request.labels)
         key = pair_key(source_ep, target_ep)

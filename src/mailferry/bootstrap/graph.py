@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from mailferry.adapters.oauth.app_only import GRAPH_URL
-from mailferry.adapters.oauth.sources import SourceNames, graph_tokens
+from mailferry.adapters.oauth.sources import SourceNames, graph_tokens, graph_url_of
 from mailferry.adapters.tls import TlsOptions
 from mailferry.bootstrap import Side, SyncRequest, token_source
 from mailferry.bootstrap.dav import is_dav_url
@@ -74,15 +74,14 @@ def graph_side(side: Side, *, allow_plaintext: bool = False) -> GraphSide | None
         return None
     mailbox, host = found
     source = token_source(side)
-    from mailferry.adapters.graph.roles import token_roles  # noqa: PLC0415 - a Graph side
-    from mailferry.service.graphprobe import graph_url_of  # noqa: PLC0415
-
-    names = SourceNames.options(f"--{side.name}-")
     url = graph_url_of(source, host) if host else None
     if not host:  # m365://: Graph is the only way in
         url = source.m365_graph_url or GRAPH_URL
     if url is None:
         return None
+    from mailferry.adapters.graph.roles import token_roles  # noqa: PLC0415 - a Graph side
+
+    names = SourceNames.options(f"--{side.name}-")
     try:
         tokens = graph_tokens(source, names)
     except ConfigError as exc:

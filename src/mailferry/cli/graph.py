@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,9 +20,9 @@ from mailferry.cli.terminal import err, out
 from mailferry.domain.errors import MailferryError
 from mailferry.domain.mailboxreport import MailboxSummary
 from mailferry.domain.workloads import ALL, MailVia, parse_workloads
-from mailferry.service.graphcontext import GraphSyncOptions
-from mailferry.service.graphsync import forget_reported, sync_mailboxes
-from mailferry.service.graphverify import MailboxVerification, verify_mailboxes
+
+if TYPE_CHECKING:  # the mailbox import/export machinery is imported when both ends are Graph
+    from mailferry.service.graphverify import MailboxVerification
 
 F = Callable[..., Any]
 
@@ -59,6 +59,9 @@ def request_routes(request: SyncRequest, kw: dict[str, Any]) -> Routes:
 
 
 def run_mailbox_sync(request: SyncRequest, routes: Routes, stop: threading.Event) -> MailboxSummary:
+    from mailferry.service.graphcontext import GraphSyncOptions  # noqa: PLC0415 - see the imports
+    from mailferry.service.graphsync import sync_mailboxes  # noqa: PLC0415
+
     options = GraphSyncOptions(workloads=routes.plan.mailbox, retry=request.retry)
     with open_graph_mailboxes(routes, request, read_only=request.dry_run) as pair:
         return sync_mailboxes(pair.source, pair.target, pair.state, pair.key, options, stop=stop)
@@ -73,6 +76,8 @@ def forget_delivered(request: SyncRequest, routes: Routes, summary: MailboxSumma
     and the next run that finishes reports them again (twice, never zero times)."""
     if not summary.reported:
         return
+    from mailferry.service.graphsync import forget_reported  # noqa: PLC0415 - see the imports
+
     try:
         with open_mailbox_state(routes, request) as (state, key):
             forget_reported(state, key, summary)
@@ -81,6 +86,8 @@ def forget_delivered(request: SyncRequest, routes: Routes, summary: MailboxSumma
 
 
 def run_mailbox_verify(request: SyncRequest, routes: Routes) -> MailboxVerification:
+    from mailferry.service.graphverify import verify_mailboxes  # noqa: PLC0415 - see the imports
+
     with open_graph_mailboxes(routes, request, read_only=True) as pair:
         return verify_mailboxes(pair.source, pair.target, pair.state, pair.key)
 

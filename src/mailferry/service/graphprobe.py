@@ -4,7 +4,9 @@ missing (one line naming each missing permission), and, given a mailbox, whether
 (an application access policy that leaves it out answers 403).
 
 ``endpoint test`` (CLI, web, API) calls ``probe_graph`` after the IMAP probe when the endpoint is
-Microsoft 365 through Graph (``graph_url_of``). No token is ever part of the result.
+Microsoft 365 through Graph (``graph_url_of``, kept with the token sources in
+adapters/oauth/sources.py so that a sync of two IMAP sides asks it without importing Graph's
+HTTP). No token is ever part of the result.
 """
 
 from __future__ import annotations
@@ -15,12 +17,10 @@ from typing import TYPE_CHECKING
 
 from mailferry.adapters.graph.roles import token_roles
 from mailferry.adapters.graph.session import GraphLimits, GraphSession
-from mailferry.adapters.oauth.app_only import GRAPH_URL
-from mailferry.adapters.oauth.sources import TokenSource, graph_tokens
+from mailferry.adapters.oauth.sources import TokenSource, graph_tokens, graph_url_of
 from mailferry.adapters.tls import TlsOptions
 from mailferry.domain.errors import AccountError, ConfigError
 from mailferry.domain.ports import TokenProvider
-from mailferry.domain.profiles import choose_profile
 from mailferry.domain.workloads import ALL, Route, Workload, allowed, missing
 
 if TYPE_CHECKING:  # the batch service's types only: `mailferry sync` does not load it
@@ -31,17 +31,6 @@ ROUTE_NAMES = {
     Route.MAILBOX: "Microsoft 365 <-> Microsoft 365 (mailbox import/export)",
     Route.RESOURCES: "CalDAV/CardDAV <-> Microsoft 365 (calendars, contacts, To Do)",
 }
-
-
-def graph_url_of(source: TokenSource | None, host: str) -> str | None:
-    """The Graph base URL of a side, or None when it is not Microsoft 365 through Graph: an app-only
-    Microsoft 365 token source and either ``m365_graph_url`` or Exchange Online's host. A profile
-    chosen by name does not count: it may stand for a proxy or a test server that has no Graph."""
-    if source is None or source.m365_delegated or not source.m365_tenant:
-        return None
-    if source.m365_graph_url:
-        return source.m365_graph_url
-    return GRAPH_URL if choose_profile(None, host).name == "microsoft365" else None
 
 
 @dataclass(frozen=True)

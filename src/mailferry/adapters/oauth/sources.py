@@ -17,6 +17,7 @@ from mailferry.adapters.oauth.google import GoogleServiceAccount, ServiceAccount
 from mailferry.adapters.oauth.tokens import CachedToken
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.ports import TokenProvider
+from mailferry.domain.profiles import choose_profile
 
 
 @dataclass(frozen=True)
@@ -206,3 +207,14 @@ def delegated_grant(
         authority_host=source.m365_authority,
         options=options,
     )
+
+
+def graph_url_of(source: TokenSource | None, host: str) -> str | None:
+    """The Graph base URL of a side, or None when it is not Microsoft 365 through Graph: an app-only
+    Microsoft 365 token source and either ``m365_graph_url`` or Exchange Online's host. A profile
+    chosen by name does not count: it may stand for a proxy or a test server that has no Graph."""
+    if source is None or source.m365_delegated or not source.m365_tenant:
+        return None
+    if source.m365_graph_url:
+        return source.m365_graph_url
+    return GRAPH_URL if choose_profile(None, host).name == "microsoft365" else None
