@@ -12,8 +12,8 @@ copies it into a fresh target user on a "." Dovecot (first pass), then runs no-o
   completed in the first of them (tagged answers): what one pass costs each side in commands;
 - through the same proxies with ``--latency`` each way: (time - loopback time) / round trip
   estimates the round trips the pass waited for.
-Wall time is the mailferry process's (start-up of ~0.4 s included); "own" is the ``seconds`` it
-reports itself. Not a test: prints a Markdown table, writes results/folders-latest.json.
+Wall time is the mailferry process's (its start-up included: 1.0-1.3 s on the 2-core VM, most of
+it imports); "own" is the ``seconds`` it reports itself. Not a test: prints a Markdown table, writes results/folders-latest.json.
 """
 
 from __future__ import annotations

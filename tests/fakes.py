@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import mailbox
 from collections import Counter
+from pathlib import Path
 
 from mailferry.adapters.memory.account import MemoryAccount, MemoryServer
 from mailferry.domain.plan import Selection, target_flags
@@ -114,3 +116,23 @@ def run_batch(service, batch: str, connector: MemoryConnector) -> dict:
     scheduler = Scheduler(service, connector, MemoryStateStore, batch=batch, poll=0.01)
     scheduler.run(threading.Event(), until_idle=True)
     return {job.mailbox.email: job for job in connector.jobs}
+
+
+# Google Takeout's X-Gmail-Labels of five messages: two in the inbox (one also "Work, old"), one
+# sent, one starred only (so in All Mail), one spam.
+TAKEOUT_LABELS = (
+    "Inbox,Opened",
+    'Inbox,"Work, old",Unread',
+    "Sent,Opened",
+    "Starred,Opened",
+    "Spam",
+)
+
+
+def write_takeout(path: Path) -> Path:
+    """A Takeout-style mbox at ``path``, one message per ``TAKEOUT_LABELS`` (Message-ID <tN@x>)."""
+    box = mailbox.mbox(path)
+    for n, label in enumerate(TAKEOUT_LABELS):
+        box.add(f"Message-ID: <t{n}@x>\nX-Gmail-Labels: {label}\n\n{n}\n".encode())
+    box.close()
+    return path

@@ -19,6 +19,7 @@ from mailferry.domain.errors import ConfigError, ConnectError, MessageError
 from mailferry.domain.labels import LabelMode, LabelPolicy
 from mailferry.domain.model import AppendRequest
 from mailferry.service.migrate import Migration, SyncOptions
+from tests.fakes import write_takeout
 
 WHEN = dt.datetime(2013, 7, 14, 9, 30, 5, tzinfo=dt.UTC)
 
@@ -124,12 +125,7 @@ def test_eml_tree_with_folders_and_dates(tmp_path):
 
 
 def test_takeout_labels_become_gmail_folders(tmp_path):
-    box = mailbox.mbox(tmp_path / "All mail Including Spam and Trash.mbox")
-    labels = ["Inbox,Opened", 'Inbox,"Work, old",Unread', "Sent,Opened", "Starred,Opened", "Spam"]
-    for n, label in enumerate(labels):
-        box.add(f"Message-ID: <t{n}@x>\nX-Gmail-Labels: {label}\n\n{n}\n".encode())
-    box.close()
-    account = MboxAccount(tmp_path / "All mail Including Spam and Trash.mbox")
+    account = MboxAccount(write_takeout(tmp_path / "All mail Including Spam and Trash.mbox"))
     assert account.folders_are_labels
     folders = {f.name: f.flags for f in account.list_folders()}
     assert folders == {

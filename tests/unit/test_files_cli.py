@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from mailferry.cli import main
 from mailferry.config import FileStore, parse_location
+from tests.fakes import write_takeout
 
 
 def run(*args):
@@ -82,11 +83,7 @@ def test_messages_dated_from_the_last_resort_are_noted_per_folder(tmp_path):
 def test_a_takeout_mbox_given_on_the_command_line_copies_each_message_once(tmp_path):
     """The command sees a Google Takeout export (folders that are Gmail labels) and applies the
     Gmail profile's label policy: each message once, not once per label (9 copies here)."""
-    box = mailbox.mbox(tmp_path / "All mail Including Spam and Trash.mbox")
-    labels = ["Inbox,Opened", 'Inbox,"Work, old",Unread', "Sent,Opened", "Starred,Opened", "Spam"]
-    for n, label in enumerate(labels):
-        box.add(f"Message-ID: <t{n}@x>\nX-Gmail-Labels: {label}\n\n{n}\n".encode())
-    box.close()
+    write_takeout(tmp_path / "All mail Including Spam and Trash.mbox")
     state = str(tmp_path / "state.sqlite3")
     urls = (f"mbox://{tmp_path}/All%20mail%20Including%20Spam%20and%20Trash.mbox",)
     urls += (f"maildir://{tmp_path}/out",)
