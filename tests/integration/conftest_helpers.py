@@ -121,23 +121,32 @@ def kill_during_copy(
     folders: list[str],
     check: Callable[[Migration], object],
     *args: str,
-    later: tuple[float, float] = (0.0, 0.3),
+    total: int,
+    later: tuple[float, float] = (0.0, 0.01),
 ) -> list[int]:
     """Start ``mailferry sync ARGS`` ``attempts`` times; each run is killed with SIGKILL once
-    its copy is under way (its state has recorded an intent or a copy more than before it
-    started), a random moment in ``later`` (seconds) after, unless it ended first; ``check(m)``
-    after each. Returns the messages in the target's ``folders`` at each kill, in order.
+    its copy has moved a random share of what is left of the ``total`` messages (its state holds
+    that many intents or copies more than before it started), then a random moment in ``later``
+    (seconds), unless it ended first; ``check(m)`` after each. Returns the messages in the
+    target's ``folders`` at each kill, in order.
 
-    Tied to the copy's progress, not to the clock: the CLI takes ~1.3 s to start and a run
-    plans before it copies, so kills at fixed times had landed before any message moved."""
+    Tied to the copy's progress, not to the clock: the CLI takes ~1.3 s to start and a run plans
+    before it copies, so kills at fixed times had landed before any message moved; and a delay
+    counted from the copy's start outlasted the whole copy on a quiet machine (CI, 2026-12-07).
+    Each run's share is at most what is left over the attempts left plus one, so every kill
+    lands mid-copy. The state records intents a chunk at a time (a folder, a window), ahead of
+    its APPENDs: a kill right after the goal often finds intents whose messages have not all
+    landed, the window the state's intents exist for."""
     rng = random.Random(seed)
     counts: list[int] = []
     watcher = m.target.client()
     try:
-        for _attempt in range(attempts):
+        for attempt in range(attempts):
             before = state_progress(m.state)
+            share = max(1, (total - before) // (attempts - attempt + 1))
+            goal = before + rng.randint(1, share)
             proc = m.process(*args)
-            while proc.poll() is None and state_progress(m.state) <= before:
+            while proc.poll() is None and state_progress(m.state) < goal:
                 time.sleep(0.005)
             time.sleep(rng.uniform(*later))
             if proc.poll() is None:

@@ -330,7 +330,7 @@ def test_one_big_folder_over_three_sessions_survives_kill_9(pair):
         assert count(m.target.server, m.target.user) <= n
 
     lanes = ("--connections", "3", "--share-big-folders")
-    counts = kill_during_copy(m, 3, 17, ["INBOX"], at_most_once, *lanes, later=(0.0, 1.5))
+    counts = kill_during_copy(m, 3, 17, ["INBOX"], at_most_once, *lanes, total=n)
     assert len(counts) >= 2, "the pass ended before the kills; raise n"
     assert counts == sorted(counts), counts  # no run took a message away
     assert sum(1 for c in counts if c < n) >= 2, counts  # killed while copying

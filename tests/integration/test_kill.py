@@ -66,10 +66,10 @@ def test_kill_9_at_many_points_then_one_run_completes(
     bulk_load(m.source, FOLDERS, per_folder=300)
     args = ("--batch-size", "25", "--connections", connections)
     targets = [name.replace("/", ".") for name in FOLDERS]
-    counts = kill_during_copy(m, 6, 2026, targets, no_duplicates, *args)
+    total = len(FOLDERS) * 302  # bulk_load: 300 a folder and a byte-identical pair
+    counts = kill_during_copy(m, 6, 2026, targets, no_duplicates, *args, total=total)
     assert len(counts) >= 3, "the migration finished too fast to be interrupted; raise per_folder"
     assert counts == sorted(counts), counts  # no run took a message away
-    total = len(FOLDERS) * 302  # bulk_load: 300 a folder and a byte-identical pair
     assert sum(1 for c in counts if c < total) >= 3, counts  # killed while copying
     proc = m.process()
     out, err = proc.communicate(timeout=300)
