@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 
@@ -74,6 +75,44 @@ def test_drops_mid_copy_are_reconnected_and_resumed_without_duplicates():
     assert m.summary.failures == []
     assert m.summary.reconnects == 3
     # Each message counted once: copied, not also "already there" when its pass starts again.
+    assert (m.summary.messages_copied, m.summary.messages_skipped_existing) == (35, 0)
+    assert contents(dst, "INBOX") == contents(src, "INBOX")
+    assert contents(dst, "Other") == contents(src, "Other")
+
+
+class SourceRefusedOnce(Flaky):
+    """The first target session drops after 5 appends; the first reconnect then fails at the
+    source (its server refuses while the network is still down)."""
+
+    def __init__(self, src: MemoryServer, dst: MemoryServer) -> None:
+        super().__init__(src, dst, breaks=1, after=5)
+        self.sources = 0
+
+    def source(self) -> MemoryAccount:
+        self.sources += 1
+        if self.sources == 1:
+            raise ConnectError("connection refused (injected)")
+        return super().source()
+
+
+def test_a_reconnect_that_fails_costs_an_attempt_and_the_next_one_goes_on(caplog):
+    """The failed reconnect leaves the closed sessions in place (``Migration._reopen``); the next
+    attempt fails on them as on any lost connection (the fake's closed sessions refuse every
+    command, as a real one's socket does), and the one after that reconnects and finishes."""
+    caplog.set_level(logging.WARNING, logger="mailferry")
+    src, dst = servers()
+    flaky = SourceRefusedOnce(src, dst)
+    m = run(src, dst, MemoryStateStore(), flaky)
+    assert m.summary.failures == []
+    assert (flaky.sources, flaky.opened) == (2, 2)  # the refused reconnect, then the good one
+    reasons = [
+        r.msg["reason"]
+        for r in caplog.records
+        if isinstance(r.msg, dict) and r.msg.get("event") == "run.reconnecting"
+    ]
+    assert len(reasons) == m.summary.reconnects == 2
+    assert "injected" in reasons[0]  # the drop
+    assert reasons[1] == "the connection is closed"  # the attempt on the sessions left closed
     assert (m.summary.messages_copied, m.summary.messages_skipped_existing) == (35, 0)
     assert contents(dst, "INBOX") == contents(src, "INBOX")
     assert contents(dst, "Other") == contents(src, "Other")

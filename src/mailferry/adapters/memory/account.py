@@ -47,6 +47,7 @@ def _command(method: F) -> F:
 
     @functools.wraps(method)
     def one_thread(self: MemoryAccount, *args: Any, **kwargs: Any) -> Any:
+        self.check_open()
         me = threading.get_ident()
         if self._owner not in (None, me):
             raise ConcurrentUseError(f"{method.__name__}: a session used by two threads at once")
@@ -167,6 +168,13 @@ class MemoryAccount:
         self.commands: Counter[str] = Counter()
         self._owner: int | None = None  # the thread in a command now (``_command``)
         self._depth = 0
+        self.closed = False  # ``close``d: every command fails as on a closed connection
+
+    def check_open(self) -> None:
+        """A closed session's commands fail as a real one's do, with a lost connection (a run
+        that could not reconnect tries again on the sessions it closed: ``Migration._reopen``)."""
+        if self.closed:
+            raise ConnectError("the connection is closed")
 
     @property
     def delimiter(self) -> str:
@@ -185,6 +193,7 @@ class MemoryAccount:
         return not self.server.rewrites
 
     def list_folders(self) -> list[FolderInfo]:
+        self.check_open()
         folders: dict[str, FolderInfo] = {}
         for name, folder in self.server.folders.items():
             flags = frozenset({folder.special_use}) if folder.special_use else frozenset()
@@ -244,6 +253,7 @@ class MemoryAccount:
     def fetch_meta(
         self, folder: str, uids: Sequence[int] | None = None, *, message_ids: bool = False
     ) -> Iterator[MessageMeta]:
+        self.check_open()
         box = self.server.folder(folder)
         wanted = sorted(box.messages) if uids is None else sorted(set(uids) & box.messages.keys())
         for n, uid in enumerate(wanted):
@@ -259,6 +269,7 @@ class MemoryAccount:
     def fetch_flags(
         self, folder: str, changed_since: int | None = None
     ) -> Iterator[tuple[int, frozenset[str]]]:
+        self.check_open()
         box = self.server.folder(folder)
         for uid in sorted(box.messages):
             message = box.messages[uid]
@@ -279,6 +290,7 @@ class MemoryAccount:
         return sum(1 for message in box.messages.values() if message.modseq > since)
 
     def fetch_messages(self, folder: str, metas: Sequence[MessageMeta]) -> Iterator[FetchedMessage]:
+        self.check_open()
         box = self.server.folder(folder)
         for meta in sorted(metas, key=lambda m: m.uid):
             message = box.messages.get(meta.uid)
@@ -331,7 +343,7 @@ class MemoryAccount:
                 box.set_flags(uid, flags)
 
     def close(self) -> None:
-        pass
+        self.closed = True
 
 
 def _header(body: bytes, name: bytes) -> bytes | None:
