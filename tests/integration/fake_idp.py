@@ -286,6 +286,15 @@ class FakeIdentityProvider:
             self.counters.issued += 1
         return {"access_token": token, "token_type": "Bearer", "expires_in": self.lifetime}
 
+    def expiries(self, earlier: set[str], *, user: str | None = None, app: str = "") -> list[float]:
+        """When each access token issued since ``earlier`` (the tokens there were then) expires:
+        ``user``'s delegated ones, or with ``app`` the app-only ones of that client."""
+        with self._lock:
+            issued = [i for t, i in self.tokens.items() if t not in earlier]
+        if app:
+            return [i.expires for i in issued if i.subject is None and i.client == app]
+        return [i.expires for i in issued if i.subject is not None and i.subject == user]
+
     def _graph_token(self, client: str) -> dict[str, Any]:
         """An app-only Graph token (a JWT with ``roles``, as Entra issues for Graph's scope)."""
         with self._lock:

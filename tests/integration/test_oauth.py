@@ -259,27 +259,16 @@ def test_migration_outlives_many_tokens(idp, oauth_server, tmp_path):
     # is found landed and counted as copied, not as already there.
     assert (summary["messages_copied"], summary["messages_skipped_existing"]) == (4 * PER_FOLDER, 0)
     # Both sides outlived their first token: a new one was fetched after it expired.
-    for side, tokens in _tokens_of(idp, earlier, source=source, target_app=APP).items():
+    tokens_of = {
+        "source": idp.expiries(earlier, user=source),
+        "target": idp.expiries(earlier, app=APP),
+    }
+    for side, tokens in tokens_of.items():
         assert len(tokens) >= 2, f"{side}: one token for the whole run ({took:.1f} s)"
         assert max(tokens) - min(tokens) >= LIFETIME, f"{side}: no token outlived ({took:.1f} s)"
     assert _mailbox(oauth_server, target) == _mailbox(oauth_server, source)
     assert APP_SECRET not in result.output
     assert "idp-password" not in result.output
-
-
-def _tokens_of(
-    idp: FakeIdentityProvider, earlier: set[str], *, source: str, target_app: str
-) -> dict[str, list[float]]:
-    """When each token issued since ``earlier`` to the source user and to the target app expires."""
-    found: dict[str, list[float]] = {"source": [], "target": []}
-    for token, issued in list(idp.tokens.items()):
-        if token in earlier:
-            continue
-        if issued.subject == source:
-            found["source"].append(issued.expires)
-        elif issued.subject is None and issued.client == target_app:
-            found["target"].append(issued.expires)
-    return found
 
 
 def test_revoked_tokens_are_fetched_again_on_reconnect(idp, oauth_server, tmp_path):

@@ -185,9 +185,7 @@ def test_login_then_sync_outlives_many_tokens_on_refresh_tokens(idp, server, tmp
     assert summary["messages_copied"] == 4 * PER_FOLDER
     assert summary["messages_failed"] == 0, summary["failures"]
     assert summary["reconnects"] >= 3  # sessions ended, opened again with refreshed tokens
-    expiries = [
-        i.expires for t, i in idp.tokens.items() if t not in earlier and i.subject == source
-    ]
+    expiries = idp.expiries(earlier, user=source)
     assert len(expiries) >= 2 and max(expiries) - min(expiries) >= LIFETIME  # a token outlived
     grants = idp.counters.grants[grants_before:]
     assert grants.count("refresh_token") >= 1
