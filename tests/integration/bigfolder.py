@@ -26,7 +26,13 @@ def message(i: int, without_id: int = 7) -> bytes:
 
 def fill_inbox(server: DovecotServer, user: str, count: int, without_id: int = 7) -> None:
     """Messages 0..count-1 into ``user``'s INBOX, every other one \\Seen, before Dovecot indexes it
-    (call it before the user's first login, or Dovecot may not look at the new files at once)."""
+    (call it before the user's first login, or Dovecot may not look at the new files at once).
+
+    Each file is named as Dovecot names a message it stores, with its size (``S=``) and its size
+    with CRLF line ends (``W=``, what RFC822.SIZE and a FETCH's literal say). Without ``W=``, the
+    first client to read a message's size makes Dovecot add it to the folder's dovecot-uidlist,
+    which it then writes out whole every few thousand messages: at a million messages, whichever
+    tool read the folder first paid that, and the next one did not."""
     maildir = server.data_dir / "home" / user / "Maildir"
     for sub in ("cur", "new", "tmp"):
         (maildir / sub).mkdir(parents=True, exist_ok=True)
@@ -34,7 +40,7 @@ def fill_inbox(server: DovecotServer, user: str, count: int, without_id: int = 7
     for i in range(count):
         body = message(i, without_id)
         flags = "S" if i % 2 else ""
-        path = cur / f"{FIRST_TIME + i}.M{i}P1.bigfolder,S={len(body)}:2,{flags}"
+        path = cur / f"{FIRST_TIME + i}.M{i}P1.bigfolder,S={len(body)},W={len(body)}:2,{flags}"
         path.write_bytes(body)
         os.utime(path, (FIRST_TIME + i, FIRST_TIME + i))
     _chown_tree(server.data_dir / "home" / user)
