@@ -641,14 +641,11 @@ class ImapAccount:
             raise FolderError(folder, "refusing to write to the source account")
         if not self.literal_plus:  # a synchronising literal waits for the server anyway
             with self._guard(folder):
-                if (unselect := self._unselect_for_appends(folder)) is not None:
-                    self._pipeline.commands([unselect])
                 results = [self._pipeline.append_synchronous(folder, r) for r in requests]
             return lambda: results
         multi = "MULTIAPPEND" in self._caps and len(requests) > 1
         with self._guard(folder):
-            before = self._unselect_for_appends(folder)
-            sent = self._pipeline.send_appends(folder, requests, multi=multi, before=before)
+            sent = self._pipeline.send_appends(folder, requests, multi=multi)
 
         def answers() -> list[AppendResult]:
             with self._guard(folder):
@@ -660,19 +657,6 @@ class ImapAccount:
                 return self._pipeline.append_pipelined(folder, requests)
 
         return answers
-
-    def _unselect_for_appends(self, folder: str) -> bytes | None:
-        """``UNSELECT`` (RFC 3691) to write ahead of APPENDs into the selected folder, where the
-        server offers it; None: nothing to write. After each APPEND into the selected folder a
-        server brings the session's view of it up to date (to announce EXISTS, RFC 3501 6.3.11),
-        and Dovecot's Maildir does that by walking the whole folder: a first pass into a folder
-        of a million messages spent more of its time there the bigger the folder grew (issue 17,
-        benchmarks/README.md). A STORE selects the folder again."""
-        if self._selected != folder or "UNSELECT" not in self._caps:
-            return None
-        self._selected = None
-        self._client._imap.state = "AUTH"  # as imaplib's own UNSELECT leaves it
-        return b"UNSELECT"
 
     def store_flags(self, folder: str, updates: Sequence[tuple[int, frozenset[str]]]) -> None:
         if self._readonly:

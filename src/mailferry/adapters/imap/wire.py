@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from imapclient.imap_utf7 import decode as decode_utf7
@@ -144,7 +144,6 @@ class SentAppends:
     tags: list[bytes]
     multi: bool  # one MULTIAPPEND command (one tag)
     starts: list[int]  # where each body's spool stood: sent again one by one if refused whole
-    before: list[bytes] = field(default_factory=list)  # tags of commands written ahead of them
 
 
 class Pipeline:
@@ -286,24 +285,14 @@ class Pipeline:
         return self.read_appends(self.send_appends(folder, requests, multi=True))
 
     def send_appends(
-        self,
-        folder: str,
-        requests: Sequence[AppendRequest],
-        *,
-        multi: bool,
-        before: bytes | None = None,
+        self, folder: str, requests: Sequence[AppendRequest], *, multi: bool
     ) -> SentAppends:
         """Write the APPENDs (one MULTIAPPEND when ``multi``) with LITERAL+ literals, and return
         without reading an answer: ``read_appends`` reads them, later, after other commands
-        written meanwhile perhaps (their answers are kept until asked for: ``wait_tagged``).
-        ``before``: a short command written ahead of them in the same write (``UNSELECT``),
-        whose answer ``read_appends`` reads and leaves aside."""
+        written meanwhile perhaps (their answers are kept until asked for: ``wait_tagged``)."""
         mailbox = quote_mailbox(folder)
         sent = SentAppends(requests, [], multi, [r.body.tell() for r in requests])
         out = bytearray()
-        if before is not None:
-            sent.before.append(self.next_tag())
-            self._coalesce(out, b"%s %s\r\n" % (sent.before[0], before))
         for index, request in enumerate(requests):
             if multi and index:  # later messages continue the same command: " (flags) date {n+}"
                 head = b" %s %s {%d+}\r\n" % (
@@ -326,7 +315,7 @@ class Pipeline:
 
     def read_appends(self, sent: SentAppends) -> list[AppendResult] | None:
         """The answers to ``send_appends``; None for a MULTIAPPEND refused as a whole."""
-        answers = self.wait_tagged([*sent.before, *sent.tags])
+        answers = self.wait_tagged(sent.tags)
         if not sent.multi:
             pairs = zip(sent.requests, sent.tags, strict=True)
             return [_result(request, answers[tag]) for request, tag in pairs]
