@@ -46,6 +46,7 @@ from mailferry.domain.profiles import (
     label_policy,
 )
 from mailferry.service.folderwork import FolderWork
+from mailferry.service.migrate import BATCH_COUNT as BATCH_COUNT  # the CLI's default
 from mailferry.service.migrate import Migration, SyncOptions
 from mailferry.service.planning import plan_folders
 from mailferry.service.prefetch import both
@@ -110,7 +111,7 @@ class SyncRequest:
     state_path: Path | None = None
     database: str | None = None  # a state database URL in place of the file (--database)
     dry_run: bool = False
-    batch_size: int = 200
+    batch_size: int = BATCH_COUNT
     connections: int = 1
     share_big_folders: bool = False  # lanes join a big folder's first pass (folderlanes.py)
     retry: RetryPolicy = field(default_factory=RetryPolicy)

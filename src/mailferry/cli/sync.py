@@ -15,7 +15,15 @@ from typing import Any
 
 import click
 
-from mailferry.bootstrap import Side, SyncRequest, endpoints, open_pair, run_sync, run_verify
+from mailferry.bootstrap import (
+    BATCH_COUNT,
+    Side,
+    SyncRequest,
+    endpoints,
+    open_pair,
+    run_sync,
+    run_verify,
+)
 from mailferry.bootstrap.dav import is_dav_url
 from mailferry.bootstrap.graph import Routes, is_m365_url
 from mailferry.cli.dav import (
@@ -78,7 +86,7 @@ from mailferry.service.resilience import RetryPolicy
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 5000),
-    default=200,
+    default=BATCH_COUNT,
     show_default=True,
     help="Messages per pipelined APPEND burst (each burst is one state transaction).",
 )
@@ -296,7 +304,7 @@ def _request(kw: dict[str, Any]) -> SyncRequest:
         state_path=kw.get("state"),
         database=_database(kw.get("database"), problems),
         dry_run=bool(kw.get("dry_run")),
-        batch_size=kw.get("batch_size") or 200,
+        batch_size=kw.get("batch_size") or BATCH_COUNT,
         connections=kw.get("connections") or 3,
         share_big_folders=bool(kw.get("share_big_folders")),
         retry=RetryPolicy(
