@@ -88,7 +88,8 @@ from mailferry.service.resilience import RetryPolicy
     type=click.IntRange(1, 5000),
     default=BATCH_COUNT,
     show_default=True,
-    help="Messages per pipelined APPEND burst (each burst is one state transaction).",
+    help="Messages per pipelined APPEND burst at most (each burst is one state transaction; "
+    "a burst also stays under a third of 16 MB).",
 )
 @dav_options
 @graph_options

@@ -71,8 +71,8 @@ PAUSE_SLICE = 5.0  # a long pause wakes this often to let progress (and stop req
 # Messages per APPEND burst at most; a burst's bytes (a third of ``batch_bytes``) bound it first
 # for all but small messages. Dovecot brings the target folder a burst goes to up to date after
 # the burst by walking the whole folder, so a burst costs it time in proportion to the folder's
-# size: with bursts of 200 small messages, a first pass into one folder slowed from 1,700 to 940
-# msg/s as the folder filled to a million; with 1,000 it kept 1,810 (benchmarks/README.md).
+# size. A first pass of a million small messages into one folder, bursts of 200: 1,700 msg/s at
+# first, 940 near the end, 844 s; bursts of 1,000: 1,805, then 1,546, 601 s (benchmarks/README.md).
 BATCH_COUNT = 1000
 log = get_logger("mailferry.migrate")
 
