@@ -31,7 +31,7 @@ def fill_inbox(server: DovecotServer, user: str, count: int, without_id: int = 7
     Each file is named as Dovecot names a message it stores, with its size (``S=``) and its size
     with CRLF line ends (``W=``, what RFC822.SIZE and a FETCH's literal say). Without ``W=``, the
     first client to read a message's size makes Dovecot add it to the folder's dovecot-uidlist,
-    which it then writes out whole every few thousand messages: at a million messages, whichever
+    which it then writes out whole about every 10,000 messages: at a million, whichever
     tool read the folder first paid that, and the next one did not."""
     maildir = server.data_dir / "home" / user / "Maildir"
     for sub in ("cur", "new", "tmp"):

@@ -293,7 +293,7 @@ class FakeIdentityProvider:
             issued = [i for t, i in self.tokens.items() if t not in earlier]
         if app:
             return [i.expires for i in issued if i.subject is None and i.client == app]
-        return [i.expires for i in issued if i.subject is not None and i.subject == user]
+        return [i.expires for i in issued if user is not None and i.subject == user]
 
     def _graph_token(self, client: str) -> dict[str, Any]:
         """An app-only Graph token (a JWT with ``roles``, as Entra issues for Graph's scope)."""
