@@ -50,7 +50,7 @@ from sqlalchemy import update  # noqa: E402
 from mailferry.adapters.memory.state import MemoryStateStore  # noqa: E402
 from mailferry.adapters.store.tables import MAILBOXES  # noqa: E402
 from mailferry.bootstrap import open_service, upgrade_database  # noqa: E402
-from mailferry.cli import main as cli  # noqa: E402
+from mailferry.cli.app import main as cli  # noqa: E402
 from mailferry.domain.errors import ConfigError  # noqa: E402
 from mailferry.service.batches import BatchOptions, EndpointSpec  # noqa: E402
 from mailferry.service.batchpages import MailboxQuery  # noqa: E402

@@ -35,7 +35,7 @@ from click.testing import CliRunner  # noqa: E402
 from run import run_process, summary_of  # noqa: E402
 from tests.integration.bigfolder import count, fill_inbox  # noqa: E402
 
-from mailferry.cli import main as cli  # noqa: E402
+from mailferry.cli.app import main as cli  # noqa: E402
 from mailferry.sandbox.dovecot import DovecotServer  # noqa: E402
 from mailferry.sandbox.postgres import PostgresServer  # noqa: E402
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from click.testing import CliRunner
 
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.sandbox.dovecot import DovecotServer
 from tests.e2e.test_batch_cli import ConnectionWatch, digests, mailferry
 from tests.e2e.test_database_cli import load_mailboxes

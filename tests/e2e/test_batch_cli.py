@@ -21,7 +21,7 @@ from typing import Any, Self
 import pytest
 from click.testing import CliRunner
 
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.sandbox.corpus import build_corpus, connect, load_corpus
 from mailferry.sandbox.dovecot import DovecotServer
 

@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from mailferry.bootstrap import open_service
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.sandbox.graph import mailboxfill
 from tests.e2e.test_graph_cli import (  # noqa: F401 - clouds is a fixture
     SECRET,

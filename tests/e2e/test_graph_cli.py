@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.sandbox.graph import mailboxfill
 from mailferry.sandbox.graph.server import FakeGraph
 from tests.e2e.test_batch_cli import mailferry

@@ -144,7 +144,7 @@ def test_a_pst_calendar_moves_to_microsoft_365_through_the_fake_graph_once(ost, 
     invitation; a re-run copies nothing and verify is clean."""
     from click.testing import CliRunner  # noqa: PLC0415 - the Graph tests' way in
 
-    from mailferry.cli import main  # noqa: PLC0415
+    from mailferry.cli.app import main  # noqa: PLC0415
     from mailferry.sandbox.graph.server import FakeGraph  # noqa: PLC0415
     from tests.e2e.test_graph_cli import RESOURCE_ROLES, SECRET, TARGET_APP, side  # noqa: PLC0415
     from tests.integration.fake_idp import FakeIdentityProvider  # noqa: PLC0415

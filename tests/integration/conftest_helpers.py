@@ -21,7 +21,7 @@ from imapclient.exceptions import IMAPClientError
 
 from mailferry.adapters.imap import Credentials
 from mailferry.adapters.imap.namespaced import NamespacedAccount
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.domain.model import Endpoint, Security
 from mailferry.sandbox.corpus import build_corpus, connect, load_corpus
 from mailferry.sandbox.dovecot import DovecotServer

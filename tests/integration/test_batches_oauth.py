@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from mailferry.adapters.oauth.sources import TokenSource
 from mailferry.bootstrap import open_service
 from mailferry.bootstrap import scheduler as build_scheduler
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.domain.model import Security
 from mailferry.sandbox.dovecot import DovecotServer
 from mailferry.sandbox.proxy import Proxy

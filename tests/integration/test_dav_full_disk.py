@@ -32,7 +32,7 @@ from click.testing import CliRunner
 from mailferry.adapters.dav import CollectionKind, DavAccount, DavLogin, DavSession, parse_dav_url
 from mailferry.adapters.memory.dav import MemoryDavAccount, MemoryDavServer
 from mailferry.adapters.tls import TlsOptions
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.domain.errors import ItemError, TargetFullError
 from mailferry.domain.items import identify
 from mailferry.domain.normalise import content_differs

@@ -15,11 +15,11 @@ from mailferry.adapters.dav import (
 )
 from mailferry.adapters.memory.davstate import MemoryItemStateStore
 from mailferry.adapters.tls import TlsOptions
+from mailferry.domain.attendees import AttendeeMode
 from mailferry.domain.items import identify
 from mailferry.domain.normalise import compare_icalendar, compare_vcard
 from mailferry.domain.scheduling import unpark_attendees
 from mailferry.sandbox import davcorpus
-from mailferry.service.davcontext import AttendeeMode
 from mailferry.service.davsync import DavOptions, sync_accounts
 from mailferry.service.davverify import verify_dav
 from mailferry.service.resilience import RetryPolicy

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from mailferry.bootstrap import open_service
 from mailferry.bootstrap import scheduler as build_scheduler
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.domain.model import Security
 from mailferry.service.batches import BatchOptions, EndpointSpec
 from tests.integration.conftest_helpers import Account

@@ -18,7 +18,7 @@ from mailferry.adapters.files import MaildirAccount, MboxAccount
 from mailferry.adapters.imap import Credentials
 from mailferry.adapters.imap.namespaced import NamespacedAccount
 from mailferry.adapters.memory.state import MemoryStateStore
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.domain.model import AppendRequest, Endpoint, Security
 from mailferry.sandbox.dovecot import MAIL_GROUP, MAIL_USER
 from mailferry.service.migrate import Migration, SyncOptions

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from imapclient import IMAPClient
 
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.sandbox.dovecot import MAIL_GROUP, MAIL_USER, DovecotServer
 from mailferry.service.resilience import SERVER_FAILING
 from tests.integration.smalldisk import Disk, mount_small_disk

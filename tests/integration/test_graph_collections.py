@@ -20,6 +20,7 @@ from mailferry.adapters.graph import events
 from mailferry.adapters.graph.collections import ITEM_PROP
 from mailferry.adapters.graph.recurrence import Unsupported
 from mailferry.adapters.memory.davstate import MemoryItemStateStore
+from mailferry.domain.attendees import AttendeeMode
 from mailferry.domain.davmodel import CollectionKind, NewCollection
 from mailferry.domain.errors import ItemConflictError, ItemError
 from mailferry.domain.items import identify
@@ -28,7 +29,6 @@ from mailferry.domain.windowszones import windows_of
 from mailferry.sandbox import davcorpus
 from mailferry.sandbox.graph import eventseries
 from mailferry.sandbox.graph.server import FakeGraph, Fault
-from mailferry.service.davcontext import AttendeeMode
 from mailferry.service.davsync import DavOptions, sync_accounts
 from mailferry.service.davverify import verify_dav
 from mailferry.service.resilience import RetryPolicy

@@ -27,7 +27,7 @@ from mailferry.adapters.oauth.command import command_grant
 from mailferry.adapters.oauth.google import GoogleServiceAccount, ServiceAccountKey
 from mailferry.adapters.oauth.tokens import CachedToken
 from mailferry.bootstrap import Side, SyncRequest, open_pair
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.domain.errors import AuthError
 from mailferry.domain.model import AuthMethod, Endpoint, Security
 from mailferry.domain.profiles import PROFILES

@@ -25,7 +25,7 @@ import mailferry
 from mailferry.adapters.secrets import KEY_ENV, SecretBox
 from mailferry.bootstrap import Side, SyncRequest, open_pair, open_service
 from mailferry.bootstrap import scheduler as build_scheduler
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.domain.model import Security
 from mailferry.sandbox.dovecot import DovecotServer
 from mailferry.sandbox.proxy import Proxy

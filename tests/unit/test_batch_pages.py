@@ -14,7 +14,7 @@ from sqlalchemy import update
 from mailferry.adapters.secrets import KEY_ENV
 from mailferry.adapters.store.records import FailureRecord, Outcome
 from mailferry.adapters.store.tables import MAILBOXES
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.domain.errors import ConfigError, NotFound
 from mailferry.domain.model import Security
 from mailferry.service.batches import (  # the rows the reports are made of, private

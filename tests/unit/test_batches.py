@@ -18,7 +18,7 @@ from mailferry.adapters.memory.account import MemoryServer
 from mailferry.adapters.secrets import KEY_ENV, Secret, SecretBox
 from mailferry.adapters.store.records import FailureRecord, Outcome
 from mailferry.adapters.store.sync_state import SqlStateStore
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.model import MailboxState, Security
 from mailferry.service.batches import (

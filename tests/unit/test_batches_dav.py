@@ -23,7 +23,7 @@ from mailferry.adapters.memory.state import MemoryStateStore
 from mailferry.adapters.secrets import KEY_ENV
 from mailferry.adapters.store.records import EndpointRecord, FailureRecord, Outcome
 from mailferry.bootstrap import open_service
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.domain.davreport import CollectionReport, DavSummary, ItemProblem
 from mailferry.domain.errors import AuthError, ConfigError
 from mailferry.domain.items import identify

@@ -25,7 +25,7 @@ from mailferry.adapters.secrets import KEY_ENV
 from mailferry.adapters.store.records import EndpointRecord, Outcome
 from mailferry.adapters.tls import TlsOptions
 from mailferry.bootstrap import open_service
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.domain.errors import AuthError, ConfigError, StateError
 from mailferry.domain.mailboxreport import Doubt, EntryProblem, FolderOutcome, MailboxSummary
 from mailferry.domain.model import Security

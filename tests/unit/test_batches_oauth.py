@@ -15,7 +15,7 @@ from mailferry.adapters.oauth.sources import TokenSource
 from mailferry.adapters.oauth.tokens import CachedToken
 from mailferry.adapters.secrets import KEY_ENV, Secret
 from mailferry.bootstrap import BatchConnector, open_service
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.model import AuthMethod, Security
 from mailferry.service.batches import BatchOptions, EndpointSpec

@@ -18,9 +18,10 @@ from mailferry.adapters.store.engine import open_database
 from mailferry.adapters.store.schema import upgrade_all
 from mailferry.adapters.store.sync_state import SqlStateStore
 from mailferry.domain.davplan import Listed, Recorded
+from mailferry.domain.davports import CollectionState, ItemIntent, ItemStateStore
 from mailferry.domain.errors import StateError
 from mailferry.domain.items import ItemKey
-from mailferry.domain.ports import CollectionState, Copied, ItemIntent, ItemStateStore
+from mailferry.domain.ports import Copied
 
 PAIR = "https://ann@old.example/dav/ -> https://ann@new.example/dav/"
 CAL = "/dav/calendars/ann/home/"

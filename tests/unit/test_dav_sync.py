@@ -15,11 +15,11 @@ import pytest
 from mailferry.adapters.memory.dav import MemoryDavAccount, MemoryDavServer, SimulatedCrash
 from mailferry.adapters.memory.davstate import MemoryItemStateStore
 from mailferry.cli.dav import print_dav_summary
+from mailferry.domain.attendees import AttendeeMode
 from mailferry.domain.davmodel import CollectionKind, NewCollection
 from mailferry.domain.items import identify
 from mailferry.domain.workloads import Workload
 from mailferry.sandbox import davcorpus
-from mailferry.service.davcontext import AttendeeMode
 from mailferry.service.davsync import DavOptions, sync_accounts
 from mailferry.service.resilience import SERVER_FAILING, RetryPolicy
 

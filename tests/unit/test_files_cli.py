@@ -7,7 +7,7 @@ import mailbox
 
 from click.testing import CliRunner
 
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.config import FileStore, parse_location
 from tests.fakes import write_takeout
 

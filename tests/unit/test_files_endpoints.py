@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from mailferry.bootstrap import open_service
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.config import FileStore
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.model import Security

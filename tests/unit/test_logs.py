@@ -10,7 +10,7 @@ import logging
 import pytest
 from click.testing import CliRunner
 
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.logs import bound_context, configure, get_logger
 
 

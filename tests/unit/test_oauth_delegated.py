@@ -19,15 +19,15 @@ import mailferry
 from mailferry.adapters.oauth.delegated import (
     MsalDelegated,
     SignInKey,
-    SignInOptions,
     SignInStore,
     login_command,
 )
+from mailferry.adapters.oauth.signin import SignInOptions
 from mailferry.adapters.oauth.sources import SourceNames, TokenSource, token_provider
 from mailferry.adapters.oauth.tokens import CachedToken
 from mailferry.adapters.secrets import KEY_ENV
 from mailferry.bootstrap import BatchConnector, Side, credentials, open_service
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.config import STATE_ENV
 from mailferry.domain.errors import AuthError, ConfigError
 from mailferry.domain.model import Endpoint, Security
@@ -271,7 +271,7 @@ def test_sync_offers_the_delegated_options_and_starts_without_msal():
     assert "--source-m365-delegated" in result.output
     assert "--target-m365-delegated" in result.output
     code = (
-        "import sys; from click.testing import CliRunner; from mailferry.cli import main; "
+        "import sys; from click.testing import CliRunner; from mailferry.cli.app import main; "
         "CliRunner().invoke(main, ['sync', '--help']); "
         "print([m for m in ('msal', 'requests') if m in sys.modules])"
     )

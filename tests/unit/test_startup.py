@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 
+from mailferry import __version__
+
 # Imported only where a side or a command needs them (``bootstrap``, ``cli/graph.py``, ...).
 NOT_AT_START = (
     "mailferry.adapters.files",  # maildir://, mbox://, eml://, pst:// sides
@@ -16,6 +18,16 @@ NOT_AT_START = (
     "mailferry.service.graphsync",
     "mailferry.service.davsync",
     "mailferry.web",
+    "mailferry.domain.davports",  # calendars and contacts
+    "mailferry.domain.davmodel",
+    "mailferry.domain.items",
+    "mailferry.domain.davreport",
+    "mailferry.domain.mailboxports",  # Graph's mailbox model, plan and report
+    "mailferry.service.davcontext",
+    "mailferry.adapters.oauth.delegated",  # a delegated sign-in, and the key ring it is kept with
+    "mailferry.adapters.oauth.google",
+    "mailferry.adapters.secrets",
+    "cryptography",
     "httpx",
     "msal",
     "icalendar",
@@ -33,7 +45,7 @@ NOT_AT_START = (
 RUN = """
 import atexit, json, sys
 atexit.register(lambda: print(json.dumps(sorted(sys.modules))))
-from mailferry.cli import main
+from mailferry.cli.app import main
 main(sys.argv[1:])
 """
 
@@ -45,10 +57,36 @@ def early(loaded: list[str]) -> list[str]:
 
 
 def test_the_command_does_not_load_what_an_imap_run_does_not_use():
-    code = "import json, sys; import mailferry.cli; print(json.dumps(sorted(sys.modules)))"
+    code = "import json, sys; import mailferry.cli.app; print(json.dumps(sorted(sys.modules)))"
     loaded = json.loads(subprocess.check_output([sys.executable, "-c", code], text=True))
     assert "mailferry.cli.sync" in loaded  # the probe itself works
-    assert early(loaded) == [], "imported by `import mailferry.cli`"
+    assert early(loaded) == [], "imported by `import mailferry.cli.app`"
+
+
+# The entry point as the console script calls it; prints what the collector was left with.
+ENTRY = """
+import gc, json, sys
+from mailferry.cli import run
+sys.argv = ["mailferry", "--version"]
+try:
+    run()
+except SystemExit as exc:
+    print(json.dumps([exc.code, gc.isenabled(), gc.get_freeze_count(), "mailferry.cli.app" in sys.modules]))
+"""
+
+
+def test_the_entry_point_imports_the_commands_then_freezes_them_and_collects_again():
+    lines = subprocess.check_output([sys.executable, "-c", ENTRY], text=True).splitlines()
+    assert lines[0] == f"mailferry, version {__version__}"
+    code, enabled, frozen, imported = json.loads(lines[-1])
+    assert (code, enabled, imported) == (0, True, True)  # the collector is on again for the run
+    assert frozen > 10_000  # what the imports made is out of every later collection's walk
+
+
+def test_the_package_itself_imports_nothing_heavy():
+    code = "import json, sys; import mailferry.cli; print(json.dumps(sorted(sys.modules)))"
+    loaded = json.loads(subprocess.check_output([sys.executable, "-c", code], text=True))
+    assert not [n for n in loaded if n.startswith(("mailferry.cli.", "click", "sqlalchemy"))]
 
 
 def test_an_imap_to_imap_run_does_not_load_graph_or_files(tmp_path):

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from mailferry.bootstrap import open_service
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.config import parse_endpoint
 from mailferry.domain.errors import ConfigError
 from mailferry.web import create_app

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.web.credentials import AuthStore
 from mailferry.web.server import Listen
 from tests.unit.web_support import FAST

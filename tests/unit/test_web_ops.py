@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from mailferry.adapters.metrics import PrometheusTelemetry
 from mailferry.bootstrap import open_service
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.domain.model import Summary
 from mailferry.web import create_app
 from mailferry.web.credentials import AuthStore

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from mailferry.adapters.store.workers import FORGET_AFTER, WorkerRecord
 from mailferry.bootstrap import open_service, upgrade_database
-from mailferry.cli import main
+from mailferry.cli.app import main
 from mailferry.domain.errors import ConfigError
 from mailferry.service.workers import WorkerPresence, check_release, worker_views
 from mailferry.web import create_app

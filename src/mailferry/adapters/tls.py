@@ -1,8 +1,8 @@
 """TLS settings that every adapter speaking to a server shares (IMAP, WebDAV): verified by default,
 a CA file to trust, or verification off on explicit request.
 
-Loading the system's CA certificates into a context takes 30-60 ms, and an IMAP session asks for
-a context on every connection (the lanes of a run, each reconnection), plain ones included. So the
+Loading the system's CA certificates into a context takes 30-60 ms, and an IMAP session over TLS
+asks for a context on every connection (the lanes of a run, each reconnection). So the
 contexts are kept per setting for ``CONTEXT_TTL`` seconds (an SSLContext is shared safely between
 threads and connections as long as nobody changes it); a CA file that changed on disk, or an older
 context, is loaded again. The HTTP adapters (DAV, Graph) take a context of their own: httpcore

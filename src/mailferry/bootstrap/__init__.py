@@ -27,7 +27,7 @@ from mailferry.adapters.imap.profiled import open_profiled
 from mailferry.adapters.memory.state import MemoryStateStore
 from mailferry.adapters.oauth import sources as oauth
 from mailferry.adapters.oauth.app_only import M365_AUTHORITY_HOST
-from mailferry.adapters.oauth.delegated import SignInOptions
+from mailferry.adapters.oauth.signin import SignInOptions
 from mailferry.adapters.oauth.sources import TokenSource
 from mailferry.adapters.store.engine import Database, open_database, sqlite_url
 from mailferry.adapters.store.sync_state import SqlStateStore

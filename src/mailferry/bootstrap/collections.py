@@ -23,8 +23,8 @@ from mailferry.bootstrap import SyncRequest
 from mailferry.bootstrap.dav import DavSide, dav_key, request_login, request_sides
 from mailferry.bootstrap.graph import GraphSide, Routes, is_pst_url
 from mailferry.config import default_state_path, parse_file_store
+from mailferry.domain.davports import CollectionAccount, ItemStateStore
 from mailferry.domain.errors import AccountError, ConfigError, FolderError
-from mailferry.domain.ports import CollectionAccount, ItemStateStore
 from mailferry.domain.workloads import Workload
 
 

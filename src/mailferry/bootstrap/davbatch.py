@@ -26,9 +26,9 @@ from mailferry.adapters.tls import TlsOptions
 from mailferry.bootstrap.collections import open_graph, open_pst
 from mailferry.bootstrap.graphbatch import graph_sides
 from mailferry.config import FileStore
+from mailferry.domain.davports import CollectionAccount
 from mailferry.domain.errors import AccountError, FolderError, MailferryError
 from mailferry.domain.model import Endpoint
-from mailferry.domain.ports import CollectionAccount
 from mailferry.service.davroutes import DavRoute
 from mailferry.service.scheduler import Job
 

@@ -22,13 +22,13 @@ from mailferry.bootstrap import Side, SyncRequest, token_source
 from mailferry.bootstrap.dav import is_dav_url
 from mailferry.config import default_state_path, is_file_url, parse_endpoint
 from mailferry.domain.errors import ConfigError
-from mailferry.domain.mailboxports import MailboxStateStore
 from mailferry.domain.ports import TokenProvider
 from mailferry.domain.workloads import MailVia, RoutePlan, SideKind, Workload, plan_routes
 
 if TYPE_CHECKING:  # Graph's adapters (httpx, the mailbox state) are imported for a Graph side
     from mailferry.adapters.graph.mailbox import GraphMailbox
     from mailferry.adapters.graph.session import GraphLimits, GraphSession
+    from mailferry.domain.mailboxports import MailboxStateStore
 
 M365_SCHEME = "m365://"
 

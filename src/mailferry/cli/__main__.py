@@ -1,5 +1,5 @@
 """``python -m mailferry.cli``: the ``mailferry`` command."""
 
-from mailferry.cli import main
+from mailferry.cli import run
 
-main()
+run()

@@ -12,10 +12,10 @@ import click
 from mailferry.bootstrap import SyncRequest
 from mailferry.bootstrap.graph import Routes
 from mailferry.cli.terminal import err, out
-from mailferry.domain.davreport import DavSummary
-from mailferry.service.davcontext import AttendeeMode
+from mailferry.domain.attendees import AttendeeMode
 
 if TYPE_CHECKING:  # the calendar and contact machinery is imported when a DAV side is given
+    from mailferry.domain.davreport import DavSummary
     from mailferry.service.davverify import DavVerifyReport
 
 F = Callable[..., Any]

@@ -18,10 +18,10 @@ from mailferry.bootstrap.graph import (
 )
 from mailferry.cli.terminal import err, out
 from mailferry.domain.errors import MailferryError
-from mailferry.domain.mailboxreport import MailboxSummary
 from mailferry.domain.workloads import ALL, MailVia, parse_workloads
 
 if TYPE_CHECKING:  # the mailbox import/export machinery is imported when both ends are Graph
+    from mailferry.domain.mailboxreport import MailboxSummary
     from mailferry.service.graphverify import MailboxVerification
 
 F = Callable[..., Any]

@@ -13,7 +13,8 @@ from pathlib import Path
 import click
 
 from mailferry.adapters.oauth.app_only import M365_AUTHORITY_HOST
-from mailferry.adapters.oauth.delegated import DEFAULT_TENANT, SignInOptions
+from mailferry.adapters.oauth.delegated import DEFAULT_TENANT
+from mailferry.adapters.oauth.signin import SignInOptions
 from mailferry.adapters.oauth.sources import TokenSource, delegated_grant
 from mailferry.cli.exits import handle_errors
 from mailferry.config import STATE_ENV, parse_endpoint

@@ -11,7 +11,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -53,16 +53,18 @@ from mailferry.cli.graph import (
 from mailferry.cli.options import common_options
 from mailferry.cli.terminal import print_plan, print_summary, print_verify, progress_display
 from mailferry.config import parse_database_url, parse_date, password_env
-from mailferry.domain.davreport import DavSummary
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.folders import MappingOptions, parse_map
 from mailferry.domain.labels import LabelMode
-from mailferry.domain.mailboxreport import MailboxSummary
 from mailferry.domain.model import Summary
 from mailferry.domain.plan import Selection
 from mailferry.domain.workloadreport import merged_sections
 from mailferry.domain.workloads import MailVia
 from mailferry.service.resilience import RetryPolicy
+
+if TYPE_CHECKING:  # the summaries of calendars and of Graph mailboxes, made where they run
+    from mailferry.domain.davreport import DavSummary
+    from mailferry.domain.mailboxreport import MailboxSummary
 
 
 @click.command()

@@ -10,9 +10,13 @@ mailbox import/export (whose own summary already has this shape: ``mailboxreport
 
 from __future__ import annotations
 
-from mailferry.domain.davreport import DavSummary
+from typing import TYPE_CHECKING
+
 from mailferry.domain.model import Summary
 from mailferry.domain.workloads import ALL, RoutePlan, Workload
+
+if TYPE_CHECKING:  # made by a calendar and contact pass, which imports it
+    from mailferry.domain.davreport import DavSummary
 
 Section = dict[str, object]
 

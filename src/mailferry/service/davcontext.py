@@ -12,10 +12,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TypeVar
 
+from mailferry.domain.attendees import AttendeeMode
 from mailferry.domain.davmodel import CollectionInfo, CollectionKind
+from mailferry.domain.davports import CollectionAccount, ItemStateStore
 from mailferry.domain.davreport import DavSummary
 from mailferry.domain.errors import (
     ConnectError,
@@ -24,44 +25,11 @@ from mailferry.domain.errors import (
     ThrottledError,
 )
 from mailferry.domain.items import ComponentKind
-from mailferry.domain.ports import CollectionAccount, ItemStateStore
 from mailferry.domain.scheduling import park_attendees, schedule_by_client
 from mailferry.service.progress import NoProgress, Progress
 from mailferry.service.resilience import RetryPolicy, ServerFaults
 
 T = TypeVar("T")
-
-
-class AttendeeMode(StrEnum):
-    """How ORGANIZER/ATTENDEE are written (``--attendees``)."""
-
-    AUTO = "auto"  # CLIENT on a target known to honour SCHEDULE-AGENT, else PARK
-    CLIENT = "client"  # SCHEDULE-AGENT=CLIENT (RFC 6638 s7.1): the server sends nothing
-    PARK = "park"  # renamed X-MAILFERRY-ORGANIZER / X-MAILFERRY-ATTENDEE: no server schedules them
-
-
-# Servers whose implicit scheduling honours SCHEDULE-AGENT=CLIENT by their documentation (SabreDAV
-# and so Nextcloud/ownCloud, Cyrus/Fastmail, Apple's CalendarServer), matched against the Server
-# (and X-Sabre-Version) headers. Not tested here: the two servers that run here, Radicale and
-# Xandikos, both mail attendees whatever SCHEDULE-AGENT says (docs/dav-servers.md), and neither
-# names itself in a header. Every other target gets its meetings parked: nothing can be sent.
-HONOUR_SCHEDULE_AGENT = ("sabre", "cyrus", "calendarserver")
-
-
-# Targets that mail attendees whatever the client says, and offer no way to store a meeting
-# silently: Microsoft 365 through Graph (adapters/graph/collections.py refuses ORGANIZER/ATTENDEE).
-# Their meetings are always parked, whatever --attendees asks.
-ALWAYS_PARK = ("microsoft-graph",)
-
-
-def attendee_mode(wanted: AttendeeMode, server: str | None) -> AttendeeMode:
-    if server in ALWAYS_PARK:
-        return AttendeeMode.PARK
-    if wanted is not AttendeeMode.AUTO:
-        return wanted
-    if server and any(name in server for name in HONOUR_SCHEDULE_AGENT):
-        return AttendeeMode.CLIENT
-    return AttendeeMode.PARK
 
 
 @dataclass

@@ -28,8 +28,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mailferry.domain.attendees import AttendeeMode
 from mailferry.domain.davmodel import CollectionInfo, ItemRef
 from mailferry.domain.davplan import Action, Listed, Recorded, Step, plan_items
+from mailferry.domain.davports import CollectionState
 from mailferry.domain.davreport import DavSummary, ItemProblem
 from mailferry.domain.errors import (
     ConnectError,
@@ -41,13 +43,11 @@ from mailferry.domain.errors import (
 )
 from mailferry.domain.items import identify, item_key
 from mailferry.domain.normalise import content_differs
-from mailferry.domain.ports import CollectionState
-from mailferry.service.davcontext import AttendeeMode
 from mailferry.service.davspool import Spool
 from mailferry.service.davwrites import Write, Writer
 
 if TYPE_CHECKING:
-    from mailferry.domain.ports import CollectionAccount
+    from mailferry.domain.davports import CollectionAccount
     from mailferry.service.davcontext import PassContext
 
 SOURCE, TARGET = "source", "target"

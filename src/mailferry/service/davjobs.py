@@ -22,10 +22,10 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from mailferry.adapters.store.records import FailureRecord, MailboxRecord, Outcome
+from mailferry.domain.davports import CollectionAccount, ItemStateStore
 from mailferry.domain.davreport import DavSummary
 from mailferry.domain.errors import MailferryError
 from mailferry.domain.model import MailboxState
-from mailferry.domain.ports import CollectionAccount, ItemStateStore
 from mailferry.logs import get_logger
 from mailferry.service.davsync import DavOptions, name_of, sync_accounts
 

@@ -24,8 +24,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from mailferry.domain.attendees import AttendeeMode, attendee_mode
 from mailferry.domain.davmodel import CollectionInfo, CollectionKind, NewCollection
 from mailferry.domain.davplan import CollectionMapping, map_collections
+from mailferry.domain.davports import CollectionAccount, ItemNoting, ItemStateStore
 from mailferry.domain.davreport import CollectionReport, DavSummary
 from mailferry.domain.errors import (
     ConnectError,
@@ -36,14 +38,11 @@ from mailferry.domain.errors import (
 )
 from mailferry.domain.items import Collection, ComponentKind
 from mailferry.domain.items import CollectionKind as Kind
-from mailferry.domain.ports import CollectionAccount, ItemNoting, ItemStateStore
 from mailferry.domain.workloads import Workload, collection_workload
 from mailferry.logs import get_logger
 from mailferry.service.davcontext import (
-    AttendeeMode,
     PassContext,
     Payloads,
-    attendee_mode,
     retrying,
     storage_full,
 )

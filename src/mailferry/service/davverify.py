@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 from mailferry.domain.davmodel import CollectionInfo, CollectionKind
 from mailferry.domain.davplan import map_collections
+from mailferry.domain.davports import CollectionAccount, ItemStateStore
 from mailferry.domain.errors import FolderError, ItemError
 from mailferry.domain.items import ItemKey, identify, item_key
 from mailferry.domain.normalise import content_differs
-from mailferry.domain.ports import CollectionAccount, ItemStateStore
 from mailferry.service.davsync import KINDS, domain_collections, name_of
 
 CHUNK = 100

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from mailferry.domain.davmodel import CollectionInfo, Item
 from mailferry.domain.davplan import Recorded
+from mailferry.domain.davports import ItemIntent
 from mailferry.domain.errors import (
     ConnectError,
     ItemConflictError,
@@ -42,11 +43,10 @@ from mailferry.domain.errors import (
 )
 from mailferry.domain.items import ItemKey, identify, item_key
 from mailferry.domain.normalise import content_differs
-from mailferry.domain.ports import ItemIntent
 from mailferry.service.davcontext import MAX_THROTTLED, storage_full, target_failing
 
 if TYPE_CHECKING:
-    from mailferry.domain.ports import CollectionAccount
+    from mailferry.domain.davports import CollectionAccount
     from mailferry.service.davcontext import PassContext
     from mailferry.service.davitems import Sides
 

@@ -24,7 +24,7 @@ from mailferry.adapters.imap.session import (
     login_capabilities,
     offered_logins,
 )
-from mailferry.adapters.oauth.delegated import SignInOptions
+from mailferry.adapters.oauth.signin import SignInOptions
 from mailferry.adapters.oauth.sources import token_provider
 from mailferry.adapters.secrets import Secret
 from mailferry.adapters.store.records import EndpointRecord

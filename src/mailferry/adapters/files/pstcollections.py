@@ -1,5 +1,5 @@
 """The calendars, address books and task lists of an Outlook PST (or OST) as a read-only
-``CollectionAccount`` (domain/ports.py): the collection sync (service/davsync.py) reads it as it
+``CollectionAccount`` (domain/davports.py): the collection sync (service/davsync.py) reads it as it
 reads a CalDAV/CardDAV server or Microsoft 365, and writes to either.
 
 Collections: each folder whose container class (PidTagContainerClass) is ``IPF.Appointment`` is

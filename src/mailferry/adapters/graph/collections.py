@@ -1,5 +1,5 @@
 """A Microsoft 365 mailbox's calendars, contacts and To Do lists as a ``CollectionAccount``
-(domain/ports.py), so the CalDAV/CardDAV sync (service/davsync.py) reads from and writes to it
+(domain/davports.py), so the CalDAV/CardDAV sync (service/davsync.py) reads from and writes to it
 unchanged. To Do lists are calendars whose components are ("VTODO",) (the "tasks" workload); their
 requests and what each task keeps are in todolists.py, the VTODO conversion in tasks.py.
 
@@ -27,7 +27,7 @@ PATCH with ``If-Match`` (412: ``ItemConflictError``). Changed occurrences are PA
 ones DELETEd, after the series is written.
 
 Refused (ItemError, with the reason): an event with ORGANIZER/ATTENDEE (Graph mails attendees and
-cannot be told not to: the sync parks them, service/davcontext.py), an RRULE Graph cannot hold, a
+cannot be told not to: the sync parks them, domain/attendees.py), an RRULE Graph cannot hold, a
 component other than VEVENT in a calendar (a VTODO there: "Microsoft 365 keeps tasks in To Do
 lists, not in calendars"; a calendar holding both stays an event calendar), a VTODO To Do cannot
 hold (tasks.py).

@@ -218,7 +218,8 @@ def _connect(endpoint: Endpoint, tls: TlsOptions, timeout: float) -> Client:
             endpoint.host,
             port=endpoint.port,
             ssl=endpoint.security is Security.SSL,
-            ssl_context=tls.context(),
+            # Loading the CA store costs a plain run 30-60 ms; STARTTLS asks for it when it starts.
+            ssl_context=tls.context() if endpoint.security is Security.SSL else None,
             timeout=timeout,
         )
     except socket.gaierror as exc:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from mailferry.adapters.imap.wire import LITERAL_MARK, Pipeline, quote_mailbox
+from mailferry.adapters.imap.wire import LITERAL_MARK, Pipeline, quote_mailbox, unescape
 
 WINDOW = 100  # STATUS commands sent ahead of the answers being read (two windows in flight)
 _STATUS = re.compile(rb"^\* STATUS (.*)\(([^()]*)\)\s*$", re.IGNORECASE | re.DOTALL)
@@ -26,7 +26,7 @@ Answers = dict[bytes, dict[bytes, int]]
 
 def wire_name(name: str) -> bytes:
     """The bytes of ``name`` inside its quotes on the wire (the key of ``Answers``)."""
-    return _key(re.sub(rb"\\(.)", rb"\1", quote_mailbox(name)[1:-1]))
+    return _key(unescape(quote_mailbox(name)[1:-1]))
 
 
 def list_status(pipeline: Pipeline, items: Sequence[str]) -> Answers:
@@ -100,7 +100,7 @@ def _name(spelled: bytes, literals: list[bytes]) -> bytes | None:
         return literals[0] if literals else None
     quoted = _QUOTED.match(spelled)
     if quoted is not None:
-        return re.sub(rb"\\(.)", rb"\1", quoted.group(1))
+        return unescape(quoted.group(1))
     return spelled or None
 
 

@@ -422,8 +422,15 @@ def parse_list(data: Sequence[bytes | tuple[bytes, bytes] | None]) -> list[ListE
 
 
 def _unquote(quoted: bytes) -> bytes:
-    body = quoted.strip()[1:-1]
-    return re.sub(rb"\\(.)", rb"\1", body)
+    return unescape(quoted.strip()[1:-1])
+
+
+_ESCAPED = re.compile(rb"\\(.)")
+
+
+def unescape(body: bytes) -> bytes:
+    """A quoted string's bytes without its backslash escapes (RFC 3501 escapes ``"`` and itself)."""
+    return _ESCAPED.sub(rb"\1", body) if b"\\" in body else body
 
 
 _STATUS_ITEMS = re.compile(rb"\(([^()]*)\)\s*$")

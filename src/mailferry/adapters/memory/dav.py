@@ -2,7 +2,7 @@
 
 ``MemoryDavServer`` (davserver.py) holds users, their collections and items, and the knobs of its
 answers; ``MemoryDavAccount(server, user)`` is one logged-in session on it, a
-``CollectionAccount`` (domain/ports.py). Both behave as the contract suite
+``CollectionAccount`` (domain/davports.py). Both behave as the contract suite
 (tests/integration/test_dav_contract.py) finds Radicale and Xandikos do.
 
 Knobs on the account (constructor arguments), counted over that account's puts:
@@ -207,7 +207,7 @@ def _answer(collection: MemoryCollection, href: str) -> Item | ItemError:
 
 
 if TYPE_CHECKING:
-    from mailferry.domain.ports import CollectionAccount
+    from mailferry.domain.davports import CollectionAccount
 
     def _is_a_collection_account(account: MemoryDavAccount) -> CollectionAccount:
         return account  # mypy checks the fake against the port here

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from mailferry.domain.davplan import Listed, Recorded
+from mailferry.domain.davports import CollectionState, ItemIntent
 from mailferry.domain.errors import StateError
-from mailferry.domain.ports import CollectionState, ItemIntent
 
 Key = tuple[str, str]
 

@@ -12,7 +12,7 @@ its refresh token, the latest access token) is what is kept:
   stored account: a new access token from the refresh token when the last one is (nearly) expired.
   ``sign_in`` runs the device flow: msal's message (the verification URL and the user code) is
   shown, the flow waits for the user, the cache is stored.
-- ``SignInOptions``: what a caller adds to the settings: the state database whose directory holds
+- ``SignInOptions`` (signin.py, which every run loads, without this module's ``cryptography``): what a caller adds to the settings: the state database whose directory holds
   the sign-ins, the mailbox URL that the sign-in instruction names, and, in interactive runs only,
   where to show a device-flow message (then a missing or refused sign-in is made inline, once, before
   the first token; never in the middle of a run).
@@ -29,12 +29,13 @@ import hashlib
 import os
 import shlex
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mailferry.adapters.oauth.app_only import M365_AUTHORITY_HOST, msal_refusal, msal_settings
+from mailferry.adapters.oauth.signin import Show, SignInOptions
 from mailferry.adapters.oauth.tokens import Grant, grant_from_json
 from mailferry.adapters.secrets import KEY_ENV, KEY_FILE, Secret, SecretBox
 from mailferry.config import STATE_ENV, data_dir, default_state_path
@@ -44,17 +45,6 @@ M365_DELEGATED_SCOPE = "https://outlook.office365.com/IMAP.AccessAsUser.All"
 DEFAULT_TENANT = "organizations"  # any work or school account; a tenant id pins one directory
 TOKENS_DIR = "tokens"
 SUFFIX = ".fernet"
-
-Show = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class SignInOptions:
-    """See the module docstring. ``state_path`` None: the default state database."""
-
-    state_path: Path | None = None
-    url: str | None = None  # imaps://USER@HOST, for the instruction (default: Exchange Online's)
-    show: Show | None = field(default=None, compare=False)  # interactive: sign in inline
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """A token source as settings (an endpoint's, stored or from the command line), and the provider it
-makes (``token_provider``). Each kind of source lives in its own module of this package."""
+makes (``token_provider``). Each kind of source lives in its own module of this package; Google's
+and the delegated sign-in (and the ``cryptography`` they load) are imported when a source is one."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mailferry.adapters.oauth.app_only import (
     GRAPH_URL,
@@ -12,12 +14,14 @@ from mailferry.adapters.oauth.app_only import (
     MsalAppOnly,
 )
 from mailferry.adapters.oauth.command import command_grant, shlex_split
-from mailferry.adapters.oauth.delegated import DEFAULT_TENANT, MsalDelegated, SignInOptions
-from mailferry.adapters.oauth.google import GoogleServiceAccount, ServiceAccountKey
 from mailferry.adapters.oauth.tokens import CachedToken
 from mailferry.domain.errors import ConfigError
 from mailferry.domain.ports import TokenProvider
 from mailferry.domain.profiles import choose_profile
+
+if TYPE_CHECKING:
+    from mailferry.adapters.oauth.delegated import MsalDelegated
+    from mailferry.adapters.oauth.signin import SignInOptions
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,8 @@ class TokenSource:
         if self.command is not None:
             shlex_split(self.command)
         if self.google_service_account_json is not None:
+            from mailferry.adapters.oauth.google import ServiceAccountKey  # noqa: PLC0415 - a Google source
+
             ServiceAccountKey.parse(self.google_service_account_json, names.google_service_account)
         if self.m365_delegated:
             if problems := delegated_problems(self, names):
@@ -148,6 +154,11 @@ def token_provider(
     if source.command:
         return CachedToken(command_grant(source.command))
     if source.google_service_account_json is not None:
+        from mailferry.adapters.oauth.google import (  # noqa: PLC0415 - a Google source
+            GoogleServiceAccount,
+            ServiceAccountKey,
+        )
+
         key = ServiceAccountKey.parse(
             source.google_service_account_json, names.google_service_account
         )
@@ -198,6 +209,11 @@ def delegated_grant(
     source: TokenSource, subject: str, options: SignInOptions | None = None
 ) -> MsalDelegated:
     """The grant source for ``subject``'s own sign-in (the settings checked by the caller)."""
+    from mailferry.adapters.oauth.delegated import (  # noqa: PLC0415 - a delegated source
+        DEFAULT_TENANT,
+        MsalDelegated,
+    )
+
     if not source.m365_client_id:
         raise ConfigError(delegated_problems(source))
     return MsalDelegated(

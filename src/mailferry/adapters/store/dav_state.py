@@ -31,9 +31,9 @@ from mailferry.adapters.store.tables import (
 )
 from mailferry.adapters.store.upserts import upsert
 from mailferry.domain.davplan import Listed, Recorded
+from mailferry.domain.davports import CollectionState, ItemIntent
 from mailferry.domain.errors import StateError
 from mailferry.domain.items import ItemKey
-from mailferry.domain.ports import CollectionState, ItemIntent
 
 SCHEMA_VERSION = schema.ITEMS.version
 HREF_CHUNK = 500  # hrefs per IN (...) list; SQLite allowed 999 variables before 3.32

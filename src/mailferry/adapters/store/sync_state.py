@@ -147,7 +147,7 @@ class SqlStateStore(SqlStore):
     # -- checkpoints ---------------------------------------------------------------------------
 
     def checkpoint(self, pair: str, folder: str) -> Checkpoint | None:
-        query = select(CHECKPOINTS).where(
+        query = select(*_CHECKPOINT).where(
             CHECKPOINTS.c.pair == pair, CHECKPOINTS.c.folder == folder
         )
         with self._transaction() as conn:
@@ -164,7 +164,7 @@ class SqlStateStore(SqlStore):
         with self._transaction() as conn:
             checkpoints = [
                 _checkpoint(row)
-                for row in conn.execute(select(CHECKPOINTS).where(CHECKPOINTS.c.pair == pair))
+                for row in conn.execute(select(*_CHECKPOINT).where(CHECKPOINTS.c.pair == pair))
             ]
             copied = {row.folder: int(row.n) for row in conn.execute(counts)}
             pending: set[str] = set()
@@ -374,16 +374,21 @@ class SqlStateStore(SqlStore):
                 conn.execute(FAILURES.insert(), rows)
 
 
-def _checkpoint(row: Row[Any]) -> Checkpoint:
-    return Checkpoint(
-        source_folder=row.folder,
-        target_folder=row.target_folder,
-        source_uidvalidity=row.source_uidvalidity,
-        source_uidnext=row.source_uidnext,
-        source_modseq=row.source_modseq,
-        target_uidvalidity=row.target_uidvalidity,
-        selection=row.selection,
-    )
+# Checkpoint's fields in its order: a row of these columns makes one positionally (by name, a
+# no-op pass over 2,000 folders spent a tenth of its time here).
+_CHECKPOINT = (
+    CHECKPOINTS.c.folder,  # source_folder
+    CHECKPOINTS.c.target_folder,
+    CHECKPOINTS.c.source_uidvalidity,
+    CHECKPOINTS.c.source_uidnext,
+    CHECKPOINTS.c.source_modseq,
+    CHECKPOINTS.c.target_uidvalidity,
+    CHECKPOINTS.c.selection,
+)
+
+
+def _checkpoint(row: Sequence[Any]) -> Checkpoint:
+    return Checkpoint(*row)
 
 
 def _copied(row: Row[Any]) -> Copied:
