@@ -159,17 +159,21 @@ def _key(path: _Path) -> _Path:
 
 def _rank(folder: FolderInfo, delimiter: str | None) -> tuple[Role, int, int] | None:
     """The folder's role and its precedence (lower wins): by flag ``(0, 0)``, by name ``(1, n)``."""
-    if folder.name.upper() == INBOX:
+    name = folder.name
+    if name.upper() == INBOX:
         return Role.INBOX, 0, 0
-    for flag in sorted(f.lower() for f in folder.flags):
-        if flag in _FLAG_ROLES:
-            return _FLAG_ROLES[flag], 0, 0
-    path = _key(_split(folder.name, delimiter))
-    if len(path) == 1 or (len(path) == 2 and path[0] == INBOX):  # top level, or Courier INBOX.Sent
-        found = _NAME_ROLES.get(_fold(path[-1]))
-        if found is not None:
-            return found[0], 1, found[1]
-    return None
+    flagged = [low for flag in folder.flags if (low := flag.lower()) in _FLAG_ROLES]
+    if flagged:
+        return _FLAG_ROLES[min(flagged)], 0, 0  # the first in sorted order, whatever LIST's
+    # Only a top-level name, or Courier's INBOX.Sent, names a role. Asked of every folder three
+    # times a pass: a deep folder is told apart by its delimiters, without splitting or folding.
+    leaf = name
+    if delimiter and delimiter in name:
+        head, _, leaf = name.partition(delimiter)
+        if head.upper() != INBOX or delimiter in leaf:
+            return None
+    found = _NAME_ROLES.get(_fold(leaf))
+    return None if found is None else (found[0], 1, found[1])
 
 
 def role_of(folder: FolderInfo, delimiter: str | None) -> Role | None:
