@@ -194,8 +194,9 @@ class ImapAccount:
         # RFC 5258: one LIST says which are subscribed. Special-use flags come only when asked
         # for (RFC 6154), so only where they can be: without, LIST and LSUB as before.
         if {"LIST-EXTENDED", "SPECIAL-USE"} <= self._caps:
+            split = functools.cache(_without_subscribed)  # parse_list shares equal flag sets
             return [
-                FolderInfo(name, delim, flags - _SUBSCRIBED, subscribed=bool(flags & _SUBSCRIBED))
+                FolderInfo(name, delim, *split(flags))
                 for flags, delim, name in self._list_extended()
             ]
         listed = self._list("LIST")
@@ -223,7 +224,8 @@ class ImapAccount:
             answer = self._pipeline.wait_tagged([tag], on_untagged=keep)[tag]
         if answer.status != "OK":
             raise FolderError("*", f"LIST failed: {answer.text.decode('utf-8', 'replace')}")
-        return [(_spelled(flags), delim, name) for flags, delim, name in parse_list(lines)]
+        spelled = functools.cache(_spelled)
+        return [(spelled(flags), delim, name) for flags, delim, name in parse_list(lines)]
 
     def _list(self, command: str) -> list[ListEntry]:
         imap = self._client._imap
@@ -694,6 +696,11 @@ def _flag_set(raw: tuple[Any, ...]) -> frozenset[str]:
 
 
 _SUBSCRIBED = frozenset({"\\Subscribed"})
+
+
+def _without_subscribed(flags: frozenset[str]) -> tuple[frozenset[str], bool]:
+    """A LIST-EXTENDED answer's attributes, and whether ``\\Subscribed`` was one of them."""
+    return flags - _SUBSCRIBED, bool(flags & _SUBSCRIBED)
 
 
 def _spelled(flags: frozenset[str]) -> frozenset[str]:

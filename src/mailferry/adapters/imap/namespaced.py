@@ -37,7 +37,7 @@ class NamespacedAccount(ImapAccount):
         for folder in super().list_folders():
             name = namespace.logical(folder.name)
             if name is not None:
-                listed.append(replace(folder, name=name))
+                listed.append(folder if name is folder.name else replace(folder, name=name))
         return listed
 
     def create_folder(self, name: str) -> None:

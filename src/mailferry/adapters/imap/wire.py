@@ -398,6 +398,7 @@ def parse_list(data: Sequence[bytes | tuple[bytes, bytes] | None]) -> list[ListE
     sends. A name may be an atom (to the end of the line), a quoted string, or a literal.
     """
     entries: list[ListEntry] = []
+    attributes: dict[bytes, frozenset[str]] = {}  # one set per spelling: most folders share one
     for item in data:
         if item is None or item == b"":
             continue
@@ -405,7 +406,12 @@ def parse_list(data: Sequence[bytes | tuple[bytes, bytes] | None]) -> list[ListE
         match = _LIST_HEAD.match(line.rstrip(b"\r\n"))
         if match is None:
             continue
-        flags = frozenset(f.decode("ascii", "replace") for f in match.group(1).split())
+        raw_flags = match.group(1)
+        flags = attributes.get(raw_flags)
+        if flags is None:
+            flags = attributes[raw_flags] = frozenset(
+                f.decode("ascii", "replace") for f in raw_flags.split()
+            )
         raw_delim = match.group(2)
         delimiter = (
             None if raw_delim.upper() == b"NIL" else _unquote(raw_delim).decode("ascii", "replace")
