@@ -1,5 +1,5 @@
 """What the ``mailferry`` command loads before it knows what it will do: every run pays for it
-(about 1.3 s of a no-op pass's wall time on this machine, issue #17), so the machinery of a
+(about half of a no-op pass's wall time on this machine, issue #17 rule 2), so the machinery of a
 protocol or a file format is imported only when a side needs it."""
 
 from __future__ import annotations
