@@ -59,8 +59,8 @@ _HANDOFF: list[Processor] = [
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     """A structlog logger writing to the stdlib logger ``name``; needs no global configuration.
 
-    The proxy structlog returns builds its logger at first use and keeps it: uncached, it built
-    one for every ``bind`` and every call (half of a no-op pass's time per folder, issue #17)."""
+    The proxy structlog returns builds its logger at first use and keeps it (uncached, it built
+    one for every ``bind`` and every call)."""
     return cast(
         "structlog.stdlib.BoundLogger",
         structlog.wrap_logger(

@@ -112,7 +112,7 @@ class Migration:
         stop: threading.Event | None = None,
     ) -> None:
         self.source = source
-        self._noting = isinstance(source, Noting)  # a structural check: ~20 µs, once, not a folder
+        self._noting = isinstance(source, Noting)  # a structural check (tens of µs): once a run
         self.target = target
         self.store = store
         self.pair = pair
