@@ -194,7 +194,7 @@ class ImapAccount:
         # RFC 5258: one LIST says which are subscribed. Special-use flags come only when asked
         # for (RFC 6154), so only where they can be: without, LIST and LSUB as before.
         if {"LIST-EXTENDED", "SPECIAL-USE"} <= self._caps:
-            split = functools.cache(_without_subscribed)  # parse_list shares equal flag sets
+            split = functools.cache(_subscription)  # parse_list shares equal flag sets
             return [
                 FolderInfo(name, delim, *split(flags))
                 for flags, delim, name in self._list_extended()
@@ -224,8 +224,7 @@ class ImapAccount:
             answer = self._pipeline.wait_tagged([tag], on_untagged=keep)[tag]
         if answer.status != "OK":
             raise FolderError("*", f"LIST failed: {answer.text.decode('utf-8', 'replace')}")
-        spelled = functools.cache(_spelled)
-        return [(spelled(flags), delim, name) for flags, delim, name in parse_list(lines)]
+        return parse_list(lines)
 
     def _list(self, command: str) -> list[ListEntry]:
         imap = self._client._imap
@@ -695,17 +694,11 @@ def _flag_set(raw: tuple[Any, ...]) -> frozenset[str]:
     return frozenset(as_str(f) for f in raw if as_str(f).lower() != "\\recent")
 
 
-_SUBSCRIBED = frozenset({"\\Subscribed"})
-
-
-def _without_subscribed(flags: frozenset[str]) -> tuple[frozenset[str], bool]:
-    """A LIST-EXTENDED answer's attributes, and whether ``\\Subscribed`` was one of them."""
-    return flags - _SUBSCRIBED, bool(flags & _SUBSCRIBED)
-
-
-def _spelled(flags: frozenset[str]) -> frozenset[str]:
-    """``\\Subscribed`` however the server cased it, so that one set difference removes it."""
-    return frozenset("\\Subscribed" if f.lower() == "\\subscribed" else f for f in flags)
+def _subscription(flags: frozenset[str]) -> tuple[frozenset[str], bool]:
+    """A LIST-EXTENDED answer's attributes without ``\\Subscribed`` (however the server cased it),
+    and whether it was one of them."""
+    rest = frozenset(f for f in flags if f.lower() != "\\subscribed")
+    return rest, len(rest) < len(flags)
 
 
 def _folder_status(raw: dict[bytes, int]) -> FolderStatus:
