@@ -34,6 +34,15 @@
 Library exceptions (socket, ssl, imaplib, httpx, sqlite) are translated into these at the adapter boundary.
 ``NotFound`` and ``Conflict`` are usage errors to the CLI (exit 2, like every ``ConfigError``); the
 web maps every type to its HTTP status in one handler (``web.app``), never by a message's words.
+
+Outside the tree, a defect of mailferry itself, never of a server or a user:
+
+    AssertionError
+    └── ConcurrentUseError         one session (an IMAP connection) used by two threads at once
+
+It is not a ``MailferryError`` so that nothing that catches those (a retry, a folder's failure
+recorded and passed over, ``close_sessions``) catches it: it goes up to the executor's one
+``except Exception`` or to a traceback, as an ``assert`` would.
 """
 
 from __future__ import annotations
@@ -143,3 +152,19 @@ class StateUnreachableError(StateError):
 class SchemaTooOldError(StateError):
     """A shared database's schema is missing or older than this mailferry: upgraded only by
     `mailferry db upgrade`, never by whichever worker opens it first."""
+
+
+class ConcurrentUseError(AssertionError):
+    """A second thread entered a session's command while ``holder`` was inside one: two threads'
+    commands on one IMAP connection read each other's answers, and the one whose answer was taken
+    waits for it until its timeout. Raised at once, before the second thread writes anything, by
+    the real session (``adapters.imap.occupancy``) and the memory fake alike; never retried."""
+
+    def __init__(self, holder: str, entrant: str, command: str = "a command") -> None:
+        self.holder = holder  # the thread inside the session's I/O
+        self.entrant = entrant  # the thread refused
+        self.command = command
+        super().__init__(
+            f"{command}: a session used by two threads at once "
+            f"({entrant} entered while {holder} was inside)"
+        )

@@ -34,6 +34,7 @@ from mailferry.adapters.imap.examine import (
     read_examined,
     send_examine_and_list,
 )
+from mailferry.adapters.imap.occupancy import Occupancy
 from mailferry.adapters.imap.opening import Personal, enable_and_namespace
 from mailferry.adapters.imap.rows import BODY, MESSAGE_ID, FetchRow, by_uid, parse_rows
 from mailferry.adapters.imap.session import (
@@ -93,6 +94,7 @@ class ImapAccount:
         self._ahead: collections.deque[Sent | SentBodies] = collections.deque()
         self._stash = Stash()  # rows of bodies asked ahead, read among an earlier burst's
         self._pipeline = client.pipeline
+        self._occupancy = Occupancy()  # one thread at a time in the I/O below (occupancy.py)
         with self._guard():  # one round trip at most; NAMESPACE may have come with CAPABILITY
             personal = enable_and_namespace(self._pipeline, self._caps, client.namespaces)
         self._prefix = ""  # the personal namespace's prefix, set by _find_delimiter
@@ -122,21 +124,24 @@ class ImapAccount:
     ) -> Iterator[None]:
         """``translated`` plus one thing only the session knows: the text of a BYE that came just
         before the connection closed ("Server Unavailable. 15" is a request to slow down). What
-        was written ahead is read first (up to ``keep``, the command whose answer is wanted)."""
-        self._just_selected = False  # a command is sent: the SELECT's counts may be stale
-        try:
-            with translated(folder):
-                self._read_ahead(keep)
-                yield
-        except ConnectError as exc:
-            if isinstance(exc, ThrottledError):
+        was written ahead is read first (up to ``keep``, the command whose answer is wanted).
+        A second thread entering while one is inside raises ``ConcurrentUseError`` at once
+        (occupancy.py); so no ``yield`` of a generator is ever written inside this block."""
+        with self._occupancy:
+            self._just_selected = False  # a command is sent: the SELECT's counts may be stale
+            try:
+                with translated(folder):
+                    self._read_ahead(keep)
+                    yield
+            except ConnectError as exc:
+                if isinstance(exc, ThrottledError):
+                    raise
+                untagged = getattr(self._client._imap, "untagged_responses", {})
+                said = " ".join(as_str(b) for b in untagged.get("BYE", []) if b)
+                throttled = slow_down(said, "server asks to slow down")
+                if throttled is not None:
+                    raise throttled from None
                 raise
-            untagged = getattr(self._client._imap, "untagged_responses", {})
-            said = " ".join(as_str(b) for b in untagged.get("BYE", []) if b)
-            throttled = slow_down(said, "server asks to slow down")
-            if throttled is not None:
-                raise throttled from None
-            raise
 
     # -- capabilities -------------------------------------------------------------------------------
     @property
@@ -545,7 +550,8 @@ class ImapAccount:
             or sum(m.size for m in metas) > BODY_BATCH_BYTES
         ):
             return False
-        with translated(folder):  # written behind what is in flight: nothing read here
+        # Written behind what is in flight, nothing read here: not ``_guard``, which reads it.
+        with self._occupancy, translated(folder):
             self._ahead.append(send_bodies(self._pipeline, folder, _uids(metas)))
         return True
 

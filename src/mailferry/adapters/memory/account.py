@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from mailferry.domain.errors import ConnectError, FolderError
+from mailferry.domain.errors import ConcurrentUseError, ConnectError, FolderError
 from mailferry.domain.identity import normalise_message_id
 from mailferry.domain.model import (
     AppendRequest,
@@ -36,10 +36,6 @@ _validity = itertools.count(1000)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class ConcurrentUseError(AssertionError):
-    """A session used by two threads at once: a defect of the caller, never retried."""
-
-
 def _command(method: F) -> F:
     """One thread at a time in a session's commands, as on an IMAP connection: two threads'
     commands on one connection read each other's answers, and a real session then waits for an
@@ -50,7 +46,7 @@ def _command(method: F) -> F:
         self.check_open()
         me = threading.get_ident()
         if self._owner not in (None, me):
-            raise ConcurrentUseError(f"{method.__name__}: a session used by two threads at once")
+            raise ConcurrentUseError(f"thread {self._owner}", f"thread {me}", method.__name__)
         self._owner, self._depth = me, self._depth + 1
         try:
             return method(self, *args, **kwargs)
