@@ -121,6 +121,22 @@ def test_statuses_of_many_folders_answer_as_status_does(account):
         assert (deep.highestmodseq is not None) == account.condstore
 
 
+def test_statuses_after_a_listing_are_those_of_the_folders_as_they_are_now(account):
+    """A LIST may bring every folder's status with it (``ImapAccount._list_extended``); the
+    statuses asked right after are those, and after any write they are asked anew: never the
+    listing's, once a folder was made or filled since."""
+    account.create_folder("Listed")
+    account.append_batch("Listed", [append_request(1)])
+    account.list_folders()
+    assert account.statuses(["Listed"])["Listed"].exists == 1
+    account.list_folders()
+    account.append_batch("Listed", [append_request(2)])  # written after the listing
+    account.create_folder("Later")
+    found = account.statuses(["Listed", "Later"])
+    assert (found["Listed"].exists, found["Later"].exists) == (2, 0), found
+    assert found["Listed"].uidnext == account.status("Listed").uidnext
+
+
 def test_append_assigns_uids_from_uidnext_and_keeps_date_flags_bytes(account):
     account.create_folder("A")
     before = account.status("A")

@@ -50,11 +50,19 @@ def test_a_first_pass_selects_each_folder_once_and_sends_no_status(
         src, dst = _commands(src_proxy), _commands(dst_proxy)
         code, again = m.sync_json("--connections", connections)
         assert code == 0 and again["messages_copied"] == 0, again
+        src_again = _commands(src_proxy) - src
+        dst_again = _commands(dst_proxy) - dst
     assert src["Status"] == 0 and dst["Status"] == 0, (src, dst)
     assert src["Examine"] == len(FOLDERS), src  # the listing reuses the EXAMINE's counts
     assert dst["Select"] == len(FOLDERS), dst
-    # The run's start still reads every source folder's status in one LIST-STATUS, and the
-    # target's, once its folders exist, in another: a first pass takes the target folder's
-    # status from it, and selects the folder only for its APPENDs.
-    assert src["List"] == 2, src
+    # The run's start reads every source folder's status with its listing, one LIST returning
+    # STATUS too, and the target's, once its folders exist, in a LIST-STATUS after the CREATEs:
+    # a first pass takes the target folder's status from it, and selects the folder only for
+    # its APPENDs.
+    assert src["List"] == 1, src
     assert dst["List"] == 2, dst
+    # A pass with nothing to do: one LIST a side (folders, subscriptions and statuses at once),
+    # no folder selected, no STATUS, no SUBSCRIBE.
+    for again in (src_again, dst_again):
+        assert again["List"] == 1, again
+        assert not {"Status", "Select", "Examine", "Subscribe"} & set(again), again

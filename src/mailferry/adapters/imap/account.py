@@ -44,7 +44,14 @@ from mailferry.adapters.imap.session import (
     open_client,
     translated,
 )
-from mailferry.adapters.imap.statuses import list_status, pipelined_status, wire_name
+from mailferry.adapters.imap.statuses import (
+    Answers,
+    Collect,
+    list_status,
+    pipelined_status,
+    status_option,
+    wire_name,
+)
 from mailferry.adapters.imap.wire import (
     ListEntry,
     parse_list,
@@ -94,6 +101,9 @@ class ImapAccount:
         self._ahead: collections.deque[Sent | SentBodies] = collections.deque()
         self._stash = Stash()  # rows of bodies asked ahead, read among an earlier burst's
         self._pipeline = client.pipeline
+        # The statuses a LIST brought (``_list_extended``), for the next ``statuses``; any other
+        # command drops them (``_guard``).
+        self._listed: Answers | None = None
         self._occupancy = Occupancy()  # one thread at a time in the I/O below (occupancy.py)
         with self._guard():  # one round trip at most; NAMESPACE may have come with CAPABILITY
             personal = enable_and_namespace(self._pipeline, self._caps, client.namespaces)
@@ -129,6 +139,7 @@ class ImapAccount:
         (occupancy.py); so no ``yield`` of a generator is ever written inside this block."""
         with self._occupancy:
             self._just_selected = False  # a command is sent: the SELECT's counts may be stale
+            self._listed = None  # and a CREATE, an APPEND, ... may change a listed status
             try:
                 with translated(folder):
                     self._read_ahead(keep)
@@ -212,24 +223,50 @@ class ImapAccount:
         ]
 
     def _list_extended(self) -> list[ListEntry]:
-        """``LIST "" "*" RETURN (SUBSCRIBED CHILDREN SPECIAL-USE)``, on the raw pipeline: imaplib has no
-        call for it."""
+        """``LIST "" "*" RETURN (SUBSCRIBED CHILDREN SPECIAL-USE)``, on the raw pipeline: imaplib
+        has no call for it. Where LIST-STATUS is offered, the same LIST returns every folder's
+        STATUS too (RFC 5819 section 2: STATUS beside other return options), kept for the next
+        ``statuses``: a run lists the folders, then asks the statuses of those it maps, and the
+        second command, a round trip and the server's second walk of every folder, is saved. A
+        server refusing the combination is asked without STATUS."""
+        if "LIST-STATUS" in self._caps:
+            found: Answers = {}
+            option = b" " + status_option(self._status_items())
+            entries, _said = self._list_returning(option, Collect(found))
+            if entries is not None:
+                # Kept after the command (``_guard`` drops it when one starts); none at all
+                # (a server ignoring the option): ``statuses`` asks LIST-STATUS itself.
+                self._listed = found or None
+                return entries
+        entries, said = self._list_returning(b"", None)
+        if entries is None:
+            raise FolderError("*", f"LIST failed: {said}")
+        return entries
+
+    def _list_returning(
+        self, option: bytes, on_status: Callable[[bytes, list[bytes]], None] | None
+    ) -> tuple[list[ListEntry] | None, str]:
+        """The LIST with ``option`` added to its return options; None and the server's words if
+        it was refused. ``* STATUS`` lines go to ``on_status``."""
         lines: list[bytes | tuple[bytes, bytes]] = []
 
         def keep(line: bytes, literals: list[bytes]) -> None:
-            if line[:7].upper() == b"* LIST ":
-                head = line[7:].rstrip(b"\r\n")
-                lines.append((head, literals[0]) if literals else head)
+            head = line[:9].upper()
+            if head[:7] == b"* LIST ":
+                rest = line[7:].rstrip(b"\r\n")
+                lines.append((rest, literals[0]) if literals else rest)
+            elif on_status is not None and head == b"* STATUS ":
+                on_status(line, literals)
 
         tag = self._pipeline.next_tag()
         with self._guard():
             self._pipeline.send(
-                b'%s LIST "" "*" RETURN (SUBSCRIBED CHILDREN SPECIAL-USE)\r\n' % tag
+                b'%s LIST "" "*" RETURN (SUBSCRIBED CHILDREN SPECIAL-USE%s)\r\n' % (tag, option)
             )
             answer = self._pipeline.wait_tagged([tag], on_untagged=keep)[tag]
         if answer.status != "OK":
-            raise FolderError("*", f"LIST failed: {answer.text.decode('utf-8', 'replace')}")
-        return parse_list(lines)
+            return None, answer.text.decode("utf-8", "replace")
+        return parse_list(lines), ""
 
     def _list(self, command: str) -> list[ListEntry]:
         imap = self._client._imap
@@ -313,14 +350,17 @@ class ImapAccount:
         return _folder_status(parse_status(data))
 
     def statuses(self, folders: Sequence[str]) -> dict[str, FolderStatus]:
-        """Many folders' STATUS in one LIST-STATUS where offered, else pipelined (statuses.py).
-        A folder the server gave no answer for is left out: its own ``status`` says why."""
-        items = self._status_items()
-        with self._guard():
-            if "LIST-STATUS" in self._caps:
-                answers = list_status(self._pipeline, items)
-            else:
-                answers = pipelined_status(self._pipeline, folders, items)
+        """Many folders' STATUS in one LIST-STATUS where offered (or from the LIST just before,
+        ``_list_extended``), else pipelined (statuses.py). A folder the server gave no answer for
+        is left out: its own ``status`` says why."""
+        answers, self._listed = self._listed, None  # what the last LIST brought, if still true
+        if answers is None:
+            items = self._status_items()
+            with self._guard():
+                if "LIST-STATUS" in self._caps:
+                    answers = list_status(self._pipeline, items)
+                else:
+                    answers = pipelined_status(self._pipeline, folders, items)
         found: dict[str, FolderStatus] = {}
         for folder in folders:
             raw = answers.get(wire_name(folder))

@@ -34,8 +34,8 @@ def list_status(pipeline: Pipeline, items: Sequence[str]) -> Answers:
     server could read (RFC 5819 leaves out those it cannot, silently)."""
     found: Answers = {}
     tag = pipeline.next_tag()
-    pipeline.send(b'%s LIST "" "*" RETURN (STATUS (%s))\r\n' % (tag, _items(items)))
-    answer = pipeline.wait_tagged([tag], on_untagged=_Collect(found))[tag]
+    pipeline.send(b'%s LIST "" "*" RETURN (%s)\r\n' % (tag, status_option(items)))
+    answer = pipeline.wait_tagged([tag], on_untagged=Collect(found))[tag]
     if answer.status != "OK":
         return {}  # the caller asks folder by folder, and learns each folder's reason then
     return found
@@ -45,7 +45,7 @@ def pipelined_status(pipeline: Pipeline, names: Iterable[str], items: Sequence[s
     """One STATUS per folder, ``WINDOW`` at a time written ahead of the answers; a folder the
     server refuses is left out (its own STATUS later says why)."""
     found: Answers = {}
-    collect = _Collect(found)
+    collect = Collect(found)
     spec = _items(items)
     outstanding: set[bytes] = set()
     batch: list[bytes] = []
@@ -67,12 +67,18 @@ def pipelined_status(pipeline: Pipeline, names: Iterable[str], items: Sequence[s
     return found
 
 
+def status_option(items: Sequence[str]) -> bytes:
+    """LIST's return option for ``items``: ``STATUS (...)``."""
+    return b"STATUS (%s)" % _items(items)
+
+
 def _items(items: Sequence[str]) -> bytes:
     return " ".join(items).encode("ascii")
 
 
-class _Collect:
-    """Keeps each ``* STATUS name (...)`` line's items under the name's wire bytes."""
+class Collect:
+    """Keeps each ``* STATUS name (...)`` line's items under the name's wire bytes (an
+    ``on_untagged`` of ``Pipeline.wait_tagged``)."""
 
     def __init__(self, found: Answers) -> None:
         self.found = found
