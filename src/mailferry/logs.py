@@ -24,8 +24,20 @@ import sys
 from collections.abc import Mapping, MutableMapping
 from typing import Any, TextIO, cast
 
-import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
+# structlog's ``dev`` module, which ``import structlog`` loads, imports rich when it is installed,
+# for a traceback printer this module never uses (``formatter`` passes ``plain_traceback``): rich's
+# console, its traceback module, pygments and attrs, ~90 ms of CPU at every start of the command
+# (benchmarks/README.md, "Many folders"). rich is hidden from it while it loads; the command line
+# imports rich itself when it prints for a person (cli/console.py).
+_HIDE_RICH = "rich" not in sys.modules
+if _HIDE_RICH:
+    sys.modules["rich"] = None  # type: ignore[assignment]  # "import rich" raises ImportError
+try:
+    import structlog
+    from structlog.typing import EventDict, Processor, WrappedLogger
+finally:
+    if _HIDE_RICH:
+        del sys.modules["rich"]
 
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("text", "json")

@@ -37,6 +37,9 @@ NOT_AT_START = (
     "psycopg",
     "procrastinate",
     "pypff",
+    "rich",  # printed with for a person only (cli/console.py); hidden from structlog (logs.py)
+    "pygments",
+    "attr",
 )
 
 

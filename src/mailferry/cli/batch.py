@@ -24,13 +24,12 @@ from mailferry.adapters.store.records import MailboxRecord, Outcome
 from mailferry.cli.batchstatus import print_status, print_workers, status_table
 from mailferry.cli.common import (
     F,
-    err,
     open_batch_service,
-    out,
     parse_duration,
     signals,
     state_option,
 )
+from mailferry.cli.console import err, out
 from mailferry.cli.exits import (
     EXIT_FAILED,
     EXIT_OK,
@@ -232,7 +231,9 @@ def _foreground(service: BatchService, name: str, workers: int) -> None:
     scheduler = bootstrap.scheduler(service, batch=name, workers=workers, on_finish=finished)
     with signals(stop):
         if err.is_terminal:
-            with Live(status_table(service.status(name)), console=err, transient=True) as live:
+            with Live(
+                status_table(service.status(name)), console=err.console, transient=True
+            ) as live:
                 scheduler.run(
                     stop,
                     until_idle=True,

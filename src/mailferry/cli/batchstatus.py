@@ -9,7 +9,7 @@ import time
 from rich.table import Table
 
 from mailferry.adapters.store.records import MailboxRecord
-from mailferry.cli.common import out
+from mailferry.cli.console import out
 from mailferry.service.batches import BatchStatus
 from mailferry.service.workers import WorkerView
 from mailferry.service.workloadrows import workload_line

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 
 from mailferry import bootstrap
 from mailferry.adapters.secrets import Secret
@@ -32,9 +31,6 @@ TEST_PASSWORD_ENV = "MAILFERRY_PASSWORD"  # noqa: S105 - a variable's name
 ADMIN_PASSWORD_ENV = "MAILFERRY_ADMIN_PASSWORD"  # noqa: S105 - a variable's name
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
 
 
 def state_option(func: F) -> F:

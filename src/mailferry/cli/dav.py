@@ -11,7 +11,7 @@ import click
 
 from mailferry.bootstrap import SyncRequest
 from mailferry.bootstrap.graph import Routes
-from mailferry.cli.terminal import err, out
+from mailferry.cli.console import err, out
 from mailferry.domain.attendees import AttendeeMode
 
 if TYPE_CHECKING:  # the calendar and contact machinery is imported when a DAV side is given

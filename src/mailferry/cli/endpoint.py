@@ -18,10 +18,10 @@ from mailferry.cli.common import (
     TEST_PASSWORD_ENV,
     F,
     open_batch_service,
-    out,
     read_secret,
     state_option,
 )
+from mailferry.cli.console import out
 from mailferry.cli.exits import (
     handle_errors,
 )

@@ -16,7 +16,7 @@ from mailferry.bootstrap.graph import (
     open_mailbox_state,
     route_request,
 )
-from mailferry.cli.terminal import err, out
+from mailferry.cli.console import err, out
 from mailferry.domain.errors import MailferryError
 from mailferry.domain.workloads import ALL, MailVia, parse_workloads
 

@@ -7,19 +7,17 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, Task, TaskID, TextColumn, TimeRemainingColumn
-from rich.table import Table
-
+from mailferry.cli.console import err, out
 from mailferry.domain.model import Summary
 from mailferry.service.folderwork import FolderWork
 from mailferry.service.progress import NoProgress
 from mailferry.service.progress import Progress as ProgressPort
 from mailferry.service.verify import VerifyReport
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+if TYPE_CHECKING:  # rich is loaded when something is shown on a terminal (cli/console.py)
+    from rich.progress import Progress, Task, TaskID
 
 
 class RichProgress:
@@ -93,13 +91,20 @@ def progress_display(*, enabled: bool) -> Iterator[ProgressPort]:
     if not enabled or not sys.stderr.isatty():
         yield NoProgress()
         return
+    from rich.progress import (  # noqa: PLC0415 - a terminal's only
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.fields[detail]}"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err, transient=True) as progress:
+    with Progress(*columns, console=err.console, transient=True) as progress:
         yield RichProgress(progress)
 
 
@@ -127,6 +132,8 @@ def print_plan(works: Sequence[FolderWork]) -> None:
 
 
 def _plan_table(works: Sequence[FolderWork]) -> None:
+    from rich.table import Table  # noqa: PLC0415 - a terminal's only
+
     table = Table(title="Plan (dry run: nothing is written)", expand=False)
     for column in (
         "source folder",
