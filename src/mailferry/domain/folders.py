@@ -37,7 +37,7 @@ from mailferry.domain.model import FolderInfo, Role
 
 if TYPE_CHECKING:
     import re
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
 _Path: TypeAlias = tuple[str, ...]
 _Placed: TypeAlias = tuple[_Path, tuple[str, ...]]  # target path, reasons for renaming
@@ -323,12 +323,13 @@ def _selected(name: str, options: MappingOptions) -> bool:
 
 
 def _role_anchors(
-    source: Sequence[FolderInfo], target: Sequence[FolderInfo], delimiter: str
+    candidates: Mapping[Role, Sequence[FolderInfo]], target: Sequence[FolderInfo], delimiter: str
 ) -> dict[_Path, _Placed]:
-    """Source role folders -> the target's folder of that role, else the winner's translated name."""
+    """Source role folders (``role_candidates``) -> the target's folder of that role, else the
+    winner's translated name."""
     target_roles = find_roles(target)
     anchors: dict[_Path, _Placed] = {}
-    for role, ranked in role_candidates(source).items():
+    for role, ranked in candidates.items():
         key = _key(ranked[0].path)
         if role is Role.INBOX:
             anchors[key] = ((INBOX,), ())
@@ -407,8 +408,9 @@ def map_folders(
         target_delimiter,
         _compile_maps(options.maps, (f.delimiter for f in source), target_delimiter),
     )
-    placer.roles = _role_anchors(source, target, target_delimiter)
-    roles = {_key(f.path): role for role, f in find_roles(source).items()}
+    candidates = role_candidates(source)
+    placer.roles = _role_anchors(candidates, target, target_delimiter)
+    roles = {_key(ranked[0].path): role for role, ranked in candidates.items()}
     mapped = {k: f.selectable and _selected(f.name, options) for k, f in ordered.items()}
     for key, folder in ordered.items():  # anchored folders take their names before anyone else
         anchored = placer.anchor(folder, key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import BinaryIO, Self
@@ -97,7 +98,7 @@ class FolderInfo:
     flags: frozenset[str] = frozenset()  # LIST attributes, e.g. "\\Noselect", "\\Sent"
     subscribed: bool = False
 
-    @property
+    @functools.cached_property  # asked several times a folder by map_folders
     def path(self) -> tuple[str, ...]:
         if not self.delimiter:
             return (self.name,)
@@ -105,8 +106,12 @@ class FolderInfo:
 
     @property
     def selectable(self) -> bool:
-        lowered = {f.lower() for f in self.flags}
-        return not ({"\\noselect", "\\nonexistent"} & lowered)
+        return _selectable(self.flags)
+
+
+@functools.lru_cache(maxsize=256)  # asked ~9 times a folder a pass; most folders share a set
+def _selectable(flags: frozenset[str]) -> bool:
+    return not any(f.lower() in ("\\noselect", "\\nonexistent") for f in flags)
 
 
 @dataclass(frozen=True)

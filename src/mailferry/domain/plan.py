@@ -7,6 +7,7 @@ state rows), asks these functions what to do, and executes the answer.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,8 +30,7 @@ class Selection:
     include_deleted: bool = False
 
     def fingerprint(self) -> str:
-        text = f"{self.since}|{self.before}|{self.include_deleted}"
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return _fingerprint(self.since, self.before, self.include_deleted)
 
     def skip_reason(self, meta: MessageMeta) -> str | None:
         if meta.deleted and not self.include_deleted:
@@ -41,6 +41,12 @@ class Selection:
         if self.before and day >= self.before:
             return "filtered"
         return None
+
+
+@functools.lru_cache(maxsize=16)  # asked for every folder of every pass: one selection a run
+def _fingerprint(since: dt.date | None, before: dt.date | None, include_deleted: bool) -> str:
+    text = f"{since}|{before}|{include_deleted}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def target_flags(

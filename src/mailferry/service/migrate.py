@@ -567,6 +567,32 @@ class Migration:
         if folder_log is not None:
             folder_log.info("folder.started", messages=messages, bytes=nbytes)
         copied, failed = self.summary.messages_copied, self.summary.messages_failed
+        if not work.unchanged:  # else nothing to copy, carry or record (snapshot.py): no copy
+            self._copy_pass(mapping, work, folders, copied_before)
+        # Counted once the pass ends: a pass tried again after a reconnect counts them again.
+        accounting.count_skips(self.summary, work, copied_before=copied_before)
+        if not work.unchanged:
+            self.planner().finish(mapping, work)
+        self.progress.folder_finished(name)
+        if folder_log is not None:
+            folder_log.info(
+                "folder.finished",
+                copied=self.summary.messages_copied - copied,
+                failed=self.summary.messages_failed - failed,
+                existing=work.existing,
+                flags_updated=len(work.updates),
+            )
+
+    def _copy_pass(
+        self,
+        mapping: FolderMapping,
+        work: FolderWork,
+        folders: queue.SimpleQueue[FolderMapping] | None,
+        copied_before: int,
+    ) -> None:
+        """``work`` carried out by a copy on this lane's sessions (with other lanes, where they
+        may join); what was left, if the target is full or the run stops, is counted."""
+        name = mapping.source.name
         copy = self._copy_for(mapping, windows_ahead=self._windows_ahead(mapping))
         copy.after_part = lambda part: self._note(
             name, [m.uid for m in part.copy if m.uid not in copy.failures]
@@ -587,22 +613,10 @@ class Migration:
             accounting.count_skips(self.summary, work, copied_before=copied_before)
             if isinstance(exc, TargetFullError) or self._ledger.full:
                 self._ledger.full = True
-                self._ledger.done.add(mapping.source.name)
+                self._ledger.done.add(name)
                 left = work.left(copy.copied + len(copy.failures))
-                accounting.remaining(self.summary, mapping.source.name, left)
+                accounting.remaining(self.summary, name, left)
             raise
-        # Counted once the pass ends: a pass tried again after a reconnect counts them again.
-        accounting.count_skips(self.summary, work, copied_before=copied_before)
-        self.planner().finish(mapping, work)
-        self.progress.folder_finished(name)
-        if folder_log is not None:
-            folder_log.info(
-                "folder.finished",
-                copied=self.summary.messages_copied - copied,
-                failed=self.summary.messages_failed - failed,
-                existing=work.existing,
-                flags_updated=len(work.updates),
-            )
 
     def _shared_pass(self, mapping: FolderMapping, work: FolderWork) -> SharedPass | None:
         """A first pass over many windows that other lanes may join (folderlanes.py), where
