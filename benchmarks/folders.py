@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Many folders: a no-op pass over an account of 2,000 (or 5,000) folders, issue #17 rule 2.
 
-    python3 benchmarks/folders.py [--folders 2000,5000] [--runs 3] [--latency 0.005]
+    python3 benchmarks/folders.py [--folders 2000,5000] [--runs 3] [--latency 0.005] [--before DIR]
 
 For each size: a source Dovecot (delimiter "/") gets a deep hierarchy of N folders, every one
 subscribed, a small message in every tenth (written into its Maildir before the first login); mailferry
@@ -11,7 +11,10 @@ copies it into a fresh target user on a "." Dovecot (first pass), then runs no-o
   included, so every pass goes through the same proxies), counting the commands each server
   completed in the first of them (tagged answers): what one pass costs each side in commands;
 - through the same proxies with ``--latency`` each way: (time - loopback time) / round trip
-  estimates the round trips the pass waited for.
+  estimates the round trips the pass waited for;
+- with ``--before OTHER/src``: ``--runs`` no-op passes of that checkout and of this one in turn,
+  on the same servers and state (wall and CPU seconds of each process: the VM's speed changes
+  by half from one minute to the next, so a before and after are compared run by run).
 Wall time is the mailferry process's (its start-up included: 1.0-1.3 s on the 2-core VM, most of
 it imports); "own" is the ``seconds`` it reports itself. Not a test: prints a Markdown table, writes results/folders-latest.json.
 """
@@ -107,7 +110,31 @@ def sync(
     return proc
 
 
-def measure(count: int, runs: int, latency: float, work: Path) -> dict[str, object]:
+def alternated(
+    ports: tuple[int, int], state: Path, env: dict[str, str], trees: dict[str, Path], runs: int
+) -> dict[str, object]:
+    """No-op passes of each tree in turn on the same servers and state (``--before``): wall
+    and CPU seconds of each process, min and median a tree."""
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
+    for _ in range(runs):
+        for name, src in trees.items():
+            proc = sync(*ports, ("src", "dst"), state, env | {"PYTHONPATH": str(src)})
+            times[name].append((proc.seconds, proc.cpu_seconds))
+    out: dict[str, object] = {}
+    for name, pairs in times.items():
+        walls, cpus = [w for w, _ in pairs], [c for _, c in pairs]
+        out[name] = {
+            "wall_min_s": round(min(walls), 3),
+            "wall_median_s": round(statistics.median(walls), 3),
+            "cpu_min_s": round(min(cpus), 3),
+            "cpu_median_s": round(statistics.median(cpus), 3),
+        }
+    return out
+
+
+def measure(
+    count: int, runs: int, latency: float, work: Path, before: Path | None = None
+) -> dict[str, object]:
     root = Path(tempfile.mkdtemp(prefix=f"folders{count}-", dir=work))
     with (
         DovecotServer(root / "src", delimiter="/", auto_create=False) as source,
@@ -144,6 +171,8 @@ def measure(count: int, runs: int, latency: float, work: Path) -> dict[str, obje
             counted = sync(*ports, (su, tu), state, env)
             commands = (len(ps.seen(TAGGED)), len(pt.seen(TAGGED)))
             loop = [counted] + [sync(*ports, (su, tu), state, env) for _ in range(runs - 1)]
+            trees = {"before": before, "after": REPO / "src"} if before else {}
+            ab = alternated(ports, state, env, trees, runs) if trees else None
             ps.latency = pt.latency = latency
             slow = sync(*ports, (su, tu), state, env)
         version = [sys.executable, "-m", "mailferry.cli", "--version"]
@@ -162,6 +191,7 @@ def measure(count: int, runs: int, latency: float, work: Path) -> dict[str, obje
         "commands_target": commands[1],
         "latency_own_s": round(slow_own, 3),
         "round_trips": round((slow_own - min(own)) / (2 * latency)),
+        **({"alternated": ab} if ab else {}),
     }
 
 
@@ -173,12 +203,19 @@ def main() -> int:
     )
     parser.add_argument("--latency", type=float, default=0.005, help="seconds each way, proxy")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="another checkout's src/: its no-op passes "
+        "alternated with this one's on the same servers (wall and CPU seconds)",
+    )
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="mailferry-folders-"))
     work.mkdir(parents=True, exist_ok=True)
     rows = []
     for n in args.folders.split(","):
-        rows.append(measure(int(n), args.runs, args.latency, work))
+        rows.append(measure(int(n), args.runs, args.latency, work, args.before))
         log(json.dumps(rows[-1]))
     print(
         "| folders | first pass s | no-op wall min s | median s | own min s | RSS MB "
@@ -196,7 +233,10 @@ def main() -> int:
     out = HERE / "results" / "folders-latest.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(
-        json.dumps({"args": vars(args) | {"workdir": str(work)}, "rows": rows}, indent=1)
+        json.dumps(
+            {"args": vars(args) | {"workdir": str(work), "before": str(args.before)}, "rows": rows},
+            indent=1,
+        )
     )
     return 0
 

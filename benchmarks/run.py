@@ -78,6 +78,7 @@ class Process:
     stderr: str
     seconds: float
     rss_mb: float
+    cpu_seconds: float = 0.0  # user + system time of the process (0 where not measured)
 
 
 # Runs the command as its own child and reports that child's wall time and peak RSS. Linux
@@ -91,7 +92,9 @@ proc = subprocess.Popen(sys.argv[2:])
 _, status, usage = os.wait4(proc.pid, 0)
 seconds = time.monotonic() - start
 with open(sys.argv[1], "w") as out:
-    json.dump({"seconds": seconds, "rss_kb": usage.ru_maxrss}, out)
+    json.dump(
+        {"seconds": seconds, "rss_kb": usage.ru_maxrss, "cpu": usage.ru_utime + usage.ru_stime}, out
+    )
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
@@ -126,6 +129,7 @@ def run_process(argv: list[str], env: dict[str, str] | None = None) -> Process:
             err.read_text(errors="replace"),
             usage["seconds"],
             usage["rss_kb"] / 1024,
+            usage.get("cpu", 0.0),
         )
 
 
