@@ -26,9 +26,10 @@ from typing import Any, TextIO, cast
 
 # structlog's ``dev`` module, which ``import structlog`` loads, imports rich when it is installed,
 # for a traceback printer this module never uses (``formatter`` passes ``plain_traceback``): rich's
-# console, its traceback module, pygments and attrs, ~90 ms of CPU at every start of the command
-# (benchmarks/README.md, "Many folders"). rich is hidden from it while it loads; the command line
-# imports rich itself when it prints for a person (cli/console.py).
+# console, its traceback module, pygments and attrs, at every start of the command. rich is hidden
+# from it while it loads; the command line imports rich itself when it prints for a person
+# (cli/console.py). With both, ``mailferry --version`` takes ~35 ms less CPU (benchmarks/README.md,
+# "Many folders").
 _HIDE_RICH = "rich" not in sys.modules
 if _HIDE_RICH:
     sys.modules["rich"] = None  # type: ignore[assignment]  # "import rich" raises ImportError

@@ -20,7 +20,7 @@ from mailferry.domain.profiles import GENERIC, GMAIL, label_policy
 from mailferry.service.migrate import Migration, SyncOptions
 from mailferry.service.planning import intent_key
 from mailferry.service.verify import verify
-from tests.fakes import BASE, message
+from tests.fakes import BASE, MemorySessions, message
 
 PAIR = "gmail -> new"
 ONCE = label_policy(GMAIL, LabelMode.ONCE)
@@ -259,26 +259,11 @@ def test_a_copy_left_in_flight_counts_before_a_higher_folder_is_planned():
     assert everywhere == Counter({hashlib.sha256(archived).hexdigest(): 1})
 
 
-class Sessions:
-    """A reconnect factory that counts the sessions a run opens beyond its first two."""
-
-    def __init__(self, src: MemoryServer, dst: MemoryServer) -> None:
-        self.src, self.dst, self.opened = src, dst, 0
-
-    def source(self) -> MemoryAccount:
-        self.opened += 1
-        return MemoryAccount(self.src)
-
-    def target(self) -> MemoryAccount:
-        self.opened += 1
-        return MemoryAccount(self.dst)
-
-
 @pytest.mark.parametrize(("policy", "extra"), [(ONCE, 0), (FOLDERS, 4)])
 def test_lanes_are_opened_only_for_folders_that_may_run_side_by_side(policy, extra):
     src, _ = gmail_like()
     dst = MemoryServer(delimiter=".")
-    sessions = Sessions(src, dst)
+    sessions = MemorySessions(src, dst)  # opens the sessions a run asks beyond its first two
     options = SyncOptions(labels=policy, connections=3)
     m = Migration(
         MemoryAccount(src), MemoryAccount(dst), MemoryStateStore(), PAIR, options,
@@ -286,7 +271,7 @@ def test_lanes_are_opened_only_for_folders_that_may_run_side_by_side(policy, ext
     )  # fmt: skip
     m.run()
     assert m.summary.failures == []
-    assert sessions.opened == extra  # two more lanes of two sessions, or none at all
+    assert len(sessions.opened) == extra  # two more lanes of two sessions, or none at all
     assert sum(sum(sha_numbers(dst, f).values()) for f in dst.folders) == (
         8 if policy is ONCE else 10
     )

@@ -25,7 +25,7 @@ from mailferry.domain.errors import ConcurrentUseError, MailferryError
 from mailferry.domain.model import MessageMeta
 from mailferry.service.migrate import Migration
 from mailferry.service.prefetch import Prefetch
-from tests.fakes import fill, message
+from tests.fakes import MemorySessions, fill, message
 from tests.unit.test_session_opening import (
     DOVECOT,
     ENDPOINT,
@@ -236,26 +236,13 @@ class Misused(MemoryAccount):
         raise ConcurrentUseError("reader", "MainThread", "append_batch")
 
 
-class Counted:
-    def __init__(self, src: MemoryServer, dst: MemoryServer) -> None:
-        self.src, self.dst, self.opened = src, dst, 0
-
-    def source(self) -> MemoryAccount:
-        self.opened += 1
-        return MemoryAccount(self.src)
-
-    def target(self) -> MemoryAccount:
-        self.opened += 1
-        return MemoryAccount(self.dst)
-
-
 def test_concurrent_use_ends_the_run_at_once_never_retried():
     src, dst = MemoryServer(), MemoryServer()
     fill(src, "INBOX", [message(n) for n in range(3)])
-    sessions = Counted(src, dst)
+    sessions = MemorySessions(src, dst)
     store = MemoryStateStore()
     migration = Migration(MemoryAccount(src), Misused(dst), store, PAIR, reconnect=sessions)
     with pytest.raises(ConcurrentUseError, match="two threads at once"):
         migration.run()
-    assert sessions.opened == 0  # no reconnect, no retry
+    assert sessions.opened == []  # no reconnect, no retry
     assert migration.summary.reconnects == 0

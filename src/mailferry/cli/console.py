@@ -1,8 +1,8 @@
 """rich's two consoles, standard output's and standard error's, made when first printed to.
 
-A run whose output is JSON, or that prints nothing, never loads rich: its console, colour tables
-and styles are ~70 ms of CPU at every start of the command (issue #17 rule 2; benchmarks/README.md,
-"Many folders"). ``mailferry.logs`` keeps structlog from loading it too.
+A run whose output is JSON, or that prints nothing, never loads rich's console, colour tables and
+styles (issue #17 rule 2: every start of the command paid for them; benchmarks/README.md, "Many
+folders"). ``mailferry.logs`` keeps structlog from loading rich too.
 """
 
 from __future__ import annotations
