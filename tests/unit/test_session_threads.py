@@ -1,4 +1,4 @@
-"""One thread at a time in a real IMAP session (adapters/imap/occupancy.py): a second thread
+"""One thread at a time in a real IMAP session (adapters/occupancy.py): a second thread
 inside it at the same moment is refused at once, before it writes anything; the run's hand-overs
 (one thread after the other, generators taken over or left half-read) are not. Scripted server,
 no sockets: a held answer keeps the first thread inside its command for as long as the test likes."""
@@ -207,7 +207,7 @@ def test_a_stream_taken_over_by_the_reading_thread_and_left_half_read_is_not_ref
 
 
 def test_no_generator_yields_inside_a_command():
-    """What keeps a suspended generator from holding the session (occupancy.py): no ``yield``
+    """What keeps a suspended generator from holding the session (adapters/occupancy.py): no ``yield``
     is written inside ``with self._guard(...)`` or ``with self._occupancy``, but in ``_guard``
     itself, whose ``yield`` is the command's body."""
     found = []
@@ -246,3 +246,55 @@ def test_concurrent_use_ends_the_run_at_once_never_retried():
         migration.run()
     assert sessions.opened == []  # no reconnect, no retry
     assert migration.summary.reconnects == 0
+
+
+# -- the memory fake takes the same check -------------------------------------------------------
+
+FAKE_INTRUDERS: dict[str, Callable[[MemoryAccount, list[MessageMeta]], object]] = {
+    "status": lambda a, _m: a.status("INBOX"),
+    "list_folders": lambda a, _m: a.list_folders(),
+    "fetch_meta": lambda a, _m: next(a.fetch_meta("INBOX")),
+    "fetch_flags": lambda a, _m: next(a.fetch_flags("INBOX")),
+    "fetch_messages": lambda a, metas: next(a.fetch_messages("INBOX", metas)),
+}
+
+
+@pytest.mark.parametrize("intruder", FAKE_INTRUDERS)
+def test_the_memory_fake_refuses_a_second_thread_as_the_real_session_does(intruder):
+    """Unit tests run the service on the fake: a second thread inside its session at once must
+    fail there as it would on a real server, the FETCH streams and the listing included."""
+    server = MemoryServer()
+    fill(server, "INBOX", [message(n) for n in range(3)])
+    account = MemoryAccount(server)
+    metas = list(account.fetch_meta("INBOX"))
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # inside ``statuses``, as a thread waiting for its LIST-STATUS answer
+        inside.set()
+        release.wait(HELD)
+
+    server.on_statuses = hold
+    reader, out = on_thread("reader", lambda: account.statuses(["INBOX"]))
+    try:
+        assert inside.wait(timeout=HELD)
+        with pytest.raises(ConcurrentUseError) as refused:
+            FAKE_INTRUDERS[intruder](account, metas)
+    finally:
+        release.set()
+        reader.join(timeout=HELD)
+    assert (refused.value.holder, refused.value.entrant) == ("reader", "MainThread")
+    assert [list(found) for found in out] == [["INBOX"]]  # the reader's answer, whole
+
+
+def test_a_memory_stream_suspended_between_rows_holds_nothing():
+    """As on the real session: a stream started here, the session used by this thread while it
+    is suspended, then the stream read to its end by another thread."""
+    server = MemoryServer()
+    fill(server, "INBOX", [message(n) for n in range(3)])
+    account = MemoryAccount(server)
+    stream = account.fetch_meta("INBOX")
+    first = next(stream).uid
+    assert account.status("INBOX").exists == 3
+    thread, out = on_thread("reading", lambda: [m.uid for m in stream])
+    thread.join(timeout=HELD)
+    assert [first, *out[0]] == [1, 2, 3]

@@ -158,7 +158,7 @@ class ConcurrentUseError(AssertionError):
     """A second thread entered a session's command while ``holder`` was inside one: two threads'
     commands on one IMAP connection read each other's answers, and the one whose answer was taken
     waits for it until its timeout. Raised at once, before the second thread writes anything, by
-    the real session (``adapters.imap.occupancy``) and the memory fake alike; never retried."""
+    the real session (``adapters.occupancy``) and the memory fake alike; never retried."""
 
     def __init__(self, holder: str, entrant: str, command: str = "a command") -> None:
         self.holder = holder  # the thread inside the session's I/O

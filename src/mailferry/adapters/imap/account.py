@@ -34,7 +34,6 @@ from mailferry.adapters.imap.examine import (
     read_examined,
     send_examine_and_list,
 )
-from mailferry.adapters.imap.occupancy import Occupancy
 from mailferry.adapters.imap.opening import Personal, enable_and_namespace
 from mailferry.adapters.imap.rows import BODY, MESSAGE_ID, FetchRow, by_uid, parse_rows
 from mailferry.adapters.imap.session import (
@@ -59,6 +58,7 @@ from mailferry.adapters.imap.wire import (
     quote_mailbox,
     uid_sets,
 )
+from mailferry.adapters.occupancy import Occupancy
 from mailferry.adapters.tls import TlsOptions
 from mailferry.domain.errors import ConnectError, FolderError, MailferryError, ThrottledError
 from mailferry.domain.identity import normalise_message_id
@@ -104,7 +104,9 @@ class ImapAccount:
         # The statuses a LIST brought (``_list_extended``), for the next ``statuses``; any other
         # command drops them (``_guard``).
         self._listed: Answers | None = None
-        self._occupancy = Occupancy()  # one thread at a time in the I/O below (occupancy.py)
+        self._occupancy = (
+            Occupancy()
+        )  # one thread at a time in the I/O below (adapters/occupancy.py)
         with self._guard():  # one round trip at most; NAMESPACE may have come with CAPABILITY
             personal = enable_and_namespace(self._pipeline, self._caps, client.namespaces)
         self._prefix = ""  # the personal namespace's prefix, set by _find_delimiter
@@ -136,7 +138,7 @@ class ImapAccount:
         before the connection closed ("Server Unavailable. 15" is a request to slow down). What
         was written ahead is read first (up to ``keep``, the command whose answer is wanted).
         A second thread entering while one is inside raises ``ConcurrentUseError`` at once
-        (occupancy.py); so no ``yield`` of a generator is ever written inside this block."""
+        (adapters/occupancy.py); so no ``yield`` of a generator is ever written inside this block."""
         with self._occupancy:
             self._just_selected = False  # a command is sent: the SELECT's counts may be stale
             self._listed = None  # and a CREATE, an APPEND, ... may change a listed status

@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from mailferry.domain.errors import ConcurrentUseError, ConnectError, FolderError
+from mailferry.adapters.occupancy import Occupancy
+from mailferry.domain.errors import ConnectError, FolderError
 from mailferry.domain.identity import normalise_message_id
 from mailferry.domain.model import (
     AppendRequest,
@@ -34,28 +35,45 @@ from mailferry.domain.model import (
 
 _validity = itertools.count(1000)
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def _command(method: F) -> F:
     """One thread at a time in a session's commands, as on an IMAP connection: two threads'
     commands on one connection read each other's answers, and a real session then waits for an
-    answer that was read already, until its timeout. Refused here at once, for tests to see."""
+    answer that was read already, until its timeout. Refused here at once, with the real
+    session's check (adapters/occupancy.py), for tests to see."""
 
     @functools.wraps(method)
     def one_thread(self: MemoryAccount, *args: Any, **kwargs: Any) -> Any:
         self.check_open()
-        me = threading.get_ident()
-        if self._owner not in (None, me):
-            raise ConcurrentUseError(f"thread {self._owner}", f"thread {me}", method.__name__)
-        self._owner, self._depth = me, self._depth + 1
-        try:
+        with self._occupancy:
             return method(self, *args, **kwargs)
-        finally:
-            self._depth -= 1
-            if not self._depth:
-                self._owner = None
 
     return cast("F", one_thread)
+
+
+def _stream(method: Callable[..., Iterator[T]]) -> Callable[..., Iterator[T]]:
+    """A FETCH stream: each step is a command's worth of I/O, checked as one, and a stream
+    suspended between rows holds nothing (as the real session reads each answer whole and yields
+    after it: adapters/occupancy.py). So a stream may be taken over by another thread, but not
+    stepped while another thread is inside a command."""
+
+    @functools.wraps(method)
+    def stepped(self: MemoryAccount, *args: Any, **kwargs: Any) -> Iterator[T]:
+        rows = method(self, *args, **kwargs)
+        while True:
+            self.check_open()
+            with self._occupancy:
+                row = next(rows, _END)
+            if row is _END:
+                return
+            yield cast("T", row)
+
+    return stepped
+
+
+_END = object()
 
 
 @dataclass
@@ -162,8 +180,7 @@ class MemoryAccount:
         self.appends = 0
         # Commands that would each cost a round trip on a server, by name (tests count them).
         self.commands: Counter[str] = Counter()
-        self._owner: int | None = None  # the thread in a command now (``_command``)
-        self._depth = 0
+        self._occupancy = Occupancy()  # one thread at a time in a command (``_command``)
         self.closed = False  # ``close``d: every command fails as on a closed connection
 
     def check_open(self) -> None:
@@ -188,8 +205,8 @@ class MemoryAccount:
     def keeps_bytes(self) -> bool:
         return not self.server.rewrites
 
+    @_command
     def list_folders(self) -> list[FolderInfo]:
-        self.check_open()
         folders: dict[str, FolderInfo] = {}
         for name, folder in self.server.folders.items():
             flags = frozenset({folder.special_use}) if folder.special_use else frozenset()
@@ -246,10 +263,10 @@ class MemoryAccount:
         system = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Draft", "\\Deleted"})
         return system | {"\\*"} if self.server.keywords else system
 
+    @_stream
     def fetch_meta(
         self, folder: str, uids: Sequence[int] | None = None, *, message_ids: bool = False
     ) -> Iterator[MessageMeta]:
-        self.check_open()
         box = self.server.folder(folder)
         wanted = sorted(box.messages) if uids is None else sorted(set(uids) & box.messages.keys())
         for n, uid in enumerate(wanted):
@@ -262,10 +279,10 @@ class MemoryAccount:
             )
             yield MessageMeta(uid, message.flags, message.internaldate, len(message.body), mid)
 
+    @_stream
     def fetch_flags(
         self, folder: str, changed_since: int | None = None
     ) -> Iterator[tuple[int, frozenset[str]]]:
-        self.check_open()
         box = self.server.folder(folder)
         for uid in sorted(box.messages):
             message = box.messages[uid]
@@ -285,8 +302,8 @@ class MemoryAccount:
         box = self.server.folder(folder)
         return sum(1 for message in box.messages.values() if message.modseq > since)
 
+    @_stream
     def fetch_messages(self, folder: str, metas: Sequence[MessageMeta]) -> Iterator[FetchedMessage]:
-        self.check_open()
         box = self.server.folder(folder)
         for meta in sorted(metas, key=lambda m: m.uid):
             message = box.messages.get(meta.uid)

@@ -2,9 +2,11 @@
 
 An imaplib connection is one stream of commands and answers. Two threads' commands on it read
 each other's answers: one takes the other's, and the other then waits for an answer that was read
-already, until its timeout (a lane opened for a shared pass waited out 120 s so: windows.py). The
-memory fake refuses such use at once; ``Occupancy`` makes the real session refuse it too, with
-``ConcurrentUseError``, before the second thread has written anything.
+already, until its timeout (a lane opened for a shared pass waited out 120 s so: windows.py).
+``Occupancy`` makes the session refuse such use at once, with ``ConcurrentUseError``, before the
+second thread has written anything. The real IMAP session (``adapters/imap/account.py``) and the
+memory fake (``adapters/memory/account.py``) take the same one, so that what the unit tests run
+on the fake is refused where the real session would refuse it.
 
 What is checked: that no two threads are *inside* the session's I/O at the same moment, never
 which thread used it last. The run hands a session from thread to thread, always one after the
