@@ -44,17 +44,28 @@ MakeUser = Callable[[DovecotServer | CyrusServer | CourierServer | DavServer], t
 _user_numbers = itertools.count(1)
 
 
-PST_TEST_OST = Path(__file__).resolve().parent / "data" / "pst" / "pstextractortest.ost.xz"
+PST_DATA = Path(__file__).resolve().parent / "data" / "pst"
+
+
+def _unpacked(tmp_path_factory: pytest.TempPathFactory, packed_name: str) -> Path:
+    path = tmp_path_factory.mktemp("pst") / "mailbox.ost"
+    with lzma.open(PST_DATA / packed_name) as packed, path.open("wb") as out:
+        shutil.copyfileobj(packed, out)
+    return path
 
 
 @pytest.fixture(scope="session")
 def ost(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """pst-extractor's test OST (MIT, tests/data/pst/NOTICE), unpacked once a session; tests
     that damage or rename it work on a copy."""
-    path = tmp_path_factory.mktemp("pst") / "mailbox.ost"
-    with lzma.open(PST_TEST_OST) as packed, path.open("wb") as out:
-        shutil.copyfileobj(packed, out)
-    return path
+    return _unpacked(tmp_path_factory, "pstextractortest.ost.xz")
+
+
+@pytest.fixture(scope="session")
+def people_ost(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pst-extractor 1.0.0's OST (Apache-2.0, tests/data/pst/NOTICE): contacts with a photo, a
+    distribution list, tasks, bodies kept only as RTF, Outlook's hidden folders."""
+    return _unpacked(tmp_path_factory, "mtnman.ost.xz")
 
 
 @pytest.fixture(scope="session")

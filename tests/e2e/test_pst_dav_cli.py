@@ -207,3 +207,70 @@ def test_a_batch_of_pst_files_moves_mail_and_calendars_per_user(
         service.close()
     for target in targets:
         assert len(events(xandikos, target)) == ITEMS
+
+
+def dav_items(server, user: tuple[str, str], kind: CollectionKind) -> dict[str, list[bytes]]:
+    """Every object on the target, by collection name, of one kind."""
+    url = parse_dav_url(server.url(user[0]))
+    found: dict[str, list[bytes]] = {}
+    with DavAccount(
+        DavSession(url, DavLogin(*user), TlsOptions(ca_file=server.ca_file))
+    ) as account:
+        for collection in account.collections():
+            if collection.kind is kind:
+                refs = account.items(collection.href)
+                read = account.read(collection.href, collection.kind, [r.href for r in refs])
+                found[collection.displayname or collection.href] = [item.data for item in read]
+    return found
+
+
+@pytest.mark.parametrize("kind", ["radicale", "xandikos"])
+def test_pst_contacts_groups_and_tasks_move_to_dav_once(
+    kind, request, make_user, people_ost, tmp_path, smtp_sink
+):
+    """An Outlook.com OST's contacts (a photo, a note kept only as RTF), its distribution list
+    (a contact group whose members are the cards beside it) and its tasks, into a real CardDAV
+    and CalDAV server; a re-run and a lost state copy nothing; verify passes; no mail sent."""
+    import vobject  # noqa: PLC0415 - the vCard reader of the tests
+
+    server = request.getfixturevalue(kind)
+    user = make_user(server)
+    state = tmp_path / "state.sqlite3"
+    smtp_sink.clear()
+    first = mailferry("sync", people_ost, server, user, state, "--json")
+    assert first.returncode == 0, first.stderr
+    doc = json.loads(first.stdout)
+    assert (doc["items_copied"], doc["items_failed"]) == (176, 0), doc
+    books = [  # Contacts may land in the target's default address book, under its name
+        {c.fn.value: c for c in (vobject.readOne(d.decode()) for d in cards)}
+        for cards in dav_items(server, user, CollectionKind.ADDRESSBOOK).values()
+    ]
+    assert sorted(map(sorted, books)) == [
+        ["Echo / Sound Test Service"],
+        ["Ed Pfromer", "Kyle Pfromer", "Staff"],
+    ]
+    contacts = next(book for book in books if "Staff" in book)
+    ed = contacts["Ed Pfromer"]
+    assert ed.photo.value.startswith(b"\xff\xd8\xff") and len(ed.photo.value) == 10404
+    assert ed.note.value == "Never gonna let you down"
+    members = [m.value for m in contacts["Staff"].contents["x-addressbookserver-member"]]
+    beside = {f"urn:uuid:{c.uid.value}" for name, c in contacts.items() if name != "Staff"}
+    assert set(members) == beside and len(members) == 2
+    tasks = [
+        str(todo["DESCRIPTION"])
+        for calendar in dav_items(server, user, CollectionKind.CALENDAR).values()
+        for data in calendar
+        for todo in icalendar.Calendar.from_ical(data).walk("VTODO")
+    ]
+    assert sorted(tasks) == [
+        "Blue category, high priority, 75% complete, with attachments",
+        "Vanilla task, not started",
+    ]
+    again = json.loads(mailferry("sync", people_ost, server, user, state, "--json").stdout)
+    assert again["items_copied"] == 0
+    state.unlink()
+    lost = json.loads(mailferry("sync", people_ost, server, user, state, "--json").stdout)
+    assert (lost["items_copied"], lost["items_skipped_existing"]) == (0, 176)
+    checked = mailferry("verify", people_ost, server, user, state)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert smtp_sink.messages == []

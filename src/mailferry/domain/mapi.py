@@ -25,7 +25,7 @@ PSETID_ADDRESS = "00062004-0000-0000-c000-000000000046"
 PSETID_COMMON = "00062008-0000-0000-c000-000000000046"
 PSETID_MEETING = "6ed8da90-450b-101b-98da-00aa003f1305"
 
-Value = str | int | float | bool | bytes | dt.datetime | tuple[str, ...]
+Value = str | int | float | bool | bytes | dt.datetime | tuple[str, ...] | tuple[bytes, ...]
 
 
 class NamedKey(NamedTuple):
@@ -75,6 +75,11 @@ WORK_ADDRESS = tuple(
 )
 FILE_UNDER = NamedKey(PSETID_ADDRESS, 0x8005)  # PidLidFileUnder
 HTML_PAGE = NamedKey(PSETID_ADDRESS, 0x802B)  # PidLidHtml: the web page
+# [MS-OXOCNTC] 2.2.2.1 (a personal distribution list, IPM.DistList)
+LIST_NAME = NamedKey(PSETID_ADDRESS, 0x8053)  # PidLidDistributionListName
+LIST_ONE_OFFS = NamedKey(PSETID_ADDRESS, 0x8054)  # PidLidDistributionListOneOffMembers
+LIST_MEMBERS = NamedKey(PSETID_ADDRESS, 0x8055)  # PidLidDistributionListMembers
+LIST_STREAM = NamedKey(PSETID_ADDRESS, 0x8064)  # PidLidDistributionListStream (large lists)
 
 # -- tagged properties ([MS-OXPROPS] 2.5xx; [MS-OXCMSG], [MS-OXOCNTC] 2.2.1) ----------------------
 IMPORTANCE = 0x0017  # PidTagImportance: 0 low, 1 normal, 2 high
@@ -134,7 +139,10 @@ class MapiItem:
     tagged: dict[int, Value] = field(default_factory=dict)
     named: dict[NamedKey, Value] = field(default_factory=dict)
     recipients: tuple[dict[int, Value], ...] = ()
-    attachments: int = 0  # not converted: said in the item's notes
+    attachments: int = 0  # not converted: said in the item's notes (the contact's photo apart)
+    photo: bytes | None = (
+        None  # a contact's photo (PidTagAttachmentContactPhoto), as the PST has it
+    )
 
     def expect(self, message_class: str) -> None:
         """``UnconvertibleError`` for an item of another class (PidTagMessageClass): a
@@ -144,8 +152,8 @@ class MapiItem:
             raise UnconvertibleError(f"a {found} item is not converted (only {message_class})")
 
     def left_out(self) -> tuple[str, ...]:
-        """What no conversion copies, for the item's notes: its attachments (files, a contact's
-        photo, an embedded message)."""
+        """What no conversion copies, for the item's notes: its attachments (files, an embedded
+        message; a contact's photo is copied)."""
         if not self.attachments:
             return ()
         return (f"{self.attachments} attachment(s) not copied",)
@@ -179,8 +187,13 @@ class MapiItem:
     def strings(self, key: int | NamedKey) -> tuple[str, ...]:
         value = self._get(key)
         if isinstance(value, tuple):
-            return tuple(v for v in value if v)
+            return tuple(v for v in value if isinstance(v, str) and v)
         return (value,) if isinstance(value, str) and value else ()
+
+    def binaries(self, key: int | NamedKey) -> tuple[bytes, ...]:
+        """A multi-valued binary property (PtypMultipleBinary), in its order."""
+        value = self._get(key)
+        return tuple(v for v in value if isinstance(v, bytes)) if isinstance(value, tuple) else ()
 
     def _get(self, key: int | NamedKey) -> Value | None:
         return self.named.get(key) if isinstance(key, NamedKey) else self.tagged.get(key)

@@ -6,7 +6,13 @@ PidTagDisplayName, else PidLidFileUnder), NICKNAME, EMAIL (PidLidEmail1..3EmailA
 ones), TEL (the PidTag*TelephoneNumber and fax numbers with their TYPE), ADR (home: PidTagHome*,
 work: PidLidWorkAddress*, other: PidTagOther*), ORG and TITLE (PidTagCompanyName,
 DepartmentName, Title), BDAY (PidTagBirthday), URL, NOTE (PidTagBody), CATEGORIES
-(PidNameKeywords). Task: SUMMARY, DESCRIPTION, DTSTART/DUE (PidLidTaskStartDate/DueDate: dates,
+(PidNameKeywords), PHOTO (the attachment PidTagAttachmentContactPhoto marks). A personal
+distribution list (IPM.DistList, [MS-OXOCNTC] 2.2.2) is an Apple-style contact group (vCard 3.0:
+X-ADDRESSBOOKSERVER-KIND:group, as iCloud, Nextcloud and SOGo read it): its members, from their
+one-off entries (PidLidDistributionListOneOffMembers, [MS-OXCDATA] 2.2.5.1), are
+X-ADDRESSBOOKSERVER-MEMBER:urn:uuid:<UID> when a contact of the same folder has that address,
+else mailto:<address> (RFC 6350 6.6.5's form; the member's display name is then said in the
+notes as not kept). Task: SUMMARY, DESCRIPTION, DTSTART/DUE (PidLidTaskStartDate/DueDate: dates,
 as Outlook shows them), STATUS (PidLidTaskStatus: NEEDS-ACTION, IN-PROCESS, COMPLETED; waiting
 and deferred have no iCalendar status: NEEDS-ACTION with X-MICROSOFT-TASKSTATUS), PERCENT-COMPLETE
 (PidLidPercentComplete x 100), COMPLETED (PidLidTaskDateCompleted), PRIORITY (PidTagImportance),
@@ -15,7 +21,10 @@ CLASS, CATEGORIES. UIDs: PidTagSearchKey, else the PST identifier (``pstcalendar
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import struct
+from collections.abc import Callable
 
 import icalendar
 
@@ -28,6 +37,9 @@ _TASK_STATUS = ("NEEDS-ACTION", "IN-PROCESS", "COMPLETED", "NEEDS-ACTION", "NEED
 _TASK_X = {3: "WAITING", 4: "DEFERRED"}
 _CLASS = ("PUBLIC", "PRIVATE", "PRIVATE", "CONFIDENTIAL")
 _PRIORITY = {0: 9, 2: 1}
+_PHOTO_TYPES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG", "PNG"), (b"GIF8", "GIF"), (b"BM", "BMP"))
+ONE_OFF_PROVIDER = bytes.fromhex("812b1fa4bea310199d6e00dd010f5402")  # [MS-OXCDATA] 2.2.5.1
+ONE_OFF_UNICODE = 0x8000  # MAPI_ONE_OFF_UNICODE: the strings are UTF-16LE
 
 
 def _escape(value: str) -> str:
@@ -38,6 +50,8 @@ def _escape(value: str) -> str:
 
 def _fold(line: str) -> str:
     """Lines over 75 octets are folded (RFC 2425 5.8.1), never inside a UTF-8 sequence."""
+    if line.isascii():  # a photo's base64: thousands of characters, one octet each
+        return "\r\n ".join([line[:75], *(line[i : i + 74] for i in range(75, len(line), 74))])
     out: list[str] = []
     current = ""
     for char in line:
@@ -70,10 +84,80 @@ def contact_of(item: MapiItem) -> Converted:
     lines.append("N:" + ";".join(_escape(n) for n in names))
     lines += [f"EMAIL;TYPE=INTERNET{',PREF' if i == 0 else ''}:{e}" for i, e in enumerate(emails)]
     lines += [f"TEL;TYPE={kind}:{_escape(n)}" for tag, kind in mapi.PHONES if (n := item.text(tag))]
-    lines += _addresses(item) + _work(item) + _other(item)
+    lines += _addresses(item) + _work(item) + _other(item) + _photo(item)
     lines.append("END:VCARD")
-    data = ("\r\n".join(_fold(line) for line in lines) + "\r\n").encode()
-    return Converted(uid, data, item.left_out())
+    return Converted(uid, _card(lines), item.left_out())
+
+
+def _card(lines: list[str]) -> bytes:
+    return ("\r\n".join(_fold(line) for line in lines) + "\r\n").encode()
+
+
+def _photo(item: MapiItem) -> list[str]:
+    if not item.photo:
+        return []
+    kind = next(
+        (f";TYPE={name}" for magic, name in _PHOTO_TYPES if item.photo.startswith(magic)), ""
+    )
+    return [f"PHOTO;ENCODING=b{kind}:{base64.b64encode(item.photo).decode()}"]
+
+
+def group_of(item: MapiItem, contact_uid: Callable[[str], str | None]) -> Converted:
+    """The distribution list as a contact group; ``contact_uid`` gives the UID of the folder's
+    contact with an address, if there is one (``UnconvertibleError`` for a list without a name,
+    or whose members only a PidLidDistributionListStream holds: not read)."""
+    item.expect("IPM.DistList")
+    name = item.text(mapi.LIST_NAME) or item.text(mapi.DISPLAY_NAME) or item.text(mapi.SUBJECT)
+    if not name:
+        raise UnconvertibleError("the distribution list has no name")
+    entries = item.binaries(mapi.LIST_ONE_OFFS)
+    if not entries and item.binary(mapi.LIST_STREAM):
+        raise UnconvertibleError(
+            "the list's members are kept in PidLidDistributionListStream, which is not read"
+        )
+    uid = fallback_uid(item)
+    lines = ["BEGIN:VCARD", "VERSION:3.0", f"UID:{_escape(uid)}", f"FN:{_escape(name)}"]
+    lines += [f"N:{_escape(name)};;;;", "X-ADDRESSBOOKSERVER-KIND:group"]
+    members, notes = _members(entries, contact_uid)
+    lines += members
+    unlisted = len(item.binaries(mapi.LIST_MEMBERS)) - len(entries)
+    if unlisted > 0:
+        notes.append(f"{unlisted} member(s) without a one-off entry not copied")
+    lines += _other(item)
+    lines.append("END:VCARD")
+    return Converted(uid, _card(lines), (*item.left_out(), *notes))
+
+
+def _members(
+    entries: tuple[bytes, ...], contact_uid: Callable[[str], str | None]
+) -> tuple[list[str], list[str]]:
+    """The group's member lines, and what the notes say of members not kept as they were."""
+    lines, notes = [], []
+    for entry in entries:
+        member = one_off(entry)
+        if member is None or member[1].upper() != "SMTP" or "@" not in member[2]:
+            shown = f"{member[0]!r} ({member[1]} address)" if member else "(unreadable entry)"
+            notes.append(f"member {shown} not copied: not an internet address")
+            continue
+        name, _kind, address = member
+        found = contact_uid(address)
+        lines.append(
+            f"X-ADDRESSBOOKSERVER-MEMBER:{f'urn:uuid:{found}' if found else f'mailto:{address}'}"
+        )
+        if found is None:
+            notes.append(f"member {name!r} kept as {address} (not a contact of the folder)")
+    return lines, notes
+
+
+def one_off(entry: bytes) -> tuple[str, str, str] | None:
+    """A One-Off EntryID's display name, address type and address ([MS-OXCDATA] 2.2.5.1: flags,
+    the one-off provider's UID, version, a 16-bit field, then three NUL-ended strings)."""
+    if len(entry) < 24 or entry[4:20] != ONE_OFF_PROVIDER:
+        return None
+    (bits,) = struct.unpack_from("<H", entry, 22)
+    codec = "utf-16-le" if bits & ONE_OFF_UNICODE else "cp1252"
+    texts = entry[24:].decode(codec, "replace").split("\x00")
+    return (texts[0], texts[1], texts[2].strip()) if len(texts) >= 3 else None
 
 
 def _addresses(item: MapiItem) -> list[str]:

@@ -1,7 +1,9 @@
 """An Outlook PST (Unicode or ANSI) as a read-only MailAccount, through libpff (``pypff``).
 
-Folders are the tree under the PST's top folder ("Top of Personal Folders", "Top of Outlook data
-file"), delimiter ``/``; Inbox is INBOX. Folders of calendar items, contacts, tasks, notes and
+Folders are the tree under the folder the message store names the top of the user's folders
+(``pstprops.ipm_subtree``: a PST's "Top of Personal Folders" in any language, an OST's
+Root - Mailbox/IPM_SUBTREE), delimiter ``/``; Inbox is INBOX; Sent and Trash are the folders the
+store names so, else those with the English names. Folders of calendar items, contacts, tasks, notes and
 journal entries are not mail: they are left out here and named in the log (``pst.not_mail``);
 calendars, contacts and tasks are read as collections by ``pstcollections``.
 Messages are built one at a time (``pstmail``), never the whole file: memory stays flat.
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from mailferry.adapters.files import pstmail, rfc822
+from mailferry.adapters.files import pstmail, pstprops, rfc822
 from mailferry.adapters.files.account import (
     Entry,
     FileAccount,
@@ -41,7 +43,6 @@ from mailferry.logs import get_logger
 log = get_logger(__name__)
 REBUILT = "rebuilt from the PST's properties (it kept no transport headers or MIME)"
 
-_TOP = ("top of personal folders", "top of outlook data file", "top of information store")
 _ROLES = {
     "sent items": "\\Sent",
     "deleted items": "\\Trash",
@@ -180,19 +181,13 @@ class PstAccount(FileAccount):
             raise AccountError(f"{path}: cannot be read as a PST ({exc})") from None
         self._folders: dict[str, Any] = {}
         self._routes: dict[str, tuple[int, ...]] = {}  # sub-folder indices from the root
+        self._by_store: dict[str, str] = {}  # folder -> the role the message store gives it
         self._frames = Frames()
         # The listing measured ahead (``send_listing``): metadata and sizes by item index.
         self._ahead: ListedAhead[tuple[list[MessageMeta], dict[int, int]]] | None = None
-        top, route = self._top()
+        self._roles = pstprops.store_roles(self._file)  # Sent, Trash by what the store says
+        top, route = pstprops.ipm_subtree(self._file)
         self._walk(top, (), route)
-
-    def _top(self) -> tuple[Any, tuple[int, ...]]:
-        root = self._file.root_folder
-        children = [root.get_sub_folder(i) for i in range(root.number_of_sub_folders)]
-        for index, child in enumerate(children):
-            if (child.name or "").lower() in _TOP:
-                return child, (index,)
-        return root, ()
 
     def _walk(self, folder: Any, path: tuple[str, ...], route: tuple[int, ...]) -> None:
         for index in range(folder.number_of_sub_folders):
@@ -205,12 +200,16 @@ class PstAccount(FileAccount):
                 continue
             key = "/".join(full)
             key = "INBOX" if key.lower() == "inbox" else key
+            if (role := self._roles.get(int(child.identifier))) is not None:
+                self._by_store[key] = role
             self._folders[key] = child
             self._routes[key] = (*route, index)
             self._walk(child, full, (*route, index))
 
     def list_folders(self) -> list[FolderInfo]:
-        folders = [FolderInfo(name, "/", _role(name), subscribed=True) for name in self._folders]
+        folders = [
+            FolderInfo(name, "/", self._role(name), subscribed=True) for name in self._folders
+        ]
         if "INBOX" not in self._folders:
             folders.append(FolderInfo("INBOX", "/", frozenset({"\\Noselect"})))
         return sorted(folders, key=lambda f: f.name)
@@ -318,6 +317,12 @@ class PstAccount(FileAccount):
         validity = digest_validity([str(self.path).encode(), folder.encode(), *identifiers])
         return PstListing(self.path, folder, box, validity, self._frames)
 
+    def _role(self, name: str) -> frozenset[str]:
+        """The store's word (a localized Outlook's "Gesendete Elemente" is Sent), else the name's
+        (the English one a top-level folder has)."""
+        role = self._by_store.get(name) or _ROLES.get(name.lower())
+        return frozenset({role}) if role else frozenset()
+
     def close(self) -> None:
         if self._ahead is not None:
             self._ahead.close()
@@ -325,8 +330,3 @@ class PstAccount(FileAccount):
         super().close()
         self._frames = Frames()
         self._file.close()
-
-
-def _role(name: str) -> frozenset[str]:
-    role = _ROLES.get(name.lower())
-    return frozenset({role}) if role else frozenset()

@@ -5,8 +5,12 @@ reads a CalDAV/CardDAV server or Microsoft 365, and writes to either.
 Collections: each folder whose container class (PidTagContainerClass) is ``IPF.Appointment`` is
 a calendar of VEVENTs, ``IPF.Contact`` an address book of vCards 3.0, ``IPF.Task`` a task list
 (a calendar of VTODOs); folders holding no items are not listed (nothing to move; Outlook keeps
-many: search folders, suggested contacts). Each item is converted when it is listed and again
-when it is read (domain/pstcalendar.py, pstcards.py: pure, deterministic).
+many: search folders, suggested contacts). A hidden folder (PidTagAttrHidden) or one of a
+sub-class (``IPF.Contact.RecipientCache``, ``IPF.Contact.MeContact``, ...) is Outlook's own
+(auto-complete entries, people metadata): not copied, said in the notes with its item count. Each
+item is converted when it is listed and again when it is read (domain/pstcalendar.py,
+pstcards.py: pure, deterministic); a distribution list among contacts becomes a contact group
+whose members are the folder's contacts with their addresses (read once, when a list needs them).
 
 Hrefs and ETags are stable across runs: a collection is ``/pst/{kind}/{its folder path}/``, an
 item the collection and its PST identifier (node id) + ``.ics``/``.vcf``; the ETag is a hash of
@@ -33,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from mailferry.adapters.files import pstmail
-from mailferry.adapters.files.pstprops import mapi_item, named_map
+from mailferry.adapters.files.pstprops import ipm_subtree, mapi_item, named_map
 from mailferry.domain.davmodel import (
     Capabilities,
     CollectionInfo,
@@ -45,15 +49,17 @@ from mailferry.domain.davmodel import (
     SyncChanges,
 )
 from mailferry.domain.errors import AccountError, FolderError, ItemError, UnconvertibleError
-from mailferry.domain.mapi import DISPLAY_NAME, SUBJECT, MapiItem
-from mailferry.domain.pstcalendar import Converted, event_of
-from mailferry.domain.pstcards import contact_of, task_of
+from mailferry.domain.mapi import DISPLAY_NAME, EMAILS, MESSAGE_CLASS, SUBJECT, MapiItem
+from mailferry.domain.pstcalendar import Converted, event_of, fallback_uid
+from mailferry.domain.pstcards import contact_of, group_of, task_of
 
 ROOT = "/pst/"
 CALDAV = "{urn:ietf:params:xml:ns:caldav}calendar"
 CARDDAV = "{urn:ietf:params:xml:ns:carddav}addressbook"
 READ_ONLY = "a PST is read-only here (a source)"
 NOT_CONVERTED = ("IPF.JOURNAL", "IPF.STICKYNOTE")  # said in the notes when they hold items
+OUTLOOKS_OWN = ("IPF.APPOINTMENT.", "IPF.TASK.", "IPF.CONTACT.")  # sub-classes: Outlook's folders
+ATTR_HIDDEN = 0x10F4  # PidTagAttrHidden ([MS-OXPROPS] 2.602)
 KEPT_LIMIT = 8 << 20  # bytes of converted items kept from listing for the read
 
 
@@ -79,6 +85,7 @@ class _Folder:
     folder: Any  # pypff.folder
     kind: _Kind
     index: dict[str, int] = field(default_factory=dict)  # item href -> sub-message index
+    addresses: dict[str, str] | None = None  # a contact's address (lower case) -> its UID
 
 
 class PstCollections:
@@ -101,24 +108,33 @@ class PstCollections:
         self._notes: list[str] = []
         self._kept: dict[str, tuple[MapiItem, Converted]] = {}
         self._kept_bytes = 0
-        self._walk(self._pff.root_folder, ())
+        self._walk(ipm_subtree(self._pff)[0], ())  # the user's folders, as the mail side's
 
     def _walk(self, folder: Any, path: tuple[str, ...]) -> None:
         for index in range(folder.number_of_sub_folders):
             try:
                 child = folder.get_sub_folder(index)
                 name = (child.name or f"Folder {index + 1}").replace("/", "_")
-                kind = pstmail.text(pstmail.properties(child), pstmail.CONTAINER_CLASS)
+                props = pstmail.properties(child)
+                kind = (pstmail.text(props, pstmail.CONTAINER_CLASS) or "").upper()
+                hidden = _flag(props.get(ATTR_HIDDEN))
                 count = child.number_of_sub_messages
             except OSError:
                 continue  # a damaged folder: the mail side reports what it cannot read
             full = (*path, name)
-            found = _KINDS.get((kind or "").upper())
-            if found is not None and count:
-                self._add(child, full, found)
-            elif count and (kind or "").upper().startswith(NOT_CONVERTED):
+            found = _KINDS.get(kind)
+            if count and ((hidden and found) or kind.startswith(OUTLOOKS_OWN)):
+                why = "hidden" if hidden else "filled by Outlook itself"
                 self._notes.append(
-                    f"folder {'/'.join(full)}: {count} {kind} item(s) not copied "
+                    f"folder {'/'.join(full)}: {count} item(s) not copied (Outlook's own: "
+                    f"{why}, {pstmail.text(props, pstmail.CONTAINER_CLASS)})"
+                )
+            elif found is not None and count:
+                self._add(child, full, found)
+            elif count and kind.startswith(NOT_CONVERTED):
+                self._notes.append(
+                    f"folder {'/'.join(full)}: {count} "
+                    f"{pstmail.text(props, pstmail.CONTAINER_CLASS)} item(s) not copied "
                     "(journal entries and notes are not converted)"
                 )
             self._walk(child, full)
@@ -171,11 +187,33 @@ class PstCollections:
             return f"{where.info.href}item-{index + 1}{where.kind.suffix}", None
         try:
             found = mapi_item(item, self._names)
-            converted = where.kind.convert(found)
+            converted = self._convert(where, found)
         except (OSError, UnconvertibleError):
             return href, None  # read() reports why
         self._keep(href, found, converted)
         return href, hashlib.sha256(converted.data).hexdigest()[:32]
+
+    def _convert(self, where: _Folder, item: MapiItem) -> Converted:
+        """The item as its folder's kind converts it; a distribution list as a contact group."""
+        if (item.text(MESSAGE_CLASS) or "").upper().startswith("IPM.DISTLIST"):
+            addresses = self._addresses(where)
+            return group_of(item, lambda address: addresses.get(address.lower()))
+        return where.kind.convert(item)
+
+    def _addresses(self, where: _Folder) -> dict[str, str]:
+        """The folder's contacts by address (read once, when its first list is converted)."""
+        if where.addresses is None:
+            where.addresses = {}
+            for index in range(where.folder.number_of_sub_messages):
+                try:
+                    item = mapi_item(where.folder.get_sub_message(index), self._names)
+                except OSError:
+                    continue  # a damaged contact fails on its own when read
+                if (item.text(MESSAGE_CLASS) or "").upper().startswith("IPM.CONTACT"):
+                    for key, _name in EMAILS:
+                        if (address := item.text(key)) and "@" in address:
+                            where.addresses.setdefault(address.lower(), fallback_uid(item))
+        return where.addresses
 
     def _keep(self, href: str, item: MapiItem, converted: Converted) -> None:
         """Keep what listing converted for the read that follows, up to ``KEPT_LIMIT`` bytes
@@ -214,7 +252,7 @@ class PstCollections:
                     item, converted = kept
                 else:
                     item = mapi_item(where.folder.get_sub_message(index), self._names)
-                    converted = where.kind.convert(item)
+                    converted = self._convert(where, item)
             except OSError as exc:  # libpff chains its reasons: the first one says what failed
                 reason = str(exc).split(". ", 1)[0]
                 return ItemError(collection, href, f"{self.path}: damaged item: {reason}")
@@ -250,3 +288,11 @@ class PstCollections:
         if where is None:
             raise FolderError(collection, f"{self.path}: no such folder in the PST")
         return where
+
+
+def _flag(entry: Any) -> bool:
+    """A libpff boolean property's value (False when absent or unreadable)."""
+    try:
+        return entry is not None and entry.data is not None and bool(entry.data_as_boolean)
+    except (OSError, TypeError, ValueError):
+        return False

@@ -3,7 +3,9 @@
 A PST keeps no MIME message: it keeps the transport headers a message arrived with (mail that
 came over the internet) and the body and attachments as properties. The message handed out is
 those headers (their Content-* and MIME-Version fields replaced) over a MIME body built from the
-properties: plain text and HTML as alternatives, then the attachments. An item without transport
+properties: plain text and HTML as alternatives, then the attachments. An item with neither (Outlook's
+"Rich Text" mail) has its RTF body read (``domain/rtf.py``): the HTML or text it encapsulates, else
+the RTF rendered as plain text (its formatting and embedded pictures are not kept). An item without transport
 headers (mail written in Outlook, items from Exchange) gets headers rebuilt from its properties
 (From, To, Cc, Subject, Date, Message-ID): ``Built.rebuilt`` is True and the caller reports it.
 Building is deterministic (MIME boundaries are derived from the item), so the same item gives the
@@ -22,6 +24,7 @@ from typing import Any, cast
 
 from mailferry.adapters.files import pstmime
 from mailferry.adapters.files.pstmime import POLICY, flatten
+from mailferry.domain import rtf
 
 # MAPI property tags
 SUBJECT = 0x0037
@@ -317,7 +320,22 @@ def _bodies(item: Any, props: dict[int, Any]) -> list[tuple[str, str]]:
         found.append(("plain", _decode(plain, "utf-8", codepage)))
     if html:
         found.append(("html", _decode(html, codepage, "utf-8")))
+    if not found and (body := rtf_body(item)) is not None:
+        found.append((body.kind, body.text))
     return found
+
+
+def rtf_body(item: Any, *, html: bool = True) -> rtf.Body | None:
+    """The item's RTF body read as text (``domain/rtf.py``), when it has one: Outlook's "Rich
+    Text" mail and many OST items keep no other."""
+    try:
+        data = item.rtf_body
+    except (OSError, AttributeError):
+        return None
+    if not data:
+        return None
+    body = rtf.read(bytes(data), html=html)
+    return body if body.text else None
 
 
 def _codec(codepage: int | None) -> str:

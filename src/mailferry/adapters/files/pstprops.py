@@ -12,17 +12,31 @@ index: tag 0x8000 + index) and string stream (0x0004: a 32-bit length, then UTF-
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import struct
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-from mailferry.domain.mapi import NAMED, PS_MAPI, PS_PUBLIC_STRINGS, MapiItem, NamedKey, Value
+from mailferry.adapters.files import pstmail
+from mailferry.domain.mapi import (
+    BODY,
+    MESSAGE_CLASS,
+    NAMED,
+    PS_MAPI,
+    PS_PUBLIC_STRINGS,
+    MapiItem,
+    NamedKey,
+    Value,
+)
 
 # PT_* value types ([MS-OXCDATA] 2.11.1)
 _INT16, _INT32, _FLOAT, _DOUBLE, _BOOL, _INT64 = 0x02, 0x03, 0x04, 0x05, 0x0B, 0x14
 _STRING8, _UNICODE, _TIME, _BINARY = 0x1E, 0x1F, 0x40, 0x102
-_MV_STRING8, _MV_UNICODE = 0x101E, 0x101F
+_MV_STRING8, _MV_UNICODE, _MV_BINARY = 0x101E, 0x101F, 0x1102
 NAMED_FROM = 0x8000  # tags from here on are named properties (numbered per file)
+CONTACT_PHOTO = 0x7FFF  # PidTagAttachmentContactPhoto ([MS-OXOCNTC] 2.2.1.8): the attachment is it
+PHOTO_LIMIT = 1 << 20  # bytes: a bigger "photo" is left out as an attachment (said in the notes)
 
 
 def named_map(pff: Any) -> dict[int, NamedKey]:
@@ -60,6 +74,37 @@ def named_map(pff: Any) -> dict[int, NamedKey]:
 
 def mapi_item(item: Any, names: dict[int, NamedKey]) -> MapiItem:
     """The item's properties, its recipients' and its subject (libpff strips the prefix bytes)."""
+    tagged, named = _properties(item, names)
+    try:
+        subject = item.subject  # a plain pypff.item (IPM.AbchPerson, ...) has none
+    except (OSError, AttributeError):
+        subject = None
+    if subject:
+        tagged[0x0037] = str(subject).rstrip("\x00")
+    if BODY not in tagged and (rendered := pstmail.rtf_body(item, html=False)) is not None:
+        tagged[BODY] = rendered.text  # a note or description an OST keeps only as RTF
+    try:
+        attachments = int(item.number_of_attachments)
+    except (OSError, AttributeError):
+        attachments = 0
+    photo = None
+    if attachments and str(tagged.get(MESSAGE_CLASS, "")).upper().startswith("IPM.CONTACT"):
+        photo = _photo(item, attachments)
+    return MapiItem(
+        str(item.identifier),
+        tagged,
+        named,
+        tuple(_recipients(item)),
+        attachments - (photo is not None),
+        photo,
+    )
+
+
+def _properties(
+    item: Any, names: dict[int, NamedKey]
+) -> tuple[dict[int, Value], dict[NamedKey, Value]]:
+    """The first record set's tagged and named properties (the others are per recipient or per
+    attachment); named properties no conversion reads are not read."""
     tagged: dict[int, Value] = {}
     named: dict[NamedKey, Value] = {}
     for index in range(item.number_of_record_sets):
@@ -75,18 +120,28 @@ def mapi_item(item: Any, names: dict[int, NamedKey]) -> MapiItem:
                 named.setdefault(key, value)
             else:
                 tagged.setdefault(tag, value)
-        break  # the first record set is the item; others are per-recipient or per-attachment
-    try:
-        subject = item.subject
-    except OSError:
-        subject = None
-    if subject:
-        tagged[0x0037] = str(subject).rstrip("\x00")
-    try:
-        attachments = int(item.number_of_attachments)
-    except (OSError, AttributeError):
-        attachments = 0
-    return MapiItem(str(item.identifier), tagged, named, tuple(_recipients(item)), attachments)
+        break
+    return tagged, named
+
+
+def _photo(item: Any, count: int) -> bytes | None:
+    """The contact's photo: the attachment marked PidTagAttachmentContactPhoto, its bytes read
+    (at most ``PHOTO_LIMIT``; an unreadable one stays an attachment, said in the notes)."""
+    for index in range(count):
+        try:
+            attachment = item.get_attachment(index)
+            marked = any(
+                int(entry.entry_type) == CONTACT_PHOTO and entry.data_as_boolean
+                for entry in attachment.get_record_set(0).entries
+            )
+            if not marked:
+                continue
+            size = int(attachment.size)
+            if 0 < size <= PHOTO_LIMIT:
+                return bytes(attachment.read_buffer(size))
+        except (OSError, AttributeError, TypeError, ValueError):
+            continue
+    return None
 
 
 def _recipients(item: Any) -> list[dict[int, Value]]:
@@ -127,22 +182,117 @@ def _value(entry: Any) -> Value | None:  # noqa: PLR0911 - one return per value 
             return when.replace(tzinfo=dt.UTC) if isinstance(when, dt.datetime) else None
         if kind == _BINARY:
             return bytes(data)
-        if kind in (_MV_STRING8, _MV_UNICODE):
-            return _strings(bytes(data), "utf-16-le" if kind == _MV_UNICODE else "cp1252")
+        if kind in (_MV_STRING8, _MV_UNICODE, _MV_BINARY):
+            return _multiple(bytes(data), kind)
     except (OSError, TypeError, ValueError, OverflowError):
         return None
     return None
 
 
-def _strings(data: bytes, codec: str) -> tuple[str, ...]:
-    """A multi-valued string property: a count, the offsets, then the strings ([MS-PST] 2.3.3.4.2)."""
+def _multiple(data: bytes, kind: int) -> tuple[str, ...] | tuple[bytes, ...]:
+    """A multi-valued string or binary property: a count, the offsets, then the values ([MS-PST]
+    2.3.3.4.2)."""
+    if kind == _MV_BINARY:
+        return _binaries(data)
+    codec = "utf-16-le" if kind == _MV_UNICODE else "cp1252"
+    return tuple(v.decode(codec, "replace").rstrip("\x00") for v in _binaries(data))
+
+
+def _binaries(data: bytes) -> tuple[bytes, ...]:
+    """A multi-valued variable-size property's values, laid out as ``_multiple`` says; nothing
+    for a layout that does not add up."""
     if len(data) < 4:
         return ()
     (count,) = struct.unpack_from("<I", data)
     if count * 4 + 4 > len(data):
         return ()
     offsets = [*struct.unpack_from(f"<{count}I", data, 4), len(data)]
-    return tuple(
-        data[offsets[i] : offsets[i + 1]].decode(codec, "replace").rstrip("\x00")
-        for i in range(count)
-    )
+    if any(not count * 4 + 4 <= a <= b <= len(data) for a, b in itertools.pairwise(offsets)):
+        return ()
+    return tuple(data[offsets[i] : offsets[i + 1]] for i in range(count))
+
+
+# -- where the user's folders are ([MS-PST] 2.4.3, 2.4.4; [MS-OXPROPS]) --------------------------
+IPM_SUBTREE_ENTRY_ID = 0x35E0  # PidTagIpmSubTreeEntryId: the top of the user's folders
+STORE_ROLES = {
+    0x35E3: "\\Trash",  # PidTagIpmWastebasketEntryId
+    0x35E4: "\\Sent",  # PidTagIpmSentMailEntryId
+}
+_TOPS = ("top of personal folders", "top of outlook data file", "top of information store")
+_OST_TOP = ("root - mailbox", "ipm_subtree")  # an Exchange OST's; these names are not localized
+
+
+def ipm_subtree(pff: Any) -> tuple[Any, tuple[int, ...]]:
+    """The folder the user's folders are in, and its route (sub-folder indices from the root):
+    the one the message store names (a PST's "Top of Personal Folders", whatever a localized
+    Outlook called it), else an OST's Root - Mailbox/IPM_SUBTREE (an OST's store names none),
+    else a top folder by its English name, else the root."""
+    root = pff.root_folder
+    nid = _store_nids(pff).get(IPM_SUBTREE_ENTRY_ID)
+    if nid is not None and (found := _near(root, lambda f: int(f.identifier) == nid)) is not None:
+        return found
+    folder: Any = root
+    route: tuple[int, ...] = ()
+    for name in _OST_TOP:
+        child = _child(folder, name)
+        if child is None:
+            break
+        folder, route = child[0], (*route, child[1])
+    else:
+        return folder, route
+    found = _near(root, lambda f: (f.name or "").lower() in _TOPS, depth=1)
+    return found if found is not None else (root, ())
+
+
+def store_roles(pff: Any) -> dict[int, str]:
+    """Folder identifier -> the special-use role the message store gives it (Sent, Trash), so
+    that a localized Outlook's folders are found by what they are, not by their names."""
+    nids = _store_nids(pff)
+    return {nids[tag]: role for tag, role in STORE_ROLES.items() if tag in nids}
+
+
+def _store_nids(pff: Any) -> dict[int, int]:
+    """The message store's folder entry IDs as node IDs: a PST's entry ID is 4 bytes of flags,
+    the store's 16-byte record key, then the folder's NID ([MS-PST] 2.2.2.1... 2.4.3.2)."""
+    found: dict[int, int] = {}
+    try:
+        entries = pff.message_store.get_record_set(0).entries
+        for entry in entries:
+            tag, data = int(entry.entry_type), entry.data
+            if (0x35E0 <= tag <= 0x35E7) and data is not None and len(data) == 24:
+                found[tag] = int.from_bytes(bytes(data)[20:24], "little")
+    except (OSError, AttributeError, TypeError):
+        return {}
+    return found
+
+
+def _child(folder: Any, name: str) -> tuple[Any, int] | None:
+    """The sub-folder of that name (any case), and its index."""
+    for index in range(folder.number_of_sub_folders):
+        try:
+            child = folder.get_sub_folder(index)
+        except OSError:
+            continue
+        if (child.name or "").lower() == name:
+            return child, index
+    return None
+
+
+def _near(
+    root: Any, wanted: Callable[[Any], bool], depth: int = 2
+) -> tuple[Any, tuple[int, ...]] | None:
+    """The first folder ``wanted`` takes among the root's children, then their children."""
+    level: list[tuple[Any, tuple[int, ...]]] = [(root, ())]
+    for _ in range(depth):
+        below = []
+        for folder, route in level:
+            for index in range(folder.number_of_sub_folders):
+                try:
+                    child = folder.get_sub_folder(index)
+                except OSError:
+                    continue
+                if wanted(child):
+                    return child, (*route, index)
+                below.append((child, (*route, index)))
+        level = below
+    return None

@@ -1,0 +1,233 @@
+"""Contacts, a distribution list and tasks of an Outlook.com OST (tests/data/pst/NOTICE.md,
+``mtnman.ost.xz``) read as collections (adapters/files/pstcollections.py) and moved by the
+collection sync into the memory DAV fake: a contact's photo and its note kept only as RTF, the
+list as a contact group of the folder's contacts, Outlook's hidden folders named and not copied;
+and a "Rich Text" mail message, whose only body is RTF, copied with its text."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import struct
+from pathlib import Path
+
+import icalendar
+import pypff
+import pytest
+import vobject
+
+from mailferry.adapters.files import PstAccount
+from mailferry.adapters.files.pstcollections import PstCollections
+from mailferry.adapters.memory.dav import MemoryDavAccount, MemoryDavServer
+from mailferry.adapters.memory.davstate import MemoryItemStateStore
+from mailferry.domain import mapi
+from mailferry.domain.davmodel import CollectionKind
+from mailferry.domain.errors import UnconvertibleError
+from mailferry.domain.mapi import MapiItem
+from mailferry.domain.pstcards import ONE_OFF_PROVIDER, group_of
+from mailferry.service.davsync import DavOptions, sync_accounts
+
+ITEMS = 1 + 3 + 2 + 168 + 2  # Skype Contacts, Contacts, Calendar, holidays, Tasks
+
+
+def read_all(source: PstCollections, name: str) -> list[bytes]:
+    found = {c.displayname: c for c in source.collections()}[name]
+    refs = source.items(found.href)
+    return [item.data for item in source.read(found.href, found.kind, [r.href for r in refs])]
+
+
+def cards(source: PstCollections) -> dict[str, vobject.base.Component]:
+    return {
+        card.fn.value: card
+        for card in map(vobject.readOne, map(bytes.decode, read_all(source, "Contacts")))
+    }
+
+
+@pytest.fixture
+def source(people_ost: Path):
+    opened = PstCollections(people_ost)
+    yield opened
+    opened.close()
+
+
+def test_the_users_folders_are_collections_and_outlooks_own_are_named_not_copied(source):
+    listed = {c.displayname: (c.kind, len(source.items(c.href))) for c in source.collections()}
+    book, calendar = CollectionKind.ADDRESSBOOK, CollectionKind.CALENDAR
+    assert listed == {
+        "Skype Contacts": (book, 1),
+        "Contacts": (book, 3),
+        "Calendar": (calendar, 2),
+        "United States holidays": (calendar, 168),
+        "Tasks": (calendar, 2),
+    }
+    notes = "\n".join(source.notes())
+    for folder, count, kind in (
+        ("MeContact", 2, "IPF.Contact.MeContact"),
+        ("PersonMetadata", 14, "IPF.Contact"),  # its IPM.AbchPerson items are not even messages
+        ("Contacts/Recipient Cache", 11, "IPF.Contact.RecipientCache"),
+    ):
+        assert (
+            f"folder {folder}: {count} item(s) not copied (Outlook's own: hidden, {kind})" in notes
+        )
+    assert "folder Journal: 1 IPF.Journal item(s) not copied" in notes
+
+
+def contact_photo(ost: Path) -> bytes:
+    """Ed Pfromer's photo as libpff reads the attachment Outlook marks as it."""
+    pff = pypff.file()
+    pff.open(str(ost))
+    try:
+        folder = pff.root_folder
+        for name in ("Root - Mailbox", "IPM_SUBTREE", "Contacts"):
+            subs = [folder.get_sub_folder(i) for i in range(folder.number_of_sub_folders)]
+            folder = next(f for f in subs if f.name == name)
+        ed = folder.get_sub_message(0)
+        for index in range(ed.number_of_attachments):
+            attachment = ed.get_attachment(index)
+            entries = {int(e.entry_type): e for e in attachment.get_record_set(0).entries}
+            if 0x7FFF in entries and entries[0x7FFF].data_as_boolean:
+                return bytes(attachment.read_buffer(attachment.size))
+    finally:
+        pff.close()
+    raise AssertionError("no contact photo")
+
+
+def test_a_contact_keeps_its_photo_and_its_note_kept_only_as_rtf(source, people_ost):
+    ed = cards(source)["Ed Pfromer"]
+    photo = contact_photo(people_ost)
+    assert photo.startswith(b"\xff\xd8\xff")  # a JPEG, 10,404 bytes
+    assert ed.photo.value == photo
+    assert ed.photo.params["TYPE"] == ["JPEG"]
+    assert ed.note.value == "Never gonna let you down"
+    assert ed.email.value == "epfromer@gmail.com"
+    assert ed.org.value == ["Klonzo, LLC"]
+    assert "Contacts, 'Ed Pfromer': 1 attachment(s) not copied" in source.notes()  # rickroll.jpg
+
+
+def test_a_distribution_list_is_a_group_of_the_folders_contacts(source):
+    found = cards(source)
+    staff = found["Staff"]
+    assert staff.x_addressbookserver_kind.value == "group"
+    members = [m.value for m in staff.contents["x-addressbookserver-member"]]
+    expected = [found[name].uid.value for name in ("Ed Pfromer", "Kyle Pfromer")]
+    assert members == [f"urn:uuid:{uid}" for uid in expected]
+    assert not [n for n in source.notes() if "Staff" in n]  # nothing left out
+
+
+def test_tasks_keep_their_descriptions_kept_only_as_rtf(source):
+    todos = {
+        str(todo["SUMMARY"]): todo
+        for data in read_all(source, "Tasks")
+        for todo in icalendar.Calendar.from_ical(data).walk("VTODO")
+    }
+    assert str(todos["basic task"]["DESCRIPTION"]) == "Vanilla task, not started"
+    loaded = todos["fully loaded task"]
+    assert str(loaded["DESCRIPTION"]) == (
+        "Blue category, high priority, 75% complete, with attachments"
+    )
+    assert (loaded["PERCENT-COMPLETE"], str(loaded["STATUS"])) == (75, "IN-PROCESS")
+
+
+def test_the_whole_ost_moves_once_and_a_lost_state_copies_nothing(people_ost):
+    server = MemoryDavServer()
+    server.add_user("alice")
+    state = MemoryItemStateStore()
+
+    def run(store: MemoryItemStateStore):
+        source = PstCollections(people_ost)
+        try:
+            target = MemoryDavAccount(server, "alice")
+            return sync_accounts(source, target, store, "pst", DavOptions())
+        finally:
+            source.close()
+
+    first = run(state)
+    assert (first.items_copied, first.failures) == (ITEMS, [])
+    assert server.sent == []
+    assert run(state).items_copied == 0
+    lost = run(MemoryItemStateStore())
+    assert (lost.items_copied, lost.items_skipped_existing) == (0, ITEMS)
+
+
+def test_rich_text_mail_is_copied_with_the_text_of_its_rtf_body(people_ost):
+    account = PstAccount(people_ost)
+    try:
+        metas = list(account.fetch_meta("Sent Items"))
+        built = [m.body.read() for m in account.fetch_messages("Sent Items", metas)]
+    finally:
+        account.close()
+    texts = {}
+    for raw in built:
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        part = message.get_body(("plain", "html"))
+        assert part is not None
+        texts[str(message["Subject"])] = part.get_content().strip()
+    assert "Howzit going?" in texts.values()  # before: an empty text/plain part
+
+
+# -- the conversion, on items made here -----------------------------------------------------------
+
+
+def one_off(name: str, kind: str, address: str, *, unicode: bool = True) -> bytes:
+    """A One-Off EntryID ([MS-OXCDATA] 2.2.5.1)."""
+    bits = 0x8001 if unicode else 0x0001
+    head = b"\0\0\0\0" + ONE_OFF_PROVIDER + b"\0\0" + struct.pack("<H", bits)
+    return head + f"{name}\0{kind}\0{address}\0".encode("utf-16-le" if unicode else "cp1252")
+
+
+def dist_list(*entries: bytes, members: int | None = None, extra=None) -> MapiItem:
+    values = {mapi.LIST_NAME: "Team", mapi.LIST_ONE_OFFS: entries, **(extra or {})}
+    if members is not None:
+        values[mapi.LIST_MEMBERS] = tuple(b"wrapped" for _ in range(members))
+    return MapiItem("42", {mapi.MESSAGE_CLASS: "IPM.DistList"}, values)
+
+
+def test_members_that_are_not_the_folders_contacts_are_kept_by_address_and_said():
+    item = dist_list(
+        one_off("Ann", "SMTP", "ann@example.com"),
+        one_off("Bob Caf\u00e9", "SMTP", "bob@example.com", unicode=False),
+        one_off("Legacy", "EX", "/o=First Organization/cn=Recipients/cn=legacy"),
+        b"not an entry id",
+        members=5,
+    )
+    converted = group_of(item, {"ann@example.com": "uid-ann"}.get)
+    card = vobject.readOne(converted.data.decode())
+    members = [m.value for m in card.contents["x-addressbookserver-member"]]
+    assert members == ["urn:uuid:uid-ann", "mailto:bob@example.com"]
+    assert converted.notes == (
+        "member 'Bob Caf\u00e9' kept as bob@example.com (not a contact of the folder)",
+        "member 'Legacy' (EX address) not copied: not an internet address",
+        "member (unreadable entry) not copied: not an internet address",
+        "1 member(s) without a one-off entry not copied",
+    )
+
+
+def test_a_list_only_a_stream_holds_or_without_a_name_is_reported_not_converted_empty():
+    with pytest.raises(UnconvertibleError, match="PidLidDistributionListStream"):
+        group_of(dist_list(extra={mapi.LIST_STREAM: b"\x01\x02"}), lambda _a: None)
+    nameless = MapiItem("7", {mapi.MESSAGE_CLASS: "IPM.DistList"})
+    with pytest.raises(UnconvertibleError, match="no name"):
+        group_of(nameless, lambda _a: None)
+
+
+def test_an_item_that_is_not_a_message_is_read_and_refused_as_a_contact_not_a_crash(people_ost):
+    """PersonMetadata holds IPM.AbchPerson items that libpff hands out as plain items (no
+    subject): were such a folder copied, each would fail on its own, with the reason."""
+    from mailferry.adapters.files.pstprops import mapi_item, named_map  # noqa: PLC0415
+    from mailferry.domain.pstcards import contact_of  # noqa: PLC0415
+
+    pff = pypff.file()
+    pff.open(str(people_ost))
+    try:
+        folder = pff.root_folder
+        for name in ("Root - Mailbox", "IPM_SUBTREE", "PersonMetadata"):
+            subs = [folder.get_sub_folder(i) for i in range(folder.number_of_sub_folders)]
+            folder = next(f for f in subs if f.name == name)
+        item = folder.get_sub_message(0)
+        assert not hasattr(item, "subject")
+        read = mapi_item(item, named_map(pff))
+    finally:
+        pff.close()
+    assert read.text(mapi.MESSAGE_CLASS) == "IPM.AbchPerson"
+    with pytest.raises(UnconvertibleError, match=r"IPM\.AbchPerson item is not converted"):
+        contact_of(read)
