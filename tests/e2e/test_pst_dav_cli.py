@@ -274,3 +274,35 @@ def test_pst_contacts_groups_and_tasks_move_to_dav_once(
     checked = mailferry("verify", people_ost, server, user, state)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert smtp_sink.messages == []
+
+
+def test_pst_contacts_groups_and_tasks_move_to_microsoft_365_through_the_fake_graph_once(
+    people_ost, tmp_path
+):
+    """``pst:///x.ost m365://alice@...`` (the FAKE Graph): the contacts (the photo and the list
+    kept with the card) and the tasks once; a re-run copies nothing and verify is clean."""
+    from click.testing import CliRunner  # noqa: PLC0415 - the Graph tests' way in
+
+    from mailferry.cli.app import main  # noqa: PLC0415
+    from mailferry.sandbox.graph.server import FakeGraph  # noqa: PLC0415
+    from tests.e2e.test_graph_cli import RESOURCE_ROLES, SECRET, TARGET_APP, side  # noqa: PLC0415
+    from tests.integration.fake_idp import FakeIdentityProvider  # noqa: PLC0415
+
+    with FakeIdentityProvider(tmp_path / "idp") as idp, FakeGraph(tmp_path / "graph") as graph:
+        idp.graph = graph
+        idp.add_client(TARGET_APP, SECRET)
+        idp.app_roles[TARGET_APP] = RESOURCE_ROLES
+        mailbox = graph.store.add_mailbox("alice@fabrikam.com")
+        argv = [f"pst://{people_ost}", "m365://alice@fabrikam.com", "--state", str(tmp_path / "s")]
+        argv += [*side("target", TARGET_APP, idp, graph, tmp_path), "--json"]
+        env = {"REQUESTS_CA_BUNDLE": str(idp.ca_file)}
+        result = CliRunner().invoke(main, ["sync", *argv], env=env)
+        assert result.exit_code == 0, result.stdout + result.stderr
+        doc = json.loads(result.stdout)
+        copied = {name: w.get("copied") for name, w in doc["workloads"].items()}
+        assert (copied["contacts"], copied["tasks"], doc["items_failed"]) == (4, 2, 0), doc
+        assert mailbox.invitations == 0
+        again = json.loads(CliRunner().invoke(main, ["sync", *argv], env=env).stdout)
+        assert again["items_copied"] == 0
+        check = CliRunner().invoke(main, ["verify", *argv], env=env)
+        assert check.exit_code == 0, check.stdout + check.stderr
