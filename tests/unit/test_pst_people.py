@@ -17,6 +17,7 @@ import pytest
 import vobject
 
 from mailferry.adapters.files import PstAccount
+from mailferry.adapters.files.pst import RENDERED
 from mailferry.adapters.files.pstcollections import PstCollections
 from mailferry.adapters.memory.dav import MemoryDavAccount, MemoryDavServer
 from mailferry.adapters.memory.davstate import MemoryItemStateStore
@@ -154,8 +155,11 @@ def test_rich_text_mail_is_copied_with_the_text_of_its_rtf_body(people_ost):
     try:
         metas = list(account.fetch_meta("Sent Items"))
         built = [m.body.read() for m in account.fetch_messages("Sent Items", metas)]
+        notes = account.notes("Sent Items", [m.uid for m in metas])
     finally:
         account.close()
+    said = {why: n for why, n in notes.items() if RENDERED in why}
+    assert list(said.values()) == [1], notes  # reported, as a message not copied exactly
     texts = {}
     for raw in built:
         message = email.message_from_bytes(raw, policy=email.policy.default)

@@ -42,6 +42,7 @@ from mailferry.logs import get_logger
 
 log = get_logger(__name__)
 REBUILT = "rebuilt from the PST's properties (it kept no transport headers or MIME)"
+RENDERED = "its only body, RTF, copied as plain text (its formatting not kept)"
 
 _ROLES = {
     "sent items": "\\Sent",
@@ -108,6 +109,7 @@ class PstListing:
     frames: Frames
     sizes: dict[int, int] = field(default_factory=dict)
     rebuilt: set[int] = field(default_factory=set)
+    rendered: set[int] = field(default_factory=set)  # bodies rendered from RTF (``RENDERED``)
 
     def __len__(self) -> int:
         return int(self.folder.number_of_sub_messages)
@@ -131,6 +133,7 @@ class PstListing:
         flags, date = pstmail.flags_of(props), pstmail.received(props)
         try:
             found = pstmail.measure(item, props, ahead.take(index) if ahead else None)
+            self._rendered(index, item, props)
         except (OSError, ValueError):
             return Entry(flags, date, 0), b""
         self.sizes[index] = found.size
@@ -144,7 +147,9 @@ class PstListing:
             built = pstmail.from_frame(frame)  # all kept: libpff is not asked again
             if built is None:
                 item = self.folder.get_sub_message(index)
-                built = pstmail.build(item, pstmail.properties(item), frame)
+                props = pstmail.properties(item)
+                built = pstmail.build(item, props, frame)
+                self._rendered(index, item, props)
         except OSError as exc:  # libpff chains its reasons: the first one says what failed
             raise ValueError(f"damaged item: {str(exc).split('. ', 1)[0]}") from None
         self.sizes[index] = len(built.data)
@@ -162,8 +167,18 @@ class PstListing:
     def where(self, index: int) -> str:
         return f"{self.path}, folder {self.name!r}, item {index + 1}"
 
+    def _rendered(self, index: int, item: Any, props: dict[int, Any]) -> None:
+        if index not in self.rendered and pstprops.rtf_rendered(item, props):
+            self.rendered.add(index)
+            log.info("pst.rtf_rendered", folder=self.name, message=index + 1)
+
     def note(self, index: int) -> str | None:
-        return REBUILT if index in self.rebuilt else None
+        found = [
+            why
+            for why, seen in ((REBUILT, self.rebuilt), (RENDERED, self.rendered))
+            if index in seen
+        ]
+        return "; ".join(found) or None
 
 
 class PstAccount(FileAccount):

@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from mailferry.adapters.files import pstmime
 from mailferry.adapters.files.pstmime import POLICY, flatten
-from mailferry.domain import rtf
+from mailferry.adapters.files.pstprops import rtf_body
 
 # MAPI property tags
 SUBJECT = 0x0037
@@ -323,19 +323,6 @@ def _bodies(item: Any, props: dict[int, Any]) -> list[tuple[str, str]]:
     if not found and (body := rtf_body(item)) is not None:
         found.append((body.kind, body.text))
     return found
-
-
-def rtf_body(item: Any, *, html: bool = True) -> rtf.Body | None:
-    """The item's RTF body read as text (``domain/rtf.py``), when it has one: Outlook's "Rich
-    Text" mail and many OST items keep no other."""
-    try:
-        data = item.rtf_body
-    except (OSError, AttributeError):
-        return None
-    if not data:
-        return None
-    body = rtf.read(bytes(data), html=html)
-    return body if body.text else None
 
 
 def _codec(codepage: int | None) -> str:

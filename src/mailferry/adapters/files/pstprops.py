@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from mailferry.adapters.files import pstmail
+from mailferry.domain import rtf
 from mailferry.domain.mapi import (
     BODY,
     MESSAGE_CLASS,
@@ -81,7 +81,7 @@ def mapi_item(item: Any, names: dict[int, NamedKey]) -> MapiItem:
         subject = None
     if subject:
         tagged[0x0037] = str(subject).rstrip("\x00")
-    if BODY not in tagged and (rendered := pstmail.rtf_body(item, html=False)) is not None:
+    if BODY not in tagged and (rendered := rtf_body(item, html=False)) is not None:
         tagged[BODY] = rendered.text  # a note or description an OST keeps only as RTF
     try:
         attachments = int(item.number_of_attachments)
@@ -122,6 +122,29 @@ def _properties(
                 tagged.setdefault(tag, value)
         break
     return tagged, named
+
+
+def rtf_body(item: Any, *, html: bool = True) -> rtf.Body | None:
+    """The item's RTF body read as text (``domain/rtf.py``), when it has one: Outlook's "Rich
+    Text" mail and many OST items keep no other."""
+    try:
+        data = item.rtf_body
+    except (OSError, AttributeError):
+        return None
+    if not data:
+        return None
+    body = rtf.read(bytes(data), html=html)
+    return body if body.text else None
+
+
+def rtf_rendered(item: Any, props: dict[int, Any]) -> bool:
+    """Whether the message's body is its RTF rendered as plain text, formatting lost: it keeps
+    neither PidTagBody (0x1000) nor PidTagHtml (0x1013), and its RTF (PidTagRtfCompressed,
+    0x1009) encapsulates no HTML or text ([MS-OXRTFEX])."""
+    if 0x1000 in props or 0x1013 in props or 0x1009 not in props:
+        return False
+    body = rtf_body(item)
+    return body is not None and not body.exact
 
 
 def _photo(item: Any, count: int) -> bytes | None:
