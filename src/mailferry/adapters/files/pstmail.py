@@ -3,13 +3,17 @@
 A PST keeps no MIME message: it keeps the transport headers a message arrived with (mail that
 came over the internet) and the body and attachments as properties. The message handed out is
 those headers (their Content-* and MIME-Version fields replaced) over a MIME body built from the
-properties: plain text and HTML as alternatives, then the attachments. An item with neither (Outlook's
-"Rich Text" mail) has its RTF body read (``domain/rtf.py``): the HTML or text it encapsulates, else
-the RTF rendered as plain text (its formatting and embedded pictures are not kept). An item without transport
-headers (mail written in Outlook, items from Exchange) gets headers rebuilt from its properties
-(From, To, Cc, Subject, Date, Message-ID): ``Built.rebuilt`` is True and the caller reports it.
+properties: plain text and HTML as alternatives, then the attachments. An item with neither
+(Outlook's "Rich Text" mail) has its RTF body read (``domain/rtf.py``): the HTML or text it
+encapsulates, else the RTF rendered as plain text (formatting and embedded pictures not kept:
+``pst.RENDERED`` says so per folder). An item without transport headers (mail written in
+Outlook, items from Exchange) gets headers rebuilt from its properties (From, To, Cc, Subject,
+Date, Message-ID): ``Built.rebuilt`` is True and the caller reports it.
 Building is deterministic (MIME boundaries are derived from the item), so the same item gives the
 same bytes on every run: its content hash identifies it.
+
+Over 400 lines (~420): the stock way and the template way of building (pstmime.py) share the
+skeleton, the frames and the property helpers kept here.
 """
 
 from __future__ import annotations
