@@ -7,6 +7,7 @@ and a run with the state lost copy nothing, ``verify`` passes, and the SMTP sink
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -14,7 +15,9 @@ import shutil
 import subprocess
 import sys
 import zoneinfo
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import icalendar
 import pytest
@@ -37,20 +40,37 @@ def mailferry(command: str, ost: Path, server, user: tuple[str, str], state: Pat
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
-def events(server, user: tuple[str, str]) -> list[icalendar.Calendar]:
-    """Every calendar object on the target."""
+def dav_items(server, user: tuple[str, str], kind: CollectionKind) -> dict[str, list[bytes]]:
+    """Every object on the target, by collection name, of one kind."""
     url = parse_dav_url(server.url(user[0]))
-    found: list[icalendar.Calendar] = []
+    found: dict[str, list[bytes]] = {}
     with DavAccount(
         DavSession(url, DavLogin(*user), TlsOptions(ca_file=server.ca_file))
     ) as account:
         for collection in account.collections():
-            if collection.kind is not CollectionKind.CALENDAR:
-                continue
-            refs = account.items(collection.href)
-            read = account.read(collection.href, collection.kind, [r.href for r in refs])
-            found.extend(icalendar.Calendar.from_ical(item.data) for item in read)
+            if collection.kind is kind:
+                refs = account.items(collection.href)
+                read = account.read(collection.href, collection.kind, [r.href for r in refs])
+                found[collection.displayname or collection.href] = [item.data for item in read]
     return found
+
+
+def events(server, user: tuple[str, str]) -> list[icalendar.Calendar]:
+    """Every calendar object on the target."""
+    calendars = dav_items(server, user, CollectionKind.CALENDAR).values()
+    return [icalendar.Calendar.from_ical(data) for datas in calendars for data in datas]
+
+
+def first_sync(kind: str, request, make_user, ost: Path, tmp_path: Path, smtp_sink):
+    """A fresh user on the ``kind`` server, the OST synced into it once (must succeed): the
+    server, the user, the state file and the run's ``--json`` summary."""
+    server = request.getfixturevalue(kind)
+    user = make_user(server)
+    state = tmp_path / "state.sqlite3"
+    smtp_sink.clear()
+    first = mailferry("sync", ost, server, user, state, "--json")
+    assert first.returncode == 0, first.stderr
+    return server, user, state, json.loads(first.stdout)
 
 
 def starts(calendar: icalendar.Calendar, until: tuple[int, int, int] = (2031, 1, 1)) -> list:
@@ -62,13 +82,7 @@ def starts(calendar: icalendar.Calendar, until: tuple[int, int, int] = (2031, 1,
 def test_a_pst_calendar_moves_to_dav_once_with_its_series_and_mails_nobody(
     kind, request, make_user, ost, tmp_path, smtp_sink
 ):
-    server = request.getfixturevalue(kind)
-    user = make_user(server)
-    state = tmp_path / "state.sqlite3"
-    smtp_sink.clear()
-    first = mailferry("sync", ost, server, user, state, "--json")
-    assert first.returncode == 0, first.stderr
-    doc = json.loads(first.stdout)
+    server, user, state, doc = first_sync(kind, request, make_user, ost, tmp_path, smtp_sink)
     assert (doc["items_copied"], doc["items_failed"]) == (ITEMS, 0)
     assert doc["workloads"]["calendar"]["route"] != "none", doc["workloads"]
     every = events(server, user)
@@ -138,11 +152,11 @@ def test_pst_to_imap_moves_the_mail_and_names_the_calendar_as_not_moved(
     assert "target has no calendars" in calendar["reason"]
 
 
-def test_a_pst_calendar_moves_to_microsoft_365_through_the_fake_graph_once(ost, tmp_path):
-    """``pst:///x.ost m365://alice@...`` through Graph's calendar resources (the FAKE Graph):
-    every appointment once, the meetings without their attendees (Graph would mail them), no
-    invitation; a re-run copies nothing and verify is clean."""
-    from click.testing import CliRunner  # noqa: PLC0415 - the Graph tests' way in
+@contextlib.contextmanager
+def fake_m365(ost: Path, tmp_path: Path) -> Iterator[tuple[Callable[[str], Any], Any]]:
+    """A FAKE Graph tenant with alice's mailbox, and ``run(command)``: ``mailferry COMMAND
+    pst://OST m365://alice@...`` against it (the Graph tests' way in: click's runner)."""
+    from click.testing import CliRunner  # noqa: PLC0415
 
     from mailferry.cli.app import main  # noqa: PLC0415
     from mailferry.sandbox.graph.server import FakeGraph  # noqa: PLC0415
@@ -157,14 +171,21 @@ def test_a_pst_calendar_moves_to_microsoft_365_through_the_fake_graph_once(ost, 
         argv = [f"pst://{ost}", "m365://alice@fabrikam.com", "--state", str(tmp_path / "s")]
         argv += [*side("target", TARGET_APP, idp, graph, tmp_path), "--json"]
         env = {"REQUESTS_CA_BUNDLE": str(idp.ca_file)}
-        result = CliRunner().invoke(main, ["sync", *argv], env=env)
+        yield (lambda command: CliRunner().invoke(main, [command, *argv], env=env)), mailbox
+
+
+def test_a_pst_calendar_moves_to_microsoft_365_through_the_fake_graph_once(ost, tmp_path):
+    """``pst:///x.ost m365://alice@...`` through Graph's calendar resources (the FAKE Graph):
+    every appointment once, the meetings without their attendees (Graph would mail them), no
+    invitation; a re-run copies nothing and verify is clean."""
+    with fake_m365(ost, tmp_path) as (run, mailbox):
+        result = run("sync")
         assert result.exit_code == 0, result.stdout + result.stderr
         doc = json.loads(result.stdout)
         assert (doc["workloads"]["calendar"]["copied"], doc["items_failed"]) == (ITEMS, 0)
         assert mailbox.invitations == 0
-        again = json.loads(CliRunner().invoke(main, ["sync", *argv], env=env).stdout)
-        assert again["workloads"]["calendar"]["copied"] == 0
-        check = CliRunner().invoke(main, ["verify", *argv], env=env)
+        assert json.loads(run("sync").stdout)["workloads"]["calendar"]["copied"] == 0
+        check = run("verify")
         assert check.exit_code == 0, check.stdout + check.stderr
 
 
@@ -209,21 +230,6 @@ def test_a_batch_of_pst_files_moves_mail_and_calendars_per_user(
         assert len(events(xandikos, target)) == ITEMS
 
 
-def dav_items(server, user: tuple[str, str], kind: CollectionKind) -> dict[str, list[bytes]]:
-    """Every object on the target, by collection name, of one kind."""
-    url = parse_dav_url(server.url(user[0]))
-    found: dict[str, list[bytes]] = {}
-    with DavAccount(
-        DavSession(url, DavLogin(*user), TlsOptions(ca_file=server.ca_file))
-    ) as account:
-        for collection in account.collections():
-            if collection.kind is kind:
-                refs = account.items(collection.href)
-                read = account.read(collection.href, collection.kind, [r.href for r in refs])
-                found[collection.displayname or collection.href] = [item.data for item in read]
-    return found
-
-
 @pytest.mark.parametrize("kind", ["radicale", "xandikos"])
 def test_pst_contacts_groups_and_tasks_move_to_dav_once(
     kind, request, make_user, people_ost, tmp_path, smtp_sink
@@ -233,13 +239,7 @@ def test_pst_contacts_groups_and_tasks_move_to_dav_once(
     and CalDAV server; a re-run and a lost state copy nothing; verify passes; no mail sent."""
     import vobject  # noqa: PLC0415 - the vCard reader of the tests
 
-    server = request.getfixturevalue(kind)
-    user = make_user(server)
-    state = tmp_path / "state.sqlite3"
-    smtp_sink.clear()
-    first = mailferry("sync", people_ost, server, user, state, "--json")
-    assert first.returncode == 0, first.stderr
-    doc = json.loads(first.stdout)
+    server, user, state, doc = first_sync(kind, request, make_user, people_ost, tmp_path, smtp_sink)
     assert (doc["items_copied"], doc["items_failed"]) == (176, 0), doc
     books = [  # Contacts may land in the target's default address book, under its name
         {c.fn.value: c for c in (vobject.readOne(d.decode()) for d in cards)}
@@ -281,28 +281,13 @@ def test_pst_contacts_groups_and_tasks_move_to_microsoft_365_through_the_fake_gr
 ):
     """``pst:///x.ost m365://alice@...`` (the FAKE Graph): the contacts (the photo and the list
     kept with the card) and the tasks once; a re-run copies nothing and verify is clean."""
-    from click.testing import CliRunner  # noqa: PLC0415 - the Graph tests' way in
-
-    from mailferry.cli.app import main  # noqa: PLC0415
-    from mailferry.sandbox.graph.server import FakeGraph  # noqa: PLC0415
-    from tests.e2e.test_graph_cli import RESOURCE_ROLES, SECRET, TARGET_APP, side  # noqa: PLC0415
-    from tests.integration.fake_idp import FakeIdentityProvider  # noqa: PLC0415
-
-    with FakeIdentityProvider(tmp_path / "idp") as idp, FakeGraph(tmp_path / "graph") as graph:
-        idp.graph = graph
-        idp.add_client(TARGET_APP, SECRET)
-        idp.app_roles[TARGET_APP] = RESOURCE_ROLES
-        mailbox = graph.store.add_mailbox("alice@fabrikam.com")
-        argv = [f"pst://{people_ost}", "m365://alice@fabrikam.com", "--state", str(tmp_path / "s")]
-        argv += [*side("target", TARGET_APP, idp, graph, tmp_path), "--json"]
-        env = {"REQUESTS_CA_BUNDLE": str(idp.ca_file)}
-        result = CliRunner().invoke(main, ["sync", *argv], env=env)
+    with fake_m365(people_ost, tmp_path) as (run, mailbox):
+        result = run("sync")
         assert result.exit_code == 0, result.stdout + result.stderr
         doc = json.loads(result.stdout)
         copied = {name: w.get("copied") for name, w in doc["workloads"].items()}
         assert (copied["contacts"], copied["tasks"], doc["items_failed"]) == (4, 2, 0), doc
         assert mailbox.invitations == 0
-        again = json.loads(CliRunner().invoke(main, ["sync", *argv], env=env).stdout)
-        assert again["items_copied"] == 0
-        check = CliRunner().invoke(main, ["verify", *argv], env=env)
+        assert json.loads(run("sync").stdout)["items_copied"] == 0
+        check = run("verify")
         assert check.exit_code == 0, check.stdout + check.stderr

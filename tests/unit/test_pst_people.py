@@ -73,16 +73,21 @@ def test_the_users_folders_are_collections_and_outlooks_own_are_named_not_copied
     assert "folder Journal: 1 IPF.Journal item(s) not copied" in notes
 
 
+def ost_folder(pff, name: str):
+    """A folder of the OST's IPM_SUBTREE, as libpff hands it out."""
+    folder = pff.root_folder
+    for step in ("Root - Mailbox", "IPM_SUBTREE", name):
+        subs = [folder.get_sub_folder(i) for i in range(folder.number_of_sub_folders)]
+        folder = next(f for f in subs if f.name == step)
+    return folder
+
+
 def contact_photo(ost: Path) -> bytes:
     """Ed Pfromer's photo as libpff reads the attachment Outlook marks as it."""
     pff = pypff.file()
     pff.open(str(ost))
     try:
-        folder = pff.root_folder
-        for name in ("Root - Mailbox", "IPM_SUBTREE", "Contacts"):
-            subs = [folder.get_sub_folder(i) for i in range(folder.number_of_sub_folders)]
-            folder = next(f for f in subs if f.name == name)
-        ed = folder.get_sub_message(0)
+        ed = ost_folder(pff, "Contacts").get_sub_message(0)
         for index in range(ed.number_of_attachments):
             attachment = ed.get_attachment(index)
             entries = {int(e.entry_type): e for e in attachment.get_record_set(0).entries}
@@ -223,11 +228,7 @@ def test_an_item_that_is_not_a_message_is_read_and_refused_as_a_contact_not_a_cr
     pff = pypff.file()
     pff.open(str(people_ost))
     try:
-        folder = pff.root_folder
-        for name in ("Root - Mailbox", "IPM_SUBTREE", "PersonMetadata"):
-            subs = [folder.get_sub_folder(i) for i in range(folder.number_of_sub_folders)]
-            folder = next(f for f in subs if f.name == name)
-        item = folder.get_sub_message(0)
+        item = ost_folder(pff, "PersonMetadata").get_sub_message(0)
         assert not hasattr(item, "subject")
         read = mapi_item(item, named_map(pff))
     finally:
