@@ -1,8 +1,8 @@
-"""Where a PST's or OST's user folders are, and which are Sent and Trash (adapters/files/pstprops.py,
-``ipm_subtree`` and ``store_roles``): the folder the message store names (PidTagIpmSubTreeEntryId,
-so a localized Outlook's "Oberste Ebene der Outlook-Datendatei" is found as "Top of Personal
-Folders" is), an OST's Root - Mailbox/IPM_SUBTREE (its store names none), and the store's Sent and
-Wastebasket entry IDs before the English names."""
+"""Where a PST's or OST's user folders are, and which are Sent and Trash
+(adapters/files/pstprops.py, ``ipm_subtree`` and ``store_roles``): the folder the message store
+names (PidTagIpmSubTreeEntryId, so a localized Outlook's "Oberste Ebene der Outlook-Datendatei"
+is found as "Top of Personal Folders" is), an OST's Root - Mailbox/IPM_SUBTREE (its store names
+none), and the store's Sent and Wastebasket entry IDs before the English names."""
 
 from __future__ import annotations
 

@@ -101,3 +101,14 @@ TEXT = st.text(
 @given(TEXT)
 def test_any_text_written_as_rtf_reads_back_the_same(text):
     assert rtf.read(encode(text)).text == text.strip()
+
+
+@given(
+    st.binary(max_size=400)
+    | st.text(alphabet="{}\\'abcdefu0123456789-* \n", max_size=200).map(str.encode)
+)
+def test_any_bytes_read_without_an_error(data):
+    """A damaged PST hands out damaged RTF: it is read as far as it goes, never raised on."""
+    body = rtf.read(b"{\\rtf1\\ansi\\ansicpg1252 " + data)
+    assert isinstance(body.text, str)
+    assert rtf.read(data, html=False).kind == "plain"

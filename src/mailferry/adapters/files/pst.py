@@ -3,9 +3,9 @@
 Folders are the tree under the folder the message store names the top of the user's folders
 (``pstprops.ipm_subtree``: a PST's "Top of Personal Folders" in any language, an OST's
 Root - Mailbox/IPM_SUBTREE), delimiter ``/``; Inbox is INBOX; Sent and Trash are the folders the
-store names so, else those with the English names. Folders of calendar items, contacts, tasks, notes and
-journal entries are not mail: they are left out here and named in the log (``pst.not_mail``);
-calendars, contacts and tasks are read as collections by ``pstcollections``.
+store names so, else those with the English names. Folders of calendar items, contacts, tasks,
+notes and journal entries are not mail: they are left out here and named in the log
+(``pst.not_mail``); calendars, contacts and tasks are read as collections by ``pstcollections``.
 Messages are built one at a time (``pstmail``), never the whole file: memory stays flat.
 Planning only measures each message (its size and Message-ID, without encoding attachments); the
 copy builds it once, from the frame measuring left (``Frames``, bounded) when it is still kept.
