@@ -30,6 +30,7 @@ _TOKEN = re.compile(
     r"|([^\\{}\r\n\x00]+)"  # text
     r"|[\r\n\x00]+",  # line breaks in the file are not text, nor the NULs padding its end
 )
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _SKIPPED = frozenset(
     [
         "fonttbl",
@@ -148,7 +149,7 @@ def read(data: bytes, *, html: bool = True) -> Body:
     for match in _TOKEN.finditer(data.decode("latin-1")):
         destination = _step(reader, stack, match.groups(), after_star=destination, html=html)
     _flush(reader)
-    body = "".join(reader.out)
+    body = _paired("".join(reader.out))
     if html:
         return Body("html", body, exact=True)
     if reader.encapsulated:
@@ -265,6 +266,14 @@ def _flush(reader: _Reader) -> None:
     if reader.pending:
         reader.out.append(bytes(reader.pending).decode(_codec(reader.pending_codepage), "replace"))
         reader.pending.clear()
+
+
+def _paired(text: str) -> str:
+    """Characters beyond U+FFFF, which RTF writes as two ``\\uN`` (a UTF-16 surrogate pair), as
+    one; a surrogate without its other half becomes U+FFFD."""
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def _codec(codepage: int) -> str:
