@@ -2,7 +2,8 @@
 Xandikos: the shipped OST's appointments (tests/data/pst/NOTICE.md) land as events whose expanded
 occurrences are what Outlook says of them (its own recurrence descriptions, quoted below), a re-run
 and a run with the state lost copy nothing, ``verify`` passes, and the SMTP sink receives nothing.
-``pst:// -> imap://`` moves the mail and names the calendar as not moved, with the reason.
+``pst:// -> imap://`` moves the mail into the folders the user saw (the OST's Inbox as INBOX, none
+of Outlook's own) and names the calendar as not moved, with the reason.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import recurring_ical_events
 
 from mailferry.adapters.dav import CollectionKind, DavAccount, DavLogin, DavSession, parse_dav_url
 from mailferry.adapters.tls import TlsOptions
+from tests.integration import mailcheck
 
 pytestmark = pytest.mark.integration
 LA = zoneinfo.ZoneInfo("America/Los_Angeles")
@@ -150,6 +152,15 @@ def test_pst_to_imap_moves_the_mail_and_names_the_calendar_as_not_moved(
     calendar = doc["workloads"]["calendar"]
     assert calendar["route"] == "none"
     assert "target has no calendars" in calendar["reason"]
+    client = mailcheck.login("127.0.0.1", dovecot_slash.port, user, password)
+    try:
+        held = mailcheck.snapshot(client)
+    finally:
+        client.logout()
+    counts = {name: sum(prints.values()) for name, prints in held.items() if prints}
+    # the OST's IPM_SUBTREE is the top: its Inbox is INBOX, nothing under "Root - Mailbox/..."
+    assert counts == {"INBOX": 10, "Sent Items": 2, "Deleted Items": 1, "Sync Issues": 1}
+    assert not [name for name in held if name.startswith(("Root - ", "Finder", "Views"))]
 
 
 @contextlib.contextmanager
