@@ -206,7 +206,8 @@ class PstCollections:
             where.addresses = {}
             for index in range(where.folder.number_of_sub_messages):
                 try:
-                    item = mapi_item(where.folder.get_sub_message(index), self._names)
+                    message = where.folder.get_sub_message(index)
+                    item = mapi_item(message, self._names, extras=False)  # addresses only
                 except OSError:
                     continue  # a damaged contact fails on its own when read
                 if (item.text(MESSAGE_CLASS) or "").upper().startswith("IPM.CONTACT"):

@@ -72,8 +72,10 @@ def named_map(pff: Any) -> dict[int, NamedKey]:
     return found
 
 
-def mapi_item(item: Any, names: dict[int, NamedKey]) -> MapiItem:
-    """The item's properties, its recipients' and its subject (libpff strips the prefix bytes)."""
+def mapi_item(item: Any, names: dict[int, NamedKey], *, extras: bool = True) -> MapiItem:
+    """The item's properties, its recipients' and its subject (libpff strips the prefix bytes);
+    with ``extras``, also a body kept only as RTF and a contact's photo (each read from data of
+    its own: left out where only the properties are wanted)."""
     tagged, named = _properties(item, names)
     try:
         subject = item.subject  # a plain pypff.item (IPM.AbchPerson, ...) has none
@@ -81,14 +83,18 @@ def mapi_item(item: Any, names: dict[int, NamedKey]) -> MapiItem:
         subject = None
     if subject:
         tagged[0x0037] = str(subject).rstrip("\x00")
-    if BODY not in tagged and (rendered := rtf_body(item, html=False)) is not None:
+    if extras and BODY not in tagged and (rendered := rtf_body(item, html=False)) is not None:
         tagged[BODY] = rendered.text  # a note or description an OST keeps only as RTF
     try:
         attachments = int(item.number_of_attachments)
     except (OSError, AttributeError):
         attachments = 0
     photo = None
-    if attachments and str(tagged.get(MESSAGE_CLASS, "")).upper().startswith("IPM.CONTACT"):
+    if (
+        extras
+        and attachments
+        and str(tagged.get(MESSAGE_CLASS, "")).upper().startswith("IPM.CONTACT")
+    ):
         photo = _photo(item, attachments)
     return MapiItem(
         str(item.identifier),
