@@ -131,3 +131,30 @@ def test_common_attachments_and_bodies_take_the_template():
     assert pstmime.encode_text("é\n")[0] == "8bit"
     assert pstmime.encode_text("x " * 60)[0] == "quoted-printable"
     assert pstmime.encode_text("é" * 60)[0] == "base64"
+
+
+@pytest.mark.parametrize(
+    ("tag", "kept_as"),
+    [
+        ("image/gif", ("image", "gif")),
+        ("IMAGE/JPEG", ("IMAGE", "JPEG")),
+        ("application/vnd.ms-excel", ("application", "vnd.ms-excel")),
+        ("text/plain", ("application", "octet-stream")),  # its bytes as the PST holds them
+        ("application", ("application", "octet-stream")),
+        (";\x80;", ("application", "octet-stream")),  # the email package refused: message lost
+        ("image/gif\n", ("application", "octet-stream")),  # would end the part's header block
+        ("x/y z", ("application", "octet-stream")),
+        ("bild/gif", ("bild", "gif")),
+        ("ü/gif", ("application", "octet-stream")),
+    ],
+)
+def test_an_attachment_type_that_is_not_type_slash_subtype_is_octet_stream(tag, kept_as):
+    item = _Item([_Entry(pstmail.TRANSPORT_HEADERS, "Subject: s\r\n")], plain=b"text")
+    item._attachments = [_attachment(tag, "a.bin", 3)]
+    item.number_of_attachments = 1
+    props = pstmail.properties(item)
+    found = pstmail.attachment(item.get_attachment(0))
+    assert (found.maintype, found.subtype) == kept_as
+    built = pstmail.build(item, props).data
+    assert f"Content-Type: {'/'.join(kept_as)}".encode() in built
+    assert pstmail.measure(item, props).size == len(built)

@@ -348,11 +348,20 @@ def attachment(pff_attachment: Any) -> Attachment:
     """An attachment's MIME type, file name and bytes (a text type is kept as bytes)."""
     props = properties(pff_attachment)
     name = text(props, ATTACH_LONG_FILENAME) or text(props, ATTACH_FILENAME) or "attachment"
-    mime = text(props, ATTACH_MIME_TAG) or "application/octet-stream"
-    maintype, _, subtype = mime.partition("/")
-    if maintype == "text":
-        maintype, subtype = "application", "octet-stream"  # keep the bytes as they are
-    return Attachment(maintype, subtype or "octet-stream", name, _data(pff_attachment))
+    maintype, _, subtype = (text(props, ATTACH_MIME_TAG) or "").partition("/")
+    if maintype == "text" or not _token(maintype) or not _token(subtype):
+        # text: keep the bytes as they are; a tag that is not type/subtype (RFC 2045 tokens) would
+        # fail the whole message (the email package refuses non-ASCII) or break its header block
+        maintype, subtype = "application", "octet-stream"
+    return Attachment(maintype, subtype, name, _data(pff_attachment))
+
+
+_TSPECIALS = frozenset('()<>@,;:\\"/[]?=')
+
+
+def _token(word: str) -> bool:
+    """An RFC 2045 token: printable ASCII, no space, no tspecial."""
+    return bool(word) and all("!" <= c <= "~" and c not in _TSPECIALS for c in word)
 
 
 def _attachments(item: Any) -> list[bytes]:
