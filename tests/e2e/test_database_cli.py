@@ -60,7 +60,7 @@ def test_db_upgrade_creates_then_finds_up_to_date(postgres_database, postgres_se
     first = mailferry("db", "upgrade", env=env)
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines() == [
-        "mailferry: created at schema 2",
+        "mailferry: created at schema 3",
         "mailferry.batches: created at schema 2",
         "mailferry.web: created at schema 1",
         "mailferry.items: created at schema 1",
@@ -71,7 +71,7 @@ def test_db_upgrade_creates_then_finds_up_to_date(postgres_database, postgres_se
     again = mailferry("db", "upgrade", env=env)
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines() == [
-        "mailferry: schema 2, up to date",
+        "mailferry: schema 3, up to date",
         "mailferry.batches: schema 2, up to date",
         "mailferry.web: schema 1, up to date",
         "mailferry.items: schema 1, up to date",
@@ -85,7 +85,7 @@ def test_bad_set_ups_get_one_line_each(
 ):
     name = postgres_database.rsplit("/", 1)[1]
     cases = [  # (database URL, exit code, what the one line says)
-        (postgres_database, 2, "the state tables are missing (this mailferry: schema 2); run `mailferry db upgrade`"),
+        (postgres_database, 2, "the state tables are missing (this mailferry: schema 3); run `mailferry db upgrade`"),
         (postgres_server.url(name, password="wrong-pw"), 3, 'password authentication failed for user "mailferry"'),
         (postgres_database.replace(f":{postgres_server.port}/", ":1/"), 3, "cannot connect: Connection refused"),
         (postgres_server.url("nosuchdb"), 3, 'database "nosuchdb" does not exist'),

@@ -46,10 +46,12 @@ ADDED = {
         "item_conflicts", "workloads",
     ],
     "batch_failures": ["kind", "href", "item_uid"],
+    "checkpoints": ["copied"],
 }  # fmt: skip
 # Tables of the batch tables' schema 2 (workers on a shared database), and the versions it moved.
 ADDED_TABLES = {"batch_workers", "batch_release"}
-UPGRADED = {"mailferry.batches": (1, 2)}
+# The sync state's schema 3: each folder's copied rows counted with its checkpoint.
+UPGRADED = {"mailferry.batches": (1, 2), "mailferry": (2, 3)}
 
 
 def layout(path: Path) -> tuple[dict[str, list[tuple[str, str, int]]], set[str], list[Any]]:
@@ -103,6 +105,7 @@ def test_a_file_written_by_the_old_layout_opens_and_gains_only_the_new_columns(
         assert (progress["INBOX"].copied, progress["INBOX"].pass_finished) == (2, True)
         assert (progress["Work"].copied, progress["Work"].failed) == (1, 1)
         assert state.copied(PAIR, "Work") == {5: Copied(5, 15, frozenset(), "k1")}
+        assert {n: r.copied for n, r in state.folder_records(PAIR).items()} == {"INBOX": 2}
         assert auth.check_admin(OLD_ADMIN_PASSWORD)
         assert auth.check_token(OLD_TOKEN) == "ci"
         # the old rows read the added columns as their defaults: no DAV, no items

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mailferry.adapters.store.listing import TargetListing
-from mailferry.adapters.store.sync_state import decode_flags, encode_flags
+from mailferry.adapters.store.sqlstore import decode_flags, encode_flags
 from mailferry.domain.errors import MessageError
 from mailferry.domain.identity import identity, identity_digest
 from mailferry.domain.model import FolderStatus, MessageMeta

@@ -17,7 +17,7 @@ _Folder = tuple[str, str]  # (pair, source folder)
 
 
 def _check_flags(flags: Iterable[str]) -> None:
-    # Same rule as store.sync_state.encode_flags, which stores flags space-joined.
+    # Same rule as store.sqlstore.encode_flags, which stores flags space-joined.
     for flag in flags:
         if not flag or any(ch.isspace() for ch in flag):
             raise ValueError(f"flag {flag!r} cannot be stored: empty or contains whitespace")

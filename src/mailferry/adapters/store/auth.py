@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mailferry.adapters.store import schema
 from mailferry.adapters.store.engine import Database
-from mailferry.adapters.store.sync_state import open_store
+from mailferry.adapters.store.sqlstore import open_store
 from mailferry.adapters.store.tables import ADMIN, SESSIONS, TOKENS
 from mailferry.domain.errors import Conflict, StateError
 

@@ -34,7 +34,7 @@ from mailferry.adapters.store.records import (
     mailbox_record,
     mailbox_row,
 )
-from mailferry.adapters.store.sync_state import open_store
+from mailferry.adapters.store.sqlstore import open_store
 from mailferry.adapters.store.tables import BATCH_FAILURES as FAILURES
 from mailferry.adapters.store.tables import BATCHES, ENDPOINTS, MAILBOXES, RUNS, SERVICES
 from mailferry.adapters.store.workers import WorkerTable

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Column, ColumnElement, Connection, Row, Table, delete, select
 
 from mailferry.adapters.store import schema
-from mailferry.adapters.store.sync_state import SqlStore, of_source, upsert_unique
+from mailferry.adapters.store.sqlstore import SqlStore, of_source, upsert_unique
 from mailferry.adapters.store.tables import (
     DAV_COLLECTIONS,
     DAV_FAILURES,

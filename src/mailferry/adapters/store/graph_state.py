@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Row, Table, delete, exists, select, update
 
 from mailferry.adapters.store import schema
-from mailferry.adapters.store.sync_state import SqlStore, of_source, upsert_unique
+from mailferry.adapters.store.sqlstore import SqlStore, of_source, upsert_unique
 from mailferry.adapters.store.tables import (
     MBX_DOUBTS,
     MBX_FAILURES,

@@ -4,7 +4,7 @@ One database file holds its components, each with its own row in ``meta`` (appli
 schema version) so that each evolves apart:
 
     application         version  tables
-    mailferry           2        meta, checkpoints, copied, intents, failures (the sync state;
+    mailferry           3        meta, checkpoints, copied, intents, failures (the sync state;
                                  its row is also the file's identity: a file without it is not ours)
     mailferry.batches   2        batch_endpoints, batch_batches, batch_mailboxes, batch_runs,
                                  batch_failures, batch_services, batch_workers, batch_release
@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Table, inspect, select, update
+from sqlalchemy import Connection, ScalarSelect, Table, func, inspect, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailferry.adapters.store import tables as t
@@ -53,6 +53,20 @@ def _sync_v2(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE copied ADD COLUMN elsewhere INTEGER NOT NULL DEFAULT 0")
     conn.exec_driver_sql("CREATE INDEX copied_label ON copied (pair, label)")
     conn.exec_driver_sql("ALTER TABLE intents ADD COLUMN label TEXT")
+
+
+def _sync_v3(conn: Connection) -> None:
+    """3: checkpoints.copied, each folder's rows counted once here (``SqlStateStore``). A version,
+    not a later column: a mailferry before it would write rows without clearing the count."""
+    add_missing_columns(conn, t.CHECKPOINTS)
+    conn.execute(update(t.CHECKPOINTS).values(copied=copied_count()))
+
+
+def copied_count() -> ScalarSelect[int]:
+    """The rows of ``copied`` of the checkpoint's folder, for an UPDATE of ``checkpoints``."""
+    rows, points = t.COPIED.c, t.CHECKPOINTS.c
+    found = select(func.count()).where(rows.pair == points.pair, rows.folder == points.folder)
+    return found.scalar_subquery()
 
 
 def _batches_v2(conn: Connection) -> None:
@@ -83,10 +97,10 @@ def _mailbox_v4(conn: Connection) -> None:
 
 SYNC = Component(
     "mailferry",
-    2,
+    3,
     (t.META, t.CHECKPOINTS, t.COPIED, t.INTENTS, t.FAILURES),
     "state",
-    steps=((2, _sync_v2),),
+    steps=((2, _sync_v2), (3, _sync_v3)),
 )
 BATCHES = Component(
     "mailferry.batches",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from mailferry.adapters.store.sync_state import decode_flags, encode_flags
+from mailferry.adapters.store.sqlstore import decode_flags, encode_flags
 from mailferry.adapters.store.tempdb import TempDb
 from mailferry.domain.errors import StateError
 from mailferry.domain.ports import Copied, StateStore

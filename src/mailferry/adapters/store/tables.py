@@ -55,6 +55,9 @@ CHECKPOINTS = Table(
     Column("source_modseq", BigInteger, nullable=True),  # RFC 7162: up to 2**63 - 1
     Column("target_uidvalidity", BigInteger, nullable=False),
     Column("selection", Text, nullable=False),
+    # The folder's rows in ``copied``, counted when a complete pass was saved; NULL once a write
+    # may have changed them (schema 3: a no-op pass of a million-message folder counts nothing).
+    Column("copied", BigInteger, nullable=True),
 )
 COPIED = Table(
     "copied",
