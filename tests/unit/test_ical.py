@@ -108,6 +108,20 @@ def test_fold_never_exceeds_75_octets():
     assert b"".join([pieces[0], *(p[1:] for p in pieces[1:])]) == text
 
 
+@given(st.text(st.characters(exclude_categories=["Cs"]), max_size=600))
+def test_fold_cuts_each_line_as_late_as_whole_characters_allow(text: str) -> None:
+    """Every piece within 75 octets (the space included), valid UTF-8 on its own, and as long as
+    the next character allows: the folding pstcards had of its own, now this one."""
+    pieces = fold(text.encode(), b"\r\n").split(b"\r\n")[:-1]
+    bodies = [pieces[0], *(p[1:] for p in pieces[1:])]
+    assert all(p.startswith(b" ") for p in pieces[1:])
+    assert "".join(b.decode() for b in bodies) == text
+    for piece, after in zip(pieces, [*bodies[1:], b""], strict=True):
+        assert len(piece) <= 75
+        if after:  # the next character would not have fitted
+            assert len(piece) + len(after.decode()[0].encode()) > 75
+
+
 # Hypothesis: random calendars made of sample lines, random parameters, random folding.
 _names = st.sampled_from(["ORGANIZER", "ATTENDEE", "attendee", "SUMMARY", "LOCATION", "X-ATTENDEE"])
 _text = st.text(

@@ -91,13 +91,13 @@ def fold(line: bytes, ending: bytes) -> bytes:
     """``line`` folded at 75 octets, never inside a UTF-8 sequence, each piece ended by ``ending``."""
     ending = ending or b"\r\n"
     pieces: list[bytes] = []
-    limit = _MAX_OCTETS
-    while len(line) > limit:
-        cut = limit
-        while cut > 1 and (line[cut] & 0xC0) == 0x80:  # a continuation byte: step back to its start
+    start, limit = 0, _MAX_OCTETS
+    while len(line) - start > limit:  # by offset: a photo's megabyte line is not copied per piece
+        cut = start + limit
+        while cut > start + 1 and (line[cut] & 0xC0) == 0x80:  # a continuation byte: to its start
             cut -= 1
-        pieces.append(line[:cut])
-        line = line[cut:]
+        pieces.append(line[start:cut])
+        start = cut
         limit = _MAX_OCTETS - 1  # continuation lines start with one space
-    pieces.append(line)
+    pieces.append(line[start:])
     return (ending + b" ").join(pieces) + ending

@@ -29,6 +29,7 @@ from collections.abc import Callable
 import icalendar
 
 from mailferry.domain import mapi
+from mailferry.domain.contentlines import fold
 from mailferry.domain.errors import UnconvertibleError
 from mailferry.domain.mapi import MapiItem
 from mailferry.domain.pstcalendar import PRODID, Converted, fallback_uid
@@ -46,23 +47,6 @@ def _escape(value: str) -> str:
     """RFC 6350 3.4 / RFC 2426 4: backslash, comma, semicolon and newlines in a text value."""
     text = value.replace("\\", "\\\\").replace(",", "\\,").replace(";", "\\;")
     return text.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n")
-
-
-def _fold(line: str) -> str:
-    """Lines over 75 octets are folded (RFC 2425 5.8.1), never inside a UTF-8 sequence."""
-    if line.isascii():  # a photo's base64: thousands of characters, one octet each
-        return "\r\n ".join([line[:75], *(line[i : i + 74] for i in range(75, len(line), 74))])
-    out: list[str] = []
-    current = ""
-    for char in line:
-        limit = 75 if not out else 74
-        if len((current + char).encode()) > limit:
-            out.append(current)
-            current = char
-        else:
-            current += char
-    out.append(current)
-    return "\r\n ".join(out)
 
 
 def contact_of(item: MapiItem) -> Converted:
@@ -90,7 +74,8 @@ def contact_of(item: MapiItem) -> Converted:
 
 
 def _card(lines: list[str]) -> bytes:
-    return ("\r\n".join(_fold(line) for line in lines) + "\r\n").encode()
+    """Lines over 75 octets folded (RFC 2425 5.8.1), never inside a UTF-8 sequence."""
+    return b"".join(fold(line.encode(), b"\r\n") for line in lines)
 
 
 def _photo(item: MapiItem) -> list[str]:
