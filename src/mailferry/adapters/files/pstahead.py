@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from mailferry.adapters.files import pstmail
+from mailferry.adapters.files import pstcodepage, pstmail
 
 if TYPE_CHECKING:
     from mailferry.adapters.files.pstmail import Attachment
@@ -175,9 +175,9 @@ class _Reader:
 def _attachments(folder: Any, index: int) -> list[Attachment] | None:
     try:
         item = folder.get_sub_message(index)
-        return [
-            pstmail.attachment(item.get_attachment(i)) for i in range(item.number_of_attachments)
-        ]
+        count = item.number_of_attachments
+        codec = pstcodepage.declared(pstmail.properties(item)) if count else None
+        return [pstmail.attachment(item.get_attachment(i), codec) for i in range(count)]
     except (OSError, ValueError):
         return None  # damaged: the planner reads it and reports it
 

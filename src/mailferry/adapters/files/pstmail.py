@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any, cast
 
-from mailferry.adapters.files import pstmime
+from mailferry.adapters.files import pstcodepage, pstmime
 from mailferry.adapters.files.pstmime import POLICY, flatten
 from mailferry.adapters.files.pstprops import rtf_body
 
@@ -69,12 +69,16 @@ def properties(item: Any) -> dict[int, Any]:
     return found
 
 
-def text(props: dict[int, Any], tag: int) -> str | None:
+def text(props: dict[int, Any], tag: int, codec: str | None = None) -> str | None:
+    """A string property; a PtypString8 one in the code page the item declares (``codec``, else
+    the one ``props`` name: ``pstcodepage``), else as libpff decodes it."""
     entry = props.get(tag)
     if entry is None or entry.data is None:
         return None
     try:
-        value = entry.data_as_string
+        value = pstcodepage.decode(entry, codec or pstcodepage.declared(props))
+        if value is None:
+            value = entry.data_as_string
     except (OSError, TypeError, ValueError):
         return None
     return str(value).rstrip("\x00") if value else None
@@ -252,7 +256,8 @@ def _skeleton(
     from a template (``pstmime``) where that gives the email package's bytes, else by it."""
     if attachments is None:
         count = item.number_of_attachments
-        attachments = [attachment(item.get_attachment(index)) for index in range(count)]
+        codec = pstcodepage.declared(props)
+        attachments = [attachment(item.get_attachment(i), codec) for i in range(count)]
     headers = text(props, TRANSPORT_HEADERS)
     blocks = [pstmime.attachment_headers(a.maintype, a.subtype, a.name) for a in attachments]
     if not headers or None in blocks:
@@ -344,11 +349,16 @@ def _decode(data: bytes, *encodings: str) -> str:
     return data.decode("utf-8", "replace")
 
 
-def attachment(pff_attachment: Any) -> Attachment:
-    """An attachment's MIME type, file name and bytes (a text type is kept as bytes)."""
+def attachment(pff_attachment: Any, codec: str | None = None) -> Attachment:
+    """An attachment's MIME type, file name and bytes (a text type is kept as bytes); ``codec``:
+    its message's code page (``pstcodepage``)."""
     props = properties(pff_attachment)
-    name = text(props, ATTACH_LONG_FILENAME) or text(props, ATTACH_FILENAME) or "attachment"
-    maintype, _, subtype = (text(props, ATTACH_MIME_TAG) or "").partition("/")
+    name = (
+        text(props, ATTACH_LONG_FILENAME, codec)
+        or text(props, ATTACH_FILENAME, codec)
+        or "attachment"
+    )
+    maintype, _, subtype = (text(props, ATTACH_MIME_TAG, codec) or "").partition("/")
     if maintype == "text" or not _token(maintype) or not _token(subtype):
         # text: keep the bytes as they are; a tag that is not type/subtype (RFC 2045 tokens) would
         # fail the whole message (the email package refuses non-ASCII) or break its header block
@@ -381,7 +391,7 @@ def _rebuild_headers(body: EmailMessage, item: Any, props: dict[int, Any]) -> No
         del body[key]
     body["From"] = email.utils.formataddr((name, sender)) if sender else name or "unknown"
     for kind, field in ((1, "To"), (2, "Cc")):
-        addresses = _recipients(item, kind)
+        addresses = _recipients(item, kind, pstcodepage.declared(props))
         if addresses:
             body[field] = ", ".join(addresses)
     body["Subject"] = subject(props)
@@ -414,7 +424,7 @@ def _one_line(value: str) -> str:
     return " ".join(value.splitlines())
 
 
-def _recipients(item: Any, kind: int) -> list[str]:
+def _recipients(item: Any, kind: int, codec: str | None) -> list[str]:
     found: list[str] = []
     table = item.recipients
     if table is None:
@@ -423,8 +433,8 @@ def _recipients(item: Any, kind: int) -> list[str]:
         props = {e.entry_type: e for e in table.get_record_set(index).entries}
         if number(props, RECIPIENT_TYPE) != kind:
             continue
-        address = text(props, SMTP_ADDRESS) or text(props, EMAIL_ADDRESS) or ""
-        name = text(props, DISPLAY_NAME) or ""
+        address = text(props, SMTP_ADDRESS, codec) or text(props, EMAIL_ADDRESS, codec) or ""
+        name = text(props, DISPLAY_NAME, codec) or ""
         if address or name:
             found.append(email.utils.formataddr((name, address)) if address else name)
     return found

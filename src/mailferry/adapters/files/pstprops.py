@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from mailferry.adapters.files import pstcodepage
 from mailferry.domain import rtf
 from mailferry.domain.mapi import (
     BODY,
@@ -76,11 +77,13 @@ def mapi_item(item: Any, names: dict[int, NamedKey], *, extras: bool = True) -> 
     """The item's properties, its recipients' and its subject (libpff strips the prefix bytes);
     with ``extras``, also a body kept only as RTF and a contact's photo (each read from data of
     its own: left out where only the properties are wanted)."""
-    tagged, named = _properties(item, names)
+    tagged, named, codec = _properties(item, names)
     try:
         subject = item.subject  # a plain pypff.item (IPM.AbchPerson, ...) has none
     except (OSError, AttributeError):
         subject = None
+    if isinstance(ours := tagged.get(0x0037), str) and codec is not None:
+        subject = ours[2:] if ours.startswith("\x01") else ours  # the prefix marker, as libpff
     if subject:
         tagged[0x0037] = str(subject).rstrip("\x00")
     if extras and BODY not in tagged and (rendered := rtf_body(item, html=False)) is not None:
@@ -100,7 +103,7 @@ def mapi_item(item: Any, names: dict[int, NamedKey], *, extras: bool = True) -> 
         str(item.identifier),
         tagged,
         named,
-        tuple(_recipients(item)),
+        tuple(_recipients(item, codec)),
         attachments - (photo is not None),
         photo,
     )
@@ -108,18 +111,22 @@ def mapi_item(item: Any, names: dict[int, NamedKey], *, extras: bool = True) -> 
 
 def _properties(
     item: Any, names: dict[int, NamedKey]
-) -> tuple[dict[int, Value], dict[NamedKey, Value]]:
+) -> tuple[dict[int, Value], dict[NamedKey, Value], str | None]:
     """The first record set's tagged and named properties (the others are per recipient or per
-    attachment); named properties no conversion reads are not read."""
+    attachment); named properties no conversion reads are not read. And the codec of the code
+    page the item declares for its non-Unicode strings (``pstcodepage``), which they are read in."""
     tagged: dict[int, Value] = {}
     named: dict[NamedKey, Value] = {}
+    codec = None
     for index in range(item.number_of_record_sets):
-        for entry in item.get_record_set(index).entries:
+        entries = list(item.get_record_set(index).entries)
+        codec = pstcodepage.declared({int(e.entry_type): e for e in entries})
+        for entry in entries:
             tag = int(entry.entry_type)
             key = names.get(tag) if tag >= NAMED_FROM else None
             if tag >= NAMED_FROM and key not in NAMED:
                 continue  # a named property no conversion reads: its data is not read
-            value = _value(entry)
+            value = _value(entry, codec)
             if value is None:
                 continue
             if key is not None:
@@ -127,7 +134,7 @@ def _properties(
             else:
                 tagged.setdefault(tag, value)
         break
-    return tagged, named
+    return tagged, named, codec
 
 
 def rtf_body(item: Any, *, html: bool = True) -> rtf.Body | None:
@@ -173,7 +180,7 @@ def _photo(item: Any, count: int) -> bytes | None:
     return None
 
 
-def _recipients(item: Any) -> list[dict[int, Value]]:
+def _recipients(item: Any, codec: str | None) -> list[dict[int, Value]]:
     try:
         table = item.recipients
     except (OSError, AttributeError):
@@ -184,15 +191,16 @@ def _recipients(item: Any) -> list[dict[int, Value]]:
     for index in range(table.number_of_record_sets):
         row: dict[int, Value] = {}
         for entry in table.get_record_set(index).entries:
-            value = _value(entry)
+            value = _value(entry, codec)
             if value is not None:
                 row.setdefault(int(entry.entry_type), value)
         rows.append(row)
     return rows
 
 
-def _value(entry: Any) -> Value | None:  # noqa: PLR0911 - one return per value type
-    """A libpff entry's value, by its PT_ type; None for a type not used here or unreadable."""
+def _value(entry: Any, codec: str | None) -> Value | None:  # noqa: PLR0911 - one per type
+    """A libpff entry's value, by its PT_ type; None for a type not used here or unreadable.
+    ``codec``: the item's code page for PtypString8 (``pstcodepage``; None: libpff's)."""
     try:
         kind, data = int(entry.value_type), entry.data
         if data is None:
@@ -204,7 +212,8 @@ def _value(entry: Any) -> Value | None:  # noqa: PLR0911 - one return per value 
         if kind in (_FLOAT, _DOUBLE):
             return float(entry.data_as_floating_point)
         if kind in (_STRING8, _UNICODE):
-            text = entry.data_as_string
+            text = pstcodepage.decode(entry, codec) if kind == _STRING8 else None
+            text = entry.data_as_string if text is None else text
             return str(text).rstrip("\x00") if text is not None else None
         if kind == _TIME:
             when = entry.data_as_datetime
@@ -212,18 +221,18 @@ def _value(entry: Any) -> Value | None:  # noqa: PLR0911 - one return per value 
         if kind == _BINARY:
             return bytes(data)
         if kind in (_MV_STRING8, _MV_UNICODE, _MV_BINARY):
-            return _multiple(bytes(data), kind)
+            return _multiple(bytes(data), kind, codec or "cp1252")
     except (OSError, TypeError, ValueError, OverflowError):
         return None
     return None
 
 
-def _multiple(data: bytes, kind: int) -> tuple[str, ...] | tuple[bytes, ...]:
+def _multiple(data: bytes, kind: int, ansi: str) -> tuple[str, ...] | tuple[bytes, ...]:
     """A multi-valued string or binary property: a count, the offsets, then the values ([MS-PST]
-    2.3.3.4.2)."""
+    2.3.3.4.2); ``ansi``: the codec of non-Unicode strings."""
     if kind == _MV_BINARY:
         return _binaries(data)
-    codec = "utf-16-le" if kind == _MV_UNICODE else "cp1252"
+    codec = "utf-16-le" if kind == _MV_UNICODE else ansi
     return tuple(v.decode(codec, "replace").rstrip("\x00") for v in _binaries(data))
 
 
