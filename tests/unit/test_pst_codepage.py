@@ -188,3 +188,24 @@ def test_an_entry_of_another_type_or_without_a_codec_is_left_to_libpff():
     broken: Any = Entry(pstcodepage.MESSAGE_CODEPAGE, INT32, b"")
     broken.data = None
     assert pstcodepage.declared({pstcodepage.MESSAGE_CODEPAGE: broken}) is None
+
+
+@pytest.mark.parametrize(
+    ("number", "body"),
+    [(1251, "<p>Добрый день, см. отчёт.</p>"), (1252, "<p>Grüße</p>"), (1253, "<p>Καλημέρα</p>")],
+)
+def test_an_html_body_in_no_code_page_named_for_it_is_read_in_the_items(number, body):
+    """libpff hands HTML over as the bytes the PST keeps (a binary property; plain text it
+    converts to UTF-8 itself, by PidTagInternetCodepage, then PidTagMessageCodepage). HTML that
+    is not UTF-8 and whose item names no PidTagInternetCodepage was read as UTF-8 with U+FFFD for
+    every letter it could not decode; now in the code page the item declares (1252 included:
+    these bytes are not libpff's to decode)."""
+    item = russian_message(codepage(number))
+    item.plain_text_body, item.html_body = None, body.encode(f"cp{number}")
+    assert built(item).get_body(("html",)).get_content().rstrip() == body
+
+
+def test_an_html_body_of_an_item_that_declares_nothing_is_read_as_before():
+    item = russian_message(None)
+    item.plain_text_body, item.html_body = None, "<p>Grüße</p>".encode("cp1252")
+    assert built(item).get_body(("html",)).get_content().rstrip() == "<p>Gr\ufffd\ufffde</p>"

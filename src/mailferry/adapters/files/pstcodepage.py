@@ -1,9 +1,10 @@
 """Non-Unicode strings of a PST item in the code page the item declares.
 
 An ANSI PST (Outlook 97-2002) keeps every string as PtypString8 (0x001E), bytes in a Windows code
-page; a Unicode PST may keep some. libpff decodes them in one code page for the whole file,
-windows-1252 unless told otherwise, so a Cyrillic, Greek or Japanese subject, sender name or
-attachment name came out as mojibake. An item names the code page of its non-Unicode string
+page; a Unicode PST may keep some. libpff's record entries, which mailferry reads properties
+from, decode them in one code page for the whole file, windows-1252 unless told otherwise (its
+message-level getters, ``item.subject`` or the plain text body, use the message's), so a
+Cyrillic, Greek or Japanese subject, sender name or attachment name came out as mojibake. An item names the code page of its non-Unicode string
 properties in PidTagMessageCodepage (0x3FFD, [MS-OXPROPS] 2.783); where it names one other than
 1252 that Python knows, its PtypString8 values are decoded here in that code page. Otherwise
 (none named, 1252, unknown) libpff's decoding stands, so what earlier versions built from such
@@ -36,9 +37,10 @@ _NAMED = {
 }
 
 
-def codec_of(codepage: int | None) -> str | None:
-    """Python's codec for a code page an item declares; None where libpff's decoding stands."""
-    if codepage is None or codepage == 1252:
+def codec_of(codepage: int | None, *, libpff: bool = True) -> str | None:
+    """Python's codec for a code page an item declares; None where libpff's decoding stands
+    (``libpff`` False: for bytes libpff hands over undecoded, 1252 is a codec like the others)."""
+    if codepage is None or (libpff and codepage == 1252):
         return None
     try:
         return codecs.lookup(_NAMED.get(codepage, f"cp{codepage}")).name
@@ -46,13 +48,13 @@ def codec_of(codepage: int | None) -> str | None:
         return None
 
 
-def declared(entries: dict[int, Any]) -> str | None:
+def declared(entries: dict[int, Any], *, libpff: bool = True) -> str | None:
     """The codec of the item's PidTagMessageCodepage (``codec_of``), from its entries by tag."""
     entry = entries.get(MESSAGE_CODEPAGE)
     if entry is None or entry.data is None:
         return None
     try:
-        return codec_of(int(entry.data_as_integer))
+        return codec_of(int(entry.data_as_integer), libpff=libpff)
     except (OSError, TypeError, ValueError, OverflowError):
         return None
 

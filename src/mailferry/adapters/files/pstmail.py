@@ -324,11 +324,13 @@ def _bodies(item: Any, props: dict[int, Any]) -> list[tuple[str, str]]:
     plain = item.plain_text_body
     html = item.html_body
     codepage = _codec(number(props, INTERNET_CPID))
+    # A body in neither (HTML, which libpff does not convert): the code page the item declares.
+    ansi = pstcodepage.declared(props, libpff=False) or "utf-8"
     found = []
     if plain:
-        found.append(("plain", _decode(plain, "utf-8", codepage)))
+        found.append(("plain", _decode(plain, "utf-8", codepage, ansi)))
     if html:
-        found.append(("html", _decode(html, codepage, "utf-8")))
+        found.append(("html", _decode(html, codepage, "utf-8", ansi)))
     if not found and (body := rtf_body(item)) is not None:
         found.append((body.kind, body.text))
     return found
@@ -339,8 +341,8 @@ def _codec(codepage: int | None) -> str:
 
 
 def _decode(data: bytes, *encodings: str) -> str:
-    """Text in the first of ``encodings`` that decodes it (libpff gives Unicode bodies as UTF-8,
-    ANSI ones and HTML in the item's code page)."""
+    """Text in the first of ``encodings`` that decodes it (libpff gives plain text bodies as
+    UTF-8, converted by the item's code pages, and HTML as the bytes the PST keeps)."""
     for encoding in encodings:
         try:
             return data.decode(encoding)
