@@ -516,6 +516,26 @@ class TestDatabase:
         assert len(reads) == 1
         assert "IN (" in reads[0]  # the folder that did not end, by name
 
+    def test_folders_too_many_to_name_are_counted_at_once(
+        self, state_database: StateDatabase
+    ) -> None:
+        """More folders written since their pass than one IN (...) may name (a run stopped
+        while many lanes were busy): one count of the pair, each folder's its own."""
+        names = [f"F{n}" for n in range(UID_CHUNK + 1)]
+        with closing(state_database.open()) as store:
+            for n, name in enumerate(names):
+                store.save_checkpoint(PAIR, checkpoint(name, uidnext=Checkpoint.STARTED))
+                store.add_copied(PAIR, name, [Copied(u, u, SEEN) for u in range(1, n % 3 + 1)])
+            store.add_copied("other", "F1", [Copied(9, 9, SEEN)])
+            statements = TestSqliteFile.record_statements(store)
+            records = store.folder_records(PAIR)
+        assert {name: records[name].copied for name in names} == {
+            name: n % 3 for n, name in enumerate(names)
+        }
+        reads = [sql for sql, _ in statements if "FROM copied" in sql]
+        assert len(reads) == 1
+        assert "IN (" not in reads[0]
+
 
 # -- what only the SQLite file shows ------------------------------------------------------------
 
