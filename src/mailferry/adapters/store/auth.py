@@ -9,8 +9,7 @@ turn into a write under another writer's lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, select, update
@@ -18,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mailferry.adapters.store import schema
 from mailferry.adapters.store.engine import Database
-from mailferry.adapters.store.sqlstore import open_store
+from mailferry.adapters.store.sqlstore import SqlStore
 from mailferry.adapters.store.tables import ADMIN, SESSIONS, TOKENS
 from mailferry.domain.errors import Conflict, StateError
 
@@ -38,26 +37,18 @@ class SessionRow:
     expires: float
 
 
-class AuthTables:
+class AuthTables(SqlStore):
     """``web_admin``, ``web_tokens``, ``web_sessions``."""
 
-    def __init__(self, db: Database) -> None:
-        """Takes one use of ``db`` (released by ``close``)."""
-        self.db = db
-        self._closed = False
-        open_store(db, schema.WEB)
+    component = schema.WEB
 
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.db.release()
+    @property
+    def db(self) -> Database:
+        return self._db
 
-    @contextmanager
-    def _tx(self, *, write: bool = True) -> Iterator[Connection]:
-        if self._closed:
-            raise StateError(f"state database {self.db.where} is closed")
-        with self.db.transaction(write=write) as conn:
-            yield conn
+    def _tx(self, *, write: bool = True) -> AbstractContextManager[Connection]:
+        """A transaction; a writing one unless asked (see the module docstring)."""
+        return self._transaction(write=write)
 
     # -- the admin password ------------------------------------------------------------------------
     def set_admin_hash(self, stored: str, now: float) -> None:
