@@ -211,9 +211,61 @@ def test_members_that_are_not_the_folders_contacts_are_kept_by_address_and_said(
     )
 
 
-def test_a_list_only_a_stream_holds_or_without_a_name_is_reported_not_converted_empty():
-    with pytest.raises(UnconvertibleError, match="PidLidDistributionListStream"):
-        group_of(dist_list(extra={mapi.LIST_STREAM: b"\x01\x02"}), lambda _a: None)
+def list_stream(*members: tuple[bytes, bytes], count: int | None = None, sized=False) -> bytes:
+    """A PidLidDistributionListStream ([MS-OXOCNTC] 2.2.2.2.4) of (EntryID, one-off) members;
+    ``sized``: its totals count the members' size fields too."""
+    body = b"".join(
+        struct.pack("<I", len(e)) + e + struct.pack("<I", len(o)) + o + struct.pack("<I", 0)
+        for e, o in members
+    )
+    extra = 4 * len(members) if sized else 0
+    ids, offs = (sum(len(m[i]) for m in members) + extra for i in (0, 1))
+    n = len(members) if count is None else count
+    return struct.pack("<HHIIIIII", 1, 0, 0x10, 0, n, ids, offs, 0) + body + b"\0" * 8
+
+
+@pytest.mark.parametrize("sized", [False, True])
+def test_a_list_kept_in_its_stream_is_a_group_of_the_members_it_holds(sized):
+    """A list too long for the one-off property keeps its members in the stream, which then
+    wins over the other two properties ([MS-OXOCNTC] 2.2.2.2.4)."""
+    wrapped = b"\0" * 4 + b"wrapped entry id"
+    stream = list_stream(
+        (wrapped, one_off("Ann", "SMTP", "ann@example.com")),
+        (wrapped, one_off("Bob", "SMTP", "bob@example.com")),
+        (wrapped, b""),  # a member with no one-off entry (a GAL member, say)
+        sized=sized,
+    )
+    stale = one_off("Old", "SMTP", "old@example.com")
+    item = dist_list(stale, members=1, extra={mapi.LIST_STREAM: stream})
+    converted = group_of(item, {"ann@example.com": "uid-ann"}.get)
+    card = vobject.readOne(converted.data.decode())
+    members = [m.value for m in card.contents["x-addressbookserver-member"]]
+    assert members == ["urn:uuid:uid-ann", "mailto:bob@example.com"]
+    assert converted.notes == (
+        "member 'Bob' kept as bob@example.com (not a contact of the folder)",
+        "1 member(s) without a one-off entry not copied",
+    )
+
+
+def test_a_stream_that_does_not_add_up_falls_back_to_the_one_offs_or_is_reported():
+    ann = one_off("Ann", "SMTP", "ann@example.com")
+    whole = list_stream((b"id", ann))
+    broken = [
+        whole[:-20],  # cut inside its member
+        list_stream((b"id", ann), count=3),  # more members than it holds
+        whole[:16] + struct.pack("<I", 99) + whole[20:],  # totals that are not its members'
+        b"\x02\x00" + whole[2:],  # another version
+        b"\x01\x02",
+    ]
+    for stream in broken:
+        with pytest.raises(UnconvertibleError, match="PidLidDistributionListStream"):
+            group_of(dist_list(extra={mapi.LIST_STREAM: stream}), lambda _a: None)
+        fallback = group_of(dist_list(ann, extra={mapi.LIST_STREAM: stream}), lambda _a: None)
+        assert "does not add up: members from its one-off list" in fallback.notes[0]
+        assert b"mailto:ann@example.com" in fallback.data
+
+
+def test_a_list_without_a_name_is_reported_not_converted_empty():
     nameless = MapiItem("7", {mapi.MESSAGE_CLASS: "IPM.DistList"})
     with pytest.raises(UnconvertibleError, match="no name"):
         group_of(nameless, lambda _a: None)

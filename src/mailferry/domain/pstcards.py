@@ -90,27 +90,78 @@ def _photo(item: MapiItem) -> list[str]:
 def group_of(item: MapiItem, contact_uid: Callable[[str], str | None]) -> Converted:
     """The distribution list as a contact group; ``contact_uid`` gives the UID of the folder's
     contact with an address, if there is one (``UnconvertibleError`` for a list without a name,
-    or whose members only a PidLidDistributionListStream holds: not read)."""
+    or whose members only a PidLidDistributionListStream holds that does not add up)."""
     item.expect("IPM.DistList")
     name = item.text(mapi.LIST_NAME) or item.text(mapi.DISPLAY_NAME) or item.text(mapi.SUBJECT)
     if not name:
         raise UnconvertibleError("the distribution list has no name")
-    entries = item.binaries(mapi.LIST_ONE_OFFS)
-    if not entries and item.binary(mapi.LIST_STREAM):
-        raise UnconvertibleError(
-            "the list's members are kept in PidLidDistributionListStream, which is not read"
-        )
+    entries, unlisted, notes = _list_entries(item)
     uid = fallback_uid(item)
     lines = ["BEGIN:VCARD", "VERSION:3.0", f"UID:{_escape(uid)}", f"FN:{_escape(name)}"]
     lines += [f"N:{_escape(name)};;;;", "X-ADDRESSBOOKSERVER-KIND:group"]
-    members, notes = _members(entries, contact_uid)
+    members, said = _members(entries, contact_uid)
     lines += members
-    unlisted = len(item.binaries(mapi.LIST_MEMBERS)) - len(entries)
+    notes += said
     if unlisted > 0:
         notes.append(f"{unlisted} member(s) without a one-off entry not copied")
     lines += _other(item)
     lines.append("END:VCARD")
     return Converted(uid, _card(lines), (*item.left_out(), *notes))
+
+
+def _list_entries(item: MapiItem) -> tuple[tuple[bytes, ...], int, list[str]]:
+    """The list's one-off entries, how many members have none, and a note: from its
+    PidLidDistributionListStream where it has one that adds up (the other two properties SHOULD
+    then be ignored, [MS-OXOCNTC] 2.2.2.2.4), else from PidLidDistributionListOneOffMembers."""
+    entries = item.binaries(mapi.LIST_ONE_OFFS)
+    unlisted = len(item.binaries(mapi.LIST_MEMBERS)) - len(entries)
+    if not (stream := item.binary(mapi.LIST_STREAM)):
+        return entries, unlisted, []
+    if (read := stream_entries(stream)) is not None:
+        return (*read, [])
+    if not entries:
+        raise UnconvertibleError(
+            "the list's members are kept in a PidLidDistributionListStream that does not add up"
+        )
+    said = "its PidLidDistributionListStream does not add up: members from its one-off list"
+    return entries, unlisted, [said]
+
+
+def stream_entries(stream: bytes) -> tuple[tuple[bytes, ...], int] | None:
+    """The one-off entries a PidLidDistributionListStream holds, and how many of its members have
+    none; None where it does not add up. [MS-OXOCNTC] 2.2.2.2.4: StreamVersion 1 (16 bits), a
+    reserved 16-bit field, BuildVersion, DistListStreamFlags, CountOfEntries, TotalEntryIDSize,
+    TotalOneOffSize, TotalExtraSize (32 bits each), then per member (2.2.2.2.4.1) its EntryID, its
+    one-off EntryID and extra data, each after its 32-bit size, then two terminators. The totals
+    are checked against the members read (with or without their size fields: the text does not
+    say which it counts)."""
+    if len(stream) < _STREAM_HEAD.size:
+        return None
+    version, _, _, _, count, ids, one_offs, _ = _STREAM_HEAD.unpack_from(stream)
+    at, found, sizes = _STREAM_HEAD.size, [], [0, 0]
+    if version != 1 or count > len(stream):
+        return None
+    for _ in range(count):
+        fields = []
+        for _field in range(3):  # EntryID, one-off EntryID, extra data
+            if at + 4 > len(stream):
+                return None
+            (size,) = struct.unpack_from("<I", stream, at)
+            fields.append(stream[at + 4 : at + 4 + size])
+            at += 4 + size
+        if at > len(stream):
+            return None
+        sizes[0], sizes[1] = sizes[0] + len(fields[0]), sizes[1] + len(fields[1])
+        found.append(fields[1])
+    if ids not in (sizes[0], sizes[0] + 4 * count) or one_offs not in (
+        sizes[1],
+        sizes[1] + 4 * count,
+    ):
+        return None
+    return tuple(e for e in found if e), sum(1 for e in found if not e)
+
+
+_STREAM_HEAD = struct.Struct("<HHIIIIII")
 
 
 def _members(
