@@ -25,6 +25,7 @@ from mailferry.domain import mapi
 from mailferry.domain.davmodel import CollectionKind
 from mailferry.domain.errors import UnconvertibleError
 from mailferry.domain.mapi import MapiItem
+from mailferry.domain.pstcalendar import Converted
 from mailferry.domain.pstcards import ONE_OFF_PROVIDER, group_of
 from mailferry.service.davsync import DavOptions, sync_accounts
 
@@ -191,6 +192,13 @@ def dist_list(*entries: bytes, members: int | None = None, extra=None) -> MapiIt
     return MapiItem("42", {mapi.MESSAGE_CLASS: "IPM.DistList"}, values)
 
 
+def group_members(item: MapiItem) -> tuple[Converted, list[str]]:
+    """The group made of ``item`` in a folder whose one contact is Ann, and its members."""
+    converted = group_of(item, {"ann@example.com": "uid-ann"}.get)
+    card = vobject.readOne(converted.data.decode())
+    return converted, [m.value for m in card.contents["x-addressbookserver-member"]]
+
+
 def test_members_that_are_not_the_folders_contacts_are_kept_by_address_and_said():
     item = dist_list(
         one_off("Ann", "SMTP", "ann@example.com"),
@@ -199,9 +207,7 @@ def test_members_that_are_not_the_folders_contacts_are_kept_by_address_and_said(
         b"not an entry id",
         members=5,
     )
-    converted = group_of(item, {"ann@example.com": "uid-ann"}.get)
-    card = vobject.readOne(converted.data.decode())
-    members = [m.value for m in card.contents["x-addressbookserver-member"]]
+    converted, members = group_members(item)
     assert members == ["urn:uuid:uid-ann", "mailto:bob@example.com"]
     assert converted.notes == (
         "member 'Bob Caf\u00e9' kept as bob@example.com (not a contact of the folder)",
@@ -237,9 +243,7 @@ def test_a_list_kept_in_its_stream_is_a_group_of_the_members_it_holds(sized):
     )
     stale = one_off("Old", "SMTP", "old@example.com")
     item = dist_list(stale, members=1, extra={mapi.LIST_STREAM: stream})
-    converted = group_of(item, {"ann@example.com": "uid-ann"}.get)
-    card = vobject.readOne(converted.data.decode())
-    members = [m.value for m in card.contents["x-addressbookserver-member"]]
+    converted, members = group_members(item)
     assert members == ["urn:uuid:uid-ann", "mailto:bob@example.com"]
     assert converted.notes == (
         "member 'Bob' kept as bob@example.com (not a contact of the folder)",
