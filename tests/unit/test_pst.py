@@ -214,6 +214,8 @@ def test_a_kept_frame_builds_the_message_without_reading_its_attachments_again()
 
 
 class _Entry:
+    value_type = 0x001F  # PtypString (Unicode), as a Unicode PST holds it
+
     def __init__(self, value):
         self.data = value.encode()
         self.data_as_string = value

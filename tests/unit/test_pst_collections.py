@@ -155,6 +155,8 @@ def test_an_item_reads_as_listed_whether_its_conversion_was_kept_or_not(ost, mon
 
 
 class FakeEntry:
+    value_type = 0x001F  # PtypString (Unicode), as a Unicode PST holds it
+
     def __init__(self, tag: int, text: str) -> None:
         self.entry_type, self.data, self.data_as_string = tag, text.encode(), text
 

@@ -20,6 +20,8 @@ from mailferry.adapters.files import pstmail, pstmime
 
 
 class _Entry:
+    value_type = 0x001F  # PtypString (Unicode), as a Unicode PST holds it
+
     def __init__(self, tag: int, value: str) -> None:
         self.entry_type = tag
         self.data = value.encode()

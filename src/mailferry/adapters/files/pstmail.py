@@ -76,7 +76,9 @@ def text(props: dict[int, Any], tag: int, codec: str | None = None) -> str | Non
     if entry is None or entry.data is None:
         return None
     try:
-        value = pstcodepage.decode(entry, codec or pstcodepage.declared(props))
+        value = None
+        if int(entry.value_type) == pstcodepage.STRING8:  # its code page looked up only then
+            value = pstcodepage.decode(entry, codec or pstcodepage.declared(props))
         if value is None:
             value = entry.data_as_string
     except (OSError, TypeError, ValueError):
