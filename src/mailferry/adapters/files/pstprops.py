@@ -119,10 +119,9 @@ def _properties(
     named: dict[NamedKey, Value] = {}
     codec = None
     for index in range(item.number_of_record_sets):
-        entries = list(item.get_record_set(index).entries)
-        codec = pstcodepage.declared({int(e.entry_type): e for e in entries})
-        for entry in entries:
-            tag = int(entry.entry_type)
+        entries = [(int(entry.entry_type), entry) for entry in item.get_record_set(index).entries]
+        codec = pstcodepage.declared(dict(entries))  # each tag read from libpff once
+        for tag, entry in entries:
             key = names.get(tag) if tag >= NAMED_FROM else None
             if tag >= NAMED_FROM and key not in NAMED:
                 continue  # a named property no conversion reads: its data is not read

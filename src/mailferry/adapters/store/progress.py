@@ -7,10 +7,11 @@ with copied rows and no checkpoint is in its first pass. Read-only, and counts o
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import select
 
 from mailferry.adapters.store.engine import Database
 from mailferry.adapters.store.records import FolderProgress
+from mailferry.adapters.store.sqlstore import folder_counts
 from mailferry.adapters.store.tables import CHECKPOINTS, COPIED, FAILURES
 
 
@@ -23,8 +24,8 @@ def folder_progress(db: Database, pair: str) -> list[FolderProgress]:
             )
         )
         targets: dict[str, str] = {str(r[0]): str(r[1]) for r in rows}
-        copied = _counts(conn, COPIED, pair)
-        failed = _counts(conn, FAILURES, pair)
+        copied = folder_counts(conn, COPIED, pair)
+        failed = folder_counts(conn, FAILURES, pair)
     names = sorted(set(targets) | set(copied) | set(failed), key=str.casefold)
     return [
         FolderProgress(
@@ -36,10 +37,3 @@ def folder_progress(db: Database, pair: str) -> list[FolderProgress]:
         )
         for name in names
     ]
-
-
-def _counts(conn: Connection, table: Table, pair: str) -> dict[str, int]:
-    rows = conn.execute(
-        select(table.c.folder, func.count()).where(table.c.pair == pair).group_by(table.c.folder)
-    )
-    return {str(row[0]): int(row[1]) for row in rows}

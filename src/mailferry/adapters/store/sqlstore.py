@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar, Self
 
-from sqlalchemy import URL, ColumnElement, Connection, Table, delete, select
+from sqlalchemy import URL, ColumnElement, Connection, Table, delete, func, select
 
 from mailferry.adapters.store import schema
 from mailferry.adapters.store.engine import Database, open_database, sqlite_url
@@ -109,3 +109,20 @@ def upsert_unique(
     twice per statement)."""
     unique = {tuple(row[k] for k in keys): row for row in rows}
     upsert(conn, table, list(unique.values()), keys)
+
+
+def folder_counts(
+    conn: Connection, table: Table, pair: str, folders: list[str] | None = None
+) -> dict[str, int]:
+    """Rows of ``table`` (``copied``, ``failures``) per folder of the pair: of every folder, or of
+    ``folders`` (named in the query up to ``NAMED``, else counted with the rest and picked out)."""
+    if folders is not None and not folders:
+        return {}
+    query = select(table.c.folder, func.count()).where(table.c.pair == pair)
+    if folders is not None and len(folders) <= NAMED:
+        query = query.where(table.c.folder.in_(folders))
+    rows = conn.execute(query.group_by(table.c.folder))
+    return {str(row[0]): int(row[1]) for row in rows}
+
+
+NAMED = 500  # values per IN (...); SQLite allowed 999 variables before 3.32

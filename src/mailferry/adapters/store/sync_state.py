@@ -29,7 +29,13 @@ from sqlalchemy import (
 )
 
 from mailferry.adapters.store import schema
-from mailferry.adapters.store.sqlstore import SqlStore, decode_flags, encode_flags
+from mailferry.adapters.store.sqlstore import (
+    NAMED,
+    SqlStore,
+    decode_flags,
+    encode_flags,
+    folder_counts,
+)
 from mailferry.adapters.store.tables import CHECKPOINTS, COPIED, FAILURES, INTENTS
 from mailferry.adapters.store.upserts import upsert
 from mailferry.domain.labels import LabelTally
@@ -37,7 +43,7 @@ from mailferry.domain.ports import Checkpoint, Copied, FolderRecord, Intent
 
 SCHEMA_VERSION = schema.SYNC.version
 WRITE_CHUNK = 2000  # rows per executemany of one large write
-UID_CHUNK = 500  # source UIDs per IN (...) query; SQLite allowed 999 variables before 3.32
+UID_CHUNK = NAMED  # source UIDs per IN (...) query
 
 _FOLDER_TABLES = (CHECKPOINTS, COPIED, INTENTS, FAILURES)
 
@@ -78,7 +84,7 @@ class SqlStateStore(SqlStore):
         query = select(*_CHECKPOINT, CHECKPOINTS.c.copied).where(CHECKPOINTS.c.pair == pair)
         with self._transaction() as conn:
             rows = conn.execute(query).all()
-            counted = _counts(conn, pair, [row[0] for row in rows if row[-1] is None])
+            counted = folder_counts(conn, COPIED, pair, [row[0] for row in rows if row[-1] is None])
             pending: set[str] = set()
             for table in (INTENTS, FAILURES):
                 query = select(table.c.folder).where(table.c.pair == pair).distinct()
@@ -320,18 +326,6 @@ def _uncount(conn: Connection, pair: str, folder: str) -> None:
     """The folder's rows changed: its saved count no longer holds (``folder_records``)."""
     counted = _folder(CHECKPOINTS, pair, folder) & CHECKPOINTS.c.copied.is_not(None)
     conn.execute(update(CHECKPOINTS).where(counted).values(copied=None))
-
-
-def _counts(conn: Connection, pair: str, folders: list[str]) -> dict[str, int]:
-    """Copied rows of these folders of the pair: by name, or every folder's at once where they
-    are too many to name in one query."""
-    if not folders:
-        return {}
-    query = select(COPIED.c.folder, func.count()).where(COPIED.c.pair == pair)
-    if len(folders) <= UID_CHUNK:
-        query = query.where(COPIED.c.folder.in_(folders))
-    rows = conn.execute(query.group_by(COPIED.c.folder))
-    return {str(row[0]): int(row[1]) for row in rows}
 
 
 def _checkpoint(row: Sequence[Any]) -> Checkpoint:
