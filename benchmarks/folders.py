@@ -12,11 +12,16 @@ copies it into a fresh target user on a "." Dovecot (first pass), then runs no-o
   completed in the first of them (tagged answers): what one pass costs each side in commands;
 - through the same proxies with ``--latency`` each way: (time - loopback time) / round trip
   estimates the round trips the pass waited for;
+- straight to the servers, ``--runs`` times, with a state of their own (its first pass is a
+  lost-state pass: it matches what the proxied one copied). The proxies relay every byte
+  through this script's Python threads, on the same cores as the servers and mailferry, so
+  only these passes are what a loopback run costs ("direct" in the table);
 - with ``--before OTHER/src``: ``--runs`` no-op passes of that checkout and of this one in turn,
   on the same servers and state (wall and CPU seconds of each process: the VM's speed changes
   by half from one minute to the next, so a before and after are compared run by run).
-Wall time is the mailferry process's (its start-up included: 1.0-1.3 s on the 2-core VM, most of
-it imports); "own" is the ``seconds`` it reports itself. Not a test: prints a Markdown table, writes results/folders-latest.json.
+Wall time is the mailferry process's (its start-up included: 0.4-1.3 s on the 2-core VM, most of
+it imports); "own" is the ``seconds`` it reports itself. Not a test: prints a Markdown table,
+writes results/folders-latest.json.
 """
 
 from __future__ import annotations
@@ -132,6 +137,23 @@ def alternated(
     return out
 
 
+def straight(
+    src: int, dst: int, names: tuple[str, str], state: Path, env: dict[str, str], runs: int
+) -> dict[str, float]:
+    """No-op passes straight to the servers, without the proxies (their own state: its first
+    pass matches the target's folders and messages): what an administrator's loopback run
+    costs, wall and CPU seconds of the whole process."""
+    sync(src, dst, names, state, env)
+    loop = [sync(src, dst, names, state, env) for _ in range(runs)]
+    own = [float(summary_of(p.stdout)["seconds"]) for p in loop]  # type: ignore[arg-type]
+    return {
+        "direct_wall_min_s": round(min(p.seconds for p in loop), 3),
+        "direct_wall_median_s": round(statistics.median(p.seconds for p in loop), 3),
+        "direct_cpu_median_s": round(statistics.median(p.cpu_seconds for p in loop), 3),
+        "direct_own_min_s": round(min(own), 3),
+    }
+
+
 def measure(
     count: int, runs: int, latency: float, work: Path, before: Path | None = None
 ) -> dict[str, object]:
@@ -175,6 +197,7 @@ def measure(
             ab = alternated(ports, state, env, trees, runs) if trees else None
             ps.latency = pt.latency = latency
             slow = sync(*ports, (su, tu), state, env)
+        direct = straight(source.port, target.port, (su, tu), root / "direct.sqlite3", env, runs)
         version = [sys.executable, "-m", "mailferry.cli", "--version"]
         startup = min(run_process(version, env).seconds for _ in range(3))
     own = [float(summary_of(p.stdout)["seconds"]) for p in loop]  # type: ignore[arg-type]
@@ -185,6 +208,7 @@ def measure(
         "noop_wall_min_s": round(min(p.seconds for p in loop), 3),
         "noop_wall_median_s": round(statistics.median(p.seconds for p in loop), 3),
         "noop_own_min_s": round(min(own), 3),
+        **direct,
         "startup_min_s": round(startup, 3),  # the interpreter and imports: the floor under a pass
         "noop_rss_mb": round(max(p.rss_mb for p in loop), 1),
         "commands_source": commands[0],
@@ -219,16 +243,18 @@ def main() -> int:
         log(json.dumps(rows[-1]))
     print(
         "| folders | first pass s | no-op wall min s | median s | own min s | RSS MB "
-        "| start-up s | commands src/dst | own s at RTT | round trips |"
+        "| start-up s | commands src/dst | own s at RTT | round trips "
+        "| direct wall min / median s | direct own min s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['folders']} | {r['first_pass_s']} | **{r['noop_wall_min_s']}** | "
             f"{r['noop_wall_median_s']} | {r['noop_own_min_s']} | {r['noop_rss_mb']} | "
             f"{r['startup_min_s']} | "
             f"{r['commands_source']}/{r['commands_target']} | {r['latency_own_s']} "
-            f"({args.latency * 2000:.0f} ms) | ~{r['round_trips']} |"
+            f"({args.latency * 2000:.0f} ms) | ~{r['round_trips']} | "
+            f"**{r['direct_wall_min_s']}** / {r['direct_wall_median_s']} | {r['direct_own_min_s']} |"
         )
     out = HERE / "results" / "folders-latest.json"
     out.parent.mkdir(exist_ok=True)
