@@ -147,7 +147,7 @@ def test_list_status_reads_every_spelling_of_a_name():
         b"* OK [ALERT] nothing to do with it\r\n"
         b"mf1 OK done\r\n"
     )
-    found = list_status(Pipeline(server), ["MESSAGES", "UIDNEXT", "UIDVALIDITY"])
+    found = list_status(Pipeline(server), ["MESSAGES", "UIDNEXT", "UIDVALIDITY"], close=None)
     assert server.sent == [b'mf1 LIST "" "*" RETURN (STATUS (MESSAGES UIDNEXT UIDVALIDITY))\r\n']
     assert found[wire_name("a b")] == {
         b"MESSAGES": 2,
@@ -164,7 +164,24 @@ def test_list_status_reads_every_spelling_of_a_name():
 
 def test_list_status_refused_as_a_whole_knows_nothing():
     server = ScriptedServer(b"mf1 BAD unknown argument\r\n")
-    assert list_status(Pipeline(server), ["MESSAGES"]) == {}
+    assert list_status(Pipeline(server), ["MESSAGES"], close=None) == {}
+
+
+def test_list_status_with_inbox_open_writes_the_three_commands_at_once():
+    """INBOX opened around the LIST (statuses.py); its status, asked items only, from the
+    EXAMINE when the LIST leaves the selected folder out."""
+    server = ScriptedServer(
+        b"* 3 EXISTS\r\n* OK [UIDVALIDITY 4] x\r\n* OK [UIDNEXT 9] x\r\n"
+        b"* OK [HIGHESTMODSEQ 12] x\r\nmf1 OK [READ-ONLY] done\r\n"
+        b"* STATUS Sent (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 3)\r\nmf2 OK done\r\n"
+        b"mf3 OK done\r\n"
+    )
+    items = ["MESSAGES", "UIDNEXT", "UIDVALIDITY"]
+    found = list_status(Pipeline(server), items, close=b"UNSELECT")
+    written = b'mf1 EXAMINE INBOX\r\nmf2 LIST "" "*" RETURN (STATUS (MESSAGES UIDNEXT UIDVALIDITY))'
+    assert server.sent == [written + b"\r\nmf3 UNSELECT\r\n"]  # one write: one round trip
+    assert found[b"INBOX"] == {b"MESSAGES": 3, b"UIDNEXT": 9, b"UIDVALIDITY": 4}
+    assert found[wire_name("Sent")][b"UIDNEXT"] == 2
 
 
 def test_pipelined_status_sends_windows_ahead_and_leaves_out_refusals():

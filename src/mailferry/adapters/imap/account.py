@@ -46,6 +46,7 @@ from mailferry.adapters.imap.session import (
 from mailferry.adapters.imap.statuses import (
     Answers,
     Collect,
+    list_inbox_open,
     list_status,
     pipelined_status,
     status_option,
@@ -234,7 +235,7 @@ class ImapAccount:
         if "LIST-STATUS" in self._caps:
             found: Answers = {}
             option = b" " + status_option(self._status_items())
-            entries, _said = self._list_returning(option, Collect(found))
+            entries, _said = self._list_returning(option, found)
             if entries is not None:
                 # Kept after the command (``_guard`` drops it when one starts); none at all
                 # (a server ignoring the option): ``statuses`` asks LIST-STATUS itself.
@@ -246,11 +247,12 @@ class ImapAccount:
         return entries
 
     def _list_returning(
-        self, option: bytes, on_status: Callable[[bytes, list[bytes]], None] | None
+        self, option: bytes, found: Answers | None
     ) -> tuple[list[ListEntry] | None, str]:
         """The LIST with ``option`` added to its return options; None and the server's words if
-        it was refused. ``* STATUS`` lines go to ``on_status``."""
+        it was refused. ``* STATUS`` lines go to ``found`` (with INBOX open: statuses.py)."""
         lines: list[bytes | tuple[bytes, bytes]] = []
+        on_status = Collect(found) if found is not None else None
 
         def keep(line: bytes, literals: list[bytes]) -> None:
             head = line[:9].upper()
@@ -260,12 +262,16 @@ class ImapAccount:
             elif on_status is not None and head == b"* STATUS ":
                 on_status(line, literals)
 
-        tag = self._pipeline.next_tag()
+        command = b'LIST "" "*" RETURN (SUBSCRIBED CHILDREN SPECIAL-USE%s)' % option
         with self._guard():
-            self._pipeline.send(
-                b'%s LIST "" "*" RETURN (SUBSCRIBED CHILDREN SPECIAL-USE%s)\r\n' % (tag, option)
-            )
-            answer = self._pipeline.wait_tagged([tag], on_untagged=keep)[tag]
+            close = self._inbox_closer() if found is not None else None
+            if found is None or close is None:
+                tag = self._pipeline.next_tag()
+                self._pipeline.send(b"%s %s\r\n" % (tag, command))
+                answer = self._pipeline.wait_tagged([tag], on_untagged=keep)[tag]
+            else:
+                items = self._status_items()
+                answer = list_inbox_open(self._pipeline, command, items, keep, close, found)
         if answer.status != "OK":
             return None, answer.text.decode("utf-8", "replace")
         return parse_list(lines), ""
@@ -360,7 +366,7 @@ class ImapAccount:
             items = self._status_items()
             with self._guard():
                 if "LIST-STATUS" in self._caps:
-                    answers = list_status(self._pipeline, items)
+                    answers = list_status(self._pipeline, items, close=self._inbox_closer())
                 else:
                     answers = pipelined_status(self._pipeline, folders, items)
         found: dict[str, FolderStatus] = {}
@@ -369,6 +375,14 @@ class ImapAccount:
             if raw is not None and {b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"} <= raw.keys():
                 found[folder] = _folder_status(raw)
         return found
+
+    def _inbox_closer(self) -> bytes | None:
+        """How a LIST-STATUS closes the INBOX it opens first (statuses.py), None when a folder
+        is selected: that LIST is sent alone. Asked inside ``_guard``, after what was written
+        ahead (which may select a folder) is read."""
+        if self._selected is not None:
+            return None
+        return b"UNSELECT" if "UNSELECT" in self._caps else b"CLOSE"
 
     def _status_items(self) -> list[str]:
         items = ["UIDVALIDITY", "UIDNEXT", "MESSAGES"]
