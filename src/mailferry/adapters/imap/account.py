@@ -264,14 +264,12 @@ class ImapAccount:
 
         command = b'LIST "" "*" RETURN (SUBSCRIBED CHILDREN SPECIAL-USE%s)' % option
         with self._guard():
+            # STATUS asked: INBOX opened around the LIST (statuses.py); else the LIST alone.
             close = self._inbox_closer() if found is not None else None
-            if found is None or close is None:
-                tag = self._pipeline.next_tag()
-                self._pipeline.send(b"%s %s\r\n" % (tag, command))
-                answer = self._pipeline.wait_tagged([tag], on_untagged=keep)[tag]
-            else:
-                items = self._status_items()
-                answer = list_inbox_open(self._pipeline, command, items, keep, close, found)
+            answers = found if found is not None else {}
+            answer = list_inbox_open(
+                self._pipeline, command, self._status_items(), keep, close, answers
+            )
         if answer.status != "OK":
             return None, answer.text.decode("utf-8", "replace")
         return parse_list(lines), ""

@@ -51,15 +51,10 @@ def wire_name(name: str) -> bytes:
 def list_status(pipeline: Pipeline, items: Sequence[str], *, close: bytes | None) -> Answers:
     """One ``LIST "" "*" RETURN (STATUS (...))``: the status of every selectable folder the
     server could read (RFC 5819 leaves out those it cannot, silently). ``close``: see
-    ``list_inbox_open``; None sends the LIST alone (a folder is selected)."""
+    ``list_inbox_open``."""
     found: Answers = {}
     command = b'LIST "" "*" RETURN (%s)' % status_option(items)
-    if close is None:
-        tag = pipeline.next_tag()
-        pipeline.send(b"%s %s\r\n" % (tag, command))
-        answer = pipeline.wait_tagged([tag], on_untagged=Collect(found))[tag]
-    else:
-        answer = list_inbox_open(pipeline, command, items, Collect(found), close, found)
+    answer = list_inbox_open(pipeline, command, items, Collect(found), close, found)
     if answer.status != "OK":
         return {}  # the caller asks folder by folder, and learns each folder's reason then
     return found
@@ -70,15 +65,20 @@ def list_inbox_open(
     command: bytes,
     items: Sequence[str],
     on_untagged: Callable[[bytes, list[bytes]], None],
-    close: bytes,
+    close: bytes | None,
     found: Answers,
 ) -> Tagged:
     """``command`` (a LIST asking STATUS ``items``) between ``EXAMINE INBOX`` and ``close``
     (``UNSELECT``, or ``CLOSE`` where that is not offered), written at once (see the module
     docstring); its tagged answer. INBOX's status is added to ``found`` from the EXAMINE's
     answer when the LIST brought none; a refused EXAMINE is ignored (the LIST does without),
-    unless it asks to slow down. Only for a session with no folder selected: it ends with none
-    selected."""
+    unless it asks to slow down. Only for a session with no folder selected, which it ends with
+    none selected; ``close`` None (a folder is selected, or no STATUS asked) sends the LIST
+    alone."""
+    if close is None:
+        tag = pipeline.next_tag()
+        pipeline.send(b"%s %s\r\n" % (tag, command))
+        return pipeline.wait_tagged([tag], on_untagged=on_untagged)[tag]
     tags = [pipeline.next_tag() for _ in range(3)]
     pipeline.send(
         b"%s EXAMINE INBOX\r\n%s %s\r\n%s %s\r\n" % (tags[0], tags[1], command, tags[2], close)
