@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from mailferry.adapters.files import MaildirAccount, PstAccount, pstmail, pstmime
-from mailferry.adapters.files.pst import REBUILT, Frames
+from mailferry.adapters.files.pst import REBUILT
 from mailferry.adapters.memory.state import MemoryStateStore
 from mailferry.domain.errors import MessageError
 from mailferry.service.migrate import Migration, SyncOptions
@@ -138,19 +138,6 @@ def test_messages_are_built_byte_for_byte_as_before():
     account.close()
 
 
-def test_measured_frames_are_kept_for_the_copy_within_a_bound():
-    frame = pstmail.Frame((b"x" * 40, b"y" * 20), rebuilt=False)
-    frames = Frames(limit=150)
-    for index in range(3):
-        frames.keep(("INBOX", index), frame)
-    assert len(frames) == 2  # 180 bytes is over the limit: the oldest went
-    assert frames.take(("INBOX", 0)) is None
-    assert frames.take(("INBOX", 1)) is frame
-    assert frames.take(("INBOX", 1)) is None  # taken once
-    frames.keep(("Sent", 1), frame)
-    assert len(frames) == 2
-
-
 @pytest.mark.parametrize("size", [0, 1, 56, 57, 58, 114, 115, 4000, 58368, 58369, 116735])
 def test_bulk_generator_writes_what_the_stock_one_does(size):
     data = bytes(range(256)) * (size // 256 + 1)
@@ -206,11 +193,7 @@ def test_a_kept_frame_builds_the_message_without_reading_its_attachments_again()
     item.get_attachment = None  # libpff is not asked again
     assert pstmail.build(item, {}, found.frame).data == expected
     assert found.size == len(expected)
-    frames = Frames(limit=found.frame.size - 1)
-    frames.keep(("INBOX", 1), found.frame)
-    kept = frames.take(("INBOX", 1))
-    assert kept.data is None  # bigger than the bound alone: kept without the attachments
-    assert pstmail.build(_Fake(b"text\n", attachments), {}, kept).data == expected
+    assert pstmail.build(_Fake(b"text\n", attachments), {}, found.frame.bare()).data == expected
 
 
 class _Entry:

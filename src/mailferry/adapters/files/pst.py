@@ -8,7 +8,8 @@ notes and journal entries are not mail: they are left out here and named in the 
 (``pst.not_mail``); calendars, contacts and tasks are read as collections by ``pstcollections``.
 Messages are built one at a time (``pstmail``), never the whole file: memory stays flat.
 Planning only measures each message (its size and Message-ID, without encoding attachments); the
-copy builds it once, from the frame measuring left (``Frames``, bounded) when it is still kept.
+copy builds it once, from the frame measuring left (``pstframes``: bounded for the process, in
+memory or a spill file) when it is still kept.
 The folder a run plans first may be measured ahead, on a thread, while the target is made ready
 (``send_listing``). Each message is dated by its delivery time; flags come from its read state,
 follow-up flag and last verb.
@@ -20,14 +21,14 @@ PST's path, and copies the rest.
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from mailferry.adapters.files import pstmail, pstprops, rfc822
+from mailferry.adapters.files import pstframes, pstmail, pstprops, rfc822
 from mailferry.adapters.files.account import (
     Entry,
     FileAccount,
@@ -36,6 +37,7 @@ from mailferry.adapters.files.account import (
     wanted_uids,
 )
 from mailferry.adapters.files.pstahead import ListedAhead, ReadAhead
+from mailferry.adapters.files.pstframes import Frames
 from mailferry.domain.errors import AccountError, FolderError
 from mailferry.domain.model import FolderInfo, FolderStatus, MessageMeta
 from mailferry.logs import get_logger
@@ -53,51 +55,11 @@ _ROLES = {
 }
 
 
-# Bytes of measured frames, attachments included, an account keeps for the copies: a folder
-# window of ordinary mail; enron.pst (12 MB of attachments) peaks at ~100 MB RSS either way.
-FRAMES_LIMIT = 24 << 20
 # Items from which a listing is measured with its attachments read ahead (``pstahead``): a
 # handful is read sooner in place than two more libpff handles are opened (~2.5 ms each for an
 # OST) and their threads started.
 AHEAD_FROM = 8
-
-
-class Frames:
-    """The frames of measured messages (``pstmail.Frame``), kept for their copy: planning
-    measures a whole folder (a window of it), then its messages are copied in that order, and a
-    kept frame spares building the message again and reading its attachments again. Bounded: past
-    ``limit`` bytes the oldest go (those messages are built the long way), so memory stays flat
-    whatever the size of a folder; a frame bigger than the limit alone is kept without its
-    attachments' bytes."""
-
-    def __init__(self, limit: int = FRAMES_LIMIT) -> None:
-        self.limit = limit
-        self._kept: OrderedDict[tuple[str, int], pstmail.Frame] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def keep(self, key: tuple[str, int], frame: pstmail.Frame) -> None:
-        if frame.size > self.limit:
-            frame = frame.bare()
-        with self._lock:
-            self._drop(key)
-            self._kept[key] = frame
-            self._bytes += frame.size
-            while self._bytes > self.limit:
-                self._drop(next(iter(self._kept)))
-
-    def take(self, key: tuple[str, int]) -> pstmail.Frame | None:
-        with self._lock:
-            return self._drop(key)
-
-    def _drop(self, key: tuple[str, int]) -> pstmail.Frame | None:
-        frame = self._kept.pop(key, None)
-        if frame is not None:
-            self._bytes -= frame.size
-        return frame
-
-    def __len__(self) -> int:
-        return len(self._kept)
+_TOKENS = itertools.count(1)  # a session's frames are its own (``Frames.forget`` at its close)
 
 
 @dataclass
@@ -107,6 +69,7 @@ class PstListing:
     folder: Any  # pypff.folder
     uidvalidity: int
     frames: Frames
+    owner: int = 0  # the session's token in ``frames``' keys
     sizes: dict[int, int] = field(default_factory=dict)
     rebuilt: set[int] = field(default_factory=set)
     rendered: set[int] = field(default_factory=set)  # bodies rendered from RTF (``RENDERED``)
@@ -138,11 +101,11 @@ class PstListing:
             return Entry(flags, date, 0), b""
         self.sizes[index] = found.size
         if found.frame is not None:
-            self.frames.keep((self.name, index), found.frame)
+            self.frames.keep((self.owner, self.name, index), found.frame)
         return Entry(flags, date, found.size), found.head
 
     def read(self, index: int) -> bytes:
-        frame = self.frames.take((self.name, index))
+        frame = self.frames.take((self.owner, self.name, index))
         try:
             built = pstmail.from_frame(frame)  # all kept: libpff is not asked again
             if built is None:
@@ -189,6 +152,7 @@ class PstAccount(FileAccount):
         import pypff  # noqa: PLC0415 - only PST sources need libpff
 
         self.path = path
+        pstframes.return_freed_buffers()
         self._file = pypff.file()
         try:
             self._file.open(str(path))
@@ -197,7 +161,8 @@ class PstAccount(FileAccount):
         self._folders: dict[str, Any] = {}
         self._routes: dict[str, tuple[int, ...]] = {}  # sub-folder indices from the root
         self._by_store: dict[str, str] = {}  # folder -> the role the message store gives it
-        self._frames = Frames()
+        self._frames = pstframes.SHARED
+        self._token = next(_TOKENS)
         # The listing measured ahead (``send_listing``): metadata and sizes by item index.
         self._ahead: ListedAhead[tuple[list[MessageMeta], dict[int, int]]] | None = None
         self._roles = pstprops.store_roles(self._file)  # Sent, Trash by what the store says
@@ -310,7 +275,7 @@ class PstAccount(FileAccount):
             box = pff.root_folder
             for step in route:
                 box = box.get_sub_folder(step)
-            listing = PstListing(self.path, folder, box, 0, self._frames)
+            listing = PstListing(self.path, folder, box, 0, self._frames, self._token)
             wanted = list(range(1, len(listing) + 1))
             metas = list(self._measure(listing, route, wanted, message_ids=True, stop=stop))
             return None if stop.is_set() else (metas, listing.sizes)
@@ -330,7 +295,7 @@ class PstAccount(FileAccount):
             except OSError:
                 identifiers.append(b"?")
         validity = digest_validity([str(self.path).encode(), folder.encode(), *identifiers])
-        return PstListing(self.path, folder, box, validity, self._frames)
+        return PstListing(self.path, folder, box, validity, self._frames, self._token)
 
     def _role(self, name: str) -> frozenset[str]:
         """The store's word (a localized Outlook's "Gesendete Elemente" is Sent), else the name's
@@ -343,5 +308,5 @@ class PstAccount(FileAccount):
             self._ahead.close()
             self._ahead = None
         super().close()
-        self._frames = Frames()
+        self._frames.forget(self._token)
         self._file.close()

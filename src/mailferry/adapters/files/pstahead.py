@@ -6,8 +6,9 @@ whenever it is opened, ~100 MB/s): for a folder of mail with attachments that wa
 planning, one item after another, while the email and MIME work waited. libpff lets go of the
 GIL while it reads, so two threads read the next items' attachments (every second item each)
 while the planner measures this one. Each opens the file again (a libpff handle is not shared
-between threads) and hands out plain bytes and strings only. Bounded: it stops reading while ``limit`` bytes wait
-(one item at least). Whatever it could not read, or did not read in time, the planner reads
+between threads) and hands out plain bytes and strings only. Bounded for the process (``Budget``:
+a run's lanes each measure a folder at once): a reader stops while ``AHEAD_LIMIT`` bytes wait
+in all (one item of its own at least). Whatever it could not read, or did not read in time, the planner reads
 itself as before (so a damaged item fails where it always did).
 
 ``ListedAhead`` measures a whole folder (its listing for planning) on a thread, for the run to
@@ -29,9 +30,22 @@ from mailferry.adapters.files import pstcodepage, pstmail
 if TYPE_CHECKING:
     from mailferry.adapters.files.pstmail import Attachment
 
-AHEAD_LIMIT = 16 << 20  # bytes of attachments read ahead and not yet taken
+AHEAD_LIMIT = 8 << 20  # bytes of attachments read ahead and not yet taken, in the process
 READERS = 2  # threads (libpff handles), each reading every second item
 T = TypeVar("T")
+
+
+class Budget:
+    """Bytes read ahead and not yet taken, for all the readers that share it (one condition
+    for them all: a reader waits for room that any other's taking makes)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self.turn = threading.Condition()
+
+
+SHARED = Budget(AHEAD_LIMIT)
 
 
 class ListedAhead(Generic[T]):
@@ -74,12 +88,12 @@ class ReadAhead:
         path: Path,
         route: Sequence[int],
         indices: Sequence[int],
-        limit: int = AHEAD_LIMIT,
+        limit: int | None = None,  # a budget of its own of so many bytes
         readers: int = READERS,
+        budget: Budget | None = None,  # a budget shared with others; else the process's
     ) -> None:
-        self._readers = [
-            _Reader(path, route, indices[n::readers], limit // readers) for n in range(readers)
-        ]
+        budget = Budget(limit) if limit is not None else budget or SHARED
+        self._readers = [_Reader(path, route, indices[n::readers], budget) for n in range(readers)]
         self._order = {index: n % readers for n, index in enumerate(indices)}
 
     def take(self, index: int) -> list[Attachment] | None:
@@ -96,14 +110,13 @@ class _Reader:
     """One thread reading the attachments of ``indices`` in order, on a handle of its own."""
 
     def __init__(
-        self, path: Path, route: Sequence[int], indices: Sequence[int], limit: int
+        self, path: Path, route: Sequence[int], indices: Sequence[int], budget: Budget
     ) -> None:
-        self._path, self._route, self._limit = path, tuple(route), limit
+        self._path, self._route, self._budget = path, tuple(route), budget
         self._ready: deque[tuple[int, list[Attachment] | None]] = deque()
-        self._held = 0
         self._done = False
         self._closed = False
-        self._turn = threading.Condition()
+        self._turn = budget.turn
         self._thread = threading.Thread(
             target=self._run, args=(list(indices),), name="pst-read-ahead", daemon=True
         )
@@ -119,7 +132,7 @@ class _Reader:
                 if not self._ready or self._ready[0][0] > index:
                     return None
                 head, found = self._ready.popleft()
-                self._held -= _size(found)
+                self._budget.held -= _size(found)
                 self._turn.notify_all()
                 if head == index:
                     return found
@@ -127,6 +140,8 @@ class _Reader:
     def close(self) -> None:
         with self._turn:
             self._closed = True
+            while self._ready:  # what was read and not taken leaves the budget
+                self._budget.held -= _size(self._ready.popleft()[1])
             self._turn.notify_all()
         self._thread.join()
 
@@ -162,12 +177,13 @@ class _Reader:
         """Queue ``found``, waiting for room; False once closed."""
         size = _size(found)
         with self._turn:
-            while not self._closed and self._ready and self._held + size > self._limit:
+            budget = self._budget
+            while not self._closed and self._ready and budget.held + size > budget.limit:
                 self._turn.wait()
             if self._closed:
                 return False
             self._ready.append((index, found))
-            self._held += size
+            budget.held += size
             self._turn.notify_all()
             return True
 
