@@ -6,6 +6,7 @@ and a "Rich Text" mail message, whose only body is RTF, copied with its text."""
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import struct
@@ -178,11 +179,13 @@ def test_rich_text_mail_is_copied_with_the_text_of_its_rtf_body(people_ost):
 # -- the conversion, on items made here -----------------------------------------------------------
 
 
-def one_off(name: str, kind: str, address: str, *, unicode: bool = True) -> bytes:
+def one_off(
+    name: str, kind: str, address: str, *, unicode: bool = True, codec: str = "cp1252"
+) -> bytes:
     """A One-Off EntryID ([MS-OXCDATA] 2.2.5.1)."""
     bits = 0x8001 if unicode else 0x0001
     head = b"\0\0\0\0" + ONE_OFF_PROVIDER + b"\0\0" + struct.pack("<H", bits)
-    return head + f"{name}\0{kind}\0{address}\0".encode("utf-16-le" if unicode else "cp1252")
+    return head + f"{name}\0{kind}\0{address}\0".encode("utf-16-le" if unicode else codec)
 
 
 def dist_list(*entries: bytes, members: int | None = None, extra=None) -> MapiItem:
@@ -214,6 +217,24 @@ def test_members_that_are_not_the_folders_contacts_are_kept_by_address_and_said(
         "member 'Legacy' (EX address) not copied: not an internet address",
         "member (unreadable entry) not copied: not an internet address",
         "1 member(s) without a one-off entry not copied",
+    )
+
+
+@pytest.mark.parametrize(("codec", "name"), [("cp1251", "Пётр"), ("cp1253", "Νίκος")])
+def test_a_non_unicode_member_is_read_in_the_code_page_the_list_declares(codec, name):
+    """An ANSI PST's list keeps its one-off entries in 8-bit strings, in the code page the item
+    names (PidTagMessageCodepage); read as windows-1252 a Cyrillic or Greek name was mojibake."""
+    entry = one_off(name, "SMTP", "p@example.com", unicode=False, codec=codec)
+    declared = dataclasses.replace(dist_list(entry), codec=codec)
+    converted, members = group_members(declared)
+    assert members == ["mailto:p@example.com"]
+    assert converted.notes == (
+        f"member {name!r} kept as p@example.com (not a contact of the folder)",
+    )
+    converted, _ = group_members(dist_list(entry))  # none declared: windows-1252, as before
+    shown = name.encode(codec).decode("cp1252", "replace")
+    assert converted.notes == (
+        f"member {shown!r} kept as p@example.com (not a contact of the folder)",
     )
 
 

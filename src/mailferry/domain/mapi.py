@@ -143,6 +143,9 @@ class MapiItem:
     photo: bytes | None = (
         None  # a contact's photo (PidTagAttachmentContactPhoto), as the PST has it
     )
+    # the codec of the code page the item declares for its non-Unicode strings
+    # (PidTagMessageCodepage), where it names one other than windows-1252 that Python knows
+    codec: str | None = None
 
     def expect(self, message_class: str) -> None:
         """``UnconvertibleError`` for an item of another class (PidTagMessageClass): a

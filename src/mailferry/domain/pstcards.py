@@ -99,7 +99,7 @@ def group_of(item: MapiItem, contact_uid: Callable[[str], str | None]) -> Conver
     uid = fallback_uid(item)
     lines = ["BEGIN:VCARD", "VERSION:3.0", f"UID:{_escape(uid)}", f"FN:{_escape(name)}"]
     lines += [f"N:{_escape(name)};;;;", "X-ADDRESSBOOKSERVER-KIND:group"]
-    members, said = _members(entries, contact_uid)
+    members, said = _members(entries, contact_uid, item.codec or "cp1252")
     lines += members
     notes += said
     if unlisted > 0:
@@ -165,12 +165,13 @@ _STREAM_HEAD = struct.Struct("<HHIIIIII")
 
 
 def _members(
-    entries: tuple[bytes, ...], contact_uid: Callable[[str], str | None]
+    entries: tuple[bytes, ...], contact_uid: Callable[[str], str | None], codec: str
 ) -> tuple[list[str], list[str]]:
-    """The group's member lines, and what the notes say of members not kept as they were."""
+    """The group's member lines, and what the notes say of members not kept as they were
+    (``codec``: the list's code page, for entries that are not Unicode)."""
     lines, notes = [], []
     for entry in entries:
-        member = one_off(entry)
+        member = one_off(entry, codec)
         if member is None or member[1].upper() != "SMTP" or "@" not in member[2]:
             shown = f"{member[0]!r} ({member[1]} address)" if member else "(unreadable entry)"
             notes.append(f"member {shown} not copied: not an internet address")
@@ -185,14 +186,15 @@ def _members(
     return lines, notes
 
 
-def one_off(entry: bytes) -> tuple[str, str, str] | None:
+def one_off(entry: bytes, codec: str = "cp1252") -> tuple[str, str, str] | None:
     """A One-Off EntryID's display name, address type and address ([MS-OXCDATA] 2.2.5.1: flags,
-    the one-off provider's UID, version, a 16-bit field, then three NUL-ended strings)."""
+    the one-off provider's UID, version, a 16-bit field, then three NUL-ended strings, UTF-16
+    where the field says so, else 8-bit strings, read in ``codec``: the item's code page)."""
     if len(entry) < 24 or entry[4:20] != ONE_OFF_PROVIDER:
         return None
     (bits,) = struct.unpack_from("<H", entry, 22)
-    codec = "utf-16-le" if bits & ONE_OFF_UNICODE else "cp1252"
-    texts = entry[24:].decode(codec, "replace").split("\x00")
+    text = entry[24:].decode("utf-16-le" if bits & ONE_OFF_UNICODE else codec, "replace")
+    texts = text.split("\x00")
     return (texts[0], texts[1], texts[2].strip()) if len(texts) >= 3 else None
 
 

@@ -106,6 +106,7 @@ def mapi_item(item: Any, names: dict[int, NamedKey], *, extras: bool = True) -> 
         tuple(_recipients(item, codec)),
         attachments - (photo is not None),
         photo,
+        codec,
     )
 
 
