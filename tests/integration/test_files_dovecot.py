@@ -5,16 +5,18 @@ compared message by message (bytes, flags, dates)."""
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import io
 import json
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from mailferry.adapters.files import MaildirAccount, MboxAccount
+from mailferry.adapters.files import MaildirAccount, MboxAccount, pstframes
 from mailferry.adapters.imap import Credentials
 from mailferry.adapters.imap.namespaced import NamespacedAccount
 from mailferry.adapters.memory.state import MemoryStateStore
@@ -22,6 +24,9 @@ from mailferry.cli.app import main
 from mailferry.domain.model import AppendRequest, Endpoint, Security
 from mailferry.sandbox.dovecot import MAIL_GROUP, MAIL_USER
 from mailferry.service.migrate import Migration, SyncOptions
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+pstgrow = importlib.import_module("pstgrow")  # benchmarks/pstgrow.py: a PST N times over
 
 pytestmark = pytest.mark.integration
 
@@ -189,6 +194,52 @@ def test_cli_copies_a_pst_into_dovecot_and_verifies_it(dovecot_dot, make_user, t
         [meta] = target.fetch_meta("INBOX")
         assert meta.flags == {"\\Seen"}
         assert int(meta.internaldate.timestamp()) == 1177885653  # 2007-04-29 22:27:33 UTC
+    finally:
+        target.close()
+
+
+@pytest.mark.skipif(not PST.exists(), reason="the shared PST test data is not here")
+@pytest.mark.parametrize(("limit", "spill"), [(0, 1 << 30), (0, 200_000)])
+def test_frames_spilled_or_dropped_copy_a_grown_pst_once_and_the_same(
+    dovecot_dot, make_user, tmp_path, monkeypatch, limit, spill
+):
+    """Every measured frame goes to the spill file (or, past a spill of three frames of ~54 KB,
+    most are dropped and built again from libpff): 50 messages of a grown PST are copied once,
+    verify, and neither a re-run nor one after the state was lost copies anything again."""
+    grown = tmp_path / "grown.pst"
+    shutil.copyfile(PST, grown)
+    pstgrow.rewrite(grown, 25)
+    monkeypatch.setattr(pstframes.SHARED, "limit", limit)
+    monkeypatch.setattr(pstframes.SHARED, "spill", spill)
+    spilled = []
+    write = pstframes.os.pwrite
+
+    def counted(fd: int, data: bytes, offset: int) -> int:
+        spilled.append(len(data))
+        return write(fd, data, offset)
+
+    monkeypatch.setattr(pstframes.os, "pwrite", counted)
+    user, password = make_user(dovecot_dot)
+    urls = (f"pst://{grown}", f"imap://{user}@127.0.0.1:{dovecot_dot.port}")
+    env = {"MAILFERRY_TARGET_PASSWORD": password}
+    runner = CliRunner()
+
+    def sync(state: str) -> dict:
+        result = runner.invoke(main, ["sync", "--json", "--state", state, *urls], env=env)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    state = str(tmp_path / "state.sqlite3")
+    assert sync(state)["messages_copied"] == 50
+    assert spilled  # the frames went through the spill file
+    assert len(pstframes.SHARED) == 0  # every frame taken or forgotten with its session
+    checked = runner.invoke(main, ["verify", "--state", state, *urls], env=env)
+    assert checked.exit_code == 0, checked.output
+    assert sync(state)["messages_copied"] == 0
+    assert sync(str(tmp_path / "lost.sqlite3"))["messages_copied"] == 0
+    target = connect(dovecot_dot, user, password)
+    try:
+        assert sum(target.status(f.name).exists for f in target.list_folders()) == 50
     finally:
         target.close()
 
