@@ -31,8 +31,9 @@ import struct
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, TypeVar
 
+T = TypeVar("T")
 PAGE, PAGE_DATA, BLOCK_DATA, ALLOC_MAX = 512, 488, 8176, 3580
 BBT_PAGE, NBT_PAGE = 0x80, 0x81
 NORMAL_FOLDER, NORMAL_MESSAGE, CONTENTS_TABLE = 0x02, 0x04, 0x0E
@@ -80,7 +81,7 @@ def signature(ib: int, bid: int) -> int:
     return ((mixed >> 16) ^ mixed) & 0xFFFF
 
 
-def chunks(items: Sequence[object], size: int) -> Iterator[Sequence[object]]:
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     return (items[i : i + size] for i in range(0, len(items), size))
 
 
@@ -144,13 +145,13 @@ def contents_table(rowids: list[int]) -> tuple[list[bytes], bytes]:
     per = ALLOC_MAX // 8
     index = sorted((rowid, i) for i, rowid in enumerate(rowids))
     level: list[tuple[int, int]] = [
-        (chunk[0][0], heap.alloc(b"".join(struct.pack("<II", *r) for r in chunk)))  # type: ignore[index,misc]
+        (chunk[0][0], heap.alloc(b"".join(struct.pack("<II", *r) for r in chunk)))
         for chunk in chunks(index, per)
     ]
     depth = 0
     while len(level) > 1:
         level = [
-            (chunk[0][0], heap.alloc(b"".join(struct.pack("<II", *r) for r in chunk)))  # type: ignore[index,misc]
+            (chunk[0][0], heap.alloc(b"".join(struct.pack("<II", *r) for r in chunk)))
             for chunk in chunks(level, per)
         ]
         depth += 1
@@ -213,7 +214,7 @@ class Appender:
 
     def tree(self, rows: list[tuple[int, ...]], leaf: struct.Struct, ptype: int) -> tuple[int, int]:
         level = [
-            (chunk[0][0], self.page([leaf.pack(*r) for r in chunk], leaf.size, 0, ptype))  # type: ignore[index,misc]
+            (chunk[0][0], self.page([leaf.pack(*r) for r in chunk], leaf.size, 0, ptype))
             for chunk in chunks(rows, PAGE_DATA // leaf.size)
         ]
         depth = 1
@@ -224,7 +225,7 @@ class Appender:
                     self.page(
                         [BRANCH.pack(k, *ref) for k, ref in chunk], BRANCH.size, depth, ptype
                     ),
-                )  # type: ignore[misc]
+                )
                 for chunk in chunks(level, PAGE_DATA // BRANCH.size)
             ]
             depth += 1
@@ -248,7 +249,8 @@ def grow(nodes: list[Node], copies: int, out: Appender) -> list[Node]:
                 index += 1
         table = (folder & ~0x1F) | CONTENTS_TABLE
         heap, rows = contents_table(rowids)
-        matrix = out.stream([bytes(c) for c in chunks(rows, BLOCK_DATA // ROW.size * ROW.size)])  # type: ignore[arg-type]
+        per_block = BLOCK_DATA // ROW.size * ROW.size  # rows do not cross blocks
+        matrix = out.stream([bytes(c) for c in chunks(rows, per_block)])
         sub = out.block(struct.pack("<BBHIQQQ", 2, 0, 1, 0, ROWS_NID, matrix, 0), internal=True)
         grown[table] = grown[table]._replace(data=out.stream(heap), sub=sub)
     return sorted(grown.values())

@@ -6,10 +6,10 @@ whenever it is opened, ~100 MB/s): for a folder of mail with attachments that wa
 planning, one item after another, while the email and MIME work waited. libpff lets go of the
 GIL while it reads, so two threads read the next items' attachments (every second item each)
 while the planner measures this one. Each opens the file again (a libpff handle is not shared
-between threads) and hands out plain bytes and strings only. Bounded for the process (``Budget``:
-a run's lanes each measure a folder at once): a reader stops while ``AHEAD_LIMIT`` bytes wait
-in all (one item of its own at least). Whatever it could not read, or did not read in time, the planner reads
-itself as before (so a damaged item fails where it always did).
+between threads) and hands out plain bytes and strings only. Bounded for the process
+(``Budget``: a run's lanes each measure a folder at once): a reader stops while ``AHEAD_LIMIT``
+bytes wait in all (one item of its own at least). Whatever it could not read, or did not read in
+time, the planner reads itself as before (so a damaged item fails where it always did).
 
 ``ListedAhead`` measures a whole folder (its listing for planning) on a thread, for the run to
 take later (``PstAccount.send_listing``): the run asks it for the folder it plans first while the
