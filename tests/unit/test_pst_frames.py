@@ -153,3 +153,17 @@ def test_a_spill_file_that_cannot_be_written_only_costs_the_frames(
     assert frames.spill == 0  # spills no more
     assert frames.take(("s", "INBOX", 0)) is None  # built the long way
     assert frames.take(("s", "INBOX", 2)) == frame(2)  # in memory all along
+
+
+def test_the_spill_file_takes_a_quarter_of_the_free_space_at_most(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Nearly:
+        f_bavail, f_frsize = 1, 480  # 480 bytes free: room for 120, two frames of 60
+
+    monkeypatch.setattr(pstframes.os, "fstatvfs", lambda _fd: Nearly)
+    frames = Frames(limit=0)
+    for index in range(3):
+        frames.keep(("s", "INBOX", index), frame(index))
+    assert frames.spill == 120
+    assert [frames.take(("s", "INBOX", i)) is not None for i in range(3)] == [True, True, False]

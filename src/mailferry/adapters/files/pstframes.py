@@ -7,9 +7,10 @@ time (`benchmarks/archives.py --pst-copies 80`: 33 s → 25 s).
 
 One ``Frames`` serves every PST session of a process (``SHARED``: a run's lanes each open one, a
 batch runs several runs): ``limit`` bytes in memory; past that, the oldest frames go whole to a
-spill file (an unlinked temporary file of at most ``spill`` bytes, emptied whenever every frame
-in it has been taken); past that, the oldest are dropped and their messages built the long way.
-Memory stays flat whatever the size of a folder and the number of lanes.
+spill file (an unlinked temporary file of at most ``spill`` bytes and a quarter of the free space
+where it is, emptied whenever every frame in it has been taken); past that, the oldest are
+dropped and their messages built the long way. Memory stays flat whatever the size of a folder
+and the number of lanes.
 """
 
 from __future__ import annotations
@@ -118,6 +119,10 @@ class Frames:
                 # Unlinked at once: nothing is left behind, even by a process killed.
                 self._file = tempfile.TemporaryFile(prefix="mailferry-pst-frames-")  # noqa: SIM115
                 weakref.finalize(self, self._file.close)
+                found = os.fstatvfs(self._file.fileno())
+                self.spill = min(self.spill, found.f_bavail * found.f_frsize // 4)
+            if self._end + len(blob) > self.spill:
+                return None
             os.pwrite(self._file.fileno(), blob, self._end)
         except OSError as exc:  # a full or unwritable temporary directory: spill no more
             log.warning("pst.frames_not_spilled", reason=exc.strerror or str(exc))
