@@ -110,8 +110,6 @@ class Frames:
     def _write(self, frame: Frame) -> _Spilled | None:
         data = frame.data or ()
         blob = b"".join((*frame.pieces, *data))
-        if self._spilled == 0:
-            self._empty()
         if self._end + len(blob) > self.spill:
             return None
         try:
