@@ -17,6 +17,12 @@ rule 5: a big PST at 80 % of the IMAP target's speed, memory flat) grows a small
   fAMapValid cleared: the allocation map does not know the new space.
 
     python3 benchmarks/pstgrow.py SOURCE.pst GROWN.pst --copies 80
+    python3 benchmarks/pstgrow.py SOURCE.pst GROWN.pst --copies 2 --attachment-bytes 9000000
+
+``--attachment-bytes N`` first gives every attachment by value N bytes of data of its own (seeded
+by its NIDs), in as many full data blocks as it takes under an XBLOCK, or XXBLOCK past 1,021
+blocks (2.2.2.8.3.2), and puts each message's subnodes under an SIBLOCK (2.2.2.8.3.3.2): shapes
+of big mail the small source files do not have, for mailferry's own reader (``pstnodes``).
 
 The copies are byte-identical messages (mailferry copies each). Checked by reading grown files
 with libpff and with readpst (libpst), which count and read every copy
@@ -26,12 +32,15 @@ with libpff and with readpst (libpst), which count and read every copy
 from __future__ import annotations
 
 import argparse
+import random
 import shutil
 import struct
-import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, TypeVar
+
+from mailferry.adapters.files import pstnodes
+from mailferry.adapters.files.pstnodes import PERMUTE, crc
 
 T = TypeVar("T")
 PAGE, PAGE_DATA, BLOCK_DATA, ALLOC_MAX = 512, 488, 8176, 3580
@@ -43,17 +52,8 @@ BBT_LEAF = struct.Struct("<QQHHI")  # BREF (bid, ib), cb, cRef, pad
 BRANCH = struct.Struct("<QQQ")  # btkey, BREF (bid, ib)
 ROW = struct.Struct("<IIB")  # PidTagLtpRowId, PidTagLtpRowVer, cell existence bitmap
 ROWS_NID = 1 << 5 | 0x1F  # the row matrix's subnode (NID_TYPE_LTP)
-# [MS-PST] 5.1 mpbbCrypt, its first 256 bytes: the NDB_CRYPT_PERMUTE encoding of a data block.
-PERMUTE = bytes.fromhex(
-    "41361362a8216ebbf416cc047f64e85d1ef2cb2a74c55e35d295479e962d9a88"
-    "4c7d843fdbac31b6485ff6c4d8398be7233b388ec8c1df25b120a546604e9cfb"
-    "aad35651457c550007c92b9d859b09a08fadb30f63ab894bd7a7155a716642bf"
-    "264a6b98faea7753b270052cfd593a867ece06eb827857c78d43afb41cd45bcd"
-    "e2e9274fc3087280cfb0eff5286dbe304d3492d50e3c2232e5e4f99fc2d10a81"
-    "12e1ee918376e397e6618a1779a4b7dc907a5c8c02a6ca69de501a1193b95287"
-    "58fced1d37491b6ae0293399bd6cd994f340546ff0c673b8d63e6518441fdd67"
-    "10f10c19ecae03a1147ba90bfff8a3c0a201f72ebc2468750dfeba2fb5d0da3d"
-)
+XBLOCK_MAX, SLBLOCK_MAX = (BLOCK_DATA - 8) // 8, (BLOCK_DATA - 8) // 24
+ATTACHMENT = 0x05  # NID_TYPE_ATTACHMENT
 
 
 class Node(NamedTuple):
@@ -68,11 +68,6 @@ class Block(NamedTuple):
     ib: int
     cb: int
     refs: int
-
-
-def crc(data: bytes) -> int:
-    """[MS-PST] 5.3: CRC-32 with initial value 0 and no final inversion."""
-    return zlib.crc32(data, 0xFFFFFFFF) ^ 0xFFFFFFFF
 
 
 def signature(ib: int, bid: int) -> int:
@@ -194,13 +189,45 @@ class Appender:
         self.blocks.append(Block(bid, ib, len(stored), 2))
         return bid
 
-    def stream(self, pieces: list[bytes]) -> int:
-        """Data blocks of one stream, under an XBLOCK when more than one."""
+    def stream(self, pieces: Sequence[bytes]) -> int:
+        """Data blocks of one stream, under an XBLOCK when more than one, under an XXBLOCK of
+        XBLOCKs past what one XBLOCK holds."""
         bids = [self.block(piece) for piece in pieces]
         if len(bids) == 1:
             return bids[0]
-        xblock = struct.pack(f"<BBHI{len(bids)}Q", 1, 1, len(bids), sum(map(len, pieces)), *bids)
-        return self.block(xblock, internal=True)
+        sizes = [len(piece) for piece in pieces]
+        if len(bids) <= XBLOCK_MAX:
+            return self._xblock(1, bids, sum(sizes))
+        tops = [
+            self._xblock(1, bids[i : i + XBLOCK_MAX], sum(sizes[i : i + XBLOCK_MAX]))
+            for i in range(0, len(bids), XBLOCK_MAX)
+        ]
+        return self._xblock(2, tops, sum(sizes))
+
+    def _xblock(self, level: int, bids: list[int], total: int) -> int:
+        data = struct.pack(f"<BBHI{len(bids)}Q", 1, level, len(bids), total, *bids)
+        return self.block(data, internal=True)
+
+    def subnodes(self, entries: dict[int, tuple[int, int]], *, split: bool = False) -> int:
+        """A subnode tree: one SLBLOCK, or SLBLOCKs under an SIBLOCK when they do not fit in one
+        (or ``split``: two, for a reader to meet an SIBLOCK)."""
+        rows = sorted(entries.items())
+        size = -(-len(rows) // 2) if split and len(rows) > 1 else SLBLOCK_MAX
+        leaves = [
+            (
+                chunk[0][0],
+                self.block(
+                    struct.pack("<BBHI", 2, 0, len(chunk), 0)
+                    + b"".join(struct.pack("<QQQ", nid, *refs) for nid, refs in chunk),
+                    internal=True,
+                ),
+            )
+            for chunk in chunks(rows, size)
+        ]
+        if len(leaves) == 1:
+            return leaves[0][1]
+        body = b"".join(struct.pack("<QQ", nid, bid) for nid, bid in leaves)
+        return self.block(struct.pack("<BBHI", 2, 1, len(leaves), 0) + body, internal=True)
 
     def page(self, entries: list[bytes], size: int, level: int, ptype: int) -> tuple[int, int]:
         ib, bid = self._place(PAGE, PAGE), self.page_bid
@@ -256,7 +283,35 @@ def grow(nodes: list[Node], copies: int, out: Appender) -> list[Node]:
     return sorted(grown.values())
 
 
-def rewrite(path: Path, copies: int) -> int:
+def enlarge(path: Path, nodes: list[Node], size: int, out: Appender) -> list[Node]:
+    """Every attachment by value with ``size`` bytes of its own (see the module's docstring)."""
+    reader = pstnodes.Nodes.open(path)
+    if reader is None:
+        raise ValueError(f"{path}: not a PST pstnodes reads")
+    try:
+        return [_enlarged(reader, node, size, out) for node in nodes]
+    finally:
+        reader.close()
+
+
+def _enlarged(reader: pstnodes.Nodes, node: Node, size: int, out: Appender) -> Node:
+    if node.nid & 0x1F != NORMAL_MESSAGE or not node.sub:
+        return node
+    subs = reader.subnodes(node.sub)
+    for nid, (data, sub) in sorted(subs.items()):
+        if nid & 0x1F != ATTACHMENT:
+            continue
+        value = pstnodes.properties(reader.heap((data, sub))).get(pstnodes.ATTACH_DATA)
+        if value is None or value[0] != pstnodes.BINARY or not value[1] & 0x1F:
+            continue
+        inner = reader.subnodes(sub)
+        content = random.Random(node.nid << 32 | nid).randbytes(size)
+        inner[value[1]] = (out.stream(list(chunks(content, BLOCK_DATA))), inner[value[1]][1])
+        subs[nid] = (data, out.subnodes(inner))
+    return node._replace(sub=out.subnodes(subs, split=True))
+
+
+def rewrite(path: Path, copies: int, attachment_bytes: int | None = None) -> int:
     with path.open("r+b") as file:
         header = bytearray(file.read(564))
         if header[:4] != b"!BDN" or struct.unpack_from("<H", header, 10)[0] != 23:
@@ -271,6 +326,8 @@ def rewrite(path: Path, copies: int) -> int:
         nodes = [Node(*row[:4]) for row in read_tree(file, nbt_ib, NBT_PAGE, NBT_LEAF)]
         blocks = [Block(*row[:4]) for row in read_tree(file, bbt_ib, BBT_PAGE, BBT_LEAF)]
         out = Appender(file, eof, next_page, next_block, header[513])
+        if attachment_bytes is not None:
+            nodes = enlarge(path, nodes, attachment_bytes, out)
         nodes = grow(nodes, copies, out)
         bbt = out.tree([(*b, 0) for b in sorted(blocks + out.blocks)], BBT_LEAF, BBT_PAGE)
         nbt = out.tree([(*n, 0) for n in nodes], NBT_LEAF, NBT_PAGE)
@@ -293,9 +350,10 @@ def main() -> int:
     parser.add_argument("source", type=Path)
     parser.add_argument("target", type=Path)
     parser.add_argument("--copies", type=int, default=10, help="times each message is there")
+    parser.add_argument("--attachment-bytes", type=int, help="each attachment's data, new")
     args = parser.parse_args()
     shutil.copyfile(args.source, args.target)
-    messages = rewrite(args.target, args.copies)
+    messages = rewrite(args.target, args.copies, args.attachment_bytes)
     print(f"{args.target}: {messages} message nodes, {args.target.stat().st_size} bytes")
     return 0
 

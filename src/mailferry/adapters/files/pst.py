@@ -9,7 +9,9 @@ notes and journal entries are not mail: they are left out here and named in the 
 Messages are built one at a time (``pstmail``), never the whole file: memory stays flat.
 Planning only measures each message (its size and Message-ID, without encoding attachments); the
 copy builds it once, from the frame measuring left (``pstframes``: bounded for the process, in
-memory or a spill file) when it is still kept.
+memory or a spill file) when it is still kept. In a Unicode PST, attachments are read by
+``pstnodes`` (names and sizes without their data, the data once, to copy); elsewhere by libpff,
+which reads an attachment's data whenever it opens one (``pstahead`` reads them ahead).
 The folder a run plans first may be measured ahead, on a thread, while the target is made ready
 (``send_listing``). Each message is dated by its delivery time; flags come from its read state,
 follow-up flag and last verb.
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from mailferry.adapters.files import pstframes, pstmail, pstprops, rfc822
+from mailferry.adapters.files import pstframes, pstmail, pstnodes, pstprops, rfc822
 from mailferry.adapters.files.account import (
     Entry,
     FileAccount,
@@ -70,6 +72,7 @@ class PstListing:
     uidvalidity: int
     frames: Frames
     owner: int = 0  # the session's token in ``frames``' keys
+    nodes: pstnodes.Nodes | None = None  # attachments read without libpff (a Unicode PST)
     sizes: dict[int, int] = field(default_factory=dict)
     rebuilt: set[int] = field(default_factory=set)
     rendered: set[int] = field(default_factory=set)  # bodies rendered from RTF (``RENDERED``)
@@ -95,7 +98,7 @@ class PstListing:
             return Entry(frozenset(), pstmail.received({}), 0), b""
         flags, date = pstmail.flags_of(props), pstmail.received(props)
         try:
-            found = pstmail.measure(item, props, ahead.take(index) if ahead else None)
+            found = pstmail.measure(item, props, ahead.take(index) if ahead else self._stored(item))
             self._rendered(index, item, props)
         except (OSError, ValueError):
             return Entry(flags, date, 0), b""
@@ -111,7 +114,7 @@ class PstListing:
             if built is None:
                 item = self.folder.get_sub_message(index)
                 props = pstmail.properties(item)
-                built = pstmail.build(item, props, frame)
+                built = pstmail.build(item, props, frame, self._stored(item))
                 self._rendered(index, item, props)
         except OSError as exc:  # libpff chains its reasons: the first one says what failed
             raise ValueError(f"damaged item: {str(exc).split('. ', 1)[0]}") from None
@@ -120,6 +123,13 @@ class PstListing:
             self.rebuilt.add(index)
             log.info("pst.rebuilt", folder=self.name, message=index + 1)
         return built.data
+
+    def _stored(self, item: Any) -> list[pstmail.Attachment] | None:
+        """The item's attachments, their data not read yet (``pstnodes``); None: ask libpff."""
+        found = self.nodes.attachments(int(item.identifier)) if self.nodes else None
+        if found is None:
+            return None
+        return [pstmail.described(a.long_name, a.name, a.mime_tag, a.blob) for a in found]
 
     def head(self, index: int) -> bytes:
         head = self.measured(index)[1]
@@ -165,6 +175,7 @@ class PstAccount(FileAccount):
         self._token = next(_TOKENS)
         # The listing measured ahead (``send_listing``): metadata and sizes by item index.
         self._ahead: ListedAhead[tuple[list[MessageMeta], dict[int, int]]] | None = None
+        self._nodes = pstnodes.Nodes.open(path)  # None: attachments through libpff
         self._roles = pstprops.store_roles(self._file)  # Sent, Trash by what the store says
         top, route = pstprops.ipm_subtree(self._file)
         self._walk(top, (), route)
@@ -220,7 +231,8 @@ class PstAccount(FileAccount):
         stop: threading.Event | None = None,
     ) -> Iterator[MessageMeta]:
         ahead = None
-        if len(wanted) >= AHEAD_FROM:  # the attachments of the next items are read meanwhile
+        if listing.nodes is None and len(wanted) >= AHEAD_FROM:  # the attachments of the next
+            # items are read meanwhile (through libpff: ``pstnodes`` reads none to measure)
             ahead = ReadAhead(self.path, route, [uid - 1 for uid in wanted])
         try:
             for uid in wanted:
@@ -275,7 +287,7 @@ class PstAccount(FileAccount):
             box = pff.root_folder
             for step in route:
                 box = box.get_sub_folder(step)
-            listing = PstListing(self.path, folder, box, 0, self._frames, self._token)
+            listing = PstListing(self.path, folder, box, 0, self._frames, self._token, self._nodes)
             wanted = list(range(1, len(listing) + 1))
             metas = list(self._measure(listing, route, wanted, message_ids=True, stop=stop))
             return None if stop.is_set() else (metas, listing.sizes)
@@ -295,7 +307,7 @@ class PstAccount(FileAccount):
             except OSError:
                 identifiers.append(b"?")
         validity = digest_validity([str(self.path).encode(), folder.encode(), *identifiers])
-        return PstListing(self.path, folder, box, validity, self._frames, self._token)
+        return PstListing(self.path, folder, box, validity, self._frames, self._token, self._nodes)
 
     def _role(self, name: str) -> frozenset[str]:
         """The store's word (a localized Outlook's "Gesendete Elemente" is Sent), else the name's
@@ -310,3 +322,5 @@ class PstAccount(FileAccount):
         super().close()
         self._frames.forget(self._token)
         self._file.close()
+        if self._nodes is not None:
+            self._nodes.close()

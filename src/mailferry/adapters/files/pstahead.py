@@ -1,8 +1,9 @@
 """A folder's attachments read ahead, by threads with libpff handles of their own; a whole
 folder measured ahead (``ListedAhead``).
 
-Measuring a PST message for planning reads its attachments (libpff loads an attachment's data
-whenever it is opened, ~100 MB/s): for a folder of mail with attachments that was most of its
+Measuring a PST message for planning through libpff reads its attachments (libpff loads an
+attachment's data whenever it is opened, ~100 MB/s; an ANSI PST or an OST: a Unicode PST's are
+read by ``pstnodes``, which measures without reading them): for a folder of mail with attachments that was most of its
 planning, one item after another, while the email and MIME work waited. libpff lets go of the
 GIL while it reads, so two threads read the next items' attachments (every second item each)
 while the planner measures this one. Each opens the file again (a libpff handle is not shared
@@ -199,4 +200,4 @@ def _attachments(folder: Any, index: int) -> list[Attachment] | None:
 
 
 def _size(found: list[Attachment] | None) -> int:
-    return sum(len(attachment.data) for attachment in found or ())
+    return sum(attachment.size for attachment in found or ())

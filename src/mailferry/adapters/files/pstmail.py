@@ -24,7 +24,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from mailferry.adapters.files import pstcodepage, pstmime
 from mailferry.adapters.files.pstmime import POLICY, flatten
@@ -164,31 +164,38 @@ class Frame:
 @dataclass(frozen=True)
 class Measured:
     """What a folder listing needs of an item without the cost of building it: its exact size
-    and its header block (for the Message-ID). The attachments are read, not encoded."""
+    and its header block (for the Message-ID). The attachments are not encoded; their data is
+    read only when libpff reads it to open them (kept in the frame, then)."""
 
     size: int
     head: bytes
     frame: Frame | None  # None when the bytes cannot be put together from pieces (rare)
 
 
-def build(item: Any, props: dict[int, Any], frame: Frame | None = None) -> Built:
+def build(
+    item: Any,
+    props: dict[int, Any],
+    frame: Frame | None = None,
+    attachments: list[Attachment] | None = None,
+) -> Built:
     """The item as RFC 822 bytes (CRLF); OSError/ValueError when libpff cannot read a part.
 
     The MIME structure is flattened with one placeholder line per attachment, and the base64 of
     each attachment is put in its place as bytes: the email package never sees the attachments'
     data, which made it the slow part (the bytes are those ``as_bytes`` gives; tests hold it).
     Given the ``frame`` that measuring the item gave, only the attachments are read again (or not
-    at all, when the frame kept them)."""
+    at all, when the frame kept them). ``attachments``: the item's, read without libpff
+    (``pstnodes``), their data read here."""
     built = from_frame(frame)
     if built is not None:
         return built
     if frame is not None:
-        data = _attachments(item)
+        data = _attachments(item) if attachments is None else [a.content() for a in attachments]
         if len(data) + 1 == len(frame.pieces):
             return Built(_splice(frame.pieces, data), frame.rebuilt)
-    skeleton = _skeleton(item, props)
+    skeleton = _skeleton(item, props, attachments)
     pieces = skeleton.flat.split(skeleton.marker)
-    if len(pieces) != len(skeleton.data) + 1:  # the marker is in a body too: the long way
+    if len(pieces) != len(skeleton.attachments) + 1:  # the marker is in a body too: the long way
         stock, body, parts = _stock_skeleton(item, props, skeleton.attachments)
         for part, content in zip(parts, stock.data, strict=True):
             part.set_payload(pstmime.base64_lines(content))
@@ -209,13 +216,16 @@ def measure(
     """``len(build(item, props).data)``, the header block and the frame, without encoding
     attachments (``attachments``: the item's, when they were read already)."""
     skeleton = _skeleton(item, props, attachments)
+    sizes = [attachment.size for attachment in skeleton.attachments]
     size = len(skeleton.prefix) + len(skeleton.flat)
-    size += sum(pstmime.base64_size(len(data)) - len(skeleton.marker) for data in skeleton.data)
+    size += sum(pstmime.base64_size(n) - len(skeleton.marker) for n in sizes)
     pieces = skeleton.flat.split(skeleton.marker)
     frame = None
-    if len(pieces) == len(skeleton.data) + 1:
+    if len(pieces) == len(sizes) + 1:
         head = skeleton.prefix + pieces[0]
-        frame = Frame((head, *pieces[1:]), skeleton.rebuilt, tuple(skeleton.data))
+        read = all(isinstance(a.data, bytes) for a in skeleton.attachments)
+        data = tuple(skeleton.data) if read else None  # not read: read when copied
+        frame = Frame((head, *pieces[1:]), skeleton.rebuilt, data)
     return Measured(size, skeleton.prefix + skeleton.flat, frame)
 
 
@@ -227,14 +237,30 @@ def _splice(pieces: Sequence[bytes], data: list[bytes]) -> bytes:
     return b"".join(out)
 
 
+class Stored(Protocol):
+    """An attachment's data not read yet (``pstnodes.Blob``)."""
+
+    @property
+    def size(self) -> int: ...
+
+    def read(self) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class Attachment:
-    """What a message's part needs of an attachment (read by ``attachment``)."""
+    """What a message's part needs of an attachment (``attachment``, ``described``)."""
 
     maintype: str
     subtype: str
     name: str
-    data: bytes
+    data: bytes | Stored
+
+    @property
+    def size(self) -> int:
+        return len(self.data) if isinstance(self.data, bytes) else self.data.size
+
+    def content(self) -> bytes:
+        return self.data if isinstance(self.data, bytes) else self.data.read()
 
 
 @dataclass
@@ -247,8 +273,8 @@ class _Skeleton:
 
     @property
     def data(self) -> list[bytes]:
-        """Each attachment's bytes."""
-        return [attachment.data for attachment in self.attachments]
+        """Each attachment's bytes (read now, when they were not)."""
+        return [attachment.content() for attachment in self.attachments]
 
 
 def _skeleton(
@@ -357,17 +383,25 @@ def attachment(pff_attachment: Any, codec: str | None = None) -> Attachment:
     """An attachment's MIME type, file name and bytes (a text type is kept as bytes); ``codec``:
     its message's code page (``pstcodepage``)."""
     props = properties(pff_attachment)
-    name = (
-        text(props, ATTACH_LONG_FILENAME, codec)
-        or text(props, ATTACH_FILENAME, codec)
-        or "attachment"
+    return described(
+        text(props, ATTACH_LONG_FILENAME, codec),
+        text(props, ATTACH_FILENAME, codec),
+        text(props, ATTACH_MIME_TAG, codec),
+        _data(pff_attachment),
     )
-    maintype, _, subtype = (text(props, ATTACH_MIME_TAG, codec) or "").partition("/")
+
+
+def described(
+    long_name: str | None, short_name: str | None, mime_tag: str | None, data: bytes | Stored
+) -> Attachment:
+    """An attachment from its long and short file names, MIME tag and data."""
+    name = long_name or short_name or "attachment"
+    maintype, _, subtype = (mime_tag or "").partition("/")
     if maintype == "text" or not _token(maintype) or not _token(subtype):
         # text: keep the bytes as they are; a tag that is not type/subtype (RFC 2045 tokens) would
         # fail the whole message (the email package refuses non-ASCII) or break its header block
         maintype, subtype = "application", "octet-stream"
-    return Attachment(maintype, subtype, name, _data(pff_attachment))
+    return Attachment(maintype, subtype, name, data)
 
 
 _TSPECIALS = frozenset('()<>@,;:\\"/[]?=')

@@ -1,0 +1,152 @@
+"""Attachments read without libpff (``pstnodes``), libpff the oracle: on outlook.pst, and on it
+grown by benchmarks/pstgrow.py with attachments of its own sizes (one data block; an XBLOCK; an
+XXBLOCK past 1,021 blocks) and every message's subnodes under an SIBLOCK, structures the shipped
+file does not have. Every file here is permute-encoded ([MS-PST] 5.1), as Outlook writes them."""
+
+from __future__ import annotations
+
+import importlib
+import lzma
+import shutil
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+
+import pypff
+import pytest
+
+from mailferry.adapters.files import pstmail, pstnodes
+from mailferry.adapters.files.pst import PstAccount
+from mailferry.domain.errors import MessageError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+pstgrow = importlib.import_module("pstgrow")
+
+PST = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "pst" / "outlook.pst"
+if not PST.exists():
+    PST = Path("/work/shared/testdata/pst/outlook.pst")
+OST = Path(__file__).resolve().parents[1] / "data" / "pst" / "mtnman.ost.xz"
+XXBLOCK_BYTES = 1022 * 8176  # one block more than an XBLOCK holds
+
+
+def enlarged(tmp_path: Path, size: int | None, copies: int = 2) -> Path:
+    target = tmp_path / f"enlarged-{size}.pst"
+    shutil.copyfile(PST, target)
+    pstgrow.rewrite(target, copies, size)
+    return target
+
+
+def messages(path: Path) -> list[Any]:
+    pff = pypff.file()
+    pff.open(str(path))
+    found = []
+
+    def walk(folder: Any) -> None:
+        found.extend(folder.get_sub_message(i) for i in range(folder.number_of_sub_messages))
+        for child in folder.sub_folders:
+            walk(child)
+
+    walk(pff.root_folder)
+    return found
+
+
+def by_libpff(item: Any) -> list[tuple[str | None, str | None, str | None, bytes]]:
+    found = []
+    for index in range(item.number_of_attachments):
+        attachment = item.get_attachment(index)
+        props = pstmail.properties(attachment)
+        names = [pstmail.text(props, tag) for tag in (0x3707, 0x3704, 0x370E)]
+        found.append((*names, bytes(attachment.read_buffer(attachment.size or 0))))
+    return found
+
+
+def by_nodes(
+    nodes: pstnodes.Nodes, item: Any
+) -> list[tuple[str | None, str | None, str | None, bytes]]:
+    found = nodes.attachments(int(item.identifier))
+    assert found is not None
+    return [(a.long_name, a.name, a.mime_tag, a.blob.read()) for a in found]
+
+
+@pytest.mark.parametrize("size", [None, 5000, 100_000, XXBLOCK_BYTES])
+def test_every_attachment_reads_as_libpff_reads_it(tmp_path: Path, size: int | None) -> None:
+    path = PST if size is None else enlarged(tmp_path, size)
+    nodes = pstnodes.Nodes.open(path)
+    assert nodes is not None
+    items = messages(path)
+    seen = 0
+    for item in items:
+        expected = by_libpff(item)
+        assert by_nodes(nodes, item) == expected
+        seen += len(expected)
+        assert all(len(data) == (size or len(data)) for *_, data in expected)
+    assert seen == 22 * (1 if size is None else 2)  # 11 pictures in each of 2 messages
+    if size == XXBLOCK_BYTES:  # the data tree's root is an XXBLOCK of XBLOCKs
+        blob = nodes.attachments(int(items[0].identifier))[0].blob  # type: ignore[index]
+        root = nodes._block(blob.bid)
+        assert struct.unpack_from("<BBH", root)[:2] == (1, 2)
+    nodes.close()
+
+
+def test_files_it_does_not_read_are_left_to_libpff(tmp_path: Path) -> None:
+    ost = tmp_path / "mailbox.ost"  # 4 KiB pages (wVer 36)
+    ost.write_bytes(lzma.decompress(OST.read_bytes()))
+    cyclic = tmp_path / "cyclic.pst"
+    data = bytearray(PST.read_bytes())
+    data[513] = 2  # NDB_CRYPT_CYCLIC
+    cyclic.write_bytes(bytes(data))
+    ansi = tmp_path / "ansi.pst"
+    data[10:12] = struct.pack("<H", 14)
+    ansi.write_bytes(bytes(data))
+    assert [pstnodes.Nodes.open(p) for p in (ost, cyclic, ansi, tmp_path)] == [None] * 4
+
+
+def copied(account: PstAccount, folder: str) -> tuple[list[Any], list[Any]]:
+    metas = list(account.fetch_meta(folder))
+    return metas, list(account.fetch_messages(folder, metas))
+
+
+def test_messages_are_the_bytes_libpff_alone_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = enlarged(tmp_path, 100_000)
+    reads: list[int] = []
+    read = pstnodes.Blob.read
+    monkeypatch.setattr(pstnodes.Blob, "read", lambda self: reads.append(self.size) or read(self))
+    account = PstAccount(path)
+    metas = list(account.fetch_meta("INBOX"))
+    assert reads == []  # measured without reading any attachment's data
+    own = [m.body.read() for m in account.fetch_messages("INBOX", metas)]
+    assert reads == [100_000] * 22  # read once, to copy
+    assert [m.size for m in metas] == [len(m) for m in own]
+    account.close()
+    monkeypatch.setattr(pstnodes.Nodes, "open", classmethod(lambda *_: None))
+    account = PstAccount(path)
+    metas, found = copied(account, "INBOX")
+    assert [m.body.read() for m in found] == own
+    assert len(reads) == 22
+    account.close()
+
+
+def test_a_data_block_failing_its_crc_fails_its_message_only(tmp_path: Path) -> None:
+    path = enlarged(tmp_path, 100_000, copies=1)
+    account = PstAccount(path)
+    inbox = account._folder("INBOX").get_sub_message(0)
+    nodes = pstnodes.Nodes.open(path)
+    assert nodes is not None
+    blob = nodes.attachments(int(inbox.identifier))[3].blob  # type: ignore[index]
+    leaf = struct.unpack_from("<Q", nodes._block(blob.bid), 8 + 8 * 5)[0]
+    ib = nodes._find(nodes._bbt, leaf, pstnodes.BBT_PAGE, pstnodes.BBT_LEAF)[1]
+    with path.open("r+b") as out:  # the 6th data block of its 4th attachment
+        out.seek(ib + 100)
+        out.write(b"\x00\x01\x02")
+    with pytest.raises(OSError, match="fails its check"):
+        blob.read()
+    nodes.close()
+    _metas, [broken] = copied(account, "INBOX")
+    assert isinstance(broken, MessageError)
+    assert str(path) in broken.reason and "damaged item" in broken.reason
+    _metas, [other] = copied(account, "Recovered_Group2")
+    assert not isinstance(other, MessageError)
+    account.close()
