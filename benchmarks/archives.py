@@ -19,7 +19,8 @@ The "vs IMAP" column is the reference's wall time over the case's (rule 5 asks >
 Maildir into Dovecot); for a PST (another size than the mbox) it is its own MB/s over the
 reference's own MB/s, each against the reference run by the same tree (``--baseline``). Each
 conversion is one `mailferry sync` process (wall time from process start, so interpreter
-start-up is included; peak RSS of that process alone, as `run.py` measures it). MB/s is the
+start-up is included; peak RSS of that process alone, as `run.py` measures it, and the peak
+of the summed RSS of it and the worker processes it starts, sampled every 50 ms). MB/s is the
 source file's size over the wall time, and over the own time (the mbox file's for every mbox
 case: the same messages). ``--baseline SRC`` runs every mailferry case a second time, first, with
 ``PYTHONPATH=SRC`` (another checkout's ``src``) into a target thrown away after: before and after
@@ -165,6 +166,7 @@ class Bench:
             "mb_per_s": round(size / (1 << 20) / proc.seconds, 1),
             "own_mb_per_s": round(size / (1 << 20) / own, 1) if own else None,
             "peak_rss_mb": round(proc.rss_mb, 1),
+            "peak_tree_rss_mb": round(proc.tree_rss_mb, 1),
             "messages": summary.get("messages_copied"),
             "message_mb_per_s": round(summary.get("bytes_copied", 0) / (1 << 20) / own, 1)
             if own and summary.get("bytes_copied")
@@ -263,7 +265,7 @@ def report(rows: list[dict[str, Any]], load: tuple[float, float, float]) -> None
     print(f"load average at the start: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     print(
         "| case | seconds | own seconds | MB/s (wall / own) | vs IMAP (wall / own) "
-        "| message MB/s own | peak RSS MB | messages |"
+        "| message MB/s own | peak RSS MB (process / with its workers) | messages |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
@@ -278,7 +280,8 @@ def report(rows: list[dict[str, Any]], load: tuple[float, float, float]) -> None
         print(
             f"| {row['case']} | {row['seconds']} | {_dash(row['own_seconds'])} "
             f"| {speed} | {ratio} | {_dash(row.get('message_mb_per_s'))} "
-            f"| {row['peak_rss_mb']} | {_dash(row['messages'])} |"
+            f"| {row['peak_rss_mb']} / {_dash(row.get('peak_tree_rss_mb'))} "
+            f"| {_dash(row['messages'])} |"
         )
     results = harness.HERE / "results"
     results.mkdir(exist_ok=True)

@@ -79,21 +79,48 @@ class Process:
     seconds: float
     rss_mb: float
     cpu_seconds: float = 0.0  # user + system time of the process (0 where not measured)
+    tree_rss_mb: float = 0.0  # peak of the summed RSS of it and its descendants (sampled)
 
 
 # Runs the command as its own child and reports that child's wall time and peak RSS. Linux
 # carries a process's pre-exec RSS into ru_maxrss (and vfork shares the parent's memory map), so
 # a child spawned straight from this big harness would report the harness's peak; spawned from
 # this small launcher, its figure is its own.
+# It also samples, every 50 ms, the summed RSS of the child and all its descendants (worker
+# processes: a PST copy's ``pstassemble``), whose peaks ru_maxrss does not add up.
 LAUNCHER = """
-import json, os, subprocess, sys, time
+import json, os, subprocess, sys, threading, time
+def tree_kb(root):
+    parents, rss = {}, {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(pid)] = int(fields[1])
+        rss[int(pid)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    total = 0
+    for pid in rss:
+        up = pid
+        while up > 1 and up != root:
+            up = parents.get(up, 0)
+        total += rss[pid] if up == root else 0
+    return total
+peak, done = [0], threading.Event()
+def sample(root):
+    while not done.wait(0.05):
+        peak[0] = max(peak[0], tree_kb(root))
 start = time.monotonic()
 proc = subprocess.Popen(sys.argv[2:])
+threading.Thread(target=sample, args=(proc.pid,), daemon=True).start()
 _, status, usage = os.wait4(proc.pid, 0)
 seconds = time.monotonic() - start
+done.set()
 with open(sys.argv[1], "w") as out:
     json.dump(
-        {"seconds": seconds, "rss_kb": usage.ru_maxrss, "cpu": usage.ru_utime + usage.ru_stime}, out
+        {"seconds": seconds, "rss_kb": usage.ru_maxrss, "cpu": usage.ru_utime + usage.ru_stime,
+         "tree_rss_kb": max(peak[0], usage.ru_maxrss)}, out
     )
 sys.exit(os.waitstatus_to_exitcode(status))
 """
@@ -130,6 +157,7 @@ def run_process(argv: list[str], env: dict[str, str] | None = None) -> Process:
             usage["seconds"],
             usage["rss_kb"] / 1024,
             usage.get("cpu", 0.0),
+            usage.get("tree_rss_kb", 0) / 1024,
         )
 
 

@@ -71,7 +71,8 @@ def by_nodes(
 
 @pytest.mark.parametrize("size", [None, 5000, 100_000, XXBLOCK_BYTES])
 def test_every_attachment_reads_as_libpff_reads_it(tmp_path: Path, size: int | None) -> None:
-    path = PST if size is None else enlarged(tmp_path, size)
+    copies = 1 if size in (None, XXBLOCK_BYTES) else 2  # 22 of 8 MB are enough
+    path = PST if size is None else enlarged(tmp_path, size, copies)
     nodes = pstnodes.Nodes.open(path)
     assert nodes is not None
     items = messages(path)
@@ -81,7 +82,7 @@ def test_every_attachment_reads_as_libpff_reads_it(tmp_path: Path, size: int | N
         assert by_nodes(nodes, item) == expected
         seen += len(expected)
         assert all(len(data) == (size or len(data)) for *_, data in expected)
-    assert seen == 22 * (1 if size is None else 2)  # 11 pictures in each of 2 messages
+    assert seen == 22 * copies  # 11 pictures in each of 2 messages
     if size == XXBLOCK_BYTES:  # the data tree's root is an XXBLOCK of XBLOCKs
         blob = nodes.attachments(int(items[0].identifier))[0].blob  # type: ignore[index]
         root = nodes._block(blob.bid)
@@ -129,8 +130,9 @@ def test_messages_are_the_bytes_libpff_alone_gives(
     account.close()
 
 
-def test_a_data_block_failing_its_crc_fails_its_message_only(tmp_path: Path) -> None:
-    path = enlarged(tmp_path, 100_000, copies=1)
+@pytest.mark.parametrize("copies", [1, 9])  # 9: measured and read in a window
+def test_a_data_block_failing_its_crc_fails_its_messages_only(tmp_path: Path, copies: int) -> None:
+    path = enlarged(tmp_path, 100_000, copies=copies)
     account = PstAccount(path)
     inbox = account._folder("INBOX").get_sub_message(0)
     nodes = pstnodes.Nodes.open(path)
@@ -144,9 +146,56 @@ def test_a_data_block_failing_its_crc_fails_its_message_only(tmp_path: Path) -> 
     with pytest.raises(OSError, match="fails its check"):
         blob.read()
     nodes.close()
-    _metas, [broken] = copied(account, "INBOX")
-    assert isinstance(broken, MessageError)
-    assert str(path) in broken.reason and "damaged item" in broken.reason
-    _metas, [other] = copied(account, "Recovered_Group2")
-    assert not isinstance(other, MessageError)
+    _metas, broken = copied(account, "INBOX")  # its copies share the block
+    assert len(broken) == copies
+    for message in broken:
+        assert isinstance(message, MessageError)
+        assert str(path) in message.reason and "damaged item" in message.reason
+    _metas, others = copied(account, "Recovered_Group2")
+    assert len(others) == copies
+    assert not any(isinstance(m, MessageError) for m in others)
+    account.close()
+
+
+def folders(path: Path) -> list[Any]:
+    pff = pypff.file()
+    pff.open(str(path))
+    found = []
+
+    def walk(folder: Any) -> None:
+        found.append(folder)
+        for child in folder.sub_folders:
+            walk(child)
+
+    walk(pff.root_folder)
+    return found
+
+
+@pytest.mark.parametrize("copies", [None, 1000])  # 1,000: a row matrix of 2 blocks
+def test_a_folder_lists_its_messages_in_libpffs_order(tmp_path: Path, copies: int | None) -> None:
+    path = PST if copies is None else enlarged(tmp_path, None, copies)
+    nodes = pstnodes.Nodes.open(path)
+    assert nodes is not None
+    listed = 0
+    for folder in folders(path):
+        expected = [
+            int(folder.get_sub_message(i).identifier) for i in range(folder.number_of_sub_messages)
+        ]
+        found = nodes.contents(int(folder.identifier))
+        assert found == expected or (found is None and expected == [])  # no table: libpff
+        listed += len(expected)
+    assert listed == 2 * (copies or 1)
+    nodes.close()
+
+
+def test_a_folders_uidvalidity_is_what_libpff_alone_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = enlarged(tmp_path, None, 30)
+    account = PstAccount(path)
+    own = {f: account.status(f).uidvalidity for f in ("INBOX", "Recovered_Group2")}
+    account.close()
+    monkeypatch.setattr(pstnodes.Nodes, "open", classmethod(lambda *_: None))
+    account = PstAccount(path)
+    assert {f: account.status(f).uidvalidity for f in own} == own  # re-runs know their folders
     account.close()

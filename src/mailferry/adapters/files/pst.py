@@ -300,14 +300,24 @@ class PstAccount(FileAccount):
 
     def _load(self, folder: str) -> Listing:
         box = self._folder(folder)
-        identifiers = []
-        for index in range(box.number_of_sub_messages):
-            try:
-                identifiers.append(str(box.get_sub_message(index).identifier).encode())
-            except OSError:
-                identifiers.append(b"?")
+        identifiers = [str(nid).encode() for nid in self._nids(box)]
         validity = digest_validity([str(self.path).encode(), folder.encode(), *identifiers])
         return PstListing(self.path, folder, box, validity, self._frames, self._token, self._nodes)
+
+    def _nids(self, box: Any) -> list[int | str]:
+        """The folder's items' NIDs, in order: from its contents table (``pstnodes``) when it
+        lists as many as libpff counts, else from libpff item by item ("?": unreadable)."""
+        count = box.number_of_sub_messages
+        found = self._nodes.contents(int(box.identifier)) if self._nodes else None
+        if found is not None and len(found) == count:
+            return list(found)
+        nids: list[int | str] = []
+        for index in range(count):
+            try:
+                nids.append(int(box.get_sub_message(index).identifier))
+            except OSError:
+                nids.append("?")
+        return nids
 
     def _role(self, name: str) -> frozenset[str]:
         """The store's word (a localized Outlook's "Gesendete Elemente" is Sent), else the name's

@@ -7,7 +7,8 @@ planning read every attachment, and copying it read them again. Here the node an
 node (2.3.1), BTH (2.3.2) and property and table contexts (2.3.3, 2.3.4) are read straight from
 the file: an attachment's name, MIME tag and size come from its property context without its
 data, which is read once, when the message is copied, block by block (each block's CRC checked,
-5.3, and its NDB_CRYPT_PERMUTE encoding undone, 5.1, at memory speed).
+5.3, and its NDB_CRYPT_PERMUTE encoding undone, 5.1, at memory speed). A folder's messages are
+listed from its contents table the same way (``contents``).
 
 Only what is plain is read here: a Unicode PST (wVer 23) with no or permutative encoding, and
 attachments by value (PidTagAttachMethod 1) with Unicode names. Anything else (an ANSI PST, cyclic
@@ -37,6 +38,7 @@ BRANCH = struct.Struct("<QQQ")  # btkey, BREF (bid, ib)
 BLOCK_TRAILER = struct.Struct("<HHIQ")  # cb, wSig, dwCRC, bid
 INTERNAL = 0x2  # a BID's bit for blocks of the NDB's own structures (never encoded)
 ATTACHMENT_TABLE = 0x671  # NID_ATTACHMENT_TABLE, in a message's subnodes
+CONTENTS_TABLE = 0x0E  # NID_TYPE_CONTENTS_TABLE: a folder's NID with this type
 BY_VALUE = 1  # PidTagAttachMethod: afByValue
 ATTACH_DATA, ATTACH_METHOD = 0x3701, 0x3705
 ATTACH_FILENAME, ATTACH_LONG_FILENAME, ATTACH_MIME_TAG = 0x3704, 0x3707, 0x370E
@@ -120,6 +122,16 @@ class Nodes:
 
     def close(self) -> None:
         os.close(self._fd)
+
+    def contents(self, folder: int) -> list[int] | None:
+        """The NIDs of folder ``folder``'s messages in its contents table's order (libpff's
+        order of a folder's items), from the table alone: without opening every item, which
+        was most of listing a big folder through libpff. None: ask libpff."""
+        try:
+            node = self._node((folder & ~0x1F) | CONTENTS_TABLE)
+            return _row_ids(self.heap(node), self, node)
+        except (NotPlainError, KeyError, IndexError, struct.error):
+            return None
 
     # -- attachments ------------------------------------------------------------------------
     def attachments(self, nid: int) -> list[Stored] | None:
