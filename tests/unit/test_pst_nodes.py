@@ -199,3 +199,34 @@ def test_a_folders_uidvalidity_is_what_libpff_alone_gives(
     account = PstAccount(path)
     assert {f: account.status(f).uidvalidity for f in own} == own  # re-runs know their folders
     account.close()
+
+
+class _Counting:
+    """A pypff folder whose items opened are counted."""
+
+    def __init__(self, folder: Any) -> None:
+        self._folder = folder
+        self.opened: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._folder, name)
+
+    def get_sub_message(self, index: int) -> Any:
+        self.opened.append(index)
+        return self._folder.get_sub_message(index)
+
+
+def test_a_measured_message_is_copied_without_opening_it_again(tmp_path: Path) -> None:
+    path = enlarged(tmp_path, 100_000, copies=3)
+    account = PstAccount(path)
+    metas = list(account.fetch_meta("INBOX"))
+    listing = account.listing("INBOX")
+    counting = _Counting(listing.folder)  # type: ignore[attr-defined]
+    listing.folder = counting  # type: ignore[attr-defined]
+    found = list(account.fetch_messages("INBOX", metas))
+    assert counting.opened == []  # its frame, and its attachments by pstnodes
+    assert [m.size for m in found] == [m.size for m in metas] == [len(m.body.read()) for m in found]
+    again = list(account.fetch_messages("INBOX", metas))  # no frames left: through libpff
+    assert counting.opened == [0, 1, 2]
+    assert [m.sha256 for m in again] == [m.sha256 for m in found]
+    account.close()

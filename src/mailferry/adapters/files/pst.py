@@ -73,6 +73,7 @@ class PstListing:
     frames: Frames
     owner: int = 0  # the session's token in ``frames``' keys
     nodes: pstnodes.Nodes | None = None  # attachments read without libpff (a Unicode PST)
+    nids: list[int | str] = field(default_factory=list)  # the items' NIDs, "?" unreadable
     sizes: dict[int, int] = field(default_factory=dict)
     rebuilt: set[int] = field(default_factory=set)
     rendered: set[int] = field(default_factory=set)  # bodies rendered from RTF (``RENDERED``)
@@ -110,7 +111,7 @@ class PstListing:
     def read(self, index: int) -> bytes:
         frame = self.frames.take((self.owner, self.name, index))
         try:
-            built = pstmail.from_frame(frame)  # all kept: libpff is not asked again
+            built = pstmail.from_frame(frame) or self._from_nodes(index, frame)  # not libpff
             if built is None:
                 item = self.folder.get_sub_message(index)
                 props = pstmail.properties(item)
@@ -123,6 +124,17 @@ class PstListing:
             self.rebuilt.add(index)
             log.info("pst.rebuilt", folder=self.name, message=index + 1)
         return built.data
+
+    def _from_nodes(self, index: int, frame: pstmail.Frame | None) -> pstmail.Built | None:
+        """The message from its frame and its attachments' data read by ``pstnodes``: the item
+        is not opened through libpff again."""
+        nid = self.nids[index] if index < len(self.nids) else None
+        if frame is None or self.nodes is None or not isinstance(nid, int):
+            return None
+        found = self.nodes.attachments(nid)
+        if found is None or len(found) + 1 != len(frame.pieces):
+            return None
+        return pstmail.from_frame(frame, [attachment.blob.read() for attachment in found])
 
     def _stored(self, item: Any) -> list[pstmail.Attachment] | None:
         """The item's attachments, their data not read yet (``pstnodes``); None: ask libpff."""
@@ -300,9 +312,13 @@ class PstAccount(FileAccount):
 
     def _load(self, folder: str) -> Listing:
         box = self._folder(folder)
-        identifiers = [str(nid).encode() for nid in self._nids(box)]
-        validity = digest_validity([str(self.path).encode(), folder.encode(), *identifiers])
-        return PstListing(self.path, folder, box, validity, self._frames, self._token, self._nodes)
+        nids = self._nids(box)
+        validity = digest_validity(
+            [str(self.path).encode(), folder.encode(), *(str(nid).encode() for nid in nids)]
+        )
+        return PstListing(
+            self.path, folder, box, validity, self._frames, self._token, self._nodes, nids
+        )
 
     def _nids(self, box: Any) -> list[int | str]:
         """The folder's items' NIDs, in order: from its contents table (``pstnodes``) when it

@@ -203,11 +203,13 @@ def build(
     return Built(skeleton.prefix + _splice(pieces, skeleton.data), skeleton.rebuilt)
 
 
-def from_frame(frame: Frame | None) -> Built | None:
-    """The message from a frame that kept its attachments' bytes; None without one."""
-    if frame is None or frame.data is None or len(frame.data) + 1 != len(frame.pieces):
+def from_frame(frame: Frame | None, data: Sequence[bytes] | None = None) -> Built | None:
+    """The message from a frame and its attachments' bytes (``data``, else those the frame kept);
+    None without them."""
+    data = frame.data if frame is not None and data is None else data
+    if frame is None or data is None or len(data) + 1 != len(frame.pieces):
         return None
-    return Built(_splice(frame.pieces, list(frame.data)), frame.rebuilt)
+    return Built(_splice(frame.pieces, list(data)), frame.rebuilt)
 
 
 def measure(
