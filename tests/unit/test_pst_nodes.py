@@ -100,7 +100,10 @@ def test_files_it_does_not_read_are_left_to_libpff(tmp_path: Path) -> None:
     ansi = tmp_path / "ansi.pst"
     data[10:12] = struct.pack("<H", 14)
     ansi.write_bytes(bytes(data))
-    assert [pstnodes.Nodes.open(p) for p in (ost, cyclic, ansi, tmp_path)] == [None] * 4
+    short = tmp_path / "short.pst"
+    short.write_bytes(PST.read_bytes()[:12])
+    files = (ost, cyclic, ansi, short, tmp_path, tmp_path / "missing.pst")
+    assert [pstnodes.Nodes.open(p) for p in files] == [None] * 6
 
 
 def copied(account: PstAccount, folder: str) -> tuple[list[Any], list[Any]]:

@@ -139,7 +139,7 @@ class PstListing:
     def _stored(self, item: Any) -> list[pstmail.Attachment] | None:
         """The item's attachments, their data not read yet (``pstnodes``); None: ask libpff."""
         found = self.nodes.attachments(int(item.identifier)) if self.nodes else None
-        if found is None:
+        if found is None or len(found) != item.number_of_attachments:  # libpff counts otherwise
             return None
         return [pstmail.described(a.long_name, a.name, a.mime_tag, a.blob) for a in found]
 

@@ -110,11 +110,14 @@ class Nodes:
     def open(cls, path: Path) -> Nodes | None:
         try:
             fd = os.open(path, os.O_RDONLY)
-            header = os.pread(fd, 564, 0)
         except OSError:
             return None
+        try:
+            header = os.pread(fd, 564, 0)
+        except OSError:
+            header = b""
         crypt = header[513] if len(header) == 564 else -1
-        if header[:4] != b"!BDN" or struct.unpack_from("<H", header, 10)[0] != 23 or crypt > 1:
+        if crypt not in (0, 1) or header[:4] != b"!BDN" or header[10:12] != b"\x17\x00":  # wVer 23
             os.close(fd)
             return None
         nbt, bbt = (struct.unpack_from("<Q", header, at)[0] for at in (224, 240))
