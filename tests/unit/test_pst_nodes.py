@@ -210,8 +210,10 @@ class _Counting:
     def __init__(self, folder: Any) -> None:
         self._folder = folder
         self.opened: list[int] = []
+        self.asked: list[str] = []
 
     def __getattr__(self, name: str) -> Any:
+        self.asked.append(name)
         return getattr(self._folder, name)
 
     def get_sub_message(self, index: int) -> Any:
@@ -232,4 +234,14 @@ def test_a_measured_message_is_copied_without_opening_it_again(tmp_path: Path) -
     again = list(account.fetch_messages("INBOX", metas))  # no frames left: through libpff
     assert counting.opened == [0, 1, 2]
     assert [m.sha256 for m in again] == [m.sha256 for m in found]
+    account.close()
+
+
+def test_a_folders_status_leaves_its_items_and_libpffs_table_alone(tmp_path: Path) -> None:
+    path = enlarged(tmp_path, None, 30)
+    account = PstAccount(path)
+    counting = _Counting(account._folder("INBOX"))
+    account._folders["INBOX"] = counting
+    assert account.status("INBOX").exists == 30
+    assert counting.asked == ["identifier"] and counting.opened == []  # its contents table
     account.close()

@@ -79,7 +79,14 @@ class PstListing:
     rendered: set[int] = field(default_factory=set)  # bodies rendered from RTF (``RENDERED``)
 
     def __len__(self) -> int:
-        return int(self.folder.number_of_sub_messages)
+        # From the contents table (``PstAccount._nids``): a session that only takes a folder's
+        # status does not make libpff load the table (~12-15 MB a handle for 20,000 items).
+        return len(self.nids) if self.nids else int(self.folder.number_of_sub_messages)
+
+    def _key(self, index: int, nid: object) -> tuple[object, ...]:
+        """A frame's key: the item's NID with its index, so that a frame is only ever spliced
+        with the attachments of the item it was measured from."""
+        return (self.owner, self.name, index, nid)
 
     def entry(self, index: int) -> Entry:
         try:
@@ -105,11 +112,12 @@ class PstListing:
             return Entry(flags, date, 0), b""
         self.sizes[index] = found.size
         if found.frame is not None:
-            self.frames.keep((self.owner, self.name, index), found.frame)
+            self.frames.keep(self._key(index, int(item.identifier)), found.frame)
         return Entry(flags, date, found.size), found.head
 
     def read(self, index: int) -> bytes:
-        frame = self.frames.take((self.owner, self.name, index))
+        nid = self.nids[index] if index < len(self.nids) else None
+        frame = self.frames.take(self._key(index, nid))
         try:
             built = pstmail.from_frame(frame) or self._from_nodes(index, frame)  # not libpff
             if built is None:
@@ -321,14 +329,13 @@ class PstAccount(FileAccount):
         )
 
     def _nids(self, box: Any) -> list[int | str]:
-        """The folder's items' NIDs, in order: from its contents table (``pstnodes``) when it
-        lists as many as libpff counts, else from libpff item by item ("?": unreadable)."""
-        count = box.number_of_sub_messages
+        """The folder's items' NIDs, in order: from its contents table (``pstnodes``: libpff's
+        items are its rows, in its order), else from libpff item by item ("?": unreadable)."""
         found = self._nodes.contents(int(box.identifier)) if self._nodes else None
-        if found is not None and len(found) == count:
+        if found is not None:
             return list(found)
         nids: list[int | str] = []
-        for index in range(count):
+        for index in range(box.number_of_sub_messages):
             try:
                 nids.append(int(box.get_sub_message(index).identifier))
             except OSError:
