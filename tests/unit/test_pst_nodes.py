@@ -245,3 +245,11 @@ def test_a_folders_status_leaves_its_items_and_libpffs_table_alone(tmp_path: Pat
     assert account.status("INBOX").exists == 30
     assert counting.asked == ["identifier"] and counting.opened == []  # its contents table
     account.close()
+
+
+def test_a_table_with_no_row_width_is_left_to_libpff() -> None:
+    info = struct.pack("<BBHHHHIII", 0x7C, 0, 0, 0, 0, 0, 0, 0x20, 0)  # TCINFO: rows at a HID
+    block = struct.pack("<HBBII", 12 + len(info), 0xEC, 0x7C, 0x20, 0) + info
+    block += struct.pack("<HHHH", 1, 0, 12, 12 + len(info))  # the page map: one allocation
+    with pytest.raises(pstnodes.NotPlainError, match="row width"):
+        pstnodes._row_ids(pstnodes.Heap([block]), None, (0, 0))  # type: ignore[arg-type]

@@ -337,6 +337,8 @@ def _row_ids(heap: Heap, nodes: Nodes, node: tuple[int, int]) -> list[int]:
     info = heap.get(heap.root)
     width = struct.unpack_from("<H", info, 8)[0]  # rgib[TCI_bm]: a row's bytes
     rows = struct.unpack_from("<I", info, 14)[0]  # hnidRows
+    if width < 4:  # a row starts with its 4-byte ID (PidTagLtpRowId)
+        raise NotPlainError("not a table's row width")
     if rows == 0:
         return []
     if rows & 0x1F == 0:
