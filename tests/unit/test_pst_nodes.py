@@ -253,3 +253,23 @@ def test_a_table_with_no_row_width_is_left_to_libpff() -> None:
     block += struct.pack("<HHHH", 1, 0, 12, 12 + len(info))  # the page map: one allocation
     with pytest.raises(pstnodes.NotPlainError, match="row width"):
         pstnodes._row_ids(pstnodes.Heap([block]), None, (0, 0))  # type: ignore[arg-type]
+
+
+def heap_of(*allocations: bytes, client: int = 0xBC) -> pstnodes.Heap:
+    """A one-block heap on node holding ``allocations`` (HIDs 0x20, 0x40, ...)."""
+    offsets = [12]
+    for allocation in allocations:
+        offsets.append(offsets[-1] + len(allocation))
+    block = struct.pack("<HBBII", offsets[-1], 0xEC, client, 0x20, 0) + b"".join(allocations)
+    block += struct.pack(f"<HH{len(offsets)}H", len(allocations), 0, *offsets)
+    return pstnodes.Heap([block])
+
+
+def test_a_bth_pointing_back_on_itself_is_left_to_libpff() -> None:
+    header = struct.pack("<BBBBI", 0xB5, 2, 6, 8, 0x40)  # 8 levels under the root at 0x40
+    loop = struct.pack("<HI", 1, 0x40) * 500  # 500 children, each the same page again
+    with pytest.raises(pstnodes.NotPlainError, match="past any real"):
+        pstnodes.properties(heap_of(header, loop))
+    leaf = struct.pack("<HHI", 0x3705, 3, 1)
+    flat = heap_of(struct.pack("<BBBBI", 0xB5, 2, 6, 0, 0x40), leaf)
+    assert pstnodes.properties(flat) == {0x3705: (3, 1)}

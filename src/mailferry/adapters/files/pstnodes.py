@@ -43,6 +43,8 @@ BY_VALUE = 1  # PidTagAttachMethod: afByValue
 ATTACH_DATA, ATTACH_METHOD = 0x3701, 0x3705
 ATTACH_FILENAME, ATTACH_LONG_FILENAME, ATTACH_MIME_TAG = 0x3704, 0x3707, 0x370E
 BINARY, UNICODE, INTEGER32 = 0x0102, 0x001F, 0x0003
+MAX_LEVELS = 8  # of a B-tree or BTH: deeper is damage, not a big file
+RECORDS_READ = 1 << 16  # of one BTH, at most (a property context has a few hundred)
 PAGES_KEPT = 4096  # B-tree pages cached per file (2 MiB): the upper levels are read once
 
 # [MS-PST] 5.1 mpbbCrypt, its first 256 bytes: the NDB_CRYPT_PERMUTE encoding of a data block.
@@ -180,7 +182,7 @@ class Nodes:
         return found[1], found[2]
 
     def _find(self, ib: int, key: int, ptype: int, leaf: struct.Struct) -> tuple[int, ...]:
-        for _ in range(8):
+        for _ in range(MAX_LEVELS):
             level, keys, values = self._page(ib, ptype, leaf)
             at = bisect.bisect_right(keys, key) - 1
             if at < 0 or (level == 0 and keys[at] != key):
@@ -234,33 +236,35 @@ class Nodes:
             raise NotPlainError(f"block {bid:#x} is not a data tree")
         return int(struct.unpack_from("<I", block, 4)[0])
 
-    def data(self, bid: int) -> Iterator[bytes]:
-        """The data blocks of the data tree at ``bid``, in order (XBLOCK/XXBLOCK)."""
+    def data(self, bid: int, levels: tuple[int, ...] = (1, 2)) -> Iterator[bytes]:
+        """The data blocks of the data tree at ``bid``, in order (an XXBLOCK's children are
+        XBLOCKs, an XBLOCK's data blocks: a damaged tree cannot loop)."""
         if not bid & INTERNAL:
             yield self._block(bid)
             return
         block = self._block(bid)
         btype, level, count = struct.unpack_from("<BBH", block)
-        if btype != 0x01 or level not in (1, 2):
+        if btype != 0x01 or level not in levels:
             raise OSError(f"block {bid:#x} is not a data tree")
         for child in struct.unpack_from(f"<{count}Q", block, 8):
-            yield from self.data(child) if level == 2 else (self._block(child),)
+            yield from self.data(child, (1,)) if level == 2 else (self._block(child),)
 
-    def subnodes(self, bid: int) -> dict[int, tuple[int, int]]:
-        """The subnode tree at ``bid``: NID -> (data BID, subnode BID)."""
+    def subnodes(self, bid: int, levels: tuple[int, ...] = (0, 1)) -> dict[int, tuple[int, int]]:
+        """The subnode tree at ``bid``: NID -> (data BID, subnode BID) (an SIBLOCK's children
+        are SLBLOCKs)."""
         found: dict[int, tuple[int, int]] = {}
         if bid == 0:
             return found
         block = self._block(bid)
         btype, level, count = struct.unpack_from("<BBH", block)
-        if btype != 0x02 or level not in (0, 1):
+        if btype != 0x02 or level not in levels:
             raise NotPlainError(f"block {bid:#x} is not a subnode tree")
         for i in range(count):
             if level == 0:
                 nid, data, sub = struct.unpack_from("<QQQ", block, 8 + 24 * i)
                 found[nid & 0xFFFFFFFF] = (data, sub)
             else:
-                found.update(self.subnodes(struct.unpack_from("<QQ", block, 8 + 16 * i)[1]))
+                found.update(self.subnodes(struct.unpack_from("<QQ", block, 8 + 16 * i)[1], (0,)))
         return found
 
     def heap(self, node: tuple[int, int]) -> Heap:
@@ -291,17 +295,22 @@ class Heap:
         """A BTH's records (2.3.2) as (key, data), in key order."""
         header = self.get(hid)
         kind, key, data, levels, root = struct.unpack_from("<BBBBI", header)
-        if kind != 0xB5:
+        if kind != 0xB5 or levels > MAX_LEVELS:
             raise NotPlainError("not a BTH")
-        yield from self._records(root, key, data, levels) if root else ()
+        yield from self._records(root, key, data, levels, [RECORDS_READ]) if root else ()
 
-    def _records(self, hid: int, key: int, data: int, level: int) -> Iterator[tuple[bytes, bytes]]:
+    def _records(
+        self, hid: int, key: int, data: int, level: int, budget: list[int]
+    ) -> Iterator[tuple[bytes, bytes]]:
         records = self.get(hid)
         width = key + (4 if level else data)
+        budget[0] -= 1 + len(records) // max(width, 1)  # a damaged BTH may point back on itself
+        if budget[0] < 0 or width == 0:
+            raise NotPlainError("a BTH past any real one's size")
         for at in range(0, len(records) - width + 1, width):
             if level:
                 child = struct.unpack_from("<I", records, at + key)[0]
-                yield from self._records(child, key, data, level - 1)
+                yield from self._records(child, key, data, level - 1, budget)
             else:
                 yield records[at : at + key], records[at + key : at + width]
 
