@@ -5,11 +5,9 @@ file does not have. Every file here is permute-encoded ([MS-PST] 5.1), as Outloo
 
 from __future__ import annotations
 
-import importlib
 import lzma
 import shutil
 import struct
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +17,8 @@ import pytest
 from mailferry.adapters.files import pstmail, pstnodes
 from mailferry.adapters.files.pst import PstAccount
 from mailferry.domain.errors import MessageError
+from tests.unit.pstfiles import OST, PST, pstgrow
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-pstgrow = importlib.import_module("pstgrow")
-
-PST = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "pst" / "outlook.pst"
-if not PST.exists():
-    PST = Path("/work/shared/testdata/pst/outlook.pst")
-OST = Path(__file__).resolve().parents[1] / "data" / "pst" / "mtnman.ost.xz"
 XXBLOCK_BYTES = 1022 * 8176  # one block more than an XBLOCK holds
 
 

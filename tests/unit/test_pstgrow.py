@@ -6,26 +6,17 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import importlib
 import re
 import shutil
 import struct
 import subprocess
-import sys
 from pathlib import Path
 
 import pypff
 import pytest
 
 from mailferry.adapters.files.pst import PstAccount
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-pstgrow = importlib.import_module("pstgrow")
-
-PST = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "pst" / "outlook.pst"
-if not PST.exists():
-    PST = Path("/work/shared/testdata/pst/outlook.pst")
-OST = Path(__file__).resolve().parents[1] / "data" / "pst" / "mtnman.ost.xz"
+from tests.unit.pstfiles import OST, PST, pstgrow
 
 
 def grown(tmp_path: Path, copies: int) -> Path:
