@@ -119,7 +119,7 @@ class PstListing:
         nid = self.nids[index] if index < len(self.nids) else None
         frame = self.frames.take(self._key(index, nid))
         try:
-            built = pstmail.from_frame(frame) or self._from_nodes(index, frame)  # not libpff
+            built = pstmail.from_frame(frame) or self._from_nodes(nid, frame)  # not libpff
             if built is None:
                 item = self.folder.get_sub_message(index)
                 props = pstmail.properties(item)
@@ -133,10 +133,9 @@ class PstListing:
             log.info("pst.rebuilt", folder=self.name, message=index + 1)
         return built.data
 
-    def _from_nodes(self, index: int, frame: pstmail.Frame | None) -> pstmail.Built | None:
+    def _from_nodes(self, nid: object, frame: pstmail.Frame | None) -> pstmail.Built | None:
         """The message from its frame and its attachments' data read by ``pstnodes``: the item
-        is not opened through libpff again."""
-        nid = self.nids[index] if index < len(self.nids) else None
+        (``nid``, the frame's) is not opened through libpff again."""
         if frame is None or self.nodes is None or not isinstance(nid, int):
             return None
         found = self.nodes.attachments(nid)

@@ -2,15 +2,15 @@
 folder measured ahead (``ListedAhead``).
 
 Measuring a PST message for planning through libpff reads its attachments (libpff loads an
-attachment's data whenever it is opened, ~100 MB/s; an ANSI PST or an OST: a Unicode PST's are
-read by ``pstnodes``, which measures without reading them): for a folder of mail with attachments that was most of its
-planning, one item after another, while the email and MIME work waited. libpff lets go of the
-GIL while it reads, so two threads read the next items' attachments (every second item each)
-while the planner measures this one. Each opens the file again (a libpff handle is not shared
-between threads) and hands out plain bytes and strings only. Bounded for the process
-(``Budget``: a run's lanes each measure a folder at once): a reader stops while ``AHEAD_LIMIT``
-bytes wait in all (one item of its own at least). Whatever it could not read, or did not read in
-time, the planner reads itself as before (so a damaged item fails where it always did).
+attachment's data whenever it is opened, ~100 MB/s; an ANSI PST or an OST: a Unicode PST's are read
+by ``pstnodes``, which measures without reading them): for a folder of mail with attachments that
+was most of its planning, one item after another, while the email and MIME work waited. libpff lets
+go of the GIL while it reads, so two threads read the next items' attachments (every second item
+each) while the planner measures this one. Each opens the file again (a libpff handle is not shared
+between threads) and hands out plain bytes and strings only. Bounded for the process (``Budget``: a
+run's lanes each measure a folder at once): a reader stops while ``AHEAD_LIMIT`` bytes wait in all
+(one item of its own at least). Whatever it could not read, or did not read in time, the planner
+reads itself as before (so a damaged item fails where it always did).
 
 ``ListedAhead`` measures a whole folder (its listing for planning) on a thread, for the run to
 take later (``PstAccount.send_listing``): the run asks it for the folder it plans first while the

@@ -191,8 +191,8 @@ def build(
         return built
     if frame is not None:
         data = _attachments(item) if attachments is None else [a.content() for a in attachments]
-        if len(data) + 1 == len(frame.pieces):
-            return Built(_splice(frame.pieces, data), frame.rebuilt)
+        if (built := from_frame(frame, data)) is not None:
+            return built
     skeleton = _skeleton(item, props, attachments)
     pieces = skeleton.flat.split(skeleton.marker)
     if len(pieces) != len(skeleton.attachments) + 1:  # the marker is in a body too: the long way
